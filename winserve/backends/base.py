@@ -1,0 +1,93 @@
+"""The backend interface every protocol and page goes through:
+describe / predict / health / close."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from winserve.errors import ModelError, ModelInputError
+from winserve.model_info import ModelInfo
+from winserve.payload import Payload
+
+Status = Literal["loading", "ready", "degraded", "failed", "stopped"]
+ReplicaState = Literal["starting", "loading", "ready", "restarting", "failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaHealth:
+    replica: int
+    state: ReplicaState
+    restarts: int = 0
+    pid: int | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class Health:
+    status: Status
+    replicas: tuple[ReplicaHealth, ...] = ()
+    reason: str = ""
+    queue_depth: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def serving(self) -> bool:
+        return self.status in ("ready", "degraded")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["replicas"] = [asdict(r) for r in self.replicas]
+        if not self.reason:
+            del data["reason"]
+        if not self.extra:
+            del data["extra"]
+        return data
+
+
+class Backend(abc.ABC):
+    """Where the model runs. Thread-safe: waitress threads call ``predict`` concurrently."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin loading the model; returns at once."""
+
+    @abc.abstractmethod
+    def wait_ready(self, timeout: float) -> ModelInfo:
+        """Block until the model is loaded; ``ModelLoadError`` if it cannot be, or in time."""
+
+    @abc.abstractmethod
+    def describe(self) -> ModelInfo:
+        """The loaded model's description; ``ModelUnavailable`` before the first load."""
+
+    @abc.abstractmethod
+    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
+        """Predict for validated rows; raises a ``WinserveError`` with its status."""
+
+    @abc.abstractmethod
+    def health(self) -> Health: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop every process this backend started; idempotent."""
+
+
+def prediction_from(record: dict[str, Any], log: Any = None) -> Prediction:
+    """Turn a model-host answer record into a ``Prediction`` or the error it stands for."""
+    if record.get("ok"):
+        return Prediction(record["predictions"], record.get("probabilities"))
+    error = record["error"]
+    lines = str(error["message"]).strip().splitlines()
+    summary = f"{error['type']}: {lines[0] if lines else ''}"
+    if error.get("input_error"):
+        raise ModelInputError(f"the model rejected the input: {summary}")
+    if log is not None and error.get("traceback"):
+        log.error("model raised %s\n%s", error["type"], error["traceback"])
+    raise ModelError(f"the model failed: {summary}")

@@ -1,0 +1,64 @@
+"""``LocalBackend``: the model inside the web process (tests, ``--in-process`` debugging).
+
+Same interface as the pool, same host code, no crash isolation and no deadlines: a model that
+hangs here hangs its caller. Calls are serialised with a lock, as in a model host.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, prediction_from
+from winserve.errors import ModelLoadError, ModelUnavailable
+from winserve.host import ModelHost
+from winserve.model_info import ModelInfo, ModelSpec
+from winserve.payload import Payload
+
+log = logging.getLogger("winserve.model")
+
+
+class LocalBackend(Backend):
+    def __init__(self, spec: ModelSpec) -> None:
+        self._spec = spec
+        self._host = ModelHost()
+        self._lock = threading.Lock()
+        self._info: ModelInfo | None = None
+        self._error = ""
+        self._closed = False
+
+    def start(self) -> None:
+        with self._lock:
+            record = self._host.load(self._spec)
+        if record["ok"]:
+            self._info = ModelInfo.from_dict(record["info"])
+        else:
+            self._error = record["error"]["message"]
+
+    def wait_ready(self, timeout: float) -> ModelInfo:
+        if self._info is None:
+            raise ModelLoadError(self._error or "the model is not loaded")
+        return self._info
+
+    def describe(self) -> ModelInfo:
+        if self._info is None:
+            raise ModelUnavailable("the model is not loaded")
+        return self._info
+
+    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
+        if self._info is None or self._closed:
+            raise ModelUnavailable("the model is not loaded")
+        with self._lock:
+            record = self._host.predict(payload, proba)
+        return prediction_from(record, log)
+
+    def health(self) -> Health:
+        if self._closed:
+            return Health("stopped", (ReplicaHealth(0, "stopped"),))
+        if self._info is None:
+            return Health("failed", (ReplicaHealth(0, "failed", last_error=self._error),),
+                          reason=self._error)
+        return Health("ready", (ReplicaHealth(0, "ready", pid=self._host.pid()),))
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,365 @@
+"""``PoolBackend``: N model-host replicas behind one queue, with deadlines, batching and respawn.
+
+::
+
+    waitress threads                 PoolBackend                        model hosts (spawn)
+    ────────────────                 ───────────                        ───────────────────
+    predict(payload) ─► Job ─► queue (deque, bounded by max_queue)
+         │ waits on job.done                 │
+         │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
+         │                          take every job waiting (≤ max_batch_rows) ─► one call
+         ◄──── result / error ──── split the answer by rows          replica 1 ─ ModelHost
+                                    deadline passed → kill, respawn (504 to its callers)
+                                    process died → respawn with backoff; jobs of a crashed
+                                      batch are retried once, each alone (503 if it crashes again)
+                                    model raised on a batch → retry its jobs one by one, so
+                                      only the bad request gets the error
+
+Every wait is bounded: a caller waits at most ``timeout`` (+ a small grace) from the moment it
+queued; a dispatcher's call at most until the latest deadline of its batch; a load at most
+``load_timeout``. Only the dispatcher thread of a replica talks to its host.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from winserve.backends.base import Backend, Health, Prediction, prediction_from
+from winserve.backends.proxy import HOST_GONE
+from winserve.backends.replica import Replica
+from winserve.errors import (
+    ModelError,
+    ModelLoadError,
+    ModelTimeout,
+    ModelUnavailable,
+    WinserveError,
+)
+from winserve.model_info import ModelInfo, ModelSpec
+from winserve.payload import Payload, merge_payloads, row_count
+
+log = logging.getLogger("winserve.pool")
+
+CALLER_GRACE = 0.25        # seconds a caller waits past its deadline for the dispatcher's verdict
+IDLE_CHECK = 0.5           # seconds between liveness checks of an idle replica
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
+
+Outcome = Literal["ok", "timeout", "dead"]
+
+
+@dataclass(eq=False)
+class Job:
+    payload: Payload
+    rows: int
+    proba: bool
+    deadline: float
+    timeout: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Prediction | None = None
+    error: WinserveError | None = None
+    solo: bool = False
+    retried: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve(self, result: Prediction | None = None,
+                error: WinserveError | None = None) -> None:
+        with self._lock:
+            if self.done.is_set():
+                return
+            self.result, self.error = result, error
+            self.done.set()
+
+    def timed_out(self) -> ModelTimeout:
+        return ModelTimeout(f"the model did not answer within {self.timeout:g} s "
+                            "(setting: timeout)")
+
+
+class PoolBackend(Backend):
+    def __init__(self, spec: ModelSpec, *, workers: int = 1, timeout: float = 30.0,
+                 load_timeout: float = 300.0, max_batch_rows: int = 256,
+                 max_batch_wait_ms: float = 0.0, max_queue: int = 512) -> None:
+        self._spec = spec
+        self._timeout = timeout
+        self._load_timeout = load_timeout
+        self._max_batch_rows = max_batch_rows
+        self._batch_wait = max_batch_wait_ms / 1000.0
+        self._max_queue = max_queue
+        self._replicas = [Replica(i, spec) for i in range(workers)]
+        self._queue: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._changed = threading.Condition()
+        self._info: ModelInfo | None = None
+        self._threads: list[threading.Thread] = []
+        self._first_attempts = 0
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for replica in self._replicas:
+            thread = threading.Thread(target=self._dispatch, args=(replica,),
+                                      name=f"winserve-replica-{replica.index}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def wait_ready(self, timeout: float) -> ModelInfo:
+        """The first load: returns when one replica is ready, raises when every replica's
+        first attempt failed (the reason is the model's, e.g. a corrupt file)."""
+        end = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if self._info is not None and any(r.state == "ready" for r in self._replicas):
+                    return self._info
+                if self._first_attempts >= len(self._replicas) and self._info is None:
+                    reasons = {r.last_error for r in self._replicas if r.last_error}
+                    raise ModelLoadError("; ".join(sorted(reasons)) or "the model did not load")
+                if self._closing.is_set():
+                    raise ModelLoadError("stopped while the model was loading")
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    raise ModelLoadError(f"the model did not load within {timeout:g} s")
+                self._changed.wait(min(remaining, IDLE_CHECK))
+
+    def close(self) -> None:
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        with self._cond:
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for job in pending:
+            job.resolve(error=ModelUnavailable("the server is shutting down"))
+        for replica in self._replicas:
+            replica.stop()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._notify()
+
+    # -- web side ----------------------------------------------------------------------------
+
+    def describe(self) -> ModelInfo:
+        if self._info is None:
+            raise ModelUnavailable("the model is still loading", retry_after=self._retry_after())
+        return self._info
+
+    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
+        if self._closing.is_set():
+            raise ModelUnavailable("the server is shutting down")
+        if not any(r.state == "ready" for r in self._replicas):
+            states = ", ".join(sorted({r.state for r in self._replicas}))
+            raise ModelUnavailable(f"no model replica is ready ({states}); try again shortly",
+                                   retry_after=self._retry_after())
+        now = time.monotonic()
+        job = Job(payload, row_count(payload), proba, now + self._timeout, self._timeout)
+        with self._cond:
+            if len(self._queue) >= self._max_queue:
+                raise ModelUnavailable(
+                    f"{len(self._queue)} requests are already waiting (setting: max_queue)",
+                    retry_after=1)
+            self._queue.append(job)
+            self._cond.notify()
+        if not job.done.wait(self._timeout + CALLER_GRACE):
+            job.resolve(error=job.timed_out())
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def health(self) -> Health:
+        replicas = tuple(r.health() for r in self._replicas)
+        states = [r.state for r in replicas]
+        if self._closing.is_set():
+            status = "stopped"
+        elif all(s == "ready" for s in states):
+            status = "ready"
+        elif "ready" in states:
+            status = "degraded"
+        elif all(s == "failed" for s in states):
+            status = "failed"
+        else:
+            status = "loading"
+        reason = "; ".join(sorted({r.last_error for r in replicas if r.last_error}))
+        return Health(status, replicas, reason if status != "ready" else "",  # type: ignore[arg-type]
+                      queue_depth=len(self._queue))
+
+    def _retry_after(self) -> int:
+        loads = [r.load_seconds for r in self._replicas if r.load_seconds]
+        return max(1, math.ceil(max(loads, default=2.0)))
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # -- dispatcher side ---------------------------------------------------------------------
+
+    def _dispatch(self, replica: Replica) -> None:
+        backoff = BACKOFF_FIRST
+        while not self._closing.is_set():
+            replica.state = "loading" if replica.restarts == 0 else "restarting"
+            self._notify()
+            loaded = self._load(replica)
+            if loaded:
+                self._notify()
+                self._serve(replica)
+                if time.monotonic() - replica.started_at > BACKOFF_RESET_AFTER:
+                    backoff = BACKOFF_FIRST
+            replica.kill()
+            if self._closing.is_set():
+                break
+            replica.restarts += 1
+            if loaded:
+                replica.state = "restarting"
+            self._notify()
+            log.warning("replica %d: %s; restarting in %.1f s", replica.index,
+                        replica.last_error, backoff)
+            self._closing.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+        replica.stop()
+        self._notify()
+
+    def _load(self, replica: Replica) -> bool:
+        try:
+            info = replica.start(self._load_timeout)
+        except ModelLoadError as exc:
+            replica.last_error = f"cannot load the model: {exc}"
+            replica.state = "failed"
+        except TimeoutError:
+            replica.last_error = f"the model did not load within {self._load_timeout:g} s"
+            replica.state = "failed"
+        except (*HOST_GONE, OSError) as exc:
+            replica.last_error = (f"{replica.exit_description()} while loading "
+                                  f"({type(exc).__name__})")
+            replica.state = "failed"
+        else:
+            if self._info is None:
+                self._info = ModelInfo.from_dict(info)
+            replica.state, replica.last_error = "ready", ""
+            log.info("replica %d ready (pid %s, %.2f s)", replica.index, replica.pid,
+                     replica.load_seconds)
+            return True
+        finally:
+            with self._changed:
+                self._first_attempts += replica.restarts == 0
+        if not self._closing.is_set():
+            log.error("replica %d: %s", replica.index, replica.last_error)
+        return False
+
+    def _serve(self, replica: Replica) -> None:
+        while not self._closing.is_set():
+            jobs = self._take()
+            if not jobs:
+                if not replica.alive():
+                    replica.last_error = replica.exit_description()
+                    return
+                continue
+            if self._run(replica, jobs) != "ok":
+                return
+
+    def _take(self) -> list[Job]:
+        """Every job waiting, up to max_batch_rows (at least one); [] after an idle spell."""
+        with self._cond:
+            if not self._queue:
+                self._cond.wait(IDLE_CHECK)
+            jobs, rows = self._pop_batch([], 0)
+            if jobs and self._batch_wait > 0 and not jobs[0].solo:
+                end = time.monotonic() + self._batch_wait
+                while rows < self._max_batch_rows and (left := end - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                    jobs, rows = self._pop_batch(jobs, rows)
+            return jobs
+
+    def _pop_batch(self, jobs: list[Job], rows: int) -> tuple[list[Job], int]:
+        now = time.monotonic()
+        while self._queue:
+            job = self._queue[0]
+            if job.done.is_set():  # its caller gave up
+                self._queue.popleft()
+                continue
+            if job.deadline <= now:
+                self._queue.popleft()
+                job.resolve(error=job.timed_out())
+                continue
+            if jobs and (job.solo or jobs[0].solo or rows + job.rows > self._max_batch_rows):
+                break
+            jobs.append(self._queue.popleft())
+            rows += job.rows
+        return jobs, rows
+
+    def _requeue(self, jobs: list[Job]) -> None:
+        with self._cond:
+            self._queue.extendleft(reversed(jobs))
+            self._cond.notify_all()
+
+    def _run(self, replica: Replica, jobs: list[Job]) -> Outcome:
+        payload = merge_payloads([j.payload for j in jobs])
+        proba = any(j.proba for j in jobs)
+        wait = max(0.01, max(j.deadline for j in jobs) - time.monotonic())
+        try:
+            record = replica.predict(payload, proba, timeout=wait)
+        except TimeoutError:
+            for job in jobs:
+                job.resolve(error=job.timed_out())
+            replica.last_error = f"a prediction took longer than {self._timeout:g} s"
+            return "timeout"
+        except (*HOST_GONE, OSError) as exc:
+            replica.last_error = f"{replica.exit_description()} during a prediction"
+            self._after_crash(jobs, exc)
+            return "dead"
+        except Exception as exc:  # a broken reply: never trust this connection again
+            log.exception("replica %d: unexpected reply failure", replica.index)
+            for job in jobs:
+                job.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
+            replica.last_error = f"unexpected reply failure ({type(exc).__name__})"
+            return "dead"
+        if record.get("ok"):
+            self._deliver(jobs, record["predictions"], record.get("probabilities"))
+            return "ok"
+        if len(jobs) == 1:
+            try:
+                prediction_from(record, log)
+            except WinserveError as error:
+                jobs[0].resolve(error=error)
+            return "ok"
+        # One request in the batch may be the bad one: retry each alone.
+        for position, job in enumerate(jobs):
+            outcome = self._run(replica, [job])
+            if outcome != "ok":
+                self._requeue(jobs[position + 1:])
+                return outcome
+        return "ok"
+
+    def _after_crash(self, jobs: list[Job], exc: BaseException) -> None:
+        """Jobs of a crashed call get one more try each, alone, on a fresh replica."""
+        retry = [j for j in jobs if not j.retried]
+        for job in jobs:
+            if job.retried:
+                job.resolve(error=ModelUnavailable(
+                    "the model process crashed while predicting this request "
+                    f"({type(exc).__name__}); it is being restarted",
+                    retry_after=self._retry_after()))
+        for job in retry:
+            job.retried, job.solo = True, True
+        self._requeue(retry)
+
+    @staticmethod
+    def _deliver(jobs: list[Job], predictions: list[object],
+                 probabilities: list[list[float]] | None) -> None:
+        start = 0
+        for job in jobs:
+            end = start + job.rows
+            job.resolve(Prediction(predictions[start:end],
+                                   None if probabilities is None or not job.proba
+                                   else probabilities[start:end]))
+            start = end

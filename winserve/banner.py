@@ -1,0 +1,82 @@
+"""What the console tells the person who started winserve: what is served, and where."""
+
+from __future__ import annotations
+
+import socket
+
+from winserve import __version__
+from winserve.model_info import ModelInfo
+
+WIDTH = 10
+
+
+def lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (no packets are sent)."""
+    found: set[str] = set()
+    try:
+        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            address = str(sockaddr[0])
+            if not address.startswith("127."):
+                found.add(address)
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def urls(host: str, port: int) -> tuple[str, list[str]]:
+    """The local URL to open, and the LAN URLs when bound beyond this machine."""
+    wildcard = host in {"0.0.0.0", "::", ""}
+    local_host = "127.0.0.1" if wildcard else host
+    shown = f"[{local_host}]" if ":" in local_host else local_host
+    local = f"http://{shown}:{port}/"
+    lan = [f"http://{a}:{port}/" for a in lan_addresses()] if wildcard else []
+    return local, lan
+
+
+def _line(label: str, text: str) -> str:
+    return f"  {label:<{WIDTH}}{text}"
+
+
+def _shorten(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … ({len(items)} in all)" if len(items) > limit else "")
+
+
+def describe_model(info: ModelInfo) -> list[str]:
+    features = [f"{f.name}" + ("" if f.kind == "number" else f" ({f.kind})") for f in info.features]
+    lines = [_line("model", f"{info.model_type}, {info.task}")]
+    if info.features:
+        lines.append(_line("inputs", f"{info.n_features}: {_shorten(features)}"))
+    else:
+        lines.append(_line("inputs", "not declared by the model (rows are passed as given)"))
+    lines.append(_line("outputs", ", ".join(info.outputs)))
+    if info.classes:
+        lines.append(_line("classes", _shorten([str(c) for c in info.classes])))
+    if info.sha256:
+        lines.append(_line("file", info.source))
+        lines.append(_line("sha256", info.sha256))
+    if info.saved_with_sklearn:
+        lines.append(_line("sklearn", f"saved with {info.saved_with_sklearn}, running "
+                                      f"{info.sklearn_version}"))
+    lines.extend(_line("WARNING", w) for w in info.warnings)
+    return lines
+
+
+def ready(info: ModelInfo, host: str, port: int, workers: int, in_process: bool) -> str:
+    title = f"winserve {__version__} is serving {info.name}"
+    if info.demo:
+        title += " (the built-in DEMO model: give a model file to serve your own)"
+    where = "in this process" if in_process else f"{workers} replica{'s' if workers > 1 else ''}"
+    local, lan = urls(host, port)
+    lines = [title, *describe_model(info),
+             _line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
+             _line("open", local)]
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        lines.append("")
+        lines.append("  LISTENING ON THE NETWORK: anyone who can reach this computer can use "
+                     "this model.")
+        lines.extend(_line("network", url) for url in lan or ["(no network address found)"])
+    else:
+        lines.append(_line("network", "this computer only (set host = \"0.0.0.0\" to share)"))
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)

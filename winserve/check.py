@@ -1,0 +1,45 @@
+"""``winserve check MODEL``: load the model in a spawned host exactly as serving would, show
+what was found, run one sample prediction, exit 0 or 1 with a one-line reason."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from winserve import banner
+from winserve.backends.replica import Replica
+from winserve.errors import ModelLoadError
+from winserve.model_info import ModelInfo
+from winserve.server import model_spec
+from winserve.settings import Settings
+
+
+def check(settings: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    spec = model_spec(settings)
+    print(f"winserve check: {spec.label}", file=out, flush=True)
+    replica = Replica(0, spec)
+    try:
+        info = ModelInfo.from_dict(replica.start(settings.load_timeout))
+    except ModelLoadError as exc:
+        return _fail(out, str(exc))
+    except TimeoutError:
+        return _fail(out, f"the model did not load within {settings.load_timeout:g} s")
+    except (EOFError, OSError) as exc:
+        return _fail(out, f"{replica.exit_description()} while loading ({type(exc).__name__})")
+    finally:
+        replica.stop()
+    for line in banner.describe_model(info):
+        print(line, file=out)
+    if info.sample_error:
+        return _fail(out, f"the sample prediction failed: {info.sample_error}")
+    print(f"  {'sample':<{banner.WIDTH}}→ {json.dumps(info.sample_prediction)}", file=out)
+    print(f"OK: the model loads and predicts (loaded in {info.load_seconds:.2f} s).", file=out,
+          flush=True)
+    return 0
+
+
+def _fail(out: TextIO, reason: str) -> int:
+    print(f"FAILED: {reason}", file=out, flush=True)
+    return 1

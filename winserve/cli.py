@@ -1,0 +1,76 @@
+"""The command line: ``winserve [MODEL] [options]`` and ``winserve check [MODEL]``.
+
+``main(argv) -> int`` parses, builds the settings and hands off; it never calls ``sys.exit``,
+so tests can drive it. Bad settings print one line and return 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from winserve import __version__, settings
+from winserve.errors import SettingsError
+
+DESCRIPTION = ("Serve a trained model (scikit-learn, joblib/pickle, or any object with "
+               "predict) as a web page and a JSON API. Without a model, serves a demo.")
+EPILOG = ("Also: 'winserve check MODEL' loads the model as serving would, runs one sample "
+          "prediction and exits 0 or 1. Every option can also be set as WINSERVE_<NAME> in the "
+          "environment or in winserve.toml.")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise SettingsError(f"{message} (see: winserve --help)")
+
+
+def build_parser(prog: str = "winserve") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=f"winserve {__version__}")
+    for spec in settings.table():
+        meta = spec.metadata
+        if meta["positional"]:
+            parser.add_argument(spec.name, nargs="?", help=meta["help"], metavar=meta["metavar"])
+        elif meta["convert"] is settings.to_bool:
+            parser.add_argument(meta["cli"], dest=spec.name, help=meta["help"],
+                                action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(meta["cli"], dest=spec.name, help=meta["help"],
+                                metavar=meta["metavar"] or spec.name.upper())
+    return parser
+
+
+def parse(argv: Sequence[str], prog: str = "winserve") -> dict[str, Any]:
+    values = vars(build_parser(prog).parse_args(list(argv)))
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = "check" if args[:1] == ["check"] else "serve"
+    if command == "check":
+        args = args[1:]
+    try:
+        chosen = settings.load(parse(args, "winserve check" if command == "check" else "winserve"))
+    except SettingsError as exc:
+        print(f"winserve: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    if command == "check":
+        from winserve.check import check
+
+        return check(chosen)
+    from winserve.server import serve
+
+    return serve(chosen)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    multiprocessing.freeze_support()
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Errors that carry their HTTP status.
+
+Every error a client can cause or meet is one of these; each protocol renders them in its own
+shape (see ``winserve.protocols``). Messages name the problem (which column, which row, which
+setting) and never carry a traceback or a server-side file path.
+"""
+
+from __future__ import annotations
+
+
+class WinserveError(Exception):
+    """Base class: an error with an HTTP status and a stable, machine-readable code."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class BadRequest(WinserveError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(WinserveError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(WinserveError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(WinserveError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(WinserveError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(WinserveError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ModelInputError(BadRequest):
+    """The model itself rejected the rows (it raised ValueError/TypeError on them)."""
+
+    code = "model_rejected_input"
+
+
+class ModelError(WinserveError):
+    """The model raised something that is not about the input: the operator must look."""
+
+    status = 500
+    code = "model_error"
+
+
+class ModelUnavailable(WinserveError):
+    """No model replica can answer right now (loading, restarting, crashed, or too busy)."""
+
+    status = 503
+    code = "model_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = retry_after
+
+
+class ModelTimeout(WinserveError):
+    status = 504
+    code = "model_timeout"
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded or described; the message is one line for the operator."""
+
+
+class SettingsError(Exception):
+    """A setting is unknown, malformed or contradicts another; one line, exit code 2."""

@@ -1,0 +1,148 @@
+"""Load the operator's model: a joblib/pickle file, a factory callable, or the built-in demo.
+
+A model file is code (pickle): only the path the operator chose is ever loaded. Uncompressed
+joblib files are memory-mapped so replicas share the model's large arrays through the page
+cache. A file saved with another scikit-learn version loads with a warning naming both
+versions, or is refused under ``strict_versions``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winserve.errors import ModelLoadError
+from winserve.model_info import ModelSpec
+
+PICKLE_MAGIC = 0x80  # an uncompressed pickle starts with the PROTO opcode
+
+
+@dataclass
+class Loaded:
+    model: Any
+    name: str
+    source: str
+    sha256: str = ""
+    file_size: int = 0
+    demo: bool = False
+    mmap: bool = False
+    saved_with_sklearn: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sklearn_version() -> str:
+    try:
+        import sklearn
+    except ImportError:
+        return ""
+    return str(sklearn.__version__)
+
+
+def _is_uncompressed(path: Path) -> bool:
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    return bool(first) and first[0] == PICKLE_MAGIC
+
+
+def _version_notes(caught: list[warnings.WarningMessage], strict: bool) -> tuple[str, list[str]]:
+    saved, notes = "", []
+    for item in caught:
+        original = getattr(item.message, "original_sklearn_version", None)
+        if original is not None:
+            saved = str(original)
+            estimator = getattr(item.message, "estimator_name", "estimator")
+            note = (f"{estimator} was saved with scikit-learn {original} and runs here with "
+                    f"{sklearn_version()}; predictions may differ. Re-save the model with "
+                    f"{sklearn_version()} or install scikit-learn=={original}.")
+            if strict:
+                raise ModelLoadError(note.split(";")[0] + " (refused: strict_versions is on)")
+            if note not in notes:
+                notes.append(note)
+        else:
+            notes.append(str(item.message).splitlines()[0])
+    return saved, notes
+
+
+def load_file(path: Path, *, strict_versions: bool, mmap: bool) -> Loaded:
+    import joblib
+
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    use_mmap = mmap and _is_uncompressed(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = joblib.load(path, mmap_mode="r" if use_mmap else None)
+        except ModuleNotFoundError as exc:
+            raise ModelLoadError(
+                f"the model needs the Python package {exc.name!r}, which is not installed "
+                "here") from None
+        except Exception as exc:  # corrupt, truncated, not a pickle, incompatible library
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(f"cannot load {path.name}: {reason}") from None
+    saved, notes = _version_notes(caught, strict_versions)
+    if not hasattr(model, "predict"):
+        raise ModelLoadError(f"{path.name} holds a {type(model).__name__}, which has no "
+                             "predict() method")
+    return Loaded(model=model, name=path.stem, source=str(path), sha256=sha256_of(path),
+                  file_size=path.stat().st_size, mmap=use_mmap,
+                  saved_with_sklearn=saved or _own_version(model), warnings=notes)
+
+
+def _own_version(model: Any) -> str:
+    return sklearn_version() if type(model).__module__.startswith("sklearn") else ""
+
+
+def load_factory(reference: str) -> Loaded:
+    module_name, _, attr = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot import factory {reference}: {exc}") from None
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ModelLoadError(f"factory {reference} failed: {type(exc).__name__}: {exc}") from None
+    if not hasattr(model, "predict"):
+        raise ModelLoadError(f"factory {reference} returned a {type(model).__name__}, which has "
+                             "no predict() method")
+    return Loaded(model=model, name=getattr(model, "name", None) or attr, source=reference,
+                  saved_with_sklearn=_own_version(model))
+
+
+def load(spec: ModelSpec) -> Loaded:
+    if spec.factory:
+        return load_factory(spec.factory)
+    if spec.path:
+        return load_file(Path(spec.path), strict_versions=spec.strict_versions, mmap=spec.mmap)
+    from winserve.host import demo
+
+    loaded = load_file(demo.ensure_demo_model(), strict_versions=False, mmap=spec.mmap)
+    loaded.name, loaded.demo = demo.DEMO_NAME, True
+    return loaded
+
+
+def single_threaded(model: Any) -> None:
+    """Use one thread per predict call: for single rows, n_jobs>1 costs more than it saves
+    (measured 37.6 ms vs 17.7 ms for a 100-tree forest); replicas give the parallelism."""
+    stack = [model]
+    while stack:
+        current = stack.pop()
+        if getattr(current, "n_jobs", None) not in (None, 1):
+            with contextlib.suppress(AttributeError, TypeError):
+                current.n_jobs = 1
+        stack.extend(step for _, step in getattr(current, "steps", None) or [])

@@ -1,0 +1,107 @@
+"""What the web process knows about the model: plain data, computed once in the model host.
+
+The model host describes the loaded model as a ``dict`` of builtins (it crosses a process
+boundary); ``ModelInfo.from_dict`` turns it into these frozen records, which the service uses to
+decode and validate every request without asking the host again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FeatureKind = Literal["number", "category", "string", "any"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column.
+
+    ``number``: a float; ``category``: one of ``categories`` (strict when the model refuses
+    unknown values); ``string``: free text; ``any``: passed through as given.
+    """
+
+    name: str
+    kind: FeatureKind = "number"
+    categories: tuple[Any, ...] = ()
+    strict_categories: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    model_type: str
+    task: Literal["classification", "regression", "unknown"]
+    features: tuple[Feature, ...]
+    feature_names_known: bool
+    classes: tuple[Any, ...] = ()
+    has_proba: bool = False
+    source: str = ""
+    sha256: str = ""
+    file_size: int = 0
+    saved_with_sklearn: str = ""
+    sklearn_version: str = ""
+    load_seconds: float = 0.0
+    loaded_at: str = ""
+    demo: bool = False
+    mmap: bool = False
+    warnings: tuple[str, ...] = ()
+    sample_prediction: Any = None
+    sample_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def all_numeric(self) -> bool:
+        return bool(self.features) and all(f.kind == "number" for f in self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["predict", "predict_proba"] if self.has_proba else ["predict"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["features"] = [asdict(f) for f in self.features]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        values = dict(data)
+        values["features"] = tuple(
+            Feature(
+                name=str(f["name"]),
+                kind=f.get("kind", "number"),
+                categories=tuple(f.get("categories", ())),
+                strict_categories=bool(f.get("strict_categories", False)),
+            )
+            for f in data.get("features", ())
+        )
+        for key in ("classes", "warnings"):
+            values[key] = tuple(data.get(key, ()))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load, as the operator chose it; crosses into the model host (plain data)."""
+
+    path: str = ""
+    factory: str = ""
+    strict_versions: bool = False
+    mmap: bool = True
+
+    @property
+    def is_demo(self) -> bool:
+        return not self.path and not self.factory
+
+    @property
+    def label(self) -> str:
+        return self.path or (f"factory {self.factory}" if self.factory else "built-in demo")

@@ -1,0 +1,96 @@
+"""winserve's own JSON format (``POST /predict``).
+
+Request bodies, all meaning the same rows:
+
+- records: ``[{"a": 1, "b": "x"}, ...]``; a single object is one row;
+- split: ``{"columns": ["a", "b"], "data": [[1, "x"], ...]}``;
+- positional: ``[[1, "x"], ...]`` in the model's column order.
+
+Response: ``{"predictions": [...]}``, plus ``"classes"`` and ``"probabilities"`` (one list per
+row, in the order of ``classes``) with ``?proba=true``. Errors:
+``{"error": {"code": ..., "message": ...}}`` with the error's HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from winserve.backends.base import Prediction
+from winserve.errors import BadRequest, WinserveError
+from winserve.model_info import ModelInfo
+from winserve.service import PredictRequest
+
+
+def _records(rows: list[Any], proba: bool) -> PredictRequest:
+    names: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                names.append(key)
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for index, row in enumerate(rows):
+        if len(row) != len(names):
+            missing = [n for n in names if n not in row]
+            raise BadRequest(f"row {index + 1}: missing column"
+                             f"{'s' if len(missing) > 1 else ''} "
+                             + ", ".join(repr(n) for n in missing))
+        for name in names:
+            columns[name].append(row[name])
+    return PredictRequest(columns=columns, proba=proba, n_rows=len(rows))
+
+
+def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
+    columns, data = body.get("columns"), body.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise BadRequest('"columns" must be a list of column names')
+    if not isinstance(data, list):
+        raise BadRequest('"data" must be a list of rows')
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise BadRequest("column names appear more than once: "
+                         + ", ".join(repr(c) for c in duplicates))
+    for index, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+            raise BadRequest(f"row {index + 1} has {got}; \"columns\" names {len(columns)}")
+    return PredictRequest(columns={c: [row[i] for row in data] for i, c in enumerate(columns)},
+                          proba=proba, n_rows=len(data))
+
+
+def decode(body: Any, proba: bool) -> PredictRequest:
+    if isinstance(body, dict):
+        if "columns" in body or "data" in body:
+            extra = set(body) - {"columns", "data"}
+            if extra:
+                raise BadRequest("a split body has only \"columns\" and \"data\"; unexpected: "
+                                 + ", ".join(repr(k) for k in sorted(extra)))
+            return _split(body, proba)
+        return _records([body], proba)
+    if isinstance(body, list):
+        if not body:
+            raise BadRequest("no rows to predict: send at least one row")
+        if all(isinstance(row, dict) for row in body):
+            return _records(body, proba)
+        if all(isinstance(row, list) for row in body):
+            return PredictRequest.from_rows(body, proba)
+        raise BadRequest("rows must be all objects or all lists, not a mix of both "
+                         "(or of plain values)")
+    raise BadRequest("expected a JSON object (one row), a list of rows, or "
+                     '{"columns": [...], "data": [[...]]}')
+
+
+def encode(prediction: Prediction, info: ModelInfo, proba: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"predictions": prediction.predictions}
+    if proba:
+        if not info.has_proba:
+            body["probabilities_unavailable"] = "this model has no predict_proba"
+        else:
+            body["classes"] = list(info.classes)
+            body["probabilities"] = prediction.probabilities
+    return body
+
+
+def error_body(error: WinserveError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message}}

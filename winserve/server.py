@@ -1,0 +1,147 @@
+"""Run winserve: the backend, the Flask app under waitress, signals, and a clean stop.
+
+The main thread runs waitress. A readiness thread waits for the model, then prints what is
+served and opens the browser; if the first load fails it says why and stops the server. Ctrl+C
+and SIGTERM let in-flight requests finish (waitress waits up to 5 s), then the model hosts are
+stopped, and the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import _thread
+import errno
+import logging
+import signal
+import socket
+import sys
+import threading
+import webbrowser
+from typing import Any, TextIO
+
+from waitress import create_server
+
+from winserve import banner
+from winserve.backends.base import Backend
+from winserve.backends.local import LocalBackend
+from winserve.backends.pool import PoolBackend
+from winserve.errors import ModelLoadError
+from winserve.model_info import ModelSpec
+from winserve.platform import IS_WINDOWS
+from winserve.settings import Settings
+from winserve.web import create_app
+
+log = logging.getLogger("winserve")
+
+BODY_SLACK = 64 * 1024  # waitress's own limit sits just above ours, so ours answers first
+
+
+def model_spec(settings: Settings) -> ModelSpec:
+    return ModelSpec(path=str(settings.model) if settings.model else "",
+                     factory=settings.factory, strict_versions=settings.strict_versions)
+
+
+def build_backend(settings: Settings) -> Backend:
+    spec = model_spec(settings)
+    if settings.in_process:
+        return LocalBackend(spec)
+    return PoolBackend(spec, workers=settings.workers, timeout=settings.timeout,
+                       load_timeout=settings.load_timeout,
+                       max_batch_rows=settings.max_batch_rows,
+                       max_batch_wait_ms=settings.max_batch_wait_ms,
+                       max_queue=settings.max_queue)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind exclusively: on Windows, waitress's SO_REUSEADDR would let a second server take
+    a port already in use without an error, so winserve binds the socket itself."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if IS_WINDOWS:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def configure_logging(level: str, stream: TextIO) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    root = logging.getLogger("winserve")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if IS_WINDOWS:
+        signal.signal(signal.SIGBREAK, _raise_interrupt)  # type: ignore[attr-defined]
+
+
+def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    configure_logging(settings.log_level, err)
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+            reason = (f"port {settings.port} is already in use (another winserve?); "
+                      "choose another with --port")
+        else:
+            reason = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        print(f"winserve: {reason}", file=err, flush=True)
+        return 1
+    port = sock.getsockname()[1]
+    backend = build_backend(settings)
+    app = create_app(settings, backend)
+    server = create_server(
+        app, sockets=[sock], threads=settings.threads, connection_limit=100,
+        channel_timeout=60, max_request_body_size=settings.max_body_bytes + BODY_SLACK,
+        max_request_header_size=65536, expose_tracebacks=False, ident="winserve",
+        asyncore_use_poll=True, asyncore_loop_timeout=1, clear_untrusted_proxy_headers=True,
+    )
+    failure: list[str] = []
+
+    def when_ready() -> None:
+        try:
+            backend.start()
+            info = backend.wait_ready(settings.load_timeout + 30)
+        except ModelLoadError as exc:
+            failure.append(str(exc))
+            print(f"winserve: the model could not be loaded: {exc}", file=err, flush=True)
+            _thread.interrupt_main()
+            return
+        print(banner.ready(info, settings.host, port, settings.workers, settings.in_process),
+              file=out, flush=True)
+        if settings.browser:
+            webbrowser.open(banner.urls(settings.host, port)[0])
+
+    print(f"winserve: loading {model_spec(settings).label} …", file=out, flush=True)
+    install_signal_handlers()
+    threading.Thread(target=when_ready, name="winserve-ready", daemon=True).start()
+    try:
+        server.run()  # returns after Ctrl+C / SIGTERM, in-flight requests finished (≤ 5 s)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not skip cleanup
+        print("winserve: stopping …", file=out, flush=True)
+        server.close()
+        backend.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    print("winserve: stopped.", file=out, flush=True)
+    return 1 if failure else 0

@@ -1,0 +1,277 @@
+"""One settings table: names, defaults, converters and help, for the CLI, the environment,
+``winserve.toml`` and the docs alike.
+
+Precedence: command line > ``WINSERVE_<NAME>`` environment variables > ``winserve.toml``
+(``--config``, else next to the model, else in the current folder) > defaults. Unknown or
+contradictory settings raise ``SettingsError`` with one line; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winserve.errors import SettingsError
+
+ENV_PREFIX = "WINSERVE_"
+CONFIG_NAME = "winserve.toml"
+
+Converter = Callable[[Any], Any]
+
+
+def _setting(default: Any, help: str, convert: Converter, *, cli: str | None = None,
+             positional: bool = False, metavar: str | None = None) -> Any:
+    return field(default=default, metadata={
+        "help": help, "convert": convert, "cli": cli, "positional": positional,
+        "metavar": metavar,
+    })
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _int_in(low: int, high: int) -> Converter:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected a number from {low} to {high}, got {number}")
+        return number
+    convert.__name__ = "int"
+    return convert
+
+
+def _float_in(low: float, high: float) -> Converter:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}, got {number:g}")
+        return number
+    convert.__name__ = "float"
+    return convert
+
+
+def to_path(value: Any) -> Path | None:
+    if value is None or str(value).strip() == "":
+        return None
+    return Path(str(value)).expanduser()
+
+
+def to_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value.strip()
+
+
+def to_factory(value: Any) -> str:
+    text = to_text(value)
+    if text and (text.count(":") != 1 or not all(text.split(":"))):
+        raise ValueError(f"expected package.module:callable, got {text!r}")
+    return text
+
+
+def to_log_level(value: Any) -> str:
+    text = to_text(value).upper()
+    if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"expected debug, info, warning or error, got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting winserve has. Field metadata is the table the CLI and docs are built from."""
+
+    model: Path | None = _setting(
+        None, "Model file to serve (joblib or pickle). Without one, the built-in demo model.",
+        to_path, positional=True, metavar="MODEL")
+    factory: str = _setting(
+        "", "Build the model by calling package.module:callable instead of loading a file; "
+        "it returns any object with predict().", to_factory, cli="--factory",
+        metavar="MODULE:CALLABLE")
+    config: Path | None = _setting(
+        None, f"Settings file (default: {CONFIG_NAME} next to the model, else in the "
+        "current folder).", to_path, cli="--config", metavar="FILE")
+    host: str = _setting(
+        "127.0.0.1", "Address to listen on. 127.0.0.1 is this PC only; 0.0.0.0 makes the "
+        "server reachable from the network.", to_text, cli="--host", metavar="ADDRESS")
+    port: int = _setting(
+        8000, "TCP port; 0 picks a free one (the console prints it).", _int_in(0, 65535),
+        cli="--port")
+    threads: int = _setting(
+        8, "Web server threads answering requests at once.", _int_in(1, 256), cli="--threads")
+    workers: int = _setting(
+        1, "Model replicas, each a process of its own holding the model.", _int_in(1, 64),
+        cli="--workers")
+    timeout: float = _setting(
+        30.0, "Seconds a prediction may take (queueing included) before the caller gets 504 "
+        "and a stuck replica is restarted.", _float_in(0.05, 3600), cli="--timeout",
+        metavar="SECONDS")
+    load_timeout: float = _setting(
+        300.0, "Seconds the model may take to load in a new replica.", _float_in(1, 86400),
+        cli="--load-timeout", metavar="SECONDS")
+    browser: bool = _setting(
+        True, "Open the web page in a browser once the model is ready.", to_bool,
+        cli="--browser")
+    max_batch_rows: int = _setting(
+        256, "Most rows one model call may carry when concurrent requests are merged.",
+        _int_in(1, 1_000_000), cli="--max-batch-rows")
+    max_batch_wait_ms: float = _setting(
+        0.0, "Milliseconds a free replica waits for more requests to merge (0: none).",
+        _float_in(0, 1000), cli="--max-batch-wait-ms", metavar="MS")
+    max_queue: int = _setting(
+        512, "Requests that may wait for a replica; more get 503 at once.",
+        _int_in(1, 1_000_000), cli="--max-queue")
+    max_rows: int = _setting(
+        10_000, "Most rows one request may carry (413 above).", _int_in(1, 10_000_000),
+        cli="--max-rows")
+    max_body_mb: float = _setting(
+        20.0, "Largest request body in megabytes (413 above).", _float_in(0.001, 4096),
+        cli="--max-body-mb", metavar="MB")
+    strict_versions: bool = _setting(
+        False, "Refuse a model saved with another scikit-learn version instead of warning.",
+        to_bool, cli="--strict-versions")
+    in_process: bool = _setting(
+        False, "Run the model inside the web process (debugging only: no crash isolation).",
+        to_bool, cli="--in-process")
+    log_level: str = _setting(
+        "INFO", "Console log level: debug, info, warning or error.", to_log_level,
+        cli="--log-level", metavar="LEVEL")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.model is None and not self.factory
+
+    @property
+    def binds_lan(self) -> bool:
+        return self.host not in {"127.0.0.1", "localhost", "::1"}
+
+
+def table() -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(Settings))
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    spec = {f.name: f for f in table()}[name]
+    try:
+        return spec.metadata["convert"](value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{source}: {name}: {exc}") from None
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    names = {f.name for f in table()}
+    values: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in names:
+            raise SettingsError(f"unknown environment setting {key} "
+                                f"(known: {', '.join(env_name(n) for n in sorted(names))})")
+        values[name] = _convert(name, raw, f"environment {key}")
+    return values
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+    section = raw.get("winserve", raw)
+    names = {f.name for f in table()} - {"config"}
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        name = key.replace("-", "_")
+        if name not in names:
+            raise SettingsError(f"{path}: unknown setting {key!r}")
+        converted = _convert(name, value, str(path))
+        if isinstance(converted, Path) and not converted.is_absolute():
+            converted = path.parent / converted
+        values[name] = converted
+    return values
+
+
+def _find_config(explicit: Path | None, model: Path | None, cwd: Path) -> Path | None:
+    if explicit is not None:
+        return explicit if explicit.is_absolute() else cwd / explicit
+    candidates = ([model.parent / CONFIG_NAME] if model is not None else []) + [cwd / CONFIG_NAME]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def load(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+         cwd: Path | None = None) -> Settings:
+    """Merge the sources in precedence order and check the result."""
+    cwd = cwd or Path.cwd()
+    cli_values = {k: _convert(k, v, "command line") for k, v in (cli or {}).items()}
+    env_values = _from_env(os.environ if env is None else env)
+    early = {**env_values, **cli_values}
+    config = _find_config(early.get("config"), early.get("model"), cwd)
+    file_values = _from_file(config) if config is not None else {}
+    merged: dict[str, Any] = {**file_values, **env_values, **cli_values}
+    if config is not None:
+        merged["config"] = config
+    model = merged.get("model")
+    if isinstance(model, Path) and not model.is_absolute():
+        merged["model"] = cwd / model
+    settings = Settings(**merged)
+    check(settings)
+    return settings
+
+
+def check(settings: Settings) -> None:
+    if settings.model is not None and settings.factory:
+        raise SettingsError("give either a model file or --factory, not both")
+    if settings.model is not None and not settings.model.is_file():
+        raise SettingsError(f"model file not found: {settings.model}")
+    if settings.in_process and settings.workers > 1:
+        raise SettingsError("--in-process runs one model in the web process; "
+                            "it cannot be combined with --workers above 1")
+
+
+def markdown_table() -> str:
+    """The settings table for the README (a test keeps the README equal to this)."""
+    lines = ["| setting | command line | environment | default | what it does |",
+             "|---|---|---|---|---|"]
+    for spec in table():
+        meta = spec.metadata
+        cli = meta["metavar"] if meta["positional"] else meta["cli"]
+        if meta["convert"] is to_bool:
+            cli = f"{cli} / --no-{cli[2:]}"
+        default = spec.default
+        shown = "" if default is None or default == "" else f"`{default}`"
+        lines.append(f"| `{spec.name}` | `{cli}` | `{env_name(spec.name)}` | {shown} | "
+                     f"{meta['help']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,104 @@
+"""The Flask app factory: ``create_app(settings, backend)``. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from winserve import __version__
+from winserve.backends.base import Backend
+from winserve.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    WinserveError,
+)
+from winserve.protocols import native
+from winserve.service import Service
+from winserve.settings import Settings
+
+access_log = logging.getLogger("winserve.access")
+error_log = logging.getLogger("winserve.error")
+
+HTTP_ERRORS: dict[int, type[WinserveError]] = {
+    400: BadRequest, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+}
+
+
+def _render(error: WinserveError) -> ResponseReturnValue:
+    response = jsonify(native.error_body(error))
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _from_http(exc: HTTPException) -> WinserveError:
+    kind = HTTP_ERRORS.get(exc.code or 500, WinserveError)
+    messages = {
+        404: f"no such page or endpoint: {request.path}",
+        405: f"{request.method} is not allowed on {request.path}",
+        413: "the request body is too large (setting: max_body_mb)",
+    }
+    error = kind(messages.get(exc.code or 500, exc.description or exc.name))
+    if exc.code == 405 and exc.response is None:
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            error.headers["Allow"] = ", ".join(allowed)
+    return error
+
+
+def create_app(settings: Settings, backend: Backend) -> Flask:
+    from winserve.web import api, ui
+
+    app = Flask(__name__)
+    app.config.update(
+        WINSERVE_SETTINGS=settings,
+        WINSERVE_MAX_BODY=settings.max_body_bytes,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["winserve.service"] = Service(backend, max_rows=settings.max_rows)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ui.bp)
+
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = uuid.uuid4().hex[:16]
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+        access_log.info("%s %s %s %d rows=%s %.1fms", g.get("request_id", "-"), request.method,
+                        request.path, response.status_code,
+                        request.environ.get("winserve.rows", "-"), elapsed)
+        return response
+
+    @app.errorhandler(WinserveError)
+    def winserve_error(error: WinserveError) -> ResponseReturnValue:
+        return _render(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        return _render(_from_http(exc))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        request_id = g.get("request_id", "-")
+        error_log.exception("request %s failed", request_id)
+        return _render(WinserveError(f"internal error; the server log has the details "
+                                     f"(request id {request_id})"))
+
+    @app.context_processor
+    def versions() -> dict[str, str]:
+        return {"winserve_version": __version__}
+
+    return app

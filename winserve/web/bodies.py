@@ -1,0 +1,54 @@
+"""Reading request bodies: content type, size and JSON, each failure a 4xx that says why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+
+from winserve.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; send a number")
+
+
+def json_body(request: Request, max_bytes: int) -> Any:
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        shown = mimetype or "none"
+        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json "
+                                   f"(got {shown})")
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise PayloadTooLarge(f"the body has {length} bytes, more than the {max_bytes} allowed "
+                              "(setting: max_body_mb)")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than the {max_bytes} bytes allowed "
+                              "(setting: max_body_mb)")
+    if not raw.strip():
+        raise BadRequest("the body is empty; send JSON rows")
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8 text") from None
+    except RecursionError:
+        raise BadRequest("the JSON is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno}") from None
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def flag(value: str | None) -> bool:
+    """A query-string switch: ?proba=true, ?proba=1, ?proba (empty) are on."""
+    if value is None:
+        return False
+    if value.strip().lower() in {"", "1", "true", "yes", "on"}:
+        return True
+    if value.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise BadRequest(f"expected true or false, got {value!r}")
