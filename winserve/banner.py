@@ -56,8 +56,11 @@ def describe_model(info: ModelInfo) -> list[str]:
         lines.append(_line("file", info.source))
         lines.append(_line("sha256", info.sha256))
     if info.saved_with_sklearn:
-        lines.append(_line("sklearn", f"saved with {info.saved_with_sklearn}, running "
-                                      f"{info.sklearn_version}"))
+        lines.append(
+            _line(
+                "sklearn", f"saved with {info.saved_with_sklearn}, running {info.sklearn_version}"
+            )
+        )
     lines.extend(_line("WARNING", w) for w in info.warnings)
     return lines
 
@@ -68,15 +71,19 @@ def ready(info: ModelInfo, host: str, port: int, workers: int, in_process: bool)
         title += " (the built-in DEMO model: give a model file to serve your own)"
     where = "in this process" if in_process else f"{workers} replica{'s' if workers > 1 else ''}"
     local, lan = urls(host, port)
-    lines = [title, *describe_model(info),
-             _line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
-             _line("open", local)]
+    lines = [
+        title,
+        *describe_model(info),
+        _line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
+        _line("open", local),
+    ]
     if host not in {"127.0.0.1", "localhost", "::1"}:
         lines.append("")
-        lines.append("  LISTENING ON THE NETWORK: anyone who can reach this computer can use "
-                     "this model.")
+        lines.append(
+            "  LISTENING ON THE NETWORK: anyone who can reach this computer can use this model."
+        )
         lines.extend(_line("network", url) for url in lan or ["(no network address found)"])
     else:
-        lines.append(_line("network", "this computer only (set host = \"0.0.0.0\" to share)"))
+        lines.append(_line("network", 'this computer only (set host = "0.0.0.0" to share)'))
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)

@@ -35,8 +35,11 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
     if info.sample_error:
         return _fail(out, f"the sample prediction failed: {info.sample_error}")
     print(f"  {'sample':<{banner.WIDTH}}→ {json.dumps(info.sample_prediction)}", file=out)
-    print(f"OK: the model loads and predicts (loaded in {info.load_seconds:.2f} s).", file=out,
-          flush=True)
+    print(
+        f"OK: the model loads and predicts (loaded in {info.load_seconds:.2f} s).",
+        file=out,
+        flush=True,
+    )
     return 0
 
 

@@ -15,11 +15,15 @@ from typing import Any, NoReturn
 from winserve import __version__, settings
 from winserve.errors import SettingsError
 
-DESCRIPTION = ("Serve a trained model (scikit-learn, joblib/pickle, or any object with "
-               "predict) as a web page and a JSON API. Without a model, serves a demo.")
-EPILOG = ("Also: 'winserve check MODEL' loads the model as serving would, runs one sample "
-          "prediction and exits 0 or 1. Every option can also be set as WINSERVE_<NAME> in the "
-          "environment or in winserve.toml.")
+DESCRIPTION = (
+    "Serve a trained model (scikit-learn, joblib/pickle, or any object with "
+    "predict) as a web page and a JSON API. Without a model, serves a demo."
+)
+EPILOG = (
+    "Also: 'winserve check MODEL' loads the model as serving would, runs one sample "
+    "prediction and exits 0 or 1. Every option can also be set as WINSERVE_<NAME> in the "
+    "environment or in winserve.toml."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,19 +32,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str = "winserve") -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                     argument_default=argparse.SUPPRESS)
+    parser = _Parser(
+        prog=prog, description=DESCRIPTION, epilog=EPILOG, argument_default=argparse.SUPPRESS
+    )
     parser.add_argument("--version", action="version", version=f"winserve {__version__}")
     for spec in settings.table():
         meta = spec.metadata
         if meta["positional"]:
             parser.add_argument(spec.name, nargs="?", help=meta["help"], metavar=meta["metavar"])
         elif meta["convert"] is settings.to_bool:
-            parser.add_argument(meta["cli"], dest=spec.name, help=meta["help"],
-                                action=argparse.BooleanOptionalAction)
+            parser.add_argument(
+                meta["cli"],
+                dest=spec.name,
+                help=meta["help"],
+                action=argparse.BooleanOptionalAction,
+            )
         else:
-            parser.add_argument(meta["cli"], dest=spec.name, help=meta["help"],
-                                metavar=meta["metavar"] or spec.name.upper())
+            parser.add_argument(
+                meta["cli"],
+                dest=spec.name,
+                help=meta["help"],
+                metavar=meta["metavar"] or spec.name.upper(),
+            )
     return parser
 
 

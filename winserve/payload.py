@@ -29,8 +29,11 @@ def merge_payloads(payloads: list[Payload]) -> Payload:
     if all("matrix" in p for p in payloads):
         return {"matrix": np.concatenate([p["matrix"] for p in payloads])}
     if all("columns" in p for p in payloads):
-        return {"columns": {name: [v for p in payloads for v in p["columns"][name]]
-                            for name in first["columns"]}}
+        return {
+            "columns": {
+                name: [v for p in payloads for v in p["columns"][name]] for name in first["columns"]
+            }
+        }
     return {"rows": [row for p in payloads for row in _rows(p)]}
 
 

@@ -36,26 +36,34 @@ BODY_SLACK = 64 * 1024  # waitress's own limit sits just above ours, so ours ans
 
 
 def model_spec(settings: Settings) -> ModelSpec:
-    return ModelSpec(path=str(settings.model) if settings.model else "",
-                     factory=settings.factory, strict_versions=settings.strict_versions)
+    return ModelSpec(
+        path=str(settings.model) if settings.model else "",
+        factory=settings.factory,
+        strict_versions=settings.strict_versions,
+    )
 
 
 def build_backend(settings: Settings) -> Backend:
     spec = model_spec(settings)
     if settings.in_process:
         return LocalBackend(spec)
-    return PoolBackend(spec, workers=settings.workers, timeout=settings.timeout,
-                       load_timeout=settings.load_timeout,
-                       max_batch_rows=settings.max_batch_rows,
-                       max_batch_wait_ms=settings.max_batch_wait_ms,
-                       max_queue=settings.max_queue)
+    return PoolBackend(
+        spec,
+        workers=settings.workers,
+        timeout=settings.timeout,
+        load_timeout=settings.load_timeout,
+        max_batch_rows=settings.max_batch_rows,
+        max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue=settings.max_queue,
+    )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """Bind exclusively: on Windows, waitress's SO_REUSEADDR would let a second server take
     a port already in use without an error, so winserve binds the socket itself."""
     family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     sock = socket.socket(family, kind, proto)
     try:
         if IS_WINDOWS:
@@ -72,8 +80,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def configure_logging(level: str, stream: TextIO) -> None:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger("winserve")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -99,8 +108,10 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         sock = listening_socket(settings.host, settings.port)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
-            reason = (f"port {settings.port} is already in use (another winserve?); "
-                      "choose another with --port")
+            reason = (
+                f"port {settings.port} is already in use (another winserve?); "
+                "choose another with --port"
+            )
         else:
             reason = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         print(f"winserve: {reason}", file=err, flush=True)
@@ -109,10 +120,18 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     backend = build_backend(settings)
     app = create_app(settings, backend)
     server = create_server(
-        app, sockets=[sock], threads=settings.threads, connection_limit=100,
-        channel_timeout=60, max_request_body_size=settings.max_body_bytes + BODY_SLACK,
-        max_request_header_size=65536, expose_tracebacks=False, ident="winserve",
-        asyncore_use_poll=True, asyncore_loop_timeout=1, clear_untrusted_proxy_headers=True,
+        app,
+        sockets=[sock],
+        threads=settings.threads,
+        connection_limit=100,
+        channel_timeout=60,
+        max_request_body_size=settings.max_body_bytes + BODY_SLACK,
+        max_request_header_size=65536,
+        expose_tracebacks=False,
+        ident="winserve",
+        asyncore_use_poll=True,
+        asyncore_loop_timeout=1,
+        clear_untrusted_proxy_headers=True,
     )
     failure: list[str] = []
 
@@ -125,8 +144,11 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
             print(f"winserve: the model could not be loaded: {exc}", file=err, flush=True)
             _thread.interrupt_main()
             return
-        print(banner.ready(info, settings.host, port, settings.workers, settings.in_process),
-              file=out, flush=True)
+        print(
+            banner.ready(info, settings.host, port, settings.workers, settings.in_process),
+            file=out,
+            flush=True,
+        )
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
 

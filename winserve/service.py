@@ -41,7 +41,7 @@ class PredictRequest:
 
 
 class RowProblem(NamedTuple):
-    row: int          # 0-based index into the request's rows
+    row: int  # 0-based index into the request's rows
     column: str
     message: str
 
@@ -121,19 +121,23 @@ def _convert_column(feature: Feature, values: list[Any], problems: list[RowProbl
     return out
 
 
-def _columns_by_position(request: PredictRequest, info: ModelInfo,
-                         problems: list[RowProblem]) -> dict[str, list[Any]]:
+def _columns_by_position(
+    request: PredictRequest, info: ModelInfo, problems: list[RowProblem]
+) -> dict[str, list[Any]]:
     rows = request.rows or []
     width = info.n_features
     bad = set()
     for index, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
-            problems.append(RowProblem(index, "", f"has {got}; the model expects {width} "
-                                                  f"({_expected(info)})"))
+            problems.append(
+                RowProblem(index, "", f"has {got}; the model expects {width} ({_expected(info)})")
+            )
             bad.add(index)
-    return {f.name: [None if i in bad else row[pos] for i, row in enumerate(rows)]
-            for pos, f in enumerate(info.features)}
+    return {
+        f.name: [None if i in bad else row[pos] for i, row in enumerate(rows)]
+        for pos, f in enumerate(info.features)
+    }
 
 
 def _check_names(request: PredictRequest, info: ModelInfo) -> None:
@@ -143,24 +147,33 @@ def _check_names(request: PredictRequest, info: ModelInfo) -> None:
     unknown = [n for n in given if n not in expected]
     parts = []
     if missing:
-        parts.append("missing column" + ("s " if len(missing) > 1 else " ")
-                     + ", ".join(repr(n) for n in missing))
+        parts.append(
+            "missing column"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(repr(n) for n in missing)
+        )
     if unknown:
-        parts.append("unknown column" + ("s " if len(unknown) > 1 else " ")
-                     + ", ".join(repr(n) for n in unknown[:20]))
+        parts.append(
+            "unknown column"
+            + ("s " if len(unknown) > 1 else " ")
+            + ", ".join(repr(n) for n in unknown[:20])
+        )
     if parts:
         raise BadRequest("; ".join(parts) + f". The model expects: {_expected(info)}")
 
 
-def prepare(request: PredictRequest, info: ModelInfo, *, max_rows: int,
-            partial: bool = False) -> Prepared:
+def prepare(
+    request: PredictRequest, info: ModelInfo, *, max_rows: int, partial: bool = False
+) -> Prepared:
     """Check ``request`` against the model; raise on the first kind of problem, or, with
     ``partial``, keep the good rows and report the bad ones (CSV scoring)."""
     if request.n_rows == 0:
         raise BadRequest("no rows to predict: send at least one row")
     if request.n_rows > max_rows:
-        raise PayloadTooLarge(f"{request.n_rows} rows is more than the {max_rows} allowed per "
-                              "request (setting: max_rows)")
+        raise PayloadTooLarge(
+            f"{request.n_rows} rows is more than the {max_rows} allowed per "
+            "request (setting: max_rows)"
+        )
     if not info.features:
         if request.rows is None:
             raise BadRequest("this model declares no column names: send rows as lists of values")

@@ -24,12 +24,25 @@ CONFIG_NAME = "winserve.toml"
 Converter = Callable[[Any], Any]
 
 
-def _setting(default: Any, help: str, convert: Converter, *, cli: str | None = None,
-             positional: bool = False, metavar: str | None = None) -> Any:
-    return field(default=default, metadata={
-        "help": help, "convert": convert, "cli": cli, "positional": positional,
-        "metavar": metavar,
-    })
+def _setting(
+    default: Any,
+    help: str,
+    convert: Converter,
+    *,
+    cli: str | None = None,
+    positional: bool = False,
+    metavar: str | None = None,
+) -> Any:
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "convert": convert,
+            "cli": cli,
+            "positional": positional,
+            "metavar": metavar,
+        },
+    )
 
 
 def to_bool(value: Any) -> bool:
@@ -54,6 +67,7 @@ def _int_in(low: int, high: int) -> Converter:
         if not low <= number <= high:
             raise ValueError(f"expected a number from {low} to {high}, got {number}")
         return number
+
     convert.__name__ = "int"
     return convert
 
@@ -69,6 +83,7 @@ def _float_in(low: float, high: float) -> Converter:
         if not low <= number <= high:
             raise ValueError(f"expected a number from {low:g} to {high:g}, got {number:g}")
         return number
+
     convert.__name__ = "float"
     return convert
 
@@ -104,60 +119,119 @@ class Settings:
     """Every setting winserve has. Field metadata is the table the CLI and docs are built from."""
 
     model: Path | None = _setting(
-        None, "Model file to serve (joblib or pickle). Without one, the built-in demo model.",
-        to_path, positional=True, metavar="MODEL")
+        None,
+        "Model file to serve (joblib or pickle). Without one, the built-in demo model.",
+        to_path,
+        positional=True,
+        metavar="MODEL",
+    )
     factory: str = _setting(
-        "", "Build the model by calling package.module:callable instead of loading a file; "
-        "it returns any object with predict().", to_factory, cli="--factory",
-        metavar="MODULE:CALLABLE")
+        "",
+        "Build the model by calling package.module:callable instead of loading a file; "
+        "it returns any object with predict().",
+        to_factory,
+        cli="--factory",
+        metavar="MODULE:CALLABLE",
+    )
     config: Path | None = _setting(
-        None, f"Settings file (default: {CONFIG_NAME} next to the model, else in the "
-        "current folder).", to_path, cli="--config", metavar="FILE")
+        None,
+        f"Settings file (default: {CONFIG_NAME} next to the model, else in the current folder).",
+        to_path,
+        cli="--config",
+        metavar="FILE",
+    )
     host: str = _setting(
-        "127.0.0.1", "Address to listen on. 127.0.0.1 is this PC only; 0.0.0.0 makes the "
-        "server reachable from the network.", to_text, cli="--host", metavar="ADDRESS")
+        "127.0.0.1",
+        "Address to listen on. 127.0.0.1 is this PC only; 0.0.0.0 makes the "
+        "server reachable from the network.",
+        to_text,
+        cli="--host",
+        metavar="ADDRESS",
+    )
     port: int = _setting(
-        8000, "TCP port; 0 picks a free one (the console prints it).", _int_in(0, 65535),
-        cli="--port")
+        8000,
+        "TCP port; 0 picks a free one (the console prints it).",
+        _int_in(0, 65535),
+        cli="--port",
+    )
     threads: int = _setting(
-        8, "Web server threads answering requests at once.", _int_in(1, 256), cli="--threads")
+        8, "Web server threads answering requests at once.", _int_in(1, 256), cli="--threads"
+    )
     workers: int = _setting(
-        1, "Model replicas, each a process of its own holding the model.", _int_in(1, 64),
-        cli="--workers")
+        1,
+        "Model replicas, each a process of its own holding the model.",
+        _int_in(1, 64),
+        cli="--workers",
+    )
     timeout: float = _setting(
-        30.0, "Seconds a prediction may take (queueing included) before the caller gets 504 "
-        "and a stuck replica is restarted.", _float_in(0.05, 3600), cli="--timeout",
-        metavar="SECONDS")
+        30.0,
+        "Seconds a prediction may take (queueing included) before the caller gets 504 "
+        "and a stuck replica is restarted.",
+        _float_in(0.05, 3600),
+        cli="--timeout",
+        metavar="SECONDS",
+    )
     load_timeout: float = _setting(
-        300.0, "Seconds the model may take to load in a new replica.", _float_in(1, 86400),
-        cli="--load-timeout", metavar="SECONDS")
+        300.0,
+        "Seconds the model may take to load in a new replica.",
+        _float_in(1, 86400),
+        cli="--load-timeout",
+        metavar="SECONDS",
+    )
     browser: bool = _setting(
-        True, "Open the web page in a browser once the model is ready.", to_bool,
-        cli="--browser")
+        True, "Open the web page in a browser once the model is ready.", to_bool, cli="--browser"
+    )
     max_batch_rows: int = _setting(
-        256, "Most rows one model call may carry when concurrent requests are merged.",
-        _int_in(1, 1_000_000), cli="--max-batch-rows")
+        256,
+        "Most rows one model call may carry when concurrent requests are merged.",
+        _int_in(1, 1_000_000),
+        cli="--max-batch-rows",
+    )
     max_batch_wait_ms: float = _setting(
-        0.0, "Milliseconds a free replica waits for more requests to merge (0: none).",
-        _float_in(0, 1000), cli="--max-batch-wait-ms", metavar="MS")
+        0.0,
+        "Milliseconds a free replica waits for more requests to merge (0: none).",
+        _float_in(0, 1000),
+        cli="--max-batch-wait-ms",
+        metavar="MS",
+    )
     max_queue: int = _setting(
-        512, "Requests that may wait for a replica; more get 503 at once.",
-        _int_in(1, 1_000_000), cli="--max-queue")
+        512,
+        "Requests that may wait for a replica; more get 503 at once.",
+        _int_in(1, 1_000_000),
+        cli="--max-queue",
+    )
     max_rows: int = _setting(
-        10_000, "Most rows one request may carry (413 above).", _int_in(1, 10_000_000),
-        cli="--max-rows")
+        10_000,
+        "Most rows one request may carry (413 above).",
+        _int_in(1, 10_000_000),
+        cli="--max-rows",
+    )
     max_body_mb: float = _setting(
-        20.0, "Largest request body in megabytes (413 above).", _float_in(0.001, 4096),
-        cli="--max-body-mb", metavar="MB")
+        20.0,
+        "Largest request body in megabytes (413 above).",
+        _float_in(0.001, 4096),
+        cli="--max-body-mb",
+        metavar="MB",
+    )
     strict_versions: bool = _setting(
-        False, "Refuse a model saved with another scikit-learn version instead of warning.",
-        to_bool, cli="--strict-versions")
+        False,
+        "Refuse a model saved with another scikit-learn version instead of warning.",
+        to_bool,
+        cli="--strict-versions",
+    )
     in_process: bool = _setting(
-        False, "Run the model inside the web process (debugging only: no crash isolation).",
-        to_bool, cli="--in-process")
+        False,
+        "Run the model inside the web process (debugging only: no crash isolation).",
+        to_bool,
+        cli="--in-process",
+    )
     log_level: str = _setting(
-        "INFO", "Console log level: debug, info, warning or error.", to_log_level,
-        cli="--log-level", metavar="LEVEL")
+        "INFO",
+        "Console log level: debug, info, warning or error.",
+        to_log_level,
+        cli="--log-level",
+        metavar="LEVEL",
+    )
 
     @property
     def max_body_bytes(self) -> int:
@@ -194,10 +268,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in names:
-            raise SettingsError(f"unknown environment setting {key} "
-                                f"(known: {', '.join(env_name(n) for n in sorted(names))})")
+            raise SettingsError(
+                f"unknown environment setting {key} "
+                f"(known: {', '.join(env_name(n) for n in sorted(names))})"
+            )
         values[name] = _convert(name, raw, f"environment {key}")
     return values
 
@@ -231,8 +307,11 @@ def _find_config(explicit: Path | None, model: Path | None, cwd: Path) -> Path |
     return next((c for c in candidates if c.is_file()), None)
 
 
-def load(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
-         cwd: Path | None = None) -> Settings:
+def load(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
     """Merge the sources in precedence order and check the result."""
     cwd = cwd or Path.cwd()
     cli_values = {k: _convert(k, v, "command line") for k, v in (cli or {}).items()}
@@ -257,14 +336,18 @@ def check(settings: Settings) -> None:
     if settings.model is not None and not settings.model.is_file():
         raise SettingsError(f"model file not found: {settings.model}")
     if settings.in_process and settings.workers > 1:
-        raise SettingsError("--in-process runs one model in the web process; "
-                            "it cannot be combined with --workers above 1")
+        raise SettingsError(
+            "--in-process runs one model in the web process; "
+            "it cannot be combined with --workers above 1"
+        )
 
 
 def markdown_table() -> str:
     """The settings table for the README (a test keeps the README equal to this)."""
-    lines = ["| setting | command line | environment | default | what it does |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| setting | command line | environment | default | what it does |",
+        "|---|---|---|---|---|",
+    ]
     for spec in table():
         meta = spec.metadata
         cli = meta["metavar"] if meta["positional"] else meta["cli"]
@@ -272,6 +355,7 @@ def markdown_table() -> str:
             cli = f"{cli} / --no-{cli[2:]}"
         default = spec.default
         shown = "" if default is None or default == "" else f"`{default}`"
-        lines.append(f"| `{spec.name}` | `{cli}` | `{env_name(spec.name)}` | {shown} | "
-                     f"{meta['help']} |")
+        lines.append(
+            f"| `{spec.name}` | `{cli}` | `{env_name(spec.name)}` | {shown} | {meta['help']} |"
+        )
     return "\n".join(lines) + "\n"

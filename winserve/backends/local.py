@@ -56,8 +56,9 @@ class LocalBackend(Backend):
         if self._closed:
             return Health("stopped", (ReplicaHealth(0, "stopped"),))
         if self._info is None:
-            return Health("failed", (ReplicaHealth(0, "failed", last_error=self._error),),
-                          reason=self._error)
+            return Health(
+                "failed", (ReplicaHealth(0, "failed", last_error=self._error),), reason=self._error
+            )
         return Health("ready", (ReplicaHealth(0, "ready", pid=self._host.pid()),))
 
     def close(self) -> None:

@@ -45,8 +45,8 @@ from winserve.payload import Payload, merge_payloads, row_count
 
 log = logging.getLogger("winserve.pool")
 
-CALLER_GRACE = 0.25        # seconds a caller waits past its deadline for the dispatcher's verdict
-IDLE_CHECK = 0.5           # seconds between liveness checks of an idle replica
+CALLER_GRACE = 0.25  # seconds a caller waits past its deadline for the dispatcher's verdict
+IDLE_CHECK = 0.5  # seconds between liveness checks of an idle replica
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
@@ -68,8 +68,7 @@ class Job:
     retried: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def resolve(self, result: Prediction | None = None,
-                error: WinserveError | None = None) -> None:
+    def resolve(self, result: Prediction | None = None, error: WinserveError | None = None) -> None:
         with self._lock:
             if self.done.is_set():
                 return
@@ -77,14 +76,23 @@ class Job:
             self.done.set()
 
     def timed_out(self) -> ModelTimeout:
-        return ModelTimeout(f"the model did not answer within {self.timeout:g} s "
-                            "(setting: timeout)")
+        return ModelTimeout(
+            f"the model did not answer within {self.timeout:g} s (setting: timeout)"
+        )
 
 
 class PoolBackend(Backend):
-    def __init__(self, spec: ModelSpec, *, workers: int = 1, timeout: float = 30.0,
-                 load_timeout: float = 300.0, max_batch_rows: int = 256,
-                 max_batch_wait_ms: float = 0.0, max_queue: int = 512) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        workers: int = 1,
+        timeout: float = 30.0,
+        load_timeout: float = 300.0,
+        max_batch_rows: int = 256,
+        max_batch_wait_ms: float = 0.0,
+        max_queue: int = 512,
+    ) -> None:
         self._spec = spec
         self._timeout = timeout
         self._load_timeout = load_timeout
@@ -108,8 +116,12 @@ class PoolBackend(Backend):
             return
         self._started = True
         for replica in self._replicas:
-            thread = threading.Thread(target=self._dispatch, args=(replica,),
-                                      name=f"winserve-replica-{replica.index}", daemon=True)
+            thread = threading.Thread(
+                target=self._dispatch,
+                args=(replica,),
+                name=f"winserve-replica-{replica.index}",
+                daemon=True,
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -159,15 +171,18 @@ class PoolBackend(Backend):
             raise ModelUnavailable("the server is shutting down")
         if not any(r.state == "ready" for r in self._replicas):
             states = ", ".join(sorted({r.state for r in self._replicas}))
-            raise ModelUnavailable(f"no model replica is ready ({states}); try again shortly",
-                                   retry_after=self._retry_after())
+            raise ModelUnavailable(
+                f"no model replica is ready ({states}); try again shortly",
+                retry_after=self._retry_after(),
+            )
         now = time.monotonic()
         job = Job(payload, row_count(payload), proba, now + self._timeout, self._timeout)
         with self._cond:
             if len(self._queue) >= self._max_queue:
                 raise ModelUnavailable(
                     f"{len(self._queue)} requests are already waiting (setting: max_queue)",
-                    retry_after=1)
+                    retry_after=1,
+                )
             self._queue.append(job)
             self._cond.notify()
         if not job.done.wait(self._timeout + CALLER_GRACE):
@@ -191,8 +206,12 @@ class PoolBackend(Backend):
         else:
             status = "loading"
         reason = "; ".join(sorted({r.last_error for r in replicas if r.last_error}))
-        return Health(status, replicas, reason if status != "ready" else "",  # type: ignore[arg-type]
-                      queue_depth=len(self._queue))
+        return Health(
+            status,
+            replicas,
+            reason if status != "ready" else "",  # type: ignore[arg-type]
+            queue_depth=len(self._queue),
+        )
 
     def _retry_after(self) -> int:
         loads = [r.load_seconds for r in self._replicas if r.load_seconds]
@@ -222,8 +241,9 @@ class PoolBackend(Backend):
             if loaded:
                 replica.state = "restarting"
             self._notify()
-            log.warning("replica %d: %s; restarting in %.1f s", replica.index,
-                        replica.last_error, backoff)
+            log.warning(
+                "replica %d: %s; restarting in %.1f s", replica.index, replica.last_error, backoff
+            )
             self._closing.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
         replica.stop()
@@ -239,15 +259,20 @@ class PoolBackend(Backend):
             replica.last_error = f"the model did not load within {self._load_timeout:g} s"
             replica.state = "failed"
         except (*HOST_GONE, OSError) as exc:
-            replica.last_error = (f"{replica.exit_description()} while loading "
-                                  f"({type(exc).__name__})")
+            replica.last_error = (
+                f"{replica.exit_description()} while loading ({type(exc).__name__})"
+            )
             replica.state = "failed"
         else:
             if self._info is None:
                 self._info = ModelInfo.from_dict(info)
             replica.state, replica.last_error = "ready", ""
-            log.info("replica %d ready (pid %s, %.2f s)", replica.index, replica.pid,
-                     replica.load_seconds)
+            log.info(
+                "replica %d ready (pid %s, %.2f s)",
+                replica.index,
+                replica.pid,
+                replica.load_seconds,
+            )
             return True
         finally:
             with self._changed:
@@ -336,7 +361,7 @@ class PoolBackend(Backend):
         for position, job in enumerate(jobs):
             outcome = self._run(replica, [job])
             if outcome != "ok":
-                self._requeue(jobs[position + 1:])
+                self._requeue(jobs[position + 1 :])
                 return outcome
         return "ok"
 
@@ -345,21 +370,28 @@ class PoolBackend(Backend):
         retry = [j for j in jobs if not j.retried]
         for job in jobs:
             if job.retried:
-                job.resolve(error=ModelUnavailable(
-                    "the model process crashed while predicting this request "
-                    f"({type(exc).__name__}); it is being restarted",
-                    retry_after=self._retry_after()))
+                job.resolve(
+                    error=ModelUnavailable(
+                        "the model process crashed while predicting this request "
+                        f"({type(exc).__name__}); it is being restarted",
+                        retry_after=self._retry_after(),
+                    )
+                )
         for job in retry:
             job.retried, job.solo = True, True
         self._requeue(retry)
 
     @staticmethod
-    def _deliver(jobs: list[Job], predictions: list[object],
-                 probabilities: list[list[float]] | None) -> None:
+    def _deliver(
+        jobs: list[Job], predictions: list[object], probabilities: list[list[float]] | None
+    ) -> None:
         start = 0
         for job in jobs:
             end = start + job.rows
-            job.resolve(Prediction(predictions[start:end],
-                                   None if probabilities is None or not job.proba
-                                   else probabilities[start:end]))
+            job.resolve(
+                Prediction(
+                    predictions[start:end],
+                    None if probabilities is None or not job.proba else probabilities[start:end],
+                )
+            )
             start = end

@@ -26,8 +26,14 @@ from typing import Any
 from winserve.host import ModelHost
 
 # What a dead or unreachable host looks like from this side (Linux and Windows).
-HOST_GONE = (EOFError, BrokenPipeError, ConnectionResetError, ConnectionRefusedError,
-             FileNotFoundError, ConnectionAbortedError)
+HOST_GONE = (
+    EOFError,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionRefusedError,
+    FileNotFoundError,
+    ConnectionAbortedError,
+)
 
 
 class HostProxy(BaseProxy):

@@ -13,8 +13,10 @@ from pathlib import Path
 from winserve.platform import cache_dir
 
 DEMO_NAME = "iris-demo"
-DEMO_DESCRIPTION = ("DEMO model: guesses the species of an iris flower from four measurements. "
-                    "Serve your own model with: python -m winserve path/to/model.joblib")
+DEMO_DESCRIPTION = (
+    "DEMO model: guesses the species of an iris flower from four measurements. "
+    "Serve your own model with: python -m winserve path/to/model.joblib"
+)
 
 
 def train() -> object:

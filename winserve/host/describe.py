@@ -100,8 +100,11 @@ def column_kinds(model: Any, names: list[str]) -> dict[str, dict[str, Any]]:
                 continue
             strict = getattr(leaf, "handle_unknown", "error") == "error"
             for column, cats in zip(columns, leaf.categories_, strict=False):
-                values = [v for v in plain(cats)
-                          if v is not None and not (isinstance(v, float) and math.isnan(v))]
+                values = [
+                    v
+                    for v in plain(cats)
+                    if v is not None and not (isinstance(v, float) and math.isnan(v))
+                ]
                 kinds[column] = {
                     "kind": "category" if _is_text(values) else "number",
                     "categories": values[:MAX_CATEGORIES_LISTED],

@@ -32,9 +32,11 @@ def build_input(payload: dict[str, Any], features: list[dict[str, Any]], names_k
         if names_known:
             import pandas as pd
 
-            return pd.DataFrame({
-                f["name"]: pd.Series(columns[f["name"]], dtype=KIND_DTYPES[f["kind"]])
-                for f in features
-            })
+            return pd.DataFrame(
+                {
+                    f["name"]: pd.Series(columns[f["name"]], dtype=KIND_DTYPES[f["kind"]])
+                    for f in features
+                }
+            )
         return np.array([columns[n] for n in names], dtype=object).T
     return np.asarray(payload["rows"])

@@ -64,9 +64,11 @@ def _version_notes(caught: list[warnings.WarningMessage], strict: bool) -> tuple
         if original is not None:
             saved = str(original)
             estimator = getattr(item.message, "estimator_name", "estimator")
-            note = (f"{estimator} was saved with scikit-learn {original} and runs here with "
-                    f"{sklearn_version()}; predictions may differ. Re-save the model with "
-                    f"{sklearn_version()} or install scikit-learn=={original}.")
+            note = (
+                f"{estimator} was saved with scikit-learn {original} and runs here with "
+                f"{sklearn_version()}; predictions may differ. Re-save the model with "
+                f"{sklearn_version()} or install scikit-learn=={original}."
+            )
             if strict:
                 raise ModelLoadError(note.split(";")[0] + " (refused: strict_versions is on)")
             if note not in notes:
@@ -88,18 +90,26 @@ def load_file(path: Path, *, strict_versions: bool, mmap: bool) -> Loaded:
             model = joblib.load(path, mmap_mode="r" if use_mmap else None)
         except ModuleNotFoundError as exc:
             raise ModelLoadError(
-                f"the model needs the Python package {exc.name!r}, which is not installed "
-                "here") from None
+                f"the model needs the Python package {exc.name!r}, which is not installed here"
+            ) from None
         except Exception as exc:  # corrupt, truncated, not a pickle, incompatible library
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"cannot load {path.name}: {reason}") from None
     saved, notes = _version_notes(caught, strict_versions)
     if not hasattr(model, "predict"):
-        raise ModelLoadError(f"{path.name} holds a {type(model).__name__}, which has no "
-                             "predict() method")
-    return Loaded(model=model, name=path.stem, source=str(path), sha256=sha256_of(path),
-                  file_size=path.stat().st_size, mmap=use_mmap,
-                  saved_with_sklearn=saved or _own_version(model), warnings=notes)
+        raise ModelLoadError(
+            f"{path.name} holds a {type(model).__name__}, which has no predict() method"
+        )
+    return Loaded(
+        model=model,
+        name=path.stem,
+        source=str(path),
+        sha256=sha256_of(path),
+        file_size=path.stat().st_size,
+        mmap=use_mmap,
+        saved_with_sklearn=saved or _own_version(model),
+        warnings=notes,
+    )
 
 
 def _own_version(model: Any) -> str:
@@ -118,10 +128,15 @@ def load_factory(reference: str) -> Loaded:
     except Exception as exc:
         raise ModelLoadError(f"factory {reference} failed: {type(exc).__name__}: {exc}") from None
     if not hasattr(model, "predict"):
-        raise ModelLoadError(f"factory {reference} returned a {type(model).__name__}, which has "
-                             "no predict() method")
-    return Loaded(model=model, name=getattr(model, "name", None) or attr, source=reference,
-                  saved_with_sklearn=_own_version(model))
+        raise ModelLoadError(
+            f"factory {reference} returned a {type(model).__name__}, which has no predict() method"
+        )
+    return Loaded(
+        model=model,
+        name=getattr(model, "name", None) or attr,
+        source=reference,
+        saved_with_sklearn=_own_version(model),
+    )
 
 
 def load(spec: ModelSpec) -> Loaded:

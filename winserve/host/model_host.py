@@ -57,8 +57,15 @@ class ModelHost:
         try:
             info = self._load(spec)
         except ModelLoadError as exc:
-            return {"ok": False, "error": {"type": "ModelLoadError", "message": str(exc),
-                                           "input_error": False, "traceback": ""}}
+            return {
+                "ok": False,
+                "error": {
+                    "type": "ModelLoadError",
+                    "message": str(exc),
+                    "input_error": False,
+                    "traceback": "",
+                },
+            }
         except Exception as exc:
             return {"ok": False, "error": error_record(exc)}
         info["load_seconds"] = round(time.perf_counter() - started, 3)
@@ -119,8 +126,15 @@ class ModelHost:
 
     def predict(self, payload: dict[str, Any], proba: bool) -> dict[str, Any]:
         if self._model is None:
-            return {"ok": False, "error": {"type": "NotLoaded", "message": "no model loaded",
-                                           "input_error": False, "traceback": ""}}
+            return {
+                "ok": False,
+                "error": {
+                    "type": "NotLoaded",
+                    "message": "no model loaded",
+                    "input_error": False,
+                    "traceback": "",
+                },
+            }
         try:
             frame = build_input(payload, self._features, self._names_known)
             predictions = describe.plain(self._model.predict(frame))

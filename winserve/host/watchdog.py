@@ -29,5 +29,6 @@ def start() -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
         return
-    threading.Thread(target=_exit_when_parent_dies, args=(parent,), name="parent-watchdog",
-                     daemon=True).start()
+    threading.Thread(
+        target=_exit_when_parent_dies, args=(parent,), name="parent-watchdog", daemon=True
+    ).start()

@@ -33,9 +33,10 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
     for index, row in enumerate(rows):
         if len(row) != len(names):
             missing = [n for n in names if n not in row]
-            raise BadRequest(f"row {index + 1}: missing column"
-                             f"{'s' if len(missing) > 1 else ''} "
-                             + ", ".join(repr(n) for n in missing))
+            raise BadRequest(
+                f"row {index + 1}: missing column"
+                f"{'s' if len(missing) > 1 else ''} " + ", ".join(repr(n) for n in missing)
+            )
         for name in names:
             columns[name].append(row[name])
     return PredictRequest(columns=columns, proba=proba, n_rows=len(rows))
@@ -49,14 +50,18 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
         raise BadRequest('"data" must be a list of rows')
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
-        raise BadRequest("column names appear more than once: "
-                         + ", ".join(repr(c) for c in duplicates))
+        raise BadRequest(
+            "column names appear more than once: " + ", ".join(repr(c) for c in duplicates)
+        )
     for index, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
-            raise BadRequest(f"row {index + 1} has {got}; \"columns\" names {len(columns)}")
-    return PredictRequest(columns={c: [row[i] for row in data] for i, c in enumerate(columns)},
-                          proba=proba, n_rows=len(data))
+            raise BadRequest(f'row {index + 1} has {got}; "columns" names {len(columns)}')
+    return PredictRequest(
+        columns={c: [row[i] for row in data] for i, c in enumerate(columns)},
+        proba=proba,
+        n_rows=len(data),
+    )
 
 
 def decode(body: Any, proba: bool) -> PredictRequest:
@@ -64,8 +69,10 @@ def decode(body: Any, proba: bool) -> PredictRequest:
         if "columns" in body or "data" in body:
             extra = set(body) - {"columns", "data"}
             if extra:
-                raise BadRequest("a split body has only \"columns\" and \"data\"; unexpected: "
-                                 + ", ".join(repr(k) for k in sorted(extra)))
+                raise BadRequest(
+                    'a split body has only "columns" and "data"; unexpected: '
+                    + ", ".join(repr(k) for k in sorted(extra))
+                )
             return _split(body, proba)
         return _records([body], proba)
     if isinstance(body, list):
@@ -75,10 +82,12 @@ def decode(body: Any, proba: bool) -> PredictRequest:
             return _records(body, proba)
         if all(isinstance(row, list) for row in body):
             return PredictRequest.from_rows(body, proba)
-        raise BadRequest("rows must be all objects or all lists, not a mix of both "
-                         "(or of plain values)")
-    raise BadRequest("expected a JSON object (one row), a list of rows, or "
-                     '{"columns": [...], "data": [[...]]}')
+        raise BadRequest(
+            "rows must be all objects or all lists, not a mix of both (or of plain values)"
+        )
+    raise BadRequest(
+        'expected a JSON object (one row), a list of rows, or {"columns": [...], "data": [[...]]}'
+    )
 
 
 def encode(prediction: Prediction, info: ModelInfo, proba: bool) -> dict[str, Any]:

@@ -27,7 +27,10 @@ access_log = logging.getLogger("winserve.access")
 error_log = logging.getLogger("winserve.error")
 
 HTTP_ERRORS: dict[int, type[WinserveError]] = {
-    400: BadRequest, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
 }
 
 
@@ -77,9 +80,15 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         response.headers["X-Content-Type-Options"] = "nosniff"
         elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-        access_log.info("%s %s %s %d rows=%s %.1fms", g.get("request_id", "-"), request.method,
-                        request.path, response.status_code,
-                        request.environ.get("winserve.rows", "-"), elapsed)
+        access_log.info(
+            "%s %s %s %d rows=%s %.1fms",
+            g.get("request_id", "-"),
+            request.method,
+            request.path,
+            response.status_code,
+            request.environ.get("winserve.rows", "-"),
+            elapsed,
+        )
         return response
 
     @app.errorhandler(WinserveError)
@@ -94,8 +103,11 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     def unexpected(exc: Exception) -> ResponseReturnValue:
         request_id = g.get("request_id", "-")
         error_log.exception("request %s failed", request_id)
-        return _render(WinserveError(f"internal error; the server log has the details "
-                                     f"(request id {request_id})"))
+        return _render(
+            WinserveError(
+                f"internal error; the server log has the details (request id {request_id})"
+            )
+        )
 
     @app.context_processor
     def versions() -> dict[str, str]:

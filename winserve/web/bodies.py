@@ -18,16 +18,19 @@ def json_body(request: Request, max_bytes: int) -> Any:
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         shown = mimetype or "none"
-        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json "
-                                   f"(got {shown})")
+        raise UnsupportedMediaType(
+            f"send the body as JSON with Content-Type: application/json (got {shown})"
+        )
     length = request.content_length
     if length is not None and length > max_bytes:
-        raise PayloadTooLarge(f"the body has {length} bytes, more than the {max_bytes} allowed "
-                              "(setting: max_body_mb)")
+        raise PayloadTooLarge(
+            f"the body has {length} bytes, more than the {max_bytes} allowed (setting: max_body_mb)"
+        )
     raw = request.get_data(cache=False)
     if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"the body is larger than the {max_bytes} bytes allowed "
-                              "(setting: max_body_mb)")
+        raise PayloadTooLarge(
+            f"the body is larger than the {max_bytes} bytes allowed (setting: max_body_mb)"
+        )
     if not raw.strip():
         raise BadRequest("the body is empty; send JSON rows")
     try:
@@ -37,8 +40,9 @@ def json_body(request: Request, max_bytes: int) -> Any:
     except RecursionError:
         raise BadRequest("the JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                         f"column {exc.colno}") from None
+        raise BadRequest(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 

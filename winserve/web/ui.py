@@ -8,8 +8,9 @@ from flask.typing import ResponseReturnValue
 from winserve.errors import ModelUnavailable
 from winserve.service import Service
 
-bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint(
+    "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
 
 
 @bp.get("/")
