@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from winserve.backends.base import Backend, Health, Prediction, prediction_from
+from winserve.backends.base import Backend, Health, Prediction, Status, prediction_from
 from winserve.backends.proxy import HOST_GONE
 from winserve.backends.replica import Replica
 from winserve.errors import (
@@ -195,6 +195,7 @@ class PoolBackend(Backend):
     def health(self) -> Health:
         replicas = tuple(r.health() for r in self._replicas)
         states = [r.state for r in replicas]
+        status: Status
         if self._closing.is_set():
             status = "stopped"
         elif all(s == "ready" for s in states):
@@ -209,7 +210,7 @@ class PoolBackend(Backend):
         return Health(
             status,
             replicas,
-            reason if status != "ready" else "",  # type: ignore[arg-type]
+            reason if status != "ready" else "",
             queue_depth=len(self._queue),
         )
 
