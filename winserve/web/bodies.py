@@ -34,7 +34,7 @@ def json_body(request: Request, max_bytes: int) -> Any:
     if not raw.strip():
         raise BadRequest("the body is empty; send JSON rows")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        return json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 text") from None
     except RecursionError:

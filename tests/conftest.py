@@ -1,0 +1,103 @@
+"""Fixtures: models trained at test time from scikit-learn's bundled data, written to disk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from tests.helpers import model_hosts
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The demo model is trained into a cache of the test run's own, never the user's."""
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    for key in [k for k in os.environ if k.startswith("WINSERVE_")]:
+        del os.environ[key]
+    yield cache
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    leftovers = model_hosts()
+    for proc in leftovers:
+        proc.kill()
+    assert not leftovers, f"processes left behind: {[p.cmdline() for p in leftovers]}"
+
+
+def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    species = iris.target.map(dict(enumerate(iris.target_names)))
+    return iris.data, species
+
+
+def diabetes_with_text() -> tuple[pd.DataFrame, pd.Series]:
+    """Diabetes data with two text columns, as a user's DataFrame often has."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True)
+    frame = data.data.copy()
+    frame["sex"] = (frame["sex"] > 0).map({True: "female", False: "male"})
+    frame["bmi_band"] = pd.cut(frame["bmi"], 3, labels=["low", "mid", "high"]).astype(str)
+    return frame, data.target
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def iris_forest(models_dir: Path) -> Path:
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = iris_frame()
+    path = models_dir / "iris forest.joblib"  # a space, as in "My Models"
+    joblib.dump(RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_pipeline(models_dir: Path) -> Path:
+    """A regressor pipeline whose input has string columns, fitted on a DataFrame."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    x, y = diabetes_with_text()
+    text = ["sex", "bmi_band"]
+    numbers = [c for c in x.columns if c not in text]
+    model = make_pipeline(
+        ColumnTransformer([("text", OneHotEncoder(), text), ("num", StandardScaler(), numbers)]),
+        Ridge(),
+    )
+    path = models_dir / "diabetes_text.joblib"
+    joblib.dump(model.fit(x, y), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def array_regressor(models_dir: Path) -> Path:
+    """Fitted on a plain array: no column names, only a column count."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    x, y = load_diabetes(return_X_y=True)
+    path = models_dir / "array.pkl"
+    joblib.dump(LinearRegression().fit(x, y), path, compress=3)
+    return path

@@ -1,0 +1,138 @@
+"""Helpers for tests that run real servers and real processes; every wait has a deadline."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def helper_process(proc: psutil.Process) -> bool:
+    """multiprocessing's resource tracker: a helper that exits with its parent, not a host."""
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return True
+
+
+def model_hosts(pid: int | None = None) -> list[psutil.Process]:
+    """Live descendants of ``pid`` (default: this process), helpers excluded."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+            and not helper_process(c)]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINSERVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """``python -m winserve`` in a subprocess; its console is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "winserve", *args], cwd=cwd, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8")
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = ""
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float) -> str:
+        end = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if predicate(line):
+                    return line
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no such line within {timeout} s; output:\n"
+                                     + "\n".join(self.lines))
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                if predicate(""):
+                    return ""
+                raise AssertionError(f"server exited ({self.proc.wait(5)}); output:\n"
+                                     + "\n".join(self.lines))
+            self.lines.append(line)
+
+    def wait_ready(self, timeout: float = 60) -> str:
+        line = self.wait_for_line(lambda s: s.strip().startswith("open "), timeout)
+        self.url = line.split()[-1].rstrip("/")
+        return self.url
+
+    def drain(self, timeout: float = 5) -> str:
+        """Everything printed until the process closed its output."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self._queue.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return "\n".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill_tree(self) -> None:
+        for child in model_hosts(self.proc.pid):
+            child.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@contextmanager
+def running_server(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
+                   ready: bool = True) -> Iterator[ServerProcess]:
+    server = ServerProcess(["--port", "0", "--no-browser", *args], env or server_env(), cwd)
+    try:
+        if ready:
+            server.wait_ready()
+        yield server
+    finally:
+        server.kill_tree()

@@ -1,0 +1,69 @@
+"""Importable test models (spawned model hosts import them by name: no lambdas, no closures).
+
+``ChaosModel`` adds its two columns, and misbehaves on chosen values of column ``a``:
+999 hangs, 666 kills its process, -1 raises ValueError (bad input), 13 raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+HANG, CRASH, BAD_INPUT, BUG = 999.0, 666.0, -1.0, 13.0
+
+
+class ChaosModel:
+    feature_names_in_ = np.array(["a", "b"], dtype=object)
+    n_features_in_ = 2
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def predict(self, frame: Any) -> np.ndarray:
+        a = np.asarray(frame["a"], dtype=float)
+        if HANG in a:
+            time.sleep(3600)
+        if CRASH in a:
+            os._exit(7)
+        if BAD_INPUT in a:
+            raise ValueError("a must not be -1")
+        if BUG in a:
+            raise RuntimeError("unlucky number")
+        if self.delay:
+            time.sleep(self.delay)
+        return a + np.asarray(frame["b"], dtype=float)
+
+
+class BatchSizeModel(ChaosModel):
+    """Answers, for every row, how many rows the call carried (shows batching); slow on purpose."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        super().predict(frame)
+        time.sleep(0.05)
+        return np.full(len(frame), float(len(frame)))
+
+
+class PlainModel:
+    """Declares no columns at all: rows pass through as an array."""
+
+    def predict(self, rows: Any) -> list[float]:
+        return [float(sum(row)) for row in np.asarray(rows, dtype=float)]
+
+
+def chaos() -> ChaosModel:
+    return ChaosModel()
+
+
+def batch_size() -> BatchSizeModel:
+    return BatchSizeModel()
+
+
+def plain() -> PlainModel:
+    return PlainModel()
+
+
+def broken() -> ChaosModel:
+    raise RuntimeError("this factory always fails")

@@ -1,0 +1,125 @@
+"""The model host in this process: loading, describing, predicting, and its failure records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from tests.conftest import diabetes_with_text, iris_frame
+from winserve.host import ModelHost
+from winserve.model_info import ModelInfo, ModelSpec
+
+
+def _load(spec: ModelSpec) -> tuple[ModelHost, dict]:
+    host = ModelHost()
+    record = host.load(spec)
+    return host, record
+
+
+def test_demo_is_labelled_and_cached(isolated_cache: Path) -> None:
+    host, record = _load(ModelSpec())
+    info = ModelInfo.from_dict(record["info"])
+    assert info.demo and info.name == "iris-demo" and "DEMO" in info.extra["description"]
+    assert info.classes == ("setosa", "versicolor", "virginica")
+    assert info.sample_prediction in info.classes and not info.sample_error
+    assert list(isolated_cache.glob("winserve/iris-demo-*.joblib"))
+
+
+def test_forest_description_and_predictions_match_in_process(iris_forest: Path) -> None:
+    host, record = _load(ModelSpec(str(iris_forest)))
+    info = ModelInfo.from_dict(record["info"])
+    x, _ = iris_frame()
+    model = joblib.load(iris_forest)
+    assert info.feature_names == list(x.columns) and info.all_numeric
+    assert info.task == "classification" and info.has_proba
+    assert info.sha256 and info.file_size == iris_forest.stat().st_size and info.mmap
+    result = host.predict({"matrix": x.to_numpy()}, True)
+    assert result["ok"]
+    assert result["predictions"] == model.predict(x).tolist()
+    assert np.allclose(result["probabilities"], model.predict_proba(x))
+
+
+def test_pipeline_with_string_columns(text_pipeline: Path) -> None:
+    host, record = _load(ModelSpec(str(text_pipeline)))
+    info = ModelInfo.from_dict(record["info"])
+    kinds = {f.name: f for f in info.features}
+    assert kinds["sex"].kind == "category" and kinds["sex"].categories == ("female", "male")
+    assert kinds["sex"].strict_categories
+    assert kinds["bmi_band"].categories == ("high", "low", "mid")
+    assert kinds["age"].kind == "number" and info.task == "regression" and not info.has_proba
+    x, _ = diabetes_with_text()
+    columns = {c: x[c].tolist() for c in x.columns}
+    result = host.predict({"columns": columns}, False)
+    assert np.allclose(result["predictions"], joblib.load(text_pipeline).predict(x))
+
+
+def test_array_model_has_positional_columns(array_regressor: Path) -> None:
+    host, record = _load(ModelSpec(str(array_regressor)))
+    info = ModelInfo.from_dict(record["info"])
+    assert not info.feature_names_known and info.feature_names[:2] == ["x0", "x1"]
+    assert not info.mmap  # compressed files cannot be memory-mapped
+    assert host.predict({"matrix": np.zeros((2, 10))}, False)["ok"]
+
+
+def _restamp(source: Path, target: Path, version: str) -> None:
+    """The same model, as if saved by another scikit-learn (the version is in the pickle)."""
+    import sklearn
+
+    data = source.read_bytes()
+    assert sklearn.__version__.encode() in data and len(version) == len(sklearn.__version__)
+    target.write_bytes(data.replace(sklearn.__version__.encode(), version.encode()))
+
+
+def test_version_skew_warns_naming_both_versions(iris_forest: Path, tmp_path: Path) -> None:
+    import sklearn
+
+    old = tmp_path / "old.joblib"
+    fake = "".join("0" if c.isdigit() else c for c in sklearn.__version__)  # 1.9.1 → 0.0.0
+    _restamp(iris_forest, old, fake)
+    _, record = _load(ModelSpec(str(old)))
+    assert record["ok"], record
+    info = ModelInfo.from_dict(record["info"])
+    assert info.saved_with_sklearn == fake
+    assert any(info.saved_with_sklearn in w and sklearn.__version__ in w for w in info.warnings)
+    _, strict = _load(ModelSpec(str(old), strict_versions=True))
+    assert not strict["ok"] and "strict_versions" in strict["error"]["message"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "cannot load"),
+    (b"not a pickle at all", "cannot load"),
+    (None, "has no predict() method"),
+])
+def test_unloadable_files_say_why(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "bad.joblib"
+    if content is None:
+        joblib.dump({"just": "a dict"}, path)
+    else:
+        path.write_bytes(content)
+    _, record = _load(ModelSpec(str(path)))
+    assert not record["ok"] and message in record["error"]["message"]
+    assert "Traceback" not in record["error"]["message"]
+
+
+def test_missing_file_and_missing_package(tmp_path: Path) -> None:
+    _, record = _load(ModelSpec(str(tmp_path / "gone.joblib")))
+    assert "model file not found" in record["error"]["message"]
+    path = tmp_path / "needs.joblib"
+    path.write_bytes(b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x0cnot_a_module"
+                     b"\x94\x8c\x03Foo\x94\x93\x94.")
+    _, record = _load(ModelSpec(str(path)))
+    assert "needs the Python package 'not_a_module'" in record["error"]["message"]
+
+
+def test_errors_come_back_as_records(tmp_path: Path) -> None:
+    host, record = _load(ModelSpec(factory="tests.models:chaos"))
+    assert record["ok"]
+    bad = host.predict({"matrix": np.array([[-1.0, 0.0]])}, False)
+    assert not bad["ok"] and bad["error"]["input_error"] and bad["error"]["type"] == "ValueError"
+    bug = host.predict({"matrix": np.array([[13.0, 0.0]])}, False)
+    assert not bug["ok"] and not bug["error"]["input_error"] and "Traceback" in bug["error"]["traceback"]
+    _, failed = _load(ModelSpec(factory="tests.models:broken"))
+    assert "this factory always fails" in failed["error"]["message"]

@@ -1,0 +1,124 @@
+"""Decoding the native formats and checking rows against the model (no processes)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from winserve.errors import BadRequest, PayloadTooLarge
+from winserve.model_info import Feature, ModelInfo
+from winserve.payload import merge_payloads, row_count
+from winserve.protocols import native
+from winserve.service import PredictRequest, prepare
+
+NUMERIC = ModelInfo("m", "LogisticRegression", "classification",
+                    (Feature("a"), Feature("b")), True, classes=("x", "y"), has_proba=True)
+MIXED = ModelInfo("m", "Pipeline", "regression",
+                  (Feature("age"), Feature("sex", "category", ("female", "male"), True),
+                   Feature("note", "string")), True)
+
+
+def _prepare(body: Any, info: ModelInfo = NUMERIC, max_rows: int = 100) -> Any:
+    return prepare(native.decode(body, False), info, max_rows=max_rows)
+
+
+@pytest.mark.parametrize("body", [
+    [{"a": 1, "b": 2.5}, {"b": 4, "a": 3}],
+    {"columns": ["b", "a"], "data": [[2.5, 1], [4, 3]]},
+    [[1, 2.5], [3, 4]],
+    [["1", " 2.5 "], [3, 4]],
+])
+def test_every_native_shape_gives_the_same_matrix(body: Any) -> None:
+    prepared = _prepare(body)
+    assert prepared.payload["matrix"].tolist() == [[1.0, 2.5], [3.0, 4.0]]
+    assert prepared.n_rows == 2
+
+
+def test_a_single_object_is_one_row() -> None:
+    assert _prepare({"a": 1, "b": 2}).payload["matrix"].tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ([{"a": 1}], "missing column 'b'. The model expects: 'a', 'b'"),
+    ([{"a": 1, "b": 2, "c": 3}], "unknown column 'c'"),
+    ([{"a": 1, "b": 2}, {"a": 1}], "row 2: missing column 'b'"),
+    ([{"a": 1, "b": "seven"}], "row 1, column 'b': expected a number, got 'seven'"),
+    ([[1, 2], [3, None]], "row 2, column 'b': missing value; a number is expected"),
+    ([[1, 2], [3, True]], "row 2, column 'b': expected a number, got True"),
+    ([[1, 2], [3, 1e400]], "row 2, column 'b': expected a finite number"),
+    ([[1, 2], [3, "inf"]], "expected a finite number"),
+    ([[1, 2], [3, [4]]], "expected a number, got list [4]"),
+    ([[1, 2, 3]], "row 1: has 3 values; the model expects 2 ('a', 'b')"),
+    ([], "no rows to predict"),
+    ({"columns": ["a", "a"], "data": [[1, 2]]}, "column names appear more than once: 'a'"),
+    ({"columns": ["a", "b"], "data": [[1]]}, "row 1 has 1 values; \"columns\" names 2"),
+    ({"columns": "a", "data": []}, '"columns" must be a list of column names'),
+    ({"columns": ["a", "b"], "data": [], "extra": 1}, "unexpected: 'extra'"),
+    ([[1, 2], {"a": 1}], "not a mix of both"),
+    ("rows", "expected a JSON object"),
+    (42, "expected a JSON object"),
+])
+def test_bad_rows_name_the_problem(body: Any, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        _prepare(body)
+    assert message in caught.value.message
+    assert caught.value.status == 400
+
+
+def test_many_problems_are_counted_not_all_listed() -> None:
+    with pytest.raises(BadRequest, match=r"^row 1, column 'a'.*row 3, column 'a'[^;]*\(and 5 more problems\)"):
+        _prepare([["x", "y"]] * 5)
+
+
+def test_too_many_rows_is_413_naming_the_setting() -> None:
+    with pytest.raises(PayloadTooLarge, match="setting: max_rows") as caught:
+        _prepare([[1, 2]] * 11, max_rows=10)
+    assert caught.value.status == 413
+
+
+def test_mixed_kinds_keep_columns_and_check_categories() -> None:
+    body = [{"age": 41, "sex": "female", "note": 7}, {"age": "50", "sex": "male", "note": "x"}]
+    prepared = _prepare(body, MIXED)
+    assert prepared.payload == {"columns": {"age": [41.0, 50.0], "sex": ["female", "male"],
+                                            "note": ["7", "x"]}}
+    with pytest.raises(BadRequest, match="column 'sex': unknown value 'other'; expected one of "
+                                         "'female', 'male'"):
+        _prepare([{"age": 1, "sex": "other", "note": ""}], MIXED)
+
+
+def test_partial_keeps_good_rows_and_reports_bad_ones() -> None:
+    request = native.decode([[1, 2], ["x", 2], [3, 4]], False)
+    prepared = prepare(request, NUMERIC, max_rows=10, partial=True)
+    assert prepared.good_rows == [0, 2]
+    assert prepared.payload["matrix"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert [str(p) for p in prepared.problems] == ["row 2, column 'a': expected a number, got 'x'"]
+
+
+def test_a_model_without_columns_takes_lists_only() -> None:
+    info = ModelInfo("m", "PlainModel", "unknown", (), False)
+    assert _prepare([[1, 2, 3]], info).payload == {"rows": [[1, 2, 3]]}
+    with pytest.raises(BadRequest, match="declares no column names"):
+        _prepare([{"a": 1}], info)
+
+
+def test_payloads_merge_and_count() -> None:
+    one = {"matrix": np.array([[1.0, 2.0]])}
+    two = {"matrix": np.array([[3.0, 4.0], [5.0, 6.0]])}
+    merged = merge_payloads([one, two])
+    assert merged["matrix"].tolist() == [[1, 2], [3, 4], [5, 6]] and row_count(merged) == 3
+    cols = merge_payloads([{"columns": {"a": [1]}}, {"columns": {"a": [2, 3]}}])
+    assert cols == {"columns": {"a": [1, 2, 3]}} and row_count(cols) == 3
+    rows = merge_payloads([{"rows": [[1]]}, one])
+    assert rows == {"rows": [[1], [1.0, 2.0]]}
+
+
+def test_encode_adds_classes_with_probabilities() -> None:
+    from winserve.backends.base import Prediction
+
+    body = native.encode(Prediction(["x"], [[0.25, 0.75]]), NUMERIC, True)
+    assert body == {"predictions": ["x"], "classes": ["x", "y"], "probabilities": [[0.25, 0.75]]}
+    assert native.encode(Prediction([1.5]), NUMERIC, False) == {"predictions": [1.5]}
+    assert math.isclose(sum(body["probabilities"][0]), 1.0)
