@@ -12,6 +12,11 @@ import pytest
 
 from tests.helpers import model_hosts
 
+# pip's cache, as it was before the tests isolated XDG_CACHE_HOME (fresh venvs reuse it).
+PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pip"
+)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -33,8 +33,11 @@ def model_hosts(pid: int | None = None) -> list[psutil.Process]:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
-            and not helper_process(c)]
+    return [
+        c
+        for c in children
+        if c.is_running() and c.status() != psutil.STATUS_ZOMBIE and not helper_process(c)
+    ]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -59,13 +62,23 @@ def server_env(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """``python -m winserve`` in a subprocess; its console is collected line by line."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], cwd: Path, new_session: bool = False
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "winserve", *args], cwd=cwd, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8")
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            start_new_session=new_session,
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self.url = ""
 
     def _read(self) -> None:
@@ -82,8 +95,9 @@ class ServerProcess:
                     return line
             left = end - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no such line within {timeout} s; output:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"no such line within {timeout} s; output:\n" + "\n".join(self.lines)
+                )
             try:
                 line = self._queue.get(timeout=left)
             except queue.Empty:
@@ -91,12 +105,14 @@ class ServerProcess:
             if line is None:
                 if predicate(""):
                     return ""
-                raise AssertionError(f"server exited ({self.proc.wait(5)}); output:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"server exited ({self.proc.wait(5)}); output:\n" + "\n".join(self.lines)
+                )
             self.lines.append(line)
 
     def wait_ready(self, timeout: float = 60) -> str:
-        line = self.wait_for_line(lambda s: s.strip().startswith("open "), timeout)
+        self.wait_for_line(lambda s: s.startswith("Press Ctrl+C"), timeout)
+        line = next(s for s in self.lines if s.strip().startswith("open "))
         self.url = line.split()[-1].rstrip("/")
         return self.url
 
@@ -124,12 +140,17 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 @contextmanager
-def running_server(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
-                   ready: bool = True) -> Iterator[ServerProcess]:
-    server = ServerProcess(["--port", "0", "--no-browser", *args], env or server_env(), cwd)
+def running_server(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, ready: bool = True
+) -> Iterator[ServerProcess]:
+    command = [sys.executable, "-m", "winserve", "--port", "0", "--no-browser", *args]
+    server = ServerProcess(command, env or server_env(), cwd)
     try:
         if ready:
             server.wait_ready()

@@ -20,7 +20,7 @@ def _load(spec: ModelSpec) -> tuple[ModelHost, dict]:
 
 
 def test_demo_is_labelled_and_cached(isolated_cache: Path) -> None:
-    host, record = _load(ModelSpec())
+    _host, record = _load(ModelSpec())
     info = ModelInfo.from_dict(record["info"])
     assert info.demo and info.name == "iris-demo" and "DEMO" in info.extra["description"]
     assert info.classes == ("setosa", "versicolor", "virginica")
@@ -88,11 +88,14 @@ def test_version_skew_warns_naming_both_versions(iris_forest: Path, tmp_path: Pa
     assert not strict["ok"] and "strict_versions" in strict["error"]["message"]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "cannot load"),
-    (b"not a pickle at all", "cannot load"),
-    (None, "has no predict() method"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "cannot load"),
+        (b"not a pickle at all", "cannot load"),
+        (None, "has no predict() method"),
+    ],
+)
 def test_unloadable_files_say_why(tmp_path: Path, content: bytes | None, message: str) -> None:
     path = tmp_path / "bad.joblib"
     if content is None:
@@ -108,8 +111,10 @@ def test_missing_file_and_missing_package(tmp_path: Path) -> None:
     _, record = _load(ModelSpec(str(tmp_path / "gone.joblib")))
     assert "model file not found" in record["error"]["message"]
     path = tmp_path / "needs.joblib"
-    path.write_bytes(b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x0cnot_a_module"
-                     b"\x94\x8c\x03Foo\x94\x93\x94.")
+    path.write_bytes(
+        b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x0cnot_a_module"
+        b"\x94\x8c\x03Foo\x94\x93\x94."
+    )
     _, record = _load(ModelSpec(str(path)))
     assert "needs the Python package 'not_a_module'" in record["error"]["message"]
 
@@ -120,6 +125,10 @@ def test_errors_come_back_as_records(tmp_path: Path) -> None:
     bad = host.predict({"matrix": np.array([[-1.0, 0.0]])}, False)
     assert not bad["ok"] and bad["error"]["input_error"] and bad["error"]["type"] == "ValueError"
     bug = host.predict({"matrix": np.array([[13.0, 0.0]])}, False)
-    assert not bug["ok"] and not bug["error"]["input_error"] and "Traceback" in bug["error"]["traceback"]
+    assert (
+        not bug["ok"]
+        and not bug["error"]["input_error"]
+        and "Traceback" in bug["error"]["traceback"]
+    )
     _, failed = _load(ModelSpec(factory="tests.models:broken"))
     assert "this factory always fails" in failed["error"]["message"]

@@ -56,8 +56,9 @@ def test_config_next_to_the_model_and_relative_paths(tmp_path: Path) -> None:
         (["--log-level", "loud"], {}, "log_level: expected debug, info"),
     ],
 )
-def test_bad_settings_are_one_clear_line(tmp_path: Path, argv: list[str], env: dict[str, str],
-                                         message: str) -> None:
+def test_bad_settings_are_one_clear_line(
+    tmp_path: Path, argv: list[str], env: dict[str, str], message: str
+) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         settings.load(cli.parse(argv), env=env, cwd=tmp_path)
 
@@ -89,7 +90,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     assert block, "README.md lacks the settings table markers"
     assert block.group(1) == settings.markdown_table(), (
         "README settings table differs from the code; regenerate it with "
-        "python -c 'from winserve.settings import markdown_table; print(markdown_table())'")
+        "python -c 'from winserve.settings import markdown_table; print(markdown_table())'"
+    )
 
 
 def test_every_setting_has_a_flag_and_help() -> None:

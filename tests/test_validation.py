@@ -12,25 +12,43 @@ from winserve.errors import BadRequest, PayloadTooLarge
 from winserve.model_info import Feature, ModelInfo
 from winserve.payload import merge_payloads, row_count
 from winserve.protocols import native
-from winserve.service import PredictRequest, prepare
+from winserve.service import prepare
 
-NUMERIC = ModelInfo("m", "LogisticRegression", "classification",
-                    (Feature("a"), Feature("b")), True, classes=("x", "y"), has_proba=True)
-MIXED = ModelInfo("m", "Pipeline", "regression",
-                  (Feature("age"), Feature("sex", "category", ("female", "male"), True),
-                   Feature("note", "string")), True)
+NUMERIC = ModelInfo(
+    "m",
+    "LogisticRegression",
+    "classification",
+    (Feature("a"), Feature("b")),
+    True,
+    classes=("x", "y"),
+    has_proba=True,
+)
+MIXED = ModelInfo(
+    "m",
+    "Pipeline",
+    "regression",
+    (
+        Feature("age"),
+        Feature("sex", "category", ("female", "male"), True),
+        Feature("note", "string"),
+    ),
+    True,
+)
 
 
 def _prepare(body: Any, info: ModelInfo = NUMERIC, max_rows: int = 100) -> Any:
     return prepare(native.decode(body, False), info, max_rows=max_rows)
 
 
-@pytest.mark.parametrize("body", [
-    [{"a": 1, "b": 2.5}, {"b": 4, "a": 3}],
-    {"columns": ["b", "a"], "data": [[2.5, 1], [4, 3]]},
-    [[1, 2.5], [3, 4]],
-    [["1", " 2.5 "], [3, 4]],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"a": 1, "b": 2.5}, {"b": 4, "a": 3}],
+        {"columns": ["b", "a"], "data": [[2.5, 1], [4, 3]]},
+        [[1, 2.5], [3, 4]],
+        [["1", " 2.5 "], [3, 4]],
+    ],
+)
 def test_every_native_shape_gives_the_same_matrix(body: Any) -> None:
     prepared = _prepare(body)
     assert prepared.payload["matrix"].tolist() == [[1.0, 2.5], [3.0, 4.0]]
@@ -41,26 +59,29 @@ def test_a_single_object_is_one_row() -> None:
     assert _prepare({"a": 1, "b": 2}).payload["matrix"].tolist() == [[1.0, 2.0]]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ([{"a": 1}], "missing column 'b'. The model expects: 'a', 'b'"),
-    ([{"a": 1, "b": 2, "c": 3}], "unknown column 'c'"),
-    ([{"a": 1, "b": 2}, {"a": 1}], "row 2: missing column 'b'"),
-    ([{"a": 1, "b": "seven"}], "row 1, column 'b': expected a number, got 'seven'"),
-    ([[1, 2], [3, None]], "row 2, column 'b': missing value; a number is expected"),
-    ([[1, 2], [3, True]], "row 2, column 'b': expected a number, got True"),
-    ([[1, 2], [3, 1e400]], "row 2, column 'b': expected a finite number"),
-    ([[1, 2], [3, "inf"]], "expected a finite number"),
-    ([[1, 2], [3, [4]]], "expected a number, got list [4]"),
-    ([[1, 2, 3]], "row 1: has 3 values; the model expects 2 ('a', 'b')"),
-    ([], "no rows to predict"),
-    ({"columns": ["a", "a"], "data": [[1, 2]]}, "column names appear more than once: 'a'"),
-    ({"columns": ["a", "b"], "data": [[1]]}, "row 1 has 1 values; \"columns\" names 2"),
-    ({"columns": "a", "data": []}, '"columns" must be a list of column names'),
-    ({"columns": ["a", "b"], "data": [], "extra": 1}, "unexpected: 'extra'"),
-    ([[1, 2], {"a": 1}], "not a mix of both"),
-    ("rows", "expected a JSON object"),
-    (42, "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([{"a": 1}], "missing column 'b'. The model expects: 'a', 'b'"),
+        ([{"a": 1, "b": 2, "c": 3}], "unknown column 'c'"),
+        ([{"a": 1, "b": 2}, {"a": 1}], "row 2: missing column 'b'"),
+        ([{"a": 1, "b": "seven"}], "row 1, column 'b': expected a number, got 'seven'"),
+        ([[1, 2], [3, None]], "row 2, column 'b': missing value; a number is expected"),
+        ([[1, 2], [3, True]], "row 2, column 'b': expected a number, got True"),
+        ([[1, 2], [3, 1e400]], "row 2, column 'b': expected a finite number"),
+        ([[1, 2], [3, "inf"]], "expected a finite number"),
+        ([[1, 2], [3, [4]]], "expected a number, got list [4]"),
+        ([[1, 2, 3]], "row 1: has 3 values; the model expects 2 ('a', 'b')"),
+        ([], "no rows to predict"),
+        ({"columns": ["a", "a"], "data": [[1, 2]]}, "column names appear more than once: 'a'"),
+        ({"columns": ["a", "b"], "data": [[1]]}, 'row 1 has 1 values; "columns" names 2'),
+        ({"columns": "a", "data": []}, '"columns" must be a list of column names'),
+        ({"columns": ["a", "b"], "data": [], "extra": 1}, "unexpected: 'extra'"),
+        ([[1, 2], {"a": 1}], "not a mix of both"),
+        ("rows", "expected a JSON object"),
+        (42, "expected a JSON object"),
+    ],
+)
 def test_bad_rows_name_the_problem(body: Any, message: str) -> None:
     with pytest.raises(BadRequest) as caught:
         _prepare(body)
@@ -69,7 +90,9 @@ def test_bad_rows_name_the_problem(body: Any, message: str) -> None:
 
 
 def test_many_problems_are_counted_not_all_listed() -> None:
-    with pytest.raises(BadRequest, match=r"^row 1, column 'a'.*row 3, column 'a'[^;]*\(and 5 more problems\)"):
+    with pytest.raises(
+        BadRequest, match=r"^row 1, column 'a'.*row 3, column 'a'[^;]*\(and 5 more problems\)"
+    ):
         _prepare([["x", "y"]] * 5)
 
 
@@ -82,10 +105,12 @@ def test_too_many_rows_is_413_naming_the_setting() -> None:
 def test_mixed_kinds_keep_columns_and_check_categories() -> None:
     body = [{"age": 41, "sex": "female", "note": 7}, {"age": "50", "sex": "male", "note": "x"}]
     prepared = _prepare(body, MIXED)
-    assert prepared.payload == {"columns": {"age": [41.0, 50.0], "sex": ["female", "male"],
-                                            "note": ["7", "x"]}}
-    with pytest.raises(BadRequest, match="column 'sex': unknown value 'other'; expected one of "
-                                         "'female', 'male'"):
+    assert prepared.payload == {
+        "columns": {"age": [41.0, 50.0], "sex": ["female", "male"], "note": ["7", "x"]}
+    }
+    with pytest.raises(
+        BadRequest, match="column 'sex': unknown value 'other'; expected one of 'female', 'male'"
+    ):
         _prepare([{"age": 1, "sex": "other", "note": ""}], MIXED)
 
 

@@ -50,7 +50,7 @@ def test_model_and_health(forest: FlaskClient) -> None:
     model = forest.get("/model").json
     assert model["file"] == "iris forest.joblib" and "source" not in model
     assert model["outputs"] == ["predict", "predict_proba"] and len(model["sha256"]) == 64
-    assert [f["name"] for f in model["features"]][0] == "sepal length (cm)"
+    assert next(f["name"] for f in model["features"]) == "sepal length (cm)"
     health = forest.get("/health")
     assert health.status_code == 200 and health.json["status"] == "ready"
 
@@ -59,26 +59,49 @@ def test_model_page_shows_the_card(forest: FlaskClient) -> None:
     page = forest.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html"
     text = page.get_data(as_text=True)
-    assert "iris forest" in text and "sepal length (cm)" in text and "RandomForestClassifier" in text
+    assert (
+        "iris forest" in text and "sepal length (cm)" in text and "RandomForestClassifier" in text
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "status", "code", "message"), [
-    ({"data": "[[1,2,3,4]]"}, 415, "unsupported_media_type", "Content-Type: application/json"),
-    ({"data": "[[1,2", "content_type": "application/json"}, 400, "bad_request", "not valid JSON"),
-    ({"data": "", "content_type": "application/json"}, 400, "bad_request", "body is empty"),
-    ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "bad_request", "UTF-8"),
-    ({"data": "[" * 100000 + "]" * 100000, "content_type": "application/json"}, 413,
-     "payload_too_large", "max_body_mb"),
-    ({"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"}, 400,
-     "bad_request", ""),
-    ({"json": [[1, 2, 3, 4]] * 51}, 413, "payload_too_large", "setting: max_rows"),
-    ({"json": [{"sepal length (cm)": 1}]}, 400, "bad_request", "missing columns"),
-    ({"json": [[1, 2, 3, "x"]]}, 400, "bad_request",
-     "row 1, column 'petal width (cm)': expected a number, got 'x'"),
-    ({"json": []}, 400, "bad_request", "no rows to predict"),
-])
-def test_bad_requests_get_4xx_in_the_native_shape(forest: FlaskClient, kwargs: dict[str, Any],
-                                                  status: int, code: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code", "message"),
+    [
+        ({"data": "[[1,2,3,4]]"}, 415, "unsupported_media_type", "Content-Type: application/json"),
+        (
+            {"data": "[[1,2", "content_type": "application/json"},
+            400,
+            "bad_request",
+            "not valid JSON",
+        ),
+        ({"data": "", "content_type": "application/json"}, 400, "bad_request", "body is empty"),
+        ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "bad_request", "UTF-8"),
+        (
+            {"data": "[" * 100000 + "]" * 100000, "content_type": "application/json"},
+            413,
+            "payload_too_large",
+            "max_body_mb",
+        ),
+        (
+            {"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"},
+            400,
+            "bad_request",
+            "",
+        ),
+        ({"json": [[1, 2, 3, 4]] * 51}, 413, "payload_too_large", "setting: max_rows"),
+        ({"json": [{"sepal length (cm)": 1}]}, 400, "bad_request", "missing columns"),
+        (
+            {"json": [[1, 2, 3, "x"]]},
+            400,
+            "bad_request",
+            "row 1, column 'petal width (cm)': expected a number, got 'x'",
+        ),
+        ({"json": []}, 400, "bad_request", "no rows to predict"),
+    ],
+)
+def test_bad_requests_get_4xx_in_the_native_shape(
+    forest: FlaskClient, kwargs: dict[str, Any], status: int, code: str, message: str
+) -> None:
     response = forest.post("/predict", **kwargs)
     assert response.status_code == status
     assert set(response.json) == {"error"}
@@ -105,8 +128,10 @@ def test_model_errors_are_sorted_into_input_and_model_faults(chaos: FlaskClient)
     assert chaos.post("/predict", json={"a": 1, "b": 2}).json == {"predictions": [3.0]}
     rejected = chaos.post("/predict", json={"a": -1, "b": 2})
     assert rejected.status_code == 400
-    assert rejected.json["error"] == {"code": "model_rejected_input", "message":
-                                      "the model rejected the input: ValueError: a must not be -1"}
+    assert rejected.json["error"] == {
+        "code": "model_rejected_input",
+        "message": "the model rejected the input: ValueError: a must not be -1",
+    }
     failed = chaos.post("/predict", json={"a": 13, "b": 2})
     assert failed.status_code == 500 and failed.json["error"]["code"] == "model_error"
     assert "Traceback" not in failed.get_data(as_text=True)

@@ -254,7 +254,7 @@ class PoolBackend(Backend):
         try:
             info = replica.start(self._load_timeout)
         except ModelLoadError as exc:
-            replica.last_error = f"cannot load the model: {exc}"
+            replica.last_error = str(exc)
             replica.state = "failed"
         except TimeoutError:
             replica.last_error = f"the model did not load within {self._load_timeout:g} s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +93,16 @@ def load_file(path: Path, *, strict_versions: bool, mmap: bool) -> Loaded:
             raise ModelLoadError(
                 f"the model needs the Python package {exc.name!r}, which is not installed here"
             ) from None
-        except Exception as exc:  # corrupt, truncated, not a pickle, incompatible library
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelLoadError(f"cannot load {path.name}: {reason}") from None
+        except (KeyError, EOFError, pickle.UnpicklingError, IndexError):
+            raise ModelLoadError(
+                f"cannot load {path.name}: it is not a joblib or pickle file, "
+                "or it is damaged or incomplete"
+            ) from None
+        except Exception as exc:  # an incompatible library, a broken __setstate__, ...
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            raise ModelLoadError(
+                f"cannot load {path.name}: {type(exc).__name__}: {reason}"
+            ) from None
     saved, notes = _version_notes(caught, strict_versions)
     if not hasattr(model, "predict"):
         raise ModelLoadError(

@@ -1,0 +1,217 @@
+"""PoolBackend with real spawned model hosts: batching, deadlines, crashes and restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import psutil
+import pytest
+
+from tests.conftest import iris_frame
+from tests.helpers import model_hosts, wait_until
+from winserve.backends.pool import PoolBackend
+from winserve.backends.proxy import spawn_context
+from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
+from winserve.model_info import ModelSpec
+
+pytestmark = pytest.mark.spawn
+
+
+def _row(a: float, b: float = 1.0) -> dict[str, Any]:
+    return {"matrix": np.array([[a, b]])}
+
+
+@pytest.fixture
+def pool_factory() -> Iterator[Any]:
+    pools: list[PoolBackend] = []
+
+    def make(spec: ModelSpec, **kwargs: Any) -> PoolBackend:
+        pool = PoolBackend(spec, **kwargs)
+        pools.append(pool)
+        pool.start()
+        pool.wait_ready(60)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+def test_host_is_a_spawned_child_and_predictions_match(
+    pool_factory: Any, iris_forest: Path
+) -> None:
+    pool = pool_factory(ModelSpec(str(iris_forest)))
+    pid = pool.health().replicas[0].pid
+    host = psutil.Process(pid)
+    assert host.ppid() == os.getpid()
+    assert "multiprocessing.spawn" in " ".join(host.cmdline()) or "spawn_main" in " ".join(
+        host.cmdline()
+    )
+    x, _ = iris_frame()
+    result = pool.predict({"matrix": x.to_numpy()}, True)
+    model = joblib.load(iris_forest)
+    assert result.predictions == model.predict(x).tolist()
+    assert np.allclose(result.probabilities, model.predict_proba(x))
+    assert spawn_context().get_start_method() == "spawn"
+
+
+def test_manager_address_is_a_local_socket_not_tcp(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"))
+    host = psutil.Process(pool.health().replicas[0].pid)
+    kinds = {c.family for c in host.net_connections(kind="all")}
+    assert socket.AF_INET not in kinds and socket.AF_INET6 not in kinds
+    assert socket.AF_UNIX in kinds
+
+
+def test_concurrent_requests_share_model_calls(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:batch_size"), max_batch_rows=64)
+    sizes: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        value = pool.predict(_row(1.0)).predictions[0]
+        with lock:
+            sizes.append(value)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(sizes) == 16
+    assert max(sizes) > 1, f"no request was merged with another: {sizes}"
+    assert max(sizes) <= 64
+
+
+def test_one_bad_request_in_a_batch_fails_alone(pool_factory: Any) -> None:
+    pool = pool_factory(
+        ModelSpec(
+            factory="tests.models:chaos",
+        ),
+        max_batch_wait_ms=200,
+    )
+    results: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = pool.predict(_row(-1.0 if i == 3 else float(i))).predictions[0]
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert isinstance(results[3], ModelInputError)
+    assert {i: v for i, v in results.items() if i != 3} == {i: i + 1.0 for i in range(8) if i != 3}
+
+
+def test_a_hung_model_gets_504_and_a_fresh_replica(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"), timeout=1.0)
+    old_pid = pool.health().replicas[0].pid
+    started = time.monotonic()
+    with pytest.raises(ModelTimeout, match="did not answer within 1 s"):
+        pool.predict(_row(999.0))
+    assert time.monotonic() - started < 1.0 + 0.5
+    wait_until(
+        lambda: pool.health().status == "ready" and pool.health().replicas[0].pid != old_pid, 30
+    )
+    assert (
+        not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE
+    )
+    assert pool.predict(_row(2.0)).predictions == [3.0]
+    assert pool.health().replicas[0].restarts == 1
+
+
+def test_a_crash_on_one_input_spares_the_others(pool_factory: Any) -> None:
+    pool = pool_factory(
+        ModelSpec(
+            factory="tests.models:chaos",
+        ),
+        max_batch_wait_ms=100,
+    )
+    results: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = pool.predict(_row(666.0 if i == 0 else float(i))).predictions[0]
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert isinstance(results[0], ModelUnavailable) and results[0].status == 503
+    assert "crashed while predicting this request" in results[0].message
+    assert results[0].headers["Retry-After"]
+    assert {i: results[i] for i in range(1, 6)} == {i: i + 1.0 for i in range(1, 6)}
+    wait_until(lambda: pool.health().status == "ready", 30)
+
+
+def test_a_killed_idle_host_is_noticed_and_replaced(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"))
+    pid = pool.health().replicas[0].pid
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: pool.health().replicas[0].restarts == 1, 5)
+    seen = wait_until(lambda: pool.health() if pool.health().status == "ready" else None, 30)
+    assert seen.replicas[0].pid != pid
+    assert pool.predict(_row(1.0)).predictions == [2.0]
+
+
+def test_requests_get_503_while_no_replica_is_ready(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"))
+    os.kill(pool.health().replicas[0].pid, signal.SIGKILL)
+    wait_until(lambda: pool.health().status != "ready", 5)
+    with pytest.raises(ModelUnavailable) as caught:
+        pool.predict(_row(1.0))
+    assert caught.value.status == 503 and int(caught.value.headers["Retry-After"]) >= 1
+    wait_until(lambda: pool.health().status == "ready", 30)
+
+
+def test_two_workers_both_serve(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"), workers=2)
+    wait_until(lambda: pool.health().status == "ready", 30)
+    pids = {r.pid for r in pool.health().replicas}
+    assert len(pids) == 2
+    os.kill(next(iter(pids)), signal.SIGKILL)
+    wait_until(lambda: pool.health().status == "degraded", 5)
+    assert pool.predict(_row(1.0)).predictions == [2.0]  # the other replica answers meanwhile
+    wait_until(lambda: pool.health().status == "ready", 30)
+
+
+def test_a_model_that_cannot_load_fails_with_its_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.joblib"
+    broken.write_bytes(b"\x80\x04 truncated")
+    pool = PoolBackend(ModelSpec(str(broken)))
+    pool.start()
+    try:
+        with pytest.raises(ModelLoadError, match=r"cannot load broken\.joblib"):
+            pool.wait_ready(60)
+        health = pool.health()
+        assert health.status in {"failed", "restarting", "loading"}
+        assert "cannot load broken.joblib" in health.reason
+    finally:
+        pool.close()
+
+
+def test_close_stops_every_host_quickly(pool_factory: Any) -> None:
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"), workers=2)
+    wait_until(lambda: pool.health().status == "ready", 30)
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 5
+    assert model_hosts() == []
+    with pytest.raises(ModelUnavailable, match="shutting down"):
+        pool.predict(_row(1.0))

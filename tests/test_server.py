@@ -1,0 +1,185 @@
+"""``python -m winserve`` as a user runs it: a real waitress server on a free port, real hosts."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from tests.conftest import diabetes_with_text, iris_frame
+from tests.helpers import ROOT, model_hosts, running_server, server_env, wait_until
+
+pytestmark = [pytest.mark.server, pytest.mark.spawn]
+
+TIMEOUT = 10
+
+
+def test_demo_serves_the_same_predictions_as_in_process(tmp_path: Path) -> None:
+    with running_server([], cwd=tmp_path) as server:
+        console = "\n".join(server.lines)
+        assert "iris-demo" in console and "DEMO" in console and "sha256" in console
+        assert "this computer only" in console
+        x, y = iris_frame()
+        response = requests.post(
+            f"{server.url}/predict", json=x.to_dict(orient="records"), timeout=TIMEOUT
+        )
+        assert response.status_code == 200
+        accuracy = np.mean(np.array(response.json()["predictions"]) == y.to_numpy())
+        assert accuracy > 0.9
+        hosts = model_hosts(server.proc.pid)
+        assert len(hosts) == 1 and hosts[0].pid != server.proc.pid
+        assert requests.get(f"{server.url}/health", timeout=TIMEOUT).json()["status"] == "ready"
+
+
+def test_string_column_pipeline_is_served_correctly(tmp_path: Path, text_pipeline: Path) -> None:
+    with running_server([str(text_pipeline), "--workers", "2"], cwd=tmp_path) as server:
+        x, _ = diabetes_with_text()
+        rows = x.iloc[:40]
+        split = {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}
+        response = requests.post(f"{server.url}/predict", json=split, timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
+        expected = joblib.load(text_pipeline).predict(rows)
+        assert np.allclose(response.json()["predictions"], expected)
+        bad = requests.post(
+            f"{server.url}/predict", json=[{**rows.iloc[0].to_dict(), "sex": "x"}], timeout=TIMEOUT
+        )
+        assert bad.status_code == 400 and "column 'sex': unknown value 'x'" in bad.text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_everything(tmp_path: Path, sig: int) -> None:
+    with running_server(["--factory", "tests.models:chaos"], cwd=tmp_path) as server:
+        hosts = model_hosts(server.proc.pid)
+        assert hosts
+        started = time.monotonic()
+        assert server.stop(sig) == 0
+        assert time.monotonic() - started < 5
+        assert "winserve: stopped." in server.drain()
+        for host in hosts:
+            wait_until(lambda h=host: not h.is_running() or h.status() == psutil.STATUS_ZOMBIE, 5)
+
+
+def test_in_flight_request_finishes_on_ctrl_c(tmp_path: Path) -> None:
+    import threading
+
+    with running_server(["--factory", "tests.models:batch_size"], cwd=tmp_path) as server:
+        answers: list[int] = []
+
+        def slow_call() -> None:
+            answers.append(
+                requests.post(
+                    f"{server.url}/predict", json=[[1, 2]] * 3, timeout=TIMEOUT
+                ).status_code
+            )
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        time.sleep(0.02)
+        assert server.stop(signal.SIGINT) == 0
+        caller.join(TIMEOUT)
+        assert answers == [200]
+
+
+def test_killing_the_web_process_takes_the_host_with_it(tmp_path: Path) -> None:
+    with running_server(["--factory", "tests.models:chaos"], cwd=tmp_path) as server:
+        hosts = model_hosts(server.proc.pid)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(5)
+        started = time.monotonic()
+        for host in hosts:
+            wait_until(lambda h=host: not h.is_running() or h.status() == psutil.STATUS_ZOMBIE, 5)
+        assert time.monotonic() - started < 5
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "winserve", "--port", str(port), "--no-browser"],
+            cwd=tmp_path,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+
+
+def test_an_unloadable_model_exits_1_with_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad model.joblib"
+    bad.write_bytes(b"not a model")
+    with running_server([str(bad)], cwd=tmp_path, ready=False) as server:
+        assert server.proc.wait(60) == 1
+        output = server.drain()
+        assert "the model could not be loaded: cannot load bad model.joblib" in output
+        assert "Traceback" not in output
+
+
+def test_bad_settings_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "winserve", "--workers", "0"],
+        cwd=tmp_path,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "winserve: command line: workers: expected a number from 1 to 64, got 0"
+    )
+
+
+def test_check_reports_the_model_and_exits_0(tmp_path: Path, text_pipeline: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(text_pipeline)],
+        cwd=tmp_path,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sex (category)" in result.stdout and "outputs   predict" in result.stdout
+    assert "sklearn   saved with" in result.stdout and "OK: the model loads" in result.stdout
+
+
+def test_check_fails_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.joblib"
+    bad.write_bytes(b"\x00\x01")
+    result = subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(bad)],
+        cwd=tmp_path,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines()[-1].startswith("FAILED: cannot load bad.joblib")
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "winserve"
+    assert script.exists(), "pip install . puts a winserve command next to python"
+    result = subprocess.run(
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=server_env(),
+        cwd=ROOT,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("winserve ")
