@@ -1,7 +1,8 @@
 """Importable test models (spawned model hosts import them by name: no lambdas, no closures).
 
 ``ChaosModel`` adds its two columns, and misbehaves on chosen values of column ``a``:
-999 hangs, 666 kills its process, -1 raises ValueError (bad input), 13 raises RuntimeError.
+999 hangs, 666 exits its process, 11 segfaults, -1 raises ValueError (bad input), 13 raises
+RuntimeError.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-HANG, CRASH, BAD_INPUT, BUG = 999.0, 666.0, -1.0, 13.0
+HANG, CRASH, BAD_INPUT, BUG, SEGFAULT = 999.0, 666.0, -1.0, 13.0, 11.0
 
 
 class ChaosModel:
@@ -28,6 +29,10 @@ class ChaosModel:
             time.sleep(3600)
         if CRASH in a:
             os._exit(7)
+        if SEGFAULT in a:
+            import ctypes
+
+            ctypes.string_at(0)  # reads address 0: the process dies of SIGSEGV
         if BAD_INPUT in a:
             raise ValueError("a must not be -1")
         if BUG in a:
@@ -67,3 +72,8 @@ def plain() -> PlainModel:
 
 def broken() -> ChaosModel:
     raise RuntimeError("this factory always fails")
+
+
+def slow_chaos() -> ChaosModel:
+    """10 ms per call: under load, some request is always in flight."""
+    return ChaosModel(delay=0.01)

@@ -28,6 +28,7 @@ class ReplicaHealth:
     restarts: int = 0
     pid: int | None = None
     last_error: str = ""
+    load_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,7 @@ class PoolBackend(Backend):
             jobs = self._take()
             if not jobs:
                 if not replica.alive():
+                    replica.state = "restarting"
                     replica.last_error = replica.exit_description()
                     return
                 continue
@@ -335,15 +336,18 @@ class PoolBackend(Backend):
         try:
             record = replica.predict(payload, proba, timeout=wait)
         except TimeoutError:
+            replica.state = "restarting"  # before anyone hears of it: health must not lag
             for job in jobs:
                 job.resolve(error=job.timed_out())
             replica.last_error = f"a prediction took longer than {self._timeout:g} s"
             return "timeout"
         except (*HOST_GONE, OSError) as exc:
+            replica.state = "restarting"
             replica.last_error = f"{replica.exit_description()} during a prediction"
             self._after_crash(jobs, exc)
             return "dead"
         except Exception as exc:  # a broken reply: never trust this connection again
+            replica.state = "restarting"
             log.exception("replica %d: unexpected reply failure", replica.index)
             for job in jobs:
                 job.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))

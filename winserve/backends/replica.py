@@ -40,7 +40,14 @@ class Replica:
         return self._pid
 
     def health(self) -> ReplicaHealth:
-        return ReplicaHealth(self.index, self.state, self.restarts, self._pid, self.last_error)
+        return ReplicaHealth(
+            self.index,
+            self.state,
+            self.restarts,
+            self._pid,
+            self.last_error,
+            round(self.load_seconds, 3),
+        )
 
     def start(self, load_timeout: float) -> dict[str, Any]:
         """Spawn a host and load the model in it; returns the host's description.
