@@ -29,6 +29,7 @@ from winserve.model_info import ModelSpec
 from winserve.platform import IS_WINDOWS
 from winserve.settings import Settings
 from winserve.web import create_app
+from winserve.winconsole import install_close_handler
 
 log = logging.getLogger("winserve")
 
@@ -154,6 +155,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
 
     print(f"winserve: loading {model_spec(settings).label} …", file=out, flush=True)
     install_signal_handlers()
+    stopped = threading.Event()
+    install_close_handler(_thread.interrupt_main, stopped)
     threading.Thread(target=when_ready, name="winserve-ready", daemon=True).start()
     try:
         server.run()  # returns after Ctrl+C / SIGTERM, in-flight requests finished (≤ 5 s)
@@ -164,6 +167,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         print("winserve: stopping …", file=out, flush=True)
         server.close()
         backend.close()
+        stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)
     return 1 if failure else 0
