@@ -36,6 +36,7 @@ def test_forest_description_and_predictions_match_in_process(iris_forest: Path) 
     assert info.feature_names == list(x.columns) and info.all_numeric
     assert info.task == "classification" and info.has_proba
     assert info.sha256 and info.file_size == iris_forest.stat().st_size and info.mmap
+    assert info.extra["numeric_rows_as"] == "array"  # answers the same without a DataFrame
     result = host.predict({"matrix": x.to_numpy()}, True)
     assert result["ok"]
     assert result["predictions"] == model.predict(x).tolist()
@@ -122,6 +123,7 @@ def test_missing_file_and_missing_package(tmp_path: Path) -> None:
 def test_errors_come_back_as_records(tmp_path: Path) -> None:
     host, record = _load(ModelSpec(factory="tests.models:chaos"))
     assert record["ok"]
+    assert record["info"]["extra"]["numeric_rows_as"] == "dataframe"  # it reads frame["a"]
     bad = host.predict({"matrix": np.array([[-1.0, 0.0]])}, False)
     assert not bad["ok"] and bad["error"]["input_error"] and bad["error"]["type"] == "ValueError"
     bug = host.predict({"matrix": np.array([[13.0, 0.0]])}, False)

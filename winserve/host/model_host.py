@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from winserve.model_info import ModelSpec
 # Exceptions a model raises when the rows themselves are the problem (wrong values, unknown
 # category, shape): the caller gets a 400, not a 500.
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+FEATURE_NAMES_WARNING = "X does not have valid feature names"
 MAX_MESSAGE = 2000
 
 
@@ -44,6 +46,7 @@ class ModelHost:
         self._model: Any = None
         self._features: list[dict[str, Any]] = []
         self._names_known = False
+        self._arrays_ok = False
         self._info: dict[str, Any] = {}
 
     def pid(self) -> int:
@@ -93,6 +96,25 @@ class ModelHost:
         description = describe.describe(loaded.model)
         self._features = description["features"]
         self._names_known = description["feature_names_known"]
+        self._arrays_ok = False
+        if self._names_known and all(f["kind"] == "number" for f in self._features):
+            self._arrays_ok = self._same_on_arrays()
+
+    def _same_on_arrays(self) -> bool:
+        """Whether the model answers a plain array exactly as it answers a DataFrame."""
+        import numpy as np
+
+        matrix = np.array([[0.0] * len(self._features), [1.0] * len(self._features)])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                framed = self._model.predict(
+                    build_input({"matrix": matrix}, self._features, True, False)
+                )
+                plain = self._model.predict(matrix)
+            return bool(np.array_equal(np.asarray(framed), np.asarray(plain)))
+        except Exception:
+            return False
 
     def _describe(self, loaded: loading.Loaded) -> dict[str, Any]:
         return {
@@ -109,7 +131,10 @@ class ModelHost:
             "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "sample_prediction": None,
             "sample_error": "",
-            "extra": {"description": describe_text(loaded)},
+            "extra": {
+                "description": describe_text(loaded),
+                "numeric_rows_as": "array" if self._arrays_ok else "dataframe",
+            },
         }
 
     def _sample(self, info: dict[str, Any]) -> None:
@@ -136,9 +161,12 @@ class ModelHost:
                 },
             }
         try:
-            frame = build_input(payload, self._features, self._names_known)
-            predictions = describe.plain(self._model.predict(frame))
-            probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
+            frame = build_input(payload, self._features, self._names_known, self._arrays_ok)
+            with warnings.catch_warnings():
+                if self._arrays_ok:  # checked equivalent at load time; the warning is moot
+                    warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
+                predictions = describe.plain(self._model.predict(frame))
+                probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
         except Exception as exc:
             return {"ok": False, "error": error_record(exc)}
         return {"ok": True, "predictions": predictions, "probabilities": probabilities}
