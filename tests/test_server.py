@@ -37,6 +37,9 @@ def test_demo_serves_the_same_predictions_as_in_process(tmp_path: Path) -> None:
         assert accuracy > 0.9
         hosts = model_hosts(server.proc.pid)
         assert len(hosts) == 1 and hosts[0].pid != server.proc.pid
+        web_maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+        host_maps = Path(f"/proc/{hosts[0].pid}/maps").read_text()
+        assert "/sklearn/" in host_maps and "/sklearn/" not in web_maps  # the web stays light
         assert requests.get(f"{server.url}/health", timeout=TIMEOUT).json()["status"] == "ready"
 
 

@@ -1,0 +1,340 @@
+"""winserve against the usual recipe, side by side: ``python bench/run.py [--quick]``.
+
+Trains the two benchmark models on scikit-learn's bundled breast-cancer data (a StandardScaler +
+LogisticRegression pipeline, and RandomForestClassifier(n_estimators=200, random_state=0), both
+fitted on a DataFrame), then for each model starts winserve and the in-process baseline
+(``bench/baseline.py``: Flask under waitress, model in a global) one after the other, loads each
+with wrk at c = 1, 8, 32 with single-row JSON bodies, and reports req/s, p50, p99, errors, peak
+RSS of the whole process tree, time to ready, and winserve's ratio to the baseline. It also
+measures the proportional memory (PSS) of ``--workers 1`` vs ``--workers 2`` on a model whose
+arrays dominate its size (KNeighborsClassifier, uncompressed file, memory-mapped by winserve).
+
+Writes ``bench/RESULTS.md`` (``--quick``: ``bench/out/RESULTS-quick.md``, seconds, for CI).
+Needs wrk (Debian package ``wrk``) and psutil (in winserve's ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LEVELS = (1, 8, 32)
+
+
+@dataclass
+class Load:
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Run:
+    server: str
+    model: str
+    ready_s: float
+    idle_rss_mb: float
+    peak_rss_mb: float
+    loads: list[Load]
+
+
+def train(folder: Path, quick: bool) -> dict[str, Path]:
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    x, y = data.data, data.target
+    paths = {
+        "logistic regression": folder / "logistic.joblib",
+        "random forest (200 trees)": folder / "forest.joblib",
+        "knn": folder / "knn.joblib",
+    }
+    joblib.dump(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(x, y),
+        paths["logistic regression"],
+    )
+    joblib.dump(
+        RandomForestClassifier(n_estimators=200, random_state=0).fit(x, y),
+        paths["random forest (200 trees)"],
+    )
+    rows = 20_000 if quick else 200_000
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    # 100 columns: the fitted rows (160 MB at 200k rows) dominate the replica's memory
+    big = pd.DataFrame(rng.normal(size=(rows, 100)), columns=[f"f{i}" for i in range(100)])
+    knn = KNeighborsClassifier(algorithm="brute").fit(big, rng.integers(0, 2, rows))
+    joblib.dump(knn, paths["knn"])  # uncompressed: winserve memory-maps its arrays
+    (folder / "row.json").write_text(json.dumps(x.iloc[[0]].to_dict(orient="records")))
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(server: str, model: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if server == "winserve":
+        command = [
+            sys.executable,
+            "-m",
+            "winserve",
+            str(model),
+            "--port",
+            str(port),
+            "--no-browser",
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ]
+    else:
+        command = [sys.executable, str(HERE / "baseline.py"), str(model), str(port), "8"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                body = json.loads(response.read())
+                if response.status == 200 and body.get("status") == "ready":
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready within {timeout} s")
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_rss_mb(pid: int) -> float:
+    total = 0
+    for proc in tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += proc.memory_info().rss
+    return total / 2**20
+
+
+def tree_pss_mb(pid: int) -> float:
+    total = 0
+    for proc in tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += getattr(proc.memory_full_info(), "pss", 0)
+    return total / 2**20
+
+
+class PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, tree_rss_mb(self.pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * UNITS[unit]
+
+
+def wrk(url: str, script: Path, concurrency: int, seconds: float) -> Load:
+    command = [
+        "wrk",
+        f"-t{min(2, concurrency)}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"{url}/predict",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+        r"timeout (\d+)",
+        out,
+    )
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Load(concurrency, rps, p50, p99, errors)
+
+
+def measure(server: str, name: str, model: Path, script: Path, seconds: float) -> Run:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(server, model, port)
+    try:
+        ready = wait_ready(proc, url)
+        wrk(url, script, 8, min(1.0, seconds))  # warm up every thread
+        time.sleep(0.5)
+        idle = tree_rss_mb(proc.pid)
+        sampler = PeakRss(proc.pid)
+        loads = [wrk(url, script, c, seconds) for c in LEVELS]
+        peak = max(sampler.stop(), idle)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return Run(server, name, ready, idle, peak, loads)
+
+
+def memory_of_workers(model: Path) -> dict[int, float]:
+    result = {}
+    for workers in (1, 2):
+        port = free_port()
+        proc = start("winserve", model, port, workers)
+        try:
+            wait_ready(proc, f"http://127.0.0.1:{port}", timeout=300)
+            time.sleep(1.0)
+            result[workers] = tree_pss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return result
+
+
+def report(runs: list[Run], memory: dict[int, float], seconds: float, quick: bool) -> str:
+    lines = [
+        "# winserve benchmark" + (" (--quick: not for citing)" if quick else ""),
+        "",
+        f"`python bench/run.py{' --quick' if quick else ''}` on {platform.node()}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, wrk on the same machine, "
+        f"{seconds:g} s per level, single-row JSON bodies. Baseline: Flask under waitress "
+        "(8 threads), model in a global, one predict per request. winserve: defaults "
+        "(8 threads, 1 replica, batching on), console log at warning.",
+        "",
+        "| model | server | c | req/s | p50 ms | p99 ms | errors | × baseline req/s | "
+        "× baseline p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_key = {(r.server, r.model): r for r in runs}
+    for run in runs:
+        base = by_key.get(("baseline", run.model))
+        for load in run.loads:
+            ratio = p99 = ""
+            if run.server == "winserve" and base:
+                ref = next(b for b in base.loads if b.concurrency == load.concurrency)
+                ratio = f"{load.rps / ref.rps:.2f}" if ref.rps else ""
+                p99 = f"{load.p99_ms / ref.p99_ms:.2f}" if ref.p99_ms else ""
+            lines.append(
+                f"| {run.model} | {run.server} | {load.concurrency} | {load.rps:.0f} | "
+                f"{load.p50_ms:.2f} | {load.p99_ms:.1f} | {load.errors} | {ratio} | "
+                f"{p99} |"
+            )
+    lines += [
+        "",
+        "| model | server | ready in s | idle RSS MB (tree) | peak RSS MB (tree) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.model} | {r.server} | {r.ready_s:.2f} | {r.idle_rss_mb:.0f} | {r.peak_rss_mb:.0f} |"
+        for r in runs
+    ]
+    if memory:
+        ratio = memory[2] / memory[1]
+        lines += [
+            "",
+            "Memory of replicas (KNeighborsClassifier fitted on 200k × 100 (--quick: "
+            "20k), uncompressed file, memory-mapped arrays), proportional set size of the "
+            "whole process tree after load:",
+            "",
+            "| workers | PSS MB |",
+            "|---|---|",
+            f"| 1 | {memory[1]:.0f} |",
+            f"| 2 | {memory[2]:.0f} (×{ratio:.2f}) |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds: checks it runs")
+    parser.add_argument("--seconds", type=float, help="seconds per load level (default 10)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    with tempfile.TemporaryDirectory(prefix="winserve-bench-") as folder:
+        work = Path(folder)
+        models = train(work, args.quick)
+        body = (work / "row.json").read_text()
+        script = work / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = '
+            f'"application/json"\nwrk.body = {json.dumps(body)}\n'
+        )
+        runs = []
+        names = ["logistic regression", "random forest (200 trees)"]
+        for name in names[:1] if args.quick else names:
+            for server in ("baseline", "winserve"):
+                print(f"bench: {name}, {server} …", file=sys.stderr, flush=True)
+                runs.append(measure(server, name, models[name], script, seconds))
+        print("bench: memory of 1 vs 2 replicas …", file=sys.stderr, flush=True)
+        memory = memory_of_workers(models["knn"])
+    text = report(runs, memory, seconds, args.quick)
+    target = HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"bench: written to {target.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
