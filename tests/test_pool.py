@@ -30,6 +30,24 @@ def _row(a: float, b: float = 1.0) -> dict[str, Any]:
     return {"matrix": np.array([[a, b]])}
 
 
+def _concurrently(pool: PoolBackend, values: list[float]) -> dict[int, Any]:
+    """Each value as its own request, all at once; the answer or the error, by position."""
+    results: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = pool.predict(_row(values[i])).predictions[0]
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(values))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 @pytest.fixture
 def pool_factory() -> Iterator[Any]:
     pools: list[PoolBackend] = []
@@ -94,24 +112,10 @@ def test_concurrent_requests_share_model_calls(pool_factory: Any) -> None:
 
 def test_one_bad_request_in_a_batch_fails_alone(pool_factory: Any) -> None:
     pool = pool_factory(
-        ModelSpec(
-            factory="tests.models:chaos",
-        ),
+        ModelSpec(factory="tests.models:chaos"),
         max_batch_wait_ms=200,
     )
-    results: dict[int, Any] = {}
-
-    def call(i: int) -> None:
-        try:
-            results[i] = pool.predict(_row(-1.0 if i == 3 else float(i))).predictions[0]
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results = _concurrently(pool, [-1.0 if i == 3 else float(i) for i in range(8)])
     assert isinstance(results[3], ModelInputError)
     assert {i: v for i, v in results.items() if i != 3} == {i: i + 1.0 for i in range(8) if i != 3}
 
@@ -135,24 +139,10 @@ def test_a_hung_model_gets_504_and_a_fresh_replica(pool_factory: Any) -> None:
 
 def test_a_crash_on_one_input_spares_the_others(pool_factory: Any) -> None:
     pool = pool_factory(
-        ModelSpec(
-            factory="tests.models:chaos",
-        ),
+        ModelSpec(factory="tests.models:chaos"),
         max_batch_wait_ms=100,
     )
-    results: dict[int, Any] = {}
-
-    def call(i: int) -> None:
-        try:
-            results[i] = pool.predict(_row(666.0 if i == 0 else float(i))).predictions[0]
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = _concurrently(pool, [666.0 if i == 0 else float(i) for i in range(6)])
     assert isinstance(results[0], ModelUnavailable) and results[0].status == 503
     assert "crashed while predicting this request" in results[0].message
     assert results[0].headers["Retry-After"]

@@ -23,6 +23,18 @@ pytestmark = [pytest.mark.server, pytest.mark.spawn]
 TIMEOUT = 10
 
 
+def _winserve(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m winserve ARGS`` to completion, as a user would type it."""
+    return subprocess.run(
+        [sys.executable, "-m", "winserve", *args],
+        cwd=cwd,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_demo_serves_the_same_predictions_as_in_process(tmp_path: Path) -> None:
     with running_server([], cwd=tmp_path) as server:
         console = "\n".join(server.lines)
@@ -108,14 +120,7 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "winserve", "--port", str(port), "--no-browser"],
-            cwd=tmp_path,
-            env=server_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _winserve("--port", str(port), "--no-browser", cwd=tmp_path)
     assert result.returncode == 1
     assert f"port {port} is already in use" in result.stderr
 
@@ -131,14 +136,7 @@ def test_an_unloadable_model_exits_1_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_bad_settings_exit_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "winserve", "--workers", "0"],
-        cwd=tmp_path,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _winserve("--workers", "0", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "winserve: command line: workers: expected a number from 1 to 64, got 0"
@@ -146,14 +144,7 @@ def test_bad_settings_exit_2(tmp_path: Path) -> None:
 
 
 def test_check_reports_the_model_and_exits_0(tmp_path: Path, text_pipeline: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(text_pipeline)],
-        cwd=tmp_path,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _winserve("check", str(text_pipeline), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sex (category)" in result.stdout and "outputs   predict" in result.stdout
     assert "sklearn   saved with" in result.stdout and "OK: the model loads" in result.stdout
@@ -162,14 +153,7 @@ def test_check_reports_the_model_and_exits_0(tmp_path: Path, text_pipeline: Path
 def test_check_fails_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.joblib"
     bad.write_bytes(b"\x00\x01")
-    result = subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(bad)],
-        cwd=tmp_path,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _winserve("check", str(bad), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1].startswith("FAILED: cannot load bad.joblib")
 
