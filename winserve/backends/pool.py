@@ -46,8 +46,8 @@ from winserve.payload import Payload, merge_payloads, row_count
 log = logging.getLogger("winserve.pool")
 
 CALLER_GRACE = 0.25  # seconds a caller waits past its deadline for the dispatcher's verdict
-IDLE_CHECK = 0.5  # seconds between liveness checks of an idle replica
-BACKOFF_FIRST = 0.5
+IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
+BACKOFF_FIRST = 0.5  # a first failure restarts at once; repeated ones wait 0.5, 1, 2, … s
 BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
 
@@ -225,7 +225,7 @@ class PoolBackend(Backend):
     # -- dispatcher side ---------------------------------------------------------------------
 
     def _dispatch(self, replica: Replica) -> None:
-        backoff = BACKOFF_FIRST
+        backoff = 0.0
         while not self._closing.is_set():
             replica.state = "loading" if replica.restarts == 0 else "restarting"
             self._notify()
@@ -234,7 +234,7 @@ class PoolBackend(Backend):
                 self._notify()
                 self._serve(replica)
                 if time.monotonic() - replica.started_at > BACKOFF_RESET_AFTER:
-                    backoff = BACKOFF_FIRST
+                    backoff = 0.0
             replica.kill()
             if self._closing.is_set():
                 break
@@ -246,7 +246,7 @@ class PoolBackend(Backend):
                 "replica %d: %s; restarting in %.1f s", replica.index, replica.last_error, backoff
             )
             self._closing.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            backoff = min(max(backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
         replica.stop()
         self._notify()
 
