@@ -256,7 +256,7 @@ def report(runs: list[Run], memory: dict[int, float], seconds: float, quick: boo
         f"{os.cpu_count()} cores, Python {platform.python_version()}, wrk on the same machine, "
         f"{seconds:g} s per level, single-row JSON bodies. Baseline: Flask under waitress "
         "(8 threads), model in a global, one predict per request. winserve: defaults "
-        "(8 threads, 1 replica, batching on), console log at warning.",
+        "(32 threads, 1 replica, batching on), console log at warning.",
         "",
         "| model | server | c | req/s | p50 ms | p99 ms | errors | × baseline req/s | "
         "× baseline p99 |",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import iris_frame
 from winserve.backends.local import LocalBackend
+from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec
 from winserve.settings import Settings
 from winserve.web import create_app
@@ -21,6 +23,8 @@ from winserve.web import create_app
 def _client(spec: ModelSpec, **overrides: Any) -> FlaskClient:
     backend = LocalBackend(spec)
     backend.start()
+    with contextlib.suppress(ModelLoadError):  # a test of a failed load looks at what follows
+        backend.wait_ready(60)
     return create_app(Settings(**overrides), backend).test_client()
 
 

@@ -18,8 +18,6 @@ import threading
 import webbrowser
 from typing import Any, TextIO
 
-from waitress import create_server
-
 from winserve import banner
 from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
@@ -28,7 +26,6 @@ from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec
 from winserve.platform import IS_WINDOWS
 from winserve.settings import Settings
-from winserve.web import create_app
 from winserve.winconsole import install_close_handler
 
 log = logging.getLogger("winserve")
@@ -119,6 +116,11 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         return 1
     port = sock.getsockname()[1]
     backend = build_backend(settings)
+    backend.start()  # the model host starts up while this process imports the web stack
+    from waitress import create_server
+
+    from winserve.web import create_app
+
     app = create_app(settings, backend)
     server = create_server(
         app,
@@ -138,7 +140,6 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
 
     def when_ready() -> None:
         try:
-            backend.start()
             info = backend.wait_ready(settings.load_timeout + 30)
         except ModelLoadError as exc:
             failure.append(str(exc))

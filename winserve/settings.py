@@ -155,7 +155,11 @@ class Settings:
         cli="--port",
     )
     threads: int = _setting(
-        8, "Web server threads answering requests at once.", _int_in(1, 256), cli="--threads"
+        32,
+        "Web server threads answering requests at once. Each waiting request holds one, and "
+        "only requests that wait together can share a model call, so keep it well above 8.",
+        _int_in(1, 256),
+        cli="--threads",
     )
     workers: int = _setting(
         1,

@@ -26,16 +26,24 @@ class LocalBackend(Backend):
         self._info: ModelInfo | None = None
         self._error = ""
         self._closed = False
+        self._loaded = threading.Event()
 
     def start(self) -> None:
+        """Load in a thread of this process: returns at once, like the pool."""
+        threading.Thread(target=self._load, name="winserve-local-load", daemon=True).start()
+
+    def _load(self) -> None:
         with self._lock:
             record = self._host.load(self._spec)
         if record["ok"]:
             self._info = ModelInfo.from_dict(record["info"])
         else:
             self._error = record["error"]["message"]
+        self._loaded.set()
 
     def wait_ready(self, timeout: float) -> ModelInfo:
+        if not self._loaded.wait(timeout):
+            raise ModelLoadError(f"the model did not load within {timeout:g} s")
         if self._info is None:
             raise ModelLoadError(self._error or "the model is not loaded")
         return self._info
@@ -55,6 +63,8 @@ class LocalBackend(Backend):
     def health(self) -> Health:
         if self._closed:
             return Health("stopped", (ReplicaHealth(0, "stopped"),))
+        if not self._loaded.is_set():
+            return Health("loading", (ReplicaHealth(0, "loading"),))
         if self._info is None:
             return Health(
                 "failed", (ReplicaHealth(0, "failed", last_error=self._error),), reason=self._error
