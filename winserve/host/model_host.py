@@ -47,6 +47,7 @@ class ModelHost:
         self._features: list[dict[str, Any]] = []
         self._names_known = False
         self._arrays_ok = False
+        self._description: dict[str, Any] = {}
         self._info: dict[str, Any] = {}
 
     def pid(self) -> int:
@@ -93,7 +94,7 @@ class ModelHost:
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model
-        description = describe.describe(loaded.model)
+        self._description = description = describe.describe(loaded.model)
         self._features = description["features"]
         self._names_known = description["feature_names_known"]
         self._arrays_ok = False
@@ -118,7 +119,7 @@ class ModelHost:
 
     def _describe(self, loaded: loading.Loaded) -> dict[str, Any]:
         return {
-            **describe.describe(loaded.model),
+            **self._description,
             "name": loaded.name,
             "source": loaded.source,
             "sha256": loaded.sha256,

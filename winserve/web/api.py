@@ -31,12 +31,13 @@ def predict() -> ResponseReturnValue:
 
 
 def public_info(service: Service) -> dict[str, Any]:
-    info = service.info().to_dict()
+    model = service.info()
+    info = model.to_dict()
     source = info.pop("source", "")
     info["file"] = source.replace("\\", "/").rsplit("/", 1)[-1] if info.get("sha256") else source
     info.pop("extra", None)
-    info["description"] = service.info().extra.get("description", "")
-    info["outputs"] = service.info().outputs
+    info["description"] = model.extra.get("description", "")
+    info["outputs"] = model.outputs
     return info
 
 
