@@ -97,6 +97,7 @@ class ModelSpec:
     factory: str = ""
     strict_versions: bool = False
     mmap: bool = True
+    sha256: str = ""  # when set, the file must have this SHA-256 before it is unpickled
 
     @property
     def is_demo(self) -> bool:

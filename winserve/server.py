@@ -38,6 +38,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         path=str(settings.model) if settings.model else "",
         factory=settings.factory,
         strict_versions=settings.strict_versions,
+        sha256=settings.model_sha256,
     )
 
 

@@ -107,6 +107,13 @@ def to_factory(value: Any) -> str:
     return text
 
 
+def to_sha256(value: Any) -> str:
+    text = to_text(value).lower()
+    if text and (len(text) != 64 or any(c not in "0123456789abcdef" for c in text)):
+        raise ValueError("expected 64 hexadecimal digits")
+    return text
+
+
 def to_log_level(value: Any) -> str:
     text = to_text(value).upper()
     if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -216,6 +223,34 @@ class Settings:
         _float_in(0.001, 4096),
         cli="--max-body-mb",
         metavar="MB",
+    )
+    token: str = _setting(
+        "",
+        "Require this token for the API (Authorization: Bearer …) and the web page. Empty: "
+        "no token.",
+        to_text,
+        cli="--token",
+        metavar="TOKEN",
+    )
+    token_file: Path | None = _setting(
+        None,
+        "Read the token from the first line of this file (keeps it out of process lists).",
+        to_path,
+        cli="--token-file",
+        metavar="FILE",
+    )
+    require_token_on_lan: bool = _setting(
+        False,
+        "Refuse to listen on the network without a token.",
+        to_bool,
+        cli="--require-token-on-lan",
+    )
+    model_sha256: str = _setting(
+        "",
+        "Serve the model file only if its SHA-256 is this (checked before the file is loaded).",
+        to_sha256,
+        cli="--model-sha256",
+        metavar="HEX",
     )
     strict_versions: bool = _setting(
         False,
@@ -329,9 +364,23 @@ def load(
     model = merged.get("model")
     if isinstance(model, Path) and not model.is_absolute():
         merged["model"] = cwd / model
+    token_file = merged.get("token_file")
+    if isinstance(token_file, Path):
+        merged["token"] = _read_token(token_file if token_file.is_absolute() else cwd / token_file)
     settings = Settings(**merged)
     check(settings)
     return settings
+
+
+def _read_token(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise SettingsError(f"cannot read token file {path}: {exc.strerror or exc}") from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise SettingsError(f"token file {path} is empty")
+    return token
 
 
 def check(settings: Settings) -> None:
@@ -339,6 +388,15 @@ def check(settings: Settings) -> None:
         raise SettingsError("give either a model file or --factory, not both")
     if settings.model is not None and not settings.model.is_file():
         raise SettingsError(f"model file not found: {settings.model}")
+    if settings.model_sha256 and settings.model is None:
+        raise SettingsError("model_sha256 pins a model file: give the model file too")
+    if settings.require_token_on_lan and settings.binds_lan and not settings.token:
+        raise SettingsError(
+            f"host {settings.host} makes winserve reachable from the network and "
+            "require_token_on_lan is on: set a token (--token, --token-file or WINSERVE_TOKEN)"
+        )
+    if settings.token and len(settings.token) < 8:
+        raise SettingsError("the token is too short: use at least 8 characters")
     if settings.in_process and settings.workers > 1:
         raise SettingsError(
             "--in-process runs one model in the web process; "

@@ -79,11 +79,17 @@ def _version_notes(caught: list[warnings.WarningMessage], strict: bool) -> tuple
     return saved, notes
 
 
-def load_file(path: Path, *, strict_versions: bool, mmap: bool) -> Loaded:
+def load_file(path: Path, *, strict_versions: bool, mmap: bool, sha256: str = "") -> Loaded:
     import joblib
 
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
+    digest = sha256_of(path)
+    if sha256 and digest != sha256:
+        raise ModelLoadError(
+            f"{path.name} has SHA-256 {digest}, not the pinned {sha256} "
+            "(setting: model_sha256); refused without loading it"
+        )
     use_mmap = mmap and _is_uncompressed(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -112,7 +118,7 @@ def load_file(path: Path, *, strict_versions: bool, mmap: bool) -> Loaded:
         model=model,
         name=path.stem,
         source=str(path),
-        sha256=sha256_of(path),
+        sha256=digest,
         file_size=path.stat().st_size,
         mmap=use_mmap,
         saved_with_sklearn=saved or _own_version(model),
@@ -151,7 +157,12 @@ def load(spec: ModelSpec) -> Loaded:
     if spec.factory:
         return load_factory(spec.factory)
     if spec.path:
-        return load_file(Path(spec.path), strict_versions=spec.strict_versions, mmap=spec.mmap)
+        return load_file(
+            Path(spec.path),
+            strict_versions=spec.strict_versions,
+            mmap=spec.mmap,
+            sha256=spec.sha256,
+        )
     from winserve.host import demo
 
     loaded = load_file(demo.ensure_demo_model(), strict_versions=False, mmap=spec.mmap)

@@ -10,6 +10,7 @@ has to be unpickled (or even importable) in the web process::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -85,7 +86,7 @@ class ModelHost:
         if info["sample_error"] and loaded.mmap:
             # A memory-mapped array is read-only; a model that writes to its own arrays in
             # predict() fails only that way. Load it again into private memory.
-            loaded = loading.load(ModelSpec(spec.path, spec.factory, spec.strict_versions, False))
+            loaded = loading.load(dataclasses.replace(spec, mmap=False))
             loading.single_threaded(loaded.model)
             self._use(loaded)
             info = self._describe(loaded)

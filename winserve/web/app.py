@@ -57,7 +57,7 @@ def _from_http(exc: HTTPException) -> WinserveError:
 
 
 def create_app(settings: Settings, backend: Backend) -> Flask:
-    from winserve.web import api, ui
+    from winserve.web import api, auth, ui
 
     app = Flask(__name__)
     app.config.update(
@@ -69,6 +69,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     app.extensions["winserve.service"] = Service(backend, max_rows=settings.max_rows)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
+    auth.install(app, settings.token)
 
     @app.before_request
     def start_timer() -> None:
@@ -78,7 +79,6 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     @app.after_request
     def finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        response.headers["X-Content-Type-Options"] = "nosniff"
         elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
         access_log.info(
             "%s %s %s %d rows=%s %.1fms",

@@ -22,4 +22,10 @@ def index() -> ResponseReturnValue:
     except ModelUnavailable:
         info = None
     base = request.host_url.rstrip("/")
-    return render_template("index.html", info=info, health=health, base=base)
+    return render_template(
+        "index.html",
+        info=info,
+        health=health,
+        base=base,
+        token_required=bool(current_app.config.get("WINSERVE_TOKEN")),
+    )
