@@ -8,6 +8,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+import psutil
 import pytest
 
 from tests.helpers import model_hosts
@@ -33,10 +34,20 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["XDG_CACHE_HOME"] = old
 
 
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
+    """Every process a test starts is gone when it ends (a server shared by a module, and the
+    hosts it restarts, belong to the module's fixture)."""
+    before = {p.pid for p in model_hosts()}
     yield
-    leftovers = model_hosts()
+    leftovers = [p for p in model_hosts() if p.pid not in before and _parent(p) not in before]
     for proc in leftovers:
         proc.kill()
     assert not leftovers, f"processes left behind: {[p.cmdline() for p in leftovers]}"

@@ -33,11 +33,14 @@ def model_hosts(pid: int | None = None) -> list[psutil.Process]:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [
-        c
-        for c in children
-        if c.is_running() and c.status() != psutil.STATUS_ZOMBIE and not helper_process(c)
-    ]
+    alive = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and not helper_process(child):
+                alive.append(child)
+        except psutil.Error:  # gone, or a zombie, while we looked
+            pass
+    return alive
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:

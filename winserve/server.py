@@ -30,7 +30,11 @@ from winserve.winconsole import install_close_handler
 
 log = logging.getLogger("winserve")
 
-BODY_SLACK = 64 * 1024  # waitress's own limit sits just above ours, so ours answers first
+
+# waitress refuses bodies above its own limit with a plain-text 413 before the app sees them;
+# its limit sits well above ours so that winserve's JSON 413, naming the setting, answers.
+def waitress_body_limit(max_body_bytes: int) -> int:
+    return 2 * max_body_bytes + 1024 * 1024
 
 
 def model_spec(settings: Settings) -> ModelSpec:
@@ -129,7 +133,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         threads=settings.threads,
         connection_limit=100,
         channel_timeout=60,
-        max_request_body_size=settings.max_body_bytes + BODY_SLACK,
+        max_request_body_size=waitress_body_limit(settings.max_body_bytes),
         max_request_header_size=65536,
         expose_tracebacks=False,
         ident="winserve",
