@@ -57,7 +57,7 @@ def _from_http(exc: HTTPException) -> WinserveError:
 
 
 def create_app(settings: Settings, backend: Backend) -> Flask:
-    from winserve.web import api, auth, ui
+    from winserve.web import api, auth, mlflow_api, ui
 
     app = Flask(__name__)
     app.config.update(
@@ -68,6 +68,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["winserve.service"] = Service(backend, max_rows=settings.max_rows)
     app.register_blueprint(api.bp)
+    app.register_blueprint(mlflow_api.bp)
     app.register_blueprint(ui.bp)
     auth.install(app, settings.token)
 

@@ -16,7 +16,9 @@ from flask.typing import ResponseReturnValue
 from winserve.errors import Unauthorized
 
 SESSION_COOKIE = "winserve_session"
-OPEN_ENDPOINTS = frozenset({"native.health", "ui.static", "auth.login", "auth.login_submit"})
+OPEN_ENDPOINTS = frozenset(
+    {"native.health", "mlflow.ping", "ui.static", "auth.login", "auth.login_submit"}
+)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"

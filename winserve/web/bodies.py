@@ -14,13 +14,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; send a number")
 
 
-def json_body(request: Request, max_bytes: int) -> Any:
-    mimetype = request.mimetype
-    if mimetype != "application/json" and not mimetype.endswith("+json"):
-        shown = mimetype or "none"
-        raise UnsupportedMediaType(
-            f"send the body as JSON with Content-Type: application/json (got {shown})"
-        )
+def _limited_body(request: Request, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(
@@ -31,6 +25,25 @@ def json_body(request: Request, max_bytes: int) -> Any:
         raise PayloadTooLarge(
             f"the body is larger than the {max_bytes} bytes allowed (setting: max_body_mb)"
         )
+    return raw
+
+
+def raw_text(request: Request, max_bytes: int) -> str:
+    """The body as UTF-8 text, within the size limit."""
+    try:
+        return _limited_body(request, max_bytes).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8 text") from None
+
+
+def json_body(request: Request, max_bytes: int) -> Any:
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        shown = mimetype or "none"
+        raise UnsupportedMediaType(
+            f"send the body as JSON with Content-Type: application/json (got {shown})"
+        )
+    raw = _limited_body(request, max_bytes)
     if not raw.strip():
         raise BadRequest("the body is empty; send JSON rows")
     try:

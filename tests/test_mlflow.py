@@ -1,0 +1,147 @@
+"""MLflow's scoring protocol: every input format gives the model's own predictions; errors come
+in MLflow's shape with MLflow's statuses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import diabetes_with_text, iris_frame
+from winserve.backends.local import LocalBackend
+from winserve.errors import ModelLoadError
+from winserve.model_info import ModelSpec
+from winserve.settings import Settings
+from winserve.web import create_app
+
+
+def _client(path: Path) -> FlaskClient:
+    backend = LocalBackend(ModelSpec(str(path)))
+    backend.start()
+    with contextlib.suppress(ModelLoadError):
+        backend.wait_ready(60)
+    return create_app(Settings(max_rows=1000), backend).test_client()
+
+
+@pytest.fixture(scope="module")
+def forest(iris_forest: Path) -> Iterator[FlaskClient]:
+    yield _client(iris_forest)
+
+
+@pytest.fixture(scope="module")
+def pipeline(text_pipeline: Path) -> Iterator[FlaskClient]:
+    yield _client(text_pipeline)
+
+
+def _bodies(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    records = json.loads(frame.to_json(orient="records"))
+    return {
+        "dataframe_split": {"dataframe_split": json.loads(frame.to_json(orient="split"))},
+        "dataframe_records": {"dataframe_records": records},
+        "instances (rows)": {"instances": frame.to_numpy().tolist()},
+        "instances (records)": {"instances": records},
+        "inputs (rows)": {"inputs": frame.to_numpy().tolist(), "params": {"ignored": 1}},
+        "inputs (columns)": {"inputs": {c: frame[c].tolist() for c in frame.columns}},
+    }
+
+
+def _check_all_formats(client: FlaskClient, frame: pd.DataFrame, expected: list[Any]) -> None:
+    for name, body in _bodies(frame).items():
+        response = client.post("/invocations", json=body)
+        assert response.status_code == 200, (name, response.json)
+        got = response.json["predictions"]
+        if isinstance(expected[0], float):
+            assert np.allclose(got, expected), name
+        else:
+            assert got == expected, name
+    csv_response = client.post(
+        "/invocations", data=frame.to_csv(index=False), content_type="text/csv; charset=utf-8"
+    )
+    assert csv_response.status_code == 200, csv_response.json
+    got = csv_response.json["predictions"]
+    assert np.allclose(got, expected) if isinstance(expected[0], float) else got == expected
+
+
+def test_classifier_in_every_format(forest: FlaskClient, iris_forest: Path) -> None:
+    x, _ = iris_frame()
+    rows = x.iloc[::7]
+    _check_all_formats(forest, rows, joblib.load(iris_forest).predict(rows).tolist())
+
+
+def test_pipeline_with_string_columns_in_every_format(
+    pipeline: FlaskClient, text_pipeline: Path
+) -> None:
+    x, _ = diabetes_with_text()
+    rows = x.iloc[:25]
+    _check_all_formats(pipeline, rows, joblib.load(text_pipeline).predict(rows).tolist())
+
+
+def test_ping_and_version(forest: FlaskClient) -> None:
+    ping = forest.get("/ping")
+    assert ping.status_code == 200 and ping.get_data(as_text=True) == "\n"
+    assert forest.get("/version").get_data(as_text=True).startswith("winserve ")
+    assert forest.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        (
+            {"json": {"columns": ["a"], "data": [[1]], "index": [0]}},
+            400,
+            "exactly one of the input fields",
+        ),
+        (
+            {"json": {"instances": [[1, 2, 3, 4]], "inputs": [[1, 2, 3, 4]]}},
+            400,
+            "Received dictionary with input fields: ['inputs', 'instances']",
+        ),
+        ({"json": [[1, 2, 3, 4]]}, 400, "Received a list"),
+        ({"json": {"dataframe_split": [[1, 2]]}}, 400, '"dataframe_split" must be an object'),
+        ({"json": {"dataframe_records": [[1, 2]]}}, 400, "non-empty list of objects"),
+        ({"json": {"inputs": {"a": [1, 2], "b": [1]}}}, 400, "all of the same length"),
+        ({"json": {"instances": [[1, 2]]}}, 400, "the model expects 4"),
+        ({"json": {"dataframe_records": [{"sepal length (cm)": "x"}]}}, 400, "missing columns"),
+        (
+            {"data": "[[1]]", "content_type": "application/json; format=pandas-split"},
+            415,
+            "MLflow 2.0",
+        ),
+        (
+            {"data": "a,b\n1,2", "content_type": "text/csv; charset=latin-1"},
+            415,
+            "only supports UTF-8",
+        ),
+        ({"data": "a,b", "content_type": "application/csv"}, 415, "application/json or text/csv"),
+        ({"data": "a,b\n1,2,3", "content_type": "text/csv"}, 400, "CSV line 2 has 3 values"),
+        ({"data": "", "content_type": "text/csv"}, 400, "CSV body is empty"),
+        ({"data": "{", "content_type": "application/json"}, 400, "not valid JSON"),
+    ],
+)
+def test_errors_in_mlflow_shape(
+    forest: FlaskClient, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    response = forest.post("/invocations", **kwargs)
+    assert response.status_code == status
+    assert set(response.json) == {"error_code", "message"}
+    assert response.json["error_code"] == "BAD_REQUEST"
+    assert message in response.json["message"]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_model_unavailable_in_mlflow_shape(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.joblib"
+    broken.write_bytes(b"junk")
+    client = _client(broken)
+    response = client.post("/invocations", json={"instances": [[1]]})
+    assert response.status_code == 503
+    assert response.json["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert client.get("/ping").status_code == 503

@@ -1,0 +1,123 @@
+"""MLflow's scoring protocol (``mlflow models serve``), so MLflow clients work unchanged.
+
+``POST /invocations`` takes JSON with exactly one of ``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs`` (``params`` is accepted and ignored), or a ``text/csv`` body with a
+header line. The answer is ``{"predictions": [...]}``; errors are
+``{"error_code": "BAD_REQUEST", "message": ...}`` with MLflow's statuses (400, 415 for other
+content types or charsets). As in MLflow's own server, content types are matched as the code
+does it (``text/csv``, not the documented ``application/csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from winserve.errors import BadRequest, UnsupportedMediaType, WinserveError
+from winserve.protocols import native
+from winserve.service import PredictRequest
+
+INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "REQUEST_LIMIT_EXCEEDED",
+    415: "BAD_REQUEST",
+    500: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+SUPPORTED = "application/json or text/csv"
+
+
+def content_kind(mimetype: str, params: dict[str, str]) -> str:
+    """``json`` or ``csv``; 415 for anything else, as MLflow's server answers."""
+    if mimetype not in ("application/json", "text/csv"):
+        raise UnsupportedMediaType(
+            f"content type {mimetype or 'none'!r} is not supported; send {SUPPORTED}"
+        )
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("The scoring server only supports UTF-8")
+    extra = sorted(set(params) - {"charset"})
+    if extra:
+        raise UnsupportedMediaType(
+            f"content type parameters {', '.join(extra)} are not supported: the scoring "
+            "protocol changed in MLflow 2.0; send one of "
+            + ", ".join(INPUT_KEYS)
+            + " in a JSON body"
+        )
+    return "json" if mimetype == "application/json" else "csv"
+
+
+def _columns(inputs: dict[str, Any]) -> PredictRequest:
+    lengths = {len(v) if isinstance(v, list) else -1 for v in inputs.values()}
+    if -1 in lengths or len(lengths) > 1:
+        raise BadRequest(
+            '"inputs" as an object must map each column to a list of values, all of the same length'
+        )
+    return PredictRequest.from_columns({str(k): v for k, v in inputs.items()})
+
+
+def _rows_or_records(value: Any, key: str) -> PredictRequest:
+    if isinstance(value, dict) and key == "inputs":
+        return _columns(value)
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f'"{key}" must be a non-empty list of rows')
+    return native.decode(value, False)
+
+
+def decode_json(body: Any) -> PredictRequest:
+    if isinstance(body, list):
+        raise BadRequest(
+            "The input must be a JSON dictionary with exactly one of the input "
+            f"fields {set(INPUT_KEYS)}. Received a list."
+        )
+    if not isinstance(body, dict):
+        raise BadRequest(f"The input must be a JSON dictionary; received {type(body).__name__}.")
+    given = [k for k in INPUT_KEYS if k in body]
+    unknown = sorted(set(body) - set(INPUT_KEYS) - {"params"})
+    if len(given) != 1 or unknown:
+        raise BadRequest(
+            "The input must be a JSON dictionary with exactly one of the input "
+            f"fields {set(INPUT_KEYS)}. Received dictionary with input fields: "
+            f"{sorted(body)}."
+        )
+    key = given[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict):
+            raise BadRequest('"dataframe_split" must be an object with "columns" and "data"')
+        return native.decode({k: v for k, v in value.items() if k in ("columns", "data")}, False)
+    if key == "dataframe_records" and not (
+        isinstance(value, list) and value and all(isinstance(r, dict) for r in value)
+    ):
+        raise BadRequest('"dataframe_records" must be a non-empty list of objects')
+    return _rows_or_records(value, key)
+
+
+def decode_csv(text: str) -> PredictRequest:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error as exc:
+        raise BadRequest(f"Failed to parse input as CSV: {exc}") from None
+    if not rows:
+        raise BadRequest("the CSV body is empty: send a header line, then rows")
+    header, data = rows[0], rows[1:]
+    for number, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise BadRequest(
+                f"CSV line {number} has {len(row)} values; the header names {len(header)}"
+            )
+    return native.decode({"columns": header, "data": data}, False)
+
+
+def encode(predictions: list[Any]) -> dict[str, Any]:
+    return {"predictions": predictions}
+
+
+def error_body(error: WinserveError) -> dict[str, Any]:
+    return {"error_code": ERROR_CODES.get(error.status, "BAD_REQUEST"), "message": error.message}
