@@ -229,8 +229,7 @@ class PoolBackend(Backend):
         while not self._closing.is_set():
             replica.state = "loading" if replica.restarts == 0 else "restarting"
             self._notify()
-            loaded = self._load(replica)
-            if loaded:
+            if self._load(replica):
                 self._notify()
                 self._serve(replica)
                 if time.monotonic() - replica.started_at > BACKOFF_RESET_AFTER:
@@ -238,9 +237,7 @@ class PoolBackend(Backend):
             replica.kill()
             if self._closing.is_set():
                 break
-            replica.restarts += 1
-            if loaded:
-                replica.state = "restarting"
+            replica.restarts += 1  # _serve set "restarting" (or _load "failed") already
             self._notify()
             log.warning(
                 "replica %d: %s; restarting in %.1f s", replica.index, replica.last_error, backoff

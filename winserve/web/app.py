@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +22,7 @@ from winserve.errors import (
 from winserve.protocols import native
 from winserve.service import Service
 from winserve.settings import Settings
+from winserve.web.responses import error_response
 
 access_log = logging.getLogger("winserve.access")
 error_log = logging.getLogger("winserve.error")
@@ -35,10 +36,7 @@ HTTP_ERRORS: dict[int, type[WinserveError]] = {
 
 
 def _render(error: WinserveError) -> ResponseReturnValue:
-    response = jsonify(native.error_body(error))
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+    return error_response(error, native.error_body)
 
 
 def _from_http(exc: HTTPException) -> WinserveError:

@@ -43,13 +43,11 @@ def json_body(request: Request, max_bytes: int) -> Any:
         raise UnsupportedMediaType(
             f"send the body as JSON with Content-Type: application/json (got {shown})"
         )
-    raw = _limited_body(request, max_bytes)
-    if not raw.strip():
+    text = raw_text(request, max_bytes)
+    if not text.strip():
         raise BadRequest("the body is empty; send JSON rows")
     try:
-        return json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not valid UTF-8 text") from None
+        return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise BadRequest("the JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:

@@ -13,16 +13,14 @@ from winserve.errors import WinserveError
 from winserve.protocols import mlflow
 from winserve.service import Service
 from winserve.web.bodies import json_body, raw_text
+from winserve.web.responses import error_response
 
 bp = Blueprint("mlflow", __name__)
 
 
 @bp.errorhandler(WinserveError)
 def render_error(error: WinserveError) -> ResponseReturnValue:
-    response = jsonify(mlflow.error_body(error))
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+    return error_response(error, mlflow.error_body)
 
 
 @bp.post("/invocations")
