@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -160,3 +161,17 @@ def running_server(
         yield server
     finally:
         server.kill_tree()
+
+
+def local_client(spec: Any, **settings: Any) -> Any:
+    """Flask's test client on the app with the model in this process, loaded (or failed)."""
+    from winserve.backends.local import LocalBackend
+    from winserve.errors import ModelLoadError
+    from winserve.settings import Settings
+    from winserve.web import create_app
+
+    backend = LocalBackend(spec)
+    backend.start()
+    with contextlib.suppress(ModelLoadError):  # a test of a failed load looks at what follows
+        backend.wait_ready(60)
+    return create_app(Settings(**settings), backend).test_client()

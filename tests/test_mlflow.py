@@ -3,7 +3,6 @@ in MLflow's shape with MLflow's statuses."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,19 +15,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import diabetes_with_text, iris_frame
-from winserve.backends.local import LocalBackend
-from winserve.errors import ModelLoadError
+from tests.helpers import local_client
 from winserve.model_info import ModelSpec
-from winserve.settings import Settings
-from winserve.web import create_app
 
 
 def _client(path: Path) -> FlaskClient:
-    backend = LocalBackend(ModelSpec(str(path)))
-    backend.start()
-    with contextlib.suppress(ModelLoadError):
-        backend.wait_ready(60)
-    return create_app(Settings(max_rows=1000), backend).test_client()
+    return local_client(ModelSpec(str(path)), max_rows=1000)
 
 
 @pytest.fixture(scope="module")

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from tests.helpers import local_client
 from winserve import cli, settings
-from winserve.backends.local import LocalBackend
-from winserve.errors import ModelLoadError, SettingsError
+from winserve.errors import SettingsError
 from winserve.host import ModelHost
 from winserve.model_info import ModelSpec
-from winserve.web import auth, create_app
+from winserve.web import auth
 
 TOKEN = "correct horse battery"
 ROW = {"a": 1, "b": 2}
 
 
 def _client(token: str = TOKEN) -> FlaskClient:
-    backend = LocalBackend(ModelSpec(factory="tests.models:chaos"))
-    backend.start()
-    with contextlib.suppress(ModelLoadError):
-        backend.wait_ready(60)
-    return create_app(settings.Settings(token=token), backend).test_client()
+    return local_client(ModelSpec(factory="tests.models:chaos"), token=token)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,29 +12,18 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import iris_frame
-from winserve.backends.local import LocalBackend
-from winserve.errors import ModelLoadError
+from tests.helpers import local_client
 from winserve.model_info import ModelSpec
-from winserve.settings import Settings
-from winserve.web import create_app
-
-
-def _client(spec: ModelSpec, **overrides: Any) -> FlaskClient:
-    backend = LocalBackend(spec)
-    backend.start()
-    with contextlib.suppress(ModelLoadError):  # a test of a failed load looks at what follows
-        backend.wait_ready(60)
-    return create_app(Settings(**overrides), backend).test_client()
 
 
 @pytest.fixture(scope="module")
 def forest(iris_forest: Path) -> Iterator[FlaskClient]:
-    yield _client(ModelSpec(str(iris_forest)), max_rows=50, max_body_mb=0.01)
+    yield local_client(ModelSpec(str(iris_forest)), max_rows=50, max_body_mb=0.01)
 
 
 @pytest.fixture(scope="module")
 def chaos() -> Iterator[FlaskClient]:
-    yield _client(ModelSpec(factory="tests.models:chaos"))
+    yield local_client(ModelSpec(factory="tests.models:chaos"))
 
 
 def test_predictions_match_the_model_in_process(forest: FlaskClient, iris_forest: Path) -> None:
@@ -145,7 +133,7 @@ def test_model_errors_are_sorted_into_input_and_model_faults(chaos: FlaskClient)
 def test_a_model_that_failed_to_load_is_reported(tmp_path: Path) -> None:
     broken = tmp_path / "broken.joblib"
     broken.write_bytes(b"garbage")
-    client = _client(ModelSpec(str(broken)))
+    client = local_client(ModelSpec(str(broken)))
     health = client.get("/health")
     assert health.status_code == 503 and health.json["status"] == "failed"
     assert "cannot load broken.joblib" in health.json["reason"]
