@@ -62,7 +62,25 @@ def test_the_comparison_is_constant_time(
 
 
 def test_health_stays_open(guarded: FlaskClient) -> None:
-    assert guarded.get("/health").status_code == 200
+    for path in (
+        "/health",
+        "/ping",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/chaos/ready",
+    ):
+        assert guarded.get(path).status_code == 200, path
+    for path in ("/metrics", "/openapi.json", "/v2", "/v2/models/chaos"):
+        assert guarded.get(path).status_code == 401, path
+
+
+def test_each_protocol_refuses_in_its_own_shape(guarded: FlaskClient) -> None:
+    oip = guarded.post("/v2/models/chaos/infer", json={"inputs": []})
+    assert oip.status_code == 401 and set(oip.json) == {"error"}
+    assert "Authorization: Bearer" in oip.json["error"]
+    mlflow = guarded.post("/invocations", json={"instances": [[1, 2]]})
+    assert mlflow.status_code == 401
+    assert mlflow.json["error_code"] == "UNAUTHENTICATED" and "Bearer" in mlflow.json["message"]
 
 
 def test_the_page_asks_once_then_remembers(guarded: FlaskClient) -> None:

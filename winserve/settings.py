@@ -264,6 +264,14 @@ class Settings:
         to_bool,
         cli="--in-process",
     )
+    request_log: Path | None = _setting(
+        None,
+        "Also append one JSON line per request (time, id, endpoint, status, rows, latency) "
+        "to this file.",
+        to_path,
+        cli="--request-log",
+        metavar="FILE",
+    )
     log_level: str = _setting(
         "INFO",
         "Console log level: debug, info, warning or error.",

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from winserve.errors import ModelError, ModelInputError
+from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.payload import Payload
 
@@ -55,6 +56,8 @@ class Health:
 
 class Backend(abc.ABC):
     """Where the model runs. Thread-safe: waitress threads call ``predict`` concurrently."""
+
+    batch_rows: Histogram  # rows per model call, for /metrics
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -12,8 +12,9 @@ import threading
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, prediction_from
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.host import ModelHost
+from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload
+from winserve.payload import Payload, row_count
 
 log = logging.getLogger("winserve.model")
 
@@ -27,6 +28,7 @@ class LocalBackend(Backend):
         self._error = ""
         self._closed = False
         self._loaded = threading.Event()
+        self.batch_rows = batch_rows_histogram()
 
     def start(self) -> None:
         """Load in a thread of this process: returns at once, like the pool."""
@@ -56,6 +58,7 @@ class LocalBackend(Backend):
     def predict(self, payload: Payload, proba: bool = False) -> Prediction:
         if self._info is None or self._closed:
             raise ModelUnavailable("the model is not loaded")
+        self.batch_rows.observe(row_count(payload))
         with self._lock:
             record = self._host.predict(payload, proba)
         return prediction_from(record, log)
@@ -69,7 +72,10 @@ class LocalBackend(Backend):
             return Health(
                 "failed", (ReplicaHealth(0, "failed", last_error=self._error),), reason=self._error
             )
-        return Health("ready", (ReplicaHealth(0, "ready", pid=self._host.pid()),))
+        replica = ReplicaHealth(
+            0, "ready", pid=self._host.pid(), load_seconds=self._info.load_seconds
+        )
+        return Health("ready", (replica,))
 
     def close(self) -> None:
         self._closed = True

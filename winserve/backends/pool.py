@@ -40,6 +40,7 @@ from winserve.errors import (
     ModelUnavailable,
     WinserveError,
 )
+from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.payload import Payload, merge_payloads, row_count
 
@@ -108,6 +109,7 @@ class PoolBackend(Backend):
         self._threads: list[threading.Thread] = []
         self._first_attempts = 0
         self._started = False
+        self.batch_rows = batch_rows_histogram()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -328,6 +330,7 @@ class PoolBackend(Backend):
 
     def _run(self, replica: Replica, jobs: list[Job]) -> Outcome:
         payload = merge_payloads([j.payload for j in jobs])
+        self.batch_rows.observe(row_count(payload))
         proba = any(j.proba for j in jobs)
         wait = max(0.01, max(j.deadline for j in jobs) - time.monotonic())
         try:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
-import uuid
+from collections.abc import Callable
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, g, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -19,12 +19,11 @@ from winserve.errors import (
     PayloadTooLarge,
     WinserveError,
 )
-from winserve.protocols import native
+from winserve.protocols import mlflow, native, oip
 from winserve.service import Service
 from winserve.settings import Settings
 from winserve.web.responses import error_response
 
-access_log = logging.getLogger("winserve.access")
 error_log = logging.getLogger("winserve.error")
 
 HTTP_ERRORS: dict[int, type[WinserveError]] = {
@@ -35,8 +34,23 @@ HTTP_ERRORS: dict[int, type[WinserveError]] = {
 }
 
 
+# Each protocol answers errors in its own shape, wherever they arise (routing, size limits,
+# the token check, the view itself); everything else gets the native shape.
+ERROR_SHAPES: tuple[tuple[tuple[str, ...], Callable[[WinserveError], dict[str, Any]]], ...] = (
+    (("/v2",), oip.error_body),
+    (("/invocations", "/ping", "/version"), mlflow.error_body),
+)
+
+
+def _shape_for(path: str) -> Callable[[WinserveError], dict[str, Any]]:
+    for prefixes, body in ERROR_SHAPES:
+        if any(path == p or path.startswith(p + "/") for p in prefixes):
+            return body
+    return native.error_body
+
+
 def _render(error: WinserveError) -> ResponseReturnValue:
-    return error_response(error, native.error_body)
+    return error_response(error, _shape_for(request.path))
 
 
 def _from_http(exc: HTTPException) -> WinserveError:
@@ -55,7 +69,7 @@ def _from_http(exc: HTTPException) -> WinserveError:
 
 
 def create_app(settings: Settings, backend: Backend) -> Flask:
-    from winserve.web import api, auth, mlflow_api, ui
+    from winserve.web import api, auth, mlflow_api, observe, oip_api, openapi, ui
 
     app = Flask(__name__)
     app.config.update(
@@ -67,28 +81,11 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     app.extensions["winserve.service"] = Service(backend, max_rows=settings.max_rows)
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
+    app.register_blueprint(oip_api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
+    observe.install(app, settings.request_log)
     auth.install(app, settings.token)
-
-    @app.before_request
-    def start_timer() -> None:
-        g.request_started = time.perf_counter()
-        g.request_id = uuid.uuid4().hex[:16]
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-        access_log.info(
-            "%s %s %s %d rows=%s %.1fms",
-            g.get("request_id", "-"),
-            request.method,
-            request.path,
-            response.status_code,
-            request.environ.get("winserve.rows", "-"),
-            elapsed,
-        )
-        return response
 
     @app.errorhandler(WinserveError)
     def winserve_error(error: WinserveError) -> ResponseReturnValue:

@@ -17,7 +17,16 @@ from winserve.errors import Unauthorized
 
 SESSION_COOKIE = "winserve_session"
 OPEN_ENDPOINTS = frozenset(
-    {"native.health", "mlflow.ping", "ui.static", "auth.login", "auth.login_submit"}
+    {
+        "native.health",
+        "mlflow.ping",
+        "oip.live",
+        "oip.ready",
+        "oip.model_ready",
+        "ui.static",
+        "auth.login",
+        "auth.login_submit",
+    }
 )
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -14,7 +14,8 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; send a number")
 
 
-def _limited_body(request: Request, max_bytes: int) -> bytes:
+def raw_bytes(request: Request, max_bytes: int) -> bytes:
+    """The body, within the size limit."""
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(
@@ -31,7 +32,7 @@ def _limited_body(request: Request, max_bytes: int) -> bytes:
 def raw_text(request: Request, max_bytes: int) -> str:
     """The body as UTF-8 text, within the size limit."""
     try:
-        return _limited_body(request, max_bytes).decode("utf-8-sig")
+        return raw_bytes(request, max_bytes).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 text") from None
 
@@ -43,9 +44,13 @@ def json_body(request: Request, max_bytes: int) -> Any:
         raise UnsupportedMediaType(
             f"send the body as JSON with Content-Type: application/json (got {shown})"
         )
-    text = raw_text(request, max_bytes)
+    return parse_json(raw_text(request, max_bytes))
+
+
+def parse_json(text: str) -> Any:
+    """JSON without NaN/Infinity; every failure a 400 that says where."""
     if not text.strip():
-        raise BadRequest("the body is empty; send JSON rows")
+        raise BadRequest("the body is empty; send JSON")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:

@@ -9,18 +9,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__
-from winserve.errors import WinserveError
 from winserve.protocols import mlflow
 from winserve.service import Service
 from winserve.web.bodies import json_body, raw_text
-from winserve.web.responses import error_response
 
 bp = Blueprint("mlflow", __name__)
-
-
-@bp.errorhandler(WinserveError)
-def render_error(error: WinserveError) -> ResponseReturnValue:
-    return error_response(error, mlflow.error_body)
 
 
 @bp.post("/invocations")

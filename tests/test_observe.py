@@ -1,0 +1,86 @@
+"""Request ids, the JSON-lines request log and ``/metrics`` (parsed by Prometheus's own parser)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import local_client
+from winserve.model_info import ModelSpec
+
+ROW = {"a": 1, "b": 2}
+
+
+def _families(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+    found: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        found[family.name] = [(s.name, s.labels, s.value) for s in family.samples]
+    return found
+
+
+def test_metrics_parse_and_count_what_happened() -> None:
+    client = local_client(ModelSpec(factory="tests.models:chaos"))
+    for _ in range(3):
+        assert client.post("/predict", json=[ROW, ROW]).status_code == 200
+    assert client.post("/predict", json={"a": "x", "b": 1}).status_code == 400
+    assert client.post("/invocations", json={"instances": [[1, 2]]}).status_code == 200
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = _families(response.get_data(as_text=True))
+
+    requests = families["winserve_requests"]
+    ok = [
+        v
+        for n, lab, v in requests
+        if lab == {"endpoint": "/predict", "method": "POST", "status": "200"}
+    ]
+    bad = [v for n, lab, v in requests if lab.get("status") == "400"]
+    assert ok == [3.0] and bad == [1.0]
+    assert any(lab.get("endpoint") == "/invocations" for _, lab, _ in requests)
+
+    latency = {
+        (n, lab.get("le")): v
+        for n, lab, v in families["winserve_request_duration_seconds"]
+        if lab.get("endpoint") == "/predict"
+    }
+    assert latency[("winserve_request_duration_seconds_count", None)] == 4
+    assert latency[("winserve_request_duration_seconds_bucket", "+Inf")] == 4
+
+    batches = {(n, lab.get("le")): v for n, lab, v in families["winserve_batch_rows"]}
+    assert batches[("winserve_batch_rows_count", None)] == 4  # 3 × 2 rows, 1 × 1 row
+    assert batches[("winserve_batch_rows_sum", None)] == 7
+    assert batches[("winserve_batch_rows_bucket", "1")] == 1
+    assert batches[("winserve_batch_rows_bucket", "2")] == 4
+
+    rows = {lab["endpoint"]: v for _, lab, v in families["winserve_rows"]}
+    assert rows == {"/predict": 6.0, "/invocations": 1.0}  # the refused row is not counted
+    assert families["winserve_queue_depth"][0][2] == 0
+    assert families["winserve_ready"][0][2] == 1
+    assert [v for _, _, v in families["winserve_replica_restarts"]] == [0]
+    assert [lab for _, lab, _ in families["winserve_model_load_seconds"]] == [{"replica": "0"}]
+
+
+def test_request_log_lines_and_request_ids(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "requests.jsonl"
+    client = local_client(ModelSpec(factory="tests.models:chaos"), request_log=log)
+    first = client.post("/predict", json=[ROW, ROW, ROW])
+    traced = client.post("/predict", json=ROW, headers={"X-Request-Id": "client-trace-42"})
+    hostile = client.get("/model", headers={"X-Request-Id": "bad id <script>"})
+    missing = client.get("/nowhere")
+    assert traced.headers["X-Request-Id"] == "client-trace-42"
+    assert "<" not in hostile.headers["X-Request-Id"]
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [r["request_id"] for r in lines] == [
+        first.headers["X-Request-Id"],
+        "client-trace-42",
+        hostile.headers["X-Request-Id"],
+        missing.headers["X-Request-Id"],
+    ]
+    assert lines[0]["endpoint"] == "/predict" and lines[0]["status"] == 200
+    assert lines[0]["rows"] == 3 and lines[0]["latency_ms"] >= 0
+    assert lines[0]["time"].endswith("+00:00")
+    assert lines[3]["status"] == 404 and lines[3]["route"] == "unmatched"
+    assert lines[3]["rows"] is None

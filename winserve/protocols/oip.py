@@ -1,0 +1,378 @@
+"""The Open Inference Protocol v2 (KServe, Triton, MLServer), REST flavour.
+
+Inputs are either one 2-D tensor ``[rows, features]`` in the model's column order, or one
+tensor per column (shape ``[rows]`` or ``[rows, 1]``) named after the model's features; mixed
+types travel as ``BYTES``. Data may be nested or flat (row-major). Triton's binary tensor
+extension (``Inference-Header-Content-Length``) is read too, because Triton's own client sends
+it by default. Outputs are ``predict`` (default) and ``predict_proba``, shaped as MLServer's
+scikit-learn runtime shapes them (a 1-D prediction is ``[rows, 1]``). Errors are
+``{"error": message}`` with 400, 404 or the error's own status.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from winserve import __version__
+from winserve.backends.base import Prediction
+from winserve.errors import BadRequest, NotFound, WinserveError
+from winserve.model_info import ModelInfo
+from winserve.service import PredictRequest
+
+VERSION = "1"
+INT_RANGES = {
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+    "INT64": (-(2**63), 2**63 - 1),
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "UINT64": (0, 2**64 - 1),
+}
+FLOATS = ("FP16", "FP32", "FP64")
+DATATYPES = ("BOOL", *INT_RANGES, *FLOATS, "BYTES")
+NUMPY_DTYPES = {
+    "BOOL": "?",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+MAX_NAME_SHOWN = 60
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    request: PredictRequest
+    outputs: tuple[str, ...]
+    id: str | None
+
+
+def _name(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= MAX_NAME_SHOWN else text[:MAX_NAME_SHOWN] + "…")
+
+
+# -- model and version in the path ------------------------------------------------------------
+
+
+def check_model(name: str, version: str | None, info: ModelInfo) -> None:
+    if name != info.name:
+        raise NotFound(f"model {_name(name)} is not served here; this server serves {info.name!r}")
+    if version is not None and version != VERSION:
+        raise NotFound(f"model {info.name!r} has no version {_name(version)}; it has {VERSION!r}")
+
+
+# -- tensors ----------------------------------------------------------------------------------
+
+
+def _shape(tensor: dict[str, Any], label: str) -> list[int]:
+    shape = tensor.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadRequest(f'{label}: "shape" must be a list of non-negative integers')
+    return shape
+
+
+def _flatten(data: Any, label: str, size: int) -> list[Any]:
+    """Row-major flattening of nested lists, without recursion; stops early when too long."""
+    if not isinstance(data, list):
+        raise BadRequest(f'{label}: "data" must be a list')
+    out: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        item = next(stack[-1], stack)
+        if item is stack:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            out.append(item)
+            if len(out) > size:
+                break
+    return out
+
+
+def _check_element(value: Any, datatype: str) -> Any:
+    """The value as the model should see it, or ``ValueError`` saying what was expected."""
+    if datatype == "BYTES":
+        if isinstance(value, str):
+            return value
+        raise ValueError("BYTES elements must be strings")
+    if datatype == "BOOL":
+        if isinstance(value, bool):
+            return float(value)
+        raise ValueError("BOOL elements must be true or false")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{datatype} elements must be numbers")
+    if datatype in FLOATS:
+        if not math.isfinite(value):
+            raise ValueError(f"{datatype} elements must be finite")
+        return float(value)
+    low, high = INT_RANGES[datatype]
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{datatype} elements must be whole numbers")
+    if not low <= value <= high:
+        raise ValueError(f"{datatype} elements must lie between {low} and {high}")
+    return int(value)
+
+
+def _from_binary(raw: bytes, datatype: str, label: str) -> list[Any]:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        offset = 0
+        while offset < len(raw):
+            if offset + 4 > len(raw):
+                raise BadRequest(f"{label}: the binary BYTES data ends inside a length prefix")
+            (length,) = struct.unpack_from("<I", raw, offset)
+            offset += 4
+            chunk = raw[offset : offset + length]
+            if len(chunk) != length:
+                raise BadRequest(f"{label}: the binary BYTES data ends inside an element")
+            try:
+                values.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BadRequest(f"{label}: a BYTES element is not UTF-8 text") from None
+            offset += length
+        return values
+    import numpy as np
+
+    dtype = np.dtype(NUMPY_DTYPES[datatype])
+    if len(raw) % dtype.itemsize:
+        raise BadRequest(
+            f"{label}: {len(raw)} bytes of binary data is not a whole number of "
+            f"{datatype} elements ({dtype.itemsize} bytes each)"
+        )
+    values = np.frombuffer(raw, dtype=dtype).tolist()
+    return values
+
+
+def _tensor_values(
+    tensor: Any, position: int, binary: memoryview | None, offset: int
+) -> tuple[str, list[int], list[Any], int]:
+    """Name, shape and checked values of one input tensor; the new offset into ``binary``."""
+    if not isinstance(tensor, dict):
+        raise BadRequest(f"inputs[{position}] must be an object with name, shape, datatype, data")
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f'inputs[{position}] needs a "name" (a string)')
+    label = f"input {_name(name)}"
+    datatype = tensor.get("datatype")
+    if datatype not in DATATYPES:
+        raise BadRequest(f'{label}: "datatype" must be one of {", ".join(DATATYPES)}')
+    shape = _shape(tensor, label)
+    size = math.prod(shape)
+    parameters = tensor.get("parameters") or {}
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is not None:
+        if binary is None or not isinstance(binary_size, int) or binary_size < 0:
+            raise BadRequest(
+                f"{label}: binary_data_size needs a binary body after the JSON header "
+                "(header Inference-Header-Content-Length)"
+            )
+        if offset + binary_size > len(binary):
+            raise BadRequest(f"{label}: the body holds less binary data than binary_data_size")
+        flat = _from_binary(bytes(binary[offset : offset + binary_size]), datatype, label)
+        offset += binary_size
+    else:
+        if "data" not in tensor:
+            raise BadRequest(f'{label}: "data" is missing')
+        flat = _flatten(tensor["data"], label, size)
+    if len(flat) != size:
+        shown = f"more than {size}" if len(flat) > size else str(len(flat))
+        raise BadRequest(f"{label}: shape {shape} needs {size} values; data has {shown}")
+    values: list[Any] = []
+    for index, value in enumerate(flat):
+        try:
+            values.append(_check_element(value, datatype))
+        except ValueError as exc:
+            shown = repr(value)[:40]
+            raise BadRequest(f"{label}: element {index} is {shown}; {exc}") from None
+    return name, shape, values, offset
+
+
+def _matrix(name: str, shape: list[int], values: list[Any], info: ModelInfo) -> PredictRequest:
+    rows, width = shape
+    if info.features and width != info.n_features:
+        raise BadRequest(
+            f"input {_name(name)} has shape {shape}; the model expects [rows, "
+            f"{info.n_features}] with columns {', '.join(info.feature_names[:20])}"
+        )
+    return PredictRequest.from_rows([values[r * width : (r + 1) * width] for r in range(rows)])
+
+
+def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> PredictRequest:
+    columns: dict[str, list[Any]] = {}
+    for name, shape, values in tensors:
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise BadRequest(
+                f"input {_name(name)} has shape {shape}; with one tensor per column each must "
+                "have shape [rows] or [rows, 1]"
+            )
+        if name in columns:
+            raise BadRequest(f"input {_name(name)} is given more than once")
+        columns[name] = values
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise BadRequest(
+            "the column tensors have different numbers of rows: "
+            + ", ".join(f"{_name(n)} {len(v)}" for n, v in columns.items())
+        )
+    return PredictRequest.from_columns(columns)
+
+
+def _outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]:
+    requested = body.get("outputs")
+    if requested is None:
+        return ("predict",)
+    if not isinstance(requested, list) or not requested:
+        raise BadRequest('"outputs" must be a non-empty list of {"name": ...} objects')
+    names: list[str] = []
+    for item in requested:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in info.outputs:
+            offered = ", ".join(repr(o) for o in info.outputs)
+            raise BadRequest(f"unknown output {_name(name)}; this model has outputs {offered}")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> InferRequest:
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object with "inputs"')
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest('"id" must be a string')
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest('"inputs" must be a non-empty list of tensors')
+    outputs = _outputs(body, info)
+    tensors = []
+    offset = 0
+    for position, tensor in enumerate(inputs):
+        name, shape, values, offset = _tensor_values(tensor, position, binary, offset)
+        tensors.append((name, shape, values))
+    names = set(info.feature_names)
+    if len(tensors) == 1:
+        name, shape, values = tensors[0]
+        if len(shape) == 2 and not (name in names and shape[1] == 1 and info.n_features > 1):
+            request = _matrix(name, shape, values, info)
+        elif len(shape) == 1 and name not in names and info.n_features == 1:
+            request = PredictRequest.from_rows([[v] for v in values])
+        elif len(shape) == 1 and name not in names:
+            raise BadRequest(
+                f"input {_name(name)} is 1-D; send one 2-D tensor of shape [rows, "
+                f"{info.n_features or 'features'}], or one tensor per column named after the "
+                "model's features"
+            )
+        elif len(shape) > 2:
+            raise BadRequest(f"input {_name(name)} has {len(shape)} dimensions; at most 2")
+        else:
+            request = _columns(tensors)
+    else:
+        request = _columns(tensors)
+    request.proba = "predict_proba" in outputs
+    return InferRequest(request, outputs, request_id)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _datatype(values: list[Any]) -> str:
+    if values and all(isinstance(v, bool) for v in values):
+        return "BOOL"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "INT64"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "FP64"
+    return "BYTES"
+
+
+def _tensor(name: str, rows: list[Any]) -> dict[str, Any]:
+    if rows and all(isinstance(r, list) for r in rows):
+        width = len(rows[0])
+        flat = [v for r in rows for v in r] if all(len(r) == width for r in rows) else None
+        shape = [len(rows), width]
+    else:
+        flat, shape = list(rows), [len(rows), 1]
+    if flat is None:  # ragged outputs: one text per row
+        flat, shape = [str(r) for r in rows], [len(rows), 1]
+    datatype = _datatype(flat)
+    if datatype == "BYTES":
+        flat = [v if isinstance(v, str) else str(v) for v in flat]
+    return {
+        "name": name,
+        "shape": shape,
+        "datatype": datatype,
+        "parameters": {"content_type": "np"},
+        "data": flat,
+    }
+
+
+def encode(
+    prediction: Prediction, infer: InferRequest, info: ModelInfo, version: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_name": info.name}
+    if version is not None:
+        body["model_version"] = version
+    if infer.id is not None:
+        body["id"] = infer.id
+    outputs = []
+    for name in infer.outputs:
+        if name == "predict":
+            outputs.append(_tensor(name, prediction.predictions))
+        else:
+            outputs.append(_tensor(name, prediction.probabilities or []))
+    body["outputs"] = outputs
+    return body
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": "winserve", "version": __version__, "extensions": []}
+
+
+def _class_datatype(info: ModelInfo) -> str:
+    if info.task == "regression" or not info.classes:
+        return "FP64"
+    return _datatype(list(info.classes))
+
+
+def model_metadata(info: ModelInfo) -> dict[str, Any]:
+    if info.feature_names_known:
+        inputs = [
+            {"name": f.name, "datatype": "FP64" if f.kind == "number" else "BYTES", "shape": [-1]}
+            for f in info.features
+        ]
+    else:
+        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, info.n_features or -1]}]
+    outputs = [{"name": "predict", "datatype": _class_datatype(info), "shape": [-1, 1]}]
+    if info.has_proba:
+        outputs.append(
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(info.classes) or -1]}
+        )
+    return {
+        "name": info.name,
+        "versions": [VERSION],
+        "platform": "sklearn" if info.saved_with_sklearn else "python",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def error_body(error: WinserveError) -> dict[str, Any]:
+    return {"error": error.message}

@@ -1,0 +1,151 @@
+"""What happened to each request: the request id, the access log line, the optional JSON-lines
+request log, and the Prometheus metrics served at ``GET /metrics``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
+
+from winserve import __version__, metrics
+from winserve.service import Service
+
+access_log = logging.getLogger("winserve.access")
+CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+bp = Blueprint("observe", __name__)
+
+
+class RequestLog:
+    """One JSON object per line, appended; shared by every waitress thread. The file is opened
+    for each line, so it can be moved or deleted while winserve runs (also on Windows)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, object]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock, self._path.open("a", encoding="utf-8") as file:
+            file.write(line)
+
+
+class RequestMetrics:
+    def __init__(self) -> None:
+        self.requests = metrics.Counter(
+            "winserve_requests", "HTTP requests by endpoint (route), method and status."
+        )
+        self.latency = metrics.Histogram(
+            "winserve_request_duration_seconds",
+            "Time from request to response, by endpoint (route).",
+            metrics.LATENCY_BUCKETS,
+        )
+        self.rows = metrics.Counter("winserve_rows", "Rows received for prediction, by endpoint.")
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def install(app: Flask, request_log: Path | None) -> None:
+    """Request ids, timing, logs and metrics for every request ``app`` answers."""
+    recorded = RequestMetrics()
+    app.extensions["winserve.metrics"] = recorded
+    log_file = RequestLog(request_log) if request_log else None
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def start() -> None:
+        g.request_started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if CLIENT_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        request_id = g.get("request_id", "-")
+        response.headers["X-Request-Id"] = request_id
+        seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+        route = _route()
+        rows = request.environ.get("winserve.rows")
+        recorded.requests.inc(
+            endpoint=route, method=request.method, status=str(response.status_code)
+        )
+        recorded.latency.observe(seconds, endpoint=route)
+        if rows:
+            recorded.rows.inc(rows, endpoint=route)
+        access_log.info(
+            "%s %s %s %d rows=%s %.1fms",
+            request_id,
+            request.method,
+            request.path,
+            response.status_code,
+            rows if rows is not None else "-",
+            seconds * 1000,
+        )
+        if log_file is not None:
+            log_file.write(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "request_id": request_id,
+                    "method": request.method,
+                    "endpoint": request.path,
+                    "route": route,
+                    "status": response.status_code,
+                    "rows": rows,
+                    "latency_ms": round(seconds * 1000, 2),
+                    "client": request.remote_addr,
+                }
+            )
+        return response
+
+
+@bp.get("/metrics")
+def metrics_view() -> ResponseReturnValue:
+    recorded: RequestMetrics = current_app.extensions["winserve.metrics"]
+    service: Service = current_app.extensions["winserve.service"]
+    backend = service.backend
+    health = backend.health()
+    replicas = [((("replica", str(r.replica)),), r) for r in health.replicas]
+    lines = [
+        *metrics.gauge("winserve_info", "winserve version.", [((("version", __version__),), 1.0)]),
+        *recorded.requests.render(),
+        *recorded.latency.render(),
+        *recorded.rows.render(),
+        *backend.batch_rows.render(),
+        *metrics.gauge(
+            "winserve_queue_depth",
+            "Requests waiting for a model replica.",
+            [((), float(health.queue_depth))],
+        ),
+        *metrics.gauge(
+            "winserve_ready",
+            "1 while the model is serving (ready or degraded).",
+            [((), 1.0 if health.serving else 0.0)],
+        ),
+        *metrics.gauge(
+            "winserve_replica_ready",
+            "1 while this model replica is ready.",
+            [(k, 1.0 if r.state == "ready" else 0.0) for k, r in replicas],
+        ),
+        *metrics.counter_snapshot(
+            "winserve_replica_restarts",
+            "Times this model replica was restarted.",
+            [(k, float(r.restarts)) for k, r in replicas],
+        ),
+        *metrics.gauge(
+            "winserve_model_load_seconds",
+            "Seconds the last model load took, per replica.",
+            [(k, r.load_seconds) for k, r in replicas],
+        ),
+    ]
+    return Response("\n".join(lines) + "\n", mimetype=None, content_type=METRICS_TYPE)

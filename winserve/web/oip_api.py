@@ -1,0 +1,86 @@
+"""Open Inference Protocol v2 endpoints under ``/v2`` (see ``winserve.protocols.oip``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Request, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from winserve.errors import BadRequest, UnsupportedMediaType
+from winserve.protocols import oip
+from winserve.service import Service
+from winserve.web.bodies import parse_json, raw_bytes
+
+bp = Blueprint("oip", __name__, url_prefix="/v2")
+BINARY_HEADER = "Inference-Header-Content-Length"
+JSON_TYPES = ("", "application/json", "application/octet-stream")
+
+
+def _service() -> Service:
+    service: Service = current_app.extensions["winserve.service"]
+    return service
+
+
+def _read(req: Request) -> tuple[object, memoryview | None]:
+    """The JSON part of an infer request, and the binary tensor data after it, if any."""
+    if req.mimetype not in JSON_TYPES and not req.mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json (got {req.mimetype})")
+    raw = raw_bytes(req, current_app.config["WINSERVE_MAX_BODY"])
+    header = req.headers.get(BINARY_HEADER)
+    if header is None:
+        json_part, binary = raw, None
+    else:
+        if not header.isdigit() or int(header) > len(raw):
+            raise BadRequest(f"{BINARY_HEADER} must be a byte count within the body")
+        json_part, binary = raw[: int(header)], memoryview(raw)[int(header) :]
+    try:
+        text = json_part.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the JSON part of the body is not valid UTF-8") from None
+    return parse_json(text), binary
+
+
+@bp.get("")
+def server_metadata() -> ResponseReturnValue:
+    return jsonify(oip.server_metadata())
+
+
+@bp.get("/health/live")
+def live() -> ResponseReturnValue:
+    return jsonify({"live": True})
+
+
+@bp.get("/health/ready")
+def ready() -> ResponseReturnValue:
+    serving = _service().backend.health().serving
+    return jsonify({"ready": serving}), 200 if serving else 503
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> ResponseReturnValue:
+    info = _service().info()
+    oip.check_model(name, version, info)
+    return jsonify(oip.model_metadata(info))
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
+    service = _service()
+    if not service.backend.health().serving:
+        return jsonify({"name": name, "ready": False}), 503
+    oip.check_model(name, version, service.info())
+    return jsonify({"name": name, "ready": True})
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> ResponseReturnValue:
+    service = _service()
+    info = service.info()
+    oip.check_model(name, version, info)
+    body, binary = _read(request)
+    decoded = oip.decode(body, info, binary)
+    request.environ["winserve.rows"] = decoded.request.n_rows
+    prediction = service.predict(decoded.request)
+    return jsonify(oip.encode(prediction, decoded, info, version))

@@ -1,0 +1,289 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every API endpoint, built for the model
+being served (its column names and types appear in the request schemas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from winserve import __version__
+from winserve.errors import ModelUnavailable
+from winserve.model_info import Feature, ModelInfo
+from winserve.protocols import mlflow, oip
+from winserve.service import Service
+
+bp = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def _value(feature: Feature) -> Schema:
+    if feature.kind == "number":
+        return {"type": "number", "description": f"{feature.name} (a number)"}
+    if feature.kind == "any":
+        return {"description": feature.name}
+    schema: Schema = {"type": "string"}
+    if feature.strict_categories and feature.categories:
+        schema["enum"] = [str(c) for c in feature.categories]
+    return schema
+
+
+def _row_object(info: ModelInfo | None) -> Schema:
+    if info is None or not info.features:
+        return {"type": "object", "additionalProperties": True}
+    return {
+        "type": "object",
+        "properties": {f.name: _value(f) for f in info.features},
+        "required": info.feature_names,
+        "additionalProperties": False,
+    }
+
+
+def _row_list(info: ModelInfo | None) -> Schema:
+    schema: Schema = {"type": "array", "description": "values in the model's column order"}
+    if info is not None and info.features:
+        schema["prefixItems"] = [_value(f) for f in info.features]
+        schema["minItems"] = schema["maxItems"] = info.n_features
+    return schema
+
+
+def _split(info: ModelInfo | None) -> Schema:
+    columns: Schema = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    if info is not None and info.features:
+        columns = {"type": "array", "const": info.feature_names}
+    return {
+        "type": "object",
+        "properties": {
+            "columns": columns,
+            "data": {"type": "array", "items": _row_list(info), "minItems": 1},
+        },
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+    }
+
+
+def _error(shape: Schema, description: str = "A problem with the request or the model") -> Schema:
+    return {"description": description, "content": {JSON: {"schema": shape}}}
+
+
+NATIVE_ERROR: Schema = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+MLFLOW_ERROR: Schema = {
+    "type": "object",
+    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+}
+OIP_ERROR: Schema = {"type": "object", "properties": {"error": {"type": "string"}}}
+ANY_OBJECT: Schema = {"type": "object"}
+
+
+def _ok(schema: Schema, description: str = "OK", media: str = JSON) -> Schema:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def _get(summary: str, ok: Schema, error: Schema, tag: str, **extra: Any) -> Schema:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": [tag],
+            "responses": {"200": ok, "default": _error(error)},
+            **extra,
+        }
+    }
+
+
+def _tensor_input(info: ModelInfo | None) -> Schema:
+    names = info.feature_names if info is not None and info.feature_names_known else []
+    name: Schema = {"type": "string"}
+    if names:
+        name["description"] = "input-0 for one 2-D tensor, or a column name: " + ", ".join(names)
+    return {
+        "type": "object",
+        "properties": {
+            "name": name,
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": list(oip.DATATYPES)},
+            "parameters": ANY_OBJECT,
+            "data": {"type": "array"},
+        },
+        "required": ["name", "shape", "datatype", "data"],
+    }
+
+
+def _paths(info: ModelInfo | None) -> Schema:
+    row = _row_object(info)
+    rows_body = {
+        "oneOf": [
+            {"type": "array", "items": row, "minItems": 1, "description": "records"},
+            row,
+            _split(info),
+            {"type": "array", "items": _row_list(info), "minItems": 1, "description": "lists"},
+        ]
+    }
+    mlflow_body = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {key: schema, "params": ANY_OBJECT},
+                "required": [key],
+                "additionalProperties": False,
+            }
+            for key, schema in (
+                ("dataframe_split", _split(info)),
+                ("dataframe_records", {"type": "array", "items": row, "minItems": 1}),
+                ("instances", {"type": "array", "items": _row_list(info), "minItems": 1}),
+                ("inputs", {"type": "array", "items": _row_list(info), "minItems": 1}),
+            )
+        ],
+        "description": "exactly one of " + ", ".join(mlflow.INPUT_KEYS) + " (params is ignored)",
+    }
+    predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
+    name_schema: Schema = {"type": "string"} if info is None else {"enum": [info.name]}
+    model_name = {"name": "model_name", "in": "path", "required": True, "schema": name_schema}
+    model_version = {
+        "name": "model_version",
+        "in": "path",
+        "required": True,
+        "schema": {"enum": [oip.VERSION]},
+    }
+    infer_body = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": ANY_OBJECT,
+            "inputs": {"type": "array", "items": _tensor_input(info), "minItems": 1},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "enum": ["predict", "predict_proba"]}
+                    },
+                    "required": ["name"],
+                },
+            },
+        },
+        "required": ["inputs"],
+    }
+    infer = {
+        "summary": "Predict (Open Inference Protocol v2)",
+        "tags": ["Open Inference Protocol v2"],
+        "requestBody": {"required": True, "content": {JSON: {"schema": infer_body}}},
+        "responses": {"200": _ok(ANY_OBJECT), "default": _error(OIP_ERROR)},
+    }
+    oip_tag = "Open Inference Protocol v2"
+    paths: Schema = {
+        "/predict": {
+            "post": {
+                "summary": "Predict (winserve's own format)",
+                "tags": ["winserve"],
+                "parameters": [
+                    {
+                        "name": "proba",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "also return class probabilities",
+                    }
+                ],
+                "requestBody": {"required": True, "content": {JSON: {"schema": rows_body}}},
+                "responses": {"200": _ok(predictions), "default": _error(NATIVE_ERROR)},
+            }
+        },
+        "/model": _get("What the model is and expects", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"),
+        "/health": _get(
+            "Model replicas' state (503 unless serving)", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"
+        ),
+        "/metrics": _get(
+            "Prometheus metrics",
+            _ok({"type": "string"}, media="text/plain"),
+            NATIVE_ERROR,
+            "winserve",
+        ),
+        "/invocations": {
+            "post": {
+                "summary": "Predict (MLflow scoring protocol)",
+                "tags": ["MLflow"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {"schema": mlflow_body},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {"200": _ok(predictions), "default": _error(MLFLOW_ERROR)},
+            }
+        },
+        "/ping": _get("200 once the model is serving", _ok(ANY_OBJECT), MLFLOW_ERROR, "MLflow"),
+        "/version": _get(
+            "winserve version", _ok({"type": "string"}, media="text/plain"), MLFLOW_ERROR, "MLflow"
+        ),
+        "/v2": _get("Server metadata", _ok(ANY_OBJECT), OIP_ERROR, oip_tag),
+        "/v2/health/live": _get("Server live", _ok(ANY_OBJECT), OIP_ERROR, oip_tag),
+        "/v2/health/ready": _get("Server ready", _ok(ANY_OBJECT), OIP_ERROR, oip_tag),
+        "/v2/models/{model_name}": _get(
+            "Model metadata", _ok(ANY_OBJECT), OIP_ERROR, oip_tag, parameters=[model_name]
+        ),
+        "/v2/models/{model_name}/ready": _get(
+            "Model ready", _ok(ANY_OBJECT), OIP_ERROR, oip_tag, parameters=[model_name]
+        ),
+        "/v2/models/{model_name}/versions/{model_version}": _get(
+            "Model metadata",
+            _ok(ANY_OBJECT),
+            OIP_ERROR,
+            oip_tag,
+            parameters=[model_name, model_version],
+        ),
+        "/v2/models/{model_name}/versions/{model_version}/ready": _get(
+            "Model ready",
+            _ok(ANY_OBJECT),
+            OIP_ERROR,
+            oip_tag,
+            parameters=[model_name, model_version],
+        ),
+        "/v2/models/{model_name}/infer": {"post": {**infer, "parameters": [model_name]}},
+        "/v2/models/{model_name}/versions/{model_version}/infer": {
+            "post": {**infer, "parameters": [model_name, model_version]}
+        },
+        "/openapi.json": _get("This document", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"),
+    }
+    return paths
+
+
+def document(info: ModelInfo | None, base_url: str, token_required: bool) -> Schema:
+    title = f"winserve: {info.name}" if info is not None else "winserve"
+    doc: Schema = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": __version__,
+            "description": "Predictions from one model over winserve's own JSON API, MLflow's "
+            "scoring protocol and the Open Inference Protocol v2.",
+        },
+        "servers": [{"url": base_url}],
+        "paths": _paths(info),
+    }
+    if token_required:
+        doc["components"] = {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}}
+        doc["security"] = [{"token": []}]
+    return doc
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    service: Service = current_app.extensions["winserve.service"]
+    try:
+        info: ModelInfo | None = service.info()
+    except ModelUnavailable:
+        info = None
+    return jsonify(
+        document(info, request.host_url.rstrip("/"), bool(current_app.config.get("WINSERVE_TOKEN")))
+    )
