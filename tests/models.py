@@ -77,3 +77,9 @@ def broken() -> ChaosModel:
 def slow_chaos() -> ChaosModel:
     """10 ms per call: under load, some request is always in flight."""
     return ChaosModel(delay=0.01)
+
+
+def slow_loading_chaos() -> ChaosModel:
+    """Takes 2 s to load: a restart is long enough to be seen on the page."""
+    time.sleep(2.0)
+    return ChaosModel()

@@ -139,4 +139,5 @@ def test_a_model_that_failed_to_load_is_reported(tmp_path: Path) -> None:
     assert "cannot load broken.joblib" in health.json["reason"]
     response = client.post("/predict", json=[[1]])
     assert response.status_code == 503 and response.headers["Retry-After"]
-    assert "not available yet" in client.get("/").get_data(as_text=True)
+    page = client.get("/").get_data(as_text=True)
+    assert "the model is not available" in page and "could not be loaded" in page

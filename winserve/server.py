@@ -133,7 +133,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         threads=settings.threads,
         connection_limit=100,
         channel_timeout=60,
-        max_request_body_size=waitress_body_limit(settings.max_body_bytes),
+        max_request_body_size=waitress_body_limit(settings.max_upload_bytes),
         max_request_header_size=65536,
         expose_tracebacks=False,
         ident="winserve",
@@ -172,6 +172,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not skip cleanup
         print("winserve: stopping …", file=out, flush=True)
         server.close()
+        app.extensions["winserve.jobs"].close()
         backend.close()
         stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)

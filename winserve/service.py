@@ -74,6 +74,8 @@ def _to_number(value: Any) -> float:
     if kind is float or kind is int:
         number = float(value)
     elif kind is str:
+        if not value.strip():
+            raise ValueError("missing value; a number is expected")
         try:
             number = float(value.strip())
         except ValueError:
@@ -221,3 +223,11 @@ class Service:
         info = self.backend.describe()
         prepared = prepare(request, info, max_rows=self.max_rows)
         return self.backend.predict(prepared.payload, request.proba and info.has_proba)
+
+    def check(self, request: PredictRequest, *, max_rows: int | None = None) -> Prepared:
+        """Validate without predicting; bad rows are reported, not raised (page, CSV)."""
+        limit = self.max_rows if max_rows is None else max_rows
+        return prepare(request, self.backend.describe(), max_rows=limit, partial=True)
+
+    def predict_prepared(self, prepared: Prepared, proba: bool) -> Prediction:
+        return self.backend.predict(prepared.payload, proba and self.backend.describe().has_proba)

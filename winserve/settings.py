@@ -224,6 +224,26 @@ class Settings:
         cli="--max-body-mb",
         metavar="MB",
     )
+    max_csv_mb: float = _setting(
+        100.0,
+        "Largest CSV file the page accepts for scoring, in megabytes (413 above).",
+        _float_in(0.001, 65536),
+        cli="--max-csv-mb",
+        metavar="MB",
+    )
+    max_csv_rows: int = _setting(
+        1_000_000,
+        "Most rows a CSV file scored on the page may have.",
+        _int_in(1, 100_000_000),
+        cli="--max-csv-rows",
+    )
+    keep_results_minutes: float = _setting(
+        60.0,
+        "How long scored CSV files stay downloadable after their job ends.",
+        _float_in(0.0, 10_080),
+        cli="--keep-results-minutes",
+        metavar="MINUTES",
+    )
     token: str = _setting(
         "",
         "Require this token for the API (Authorization: Bearer …) and the web page. Empty: "
@@ -283,6 +303,15 @@ class Settings:
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_csv_bytes(self) -> int:
+        return int(self.max_csv_mb * 1024 * 1024)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """What the HTTP layer lets through: the larger of a request body and a CSV upload."""
+        return max(self.max_body_bytes, self.max_csv_bytes + 64 * 1024)
 
     @property
     def is_demo(self) -> bool:

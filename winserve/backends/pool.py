@@ -377,8 +377,8 @@ class PoolBackend(Backend):
             if job.retried:
                 job.resolve(
                     error=ModelUnavailable(
-                        "the model process crashed while predicting this request "
-                        f"({type(exc).__name__}); it is being restarted",
+                        "the model process crashed while predicting this request, twice; "
+                        "it is being restarted",
                         retry_after=self._retry_after(),
                     )
                 )

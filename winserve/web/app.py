@@ -58,7 +58,9 @@ def _from_http(exc: HTTPException) -> WinserveError:
     messages = {
         404: f"no such page or endpoint: {request.path}",
         405: f"{request.method} is not allowed on {request.path}",
-        413: "the request body is too large (setting: max_body_mb)",
+        413: "the file is too large (setting: max_csv_mb)"
+        if request.path.startswith("/jobs")
+        else "the request body is too large (setting: max_body_mb)",
     }
     error = kind(messages.get(exc.code or 500, exc.description or exc.name))
     if exc.code == 405 and exc.response is None:
@@ -69,16 +71,26 @@ def _from_http(exc: HTTPException) -> WinserveError:
 
 
 def create_app(settings: Settings, backend: Backend) -> Flask:
-    from winserve.web import api, auth, mlflow_api, observe, oip_api, openapi, ui
+    from winserve import card
+    from winserve.jobs import JobManager
+    from winserve.web import api, auth, csrf, mlflow_api, observe, oip_api, openapi, ui
 
     app = Flask(__name__)
     app.config.update(
         WINSERVE_SETTINGS=settings,
         WINSERVE_MAX_BODY=settings.max_body_bytes,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["winserve.service"] = Service(backend, max_rows=settings.max_rows)
+    service = Service(backend, max_rows=settings.max_rows)
+    app.extensions["winserve.service"] = service
+    app.extensions["winserve.card"] = card.load(settings.model, demo=settings.is_demo)
+    app.extensions["winserve.jobs"] = JobManager(
+        service,
+        max_rows=settings.max_csv_rows,
+        keep_seconds=settings.keep_results_minutes * 60,
+    )
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
     app.register_blueprint(oip_api.bp)
@@ -86,6 +98,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     app.register_blueprint(ui.bp)
     observe.install(app, settings.request_log)
     auth.install(app, settings.token)
+    csrf.install(app)
 
     @app.errorhandler(WinserveError)
     def winserve_error(error: WinserveError) -> ResponseReturnValue:

@@ -91,7 +91,8 @@ def install(app: Flask, token: str) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # not "no-referrer": with it, browsers send "Origin: null" on the page's own forms
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         if response.mimetype == "text/html":
             response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY

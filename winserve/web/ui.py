@@ -1,31 +1,298 @@
-"""The web page colleagues open: the model card (``/``)."""
+"""The pages colleagues open: the model card with its form (``/``), CSV scoring (``/jobs``) and
+the API page (``/api``). Server-rendered; the small script only refreshes progress and status."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
-from flask.typing import ResponseReturnValue
+import time
+from dataclasses import dataclass
+from typing import Any
 
-from winserve.errors import ModelUnavailable
-from winserve.service import Service
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from winserve import card as cards
+from winserve.backends.base import Health
+from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
+from winserve.jobs import JobManager
+from winserve.model_info import ModelInfo
+from winserve.service import PredictRequest, Service
+from winserve.web import csrf
+from winserve.web.examples import Example, api_examples, openapi_outline
 
 bp = Blueprint(
     "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
 )
 
 
-@bp.get("/")
-def index() -> ResponseReturnValue:
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    probability: float
+    top: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    prediction: str
+    bars: list[Bar]
+    milliseconds: float
+
+
+@dataclass(frozen=True)
+class PageState:
+    key: str  # ready | degraded | restarting | loading | failed | stopped
+    text: str
+
+
+def page_state(health: Health) -> PageState:
+    """What the status line says, in words for people (the script says the same)."""
+    reason = f" ({health.reason})" if health.reason else ""
+    if health.status == "ready":
+        return PageState("ready", "Ready.")
+    if health.status == "degraded":
+        down = sum(r.state != "ready" for r in health.replicas)
+        return PageState(
+            "degraded", f"Ready. {down} of {len(health.replicas)} model copies are restarting."
+        )
+    if health.status == "failed":
+        return PageState(
+            "failed",
+            f"The model could not be loaded{reason}. winserve keeps trying; the person who "
+            "runs it sees the details in its window.",
+        )
+    if health.status == "stopped":
+        return PageState("stopped", "winserve is stopping.")
+    if any(r.restarts or r.state == "restarting" for r in health.replicas):
+        return PageState(
+            "restarting",
+            f"The model is restarting after a problem{reason}. Predictions resume in a few "
+            "seconds; this page updates by itself.",
+        )
+    return PageState("loading", "The model is loading. This page updates by itself.")
+
+
+@bp.app_context_processor
+def page_helpers() -> dict[str, Any]:
+    return {"page_state": page_state}
+
+
+def _service() -> Service:
     service: Service = current_app.extensions["winserve.service"]
+    return service
+
+
+def _card() -> cards.ModelCard:
+    card: cards.ModelCard = current_app.extensions["winserve.card"]
+    return card
+
+
+def _jobs() -> JobManager:
+    jobs: JobManager = current_app.extensions["winserve.jobs"]
+    return jobs
+
+
+def _model() -> tuple[ModelInfo | None, Health]:
+    service = _service()
     health = service.backend.health()
     try:
-        info = service.info()
+        return service.info(), health
     except ModelUnavailable:
-        info = None
-    base = request.host_url.rstrip("/")
-    return render_template(
+        return None, health
+
+
+def _page(
+    info: ModelInfo | None,
+    health: Health,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    form_error: str = "",
+    result: Result | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    card = _card()
+    fields = cards.form_fields(card, info, values) if info is not None else []
+    notes = cards.check_against(card, info) if info is not None else []
+    page = render_template(
         "index.html",
         info=info,
         health=health,
+        card=card,
+        card_notes=notes,
+        fields=fields,
+        errors=errors or {},
+        form_error=form_error,
+        result=result,
+        limits=current_app.config["WINSERVE_SETTINGS"],
+    )
+    return page, status
+
+
+@bp.get("/page-status")
+def status() -> ResponseReturnValue:
+    """The status line for the page's script: the same words as the server renders."""
+    health = _service().backend.health()
+    state = page_state(health)
+    return jsonify(
+        {"status": health.status, "key": state.key, "text": state.text, "serving": health.serving}
+    )
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    info, health = _model()
+    return _page(info, health)
+
+
+def _result(
+    info: ModelInfo, prediction: Any, probabilities: list[float] | None, ms: float
+) -> Result:
+    card = _card()
+    bars = []
+    if probabilities:
+        best = max(probabilities)
+        bars = [
+            Bar(card.class_name(c), float(p), float(p) == best)
+            for c, p in zip(info.classes, probabilities, strict=False)
+        ]
+    shown = card.class_name(prediction) if info.classes else str(prediction)
+    return Result(shown, bars, ms)
+
+
+@bp.post("/")
+def predict_form() -> ResponseReturnValue:
+    csrf.check()
+    info, health = _model()
+    if info is None or not health.serving:
+        return _page(info, health, status=503)
+    values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
+    if not info.features:
+        raise BadRequest("this model declares no input columns; use the API")
+    service = _service()
+    prepared = service.check(PredictRequest.from_columns({k: [v] for k, v in values.items()}))
+    errors = {p.column: p.message for p in prepared.problems}
+    if errors:
+        return _page(info, health, values=values, errors=errors, status=400)
+    started = time.perf_counter()
+    try:
+        prediction = service.predict_prepared(prepared, info.has_proba)
+    except WinserveError as exc:  # the status line must show what this failure did
+        health = service.backend.health()
+        return _page(info, health, values=values, form_error=exc.message, status=exc.status)
+    ms = (time.perf_counter() - started) * 1000
+    probabilities = prediction.probabilities[0] if prediction.probabilities else None
+    result = _result(info, prediction.predictions[0], probabilities, ms)
+    return _page(info, health, values=values, result=result)
+
+
+# -- CSV scoring ------------------------------------------------------------------------------
+
+
+@bp.post("/jobs")
+def create_job() -> ResponseReturnValue:
+    csrf.check()
+    info, _ = _model()
+    if info is None:
+        raise ModelUnavailable("the model is not loaded yet; try again in a few seconds")
+    limit = current_app.config["WINSERVE_SETTINGS"].max_csv_bytes
+    upload = request.files.get("file")
+    pasted = request.form.get("rows", "")
+    jobs = _jobs()
+    if upload is not None and upload.filename:
+        job = jobs.new(upload.filename)
+        upload.save(job.source)
+    elif pasted.strip():
+        job = jobs.new("pasted rows.csv")
+        job.source.write_text(pasted, encoding="utf-8", newline="")
+    else:
+        raise BadRequest("choose a CSV file, or paste rows with a header line")
+    if job.source.stat().st_size > limit:
+        jobs.discard(job)
+        raise PayloadTooLarge(
+            f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
+        )
+    jobs.start(job)
+    return redirect(f"/jobs/{job.id}", code=303)
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str) -> ResponseReturnValue:
+    job = _jobs().get(job_id)
+    info, health = _model()
+    return render_template("job.html", job=job, info=info, health=health, card=_card())
+
+
+@bp.get("/jobs/<job_id>/status")
+def job_status(job_id: str) -> ResponseReturnValue:
+    return jsonify(_jobs().get(job_id).status())
+
+
+@bp.get("/jobs/<job_id>/result.csv")
+def job_result(job_id: str) -> ResponseReturnValue:
+    job = _jobs().get(job_id)
+    if job.state != "done":
+        raise BadRequest("this job has not finished; its result is not ready")
+    return send_file(
+        job.result, mimetype="text/csv", as_attachment=True, download_name=job.result_name
+    )
+
+
+# -- API page ---------------------------------------------------------------------------------
+
+
+def _grouped(examples: list[Example]) -> list[tuple[str, list[Example]]]:
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.protocol, []).append(example)
+    return list(groups.items())
+
+
+@bp.get("/api")
+def api_page() -> ResponseReturnValue:
+    info, health = _model()
+    base = request.host_url.rstrip("/")
+    token = bool(current_app.config.get("WINSERVE_TOKEN"))
+    return render_template(
+        "api.html",
+        info=info,
+        health=health,
+        card=_card(),
+        groups=_grouped(api_examples(info, _card(), base, token) if info is not None else []),
+        outline=openapi_outline(info, base, token),
         base=base,
-        token_required=bool(current_app.config.get("WINSERVE_TOKEN")),
+    )
+
+
+# -- errors on pages are pages ----------------------------------------------------------------
+
+
+@bp.errorhandler(WinserveError)
+def page_error(error: WinserveError) -> ResponseReturnValue:
+    if request.path.endswith("status"):
+        from winserve.protocols import native
+
+        response = jsonify(native.error_body(error))
+        response.status_code = error.status
+        return response
+    page = render_template("message.html", title="That did not work", message=error.message)
+    response = Response(page, status=error.status, mimetype="text/html")
+    response.headers.update(error.headers)
+    return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_: RequestEntityTooLarge) -> ResponseReturnValue:
+    limit = current_app.config["WINSERVE_SETTINGS"].max_csv_mb
+    return page_error(
+        PayloadTooLarge(f"the file is larger than the {limit:g} MB allowed (setting: max_csv_mb)")
     )

@@ -1,0 +1,137 @@
+"""Scoring a large CSV on the page: ``python bench/csv_scoring.py [--rows 100000]``.
+
+Against a real server (``python -m winserve``, the built-in demo and a 200-tree forest), uploads
+a CSV the way the page does (form token, multipart), polls the job until it ends, and measures
+the time to a downloadable result, rows per second, the web process's peak RSS while scoring,
+and the latency other users see on ``/predict`` meanwhile (one request every 50 ms). Prints a
+table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.helpers import running_server
+
+IRIS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.uniform([4, 2, 1, 0.1], [8, 4.5, 7, 2.5], size=(rows, 4)).round(2)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", *IRIS])
+        for index, row in enumerate(values.tolist()):
+            writer.writerow([f"row{index}", *row])
+
+
+def forest(folder: Path) -> Path:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    iris = load_iris(as_frame=True)
+    path = folder / "forest.joblib"
+    joblib.dump(RandomForestClassifier(200, random_state=0).fit(iris.data, iris.target), path)
+    return path
+
+
+def score(url: str, upload: Path, pid: int) -> dict[str, float]:
+    session = requests.Session()
+    page = session.get(url + "/", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert token, "no form token on the page"
+    latencies: list[float] = []
+    peak = [0.0]
+    done = threading.Event()
+
+    def other_user() -> None:
+        row = [dict(zip(IRIS, (5.1, 3.5, 1.4, 0.2), strict=True))]
+        while not done.is_set():
+            started = time.perf_counter()
+            requests.post(url + "/predict", json=row, timeout=30).raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+            peak[0] = max(peak[0], psutil.Process(pid).memory_info().rss / 2**20)
+            time.sleep(0.05)
+
+    neighbour = threading.Thread(target=other_user, daemon=True)
+    neighbour.start()
+    started = time.perf_counter()
+    with upload.open("rb") as file:
+        answer = session.post(
+            url + "/jobs",
+            data={"csrf_token": token.group(1)},
+            files={"file": (upload.name, file, "text/csv")},
+            headers={"Origin": url},
+            allow_redirects=False,
+            timeout=300,
+        )
+    assert answer.status_code == 303, answer.text
+    job = answer.headers["Location"].rsplit("/", 1)[-1]
+    while True:
+        status = session.get(f"{url}/jobs/{job}/status", timeout=30).json()
+        if status["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    done.set()
+    neighbour.join(10)
+    assert status["state"] == "done", status
+    result = session.get(f"{url}/jobs/{job}/result.csv", timeout=120)
+    assert result.text.count("\n") == status["total_rows"] + 1
+    return {
+        "rows": status["total_rows"],
+        "seconds": seconds,
+        "rows_per_s": status["total_rows"] / seconds,
+        "peak_rss_mb": peak[0],
+        "other_p50_ms": statistics.median(latencies),
+        "other_max_ms": max(latencies),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    rows = parser.parse_args().rows
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="winserve-csv-") as name:
+        folder = Path(name)
+        upload = folder / "rows.csv"
+        write_csv(upload, rows)
+        size_mb = upload.stat().st_size / 2**20
+        for label, args in (("demo (logistic regression)", []), ("forest, 200 trees", None)):
+            model_args = args if args is not None else [str(forest(folder))]
+            with running_server(model_args, cwd=folder) as server:
+                results[label] = score(server.url, upload, server.proc.pid)
+    print(f"CSV scoring on the page: {rows:,} rows, {size_mb:.1f} MB, iris columns + an id column")
+    print()
+    print(
+        "| model | time to result | rows/s | web process peak RSS "
+        "| other users' /predict p50 / max |"
+    )
+    print("|---|---|---|---|---|")
+    for label, r in results.items():
+        print(
+            f"| {label} | {r['seconds']:.1f} s | {r['rows_per_s']:,.0f} | "
+            f"{r['peak_rss_mb']:.0f} MB | {r['other_p50_ms']:.1f} / {r['other_max_ms']:.0f} ms |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""CSV scoring jobs through the page's endpoints (in-process model; the browser tests use a real
+server): limits, bad rows, rows the model rejects, expiry, CSRF and hostile job ids."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.helpers import local_client, wait_until
+from winserve.model_info import ModelSpec
+
+OPENED: list[FlaskClient] = []
+
+
+def _client(**settings: Any) -> FlaskClient:
+    client = local_client(ModelSpec(factory="tests.models:chaos"), **settings)
+    OPENED.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_job_folders() -> Iterator[None]:
+    """Each app's scoring folder goes when the test ends, as it does when winserve stops."""
+    yield
+    while OPENED:
+        OPENED.pop().application.extensions["winserve.jobs"].close()
+
+
+def _token(client: FlaskClient) -> str:
+    page = client.get("/").get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def _submit(client: FlaskClient, text: str, **extra: Any) -> Any:
+    data = {"csrf_token": _token(client), "file": (io.BytesIO(text.encode()), "rows.csv"), **extra}
+    return client.post("/jobs", data=data, content_type="multipart/form-data")
+
+
+def _finished(client: FlaskClient, response: Any) -> dict[str, Any]:
+    assert response.status_code == 303, response.get_data(as_text=True)
+    job = response.headers["Location"].rsplit("/", 1)[-1]
+
+    def done() -> dict[str, Any] | None:
+        status: dict[str, Any] = client.get(f"/jobs/{job}/status").json
+        return status if status["state"] in ("done", "failed") else None
+
+    result: dict[str, Any] = wait_until(done, 30)
+    return result
+
+
+def _scored(client: FlaskClient, status: dict[str, Any]) -> list[dict[str, str]]:
+    with client.get(f"/jobs/{status['id']}/result.csv") as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Disposition"].startswith("attachment")
+        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
+    client = _client()
+    # a = 2000 + i stays clear of the values the test model misbehaves on (999, 666, 13, 11)
+    lines = ["id,a,b"] + [f"r{i},{-1 if i in (3, 1500) else 2000 + i},1" for i in range(2500)]
+    status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
+    assert status["state"] == "done" and status["scored_rows"] == 2498
+    assert status["problem_count"] == 2
+    scored = _scored(client, status)
+    assert [r["id"] for r in scored] == [f"r{i}" for i in range(2500)]
+    assert scored[4]["prediction"] == "2005.0" and scored[4]["error"] == ""
+    assert scored[3]["prediction"] == "" and "a must not be -1" in scored[3]["error"]
+    assert "a must not be -1" in scored[1500]["error"]
+    page = client.get(f"/jobs/{status['id']}").get_data(as_text=True)
+    assert "<td>5</td>" in page and "<td>1502</td>" in page  # line numbers, header is line 1
+
+
+def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
+    client = _client()
+    status = _finished(client, _submit(client, "x,y\n1,2\n"))
+    assert status["state"] == "failed"
+    assert "the CSV has no column 'a', 'b'" in status["error"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("a,b\n", "the file has no rows under its first line"),
+        ("a,a\n1,2\n", "the column 'a' appears twice"),
+        (
+            "a,b\n" + "1,2\n" * 11,
+            "the file has 11 rows, more than the 10 allowed (setting: max_csv_rows)",
+        ),
+    ],
+)
+def test_file_level_problems(text: str, needle: str) -> None:
+    client = _client(max_csv_rows=10)
+    status = _finished(client, _submit(client, text))
+    assert status["state"] == "failed" and needle in status["error"]
+
+
+def test_too_large_a_file_is_refused_naming_the_setting() -> None:
+    client = _client(max_csv_mb=0.01)  # about 10 kB
+    response = _submit(client, "a,b\n" + "1,2\n" * 5000)
+    assert response.status_code == 413
+    assert "max_csv_mb" in response.get_data(as_text=True)
+    assert response.mimetype == "text/html"  # a page, for the person who uploaded
+
+
+def test_pasted_rows_and_no_input() -> None:
+    client = _client()
+    pasted = client.post("/jobs", data={"csrf_token": _token(client), "rows": "a,b\n1,2\n3,4"})
+    status = _finished(client, pasted)
+    assert status["state"] == "done" and status["scored_rows"] == 2
+    assert [r["prediction"] for r in _scored(client, status)] == ["3.0", "7.0"]
+    empty = client.post("/jobs", data={"csrf_token": _token(client), "rows": "  "})
+    assert empty.status_code == 400 and "choose a CSV file" in empty.get_data(as_text=True)
+
+
+def test_forms_need_the_csrf_token() -> None:
+    client = _client()
+    _token(client)  # the browser has its cookie
+    for path, data in (("/jobs", {"rows": "a,b\n1,2"}), ("/", {"f0": "1", "f1": "2"})):
+        response = client.post(path, data=data)
+        assert response.status_code == 403, path
+        assert "reload the page" in response.get_data(as_text=True)
+        forged = client.post(path, data={**data, "csrf_token": "0" * 64})
+        assert forged.status_code == 403
+    fresh = _client()  # no cookie at all, a token copied from someone else's page
+    stolen = fresh.post("/", data={"f0": "1", "f1": "2", "csrf_token": _token(client)})
+    assert stolen.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "job_id", ["../../etc/passwd", "..%2F..%2Fetc", "0" * 32, "ABC", "%00", "a" * 500]
+)
+def test_hostile_job_ids_are_404(job_id: str) -> None:
+    client = _client()
+    for suffix in ("", "/status", "/result.csv"):
+        response = client.get(f"/jobs/{job_id}{suffix}")
+        assert response.status_code == 404, (job_id, suffix)
+        text = response.get_data(as_text=True)
+        assert "winserve-jobs" not in text and "Traceback" not in text  # nothing of ours leaks
+
+
+def test_results_expire() -> None:
+    client = _client(keep_results_minutes=0.01)  # 0.6 s
+    status = _finished(client, _submit(client, "a,b\n1,2\n"))
+    with client.get(f"/jobs/{status['id']}/result.csv") as kept:
+        assert kept.status_code == 200
+    time.sleep(0.8)
+    assert client.get(f"/jobs/{status['id']}/result.csv").status_code == 404
+
+
+def test_jobs_at_a_time_are_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two files are scored at a time; a third is told to come back (the scoring itself is
+    held on an event here: this test is about admission, not scoring)."""
+    client = _client()
+    manager = client.application.extensions["winserve.jobs"]
+    release = threading.Event()
+    monkeypatch.setattr(manager, "_run", lambda job: release.wait(30))
+    try:
+        assert _submit(client, "a,b\n1,2\n").status_code == 303
+        assert _submit(client, "a,b\n1,2\n").status_code == 303
+        third = _submit(client, "a,b\n1,2\n")
+        assert third.status_code == 503 and third.headers["Retry-After"] == "10"
+        assert "2 files are being scored already" in third.get_data(as_text=True)
+    finally:
+        release.set()

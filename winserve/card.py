@@ -1,0 +1,187 @@
+"""The model card: what people see about a model, from an optional sidecar file next to it.
+
+``churn.joblib`` → ``churn.toml``::
+
+    title = "Customer churn"
+    description = "Chance that a customer leaves within 90 days."
+
+    [example]                 # prefills the form
+    tenure_months = 12
+    plan = "basic"
+
+    [classes]                 # friendly names for class labels (shown on the page only)
+    "0" = "Stays"
+    "1" = "Leaves"
+
+    [features.tenure_months]
+    label = "Tenure"
+    help = "Whole months since the customer signed up."
+    unit = "months"
+
+    [features.plan]
+    allowed = ["basic", "plus", "pro"]   # a select on the form
+
+The sidecar is plain data read by the web process; a malformed one is reported on the console
+and on the page, and the model is served without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winserve.model_info import Feature, ModelInfo
+
+log = logging.getLogger("winserve")
+DEMO_CARD = Path(__file__).parent / "web" / "demo.toml"
+CARD_KEYS = {"title", "description", "example", "classes", "features"}
+FEATURE_KEYS = {"label", "help", "unit", "allowed"}
+
+
+@dataclass(frozen=True)
+class FeatureDoc:
+    label: str = ""
+    help: str = ""
+    unit: str = ""
+    allowed: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    title: str = ""
+    description: str = ""
+    example: dict[str, Any] = field(default_factory=dict)
+    classes: dict[str, str] = field(default_factory=dict)
+    features: dict[str, FeatureDoc] = field(default_factory=dict)
+    source: str = ""
+    problem: str = ""  # why the sidecar could not be used
+
+    def class_name(self, label: Any) -> str:
+        return self.classes.get(str(label), str(label))
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of the generated form."""
+
+    name: str
+    label: str
+    kind: str  # number | select | text
+    options: tuple[str, ...]
+    help: str
+    unit: str
+    value: str
+
+
+def sidecar_for(model: Path | None, *, demo: bool = False) -> Path | None:
+    """Where the card of ``model`` lives (the demo's ships with winserve; factories have none)."""
+    if demo:
+        return DEMO_CARD
+    return model.with_suffix(".toml") if model is not None else None
+
+
+def _text(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{where}{key} must be text")
+    return value
+
+
+def parse(data: dict[str, Any], source: str = "") -> ModelCard:
+    unknown = sorted(set(data) - CARD_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; expected {', '.join(sorted(CARD_KEYS))}")
+    example = data.get("example", {})
+    classes = data.get("classes", {})
+    features = data.get("features", {})
+    for key, value in (("example", example), ("classes", classes), ("features", features)):
+        if not isinstance(value, dict):
+            raise ValueError(f"[{key}] must be a table")
+    docs: dict[str, FeatureDoc] = {}
+    for name, spec in features.items():
+        where = f"features.{name}."
+        if not isinstance(spec, dict):
+            raise ValueError(f"[features.{name}] must be a table")
+        extra = sorted(set(spec) - FEATURE_KEYS)
+        if extra:
+            raise ValueError(f"unknown key {where}{extra[0]}; expected label, help, unit, allowed")
+        allowed = spec.get("allowed", [])
+        if not isinstance(allowed, list):
+            raise ValueError(f"{where}allowed must be a list")
+        docs[str(name)] = FeatureDoc(
+            label=_text(spec, "label", where),
+            help=_text(spec, "help", where),
+            unit=_text(spec, "unit", where),
+            allowed=tuple(allowed),
+        )
+    return ModelCard(
+        title=_text(data, "title", ""),
+        description=_text(data, "description", ""),
+        example=dict(example),
+        classes={str(k): str(v) for k, v in classes.items()},
+        features=docs,
+        source=source,
+    )
+
+
+def load(model: Path | None, *, demo: bool = False) -> ModelCard:
+    path = sidecar_for(model, demo=demo)
+    if path is None or not path.is_file() or path.name == "winserve.toml":
+        return ModelCard()
+    try:
+        with path.open("rb") as file:
+            return parse(tomllib.load(file), str(path))
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        problem = f"the model card {path.name} was not used: {exc}"
+        log.warning("%s", problem)
+        return ModelCard(source=str(path), problem=problem)
+
+
+def check_against(card: ModelCard, info: ModelInfo) -> list[str]:
+    """Names in the card that the model does not have (shown as warnings on the page)."""
+    names = set(info.feature_names)
+    stray = [n for n in card.features if n not in names]
+    stray += [n for n in card.example if n not in names and n not in stray]
+    return [f"the model card names {n!r}, which is not an input of the model" for n in stray]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else str(value)
+    return "" if value is None else str(value)
+
+
+def form_fields(
+    card: ModelCard, info: ModelInfo, values: dict[str, str] | None = None
+) -> list[FormField]:
+    """The form for ``info``'s features, prefilled with ``values`` or the card's example."""
+    fields = []
+    for feature in info.features:
+        doc = card.features.get(feature.name, FeatureDoc())
+        options = tuple(str(v) for v in (doc.allowed or _categories(feature)))
+        if values is not None:
+            value = values.get(feature.name, "")
+        elif feature.name in card.example:
+            value = _shown(card.example[feature.name])
+        else:
+            value = options[0] if options else ""
+        kind = "select" if options else ("number" if feature.kind == "number" else "text")
+        fields.append(
+            FormField(
+                name=feature.name,
+                label=doc.label or feature.name,
+                kind=kind,
+                options=options,
+                help=doc.help,
+                unit=doc.unit,
+                value=value,
+            )
+        )
+    return fields
+
+
+def _categories(feature: Feature) -> tuple[Any, ...]:
+    return feature.categories if feature.kind in ("category", "string") else ()

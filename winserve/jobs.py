@@ -1,0 +1,372 @@
+"""Scoring a CSV file in the background, chunk by chunk, for the web page.
+
+The upload is on disk; a job thread reads it as a stream, sends each chunk of rows through the
+same service and backend as every API request (so other users' requests interleave with the
+chunks instead of waiting behind the file), and writes the input with prediction, probability
+and error columns appended to a result file on disk. Memory stays bounded by the chunk size
+whatever the file's length. Rows that fail validation, or that the model rejects, get their
+line number and reason; the other rows are scored. Results are deleted ``keep_seconds`` after
+the job ends, and all of them when winserve stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from winserve.errors import (
+    BadRequest,
+    ModelError,
+    ModelTimeout,
+    ModelUnavailable,
+    NotFound,
+    WinserveError,
+)
+from winserve.model_info import ModelInfo
+from winserve.platform import cache_dir
+from winserve.service import PredictRequest, Service
+
+log = logging.getLogger("winserve")
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+MAX_PROBLEMS_KEPT = 1000
+STALE_SECONDS = 24 * 3600
+UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
+State = Literal["queued", "running", "done", "failed"]
+
+
+class TooBusy(WinserveError):
+    status = 503
+    code = "busy"
+
+
+@dataclass
+class Job:
+    id: str
+    filename: str
+    directory: Path
+    state: State = "queued"
+    total_rows: int = 0
+    done_rows: int = 0
+    scored_rows: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    problem_count: int = 0
+    error: str = ""
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    ended_at: float | None = None
+
+    @property
+    def source(self) -> Path:
+        return self.directory / "input.csv"
+
+    @property
+    def result(self) -> Path:
+        return self.directory / "scored.csv"
+
+    @property
+    def result_name(self) -> str:
+        stem = Path(self.filename).stem or "rows"
+        safe = re.sub(r"[^\w.-]+", "_", stem)[:80] or "rows"
+        return f"{safe}-scored.csv"
+
+    @property
+    def percent(self) -> int:
+        if self.state == "done":
+            return 100
+        return int(100 * self.done_rows / self.total_rows) if self.total_rows else 0
+
+    def problem(self, line: int, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append((line, reason))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "file": self.filename,
+            "total_rows": self.total_rows,
+            "done_rows": self.done_rows,
+            "scored_rows": self.scored_rows,
+            "percent": self.percent,
+            "problem_count": self.problem_count,
+            "error": self.error,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _unique_header(header: list[str]) -> None:
+    if not header or not any(h.strip() for h in header):
+        raise BadRequest("the first line must name the columns")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise BadRequest(f"the column {name!r} appears twice in the first line")
+        seen.add(name)
+
+
+def _positions(header: list[str], info: ModelInfo) -> list[int]:
+    """Which CSV column feeds each model input; extra columns are carried through unscored."""
+    if not info.features:
+        return list(range(len(header)))
+    index = {name.strip(): i for i, name in enumerate(header)}
+    missing = [f.name for f in info.features if f.name not in index]
+    if not missing:
+        return [index[f.name] for f in info.features]
+    if not info.feature_names_known and len(header) == info.n_features:
+        return list(range(len(header)))
+    shown = ", ".join(repr(n) for n in missing[:10])
+    raise BadRequest(
+        f"the CSV has no column {shown}; its first line must name the model's inputs: "
+        + ", ".join(repr(n) for n in info.feature_names[:20])
+    )
+
+
+def _jobs_folder() -> Path:
+    """A fresh folder under the per-user cache; folders left by a winserve that was killed
+    (never by one still running: they are touched on every upload) go after a day."""
+    parent = cache_dir() / "jobs"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+
+
+class JobManager:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        max_rows: int,
+        keep_seconds: float,
+        chunk_rows: int = 1000,
+        max_running: int = 2,
+    ) -> None:
+        self._service = service
+        self._max_rows = max_rows
+        self._keep = keep_seconds
+        self._chunk = chunk_rows
+        self._max_running = max_running
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._root: Path | None = None  # made on the first upload
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def new(self, filename: str) -> Job:
+        """A job with a folder for its upload; ``start`` it once ``job.source`` is written."""
+        self._expire()
+        with self._lock:
+            running = sum(j.state in ("queued", "running") for j in self._jobs.values())
+            if running >= self._max_running:
+                error = TooBusy(
+                    f"{running} files are being scored already; try again when one is done"
+                )
+                error.headers["Retry-After"] = "10"
+                raise error
+            if self._root is None:
+                self._root = _jobs_folder()
+            job_id = uuid.uuid4().hex
+            directory = self._root / job_id
+            directory.mkdir(parents=True)  # the run folder may have been swept meanwhile
+            os.utime(self._root)
+            job = Job(job_id, filename or "rows.csv", directory)
+            self._jobs[job_id] = job
+        return job
+
+    def start(self, job: Job) -> None:
+        threading.Thread(
+            target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
+        ).start()
+
+    def discard(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.pop(job.id, None)
+        shutil.rmtree(job.directory, ignore_errors=True)
+
+    def get(self, job_id: str) -> Job:
+        self._expire()
+        job = self._jobs.get(job_id) if JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise NotFound("no such scoring job; results are kept for a limited time")
+        return job
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            old = [j for j in self._jobs.values() if j.ended_at and now - j.ended_at > self._keep]
+            for job in old:
+                del self._jobs[job.id]
+        for job in old:
+            shutil.rmtree(job.directory, ignore_errors=True)
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        job.state = "running"
+        try:
+            self._score(job)
+            job.state = "done"
+        except WinserveError as exc:
+            job.state, job.error = "failed", exc.message
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            job.state, job.error = "failed", f"the file could not be read: {exc}"
+        except Exception:  # a bug: say so on the page, keep the details in the log
+            log.exception("scoring job %s failed", job.id)
+            job.state, job.error = "failed", "an internal error stopped the job (see the log)"
+        finally:
+            job.seconds = time.monotonic() - job.started
+            job.ended_at = time.monotonic()
+
+    def _score(self, job: Job) -> None:
+        info = self._service.info()
+        with job.source.open(newline="", encoding="utf-8-sig") as file:
+            job.total_rows = max(0, sum(1 for _ in csv.reader(file)) - 1)
+        if job.total_rows == 0:
+            raise BadRequest("the file has no rows under its first line")
+        if job.total_rows > self._max_rows:
+            raise BadRequest(
+                f"the file has {job.total_rows} rows, more than the {self._max_rows} allowed "
+                "(setting: max_csv_rows)"
+            )
+        with (
+            job.source.open(newline="", encoding="utf-8-sig") as source,
+            job.result.open("w", newline="", encoding="utf-8") as target,
+        ):
+            reader = csv.reader(source)
+            header = next(reader)
+            _unique_header(header)
+            positions = _positions(header, info)
+            classes = [str(c) for c in info.classes] if info.has_proba else []
+            writer = csv.writer(target)
+            writer.writerow(
+                [*header, "prediction", *(f"probability {c}" for c in classes), "error"]
+            )
+            while not self._closing.is_set():
+                chunk = [(reader.line_num, row) for row in itertools.islice(reader, self._chunk)]
+                if not chunk:
+                    break
+                width = len(header)
+                for row, cells in self._score_chunk(chunk, header, positions, info, job):
+                    # a row of the wrong length is padded or cut so that columns line up
+                    writer.writerow([*row[:width], *[""] * (width - len(row)), *cells])
+                job.done_rows += len(chunk)
+
+    def _score_chunk(
+        self,
+        chunk: list[tuple[int, list[str]]],
+        header: list[str],
+        positions: list[int],
+        info: ModelInfo,
+        job: Job,
+    ) -> list[tuple[list[str], list[str]]]:
+        width = len(header)
+        out: dict[int, list[str]] = {}
+        usable: list[int] = []
+        for index, (line, row) in enumerate(chunk):
+            if len(row) != width:
+                reason = f"has {len(row)} values; the first line names {width} columns"
+                out[index] = self._error_cells(info, reason)
+                job.problem(line, reason)
+            else:
+                usable.append(index)
+        if usable:
+            rows = [[chunk[i][1][p] for p in positions] for i in usable]
+            for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
+                out[usable[position]] = cells
+        job.scored_rows += sum(1 for cells in out.values() if not cells[-1])
+        return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
+
+    def _error_cells(self, info: ModelInfo, reason: str) -> list[str]:
+        return ["", *([""] * len(info.classes) if info.has_proba else []), reason]
+
+    def _predict(
+        self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]
+    ) -> list[tuple[int, list[str]]]:
+        """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
+        if info.features:
+            request = PredictRequest.from_columns(
+                {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
+            )
+        else:
+            request = PredictRequest.from_rows([list(r) for r in rows])
+        prepared = self._service.check(request, max_rows=len(rows))
+        results: list[tuple[int, list[str]]] = []
+        reasons: dict[int, list[str]] = {}
+        for problem in prepared.problems:
+            shown = f"column {problem.column!r}: " if problem.column else ""
+            reasons.setdefault(problem.row, []).append(shown + problem.message)
+        for row, texts in reasons.items():
+            reason = "; ".join(texts)
+            job.problem(lines[row], reason)
+            results.append((row, self._error_cells(info, reason)))
+        if prepared.good_rows:
+            subset = [rows[i] for i in prepared.good_rows]
+            for position, cells in self._call(
+                subset, info, job, [lines[i] for i in prepared.good_rows]
+            ):
+                results.append((prepared.good_rows[position], cells))
+        return results
+
+    def _call(
+        self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]
+    ) -> list[tuple[int, list[str]]]:
+        """Predict valid rows; when the model rejects a chunk, halve it to find the bad rows."""
+        if info.features:
+            request = PredictRequest.from_columns(
+                {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
+            )
+        else:
+            request = PredictRequest.from_rows([list(r) for r in rows])
+        waited_until = time.monotonic() + UNAVAILABLE_WAIT
+        while True:
+            try:
+                prediction = self._service.predict_prepared(
+                    self._service.check(request, max_rows=len(rows)), bool(info.has_proba)
+                )
+                break
+            except ModelUnavailable:
+                if time.monotonic() > waited_until or self._closing.is_set():
+                    raise
+                time.sleep(0.5)
+            except ModelTimeout as exc:
+                for line in lines:
+                    job.problem(line, exc.message)
+                return [(i, self._error_cells(info, exc.message)) for i in range(len(rows))]
+            except (BadRequest, ModelError) as exc:
+                if len(rows) == 1:
+                    job.problem(lines[0], exc.message)
+                    return [(0, self._error_cells(info, exc.message))]
+                half = len(rows) // 2
+                first = self._call(rows[:half], info, job, lines[:half])
+                second = self._call(rows[half:], info, job, lines[half:])
+                return first + [(half + i, cells) for i, cells in second]
+        cells = []
+        for index, value in enumerate(prediction.predictions):
+            probabilities = (
+                [repr(p) for p in prediction.probabilities[index]]
+                if info.has_proba and prediction.probabilities
+                else []
+            )
+            cells.append((index, [str(value), *probabilities, ""]))
+        return cells

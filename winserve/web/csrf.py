@@ -1,0 +1,77 @@
+"""Cross-site request forgery protection for the page's forms.
+
+Each browser gets a random value in an HttpOnly, SameSite=Strict cookie; every form carries an
+HMAC of it under a key made fresh at each start. A POST from a form is accepted only when the
+two agree (compared in constant time) and, when the browser names one, the ``Origin`` is this
+server. Another site can neither read the cookie nor compute the form value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from flask import Flask, Response, current_app, g, request
+
+from winserve.errors import WinserveError
+
+COOKIE = "winserve_csrf"
+FIELD = "csrf_token"
+
+
+class CsrfFailed(WinserveError):
+    status = 403
+    code = "csrf_failed"
+
+
+def _key() -> bytes:
+    key: bytes = current_app.config["WINSERVE_CSRF_KEY"]
+    return key
+
+
+def _expected(browser: str) -> str:
+    return hmac.new(_key(), browser.encode(), hashlib.sha256).hexdigest()
+
+
+def form_token() -> str:
+    """The value for the form's hidden field (sets the cookie on this response if needed)."""
+    browser = request.cookies.get(COOKIE, "")
+    if len(browser) != 43:  # secrets.token_urlsafe(32)
+        browser = g.get("csrf_new") or secrets.token_urlsafe(32)
+        g.csrf_new = browser
+    return _expected(browser)
+
+
+def check() -> None:
+    """Raise ``CsrfFailed`` unless this POST came from one of this server's own pages."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise CsrfFailed(
+            "this form was sent from another site; open the page on this server and try again"
+        )
+    browser = request.cookies.get(COOKIE, "")
+    given = request.form.get(FIELD, "")
+    if not browser or not hmac.compare_digest(given.encode(), _expected(browser).encode()):
+        raise CsrfFailed(
+            "the form has expired or did not come from this page; reload the page and try again"
+        )
+
+
+def install(app: Flask) -> None:
+    app.config["WINSERVE_CSRF_KEY"] = secrets.token_bytes(32)
+    app.jinja_env.globals["csrf_token"] = form_token
+
+    @app.after_request
+    def set_cookie(response: Response) -> Response:
+        browser = g.get("csrf_new")
+        if browser:
+            response.set_cookie(
+                COOKIE,
+                browser,
+                httponly=True,
+                samesite="Strict",
+                secure=request.is_secure,
+                path="/",
+            )
+        return response

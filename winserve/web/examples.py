@@ -1,0 +1,126 @@
+"""Copy-paste examples for the API page, written for the model being served: curl,
+PowerShell and Python ``requests``, in winserve's own format, MLflow's and the OIP's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from winserve.card import ModelCard
+from winserve.model_info import ModelInfo
+from winserve.web.openapi import document
+
+
+@dataclass(frozen=True)
+class Example:
+    protocol: str
+    language: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    tag: str
+
+
+def example_row(info: ModelInfo, card: ModelCard) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for feature in info.features:
+        if feature.name in card.example:
+            row[feature.name] = card.example[feature.name]
+        elif feature.categories:
+            row[feature.name] = feature.categories[0]
+        else:
+            row[feature.name] = 1.0 if feature.kind == "number" else ""
+    return row
+
+
+def _powershell(url: str, body: Any, token: bool) -> str:
+    text = json.dumps(body).replace("'", "''")
+    headers = ' -Headers @{ Authorization = "Bearer $env:WINSERVE_TOKEN" }' if token else ""
+    return (
+        f"$body = '{text}'\n"
+        f'Invoke-RestMethod -Method Post -Uri "{url}"{headers} `\n'
+        '    -ContentType "application/json" -Body $body'
+    )
+
+
+def _curl(url: str, body: Any, token: bool) -> str:
+    auth = ' -H "Authorization: Bearer $WINSERVE_TOKEN"' if token else ""
+    text = json.dumps(body).replace("'", "'\\''")
+    return f'curl -X POST "{url}" -H "Content-Type: application/json"{auth} \\\n     -d \'{text}\''
+
+
+def _python(url: str, body: Any, token: bool, read: str) -> str:
+    auth = (
+        '\nheaders = {"Authorization": "Bearer " + os.environ["WINSERVE_TOKEN"]}' if token else ""
+    )
+    imports = "import os\n\nimport requests" if token else "import requests"
+    call = "requests.post(url, json=body, timeout=30" + (", headers=headers)" if token else ")")
+    return (
+        f"{imports}\n\nurl = {url!r}\nbody = {json.dumps(body, indent=4)}{auth}\n"
+        f"answer = {call}\nanswer.raise_for_status()\nprint({read})"
+    )
+
+
+def _oip_body(info: ModelInfo, row: dict[str, Any]) -> dict[str, Any]:
+    if info.all_numeric:
+        values = [row[f.name] for f in info.features]
+        inputs = [
+            {"name": "input-0", "shape": [1, len(values)], "datatype": "FP64", "data": [values]}
+        ]
+    else:
+        inputs = [
+            {
+                "name": f.name,
+                "shape": [1],
+                "datatype": "FP64" if f.kind == "number" else "BYTES",
+                "data": [row[f.name]],
+            }
+            for f in info.features
+        ]
+    outputs = [{"name": o} for o in info.outputs]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def api_examples(info: ModelInfo, card: ModelCard, base: str, token: bool) -> list[Example]:
+    row = example_row(info, card)
+    proba = "?proba=true" if info.has_proba else ""
+    calls = [
+        ("winserve", f"{base}/predict{proba}", [row], 'answer.json()["predictions"]'),
+        (
+            "MLflow",
+            f"{base}/invocations",
+            {"dataframe_records": [row]},
+            'answer.json()["predictions"]',
+        ),
+        (
+            "Open Inference Protocol v2",
+            f"{base}/v2/models/{quote(info.name)}/infer",
+            _oip_body(info, row),
+            'answer.json()["outputs"]',
+        ),
+    ]
+    examples = []
+    for protocol, url, body, read in calls:
+        examples += [
+            Example(protocol, "curl", _curl(url, body, token)),
+            Example(protocol, "PowerShell", _powershell(url, body, token)),
+            Example(protocol, "Python", _python(url, body, token, read)),
+        ]
+    return examples
+
+
+def openapi_outline(info: ModelInfo | None, base: str, token: bool) -> list[Endpoint]:
+    """The OpenAPI document as a readable list (the page links the JSON itself)."""
+    outline = []
+    for path, operations in document(info, base, token)["paths"].items():
+        for method, operation in operations.items():
+            tag = (operation.get("tags") or [""])[0]
+            outline.append(Endpoint(method.upper(), path, operation.get("summary", ""), tag))
+    return outline
