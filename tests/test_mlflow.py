@@ -137,3 +137,50 @@ def test_model_unavailable_in_mlflow_shape(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.json["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert client.get("/ping").status_code == 503
+
+
+@pytest.mark.server
+def test_plain_requests_against_a_real_server_classifier_and_regressor(
+    iris_forest: Path, text_pipeline: Path, tmp_path: Path
+) -> None:
+    """Every MLflow format, CSV and the OIP over HTTP, as a client program sends them."""
+    import requests
+
+    from tests.helpers import running_server
+
+    x_iris, _ = iris_frame()
+    x_text, _ = diabetes_with_text()
+    for path, frame in ((iris_forest, x_iris.iloc[::11]), (text_pipeline, x_text.iloc[:20])):
+        expected = joblib.load(path).predict(frame).tolist()
+
+        def same(got: list[Any], want: list[Any] = expected) -> bool:
+            if isinstance(want[0], float):
+                return bool(np.allclose(got, want))
+            return got == want
+
+        with running_server([str(path)], cwd=tmp_path) as server:
+            for name, body in _bodies(frame).items():
+                answer = requests.post(f"{server.url}/invocations", json=body, timeout=30)
+                assert answer.status_code == 200 and same(answer.json()["predictions"]), name
+            answer = requests.post(
+                f"{server.url}/invocations",
+                data=frame.to_csv(index=False).encode(),
+                headers={"Content-Type": "text/csv"},
+                timeout=30,
+            )
+            assert same(answer.json()["predictions"]), "csv"
+            inputs = [
+                {
+                    "name": c,
+                    "shape": [len(frame)],
+                    "datatype": "FP64" if frame[c].dtype.kind == "f" else "BYTES",
+                    "data": frame[c].tolist(),
+                }
+                for c in frame.columns
+            ]
+            name = requests.utils.quote(path.stem)
+            answer = requests.post(
+                f"{server.url}/v2/models/{name}/infer", json={"inputs": inputs}, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            assert same(answer.json()["outputs"][0]["data"]), "oip"

@@ -147,3 +147,15 @@ def test_encode_adds_classes_with_probabilities() -> None:
     assert body == {"predictions": ["x"], "classes": ["x", "y"], "probabilities": [[0.25, 0.75]]}
     assert native.encode(Prediction([1.5]), NUMERIC, False) == {"predictions": [1.5]}
     assert math.isclose(sum(body["probabilities"][0]), 1.0)
+
+
+def test_text_longer_than_the_limit_names_row_column_and_setting() -> None:
+    rows = [{"age": 1, "sex": "male", "note": "fine"}, {"age": 2, "sex": "male", "note": "x" * 51}]
+    with pytest.raises(
+        BadRequest,
+        match=r"row 2, column 'note': the text has 51 characters, more than the 50 allowed "
+        r"\(setting: max_text_length\)",
+    ):
+        prepare(native.decode(rows, False), MIXED, max_rows=10, max_text=50)
+    kept = prepare(native.decode(rows[:1], False), MIXED, max_rows=10, max_text=50)
+    assert kept.payload["columns"]["note"] == ["fine"]

@@ -93,7 +93,7 @@ def _to_number(value: Any) -> float:
     return number
 
 
-def _to_text(value: Any, feature: Feature) -> str:
+def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> str:
     if isinstance(value, str):
         text = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -102,6 +102,11 @@ def _to_text(value: Any, feature: Feature) -> str:
         raise ValueError("missing value; text is expected")
     else:
         raise ValueError(f"expected text, got {type(value).__name__} {_show(value)}")
+    if len(text) > max_text:
+        raise ValueError(
+            f"the text has {len(text)} characters, more than the {max_text} allowed "
+            "(setting: max_text_length)"
+        )
     if feature.strict_categories and text not in feature.categories:
         allowed = ", ".join(repr(c) for c in feature.categories[:10])
         more = " …" if len(feature.categories) > 10 else ""
@@ -109,14 +114,16 @@ def _to_text(value: Any, feature: Feature) -> str:
     return text
 
 
-def _convert_column(feature: Feature, values: list[Any], problems: list[RowProblem]) -> list[Any]:
+def _convert_column(
+    feature: Feature, values: list[Any], problems: list[RowProblem], max_text: int
+) -> list[Any]:
     if feature.kind == "any":
         return values
     convert = _to_number if feature.kind == "number" else None
     out: list[Any] = []
     for index, value in enumerate(values):
         try:
-            out.append(convert(value) if convert else _to_text(value, feature))
+            out.append(convert(value) if convert else _to_text(value, feature, max_text))
         except ValueError as exc:
             problems.append(RowProblem(index, feature.name, str(exc)))
             out.append(None)
@@ -165,7 +172,12 @@ def _check_names(request: PredictRequest, info: ModelInfo) -> None:
 
 
 def prepare(
-    request: PredictRequest, info: ModelInfo, *, max_rows: int, partial: bool = False
+    request: PredictRequest,
+    info: ModelInfo,
+    *,
+    max_rows: int,
+    partial: bool = False,
+    max_text: int = 10_000,
 ) -> Prepared:
     """Check ``request`` against the model; raise on the first kind of problem, or, with
     ``partial``, keep the good rows and report the bad ones (CSV scoring)."""
@@ -186,7 +198,7 @@ def prepare(
         raw = request.columns
     else:
         raw = _columns_by_position(request, info, problems)
-    columns = {f.name: _convert_column(f, raw[f.name], problems) for f in info.features}
+    columns = {f.name: _convert_column(f, raw[f.name], problems, max_text) for f in info.features}
     bad = {p.row for p in problems}
     if bad and not partial:
         shown = "; ".join(str(p) for p in sorted(problems)[:MAX_PROBLEMS_SHOWN])
@@ -212,22 +224,24 @@ def _payload(columns: dict[str, list[Any]], info: ModelInfo, n_rows: int) -> Pay
 class Service:
     """What the views call: the model's description, and predictions for decoded rows."""
 
-    def __init__(self, backend: Backend, *, max_rows: int) -> None:
+    def __init__(self, backend: Backend, *, max_rows: int, max_text: int = 10_000) -> None:
         self.backend = backend
         self.max_rows = max_rows
+        self.max_text = max_text
 
     def info(self) -> ModelInfo:
         return self.backend.describe()
 
     def predict(self, request: PredictRequest) -> Prediction:
         info = self.backend.describe()
-        prepared = prepare(request, info, max_rows=self.max_rows)
+        prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
         return self.backend.predict(prepared.payload, request.proba and info.has_proba)
 
     def check(self, request: PredictRequest, *, max_rows: int | None = None) -> Prepared:
         """Validate without predicting; bad rows are reported, not raised (page, CSV)."""
         limit = self.max_rows if max_rows is None else max_rows
-        return prepare(request, self.backend.describe(), max_rows=limit, partial=True)
+        info = self.backend.describe()
+        return prepare(request, info, max_rows=limit, partial=True, max_text=self.max_text)
 
     def predict_prepared(self, prepared: Prepared, proba: bool) -> Prediction:
         return self.backend.predict(prepared.payload, proba and self.backend.describe().has_proba)

@@ -224,6 +224,12 @@ class Settings:
         cli="--max-body-mb",
         metavar="MB",
     )
+    max_text_length: int = _setting(
+        10_000,
+        "Longest text value accepted in a text column (400 above).",
+        _int_in(1, 100_000_000),
+        cli="--max-text-length",
+    )
     max_csv_mb: float = _setting(
         100.0,
         "Largest CSV file the page accepts for scoring, in megabytes (413 above).",

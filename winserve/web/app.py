@@ -83,7 +83,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    service = Service(backend, max_rows=settings.max_rows)
+    service = Service(backend, max_rows=settings.max_rows, max_text=settings.max_text_length)
     app.extensions["winserve.service"] = service
     app.extensions["winserve.card"] = card.load(settings.model, demo=settings.is_demo)
     app.extensions["winserve.jobs"] = JobManager(

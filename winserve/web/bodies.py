@@ -54,7 +54,10 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
-        raise BadRequest("the JSON is nested too deeply") from None
+        raise BadRequest(
+            "the JSON is nested too deeply (winserve's formats need a few levels; "
+            "the parser stops near 1000)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

@@ -1,0 +1,434 @@
+"""Windows delivery, checked on Linux: run.bat, the wheelhouse check, the workflow file; and the
+Windows lane: real Windows CPython under wine (prepared by ``installer/wine_lane.py``) serving
+HTTP, losing and regaining its model host, running the Windows-only tests, the installer
+installed and removed silently, and run.bat driven through wine's ``cmd``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.helpers import ROOT, wait_until
+
+sys.path.insert(0, str(ROOT / "installer"))
+
+import build  # installer/build.py
+
+LANE = Path(os.environ.get("WINSERVE_WINE_LANE", ROOT / ".wine-lane"))
+TIMEOUT = 30
+
+
+# -- checks that need no Windows ----------------------------------------------------------------
+
+
+def test_every_batch_file_is_crlf() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.bat", "*.cmd"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    batch = [ROOT / name for name in listed.stdout.splitlines()]
+    assert ROOT / "run.bat" in batch
+    for path in batch:
+        data = path.read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n"), f"{path.name} has bare LF line endings"
+    attributes = (ROOT / ".gitattributes").read_text(encoding="utf-8")
+    assert "*.bat text eol=crlf" in attributes and "*.cmd text eol=crlf" in attributes
+
+
+def test_blinter_finds_no_error_in_run_bat() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "blinter", str(ROOT / "run.bat"), "--no-config"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "ERROR LEVEL" not in result.stdout.upper().replace("ERRORLEVEL", "")
+
+
+def test_the_settings_template_is_valid_and_changes_nothing() -> None:
+    from winserve import settings
+
+    template = ROOT / "winserve.toml"
+    loaded = settings.load({"config": template}, env={}, cwd=ROOT)
+    defaults = settings.load({}, env={}, cwd=ROOT / "tests")
+    assert {**vars(loaded), "config": None} == {**vars(defaults), "config": None}
+    text = template.read_text(encoding="utf-8")
+    for documented in ('host = "0.0.0.0"', "Firewall", "token_file", "model ="):
+        assert documented in text
+
+
+def test_the_workflow_file_validates() -> None:
+    workflow = ROOT / ".github" / "workflows" / "ci.yml"
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert checker, "check-jsonschema is part of the test extra"
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = workflow.read_text(encoding="utf-8")
+    for runner in ("windows-latest", "ubuntu-latest", "macos-latest"):
+        assert runner in text
+    assert "installer/build.py" in text
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str], tag: str) -> None:
+    path = folder / f"{name}-{version}-{tag}.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
+
+
+def test_the_completeness_check_sees_windows_only_requirements(tmp_path: Path) -> None:
+    _wheel(tmp_path, "app", "1.0", ["click>=8", "numpy>=2"], "py3-none-any")
+    _wheel(tmp_path, "click", "8.1.8", ["colorama; platform_system == 'Windows'"], "py3-none-any")
+    _wheel(tmp_path, "numpy", "2.0.2", [], "cp311-cp311-win_amd64")
+    missing = build.check_complete(tmp_path, "app", "3.11")
+    assert missing == [
+        "CPython 3.11: colorama; platform_system == 'Windows' (needed by click 8.1.8) has no wheel"
+    ]
+    assert "CPython 3.12: numpy>=2 (needed by app 1.0) has no wheel" in build.check_complete(
+        tmp_path, "app", "3.12"
+    )  # a cp311 wheel does not serve CPython 3.12
+    _wheel(tmp_path, "colorama", "0.4.6", [], "py2.py3-none-any")
+    assert build.check_complete(tmp_path, "app", "3.11") == []
+
+
+# -- the wine lane --------------------------------------------------------------------------------
+
+lane = pytest.mark.skipif(
+    not (LANE / "python" / "python.exe").is_file() and not os.environ.get("CI"),
+    reason="the wine lane is not prepared here (python installer/wine_lane.py; CI prepares it)",
+)
+
+
+def _wine() -> str:
+    found = shutil.which("wine64") or shutil.which("wine")
+    assert found, "wine64 is not installed (.ci/run installs it)"
+    assert (LANE / "python" / "python.exe").is_file(), "run python installer/wine_lane.py first"
+    return found
+
+
+def wine_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINSERVE_")}
+    env.update(
+        WINEPREFIX=str(LANE / "prefix"),
+        WINEDEBUG="-all",
+        PYTHONUNBUFFERED="1",
+        WINEDLLOVERRIDES="mscoree,mshtml=",
+    )
+    env.update(extra)
+    return env
+
+
+def windows_path(path: Path) -> str:
+    """The wine name of a Linux path (wine maps Z: to /)."""
+    return "Z:" + str(path).replace("/", "\\")
+
+
+class WineProcess:
+    """A wine program with its output piped (Windows CPython's children die at start-up when
+    the std streams are files)."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], stdin: bytes = b"") -> None:
+        self.proc = subprocess.Popen(
+            [_wine(), *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.proc.stdin is not None
+        if stdin:
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.output.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.output)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        return code
+
+
+def _kill_wine() -> None:
+    server = shutil.which("wineserver")
+    if server:
+        subprocess.run([server, "-k"], env=wine_env(), timeout=60, check=False)
+
+
+@pytest.fixture
+def clean_wine() -> Iterator[None]:
+    yield
+    _kill_wine()  # every Windows process of the lane's prefix, whatever a test left
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    try:
+        answer = requests.get(url + "/health", timeout=5)
+    except requests.ConnectionError:
+        return None
+    body: dict[str, Any] = answer.json()
+    return body if answer.status_code == 200 else None
+
+
+IRIS_ROW = {
+    "sepal length (cm)": 6.7,
+    "sepal width (cm)": 3.0,
+    "petal length (cm)": 5.2,
+    "petal width (cm)": 2.3,
+}
+
+
+@pytest.fixture(scope="module")
+def wine_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model saved by the lane's own scikit-learn (the pinned one), in a folder with spaces."""
+    folder = tmp_path_factory.mktemp("wine") / "My Models"
+    folder.mkdir()
+    target = folder / "iris model.joblib"
+    script = (
+        "import joblib, sys\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "x = load_iris(as_frame=True)\n"
+        "y = x.target.map(dict(enumerate(x.target_names)))\n"
+        "joblib.dump(RandomForestClassifier(20, random_state=0).fit(x.data, y), sys.argv[1])\n"
+    )
+    if not (LANE / "python" / "python.exe").is_file():
+        pytest.skip("no wine lane")
+    run = WineProcess(
+        [str(LANE / "python" / "python.exe"), "-c", script, windows_path(target)], ROOT, wine_env()
+    )
+    assert run.wait(300) == 0, run.text
+    return target
+
+
+@lane
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_windows_only_tests_pass_under_windows_python(clean_wine: None) -> None:
+    run = WineProcess(
+        [
+            str(LANE / "python" / "python.exe"),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "addopts=",
+            "-W",
+            "ignore::DeprecationWarning",
+            "tests/windows",
+        ],
+        ROOT,
+        wine_env(),
+    )
+    code = run.wait(600)
+    print(run.text)
+    assert code == 0, run.text[-4000:]
+    summary = run.output[-1] if run.output else ""
+    assert "passed" in summary and "skipped" not in summary and "failed" not in summary, summary
+
+
+@lane
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_server_under_windows_python_survives_a_killed_host(
+    wine_model: Path, clean_wine: None
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = WineProcess(
+        [
+            str(LANE / "python" / "python.exe"),
+            "-m",
+            "winserve",
+            windows_path(wine_model),
+            "--port",
+            str(port),
+            "--no-browser",
+            "--timeout",
+            "20",
+        ],
+        wine_model.parent,
+        wine_env(),
+    )
+    try:
+        first = wait_until(lambda: _health(url), 300, 0.5)
+        answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
+        assert answer.status_code == 200 and answer.json() == {"predictions": ["virginica"]}
+        assert "\\\\.\\pipe\\" not in answer.text
+        host_pid = first["replicas"][0]["pid"]
+        kill = WineProcess(["taskkill", "/F", "/PID", str(host_pid)], ROOT, wine_env())
+        assert kill.wait(120) == 0, kill.text
+
+        def replaced() -> bool:
+            health = _health(url)
+            return bool(health) and health["replicas"][0]["pid"] != host_pid  # type: ignore[index]
+
+        wait_until(replaced, 300, 0.5)
+        again = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
+        assert again.json() == {"predictions": ["virginica"]}
+        assert "restarting" in server.text or "exited" in server.text, server.text[-2000:]
+    finally:
+        _kill_wine()
+        server.wait(60)
+
+
+@lane
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_installer_run_bat_and_uninstaller(wine_model: Path, clean_wine: None) -> None:
+    setups = sorted((LANE / "dist").glob("winserve-*-setup.exe"))
+    assert setups, "installer/wine_lane.py builds the installer"
+    install = "C:\\winserve-lane"  # NSIS reads /D= unquoted; wine quotes an argument with spaces
+    folder = LANE / "prefix" / "drive_c" / "winserve-lane"
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.monotonic()
+    setup = WineProcess([str(setups[-1]), "/S", f"/D={install}"], ROOT, wine_env())
+    assert setup.wait(600) == 0, setup.text
+    print(f"silent install: {time.monotonic() - started:.1f} s")
+    assert (folder / "run.bat").read_bytes().count(b"\r\n") > 10
+    assert (folder / "python" / "python.exe").is_file() and (folder / "uninstall.exe").is_file()
+
+    # first start from the Start menu: no model named, so the demo (trained on first use)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = WineProcess(
+        ["cmd", "/c", f"{install}\\run.bat"],
+        ROOT,
+        wine_env(WINSERVE_PORT=str(port), WINSERVE_BROWSER="false"),
+    )
+    try:
+        started = time.monotonic()
+        wait_until(lambda: _health(url), 300, 0.5)
+        print(f"first start to ready (demo trained): {time.monotonic() - started:.1f} s")
+        answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
+        assert answer.json() == {"predictions": ["virginica"]}, first.text
+        assert "DEMO" in requests.get(url + "/", timeout=TIMEOUT).text
+    finally:
+        _kill_wine()
+        first.wait(60)
+
+    # a model dropped on run.bat (a path with spaces), served from the install folder
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    served = WineProcess(
+        ["cmd", "/c", f"{install}\\run.bat", windows_path(wine_model)],
+        ROOT,
+        wine_env(WINSERVE_PORT=str(port), WINSERVE_BROWSER="false"),
+    )
+    try:
+        wait_until(lambda: _health(url), 300, 0.5)
+        answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
+        assert answer.json() == {"predictions": ["virginica"]}, served.text
+        assert "iris model" in requests.get(url + "/", timeout=TIMEOUT).text
+    finally:
+        _kill_wine()
+        served.wait(60)
+
+    # a file that is not a model: a readable reason, and the window waits for a key
+    broken = wine_model.parent / "not a model.joblib"
+    broken.write_bytes(b"this is not a pickle")
+    failed = WineProcess(
+        ["cmd", "/c", f"{install}\\run.bat", windows_path(broken)],
+        ROOT,
+        wine_env(WINSERVE_PORT=str(_free_port()), WINSERVE_BROWSER="false"),
+        stdin=b"\r\n",
+    )
+    assert failed.wait(300) == 1, failed.text
+    assert "cannot load not a model.joblib" in failed.text
+    assert "winserve did not start; the reason is above" in failed.text
+    assert "Traceback" not in failed.text
+
+    missing = WineProcess(
+        ["cmd", "/c", f"{install}\\run.bat", "C:\\nowhere\\model.joblib"],
+        ROOT,
+        wine_env(),
+        stdin=b"\r\n",
+    )
+    assert missing.wait(120) == 1 and "does not exist" in missing.text, missing.text
+
+    _kill_wine()
+    remove = WineProcess([f"{install}\\uninstall.exe", "/S", f"_?={install}"], ROOT, wine_env())
+    assert remove.wait(300) == 0, remove.text
+    assert not (folder / "run.bat").exists() and not (folder / "python").exists()
+
+
+@lane
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_run_bat_without_any_python_says_what_to_install(tmp_path: Path, clean_wine: None) -> None:
+    """The zip's first run on a PC without Python (wine has no py launcher and no python)."""
+    shutil.copy(ROOT / "run.bat", tmp_path / "run.bat")
+    run = WineProcess(
+        ["cmd", "/c", windows_path(tmp_path / "run.bat")], tmp_path, wine_env(), stdin=b"\r\n"
+    )
+    assert run.wait(300) == 1, run.text
+    assert "winserve needs Python 3.11 or newer, and none was found" in run.text
+    assert "setup.exe" in run.text and "Microsoft Store" in run.text
+
+
+def test_the_zip_holds_a_complete_offline_wheelhouse() -> None:
+    zips = sorted((LANE / "dist").glob("winserve-*-windows.zip"))
+    if not zips:
+        if os.environ.get("CI"):
+            pytest.fail("CI builds the Windows zip (installer/wine_lane.py)")
+        pytest.skip("no Windows zip built here (python installer/build.py)")
+    with zipfile.ZipFile(zips[-1]) as archive:
+        names = archive.namelist()
+        top = names[0].split("/")[0]
+        assert f"{top}/run.bat" in names and f"{top}/winserve.toml" in names
+        assert archive.read(f"{top}/run.bat").count(b"\r\n") > 10
+        wheels = [n.rsplit("/", 1)[-1] for n in names if n.endswith(".whl")]
+    for python in ("cp311", "cp312"):
+        for package in ("numpy", "scipy", "scikit_learn", "pandas", "markupsafe"):
+            assert any(w.startswith(package + "-") and python in w for w in wheels), (
+                package,
+                python,
+            )
+    assert any(w.startswith("winserve-") for w in wheels)

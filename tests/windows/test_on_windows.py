@@ -1,0 +1,118 @@
+"""Windows-only code paths, run by Windows CPython: in CI's wine lane (``tests/test_windows.py``
+starts this file under wine) and on a real Windows runner. Skipped elsewhere."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows CPython only")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_manager_listens_on_a_named_pipe_with_spawn() -> None:
+    from winserve.backends.proxy import HostManager
+
+    manager = HostManager(ctx=multiprocessing.get_context("spawn"))
+    manager.start()
+    try:
+        assert str(manager.address).startswith("\\\\.\\pipe\\")
+        assert manager._ctx.get_start_method() == "spawn"  # type: ignore[attr-defined]
+        host = manager.ModelHost()  # type: ignore[attr-defined]
+        assert isinstance(host.pid(timeout=30), int)
+    finally:
+        manager.shutdown()
+
+
+def test_a_model_host_loads_and_predicts_over_the_pipe(tmp_path: Path) -> None:
+    from winserve.backends.pool import PoolBackend
+    from winserve.model_info import ModelSpec
+
+    backend = PoolBackend(ModelSpec(factory="tests.models:chaos"), timeout=20)
+    backend.start()
+    try:
+        info = backend.wait_ready(120)
+        assert info.feature_names == ["a", "b"]
+        matrix = __import__("numpy").array([[1.0, 2.0], [3.0, 4.0]])
+        assert backend.predict({"matrix": matrix}).predictions == [3.0, 7.0]
+    finally:
+        backend.close()
+    assert backend.health().status == "stopped"
+
+
+def test_a_second_server_cannot_take_a_port_in_use() -> None:
+    from winserve.server import listening_socket
+
+    first = listening_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    try:
+        with pytest.raises(OSError) as caught:
+            listening_socket("127.0.0.1", port).close()
+        assert caught.value.errno in (10048, 98) or caught.value.winerror == 10048  # type: ignore[attr-defined]
+    finally:
+        first.close()
+
+
+def test_the_console_close_handler_registers() -> None:
+    from winserve import winconsole
+
+    stopped = threading.Event()
+    assert winconsole.install_close_handler(lambda: None, stopped) is True
+    # Delivering CTRL_CLOSE_EVENT needs a real console window being closed; the handler's logic
+    # is tested on every OS in tests/test_platform.py.
+
+
+def test_a_child_in_the_job_dies_with_the_job() -> None:
+    """Kill-on-close: closing the job handle (what Windows does when winserve dies, however it
+    dies) ends every process in the job."""
+    from winserve import winjob
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kernel32 = winjob._kernel32()
+        job = winjob._create_job(kernel32)
+        handle = kernel32.OpenProcess(
+            winjob.PROCESS_SET_QUOTA | winjob.PROCESS_TERMINATE, False, child.pid
+        )
+        assert handle, ctypes.get_last_error()
+        assert kernel32.AssignProcessToJobObject(job, handle), ctypes.get_last_error()
+        kernel32.CloseHandle(handle)
+        kernel32.CloseHandle(job)
+        end = time.monotonic() + 10
+        while child.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        assert child.poll() is not None, "the child outlived its kill-on-close job"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(10)
+
+
+def test_adopt_child_puts_a_real_process_in_the_job() -> None:
+    from winserve import platform
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        platform.adopt_child(child.pid)  # raises WinError if Windows refuses
+    finally:
+        child.kill()
+        child.wait(10)
+
+
+def test_freeze_support_entry_point_is_import_safe() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import winserve.__main__, winserve.service; print('quiet')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "quiet", result.stderr
