@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,9 +49,15 @@ def no_leftover_processes() -> Iterator[None]:
     before = {p.pid for p in model_hosts()}
     yield
     leftovers = [p for p in model_hosts() if p.pid not in before and _parent(p) not in before]
-    for proc in leftovers:
-        proc.kill()
-    assert not leftovers, f"processes left behind: {[p.cmdline() for p in leftovers]}"
+    # a process already on its way out (a browser tab's renderer after its page closed) gets a
+    # moment; whatever is still alive after it was left behind
+    _, alive = psutil.wait_procs(leftovers, timeout=3)
+    described = []
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            described.append(" ".join(proc.cmdline())[:200])
+            proc.kill()
+    assert not described, f"processes left behind: {described}"
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
