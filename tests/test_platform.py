@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
+from tests.helpers import server_env
 from winserve import platform, winconsole
 
 
@@ -46,3 +50,18 @@ def test_nothing_is_registered_off_windows() -> None:
 def test_cache_dir_is_per_user() -> None:
     path = platform.cache_dir()
     assert path.name in {"winserve", "Cache"} and "winserve" in path.parts
+
+
+def test_a_cp1252_console_does_not_lose_the_output(tmp_path: Path) -> None:
+    """A Windows pipe or console in cp1252 cannot encode "→" (in the demo's model type)."""
+    env = {**server_env(PYTHONIOENCODING="cp1252"), "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "winserve", "check"],
+        capture_output=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    output = result.stdout.decode("cp1252")
+    assert result.returncode == 0, output + result.stderr.decode("cp1252", "replace")
+    assert "Pipeline(StandardScaler ? LogisticRegression)" in output

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -158,6 +159,7 @@ class WineProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a console window has
         )
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -171,6 +173,10 @@ class WineProcess:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             self.output.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def interrupt(self) -> None:
+        """Ctrl+C: wine delivers SIGINT to the group as a console CTRL_C_EVENT."""
+        os.killpg(self.proc.pid, signal.SIGINT)
 
     @property
     def text(self) -> str:
@@ -314,9 +320,17 @@ def test_server_under_windows_python_survives_a_killed_host(
         again = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
         assert again.json() == {"predictions": ["virginica"]}
         assert "restarting" in server.text or "exited" in server.text, server.text[-2000:]
+        assert "Press Ctrl+C to stop." in server.text  # the ready banner reached the console
+        assert "Traceback" not in server.text
+        started = time.monotonic()
+        server.interrupt()
+        assert server.wait(60) == 0, server.text[-2000:]
+        print(f"Ctrl+C to exit 0 under wine: {time.monotonic() - started:.2f} s")
+        assert server.text.rstrip().endswith("winserve: stopped."), server.text[-2000:]
     finally:
         _kill_wine()
-        server.wait(60)
+        if server.proc.poll() is None:
+            server.wait(60)
 
 
 @lane

@@ -62,7 +62,17 @@ def parse(argv: Sequence[str], prog: str = "winserve") -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def never_fail_to_print() -> None:
+    """A Windows console or pipe in cp1252 cannot show every character a model's name or a
+    message may hold ("→", "…"); replace those rather than fail (or lose the ready banner)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower() not in ("utf-8", "utf8"):
+            reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    never_fail_to_print()
     args = list(sys.argv[1:] if argv is None else argv)
     command = "check" if args[:1] == ["check"] else "serve"
     if command == "check":
