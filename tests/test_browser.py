@@ -68,6 +68,8 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
+    # winserve.css sets the body's margin to 0 (a browser's default is 8px): the page is styled
+    assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px", name
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +73,15 @@ def test_health_stays_open(guarded: FlaskClient) -> None:
         assert guarded.get(path).status_code == 200, path
     for path in ("/metrics", "/openapi.json", "/v2", "/v2/models/chaos"):
         assert guarded.get(path).status_code == 401, path
+
+
+def test_the_login_page_is_styled_without_the_token(guarded: FlaskClient) -> None:
+    page = guarded.get("/login").get_data(as_text=True)
+    for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
+        with guarded.get(asset) as response:
+            assert response.status_code == 200, asset
+            assert response.mimetype in {"text/css", "text/javascript"}, asset
+    assert "/static/winserve.css" in page
 
 
 def test_each_protocol_refuses_in_its_own_shape(guarded: FlaskClient) -> None:

@@ -75,7 +75,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     from winserve.jobs import JobManager
     from winserve.web import api, auth, csrf, mlflow_api, observe, oip_api, openapi, ui
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the UI blueprint serves /static, open to all
     app.config.update(
         WINSERVE_SETTINGS=settings,
         WINSERVE_MAX_BODY=settings.max_body_bytes,
