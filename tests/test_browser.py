@@ -259,6 +259,18 @@ def test_the_api_page_examples_run_as_pasted(page: Any, forest_server: str) -> N
         curl = next(b for b in blocks if b.startswith("curl") and "/invocations" in b)
         result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
         assert '"predictions"' in result.stdout, result.stderr
+        # the page's advice for an office proxy in the way (here one that refuses every call)
+        advice = page.inner_text("#proxy-help")
+        assert '--noproxy "*"' in advice and "trust_env = False" in advice
+        dead = "http://127.0.0.1:9"
+        proxied = {**os.environ, "http_proxy": dead, "HTTP_PROXY": dead, "no_proxy": ""}
+        blocked = subprocess.run(["bash", "-c", curl], capture_output=True, env=proxied, timeout=60)
+        assert blocked.returncode != 0
+        bypass = curl.replace("curl ", 'curl --noproxy "*" ', 1)
+        result = subprocess.run(
+            ["bash", "-c", bypass], capture_output=True, text=True, env=proxied, timeout=60
+        )
+        assert '"predictions"' in result.stdout, result.stderr
 
 
 def test_the_page_during_a_model_restart(page: Any, tmp_path: Path) -> None:

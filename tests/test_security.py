@@ -104,10 +104,10 @@ def test_the_page_asks_once_then_remembers(guarded: FlaskClient) -> None:
     assert right.status_code == 303 and right.headers["Location"] == "/"
     cookie = right.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
-    page = guarded.get("/api")  # the examples there send the token
-    assert page.status_code == 200 and "Authorization: Bearer $WINSERVE_TOKEN" in page.get_data(
-        as_text=True
-    )
+    page = guarded.get("/api")  # the examples there send the token, and say where to put it
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Authorization: Bearer $WINSERVE_TOKEN" in text
+    assert "$env:WINSERVE_TOKEN = " in text and TOKEN not in text
     assert guarded.post("/predict", json=ROW).status_code == 200  # the cookie works for the API
 
 

@@ -270,6 +270,7 @@ def api_page() -> ResponseReturnValue:
         groups=_grouped(api_examples(info, _card(), base, token) if info is not None else []),
         outline=openapi_outline(info, base, token),
         base=base,
+        token=token,
     )
 
 
