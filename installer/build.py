@@ -315,7 +315,7 @@ def make_installer(
         (payload / "README.txt").write_bytes(
             WINDOWS_README.format(version=release).replace("\n", "\r\n").encode()
         )
-        log(f"compressing {target.name} with makensis (takes a minute)")
+        log(f"compressing {target.name} with makensis (2 to 5 minutes)")
         started = time.monotonic()
         run(
             [
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     for path in built:
-        log(f"{path}  {path.stat().st_size / 2**20:.1f} MB")
+        log(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     return 0
 
 
