@@ -210,7 +210,9 @@ def test_csv_upload_progress_download(
         page.click("#download")
     download = info.value
     assert download.suggested_filename == "customers-scored.csv"
-    scored = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
+    scored = list(
+        csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig")))
+    )
     assert len(scored) == 30_000
     assert [r["customer"] for r in scored] == [r["customer"] for r in rows]
     assert scored[7]["prediction"] == "" and "n/a" in scored[7]["error"]
@@ -234,7 +236,7 @@ def test_pasted_rows_and_a_bad_header(page: Any, forest_server: str) -> None:
     page.get_by_role("button", name="Score").click()
     page.wait_for_selector("#job-error")
     message = page.inner_text("#job-error")
-    assert "the CSV has no column 'sepal width (cm)'" in message
+    assert "the CSV has no columns 'sepal width (cm)'" in message
     shot(page, "06-csv-bad-header")
 
 

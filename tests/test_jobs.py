@@ -3,6 +3,7 @@ server): limits, bad rows, rows the model rejects, expiry, CSRF and hostile job 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -41,8 +42,9 @@ def _token(client: FlaskClient) -> str:
     return match.group(1)
 
 
-def _submit(client: FlaskClient, text: str, **extra: Any) -> Any:
-    data = {"csrf_token": _token(client), "file": (io.BytesIO(text.encode()), "rows.csv"), **extra}
+def _submit(client: FlaskClient, text: str | bytes, **extra: Any) -> Any:
+    body = text if isinstance(text, bytes) else text.encode()
+    data = {"csrf_token": _token(client), "file": (io.BytesIO(body), "rows.csv"), **extra}
     return client.post("/jobs", data=data, content_type="multipart/form-data")
 
 
@@ -58,11 +60,15 @@ def _finished(client: FlaskClient, response: Any) -> dict[str, Any]:
     return result
 
 
-def _scored(client: FlaskClient, status: dict[str, Any]) -> list[dict[str, str]]:
+def _scored(
+    client: FlaskClient, status: dict[str, Any], delimiter: str = ","
+) -> list[dict[str, str]]:
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
         assert response.status_code == 200
         assert response.headers["Content-Disposition"].startswith("attachment")
-        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        data = response.get_data()
+    assert data.startswith(codecs.BOM_UTF8)  # so that Excel reads it as UTF-8
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter))
 
 
 def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
@@ -85,7 +91,56 @@ def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
     client = _client()
     status = _finished(client, _submit(client, "x,y\n1,2\n"))
     assert status["state"] == "failed"
-    assert "the CSV has no column 'a', 'b'" in status["error"]
+    assert "the CSV has no columns 'a', 'b'" in status["error"]
+    assert status["error"].endswith("it names 'x', 'y'")
+
+
+def test_excel_csv_from_a_decimal_comma_locale_comes_back_the_same_way() -> None:
+    """Excel's "CSV" on a German or French PC: semicolons, decimal commas, Windows-1252."""
+    client = _client()
+    text = "Kunde;a;b\r\nMüller;1,5;2\r\nLefèvre;-0,25;1\r\nZoë;3;,5\r\n"
+    status = _finished(client, _submit(client, text.encode("cp1252")))
+    assert status["state"] == "done" and status["scored_rows"] == 3, status
+    assert status["read_as"] == "semicolon-separated, decimal comma, Windows-1252"
+    scored = _scored(client, status, delimiter=";")
+    assert [r["Kunde"] for r in scored] == ["Müller", "Lefèvre", "Zoë"]
+    assert [r["prediction"] for r in scored] == ["3,5", "0,75", "3,5"]
+    page = client.get(f"/jobs/{status['id']}").get_data(as_text=True)
+    assert "Read as semicolon-separated, decimal comma, Windows-1252" in page
+
+
+def test_rows_pasted_from_a_spreadsheet_are_tab_separated() -> None:
+    client = _client()
+    pasted = "a\tb\r\n1\t2\r\n3,5\t1\r\n"  # copied cells: tabs, and this PC's decimal comma
+    response = client.post("/jobs", data={"csrf_token": _token(client), "rows": pasted})
+    status = _finished(client, response)
+    assert status["state"] == "done" and status["read_as"].startswith("tab-separated, decimal")
+    assert [r["prediction"] for r in _scored(client, status, "\t")] == ["3,0", "4,5"]
+
+
+@pytest.mark.parametrize(
+    ("text", "bad_row"),
+    [
+        ("a\tb\n1,234\t1\n7\t1\n", 0),  # 1,234: a thousands group or a decimal? an error
+        ("a\tb\n1,5\t1\n2.5\t1\n", 0),  # a decimal point elsewhere: 1,5 is not read as 1.5
+    ],
+)
+def test_a_comma_that_may_not_be_decimal_is_an_error_not_a_guess(text: str, bad_row: int) -> None:
+    client = _client()
+    status = _finished(client, _submit(client, text))
+    assert status["state"] == "done" and status["scored_rows"] == 1, status
+    scored = _scored(client, status, "\t")
+    assert scored[bad_row]["prediction"] == "" and "expected a number" in scored[bad_row]["error"]
+
+
+def test_excel_unicode_text_and_files_that_are_not_text() -> None:
+    client = _client()
+    unicode_text = _finished(client, _submit(client, "a\tb\r\n1\t2\r\n".encode("utf-16")))
+    assert unicode_text["state"] == "done" and unicode_text["read_as"].endswith("UTF-16")
+    assert [r["prediction"] for r in _scored(client, unicode_text, "\t")] == ["3.0"]
+    binary = _finished(client, _submit(client, b"a,b\n\x81\x8d\xff,1\n"))
+    assert binary["state"] == "failed"
+    assert "not text in UTF-8 or Windows-1252" in binary["error"]
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ from winserve.errors import (
 from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
 from winserve.service import PredictRequest, Service
+from winserve.spreadsheet import Dialect, sniff
 
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -66,6 +67,7 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     ended_at: float | None = None
+    dialect: Dialect = field(default_factory=Dialect)
 
     @property
     def source(self) -> Path:
@@ -104,6 +106,7 @@ class Job:
             "problem_count": self.problem_count,
             "error": self.error,
             "seconds": round(self.seconds, 2),
+            "read_as": self.dialect.describe() if self.state != "queued" else "",
         }
 
 
@@ -127,10 +130,13 @@ def _positions(header: list[str], info: ModelInfo) -> list[int]:
         return [index[f.name] for f in info.features]
     if not info.feature_names_known and len(header) == info.n_features:
         return list(range(len(header)))
-    shown = ", ".join(repr(n) for n in missing[:10])
+    shown = ", ".join(repr(n) for n in missing[:10]) + (" …" if len(missing) > 10 else "")
+    found = ", ".join(repr(n.strip()) for n in header[:10]) + (" …" if len(header) > 10 else "")
     raise BadRequest(
-        f"the CSV has no column {shown}; its first line must name the model's inputs: "
+        f"the CSV has no column{'s' if len(missing) > 1 else ''} {shown}; its first line must "
+        "name the model's inputs: "
         + ", ".join(repr(n) for n in info.feature_names[:20])
+        + f"; it names {found}"
     )
 
 
@@ -240,8 +246,10 @@ class JobManager:
 
     def _score(self, job: Job) -> None:
         info = self._service.info()
-        with job.source.open(newline="", encoding="utf-8-sig") as file:
-            job.total_rows = max(0, sum(1 for _ in csv.reader(file)) - 1)
+        numbers = [f.name for f in info.features if f.kind == "number"]
+        job.dialect = dialect = sniff(job.source, info.feature_names, numbers)
+        with dialect.open(job.source) as file:
+            job.total_rows = max(0, sum(1 for _ in dialect.reader(file)) - 1)
         if job.total_rows == 0:
             raise BadRequest("the file has no rows under its first line")
         if job.total_rows > self._max_rows:
@@ -250,15 +258,15 @@ class JobManager:
                 "(setting: max_csv_rows)"
             )
         with (
-            job.source.open(newline="", encoding="utf-8-sig") as source,
-            job.result.open("w", newline="", encoding="utf-8") as target,
+            dialect.open(job.source) as source,
+            job.result.open("w", newline="", encoding="utf-8-sig") as target,
         ):
-            reader = csv.reader(source)
+            reader = dialect.reader(source)
             header = next(reader)
             _unique_header(header)
             positions = _positions(header, info)
             classes = [str(c) for c in info.classes] if info.has_proba else []
-            writer = csv.writer(target)
+            writer = dialect.writer(target)
             writer.writerow(
                 [*header, "prediction", *(f"probability {c}" for c in classes), "error"]
             )
@@ -291,7 +299,15 @@ class JobManager:
             else:
                 usable.append(index)
         if usable:
-            rows = [[chunk[i][1][p] for p in positions] for i in usable]
+            number = [f.kind == "number" for f in info.features] or [False] * len(positions)
+            read = job.dialect.read_number
+            rows = [
+                [
+                    read(cells[p]) if is_number else cells[p]
+                    for p, is_number in zip(positions, number, strict=True)
+                ]
+                for cells in (chunk[i][1] for i in usable)
+            ]
             for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
                 out[usable[position]] = cells
         job.scored_rows += sum(1 for cells in out.values() if not cells[-1])
@@ -364,9 +380,9 @@ class JobManager:
         cells = []
         for index, value in enumerate(prediction.predictions):
             probabilities = (
-                [repr(p) for p in prediction.probabilities[index]]
+                [job.dialect.write_value(p) for p in prediction.probabilities[index]]
                 if info.has_proba and prediction.probabilities
                 else []
             )
-            cells.append((index, [str(value), *probabilities, ""]))
+            cells.append((index, [job.dialect.write_value(value), *probabilities, ""]))
         return cells

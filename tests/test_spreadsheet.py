@@ -1,0 +1,77 @@
+"""How a spreadsheet's CSV is recognised: separator, decimal mark and encoding, from real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from winserve.errors import BadRequest
+from winserve.spreadsheet import Dialect, sniff
+
+
+def _file(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "sheet.csv"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("first_line", "columns", "delimiter"),
+    [
+        ("a,b", ["a", "b"], ","),
+        ("a;b", ["a", "b"], ";"),
+        ("a\tb", ["a", "b"], "\t"),
+        ("Kunde, Name;a;b", ["a", "b"], ";"),  # a comma in a name does not make it comma-separated
+        ('"x;y",a,b', ["a", "b"], ","),  # nor a quoted semicolon semicolon-separated
+        ("a", ["a"], ","),  # one column: nothing to tell, a comma
+        ("p;q;r", [], ";"),  # no column names known: the separator that splits the line
+    ],
+)
+def test_the_separator(tmp_path: Path, first_line: str, columns: list[str], delimiter: str) -> None:
+    path = _file(tmp_path, f"{first_line}\r\n".encode())
+    assert sniff(path, columns, []).delimiter == delimiter
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (b"a,b\n1,2\n", "utf-8-sig"),
+        ("\ufeffa,b\nä,2\n".encode(), "utf-8-sig"),
+        ("a,b\nä,2\n".encode("cp1252"), "cp1252"),
+        ("a\tb\n1\t2\n".encode("utf-16"), "utf-16"),
+    ],
+)
+def test_the_encoding(tmp_path: Path, data: bytes, encoding: str) -> None:
+    assert sniff(_file(tmp_path, data), ["a", "b"], []).encoding == encoding
+
+
+def test_bytes_that_are_no_text_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadRequest, match="save it as 'CSV UTF-8'"):
+        sniff(_file(tmp_path, b"a,b\n\x81\x8d\x8f\x90\x9d\xff,1\n"), ["a", "b"], ["a"])
+
+
+@pytest.mark.parametrize(
+    ("rows", "decimal_comma"),
+    [
+        ("a;b\n1,5;2\n", True),
+        ("a;b\n-,5;2\n", True),
+        ("a;b\n1;2\n", False),  # no comma in any number
+        ("a;b\n1,234;2\n", False),  # only thousands-like groups: not a guess to make
+        ("a;b\n1,234;2\n1,5;3\n", True),  # a plain decimal comma elsewhere settles it
+        ("a;b\n1,5;2\n2.5;3\n", False),  # a decimal point elsewhere: no decimal commas
+        ('a,b\n"1,5",2\n', False),  # comma-separated files use decimal points
+    ],
+)
+def test_the_decimal_mark(tmp_path: Path, rows: str, decimal_comma: bool) -> None:
+    dialect = sniff(_file(tmp_path, rows.encode()), ["a", "b"], ["a", "b"])
+    assert dialect.decimal_comma is decimal_comma
+
+
+def test_numbers_written_back_with_the_same_mark() -> None:
+    german = Dialect(delimiter=";", decimal_comma=True)
+    assert german.read_number("1,5") == "1.5" and german.read_number("abc,d") == "abc,d"
+    assert german.write_value(0.25) == "0,25" and german.write_value("setosa") == "setosa"
+    assert german.write_value(3) == "3"
+    assert Dialect().write_value(0.25) == "0.25" and Dialect().read_number("1,5") == "1,5"
+    assert german.describe() == "semicolon-separated, decimal comma, UTF-8"

@@ -1,0 +1,126 @@
+"""How a CSV from a spreadsheet program is read, and how its scored copy is written back.
+
+Excel's "Save as CSV" writes what the PC's regional settings say: a comma or a semicolon
+between values, a decimal point or a decimal comma (``5,1``), UTF-8 (with a byte-order mark) or
+the Windows code page; "Unicode Text" is UTF-16 with tabs; rows copied from a sheet and pasted
+into the page arrive separated by tabs. ``sniff`` works out which of these a file is, and the
+scored copy is written with the same separator and decimal mark, as UTF-8 with a byte-order
+mark (which every Excel opens correctly), so it opens in the same Excel the file came from.
+
+Decimal commas are only read as such when the file is not comma-separated, some number in it
+has a decimal comma that is not a thousands group (``1,5``; ``1,234`` could be either), and no
+number in it has a decimal point: a guess that errs towards a clear error on a row, never a
+number silently read a thousand times too small or too large.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from winserve.errors import BadRequest
+
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
+THOUSANDS_GROUP = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
+DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
+ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
+SAMPLE_ROWS = 1000
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Dialect:
+    encoding: str = "utf-8-sig"
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+    def describe(self) -> str:
+        """For the job page: how the file was read."""
+        parts = [f"{SEPARATORS[self.delimiter]}-separated"]
+        if self.decimal_comma:
+            parts.append("decimal comma")
+        parts.append(ENCODING_NAMES.get(self.encoding, self.encoding))
+        return ", ".join(parts)
+
+    def open(self, path: Path) -> Any:
+        return path.open(newline="", encoding=self.encoding)
+
+    def reader(self, file: Any) -> Any:
+        return csv.reader(file, delimiter=self.delimiter)
+
+    def writer(self, file: Any) -> Any:
+        return csv.writer(file, delimiter=self.delimiter)
+
+    def read_number(self, cell: str) -> str:
+        """A cell of a number column as the model's validation expects it (``5,1`` → ``5.1``)."""
+        if self.decimal_comma and DECIMAL_COMMA.fullmatch(cell.strip()):
+            return cell.replace(",", ".")
+        return cell
+
+    def write_value(self, value: Any) -> str:
+        text = str(value)
+        if self.decimal_comma and isinstance(value, float):
+            return text.replace(".", ",")
+        return text
+
+
+def sniff(path: Path, columns: list[str], number_columns: list[str]) -> Dialect:
+    """The dialect of the CSV at ``path`` whose first line should name ``columns``."""
+    encoding = _encoding(path)
+    with path.open(newline="", encoding=encoding) as file:
+        first = file.readline()
+    delimiter = _delimiter(first, columns)
+    dialect = Dialect(encoding, delimiter)
+    if delimiter == "," or not number_columns:
+        return dialect
+    with dialect.open(path) as file:
+        rows = dialect.reader(file)
+        header = [name.strip() for name in next(rows, [])]
+        positions = [header.index(name) for name in number_columns if name in header]
+        cells = [
+            row[i].strip()
+            for row in itertools.islice(rows, SAMPLE_ROWS)
+            for i in positions
+            if i < len(row)
+        ]
+    decimal_comma = any(
+        DECIMAL_COMMA.fullmatch(c) and not THOUSANDS_GROUP.fullmatch(c) for c in cells
+    ) and not any(DECIMAL_POINT.fullmatch(c) for c in cells)
+    return Dialect(encoding, delimiter, decimal_comma)
+
+
+def _encoding(path: Path) -> str:
+    with path.open("rb") as file:
+        start = file.read(2)
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    for encoding in ("utf-8-sig", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as file:
+                while block := file.read(BLOCK):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise BadRequest(
+        "the file is not text in UTF-8 or Windows-1252; in Excel, save it as 'CSV UTF-8'"
+    )
+
+
+def _delimiter(first_line: str, columns: list[str]) -> str:
+    """The separator under which the first line names most of the model's columns, then the
+    one that splits it into most fields; a comma when nothing tells them apart."""
+
+    def score(delimiter: str) -> tuple[int, int]:
+        fields = [f.strip() for f in next(csv.reader([first_line], delimiter=delimiter), [])]
+        return sum(name in fields for name in columns), len(fields)
+
+    return max(SEPARATORS, key=score)  # max keeps the first (the comma) on a tie
