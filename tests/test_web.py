@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,23 @@ def test_a_model_that_failed_to_load_is_reported(tmp_path: Path) -> None:
     assert response.status_code == 503 and response.headers["Retry-After"]
     page = client.get("/").get_data(as_text=True)
     assert "the model is not available" in page and "could not be loaded" in page
+
+
+@pytest.mark.parametrize(
+    ("typed", "status", "shown"),
+    [
+        ("1,5", 200, '<strong id="prediction">3.5</strong>'),  # as typed on a German PC
+        (" 1.5 ", 200, '<strong id="prediction">3.5</strong>'),
+        ("1,234", 400, "expected a number, got &#39;1,234&#39;"),  # a thousands group? not guessed
+    ],
+)
+def test_the_form_reads_a_decimal_comma(
+    chaos: FlaskClient, typed: str, status: int, shown: str
+) -> None:
+    page = chaos.get("/").get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert match
+    response = chaos.post("/", data={"f0": typed, "f1": "2", "csrf_token": match.group(1)})
+    assert response.status_code == status
+    assert shown in response.get_data(as_text=True)
+    assert f'value="{typed}"' in response.get_data(as_text=True)  # shown as typed

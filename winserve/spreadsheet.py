@@ -70,6 +70,15 @@ class Dialect:
         return text
 
 
+def typed_number(text: str) -> str:
+    """A number typed in the page's form with a decimal comma (``5,1``), as the validation
+    expects it; left as it is when the comma could be a thousands separator (``1,234``)."""
+    cell = text.strip()
+    if DECIMAL_COMMA.fullmatch(cell) and not THOUSANDS_GROUP.fullmatch(cell):
+        return cell.replace(",", ".")
+    return text
+
+
 def sniff(path: Path, columns: list[str], number_columns: list[str]) -> Dialect:
     """The dialect of the CSV at ``path`` whose first line should name ``columns``."""
     encoding = _encoding(path)

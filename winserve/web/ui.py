@@ -26,6 +26,7 @@ from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, Winse
 from winserve.jobs import JobManager
 from winserve.model_info import ModelInfo
 from winserve.service import PredictRequest, Service
+from winserve.spreadsheet import typed_number
 from winserve.web import csrf
 from winserve.web.examples import Example, api_examples, openapi_outline
 
@@ -179,7 +180,11 @@ def predict_form() -> ResponseReturnValue:
     if not info.features:
         raise BadRequest("this model declares no input columns; use the API")
     service = _service()
-    prepared = service.check(PredictRequest.from_columns({k: [v] for k, v in values.items()}))
+    typed = {
+        f.name: [typed_number(values[f.name]) if f.kind == "number" else values[f.name]]
+        for f in info.features
+    }
+    prepared = service.check(PredictRequest.from_columns(typed))
     errors = {p.column: p.message for p in prepared.problems}
     if errors:
         return _page(info, health, values=values, errors=errors, status=400)
