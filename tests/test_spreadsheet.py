@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ def test_the_separator(tmp_path: Path, first_line: str, columns: list[str], deli
 )
 def test_the_encoding(tmp_path: Path, data: bytes, encoding: str) -> None:
     assert sniff(_file(tmp_path, data), ["a", "b"], []).encoding == encoding
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
+def test_an_excel_workbook_is_named_as_such(tmp_path: Path, suffix: str) -> None:
+    """The upload is a workbook (written here as Excel writes them: a zip, or OLE2 for .xls)."""
+    path = tmp_path / f"sheet{suffix}"
+    if suffix == ".xlsx":
+        with zipfile.ZipFile(path, "w") as workbook:
+            workbook.writestr("xl/workbook.xml", "<workbook/>")
+    else:
+        path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    with pytest.raises(BadRequest, match=r"Excel workbook, not a CSV file.*CSV UTF-8"):
+        sniff(path, ["a"], [])
 
 
 def test_bytes_that_are_no_text_are_refused(tmp_path: Path) -> None:

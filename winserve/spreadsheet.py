@@ -106,8 +106,13 @@ def sniff(path: Path, columns: list[str], number_columns: list[str]) -> Dialect:
 
 def _encoding(path: Path) -> str:
     with path.open("rb") as file:
-        start = file.read(2)
-    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        start = file.read(8)
+    if start.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # .xlsx (zip), .xls (OLE2)
+        raise BadRequest(
+            "this is an Excel workbook, not a CSV file; in Excel, choose File > Save As > "
+            "'CSV UTF-8 (Comma delimited)' and upload that file"
+        )
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     for encoding in ("utf-8-sig", "cp1252"):
         decoder = codecs.getincrementaldecoder(encoding)()
