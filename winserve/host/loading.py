@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
+from winserve.host import model_code
 from winserve.model_info import ModelSpec
 
 PICKLE_MAGIC = 0x80  # an uncompressed pickle starts with the PROTO opcode
@@ -91,14 +92,18 @@ def load_file(path: Path, *, strict_versions: bool, mmap: bool, sha256: str = ""
             "(setting: model_sha256); refused without loading it"
         )
     use_mmap = mmap and _is_uncompressed(path)
+    model_code.prepare(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             model = joblib.load(path, mmap_mode="r" if use_mmap else None)
-        except ModuleNotFoundError as exc:
-            raise ModelLoadError(
-                f"the model needs the Python package {exc.name!r}, which is not installed here"
-            ) from None
+        except (ModuleNotFoundError, AttributeError) as exc:
+            explained = model_code.explain(exc, path)
+            if explained is None:
+                raise ModelLoadError(
+                    f"cannot load {path.name}: {type(exc).__name__}: {exc}"
+                ) from None
+            raise ModelLoadError(explained) from None
         except (KeyError, EOFError, pickle.UnpicklingError, IndexError):
             raise ModelLoadError(
                 f"cannot load {path.name}: it is not a joblib or pickle file, "
