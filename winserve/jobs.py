@@ -106,7 +106,7 @@ class Job:
             "problem_count": self.problem_count,
             "error": self.error,
             "seconds": round(self.seconds, 2),
-            "read_as": self.dialect.describe() if self.state != "queued" else "",
+            "read_as": self.dialect.describe() if self.state == "done" else "",
         }
 
 
