@@ -6,7 +6,8 @@ chunks instead of waiting behind the file), and writes the input with prediction
 and error columns appended to a result file on disk. Memory stays bounded by the chunk size
 whatever the file's length. Rows that fail validation, or that the model rejects, get their
 line number and reason; the other rows are scored. Results are deleted ``keep_seconds`` after
-the job ends, and all of them when winserve stops.
+the job ends, and all of them when winserve stops. The file may be any CSV a spreadsheet
+program writes; ``spreadsheet`` works out which, and the result is written the same way.
 """
 
 from __future__ import annotations
