@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import re
 import subprocess
 import sys
 import threading
@@ -116,3 +117,45 @@ def test_freeze_support_entry_point_is_import_safe() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0 and result.stdout.strip() == "quiet", result.stderr
+
+
+def test_a_notebook_function_comes_from_the_code_file_in_a_folder_with_spaces(
+    tmp_path: Path,
+) -> None:
+    """On Windows the spawned host's ``__main__`` is ``__mp_main__``: the model's reference to
+    the training notebook's function must still be found in ``<name>_code.py``."""
+    from winserve.backends.pool import PoolBackend
+    from winserve.errors import ModelLoadError
+    from winserve.model_info import ModelSpec
+
+    folder = tmp_path / "My Models"
+    folder.mkdir()
+    model = folder / "churn model.joblib"
+    script = (
+        "import joblib, numpy as np\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import FunctionTransformer\n"
+        "def double(x):\n    return x * 2\n"
+        "X = np.arange(20, dtype=float).reshape(10, 2)\n"
+        "m = make_pipeline(FunctionTransformer(double), LinearRegression()).fit(X, X.sum(1) * 2)\n"
+        f"joblib.dump(m, {str(model)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+    def serve() -> list[float]:
+        backend = PoolBackend(ModelSpec(str(model)), timeout=20)
+        backend.start()
+        try:
+            backend.wait_ready(180)
+            matrix = __import__("numpy").array([[1.0, 2.0]])
+            return list(backend.predict({"matrix": matrix}).predictions)
+        finally:
+            backend.close()
+
+    expected = re.escape("in churn model_code.py next to churn model.joblib")
+    with pytest.raises(ModelLoadError, match=expected):
+        serve()
+    code = "def double(x):\n    return x * 2\n"
+    (folder / "churn model_code.py").write_text(code, encoding="utf-8")
+    assert serve() == pytest.approx([6.0])
