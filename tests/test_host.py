@@ -117,7 +117,7 @@ def test_missing_file_and_missing_package(tmp_path: Path) -> None:
         b"\x94\x8c\x03Foo\x94\x93\x94."
     )
     _, record = _load(ModelSpec(str(path)))
-    assert "needs the Python package 'not_a_module'" in record["error"]["message"]
+    assert "needs the Python module 'not_a_module'" in record["error"]["message"]
 
 
 def test_errors_come_back_as_records(tmp_path: Path) -> None:
