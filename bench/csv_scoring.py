@@ -30,14 +30,18 @@ from tests.helpers import running_server
 IRIS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
-def write_csv(path: Path, rows: int) -> None:
+def write_csv(path: Path, rows: int, german_excel: bool = False) -> None:
+    """Comma-separated UTF-8, or as Excel saves "CSV" on a German PC: semicolons, decimal
+    commas, Windows-1252."""
     rng = np.random.default_rng(0)
     values = rng.uniform([4, 2, 1, 0.1], [8, 4.5, 7, 2.5], size=(rows, 4)).round(2)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["id", *IRIS])
+    encoding, delimiter = ("cp1252", ";") if german_excel else ("utf-8", ",")
+    with path.open("w", newline="", encoding=encoding) as file:
+        writer = csv.writer(file, delimiter=delimiter)
+        writer.writerow(["Blüte", *IRIS])
         for index, row in enumerate(values.tolist()):
-            writer.writerow([f"row{index}", *row])
+            cells = [str(v).replace(".", ",") if german_excel else v for v in row]
+            writer.writerow([f"Blüte {index}", *cells])
 
 
 def forest(folder: Path) -> Path:
@@ -93,6 +97,7 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
     neighbour.join(10)
     assert status["state"] == "done", status
     result = session.get(f"{url}/jobs/{job}/result.csv", timeout=120)
+    assert status["scored_rows"] == status["total_rows"], status  # every row read and scored
     assert result.text.count("\n") == status["total_rows"] + 1
     return {
         "rows": status["total_rows"],
@@ -111,17 +116,23 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="winserve-csv-") as name:
         folder = Path(name)
-        upload = folder / "rows.csv"
+        upload, german = folder / "rows.csv", folder / "rows-excel-de.csv"
         write_csv(upload, rows)
+        write_csv(german, rows, german_excel=True)
         size_mb = upload.stat().st_size / 2**20
-        for label, args in (("demo (logistic regression)", []), ("forest, 200 trees", None)):
+        cases = (
+            ("demo (logistic regression)", [], upload),
+            ("demo, German Excel CSV (;, decimal comma, cp1252)", [], german),
+            ("forest, 200 trees", None, upload),
+        )
+        for label, args, file in cases:
             model_args = args if args is not None else [str(forest(folder))]
             with running_server(model_args, cwd=folder) as server:
-                results[label] = score(server.url, upload, server.proc.pid)
-    print(f"CSV scoring on the page: {rows:,} rows, {size_mb:.1f} MB, iris columns + an id column")
+                results[label] = score(server.url, file, server.proc.pid)
+    print(f"CSV scoring on the page: {rows:,} rows, {size_mb:.1f} MB, iris columns + a name column")
     print()
     print(
-        "| model | time to result | rows/s | web process peak RSS "
+        "| model · file | time to result | rows/s | web process peak RSS "
         "| other users' /predict p50 / max |"
     )
     print("|---|---|---|---|---|")
