@@ -130,14 +130,18 @@ def test_a_crashing_input_gets_503_and_service_resumes(tmp_path: Path, trigger: 
         assert answer.json() == {"predictions": [3.0]}
 
 
-def test_a_model_file_that_breaks_later_is_reported_and_retried(
-    tmp_path: Path, iris_forest: Path
+@pytest.mark.parametrize("replacement", ["another model", "a broken file"])
+def test_a_model_file_changed_on_disk_is_not_loaded_by_a_restart(
+    tmp_path: Path, iris_forest: Path, array_regressor: Path, replacement: str
 ) -> None:
+    """Someone retrains and overwrites the file while winserve serves it; then the host dies.
+    The restarted host must not serve a model the page, the validation and /model do not
+    describe: it refuses the changed file, says why, and recovers when the file comes back."""
     model = tmp_path / "model.joblib"
     model.write_bytes(iris_forest.read_bytes())
     with running_server([str(model)], cwd=tmp_path) as server:
         good = model.read_bytes()
-        model.write_bytes(b"oops")  # someone overwrote the file
+        model.write_bytes(array_regressor.read_bytes() if replacement == "another model" else b"x")
         host = model_hosts(server.proc.pid)[0]
         os.kill(host.pid, signal.SIGKILL)
         health = wait_until(
@@ -148,8 +152,19 @@ def test_a_model_file_that_breaks_later_is_reported_and_retried(
             ),
             timeout=30,
         )
-        assert "cannot load model.joblib: it is not a joblib or pickle file" in health["reason"]
+        assert "model.joblib changed on disk since winserve loaded it" in health["reason"]
+        assert "restart winserve to serve the new file" in health["reason"]
+        row = {
+            "sepal length (cm)": 5,
+            "sepal width (cm)": 3,
+            "petal length (cm)": 1.5,
+            "petal width (cm)": 0.2,
+        }
+        refused = requests.post(f"{server.url}/predict", json=[row], timeout=10)
+        assert refused.status_code == 503
         model.write_bytes(good)
         wait_until(
             lambda: requests.get(f"{server.url}/health", timeout=5).status_code == 200, timeout=40
         )
+        answer = requests.post(f"{server.url}/predict", json=[row], timeout=10)
+        assert answer.status_code == 200 and answer.json()["predictions"] == ["setosa"]

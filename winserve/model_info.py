@@ -98,6 +98,10 @@ class ModelSpec:
     strict_versions: bool = False
     mmap: bool = True
     sha256: str = ""  # when set, the file must have this SHA-256 before it is unpickled
+    # set by the pool once the first replica has loaded: every later load (a restart after a
+    # crash or a hang) must find the same file, or the replicas would serve different models
+    # while the page, the validation and /model describe the first one
+    same_as: str = ""
 
     @property
     def is_demo(self) -> bool:

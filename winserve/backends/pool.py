@@ -23,6 +23,7 @@ queued; a dispatcher's call at most until the latest deadline of its batch; a lo
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 import threading
@@ -266,6 +267,9 @@ class PoolBackend(Backend):
         else:
             if self._info is None:
                 self._info = ModelInfo.from_dict(info)
+                if self._info.sha256:  # later loads must find this same file
+                    for each in self._replicas:
+                        each.spec = dataclasses.replace(each.spec, same_as=self._info.sha256)
             replica.state, replica.last_error = "ready", ""
             log.info(
                 "replica %d ready (pid %s, %.2f s)",

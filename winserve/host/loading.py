@@ -80,7 +80,9 @@ def _version_notes(caught: list[warnings.WarningMessage], strict: bool) -> tuple
     return saved, notes
 
 
-def load_file(path: Path, *, strict_versions: bool, mmap: bool, sha256: str = "") -> Loaded:
+def load_file(
+    path: Path, *, strict_versions: bool, mmap: bool, sha256: str = "", same_as: str = ""
+) -> Loaded:
     import joblib
 
     if not path.is_file():
@@ -90,6 +92,12 @@ def load_file(path: Path, *, strict_versions: bool, mmap: bool, sha256: str = ""
         raise ModelLoadError(
             f"{path.name} has SHA-256 {digest}, not the pinned {sha256} "
             "(setting: model_sha256); refused without loading it"
+        )
+    if same_as and digest != same_as:
+        raise ModelLoadError(
+            f"{path.name} changed on disk since winserve loaded it (SHA-256 {same_as[:12]}… "
+            f"then, {digest[:12]}… now), so it was not loaded again: restart winserve to serve "
+            "the new file, or put the old one back"
         )
     use_mmap = mmap and _is_uncompressed(path)
     model_code.prepare(path)
@@ -167,6 +175,7 @@ def load(spec: ModelSpec) -> Loaded:
             strict_versions=spec.strict_versions,
             mmap=spec.mmap,
             sha256=spec.sha256,
+            same_as=spec.same_as,
         )
     from winserve.host import demo
 
