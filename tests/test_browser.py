@@ -68,8 +68,17 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
+    """Keep a screenshot of the page as it is, after checking that it is styled and that
+    axe-core (the accessibility rules browsers' audit tools use) finds nothing wrong."""
+    from axe_playwright_python.sync_playwright import Axe
+
     # winserve.css sets the body's margin to 0 (a browser's default is 8px): the page is styled
     assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px", name
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']}: {[n['html'][:120] for n in v['nodes'][:3]]}"
+        for v in Axe().run(page).response["violations"]
+    ]
+    assert not violations, (name, violations)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
