@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import local_client
 from winserve.model_info import ModelSpec
+from winserve.web.observe import RequestLog
 
 ROW = {"a": 1, "b": 2}
 
@@ -84,3 +85,16 @@ def test_request_log_lines_and_request_ids(tmp_path: Path) -> None:
     assert lines[0]["time"].endswith("+00:00")
     assert lines[3]["status"] == 404 and lines[3]["route"] == "unmatched"
     assert lines[3]["rows"] is None
+
+
+def test_a_full_request_log_moves_aside_and_a_new_one_starts(tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path, max_bytes=1000)
+    for index in range(50):  # about 50 bytes a line: the file fills twice, then some
+        log.write({"n": index, "pad": "x" * 30})
+    current = [json.loads(line)["n"] for line in path.read_text(encoding="utf-8").splitlines()]
+    older = path.with_name("requests.jsonl.1")
+    previous = [json.loads(line)["n"] for line in older.read_text(encoding="utf-8").splitlines()]
+    assert path.stat().st_size < 1000 and older.stat().st_size >= 1000
+    assert previous + current == list(range(previous[0], 50))  # nothing lost between the two
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.jsonl", "requests.jsonl.1"]

@@ -293,7 +293,7 @@ class Settings:
     request_log: Path | None = _setting(
         None,
         "Also append one JSON line per request (time, id, endpoint, status, rows, latency) "
-        "to this file.",
+        "to this file; past 50 MB it becomes FILE.1 and a new one starts.",
         to_path,
         cli="--request-log",
         metavar="FILE",

@@ -3,8 +3,10 @@ request log, and the Prometheus metrics served at ``GET /metrics``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -21,23 +23,33 @@ from winserve.service import Service
 access_log = logging.getLogger("winserve.access")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_LOG_MAX_BYTES = 50 * 1024 * 1024
 
 bp = Blueprint("observe", __name__)
 
 
 class RequestLog:
     """One JSON object per line, appended; shared by every waitress thread. The file is opened
-    for each line, so it can be moved or deleted while winserve runs (also on Windows)."""
+    for each line, so it can be moved or deleted while winserve runs (also on Windows). A
+    winserve left running for months must not fill the disk: past ``max_bytes`` the file
+    becomes ``FILE.1`` (replacing the previous one) and a new file starts."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = REQUEST_LOG_MAX_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, object]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock, self._path.open("a", encoding="utf-8") as file:
-            file.write(line)
+        with self._lock:
+            with self._path.open("a", encoding="utf-8") as file:
+                file.write(line)
+                full = file.tell() >= self._max_bytes
+            if full:
+                # Windows refuses while another program holds the file open: try again later
+                with contextlib.suppress(OSError):
+                    os.replace(self._path, self._path.with_name(self._path.name + ".1"))
 
 
 class RequestMetrics:
