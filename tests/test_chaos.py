@@ -142,6 +142,8 @@ def test_a_model_file_changed_on_disk_is_not_loaded_by_a_restart(
     with running_server([str(model)], cwd=tmp_path) as server:
         good = model.read_bytes()
         model.write_bytes(array_regressor.read_bytes() if replacement == "another model" else b"x")
+        told = server.wait_for_line(lambda line: "changed on disk" in line, timeout=20)
+        assert "keeps serving the model it loaded" in told and "start it again" in told
         host = model_hosts(server.proc.pid)[0]
         os.kill(host.pid, signal.SIGKILL)
         health = wait_until(

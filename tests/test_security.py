@@ -154,7 +154,7 @@ def test_lan_without_token_can_be_refused(tmp_path: Path) -> None:
 
 
 def test_a_pinned_model_file_is_checked_before_loading(tmp_path: Path, iris_forest: Path) -> None:
-    from winserve.host.loading import sha256_of
+    from winserve.model_file import sha256_of
 
     digest = sha256_of(iris_forest)
     assert ModelHost().load(ModelSpec(str(iris_forest), sha256=digest))["ok"]

@@ -18,7 +18,7 @@ import threading
 import webbrowser
 from typing import Any, TextIO
 
-from winserve import banner
+from winserve import banner, model_file
 from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
@@ -158,6 +158,13 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         )
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
+        if info.sha256 and settings.model is not None:
+            threading.Thread(
+                target=model_file.watch,
+                args=(settings.model, info.sha256, stopped, log.warning),
+                name="winserve-model-file",
+                daemon=True,
+            ).start()
 
     print(f"winserve: loading {model_spec(settings).label} …", file=out, flush=True)
     install_signal_handlers()

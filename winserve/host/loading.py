@@ -9,7 +9,6 @@ versions, or is refused under ``strict_versions``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import pickle
 import warnings
@@ -19,6 +18,7 @@ from typing import Any
 
 from winserve.errors import ModelLoadError
 from winserve.host import model_code
+from winserve.model_file import sha256_of
 from winserve.model_info import ModelSpec
 
 PICKLE_MAGIC = 0x80  # an uncompressed pickle starts with the PROTO opcode
@@ -35,14 +35,6 @@ class Loaded:
     mmap: bool = False
     saved_with_sklearn: str = ""
     warnings: list[str] = field(default_factory=list)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sklearn_version() -> str:
