@@ -70,7 +70,9 @@ def test_the_code_file_next_to_the_model_supplies_it(notebook_model: Path) -> No
     training = 'if __name__ == "__main__":\n    raise SystemExit("the training part ran")\n'
     code.write_text(f"import numpy as np\n\n{DOUBLE}\n{training}", encoding="utf-8")
     try:
-        assert _check(notebook_model).stdout.splitlines()[-1].startswith("OK: the model loads")
+        checked = _check(notebook_model).stdout
+        assert checked.splitlines()[-1].startswith("OK: the model loads")
+        assert "  code      churn model_code.py (run before loading the model)" in checked
         with running_server([str(notebook_model)], cwd=notebook_model.parent) as server:
             answer = requests.post(
                 f"{server.url}/predict", json=[{"x0": 1, "x1": 2}, {"x0": 3, "x1": 4}], timeout=30

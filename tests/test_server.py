@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,6 +149,25 @@ def test_check_reports_the_model_and_exits_0(tmp_path: Path, text_pipeline: Path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sex (category)" in result.stdout and "outputs   predict" in result.stdout
     assert "sklearn   saved with" in result.stdout and "OK: the model loads" in result.stdout
+
+
+def test_check_reports_the_model_card(tmp_path: Path, iris_forest: Path) -> None:
+    model = tmp_path / "iris.joblib"
+    shutil.copy(iris_forest, model)
+    bare = _winserve("check", str(model), cwd=tmp_path)
+    assert "  card      none (iris.toml next to the model adds a title" in bare.stdout
+    model.with_suffix(".toml").write_text(
+        'title = "Iris"\n[example]\n"petal size" = 1\n', encoding="utf-8"
+    )
+    carded = _winserve("check", str(model), cwd=tmp_path)
+    assert carded.returncode == 0, carded.stdout
+    assert (
+        "  card      iris.toml: title 'Iris', 0 inputs described, an example row" in carded.stdout
+    )
+    assert "WARNING   the model card names 'petal size', which is not an input" in carded.stdout
+    model.with_suffix(".toml").write_text("title = ", encoding="utf-8")
+    broken = _winserve("check", str(model), cwd=tmp_path)
+    assert "WARNING   the model card iris.toml was not used:" in broken.stdout
 
 
 def test_check_fails_with_one_line(tmp_path: Path) -> None:

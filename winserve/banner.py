@@ -33,7 +33,7 @@ def urls(host: str, port: int) -> tuple[str, list[str]]:
     return local, lan
 
 
-def _line(label: str, text: str) -> str:
+def line(label: str, text: str) -> str:
     return f"  {label:<{WIDTH}}{text}"
 
 
@@ -44,24 +44,24 @@ def _shorten(items: list[str], limit: int = 8) -> str:
 
 def describe_model(info: ModelInfo) -> list[str]:
     features = [f"{f.name}" + ("" if f.kind == "number" else f" ({f.kind})") for f in info.features]
-    lines = [_line("model", f"{info.model_type}, {info.task}")]
+    lines = [line("model", f"{info.model_type}, {info.task}")]
     if info.features:
-        lines.append(_line("inputs", f"{info.n_features}: {_shorten(features)}"))
+        lines.append(line("inputs", f"{info.n_features}: {_shorten(features)}"))
     else:
-        lines.append(_line("inputs", "not declared by the model (rows are passed as given)"))
-    lines.append(_line("outputs", ", ".join(info.outputs)))
+        lines.append(line("inputs", "not declared by the model (rows are passed as given)"))
+    lines.append(line("outputs", ", ".join(info.outputs)))
     if info.classes:
-        lines.append(_line("classes", _shorten([str(c) for c in info.classes])))
+        lines.append(line("classes", _shorten([str(c) for c in info.classes])))
     if info.sha256:
-        lines.append(_line("file", info.source))
-        lines.append(_line("sha256", info.sha256))
+        lines.append(line("file", info.source))
+        lines.append(line("sha256", info.sha256))
+    if info.extra.get("code_file"):
+        lines.append(line("code", f"{info.extra['code_file']} (run before loading the model)"))
     if info.saved_with_sklearn:
         lines.append(
-            _line(
-                "sklearn", f"saved with {info.saved_with_sklearn}, running {info.sklearn_version}"
-            )
+            line("sklearn", f"saved with {info.saved_with_sklearn}, running {info.sklearn_version}")
         )
-    lines.extend(_line("WARNING", w) for w in info.warnings)
+    lines.extend(line("WARNING", w) for w in info.warnings)
     return lines
 
 
@@ -74,16 +74,16 @@ def ready(info: ModelInfo, host: str, port: int, workers: int, in_process: bool)
     lines = [
         title,
         *describe_model(info),
-        _line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
-        _line("open", local),
+        line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
+        line("open", local),
     ]
     if host not in {"127.0.0.1", "localhost", "::1"}:
         lines.append("")
         lines.append(
             "  LISTENING ON THE NETWORK: anyone who can reach this computer can use this model."
         )
-        lines.extend(_line("network", url) for url in lan or ["(no network address found)"])
+        lines.extend(line("network", url) for url in lan or ["(no network address found)"])
     else:
-        lines.append(_line("network", 'this computer only (set host = "0.0.0.0" to share)'))
+        lines.append(line("network", 'this computer only (set host = "0.0.0.0" to share)'))
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)

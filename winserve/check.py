@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TextIO
 
-from winserve import banner
+from winserve import banner, card
 from winserve.backends.replica import Replica
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelInfo
@@ -32,6 +33,8 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         replica.stop()
     for line in banner.describe_model(info):
         print(line, file=out)
+    for line in _card_lines(settings, info):
+        print(line, file=out)
     if info.sample_error:
         return _fail(out, f"the sample prediction failed: {info.sample_error}")
     print(f"  {'sample':<{banner.WIDTH}}→ {json.dumps(info.sample_prediction)}", file=out)
@@ -41,6 +44,30 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         flush=True,
     )
     return 0
+
+
+def _card_lines(settings: Settings, info: ModelInfo) -> list[str]:
+    """What the page will show about the model, from its sidecar ``<name>.toml``."""
+    found = card.load(settings.model, demo=settings.is_demo)
+    if found.problem:
+        return [banner.line("WARNING", found.problem)]
+    if not found.source:
+        if settings.model is None:
+            return []
+        sidecar = settings.model.with_suffix(".toml").name
+        return [
+            banner.line(
+                "card", f"none ({sidecar} next to the model adds a title, help, an example)"
+            )
+        ]
+    described = [
+        f"title {found.title!r}" if found.title else "no title",
+        f"{len(found.features)} input{'s' if len(found.features) != 1 else ''} described",
+        "an example row" if found.example else "no example row",
+    ]
+    lines = [banner.line("card", f"{Path(found.source).name}: {', '.join(described)}")]
+    lines += [banner.line("WARNING", note) for note in card.check_against(found, info)]
+    return lines
 
 
 def _fail(out: TextIO, reason: str) -> int:

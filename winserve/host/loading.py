@@ -35,6 +35,7 @@ class Loaded:
     mmap: bool = False
     saved_with_sklearn: str = ""
     warnings: list[str] = field(default_factory=list)
+    code_file: str = ""  # the <name>_code.py run before loading, if any
 
 
 def sklearn_version() -> str:
@@ -92,7 +93,7 @@ def load_file(
             "the new file, or put the old one back"
         )
     use_mmap = mmap and _is_uncompressed(path)
-    model_code.prepare(path)
+    code = model_code.prepare(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -128,6 +129,7 @@ def load_file(
         mmap=use_mmap,
         saved_with_sklearn=saved or _own_version(model),
         warnings=notes,
+        code_file=code,
     )
 
 

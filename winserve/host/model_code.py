@@ -35,13 +35,16 @@ def code_file(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}_code.py")
 
 
-def prepare(model_path: Path) -> None:
+def prepare(model_path: Path) -> str:
+    """Make the model's code available; the name of the code file that ran, or ``""``."""
     folder = str(model_path.parent.resolve())
     if folder not in sys.path:
         sys.path.append(folder)
     code = code_file(model_path)
-    if code.is_file():
-        _run_as_main(code)
+    if not code.is_file():
+        return ""
+    _run_as_main(code)
+    return code.name
 
 
 def _run_as_main(code: Path) -> None:

@@ -136,6 +136,7 @@ class ModelHost:
             "extra": {
                 "description": describe_text(loaded),
                 "numeric_rows_as": "array" if self._arrays_ok else "dataframe",
+                "code_file": loaded.code_file,
             },
         }
 
