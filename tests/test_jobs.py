@@ -133,6 +133,25 @@ def test_a_comma_that_may_not_be_decimal_is_an_error_not_a_guess(text: str, bad_
     assert scored[bad_row]["prediction"] == "" and "expected a number" in scored[bad_row]["error"]
 
 
+def test_empty_columns_and_rows_from_excel_are_kept_and_not_errors() -> None:
+    """Cells formatted but empty come out as unnamed columns and as rows of separators."""
+    client = _client()
+    text = "a;b;;\r\n1;2;;\r\n;;;\r\n\r\n3;4;;\r\n;;;\r\n"  # and empty rows, kept as they are
+    status = _finished(client, _submit(client, text))
+    assert status["state"] == "done" and status["problem_count"] == 0, status
+    assert status["scored_rows"] == status["total_rows"] == status["done_rows"] == 2
+    with client.get(f"/jobs/{status['id']}/result.csv") as response:
+        lines = response.get_data().decode("utf-8-sig").splitlines()
+    assert lines == [
+        "a;b;;;prediction;error",
+        "1;2;;;3.0;",
+        ";;;;;",
+        ";;;;;",  # the empty line: padded to the header's width
+        "3;4;;;7.0;",
+        ";;;;;",
+    ]
+
+
 def test_excel_unicode_text_and_files_that_are_not_text() -> None:
     client = _client()
     unicode_text = _finished(client, _submit(client, "a\tb\r\n1\t2\r\n".encode("utf-16")))

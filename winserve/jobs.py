@@ -111,11 +111,17 @@ class Job:
         }
 
 
+def _blank(row: list[str]) -> bool:
+    return not any(cell.strip() for cell in row)
+
+
 def _unique_header(header: list[str]) -> None:
     if not header or not any(h.strip() for h in header):
         raise BadRequest("the first line must name the columns")
     seen: set[str] = set()
     for name in header:
+        if not name.strip():
+            continue  # unnamed columns (Excel writes them for formatted empty cells) are kept as is
         if name in seen:
             raise BadRequest(f"the column {name!r} appears twice in the first line")
         seen.add(name)
@@ -250,7 +256,7 @@ class JobManager:
         numbers = [f.name for f in info.features if f.kind == "number"]
         job.dialect = dialect = sniff(job.source, info.feature_names, numbers)
         with dialect.open(job.source) as file:
-            job.total_rows = max(0, sum(1 for _ in dialect.reader(file)) - 1)
+            job.total_rows = max(0, sum(not _blank(row) for row in dialect.reader(file)) - 1)
         if job.total_rows == 0:
             raise BadRequest("the file has no rows under its first line")
         if job.total_rows > self._max_rows:
@@ -279,7 +285,7 @@ class JobManager:
                 for row, cells in self._score_chunk(chunk, header, positions, info, job):
                     # a row of the wrong length is padded or cut so that columns line up
                     writer.writerow([*row[:width], *[""] * (width - len(row)), *cells])
-                job.done_rows += len(chunk)
+                job.done_rows += sum(not _blank(row) for _, row in chunk)
 
     def _score_chunk(
         self,
@@ -292,8 +298,12 @@ class JobManager:
         width = len(header)
         out: dict[int, list[str]] = {}
         usable: list[int] = []
+        blank = 0
         for index, (line, row) in enumerate(chunk):
-            if len(row) != width:
+            if _blank(row):  # an empty line, or Excel's ";;;" for formatted empty cells
+                out[index] = self._error_cells(info, "")
+                blank += 1
+            elif len(row) != width:
                 reason = f"has {len(row)} values; the first line names {width} columns"
                 out[index] = self._error_cells(info, reason)
                 job.problem(line, reason)
@@ -311,7 +321,7 @@ class JobManager:
             ]
             for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
                 out[usable[position]] = cells
-        job.scored_rows += sum(1 for cells in out.values() if not cells[-1])
+        job.scored_rows += sum(1 for cells in out.values() if not cells[-1]) - blank
         return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
 
     def _error_cells(self, info: ModelInfo, reason: str) -> list[str]:
