@@ -52,14 +52,11 @@ def _card_lines(settings: Settings, info: ModelInfo) -> list[str]:
     if found.problem:
         return [banner.line("WARNING", found.problem)]
     if not found.source:
-        if settings.model is None:
+        sidecar = card.sidecar_for(settings.model)
+        if sidecar is None:
             return []
-        sidecar = settings.model.with_suffix(".toml").name
-        return [
-            banner.line(
-                "card", f"none ({sidecar} next to the model adds a title, help, an example)"
-            )
-        ]
+        hint = f"none ({sidecar.name} next to the model adds a title, help, an example)"
+        return [banner.line("card", hint)]
     described = [
         f"title {found.title!r}" if found.title else "no title",
         f"{len(found.features)} input{'s' if len(found.features) != 1 else ''} described",

@@ -37,7 +37,7 @@ from winserve.errors import (
 )
 from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
-from winserve.service import PredictRequest, Service
+from winserve.service import PredictRequest, Prepared, Service
 from winserve.spreadsheet import Dialect, sniff
 
 log = logging.getLogger("winserve")
@@ -109,6 +109,15 @@ class Job:
             "seconds": round(self.seconds, 2),
             "read_as": self.dialect.describe() if self.state == "done" else "",
         }
+
+
+def _request(rows: list[list[str]], info: ModelInfo) -> PredictRequest:
+    """CSV cells (already picked and ordered by model input) as a request for the service."""
+    if info.features:
+        return PredictRequest.from_columns(
+            {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
+        )
+    return PredictRequest.from_rows([list(r) for r in rows])
 
 
 def _blank(row: list[str]) -> bool:
@@ -331,13 +340,7 @@ class JobManager:
         self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]
     ) -> list[tuple[int, list[str]]]:
         """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
-        if info.features:
-            request = PredictRequest.from_columns(
-                {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
-            )
-        else:
-            request = PredictRequest.from_rows([list(r) for r in rows])
-        prepared = self._service.check(request, max_rows=len(rows))
+        prepared = self._service.check(_request(rows, info), max_rows=len(rows))
         results: list[tuple[int, list[str]]] = []
         reasons: dict[int, list[str]] = {}
         for problem in prepared.problems:
@@ -347,30 +350,29 @@ class JobManager:
             reason = "; ".join(texts)
             job.problem(lines[row], reason)
             results.append((row, self._error_cells(info, reason)))
-        if prepared.good_rows:
-            subset = [rows[i] for i in prepared.good_rows]
-            for position, cells in self._call(
-                subset, info, job, [lines[i] for i in prepared.good_rows]
-            ):
-                results.append((prepared.good_rows[position], cells))
+        good = prepared.good_rows
+        if good:
+            subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
+            for position, cells in self._call(subset, info, job, subset_lines, prepared):
+                results.append((good[position], cells))
         return results
 
     def _call(
-        self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]
+        self,
+        rows: list[list[str]],
+        info: ModelInfo,
+        job: Job,
+        lines: list[int],
+        prepared: Prepared | None = None,
     ) -> list[tuple[int, list[str]]]:
-        """Predict valid rows; when the model rejects a chunk, halve it to find the bad rows."""
-        if info.features:
-            request = PredictRequest.from_columns(
-                {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
-            )
-        else:
-            request = PredictRequest.from_rows([list(r) for r in rows])
+        """Predict valid rows; when the model rejects a chunk, halve it to find the bad rows.
+        ``prepared``: these rows, validated already (the chunk's good rows on the first try)."""
+        if prepared is None:
+            prepared = self._service.check(_request(rows, info), max_rows=len(rows))
         waited_until = time.monotonic() + UNAVAILABLE_WAIT
         while True:
             try:
-                prediction = self._service.predict_prepared(
-                    self._service.check(request, max_rows=len(rows)), bool(info.has_proba)
-                )
+                prediction = self._service.predict_prepared(prepared, bool(info.has_proba))
                 break
             except ModelUnavailable:
                 if time.monotonic() > waited_until or self._closing.is_set():
