@@ -349,62 +349,44 @@ def test_installer_run_bat_and_uninstaller(wine_model: Path, clean_wine: None) -
     assert (folder / "run.bat").read_bytes().count(b"\r\n") > 10
     assert (folder / "python" / "python.exe").is_file() and (folder / "uninstall.exe").is_file()
 
+    def run_bat(*args: str, stdin: bytes = b"") -> tuple[WineProcess, str]:
+        """``run.bat ARGS`` from the install folder on a free port, and its address."""
+        port = _free_port()
+        env = wine_env(WINSERVE_PORT=str(port), WINSERVE_BROWSER="false")
+        command = ["cmd", "/c", f"{install}\\run.bat", *args]
+        return WineProcess(command, ROOT, env, stdin=stdin), f"http://127.0.0.1:{port}"
+
+    def serves_iris(process: WineProcess, url: str, page_text: str) -> float:
+        """Seconds to ready; then a prediction and the page, then the server is stopped."""
+        try:
+            started = time.monotonic()
+            wait_until(lambda: _health(url), 300, 0.5)
+            seconds = time.monotonic() - started
+            answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
+            assert answer.json() == {"predictions": ["virginica"]}, process.text
+            assert page_text in requests.get(url + "/", timeout=TIMEOUT).text
+            return seconds
+        finally:
+            _kill_wine()
+            process.wait(60)
+
     # first start from the Start menu: no model named, so the demo (trained on first use)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    first = WineProcess(
-        ["cmd", "/c", f"{install}\\run.bat"],
-        ROOT,
-        wine_env(WINSERVE_PORT=str(port), WINSERVE_BROWSER="false"),
-    )
-    try:
-        started = time.monotonic()
-        wait_until(lambda: _health(url), 300, 0.5)
-        print(f"first start to ready (demo trained): {time.monotonic() - started:.1f} s")
-        answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
-        assert answer.json() == {"predictions": ["virginica"]}, first.text
-        assert "DEMO" in requests.get(url + "/", timeout=TIMEOUT).text
-    finally:
-        _kill_wine()
-        first.wait(60)
+    seconds = serves_iris(*run_bat(), page_text="DEMO")
+    print(f"first start to ready (demo trained): {seconds:.1f} s")
 
     # a model dropped on run.bat (a path with spaces), served from the install folder
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    served = WineProcess(
-        ["cmd", "/c", f"{install}\\run.bat", windows_path(wine_model)],
-        ROOT,
-        wine_env(WINSERVE_PORT=str(port), WINSERVE_BROWSER="false"),
-    )
-    try:
-        wait_until(lambda: _health(url), 300, 0.5)
-        answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
-        assert answer.json() == {"predictions": ["virginica"]}, served.text
-        assert "iris model" in requests.get(url + "/", timeout=TIMEOUT).text
-    finally:
-        _kill_wine()
-        served.wait(60)
+    serves_iris(*run_bat(windows_path(wine_model)), page_text="iris model")
 
     # a file that is not a model: a readable reason, and the window waits for a key
     broken = wine_model.parent / "not a model.joblib"
     broken.write_bytes(b"this is not a pickle")
-    failed = WineProcess(
-        ["cmd", "/c", f"{install}\\run.bat", windows_path(broken)],
-        ROOT,
-        wine_env(WINSERVE_PORT=str(_free_port()), WINSERVE_BROWSER="false"),
-        stdin=b"\r\n",
-    )
+    failed, _ = run_bat(windows_path(broken), stdin=b"\r\n")
     assert failed.wait(300) == 1, failed.text
     assert "cannot load not a model.joblib" in failed.text
     assert "winserve did not start; the reason is above" in failed.text
     assert "Traceback" not in failed.text
 
-    missing = WineProcess(
-        ["cmd", "/c", f"{install}\\run.bat", "C:\\nowhere\\model.joblib"],
-        ROOT,
-        wine_env(),
-        stdin=b"\r\n",
-    )
+    missing, _ = run_bat("C:\\nowhere\\model.joblib", stdin=b"\r\n")
     assert missing.wait(120) == 1 and "does not exist" in missing.text, missing.text
 
     _kill_wine()
