@@ -114,6 +114,18 @@ def to_sha256(value: Any) -> str:
     return text
 
 
+def to_names(value: Any) -> tuple[str, ...]:
+    """Host names: a TOML list, or text separated by commas (command line, environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected a list of names, got {value!r}")
+    names = tuple(i.strip().lower() for i in items if i.strip())
+    for name in names:
+        if any(c.isspace() or c in "/@?#" for c in name):
+            raise ValueError(f"expected a host name without scheme, path or port, got {name!r}")
+    return names
+
+
 def to_log_level(value: Any) -> str:
     text = to_text(value).upper()
     if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -270,6 +282,18 @@ class Settings:
         "Refuse to listen on the network without a token.",
         to_bool,
         cli="--require-token-on-lan",
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "More host names, comma-separated, the server answers to (the Host header), beside "
+        "localhost, 127.0.0.1 and [::1], and on the network this machine's names and "
+        "addresses: e.g. an intranet alias or a reverse proxy's name; .example.org allows "
+        "its subdomains. "
+        '"*" allows any name, which lets any web page reach the server by DNS rebinding '
+        "(unsafe).",
+        to_names,
+        cli="--allowed-hosts",
+        metavar="NAMES",
     )
     model_sha256: str = _setting(
         "",
@@ -459,6 +483,8 @@ def markdown_table() -> str:
         if meta["convert"] is to_bool:
             cli = f"{cli} / --no-{cli[2:]}"
         default = spec.default
+        if isinstance(default, tuple):
+            default = ", ".join(default)
         shown = "" if default is None or default == "" else f"`{default}`"
         lines.append(
             f"| `{spec.name}` | `{cli}` | `{env_name(spec.name)}` | {shown} | {meta['help']} |"

@@ -73,7 +73,7 @@ def _from_http(exc: HTTPException) -> WinserveError:
 def create_app(settings: Settings, backend: Backend) -> Flask:
     from winserve import card
     from winserve.jobs import JobManager
-    from winserve.web import api, auth, csrf, mlflow_api, observe, oip_api, openapi, ui
+    from winserve.web import api, auth, csrf, hosts, mlflow_api, observe, oip_api, openapi, ui
 
     app = Flask(__name__, static_folder=None)  # the UI blueprint serves /static, open to all
     app.config.update(
@@ -97,6 +97,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
     observe.install(app, settings.request_log)
+    hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token)
     csrf.install(app)
 

@@ -12,7 +12,9 @@ from winserve.web.bodies import parse_json, raw_bytes
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
 BINARY_HEADER = "Inference-Header-Content-Length"
-JSON_TYPES = ("", "application/json", "application/octet-stream")
+JSON_TYPES = ("application/json", "application/octet-stream")
+# Headers every browser adds to a POST (Fetch standard); programs do not send them.
+BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 
 
 def _service() -> Service:
@@ -22,7 +24,16 @@ def _service() -> Service:
 
 def _read(req: Request) -> tuple[object, memoryview | None]:
     """The JSON part of an infer request, and the binary tensor data after it, if any."""
-    if req.mimetype not in JSON_TYPES and not req.mimetype.endswith("+json"):
+    if not req.mimetype:
+        # Triton's HTTP client sends no Content-Type at all (JSON or binary), so a program may
+        # leave it out. A browser may not: a page's fetch() with a bare Blob body carries none
+        # and so needs no CORS preflight, which would let any web site call infer (issue 13).
+        if any(h in req.headers for h in BROWSER_HEADERS):
+            raise UnsupportedMediaType(
+                "send the body with Content-Type: application/json (a request from a web "
+                "browser without one is refused)"
+            )
+    elif req.mimetype not in JSON_TYPES and not req.mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"send the body as application/json (got {req.mimetype})")
     raw = raw_bytes(req, current_app.config["WINSERVE_MAX_BODY"])
     header = req.headers.get(BINARY_HEADER)
