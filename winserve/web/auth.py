@@ -1,21 +1,31 @@
 """Access control: an optional token for the API and the web page, and security headers.
 
 Programs send ``Authorization: Bearer <token>``; people type the token once on ``/login`` and
-get an HttpOnly, SameSite=Strict cookie holding a value derived from the token (never the token
-itself). Every comparison is constant-time. Health endpoints stay open for monitoring.
+get an HttpOnly, SameSite=Strict session cookie. The cookie holds when it was issued and an HMAC
+of that under a key made fresh at each start: nothing derived from the token (a stolen cookie
+cannot be used to guess it offline), void after a restart, and refused ``SESSION_SECONDS`` after
+it was issued (checked here, not only by the browser's Max-Age). Every comparison is
+constant-time. Failed tokens are throttled per client address (``throttle.py``). Health
+endpoints stay open for monitoring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import secrets
+import time
+from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from winserve.errors import Unauthorized
+from winserve.errors import Unauthorized, WinserveError
+from winserve.web.throttle import Throttle, client_key
 
 SESSION_COOKIE = "winserve_session"
+SESSION_SECONDS = 12 * 3600
 OPEN_ENDPOINTS = frozenset(
     {
         "native.health",
@@ -32,31 +42,93 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# What a path may hold when it goes back into a Location header: RFC 3986 path and query
+# characters; anything else (spaces, non-ASCII) is percent-encoded, existing escapes kept.
+PATH_SAFE = "/?&=%:@!$'()*+,;~-._"
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 
-def session_value(token: str) -> str:
-    return hmac.new(token.encode(), b"winserve web session", hashlib.sha256).hexdigest()
+class TooManyAttempts(WinserveError):
+    status = 429
+    code = "too_many_attempts"
+
+
+def _throttle() -> Throttle:
+    throttle: Throttle = current_app.extensions["winserve.throttle"]
+    return throttle
+
+
+def _client() -> str:
+    return client_key(request.remote_addr)
+
+
+def _wait_text(seconds: float) -> str:
+    return f"too many wrong tokens from your address: try again in {math.ceil(seconds)} s"
+
+
+def session_value(key: bytes, issued: int | None = None) -> str:
+    """A session cookie: when it was issued, and an HMAC of that under this start's key."""
+    issued = int(time.time()) if issued is None else issued
+    nonce = secrets.token_hex(8)
+    mac = hmac.new(key, f"{issued}.{nonce}".encode(), hashlib.sha256).hexdigest()
+    return f"{issued}.{nonce}.{mac}"
+
+
+def session_valid(cookie: str, key: bytes, now: float | None = None) -> bool:
+    issued_text, _, rest = cookie.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not issued_text.isdigit() or not nonce or not mac:
+        return False
+    age = (time.time() if now is None else now) - int(issued_text)
+    if not 0 <= age <= SESSION_SECONDS:
+        return False
+    expected = hmac.new(key, f"{issued_text}.{nonce}".encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(mac.encode("utf-8", "replace"), expected.encode())
 
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
+def _check_bearer(given: str, token: str) -> bool:
+    """The Bearer token, throttled: 429 while this address is locked out after wrong ones."""
+    wait = _throttle().attempt(_client())
+    if wait:
+        raise TooManyAttempts(_wait_text(wait), headers={"Retry-After": str(math.ceil(wait))})
+    if _same(given, token):
+        _throttle().succeeded(_client())
+        return True
+    return False
+
+
 def authorized(token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
-        return _same(given.strip(), token)
+        return _check_bearer(given.strip(), token)
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    return bool(cookie) and _same(cookie, session_value(token))
+    return bool(cookie) and session_valid(cookie, current_app.config["WINSERVE_SESSION_KEY"])
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this server: never another site (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this server: never another site (no open redirect), never a header
+    break. Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so
+    ``/<TAB>/evil.example`` is ``//evil.example`` to them: any such character, or anything
+    that does not start with exactly one slash, sends the person to ``/``."""
+    if not target or any(c == "\\" or ord(c) < 0x21 or ord(c) == 0x7F for c in target):
         return "/"
-    return target
+    if not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return quote(target, safe=PATH_SAFE)
+
+
+def _login_url() -> str:
+    """Where a page asks for the token, and the page to come back to (quoted: a path may hold
+    CR/LF, which must never reach the Location header)."""
+    target = quote(request.path, safe=PATH_SAFE)
+    if request.query_string:
+        target += "?" + quote(request.query_string.decode("latin-1"), safe=PATH_SAFE)
+    return "/login?next=" + quote(_safe_next(target), safe="/")
 
 
 @bp.get("/login")
@@ -68,13 +140,19 @@ def login() -> ResponseReturnValue:
 def login_submit() -> ResponseReturnValue:
     token: str = current_app.config["WINSERVE_TOKEN"]
     target = _safe_next(request.form.get("next"))
+    wait = _throttle().attempt(_client())
+    if wait:
+        page = render_template("login.html", next=target, error=_wait_text(wait).capitalize())
+        return page, 429, {"Retry-After": str(math.ceil(wait))}
     if not _same(request.form.get("token", ""), token):
         page = render_template("login.html", next=target, error="That token is not right.")
         return page, 401
+    _throttle().succeeded(_client())
     response = redirect(target, code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        session_value(token),
+        session_value(current_app.config["WINSERVE_SESSION_KEY"]),
+        max_age=SESSION_SECONDS,
         httponly=True,
         samesite="Strict",
         secure=request.is_secure,
@@ -86,6 +164,9 @@ def login_submit() -> ResponseReturnValue:
 def install(app: Flask, token: str) -> None:
     """Security headers always; the token check when a token is set."""
     app.config["WINSERVE_TOKEN"] = token
+    # random per start: a cookie from an earlier run, or computed from the token, is void
+    app.config["WINSERVE_SESSION_KEY"] = secrets.token_bytes(32)
+    app.extensions["winserve.throttle"] = Throttle()
     app.register_blueprint(bp)
 
     @app.after_request
@@ -106,7 +187,7 @@ def install(app: Flask, token: str) -> None:
         if request.endpoint in OPEN_ENDPOINTS or authorized(token):
             return None
         if request.method == "GET" and (request.endpoint or "").startswith("ui."):
-            return redirect(f"/login?next={request.full_path.rstrip('?')}", code=303)
+            return redirect(_login_url(), code=303)
         error = Unauthorized(
             "this server needs a token: send the header "
             "'Authorization: Bearer <token>' (ask whoever runs it)"
