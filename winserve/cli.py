@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -96,4 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     multiprocessing.freeze_support()
+    # `python -m winserve` puts the current folder first on sys.path; a console script puts
+    # its own bin folder there instead, so `--factory mymodule:build` would only work one way.
+    # Do as -m does (the spawned model host inherits sys.path, so it finds the module too).
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     sys.exit(main())

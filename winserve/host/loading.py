@@ -79,7 +79,7 @@ def load_file(
     import joblib
 
     if not path.is_file():
-        raise ModelLoadError(f"model file not found: {path}")
+        raise ModelLoadError(f"model file not found: {path.name}")  # no server path in /health
     digest = sha256_of(path)
     if sha256 and digest != sha256:
         raise ModelLoadError(

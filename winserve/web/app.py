@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +22,7 @@ from winserve.errors import (
 from winserve.protocols import mlflow, native, oip
 from winserve.service import Service
 from winserve.settings import Settings
+from winserve.web import paths
 from winserve.web.responses import error_response
 
 error_log = logging.getLogger("winserve.error")
@@ -50,6 +51,8 @@ def _shape_for(path: str) -> Callable[[WinserveError], dict[str, Any]]:
 
 
 def _render(error: WinserveError) -> ResponseReturnValue:
+    if error.status not in (404, 405):  # those quote the request's own path, not the server's
+        error.message = paths.hide(error.message, current_app.extensions.get("winserve.paths"))
     return error_response(error, _shape_for(request.path))
 
 
@@ -83,6 +86,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["winserve.paths"] = paths.pattern(paths.folders(settings.model, settings.config))
     service = Service(backend, max_rows=settings.max_rows, max_text=settings.max_text_length)
     app.extensions["winserve.service"] = service
     app.extensions["winserve.card"] = card.load(settings.model, demo=settings.is_demo)
