@@ -83,3 +83,29 @@ def slow_loading_chaos() -> ChaosModel:
     """Takes 2 s to load: a restart is long enough to be seen on the page."""
     time.sleep(2.0)
     return ChaosModel()
+
+
+# -- issue 13: a model that holds the GIL, and one that is merely slow -------------------------
+
+GIL_HOG = 777.0
+
+
+class GilHogModel(ChaosModel):
+    """On ``a == 777`` backtracks a regular expression for hours without releasing the GIL: no
+    Python thread (a watchdog) and no signal handler of its process can run meanwhile."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        import re
+
+        if GIL_HOG in np.asarray(frame["a"], dtype=float):
+            re.match(r"(a+)+$", "a" * 40 + "b")
+        return super().predict(frame)
+
+
+def gil_hog() -> GilHogModel:
+    return GilHogModel()
+
+
+def steady() -> ChaosModel:
+    """0.3 s a call, every call: under load, calls queue up behind each other."""
+    return ChaosModel(delay=0.3)
