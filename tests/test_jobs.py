@@ -16,7 +16,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.helpers import local_client, wait_until
+from winserve.jobs import _chunks
 from winserve.model_info import ModelSpec
+from winserve.spreadsheet import Dialect
 
 OPENED: list[FlaskClient] = []
 
@@ -46,6 +48,12 @@ def _submit(client: FlaskClient, text: str | bytes, **extra: Any) -> Any:
     body = text if isinstance(text, bytes) else text.encode()
     data = {"csrf_token": _token(client), "file": (io.BytesIO(body), "rows.csv"), **extra}
     return client.post("/jobs", data=data, content_type="multipart/form-data")
+
+
+def _paste(client: FlaskClient, text: str) -> Any:
+    """Rows pasted into the page (for large texts: the test client spools a large upload to a
+    temporary file that it leaves open)."""
+    return client.post("/jobs", data={"csrf_token": _token(client), "rows": text})
 
 
 def _finished(client: FlaskClient, response: Any) -> dict[str, Any]:
@@ -247,3 +255,38 @@ def test_jobs_at_a_time_are_limited(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "2 files are being scored already" in third.get_data(as_text=True)
     finally:
         release.set()
+
+
+def test_a_wide_file_is_read_in_chunks_bounded_by_bytes_and_scored_whole() -> None:
+    """Issue 13 item 6: 30,000 unnamed columns (Excel's formatted empty cells) made 1,000-row
+    chunks of 30 million cells; a chunk now also ends once its cells cost ``chunk_bytes``."""
+    tail = "," * 30_000
+    lines = "".join(f"r{i},{2000 + i},1{tail}\r\n" for i in range(40))  # clear of 11, 13 …
+    text = "id,a,b" + tail + "\r\n" + lines
+    rows = Dialect().reader(io.StringIO(text, newline=""))
+    next(rows)
+    chunks = list(_chunks(rows, 1000, 1 << 20))  # a row costs about 270 KB
+    assert [len(c) for c in chunks] == [4] * 10
+    assert [line for chunk in chunks for line, _ in chunk] == list(range(2, 42))
+    client = _client()
+    status = _finished(client, _paste(client, text))
+    assert status["state"] == "done" and status["scored_rows"] == 40, status
+    with client.get(f"/jobs/{status['id']}/result.csv") as response:
+        scored = response.get_data().decode("utf-8-sig").splitlines()
+    assert scored[0] == "id,a,b" + tail + ",prediction,error"
+    assert scored[8] == "r7,2007,1" + tail + ",2008.0,"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("a" * 200_000 + "\n1\n", "the first line is longer than 128 KB; is this a CSV file?"),
+        ("a,b\n1,2\n" + "3" * (3 << 20) + "\n", "line 3 is longer than 2 MB"),
+        ('a,b\n1,"' + "x" * 200_000 + '"\n', "line 2 has a value longer than 128 KB"),
+    ],
+)
+def test_lines_too_long_for_a_csv_file_are_refused_with_a_sentence(text: str, needle: str) -> None:
+    client = _client()
+    status = _finished(client, _paste(client, text))
+    assert status["state"] == "failed" and needle in status["error"], status
+    assert "field larger than field limit" not in status["error"]

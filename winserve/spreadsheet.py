@@ -11,6 +11,10 @@ Decimal commas are only read as such when the file is not comma-separated, some 
 has a decimal comma that is not a thousands group (``1,5``; ``1,234`` could be either), and no
 number in it has a decimal point: a guess that errs towards a clear error on a row, never a
 number silently read a thousand times too small or too large.
+
+Lines are read with a bound (issue 13 item 6): the first line may be as long as csv's field
+limit (128 KB), any other as long as ``LINE_LIMIT``, so a file that is one endless line, or not a
+CSV at all, is refused with a sentence instead of being held in memory whole.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import codecs
 import csv
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,63 @@ DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
 SAMPLE_ROWS = 1000
 BLOCK = 1 << 20
+FIRST_LINE_LIMIT = csv.field_size_limit()  # 128 KB: longer, csv itself would refuse the header
+LINE_LIMIT = 2 << 20  # characters; a row of a file to be scored is never this long
+
+
+def _kb(characters: int) -> str:
+    return f"{characters // 1024} KB" if characters < 1 << 20 else f"{characters >> 20} MB"
+
+
+def first_line_too_long() -> str:
+    return (
+        f"the first line is longer than {_kb(FIRST_LINE_LIMIT)}; is this a CSV file? Its first "
+        "line must name the columns"
+    )
+
+
+class Rows:
+    """``csv.reader`` over bounded lines; a line csv cannot read is named in the error.
+    ``characters``: how many have been read so far (what a chunk of rows costs is counted
+    from it without looking at every cell)."""
+
+    def __init__(self, file: Any, delimiter: str) -> None:
+        self.characters = 0
+        self._reader = csv.reader(self._lines(file), delimiter=delimiter)
+
+    def _lines(self, file: Any) -> Iterator[str]:
+        """The file's lines, each read with a limit (a line's ending is not counted)."""
+        number = 0
+        while line := file.readline((FIRST_LINE_LIMIT if number == 0 else LINE_LIMIT) + 3):
+            number += 1
+            limit = FIRST_LINE_LIMIT if number == 1 else LINE_LIMIT
+            if len(line) > limit and len(line.rstrip("\r\n")) > limit:
+                if number == 1:
+                    raise BadRequest(first_line_too_long())
+                raise BadRequest(
+                    f"line {number} is longer than {_kb(limit)}; a CSV file's rows are shorter "
+                    "(is this a CSV file?)"
+                )
+            self.characters += len(line)
+            yield line
+
+    def __iter__(self) -> Rows:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self._reader)
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise BadRequest(
+                    f"line {self.line_num} has a value longer than {_kb(FIRST_LINE_LIMIT)}, "
+                    "the most a CSV cell may hold here"
+                ) from None
+            raise BadRequest(f"line {self.line_num} could not be read: {exc}") from None
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
 
 
 @dataclass(frozen=True)
@@ -51,8 +113,8 @@ class Dialect:
     def open(self, path: Path) -> Any:
         return path.open(newline="", encoding=self.encoding)
 
-    def reader(self, file: Any) -> Any:
-        return csv.reader(file, delimiter=self.delimiter)
+    def reader(self, file: Any) -> Rows:
+        return Rows(file, self.delimiter)
 
     def writer(self, file: Any) -> Any:
         return csv.writer(file, delimiter=self.delimiter)
@@ -83,7 +145,9 @@ def sniff(path: Path, columns: list[str], number_columns: list[str]) -> Dialect:
     """The dialect of the CSV at ``path`` whose first line should name ``columns``."""
     encoding = _encoding(path)
     with path.open(newline="", encoding=encoding) as file:
-        first = file.readline()
+        first = file.readline(FIRST_LINE_LIMIT + 3)
+    if len(first.rstrip("\r\n")) > FIRST_LINE_LIMIT:
+        raise BadRequest(first_line_too_long())
     delimiter = _delimiter(first, columns)
     dialect = Dialect(encoding, delimiter)
     if delimiter == "," or not number_columns:
