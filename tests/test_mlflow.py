@@ -101,7 +101,6 @@ def test_ping_and_version(forest: FlaskClient) -> None:
         ({"json": {"dataframe_records": [[1, 2]]}}, 400, "non-empty list of objects"),
         ({"json": {"inputs": {"a": [1, 2], "b": [1]}}}, 400, "all of the same length"),
         ({"json": {"instances": [[1, 2]]}}, 400, "the model expects 4"),
-        ({"json": {"dataframe_records": [{"sepal length (cm)": "x"}]}}, 400, "missing columns"),
         (
             {"data": "[[1]]", "content_type": "application/json; format=pandas-split"},
             415,
@@ -127,6 +126,35 @@ def test_errors_in_mlflow_shape(
     assert response.json["error_code"] == "BAD_REQUEST"
     assert message in response.json["message"]
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"dataframe_records": [{"sepal length (cm)": "x"}]}, "missing columns"),
+        ({"dataframe_split": {"columns": ["x"], "data": [[1]]}}, "unknown column 'x'"),
+        ({"instances": [[1, 2, 3, 4]], "params": {"predict_method": "fit"}}, "predict_method"),
+        ({"instances": [[1, 2, 3, 4]], "params": [1]}, '"params" must be an object'),
+    ],
+)
+def test_schema_and_parameter_problems_are_mlflows_invalid_parameter_value(
+    forest: FlaskClient, body: dict[str, Any], message: str
+) -> None:
+    response = forest.post("/invocations", json=body)
+    assert response.status_code == 400
+    assert response.json["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert message in response.json["message"]
+
+
+def test_predict_method_predict_proba_answers_probabilities(forest: FlaskClient) -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    plain = forest.post("/invocations", json={"instances": rows})
+    proba = forest.post(
+        "/invocations", json={"instances": rows, "params": {"predict_method": "predict_proba"}}
+    )
+    native = forest.post("/predict?proba=true", json=rows).json
+    assert plain.json["predictions"] == native["predictions"]
+    assert proba.json["predictions"] == native["probabilities"]
 
 
 def test_model_unavailable_in_mlflow_shape(tmp_path: Path) -> None:

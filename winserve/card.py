@@ -69,11 +69,13 @@ class FormField:
 
     name: str
     label: str
-    kind: str  # number | select | text
+    kind: str  # number | select | text | textarea (free text)
     options: tuple[str, ...]
     help: str
     unit: str
     value: str
+    required: bool = False  # the model refuses a missing value here
+    missing_ok: bool = False  # it takes one: a drop-down offers an empty choice
 
 
 def sidecar_for(model: Path | None, *, demo: bool = False) -> Path | None:
@@ -127,7 +129,7 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
     )
 
 
-def load(model: Path | None, *, demo: bool = False) -> ModelCard:
+def load(model: Path | None, *, demo: bool = False, quiet: bool = False) -> ModelCard:
     path = sidecar_for(model, demo=demo)
     if path is None or not path.is_file() or path.name == "winserve.toml":
         return ModelCard()
@@ -136,7 +138,8 @@ def load(model: Path | None, *, demo: bool = False) -> ModelCard:
             return parse(tomllib.load(file), str(path))
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         problem = f"the model card {path.name} was not used: {exc}"
-        log.warning("%s", problem)
+        if not quiet:
+            log.warning("%s", problem)
         return ModelCard(source=str(path), problem=problem)
 
 
@@ -168,7 +171,12 @@ def form_fields(
             value = _shown(card.example[feature.name])
         else:
             value = options[0] if options else ""
-        kind = "select" if options else ("number" if feature.kind == "number" else "text")
+        if options:
+            kind = "select"
+        elif feature.kind == "number":
+            kind = "number"
+        else:
+            kind = "textarea" if feature.kind == "string" else "text"
         fields.append(
             FormField(
                 name=feature.name,
@@ -178,10 +186,14 @@ def form_fields(
                 help=doc.help,
                 unit=doc.unit,
                 value=value,
+                required=feature.required,
+                missing_ok=feature.missing == "accepted",
             )
         )
     return fields
 
 
 def _categories(feature: Feature) -> tuple[Any, ...]:
-    return feature.categories if feature.kind in ("category", "string") else ()
+    if feature.kind == "bool":
+        return feature.categories or (False, True)
+    return feature.categories if feature.kind in ("category", "string") or feature.dtype else ()

@@ -25,6 +25,11 @@ class BadRequest(WinserveError):
     code = "bad_request"
 
 
+class SchemaMismatch(BadRequest):
+    """The rows name other columns than the model's (MLflow calls this a schema failure;
+    winserve's own protocol keeps the plain ``bad_request`` code)."""
+
+
 class Unauthorized(WinserveError):
     status = 401
     code = "unauthorized"

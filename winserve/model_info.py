@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-FeatureKind = Literal["number", "category", "string", "any"]
+FeatureKind = Literal["number", "category", "string", "bool", "any"]
+Missing = Literal["accepted", "refused", "unknown"]
+Task = Literal["classification", "regression", "clustering", "outlier_detection", "unknown"]
+# The methods besides predict that a request may ask for, in the order they are preferred
+SCORE_METHODS = ("decision_function", "score_samples")
 
 
 @dataclass(frozen=True)
@@ -18,24 +22,40 @@ class Feature:
     """One input column.
 
     ``number``: a float; ``category``: one of ``categories`` (strict when the model refuses
-    unknown values); ``string``: free text; ``any``: passed through as given.
+    unknown values); ``string``: free text; ``bool``: true or false; ``any``: passed through
+    as given. ``missing``: whether the model takes a missing value here (probed once at load;
+    ``missing_reason`` is what the model said when it refused one). ``dtype`` is
+    ``"category"`` when the model was fitted on a pandas category column and needs one back
+    (LightGBM, XGBoost), built with the training ``categories``.
     """
 
     name: str
     kind: FeatureKind = "number"
     categories: tuple[Any, ...] = ()
     strict_categories: bool = False
+    missing: Missing = "unknown"
+    missing_reason: str = ""
+    dtype: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.missing == "refused"
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
     model_type: str
-    task: Literal["classification", "regression", "unknown"]
+    task: Task
     features: tuple[Feature, ...]
     feature_names_known: bool
     classes: tuple[Any, ...] = ()
     has_proba: bool = False
+    # the model takes one text per row, as a list of strings (a TfidfVectorizer pipeline
+    # fitted on a list of documents): one input, named "text"
+    text_input: bool = False
+    n_outputs: int = 1  # more than one: each prediction is a list (multi-output models)
+    score_method: str = ""  # decision_function or score_samples, offered as "scores"
     source: str = ""
     sha256: str = ""
     file_size: int = 0
@@ -48,6 +68,7 @@ class ModelInfo:
     warnings: tuple[str, ...] = ()
     sample_prediction: Any = None
     sample_error: str = ""
+    sample_row: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,7 +85,13 @@ class ModelInfo:
 
     @property
     def outputs(self) -> list[str]:
-        return ["predict", "predict_proba"] if self.has_proba else ["predict"]
+        outputs = ["predict", "predict_proba"] if self.has_proba else ["predict"]
+        return outputs + ([self.score_method] if self.score_method else [])
+
+    @property
+    def accepts_missing(self) -> bool:
+        """Some input may be left missing (the form offers an empty choice)."""
+        return any(not f.required for f in self.features)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,6 +107,9 @@ class ModelInfo:
                 kind=f.get("kind", "number"),
                 categories=tuple(f.get("categories", ())),
                 strict_categories=bool(f.get("strict_categories", False)),
+                missing=f.get("missing", "unknown"),
+                missing_reason=str(f.get("missing_reason", "")),
+                dtype=str(f.get("dtype", "")),
             )
             for f in data.get("features", ())
         )
@@ -98,6 +128,8 @@ class ModelSpec:
     strict_versions: bool = False
     mmap: bool = True
     sha256: str = ""  # when set, the file must have this SHA-256 before it is unpickled
+    # the model card's [example] row: the sample prediction that gates serving uses it
+    example: dict[str, Any] = field(default_factory=dict)
     # set by the pool once the first replica has loaded: every later load (a restart after a
     # crash or a hang) must find the same file, or the replicas would serve different models
     # while the page, the validation and /model describe the first one

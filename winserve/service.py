@@ -1,9 +1,14 @@
 """The one service every protocol and page shares: validate rows against the model, predict.
 
-Protocol modules decode their wire format into a ``PredictRequest`` (named columns or positional
-rows); this module checks it against the ``ModelInfo`` computed once at load time, builds the
-plain-data payload the model host expects, and calls the backend. Problems name the row
-(counted from 1), the column and what was expected.
+Protocol modules decode their wire format into a ``PredictRequest`` (named columns, positional
+rows, or plain values for a model with one input); this module checks it against the
+``ModelInfo`` computed once at load time, builds the plain-data payload the model host expects,
+and calls the backend. Problems name the row (counted from 1), the column and what was expected.
+
+A missing value (JSON ``null``, an empty number, NaN) is not a problem in itself: it reaches
+the model as NaN, as pandas would hand it over, and the model decides. Only where the model
+said at load time that it refuses one (``Feature.required``) is it refused here, with the
+model's own reason.
 """
 
 from __future__ import annotations
@@ -13,22 +18,28 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from winserve.backends.base import Backend, Prediction
-from winserve.errors import BadRequest, PayloadTooLarge
+from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
 from winserve.model_info import Feature, ModelInfo
 from winserve.payload import Payload
 
 MAX_PROBLEMS_SHOWN = 5
 MAX_VALUE_SHOWN = 40
+MISSING = math.nan  # what a missing value is on its way to the model, whatever the column
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no"})
 
 
 @dataclass
 class PredictRequest:
-    """Rows as decoded from a protocol: either ``columns`` (name → values) or ``rows``."""
+    """Rows as decoded from a protocol: ``columns`` (name → values), ``rows`` (lists in the
+    model's column order) or ``values`` (one value per row, for a model with one input)."""
 
     columns: dict[str, list[Any]] | None = None
     rows: list[list[Any]] | None = None
     proba: bool = False
     n_rows: int = 0
+    values: list[Any] | None = None
+    scores: bool = False
 
     @classmethod
     def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
@@ -38,6 +49,10 @@ class PredictRequest:
     @classmethod
     def from_rows(cls, rows: list[list[Any]], proba: bool = False) -> PredictRequest:
         return cls(rows=rows, proba=proba, n_rows=len(rows))
+
+    @classmethod
+    def from_values(cls, values: list[Any], proba: bool = False) -> PredictRequest:
+        return cls(values=values, proba=proba, n_rows=len(values))
 
 
 class RowProblem(NamedTuple):
@@ -69,37 +84,60 @@ def _expected(info: ModelInfo) -> str:
     return shown + (f" and {len(names) - 20} more" if len(names) > 20 else "")
 
 
+def is_missing(value: Any) -> bool:
+    return value is None or (type(value) is float and value != value)
+
+
 def _to_number(value: Any) -> float:
     kind = type(value)
     if kind is float or kind is int:
         number = float(value)
     elif kind is str:
-        if not value.strip():
-            raise ValueError("missing value; a number is expected")
+        text = value.strip()
+        if not text:
+            return MISSING
         try:
-            number = float(value.strip())
+            number = float(text)
         except ValueError:
             raise ValueError(f"expected a number, got {_show(value)}") from None
     elif value is None:
-        raise ValueError("missing value; a number is expected")
+        return MISSING
     elif isinstance(value, bool):
         raise ValueError(f"expected a number, got {_show(value)}")
     elif isinstance(value, (int, float)):
         number = float(value)
     else:
         raise ValueError(f"expected a number, got {type(value).__name__} {_show(value)}")
+    if number != number:
+        return MISSING
     if not math.isfinite(number):
         raise ValueError(f"expected a finite number, got {_show(value)}")
     return number
 
 
-def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> str:
+def _to_bool(value: Any) -> Any:
+    if value is True or value is False or is_missing(value):
+        return MISSING if value is None else value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if not word:
+            return MISSING
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    elif isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected true or false, got {_show(value)}")
+
+
+def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> Any:
     if isinstance(value, str):
         text = value
+    elif is_missing(value):
+        return MISSING
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         text = str(value)
-    elif value is None:
-        raise ValueError("missing value; text is expected")
     else:
         raise ValueError(f"expected text, got {type(value).__name__} {_show(value)}")
     if len(text) > max_text:
@@ -114,16 +152,31 @@ def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> str:
     return text
 
 
+def refused_missing(feature: Feature) -> str:
+    """Why a missing value in ``feature`` is refused (the model said so at load time)."""
+    reason = f" (it said: {feature.missing_reason})" if feature.missing_reason else ""
+    return f"missing value, which the model does not accept in this column{reason}"
+
+
 def _convert_column(
     feature: Feature, values: list[Any], problems: list[RowProblem], max_text: int
 ) -> list[Any]:
     if feature.kind == "any":
         return values
-    convert = _to_number if feature.kind == "number" else None
     out: list[Any] = []
+    kind = feature.kind
+    required = feature.required
     for index, value in enumerate(values):
         try:
-            out.append(convert(value) if convert else _to_text(value, feature, max_text))
+            if kind == "number":
+                converted = _to_number(value)
+            elif kind == "bool":
+                converted = _to_bool(value)
+            else:
+                converted = _to_text(value, feature, max_text)
+            if required and is_missing(converted):
+                raise ValueError(refused_missing(feature))
+            out.append(converted)
         except ValueError as exc:
             problems.append(RowProblem(index, feature.name, str(exc)))
             out.append(None)
@@ -151,8 +204,9 @@ def _columns_by_position(
 
 def _check_names(request: PredictRequest, info: ModelInfo) -> None:
     given = list(request.columns or {})
+    given_set = set(given)  # sets, not list lookups: a body may name 100,000 columns
     expected = set(info.feature_names)
-    missing = [n for n in info.feature_names if n not in set(given)]
+    missing = [n for n in info.feature_names if n not in given_set]
     unknown = [n for n in given if n not in expected]
     parts = []
     if missing:
@@ -168,7 +222,22 @@ def _check_names(request: PredictRequest, info: ModelInfo) -> None:
             + ", ".join(repr(n) for n in unknown[:20])
         )
     if parts:
-        raise BadRequest("; ".join(parts) + f". The model expects: {_expected(info)}")
+        raise SchemaMismatch("; ".join(parts) + f". The model expects: {_expected(info)}")
+
+
+def _by_name_or_position(request: PredictRequest, info: ModelInfo) -> dict[str, list[Any]]:
+    """The request's columns under the model's names. A model fitted without column names
+    (a NumPy array, a list of texts) takes them in the order given, as it would in a
+    notebook; a model with names gets them by name."""
+    columns = request.columns or {}
+    if (
+        not info.feature_names_known
+        and len(columns) == info.n_features
+        and set(columns) != set(info.feature_names)
+    ):
+        return dict(zip(info.feature_names, columns.values(), strict=True))
+    _check_names(request, info)
+    return columns
 
 
 def prepare(
@@ -188,14 +257,15 @@ def prepare(
             f"{request.n_rows} rows is more than the {max_rows} allowed per "
             "request (setting: max_rows)"
         )
+    if request.values is not None:
+        request = _one_column(request, info)
     if not info.features:
         if request.rows is None:
             raise BadRequest("this model declares no column names: send rows as lists of values")
         return Prepared({"rows": request.rows}, request.n_rows, list(range(request.n_rows)))
     problems: list[RowProblem] = []
     if request.columns is not None:
-        _check_names(request, info)
-        raw = request.columns
+        raw = _by_name_or_position(request, info)
     else:
         raw = _columns_by_position(request, info, problems)
     columns = {f.name: _convert_column(f, raw[f.name], problems, max_text) for f in info.features}
@@ -208,6 +278,19 @@ def prepare(
     if bad:
         columns = {name: [values[i] for i in good] for name, values in columns.items()}
     return Prepared(_payload(columns, info, len(good)), len(good), good, sorted(problems))
+
+
+def _one_column(request: PredictRequest, info: ModelInfo) -> PredictRequest:
+    """Plain values, one per row: the one input of a model that has one."""
+    values = request.values or []
+    if info.n_features == 1:
+        return PredictRequest.from_columns({info.feature_names[0]: values}, request.proba)
+    if not info.features:
+        return PredictRequest.from_rows([[v] for v in values], request.proba)
+    raise BadRequest(
+        f"a list of plain values fits a model with one input; this one has {info.n_features} "
+        f"({_expected(info)}): send rows as objects, or as lists of {info.n_features} values"
+    )
 
 
 def _payload(columns: dict[str, list[Any]], info: ModelInfo, n_rows: int) -> Payload:
@@ -235,7 +318,11 @@ class Service:
     def predict(self, request: PredictRequest) -> Prediction:
         info = self.backend.describe()
         prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
-        return self.backend.predict(prepared.payload, request.proba and info.has_proba)
+        return self.backend.predict(
+            prepared.payload,
+            request.proba and info.has_proba,
+            scores=request.scores and bool(info.score_method),
+        )
 
     def check(self, request: PredictRequest, *, max_rows: int | None = None) -> Prepared:
         """Validate without predicting; bad rows are reported, not raised (page, CSV)."""
@@ -243,5 +330,8 @@ class Service:
         info = self.backend.describe()
         return prepare(request, info, max_rows=limit, partial=True, max_text=self.max_text)
 
-    def predict_prepared(self, prepared: Prepared, proba: bool) -> Prediction:
-        return self.backend.predict(prepared.payload, proba and self.backend.describe().has_proba)
+    def predict_prepared(self, prepared: Prepared, proba: bool, scores: bool = False) -> Prediction:
+        info = self.backend.describe()
+        return self.backend.predict(
+            prepared.payload, proba and info.has_proba, scores=scores and bool(info.score_method)
+        )

@@ -20,6 +20,7 @@ ReplicaState = Literal["starting", "loading", "ready", "restarting", "failed", "
 class Prediction:
     predictions: list[Any]
     probabilities: list[list[float]] | None = None
+    scores: list[Any] | None = None  # the model's decision_function or score_samples
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class Backend(abc.ABC):
         """The loaded model's description; ``ModelUnavailable`` before the first load."""
 
     @abc.abstractmethod
-    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
-        """Predict for validated rows; raises a ``WinserveError`` with its status."""
+    def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
+        """Predict for validated rows (``proba``: with class probabilities; ``scores``: with
+        the model's scores); raises a ``WinserveError`` with its status."""
 
     @abc.abstractmethod
     def health(self) -> Health: ...
@@ -86,7 +88,7 @@ class Backend(abc.ABC):
 def prediction_from(record: dict[str, Any], log: Any = None) -> Prediction:
     """Turn a model-host answer record into a ``Prediction`` or the error it stands for."""
     if record.get("ok"):
-        return Prediction(record["predictions"], record.get("probabilities"))
+        return Prediction(record["predictions"], record.get("probabilities"), record.get("scores"))
     error = record["error"]
     lines = str(error["message"]).strip().splitlines()
     summary = f"{error['type']}: {lines[0] if lines else ''}"

@@ -55,12 +55,12 @@ class LocalBackend(Backend):
             raise ModelUnavailable("the model is not loaded")
         return self._info
 
-    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
+    def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
         if self._info is None or self._closed:
             raise ModelUnavailable("the model is not loaded")
         self.batch_rows.observe(row_count(payload))
         with self._lock:
-            record = self._host.predict(payload, proba)
+            record = self._host.predict(payload, proba, scores)
         return prediction_from(record, log)
 
     def health(self) -> Health:

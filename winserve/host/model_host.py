@@ -4,8 +4,15 @@ Every answer is a record, never a raised exception, so nothing from the model's 
 has to be unpickled (or even importable) in the web process::
 
     load(spec)              -> {"ok": True, "info": {...}} | {"ok": False, "error": {...}}
-    predict(payload, proba) -> {"ok": True, "predictions": [...], "probabilities": [...]|None}
+    predict(payload, proba, scores)
+                            -> {"ok": True, "predictions": [...], "probabilities": [...]|None,
+                                "scores": [...]|None}
                              | {"ok": False, "error": {"type", "message", "input_error", ...}}
+
+At load, after the sample prediction, the host asks the model once per input column whether
+it takes a missing value there (a NaN in the sample row): the page marks the columns that
+do not as required, and the web process refuses a missing value in them with the model's
+own reason, instead of sending it to a model that would fail.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import time
 import traceback
 import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
@@ -27,7 +35,10 @@ from winserve.model_info import ModelSpec
 # category, shape): the caller gets a 400, not a 500.
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
+SAMPLE_FAILED = "SampleFailed"  # the error type of a load whose sample prediction failed
 MAX_MESSAGE = 2000
+MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
+PROBE_SECONDS = 3.0  # and no more time than this on it
 
 
 def error_record(exc: BaseException) -> dict[str, Any]:
@@ -48,6 +59,8 @@ class ModelHost:
         self._features: list[dict[str, Any]] = []
         self._names_known = False
         self._arrays_ok = False
+        self._text_input = False
+        self._score_method = ""
         self._description: dict[str, Any] = {}
         self._info: dict[str, Any] = {}
 
@@ -73,6 +86,18 @@ class ModelHost:
             }
         except Exception as exc:
             return {"ok": False, "error": error_record(exc)}
+        if info["sample_error"]:
+            # serving a model that cannot answer one row would only fail every request later
+            message = sample_failure(info, spec)
+            return {
+                "ok": False,
+                "error": {
+                    "type": SAMPLE_FAILED,
+                    "message": message,
+                    "input_error": False,
+                    "traceback": "",
+                },
+            }
         info["load_seconds"] = round(time.perf_counter() - started, 3)
         self._info = info
         return {"ok": True, "info": info}
@@ -82,7 +107,7 @@ class ModelHost:
         loading.single_threaded(loaded.model)
         self._use(loaded)
         info = self._describe(loaded)
-        self._sample(info)
+        self._sample(info, spec.example)
         if info["sample_error"] and loaded.mmap:
             # A memory-mapped array is read-only; a model that writes to its own arrays in
             # predict() fails only that way. Load it again into private memory.
@@ -90,7 +115,10 @@ class ModelHost:
             loading.single_threaded(loaded.model)
             self._use(loaded)
             info = self._describe(loaded)
-            self._sample(info)
+            self._sample(info, spec.example)
+        if not info["sample_error"]:
+            self._probe_missing(describe.sample_row(self._features, spec.example))
+            info["features"] = self._features
         return info
 
     def _use(self, loaded: loading.Loaded) -> None:
@@ -98,6 +126,8 @@ class ModelHost:
         self._description = description = describe.describe(loaded.model)
         self._features = description["features"]
         self._names_known = description["feature_names_known"]
+        self._text_input = description["text_input"]
+        self._score_method = description["score_method"]
         self._arrays_ok = False
         if self._names_known and all(f["kind"] == "number" for f in self._features):
             self._arrays_ok = self._same_on_arrays()
@@ -140,19 +170,61 @@ class ModelHost:
             },
         }
 
-    def _sample(self, info: dict[str, Any]) -> None:
+    def _sample(self, info: dict[str, Any], example: dict[str, Any]) -> None:
+        """One prediction on one row; what it shows of the model's outputs goes in ``info``."""
         if not self._features:
-            info["sample_error"] = "the model declares no input columns; no sample was run"
+            info["warnings"] = [
+                *info["warnings"],
+                "the model declares no input columns: rows are passed to it as they are sent, "
+                "and no sample prediction was run",
+            ]
             return
-        row = describe.sample_row(self._features)
+        row = describe.sample_row(self._features, example)
         result = self.predict({"columns": {k: [v] for k, v in row.items()}}, False)
-        if result["ok"]:
-            info["sample_prediction"] = result["predictions"][0]
-        else:
+        if not result["ok"]:
             error = result["error"]
+            info["sample_row"] = row
             info["sample_error"] = f"{error['type']}: {error['message'].splitlines()[0]}"
+            return
+        first = result["predictions"][0]
+        info["sample_prediction"] = first
+        if isinstance(first, list):  # one prediction per output, per row
+            info["n_outputs"] = len(first)
+            # predict_proba of a multi-output classifier is one array per output, not a row
+            # of probabilities; winserve offers predictions only
+            info["has_proba"] = False
+            info["classes"] = []
 
-    def predict(self, payload: dict[str, Any], proba: bool) -> dict[str, Any]:
+    def _probe_missing(self, row: dict[str, Any]) -> None:
+        """Mark each input as taking a missing value or not, asking the model itself."""
+        nan = float("nan")
+        accepted, reason = self._answers({name: nan for name in row})
+        if accepted:
+            for feature in self._features:
+                feature["missing"] = "accepted"
+            return
+        if len(self._features) == 1:
+            self._features[0].update(missing="refused", missing_reason=reason)
+            return
+        end = time.perf_counter() + PROBE_SECONDS
+        for feature in self._features[:MAX_PROBED_COLUMNS]:
+            if time.perf_counter() > end:
+                break
+            accepted, reason = self._answers({**row, feature["name"]: nan})
+            feature["missing"] = "accepted" if accepted else "refused"
+            if not accepted:
+                feature["missing_reason"] = reason
+
+    def _answers(self, row: dict[str, Any]) -> tuple[bool, str]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = self.predict({"columns": {k: [v] for k, v in row.items()}}, False)
+        if result["ok"]:
+            return True, ""
+        error = result["error"]
+        return False, f"{error['type']}: {error['message'].splitlines()[0]}"
+
+    def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> dict[str, Any]:
         if self._model is None:
             return {
                 "ok": False,
@@ -164,15 +236,52 @@ class ModelHost:
                 },
             }
         try:
-            frame = build_input(payload, self._features, self._names_known, self._arrays_ok)
+            frame = build_input(
+                payload, self._features, self._names_known, self._arrays_ok, self._text_input
+            )
             with warnings.catch_warnings():
                 if self._arrays_ok:  # checked equivalent at load time; the warning is moot
                     warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
                 predictions = describe.plain(self._model.predict(frame))
                 probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
+                scored = None
+                if scores and self._score_method:
+                    scored = describe.plain(getattr(self._model, self._score_method)(frame))
         except Exception as exc:
             return {"ok": False, "error": error_record(exc)}
-        return {"ok": True, "predictions": predictions, "probabilities": probabilities}
+        return {
+            "ok": True,
+            "predictions": predictions,
+            "probabilities": probabilities,
+            "scores": scored,
+        }
+
+
+def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
+    """Why the model is not served: the sample prediction failed, on which row, what the model
+    expects, and where a working example row goes."""
+    row = info.get("sample_row") or {}
+    card = Path(spec.path).with_suffix(".toml").name if spec.path else ""
+    shown = ", ".join(f"{k}={v!r}" for k, v in list(row.items())[:12])
+    shown += " …" if len(row) > 12 else ""
+    source = "the model card's example" if spec.example else "values made up by winserve"
+    inputs = ", ".join(f"{f['name']} ({f['kind']})" for f in info.get("features", [])[:20]) + (
+        " …" if len(info.get("features", [])) > 20 else ""
+    )
+    if card and spec.example:
+        fix = f"correct the [example] row in {card} next to the model"
+    elif card:
+        fix = (
+            f"put one row the model can answer in {card} next to the model, under [example] "
+            "(one line per input: name = value); winserve checks the model with it"
+        )
+    else:
+        fix = "make sure the model answers a row of these inputs"
+    return (
+        f"the sample prediction failed, so the model is not served: {info['sample_error']}. "
+        f"It was asked for one row ({source}: {shown}); the model takes {inputs}. To fix it, "
+        f"{fix}."
+    )
 
 
 def describe_text(loaded: loading.Loaded) -> str:

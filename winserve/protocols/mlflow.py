@@ -1,22 +1,51 @@
 """MLflow's scoring protocol (``mlflow models serve``), so MLflow clients work unchanged.
 
 ``POST /invocations`` takes JSON with exactly one of ``dataframe_split``, ``dataframe_records``,
-``instances`` or ``inputs`` (``params`` is accepted and ignored), or a ``text/csv`` body with a
-header line. The answer is ``{"predictions": [...]}``; errors are
-``{"error_code": "BAD_REQUEST", "message": ...}`` with MLflow's statuses (400, 415 for other
-content types or charsets). As in MLflow's own server, content types are matched as the code
-does it (``text/csv``, not the documented ``application/csv``).
+``instances`` or ``inputs``, or a ``text/csv`` body with a header line (cells read as
+``pd.read_csv`` reads them: an empty cell or ``NA`` is a missing value). ``params`` may hold
+``predict_method`` (``predict`` or ``predict_proba``), as MLflow's scikit-learn flavour takes
+it. The answer is ``{"predictions": [...]}``; errors are ``{"error_code": ..., "message": ...}``
+with MLflow's statuses (400, 415 for other content types or charsets) and codes
+(``INVALID_PARAMETER_VALUE`` where the columns do not match the model, or a parameter is
+wrong). As in MLflow's own server, content types are matched as the code does it
+(``text/csv``, not the documented ``application/csv``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from typing import Any
 
-from winserve.errors import BadRequest, UnsupportedMediaType, WinserveError
+from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
 from winserve.protocols import native
 from winserve.service import PredictRequest
+
+# TODO(lead): take pandas' NA strings from winserve.spreadsheet once it has them
+NA_VALUES = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 ERROR_CODES = {
@@ -30,6 +59,21 @@ ERROR_CODES = {
     504: "DEADLINE_EXCEEDED",
 }
 SUPPORTED = "application/json or text/csv"
+PREDICT_METHODS = ("predict", "predict_proba")
+
+
+class InvalidParameter(BadRequest):
+    """A ``params`` entry MLflow's scikit-learn flavour would refuse."""
+
+
+# MLflow answers a schema or parameter problem with INVALID_PARAMETER_VALUE (mlflow models serve)
+INVALID_PARAMETER = (SchemaMismatch, InvalidParameter)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    request: PredictRequest
+    predict_method: str = "predict"
 
 
 def content_kind(mimetype: str, params: dict[str, str]) -> str:
@@ -69,7 +113,30 @@ def _rows_or_records(value: Any, key: str) -> PredictRequest:
     return native.decode(value, False)
 
 
-def decode_json(body: Any) -> PredictRequest:
+def _predict_method(params: Any) -> str:
+    if params is None:
+        return "predict"
+    if not isinstance(params, dict):
+        raise InvalidParameter(
+            '"params" must be an object, e.g. {"predict_method": "predict_proba"}'
+        )
+    method = params.get("predict_method", "predict")
+    if method not in PREDICT_METHODS:
+        raise InvalidParameter(
+            f"params.predict_method must be one of {', '.join(map(repr, PREDICT_METHODS))}; "
+            f"got {str(method)[:40]!r}"
+        )
+    return str(method)
+
+
+def decode_json(body: Any) -> Invocation:
+    request = _decode_rows(body)
+    method = _predict_method(body.get("params"))
+    request.proba = method == "predict_proba"
+    return Invocation(request, method)
+
+
+def _decode_rows(body: Any) -> PredictRequest:
     if isinstance(body, list):
         raise BadRequest(
             "The input must be a JSON dictionary with exactly one of the input "
@@ -98,7 +165,11 @@ def decode_json(body: Any) -> PredictRequest:
     return _rows_or_records(value, key)
 
 
-def decode_csv(text: str) -> PredictRequest:
+def _cell(value: str) -> str | None:
+    return None if value in NA_VALUES else value
+
+
+def decode_csv(text: str) -> Invocation:
     reader = csv.reader(io.StringIO(text))
     try:
         rows = [row for row in reader if row]
@@ -112,7 +183,8 @@ def decode_csv(text: str) -> PredictRequest:
             raise BadRequest(
                 f"CSV line {number} has {len(row)} values; the header names {len(header)}"
             )
-    return native.decode({"columns": header, "data": data}, False)
+    cells = [[_cell(v) for v in row] for row in data]
+    return Invocation(native.decode({"columns": header, "data": cells}, False))
 
 
 def encode(predictions: list[Any]) -> dict[str, Any]:
@@ -120,4 +192,6 @@ def encode(predictions: list[Any]) -> dict[str, Any]:
 
 
 def error_body(error: WinserveError) -> dict[str, Any]:
+    if isinstance(error, INVALID_PARAMETER):
+        return {"error_code": "INVALID_PARAMETER_VALUE", "message": error.message}
     return {"error_code": ERROR_CODES.get(error.status, "BAD_REQUEST"), "message": error.message}

@@ -4,15 +4,19 @@ Request bodies, all meaning the same rows:
 
 - records: ``[{"a": 1, "b": "x"}, ...]``; a single object is one row;
 - split: ``{"columns": ["a", "b"], "data": [[1, "x"], ...]}``;
-- positional: ``[[1, "x"], ...]`` in the model's column order.
+- positional: ``[[1, "x"], ...]`` in the model's column order;
+- plain values: ``["some text", ...]``, one per row, for a model with one input (a text model).
 
-Response: ``{"predictions": [...]}``, plus ``"classes"`` and ``"probabilities"`` (one list per
-row, in the order of ``classes``) with ``?proba=true``. Errors:
+``null`` is a missing value. Response: ``{"predictions": [...]}`` (a list per row for a
+multi-output model), plus ``"classes"`` and ``"probabilities"`` (one list per row, in the
+order of ``classes``) with ``?proba=true``, and ``"scores"`` (the model's ``decision_function``
+or ``score_samples``) with ``?scores=true``. Errors:
 ``{"error": {"code": ..., "message": ...}}`` with the error's HTTP status.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from winserve.backends.base import Prediction
@@ -48,7 +52,7 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
         raise BadRequest('"columns" must be a list of column names')
     if not isinstance(data, list):
         raise BadRequest('"data" must be a list of rows')
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    duplicates = sorted(c for c, n in Counter(columns).items() if n > 1)  # linear, not O(n²)
     if duplicates:
         raise BadRequest(
             "column names appear more than once: " + ", ".join(repr(c) for c in duplicates)
@@ -82,6 +86,8 @@ def decode(body: Any, proba: bool) -> PredictRequest:
             return _records(body, proba)
         if all(isinstance(row, list) for row in body):
             return PredictRequest.from_rows(body, proba)
+        if not any(isinstance(row, (list, dict)) for row in body):
+            return PredictRequest.from_values(body, proba)
         raise BadRequest(
             "rows must be all objects or all lists, not a mix of both (or of plain values)"
         )
@@ -90,14 +96,26 @@ def decode(body: Any, proba: bool) -> PredictRequest:
     )
 
 
-def encode(prediction: Prediction, info: ModelInfo, proba: bool) -> dict[str, Any]:
+def encode(
+    prediction: Prediction, info: ModelInfo, proba: bool, scores: bool = False
+) -> dict[str, Any]:
     body: dict[str, Any] = {"predictions": prediction.predictions}
     if proba:
         if not info.has_proba:
-            body["probabilities_unavailable"] = "this model has no predict_proba"
+            body["probabilities_unavailable"] = (
+                "a multi-output model's probabilities are not offered"
+                if info.n_outputs > 1
+                else "this model has no predict_proba"
+            )
         else:
             body["classes"] = list(info.classes)
             body["probabilities"] = prediction.probabilities
+    if scores:
+        if not info.score_method:
+            body["scores_unavailable"] = "this model has no decision_function or score_samples"
+        else:
+            body["scores_from"] = info.score_method
+            body["scores"] = prediction.scores
     return body
 
 

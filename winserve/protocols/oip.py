@@ -2,11 +2,14 @@
 
 Inputs are either one 2-D tensor ``[rows, features]`` in the model's column order, or one
 tensor per column (shape ``[rows]`` or ``[rows, 1]``) named after the model's features; mixed
-types travel as ``BYTES``. Data may be nested or flat (row-major). Triton's binary tensor
+types travel as ``BYTES``; a model that takes one text per row takes one ``BYTES`` tensor of
+shape ``[rows]`` or ``[rows, 1]``. Data may be nested or flat (row-major); a ``null`` element,
+or a NaN in a binary floating-point tensor, is a missing value. Triton's binary tensor
 extension (``Inference-Header-Content-Length``) is read too, because Triton's own client sends
-it by default. Outputs are ``predict`` (default) and ``predict_proba``, shaped as MLServer's
-scikit-learn runtime shapes them (a 1-D prediction is ``[rows, 1]``). Errors are
-``{"error": message}`` with 400, 404 or the error's own status.
+it by default. Outputs are ``predict`` (default), ``predict_proba`` and the model's score method
+(``decision_function`` or ``score_samples``) where it has one, shaped as MLServer's
+scikit-learn runtime shapes them (a 1-D prediction is ``[rows, 1]``; a multi-output one
+``[rows, outputs]``). Errors are ``{"error": message}`` with 400, 404 or the error's own status.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ def _flatten(data: Any, label: str, size: int) -> list[Any]:
 
 def _check_element(value: Any, datatype: str) -> Any:
     """The value as the model should see it, or ``ValueError`` saying what was expected."""
+    if value is None:
+        return None  # a missing value: the service decides whether the model takes one
     if datatype == "BYTES":
         if isinstance(value, str):
             return value
@@ -120,6 +125,8 @@ def _check_element(value: Any, datatype: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{datatype} elements must be numbers")
     if datatype in FLOATS:
+        if value != value:
+            return None  # NaN, only possible in binary data: missing, as in pandas
         if not math.isfinite(value):
             raise ValueError(f"{datatype} elements must be finite")
         return float(value)
@@ -287,6 +294,7 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
     else:
         request = _columns(tensors)
     request.proba = "predict_proba" in outputs
+    request.scores = bool(info.score_method) and info.score_method in outputs
     return InferRequest(request, outputs, request_id)
 
 
@@ -336,8 +344,10 @@ def encode(
     for name in infer.outputs:
         if name == "predict":
             outputs.append(_tensor(name, prediction.predictions))
-        else:
+        elif name == "predict_proba":
             outputs.append(_tensor(name, prediction.probabilities or []))
+        else:
+            outputs.append(_tensor(name, prediction.scores or []))
     body["outputs"] = outputs
     return body
 
@@ -352,19 +362,29 @@ def _class_datatype(info: ModelInfo) -> str:
     return _datatype(list(info.classes))
 
 
+def input_datatype(kind: str) -> str:
+    return {"number": "FP64", "bool": "BOOL"}.get(kind, "BYTES")
+
+
 def model_metadata(info: ModelInfo) -> dict[str, Any]:
-    if info.feature_names_known:
+    if info.text_input:
+        inputs = [{"name": info.feature_names[0], "datatype": "BYTES", "shape": [-1]}]
+    elif info.feature_names_known:
         inputs = [
-            {"name": f.name, "datatype": "FP64" if f.kind == "number" else "BYTES", "shape": [-1]}
+            {"name": f.name, "datatype": input_datatype(f.kind), "shape": [-1]}
             for f in info.features
         ]
     else:
         inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, info.n_features or -1]}]
-    outputs = [{"name": "predict", "datatype": _class_datatype(info), "shape": [-1, 1]}]
+    outputs = [
+        {"name": "predict", "datatype": _class_datatype(info), "shape": [-1, info.n_outputs]}
+    ]
     if info.has_proba:
         outputs.append(
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(info.classes) or -1]}
         )
+    if info.score_method:
+        outputs.append({"name": info.score_method, "datatype": "FP64", "shape": [-1]})
     return {
         "name": info.name,
         "versions": [VERSION],

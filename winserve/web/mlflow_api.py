@@ -22,11 +22,16 @@ def invocations() -> ResponseReturnValue:
     max_body = current_app.config["WINSERVE_MAX_BODY"]
     kind = mlflow.content_kind(request.mimetype, dict(request.mimetype_params))
     if kind == "json":
-        decoded = mlflow.decode_json(json_body(request, max_body))
+        invocation = mlflow.decode_json(json_body(request, max_body))
     else:
-        decoded = mlflow.decode_csv(raw_text(request, max_body))
-    request.environ["winserve.rows"] = decoded.n_rows
-    return jsonify(mlflow.encode(service.predict(decoded).predictions))
+        invocation = mlflow.decode_csv(raw_text(request, max_body))
+    request.environ["winserve.rows"] = invocation.request.n_rows
+    if invocation.predict_method == "predict_proba" and not service.info().has_proba:
+        raise mlflow.InvalidParameter("this model has no predict_proba")
+    prediction = service.predict(invocation.request)
+    if invocation.predict_method == "predict_proba":
+        return jsonify(mlflow.encode(prediction.probabilities or []))
+    return jsonify(mlflow.encode(prediction.predictions))
 
 
 @bp.get("/ping")

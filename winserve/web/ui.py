@@ -155,6 +155,14 @@ def index() -> ResponseReturnValue:
     return _page(info, health)
 
 
+def _form_value(text: str, kind: str) -> Any:
+    """A field as the service takes it: an empty field is a missing value (as an empty cell
+    is in a CSV file), a number may have a decimal comma."""
+    if not text or (kind != "string" and not text.strip()):
+        return None
+    return typed_number(text) if kind == "number" else text
+
+
 def _result(
     info: ModelInfo, prediction: Any, probabilities: list[float] | None, ms: float
 ) -> Result:
@@ -166,7 +174,10 @@ def _result(
             Bar(card.class_name(c), float(p), float(p) == best)
             for c, p in zip(info.classes, probabilities, strict=False)
         ]
-    shown = card.class_name(prediction) if info.classes else str(prediction)
+    if isinstance(prediction, list):  # a multi-output model: one value per output
+        shown = ", ".join(str(p) for p in prediction)
+    else:
+        shown = card.class_name(prediction) if info.classes else str(prediction)
     return Result(shown, bars, ms)
 
 
@@ -180,10 +191,7 @@ def predict_form() -> ResponseReturnValue:
     if not info.features:
         raise BadRequest("this model declares no input columns; use the API")
     service = _service()
-    typed = {
-        f.name: [typed_number(values[f.name]) if f.kind == "number" else values[f.name]]
-        for f in info.features
-    }
+    typed = {f.name: [_form_value(values[f.name], f.kind)] for f in info.features}
     prepared = service.check(PredictRequest.from_columns(typed))
     errors = {p.column: p.message for p in prepared.problems}
     if errors:
