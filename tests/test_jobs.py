@@ -290,3 +290,38 @@ def test_lines_too_long_for_a_csv_file_are_refused_with_a_sentence(text: str, ne
     status = _finished(client, _paste(client, text))
     assert status["state"] == "failed" and needle in status["error"], status
     assert "field larger than field limit" not in status["error"]
+
+
+def _files(client: FlaskClient, status: dict[str, Any]) -> list[str]:
+    job = client.application.extensions["winserve.jobs"].get(status["id"])
+    return sorted(p.name for p in job.directory.iterdir())
+
+
+def test_an_upload_is_deleted_as_soon_as_its_job_ends() -> None:
+    """Issue 13 item 7: a failed job kept its input for keep_results_minutes."""
+    client = _client()
+    done = _finished(client, _submit(client, "a,b\n2001,1\n"))
+    assert done["state"] == "done" and _files(client, done) == ["scored.csv"]
+    failed = _finished(client, _submit(client, "x,y\n1,2\n"))
+    assert failed["state"] == "failed" and _files(client, failed) == []
+
+
+def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
+    client = _client(max_jobs_mb=0.1)  # 102 KB
+    rows = "a,b\n" + "".join(f"{2000 + i},1\n" for i in range(4000))  # 28 KB; scored 64 KB
+    first = _finished(client, _paste(client, rows))
+    assert first["state"] == "done", first
+    # 64 KB kept + this upload + its result passes the cap while it is scored: the job fails
+    second = _finished(client, _paste(client, rows))
+    assert second["state"] == "failed" and "(setting: max_jobs_mb)" in second["error"]
+    assert _files(client, second) == []
+    bigger = rows + "".join(f"{6000 + i},1\n" for i in range(2000))  # 42 KB: cannot be kept
+    refused = _paste(client, bigger)
+    assert refused.status_code == 503 and refused.mimetype == "text/html"
+    text = refused.get_data(as_text=True)
+    assert "the folder for CSV scoring is full" in text and "max_jobs_mb" in text
+    assert "keep_results_minutes" in text
+    small = _finished(client, _paste(client, "a,b\n2001,1\n"))  # and a small file still fits
+    assert small["state"] == "done"
+    with client.get(f"/jobs/{first['id']}/result.csv") as kept:
+        assert kept.status_code == 200

@@ -8,9 +8,12 @@ whatever the file's length or width: a chunk ends after ``chunk_rows`` rows or `
 of cells, whichever comes first (issue 13 item 6: a file of 30,000 mostly empty columns made
 1,000-row chunks of 30 million cells), and ``spreadsheet`` bounds the length of a line. Rows
 that fail validation, or that the model rejects, get their line number and reason; the other
-rows are scored. Results are deleted ``keep_seconds`` after the job ends, and all of them when
-winserve stops. The file may be any CSV a spreadsheet program writes; ``spreadsheet`` works out
-which, and the result is written the same way.
+rows are scored. An upload is deleted as soon as its job ends (done or failed), a result
+``keep_seconds`` after, and all of them when winserve stops; the folder's total size is capped
+at ``max_bytes`` (setting ``max_jobs_mb``, issue 13 item 7: 30 quick failures used to leave
+750 MB of uploads): a new upload is refused with 503 when the folder is full, and a job whose
+result would overfill it fails. The file may be any CSV a spreadsheet program writes;
+``spreadsheet`` works out which, and the result is written the same way.
 """
 
 from __future__ import annotations
@@ -55,6 +58,23 @@ State = Literal["queued", "running", "done", "failed"]
 class TooBusy(WinserveError):
     status = 503
     code = "busy"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 2**20:.2g} MB"
+
+
+def _size(folder: Path) -> int:
+    """Bytes in the files under ``folder`` (two levels: jobs, and their files)."""
+    total = 0
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    total += _size(Path(entry.path))
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 @dataclass
@@ -208,12 +228,14 @@ class JobManager:
         chunk_rows: int = 1000,
         chunk_bytes: int = CHUNK_BYTES,
         max_running: int = 2,
+        max_bytes: int = 2048 << 20,
     ) -> None:
         self._service = service
         self._max_rows = max_rows
         self._keep = keep_seconds
         self._chunk = chunk_rows
         self._chunk_bytes = chunk_bytes
+        self._max_bytes = max_bytes
         self._max_running = max_running
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -235,6 +257,7 @@ class JobManager:
                 raise error
             if self._root is None:
                 self._root = _jobs_folder()
+            self._check_space()
             job_id = uuid.uuid4().hex
             directory = self._root / job_id
             directory.mkdir(parents=True)  # the run folder may have been swept meanwhile
@@ -244,6 +267,13 @@ class JobManager:
         return job
 
     def start(self, job: Job) -> None:
+        """Score ``job.source`` in the background; the upload is refused (503, and deleted)
+        if it filled the folder."""
+        try:
+            self._check_space()
+        except TooBusy:
+            self.discard(job)
+            raise
         threading.Thread(
             target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
         ).start()
@@ -259,6 +289,22 @@ class JobManager:
         if job is None:
             raise NotFound("no such scoring job; results are kept for a limited time")
         return job
+
+    def _check_space(self) -> None:
+        used = _size(self._root) if self._root is not None else 0
+        if used >= self._max_bytes:
+            raise self._full(used)
+
+    def _full(self, used: int) -> TooBusy:
+        keep = f"{self._keep / 60:g}"
+        error = TooBusy(
+            f"the folder for CSV scoring is full: {_megabytes(used)} of the "
+            f"{_megabytes(self._max_bytes)} allowed (setting: max_jobs_mb); results are "
+            f"deleted {keep} minutes after their job (setting: keep_results_minutes), so try "
+            "again later, or ask the person who runs winserve to raise max_jobs_mb"
+        )
+        error.headers["Retry-After"] = "60"
+        return error
 
     def close(self) -> None:
         self._closing.set()
@@ -289,6 +335,10 @@ class JobManager:
             log.exception("scoring job %s failed", job.id)
             job.state, job.error = "failed", "an internal error stopped the job (see the log)"
         finally:
+            # the upload is of no more use, and a failed job's result is never offered
+            job.source.unlink(missing_ok=True)
+            if job.state == "failed":
+                job.result.unlink(missing_ok=True)
             job.seconds = time.monotonic() - job.started
             job.ended_at = time.monotonic()
 
@@ -321,6 +371,10 @@ class JobManager:
             for chunk in _chunks(reader, self._chunk, self._chunk_bytes):
                 if self._closing.is_set():
                     break
+                target.flush()
+                used = _size(self._root) if self._root is not None else 0
+                if used > self._max_bytes:
+                    raise self._full(used)
                 width = len(header)
                 for row, cells in self._score_chunk(chunk, header, positions, info, job):
                     # a row of the wrong length is padded or cut so that columns line up

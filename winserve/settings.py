@@ -262,6 +262,14 @@ class Settings:
         cli="--keep-results-minutes",
         metavar="MINUTES",
     )
+    max_jobs_mb: float = _setting(
+        2048.0,
+        "Most disk space, in megabytes, that CSV scoring may use (files being scored and "
+        "results kept for download); when it is full, new uploads get 503.",
+        _float_in(0.001, 16_777_216),
+        cli="--max-jobs-mb",
+        metavar="MB",
+    )
     token: str = _setting(
         "",
         "Require this token for the API (Authorization: Bearer …) and the web page. Empty: "
@@ -337,6 +345,10 @@ class Settings:
     @property
     def max_csv_bytes(self) -> int:
         return int(self.max_csv_mb * 1024 * 1024)
+
+    @property
+    def max_jobs_bytes(self) -> int:
+        return int(self.max_jobs_mb * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -94,6 +94,7 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
         service,
         max_rows=settings.max_csv_rows,
         keep_seconds=settings.keep_results_minutes * 60,
+        max_bytes=settings.max_jobs_bytes,
     )
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
