@@ -2,7 +2,7 @@
 
 Every attempt counts as a failure until it proves right, so requests sent at once cannot slip
 past the count. The first ``FREE`` failures cost nothing (typing mistakes); from then on each
-failure locks the address out for twice as long as the one before (1 s, 2 s, 4 s … at most
+failure locks the address out for twice as long as the one before (2 s, 4 s, 8 s … at most
 ``MAX_LOCK``), and attempts meanwhile get 429 with Retry-After without being compared at all,
 so a locked-out guesser learns nothing. A right token forgets the address; so does a quiet
 ``FORGET`` seconds. At most ``MAX_CLIENTS`` addresses are kept (least recently seen dropped
@@ -69,7 +69,9 @@ class Throttle:
             entry.failures += 1
             entry.last = now
             if entry.failures >= self._free:
-                entry.locked_until = now + min(self._max_lock, 2.0 ** (entry.failures - self._free))
+                entry.locked_until = now + min(
+                    self._max_lock, 2.0 ** (entry.failures - self._free + 1)
+                )
             self._clients[client] = entry
             self._clients.move_to_end(client)
             while len(self._clients) > self._max_clients:
