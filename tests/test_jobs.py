@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
 from tests.helpers import local_client, wait_until
 from winserve.jobs import _chunks
 from winserve.model_info import ModelSpec
@@ -325,3 +326,35 @@ def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
     assert small["state"] == "done"
     with client.get(f"/jobs/{first['id']}/result.csv") as kept:
         assert kept.status_code == 200
+
+
+def test_labels_that_look_like_formulas_are_written_as_text_and_numbers_as_numbers() -> None:
+    """Issue 13 item 8: what winserve writes never runs as a formula in Excel; the user's own
+    cells are carried through as the user wrote them."""
+    client = local_client(ModelSpec(factory="tests.csv_models:formula"))
+    OPENED.append(client)
+    text = "note,a,b\n=1+1,0,1\n-5,1,1\n@x,2,1\nplain,3,1\nplain,4,1\nplain,5,1\nbad,99,1\n"
+    status = _finished(client, _submit(client, text))
+    assert status["state"] == "done" and status["scored_rows"] == 6, status
+    with client.get(f"/jobs/{status['id']}/result.csv") as response:
+        rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    assert rows[0][3] == "prediction" and rows[0][4] == f"probability {FORMULA_LABELS[0]}"
+    assert [r[0] for r in rows[1:]] == ["=1+1", "-5", "@x", "plain", "plain", "plain", "bad"]
+    assert [r[3] for r in rows[1:7]] == [
+        "'" + FORMULA_LABELS[0],
+        "'-2+3",
+        "'@SUM(A1)",
+        "+1",
+        "-3",
+        "ok",
+    ]
+    assert rows[1][4:10] == ["1.0", "0.0", "0.0", "0.0", "0.0", "0.0"]
+    assert rows[7][3] == "" and rows[7][-1].startswith("the model rejected the input")
+    assert FORMULA_ERROR in rows[7][-1]
+
+
+def test_a_negative_prediction_stays_a_number() -> None:
+    client = _client()
+    status = _finished(client, _submit(client, "a;b\n-3;0\n-0,5;-1\n"))
+    scored = _scored(client, status, ";")
+    assert [r["prediction"] for r in scored] == ["-3,0", "-1,5"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from winserve.errors import BadRequest
-from winserve.spreadsheet import Dialect, sniff
+from winserve.spreadsheet import Dialect, safe_text, sniff
 
 
 def _file(tmp_path: Path, data: bytes) -> Path:
@@ -89,3 +89,38 @@ def test_numbers_written_back_with_the_same_mark() -> None:
     assert german.write_value(3) == "3"
     assert Dialect().write_value(0.25) == "0.25" and Dialect().read_number("1,5") == "1,5"
     assert german.describe() == "semicolon-separated, decimal comma, UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://evil.example")', '\'=HYPERLINK("http://evil.example")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-", "'-"),
+        ("+49 30 1234", "'+49 30 1234"),
+        (float("-inf"), "'-inf"),  # not a number a spreadsheet knows: text, not a formula
+        ("setosa", "setosa"),
+        ("a=b", "a=b"),  # only the first character starts a formula
+        # numbers stay numbers, whether the model returned them as numbers or as labels
+        (-1.5, "-1.5"),
+        (-3, "-3"),
+        ("-3", "-3"),
+        ("+1", "+1"),
+        ("-1e-05", "-1e-05"),
+        (-0.000012, "-1.2e-05"),
+    ],
+)
+def test_what_winserve_writes_is_never_a_formula(value: object, written: str) -> None:
+    """Issue 13 item 8 (OWASP CSV injection): a leading ' makes a spreadsheet show the text."""
+    assert Dialect().write_value(value) == written
+    assert safe_text(str(value)) == written
+
+
+def test_negative_numbers_with_a_decimal_comma_stay_numbers() -> None:
+    german = Dialect(delimiter=";", decimal_comma=True)
+    assert german.write_value(-1.5) == "-1,5" and german.write_value(-3) == "-3"
+    assert german.write_value("-1,5") == "-1,5" and german.write_value("-1,5+1") == "'-1,5+1"

@@ -44,7 +44,7 @@ from winserve.errors import (
 from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
 from winserve.service import PredictRequest, Prepared, Service
-from winserve.spreadsheet import Dialect, Rows, sniff
+from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -365,9 +365,8 @@ class JobManager:
             positions = _positions(header, info)
             classes = [str(c) for c in info.classes] if info.has_proba else []
             writer = dialect.writer(target)
-            writer.writerow(
-                [*header, "prediction", *(f"probability {c}" for c in classes), "error"]
-            )
+            added = ["prediction", *(f"probability {c}" for c in classes), "error"]
+            writer.writerow([*header, *map(safe_text, added)])
             for chunk in _chunks(reader, self._chunk, self._chunk_bytes):
                 if self._closing.is_set():
                     break
@@ -419,7 +418,7 @@ class JobManager:
         return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
 
     def _error_cells(self, info: ModelInfo, reason: str) -> list[str]:
-        return ["", *([""] * len(info.classes) if info.has_proba else []), reason]
+        return ["", *([""] * len(info.classes) if info.has_proba else []), safe_text(reason)]
 
     def _predict(
         self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]

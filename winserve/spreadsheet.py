@@ -12,6 +12,12 @@ has a decimal comma that is not a thousands group (``1,5``; ``1,234`` could be e
 number in it has a decimal point: a guess that errs towards a clear error on a row, never a
 number silently read a thousand times too small or too large.
 
+What winserve itself writes into the scored copy (predictions, probabilities, errors, the
+names of the columns it adds) never starts a formula when the file is opened in a spreadsheet
+(issue 13 item 8, OWASP "CSV injection"): a cell that begins with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return gets a leading ``'``, unless it is a plain number (``-1.5`` stays a
+number). The user's own cells are carried through as they were written.
+
 Lines are read with a bound (issue 13 item 6): the first line may be as long as csv's field
 limit (128 KB), any other as long as ``LINE_LIMIT``, so a file that is one endless line, or not a
 CSV at all, is refused with a sentence instead of being held in memory whole.
@@ -35,6 +41,8 @@ DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
 THOUSANDS_GROUP = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
 DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 SAMPLE_ROWS = 1000
 BLOCK = 1 << 20
 FIRST_LINE_LIMIT = csv.field_size_limit()  # 128 KB: longer, csv itself would refuse the header
@@ -126,10 +134,21 @@ class Dialect:
         return cell
 
     def write_value(self, value: Any) -> str:
+        """A value winserve writes (a prediction, a probability): numbers with this file's
+        decimal mark, and never a live formula."""
         text = str(value)
         if self.decimal_comma and isinstance(value, float):
-            return text.replace(".", ",")
+            return safe_text(text.replace(".", ","), decimal_comma=True)
+        return safe_text(text, self.decimal_comma)
+
+
+def safe_text(text: str, decimal_comma: bool = False) -> str:
+    """``text`` as a cell a spreadsheet shows as it is: a leading ``'`` when it would start a
+    formula (``=``, ``+``, ``-``, ``@``, tab, CR), except a plain number such as ``-1.5``."""
+    if not text.startswith(FORMULA_START):
         return text
+    number = text.replace(",", ".", 1) if decimal_comma else text
+    return text if PLAIN_NUMBER.fullmatch(number) else "'" + text
 
 
 def typed_number(text: str) -> str:

@@ -1,0 +1,35 @@
+"""Importable test models for CSV scoring on the page (a spawned host imports them by name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# labels a spreadsheet would run as formulas, and labels that are numbers (they must stay so)
+FORMULA_LABELS = ['=HYPERLINK("http://evil.example","x")', "-2+3", "@SUM(A1)", "+1", "-3", "ok"]
+FORMULA_ERROR = "=cmd|' /C calc'!A0"
+
+
+class FormulaModel:
+    """A classifier whose labels, and whose error for a = 99, look like formulas."""
+
+    feature_names_in_ = np.array(["a", "b"], dtype=object)
+    n_features_in_ = 2
+    classes_ = np.array(FORMULA_LABELS, dtype=object)
+
+    def _index(self, frame: Any) -> np.ndarray:
+        a = np.asarray(frame["a"], dtype=float)
+        if (a == 99).any():
+            raise ValueError(FORMULA_ERROR)
+        return a.astype(int) % len(self.classes_)
+
+    def predict(self, frame: Any) -> np.ndarray:
+        return self.classes_[self._index(frame)]
+
+    def predict_proba(self, frame: Any) -> np.ndarray:
+        return np.eye(len(self.classes_))[self._index(frame)]
+
+
+def formula() -> FormulaModel:
+    return FormulaModel()
