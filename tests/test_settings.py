@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.helpers import ServerProcess, server_env
 from winserve import cli, settings
 from winserve.errors import SettingsError
 
@@ -100,3 +103,31 @@ def test_every_setting_has_a_flag_and_help() -> None:
         assert spec.metadata["help"].strip()
         flag = spec.metadata["metavar"] if spec.metadata["positional"] else spec.metadata["cli"]
         assert flag in parser_help
+
+
+@pytest.mark.server
+@pytest.mark.spawn
+def test_the_console_script_finds_a_factory_in_the_current_folder(tmp_path: Path) -> None:
+    """README: `winserve` and `python -m winserve` are the same, --factory from here included
+    (the spawned model host must find the module too, not only the web process)."""
+    script = Path(sys.executable).parent / (
+        "winserve.exe" if sys.platform == "win32" else "winserve"
+    )
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable}")
+    (tmp_path / "my_model_here.py").write_text(
+        "class Doubler:\n"
+        "    def predict(self, rows):\n"
+        "        return [2 * row[0] for row in rows]\n\n\n"
+        "def build():\n"
+        "    return Doubler()\n",
+        encoding="utf-8",
+    )
+    command = [str(script), "--factory", "my_model_here:build", "--port", "0", "--no-browser"]
+    server = ServerProcess(command, server_env(), tmp_path)
+    try:
+        server.wait_ready()
+        answer = requests.post(f"{server.url}/predict", json=[[21]], timeout=10)
+        assert answer.status_code == 200 and answer.json() == {"predictions": [42]}
+    finally:
+        server.kill_tree()
