@@ -52,3 +52,12 @@ def _name(match: re.Match[str]) -> str:
 def hide(text: str, compiled: re.Pattern[str] | None) -> str:
     """``text`` with each server path in it cut to its last part (the file's name)."""
     return compiled.sub(_name, text) if compiled is not None and text else text
+
+
+def public(text: str) -> str:
+    """``hide`` with this app's folders (the page's messages use it too)."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context():
+        return text
+    return hide(text, current_app.extensions.get("winserve.paths"))
