@@ -109,3 +109,18 @@ def gil_hog() -> GilHogModel:
 def steady() -> ChaosModel:
     """0.3 s a call, every call: under load, calls queue up behind each other."""
     return ChaosModel(delay=0.3)
+
+
+# -- issue 12: a model that answers only realistic rows ------------------------------------------
+
+
+class PositiveOnlyModel(ChaosModel):
+    """Takes the logarithm of its inputs, so a row of zeros (winserve's made-up sample) fails;
+    a real row (the model card's example) works."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        a = np.asarray(frame["a"], dtype=float)
+        b = np.asarray(frame["b"], dtype=float)
+        if (a <= 0).any() or (b <= 0).any():
+            raise ValueError("a and b must be positive (the model takes their logarithm)")
+        return np.log(a) + np.log(b)

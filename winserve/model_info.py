@@ -119,6 +119,15 @@ class ModelInfo:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+SAMPLE_FAILED = "the sample prediction failed"  # how the host's verdict on a sample begins
+
+
+def sample_failed(reason: str) -> bool:
+    """Whether a load failure is the sample prediction's (the model loaded, then could not
+    answer one row): serving waits, saying why, instead of exiting."""
+    return reason.startswith(SAMPLE_FAILED)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What to load, as the operator chose it; crosses into the model host (plain data)."""

@@ -23,7 +23,7 @@ from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
 from winserve.errors import ModelLoadError
-from winserve.model_info import ModelSpec
+from winserve.model_info import ModelSpec, sample_failed
 from winserve.platform import IS_WINDOWS
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
@@ -38,11 +38,15 @@ def waitress_body_limit(max_body_bytes: int) -> int:
 
 
 def model_spec(settings: Settings) -> ModelSpec:
+    """What the model hosts load; the model card's example row is the sample prediction's."""
+    from winserve import card
+
     return ModelSpec(
         path=str(settings.model) if settings.model else "",
         factory=settings.factory,
         strict_versions=settings.strict_versions,
         sha256=settings.model_sha256,
+        example=dict(card.load(settings.model, demo=settings.is_demo, quiet=True).example),
     )
 
 
@@ -148,6 +152,16 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
             info = backend.wait_ready(settings.load_timeout + 30)
         except ModelLoadError as exc:
             failure.append(str(exc))
+            if sample_failed(str(exc)):
+                # The model loads but cannot answer one row: stay up, not ready, so that
+                # /health and the page say so too, while the console says what to do.
+                print(
+                    f"winserve: {exc}\nwinserve: NOT serving predictions; /health and the page "
+                    "say why. Press Ctrl+C to stop.",
+                    file=err,
+                    flush=True,
+                )
+                return
             print(f"winserve: the model could not be loaded: {exc}", file=err, flush=True)
             _thread.interrupt_main()
             return

@@ -29,6 +29,7 @@ from typing import Any
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
 from winserve.host.inputs import build_input
+from winserve.model_info import SAMPLE_FAILED as SAMPLE_FAILED_PREFIX
 from winserve.model_info import ModelSpec
 
 # Exceptions a model raises when the rows themselves are the problem (wrong values, unknown
@@ -278,7 +279,7 @@ def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
     else:
         fix = "make sure the model answers a row of these inputs"
     return (
-        f"the sample prediction failed, so the model is not served: {info['sample_error']}. "
+        f"{SAMPLE_FAILED_PREFIX}, so the model is not served: {info['sample_error']}. "
         f"It was asked for one row ({source}: {shown}); the model takes {inputs}. To fix it, "
         f"{fix}."
     )

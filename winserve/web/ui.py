@@ -24,7 +24,7 @@ from winserve import card as cards
 from winserve.backends.base import Health
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.jobs import JobManager
-from winserve.model_info import ModelInfo
+from winserve.model_info import ModelInfo, sample_failed
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
 from winserve.web import csrf
@@ -66,6 +66,12 @@ def page_state(health: Health) -> PageState:
             "degraded", f"Ready. {down} of {len(health.replicas)} model copies are restarting."
         )
     if health.status == "failed":
+        if sample_failed(health.reason):
+            return PageState(
+                "failed",
+                f"The model is not served: {health.reason} The person who runs winserve "
+                "sees this in its window too.",
+            )
         return PageState(
             "failed",
             f"The model could not be loaded{reason}. winserve keeps trying; the person who "
