@@ -24,8 +24,12 @@ def test_document_is_valid_and_names_the_columns(text_pipeline: Path) -> None:
     body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     record = body["schema"]["oneOf"][1]
     assert list(record["properties"]) == list(x.columns)
-    assert record["properties"]["sex"] == {"type": "string", "enum": ["female", "male"]}
-    assert record["properties"]["age"]["type"] == "number"
+    assert record["properties"]["sex"] == {
+        "type": "string",
+        "enum": ["female", "male"],
+        "description": "sex (required: the model takes no missing value)",
+    }  # its OneHotEncoder refuses unknown values, NaN among them
+    assert record["properties"]["age"]["type"] == "number"  # the scaler refuses NaN too
     infer = document["paths"]["/v2/models/{model_name}/infer"]["post"]
     assert infer["parameters"][0]["schema"] == {"enum": [text_pipeline.stem]}
     assert "security" not in document

@@ -44,12 +44,18 @@ def _shorten(items: list[str], limit: int = 8) -> str:
 
 def describe_model(info: ModelInfo) -> list[str]:
     features = [f"{f.name}" + ("" if f.kind == "number" else f" ({f.kind})") for f in info.features]
-    lines = [line("model", f"{info.model_type}, {info.task}")]
-    if info.features:
+    lines = [line("model", f"{info.model_type}, {info.task.replace('_', ' ')}")]
+    if info.text_input:
+        lines.append(line("inputs", f"one text per row (as {info.feature_names[0]!r} in a table)"))
+    elif info.features:
         lines.append(line("inputs", f"{info.n_features}: {_shorten(features)}"))
     else:
         lines.append(line("inputs", "not declared by the model (rows are passed as given)"))
-    lines.append(line("outputs", ", ".join(info.outputs)))
+    lines.extend(_missing(info))
+    outputs = ", ".join(info.outputs)
+    if info.n_outputs > 1:
+        outputs += f" ({info.n_outputs} values per row)"
+    lines.append(line("outputs", outputs))
     if info.classes:
         lines.append(line("classes", _shorten([str(c) for c in info.classes])))
     if info.sha256:
@@ -63,6 +69,19 @@ def describe_model(info: ModelInfo) -> list[str]:
         )
     lines.extend(line("WARNING", w) for w in info.warnings)
     return lines
+
+
+def _missing(info: ModelInfo) -> list[str]:
+    """What the model said at load about missing values (an empty cell, a JSON null)."""
+    refused = [f.name for f in info.features if f.required]
+    accepted = [f.name for f in info.features if f.missing == "accepted"]
+    if not info.features or (not refused and not accepted):
+        return []
+    if not refused:
+        return [line("missing", "taken in every input (the model decides what they mean)")]
+    if not accepted:
+        return [line("missing", "refused in every input (every value is required)")]
+    return [line("missing", f"refused in {_shorten(refused)}; taken in {_shorten(accepted)}")]
 
 
 def ready(info: ModelInfo, host: str, port: int, workers: int, in_process: bool) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from winserve.card import ModelCard
 from winserve.model_info import ModelInfo
+from winserve.protocols import oip
 from winserve.web.openapi import document
 
 
@@ -35,8 +36,10 @@ def example_row(info: ModelInfo, card: ModelCard) -> dict[str, Any]:
             row[feature.name] = card.example[feature.name]
         elif feature.categories:
             row[feature.name] = feature.categories[0]
+        elif feature.kind == "bool":
+            row[feature.name] = False
         else:
-            row[feature.name] = 1.0 if feature.kind == "number" else ""
+            row[feature.name] = 1.0 if feature.kind == "number" else "some text"
     return row
 
 
@@ -79,7 +82,7 @@ def _oip_body(info: ModelInfo, row: dict[str, Any]) -> dict[str, Any]:
             {
                 "name": f.name,
                 "shape": [1],
-                "datatype": "FP64" if f.kind == "number" else "BYTES",
+                "datatype": oip.input_datatype(f.kind),
                 "data": [row[f.name]],
             }
             for f in info.features

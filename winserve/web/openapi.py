@@ -21,14 +21,32 @@ Schema = dict[str, Any]
 
 
 def _value(feature: Feature) -> Schema:
-    if feature.kind == "number":
-        return {"type": "number", "description": f"{feature.name} (a number)"}
+    """One value of ``feature``; ``null`` (missing) unless the model refuses a missing value."""
     if feature.kind == "any":
         return {"description": feature.name}
-    schema: Schema = {"type": "string"}
+    kind = {"number": "number", "bool": "boolean"}.get(feature.kind, "string")
+    schema: Schema = {"type": kind if feature.required else [kind, "null"]}
+    if feature.kind == "number":
+        schema["description"] = f"{feature.name} (a number)"
     if feature.strict_categories and feature.categories:
-        schema["enum"] = [str(c) for c in feature.categories]
+        schema["enum"] = [str(c) for c in feature.categories] + ([] if feature.required else [None])
+    if feature.required:
+        schema["description"] = f"{feature.name} (required: the model takes no missing value)"
     return schema
+
+
+def _texts(info: ModelInfo | None) -> list[Schema]:
+    """A model with one input also takes plain values, one per row (a list of texts)."""
+    if info is None or info.n_features != 1:
+        return []
+    return [
+        {
+            "type": "array",
+            "items": _value(info.features[0]),
+            "minItems": 1,
+            "description": "one value per row" + (" (a text)" if info.text_input else ""),
+        }
+    ]
 
 
 def _row_object(info: ModelInfo | None) -> Schema:
@@ -84,6 +102,10 @@ MLFLOW_ERROR: Schema = {
 }
 OIP_ERROR: Schema = {"type": "object", "properties": {"error": {"type": "string"}}}
 ANY_OBJECT: Schema = {"type": "object"}
+MLFLOW_PARAMS: Schema = {
+    "type": "object",
+    "properties": {"predict_method": {"enum": list(mlflow.PREDICT_METHODS)}},
+}
 
 
 def _ok(schema: Schema, description: str = "OK", media: str = JSON) -> Schema:
@@ -127,13 +149,14 @@ def _paths(info: ModelInfo | None) -> Schema:
             row,
             _split(info),
             {"type": "array", "items": _row_list(info), "minItems": 1, "description": "lists"},
+            *_texts(info),
         ]
     }
     mlflow_body = {
         "oneOf": [
             {
                 "type": "object",
-                "properties": {key: schema, "params": ANY_OBJECT},
+                "properties": {key: schema, "params": MLFLOW_PARAMS},
                 "required": [key],
                 "additionalProperties": False,
             }
@@ -144,7 +167,10 @@ def _paths(info: ModelInfo | None) -> Schema:
                 ("inputs", {"type": "array", "items": _row_list(info), "minItems": 1}),
             )
         ],
-        "description": "exactly one of " + ", ".join(mlflow.INPUT_KEYS) + " (params is ignored)",
+        "description": "exactly one of "
+        + ", ".join(mlflow.INPUT_KEYS)
+        + "; params.predict_method may be "
+        + " or ".join(mlflow.PREDICT_METHODS),
     }
     predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
     name_schema: Schema = {"type": "string"} if info is None else {"enum": [info.name]}
@@ -166,7 +192,7 @@ def _paths(info: ModelInfo | None) -> Schema:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "name": {"type": "string", "enum": ["predict", "predict_proba"]}
+                        "name": {"type": "string", "enum": info.outputs if info else ["predict"]}
                     },
                     "required": ["name"],
                 },
@@ -192,7 +218,14 @@ def _paths(info: ModelInfo | None) -> Schema:
                         "in": "query",
                         "schema": {"type": "boolean"},
                         "description": "also return class probabilities",
-                    }
+                    },
+                    {
+                        "name": "scores",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "also return the model's scores (decision_function or "
+                        "score_samples), where it has them",
+                    },
                 ],
                 "requestBody": {"required": True, "content": {JSON: {"schema": rows_body}}},
                 "responses": {"200": _ok(predictions), "default": _error(NATIVE_ERROR)},
