@@ -135,7 +135,7 @@ class Job:
         }
 
 
-def _request(rows: list[list[str]], info: ModelInfo) -> PredictRequest:
+def _request(rows: list[list[Any]], info: ModelInfo) -> PredictRequest:
     """CSV cells (already picked and ordered by model input) as a request for the service."""
     if info.features:
         return PredictRequest.from_columns(
@@ -404,12 +404,9 @@ class JobManager:
                 usable.append(index)
         if usable:
             number = [f.kind == "number" for f in info.features] or [False] * len(positions)
-            read = job.dialect.read_number
+            read = job.dialect.read_cell  # empty and NA cells become missing, as in read_csv
             rows = [
-                [
-                    read(cells[p]) if is_number else cells[p]
-                    for p, is_number in zip(positions, number, strict=True)
-                ]
+                [read(cells[p], is_number) for p, is_number in zip(positions, number, strict=True)]
                 for cells in (chunk[i][1] for i in usable)
             ]
             for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
@@ -421,7 +418,7 @@ class JobManager:
         return ["", *([""] * len(info.classes) if info.has_proba else []), safe_text(reason)]
 
     def _predict(
-        self, rows: list[list[str]], info: ModelInfo, job: Job, lines: list[int]
+        self, rows: list[list[Any]], info: ModelInfo, job: Job, lines: list[int]
     ) -> list[tuple[int, list[str]]]:
         """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
         prepared = self._service.check(_request(rows, info), max_rows=len(rows))
@@ -443,7 +440,7 @@ class JobManager:
 
     def _call(
         self,
-        rows: list[list[str]],
+        rows: list[list[Any]],
         info: ModelInfo,
         job: Job,
         lines: list[int],

@@ -12,6 +12,11 @@ has a decimal comma that is not a thousands group (``1,5``; ``1,234`` could be e
 number in it has a decimal point: a guess that errs towards a clear error on a row, never a
 number silently read a thousand times too small or too large.
 
+A cell is read as ``pd.read_csv`` reads it (issue 12): empty, or one of pandas' default NA
+strings (``NA_VALUES``, exactly as written: ``" NA"`` is not one, as read_csv does not strip
+cells), it is a missing value, ``float("nan")`` in every kind of column, and the model decides
+what to do with it.
+
 What winserve itself writes into the scored copy (predictions, probabilities, errors, the
 names of the columns it adds) never starts a formula when the file is opened in a spreadsheet
 (issue 13 item 8, OWASP "CSV injection"): a cell that begins with ``=``, ``+``, ``-``, ``@``, a
@@ -41,6 +46,32 @@ DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
 THOUSANDS_GROUP = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
 DECIMAL_POINT = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
+# pandas' default NA strings (pandas._libs.parsers.STR_NA_VALUES, pandas 2 and 3), copied so
+# that the web process needs no pandas; tests/test_spreadsheet.py keeps it equal to pandas' own
+NA_VALUES = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+MISSING = float("nan")  # a missing cell on its way to the model, as read_csv hands it over
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 SAMPLE_ROWS = 1000
@@ -126,6 +157,13 @@ class Dialect:
 
     def writer(self, file: Any) -> Any:
         return csv.writer(file, delimiter=self.delimiter)
+
+    def read_cell(self, cell: str, number: bool) -> Any:
+        """A cell of a model input as the service takes it: missing (NaN) as read_csv reads
+        it, else the text, with a number's decimal comma made a point."""
+        if cell in NA_VALUES:
+            return MISSING
+        return self.read_number(cell) if number else cell
 
     def read_number(self, cell: str) -> str:
         """A cell of a number column as the model's validation expects it (``5,1`` → ``5.1``)."""
