@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import joblib
@@ -250,10 +249,7 @@ def test_the_form_with_missing_fields_left_empty(served: Served) -> None:
     shown = re.search(r'<strong id="prediction">([^<]*)</strong>', page.text)
     assert shown, page.text[:2000]
     first = want["predictions"][0]
-    if isinstance(first, list):
-        expected = ", ".join(str(v) for v in first)
-    else:
-        expected = str(first)
+    expected = ", ".join(str(v) for v in first) if isinstance(first, list) else str(first)
     assert shown.group(1) == expected
 
 

@@ -159,3 +159,64 @@ def test_a_notebook_function_comes_from_the_code_file_in_a_folder_with_spaces(
     code = "def double(x):\n    return x * 2\n"
     (folder / "churn model_code.py").write_text(code, encoding="utf-8")
     assert serve() == pytest.approx([6.0])
+
+
+FIDELITY_SCRIPT = """
+import joblib, numpy as np, pandas as pd, sys
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"x": rng.normal(size=200), "plan": rng.choice(["a", "b", "c"], 200)})
+frame.loc[::5, "x"] = np.nan
+frame.loc[::7, "plan"] = np.nan
+y = np.where(frame["x"].fillna(0) + (frame["plan"] == "b") > 0.4, "yes", "no")
+cat = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore"))
+prepare = ColumnTransformer([("x", SimpleImputer(), ["x"]), ("plan", cat, ["plan"])])
+model = make_pipeline(prepare, LogisticRegression()).fit(frame, y)
+joblib.dump(model, sys.argv[1])
+rows = pd.DataFrame({"x": [np.nan, 0.5, np.nan], "plan": [np.nan, "b", "c"]})
+joblib.dump(model.predict_proba(rows).tolist(), sys.argv[2])
+texts = ["good value", "bad quality", "great", "awful"] * 5
+text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, [1, 0, 1, 0] * 5)
+joblib.dump(text, sys.argv[3])
+"""
+
+
+def test_missing_values_and_a_text_model_are_answered_as_in_process(tmp_path: Path) -> None:
+    """Issue 12 on Windows CPython with the lane's pinned pandas and scikit-learn: NaN for a
+    missing value reaches an imputer pipeline, and a raw-text pipeline takes plain texts."""
+    import joblib
+    import numpy as np
+
+    from winserve.backends.pool import PoolBackend
+    from winserve.model_info import ModelSpec
+
+    model, expected, text = (tmp_path / n for n in ("m.joblib", "want.joblib", "t.joblib"))
+    subprocess.run(
+        [sys.executable, "-c", FIDELITY_SCRIPT, str(model), str(expected), str(text)],
+        check=True,
+        timeout=300,
+    )
+    backend = PoolBackend(ModelSpec(str(model)), timeout=20)
+    backend.start()
+    try:
+        info = backend.wait_ready(180)
+        assert {f.name: f.missing for f in info.features} == {"x": "accepted", "plan": "accepted"}
+        columns = {"x": [np.nan, 0.5, np.nan], "plan": [np.nan, "b", "c"]}
+        got = backend.predict({"columns": columns}, proba=True).probabilities
+    finally:
+        backend.close()
+    assert np.allclose(got, joblib.load(expected), rtol=0, atol=1e-12)
+    backend = PoolBackend(ModelSpec(str(text)), timeout=20)
+    backend.start()
+    try:
+        info = backend.wait_ready(180)
+        assert info.text_input and info.feature_names == ["text"]
+        answer = backend.predict({"columns": {"text": ["good", "awful"]}}).predictions
+    finally:
+        backend.close()
+    assert answer == [1, 0]
