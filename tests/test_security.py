@@ -388,21 +388,29 @@ def test_the_session_cookie_expires_on_the_server_too() -> None:
         assert not auth.session_valid(broken, key, now=issued + 1)
 
 
-def test_the_throttle_table_stays_small() -> None:
+def test_the_throttle_table_stays_small_and_right_tokens_are_never_counted() -> None:
     clock = [0.0]
     throttle = Throttle(max_clients=100, clock=lambda: clock[0])
+
+    def wrong() -> bool:
+        return False
+
     for n in range(10_000):
-        assert throttle.attempt(f"10.0.{n // 256}.{n % 256}") == 0
+        assert throttle.attempt(f"10.0.{n // 256}.{n % 256}", wrong) == (False, 0.0)
     assert len(throttle) == 100
+    for _ in range(100):  # a program sending the right token, however often, is not counted
+        assert throttle.attempt("10.9.9.9", lambda: True) == (True, 0.0)
     for _ in range(4):
-        assert throttle.attempt("10.9.9.9") == 0
-    assert throttle.attempt("10.9.9.9") == 0  # the 5th is answered, and locks for 2 s
-    assert throttle.attempt("10.9.9.9") == pytest.approx(2.0)
+        assert throttle.attempt("10.9.9.9", wrong) == (False, 0.0)
+    assert throttle.attempt("10.9.9.9", wrong) == (False, 0.0)  # the 5th locks it for 2 s
+    asked: list[int] = []
+    assert throttle.attempt("10.9.9.9", lambda: bool(asked.append(1))) == (False, 2.0)
+    assert asked == []  # not even compared while locked out
     clock[0] += 2.5
-    assert throttle.attempt("10.9.9.9") == 0  # the 6th, then 4 s
-    assert throttle.attempt("10.9.9.9") == pytest.approx(4.0)
+    assert throttle.attempt("10.9.9.9", wrong) == (False, 0.0)  # the 6th, then 4 s
+    assert throttle.attempt("10.9.9.9", wrong) == (False, 4.0)
     clock[0] += 3600
-    assert throttle.attempt("10.9.9.9") == 0  # forgotten after a quiet quarter of an hour
+    assert throttle.attempt("10.9.9.9", wrong) == (False, 0.0)  # a quiet quarter hour forgets
     assert client_key("2001:db8::1") == client_key("2001:db8::ffff") == "2001:db8::/64"
     assert client_key("::ffff:10.1.2.3") == "10.1.2.3"
 

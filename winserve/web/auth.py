@@ -93,13 +93,10 @@ def _same(given: str, expected: str) -> bool:
 
 def _check_bearer(given: str, token: str) -> bool:
     """The Bearer token, throttled: 429 while this address is locked out after wrong ones."""
-    wait = _throttle().attempt(_client())
+    right, wait = _throttle().attempt(_client(), lambda: _same(given, token))
     if wait:
         raise TooManyAttempts(_wait_text(wait), headers={"Retry-After": str(math.ceil(wait))})
-    if _same(given, token):
-        _throttle().succeeded(_client())
-        return True
-    return False
+    return right
 
 
 def authorized(token: str) -> bool:
@@ -140,14 +137,14 @@ def login() -> ResponseReturnValue:
 def login_submit() -> ResponseReturnValue:
     token: str = current_app.config["WINSERVE_TOKEN"]
     target = _safe_next(request.form.get("next"))
-    wait = _throttle().attempt(_client())
+    given = request.form.get("token", "")
+    right, wait = _throttle().attempt(_client(), lambda: _same(given, token))
     if wait:
         page = render_template("login.html", next=target, error=_wait_text(wait).capitalize())
         return page, 429, {"Retry-After": str(math.ceil(wait))}
-    if not _same(request.form.get("token", ""), token):
+    if not right:
         page = render_template("login.html", next=target, error="That token is not right.")
         return page, 401
-    _throttle().succeeded(_client())
     response = redirect(target, code=303)
     response.set_cookie(
         SESSION_COOKIE,

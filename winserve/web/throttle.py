@@ -1,12 +1,14 @@
 """Throttling token guesses per client address (issue 13, item 9: 500 guesses took 1.6 s).
 
-Every attempt counts as a failure until it proves right, so requests sent at once cannot slip
-past the count. The first ``FREE`` failures cost nothing (typing mistakes); from then on each
-failure locks the address out for twice as long as the one before (2 s, 4 s, 8 s … at most
-``MAX_LOCK``), and attempts meanwhile get 429 with Retry-After without being compared at all,
-so a locked-out guesser learns nothing. A right token forgets the address; so does a quiet
-``FORGET`` seconds. At most ``MAX_CLIENTS`` addresses are kept (least recently seen dropped
-first); IPv6 clients count per /64, the block one machine usually holds.
+Each attempt is checked and counted under one lock (the check is a constant-time comparison,
+microseconds), so requests sent at once cannot slip past the count, and a program sending the
+right token from many threads is never counted at all. The first ``FREE`` failures cost
+nothing (typing mistakes); from then on each failure locks the address out for twice as long
+as the one before (2 s, 4 s, 8 s … at most ``MAX_LOCK``), and attempts meanwhile get 429 with
+Retry-After without being compared at all, so a locked-out guesser learns nothing. A right
+token forgets the address; so does a quiet ``FORGET`` seconds. At most ``MAX_CLIENTS``
+addresses are kept (least recently seen dropped first); IPv6 clients count per /64, the block
+one machine usually holds.
 """
 
 from __future__ import annotations
@@ -57,30 +59,30 @@ class Throttle:
         self._clients: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def attempt(self, client: str) -> float:
-        """Seconds ``client`` must wait (0: go ahead; the attempt is counted as failed)."""
+    def attempt(self, client: str, right: Callable[[], bool]) -> tuple[bool, float]:
+        """(whether ``right()`` said yes, seconds ``client`` must wait before it may try). While
+        it must wait, ``right`` is not called at all: (False, seconds left)."""
         with self._lock:
             now = self._clock()
             entry = self._clients.get(client)
-            if entry is None or now - entry.last > self._forget:
-                entry = _Entry()
-            elif entry.locked_until > now:
-                return entry.locked_until - now
+            if entry is not None and now - entry.last > self._forget:
+                entry = None
+            if entry is not None and entry.locked_until > now:
+                return False, entry.locked_until - now
+            if right():
+                self._clients.pop(client, None)
+                return True, 0.0
+            entry = entry or _Entry()
             entry.failures += 1
             entry.last = now
             if entry.failures >= self._free:
-                entry.locked_until = now + min(
-                    self._max_lock, 2.0 ** (entry.failures - self._free + 1)
-                )
+                lock = min(self._max_lock, 2.0 ** (entry.failures - self._free + 1))
+                entry.locked_until = now + lock
             self._clients[client] = entry
             self._clients.move_to_end(client)
             while len(self._clients) > self._max_clients:
                 self._clients.popitem(last=False)
-            return 0.0
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._clients.pop(client, None)
+            return False, 0.0
 
     def __len__(self) -> int:
         return len(self._clients)
