@@ -184,8 +184,10 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     install_signal_handlers()
     stopped = threading.Event()
     install_close_handler(_thread.interrupt_main, stopped)
-    threading.Thread(target=when_ready, name="winserve-ready", daemon=True).start()
     try:
+        # Started inside the try: a load that fails at once interrupts this thread while it
+        # is still starting the readiness thread, and that must end in the clean stop too.
+        threading.Thread(target=when_ready, name="winserve-ready", daemon=True).start()
         server.run()  # returns after Ctrl+C / SIGTERM, in-flight requests finished (≤ 5 s)
     except KeyboardInterrupt:
         pass

@@ -9,15 +9,21 @@
          │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
          │                          take every job waiting (≤ max_batch_rows) ─► one call
          ◄──── result / error ──── split the answer by rows          replica 1 ─ ModelHost
-                                    deadline passed → kill, respawn (504 to its callers)
+                                    call ran past timeout → kill, respawn (504 to its callers)
                                     process died → respawn with backoff; jobs of a crashed
                                       batch are retried once, each alone (503 if it crashes again)
                                     model raised on a batch → retry its jobs one by one, so
                                       only the bad request gets the error
 
 Every wait is bounded: a caller waits at most ``timeout`` (+ a small grace) from the moment it
-queued; a dispatcher's call at most until the latest deadline of its batch; a load at most
-``load_timeout``. Only the dispatcher thread of a replica talks to its host.
+queued; a dispatcher's call at most ``timeout`` from the moment it is made; a load at most
+``load_timeout``; ``close`` a few seconds, whatever the hosts do. Only the dispatcher thread of
+a replica talks to its host.
+
+Time spent queued belongs to the callers, never to the replica: a job that can no longer make
+its deadline is answered 504 without reaching the model, and only a call that itself runs past
+``timeout`` gets its replica killed, so a busy queue does not kill replicas doing normal work
+(issue 13).
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from winserve.backends.base import Backend, Health, Prediction, Status, prediction_from
 from winserve.backends.proxy import HOST_GONE
-from winserve.backends.replica import Replica
+from winserve.backends.replica import KILL_JOIN_SECONDS, STOP_SECONDS, Replica
 from winserve.errors import (
     ModelError,
     ModelLoadError,
@@ -42,6 +49,7 @@ from winserve.errors import (
     WinserveError,
 )
 from winserve.metrics import batch_rows_histogram
+from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.payload import Payload, merge_payloads, row_count
 
@@ -52,6 +60,7 @@ IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
 BACKOFF_FIRST = 0.5  # a first failure restarts at once; repeated ones wait 0.5, 1, 2, … s
 BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
+FILE_CHECK = 1.0  # seconds between looks at a changed model file, waiting for the loaded one
 
 Outcome = Literal["ok", "timeout", "dead"]
 
@@ -68,6 +77,7 @@ class Job:
     error: WinserveError | None = None
     solo: bool = False
     retried: bool = False
+    scores: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def resolve(self, result: Prediction | None = None, error: WinserveError | None = None) -> None:
@@ -109,6 +119,7 @@ class PoolBackend(Backend):
         self._info: ModelInfo | None = None
         self._threads: list[threading.Thread] = []
         self._first_attempts = 0
+        self._held: set[int] = set()  # replicas waiting for the loaded model file to come back
         self._started = False
         self.batch_rows = batch_rows_histogram()
 
@@ -156,10 +167,22 @@ class PoolBackend(Backend):
             self._cond.notify_all()
         for job in pending:
             job.resolve(error=ModelUnavailable("the server is shutting down"))
-        for replica in self._replicas:
-            replica.stop()
-        for thread in self._threads:
-            thread.join(timeout=5.0)
+        # All hosts are asked at once; one frozen or holding the GIL is killed after
+        # STOP_SECONDS, so closing takes seconds, whatever the hosts do (issue 13).
+        stoppers = [
+            threading.Thread(target=r.stop, name=f"winserve-stop-{r.index}", daemon=True)
+            for r in self._replicas
+        ]
+        for thread in stoppers:
+            thread.start()
+        end = time.monotonic() + STOP_SECONDS + KILL_JOIN_SECONDS
+        for thread in [*stoppers, *self._threads]:
+            thread.join(timeout=max(0.0, end - time.monotonic()))
+        with self._cond:  # jobs of a call the stop cut short, put back for a retry
+            pending = list(self._queue)
+            self._queue.clear()
+        for job in pending:
+            job.resolve(error=ModelUnavailable("the server is shutting down"))
         self._notify()
 
     # -- web side ----------------------------------------------------------------------------
@@ -169,17 +192,24 @@ class PoolBackend(Backend):
             raise ModelUnavailable("the model is still loading", retry_after=self._retry_after())
         return self._info
 
-    def predict(self, payload: Payload, proba: bool = False) -> Prediction:
+    def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
         if not any(r.state == "ready" for r in self._replicas):
+            if len(self._held) == len(self._replicas):  # will not recover by itself
+                reasons = "; ".join(sorted({r.last_error for r in self._replicas}))
+                raise ModelUnavailable(
+                    f"no model replica can start: {reasons}", retry_after=self._retry_after()
+                )
             states = ", ".join(sorted({r.state for r in self._replicas}))
             raise ModelUnavailable(
                 f"no model replica is ready ({states}); try again shortly",
                 retry_after=self._retry_after(),
             )
         now = time.monotonic()
-        job = Job(payload, row_count(payload), proba, now + self._timeout, self._timeout)
+        job = Job(
+            payload, row_count(payload), proba, now + self._timeout, self._timeout, scores=scores
+        )
         with self._cond:
             if len(self._queue) >= self._max_queue:
                 raise ModelUnavailable(
@@ -237,18 +267,68 @@ class PoolBackend(Backend):
                 self._serve(replica)
                 if time.monotonic() - replica.started_at > BACKOFF_RESET_AFTER:
                     backoff = 0.0
-            replica.kill()
             if self._closing.is_set():
+                break  # stop() below ends the host: asked first, killed if it does not go
+            replica.kill()
+            if not self._worth_retrying(replica):
                 break
             replica.restarts += 1  # _serve set "restarting" (or _load "failed") already
             self._notify()
+            if self._hold_while_file_changed(replica):
+                backoff = 0.0  # the loaded file is back: load it at once
+                continue
             log.warning(
                 "replica %d: %s; restarting in %.1f s", replica.index, replica.last_error, backoff
             )
             self._closing.wait(backoff)
             backoff = min(max(backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
+        failed = replica.state == "failed" and not self._closing.is_set()
         replica.stop()
+        if failed:
+            replica.state = "failed"  # the model cannot be loaded: say so, not "stopped"
         self._notify()
+
+    def _worth_retrying(self, replica: Replica) -> bool:
+        """After a failure: False when this was a first load and every replica's first load
+        failed, i.e. the model cannot be loaded and winserve is exiting (``wait_ready`` says
+        why, once); until that is known, a first failure waits for the other replicas."""
+        if replica.restarts > 0:
+            return True
+        with self._changed:
+            while not self._closing.is_set():
+                if self._info is not None:
+                    return True  # another replica loaded it: this failure was this replica's
+                if self._first_attempts >= len(self._replicas):
+                    return False
+                self._changed.wait(IDLE_CHECK)
+        return False
+
+    def _hold_while_file_changed(self, replica: Replica) -> bool:
+        """A restart must load the file the first load did (``ModelSpec.same_as``). When the
+        file on disk is another one now (retrained and overwritten), no restart can succeed:
+        the replica is "failed" with what to do, and waits, without spawning hosts, until the
+        loaded file is back (or the server closes). Returns whether it waited."""
+        path = Path(replica.spec.path) if replica.spec.path else None
+        reason = _not_the_loaded_file(path, replica.spec.same_as)
+        if path is None or not reason:
+            return False
+        with self._changed:
+            self._held.add(replica.index)
+        replica.state, replica.last_error = "failed", reason
+        self._notify()
+        log.error("replica %d: %s", replica.index, reason)
+        seen: tuple[int, int] | None = _stamp(path)
+        while not self._closing.wait(FILE_CHECK):
+            stamp = _stamp(path)
+            if stamp == seen:
+                continue
+            seen = stamp  # taken before hashing: a write after the hash is seen next round
+            if not _not_the_loaded_file(path, replica.spec.same_as):
+                log.info("replica %d: %s is the loaded file again", replica.index, path.name)
+                break
+        with self._changed:
+            self._held.discard(replica.index)
+        return True
 
     def _load(self, replica: Replica) -> bool:
         try:
@@ -281,8 +361,8 @@ class PoolBackend(Backend):
         finally:
             with self._changed:
                 self._first_attempts += replica.restarts == 0
-        if not self._closing.is_set():
-            log.error("replica %d: %s", replica.index, replica.last_error)
+        # Not logged here: _dispatch says it once with what happens next, and a first load
+        # that failed everywhere is said once by whoever waits for it (the console).
         return False
 
     def _serve(self, replica: Replica) -> None:
@@ -336,9 +416,12 @@ class PoolBackend(Backend):
         payload = merge_payloads([j.payload for j in jobs])
         self.batch_rows.observe(row_count(payload))
         proba = any(j.proba for j in jobs)
-        wait = max(0.01, max(j.deadline for j in jobs) - time.monotonic())
+        scores = any(j.scores for j in jobs)
+        # The call's own deadline counts from now: time its jobs spent queued is theirs (each
+        # caller gets its 504 at its own deadline), not a sign that the replica hangs.
+        wait = self._timeout
         try:
-            record = replica.predict(payload, proba, timeout=wait)
+            record = replica.predict(payload, proba, timeout=wait, scores=scores)
         except TimeoutError:
             replica.state = "restarting"  # before anyone hears of it: health must not lag
             for job in jobs:
@@ -358,7 +441,7 @@ class PoolBackend(Backend):
             replica.last_error = f"unexpected reply failure ({type(exc).__name__})"
             return "dead"
         if record.get("ok"):
-            self._deliver(jobs, record["predictions"], record.get("probabilities"))
+            self._deliver(jobs, record)
             return "ok"
         if len(jobs) == 1:
             try:
@@ -368,6 +451,9 @@ class PoolBackend(Backend):
             return "ok"
         # One request in the batch may be the bad one: retry each alone.
         for position, job in enumerate(jobs):
+            if job.done.is_set() or job.deadline <= time.monotonic():
+                job.resolve(error=job.timed_out())  # too late for another call
+                continue
             outcome = self._run(replica, [job])
             if outcome != "ok":
                 self._requeue(jobs[position + 1 :])
@@ -391,9 +477,11 @@ class PoolBackend(Backend):
         self._requeue(retry)
 
     @staticmethod
-    def _deliver(
-        jobs: list[Job], predictions: list[object], probabilities: list[list[float]] | None
-    ) -> None:
+    def _deliver(jobs: list[Job], record: dict[str, Any]) -> None:
+        """Split one model call's answer back into each job's rows."""
+        predictions = record["predictions"]
+        probabilities = record.get("probabilities")
+        scores = record.get("scores")
         start = 0
         for job in jobs:
             end = start + job.rows
@@ -401,6 +489,35 @@ class PoolBackend(Backend):
                 Prediction(
                     predictions[start:end],
                     None if probabilities is None or not job.proba else probabilities[start:end],
+                    None if scores is None or not job.scores else scores[start:end],
                 )
             )
             start = end
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def _not_the_loaded_file(path: Path | None, loaded_sha256: str) -> str:
+    """Why the model file on disk is not the one loaded first, with what to do; "" if it is."""
+    if path is None or not loaded_sha256:
+        return ""
+    try:
+        digest = sha256_of(path)
+    except OSError:
+        return (
+            f"{path.name} is no longer where winserve loaded it from, so it cannot be loaded "
+            "again: put it back, or restart winserve with another model file"
+        )
+    if digest == loaded_sha256:
+        return ""
+    return (
+        f"{path.name} changed on disk since winserve loaded it (SHA-256 {loaded_sha256[:12]}… "
+        f"then, {digest[:12]}… now), so it cannot be loaded again: restart winserve to serve "
+        "the new file, or put the old one back"
+    )

@@ -15,12 +15,25 @@ Proxy calls of the standard library wait forever, and a call abandoned without d
 connection makes the *next* call on that thread read the late reply of the previous one
 (measured, ``shared/reference/platform-notes.md`` §1.6). So ``HostProxy`` polls with a timeout
 and drops the thread's connection on any error or timeout.
+
+Dropping a proxy sends its host a ``decref`` and ``BaseManager.shutdown`` sends a ``shutdown``;
+both wait for the host's answer without a timeout, forever from a host that holds the GIL or
+is frozen (SIGSTOP), which hung the whole server (issue 13). So a host that missed a deadline
+is killed first and then ``forget``-ed: its manager and proxy are cleaned up on this side
+without a word to it. ``ask_to_exit`` is the polite stop, run where its wait can be abandoned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from multiprocessing.managers import BaseManager, BaseProxy, convert_to_error  # type: ignore[attr-defined]
+from multiprocessing.managers import (  # type: ignore[attr-defined]
+    BaseManager,
+    BaseProxy,
+    State,
+    convert_to_error,
+    dispatch,
+)
 from typing import Any
 
 from winserve.host import ModelHost
@@ -68,8 +81,10 @@ class HostProxy(BaseProxy):
         result: dict[str, Any] = self._call("load", (spec,), timeout)
         return result
 
-    def predict(self, payload: dict[str, Any], proba: bool, timeout: float) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("predict", (payload, proba), timeout)
+    def predict(
+        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("predict", (payload, proba, scores), timeout)
         return result
 
     def pid(self, timeout: float) -> int:
@@ -85,3 +100,37 @@ HostManager.register("ModelHost", ModelHost, proxytype=HostProxy)
 
 def spawn_context() -> Any:
     return multiprocessing.get_context("spawn")
+
+
+def ask_to_exit(manager: HostManager) -> None:
+    """Send the host the manager's ``shutdown``; waits for its answer as long as it takes (run
+    it in a thread of its own and kill the host if it does not exit in time)."""
+    with contextlib.suppress(Exception):
+        conn = manager._Client(manager.address, authkey=manager._authkey)  # type: ignore[attr-defined]
+        try:
+            dispatch(conn, None, "shutdown")
+        finally:
+            conn.close()
+
+
+def forget(manager: HostManager, proxy: HostProxy | None) -> None:
+    """Clean up a host's manager and proxy here without talking to the host (issue 13).
+
+    Call it once the host process is dead or past saving. It cancels what would otherwise call
+    into the host later: the proxy's decref finalizer, and the manager's shutdown finalizer
+    (which also runs at interpreter exit); marks the manager shut down, so any other proxy of
+    it skips its decref; and drops the address's thread-local connections, as ``shutdown``
+    does.
+    """
+    close = getattr(proxy, "_close", None)  # util.Finalize of BaseProxy._decref
+    if close is not None:
+        close.cancel()
+    state = getattr(manager, "_state", None)
+    if state is not None:
+        state.value = State.SHUTDOWN
+    finalizer = getattr(manager, "shutdown", None)  # a util.Finalize once started
+    cancel = getattr(finalizer, "cancel", None)
+    if cancel is not None:
+        cancel()
+    if manager.address is not None:
+        BaseProxy._address_to_local.pop(manager.address, None)  # type: ignore[attr-defined]

@@ -1,24 +1,31 @@
 """One model replica: a spawned model-host process, its manager and its proxy.
 
-Only the replica's dispatcher thread calls ``predict``; ``kill`` and ``stop`` may come from any
-thread (shutdown, a watchdog) and unblock a dispatcher stuck in a call by ending the process.
+Only the replica's dispatcher thread calls ``start`` and ``predict``; ``kill`` and ``stop`` may
+come from any thread (shutdown, a watchdog) and unblock a dispatcher stuck in a call by ending
+the process.
+
+A host may hold the GIL for hours or be frozen (SIGSTOP), and then it answers nothing, not
+even multiprocessing's own messages (issue 13). So ``kill`` ends the process first, by signal
+(SIGKILL / TerminateProcess), and then ``forget``s its manager and proxy without a call into
+it; ``stop`` asks politely and turns into a kill when the host has not gone within
+``STOP_SECONDS``; and every wait of ``start`` is bounded by the load timeout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from typing import Any
 
 from winserve.backends.base import ReplicaHealth, ReplicaState
-from winserve.backends.proxy import HostManager, HostProxy, spawn_context
+from winserve.backends.proxy import HostManager, HostProxy, ask_to_exit, forget, spawn_context
 from winserve.errors import ModelLoadError
 from winserve.host import watchdog
 from winserve.model_info import ModelSpec
 from winserve.platform import adopt_child
 
-KILL_JOIN_SECONDS = 5.0
+KILL_JOIN_SECONDS = 5.0  # a SIGKILLed process is gone in milliseconds; this is the bound
+STOP_SECONDS = 1.0  # a host asked to exit that is still there after this is killed
 
 
 class Replica:
@@ -34,6 +41,7 @@ class Replica:
         self._manager: HostManager | None = None
         self._proxy: HostProxy | None = None
         self._pid: int | None = None
+        self._stopped = False
 
     @property
     def pid(self) -> int | None:
@@ -53,20 +61,41 @@ class Replica:
         """Spawn a host and load the model in it; returns the host's description.
 
         Raises ``ModelLoadError`` (the model cannot be loaded), ``TimeoutError`` or one of
-        ``HOST_GONE`` (the process died or was stopped meanwhile).
+        ``HOST_GONE`` (the process died, or was killed or stopped meanwhile). Call it from a
+        thread that outlives the host: on Linux the host dies when that thread ends
+        (``PR_SET_PDEATHSIG``, see ``winserve.platform.die_with_parent``).
         """
         began = time.monotonic()
         manager = HostManager(ctx=spawn_context())
         with self._lock:
+            if self._stopped:
+                raise BrokenPipeError("the replica was stopped")
             self._manager = manager
-        manager.start(initializer=watchdog.start)
-        process = manager._process  # type: ignore[attr-defined]  # no public accessor
-        self._pid = process.pid
-        adopt_child(process.pid)
-        proxy = manager.ModelHost()  # type: ignore[attr-defined]
-        with self._lock:
-            self._proxy = proxy
-        record = proxy.load(self.spec, timeout=load_timeout)
+        # Starting the manager and creating the proxy wait for the host without a timeout of
+        # their own; a host frozen meanwhile is killed just past the load deadline (the load
+        # call's own timeout answers first when only the load is slow), which ends them.
+        guard = threading.Timer(load_timeout + 1.0, self._kill_if_current, args=(manager,))
+        guard.daemon = True
+        guard.start()
+        try:
+            manager.start(initializer=watchdog.start)
+            process = manager._process  # type: ignore[attr-defined]  # no public accessor
+            self._pid = process.pid
+            with self._lock:
+                killed = self._manager is not manager  # by stop() or kill() while it started
+            if killed:
+                _kill_process(manager)
+                forget(manager, None)
+                raise BrokenPipeError("the replica was stopped while its host started")
+            adopt_child(process.pid)
+            proxy = manager.ModelHost()  # type: ignore[attr-defined]
+            with self._lock:
+                if self._manager is manager:
+                    self._proxy = proxy
+            left = max(0.01, began + load_timeout - time.monotonic())
+            record = proxy.load(self.spec, timeout=left)
+        finally:
+            guard.cancel()
         if not record["ok"]:
             raise ModelLoadError(record["error"]["message"])
         self.started_at = time.monotonic()
@@ -74,11 +103,13 @@ class Replica:
         info: dict[str, Any] = record["info"]
         return info
 
-    def predict(self, payload: dict[str, Any], proba: bool, timeout: float) -> dict[str, Any]:
+    def predict(
+        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
+    ) -> dict[str, Any]:
         proxy = self._proxy
         if proxy is None:
             raise BrokenPipeError("the model host is not running")
-        return proxy.predict(payload, proba, timeout=timeout)
+        return proxy.predict(payload, proba, timeout=timeout, scores=scores)
 
     def alive(self) -> bool:
         manager = self._manager
@@ -95,27 +126,44 @@ class Replica:
         return f"the model process exited with code {code}"
 
     def kill(self) -> None:
-        """End the host now (hung or dead); safe to call from any thread, more than once."""
+        """End the host now (hung, frozen or dead) without a call into it; safe to call from
+        any thread, more than once."""
         with self._lock:
-            manager, self._manager, self._proxy = self._manager, None, None
+            # Keep the proxy referenced until it is forgotten: dropping it here would run its
+            # decref, a call into the host (issue 13).
+            manager, proxy = self._manager, self._proxy
+            self._manager = self._proxy = None
         if manager is None:
             return
-        process = getattr(manager, "_process", None)
-        if process is not None and process.is_alive():
-            process.kill()
-            process.join(KILL_JOIN_SECONDS)
-        shutdown = getattr(manager, "shutdown", None)
-        if shutdown is not None:
-            with contextlib.suppress(Exception):
-                shutdown()  # forgets the dead address; nothing left to stop
+        _kill_process(manager)
+        forget(manager, proxy)
+
+    def _kill_if_current(self, manager: HostManager) -> None:
+        with self._lock:
+            current = self._manager is manager
+        if current:
+            self.kill()
 
     def stop(self) -> None:
-        """Ask the host to exit (the manager's own shutdown), then make sure it did."""
+        """Ask the host to exit; one that is still there after ``STOP_SECONDS`` (frozen, or
+        holding the GIL) is killed. The replica starts no host after this."""
         with self._lock:
+            self._stopped = True
             manager = self._manager
-        shutdown = getattr(manager, "shutdown", None)
-        if shutdown is not None:
-            with contextlib.suppress(Exception):
-                shutdown()
+        process = getattr(manager, "_process", None)
+        if manager is not None and process is not None and process.is_alive():
+            # The request waits for the host's answer; that wait is abandoned, never joined.
+            threading.Thread(
+                target=ask_to_exit, args=(manager,), name="winserve-stop-host", daemon=True
+            ).start()
+            process.join(STOP_SECONDS)
         self.kill()
         self.state = "stopped"
+
+
+def _kill_process(manager: HostManager) -> None:
+    """SIGKILL / TerminateProcess: works on a host that holds the GIL or is stopped."""
+    process = getattr(manager, "_process", None)
+    if process is not None and process.is_alive():
+        process.kill()
+        process.join(KILL_JOIN_SECONDS)
