@@ -45,6 +45,8 @@ def form_token() -> str:
 
 def check() -> None:
     """Raise ``CsrfFailed`` unless this POST came from one of this server's own pages."""
+    # host_url comes from the Host header, which hosts.py has checked against this server's
+    # names before any view runs; unchecked, a rebinding page's own origin would match it
     origin = request.headers.get("Origin")
     if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
         raise CsrfFailed(
