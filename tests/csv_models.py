@@ -33,3 +33,18 @@ class FormulaModel:
 
 def formula() -> FormulaModel:
     return FormulaModel()
+
+
+class TwoOutputModel:
+    """A multi-output regressor: each prediction is [a + b, a - b]."""
+
+    feature_names_in_ = np.array(["a", "b"], dtype=object)
+    n_features_in_ = 2
+
+    def predict(self, frame: Any) -> np.ndarray:
+        a, b = (np.asarray(frame[c], dtype=float) for c in ("a", "b"))
+        return np.column_stack([a + b, a - b])
+
+
+def two_outputs() -> TwoOutputModel:
+    return TwoOutputModel()

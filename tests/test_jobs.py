@@ -358,3 +358,15 @@ def test_a_negative_prediction_stays_a_number() -> None:
     status = _finished(client, _submit(client, "a;b\n-3;0\n-0,5;-1\n"))
     scored = _scored(client, status, ";")
     assert [r["prediction"] for r in scored] == ["-3,0", "-1,5"]
+
+
+def test_a_multi_output_model_gets_one_column_per_output() -> None:
+    client = local_client(ModelSpec(factory="tests.csv_models:two_outputs"))
+    OPENED.append(client)
+    status = _finished(client, _submit(client, "a;b\n1,5;1\n2;x\n"))
+    assert status["state"] == "done" and status["scored_rows"] == 1, status
+    with client.get(f"/jobs/{status['id']}/result.csv") as response:
+        lines = response.get_data().decode("utf-8-sig").splitlines()
+    assert lines[0] == "a;b;prediction 1;prediction 2;error"
+    assert lines[1] == "1,5;1;2,5;0,5;"
+    assert lines[2].startswith("2;x;;;column 'b': expected a number")

@@ -174,6 +174,13 @@ def _chunks(reader: Rows, max_rows: int, max_bytes: int) -> Iterator[list[tuple[
         yield chunk
 
 
+def _prediction_names(info: ModelInfo) -> list[str]:
+    """The columns a prediction fills: one, or one per output of a multi-output model."""
+    if info.n_outputs > 1:
+        return [f"prediction {k + 1}" for k in range(info.n_outputs)]
+    return ["prediction"]
+
+
 def _unique_header(header: list[str]) -> None:
     if not header or not any(h.strip() for h in header):
         raise BadRequest("the first line must name the columns")
@@ -365,7 +372,7 @@ class JobManager:
             positions = _positions(header, info)
             classes = [str(c) for c in info.classes] if info.has_proba else []
             writer = dialect.writer(target)
-            added = ["prediction", *(f"probability {c}" for c in classes), "error"]
+            added = [*_prediction_names(info), *(f"probability {c}" for c in classes), "error"]
             writer.writerow([*header, *map(safe_text, added)])
             for chunk in _chunks(reader, self._chunk, self._chunk_bytes):
                 if self._closing.is_set():
@@ -415,7 +422,8 @@ class JobManager:
         return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
 
     def _error_cells(self, info: ModelInfo, reason: str) -> list[str]:
-        return ["", *([""] * len(info.classes) if info.has_proba else []), safe_text(reason)]
+        empty = [""] * (max(1, info.n_outputs) + (len(info.classes) if info.has_proba else 0))
+        return [*empty, safe_text(reason)]
 
     def _predict(
         self, rows: list[list[Any]], info: ModelInfo, job: Job, lines: list[int]
@@ -478,5 +486,7 @@ class JobManager:
                 if info.has_proba and prediction.probabilities
                 else []
             )
-            cells.append((index, [job.dialect.write_value(value), *probabilities, ""]))
+            values = value if isinstance(value, list) else [value]  # one per output
+            written = [job.dialect.write_value(v) for v in values]
+            cells.append((index, [*written, *probabilities, ""]))
         return cells
