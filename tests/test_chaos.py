@@ -164,6 +164,17 @@ def test_a_model_file_changed_on_disk_is_not_loaded_by_a_restart(
         }
         refused = requests.post(f"{server.url}/predict", json=[row], timeout=10)
         assert refused.status_code == 503
+        message = refused.json()["error"]["message"]
+        assert "restart winserve to serve the new file, or put the old one back" in message
+        assert "try again shortly" not in message  # it will not recover by itself
+        # No pointless respawns meanwhile: no host is started while the file is the new one.
+        restarts = health["replicas"][0]["restarts"]
+        time.sleep(3.0)
+        assert model_hosts(server.proc.pid) == []
+        assert (
+            requests.get(f"{server.url}/health", timeout=5).json()["replicas"][0]["restarts"]
+            == restarts
+        )
         model.write_bytes(good)
         wait_until(
             lambda: requests.get(f"{server.url}/health", timeout=5).status_code == 200, timeout=40
