@@ -205,3 +205,35 @@ def test_close_stops_every_host_quickly(pool_factory: Any) -> None:
     assert model_hosts() == []
     with pytest.raises(ModelUnavailable, match="shutting down"):
         pool.predict(_row(1.0))
+
+
+def test_close_is_bounded_with_frozen_hosts(pool_factory: Any) -> None:
+    """Issue 13: a host that answers nothing (stopped) must not hold up the stop: each is asked,
+    and killed when still there after STOP_SECONDS, all at once."""
+    from winserve.backends.replica import STOP_SECONDS
+
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"), workers=2)
+    wait_until(lambda: pool.health().status == "ready", 30)
+    pids = [r.pid for r in pool.health().replicas]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < STOP_SECONDS + 2.0
+    assert model_hosts() == []
+    assert pool.health().status == "stopped"
+
+
+def test_a_first_load_that_fails_everywhere_is_not_retried(tmp_path: Path) -> None:
+    pool = PoolBackend(ModelSpec(factory="tests.models:broken"), workers=2)
+    pool.start()
+    try:
+        with pytest.raises(ModelLoadError, match="this factory always fails"):
+            pool.wait_ready(60)
+        time.sleep(1.0)  # a retry would have started by now (the first waits 0 s)
+        health = pool.health()
+        assert health.status == "failed", health
+        assert [r.restarts for r in health.replicas] == [0, 0]
+        assert model_hosts() == []
+    finally:
+        pool.close()
