@@ -220,3 +220,41 @@ def test_missing_values_and_a_text_model_are_answered_as_in_process(tmp_path: Pa
     finally:
         backend.close()
     assert answer == [1, 0]
+
+
+def test_a_model_holding_the_gil_is_cut_at_the_deadline_and_replaced() -> None:
+    """Issue 13: a model call that never releases the GIL (a regular expression backtracking
+    for hours) gets its 504 at the deadline; TerminateProcess ends the host without a call
+    into it, and a new host serves."""
+    import numpy as np
+
+    from tests.models import GIL_HOG
+    from winserve.backends.pool import PoolBackend
+    from winserve.errors import ModelTimeout
+    from winserve.model_info import ModelSpec
+
+    backend = PoolBackend(ModelSpec(factory="tests.models:gil_hog"), timeout=3)
+    backend.start()
+    try:
+        backend.wait_ready(120)
+        old = backend.health().replicas[0].pid
+        started = time.monotonic()
+        with pytest.raises(ModelTimeout, match="did not answer within 3 s"):
+            backend.predict({"matrix": np.array([[GIL_HOG, 1.0]])})
+        waited = time.monotonic() - started
+        assert waited < 3 + 2, waited
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            health = backend.health()
+            if health.status == "ready" and health.replicas[0].pid != old:
+                break
+            time.sleep(0.1)
+        assert backend.health().status == "ready", backend.health()
+        assert backend.health().replicas[0].restarts == 1
+        assert backend.predict({"matrix": np.array([[1.0, 2.0]])}).predictions == [3.0]
+        back = time.monotonic() - started - waited
+        print(f"GIL hog: 504 after {waited:.2f} s, serving again {back:.2f} s later")
+    finally:
+        started = time.monotonic()
+        backend.close()
+        assert time.monotonic() - started < 10
