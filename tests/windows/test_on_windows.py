@@ -258,3 +258,70 @@ def test_a_model_holding_the_gil_is_cut_at_the_deadline_and_replaced() -> None:
         started = time.monotonic()
         backend.close()
         assert time.monotonic() - started < 10
+
+
+WEB_PROCESS_WITH_A_GIL_HOG = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])  # the checkout: tests.models for the host to import
+import numpy as np
+from tests.models import GIL_HOG
+from winserve.backends.pool import PoolBackend
+from winserve.model_info import ModelSpec
+
+backend = PoolBackend(ModelSpec(factory="tests.models:gil_hog"), timeout=120)
+backend.start()
+backend.wait_ready(120)
+print(backend.health().replicas[0].pid, flush=True)
+hog = threading.Thread(
+    target=backend.predict, args=({"matrix": np.array([[GIL_HOG, 1.0]])},), daemon=True
+)
+hog.start()
+time.sleep(1.0)
+print("hogging", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_host_holding_the_gil_dies_with_a_killed_web_process() -> None:
+    """Issue 13: the host's watchdog thread cannot run while the model holds the GIL; the
+    kill-on-close Job Object ends the host when the web process is terminated (Task Manager,
+    ``taskkill /F``)."""
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.OpenProcess.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32)
+    kernel32.WaitForSingleObject.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    web = subprocess.Popen(
+        [sys.executable, "-c", WEB_PROCESS_WITH_A_GIL_HOG, str(ROOT)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.PIPE,  # under wine, a child with a file for a std stream dies
+        text=True,
+    )
+    assert web.stdout is not None
+    try:
+        first = web.stdout.readline()
+        assert first.strip().isdigit(), first + web.stdout.read()
+        host = int(first)
+        assert web.stdout.readline().strip() == "hogging"
+        handle = kernel32.OpenProcess(0x00100000 | 0x0001, False, host)  # SYNCHRONIZE|TERMINATE
+        assert handle, ctypes.get_last_error()
+        try:
+            web.kill()  # TerminateProcess: nothing of the web process runs any more
+            web.wait(30)
+            killed = time.monotonic()
+            gone = kernel32.WaitForSingleObject(handle, 5000) == 0  # WAIT_OBJECT_0
+            if not gone:
+                kernel32.TerminateProcess(handle, 1)
+            assert gone, "the model host outlived the killed web process by 5 s"
+            print(f"host gone {time.monotonic() - killed:.3f} s after the web process")
+        finally:
+            kernel32.CloseHandle(handle)
+    finally:
+        if web.poll() is None:
+            web.kill()
+        web.wait(30)
+        for stream in (web.stdin, web.stdout):
+            if stream is not None:
+                stream.close()
