@@ -70,6 +70,9 @@ class ModelInfo:
     sample_error: str = ""
     sample_row: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # what answers: "scikit-learn" (the model itself), "onnxruntime" (an .onnx file), or
+    # "onnxruntime (compiled, verified on N rows …)" / why compiling fell back (issue 16)
+    runtime: str = "scikit-learn"
 
     @property
     def n_features(self) -> int:
@@ -143,6 +146,7 @@ class ModelSpec:
     # crash or a hang) must find the same file, or the replicas would serve different models
     # while the page, the validation and /model describe the first one
     same_as: str = ""
+    compile: str = "off"  # "onnx": convert with skl2onnx at load, serve it once verified
 
     @property
     def is_demo(self) -> bool:

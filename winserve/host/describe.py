@@ -199,6 +199,9 @@ def describe(model: Any) -> dict[str, Any]:
     kinds = column_kinds(model, feature_names) if known else {}
     default = {"kind": "string"} if text_input else {"kind": "number"}
     features = [{"name": n, **kinds.get(n, default)} for n in feature_names]
+    declared = getattr(model, "winserve_features", None)
+    if declared is not None:  # a wrapper that knows its columns (an ONNX graph, issue 16)
+        features = [dict(f) for f in declared]
     classes = getattr(model, "classes_", None)
     return {
         "model_type": model_type(model),
@@ -209,6 +212,7 @@ def describe(model: Any) -> dict[str, Any]:
         "classes": plain(classes) if classes is not None else [],
         "has_proba": callable(getattr(model, "predict_proba", None)),
         "score_method": score_method(model),
+        "runtime": str(getattr(model, "winserve_runtime", "scikit-learn")),
     }
 
 

@@ -92,6 +92,11 @@ def load_file(
             f"then, {digest[:12]}… now), so it was not loaded again: restart winserve to serve "
             "the new file, or put the old one back"
         )
+    if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
+        from winserve.host import onnx_model
+
+        graph = onnx_model.load(path)
+        return Loaded(graph, path.stem, str(path), digest, path.stat().st_size)
     use_mmap = mmap and _is_uncompressed(path)
     code = model_code.prepare(path)
     with warnings.catch_warnings(record=True) as caught:

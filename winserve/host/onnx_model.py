@@ -1,0 +1,339 @@
+"""An ``.onnx`` file served through onnxruntime, wrapped to look like a scikit-learn estimator.
+
+The rest of winserve (describe, the missing-value probe, batching, every protocol and the page)
+talks to ``predict`` / ``predict_proba`` / ``classes_`` / ``feature_names_in_``, so the wrapper
+reads from the graph itself what those are:
+
+- inputs: one 2-D numeric tensor ``[N, k]`` → ``k`` number columns, named from the model's
+  metadata (``feature_names``: a JSON list or comma-separated names) or ``x0 … x{k-1}``; or one
+  input per column, as skl2onnx writes for DataFrame pipelines (``[N, 1]`` each: string tensors
+  are text columns, or category columns when they feed a OneHotEncoder; numeric ones numbers);
+- outputs: skl2onnx classifiers give a label and probabilities (a ZipMap sequence of maps, or a
+  tensor with ``zipmap=False``), regressors ``variable``; any other graph's first output is its
+  prediction. An output is probabilities only when the graph says so (a ZipMap, skl2onnx's
+  probability output, or a Softmax node): raw logits are served as they are, never turned into
+  probabilities by winserve.
+
+Missing values: NaN in a float input goes to the graph, which decides; a string or integer
+tensor cannot hold one, so a missing value there is refused with the input's name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from winserve.errors import ModelLoadError
+
+NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install winserve[onnx]"
+FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
+INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32"}
+STRING_TYPE = "tensor(string)"
+LABEL_NAMES = ("label", "output_label")
+PROBA_NAMES = ("probabilities", "output_probability")
+CLASS_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s")
+
+
+def session_options(ort: Any) -> Any:
+    """One thread per call: replicas give the parallelism, and a second intra-op thread
+    slows single rows down on a busy desktop (bench/run.py measures it)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+class OnnxModel:
+    """A graph with one prediction output (a regressor, raw logits, any other graph)."""
+
+    description = ""
+
+    def __init__(self, proto: Any, session: Any) -> None:
+        self._session = session
+        self._inputs = list(session.get_inputs())
+        self._outputs = [o.name for o in session.get_outputs()]
+        producers = _producers(proto.graph)
+        self._per_column = len(self._inputs) > 1 or _width(self._inputs[0]) == 1
+        self._predict_output = self._outputs[0]
+        self._proba_output = ""
+        for output in session.get_outputs():
+            if output.type.startswith("seq(map(") or _is_probability(output.name, proto, producers):
+                self._proba_output = output.name
+        for name in self._outputs:
+            if name in LABEL_NAMES:
+                self._predict_output = name
+        meta = {p.key: p.value for p in proto.metadata_props}
+        self.description = str(proto.doc_string or meta.get("description", ""))
+        if self._per_column:
+            self.feature_names_in_ = [i.name for i in self._inputs]
+            self.n_features_in_ = len(self._inputs)
+            self.winserve_features = [_column(i, proto.graph) for i in self._inputs]
+        else:
+            width = _width(self._inputs[0])
+            names = _metadata_names(meta.get("feature_names", ""), width)
+            if width is not None:
+                self.n_features_in_ = width
+            if names:
+                self.feature_names_in_ = names
+        producer = f"{proto.producer_name} {proto.producer_version}".strip()
+        self.winserve_runtime = f"onnxruntime {runtime_version()}" + (
+            f" (a graph from {producer})" if producer else ""
+        )
+
+    # -- input ----------------------------------------------------------------------------
+    def _feed(self, rows: Any) -> dict[str, Any]:
+        import numpy as np
+
+        columns = getattr(rows, "columns", None)
+        if self._per_column:
+            feed = {}
+            for position, spec in enumerate(self._inputs):
+                if columns is not None:
+                    values = rows[spec.name].to_numpy()
+                else:
+                    values = np.asarray(rows, dtype=object)[:, position]
+                feed[spec.name] = _tensor(values, spec, spec.name).reshape(
+                    _shape(spec, len(values))
+                )
+            return feed
+        spec = self._inputs[0]
+        if columns is not None:
+            names = list(getattr(self, "feature_names_in_", columns))
+            matrix = rows[names].to_numpy()
+        else:
+            matrix = np.asarray(rows)
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(-1, 1)
+        return {spec.name: _tensor(matrix, spec, "the input")}
+
+    def _run(self, rows: Any, names: Sequence[str]) -> list[Any]:
+        feed = self._feed(rows)
+        try:
+            return list(self._session.run(list(names), feed))
+        except Exception as exc:  # onnxruntime's own errors: the rows did not fit the graph
+            if type(exc).__name__ in {"InvalidArgument", "Fail", "RuntimeException"}:
+                raise ValueError(str(exc).splitlines()[0]) from None
+            raise
+
+    # -- the estimator's interface ---------------------------------------------------------
+    def predict(self, rows: Any) -> Any:
+        import numpy as np
+
+        (out,) = self._run(rows, [self._predict_output])
+        out = np.asarray(out)
+        if out.ndim == 2 and out.shape[1] == 1:
+            out = out.ravel()  # a regressor's [N, 1] is N predictions, as scikit-learn gives
+        return out
+
+
+class OnnxClassifier(OnnxModel):
+    """A graph that gives probabilities: a label output, or the most probable class."""
+
+    _estimator_type = "classifier"
+
+    def __init__(self, proto: Any, session: Any) -> None:
+        import numpy as np
+
+        super().__init__(proto, session)
+        self._has_label = self._predict_output in LABEL_NAMES
+        classes = _class_labels(proto.graph)
+        if classes is None:
+            width = _proba_width(session, self._proba_output)
+            classes = list(range(width)) if width else []
+        self.classes_ = np.asarray(classes)
+
+    def predict_proba(self, rows: Any) -> Any:
+        import numpy as np
+
+        (out,) = self._run(rows, [self._proba_output])
+        if isinstance(out, list):  # ZipMap: one {class: probability} per row
+            classes = self.classes_.tolist()
+            return np.array([[row[c] for c in classes] for row in out], dtype=np.float64)
+        return np.asarray(out)
+
+    def predict(self, rows: Any) -> Any:
+        import numpy as np
+
+        if self._has_label:
+            return super().predict(rows)
+        probabilities = np.asarray(self.predict_proba(rows))
+        return self.classes_[probabilities.argmax(axis=1)]
+
+
+class OnnxRegressor(OnnxModel):
+    _estimator_type = "regressor"
+
+
+def _producers(graph: Any) -> dict[str, Any]:
+    return {name: node for node in graph.node for name in node.output}
+
+
+def _is_probability(name: str, proto: Any, producers: dict[str, Any]) -> bool:
+    """skl2onnx's probability output, or an output computed by Softmax (through Identity)."""
+    if proto.producer_name == "skl2onnx" and name in PROBA_NAMES:
+        return True
+    node = producers.get(name)
+    while node is not None and node.op_type == "Identity":
+        node = producers.get(node.input[0])
+    return node is not None and node.op_type == "Softmax"
+
+
+def _class_labels(graph: Any) -> list[Any] | None:
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.name == "classlabels_strings" and attribute.strings:
+                return [s.decode("utf-8") for s in attribute.strings]
+            if attribute.name == "classlabels_int64s" and attribute.ints:
+                return [int(i) for i in attribute.ints]
+    return None
+
+
+def _proba_width(session: Any, name: str) -> int | None:
+    for output in session.get_outputs():
+        if output.name == name and len(output.shape) == 2 and isinstance(output.shape[1], int):
+            return int(output.shape[1])
+    return None
+
+
+def _width(spec: Any) -> int | None:
+    shape = list(spec.shape)
+    if len(shape) == 1:
+        return 1
+    if len(shape) == 2 and isinstance(shape[1], int):
+        return int(shape[1])
+    return None
+
+
+def _shape(spec: Any, rows: int) -> tuple[int, ...]:
+    return (rows,) if len(spec.shape) == 1 else (rows, 1)
+
+
+def _metadata_names(raw: str, width: int | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = [n.strip() for n in raw.split(",")]
+    if not isinstance(names, list) or len(names) != width:
+        return []
+    return [str(n) for n in names]
+
+
+def _column(spec: Any, graph: Any) -> dict[str, Any]:
+    """How the page and the validation treat one per-column input."""
+    if spec.type != STRING_TYPE:
+        return {"name": spec.name, "kind": "number"}
+    for node in _consumers(spec.name, graph):
+        if node.op_type == "OneHotEncoder":
+            attributes = {a.name: a for a in node.attribute}
+            if "cats_strings" in attributes:
+                zeros = attributes["zeros"].i if "zeros" in attributes else 1
+                return {
+                    "name": spec.name,
+                    "kind": "category",
+                    "categories": [s.decode("utf-8") for s in attributes["cats_strings"].strings],
+                    "strict_categories": zeros == 0,  # zeros=0: an unknown value is an error
+                }
+    return {"name": spec.name, "kind": "string"}
+
+
+PASS_THROUGH = {"Identity", "Gather", "Reshape", "Cast", "Squeeze", "Unsqueeze", "Flatten"}
+
+
+def _consumers(name: str, graph: Any, depth: int = 4) -> list[Any]:
+    """Nodes that read ``name``, looking through selections and reshapes (skl2onnx puts a
+    Gather before a ColumnTransformer's encoder)."""
+    found = []
+    for node in graph.node:
+        if name in node.input:
+            found.append(node)
+            if node.op_type in PASS_THROUGH and depth > 0:
+                found.extend(_consumers(node.output[0], graph, depth - 1))
+    return found
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _tensor(values: Any, spec: Any, where: str) -> Any:
+    """``values`` as the dtype the graph's input takes, refusing what that dtype cannot hold."""
+    import numpy as np
+
+    if spec.type == STRING_TYPE:
+        flat = np.asarray(values, dtype=object).ravel()
+        if any(_missing(v) for v in flat):
+            raise ValueError(
+                f"{where} is a string tensor in the ONNX graph, which cannot hold a missing value"
+            )
+        return np.array([str(v) for v in flat], dtype=object).reshape(np.shape(values))
+    if spec.type in FLOAT_TYPES:
+        try:
+            return np.asarray(values, dtype=np.float64).astype(FLOAT_TYPES[spec.type])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} takes numbers (ONNX {spec.type})") from None
+    if spec.type in INT_TYPES:
+        try:
+            numbers = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} takes whole numbers (ONNX {spec.type})") from None
+        if np.isnan(numbers).any():
+            raise ValueError(
+                f"{where} is an integer tensor in the ONNX graph, which cannot hold a missing value"
+            )
+        if (numbers != np.round(numbers)).any():
+            raise ValueError(f"{where} takes whole numbers (ONNX {spec.type})")
+        return numbers.astype(INT_TYPES[spec.type])
+    raise TypeError(f"{where} has ONNX type {spec.type}, which winserve does not feed")
+
+
+def from_bytes(data: bytes, where: str) -> OnnxModel:
+    """The wrapper for a serialized graph (a file's bytes, or what skl2onnx just built)."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelLoadError(NEEDS) from None
+    try:
+        proto = onnx.load_from_string(data)
+        session = ort.InferenceSession(
+            data, session_options(ort), providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {where} as an ONNX graph: {reason}") from None
+    inputs = session.get_inputs()
+    unknown = [i for i in inputs if i.type not in (*FLOAT_TYPES, *INT_TYPES, STRING_TYPE)]
+    if not inputs or unknown:
+        types = ", ".join(f"{i.name}: {i.type}" for i in unknown) or "none"
+        raise ModelLoadError(
+            f"{where}: winserve feeds ONNX graphs float, double, integer or string tensors; "
+            f"this one takes {types}"
+        )
+    names = [o.name for o in session.get_outputs()]
+    producers = _producers(proto.graph)
+    probability = any(
+        o.type.startswith("seq(map(") or _is_probability(o.name, proto, producers)
+        for o in session.get_outputs()
+    )
+    if probability:
+        return OnnxClassifier(proto, session)
+    if proto.producer_name == "skl2onnx" and "variable" in names:
+        return OnnxRegressor(proto, session)
+    return OnnxModel(proto, session)
+
+
+def load(path: Path) -> OnnxModel:
+    return from_bytes(path.read_bytes(), path.name)
+
+
+def runtime_version() -> str:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ""
+    return str(ort.__version__)
