@@ -370,3 +370,13 @@ def test_a_multi_output_model_gets_one_column_per_output() -> None:
     assert lines[0] == "a;b;prediction 1;prediction 2;error"
     assert lines[1] == "1,5;1;2,5;0,5;"
     assert lines[2].startswith("2;x;;;column 'b': expected a number")
+
+
+def test_a_file_larger_than_max_jobs_mb_alone_is_refused_as_too_large() -> None:
+    client = _client(max_jobs_mb=0.01)  # 10 KB
+    refused = _paste(client, "a,b\n" + "2001,1\n" * 3000)
+    assert refused.status_code == 413
+    assert "that CSV scoring may use on disk (setting: max_jobs_mb)" in refused.get_data(
+        as_text=True
+    )
+    assert _finished(client, _paste(client, "a,b\n2001,1\n"))["state"] == "done"

@@ -39,6 +39,7 @@ from winserve.errors import (
     ModelTimeout,
     ModelUnavailable,
     NotFound,
+    PayloadTooLarge,
     WinserveError,
 )
 from winserve.model_info import ModelInfo
@@ -276,6 +277,13 @@ class JobManager:
     def start(self, job: Job) -> None:
         """Score ``job.source`` in the background; the upload is refused (503, and deleted)
         if it filled the folder."""
+        with contextlib.suppress(OSError):
+            if job.source.stat().st_size >= self._max_bytes:  # would never fit, even alone
+                self.discard(job)
+                raise PayloadTooLarge(
+                    f"the file is larger than the {_megabytes(self._max_bytes)} that CSV "
+                    "scoring may use on disk (setting: max_jobs_mb)"
+                )
         try:
             self._check_space()
         except TooBusy:
