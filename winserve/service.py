@@ -13,6 +13,7 @@ model's own reason.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from winserve.payload import Payload
 MAX_PROBLEMS_SHOWN = 5
 MAX_VALUE_SHOWN = 40
 MISSING = math.nan  # what a missing value is on its way to the model, whatever the column
+NUMBER_TYPES = frozenset({int, float})  # what JSON numbers decode to (bool is not one here)
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 
@@ -40,6 +42,8 @@ class PredictRequest:
     n_rows: int = 0
     values: list[Any] | None = None
     scores: bool = False
+    # a numeric tensor decoded as a whole (OIP): float64, [rows, columns] in the model's order
+    matrix: Any = None
 
     @classmethod
     def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
@@ -53,6 +57,10 @@ class PredictRequest:
     @classmethod
     def from_values(cls, values: list[Any], proba: bool = False) -> PredictRequest:
         return cls(values=values, proba=proba, n_rows=len(values))
+
+    @classmethod
+    def from_matrix(cls, matrix: Any, proba: bool = False) -> PredictRequest:
+        return cls(matrix=matrix, proba=proba, n_rows=int(matrix.shape[0]))
 
 
 class RowProblem(NamedTuple):
@@ -90,8 +98,13 @@ def is_missing(value: Any) -> bool:
 
 def _to_number(value: Any) -> float:
     kind = type(value)
-    if kind is float or kind is int:
-        number = float(value)
+    if kind is float:
+        number: float = value
+    elif kind is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"expected a finite number, got {_show(value)}") from None
     elif kind is str:
         text = value.strip()
         if not text:
@@ -259,6 +272,11 @@ def prepare(
         )
     if request.values is not None:
         request = _one_column(request, info)
+    if request.matrix is not None:
+        matrix = _whole_matrix(request, info)
+        if matrix is not None:
+            return Prepared({"matrix": matrix}, request.n_rows, list(range(request.n_rows)))
+        request = dataclasses.replace(request, rows=request.matrix.tolist(), matrix=None)
     if not info.features:
         if request.rows is None:
             raise BadRequest("this model declares no column names: send rows as lists of values")
@@ -266,7 +284,15 @@ def prepare(
     problems: list[RowProblem] = []
     if request.columns is not None:
         raw = _by_name_or_position(request, info)
+        if info.all_numeric:
+            matrix = _numbers_only([raw[name] for name in info.feature_names], transpose=True)
+            if matrix is not None:
+                return Prepared({"matrix": matrix}, request.n_rows, list(range(request.n_rows)))
     else:
+        if info.all_numeric and _full_rows(request.rows or [], info.n_features):
+            matrix = _numbers_only(request.rows or [], transpose=False)
+            if matrix is not None:
+                return Prepared({"matrix": matrix}, request.n_rows, list(range(request.n_rows)))
         raw = _columns_by_position(request, info, problems)
     columns = {f.name: _convert_column(f, raw[f.name], problems, max_text) for f in info.features}
     bad = {p.row for p in problems}
@@ -280,13 +306,49 @@ def prepare(
     return Prepared(_payload(columns, info, len(good)), len(good), good, sorted(problems))
 
 
+def _full_rows(rows: list[Any], width: int) -> bool:
+    return all(type(row) is list and len(row) == width for row in rows)
+
+
+def _numbers_only(values: list[list[Any]], *, transpose: bool) -> Any:
+    """The float64 matrix of rows (or, with ``transpose``, columns) that hold plain, finite
+    JSON numbers only, made by NumPy in one call; ``None`` when anything else is there (text,
+    a bool, a missing value, an infinity): those take the value-by-value path, whose messages
+    name the row and the column. Single rows and 10,000-row bodies alike skip that path."""
+    import numpy as np
+
+    if not {type(v) for part in values for v in part} <= NUMBER_TYPES:
+        return None
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    return np.ascontiguousarray(matrix.T) if transpose else matrix
+
+
+def _whole_matrix(request: PredictRequest, info: ModelInfo) -> Any:
+    """A tensor decoded as a whole, as the model's matrix: when every input is a number and no
+    value is missing where the model refuses one; else ``None`` (row by row, for the messages)."""
+    import numpy as np
+
+    matrix = request.matrix
+    if not info.all_numeric or matrix.ndim != 2 or matrix.shape[1] != info.n_features:
+        return None
+    missing = np.isnan(matrix)
+    if missing.any() and any(f.required for f in info.features):
+        return None
+    return np.ascontiguousarray(matrix, dtype=np.float64)
+
+
 def _one_column(request: PredictRequest, info: ModelInfo) -> PredictRequest:
     """Plain values, one per row: the one input of a model that has one."""
     values = request.values or []
     if info.n_features == 1:
-        return PredictRequest.from_columns({info.feature_names[0]: values}, request.proba)
+        return dataclasses.replace(request, values=None, columns={info.feature_names[0]: values})
     if not info.features:
-        return PredictRequest.from_rows([[v] for v in values], request.proba)
+        return dataclasses.replace(request, values=None, rows=[[v] for v in values])
     raise BadRequest(
         f"a list of plain values fits a model with one input; this one has {info.n_features} "
         f"({_expected(info)}): send rows as objects, or as lists of {info.n_features} values"

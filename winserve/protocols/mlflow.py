@@ -21,31 +21,7 @@ from typing import Any
 from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
 from winserve.protocols import native
 from winserve.service import PredictRequest
-
-# TODO(lead): take pandas' NA strings from winserve.spreadsheet once it has them
-NA_VALUES = frozenset(
-    {
-        "",
-        "#N/A",
-        "#N/A N/A",
-        "#NA",
-        "-1.#IND",
-        "-1.#QNAN",
-        "-NaN",
-        "-nan",
-        "1.#IND",
-        "1.#QNAN",
-        "<NA>",
-        "N/A",
-        "NA",
-        "NULL",
-        "NaN",
-        "None",
-        "n/a",
-        "nan",
-        "null",
-    }
-)
+from winserve.spreadsheet import NA_VALUES
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 ERROR_CODES = {

@@ -138,7 +138,8 @@ def _check_element(value: Any, datatype: str) -> Any:
     return int(value)
 
 
-def _from_binary(raw: bytes, datatype: str, label: str) -> list[Any]:
+def _from_binary(raw: bytes, datatype: str, label: str) -> Any:
+    """BYTES as a list of texts; any other datatype as a NumPy array over ``raw``."""
     if datatype == "BYTES":
         values: list[Any] = []
         offset = 0
@@ -164,14 +165,41 @@ def _from_binary(raw: bytes, datatype: str, label: str) -> list[Any]:
             f"{label}: {len(raw)} bytes of binary data is not a whole number of "
             f"{datatype} elements ({dtype.itemsize} bytes each)"
         )
-    values = np.frombuffer(raw, dtype=dtype).tolist()
-    return values
+    return np.frombuffer(raw, dtype=dtype)  # type: ignore[no-any-return]
+
+
+def _as_numbers(flat: Any, datatype: str) -> Any:
+    """A numeric tensor's elements as one float64 array, checked as a whole; ``None`` when some
+    element needs a closer look (text, a bool where numbers go, null, out of range, not whole,
+    infinite): ``_check_element`` then names the first one. NaN (binary only) is missing."""
+    import numpy as np
+
+    if isinstance(flat, list):
+        kinds = {type(v) for v in flat}
+        if not (kinds <= {bool} if datatype == "BOOL" else kinds <= {int, float}):
+            return None
+        try:
+            array = np.array(flat, dtype=np.float64)
+        except (OverflowError, ValueError):
+            return None
+    else:
+        array = flat.astype(np.float64)
+    if datatype in INT_RANGES:
+        low, high = INT_RANGES[datatype]
+        if isinstance(flat, list) and not (
+            (np.mod(array, 1) == 0).all() and (array >= low).all() and (array <= high).all()
+        ):
+            return None
+    elif np.isinf(array).any():
+        return None
+    return array
 
 
 def _tensor_values(
     tensor: Any, position: int, binary: memoryview | None, offset: int
-) -> tuple[str, list[int], list[Any], int]:
-    """Name, shape and checked values of one input tensor; the new offset into ``binary``."""
+) -> tuple[str, list[int], Any, int]:
+    """Name, shape and checked values of one input tensor (a float64 array for numbers, else a
+    list); the new offset into ``binary``."""
     if not isinstance(tensor, dict):
         raise BadRequest(f"inputs[{position}] must be an object with name, shape, datatype, data")
     name = tensor.get("name")
@@ -202,8 +230,12 @@ def _tensor_values(
     if len(flat) != size:
         shown = f"more than {size}" if len(flat) > size else str(len(flat))
         raise BadRequest(f"{label}: shape {shape} needs {size} values; data has {shown}")
+    if datatype != "BYTES":
+        numbers = _as_numbers(flat, datatype)
+        if numbers is not None:
+            return name, shape, numbers, offset
     values: list[Any] = []
-    for index, value in enumerate(flat):
+    for index, value in enumerate(flat if isinstance(flat, list) else flat.tolist()):
         try:
             values.append(_check_element(value, datatype))
         except ValueError as exc:
@@ -212,19 +244,22 @@ def _tensor_values(
     return name, shape, values, offset
 
 
-def _matrix(name: str, shape: list[int], values: list[Any], info: ModelInfo) -> PredictRequest:
+def _matrix(name: str, shape: list[int], values: Any, info: ModelInfo) -> PredictRequest:
     rows, width = shape
     if info.features and width != info.n_features:
         raise BadRequest(
             f"input {_name(name)} has shape {shape}; the model expects [rows, "
             f"{info.n_features}] with columns {', '.join(info.feature_names[:20])}"
         )
+    if not isinstance(values, list):  # numbers, decoded as a whole: no per-value round trip
+        return PredictRequest.from_matrix(values.reshape(rows, width))
     return PredictRequest.from_rows([values[r * width : (r + 1) * width] for r in range(rows)])
 
 
-def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> PredictRequest:
+def _columns(tensors: list[tuple[str, list[int], Any]]) -> PredictRequest:
     columns: dict[str, list[Any]] = {}
-    for name, shape, values in tensors:
+    for name, shape, raw in tensors:
+        values = raw if isinstance(raw, list) else raw.tolist()
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise BadRequest(
                 f"input {_name(name)} has shape {shape}; with one tensor per column each must "
@@ -280,7 +315,7 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
         if len(shape) == 2 and not (name in names and shape[1] == 1 and info.n_features > 1):
             request = _matrix(name, shape, values, info)
         elif len(shape) == 1 and name not in names and info.n_features == 1:
-            request = PredictRequest.from_rows([[v] for v in values])
+            request = _matrix(name, [shape[0], 1], values, info)
         elif len(shape) == 1 and name not in names:
             raise BadRequest(
                 f"input {_name(name)} is 1-D; send one 2-D tensor of shape [rows, "
