@@ -27,7 +27,7 @@ from winserve.jobs import JobManager
 from winserve.model_info import ModelInfo, sample_failed
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf
+from winserve.web import csrf, paths
 from winserve.web.examples import Example, api_examples, openapi_outline
 
 bp = Blueprint(
@@ -57,7 +57,8 @@ class PageState:
 
 def page_state(health: Health) -> PageState:
     """What the status line says, in words for people (the script says the same)."""
-    reason = f" ({health.reason})" if health.reason else ""
+    shown = paths.public(health.reason)  # file names only, never a server path
+    reason = f" ({shown})" if shown else ""
     if health.status == "ready":
         return PageState("ready", "Ready.")
     if health.status == "degraded":
@@ -69,7 +70,7 @@ def page_state(health: Health) -> PageState:
         if sample_failed(health.reason):
             return PageState(
                 "failed",
-                f"The model is not served: {health.reason} The person who runs winserve "
+                f"The model is not served: {shown} The person who runs winserve "
                 "sees this in its window too.",
             )
         return PageState(
@@ -207,7 +208,9 @@ def predict_form() -> ResponseReturnValue:
         prediction = service.predict_prepared(prepared, info.has_proba)
     except WinserveError as exc:  # the status line must show what this failure did
         health = service.backend.health()
-        return _page(info, health, values=values, form_error=exc.message, status=exc.status)
+        return _page(
+            info, health, values=values, form_error=paths.public(exc.message), status=exc.status
+        )
     ms = (time.perf_counter() - started) * 1000
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
     result = _result(info, prediction.predictions[0], probabilities, ms)
@@ -304,7 +307,8 @@ def page_error(error: WinserveError) -> ResponseReturnValue:
         response = jsonify(native.error_body(error))
         response.status_code = error.status
         return response
-    page = render_template("message.html", title="That did not work", message=error.message)
+    message = paths.public(error.message)
+    page = render_template("message.html", title="That did not work", message=message)
     response = Response(page, status=error.status, mimetype="text/html")
     response.headers.update(error.headers)
     return response
