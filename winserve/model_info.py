@@ -7,6 +7,7 @@ decode and validate every request without asking the host again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -78,11 +79,12 @@ class ModelInfo:
     def n_features(self) -> int:
         return len(self.features)
 
-    @property
+    # cached: every request asks (the record is frozen, so the answers never change)
+    @functools.cached_property
     def all_numeric(self) -> bool:
         return bool(self.features) and all(f.kind == "number" for f in self.features)
 
-    @property
+    @functools.cached_property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
@@ -146,6 +148,8 @@ class ModelSpec:
     # crash or a hang) must find the same file, or the replicas would serve different models
     # while the page, the validation and /model describe the first one
     same_as: str = ""
+    # the setting trust: type names a .skops file may hold beyond winserve's own list
+    trust: tuple[str, ...] = ()
     compile: str = "off"  # "onnx": convert with skl2onnx at load, serve it once verified
 
     @property

@@ -377,8 +377,10 @@ class Service:
     def info(self) -> ModelInfo:
         return self.backend.describe()
 
-    def predict(self, request: PredictRequest) -> Prediction:
-        info = self.backend.describe()
+    def predict(self, request: PredictRequest, info: ModelInfo | None = None) -> Prediction:
+        """Predictions for ``request``, checked against ``info``: the snapshot of the model's
+        description the caller took for this request (one per request), else the current one."""
+        info = info or self.backend.describe()
         prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
         return self.backend.predict(
             prepared.payload,

@@ -32,9 +32,10 @@ def predict() -> ResponseReturnValue:
     body = json_body(request, current_app.config["WINSERVE_MAX_BODY"])
     decoded = native.decode(body, proba)
     decoded.scores = scores
-    prediction = service.predict(decoded)
+    info = service.info()  # one snapshot of the model's description for this request
+    prediction = service.predict(decoded, info)
     request.environ["winserve.rows"] = decoded.n_rows
-    return jsonify(native.encode(prediction, service.info(), proba, scores))
+    return jsonify(native.encode(prediction, info, proba, scores))
 
 
 def public_info(service: Service) -> dict[str, Any]:

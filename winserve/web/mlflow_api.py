@@ -26,9 +26,10 @@ def invocations() -> ResponseReturnValue:
     else:
         invocation = mlflow.decode_csv(raw_text(request, max_body))
     request.environ["winserve.rows"] = invocation.request.n_rows
-    if invocation.predict_method == "predict_proba" and not service.info().has_proba:
+    info = service.info()  # one snapshot of the model's description for this request
+    if invocation.predict_method == "predict_proba" and not info.has_proba:
         raise mlflow.InvalidParameter("this model has no predict_proba")
-    prediction = service.predict(invocation.request)
+    prediction = service.predict(invocation.request, info)
     if invocation.predict_method == "predict_proba":
         return jsonify(mlflow.encode(prediction.probabilities or []))
     return jsonify(mlflow.encode(prediction.predictions))

@@ -93,5 +93,5 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     body, binary = _read(request)
     decoded = oip.decode(body, info, binary)
     request.environ["winserve.rows"] = decoded.request.n_rows
-    prediction = service.predict(decoded.request)
+    prediction = service.predict(decoded.request, info)
     return jsonify(oip.encode(prediction, decoded, info, version))
