@@ -27,12 +27,14 @@ and on the page, and the model is served without it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from winserve.host import mlflow_folder
 from winserve.model_info import Feature, ModelInfo
 
 log = logging.getLogger("winserve")
@@ -130,6 +132,14 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
 
 
 def load(model: Path | None, *, demo: bool = False, quiet: bool = False) -> ModelCard:
+    found = _load(model, demo=demo, quiet=quiet)
+    if not found.example and model is not None and mlflow_folder.is_model_folder(model):
+        # an MLflow folder's input example stands in for the card's (the card wins)
+        return dataclasses.replace(found, example=mlflow_folder.input_example(model))
+    return found
+
+
+def _load(model: Path | None, *, demo: bool, quiet: bool) -> ModelCard:
     path = sidecar_for(model, demo=demo)
     if path is None or not path.is_file() or path.name == "winserve.toml":
         return ModelCard()

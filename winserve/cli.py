@@ -54,6 +54,7 @@ def build_parser(prog: str = "winserve") -> argparse.ArgumentParser:
                 dest=spec.name,
                 help=meta["help"],
                 metavar=meta["metavar"] or spec.name.upper(),
+                action="append" if meta.get("repeat") else "store",
             )
     return parser
 

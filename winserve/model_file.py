@@ -20,6 +20,12 @@ WATCH_SECONDS = 2.0
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
+    if path.is_dir():  # an MLflow model folder: every file in it, by name and content
+        for name, file in sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")):
+            # importing the folder's code/ writes __pycache__: not a change of the model
+            if file.is_file() and "__pycache__" not in name.split("/"):
+                digest.update(f"{name}\0{sha256_of(file)}\n".encode())
+        return digest.hexdigest()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)

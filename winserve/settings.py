@@ -32,6 +32,7 @@ def _setting(
     cli: str | None = None,
     positional: bool = False,
     metavar: str | None = None,
+    repeat: bool = False,
 ) -> Any:
     return field(
         default=default,
@@ -41,6 +42,7 @@ def _setting(
             "cli": cli,
             "positional": positional,
             "metavar": metavar,
+            "repeat": repeat,  # a list: the option may be given several times
         },
     )
 
@@ -126,6 +128,19 @@ def to_names(value: Any) -> tuple[str, ...]:
     return names
 
 
+def to_type_names(value: Any) -> tuple[str, ...]:
+    """Python type names (module.Name): a TOML list, or text separated by commas (the
+    environment; the command line, where the option may also be repeated)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected a list of type names, got {value!r}")
+    names = [part.strip() for item in items for part in item.split(",") if part.strip()]
+    for name in names:
+        if "." not in name or not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(f"expected a type name such as package.module.Name, got {name!r}")
+    return tuple(dict.fromkeys(names))
+
+
 def to_log_level(value: Any) -> str:
     text = to_text(value).upper()
     if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -139,7 +154,8 @@ class Settings:
 
     model: Path | None = _setting(
         None,
-        "Model file to serve (joblib or pickle). Without one, the built-in demo model.",
+        "Model file to serve (joblib, pickle or skops), or an MLflow model folder (one "
+        "with an MLmodel file). Without one, the built-in demo model.",
         to_path,
         positional=True,
         metavar="MODEL",
@@ -310,6 +326,17 @@ class Settings:
         cli="--model-sha256",
         metavar="HEX",
     )
+    trust: tuple[str, ...] = _setting(
+        (),
+        "Types a .skops model file may hold beyond the scikit-learn, NumPy and SciPy classes "
+        "winserve trusts, as named when winserve refuses the file: --trust once per name, "
+        "comma-separated in the environment, a list in winserve.toml. Only for code you "
+        "know: loading the file runs it.",
+        to_type_names,
+        cli="--trust",
+        metavar="TYPE",
+        repeat=True,
+    )
     strict_versions: bool = _setting(
         False,
         "Refuse a model saved with another scikit-learn version instead of warning.",
@@ -466,7 +493,13 @@ def check(settings: Settings) -> None:
     if settings.model is not None and settings.factory:
         raise SettingsError("give either a model file or --factory, not both")
     if settings.model is not None and not settings.model.is_file():
-        raise SettingsError(f"model file not found: {settings.model}")
+        if not settings.model.is_dir():
+            raise SettingsError(f"model file not found: {settings.model}")
+        if not (settings.model / "MLmodel").is_file():
+            raise SettingsError(
+                f"{settings.model} is a folder without an MLmodel file: give a model file, "
+                "or an MLflow model folder"
+            )
     if settings.model_sha256 and settings.model is None:
         raise SettingsError("model_sha256 pins a model file: give the model file too")
     if settings.require_token_on_lan and settings.binds_lan and not settings.token:

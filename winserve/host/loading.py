@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
-from winserve.host import model_code
+from winserve.host import mlflow_folder, model_code, skops_loader
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelSpec
 
@@ -74,11 +74,18 @@ def _version_notes(caught: list[warnings.WarningMessage], strict: bool) -> tuple
 
 
 def load_file(
-    path: Path, *, strict_versions: bool, mmap: bool, sha256: str = "", same_as: str = ""
+    path: Path,
+    *,
+    strict_versions: bool,
+    mmap: bool,
+    sha256: str = "",
+    same_as: str = "",
+    trust: tuple[str, ...] = (),
 ) -> Loaded:
     import joblib
 
-    if not path.is_file():
+    folder = mlflow_folder.is_model_folder(path)
+    if not path.is_file() and not folder:
         raise ModelLoadError(f"model file not found: {path.name}")  # no server path in /health
     digest = sha256_of(path)
     if sha256 and digest != sha256:
@@ -92,6 +99,8 @@ def load_file(
             f"then, {digest[:12]}… now), so it was not loaded again: restart winserve to serve "
             "the new file, or put the old one back"
         )
+    if folder:  # pinned as a whole (every file in it) above; its model file is loaded below
+        return mlflow_folder.load(path, digest, strict_versions=strict_versions, trust=trust)
     if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
         from winserve.host import onnx_model
 
@@ -102,7 +111,12 @@ def load_file(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = joblib.load(path, mmap_mode="r" if use_mmap else None)
+            if path.suffix.lower() == ".skops":  # refuses types it does not trust, unloaded
+                model = skops_loader.load(path, trust)
+            else:
+                model = joblib.load(path, mmap_mode="r" if use_mmap else None)
+        except ModelLoadError:
+            raise
         except (ModuleNotFoundError, AttributeError) as exc:
             explained = model_code.explain(exc, path)
             if explained is None:
@@ -175,6 +189,7 @@ def load(spec: ModelSpec) -> Loaded:
             mmap=spec.mmap,
             sha256=spec.sha256,
             same_as=spec.same_as,
+            trust=spec.trust,
         )
     from winserve.host import demo
 
