@@ -39,6 +39,11 @@ ROOT = HERE.parent
 LEVELS = (1, 8, 32)
 
 
+BASELINE_THREADS = 8  # waitress threads of the hand-written servers (waitress' default is 4)
+WINSERVE_THREADS = 32  # winserve's default (settings.threads)
+SERVERS = ("baseline (DataFrame)", "baseline (NumPy)", "winserve")
+
+
 @dataclass
 class Load:
     concurrency: int
@@ -46,6 +51,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    web_cpu_ms: float = 0.0  # CPU time of the web process (not its model hosts) per request
 
 
 @dataclass
@@ -101,9 +107,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(server: str, model: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+def start(
+    server: str, model: Path, port: int, workers: int = 1, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if server == "winserve":
+    if server.startswith("winserve"):
         command = [
             sys.executable,
             "-m",
@@ -116,9 +124,18 @@ def start(server: str, model: Path, port: int, workers: int = 1) -> subprocess.P
             "warning",
             "--workers",
             str(workers),
+            *extra,
         ]
     else:
-        command = [sys.executable, str(HERE / "baseline.py"), str(model), str(port), "8"]
+        mode = "numpy" if "NumPy" in server else "dataframe"
+        command = [
+            sys.executable,
+            str(HERE / "baseline.py"),
+            str(model),
+            str(port),
+            str(BASELINE_THREADS),
+            mode,
+        ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -187,7 +204,16 @@ def _ms(text: str) -> float:
     return float(number) * UNITS[unit]
 
 
-def wrk(url: str, script: Path, concurrency: int, seconds: float) -> Load:
+def cpu_seconds(pid: int) -> float:
+    """CPU time so far of the process ``pid`` alone (the web process, not its model hosts)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def wrk(url: str, script: Path, concurrency: int, seconds: float, pid: int = 0) -> Load:
     command = [
         "wrk",
         f"-t{min(2, concurrency)}",
@@ -200,7 +226,10 @@ def wrk(url: str, script: Path, concurrency: int, seconds: float) -> Load:
         str(script),
         f"{url}/predict",
     ]
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    used = cpu_seconds(pid) - before if pid else 0.0
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -212,20 +241,22 @@ def wrk(url: str, script: Path, concurrency: int, seconds: float) -> Load:
     )
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
-    return Load(concurrency, rps, p50, p99, errors)
+    return Load(concurrency, rps, p50, p99, errors, 1000 * used / total if total else 0.0)
 
 
-def measure(server: str, name: str, model: Path, script: Path, seconds: float) -> Run:
+def measure(
+    server: str, name: str, model: Path, script: Path, seconds: float, extra: tuple[str, ...] = ()
+) -> Run:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start(server, model, port)
+    proc = start(server, model, port, extra=extra)
     try:
         ready = wait_ready(proc, url)
         wrk(url, script, 8, min(1.0, seconds))  # warm up every thread
         time.sleep(0.5)
         idle = tree_rss_mb(proc.pid)
         sampler = PeakRss(proc.pid)
-        loads = [wrk(url, script, c, seconds) for c in LEVELS]
+        loads = [wrk(url, script, c, seconds, proc.pid) for c in LEVELS]
         peak = max(sampler.stop(), idle)
     finally:
         proc.terminate()
@@ -248,34 +279,48 @@ def memory_of_workers(model: Path) -> dict[int, float]:
     return result
 
 
+def _ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}" if reference else ""
+
+
 def report(runs: list[Run], memory: dict[int, float], seconds: float, quick: bool) -> str:
     lines = [
         "# winserve benchmark" + (" (--quick: not for citing)" if quick else ""),
         "",
         f"`python bench/run.py{' --quick' if quick else ''}` on {platform.node()}: "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, wrk on the same machine, "
-        f"{seconds:g} s per level, single-row JSON bodies. Baseline: Flask under waitress "
-        "(8 threads), model in a global, one predict per request. winserve: defaults "
-        "(32 threads, 1 replica, batching on), console log at warning.",
+        f"{seconds:g} s per level, single-row JSON bodies. Baselines: Flask under waitress "
+        f"({BASELINE_THREADS} threads), the model in a global, one predict per request, the "
+        "rows as a pandas DataFrame built from the records (the tutorials' recipe) or as a "
+        "NumPy array in the model's column order (the fastest hand-written one). winserve: "
+        f"defaults ({WINSERVE_THREADS} threads, 1 replica, batching on), console log at "
+        "warning. Web CPU: CPU time of the web process alone (not its model hosts) per request.",
         "",
-        "| model | server | c | req/s | p50 ms | p99 ms | errors | × baseline req/s | "
-        "× baseline p99 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | server | threads | c | req/s | p50 ms | p99 ms | errors | web CPU ms/req | "
+        "× DataFrame req/s | × NumPy req/s | × NumPy p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {(r.server, r.model): r for r in runs}
     for run in runs:
-        base = by_key.get(("baseline", run.model))
+        frame = by_key.get(("baseline (DataFrame)", run.model))
+        numpy = by_key.get(("baseline (NumPy)", run.model))
+        threads = WINSERVE_THREADS if run.server.startswith("winserve") else BASELINE_THREADS
         for load in run.loads:
-            ratio = p99 = ""
-            if run.server == "winserve" and base:
-                ref = next(b for b in base.loads if b.concurrency == load.concurrency)
-                ratio = f"{load.rps / ref.rps:.2f}" if ref.rps else ""
-                p99 = f"{load.p99_ms / ref.p99_ms:.2f}" if ref.p99_ms else ""
+            cells = ["", "", ""]
+            if run.server.startswith("winserve") and frame and numpy:
+                df = next(b for b in frame.loads if b.concurrency == load.concurrency)
+                np_ = next(b for b in numpy.loads if b.concurrency == load.concurrency)
+                cells = [
+                    _ratio(load.rps, df.rps),
+                    _ratio(load.rps, np_.rps),
+                    _ratio(load.p99_ms, np_.p99_ms),
+                ]
             lines.append(
-                f"| {run.model} | {run.server} | {load.concurrency} | {load.rps:.0f} | "
-                f"{load.p50_ms:.2f} | {load.p99_ms:.1f} | {load.errors} | {ratio} | "
-                f"{p99} |"
+                f"| {run.model} | {run.server} | {threads} | {load.concurrency} | "
+                f"{load.rps:.0f} | {load.p50_ms:.2f} | {load.p99_ms:.1f} | {load.errors} | "
+                f"{load.web_cpu_ms:.2f} | {' | '.join(cells)} |"
             )
+    lines += ["", *targets(runs)]
     lines += [
         "",
         "| model | server | ready in s | idle RSS MB (tree) | peak RSS MB (tree) |",
@@ -301,6 +346,37 @@ def report(runs: list[Run], memory: dict[int, float], seconds: float, quick: boo
     return "\n".join(lines) + "\n"
 
 
+def _load(runs: list[Run], server: str, model: str, concurrency: int) -> Load | None:
+    for run in runs:
+        if run.server == server and run.model == model:
+            return next((x for x in run.loads if x.concurrency == concurrency), None)
+    return None
+
+
+def targets(runs: list[Run]) -> list[str]:
+    """Issue 14's targets, each with its figures and whether this run met it."""
+    checks: list[tuple[str, float, float, bool]] = []  # what, figure, bound, met
+    lr, forest = "logistic regression", "random forest (200 trees)"
+    for model, concurrency, bound in ((lr, 1, 1.0), (lr, 32, 1.5), (forest, 32, 15.0)):
+        ours = _load(runs, "winserve", model, concurrency)
+        base = _load(runs, "baseline (NumPy)", model, concurrency)
+        if ours and base and base.rps:
+            ratio = ours.rps / base.rps
+            what = f"{model}, c={concurrency}: req/s ≥ {bound:g}× the NumPy baseline"
+            checks.append((what, ratio, bound, ratio >= bound))
+    ours, base = _load(runs, "winserve", lr, 32), _load(runs, "baseline (NumPy)", lr, 32)
+    if ours and base:
+        what = f"{lr}, c=32: p99 ≤ the NumPy baseline's ({base.p99_ms:.1f} ms)"
+        checks.append((what, ours.p99_ms, base.p99_ms, ours.p99_ms <= base.p99_ms))
+    errors = sum(x.errors for r in runs for x in r.loads)
+    checks.append(("no errors at any level", float(errors), 0.0, errors == 0))
+    lines = ["| target | this run | met |", "|---|---|---|"]
+    lines += [
+        f"| {what} | {figure:.2f} | {'yes' if met else 'NO'} |" for what, figure, _, met in checks
+    ]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: checks it runs")
@@ -322,7 +398,7 @@ def main() -> int:
         runs = []
         names = ["logistic regression", "random forest (200 trees)"]
         for name in names[:1] if args.quick else names:
-            for server in ("baseline", "winserve"):
+            for server in SERVERS:
                 print(f"bench: {name}, {server} …", file=sys.stderr, flush=True)
                 runs.append(measure(server, name, models[name], script, seconds))
         print("bench: memory of 1 vs 2 replicas …", file=sys.stderr, flush=True)

@@ -30,18 +30,16 @@ def test_quick_benchmark_runs_and_reports_every_level() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(
-        r"^\| logistic regression \| (baseline|winserve) \| (\d+) \| (\d+) \| "
-        r"[\d.]+ \| [\d.]+ \| (\d+) \|",
+        r"^\| logistic regression \| (baseline \(DataFrame\)|baseline \(NumPy\)|winserve) \| "
+        r"\d+ \| (\d+) \| (\d+) \| [\d.]+ \| [\d.]+ \| (\d+) \| ([\d.]+) \|",
         result.stdout,
         re.M,
     )
-    assert sorted((server, int(c)) for server, c, _, _ in rows) == [
-        ("baseline", 1),
-        ("baseline", 8),
-        ("baseline", 32),
-        ("winserve", 1),
-        ("winserve", 8),
-        ("winserve", 32),
+    servers = ("baseline (DataFrame)", "baseline (NumPy)", "winserve")
+    assert sorted((server, int(c)) for server, c, *_ in rows) == [
+        (server, c) for server in servers for c in (1, 8, 32)
     ]
-    assert all(int(errors) == 0 for *_, errors in rows), rows
+    assert all(int(errors) == 0 for _, _, _, errors, _ in rows), rows
+    assert all(float(cpu) > 0 for *_, cpu in rows), rows  # web CPU per request is measured
+    assert "| no errors at any level |" in result.stdout
     assert "| 2 |" in result.stdout and (ROOT / "bench" / "out" / "RESULTS-quick.md").is_file()
