@@ -60,12 +60,12 @@ def _fmt(value: float | None, bound: float = BOUND) -> str:
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
 
-def hang_then_serve(folder: Path, freeze: bool) -> tuple[float, float | None]:
+def hang_then_serve(folder: Path, freeze: bool) -> tuple[float, float | None, str]:
     factory = "tests.models:chaos" if freeze else "tests.models:gil_hog"
     with running_server(["--factory", factory, "--timeout", "1"], cwd=folder) as server:
         started = time.monotonic()
@@ -74,7 +74,11 @@ def hang_then_serve(folder: Path, freeze: bool) -> tuple[float, float | None]:
         answer = requests.post(f"{server.url}/predict", json=NORMAL if freeze else HOG, timeout=60)
         to_504 = time.monotonic() - started
         assert answer.status_code == 504, answer.text
-        return to_504, _until(lambda: _served(server.url), BOUND)
+        again = _until(lambda: _served(server.url), BOUND)
+        if again is None:
+            return to_504, again, ""
+        health = requests.get(f"{server.url}/health", timeout=5).json()
+        return to_504, again, f" (its load {health['replicas'][0]['load_seconds']:.2f} s)"
 
 
 def ctrl_c_with_frozen_host(folder: Path) -> float | None:
@@ -146,10 +150,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="winserve-frozen-") as name:
         folder = Path(name)
         rows: list[tuple[str, str]] = []
-        to_504, again = hang_then_serve(folder, freeze=False)
-        rows += [("GIL-holding hang → 504", _fmt(to_504)), ("… → serving again", _fmt(again))]
-        to_504, again = hang_then_serve(folder, freeze=True)
-        rows += [("SIGSTOPped host → 504", _fmt(to_504)), ("… → serving again", _fmt(again))]
+        to_504, again, load = hang_then_serve(folder, freeze=False)
+        rows += [("GIL-holding hang → 504", _fmt(to_504))]
+        rows += [("… → serving again", _fmt(again) + load)]
+        to_504, again, load = hang_then_serve(folder, freeze=True)
+        rows += [("SIGSTOPped host → 504", _fmt(to_504))]
+        rows += [("… → serving again", _fmt(again) + load)]
         rows.append(
             ("Ctrl+C with a SIGSTOPped host → exited", _fmt(ctrl_c_with_frozen_host(folder), 20))
         )
