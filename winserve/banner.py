@@ -45,6 +45,7 @@ def _shorten(items: list[str], limit: int = 8) -> str:
 def describe_model(info: ModelInfo) -> list[str]:
     features = [f"{f.name}" + ("" if f.kind == "number" else f" ({f.kind})") for f in info.features]
     lines = [line("model", f"{info.model_type}, {info.task.replace('_', ' ')}")]
+    lines.append(line("runtime", info.runtime))  # scikit-learn, onnxruntime, compiled or not
     if info.text_input:
         lines.append(line("inputs", f"one text per row (as {info.feature_names[0]!r} in a table)"))
     elif info.features:

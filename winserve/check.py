@@ -35,6 +35,10 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         print(line, file=out)
     for line in _card_lines(settings, info):
         print(line, file=out)
+    if settings.compile == "onnx":  # the details (rows verified, latencies) are on "runtime"
+        compiled = info.runtime.startswith("onnxruntime") and "compiled" in info.runtime
+        verdict = "verified, onnxruntime answers" if compiled else "NOT used, scikit-learn answers"
+        print(banner.line("compile", f"onnx: {verdict}"), file=out)
     if info.sample_error:
         return _fail(out, f"the sample prediction failed: {info.sample_error}")
     print(f"  {'sample':<{banner.WIDTH}}→ {json.dumps(info.sample_prediction)}", file=out)

@@ -47,6 +47,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         strict_versions=settings.strict_versions,
         sha256=settings.model_sha256,
         example=dict(card.load(settings.model, demo=settings.is_demo, quiet=True).example),
+        compile=settings.compile,
         trust=settings.trust,
     )
 

@@ -180,6 +180,10 @@ def load_factory(reference: str) -> Loaded:
 
 
 def load(spec: ModelSpec) -> Loaded:
+    if spec.compile == "onnx":  # loads as below, then converts and verifies (issue 16)
+        from winserve.host import compiled
+
+        return compiled.load(spec)
     if spec.factory:
         return load_factory(spec.factory)
     if spec.path:
