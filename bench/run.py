@@ -377,6 +377,82 @@ def targets(runs: list[Run]) -> list[str]:
     return lines
 
 
+# --- issue 16: ONNX, an .onnx file and a forest with --compile onnx --------------------------
+# Kept apart from the cases above (issue 14 tunes those): these add winserve runs to the same
+# table, compared with the same baselines, and their own targets under it.
+ONNX_FILE_SERVER = "winserve (.onnx file)"
+COMPILED_SERVER = "winserve --compile onnx"
+LR, FOREST = "logistic regression", "random forest (200 trees)"
+
+
+def onnx_file(folder: Path, models: dict[str, Path]) -> Path:
+    """The benchmark's logistic regression as an .onnx file (skl2onnx), the column names in
+    the graph's metadata so the same JSON rows are accepted."""
+    import joblib
+    import numpy as np
+    from skl2onnx import to_onnx
+
+    model = joblib.load(models[LR])
+    names = [str(n) for n in model.feature_names_in_]
+    graph = to_onnx(model, np.zeros((1, len(names)), dtype=np.float32))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "feature_names", json.dumps(names)
+    path = folder / "logistic.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def onnx_runs(
+    folder: Path, models: dict[str, Path], script: Path, seconds: float, quick: bool
+) -> list[Run]:
+    try:
+        import onnxruntime  # noqa: F401
+        import skl2onnx  # noqa: F401
+    except ImportError:
+        print("bench: onnxruntime or skl2onnx missing, ONNX cases skipped", file=sys.stderr)
+        return []
+    cases: list[tuple[str, str, Path, tuple[str, ...]]] = [
+        (ONNX_FILE_SERVER, LR, onnx_file(folder, models), ())
+    ]
+    if not quick:
+        cases.append((COMPILED_SERVER, FOREST, models[FOREST], ("--compile", "onnx")))
+    runs = []
+    for server, name, path, extra in cases:
+        print(f"bench: {name}, {server} …", file=sys.stderr, flush=True)
+        runs.append(measure(server, name, path, script, seconds, extra))
+    return runs
+
+
+def onnx_targets(runs: list[Run]) -> list[str]:
+    """Issue 16's targets: the compiled forest against both baselines, the .onnx file
+    against the same model served from joblib."""
+    checks: list[tuple[str, float, bool]] = []
+    for concurrency, bound in ((1, 10.0), (32, 40.0)):
+        ours = _load(runs, COMPILED_SERVER, FOREST, concurrency)
+        for baseline in ("baseline (DataFrame)", "baseline (NumPy)"):
+            base = _load(runs, baseline, FOREST, concurrency)
+            if ours and base and base.rps:
+                ratio = ours.rps / base.rps
+                what = f"forest --compile onnx, c={concurrency}: req/s ≥ {bound:g}× {baseline}"
+                checks.append((what, ratio, ratio >= bound))
+    ours, joblib_lr = _load(runs, ONNX_FILE_SERVER, LR, 32), _load(runs, "winserve", LR, 32)
+    if ours and joblib_lr and joblib_lr.rps:
+        ratio = ours.rps / joblib_lr.rps
+        checks.append(
+            (".onnx logistic regression, c=32: req/s ≥ 1× the joblib file's", ratio, ratio >= 1)
+        )
+    if not checks:
+        return []
+    lines = ["", "Issue 16 (ONNX):", "", "| target | this run | met |", "|---|---|---|"]
+    lines += [
+        f"| {what} | {figure:.2f} | {'yes' if met else 'NO'} |" for what, figure, met in checks
+    ]
+    return lines
+
+
+# --- end of issue 16's cases -------------------------------------------------------------------
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: checks it runs")
@@ -401,9 +477,10 @@ def main() -> int:
             for server in SERVERS:
                 print(f"bench: {name}, {server} …", file=sys.stderr, flush=True)
                 runs.append(measure(server, name, models[name], script, seconds))
+        runs += onnx_runs(work, models, script, seconds, args.quick)  # issue 16
         print("bench: memory of 1 vs 2 replicas …", file=sys.stderr, flush=True)
         memory = memory_of_workers(models["knn"])
-    text = report(runs, memory, seconds, args.quick)
+    text = report(runs, memory, seconds, args.quick) + "\n".join(onnx_targets(runs)) + "\n"
     target = HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
     target.parent.mkdir(exist_ok=True)
     target.write_text(text, encoding="utf-8")
