@@ -58,6 +58,7 @@ class FolderModel:
     serialization_format: str
     signature: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "kind"}]
     code_folder: Path | None = None
+    predict_fn: str = "predict"  # what MLflow's scoring server calls (pyfunc_predict_fn)
 
 
 def _read_mlmodel(folder: Path) -> dict[str, Any]:
@@ -107,7 +108,10 @@ def read(folder: Path) -> FolderModel:
         )
     code = sklearn.get("code")
     code_folder = folder / str(code) if code else None
+    pyfunc = flavors.get("python_function")
+    predict_fn = pyfunc.get("predict_fn") if isinstance(pyfunc, dict) else None
     return FolderModel(
+        predict_fn=str(predict_fn or "predict"),
         model_file=model_file,
         serialization_format=fmt,
         signature=_signature_inputs(data.get("signature")),
@@ -174,9 +178,7 @@ def folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def load(
-    folder: Path, digest: str, *, strict_versions: bool, trust: tuple[str, ...]
-) -> Loaded:
+def load(folder: Path, digest: str, *, strict_versions: bool, trust: tuple[str, ...]) -> Loaded:
     """The folder's model as ``loading.Loaded``, named after the folder; ``digest`` is the
     folder's SHA-256 (already checked against the pins)."""
     from winserve.host import loading  # loading dispatches here: imported when first used
@@ -199,6 +201,12 @@ def load(
             loaded.warnings.append(
                 "the model does not take the signature's input description; its own is used instead"
             )
+    if found.predict_fn != "predict":
+        loaded.warnings.append(
+            f"MLmodel says MLflow's server answers with {found.predict_fn}; winserve answers "
+            "predict unless a request asks for another method (on /invocations: "
+            '"params": {"predict_method": "predict_proba"})'
+        )
     loaded.name, loaded.source, loaded.sha256 = folder.name, str(folder), digest
     loaded.file_size = folder_size(folder)
     return loaded
