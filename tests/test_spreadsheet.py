@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -124,3 +125,15 @@ def test_negative_numbers_with_a_decimal_comma_stay_numbers() -> None:
     german = Dialect(delimiter=";", decimal_comma=True)
     assert german.write_value(-1.5) == "-1,5" and german.write_value(-3) == "-3"
     assert german.write_value("-1,5") == "-1,5" and german.write_value("-1,5+1") == "'-1,5+1"
+
+
+def test_cells_are_missing_as_read_csv_reads_them() -> None:
+    """Empty cells and pandas' NA strings, exactly as written, are NaN in every column kind;
+    read_csv does not strip cells, so " NA" stays text."""
+    german = Dialect(delimiter=";", decimal_comma=True)
+    rows = [["id", "1,5", "NA", "x"], ["id", "", " NA", "#N/A"], ["id", "nan", "", "NULL"]]
+    got = german.read_inputs(rows, [1, 2, 3], [True, False, False])
+    assert got[0][0] == "1.5" and math.isnan(got[0][1]) and got[0][2] == "x"
+    assert math.isnan(got[1][0]) and got[1][1] == " NA" and math.isnan(got[1][2])
+    assert all(math.isnan(v) for v in got[2])
+    assert Dialect().read_inputs([["1,5"]], [0], [True]) == [["1,5"]]  # no decimal comma here

@@ -419,11 +419,8 @@ class JobManager:
                 usable.append(index)
         if usable:
             number = [f.kind == "number" for f in info.features] or [False] * len(positions)
-            read = job.dialect.read_cell  # empty and NA cells become missing, as in read_csv
-            rows = [
-                [read(cells[p], is_number) for p, is_number in zip(positions, number, strict=True)]
-                for cells in (chunk[i][1] for i in usable)
-            ]
+            # empty and NA cells become missing, as in read_csv
+            rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
             for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
                 out[usable[position]] = cells
         job.scored_rows += sum(1 for cells in out.values() if not cells[-1]) - blank

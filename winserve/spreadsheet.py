@@ -34,7 +34,7 @@ import codecs
 import csv
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,12 +158,24 @@ class Dialect:
     def writer(self, file: Any) -> Any:
         return csv.writer(file, delimiter=self.delimiter)
 
-    def read_cell(self, cell: str, number: bool) -> Any:
-        """A cell of a model input as the service takes it: missing (NaN) as read_csv reads
-        it, else the text, with a number's decimal comma made a point."""
-        if cell in NA_VALUES:
-            return MISSING
-        return self.read_number(cell) if number else cell
+    def read_inputs(
+        self, rows: Iterable[list[str]], positions: list[int], numbers: list[bool]
+    ) -> list[list[Any]]:
+        """The model's inputs from CSV rows: the cells at ``positions``, as the service takes
+        them. A cell that is empty or one of pandas' NA strings is missing (NaN), as read_csv
+        reads it; a number column's decimal comma becomes a point. (One comprehension, no
+        call per cell: this runs for every cell of the file.)"""
+        na, comma, read = NA_VALUES, self.decimal_comma, self.read_number
+        pairs = list(zip(positions, numbers, strict=True))
+        return [
+            [
+                MISSING
+                if (text := cells[p]) in na
+                else (read(text) if comma and is_number else text)
+                for p, is_number in pairs
+            ]
+            for cells in rows
+        ]
 
     def read_number(self, cell: str) -> str:
         """A cell of a number column as the model's validation expects it (``5,1`` → ``5.1``)."""
@@ -174,6 +186,12 @@ class Dialect:
     def write_value(self, value: Any) -> str:
         """A value winserve writes (a prediction, a probability): numbers with this file's
         decimal mark, and never a live formula."""
+        kind = type(value)
+        if kind is float and value - value == 0:  # finite: str() gives a plain number
+            text = repr(value)
+            return text.replace(".", ",") if self.decimal_comma else text
+        if kind is int:
+            return str(value)
         text = str(value)
         if self.decimal_comma and isinstance(value, float):
             return safe_text(text.replace(".", ","), decimal_comma=True)
