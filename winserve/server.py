@@ -2,8 +2,9 @@
 
 The main thread runs waitress. A readiness thread waits for the model, then prints what is
 served and opens the browser; if the first load fails it says why and stops the server. Ctrl+C
-and SIGTERM let in-flight requests finish (waitress waits up to 5 s), then the model hosts are
-stopped, and the exit code is 0.
+and SIGTERM give in-flight requests up to 2 s to finish, then the backend closes: requests
+still waiting are answered, the model hosts are stopped (one that does not go within a second,
+frozen or holding the GIL, is killed), and the exit code is 0.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import webbrowser
 from typing import Any, TextIO
 
@@ -99,14 +101,33 @@ def configure_logging(level: str, stream: TextIO) -> None:
     logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+IN_FLIGHT_GRACE = 2.0  # seconds requests in flight get after Ctrl+C before the hosts stop
 
 
-def install_signal_handlers() -> None:
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+def install_signal_handlers(stopping: threading.Event) -> None:
+    """Ctrl+C, SIGTERM (and Ctrl+Break) stop the server; ``stopping`` is set at once (the
+    readiness thread's and the console-close handler's ``interrupt_main`` come here too)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     if IS_WINDOWS:
-        signal.signal(signal.SIGBREAK, _raise_interrupt)  # type: ignore[attr-defined]
+        signal.signal(signal.SIGBREAK, interrupt)  # type: ignore[attr-defined]
+
+
+def _close_backend_when_stopping(stopping: threading.Event, server: Any, backend: Backend) -> None:
+    """Requests in flight get ``IN_FLIGHT_GRACE``; then the backend closes, which answers those
+    still waiting. waitress waits up to 5 s for them before ``serve`` goes on, and a host that
+    holds the GIL or is frozen never answers them: without this, Ctrl+C took those 5 s and
+    the hosts' stop after them (issue 13)."""
+    stopping.wait()
+    end = time.monotonic() + IN_FLIGHT_GRACE
+    while server.task_dispatcher.threads and time.monotonic() < end:
+        time.sleep(0.05)  # waitress's threads end as their requests do, once it stops
+    backend.close()
 
 
 def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -183,22 +204,30 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
             ).start()
 
     print(f"winserve: loading {model_spec(settings).label} …", file=out, flush=True)
-    install_signal_handlers()
+    stopping = threading.Event()
+    install_signal_handlers(stopping)
+    threading.Thread(
+        target=_close_backend_when_stopping,
+        args=(stopping, server, backend),
+        name="winserve-stopping",
+        daemon=True,
+    ).start()
     stopped = threading.Event()
     install_close_handler(_thread.interrupt_main, stopped)
     try:
         # Started inside the try: a load that fails at once interrupts this thread while it
         # is still starting the readiness thread, and that must end in the clean stop too.
         threading.Thread(target=when_ready, name="winserve-ready", daemon=True).start()
-        server.run()  # returns after Ctrl+C / SIGTERM, in-flight requests finished (≤ 5 s)
+        server.run()  # returns after Ctrl+C / SIGTERM, in-flight requests finished (≤ 2 s)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not skip cleanup
         print("winserve: stopping …", file=out, flush=True)
+        stopping.set()
         server.close()
         app.extensions["winserve.jobs"].close()
-        backend.close()
+        backend.close()  # waits for the close the stopping thread began, if it did
         stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
+import time
+from multiprocessing import process
 from multiprocessing.managers import (  # type: ignore[attr-defined]
     BaseManager,
     BaseProxy,
@@ -54,17 +57,16 @@ class HostProxy(BaseProxy):
     # BaseProxy internals used below (stable since Python 2.6, undocumented).
     _tls: Any
     _id: Any
-    _connect: Any
+    _token: Any
+    _authkey: Any
+    _Client: Any
 
     def _call(self, name: str, args: tuple[Any, ...], timeout: float) -> Any:
-        try:
-            conn = self._tls.connection
-        except AttributeError:
-            self._connect()
-            conn = self._tls.connection
+        deadline = time.monotonic() + timeout
+        conn = self._connection(name, timeout)
         try:
             conn.send((self._id, name, args, {}))
-            if not conn.poll(timeout):
+            if not conn.poll(max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"{name} did not answer within {timeout:g} s")
             kind, result = conn.recv()
         except BaseException:
@@ -76,6 +78,47 @@ class HostProxy(BaseProxy):
         if kind == "#RETURN":
             return result
         raise convert_to_error(kind, result)
+
+    def _connection(self, name: str, timeout: float) -> Any:
+        """This thread's connection to the host, opened within ``timeout`` when it has none.
+
+        Opening one talks to the host (``connect``, the authkey handshake, ``accept_connection``),
+        and ``BaseProxy._connect`` waits for it without a timeout: forever on a host that holds
+        the GIL or is stopped (issue 13). So a helper thread opens it; past ``timeout`` the
+        caller gets ``TimeoutError`` and the helper, left waiting, ends when the host is killed.
+        """
+        try:
+            return self._tls.connection
+        except AttributeError:
+            pass
+        client = f"{process.current_process().name}|{threading.current_thread().name}"
+        lock = threading.Lock()
+        box: dict[str, Any] = {}
+
+        def open_connection() -> None:
+            try:
+                conn = self._Client(self._token.address, authkey=self._authkey)
+                dispatch(conn, None, "accept_connection", (client,))
+            except BaseException as exc:
+                box["error"] = exc
+                return
+            with lock:
+                if box.get("abandoned"):
+                    conn.close()  # the caller gave up on it long ago
+                else:
+                    box["conn"] = conn
+
+        opener = threading.Thread(target=open_connection, name="winserve-connect", daemon=True)
+        opener.start()
+        opener.join(timeout)
+        with lock:
+            if "conn" not in box and "error" not in box:
+                box["abandoned"] = True
+                raise TimeoutError(f"{name} did not answer within {timeout:g} s (no connection)")
+        if "error" in box:
+            raise box["error"]
+        self._tls.connection = box["conn"]
+        return box["conn"]
 
     def load(self, spec: Any, timeout: float) -> dict[str, Any]:
         result: dict[str, Any] = self._call("load", (spec,), timeout)
