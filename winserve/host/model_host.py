@@ -42,14 +42,31 @@ MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the re
 PROBE_SECONDS = 3.0  # and no more time than this on it
 
 
-def error_record(exc: BaseException) -> dict[str, Any]:
-    message = str(exc).strip() or type(exc).__name__
+def failure(
+    kind: str, message: str, *, input_error: bool = False, trace: str = ""
+) -> dict[str, Any]:
+    """The one shape of every answer that is not a result: what crosses back to the web
+    process instead of an exception (STYLE.md 6)."""
     return {
-        "type": type(exc).__name__,
-        "message": message[:MAX_MESSAGE],
-        "input_error": isinstance(exc, INPUT_ERRORS),
-        "traceback": traceback.format_exc(),
+        "ok": False,
+        "error": {
+            "type": kind,
+            "message": message[:MAX_MESSAGE],
+            "input_error": input_error,
+            "traceback": trace,
+        },
     }
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """``failure`` for an exception the model (or loading it) raised, with its traceback."""
+    message = str(exc).strip() or type(exc).__name__
+    return failure(
+        type(exc).__name__,
+        message,
+        input_error=isinstance(exc, INPUT_ERRORS),
+        trace=traceback.format_exc(),
+    )
 
 
 class ModelHost:
@@ -76,29 +93,12 @@ class ModelHost:
         try:
             info = self._load(spec)
         except ModelLoadError as exc:
-            return {
-                "ok": False,
-                "error": {
-                    "type": "ModelLoadError",
-                    "message": str(exc),
-                    "input_error": False,
-                    "traceback": "",
-                },
-            }
+            return failure("ModelLoadError", str(exc))
         except Exception as exc:
-            return {"ok": False, "error": error_record(exc)}
+            return error_record(exc)
         if info["sample_error"]:
             # serving a model that cannot answer one row would only fail every request later
-            message = sample_failure(info, spec)
-            return {
-                "ok": False,
-                "error": {
-                    "type": SAMPLE_FAILED,
-                    "message": message,
-                    "input_error": False,
-                    "traceback": "",
-                },
-            }
+            return failure(SAMPLE_FAILED, sample_failure(info, spec))
         info["load_seconds"] = round(time.perf_counter() - started, 3)
         self._info = info
         return {"ok": True, "info": info}
@@ -227,15 +227,7 @@ class ModelHost:
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> dict[str, Any]:
         if self._model is None:
-            return {
-                "ok": False,
-                "error": {
-                    "type": "NotLoaded",
-                    "message": "no model loaded",
-                    "input_error": False,
-                    "traceback": "",
-                },
-            }
+            return failure("NotLoaded", "no model loaded")
         try:
             frame = build_input(
                 payload, self._features, self._names_known, self._arrays_ok, self._text_input
@@ -249,7 +241,7 @@ class ModelHost:
                 if scores and self._score_method:
                     scored = describe.plain(getattr(self._model, self._score_method)(frame))
         except Exception as exc:
-            return {"ok": False, "error": error_record(exc)}
+            return error_record(exc)
         return {
             "ok": True,
             "predictions": predictions,
