@@ -9,6 +9,10 @@ the time to a downloadable result, rows per second, the web process's peak RSS w
 ``--wide`` scores only the wide file of issue 13 item 6 (the 4 iris columns plus 30,000 unnamed
 columns, as Excel writes formatted empty cells; about 9.5 MB), where memory used to grow with the
 row's width: ``python bench/csv_scoring.py --wide``.
+
+``--failures N`` uploads N files (``--failure-mb`` each) that fail at once (no model column)
+and reports what the jobs folder holds afterwards (issue 13 item 7: failed jobs kept their
+uploads for ``keep_results_minutes``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import running_server
+from tests.helpers import running_server, server_env
 
 IRIS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
@@ -135,12 +139,64 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
     }
 
 
+def upload(session: requests.Session, url: str, path: Path) -> dict[str, object]:
+    """One upload as the page sends it; the job's final status."""
+    page = session.get(url + "/", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert token, "no form token on the page"
+    with path.open("rb") as file:
+        answer = session.post(
+            url + "/jobs",
+            data={"csrf_token": token.group(1)},
+            files={"file": (path.name, file, "text/csv")},
+            headers={"Origin": url},
+            allow_redirects=False,
+            timeout=300,
+        )
+    assert answer.status_code == 303, answer.text
+    job = answer.headers["Location"]
+    while True:
+        status: dict[str, object] = session.get(f"{url}{job}/status", timeout=30).json()
+        if status["state"] in ("done", "failed"):
+            return status
+        time.sleep(0.05)
+
+
+def failures(count: int, megabytes: float) -> int:
+    """Upload ``count`` files that fail; print the jobs folder's size after them."""
+    with tempfile.TemporaryDirectory(prefix="winserve-disk-") as name:
+        folder = Path(name)
+        bad = folder / "not-for-this-model.csv"
+        line = "x,y\r\n" + "1.5,2.5\r\n" * int(megabytes * 2**20 / 9)
+        bad.write_text(line, encoding="utf-8", newline="")
+        env = server_env(XDG_CACHE_HOME=str(folder / "cache"))
+        with running_server([], cwd=folder, env=env) as server:
+            session = requests.Session()
+            started = time.perf_counter()
+            for _ in range(count):
+                status = upload(session, server.url, bad)
+                assert status["state"] == "failed", status
+            seconds = time.perf_counter() - started
+            jobs = folder / "cache" / "winserve" / "jobs"
+            kept = sum(p.stat().st_size for p in jobs.rglob("*") if p.is_file())
+        size = bad.stat().st_size / 2**20
+        print(
+            f"| {count} failed jobs of {size:.0f} MB each | {seconds:.1f} s | jobs folder "
+            f"afterwards: {kept / 2**20:.0f} MB |"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--wide", action="store_true", help="only the 30,000-column file")
     parser.add_argument("--wide-mb", type=float, default=9.5, help="its size")
+    parser.add_argument("--failures", type=int, default=0, help="only N failing uploads")
+    parser.add_argument("--failure-mb", type=float, default=25.0, help="each of this size")
     options = parser.parse_args()
+    if options.failures:
+        return failures(options.failures, options.failure_mb)
     rows = options.rows
     results = {}
     with tempfile.TemporaryDirectory(prefix="winserve-csv-") as name:
