@@ -6,7 +6,9 @@
       MLmodel               YAML: flavors.sklearn.pickled_model + serialization_format,
                             signature.inputs (a JSON list of {"name", "type"}), the example
       model.pkl             pickle or cloudpickle (MLflow 2), or model.skops (MLflow 3's
-                            default): loaded as winserve loads a file of that kind
+                            default): loaded as winserve loads a file of that kind, a
+                            skops one with winserve's trusted types, never the
+                            skops_trusted_types that MLmodel may list
       input_example.json    one or more rows, as a DataFrame in "split" or "records" form
       code/                 the training code given as code_paths, put on the import path
 
@@ -95,7 +97,7 @@ def read(folder: Path) -> FolderModel:
             "Serve this one with mlflow models serve, or save the scikit-learn model itself"
         )
     pickled = str(sklearn.get("pickled_model") or "")
-    fmt = str(sklearn.get("serialization_format") or "cloudpickle")
+    fmt = str(sklearn.get("serialization_format") or "pickle")  # as MLflow reads old folders
     if fmt not in FORMATS:
         raise ModelLoadError(
             f"{folder.name}: MLmodel says serialization_format {fmt!r}; winserve loads "
