@@ -57,7 +57,7 @@ goto :fail
 
 :install_offline
 "%VENV%\Scripts\python.exe" -m pip install --disable-pip-version-check --no-index ^
-    --find-links "%HERE%wheelhouse" winserve
+    --find-links "%HERE%wheelhouse" "winserve[onnx]"
 if errorlevel 1 goto :fail
 goto :use_venv
 

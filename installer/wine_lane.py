@@ -68,7 +68,9 @@ def main() -> int:
     python = folder / "python"
     shutil.rmtree(python, ignore_errors=True)
     build.log("installing winserve and the test tools into the lane's Windows CPython")
-    build.embedded_python(python, house, ["winserve", *TEST_TOOLS], folder / "cache", CONSTRAINTS)
+    build.embedded_python(
+        python, house, [build.PROJECT, *TEST_TOOLS], folder / "cache", CONSTRAINTS
+    )
     build.log("initialising the wine prefix")
     subprocess.run(
         [wine, "wineboot", "--init"],

@@ -47,6 +47,7 @@ __all__ = [
     "test_the_form_with_missing_fields_left_empty",
     "test_the_pages_csv_scoring",
 ]
+pytestmark = [pytest.mark.spawn, pytest.mark.server]
 SKLEARN_TOLERANCE = 1e-5  # float32 (onnxruntime) against float64 (scikit-learn)
 
 

@@ -325,3 +325,49 @@ def test_a_host_holding_the_gil_dies_with_a_killed_web_process() -> None:
         for stream in (web.stdin, web.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_an_onnx_file_and_a_compiled_model_answer_as_onnxruntime(tmp_path: Path) -> None:
+    """Issue 16 on Windows CPython with the lane's pinned NumPy 2.0.2 and scikit-learn: an
+    .onnx file built here (skl2onnx) is served by onnxruntime, and --compile onnx verifies a
+    forest and answers from its graph."""
+    import joblib
+    import numpy as np
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from winserve.backends.pool import PoolBackend
+    from winserve.model_info import ModelSpec
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    rows = rng.normal(size=(5, 3))
+    graph = to_onnx(LogisticRegression().fit(x, y), x[:1].astype(np.float32))
+    path = tmp_path / "logistic.onnx"
+    path.write_bytes(graph.SerializeToString())
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, {"X": rows.astype(np.float32)})
+    backend = PoolBackend(ModelSpec(str(path)), timeout=20)
+    backend.start()
+    try:
+        info = backend.wait_ready(180)
+        assert info.runtime.startswith("onnxruntime ") and info.classes == (0, 1)
+        answer = backend.predict({"matrix": rows}, proba=True)
+    finally:
+        backend.close()
+    assert answer.predictions == label.tolist()
+    assert answer.probabilities == [[row[0], row[1]] for row in proba]
+    forest = tmp_path / "forest.joblib"
+    joblib.dump(RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y), forest)
+    backend = PoolBackend(ModelSpec(str(forest), compile="onnx"), timeout=20)
+    backend.start()
+    try:
+        info = backend.wait_ready(300)
+        assert "compiled, verified on" in info.runtime, info.runtime
+        compiled = backend.predict({"matrix": rows}).predictions
+    finally:
+        backend.close()
+    assert compiled == joblib.load(forest).predict(rows).tolist()
