@@ -433,3 +433,38 @@ def test_the_folder_is_pinned_as_a_whole(tmp_path: Path) -> None:
     assert sha256_of(folder) == before
     (folder / "input_example.json").write_text("[]")
     assert sha256_of(folder) != before
+
+
+def test_the_code_saved_in_the_folder_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_model(code_paths=[...]) copies the training code into the folder's code/, which
+    MLflow puts on the import path when it loads the model: so does winserve."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    source = tmp_path / "training"
+    source.mkdir()
+    code = "import numpy as np\n\n\ndef logged(x):\n    return np.log1p(x)\n"
+    (source / "flat_features.py").write_text(code)
+    monkeypatch.syspath_prepend(str(source))
+    import flat_features  # type: ignore[import-not-found]
+
+    frame = pd.DataFrame({"size": [30.0, 45.0, 60.0, 80.0], "rooms": [1.0, 2.0, 2.0, 3.0]})
+    model = make_pipeline(FunctionTransformer(flat_features.logged), LinearRegression())
+    model.fit(frame, [1.0, 2.0, 2.5, 3.5])
+    flavors = {
+        "python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl"},
+        "sklearn": {"code": "code", "pickled_model": "model.pkl", "serialization_format": "pickle"},
+    }
+    folder = _write_folder(tmp_path / "flats", model, frame, None, **flavors)
+    sys.modules.pop("flat_features")  # pickled by reference: the server must find it itself
+    (folder / "code").mkdir()
+    (folder / "code" / "flat_features.py").write_text(code)
+    rows = json.loads(frame.to_json(orient="records"))
+    with running_server([str(folder)], cwd=tmp_path) as server:
+        answer = requests.post(f"{server.url}/invocations", json={"inputs": rows}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    want = model.predict(frame).tolist()
+    assert np.allclose(answer.json()["predictions"], want, rtol=0, atol=TOLERANCE)
