@@ -433,6 +433,15 @@ def test_the_folder_is_pinned_as_a_whole(tmp_path: Path) -> None:
     assert sha256_of(folder) == before
     (folder / "input_example.json").write_text("[]")
     assert sha256_of(folder) != before
+    pinned = subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(folder), "--model-sha256", before],
+        cwd=tmp_path,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pinned.returncode == 1 and "refused without loading it" in pinned.stdout, pinned
 
 
 def test_the_code_saved_in_the_folder_is_found(
