@@ -210,20 +210,28 @@ def test_verification_rejects_a_float32_tie_and_falls_back(tmp_path: Path) -> No
         assert "fell back" in banner
         answer = requests.post(f"{server.url}/predict", json=[{"x0": value}], timeout=10)
         assert answer.json()["predictions"] == model.predict([[value]]).tolist()
+    checked = _check(path, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "  compile   onnx: NOT used, scikit-learn answers" in checked.stdout
+    assert "fell back" in checked.stdout
+
+
+def _check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(path), "--compile", "onnx"],
+        cwd=cwd,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_reports_the_verdict_and_both_latencies(tmp_path: Path) -> None:
     case = forest()
     path = tmp_path / "forest.joblib"
     joblib.dump(case.model, path)
-    result = subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(path), "--compile", "onnx"],
-        cwd=tmp_path,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _check(path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "  compile   onnx: verified, onnxruntime answers" in result.stdout
     runtime = next(line for line in result.stdout.splitlines() if "runtime" in line)
