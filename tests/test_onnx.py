@@ -288,3 +288,33 @@ def test_a_damaged_onnx_file_is_refused_saying_so(tmp_path: Path) -> None:
     path.write_bytes(b"not a graph at all")
     with pytest.raises(ModelLoadError, match=r"cannot load broken\.onnx as an ONNX graph"):
         loading.load_file(path, strict_versions=False, mmap=True)
+
+
+def test_an_integer_input_takes_whole_numbers_and_no_missing_value(tmp_path: Path) -> None:
+    """A graph taking int64 (an embedding index, a count): whole numbers go in as int64, a
+    missing value or a fraction is refused with the input's name, before the graph runs."""
+    from onnx import TensorProto, helper
+
+    from winserve.host.model_host import ModelHost
+    from winserve.model_info import ModelSpec
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["count"], ["value"], to=TensorProto.FLOAT)],
+        "counts",
+        [helper.make_tensor_value_info("count", TensorProto.INT64, ["N", 1])],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "counts.onnx"
+    path.write_bytes(model.SerializeToString())
+    host = ModelHost()
+    loaded = host.load(ModelSpec(str(path)))
+    assert loaded["ok"], loaded
+    (feature,) = loaded["info"]["features"]
+    assert feature["missing"] == "refused" and "integer tensor" in feature["missing_reason"]
+    answer = host.predict({"rows": [[3], [4]]}, False)
+    assert answer["ok"] and answer["predictions"] == [3.0, 4.0], answer
+    fraction = host.predict({"rows": [[1.5]]}, False)
+    assert not fraction["ok"] and fraction["error"]["input_error"]
+    assert "whole numbers" in fraction["error"]["message"]
