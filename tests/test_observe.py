@@ -36,7 +36,7 @@ def test_metrics_parse_and_count_what_happened() -> None:
     ok = [
         v
         for n, lab, v in requests
-        if lab == {"endpoint": "/predict", "method": "POST", "status": "200"}
+        if lab == {"endpoint": "/predict", "method": "POST", "status": "200", "model": "chaos"}
     ]
     bad = [v for n, lab, v in requests if lab.get("status") == "400"]
     assert ok == [3.0] and bad == [1.0]
@@ -61,7 +61,10 @@ def test_metrics_parse_and_count_what_happened() -> None:
     assert families["winserve_queue_depth"][0][2] == 0
     assert families["winserve_ready"][0][2] == 1
     assert [v for _, _, v in families["winserve_replica_restarts"]] == [0]
-    assert [lab for _, lab, _ in families["winserve_model_load_seconds"]] == [{"replica": "0"}]
+    assert [lab for _, lab, _ in families["winserve_model_load_seconds"]] == [
+        {"model": "chaos", "replica": "0"}
+    ]
+    assert families["winserve_model_version"] == [("winserve_model_version", {"model": "chaos"}, 1)]
 
 
 def test_request_log_lines_and_request_ids(tmp_path: Path) -> None:

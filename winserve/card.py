@@ -39,7 +39,7 @@ from winserve.model_info import Feature, ModelInfo
 
 log = logging.getLogger("winserve")
 DEMO_CARD = Path(__file__).parent / "web" / "demo.toml"
-CARD_KEYS = {"title", "description", "example", "classes", "features"}
+CARD_KEYS = {"title", "description", "example", "classes", "features", "workers"}
 FEATURE_KEYS = {"label", "help", "unit", "allowed"}
 
 
@@ -60,6 +60,7 @@ class ModelCard:
     features: dict[str, FeatureDoc] = field(default_factory=dict)
     source: str = ""
     problem: str = ""  # why the sidecar could not be used
+    workers: int = 0  # replicas of this model in a folder of models; 0: the setting workers
 
     def class_name(self, label: Any) -> str:
         return self.classes.get(str(label), str(label))
@@ -121,7 +122,11 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
             unit=_text(spec, "unit", where),
             allowed=tuple(allowed),
         )
+    workers = data.get("workers", 0)
+    if type(workers) is not int or not 0 <= workers <= 64:
+        raise ValueError("workers must be a whole number from 1 to 64 (replicas of this model)")
     return ModelCard(
+        workers=workers,
         title=_text(data, "title", ""),
         description=_text(data, "description", ""),
         example=dict(example),

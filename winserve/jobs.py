@@ -305,6 +305,11 @@ class JobManager:
             raise NotFound("no such scoring job; results are kept for a limited time")
         return job
 
+    def busy(self) -> bool:
+        """Whether a job is scoring (its model version must keep serving until it ends)."""
+        with self._lock:
+            return any(j.state in ("queued", "running") for j in self._jobs.values())
+
     def _check_space(self) -> None:
         used = _size(self._root) if self._root is not None else 0
         if used >= self._max_bytes:

@@ -85,9 +85,14 @@ class Histogram:
             return int(series[-1]) if series else 0
 
     def render(self) -> list[str]:
-        lines = _header(self.name, "histogram", self.help)
+        return _header(self.name, "histogram", self.help) + self.samples()
+
+    def samples(self, labels: Labels = ()) -> list[str]:
+        """The sample lines (no header), each series with ``labels`` added in front: one
+        family may gather the histograms of several models."""
+        lines: list[str] = []
         with self._lock:
-            items = sorted((k, list(v)) for k, v in self._series.items())
+            items = sorted((labels + k, list(v)) for k, v in self._series.items())
         for key, series in items:
             running = 0.0
             for bound, hits in zip(self.buckets, series, strict=False):
@@ -114,6 +119,14 @@ def counter_snapshot(
     """A counter whose value lives elsewhere (replica restarts), read at scrape time."""
     lines = _header(f"{name}_total", "counter", help_text)
     lines += [f"{name}_total{_labels(k)} {_number(v)}" for k, v in values]
+    return lines
+
+
+def histograms(name: str, help_text: str, parts: Iterable[tuple[Labels, Histogram]]) -> list[str]:
+    """One histogram family from several histograms, each under its own labels."""
+    lines = _header(name, "histogram", help_text)
+    for labels, histogram in parts:
+        lines += histogram.samples(labels)
     return lines
 
 

@@ -27,6 +27,7 @@ from winserve.backends.pool import PoolBackend
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec, sample_failed
 from winserve.platform import IS_WINDOWS
+from winserve.registry import MakeBackend, Registry
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
 
@@ -55,12 +56,24 @@ def model_spec(settings: Settings) -> ModelSpec:
 
 
 def build_backend(settings: Settings) -> Backend:
-    spec = model_spec(settings)
-    if settings.in_process:
-        return LocalBackend(spec)
+    return backend_maker(settings)(model_spec(settings), settings.workers)
+
+
+def backend_maker(settings: Settings) -> MakeBackend:
+    """How a model's backend is built: for the one file, and for each version in a folder."""
+
+    def make(spec: ModelSpec, workers: int) -> Backend:
+        if settings.in_process:
+            return LocalBackend(spec)
+        return _pool(spec, workers, settings)
+
+    return make
+
+
+def _pool(spec: ModelSpec, workers: int, settings: Settings) -> PoolBackend:
     return PoolBackend(
         spec,
-        workers=settings.workers,
+        workers=workers,
         timeout=settings.timeout,
         load_timeout=settings.load_timeout,
         max_batch_rows=settings.max_batch_rows,
@@ -118,7 +131,7 @@ def install_signal_handlers(stopping: threading.Event) -> None:
         signal.signal(signal.SIGBREAK, interrupt)  # type: ignore[attr-defined]
 
 
-def _close_backend_when_stopping(stopping: threading.Event, server: Any, backend: Backend) -> None:
+def _close_backend_when_stopping(stopping: threading.Event, server: Any, backend: Any) -> None:
     """Requests in flight get ``IN_FLIGHT_GRACE``; then the backend closes, which answers those
     still waiting. waitress waits up to 5 s for them before ``serve`` goes on, and a host that
     holds the GIL or is frozen never answers them: without this, Ctrl+C took those 5 s and
@@ -147,13 +160,18 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         print(f"winserve: {reason}", file=err, flush=True)
         return 1
     port = sock.getsockname()[1]
-    backend = build_backend(settings)
-    backend.start()  # the model host starts up while this process imports the web stack
+    registry = Registry(settings, backend_maker(settings))
+    if settings.is_folder:
+        registry.start_folder()  # each model loads in a thread of its own, in the background
+    else:
+        backend = build_backend(settings)
+        backend.start()  # the model host starts up while this process imports the web stack
+        registry.adopt(backend)
     from waitress import create_server
 
     from winserve.web import create_app
 
-    app = create_app(settings, backend)
+    app = create_app(settings, registry=registry)
     server = create_server(
         app,
         sockets=[sock],
@@ -170,7 +188,18 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     )
     failure: list[str] = []
 
+    def when_folder_ready() -> None:
+        registry.wait_loaded(settings.load_timeout + 30)
+        print(folder_banner(registry, settings.host, port), file=out, flush=True)
+        if settings.browser:
+            webbrowser.open(banner.urls(settings.host, port)[0])
+        if settings.watch:
+            registry.watch()
+
     def when_ready() -> None:
+        if settings.is_folder:
+            when_folder_ready()
+            return
         try:
             info = backend.wait_ready(settings.load_timeout + 30)
         except ModelLoadError as exc:
@@ -195,7 +224,10 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         )
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
-        if info.sha256 and settings.model is not None:
+        registry.first_loaded(info)
+        if settings.watch and settings.model is not None:
+            registry.watch()  # a changed file is loaded beside the old one (issue 15)
+        elif info.sha256 and settings.model is not None:
             threading.Thread(
                 target=model_file.watch,
                 args=(settings.model, info.sha256, stopped, log.warning),
@@ -203,12 +235,13 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
                 daemon=True,
             ).start()
 
-    print(f"winserve: loading {model_spec(settings).label} …", file=out, flush=True)
+    label = f"the models in {settings.model}" if settings.is_folder else model_spec(settings).label
+    print(f"winserve: loading {label} …", file=out, flush=True)
     stopping = threading.Event()
     install_signal_handlers(stopping)
     threading.Thread(
         target=_close_backend_when_stopping,
-        args=(stopping, server, backend),
+        args=(stopping, server, registry),
         name="winserve-stopping",
         daemon=True,
     ).start()
@@ -226,9 +259,32 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         print("winserve: stopping …", file=out, flush=True)
         stopping.set()
         server.close()
-        app.extensions["winserve.jobs"].close()
-        backend.close()  # waits for the close the stopping thread began, if it did
+        registry.close()  # every version's jobs and backend; waits for a close under way
         stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)
     return 1 if failure else 0
+
+
+def folder_banner(registry: Registry, host: str, port: int) -> str:
+    """What a folder of models serves once the first loads have ended: each model's URL and
+    version, and the files that are not served, with why."""
+    local, lan = banner.urls(host, port)
+    base = local.rstrip("/")
+    lines = [f"winserve is serving a folder of models: {registry.folder}"]
+    default = registry.default_name()
+    for entry in registry.entries():
+        slot = entry.current
+        if slot is None:
+            lines.append(f"  {entry.name:<24}NOT served: {entry.reason or 'still loading'}")
+            continue
+        mark = "  (default: also at /predict, /)" if entry.name == default else ""
+        lines.append(f"  {entry.name:<24}{base}/models/{entry.name}/  version {slot.version}{mark}")
+    for reason in registry.refused().values():
+        lines.append(f"  NOT served: {reason}")
+    if not registry.entries():
+        lines.append("  (no model files yet: .joblib, .pkl, .skops, .onnx, MLflow folders)")
+    lines.append(banner.line("open", local))
+    lines += [banner.line("network", url) for url in lan]
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)

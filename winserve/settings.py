@@ -164,8 +164,9 @@ class Settings:
 
     model: Path | None = _setting(
         None,
-        "Model file to serve (joblib, pickle, skops or .onnx), or an MLflow model folder (one "
-        "with an MLmodel file). Without one, the built-in demo model.",
+        "Model file to serve (joblib, pickle, skops or .onnx), an MLflow model folder (one "
+        "with an MLmodel file), or a folder of models: each file (and MLflow folder) in it "
+        "is served under its file name. Without one, the built-in demo model.",
         to_path,
         positional=True,
         metavar="MODEL",
@@ -329,6 +330,30 @@ class Settings:
         cli="--allowed-hosts",
         metavar="NAMES",
     )
+    default_model: str = _setting(
+        "",
+        "With a folder of models: the one the bare routes (/predict, /model, /invocations, "
+        "the page at /) answer for. Without it, they do only when the folder holds one model.",
+        to_text,
+        cli="--default-model",
+        metavar="NAME",
+    )
+    watch: bool = _setting(
+        True,
+        "Watch the model file (or the folder of models): a changed file is loaded into new "
+        "replicas beside the old ones and serves once its sample prediction passed; a new "
+        "file is loaded, a removed one unloaded. --no-watch serves what was loaded at start.",
+        to_bool,
+        cli="--watch",
+    )
+    watch_seconds: float = _setting(
+        2.0,
+        "Seconds between looks at the model files; a file counts once it has not changed "
+        "for one such interval, so a file still being copied is never loaded.",
+        _float_in(0.1, 3600),
+        cli="--watch-seconds",
+        metavar="SECONDS",
+    )
     model_sha256: str = _setting(
         "",
         "Serve the model file only if its SHA-256 is this (checked before the file is loaded).",
@@ -406,6 +431,15 @@ class Settings:
     @property
     def is_demo(self) -> bool:
         return self.model is None and not self.factory
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder of models (not one MLflow model folder, which holds an MLmodel file)."""
+        return (
+            self.model is not None
+            and self.model.is_dir()
+            and not (self.model / "MLmodel").is_file()
+        )
 
     @property
     def binds_lan(self) -> bool:
@@ -513,14 +547,10 @@ def _read_token(path: Path) -> str:
 def check(settings: Settings) -> None:
     if settings.model is not None and settings.factory:
         raise SettingsError("give either a model file or --factory, not both")
-    if settings.model is not None and not settings.model.is_file():
-        if not settings.model.is_dir():
-            raise SettingsError(f"model file not found: {settings.model}")
-        if not (settings.model / "MLmodel").is_file():
-            raise SettingsError(
-                f"{settings.model} is a folder without an MLmodel file: give a model file, "
-                "or an MLflow model folder"
-            )
+    if settings.model is not None and not settings.model.exists():
+        raise SettingsError(f"model file not found: {settings.model}")
+    if settings.default_model and not settings.is_folder:
+        raise SettingsError("default_model names a model in a folder of models: give the folder")
     if settings.model_sha256 and settings.model is None:
         raise SettingsError("model_sha256 pins a model file: give the model file too")
     if settings.require_token_on_lan and settings.binds_lan and not settings.token:

@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve.protocols import native
-from winserve.service import Service
-from winserve.web import paths
+from winserve.registry import Slot
+from winserve.web import paths, slots
 from winserve.web.bodies import flag, json_body
 
 bp = Blueprint("native", __name__)
@@ -19,14 +19,10 @@ def _hide(text: str) -> str:
     return paths.hide(text, current_app.extensions.get("winserve.paths"))
 
 
-def _service() -> Service:
-    service: Service = current_app.extensions["winserve.service"]
-    return service
-
-
 @bp.post("/predict")
 def predict() -> ResponseReturnValue:
-    service = _service()
+    slot = slots.slot()
+    service = slot.service
     proba = flag(request.args.get("proba"))
     scores = flag(request.args.get("scores"))
     body = json_body(request, current_app.config["WINSERVE_MAX_BODY"])
@@ -35,11 +31,13 @@ def predict() -> ResponseReturnValue:
     info = service.info()  # one snapshot of the model's description for this request
     prediction = service.predict(decoded, info)
     request.environ["winserve.rows"] = decoded.n_rows
-    return jsonify(native.encode(prediction, info, proba, scores))
+    response = jsonify(native.encode(prediction, info, proba, scores))
+    response.headers["X-Model-Version"] = str(slot.version)
+    return response
 
 
-def public_info(service: Service) -> dict[str, Any]:
-    model = service.info()
+def public_info(slot: Slot) -> dict[str, Any]:
+    model = slot.info()
     info = model.to_dict()
     source = info.pop("source", "")
     info["file"] = source.replace("\\", "/").rsplit("/", 1)[-1] if info.get("sha256") else source
@@ -47,21 +45,69 @@ def public_info(service: Service) -> dict[str, Any]:
     info["warnings"] = [_hide(w) for w in info.get("warnings", [])]
     info["description"] = model.extra.get("description", "")
     info["outputs"] = model.outputs
+    info["version"] = slot.version
+    info["sha256"] = slot.sha256 or info.get("sha256", "")
+    if slot.loaded_at:
+        info["loaded_at"] = slot.loaded_at
     return info
 
 
 @bp.get("/model")
 def model() -> ResponseReturnValue:
-    return jsonify(public_info(_service()))
+    return jsonify(public_info(slots.slot()))
 
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
-    state = _service().backend.health()
-    answer = state.to_dict()
     # open even with a token: a load error's server path (a user name, on Windows) stays out
+    if slots.registry().is_folder and slots.model_name() is None:
+        return _folder_health()
+    answer = _model_health(slots.slot())
+    return jsonify(answer), 200 if answer["serving"] else 503
+
+
+def _model_health(slot: Slot) -> dict[str, Any]:
+    state = slot.health()
+    answer = state.to_dict()
     if "reason" in answer:
         answer["reason"] = _hide(answer["reason"])
     for replica in answer["replicas"]:
         replica["last_error"] = _hide(replica.get("last_error", ""))
-    return jsonify(answer), 200 if state.serving else 503
+    answer["version"] = slot.version
+    answer["serving"] = state.serving
+    return answer
+
+
+def _folder_health() -> ResponseReturnValue:
+    """A folder of models: each model's health, and one overall status: ready when every
+    model serves, degraded when some do, else failed (or loading while the first loads run)."""
+    chosen = slots.registry()
+    models: dict[str, Any] = {}
+    for entry in chosen.entries():
+        slot = entry.current
+        answer: dict[str, Any] = (
+            _model_health(slot)
+            if slot is not None
+            else {"status": "loading" if entry.loading else "failed", "serving": False}
+        )
+        if entry.reason:
+            answer["reason"] = _hide(entry.reason)  # the file on disk that did not load
+        models[entry.name] = answer
+    refused = {name: _hide(reason) for name, reason in chosen.refused().items()}
+    serving = [m["serving"] for m in models.values()]
+    if serving and all(serving) and all(m["status"] == "ready" for m in models.values()):
+        status = "ready"
+    elif any(serving):
+        status = "degraded"
+    elif any(m["status"] == "loading" for m in models.values()):
+        status = "loading"
+    else:
+        status = "failed"
+    problems = not all(serving) or bool(refused)
+    answer = {
+        "status": "degraded" if status == "ready" and problems else status,
+        "serving": any(serving),
+        "models": models,
+        "not_served": refused,
+    }
+    return jsonify(answer), 200 if any(serving) else 503

@@ -20,9 +20,9 @@ from winserve.errors import (
     WinserveError,
 )
 from winserve.protocols import mlflow, native, oip
-from winserve.service import Service
+from winserve.registry import Registry
 from winserve.settings import Settings
-from winserve.web import paths
+from winserve.web import paths, slots
 from winserve.web.responses import error_response
 
 error_log = logging.getLogger("winserve.error")
@@ -44,6 +44,8 @@ ERROR_SHAPES: tuple[tuple[tuple[str, ...], Callable[[WinserveError], dict[str, A
 
 
 def _shape_for(path: str) -> Callable[[WinserveError], dict[str, Any]]:
+    if path.startswith("/models/"):  # /models/<name>/invocations answers as /invocations
+        path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/models"
     for prefixes, body in ERROR_SHAPES:
         if any(path == p or path.startswith(p + "/") for p in prefixes):
             return body
@@ -73,10 +75,23 @@ def _from_http(exc: HTTPException) -> WinserveError:
     return error
 
 
-def create_app(settings: Settings, backend: Backend) -> Flask:
-    from winserve import card
-    from winserve.jobs import JobManager
-    from winserve.web import api, auth, csrf, hosts, mlflow_api, observe, oip_api, openapi, ui
+def create_app(
+    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+) -> Flask:
+    """The app for ``registry`` (the models served, by name), or, given a ``backend``, for
+    that one model as its only slot (tests, and single-file serving without a registry)."""
+    from winserve.web import (
+        api,
+        auth,
+        csrf,
+        hosts,
+        mlflow_api,
+        models,
+        observe,
+        oip_api,
+        openapi,
+        ui,
+    )
 
     app = Flask(__name__, static_folder=None)  # the UI blueprint serves /static, open to all
     app.config.update(
@@ -86,21 +101,27 @@ def create_app(settings: Settings, backend: Backend) -> Flask:
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["winserve.paths"] = paths.pattern(paths.folders(settings.model, settings.config))
-    service = Service(backend, max_rows=settings.max_rows, max_text=settings.max_text_length)
-    app.extensions["winserve.service"] = service
-    app.extensions["winserve.card"] = card.load(settings.model, demo=settings.is_demo)
-    app.extensions["winserve.jobs"] = JobManager(
-        service,
-        max_rows=settings.max_csv_rows,
-        keep_seconds=settings.keep_results_minutes * 60,
-        max_bytes=settings.max_jobs_bytes,
-    )
+    if registry is None:
+        if backend is None:
+            raise ValueError("create_app needs a backend or a registry")
+        registry = Registry(settings, lambda spec, workers: backend)
+        registry.adopt(backend)
+    folders = {*paths.folders(settings.model, settings.config), str(registry.copies)}
+    app.extensions["winserve.paths"] = paths.pattern(sorted(folders, key=len, reverse=True))
+    slots.install(app, registry)
+    if not registry.is_folder:  # the one model's CSV jobs, as before the registry
+        app.extensions["winserve.jobs"] = registry.entries()[0].current.jobs  # type: ignore[union-attr]
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
     app.register_blueprint(oip_api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(models.bp)
+    # Each model of a folder at /models/<name>/… (the bare routes answer for the default one);
+    # the name is taken from the path before the view runs (slots.install).
+    app.register_blueprint(api.bp, url_prefix="/models/<model>", name="native_model")
+    app.register_blueprint(mlflow_api.bp, url_prefix="/models/<model>", name="mlflow_model")
+    app.register_blueprint(ui.bp, url_prefix="/models/<model>", name="ui_model")
     observe.install(app, settings.request_log)
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token)

@@ -29,11 +29,14 @@ SESSION_SECONDS = 12 * 3600
 OPEN_ENDPOINTS = frozenset(
     {
         "native.health",
+        "native_model.health",
         "mlflow.ping",
+        "mlflow_model.ping",
         "oip.live",
         "oip.ready",
         "oip.model_ready",
         "ui.static",
+        "ui_model.static",
         "auth.login",
         "auth.login_submit",
     }
@@ -183,7 +186,7 @@ def install(app: Flask, token: str) -> None:
     def require_token() -> ResponseReturnValue | None:
         if request.endpoint in OPEN_ENDPOINTS or authorized(token):
             return None
-        if request.method == "GET" and (request.endpoint or "").startswith("ui."):
+        if request.method == "GET" and (request.endpoint or "").startswith(("ui.", "ui_model.")):
             return redirect(_login_url(), code=303)
         error = Unauthorized(
             "this server needs a token: send the header "

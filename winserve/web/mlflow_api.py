@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from winserve import __version__
 from winserve.protocols import mlflow
-from winserve.service import Service
+from winserve.web import slots
 from winserve.web.bodies import json_body, raw_text
 
 bp = Blueprint("mlflow", __name__)
@@ -18,7 +18,8 @@ bp = Blueprint("mlflow", __name__)
 
 @bp.post("/invocations")
 def invocations() -> ResponseReturnValue:
-    service: Service = current_app.extensions["winserve.service"]
+    slot = slots.slot()
+    service = slot.service
     max_body = current_app.config["WINSERVE_MAX_BODY"]
     kind = mlflow.content_kind(request.mimetype, dict(request.mimetype_params))
     if kind == "json":
@@ -31,14 +32,16 @@ def invocations() -> ResponseReturnValue:
         raise mlflow.InvalidParameter("this model has no predict_proba")
     prediction = service.predict(invocation.request, info)
     if invocation.predict_method == "predict_proba":
-        return jsonify(mlflow.encode(prediction.probabilities or []))
-    return jsonify(mlflow.encode(prediction.predictions))
+        response = jsonify(mlflow.encode(prediction.probabilities or []))
+    else:
+        response = jsonify(mlflow.encode(prediction.predictions))
+    response.headers["X-Model-Version"] = str(slot.version)
+    return response
 
 
 @bp.get("/ping")
 def ping() -> ResponseReturnValue:
-    service: Service = current_app.extensions["winserve.service"]
-    serving = service.backend.health().serving
+    serving = slots.slot().health().serving
     return Response("\n", status=200 if serving else 503, mimetype="application/json")
 
 

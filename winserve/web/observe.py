@@ -18,7 +18,6 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__, metrics
-from winserve.service import Service
 
 access_log = logging.getLogger("winserve.access")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -89,12 +88,15 @@ def install(app: Flask, request_log: Path | None) -> None:
         seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
         route = _route()
         rows = request.environ.get("winserve.rows")
+        # the model this request used (its slot), else the one its path named, else none
+        taken = g.get("winserve_slots") or {}
+        model = next(iter(taken.values())).name if taken else (g.get("winserve_model") or "")
         recorded.requests.inc(
-            endpoint=route, method=request.method, status=str(response.status_code)
+            endpoint=route, method=request.method, status=str(response.status_code), model=model
         )
-        recorded.latency.observe(seconds, endpoint=route)
+        recorded.latency.observe(seconds, endpoint=route, model=model)
         if rows:
-            recorded.rows.inc(rows, endpoint=route)
+            recorded.rows.inc(rows, endpoint=route, model=model)
         access_log.info(
             "%s %s %s %d rows=%s %.1fms",
             request_id,
@@ -123,26 +125,41 @@ def install(app: Flask, request_log: Path | None) -> None:
 
 @bp.get("/metrics")
 def metrics_view() -> ResponseReturnValue:
+    """Every model's series carry its name (label ``model``), and the version serving it."""
+    from winserve.web import slots
+
     recorded: RequestMetrics = current_app.extensions["winserve.metrics"]
-    service: Service = current_app.extensions["winserve.service"]
-    backend = service.backend
-    health = backend.health()
-    replicas = [((("replica", str(r.replica)),), r) for r in health.replicas]
+    chosen = slots.registry()
+    served = [(e, e.current) for e in chosen.entries()]
+    live = [(((("model", e.name),)), slot, slot.health()) for e, slot in served if slot]
+    replicas = [
+        ((*k, ("replica", str(r.replica))), r) for k, _, health in live for r in health.replicas
+    ]
     lines = [
         *metrics.gauge("winserve_info", "winserve version.", [((("version", __version__),), 1.0)]),
         *recorded.requests.render(),
         *recorded.latency.render(),
         *recorded.rows.render(),
-        *backend.batch_rows.render(),
+        *metrics.histograms(
+            "winserve_batch_rows",
+            "Rows per model call (after batching).",
+            [(k, slot.backend.batch_rows) for k, slot, _ in live],
+        ),
         *metrics.gauge(
             "winserve_queue_depth",
             "Requests waiting for a model replica.",
-            [((), float(health.queue_depth))],
+            [(k, float(health.queue_depth)) for k, _, health in live],
         ),
         *metrics.gauge(
             "winserve_ready",
             "1 while the model is serving (ready or degraded).",
-            [((), 1.0 if health.serving else 0.0)],
+            [(k, 1.0 if health.serving else 0.0) for k, _, health in live]
+            + [((("model", e.name),), 0.0) for e, slot in served if slot is None],
+        ),
+        *metrics.gauge(
+            "winserve_model_version",
+            "The version of the model serving now (1, 2, … as the file is reloaded).",
+            [(k, float(slot.version)) for k, slot, _ in live],
         ),
         *metrics.gauge(
             "winserve_replica_ready",

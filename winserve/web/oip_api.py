@@ -7,7 +7,8 @@ from flask.typing import ResponseReturnValue
 
 from winserve.errors import BadRequest, UnsupportedMediaType
 from winserve.protocols import oip
-from winserve.service import Service
+from winserve.registry import Slot
+from winserve.web import slots
 from winserve.web.bodies import parse_json, raw_bytes
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
@@ -17,9 +18,27 @@ JSON_TYPES = ("application/json", "application/octet-stream")
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 
 
-def _service() -> Service:
-    service: Service = current_app.extensions["winserve.service"]
-    return service
+def _slot(name: str, version: str | None) -> Slot:
+    """The slot a /v2/models/<name>[/versions/<v>] request is for: in a folder, the model of
+    that name; for one file, the one model (its name checked as before). A version is the
+    one serving or, while it drains, the one before it."""
+    chosen = slots.registry()
+    if chosen.is_folder:
+        slot = slots.slot(name)
+    else:
+        slot = slots.slot()
+        oip.check_model(name, None, slot.info())
+    if version is None or version == str(slot.version):
+        return slot
+    return slots.slot_version(slot.name, version)
+
+
+def _metadata(slot: Slot) -> dict[str, object]:
+    answer = oip.model_metadata(slot.info())
+    entry = slots.registry().entry(slot.name)
+    versions = [str(s.version) for s in slots.registry().served_versions(entry)]
+    answer["versions"] = versions or [str(slot.version)]
+    return answer
 
 
 def _read(req: Request) -> tuple[object, memoryview | None]:
@@ -62,36 +81,42 @@ def live() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def ready() -> ResponseReturnValue:
-    serving = _service().backend.health().serving
+    chosen = slots.registry()
+    if chosen.is_folder:  # the server is ready when every model it has is serving
+        entries = chosen.entries()
+        serving = bool(entries) and all(
+            e.current is not None and e.current.health().serving for e in entries
+        )
+    else:
+        serving = slots.slot().health().serving
     return jsonify({"ready": serving}), 200 if serving else 503
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> ResponseReturnValue:
-    info = _service().info()
-    oip.check_model(name, version, info)
-    return jsonify(oip.model_metadata(info))
+    return jsonify(_metadata(_slot(name, version)))
 
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
-    service = _service()
-    if not service.backend.health().serving:
+    slot = slots.slot(name) if slots.registry().is_folder else slots.slot()
+    if not slot.health().serving:
         return jsonify({"name": name, "ready": False}), 503
-    oip.check_model(name, version, service.info())
+    _slot(name, version)
     return jsonify({"name": name, "ready": True})
 
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> ResponseReturnValue:
-    service = _service()
-    info = service.info()
-    oip.check_model(name, version, info)
+    slot = _slot(name, version)
+    info = slot.info()
     body, binary = _read(request)
     decoded = oip.decode(body, info, binary)
     request.environ["winserve.rows"] = decoded.request.n_rows
-    prediction = service.predict(decoded.request, info)
-    return jsonify(oip.encode(prediction, decoded, info, version))
+    prediction = slot.service.predict(decoded.request, info)
+    response = jsonify(oip.encode(prediction, decoded, info, version))
+    response.headers["X-Model-Version"] = str(slot.version)
+    return response

@@ -9,10 +9,9 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__
-from winserve.errors import ModelUnavailable
+from winserve.errors import ModelUnavailable, NotFound
 from winserve.model_info import Feature, ModelInfo
 from winserve.protocols import mlflow, oip
-from winserve.service import Service
 
 bp = Blueprint("openapi", __name__)
 
@@ -312,10 +311,11 @@ def document(info: ModelInfo | None, base_url: str, token_required: bool) -> Sch
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    service: Service = current_app.extensions["winserve.service"]
+    from winserve.web import slots
+
     try:
-        info: ModelInfo | None = service.info()
-    except ModelUnavailable:
+        info: ModelInfo | None = slots.slot().info()
+    except (ModelUnavailable, NotFound):  # loading, or a folder of models and none named
         info = None
     return jsonify(
         document(info, request.host_url.rstrip("/"), bool(current_app.config.get("WINSERVE_TOKEN")))

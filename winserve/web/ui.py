@@ -25,9 +25,10 @@ from winserve.backends.base import Health
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.jobs import JobManager
 from winserve.model_info import ModelInfo, sample_failed
+from winserve.registry import Slot
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, paths
+from winserve.web import csrf, paths, slots
 from winserve.web.examples import Example, api_examples, openapi_outline
 
 bp = Blueprint(
@@ -91,29 +92,31 @@ def page_state(health: Health) -> PageState:
 
 @bp.app_context_processor
 def page_helpers() -> dict[str, Any]:
-    return {"page_state": page_state}
+    return {"page_state": page_state, "model_base": slots.base()}
 
 
 def _service() -> Service:
-    service: Service = current_app.extensions["winserve.service"]
-    return service
+    return slots.slot().service
 
 
 def _card() -> cards.ModelCard:
-    card: cards.ModelCard = current_app.extensions["winserve.card"]
-    return card
+    return slots.slot().card
 
 
 def _jobs() -> JobManager:
-    jobs: JobManager = current_app.extensions["winserve.jobs"]
-    return jobs
+    return slots.slot().jobs
+
+
+def _job_slot(job_id: str) -> Slot:
+    """The version that holds this job: it finishes there, even after a newer one serves."""
+    return slots.registry().find_job_slot(slots.slot().name, job_id)
 
 
 def _model() -> tuple[ModelInfo | None, Health]:
-    service = _service()
-    health = service.backend.health()
+    slot = slots.slot()
+    health = slot.health()
     try:
-        return service.info(), health
+        return slot.info(), health
     except ModelUnavailable:
         return None, health
 
@@ -128,7 +131,8 @@ def _page(
     result: Result | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    card = _card()
+    slot = slots.slot()
+    card = slot.card
     fields = cards.form_fields(card, info, values) if info is not None else []
     notes = cards.check_against(card, info) if info is not None else []
     page = render_template(
@@ -142,6 +146,8 @@ def _page(
         form_error=form_error,
         result=result,
         limits=current_app.config["WINSERVE_SETTINGS"],
+        slot=slot,
+        file_problem=paths.public(slots.registry().entry(slot.name).reason),
     )
     return page, status
 
@@ -149,17 +155,51 @@ def _page(
 @bp.get("/page-status")
 def status() -> ResponseReturnValue:
     """The status line for the page's script: the same words as the server renders."""
-    health = _service().backend.health()
+    slot = slots.slot()
+    health = slot.health()
     state = page_state(health)
     return jsonify(
-        {"status": health.status, "key": state.key, "text": state.text, "serving": health.serving}
+        {
+            "status": health.status,
+            "key": state.key,
+            "text": state.text,
+            "serving": health.serving,
+            "version": slot.version,
+        }
     )
 
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
+    chosen = slots.registry()
+    if chosen.is_folder and slots.model_name() is None and chosen.default_name() is None:
+        return _list_page()
     info, health = _model()
     return _page(info, health)
+
+
+def _list_page() -> ResponseReturnValue:
+    """A folder of several models: each with its state and version, and the files that could
+    not be served, with why (file names only)."""
+    chosen = slots.registry()
+    rows = []
+    for entry in chosen.entries():
+        slot = entry.current
+        health = slot.health() if slot is not None else None
+        title = slot.card.title if slot is not None else ""
+        rows.append(
+            {
+                "name": entry.name,
+                "title": title,
+                "version": slot.version if slot is not None else None,
+                "state": page_state(health).text if health is not None else "",
+                "key": page_state(health).key if health is not None else "failed",
+                "loading": entry.loading and slot is None,
+                "reason": paths.public(entry.reason),
+            }
+        )
+    refused = {name: paths.public(reason) for name, reason in chosen.refused().items()}
+    return render_template("models.html", models=rows, refused=refused)
 
 
 def _form_value(text: str, kind: str) -> Any:
@@ -244,24 +284,28 @@ def create_job() -> ResponseReturnValue:
             f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
         )
     jobs.start(job)
-    return redirect(f"/jobs/{job.id}", code=303)
+    return redirect(f"{slots.base()}/jobs/{job.id}", code=303)
 
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str) -> ResponseReturnValue:
-    job = _jobs().get(job_id)
+    owner = _job_slot(job_id)
+    job = owner.jobs.get(job_id)
     info, health = _model()
-    return render_template("job.html", job=job, info=info, health=health, card=_card())
+    return render_template(
+        "job.html", job=job, info=info, health=health, card=owner.card, job_version=owner.version
+    )
 
 
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str) -> ResponseReturnValue:
-    return jsonify(_jobs().get(job_id).status())
+    owner = _job_slot(job_id)
+    return jsonify({**owner.jobs.get(job_id).status(), "model_version": owner.version})
 
 
 @bp.get("/jobs/<job_id>/result.csv")
 def job_result(job_id: str) -> ResponseReturnValue:
-    job = _jobs().get(job_id)
+    job = _job_slot(job_id).jobs.get(job_id)
     if job.state != "done":
         raise BadRequest("this job has not finished; its result is not ready")
     return send_file(

@@ -26,7 +26,7 @@
       });
     }
     function poll() {
-      getJSON("/page-status").then(update).catch(function () {
+      getJSON(line.dataset.statusUrl || "/page-status").then(update).catch(function () {
         line.textContent = "winserve does not answer; it may have been stopped.";
         line.className = "status status-failed";
       }).then(function () {

@@ -1,0 +1,578 @@
+"""The models served, by name: a registry of slots, each slot one loaded version (issue 15).
+
+::
+
+    request thread                    Registry                         watcher thread
+    ──────────────                    ────────                         ──────────────
+    acquire(name) ─► the entry's current Slot, in-flight +1     every watch_seconds: stat the
+      (one snapshot per request:        (under the lock)          files; one unchanged for one
+       ModelInfo, backend, card, jobs)                            interval and different from
+    release(slot) at the request's end ─► in-flight -1            the version served ─► load()
+                                                                           │
+    load(name, path): copy the file to a private folder, start a new backend on the copy,
+      wait for its sample prediction; then, under the lock, the entry's current slot is the
+      new one (new requests go there at once) and the old one drains: once its in-flight
+      requests and CSV jobs are done, its replicas stop. A load that fails keeps the old one.
+
+Why a private copy: Windows refuses to replace a file that is open, and joblib memory-maps an
+uncompressed file for as long as the model lives; loading from a copy leaves the operator's
+file closed (read once, for the copy), so a retrain script can always overwrite it. The copy
+is also what was hashed and what every replica of that version loads, even when a crashed
+replica restarts after the file on disk changed again; memory-mapping stays on (the replicas
+share the copy's pages). The copy goes when its version stops.
+
+A single file served as today (no folder) is one slot whose first version is the backend the
+server built (loaded from the file itself, as before); with watching on, later versions are
+loaded as above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from winserve import card as cards
+from winserve.backends.base import Backend, Health
+from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
+from winserve.host import model_code
+from winserve.jobs import JobManager
+from winserve.model_file import sha256_of
+from winserve.model_info import ModelInfo, ModelSpec
+from winserve.platform import cache_dir
+from winserve.service import Service
+from winserve.settings import Settings
+
+log = logging.getLogger("winserve")
+
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
+KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs page, downloads)
+DRAIN_CHECK = 0.05
+
+MakeBackend = Callable[[ModelSpec, int], Backend]
+Stamp = tuple[int, int]
+
+
+def discover(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The models in ``folder`` by name (file stem; an MLflow model folder's name), and the
+    files that cannot be served under a name of their own, with why."""
+    found: dict[str, Path] = {}
+    refused: dict[str, str] = {}
+    try:
+        items = sorted(folder.iterdir(), key=lambda p: p.name.lower())
+    except OSError:
+        return found, refused
+    for item in items:
+        if item.name.startswith((".", "~")):
+            continue  # editors' and Office's temporary files, hidden folders
+        if item.is_dir():
+            if not (item / "MLmodel").is_file():
+                continue
+            name = item.name
+        elif item.suffix.lower() in MODEL_SUFFIXES:
+            name = item.stem
+        else:
+            continue
+        if name in found:
+            refused[item.name] = (
+                f"{item.name} is not served: {found[name].name} already has the name {name!r}"
+            )
+            continue
+        found[name] = item
+    return found, refused
+
+
+def stamp(path: Path) -> Stamp | None:
+    """Size and time of a file, or of an MLflow folder's newest file; None when it is gone."""
+    try:
+        if path.is_dir():
+            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+            return len(stats) + sum(s.st_size for s in stats), max(
+                (s.st_mtime_ns for s in stats), default=0
+            )
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+@dataclass(eq=False)
+class Slot:
+    """One loaded version of one model: what a request uses from start to end."""
+
+    name: str
+    version: int
+    source: Path | None  # the operator's file (not the private copy)
+    backend: Backend
+    service: Service
+    card: cards.ModelCard
+    jobs: JobManager
+    sha256: str = ""
+    loaded_at: str = ""
+    copy: Path | None = None  # the private folder this version loaded from
+    state: str = "serving"  # serving | draining | stopped
+    inflight: int = 0
+
+    def info(self) -> ModelInfo:
+        return self.service.info()
+
+    def health(self) -> Health:
+        return self.backend.health()
+
+
+@dataclass(eq=False)
+class Entry:
+    """A name, with the version serving it and the older ones still draining."""
+
+    name: str
+    path: Path | None
+    current: Slot | None = None
+    older: list[Slot] = field(default_factory=list)
+    reason: str = ""  # why the file on disk is not what serves (a failed load); "" else
+    versions: int = 0
+    tried: Stamp | None = None  # the file's stamp when its last load began
+    loading: bool = False
+    removed: bool = False
+
+
+class Registry:
+    def __init__(self, settings: Settings, make_backend: MakeBackend) -> None:
+        self._settings = settings
+        self._make_backend = make_backend
+        self._lock = threading.RLock()  # re-entered: a 404's message lists the names
+        self._entries: dict[str, Entry] = {}
+        self._refused: dict[str, str] = {}  # files in the folder served under no name
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.copies = cache_dir() / "loaded"
+        self.folder = settings.model if settings.is_folder else None
+
+    # -- what the web side asks ---------------------------------------------------------------
+
+    @property
+    def is_folder(self) -> bool:
+        return self.folder is not None
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(n for n, e in self._entries.items() if not e.removed)
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return [e for _, e in sorted(self._entries.items()) if not e.removed]
+
+    def refused(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._refused)
+
+    def entry(self, name: str) -> Entry:
+        with self._lock:
+            found = self._entries.get(name)
+        if found is None or found.removed:
+            raise NotFound(self._no_such(name))
+        return found
+
+    def default_name(self) -> str | None:
+        """The model the bare routes answer for: the only one, or the setting default_model."""
+        if not self.is_folder:
+            return next(iter(self._entries), None)
+        if self._settings.default_model:
+            return self._settings.default_model
+        names = self.names()
+        return names[0] if len(names) == 1 else None
+
+    def _no_such(self, name: str | None) -> str:
+        names = ", ".join(self.names()) or "none yet"
+        if name is None:
+            return (
+                f"this folder serves several models ({names}): use /models/<name>/…, or name "
+                "the one these routes answer for (setting: default_model)"
+            )
+        return f"no model named {name!r} is served here (models: {names})"
+
+    def acquire(self, name: str | None = None) -> Slot:
+        """The version serving ``name`` (None: the default model), counted in flight until
+        ``release``: it is not stopped under the request."""
+        name = self.default_name() if name is None else name
+        with self._lock:
+            entry = self._entries.get(name) if name is not None else None
+            if entry is None or entry.removed:
+                raise NotFound(self._no_such(name if name is not None else None))
+            slot = entry.current
+            if slot is None:
+                reason = f": {entry.reason}" if entry.reason else ""
+                raise ModelUnavailable(f"{entry.name} is not loaded{reason}", retry_after=2)
+            slot.inflight += 1
+            return slot
+
+    def release(self, slot: Slot) -> None:
+        with self._lock:
+            slot.inflight -= 1
+
+    def acquire_version(self, name: str, version: str) -> Slot:
+        """Version ``version`` of ``name`` (the one serving, or one still draining), counted
+        in flight until ``release``."""
+        entry = self.entry(name)
+        with self._lock:
+            for slot in [entry.current, *entry.older]:
+                if slot is not None and str(slot.version) == version and slot.state != "stopped":
+                    slot.inflight += 1
+                    return slot
+            served = [str(s.version) for s in self.served_versions(entry)]
+        raise NotFound(
+            f"model {name!r} has no version {version!r} being served; it has "
+            + (", ".join(repr(v) for v in served) or "none")
+        )
+
+    @staticmethod
+    def served_versions(entry: Entry) -> list[Slot]:
+        """The versions of ``entry`` that answer: the one serving, then those draining."""
+        found = [entry.current] if entry.current is not None else []
+        return found + [s for s in reversed(entry.older) if s.state == "draining"]
+
+    def find_job_slot(self, name: str, job_id: str) -> Slot:
+        """The version of ``name`` that holds the CSV job ``job_id`` (it may have drained)."""
+        entry = self.entry(name)
+        with self._lock:
+            slots = [s for s in [entry.current, *reversed(entry.older)] if s is not None]
+        for slot in slots:
+            with contextlib.suppress(NotFound):
+                slot.jobs.get(job_id)
+                return slot
+        raise NotFound("no such scoring job; results are kept for a limited time")
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _jobs(self, service: Service) -> JobManager:
+        s = self._settings
+        return JobManager(
+            service,
+            max_rows=s.max_csv_rows,
+            keep_seconds=s.keep_results_minutes * 60,
+            max_bytes=s.max_jobs_bytes,
+        )
+
+    def _service(self, backend: Backend) -> Service:
+        return Service(
+            backend, max_rows=self._settings.max_rows, max_text=self._settings.max_text_length
+        )
+
+    def adopt(self, backend: Backend, card: cards.ModelCard | None = None) -> Slot:
+        """Single-file mode: the server's backend (started already) is version 1."""
+        s = self._settings
+        name = s.model.stem if s.model is not None else (s.factory.rpartition(":")[2] or "demo")
+        with contextlib.suppress(ModelUnavailable):  # loaded already (tests): its own name
+            name = backend.describe().name
+        service = self._service(backend)
+        slot = Slot(
+            name=name,
+            version=1,
+            source=s.model,
+            backend=backend,
+            service=service,
+            card=card if card is not None else cards.load(s.model, demo=s.is_demo),
+            jobs=self._jobs(service),
+        )
+        with self._lock:
+            self._entries[name] = Entry(name, s.model, current=slot, versions=1)
+        return slot
+
+    def first_loaded(self, info: ModelInfo) -> None:
+        """Single-file mode: the first version is ready (its file's stamp and SHA-256)."""
+        entry = next(iter(self._entries.values()))
+        if entry.current is not None:
+            entry.current.sha256 = info.sha256
+            entry.current.loaded_at = info.loaded_at or _now()
+        if entry.path is not None:
+            entry.tried = stamp(entry.path)
+
+    def start_folder(self) -> None:
+        """Load every model of the folder, each in a thread of its own, in the background."""
+        assert self.folder is not None
+        # The folder's own modules (features.py beside the model files) must be importable
+        # in the model hosts, which load private copies elsewhere: spawned processes inherit
+        # this process's sys.path.
+        folder = str(self.folder.resolve())
+        if folder not in sys.path:
+            sys.path.append(folder)
+        found, refused = discover(self.folder)
+        with self._lock:
+            self._refused = refused
+            for name, path in found.items():
+                self._entries[name] = Entry(name, path)
+        for reason in refused.values():
+            log.warning("%s", reason)
+        for name, path in found.items():
+            self._load_in_background(name, path)
+
+    def wait_loaded(self, timeout: float) -> None:
+        """Until every load begun so far has ended (or ``timeout``)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not self._stop.is_set():
+            with self._lock:
+                if not any(e.loading for e in self._entries.values()):
+                    return
+            time.sleep(0.05)
+
+    def _load_in_background(self, name: str, path: Path) -> None:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.loading:
+                return
+            entry.loading = True
+        thread = threading.Thread(
+            target=self.load, args=(name, path), name=f"winserve-load-{name}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def load(self, name: str, path: Path) -> bool:
+        """Load ``path`` as a new version of ``name``; it serves once its sample prediction
+        passed, and the version it replaces drains. False (and the reason kept) on failure."""
+        with self._lock:
+            entry = self._entries.setdefault(name, Entry(name, path))
+            entry.loading, entry.removed, entry.path = True, False, path
+        try:
+            return self._load(entry, path)
+        finally:
+            with self._lock:
+                entry.loading = False
+
+    def _load(self, entry: Entry, path: Path) -> bool:
+        before = stamp(path)
+        entry.tried = before
+        started = time.monotonic()
+        try:
+            copy = self._copy(entry.name, path)
+        except OSError as exc:
+            return self._failed(entry, f"{path.name} could not be read: {exc.strerror or exc}")
+        if stamp(path) != before:  # written to while copied: the next round tries again
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            entry.tried = None
+            return False
+        digest = sha256_of(copy)
+        current = entry.current
+        if current is not None and current.sha256 == digest:
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            entry.reason = ""  # the file is the one serving (again)
+            return True
+        card = cards.load(path)
+        s = self._settings
+        spec = ModelSpec(
+            path=str(copy),
+            factory="",
+            strict_versions=s.strict_versions,
+            sha256=s.model_sha256,
+            example=dict(card.example),
+            compile=s.compile,
+            trust=s.trust,
+        )
+        backend = self._make_backend(spec, card.workers or s.workers)
+        backend.start()
+        try:
+            info = backend.wait_ready(s.load_timeout + 30)
+        except ModelLoadError as exc:
+            backend.close()
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            reason = str(exc).replace(str(copy.parent), str(path.parent))
+            return self._failed(entry, reason)
+        service = self._service(backend)
+        with self._lock:
+            if self._stop.is_set():
+                slot = None
+            else:
+                entry.versions += 1
+                slot = Slot(
+                    name=entry.name,
+                    version=entry.versions,
+                    source=path,
+                    backend=backend,
+                    service=service,
+                    card=card,
+                    jobs=self._jobs(service),
+                    sha256=info.sha256,
+                    loaded_at=info.loaded_at or _now(),
+                    copy=copy.parent,
+                )
+                old, entry.current, entry.reason = entry.current, slot, ""
+                if old is not None:
+                    old.state = "draining"
+                    entry.older.append(old)
+        if slot is None:
+            backend.close()
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            return False
+        seconds = time.monotonic() - started
+        if old is None:
+            log.info("%s: version 1 serving (%s, %.1f s)", entry.name, path.name, seconds)
+        else:
+            log.warning(
+                "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
+                entry.name,
+                slot.version,
+                path.name,
+                seconds,
+                old.version,
+            )
+            self._drain_in_background(entry, old)
+        return True
+
+    def _failed(self, entry: Entry, reason: str) -> bool:
+        keeps = (
+            f"; version {entry.current.version} keeps serving" if entry.current is not None else ""
+        )
+        entry.reason = reason
+        log.error("%s: not loaded: %s%s", entry.name, reason, keeps)
+        return False
+
+    def _copy(self, name: str, path: Path) -> Path:
+        """A private copy of ``path`` (and of its ``<name>_code.py``), to load from."""
+        self.copies.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=self.copies))
+        target = folder / path.name
+        try:
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(path, target)
+            code = model_code.code_file(path)
+            if code.is_file():
+                shutil.copyfile(code, model_code.code_file(target))
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return target
+
+    # -- draining and unloading ---------------------------------------------------------------
+
+    def _drain_in_background(self, entry: Entry, old: Slot) -> None:
+        thread = threading.Thread(
+            target=self._drain,
+            args=(entry, old),
+            name=f"winserve-drain-{entry.name}-{old.version}",
+            daemon=True,
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _drain(self, entry: Entry, old: Slot) -> None:
+        """Once nothing runs on ``old`` (requests, CSV jobs), its replicas stop."""
+        while not self._stop.is_set():
+            with self._lock:
+                idle = old.inflight <= 0 and not old.jobs.busy()
+                if idle:
+                    old.state = "stopped"
+                    break
+            time.sleep(DRAIN_CHECK)
+        old.backend.close()
+        if old.copy is not None:
+            shutil.rmtree(old.copy, ignore_errors=True)
+        with self._lock:
+            stopped = [s for s in entry.older if s.state == "stopped"]
+            for extra in stopped[:-KEEP_OLD_VERSIONS]:
+                entry.older.remove(extra)
+                extra.jobs.close()
+        log.info("%s: version %d stopped", entry.name, old.version)
+
+    def unload(self, name: str) -> None:
+        """``name`` answers 404 from now on; its version stops once its requests are done."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.removed:
+                raise NotFound(self._no_such(name))
+            entry.removed = True
+            old, entry.current = entry.current, None
+            if old is not None:
+                old.state = "draining"
+                entry.older.append(old)
+        log.warning("%s: unloaded", name)
+        if old is not None:
+            self._drain_in_background(entry, old)
+
+    # -- watching -----------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        thread = threading.Thread(target=self._watch, name="winserve-watch", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _candidates(self) -> dict[str, Path]:
+        if self.folder is None:
+            with self._lock:
+                return {n: e.path for n, e in self._entries.items() if e.path is not None}
+        found, refused = discover(self.folder)
+        with self._lock:
+            self._refused = refused
+        return found
+
+    def _watch(self) -> None:
+        """Every ``watch_seconds``: a file whose stamp stayed the same for one interval and is
+        not the one last tried is loaded; a file gone for one interval is unloaded."""
+        seen: dict[str, Stamp | None] = {}
+        interval = self._settings.watch_seconds
+        while not self._stop.wait(interval):
+            found = self._candidates()
+            with self._lock:
+                known = {n: e for n, e in self._entries.items()}
+            for name, entry in known.items():
+                if name not in found and not entry.removed and self.folder is not None:
+                    if seen.get(name, ()) is None:  # gone for one interval: not a replace
+                        with contextlib.suppress(NotFound):
+                            self.unload(name)
+                    seen[name] = None
+            for name, path in found.items():
+                now = stamp(path)
+                previous, seen[name] = seen.get(name, ()), now
+                if now is None or now != previous:
+                    continue  # changing (or just appeared): look again next round
+                held = known.get(name)
+                if held is not None and (held.tried == now or held.loading):
+                    continue  # this very file was loaded, tried and failed, or unloaded
+                if held is None:
+                    with self._lock:
+                        self._entries[name] = Entry(name, path)
+                self._load_in_background(name, path)
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            slots = [
+                s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
+            ]
+        closers = [
+            threading.Thread(target=s.backend.close, name=f"winserve-close-{s.name}", daemon=True)
+            for s in slots
+        ]
+        for thread in closers:
+            thread.start()
+        for thread in closers:
+            thread.join(timeout=10)
+        for slot in slots:
+            slot.jobs.close()
+            if slot.copy is not None:
+                shutil.rmtree(slot.copy, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def describe(slot: Slot) -> dict[str, Any]:
+    """What ``/models/<name>`` adds to the model's description: the version being served."""
+    return {
+        "version": slot.version,
+        "sha256": slot.sha256,
+        "loaded_at": slot.loaded_at,
+        "state": slot.state,
+    }

@@ -1,0 +1,99 @@
+"""A folder of models over HTTP (issue 15): ``GET /models/<name>`` (what ``/model`` says for the
+default model) and the Open Inference Protocol's model repository extension:
+``POST /v2/repository/index``, ``POST /v2/repository/models/<name>/load`` and ``/unload``.
+
+Loading and unloading change what the server serves, so they are the operator's: with a token
+set, the token is required (as everywhere); without one, only a program on this computer may
+(never a web page, whatever computer its browser runs on)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from winserve.errors import BadRequest, NotFound, WinserveError
+from winserve.registry import discover
+from winserve.web import paths, slots
+
+bp = Blueprint("models", __name__)
+LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+class Forbidden(WinserveError):
+    status = 403
+    code = "forbidden"
+
+
+@bp.get("/models/<name>")
+def model_info(name: str) -> ResponseReturnValue:
+    from winserve.web.api import public_info
+
+    return jsonify(public_info(slots.slot(name)))
+
+
+def _repository_caller() -> None:
+    """Without a token, the repository's changes are for programs on this computer only."""
+    if current_app.config.get("WINSERVE_TOKEN"):
+        return  # the token check before every request has passed
+    if request.remote_addr not in LOCAL_ADDRESSES:
+        raise Forbidden(
+            "loading and unloading models is allowed from this computer only, unless a token "
+            "is set (setting: token)"
+        )
+    if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") not in (
+        "none",
+        "same-origin",
+    ):
+        raise Forbidden("loading and unloading models is for programs, not web pages")
+
+
+def _state(entry: Any) -> tuple[str, str]:
+    if entry.current is not None:
+        return ("READY" if entry.current.health().serving else "UNAVAILABLE"), entry.reason
+    return ("LOADING" if entry.loading else "UNAVAILABLE"), entry.reason
+
+
+@bp.post("/v2/repository/index")
+def repository_index() -> ResponseReturnValue:
+    _repository_caller()
+    chosen = slots.registry()
+    answer: list[dict[str, Any]] = []
+    for entry in chosen.entries():
+        state, reason = _state(entry)
+        item: dict[str, Any] = {"name": entry.name, "state": state}
+        if entry.current is not None:
+            item["version"] = str(entry.current.version)
+        if reason:
+            item["reason"] = paths.public(reason)
+        answer.append(item)
+    if chosen.is_folder:
+        for name, reason in chosen.refused().items():
+            answer.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
+    return jsonify(answer)
+
+
+@bp.post("/v2/repository/models/<name>/load")
+def repository_load(name: str) -> ResponseReturnValue:
+    """Load (or reload) ``name`` from the folder now; answers once it serves, or why not."""
+    _repository_caller()
+    chosen = slots.registry()
+    if chosen.folder is None:
+        entry = chosen.entry(name)
+        path = entry.path
+    else:
+        path = discover(chosen.folder)[0].get(name)
+    if path is None:
+        raise NotFound(f"no model file named {name!r} in the models folder")
+    if not chosen.load(name, path):
+        reason = chosen.entry(name).reason or "the file changed while it was read; try again"
+        raise BadRequest(f"{name} was not loaded: {paths.public(reason)}")
+    return jsonify({})
+
+
+@bp.post("/v2/repository/models/<name>/unload")
+def repository_unload(name: str) -> ResponseReturnValue:
+    _repository_caller()
+    slots.registry().unload(name)
+    return jsonify({})
