@@ -1,6 +1,7 @@
 @echo off
 rem winserve: double-click to serve a model in the browser.
-rem   - Drop a model file (.joblib, .pkl) on this file to serve that model.
+rem   - Drop a model file (.joblib, .pkl, .skops, .onnx) on this file to serve that model,
+rem     or a folder of model files to serve each of them (a changed file is reloaded).
 rem   - Otherwise the model named in winserve.toml (next to this file) is served,
 rem     or the built-in demo when none is named.
 rem Python: the one bundled by the installer (python\ next to this file), else a .venv made
