@@ -239,8 +239,10 @@ def test_one_file_is_reloaded_too_with_the_bare_routes(tmp_path: Path) -> None:
         constant_model(tmp_path / "model.tmp", 2.0)
         os.replace(tmp_path / "model.tmp", model)
         wait_until(
-            lambda: requests.post(f"{url}/predict", json=[ROW], timeout=10).json()
-            == {"predictions": [2.0]},
+            lambda: (
+                requests.post(f"{url}/predict", json=[ROW], timeout=10).json()
+                == {"predictions": [2.0]}
+            ),
             timeout=30,
         )
         assert requests.get(f"{url}/model", timeout=5).json()["version"] == 2
