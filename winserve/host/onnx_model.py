@@ -140,7 +140,7 @@ class OnnxClassifier(OnnxModel):
 
         super().__init__(proto, session)
         self._has_label = self._predict_output in LABEL_NAMES
-        classes = _class_labels(proto.graph)
+        classes = _class_labels(proto.graph, [self._proba_output, self._predict_output])
         if classes is None:
             width = _proba_width(session, self._proba_output)
             classes = list(range(width)) if width else []
@@ -182,8 +182,12 @@ def _is_probability(name: str, proto: Any, producers: dict[str, Any]) -> bool:
     return node is not None and node.op_type == "Softmax"
 
 
-def _class_labels(graph: Any) -> list[Any] | None:
-    for node in graph.node:
+def _class_labels(graph: Any, outputs: Sequence[str]) -> list[Any] | None:
+    """The class labels of the node that computes the outputs (a ZipMap, a classifier),
+    else of the first node that has any (a stacked model's inner ones come later)."""
+    producers = _producers(graph)
+    own = [producers[name] for name in outputs if name in producers]
+    for node in [*own, *graph.node]:
         for attribute in node.attribute:
             if attribute.name == "classlabels_strings" and attribute.strings:
                 return [s.decode("utf-8") for s in attribute.strings]
