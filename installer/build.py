@@ -48,6 +48,10 @@ NSIS_SCRIPT = Path(__file__).with_name("winserve.nsi")
 # lane: onnx (onnxruntime, onnx, skl2onnx) serves .onnx files and --compile onnx.
 EXTRAS = ("onnx",)
 PROJECT = f"winserve[{','.join(EXTRAS)}]" if EXTRAS else "winserve"
+# Wheels some dependency needs only on Windows, which pip, resolving on Linux, leaves out (the
+# completeness check below finds them): onnxruntime up to 1.2x needs coloredlogs, whose
+# humanfriendly wants pyreadline3 on Windows.
+WINDOWS_ONLY = ("pyreadline3",)
 
 
 def log(message: str) -> None:
@@ -105,6 +109,7 @@ def download_wheelhouse(wheel: Path, house: Path, constraint: Path | None) -> No
                 *windows_target(python),
                 *extra,
                 f"{wheel}[{','.join(EXTRAS)}]" if EXTRAS else str(wheel),
+                *WINDOWS_ONLY,
             )
         )
 
