@@ -153,6 +153,7 @@ class Registry:
         self._refused: dict[str, str] = {}  # files in the folder served under no name
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._starting: set[Backend] = set()  # new versions loading: close() stops them too
         self.copies = cache_dir() / "loaded"
         self.folder = settings.model if settings.is_folder else None
 
@@ -266,8 +267,29 @@ class Registry:
             backend, max_rows=self._settings.max_rows, max_text=self._settings.max_text_length
         )
 
-    def adopt(self, backend: Backend, card: cards.ModelCard | None = None) -> Slot:
-        """Single-file mode: the server's backend (started already) is version 1."""
+    def private_copy(self, path: Path) -> tuple[Path, Stamp | None] | None:
+        """Single-file mode with watching on: a copy of ``path`` for version 1 to load (so
+        that, on Windows too, the file can be replaced while it is served), with the file's
+        stamp when copied; None when it cannot be copied (the load then says why, as before)."""
+        _importable(path.parent)
+        before = stamp(path)
+        try:
+            copy = self._copy(path.stem, path)
+        except OSError:
+            return None
+        if stamp(path) != before:  # being written: load the file itself, the watch follows
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            return None
+        return copy, before
+
+    def adopt(
+        self,
+        backend: Backend,
+        card: cards.ModelCard | None = None,
+        copy: tuple[Path, Stamp | None] | None = None,
+    ) -> Slot:
+        """Single-file mode: the server's backend (started already) is version 1, loaded from
+        ``copy`` (see ``private_copy``) or from the file itself."""
         s = self._settings
         name = s.model.stem if s.model is not None else (s.factory.rpartition(":")[2] or "demo")
         with contextlib.suppress(ModelUnavailable):  # loaded already (tests): its own name
@@ -281,9 +303,12 @@ class Registry:
             service=service,
             card=card if card is not None else cards.load(s.model, demo=s.is_demo),
             jobs=self._jobs(service),
+            copy=copy[0].parent if copy is not None else None,
         )
         with self._lock:
             self._entries[name] = Entry(name, s.model, current=slot, versions=1)
+            if copy is not None:
+                self._entries[name].tried = copy[1]
         return slot
 
     def first_loaded(self, info: ModelInfo) -> None:
@@ -292,18 +317,13 @@ class Registry:
         if entry.current is not None:
             entry.current.sha256 = info.sha256
             entry.current.loaded_at = info.loaded_at or _now()
-        if entry.path is not None:
-            entry.tried = stamp(entry.path)
+        if entry.path is not None and entry.current is not None and entry.current.copy is None:
+            entry.tried = stamp(entry.path)  # loaded from the file itself (--no-watch)
 
     def start_folder(self) -> None:
         """Load every model of the folder, each in a thread of its own, in the background."""
         assert self.folder is not None
-        # The folder's own modules (features.py beside the model files) must be importable
-        # in the model hosts, which load private copies elsewhere: spawned processes inherit
-        # this process's sys.path.
-        folder = str(self.folder.resolve())
-        if folder not in sys.path:
-            sys.path.append(folder)
+        _importable(self.folder)
         found, refused = discover(self.folder)
         with self._lock:
             self._refused = refused
@@ -377,16 +397,24 @@ class Registry:
             trust=s.trust,
         )
         backend = self._make_backend(spec, card.workers or s.workers)
+        with self._lock:
+            if self._stop.is_set():
+                shutil.rmtree(copy.parent, ignore_errors=True)
+                return False
+            self._starting.add(backend)
         backend.start()
         try:
             info = backend.wait_ready(s.load_timeout + 30)
         except ModelLoadError as exc:
+            with self._lock:
+                self._starting.discard(backend)
             backend.close()
             shutil.rmtree(copy.parent, ignore_errors=True)
             reason = str(exc).replace(str(copy.parent), str(path.parent))
             return self._failed(entry, reason)
         service = self._service(backend)
         with self._lock:
+            self._starting.discard(backend)
             if self._stop.is_set():
                 slot = None
             else:
@@ -550,9 +578,10 @@ class Registry:
             slots = [
                 s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
             ]
+            starting = list(self._starting)
         closers = [
-            threading.Thread(target=s.backend.close, name=f"winserve-close-{s.name}", daemon=True)
-            for s in slots
+            threading.Thread(target=b.close, name="winserve-close", daemon=True)
+            for b in [*(s.backend for s in slots), *starting]
         ]
         for thread in closers:
             thread.start()
@@ -562,6 +591,15 @@ class Registry:
             slot.jobs.close()
             if slot.copy is not None:
                 shutil.rmtree(slot.copy, ignore_errors=True)
+
+
+def _importable(folder: Path) -> None:
+    """The folder's own modules (``features.py`` beside the model files) must be importable in
+    the model hosts, which load private copies elsewhere: spawned processes inherit this
+    process's ``sys.path`` (at the end, as model_code does: it never shadows a package)."""
+    resolved = str(folder.resolve())
+    if resolved not in sys.path:
+        sys.path.append(resolved)
 
 
 def _now() -> str:

@@ -10,6 +10,7 @@ frozen or holding the GIL, is killed), and the exit code is 0.
 from __future__ import annotations
 
 import _thread
+import dataclasses
 import errno
 import logging
 import signal
@@ -164,9 +165,15 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     if settings.is_folder:
         registry.start_folder()  # each model loads in a thread of its own, in the background
     else:
-        backend = build_backend(settings)
+        spec = model_spec(settings)
+        # With watching on, version 1 loads from a private copy too, so that the file can be
+        # replaced while it is served, also on Windows (see winserve/registry.py)
+        copy = registry.private_copy(settings.model) if settings.watch and settings.model else None
+        if copy is not None:
+            spec = dataclasses.replace(spec, path=str(copy[0]))
+        backend = backend_maker(settings)(spec, settings.workers)
         backend.start()  # the model host starts up while this process imports the web stack
-        registry.adopt(backend)
+        registry.adopt(backend, copy=copy)
     from waitress import create_server
 
     from winserve.web import create_app
@@ -217,6 +224,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
             print(f"winserve: the model could not be loaded: {exc}", file=err, flush=True)
             _thread.interrupt_main()
             return
+        if settings.model is not None and info.source:  # the operator's file, not the copy
+            info = dataclasses.replace(info, source=str(settings.model))
         print(
             banner.ready(info, settings.host, port, settings.workers, settings.in_process),
             file=out,
