@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -371,3 +372,88 @@ def test_an_onnx_file_and_a_compiled_model_answer_as_onnxruntime(tmp_path: Path)
     finally:
         backend.close()
     assert compiled == joblib.load(forest).predict(rows).tolist()
+
+
+def _constant_model(path: Path, value: float) -> None:
+    import joblib
+    import pandas as pd
+    from sklearn.dummy import DummyRegressor
+
+    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]})
+    joblib.dump(DummyRegressor(strategy="constant", constant=value).fit(frame, [0, 0]), path)
+
+
+def _post(url: str, body: object) -> object:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+WATCH = ("--no-browser", "--watch-seconds", "0.5")
+# ``python -m winserve`` as of this tree: the lane's embeddable Python has a ._pth file, so
+# neither the current folder nor PYTHONPATH is on its path, only the winserve installed there
+SERVE_THIS_TREE = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from winserve import cli; cli.run()"
+)
+
+
+def test_a_folder_of_models_is_served_and_a_replaced_file_picked_up(tmp_path: Path) -> None:
+    """Issue 15 on Windows CPython: Windows refuses to replace a file that is open (and an
+    uncompressed joblib file stays memory-mapped while its model lives), so winserve loads
+    each version from a private copy; the retrain script's os.replace and an overwrite in
+    place both succeed while the model is served, and the new versions answer."""
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    _constant_model(folder / "const.joblib", 1.0)
+    _constant_model(folder / "other.joblib", 9.0)
+    web = subprocess.Popen(
+        [sys.executable, "-c", SERVE_THIS_TREE, str(ROOT), str(folder), "--port", "0", *WATCH],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.PIPE,  # under wine, a child with a file for a std stream dies
+        text=True,
+    )
+    assert web.stdout is not None
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:  # all along: a full pipe would block the server's log lines
+        assert web.stdout is not None
+        for line in web.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl+C"):
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(300), "".join(lines)
+        opened = [s.split()[-1] for s in lines if s.strip().startswith("open ")]
+        assert opened, "".join(lines)
+        url = opened[0].rstrip("/")
+        row = [{"a": 1.0, "b": 2.0}]
+        assert _post(f"{url}/models/const/predict", row) == {"predictions": [1.0]}
+        assert _post(f"{url}/models/other/predict", row) == {"predictions": [9.0]}
+        for value, how in ((2.0, "replace"), (3.0, "overwrite")):
+            new = tmp_path / "retrained.joblib"
+            _constant_model(new, value)
+            if how == "replace":
+                os.replace(new, folder / "const.joblib")  # PermissionError if it were open
+            else:
+                (folder / "const.joblib").write_bytes(new.read_bytes())
+            end = time.monotonic() + 120
+            while _post(f"{url}/models/const/predict", row) != {"predictions": [value]}:
+                assert time.monotonic() < end, f"{value} never answered: " + "".join(lines)
+                time.sleep(0.2)
+    finally:
+        web.kill()  # TerminateProcess; the Job Object ends the model hosts
+        web.wait(30)
+        for stream in (web.stdin, web.stdout):
+            if stream is not None:
+                stream.close()
