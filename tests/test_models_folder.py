@@ -252,3 +252,58 @@ def test_one_file_is_reloaded_too_with_the_bare_routes(tmp_path: Path) -> None:
         health = requests.get(f"{url}/health", timeout=5).json()
         assert health["status"] == "ready" and health["version"] == 2
         server.wait_for_line(lambda line: "version 2 serving" in line, timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> None:
+    """In process (LocalBackend, Flask's client): a new version serves while a CSV file is
+    being scored; the job ends on version 1 and says so, then version 1 stops."""
+    import io
+    import re
+
+    from winserve.backends.local import LocalBackend
+    from winserve.registry import Registry
+    from winserve.settings import Settings
+    from winserve.web import create_app
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    constant_model(folder / "const.joblib", 1.0)
+    settings = Settings(model=folder)
+    registry = Registry(settings, lambda spec, workers: LocalBackend(spec))
+    registry.start_folder()
+    registry.wait_loaded(60)
+    client = create_app(settings, registry=registry).test_client()
+    try:
+        page = client.get("/models/const/").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+        assert token
+        rows = "a,b\n" + "1,2\n" * 200_000  # seconds of scoring: the swap lands inside it
+        sent = client.post(
+            "/models/const/jobs",
+            data={"csrf_token": token.group(1), "file": (io.BytesIO(rows.encode()), "r.csv")},
+            content_type="multipart/form-data",
+        )
+        assert sent.status_code == 303
+        job = sent.headers["Location"]
+        assert job.startswith("/models/const/jobs/")
+        wait_until(lambda: client.get(job + "/status").json["state"] == "running", 30)
+        constant_model(tmp_path / "const.tmp", 2.0)
+        os.replace(tmp_path / "const.tmp", folder / "const.joblib")
+        assert registry.load("const", folder / "const.joblib")
+        assert client.post("/models/const/predict", json=[ROW]).json == {"predictions": [2.0]}
+        old = registry.entry("const").older[0]
+        assert client.get(job + "/status").json["state"] == "running"  # a real overlap
+        assert old.state == "draining"
+        status = wait_until(
+            lambda: (s := client.get(job + "/status").json)["state"] == "done" and s, 60
+        )
+        assert status["model_version"] == 1
+        with client.get(job + "/result.csv") as response:
+            result = response.get_data(as_text=True).splitlines()
+        assert len(result) == 200_001, result[:3]
+        assert {line.split(",")[2] for line in result[1:]} == {"1.0"}, result[:3]
+        assert "version 1" in client.get(job).get_data(as_text=True)
+        wait_until(lambda: old.state == "stopped", 10)
+    finally:
+        registry.close()
