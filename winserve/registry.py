@@ -251,6 +251,12 @@ class Registry:
                 return slot
         raise NotFound("no such scoring job; results are kept for a limited time")
 
+    def _spawn(self, thread: threading.Thread) -> None:
+        """Start ``thread``, keeping the live ones only (a server may reload for months)."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
     # -- loading ------------------------------------------------------------------------------
 
     def _jobs(self, service: Service) -> JobManager:
@@ -352,8 +358,7 @@ class Registry:
         thread = threading.Thread(
             target=self.load, args=(name, path), name=f"winserve-load-{name}", daemon=True
         )
-        self._threads.append(thread)
-        thread.start()
+        self._spawn(thread)
 
     def load(self, name: str, path: Path) -> bool:
         """Load ``path`` as a new version of ``name``; it serves once its sample prediction
@@ -489,8 +494,7 @@ class Registry:
             name=f"winserve-drain-{entry.name}-{old.version}",
             daemon=True,
         )
-        self._threads.append(thread)
-        thread.start()
+        self._spawn(thread)
 
     def _drain(self, entry: Entry, old: Slot) -> None:
         """Once nothing runs on ``old`` (requests, CSV jobs), its replicas stop."""
@@ -530,8 +534,7 @@ class Registry:
 
     def watch(self) -> None:
         thread = threading.Thread(target=self._watch, name="winserve-watch", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._spawn(thread)
 
     def _candidates(self) -> dict[str, Path]:
         if self.folder is None:

@@ -291,6 +291,9 @@ def folder_banner(registry: Registry, host: str, port: int) -> str:
         lines.append(f"  {entry.name:<24}{base}/models/{entry.name}/  version {slot.version}{mark}")
     for reason in registry.refused().values():
         lines.append(f"  NOT served: {reason}")
+    named = registry.default_name()
+    if named is not None and named not in registry.names():
+        lines.append(f"  default_model {named!r} is not in the folder: /predict and / answer 404")
     if not registry.entries():
         lines.append("  (no model files yet: .joblib, .pkl, .skops, .onnx, MLflow folders)")
     lines.append(banner.line("open", local))
