@@ -44,6 +44,8 @@ class PredictRequest:
     scores: bool = False
     # a numeric tensor decoded as a whole (OIP): float64, [rows, columns] in the model's order
     matrix: Any = None
+    # the column names of ``rows`` when the sender named them ({"columns": [...], "data": ...})
+    names: list[str] | None = None
 
     @classmethod
     def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
@@ -215,8 +217,7 @@ def _columns_by_position(
     }
 
 
-def _check_names(request: PredictRequest, info: ModelInfo) -> None:
-    given = list(request.columns or {})
+def _check_names(given: list[str], info: ModelInfo) -> None:
     given_set = set(given)  # sets, not list lookups: a body may name 100,000 columns
     expected = set(info.feature_names)
     missing = [n for n in info.feature_names if n not in given_set]
@@ -249,8 +250,26 @@ def _by_name_or_position(request: PredictRequest, info: ModelInfo) -> dict[str, 
         and set(columns) != set(info.feature_names)
     ):
         return dict(zip(info.feature_names, columns.values(), strict=True))
-    _check_names(request, info)
+    _check_names(list(columns), info)
     return columns
+
+
+def _named_rows(request: PredictRequest, info: ModelInfo) -> PredictRequest:
+    """Rows under the sender's column names, as rows in the model's column order (names are
+    checked first, so that only the model's columns are ever picked out of the rows)."""
+    names = request.names or []
+    plain = dataclasses.replace(request, names=None)
+    if not info.features:
+        raise BadRequest("this model declares no column names: send rows as lists of values")
+    positional = not info.feature_names_known and len(names) == info.n_features
+    if positional and set(names) != set(info.feature_names):
+        return plain  # a model fitted without names takes them in the order given
+    _check_names(names, info)
+    index = {name: position for position, name in enumerate(names)}
+    picks = [index[name] for name in info.feature_names]
+    if picks == list(range(len(names))):
+        return plain
+    return dataclasses.replace(plain, rows=[[row[p] for p in picks] for row in request.rows or []])
 
 
 def prepare(
@@ -272,6 +291,8 @@ def prepare(
         )
     if request.values is not None:
         request = _one_column(request, info)
+    if request.names is not None:
+        request = _named_rows(request, info)
     if request.matrix is not None:
         matrix = _whole_matrix(request, info)
         if matrix is not None:

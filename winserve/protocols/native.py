@@ -52,20 +52,18 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
         raise BadRequest('"columns" must be a list of column names')
     if not isinstance(data, list):
         raise BadRequest('"data" must be a list of rows')
-    duplicates = sorted(c for c, n in Counter(columns).items() if n > 1)  # linear, not O(n²)
-    if duplicates:
+    if len(set(columns)) != len(columns):  # linear, not columns.count() per name (O(n²))
+        duplicates = sorted(c for c, n in Counter(columns).items() if n > 1)
         raise BadRequest(
-            "column names appear more than once: " + ", ".join(repr(c) for c in duplicates)
+            "column names appear more than once: " + ", ".join(repr(c) for c in duplicates[:20])
         )
     for index, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
             raise BadRequest(f'row {index + 1} has {got}; "columns" names {len(columns)}')
-    return PredictRequest(
-        columns={c: [row[i] for row in data] for i, c in enumerate(columns)},
-        proba=proba,
-        n_rows=len(data),
-    )
+    # kept as rows under their names: the service picks the model's columns out of them once
+    # it has checked the names (a body naming a million columns costs no million lists)
+    return PredictRequest(rows=data, names=list(columns), proba=proba, n_rows=len(data))
 
 
 def decode(body: Any, proba: bool) -> PredictRequest:
