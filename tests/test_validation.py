@@ -205,13 +205,3 @@ def test_a_model_without_column_names_takes_columns_in_the_order_given() -> None
     unnamed = ModelInfo("u", "Ridge", "regression", (Feature("x0"), Feature("x1")), False)
     matrix = _prepare([{"first": 1, "second": 2}], unnamed).payload["matrix"]
     assert matrix.tolist() == [[1.0, 2.0]]
-
-
-def test_many_column_names_are_checked_in_linear_time() -> None:
-    import time
-
-    names = [f"c{i}" for i in range(20_000)]
-    started = time.perf_counter()
-    with pytest.raises(BadRequest, match="unknown columns"):
-        _prepare({"columns": names, "data": [[0] * len(names)]})
-    assert time.perf_counter() - started < 2.0  # was 8 s: a list lookup per column
