@@ -303,3 +303,48 @@ def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> No
         wait_until(lambda: old.state == "stopped", 10)
     finally:
         registry.close()
+
+
+@pytest.mark.timeout(120)
+def test_the_repository_needs_the_token_or_this_computer(tmp_path: Path) -> None:
+    """In process: with a token, load/unload/index need it; without one, another computer
+    gets 403, and so does a web page (its Origin)."""
+    from winserve.backends.local import LocalBackend
+    from winserve.registry import Registry
+    from winserve.settings import Settings
+    from winserve.web import create_app
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    constant_model(folder / "const.joblib", 1.0)
+    token = "repository-token-1"
+    for settings in (Settings(model=folder, token=token), Settings(model=folder)):
+        registry = Registry(settings, lambda spec, workers: LocalBackend(spec))
+        registry.start_folder()
+        registry.wait_loaded(60)
+        client = create_app(settings, registry=registry).test_client()
+        try:
+            index = "/v2/repository/index"
+            if settings.token:
+                assert client.post(index).status_code == 401
+                bearer = {"Authorization": f"Bearer {token}"}
+                answer = client.post(index, headers=bearer)
+                assert answer.json == [{"name": "const", "state": "READY", "version": "1"}]
+                unload = client.post("/v2/repository/models/const/unload", headers=bearer)
+                assert unload.status_code == 200
+                gone = client.post("/models/const/predict", json=[ROW], headers=bearer)
+                assert gone.status_code == 404
+                load = client.post("/v2/repository/models/const/load", headers=bearer)
+                assert load.status_code == 200
+                back = client.post("/models/const/predict", json=[ROW], headers=bearer)
+                assert back.headers["X-Model-Version"] == "2"
+            else:
+                away = client.post(index, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+                assert away.status_code == 403 and "token" in away.json["error"]
+                page = client.post(index, headers={"Origin": "http://localhost"})
+                assert page.status_code == 403
+                assert client.post(index).status_code == 200
+                missing = client.post("/v2/repository/models/nothing/load")
+                assert missing.status_code == 404 and "error" in missing.json
+        finally:
+            registry.close()
