@@ -182,7 +182,7 @@ def _csv_rows(n: int) -> tuple[str, list[dict[str, Any]]]:
     for i, values in enumerate(picked.itertuples(index=False)):
         cells: list[Any] = [f"c{i}", *values]
         if i == 7:
-            cells[2] = "n/a"  # line 9 (header is line 1)
+            cells[2] = "seven"  # line 9 (header is line 1); "n/a" would be a missing value
         if i == 20:
             cells = cells[:3]  # line 22: too few values
         writer.writerow(cells)
@@ -218,7 +218,7 @@ def test_csv_upload_progress_download(
     problems = page.locator("#problems tbody tr")
     assert problems.count() == 2
     assert problems.nth(0).inner_text().startswith("9\t")
-    assert "'sepal width (cm)': expected a number, got 'n/a'" in problems.nth(0).inner_text()
+    assert "'sepal width (cm)': expected a number, got 'seven'" in problems.nth(0).inner_text()
     assert problems.nth(1).inner_text().startswith("22\t")
     assert "has 3 values; the first line names 5 columns" in problems.nth(1).inner_text()
     shot(page, "05-csv-done")
