@@ -108,6 +108,8 @@ def test_each_model_answers_at_its_own_routes(tmp_path: Path, iris_forest: Path)
         page = requests.get(f"{url}/models/const/", timeout=5)
         assert page.status_code == 200 and 'action="/models/const/"' in page.text
         assert 'data-status-url="/models/const/page-status"' in page.text
+        api_page = requests.get(f"{url}/models/const/api", timeout=5).text
+        assert f"{url}/models/const/predict" in api_page and f"{url}/predict" not in api_page
 
         metrics = requests.get(f"{url}/metrics", timeout=5).text
         assert 'winserve_model_version{model="const"} 1' in metrics

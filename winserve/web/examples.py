@@ -91,14 +91,18 @@ def _oip_body(info: ModelInfo, row: dict[str, Any]) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": outputs}
 
 
-def api_examples(info: ModelInfo, card: ModelCard, base: str, token: bool) -> list[Example]:
+def api_examples(
+    info: ModelInfo, card: ModelCard, base: str, token: bool, model_base: str = ""
+) -> list[Example]:
+    """``model_base``: ``/models/<name>`` for a model of a folder (its native and MLflow
+    routes live there; its OIP ones under /v2/models/<name> as always)."""
     row = example_row(info, card)
     proba = "?proba=true" if info.has_proba else ""
     calls = [
-        ("winserve", f"{base}/predict{proba}", [row], 'answer.json()["predictions"]'),
+        ("winserve", f"{base}{model_base}/predict{proba}", [row], 'answer.json()["predictions"]'),
         (
             "MLflow",
-            f"{base}/invocations",
+            f"{base}{model_base}/invocations",
             {"dataframe_records": [row]},
             'answer.json()["predictions"]',
         ),

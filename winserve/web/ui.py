@@ -333,7 +333,9 @@ def api_page() -> ResponseReturnValue:
         info=info,
         health=health,
         card=_card(),
-        groups=_grouped(api_examples(info, _card(), base, token) if info is not None else []),
+        groups=_grouped(
+            api_examples(info, _card(), base, token, slots.base()) if info is not None else []
+        ),
         outline=openapi_outline(info, base, token),
         base=base,
         token=token,
