@@ -92,7 +92,9 @@ def page_state(health: Health) -> PageState:
 
 @bp.app_context_processor
 def page_helpers() -> dict[str, Any]:
-    return {"page_state": page_state, "model_base": slots.base()}
+    chosen = slots.registry()  # "/" lists the models: a folder of several, none the default
+    listed = chosen.is_folder and len(chosen.names()) > 1 and chosen.default_name() is None
+    return {"page_state": page_state, "model_base": slots.base(), "models_listed": listed}
 
 
 def _service() -> Service:
