@@ -97,15 +97,16 @@ def install(app: Flask, request_log: Path | None) -> None:
         recorded.latency.observe(seconds, endpoint=route, model=model)
         if rows:
             recorded.rows.inc(rows, endpoint=route, model=model)
-        access_log.info(
-            "%s %s %s %d rows=%s %.1fms",
-            request_id,
-            request.method,
-            request.path,
-            response.status_code,
-            rows if rows is not None else "-",
-            seconds * 1000,
-        )
+        if access_log.isEnabledFor(logging.INFO):  # its arguments cost more than its check
+            access_log.info(
+                "%s %s %s %d rows=%s %.1fms",
+                request_id,
+                request.method,
+                request.path,
+                response.status_code,
+                rows if rows is not None else "-",
+                seconds * 1000,
+            )
         if log_file is not None:
             log_file.write(
                 {
