@@ -142,12 +142,16 @@ def _tensors(case: zoo.Case, model: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     kinds = {f["name"]: f["kind"] for f in model["features"]}
     types = {"number": "FP64", "bool": "BOOL"}
+
+    def value(v: Any, kind: str) -> Any:  # an FP64 tensor carries a bool column as 1.0/0.0
+        return float(v) if kind == "number" and isinstance(v, bool) else v
+
     return [
         {
             "name": name,
             "shape": [len(rows)],
             "datatype": types.get(kinds[name], "BYTES"),
-            "data": [r[name] for r in rows],
+            "data": [value(r[name], kinds[name]) for r in rows],
         }
         for name in _columns(case)
     ]

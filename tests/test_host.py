@@ -134,3 +134,25 @@ def test_errors_come_back_as_records(tmp_path: Path) -> None:
     )
     _, failed = _load(ModelSpec(factory="tests.models:broken"))
     assert "this factory always fails" in failed["error"]["message"]
+
+
+def test_answers_that_are_not_numbers_are_null_not_invalid_json() -> None:
+    from winserve.host.describe import plain
+
+    assert plain(np.array([1.5, np.nan, np.inf, -np.inf])) == [1.5, None, None, None]
+    assert plain(np.array([[0.25, np.nan]])) == [[0.25, None]]
+
+
+def test_a_model_fitted_on_a_number_array_gets_floats_in_its_sample_too(tmp_path: Path) -> None:
+    """A FunctionTransformer(np.log1p) fails on an object array: the load-time sample must be
+    built as real requests are, as floats."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    x = np.abs(np.random.default_rng(0).normal(size=(50, 2)))
+    model = make_pipeline(FunctionTransformer(np.log1p), LinearRegression()).fit(x, x.sum(1))
+    path = tmp_path / "log.joblib"
+    joblib.dump(model, path)
+    record = ModelHost().load(ModelSpec(str(path)))
+    assert record["ok"], record

@@ -75,7 +75,6 @@ def test_a_single_object_is_one_row() -> None:
         ([{"a": 1, "b": 2, "c": 3}], "unknown column 'c'"),
         ([{"a": 1, "b": 2}, {"a": 1}], "row 2: missing column 'b'"),
         ([{"a": 1, "b": "seven"}], "row 1, column 'b': expected a number, got 'seven'"),
-        ([[1, 2], [3, True]], "row 2, column 'b': expected a number, got True"),
         ([[1, 2], [3, 1e400]], "row 2, column 'b': expected a finite number"),
         ([[1, 2], [3, "inf"]], "expected a finite number"),
         ([[1, 2], [3, [4]]], "expected a number, got list [4]"),
@@ -205,3 +204,13 @@ def test_a_model_without_column_names_takes_columns_in_the_order_given() -> None
     unnamed = ModelInfo("u", "Ridge", "regression", (Feature("x0"), Feature("x1")), False)
     matrix = _prepare([{"first": 1, "second": 2}], unnamed).payload["matrix"]
     assert matrix.tolist() == [[1.0, 2.0]]
+
+
+def test_bools_in_a_number_column_are_one_and_zero_as_pandas_hands_them_to_the_model() -> None:
+    """A bool column that no encoder declares (HistGradientBoosting on a DataFrame) is a
+    number column to winserve: true/false from JSON, True/FALSE cells from a CSV."""
+    assert _prepare([[1, True], [False, "TRUE"], ["false", 2]]).payload["matrix"].tolist() == [
+        [1.0, 1.0],
+        [0.0, 1.0],
+        [0.0, 2.0],
+    ]

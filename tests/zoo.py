@@ -103,9 +103,7 @@ def array_with_nan() -> Case:
     rows = rng.normal(size=(ROWS, 5))
     rows[rng.random(rows.shape) < 0.2] = np.nan
     frame = pd.DataFrame(rows, columns=[f"x{i}" for i in range(5)])
-    return Case(
-        "array_with_nan", model, frame, proba=True, scores="decision_function", named=False
-    )
+    return Case("array_with_nan", model, frame, proba=True, scores="decision_function", named=False)
 
 
 TEXTS = [
@@ -199,6 +197,28 @@ def bool_pipeline() -> Case:
     return Case("bool_pipeline", model, frame(ROWS), proba=True, scores="decision_function")
 
 
+def bool_column_boosting() -> Case:
+    """HistGradientBoosting on a DataFrame with int, bool and float columns: no encoder
+    declares the bool column, so it is a number column (true/false, True/False cells)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = _rng()
+
+    def frame(n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "children": rng.integers(0, 4, n),
+                "member": rng.random(n) > 0.5,
+                "price": rng.normal(90, 20, n),
+            }
+        )
+
+    train = frame(300)
+    labels = np.where(train["member"] & (train["price"] > 85), "A", "B")
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(train, labels)
+    return Case("bool_column_boosting", model, frame(ROWS), proba=True, scores="decision_function")
+
+
 BUILDERS: dict[str, Callable[[], Case]] = {
     builder.__name__: builder
     for builder in (
@@ -210,6 +230,7 @@ BUILDERS: dict[str, Callable[[], Case]] = {
         clusterer,
         outlier_detector,
         bool_pipeline,
+        bool_column_boosting,
     )
 }
 

@@ -216,7 +216,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
                 # /health and the page say so too, while the console says what to do.
                 print(
                     f"winserve: {exc}\nwinserve: NOT serving predictions; /health and the page "
-                    "say why. Press Ctrl+C to stop.",
+                    f"at {banner.urls(settings.host, port)[0]} say why. Press Ctrl+C to stop.",
                     file=err,
                     flush=True,
                 )

@@ -26,7 +26,15 @@ from winserve.payload import Payload
 MAX_PROBLEMS_SHOWN = 5
 MAX_VALUE_SHOWN = 40
 MISSING = math.nan  # what a missing value is on its way to the model, whatever the column
-NUMBER_TYPES = frozenset({int, float})  # what JSON numbers decode to (bool is not one here)
+NUMBER_TYPES = frozenset({int, float})
+BOOL_CELLS = {
+    "True": 1.0,
+    "TRUE": 1.0,
+    "true": 1.0,
+    "False": 0.0,
+    "FALSE": 0.0,
+    "false": 0.0,
+}  # what JSON numbers decode to (bool is not one here)
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 
@@ -114,12 +122,12 @@ def _to_number(value: Any) -> float:
         try:
             number = float(text)
         except ValueError:
+            if text in BOOL_CELLS:  # what pd.read_csv reads as a bool column
+                return BOOL_CELLS[text]
             raise ValueError(f"expected a number, got {_show(value)}") from None
     elif value is None:
         return MISSING
-    elif isinstance(value, bool):
-        raise ValueError(f"expected a number, got {_show(value)}")
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)):  # numpy numbers, and bools: 1/0, as pandas hands them
         number = float(value)
     else:
         raise ValueError(f"expected a number, got {type(value).__name__} {_show(value)}")

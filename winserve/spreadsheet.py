@@ -192,6 +192,8 @@ class Dialect:
             return text.replace(".", ",") if self.decimal_comma else text
         if kind is int:
             return str(value)
+        if value is None:  # the model answered nothing for this row (NaN): an empty cell
+            return ""
         text = str(value)
         if self.decimal_comma and isinstance(value, float):
             return safe_text(text.replace(".", ","), decimal_comma=True)

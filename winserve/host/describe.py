@@ -17,7 +17,13 @@ def plain(value: Any) -> Any:
     """numpy arrays and scalars (also inside object arrays) to builtins, recursively."""
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        if getattr(getattr(value, "dtype", None), "kind", "O") in "biuf":
+        kind = getattr(getattr(value, "dtype", None), "kind", "O")
+        if kind == "f" and not _all_finite(value):
+            # NaN and infinities are not JSON: a missing answer is null, as pandas writes it
+            import numpy as np
+
+            return plain(np.where(np.isfinite(value), value, None))
+        if kind in "biuf":
             return tolist()  # numeric arrays: tolist() already gives builtins
         value = tolist()
     if isinstance(value, (list, tuple)):
@@ -28,6 +34,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, str) and type(value) is not str:
         return str(value)
     return value
+
+
+def _all_finite(array: Any) -> bool:
+    import numpy as np
+
+    return bool(np.isfinite(array).all())
 
 
 def model_type(model: Any) -> str:

@@ -77,5 +77,7 @@ def build_input(
             import pandas as pd
 
             return pd.DataFrame({f["name"]: _series(columns[f["name"]], f) for f in features})
-        return np.array([columns[n] for n in names], dtype=object).T
+        # a model fitted on a NumPy array of numbers gets one of floats, as it was fitted on
+        numbers = all(f["kind"] == "number" for f in features)
+        return np.array([columns[n] for n in names], dtype=np.float64 if numbers else object).T
     return np.asarray(payload["rows"])
