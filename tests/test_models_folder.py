@@ -254,6 +254,20 @@ def test_one_file_is_reloaded_too_with_the_bare_routes(tmp_path: Path) -> None:
         health = requests.get(f"{url}/health", timeout=5).json()
         assert health["status"] == "ready" and health["version"] == 2
         server.wait_for_line(lambda line: "version 2 serving" in line, timeout=10)
+        (tmp_path / "model.tmp").write_bytes(b"garbage")  # a broken file: version 2 goes on
+        os.replace(tmp_path / "model.tmp", model)
+
+        def told() -> str:
+            answer = requests.get(f"{url}/health", timeout=5)
+            assert answer.status_code == 200
+            problem: str = answer.json().get("file_problem", "")
+            return problem
+
+        problem = wait_until(told, timeout=30)
+        assert "model.joblib" in problem and "version 2 keeps serving" in problem, problem
+        assert requests.post(f"{url}/predict", json=[ROW], timeout=10).json() == {
+            "predictions": [2.0]
+        }
 
 
 @pytest.mark.timeout(120)

@@ -62,7 +62,11 @@ def health() -> ResponseReturnValue:
     # open even with a token: a load error's server path (a user name, on Windows) stays out
     if slots.registry().is_folder and slots.model_name() is None:
         return _folder_health()
-    answer = _model_health(slots.slot())
+    slot = slots.slot()
+    answer = _model_health(slot)
+    entry = next((e for e in slots.registry().entries() if e.name == slot.name), None)
+    if entry is not None and entry.reason:  # a newer file on disk that did not load
+        answer["file_problem"] = f"{_hide(entry.reason)} (version {slot.version} keeps serving)"
     return jsonify(answer), 200 if answer["serving"] else 503
 
 
