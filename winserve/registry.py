@@ -446,7 +446,9 @@ class Registry:
             return False
         seconds = time.monotonic() - started
         if old is None:
-            log.info("%s: version 1 serving (%s, %.1f s)", entry.name, path.name, seconds)
+            log.info(
+                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, path.name, seconds
+            )
         else:
             log.warning(
                 "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
