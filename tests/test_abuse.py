@@ -6,6 +6,7 @@ request still answered right afterwards.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import time
 from collections.abc import Iterator
@@ -73,6 +74,24 @@ CASES: list[tuple[str, dict[str, Any], set[int], str]] = [
     ("invalid UTF-8", {"data": b'[{"a": "\xff\xfe", "b": 1}]', "headers": JSON}, {400}, "UTF-8"),
     ("not JSON at all", {"data": "\x00\x01\x02", "headers": JSON}, {400}, "not valid JSON"),
     ("form instead of JSON", {"data": {"a": "1"}}, {415}, "application/json"),
+    (
+        "a compressed body",
+        {
+            "data": gzip.compress(b'[{"a": 1, "b": 1}]'),
+            "headers": {**JSON, "Content-Encoding": "gzip"},
+        },
+        {415},
+        "Content-Encoding: gzip; send it uncompressed",
+    ),
+    (
+        "JSON in another charset",
+        {
+            "data": '[{"a": 1, "b": 1}]'.encode("utf-16"),
+            "headers": {"Content-Type": "application/json; charset=utf-16"},
+        },
+        {415},
+        "declared as utf-16; send JSON as UTF-8",
+    ),
     ("empty body", {"data": "", "headers": JSON}, {400}, "empty"),
     (
         "a string a megabyte long",

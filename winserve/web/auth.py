@@ -188,9 +188,14 @@ def install(app: Flask, token: str) -> None:
             return None
         if request.method == "GET" and (request.endpoint or "").startswith(("ui.", "ui_model.")):
             return redirect(_login_url(), code=303)
-        error = Unauthorized(
-            "this server needs a token: send the header "
-            "'Authorization: Bearer <token>' (ask whoever runs it)"
-        )
+        sent = request.headers.get("Authorization", "").strip()
+        if sent.lower().startswith("bearer ") and sent[7:].strip():
+            message = "the token sent is not this server's (ask whoever runs it for the right one)"
+        else:
+            message = (
+                "this server needs a token: send the header "
+                "'Authorization: Bearer <token>' (ask whoever runs it)"
+            )
+        error = Unauthorized(message)
         error.headers["WWW-Authenticate"] = 'Bearer realm="winserve"'
         raise error

@@ -15,7 +15,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 def raw_bytes(request: Request, max_bytes: int) -> bytes:
-    """The body, within the size limit."""
+    """The body, within the size limit, as sent (never compressed: that is said)."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"the body is sent with Content-Encoding: {encoding[:20]}; send it uncompressed"
+        )
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(
@@ -43,6 +48,11 @@ def json_body(request: Request, max_bytes: int) -> Any:
         shown = mimetype or "none"
         raise UnsupportedMediaType(
             f"send the body as JSON with Content-Type: application/json (got {shown})"
+        )
+    charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(
+            f"the body is declared as {charset[:20]}; send JSON as UTF-8 (charset=utf-8)"
         )
     return parse_json(raw_text(request, max_bytes))
 
