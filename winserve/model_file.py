@@ -32,7 +32,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def stamp(path: Path) -> tuple[int, int] | None:
+    """The file's size and modification time (what changes when it is written), or None."""
     try:
         status = path.stat()
     except OSError:
@@ -52,11 +53,11 @@ def watch(
     seen: tuple[int, int] | None = None  # so the first round hashes: it may have changed already
     current = loaded_sha256
     while not stop.wait(interval):
-        stamp = _stamp(path)
-        if stamp == seen or stamp is None:
+        now = stamp(path)
+        if now == seen or now is None:
             continue  # unchanged, or missing for the moment (being replaced)
-        seen = stamp
-        if stop.wait(interval) or _stamp(path) != stamp:
+        seen = now
+        if stop.wait(interval) or stamp(path) != now:
             continue  # still being written: look again on the next round
         try:
             digest = sha256_of(path)

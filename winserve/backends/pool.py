@@ -55,7 +55,7 @@ from winserve.errors import (
     WinserveError,
 )
 from winserve.metrics import batch_rows_histogram
-from winserve.model_file import sha256_of
+from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.payload import Payload, merge_payloads, row_count
 
@@ -353,12 +353,12 @@ class PoolBackend(Backend):
         replica.state, replica.last_error = "failed", reason
         self._notify()
         log.error("replica %d: %s", replica.index, reason)
-        seen: tuple[int, int] | None = _stamp(path)
+        seen: tuple[int, int] | None = stamp(path)
         while not self._closing.wait(FILE_CHECK):
-            stamp = _stamp(path)
-            if stamp == seen:
+            now = stamp(path)
+            if now == seen:
                 continue
-            seen = stamp  # taken before hashing: a write after the hash is seen next round
+            seen = now  # taken before hashing: a write after the hash is seen next round
             if not _not_the_loaded_file(path, replica.spec.same_as):
                 log.info("replica %d: %s is the loaded file again", replica.index, path.name)
                 break
@@ -553,14 +553,6 @@ class PoolBackend(Backend):
                 )
             )
             start = end
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_size, status.st_mtime_ns
 
 
 def _not_the_loaded_file(path: Path | None, loaded_sha256: str) -> str:
