@@ -33,8 +33,14 @@ def sha256_of(path: Path) -> str:
 
 
 def stamp(path: Path) -> tuple[int, int] | None:
-    """The file's size and modification time (what changes when it is written), or None."""
+    """Size and time of a file (or of an MLflow folder's files: their count plus sizes, and
+    the newest time): what changes when it is written; None when it is gone."""
     try:
+        if path.is_dir():
+            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+            return len(stats) + sum(s.st_size for s in stats), max(
+                (s.st_mtime_ns for s in stats), default=0
+            )
         status = path.stat()
     except OSError:
         return None

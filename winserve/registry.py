@@ -46,7 +46,7 @@ from winserve.backends.base import Backend, Health
 from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
 from winserve.host import model_code
 from winserve.jobs import JobManager
-from winserve.model_file import sha256_of
+from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
 from winserve.service import Service
@@ -89,20 +89,6 @@ def discover(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
             continue
         found[name] = item
     return found, refused
-
-
-def stamp(path: Path) -> Stamp | None:
-    """Size and time of a file, or of an MLflow folder's newest file; None when it is gone."""
-    try:
-        if path.is_dir():
-            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
-            return len(stats) + sum(s.st_size for s in stats), max(
-                (s.st_mtime_ns for s in stats), default=0
-            )
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_size, status.st_mtime_ns
 
 
 @dataclass(eq=False)
