@@ -364,3 +364,26 @@ def test_the_repository_needs_the_token_or_this_computer(tmp_path: Path) -> None
                 assert missing.status_code == 404 and "error" in missing.json
         finally:
             registry.close()
+
+
+def test_check_looks_at_every_model_of_a_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import server_env
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    constant_model(folder / "good.joblib", 1.0)
+    (folder / "broken.pkl").write_bytes(b"not a pickle")
+    result = subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(folder)],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the folder models (2 models)" in result.stdout
+    assert "OK: the model loads and predicts" in result.stdout  # good.joblib
+    assert result.stdout.strip().endswith("FAILED: 1 of 2 models failed: broken")

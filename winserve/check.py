@@ -3,6 +3,7 @@ what was found, run one sample prediction, exit 0 or 1 with a one-line reason.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from winserve.settings import Settings
 
 def check(settings: Settings, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    if settings.is_folder:
+        return check_folder(settings, out)
     spec = model_spec(settings)
     print(f"winserve check: {spec.label}", file=out, flush=True)
     replica = Replica(0, spec)
@@ -47,6 +50,28 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         file=out,
         flush=True,
     )
+    return 0
+
+
+def check_folder(settings: Settings, out: TextIO) -> int:
+    """Every model of a folder, each as serving the folder would load it; 1 if any fails."""
+    from winserve.registry import discover
+
+    assert settings.model is not None
+    found, refused = discover(settings.model)
+    print(f"winserve check: the folder {settings.model.name} ({len(found)} models)", file=out)
+    for reason in refused.values():
+        print(banner.line("WARNING", reason), file=out)
+    if not found:
+        return _fail(out, f"{settings.model.name} holds no model file")
+    failed = [
+        name
+        for name, path in found.items()
+        if check(dataclasses.replace(settings, model=path), out) != 0
+    ]
+    if failed:
+        return _fail(out, f"{len(failed)} of {len(found)} models failed: {', '.join(failed)}")
+    print(f"OK: all {len(found)} models load and predict.", file=out, flush=True)
     return 0
 
 
