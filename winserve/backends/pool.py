@@ -20,11 +20,11 @@
 Every wait is bounded: a caller waits at most ``timeout`` (+ a small grace) from the moment it
 queued; a dispatcher's call at most ``timeout`` from the moment it is made; a load at most
 ``load_timeout``; ``close`` a few seconds, whatever the hosts do. One thread at a time talks to
-a replica's host (``_busy``): its dispatcher, or a caller that found it idle with no request
-waiting. A lone request costs no hand-off between threads (two wake-ups, ≈ a third of a cheap
-model's request at c=1, measured; issue 14); as soon as requests wait, they queue and the
-dispatcher merges them, so batching under load is unchanged. Restarts stay the dispatcher's:
-a caller's call that timed out or lost its host marks the replica and wakes the dispatcher.
+a replica's host (``_busy``): its dispatcher, or a caller that found it idle and no other
+request in the pool. A lone request so costs no hand-off between threads (two wake-ups; issue
+14); as soon as requests keep each other company they queue and the dispatcher merges them,
+so batching under load is as it was. Restarts stay the dispatcher's: a caller's call that
+timed out or lost its host marks the replica and wakes the dispatcher.
 
 Time spent queued belongs to the callers, never to the replica: a job that can no longer make
 its deadline is answered 504 without reaching the model, and only a call that itself runs past
@@ -129,6 +129,7 @@ class PoolBackend(Backend):
         self._first_attempts = 0
         self._held: set[int] = set()  # replicas waiting for the loaded model file to come back
         self._busy: set[int] = set()  # replicas in a call (under self._cond)
+        self._inflight = 0  # requests inside predict() (under self._cond)
         self._started = False
         self.batch_rows = batch_rows_histogram()
 
@@ -229,16 +230,24 @@ class PoolBackend(Backend):
                     f"{len(self._queue)} requests are already waiting (setting: max_queue)",
                     retry_after=1,
                 )
-            idle = None if self._queue else self._idle_replica()
+            self._inflight += 1
+            # alone in the pool: call at once from this thread; with company, queue, so that
+            # the dispatcher merges the requests into one call as it always has
+            alone = self._inflight == 1 and not self._queue
+            idle = self._idle_replica() if alone else None
             if idle is not None:
                 self._busy.add(idle.index)
             else:
                 self._queue.append(job)
                 self._cond.notify_all()  # every dispatcher: a busy one would sit this one out
-        if idle is not None:
-            self._run_here(idle, job)
-        if not job.done.wait(self._timeout + CALLER_GRACE):
-            job.resolve(error=job.timed_out())
+        try:
+            if idle is not None:
+                self._run_here(idle, job)
+            if not job.done.wait(self._timeout + CALLER_GRACE):
+                job.resolve(error=job.timed_out())
+        finally:
+            with self._cond:
+                self._inflight -= 1
         if job.error is not None:
             raise job.error
         assert job.result is not None
