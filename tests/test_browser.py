@@ -231,7 +231,7 @@ def test_csv_upload_progress_download(
     )
     assert len(scored) == 30_000
     assert [r["customer"] for r in scored] == [r["customer"] for r in rows]
-    assert scored[7]["prediction"] == "" and "n/a" in scored[7]["error"]
+    assert scored[7]["prediction"] == "" and "seven" in scored[7]["error"]
     assert scored[20]["error"].startswith("has 3 values")
     import pandas as pd
 
