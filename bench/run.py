@@ -37,6 +37,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LEVELS = (1, 8, 32)
+KEPT = "<!-- below: figures from the other bench/ scripts; bench/run.py keeps them -->"
 
 
 BASELINE_THREADS = 8  # waitress threads of the hand-written servers (waitress' default is 4)
@@ -483,6 +484,8 @@ def main() -> int:
     text = report(runs, memory, seconds, args.quick) + "\n".join(onnx_targets(runs)) + "\n"
     target = HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
     target.parent.mkdir(exist_ok=True)
+    if target.is_file() and KEPT in (old := target.read_text(encoding="utf-8")):
+        text += "\n" + old[old.index(KEPT) :]  # the other benchmarks' figures stay
     target.write_text(text, encoding="utf-8")
     print(text)
     print(f"bench: written to {target.relative_to(ROOT)}", file=sys.stderr)
