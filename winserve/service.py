@@ -139,8 +139,10 @@ def _to_number(value: Any) -> float:
 
 
 def _to_bool(value: Any) -> Any:
-    if value is True or value is False or is_missing(value):
-        return MISSING if value is None else value
+    if is_missing(value):
+        return MISSING
+    if value is True or value is False:
+        return value
     if isinstance(value, str):
         word = value.strip().lower()
         if not word:
