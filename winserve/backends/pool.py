@@ -42,7 +42,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from winserve.backends.base import Backend, Health, Prediction, Status, prediction_from
 from winserve.backends.proxy import HOST_GONE
@@ -69,6 +69,14 @@ BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
 FILE_CHECK = 1.0  # seconds between looks at a changed model file, waiting for the loaded one
 
 Outcome = Literal["ok", "timeout", "dead"]
+
+
+class MakeReplica(Protocol):
+    """Builds the pool's replica ``index``: a local model host (``Replica``) or any object
+    with its methods (start / predict / alive / exit_description / kill / stop / health),
+    e.g. a lane to a Ray Serve deployment (``winserve.backends.ray_backend``)."""
+
+    def __call__(self, index: int, spec: ModelSpec) -> Replica: ...
 
 
 @dataclass(eq=False)
@@ -110,6 +118,7 @@ class PoolBackend(Backend):
         max_batch_rows: int = 256,
         max_batch_wait_ms: float = 0.0,
         max_queue: int = 512,
+        make_replica: MakeReplica = Replica,
     ) -> None:
         self._spec = spec
         self._timeout = timeout
@@ -117,7 +126,7 @@ class PoolBackend(Backend):
         self._max_batch_rows = max_batch_rows
         self._batch_wait = max_batch_wait_ms / 1000.0
         self._max_queue = max_queue
-        self._replicas = [Replica(i, spec) for i in range(workers)]
+        self._replicas = [make_replica(i, spec) for i in range(workers)]
         self._queue: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
