@@ -2,7 +2,8 @@
 
 Payload shapes (built by ``winserve.service``):
 - ``{"matrix": float64 ndarray}``: every column numeric, already in the model's column order
-  (a missing value is NaN);
+  (a missing value is NaN); from the web process it comes as ``{MATRIX_BYTES: its bytes,
+  MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.proxy``);
 - ``{"columns": {name: [values...]}}``: mixed kinds, one list per column (a missing value is
   NaN, whatever the column's kind);
 - ``{"rows": [[...], ...]}``: the model declares no columns; passed on as an array.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+MATRIX_BYTES = "matrix_f64"  # a float64 matrix's bytes, C order
+MATRIX_SHAPE = "matrix_shape"
 KIND_DTYPES = {
     "number": "float64",
     "category": "object",
@@ -59,6 +62,10 @@ def build_input(
     scaler + logistic regression on 30 columns, measured)."""
     import numpy as np
 
+    if MATRIX_BYTES in payload:
+        # a copy: the model may write into its input, as it could into an unpickled array
+        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64).copy()
+        payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
     names = [f["name"] for f in features]
     if text_input:
         if "columns" in payload:
