@@ -26,6 +26,14 @@ from winserve.service import PredictRequest
 
 
 def _records(rows: list[Any], proba: bool) -> PredictRequest:
+    first = rows[0]
+    keys = first.keys()
+    if all(row.keys() == keys for row in rows):  # the usual body: every row names the same
+        if len(rows) == 1:
+            return PredictRequest({k: [v] for k, v in first.items()}, proba=proba, n_rows=1)
+        return PredictRequest(
+            {name: [row[name] for row in rows] for name in first}, proba=proba, n_rows=len(rows)
+        )
     names: list[str] = []
     seen: set[str] = set()
     for row in rows:

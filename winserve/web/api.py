@@ -11,6 +11,7 @@ from winserve.protocols import native
 from winserve.registry import Slot
 from winserve.web import paths, slots
 from winserve.web.bodies import flag, json_body
+from winserve.web.responses import json_response
 
 bp = Blueprint("native", __name__)
 
@@ -21,17 +22,20 @@ def _hide(text: str) -> str:
 
 @bp.post("/predict")
 def predict() -> ResponseReturnValue:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     slot = slots.slot()
     service = slot.service
-    proba = flag(request.args.get("proba"))
-    scores = flag(request.args.get("scores"))
-    body = json_body(request, current_app.config["WINSERVE_MAX_BODY"])
+    proba = scores = False
+    if req.environ.get("QUERY_STRING"):  # most calls have none: no query parsing
+        proba = flag(req.args.get("proba"))
+        scores = flag(req.args.get("scores"))
+    body = json_body(req, current_app.config["WINSERVE_MAX_BODY"])
     decoded = native.decode(body, proba)
     decoded.scores = scores
     info = service.info()  # one snapshot of the model's description for this request
     prediction = service.predict(decoded, info)
-    request.environ["winserve.rows"] = decoded.n_rows
-    response = jsonify(native.encode(prediction, info, proba, scores))
+    req.environ["winserve.rows"] = decoded.n_rows
+    response = json_response(native.encode(prediction, info, proba, scores))
     response.headers["X-Model-Version"] = str(slot.version)
     return response
 

@@ -1,0 +1,94 @@
+"""The prediction routes' cheaper steps answer exactly as the general ones (issue 14)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import pytest
+from flask import Flask, jsonify
+
+from winserve.errors import BadRequest
+from winserve.protocols import native
+from winserve.settings import Settings
+from winserve.web.bodies import parse_json
+from winserve.web.responses import json_response
+
+
+def test_no_view_or_hook_is_async() -> None:
+    """WinserveFlask skips Flask's coroutine check per hook: there must be none to run."""
+    from winserve.backends.local import LocalBackend
+    from winserve.model_info import ModelSpec
+    from winserve.web import create_app
+
+    app = create_app(Settings(), LocalBackend(ModelSpec(path="")))
+    hooks = [
+        *app.view_functions.values(),
+        *(f for funcs in app.before_request_funcs.values() for f in funcs),
+        *(f for funcs in app.after_request_funcs.values() for f in funcs),
+        *(f for funcs in app.teardown_request_funcs.values() for f in funcs),
+        *(f for funcs in app.url_value_preprocessors.values() for f in funcs),
+    ]
+    assert hooks
+    assert not [f for f in hooks if inspect.iscoroutinefunction(f)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"predictions": [1, 0.5, None, "é", True]},
+        {"predictions": [[1.0, 2.0]], "classes": ["a", "b"], "probabilities": [[0.25, 0.75]]},
+        {"error": {"code": "bad_request", "message": "row 1: ✗ <b>"}},
+    ],
+)
+def test_json_response_is_jsonify_byte_for_byte(body: Any) -> None:
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # as create_app sets it
+    with app.app_context():
+        ours, theirs = json_response(body), jsonify(body)
+        assert ours.get_data() == theirs.get_data()
+        assert ours.headers == theirs.headers
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the body is empty; send JSON"),
+        ("  \n", "the body is empty; send JSON"),
+        ("\ufeff[1]", "the body is not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)"),
+        ("[1,", "the body is not valid JSON: Expecting value at line 1, column 4"),
+        ("[NaN]", "NaN is not valid JSON; send a number"),
+        ('{"a": -Infinity}', "-Infinity is not valid JSON; send a number"),
+        ("[" * 5000 + "]" * 5000, "the JSON is nested too deeply"),
+    ],
+)
+def test_parse_json_errors_are_as_before(text: str, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_json(text)
+    assert str(caught.value).startswith(message)
+
+
+def test_parse_json_reads_what_json_loads_reads() -> None:
+    text = '[{"a": 1.5, "b": "x", "c": null}]'
+    assert parse_json(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"a": 1, "b": "x"}],
+        [{"a": 1, "b": "x"}, {"b": "y", "a": 2}],
+        [{}],
+        [{"a": 1}, {"a": 2, "b": 3}],  # the general path: row 1 misses "b"
+    ],
+)
+def test_records_decode_as_the_general_path_does(rows: list[dict[str, Any]]) -> None:
+    try:
+        fast = native.decode(rows, False)
+    except BadRequest as exc:
+        assert "missing column" in str(exc)
+        return
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    assert fast.columns == {n: [row[n] for row in rows] for n in names}
+    assert fast.n_rows == len(rows)
