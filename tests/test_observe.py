@@ -21,6 +21,10 @@ def _families(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     return found
 
 
+def _bound(labels: dict[str, str]) -> float | None:
+    return float(labels["le"]) if "le" in labels else None
+
+
 def test_metrics_parse_and_count_what_happened() -> None:
     client = local_client(ModelSpec(factory="tests.models:chaos"))
     for _ in range(3):
@@ -50,11 +54,13 @@ def test_metrics_parse_and_count_what_happened() -> None:
     assert latency[("winserve_request_duration_seconds_count", None)] == 4
     assert latency[("winserve_request_duration_seconds_bucket", "+Inf")] == 4
 
-    batches = {(n, lab.get("le")): v for n, lab, v in families["winserve_batch_rows"]}
+    # a bound is a number: prometheus_client writes le="1.0" where the hand-written one wrote "1"
+    batches = {(n, _bound(lab)): v for n, lab, v in families["winserve_batch_rows"]}
     assert batches[("winserve_batch_rows_count", None)] == 4  # 3 × 2 rows, 1 × 1 row
     assert batches[("winserve_batch_rows_sum", None)] == 7
-    assert batches[("winserve_batch_rows_bucket", "1")] == 1
-    assert batches[("winserve_batch_rows_bucket", "2")] == 4
+    assert batches[("winserve_batch_rows_bucket", 1.0)] == 1
+    assert batches[("winserve_batch_rows_bucket", 2.0)] == 4
+    assert batches[("winserve_batch_rows_bucket", float("inf"))] == 4
 
     rows = {lab["endpoint"]: v for _, lab, v in families["winserve_rows"]}
     assert rows == {"/predict": 6.0, "/invocations": 1.0}  # the refused row is not counted
@@ -65,6 +71,52 @@ def test_metrics_parse_and_count_what_happened() -> None:
         {"model": "chaos", "replica": "0"}
     ]
     assert families["winserve_model_version"] == [("winserve_model_version", {"model": "chaos"}, 1)]
+
+
+# What dashboards rely on: each family's name, type and help text, as round 1 served them
+FAMILIES = {
+    "winserve_info": ("gauge", "winserve version."),
+    "winserve_requests": ("counter", "HTTP requests by endpoint (route), method and status."),
+    "winserve_request_duration_seconds": (
+        "histogram",
+        "Time from request to response, by endpoint (route).",
+    ),
+    "winserve_rows": ("counter", "Rows received for prediction, by endpoint."),
+    "winserve_batch_rows": ("histogram", "Rows per model call (after batching)."),
+    "winserve_queue_depth": ("gauge", "Requests waiting for a model replica."),
+    "winserve_ready": ("gauge", "1 while the model is serving (ready or degraded)."),
+    "winserve_model_version": (
+        "gauge",
+        "The version of the model serving now (1, 2, … as the file is reloaded).",
+    ),
+    "winserve_replica_ready": ("gauge", "1 while this model replica is ready."),
+    "winserve_replica_restarts": ("counter", "Times this model replica was restarted."),
+    "winserve_model_load_seconds": ("gauge", "Seconds the last model load took, per replica."),
+}
+
+
+def test_metrics_keep_their_names_types_and_help_and_each_app_counts_its_own() -> None:
+    first = local_client(ModelSpec(factory="tests.models:chaos"))
+    second = local_client(ModelSpec(factory="tests.models:chaos"))
+    assert first.post("/predict", json=ROW).status_code == 200
+    assert first.get("/nowhere").status_code == 404
+    text = first.get("/metrics").get_data(as_text=True)
+    found = {f.name: (f.type, f.documentation) for f in text_string_to_metric_families(text)}
+    assert found == FAMILIES  # and nothing else: no _created series beside the counters
+    assert "_created" not in text
+    families = _families(text)
+    latency = families["winserve_request_duration_seconds"]
+    bounds = [lab["le"] for n, lab, _ in latency if n.endswith("_bucket")]
+    assert bounds[:3] == ["0.001", "0.0025", "0.005"] and bounds[-1] == "+Inf"
+    # the 404 counts as a request, but received no rows: no rows series for it
+    assert [lab["endpoint"] for _, lab, _ in families["winserve_rows"]] == ["/predict"]
+
+    # another app in the same process (tests, a restart in place) starts from zero
+    second_families = _families(second.get("/metrics").get_data(as_text=True))
+    assert second_families["winserve_requests"] == []
+    assert [v for n, _, v in second_families["winserve_batch_rows"] if n.endswith("_count")] == [
+        0.0
+    ]
 
 
 def test_request_log_lines_and_request_ids(tmp_path: Path) -> None:

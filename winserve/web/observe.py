@@ -11,13 +11,19 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from winserve import __version__, metrics
+from winserve.registry import Registry
+from winserve.web import slots
 
 access_log = logging.getLogger("winserve.access")
 CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,16 +58,114 @@ class RequestLog:
 
 
 class RequestMetrics:
+    """What the requests did, counted by prometheus_client. Each distinct label set's series
+    (its "child") is looked up once and kept: ``labels()`` checks and copies its arguments on
+    every call, which cost more than the three updates themselves (~7 µs against ~3 µs per
+    request, measured)."""
+
     def __init__(self) -> None:
-        self.requests = metrics.Counter(
-            "winserve_requests", "HTTP requests by endpoint (route), method and status."
+        self.requests = Counter(
+            "winserve_requests",
+            "HTTP requests by endpoint (route), method and status.",
+            ("endpoint", "method", "status", "model"),
+            registry=None,
         )
-        self.latency = metrics.Histogram(
+        self.latency = Histogram(
             "winserve_request_duration_seconds",
             "Time from request to response, by endpoint (route).",
-            metrics.LATENCY_BUCKETS,
+            ("endpoint", "model"),
+            buckets=metrics.LATENCY_BUCKETS,
+            registry=None,
         )
-        self.rows = metrics.Counter("winserve_rows", "Rows received for prediction, by endpoint.")
+        self.rows = Counter(
+            "winserve_rows",
+            "Rows received for prediction, by endpoint.",
+            ("endpoint", "model"),
+            registry=None,
+        )
+        # bounded like the label sets: route templates × methods × statuses × models
+        self._series: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
+        self._rows: dict[tuple[str, str], Counter] = {}
+
+    def record(
+        self, route: str, method: str, status: str, model: str, seconds: float, rows: int | None
+    ) -> None:
+        key = (route, method, status, model)
+        series = self._series.get(key)
+        if series is None:  # two threads may both get here: labels() hands both the same child
+            series = self._series[key] = (
+                self.requests.labels(route, method, status, model),
+                self.latency.labels(route, model),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+        if rows:  # a series only for an endpoint that received rows, as before
+            counted = self._rows.get((route, model))
+            if counted is None:
+                counted = self._rows[route, model] = self.rows.labels(route, model)
+            counted.inc(rows)
+
+
+class ServingMetrics:
+    """The collector ``/metrics`` reads: the request metrics, and every model's state read at
+    scrape time from the registry of models (queue depth, replicas, version)."""
+
+    def __init__(self, recorded: RequestMetrics, models: Registry) -> None:
+        self._recorded = recorded
+        self._models = models
+
+    def collect(self) -> Iterator[Metric]:
+        """Every model's series carry its name (label ``model``), and the version serving it."""
+        info = GaugeMetricFamily("winserve_info", "winserve version.", labels=("version",))
+        info.add_metric((__version__,), 1.0)
+        yield info
+        recorded = self._recorded
+        yield from metrics.without_created(
+            [*recorded.requests.collect(), *recorded.latency.collect(), *recorded.rows.collect()]
+        )
+        served = [(e.name, e.current) for e in self._models.entries()]
+        live = [(name, slot, slot.health()) for name, slot in served if slot]
+        yield metrics.labelled(
+            metrics.BATCH_ROWS,
+            metrics.BATCH_ROWS_HELP,
+            "histogram",
+            [({"model": name}, slot.backend.batch_rows) for name, slot, _ in live],
+        )
+
+        def gauge(name: str, help_text: str, *labels: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, help_text, labels=("model", *labels))
+
+        queue = gauge("winserve_queue_depth", "Requests waiting for a model replica.")
+        ready = gauge("winserve_ready", "1 while the model is serving (ready or degraded).")
+        version = gauge(
+            "winserve_model_version",
+            "The version of the model serving now (1, 2, … as the file is reloaded).",
+        )
+        replica_ready = gauge(
+            "winserve_replica_ready", "1 while this model replica is ready.", "replica"
+        )
+        restarts = CounterMetricFamily(
+            "winserve_replica_restarts",
+            "Times this model replica was restarted.",
+            labels=("model", "replica"),
+        )
+        load = gauge(
+            "winserve_model_load_seconds",
+            "Seconds the last model load took, per replica.",
+            "replica",
+        )
+        for name, slot, health in live:
+            queue.add_metric((name,), health.queue_depth)
+            ready.add_metric((name,), 1.0 if health.serving else 0.0)
+            version.add_metric((name,), slot.version)
+            for r in health.replicas:
+                replica = (name, str(r.replica))
+                replica_ready.add_metric(replica, 1.0 if r.state == "ready" else 0.0)
+                restarts.add_metric(replica, r.restarts)
+                load.add_metric(replica, r.load_seconds)
+        for name in (name for name, current in served if current is None):
+            ready.add_metric((name,), 0.0)
+        yield from (queue, ready, version, replica_ready, restarts, load)
 
 
 def _route() -> str:
@@ -71,7 +175,9 @@ def _route() -> str:
 def install(app: Flask, request_log: Path | None) -> None:
     """Request ids, timing, logs and metrics for every request ``app`` answers."""
     recorded = RequestMetrics()
-    app.extensions["winserve.metrics"] = recorded
+    registry = CollectorRegistry()  # this app's own: several apps may share a process
+    registry.register(ServingMetrics(recorded, app.extensions[slots.KEY]))
+    app.extensions["winserve.metrics"] = registry
     log_file = RequestLog(request_log) if request_log else None
     app.register_blueprint(bp)
 
@@ -91,12 +197,7 @@ def install(app: Flask, request_log: Path | None) -> None:
         # the model this request used (its slot), else the one its path named, else none
         taken = g.get("winserve_slots") or {}
         model = next(iter(taken.values())).name if taken else (g.get("winserve_model") or "")
-        recorded.requests.inc(
-            endpoint=route, method=request.method, status=str(response.status_code), model=model
-        )
-        recorded.latency.observe(seconds, endpoint=route, model=model)
-        if rows:
-            recorded.rows.inc(rows, endpoint=route, model=model)
+        recorded.record(route, request.method, str(response.status_code), model, seconds, rows)
         if access_log.isEnabledFor(logging.INFO):  # its arguments cost more than its check
             access_log.info(
                 "%s %s %s %d rows=%s %.1fms",
@@ -126,56 +227,7 @@ def install(app: Flask, request_log: Path | None) -> None:
 
 @bp.get("/metrics")
 def metrics_view() -> ResponseReturnValue:
-    """Every model's series carry its name (label ``model``), and the version serving it."""
-    from winserve.web import slots
-
-    recorded: RequestMetrics = current_app.extensions["winserve.metrics"]
-    chosen = slots.registry()
-    served = [(e, e.current) for e in chosen.entries()]
-    live = [(((("model", e.name),)), slot, slot.health()) for e, slot in served if slot]
-    replicas = [
-        ((*k, ("replica", str(r.replica))), r) for k, _, health in live for r in health.replicas
-    ]
-    lines = [
-        *metrics.gauge("winserve_info", "winserve version.", [((("version", __version__),), 1.0)]),
-        *recorded.requests.render(),
-        *recorded.latency.render(),
-        *recorded.rows.render(),
-        *metrics.histograms(
-            "winserve_batch_rows",
-            "Rows per model call (after batching).",
-            [(k, slot.backend.batch_rows) for k, slot, _ in live],
-        ),
-        *metrics.gauge(
-            "winserve_queue_depth",
-            "Requests waiting for a model replica.",
-            [(k, float(health.queue_depth)) for k, _, health in live],
-        ),
-        *metrics.gauge(
-            "winserve_ready",
-            "1 while the model is serving (ready or degraded).",
-            [(k, 1.0 if health.serving else 0.0) for k, _, health in live]
-            + [((("model", e.name),), 0.0) for e, slot in served if slot is None],
-        ),
-        *metrics.gauge(
-            "winserve_model_version",
-            "The version of the model serving now (1, 2, … as the file is reloaded).",
-            [(k, float(slot.version)) for k, slot, _ in live],
-        ),
-        *metrics.gauge(
-            "winserve_replica_ready",
-            "1 while this model replica is ready.",
-            [(k, 1.0 if r.state == "ready" else 0.0) for k, r in replicas],
-        ),
-        *metrics.counter_snapshot(
-            "winserve_replica_restarts",
-            "Times this model replica was restarted.",
-            [(k, float(r.restarts)) for k, r in replicas],
-        ),
-        *metrics.gauge(
-            "winserve_model_load_seconds",
-            "Seconds the last model load took, per replica.",
-            [(k, r.load_seconds) for k, r in replicas],
-        ),
-    ]
-    return Response("\n".join(lines) + "\n", mimetype=None, content_type=METRICS_TYPE)
+    # always the classic text format (not OpenMetrics, whatever Accept asks): what /metrics
+    # has answered since round 1, which every Prometheus version scrapes
+    body = generate_latest(current_app.extensions["winserve.metrics"])
+    return Response(body, mimetype=None, content_type=METRICS_TYPE)
