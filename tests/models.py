@@ -124,3 +124,19 @@ class PositiveOnlyModel(ChaosModel):
         if (a <= 0).any() or (b <= 0).any():
             raise ValueError("a and b must be positive (the model takes their logarithm)")
         return np.log(a) + np.log(b)
+
+
+# -- issue 17: a model whose cost is latency, not CPU ---------------------------------------------
+
+
+class Wait20msModel(ChaosModel):
+    """Each call waits 20 ms without holding the GIL (a remote lookup, a GPU): replicas scale
+    its throughput even on a 2-core machine."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        time.sleep(0.02)
+        return super().predict(frame)
+
+
+def wait_20ms() -> Wait20msModel:
+    return Wait20msModel()

@@ -85,11 +85,11 @@ def _missing(info: ModelInfo) -> list[str]:
     return [line("missing", f"refused in {_shorten(refused)}; taken in {_shorten(accepted)}")]
 
 
-def ready(info: ModelInfo, host: str, port: int, workers: int, in_process: bool) -> str:
+def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
+    """The console's "serving" block; ``where``: where the replicas run (``serving_where``)."""
     title = f"winserve {__version__} is serving {info.name}"
     if info.demo:
         title += " (the built-in DEMO model: give a model file to serve your own)"
-    where = "in this process" if in_process else f"{workers} replica{'s' if workers > 1 else ''}"
     local, lan = urls(host, port)
     lines = [
         title,

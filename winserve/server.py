@@ -66,9 +66,40 @@ def backend_maker(settings: Settings) -> MakeBackend:
     def make(spec: ModelSpec, workers: int) -> Backend:
         if settings.in_process:
             return LocalBackend(spec)
+        if settings.backend == "ray":
+            return _ray(spec, workers, settings)
         return _pool(spec, workers, settings)
 
     return make
+
+
+def _ray(spec: ModelSpec, workers: int, settings: Settings) -> Backend:
+    from winserve.backends.ray_backend import RayBackend, RayOptions  # Ray itself: at start
+
+    options = RayOptions(settings.ray_address, workers, settings.max_workers, settings.ray_cpus)
+    return RayBackend(
+        spec,
+        options,
+        timeout=settings.timeout,
+        load_timeout=settings.load_timeout,
+        max_batch_rows=settings.max_batch_rows,
+        max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue=settings.max_queue,
+    )
+
+
+def serving_where(settings: Settings, workers: int) -> str:
+    """Where the replicas run, for the console."""
+    if settings.in_process:
+        return "in this process"
+    if settings.backend == "ray":
+        count = (
+            f"1 to {settings.max_workers} replicas (autoscaled)"
+            if workers == 0
+            else f"{workers} replica{'s' if workers > 1 else ''}"
+        )
+        return f"{count} on the Ray cluster at {settings.ray_address}"
+    return f"{workers} replica{'s' if workers > 1 else ''}"
 
 
 def _pool(spec: ModelSpec, workers: int, settings: Settings) -> PoolBackend:
@@ -227,7 +258,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         if settings.model is not None and info.source:  # the operator's file, not the copy
             info = dataclasses.replace(info, source=str(settings.model))
         print(
-            banner.ready(info, settings.host, port, settings.workers, settings.in_process),
+            banner.ready(info, settings.host, port, serving_where(settings, settings.workers)),
             file=out,
             flush=True,
         )

@@ -9,6 +9,7 @@ contradictory settings raise ``SettingsError`` with one line; the CLI turns that
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -151,6 +152,27 @@ def to_compile(value: Any) -> str:
     return text
 
 
+BACKENDS = ("local", "ray")
+
+
+def to_backend(value: Any) -> str:
+    text = to_text(value).lower()
+    if text not in BACKENDS:
+        raise ValueError(f"expected local or ray, got {value!r}")
+    return text
+
+
+def to_workers(value: Any) -> int:
+    """A number of replicas, or ``auto`` (0): Ray Serve scales between 1 and max_workers."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return 0
+    number: int = _int_in(1, 64)(value)
+    return number
+
+
+to_workers.__name__ = "int"
+
+
 def to_log_level(value: Any) -> str:
     text = to_text(value).upper()
     if text not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -209,9 +231,42 @@ class Settings:
     )
     workers: int = _setting(
         1,
-        "Model replicas, each a process of its own holding the model.",
-        _int_in(1, 64),
+        "Model replicas, each a process of its own holding the model. With backend ray, "
+        "auto lets Ray Serve add replicas under load, up to max_workers.",
+        to_workers,
         cli="--workers",
+    )
+    backend: str = _setting(
+        "local",
+        "Where the model replicas run: local (processes on this PC) or ray (a Ray Serve "
+        "deployment on the Ray cluster at ray_address; Linux, pip install winserve[ray]).",
+        to_backend,
+        cli="--backend",
+        metavar="NAME",
+    )
+    ray_address: str = _setting(
+        "auto",
+        "With backend ray: the cluster to use. auto: the one `ray start` runs on this "
+        "machine (or RAY_ADDRESS); HOST:PORT or ray://HOST:10001 for another; local: start a "
+        "Ray of winserve's own and stop it at exit. Ray's ports run code for anyone who "
+        "reaches them: keep them on a trusted network.",
+        to_text,
+        cli="--ray-address",
+        metavar="ADDRESS",
+    )
+    max_workers: int = _setting(
+        4,
+        "With workers = auto and backend ray: the most replicas Ray Serve may scale to.",
+        _int_in(1, 256),
+        cli="--max-workers",
+    )
+    ray_cpus: float = _setting(
+        1.0,
+        "With backend ray: the CPUs each replica reserves on its Ray node (0 packs any number "
+        "of replicas on a node).",
+        _float_in(0, 256),
+        cli="--ray-cpus",
+        metavar="CPUS",
     )
     timeout: float = _setting(
         30.0,
@@ -560,6 +615,18 @@ def check(settings: Settings) -> None:
         )
     if settings.token and len(settings.token) < 8:
         raise SettingsError("the token is too short: use at least 8 characters")
+    if settings.workers == 0 and settings.backend != "ray":
+        raise SettingsError(
+            "--workers auto lets Ray Serve scale the replicas: it needs --backend ray "
+            "(on this PC, give a number of replicas)"
+        )
+    if settings.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise SettingsError(
+            "backend ray needs Ray: pip install winserve[ray] (on Linux), or leave the backend "
+            "at local"
+        )
+    if settings.backend == "ray" and settings.in_process:
+        raise SettingsError("--in-process and --backend ray exclude each other: choose one")
     if settings.in_process and settings.workers > 1:
         raise SettingsError(
             "--in-process runs one model in the web process; "

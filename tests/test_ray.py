@@ -1,0 +1,284 @@
+"""The Ray backend (issue 17) on a real two-node Ray cluster on this machine.
+
+A head node and a worker node, one CPU each, so that two replicas reserving one CPU each land
+one on each node. winserve joins the cluster as a user would (``--backend ray --ray-address``):
+answers equal the model's own in-process answers through every protocol and the page (the
+fidelity tests, run on Ray); a Serve replica SIGKILLed under load, a worker node stopped under
+load and a hung model get only 200/503/504 JSON, none past its deadline; Ctrl+C leaves the
+cluster as it was.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import psutil
+import pytest
+import requests
+
+from tests import zoo
+from tests.helpers import ROOT, ServerProcess, running_server, server_env, wait_until
+from tests.test_fidelity import Served
+from tests.test_fidelity import (  # run here on Ray, with this module's `served`
+    test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
+)
+from tests.test_fidelity import test_open_inference_protocol as test_open_inference_protocol
+from tests.test_fidelity import (
+    test_predict_in_every_native_shape as test_predict_in_every_native_shape,
+)
+from tests.test_fidelity import test_the_pages_csv_scoring as test_the_pages_csv_scoring
+
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.timeout(600)]
+RAY_CASES = ["imputer_pipeline", "text_pipeline", "multi_output_regressor"]
+READY_SECONDS = 240  # joining the cluster, starting Serve and two replicas on a 2-core machine
+ROW = [{"a": 1.0, "b": 2.0}]
+
+
+@dataclass
+class TwoNodes:
+    cluster: Any
+    worker: Any
+    address: str
+    raylets: list[int] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[TwoNodes]:
+    # the nodes' workers import the test models by name (tests.models), as spawned hosts do
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), old or ""]).rstrip(os.pathsep)
+    cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1}}
+    )
+    try:
+        worker = cluster.add_node(num_cpus=1, resources={"worker": 1})
+        cluster.wait_for_nodes()
+        yield TwoNodes(cluster, worker, cluster.address)
+    finally:
+        cluster.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _ray_args(nodes: TwoNodes, *more: str) -> list[str]:
+    return ["--backend", "ray", "--ray-address", nodes.address, "--ray-cpus", "1", *more]
+
+
+@contextlib.contextmanager
+def ray_server(args: list[str], cwd: Path) -> Iterator[ServerProcess]:
+    """winserve on the cluster, ready; stopped with Ctrl+C at the end, as a user stops it, so
+    that its Serve application leaves the cluster (a SIGKILLed winserve cannot remove it, and
+    its replicas would hold the nodes' CPUs)."""
+    with running_server(args, cwd=cwd, ready=False) as server:
+        server.wait_ready(READY_SECONDS)
+        try:
+            yield server
+        finally:
+            if server.proc.poll() is None:
+                server.stop(signal.SIGINT, timeout=30)
+
+
+def _replicas(app: str) -> list[psutil.Process]:
+    """The Serve replica processes of winserve's application ``app``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if f"ServeReplica:{app}:" in cmdline:
+            found.append(proc)
+    return found
+
+
+def _serve_processes() -> list[str]:
+    names = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline.startswith("ray::Serve"):
+            names.append(cmdline)
+    return names
+
+
+def _health(url: str) -> dict[str, Any]:
+    answer: dict[str, Any] = requests.get(f"{url}/health", timeout=10).json()
+    return answer
+
+
+@pytest.fixture(scope="module", params=RAY_CASES)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, two_nodes: TwoNodes
+) -> Iterator[Served]:
+    case = zoo.BUILDERS[request.param]()
+    folder = tmp_path_factory.mktemp(case.name)
+    path = folder / f"{case.name}.joblib"
+    joblib.dump(case.model, path)
+    with ray_server([str(path), *_ray_args(two_nodes, "--workers", "2")], folder) as server:
+        yield Served(case, server.url, zoo.expected(case))
+
+
+def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    case = zoo.BUILDERS["imputer_pipeline"]()
+    path = tmp_path / "churn.joblib"
+    joblib.dump(case.model, path)
+    with ray_server([str(path), *_ray_args(two_nodes, "--workers", "2")], tmp_path) as server:
+        health = wait_until(
+            lambda: (h := _health(server.url))["extra"]["ray"].get("replica_states") and h, 30
+        )
+        app = health["extra"]["ray"]["application"]
+        assert health["extra"]["ray"]["replica_states"] == {"RUNNING": 2}
+        replicas = _replicas(app)
+        assert len(replicas) == 2
+        raylets = {proc.parent().pid for proc in replicas}  # each node's raylet starts its actors
+        assert len(raylets) == 2, "both replicas on one node"
+        import hashlib
+
+        model = requests.get(f"{server.url}/model", timeout=10).json()
+        assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert "on the Ray cluster at" in "\n".join(server.lines)
+
+
+def _load(url: str, stop: threading.Event, body: list[dict[str, float]]) -> list[tuple[int, float]]:
+    """One client: requests back to back until ``stop``; (status, seconds) of each."""
+    seen = []
+    with requests.Session() as session:
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                answer = session.post(f"{url}/predict", json=body, timeout=30)
+            except requests.RequestException as exc:
+                seen.append((-1, time.monotonic() - began))
+                print("client error", exc)
+                continue
+            answer.json()  # every answer is JSON, the errors too
+            seen.append((answer.status_code, time.monotonic() - began))
+    return seen
+
+
+def _under_load(url: str, action: Any, seconds_after: float, clients: int = 8) -> list[Any]:
+    stop = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(_load, url, stop, ROW) for _ in range(clients)]
+        time.sleep(2.0)
+        action()
+        time.sleep(seconds_after)
+        stop.set()
+        return [item for future in futures for item in future.result(timeout=60)]
+
+
+def test_a_killed_replica_under_load_costs_only_503s_and_is_replaced(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    timeout = 3.0
+    args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
+    with ray_server([*args, "--timeout", str(timeout)], tmp_path) as server:
+        app = _health(server.url)["extra"]["ray"]["application"]
+        victim = _replicas(app)[0]
+        results = _under_load(server.url, lambda: victim.send_signal(signal.SIGKILL), 8.0)
+        statuses = {status for status, _ in results}
+        assert statuses <= {200, 503, 504}, statuses
+        assert max(seconds for _, seconds in results) < timeout + 1.0
+        assert sum(status == 200 for status, _ in results) > 100
+        # Serve starts a new replica in the dead one's place
+        wait_until(lambda: len(_replicas(app)) == 2 and victim.pid not in _pids(app), 60, 0.5)
+        answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
+        assert answer.status_code == 200 and answer.json()["predictions"] == [3.0]
+
+
+def _pids(app: str) -> set[int]:
+    return {proc.pid for proc in _replicas(app)}
+
+
+def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    args = [*_ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
+    with ray_server([*args, "--timeout", "2"], tmp_path) as server:
+        app = _health(server.url)["extra"]["ray"]["application"]
+        replica_pid = _pids(app)
+        began = time.monotonic()
+        answer = requests.post(f"{server.url}/predict", json=[{"a": 999, "b": 0}], timeout=30)
+        took = time.monotonic() - began
+        assert answer.status_code == 504, answer.text
+        assert "did not answer within 2 s" in answer.json()["error"]["message"]
+        assert took < 3.0
+        # the model host is killed and reloaded inside the same Serve replica
+        wait_until(
+            lambda: requests.post(f"{server.url}/predict", json=ROW, timeout=10).status_code == 200,
+            20,
+            0.2,
+        )
+        assert _pids(app) == replica_pid
+
+
+def test_ctrl_c_leaves_the_cluster_as_it_was(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    before = _serve_processes()
+    nodes_before = _alive_nodes(two_nodes)
+    args = [*_ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
+    with running_server(args, cwd=tmp_path, ready=False) as server:
+        server.wait_ready(READY_SECONDS)
+        app = _health(server.url)["extra"]["ray"]["application"]
+        assert _replicas(app)
+        began = time.monotonic()
+        assert server.stop(signal.SIGINT, timeout=30) == 0
+        assert time.monotonic() - began < 20
+        output = server.drain()
+    assert "Traceback" not in output
+    wait_until(lambda: _serve_processes() == before, 30, 0.5)  # its app and Serve are gone
+    assert _alive_nodes(two_nodes) == nodes_before  # and the cluster still runs
+
+
+def _alive_nodes(nodes: TwoNodes) -> list[bool]:
+    return [node.all_processes_alive() for node in [nodes.cluster.head_node, nodes.worker]]
+
+
+def test_an_address_nobody_answers_is_named_at_start(tmp_path: Path) -> None:
+    env = server_env()
+    with running_server(
+        ["--backend", "ray", "--ray-address", "127.0.0.1:9", "--load-timeout", "5"],
+        cwd=tmp_path,
+        env=env,
+        ready=False,
+    ) as server:
+        line = server.wait_for_line(lambda s: "could not be loaded" in s, 60)
+        assert "127.0.0.1:9" in line
+        assert server.proc.wait(30) == 1
+
+
+def test_a_lost_worker_node_is_reported_and_the_head_keeps_serving(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    """Last in this module: the worker node is stopped (and a new one added after)."""
+    args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
+    with ray_server([*args, "--timeout", "3"], tmp_path) as server:
+        wait_until(
+            lambda: _health(server.url)["extra"]["ray"].get("replica_states") == {"RUNNING": 2},
+            30,
+        )
+        results = _under_load(
+            server.url, lambda: two_nodes.cluster.remove_node(two_nodes.worker), 8.0
+        )
+        statuses = {status for status, _ in results}
+        assert statuses <= {200, 503, 504}, statuses
+        assert max(seconds for _, seconds in results) < 3.0 + 1.0
+        health = wait_until(
+            lambda: (h := _health(server.url))["extra"]["ray"].get("lost_nodes") and h, 30
+        )
+        assert health["status"] == "degraded"
+        assert "Ray node lost" in health["reason"]
+        answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
+        assert answer.status_code == 200
+    two_nodes.worker = two_nodes.cluster.add_node(num_cpus=1, resources={"worker": 1})

@@ -1,0 +1,403 @@
+"""``RayBackend``: the model replicas as a Ray Serve deployment, behind the pool's own queue.
+
+::
+
+    waitress threads ─► PoolBackend (queue, batching, deadlines, 504/503 JSON)
+                           │ one dispatcher per lane, as per local replica
+                           ▼
+                        RayLane 0 … L-1 ── DeploymentHandle ──► Serve replicas on the cluster
+                                                                (ray_replica.ModelReplica, each
+                                                                 with a model host of its own)
+
+Everything but the model call stays in the web process: protocols, validation, the page, CSV
+scoring, batching and deadlines are the local pool's (DESIGN decision 11). A lane is the pool's
+"replica": it sends one batch at a time and maps Ray's failures onto the exceptions a local host
+raises (a timeout → ``TimeoutError``; a dead Serve replica, a lost node, an unreachable cluster →
+a connection error), so the pool answers 504/503 and "restarts" the lane, which only means
+asking the deployment again for its description: Serve itself replaces the dead replica.
+
+The model travels by value (``bundle``): the web process reads the file once, puts it in Ray's
+object store and pins every replica's load to its SHA-256.
+
+With ``--workers N`` the deployment has N replicas and the pool N lanes (one call in flight per
+replica: Serve's ``max_ongoing_requests=1``, so batches form here); with ``--workers auto`` Serve
+autoscales between 1 and ``max_workers`` replicas on the lanes' load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from winserve.backends import bundle as bundles
+from winserve.backends import ray_cluster
+from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, ReplicaState
+from winserve.backends.pool import PoolBackend
+from winserve.errors import ModelLoadError
+from winserve.model_file import sha256_of
+from winserve.model_info import ModelInfo, ModelSpec
+from winserve.payload import Payload
+
+log = logging.getLogger("winserve.ray")
+
+RAY_GRACE = 1.0  # seconds past a call's deadline the lane waits for the replica's own verdict
+MONITOR_SECONDS = 2.0  # between looks at the cluster (replicas, nodes), for /health
+STALE_SECONDS = 10.0  # a cluster silent this long is reported unreachable
+HEALTH_CHECK_SECONDS = 2.0
+_apps = itertools.count(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    address: str = "auto"
+    workers: int = 1  # 0: autoscaling between 1 and max_workers
+    max_workers: int = 4
+    cpus: float = 1.0  # Ray CPUs each replica reserves
+
+
+class RayLane:
+    """The pool's replica ``index``: a lane to the deployment (interface of ``Replica``)."""
+
+    def __init__(self, index: int, spec: ModelSpec, backend: RayBackend) -> None:
+        self.index = index
+        self.spec = spec
+        self.state: ReplicaState = "starting"
+        self.restarts = 0
+        self.last_error = ""
+        self.started_at = 0.0
+        self.load_seconds = 0.0
+        self._backend = backend
+        self._response: Any = None
+        self._stopped = False
+        self._gone = ""
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def health(self) -> ReplicaHealth:
+        seconds = round(self.load_seconds, 3)
+        return ReplicaHealth(self.index, self.state, self.restarts, None, self.last_error, seconds)
+
+    def start(self, load_timeout: float) -> dict[str, Any]:
+        began = time.monotonic()
+        if self._stopped:
+            raise BrokenPipeError("the lane was stopped")
+        handle = self._backend.deployed(load_timeout)
+        left = max(0.1, began + load_timeout - time.monotonic())
+        record = self._call(handle.describe.remote(left), left + RAY_GRACE)
+        if not record["ok"]:
+            raise ModelLoadError(record["error"]["message"])
+        self._gone = ""
+        self.started_at = time.monotonic()
+        self.load_seconds = self.started_at - began
+        info: dict[str, Any] = record["info"]
+        return info
+
+    def predict(
+        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
+    ) -> dict[str, Any]:
+        handle = self._backend.handle
+        if handle is None or self._stopped:
+            raise BrokenPipeError("the Ray deployment is not running")
+        response = handle.predict.remote(payload, proba, scores, timeout)
+        self._response = response
+        try:
+            record = self._call(response, timeout + RAY_GRACE)
+        finally:
+            self._response = None
+        fault = record.get("winserve")
+        if fault == "timeout":
+            raise TimeoutError(record["reason"])
+        if fault == "gone":
+            self._gone = f"the model host on the Ray node: {record['reason']}"
+            raise ConnectionResetError(self._gone)
+        return record
+
+    def _call(self, response: Any, seconds: float) -> dict[str, Any]:
+        """A response's result within ``seconds``; Ray's failures as a local host's."""
+        from ray import exceptions
+
+        try:
+            result: dict[str, Any] = response.result(timeout_s=seconds)
+        except TimeoutError:  # ray.exceptions.GetTimeoutError is one
+            raise
+        except exceptions.RayError as exc:
+            self._gone = _describe_failure(exc)
+            raise ConnectionResetError(self._gone) from None
+        except Exception as exc:  # Serve's own (unavailable deployment, cancelled request, …)
+            if isinstance(exc, ModelLoadError):
+                raise
+            self._gone = _describe_failure(exc)
+            raise ConnectionResetError(self._gone) from None
+        return result
+
+    def alive(self) -> bool:
+        return not self._stopped and self._backend.problem() == ""
+
+    def exit_description(self) -> str:
+        return self._gone or self._backend.problem() or "the Ray replica stopped answering"
+
+    def kill(self) -> None:
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):  # already finished, or the cluster is gone
+                response.cancel()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.kill()
+        self.state = "stopped"
+
+
+class RayBackend(Backend):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        options: RayOptions,
+        *,
+        timeout: float = 30.0,
+        load_timeout: float = 300.0,
+        max_batch_rows: int = 256,
+        max_batch_wait_ms: float = 0.0,
+        max_queue: int = 512,
+        name: str = "",
+    ) -> None:
+        self._spec = spec
+        self._options = options
+        self._timeout = timeout
+        self._load_timeout = load_timeout
+        stem = Path(spec.path).stem if spec.path else (name or "model")
+        self.app_name = ray_cluster.app_name(stem, next(_apps))
+        lanes = options.workers or options.max_workers
+        # lanes carry no file: a changed file on disk is no reason to hold them (the bytes
+        # were sent), and the replicas, not the lanes, pin what they load
+        lane_spec = dataclasses.replace(spec, path="")
+        self._pool = PoolBackend(
+            lane_spec,
+            workers=lanes,
+            timeout=timeout,
+            load_timeout=load_timeout,
+            max_batch_rows=max_batch_rows,
+            max_batch_wait_ms=max_batch_wait_ms,
+            max_queue=max_queue,
+            make_replica=lambda index, each: RayLane(index, each, self),  # type: ignore[arg-type,return-value]
+        )
+        self.batch_rows = self._pool.batch_rows
+        self.handle: Any = None
+        self._deployed = threading.Event()
+        self._deploy_error = ""
+        self._connected = False
+        self._closing = threading.Event()
+        self._close_lock = threading.Lock()
+        self._status: dict[str, Any] = {}
+        self._heard = 0.0
+        self._nodes_at_start: dict[str, str] = {}
+        self._started = 0.0
+        self._app_sent = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        threading.Thread(target=self._deploy, name="winserve-ray-deploy", daemon=True).start()
+        self._pool.start()
+
+    def _deploy(self) -> None:
+        try:
+            self.handle = self._run_deployment()
+        except ModelLoadError as exc:
+            self._deploy_error = str(exc)
+        except Exception as exc:
+            self._deploy_error = f"cannot deploy the model on Ray: {_cause(exc)}"
+        else:
+            threading.Thread(target=self._monitor, name="winserve-ray-monitor", daemon=True).start()
+        if self._deploy_error:
+            log.error("%s", self._deploy_error)
+        self._deployed.set()
+
+    def _run_deployment(self) -> Any:
+        import ray
+        from ray import serve
+
+        from winserve.backends.ray_replica import ModelReplica
+
+        # within the lanes' wait for the deployment, so that its reason is the one told
+        left = self._started + self._load_timeout - 1.0 - time.monotonic()
+        connection = ray_cluster.connect(
+            self._options.address, min(ray_cluster.CONNECT_SECONDS, max(0.5, left))
+        )
+        self._connected = True
+        if self._closing.is_set():
+            raise ModelLoadError("stopped while connecting to Ray")
+        spec = self._spec
+        bundle = None
+        if spec.path:
+            path = Path(spec.path)
+            bundle = bundles.pack(path)
+            # every node loads these bytes, or refuses them (host: "the file must have this
+            # SHA-256 before it is unpickled")
+            spec = dataclasses.replace(spec, sha256=spec.sha256 or sha256_of(path))
+            log.info(
+                "sending %s (%.1f MB) to the Ray cluster at %s",
+                path.name,
+                bundle.size / 1e6,
+                connection.address,
+            )
+        self._nodes_at_start = _alive_nodes()
+        options: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self._options.cpus},
+            "max_ongoing_requests": 1,  # batches form in winserve's queue, not Serve's
+            "health_check_period_s": HEALTH_CHECK_SECONDS,
+            "health_check_timeout_s": max(HEALTH_CHECK_SECONDS, 5.0),
+            "graceful_shutdown_timeout_s": 5.0,
+        }
+        if self._options.workers:
+            options["num_replicas"] = self._options.workers
+        else:
+            options["autoscaling_config"] = {
+                "min_replicas": 1,
+                "max_replicas": self._options.max_workers,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 1.0,
+                "downscale_delay_s": 60.0,
+            }
+        deployment = serve.deployment(name="model", **options)(ModelReplica)
+        application = deployment.bind(
+            ray.put(bundle) if bundle is not None else None, spec, self._load_timeout
+        )
+        self._app_sent = True  # from here on, close() removes the application
+        return ray_cluster.bounded(
+            lambda: serve.run(application, name=self.app_name, route_prefix=None),
+            self._load_timeout + 30.0,
+            "serve.run",
+        )
+
+    def deployed(self, timeout: float) -> Any:
+        """The handle once the deployment runs (a lane's start waits here)."""
+        if not self._deployed.wait(timeout):
+            raise TimeoutError(f"the Ray deployment did not start within {timeout:g} s")
+        if self._deploy_error:
+            raise ModelLoadError(self._deploy_error)
+        return self.handle
+
+    def wait_ready(self, timeout: float) -> ModelInfo:
+        return self._pool.wait_ready(timeout)
+
+    def close(self) -> None:
+        with self._close_lock:
+            first = not self._closing.is_set()
+            self._closing.set()
+        if not first:
+            return
+        self._pool.close()
+        if self._app_sent:
+            from ray import serve
+
+            try:
+                ray_cluster.bounded(
+                    lambda: serve.delete(self.app_name), ray_cluster.STOP_SECONDS, "serve.delete"
+                )
+            except Exception as exc:
+                log.warning("could not remove the Serve application %s: %s", self.app_name, exc)
+        if self._connected:
+            self._connected = False
+            ray_cluster.disconnect()
+
+    # -- web side ----------------------------------------------------------------------------
+
+    def describe(self) -> ModelInfo:
+        return self._pool.describe()
+
+    def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
+        return self._pool.predict(payload, proba, scores)
+
+    def health(self) -> Health:
+        health = self._pool.health()
+        problem = self.problem()
+        status = health.status
+        reason = health.reason
+        if problem and status in ("ready", "degraded"):
+            status = "degraded"
+        if problem and problem not in reason:
+            reason = f"{reason}; {problem}" if reason else problem
+        extra = {"ray": {"address": self._options.address, "application": self.app_name}}
+        extra["ray"].update(self._status)
+        return Health(status, health.replicas, reason, queue_depth=health.queue_depth, extra=extra)
+
+    def problem(self) -> str:
+        """What is wrong with the cluster, as last seen; "" when nothing is."""
+        if self._deploy_error:
+            return self._deploy_error
+        if self._heard and time.monotonic() - self._heard > STALE_SECONDS:
+            return (
+                f"the Ray cluster at {self._options.address} has not answered for "
+                f"{time.monotonic() - self._heard:.0f} s"
+            )
+        lost = self._status.get("lost_nodes") or []
+        if lost:
+            return "Ray node lost: " + "; ".join(lost)
+        return ""
+
+    def _monitor(self) -> None:
+        """Replicas and nodes as the cluster reports them, every ``MONITOR_SECONDS``."""
+        import ray
+        from ray import serve
+
+        self._heard = time.monotonic()
+        while not self._closing.wait(MONITOR_SECONDS):
+            try:
+                status = serve.status().applications.get(self.app_name)
+                nodes = {n["NodeID"]: n for n in ray.nodes()}
+            except Exception as exc:  # the cluster is gone: problem() says for how long
+                log.debug("Ray status failed: %s", exc)
+                continue
+            self._heard = time.monotonic()
+            snapshot: dict[str, Any] = {}
+            if status is not None:
+                for deployment in status.deployments.values():
+                    snapshot["replica_states"] = {
+                        str(getattr(state, "value", state)): count
+                        for state, count in deployment.replica_states.items()
+                    }
+            snapshot["nodes"] = sorted(
+                f"{n['NodeManagerAddress']} ({'alive' if n['Alive'] else 'dead'})"
+                for n in nodes.values()
+            )
+            lost = []
+            for node_id, address in self._nodes_at_start.items():
+                node = nodes.get(node_id)
+                if node is None:
+                    lost.append(f"{address} (no longer in the cluster)")
+                elif not node["Alive"]:
+                    lost.append(f"{address} ({node.get('DeathReasonMessage') or 'stopped'})")
+            snapshot["lost_nodes"] = sorted(lost)
+            for each in sorted(set(lost) - set(self._status.get("lost_nodes") or [])):
+                log.error("Ray node lost: %s", each)
+            self._status = snapshot
+
+
+def _alive_nodes() -> dict[str, str]:
+    import ray
+
+    return {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost error of a Ray failure (its text often holds a whole remote traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if ("Error:" in line or "Exception:" in line)]
+    last = errors[-1] if errors else (lines[0] if lines else "")
+    return f"{type(exc).__name__}: {last[:300]}"
+
+
+def _describe_failure(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"the Ray replica failed ({type(exc).__name__}: {first[:200]})"
