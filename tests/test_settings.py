@@ -57,6 +57,9 @@ def test_config_next_to_the_model_and_relative_paths(tmp_path: Path) -> None:
         (["no-such-model.joblib"], {}, "model file not found"),
         (["--in-process", "--workers", "2"], {}, "cannot be combined with --workers"),
         (["--log-level", "loud"], {}, "log_level: expected debug, info"),
+        (["--workers", "auto"], {}, "--workers auto lets Ray Serve scale the replicas"),
+        (["--backend", "spark"], {}, "backend: expected local or ray, got 'spark'"),
+        (["--backend", "ray", "--in-process"], {}, "--in-process and --backend ray exclude"),
     ],
 )
 def test_bad_settings_are_one_clear_line(
@@ -64,6 +67,17 @@ def test_bad_settings_are_one_clear_line(
 ) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         settings.load(cli.parse(argv), env=env, cwd=tmp_path)
+
+
+def test_workers_auto_is_ray_serves_autoscaling(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    chosen = settings.load(
+        cli.parse(["--backend", "ray", "--workers", "auto", "--max-workers", "6"]),
+        env={"WINSERVE_RAY_ADDRESS": "ray://head:10001"},
+        cwd=tmp_path,
+    )
+    assert (chosen.backend, chosen.workers, chosen.max_workers) == ("ray", 0, 6)
+    assert chosen.ray_address == "ray://head:10001"
 
 
 def test_model_and_factory_contradict(tmp_path: Path) -> None:

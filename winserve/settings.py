@@ -620,13 +620,13 @@ def check(settings: Settings) -> None:
             "--workers auto lets Ray Serve scale the replicas: it needs --backend ray "
             "(on this PC, give a number of replicas)"
         )
+    if settings.backend == "ray" and settings.in_process:
+        raise SettingsError("--in-process and --backend ray exclude each other: choose one")
     if settings.backend == "ray" and importlib.util.find_spec("ray") is None:
         raise SettingsError(
             "backend ray needs Ray: pip install winserve[ray] (on Linux), or leave the backend "
             "at local"
         )
-    if settings.backend == "ray" and settings.in_process:
-        raise SettingsError("--in-process and --backend ray exclude each other: choose one")
     if settings.in_process and settings.workers > 1:
         raise SettingsError(
             "--in-process runs one model in the web process; "
