@@ -171,12 +171,15 @@ def install(app: Flask, token: str) -> None:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        headers = response.headers
+        # added, not set: no view sets these (set() scans and checks each; issue 14)
+        headers.add("X-Content-Type-Options", "nosniff")
         # not "no-referrer": with it, browsers send "Origin: null" on the page's own forms
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-        if response.mimetype == "text/html":
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        headers.add("Referrer-Policy", "same-origin")
+        headers.add("X-Frame-Options", "DENY")
+        content_type = headers.get("Content-Type", "")
+        if content_type.partition(";")[0].strip().lower() == "text/html":  # its mimetype
+            headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
 
     if not token:

@@ -5,36 +5,41 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__
 from winserve.protocols import mlflow
 from winserve.web import slots
 from winserve.web.bodies import json_body, raw_text
+from winserve.web.responses import json_response
 
 bp = Blueprint("mlflow", __name__)
 
 
 @bp.post("/invocations")
 def invocations() -> ResponseReturnValue:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     slot = slots.slot()
     service = slot.service
     max_body = current_app.config["WINSERVE_MAX_BODY"]
-    kind = mlflow.content_kind(request.mimetype, dict(request.mimetype_params))
-    if kind == "json":
-        invocation = mlflow.decode_json(json_body(request, max_body))
+    if req.environ.get("CONTENT_TYPE") == "application/json":  # the usual: nothing to parse
+        kind = "json"
     else:
-        invocation = mlflow.decode_csv(raw_text(request, max_body))
-    request.environ["winserve.rows"] = invocation.request.n_rows
+        kind = mlflow.content_kind(req.mimetype, dict(req.mimetype_params))
+    if kind == "json":
+        invocation = mlflow.decode_json(json_body(req, max_body))
+    else:
+        invocation = mlflow.decode_csv(raw_text(req, max_body))
+    req.environ["winserve.rows"] = invocation.request.n_rows
     info = service.info()  # one snapshot of the model's description for this request
     if invocation.predict_method == "predict_proba" and not info.has_proba:
         raise mlflow.InvalidParameter("this model has no predict_proba")
     prediction = service.predict(invocation.request, info)
     if invocation.predict_method == "predict_proba":
-        response = jsonify(mlflow.encode(prediction.probabilities or []))
+        response = json_response(mlflow.encode(prediction.probabilities or []))
     else:
-        response = jsonify(mlflow.encode(prediction.predictions))
+        response = json_response(mlflow.encode(prediction.predictions))
     response.headers["X-Model-Version"] = str(slot.version)
     return response
 

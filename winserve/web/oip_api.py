@@ -10,6 +10,7 @@ from winserve.protocols import oip
 from winserve.registry import Slot
 from winserve.web import slots
 from winserve.web.bodies import parse_json, raw_bytes
+from winserve.web.responses import json_response
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
 BINARY_HEADER = "Inference-Header-Content-Length"
@@ -111,12 +112,13 @@ def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> ResponseReturnValue:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     slot = _slot(name, version)
     info = slot.info()
-    body, binary = _read(request)
+    body, binary = _read(req)
     decoded = oip.decode(body, info, binary)
-    request.environ["winserve.rows"] = decoded.request.n_rows
+    req.environ["winserve.rows"] = decoded.request.n_rows
     prediction = slot.service.predict(decoded.request, info)
-    response = jsonify(oip.encode(prediction, decoded, info, version))
+    response = json_response(oip.encode(prediction, decoded, info, version))
     response.headers["X-Model-Version"] = str(slot.version)
     return response
