@@ -14,7 +14,9 @@ model's own reason.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -27,6 +29,7 @@ MAX_PROBLEMS_SHOWN = 5
 MAX_VALUE_SHOWN = 40
 MISSING = math.nan  # what a missing value is on its way to the model, whatever the column
 NUMBER_TYPES = frozenset({int, float})
+FIRST = operator.itemgetter(0)
 BOOL_CELLS = {
     "True": 1.0,
     "TRUE": 1.0,
@@ -254,6 +257,10 @@ def _by_name_or_position(request: PredictRequest, info: ModelInfo) -> dict[str, 
     (a NumPy array, a list of texts) takes them in the order given, as it would in a
     notebook; a model with names gets them by name."""
     columns = request.columns or {}
+    if list(columns) == info.feature_names or (  # the usual body: the model's columns
+        len(columns) == info.n_features and columns.keys() == set(info.feature_names)
+    ):
+        return columns
     if (
         not info.feature_names_known
         and len(columns) == info.n_features
@@ -348,7 +355,11 @@ def _numbers_only(values: list[list[Any]], *, transpose: bool) -> Any:
     name the row and the column. Single rows and 10,000-row bodies alike skip that path."""
     import numpy as np
 
-    if not {type(v) for part in values for v in part} <= NUMBER_TYPES:
+    if transpose and set(map(len, values)) == {1}:  # one row's columns: that row as it is
+        values, transpose = [list(map(FIRST, values))], False
+    # map/chain: the loops run in C (a Python loop over a row's values costs more than all
+    # the rest here; issue 14)
+    if not set(map(type, itertools.chain.from_iterable(values))) <= NUMBER_TYPES:
         return None
     try:
         matrix = np.array(values, dtype=np.float64)
