@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import joblib
@@ -41,6 +42,24 @@ def test_forest_description_and_predictions_match_in_process(iris_forest: Path) 
     assert result["ok"]
     assert result["predictions"] == model.predict(x).tolist()
     assert np.allclose(result["probabilities"], model.predict_proba(x))
+
+
+def test_the_feature_names_warning_is_filtered_once_not_on_every_call(iris_forest: Path) -> None:
+    """An array-fed model makes scikit-learn warn about feature names on each call: ignored by
+    one filter put in at load, not by a filter change per call (issue 14), and only that one."""
+    host, record = _load(ModelSpec(str(iris_forest)))
+    assert record["info"]["extra"]["numeric_rows_as"] == "array"
+    rows = {"matrix": iris_frame()[0].to_numpy()[:1]}
+    assert host.predict(rows, True)["ok"]  # pytest turns warnings into errors: none came
+    filters, listed = list(warnings.filters), warnings.filters
+    for _ in range(3):
+        assert host.predict(rows, True)["ok"]
+    assert warnings.filters is listed and warnings.filters == filters
+    with warnings.catch_warnings():  # a new filter list, as pytest makes for each test
+        warnings.simplefilter("error")
+        assert host.predict(rows, True)["ok"]
+        with pytest.raises(UserWarning, match="something else"):
+            warnings.warn("something else", UserWarning, stacklevel=1)
 
 
 def test_pipeline_with_string_columns(text_pipeline: Path) -> None:

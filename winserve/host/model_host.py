@@ -81,6 +81,7 @@ class ModelHost:
         self._score_method = ""
         self._description: dict[str, Any] = {}
         self._info: dict[str, Any] = {}
+        self._quiet_in: object = None  # the filter list quiet_feature_names() went into
 
     def pid(self) -> int:
         return os.getpid()
@@ -132,6 +133,8 @@ class ModelHost:
         self._arrays_ok = False
         if self._names_known and all(f["kind"] == "number" for f in self._features):
             self._arrays_ok = self._same_on_arrays()
+        if self._arrays_ok:  # checked equivalent: the warning is moot, for every call
+            self._quiet_in = quiet_feature_names()
 
     def _same_on_arrays(self) -> bool:
         """Whether the model answers a plain array exactly as it answers a DataFrame."""
@@ -232,14 +235,13 @@ class ModelHost:
             frame = build_input(
                 payload, self._features, self._names_known, self._arrays_ok, self._text_input
             )
-            with warnings.catch_warnings():
-                if self._arrays_ok:  # checked equivalent at load time; the warning is moot
-                    warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
-                predictions = describe.plain(self._model.predict(frame))
-                probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
-                scored = None
-                if scores and self._score_method:
-                    scored = describe.plain(getattr(self._model, self._score_method)(frame))
+            if self._arrays_ok and warnings.filters is not self._quiet_in:
+                self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
+            predictions = describe.plain(self._model.predict(frame))
+            probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
+            scored = None
+            if scores and self._score_method:
+                scored = describe.plain(getattr(self._model, self._score_method)(frame))
         except Exception as exc:
             return error_record(exc)
         return {
@@ -248,6 +250,22 @@ class ModelHost:
             "probabilities": probabilities,
             "scores": scored,
         }
+
+
+def quiet_feature_names() -> object:
+    """Ignore scikit-learn's "X does not have valid feature names" warning in this process,
+    and return the filter list it went into.
+
+    A model answering a plain array exactly as a DataFrame (checked at load) gets arrays, and
+    scikit-learn warns on every call that they have no column names. The filter goes in once,
+    at load, not per call: ``warnings.catch_warnings()`` around each predict copied the filter
+    list, added the filter and put the list back, ~3.5 µs a call (issue 14). The caller keeps
+    the list returned and installs again when ``warnings.filters`` is another list: a
+    ``catch_warnings()`` that ends (pytest's around each test, when the host runs in the web
+    process; the load's own probes) puts back the list it had copied.
+    """
+    warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
+    return warnings.filters
 
 
 def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
