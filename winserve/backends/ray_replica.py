@@ -117,7 +117,8 @@ class ModelReplica:
     def check_health(self) -> None:
         """Serve's health check: only a replica that can no longer get a host is unhealthy
         (Serve then replaces it); a host being reloaded is this replica's business."""
-        if not self._keeper.is_alive() and not self._stopping.is_set():
+        first_load_failed = self._settled.is_set() and self._info is None  # describe says why
+        if not self._keeper.is_alive() and not self._stopping.is_set() and not first_load_failed:
             raise RuntimeError(self._error or "the model host keeper stopped")
 
     def __del__(self) -> None:
