@@ -155,6 +155,42 @@ def test_errors_come_back_as_records(tmp_path: Path) -> None:
     assert "this factory always fails" in failed["error"]["message"]
 
 
+@pytest.mark.parametrize("form", ["matrix", "columns"])
+def test_the_rows_a_batch_fails_on_are_found_in_the_same_call(form: str) -> None:
+    """One way of isolating bad rows (issue 14): the host halves the failing parts, answers
+    the good rows and gives each bad row the error it gets alone."""
+    host, _ = _load(ModelSpec(factory="tests.models:chaos"))
+    a = [20.0 + i for i in range(20)]  # clear of the values that hang, crash or segfault
+    a[5], a[17] = -1.0, 13.0  # rejected input; a bug of the model
+    b = [1.0] * 20
+    payload = {
+        "matrix": {"matrix": np.array([a, b]).T},
+        "columns": {"columns": {"a": a, "b": b}},
+    }[form]
+    record = host.predict(payload, False)
+    assert not record["ok"] and record["error"]["message"] == "a must not be -1"  # the call's
+    isolated = record["isolated"]
+    assert isolated["predictions"] == [None if i in (5, 17) else 21.0 + i for i in range(20)]
+    errors = dict(isolated["errors"])
+    assert sorted(errors) == [5, 17]
+    alone_bad = host.predict({"matrix": np.array([[-1.0, 1.0]])}, False)["error"]
+    alone_bug = host.predict({"matrix": np.array([[13.0, 1.0]])}, False)["error"]
+    assert {k: errors[5][k] for k in ("type", "message", "input_error")} == {
+        k: alone_bad[k] for k in ("type", "message", "input_error")
+    }
+    assert errors[5]["traceback"] == ""  # an input error's is never logged: not carried
+    assert errors[17]["message"] == alone_bug["message"] == "unlucky number"
+    assert not errors[17]["input_error"] and "Traceback" in errors[17]["traceback"]
+
+    one = host.predict({"matrix": np.array([[-1.0, 1.0]])}, False)
+    assert not one["ok"] and "isolated" not in one  # one row: its error is the row's
+
+    plain, _ = _load(ModelSpec(factory="tests.models:plain"))  # rows as they are sent
+    mixed = plain.predict({"rows": [[1, 2], ["x", 1], [3, 4]]}, False)
+    assert mixed["isolated"]["predictions"] == [3.0, None, 7.0]
+    assert [row for row, _ in mixed["isolated"]["errors"]] == [1]
+
+
 def test_answers_that_are_not_numbers_are_null_not_invalid_json() -> None:
     from winserve.host.describe import plain
 

@@ -96,6 +96,25 @@ def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
     assert "<td>5</td>" in page and "<td>1502</td>" in page  # line numbers, header is line 1
 
 
+def test_each_rejected_line_gets_its_own_reason_from_one_isolating_call() -> None:
+    """The model host finds the failing rows of a chunk (issue 14): a rejected input and a
+    bug of the model in the same chunk each keep their own message, as each line alone gets."""
+    client = _client()
+    lines = ["a,b"] + [f"{v},1" for v in (1, -1, 2, 13, 3)]
+    status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
+    assert status["state"] == "done" and status["scored_rows"] == 3
+    assert status["problem_count"] == 2
+    scored = _scored(client, status)
+    assert [r["prediction"] for r in scored] == ["2.0", "", "3.0", "", "4.0"]
+    assert [r["error"] for r in scored] == [
+        "",
+        "the model rejected the input: ValueError: a must not be -1",
+        "",
+        "the model failed: RuntimeError: unlucky number",
+        "",
+    ]
+
+
 def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
     client = _client()
     status = _finished(client, _submit(client, "x,y\n1,2\n"))

@@ -18,9 +18,16 @@ import pytest
 
 from tests.conftest import iris_frame
 from tests.helpers import model_hosts, wait_until
+from winserve.backends.base import row_errors
 from winserve.backends.pool import PoolBackend
 from winserve.backends.proxy import spawn_context
-from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
+from winserve.errors import (
+    ModelError,
+    ModelInputError,
+    ModelLoadError,
+    ModelTimeout,
+    ModelUnavailable,
+)
 from winserve.model_info import ModelSpec
 
 pytestmark = pytest.mark.spawn
@@ -118,6 +125,58 @@ def test_one_bad_request_in_a_batch_fails_alone(pool_factory: Any) -> None:
     results = _concurrently(pool, [-1.0 if i == 3 else float(i) for i in range(8)])
     assert isinstance(results[3], ModelInputError)
     assert {i: v for i, v in results.items() if i != 3} == {i: i + 1.0 for i in range(8) if i != 3}
+    # the very error the bad request gets alone, found without another call per request: the
+    # host isolates the failing rows in the batch's own call (issue 14)
+    with pytest.raises(ModelInputError) as alone:
+        pool.predict(_row(-1.0))
+    assert results[3].message == alone.value.message
+    calls = next(s.value for s in pool.batch_rows.collect()[0].samples if s.name.endswith("_count"))
+    assert calls <= 8 + 1, f"{calls} model calls for 8 requests (and 1 alone)"
+
+
+def test_a_request_with_a_bad_row_gets_its_error_and_every_rows_answer(pool_factory: Any) -> None:
+    """Alone or in a batch, a request with a rejected row fails with the error it always got;
+    the answers of its other rows (and which row failed why) come with it, for CSV scoring."""
+    pool = pool_factory(ModelSpec(factory="tests.models:chaos"), max_batch_wait_ms=200)
+    rows = {"matrix": np.array([[1.0, 1.0], [-1.0, 1.0], [13.0, 1.0], [4.0, 1.0]])}
+    with pytest.raises(ModelInputError) as alone:
+        pool.predict(rows)
+    assert alone.value.message == "the model rejected the input: ValueError: a must not be -1"
+    isolated = row_errors(alone.value)
+    assert isolated is not None
+    assert isolated.prediction.predictions == [2.0, None, None, 5.0]
+    assert {row: e.message for row, e in isolated.errors.items()} == {
+        1: "the model rejected the input: ValueError: a must not be -1",
+        2: "the model failed: RuntimeError: unlucky number",
+    }
+    assert isinstance(isolated.errors[2], ModelError)
+
+    results: dict[str, Any] = {}
+
+    def call(name: str, payload: dict[str, Any]) -> None:
+        try:
+            results[name] = pool.predict(payload).predictions
+        except Exception as exc:
+            results[name] = exc
+
+    threads = [
+        threading.Thread(target=call, args=("good", _row(2.0))),
+        threading.Thread(
+            target=call, args=("bug", {"matrix": np.array([[3.0, 1.0], [13.0, 1.0]])})
+        ),
+        threading.Thread(target=call, args=("also good", {"matrix": np.array([[5.0, 1.0]] * 3)})),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results["good"] == [3.0] and results["also good"] == [6.0, 6.0, 6.0]
+    bug = results["bug"]
+    assert (
+        isinstance(bug, ModelError)
+        and bug.message == "the model failed: RuntimeError: unlucky number"
+    )
+    assert row_errors(bug) is not None and row_errors(bug).prediction.predictions == [4.0, None]
 
 
 def test_a_hung_model_gets_504_and_a_fresh_replica(pool_factory: Any) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from winserve.backends.base import row_errors
 from winserve.errors import (
     BadRequest,
     ModelError,
@@ -462,13 +463,13 @@ class JobManager:
         info: ModelInfo,
         job: Job,
         lines: list[int],
-        prepared: Prepared | None = None,
+        prepared: Prepared,
     ) -> list[tuple[int, list[str]]]:
-        """Predict valid rows; when the model rejects a chunk, halve it to find the bad rows.
-        ``prepared``: these rows, validated already (the chunk's good rows on the first try)."""
-        if prepared is None:
-            prepared = self._service.check(_request(rows, info), max_rows=len(rows))
+        """Predict the valid rows (``prepared``, validated already); when the model rejects
+        some, the model host finds which in the same call and answers the others
+        (``row_errors``), so each rejected line gets its own reason."""
         waited_until = time.monotonic() + UNAVAILABLE_WAIT
+        failed: dict[int, WinserveError] = {}
         while True:
             try:
                 prediction = self._service.predict_prepared(prepared, bool(info.has_proba))
@@ -482,15 +483,19 @@ class JobManager:
                     job.problem(line, exc.message)
                 return [(i, self._error_cells(info, exc.message)) for i in range(len(rows))]
             except (BadRequest, ModelError) as exc:
-                if len(rows) == 1:
-                    job.problem(lines[0], exc.message)
-                    return [(0, self._error_cells(info, exc.message))]
-                half = len(rows) // 2
-                first = self._call(rows[:half], info, job, lines[:half])
-                second = self._call(rows[half:], info, job, lines[half:])
-                return first + [(half + i, cells) for i, cells in second]
+                isolated = row_errors(exc)
+                if isolated is None:  # one row, or the call failed as a whole: every row's
+                    for line in lines:
+                        job.problem(line, exc.message)
+                    return [(i, self._error_cells(info, exc.message)) for i in range(len(rows))]
+                prediction, failed = isolated.prediction, isolated.errors
+                break
         cells = []
         for index, value in enumerate(prediction.predictions):
+            if index in failed:
+                job.problem(lines[index], failed[index].message)
+                cells.append((index, self._error_cells(info, failed[index].message)))
+                continue
             probabilities = (
                 [job.dialect.write_value(p) for p in prediction.probabilities[index]]
                 if info.has_proba and prediction.probabilities

@@ -7,7 +7,7 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from winserve.errors import ModelError, ModelInputError
+from winserve.errors import ModelError, ModelInputError, WinserveError
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.payload import Payload
@@ -86,14 +86,50 @@ class Backend(abc.ABC):
 
 
 def prediction_from(record: dict[str, Any], log: Any = None) -> Prediction:
-    """Turn a model-host answer record into a ``Prediction`` or the error it stands for."""
+    """Turn a model-host answer record into a ``Prediction`` or the error it stands for. A
+    call that failed on some rows only (the host isolated them, ``ModelHost.predict``) raises
+    the call's error with every row's answer attached: ``row_errors`` reads it."""
     if record.get("ok"):
         return Prediction(record["predictions"], record.get("probabilities"), record.get("scores"))
-    error = record["error"]
+    error = error_from(record["error"], log)
+    isolated = record.get("isolated")
+    if isolated is not None:
+        answers = RowErrors(
+            Prediction(
+                isolated["predictions"], isolated.get("probabilities"), isolated.get("scores")
+            ),
+            {row: error_from(failed) for row, failed in isolated["errors"]},
+        )
+        setattr(error, ROW_ERRORS, answers)  # WinserveError (errors.py) declares no such field
+    raise error
+
+
+def error_from(error: dict[str, Any], log: Any = None) -> WinserveError:
+    """The error a model-host error record stands for (400 for the input, else 500)."""
     lines = str(error["message"]).strip().splitlines()
     summary = f"{error['type']}: {lines[0] if lines else ''}"
     if error.get("input_error"):
-        raise ModelInputError(f"the model rejected the input: {summary}")
+        return ModelInputError(f"the model rejected the input: {summary}")
     if log is not None and error.get("traceback"):
         log.error("model raised %s\n%s", error["type"], error["traceback"])
-    raise ModelError(f"the model failed: {summary}")
+    return ModelError(f"the model failed: {summary}")
+
+
+ROW_ERRORS = "row_errors"
+
+
+@dataclass(frozen=True)
+class RowErrors:
+    """What a model call that failed on some rows answered for each of them: the prediction
+    of every row (``None`` where it failed) and each failed row's own error, by row, as that
+    row alone gets it. CSV scoring writes both; the pool answers each request from its rows."""
+
+    prediction: Prediction
+    errors: dict[int, WinserveError]
+
+
+def row_errors(error: BaseException) -> RowErrors | None:
+    """The rows' answers attached to ``error`` by ``prediction_from``, if the host isolated
+    the failing rows (a one-row call has none: its error is its row's)."""
+    found = getattr(error, ROW_ERRORS, None)
+    return found if isinstance(found, RowErrors) else None

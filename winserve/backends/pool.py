@@ -14,8 +14,9 @@
                                     call ran past timeout → kill, respawn (504 to its callers)
                                     process died → respawn with backoff; jobs of a crashed
                                       batch are retried once, each alone (503 if it crashes again)
-                                    model raised on a batch → retry its jobs one by one, so
-                                      only the bad request gets the error
+                                    model raised on a batch → the host found the failing
+                                      rows in the same call: only a request with a bad row
+                                      gets an error (its row's), the others their answers
 
 Every wait is bounded: a caller waits at most ``timeout`` (+ a small grace) from the moment it
 queued; a dispatcher's call at most ``timeout`` from the moment it is made; a load at most
@@ -518,24 +519,10 @@ class PoolBackend(Backend):
                 job.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
             replica.last_error = f"unexpected reply failure ({type(exc).__name__})"
             return "dead"
-        if record.get("ok"):
-            self._deliver(jobs, record)
-            return "ok"
-        if len(jobs) == 1:
-            try:
-                prediction_from(record, log)
-            except WinserveError as error:
-                jobs[0].resolve(error=error)
-            return "ok"
-        # One request in the batch may be the bad one: retry each alone.
-        for position, job in enumerate(jobs):
-            if job.done.is_set() or job.deadline <= time.monotonic():
-                job.resolve(error=job.timed_out())  # too late for another call
-                continue
-            outcome = self._run(replica, [job])
-            if outcome != "ok":
-                self._requeue(jobs[position + 1 :])
-                return outcome
+        # An answer, or an error: for the rows the model rejected, the host found which in the
+        # same call and answered the others (ModelHost.predict), so a bad request in a batch
+        # fails alone without another call
+        self._deliver(jobs, record)
         return "ok"
 
     def _after_crash(self, jobs: list[Job], exc: BaseException) -> None:
@@ -556,21 +543,46 @@ class PoolBackend(Backend):
 
     @staticmethod
     def _deliver(jobs: list[Job], record: dict[str, Any]) -> None:
-        """Split one model call's answer back into each job's rows."""
-        predictions = record["predictions"]
-        probabilities = record.get("probabilities")
-        scores = record.get("scores")
+        """Split one model call's answer back into each job's rows. After an error, a job
+        with a row the host isolated as failing gets that row's error (a job alone in the
+        call gets the call's, as it always has), with the answers of its rows attached for CSV
+        scoring (``row_errors``); the other jobs get their predictions."""
+        answered = record if record.get("ok") else record.get("isolated")
+        if answered is None:  # one row, or an error not about rows (no model loaded)
+            for job in jobs:
+                job.resolve(error=_error_of(record))
+            return
+        predictions = answered["predictions"]
+        probabilities = answered.get("probabilities")
+        scores = answered.get("scores")
+        failed: dict[int, dict[str, Any]] = dict(answered.get("errors", ()))
         start = 0
         for job in jobs:
             end = start + job.rows
-            job.resolve(
-                Prediction(
-                    predictions[start:end],
-                    None if probabilities is None or not job.proba else probabilities[start:end],
-                    None if scores is None or not job.scores else scores[start:end],
-                )
-            )
+            mine = {
+                "predictions": predictions[start:end],
+                "probabilities": (
+                    None if probabilities is None or not job.proba else probabilities[start:end]
+                ),
+                "scores": None if scores is None or not job.scores else scores[start:end],
+            }
+            bad = [row for row in range(start, end) if row in failed] if failed else []
+            if not bad:
+                job.resolve(Prediction(mine["predictions"], mine["probabilities"], mine["scores"]))
+            else:
+                mine["errors"] = [(row - start, failed[row]) for row in bad]
+                error = record["error"] if len(jobs) == 1 else failed[bad[0]]
+                job.resolve(error=_error_of({"ok": False, "error": error, "isolated": mine}))
             start = end
+
+
+def _error_of(record: dict[str, Any]) -> WinserveError:
+    """The error a failed host record stands for (logged once, with the model's traceback)."""
+    try:
+        prediction_from(record, log)
+    except WinserveError as error:
+        return error
+    raise AssertionError("a failed record made a prediction")  # pragma: no cover
 
 
 def _not_the_loaded_file(path: Path | None, loaded_sha256: str) -> str:

@@ -7,7 +7,12 @@ has to be unpickled (or even importable) in the web process::
     predict(payload, proba, scores)
                             -> {"ok": True, "predictions": [...], "probabilities": [...]|None,
                                 "scores": [...]|None}
-                             | {"ok": False, "error": {"type", "message", "input_error", ...}}
+                             | {"ok": False, "error": {"type", "message", "input_error", ...},
+                                "isolated": {"predictions", "probabilities", "scores",
+                                             "errors": [(row, error), ...]}}
+
+A call that fails on several rows says which rows failed, each with its own error, and answers
+the others (``isolated``; absent when one row, or nothing but the call as a whole, failed).
 
 At load, after the sample prediction, the host asks the model once per input column whether
 it takes a missing value there (a NaN in the sample row): the page marks the columns that
@@ -22,13 +27,14 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
-from winserve.host.inputs import build_input
+from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
 from winserve.model_info import SAMPLE_FAILED as SAMPLE_FAILED_PREFIX
 from winserve.model_info import ModelSpec
 
@@ -40,6 +46,7 @@ SAMPLE_FAILED = "SampleFailed"  # the error type of a load whose sample predicti
 MAX_MESSAGE = 2000
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
+ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see _isolate)
 
 
 def failure(
@@ -229,27 +236,114 @@ class ModelHost:
         return False, f"{error['type']}: {error['message'].splitlines()[0]}"
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> dict[str, Any]:
+        """The model's answer for the rows; when it raises on several rows, the rows that fail
+        are found in this same call (``_isolate``) and the others answered."""
         if self._model is None:
             return failure("NotLoaded", "no model loaded")
         try:
-            frame = build_input(
-                payload, self._features, self._names_known, self._arrays_ok, self._text_input
-            )
-            if self._arrays_ok and warnings.filters is not self._quiet_in:
-                self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
-            predictions = describe.plain(self._model.predict(frame))
-            probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
-            scored = None
-            if scores and self._score_method:
-                scored = describe.plain(getattr(self._model, self._score_method)(frame))
+            return self._answer(payload, proba, scores)
         except Exception as exc:
-            return error_record(exc)
+            failed = error_record(exc)
+        count, part = _parts(payload)
+        if count < 2:
+            return failed
+        isolated = self._isolate(count, part, proba, scores, failed["error"])
+        if not isolated["errors"]:  # every part answered: no row is the problem
+            del isolated["errors"]
+            return {"ok": True, **isolated}
+        failed["isolated"] = isolated
+        return failed
+
+    def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> dict[str, Any]:
+        frame = build_input(
+            payload, self._features, self._names_known, self._arrays_ok, self._text_input
+        )
+        if self._arrays_ok and warnings.filters is not self._quiet_in:
+            self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
+        predictions = describe.plain(self._model.predict(frame))
+        probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
+        scored = None
+        if scores and self._score_method:
+            scored = describe.plain(getattr(self._model, self._score_method)(frame))
         return {
             "ok": True,
             "predictions": predictions,
             "probabilities": probabilities,
             "scores": scored,
         }
+
+    def _isolate(
+        self,
+        count: int,
+        part: Callable[[int, int], dict[str, Any]],
+        proba: bool,
+        scores: bool,
+        error: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Which of ``count`` rows the model fails on, by halving the parts that fail, and
+        the answers of all the others: every row's prediction (``None`` where it failed) and
+        ``errors``, (row, error) for each failed row, as that row alone gets it.
+
+        The one way winserve isolates bad rows (issue 14): the pool answers each request of
+        a batch from it, CSV scoring each line. k bad rows among n cost about 2k·log2(n/k)
+        calls; once ``ISOLATE_SECONDS`` are spent, the rows of a part still failing get that
+        part's error, so a batch of many bad rows cannot keep the host past its deadline."""
+        predictions: list[Any] = [None] * count
+        probabilities: list[Any] | None = [None] * count if proba else None
+        scored: list[Any] | None = [None] * count if scores and self._score_method else None
+        errors: list[tuple[int, dict[str, Any]]] = []
+        end = time.perf_counter() + ISOLATE_SECONDS
+        failing = [(0, count, error)]  # parts known to fail, with the error they raised
+        while failing:
+            lo, hi, error = failing.pop()
+            if hi - lo == 1 or time.perf_counter() > end:
+                errors.extend((row, _row_error(error)) for row in range(lo, hi))
+                continue
+            middle = (lo + hi) // 2
+            for start, stop in ((middle, hi), (lo, middle)):  # the first half is halved first
+                try:
+                    answer = self._answer(part(start, stop), proba, scores)
+                except Exception as exc:
+                    failing.append((start, stop, error_record(exc)["error"]))
+                    continue
+                predictions[start:stop] = answer["predictions"]
+                if probabilities is not None:
+                    probabilities[start:stop] = answer["probabilities"]
+                if scored is not None:
+                    scored[start:stop] = answer["scores"]
+        return {
+            "predictions": predictions,
+            "probabilities": probabilities,
+            "scores": scored,
+            "errors": sorted(errors, key=lambda item: item[0]),
+        }
+
+
+def _row_error(error: dict[str, Any]) -> dict[str, Any]:
+    """A failed row's error; an input error's traceback is dropped (it is never logged, and a
+    batch of bad rows would carry one per row back to the web process)."""
+    return {**error, "traceback": ""} if error.get("input_error") else error
+
+
+def _parts(payload: dict[str, Any]) -> tuple[int, Callable[[int, int], dict[str, Any]]]:
+    """How many rows ``payload`` holds, and a payload of rows ``lo:hi`` of it, as the web
+    process would have sent those rows alone (``build_input`` makes each part's frame, so a
+    part's column types are those of its own rows)."""
+    if MATRIX_BYTES in payload:
+        import numpy as np
+
+        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
+        payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
+    if "matrix" in payload:
+        matrix = payload["matrix"]
+        # a copy: the model may write into its input, and another part shares these rows
+        return len(matrix), lambda lo, hi: {"matrix": matrix[lo:hi].copy()}
+    if "columns" in payload:
+        columns = payload["columns"]
+        count = len(next(iter(columns.values()), []))
+        return count, lambda lo, hi: {"columns": {k: v[lo:hi] for k, v in columns.items()}}
+    rows = payload.get("rows", [])
+    return len(rows), lambda lo, hi: {"rows": rows[lo:hi]}
 
 
 def quiet_feature_names() -> object:
