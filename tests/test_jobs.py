@@ -297,6 +297,56 @@ def test_a_wide_file_is_read_in_chunks_bounded_by_bytes_and_scored_whole() -> No
     assert scored[8] == "r7,2007,1" + tail + ",2008.0,"
 
 
+def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 14: no first pass counting the rows; the page's percentage is the share of the
+    file's bytes read, and the row count is known once the file is read to its end."""
+    client = _client()
+    manager = client.application.extensions["winserve.jobs"]
+    monkeypatch.setattr(manager, "_chunk", 100)  # rows per chunk: many steps of progress
+    opened: list[str] = []
+    real_open = Dialect.open
+
+    def counting_open(self: Dialect, path: Any) -> Any:
+        opened.append(path.name)
+        return real_open(self, path)
+
+    monkeypatch.setattr(Dialect, "open", counting_open)
+    seen: list[tuple[int, int]] = []
+    real_chunk = manager._score_chunk
+
+    def watched(chunk: Any, header: Any, positions: Any, info: Any, job: Any) -> Any:
+        seen.append((job.percent, job.total_rows))
+        return real_chunk(chunk, header, positions, info, job)
+
+    monkeypatch.setattr(manager, "_score_chunk", watched)
+    lines = ["a,b"] + [f"{2000 + i},1" for i in range(5000)]  # 40 KB, clear of 11, 13 …
+    status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
+    assert status["state"] == "done" and status["percent"] == 100
+    assert status["total_rows"] == status["done_rows"] == status["scored_rows"] == 5000
+    assert opened == ["input.csv"]  # read once (a comma-separated file is sniffed from line 1)
+    percents = [percent for percent, _ in seen]
+    assert len(seen) == 50 and percents == sorted(percents), percents
+    assert percents[0] == 0 and 0 < percents[-1] < 100 and len(set(percents)) >= 4, percents
+    assert {total for _, total in seen} == {0}  # not counted before it is scored
+
+
+def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found out while reading (chunks of 100 here): the message still says how many rows."""
+    client = _client(max_csv_rows=200)
+    monkeypatch.setattr(client.application.extensions["winserve.jobs"], "_chunk", 100)
+    lines = ["a,b"] + [f"{2000 + i},1" for i in range(250)] + ["", "1,1"]
+    status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
+    assert status["state"] == "failed"
+    assert (
+        status["error"]
+        == "the file has 251 rows, more than the 200 allowed (setting: max_csv_rows)"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

@@ -85,8 +85,10 @@ class Job:
     filename: str
     directory: Path
     state: State = "queued"
-    total_rows: int = 0
+    total_rows: int = 0  # known once the file is read to its end (0 until then)
     done_rows: int = 0
+    size: int = 0  # bytes of the upload
+    read_bytes: int = 0  # how far into it the scoring has read
     scored_rows: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
     problem_count: int = 0
@@ -112,9 +114,11 @@ class Job:
 
     @property
     def percent(self) -> int:
+        """By bytes read: the file is read once, so its rows are not counted before it is
+        scored (issue 14)."""
         if self.state == "done":
             return 100
-        return int(100 * self.done_rows / self.total_rows) if self.total_rows else 0
+        return min(99, int(100 * self.read_bytes / self.size)) if self.size else 0
 
     def problem(self, line: int, reason: str) -> None:
         self.problem_count += 1
@@ -367,21 +371,15 @@ class JobManager:
         info = self._service.info()
         numbers = [f.name for f in info.features if f.kind == "number"]
         job.dialect = dialect = sniff(job.source, info.feature_names, numbers)
-        with dialect.open(job.source) as file:
-            job.total_rows = max(0, sum(not _blank(row) for row in dialect.reader(file)) - 1)
-        if job.total_rows == 0:
-            raise BadRequest("the file has no rows under its first line")
-        if job.total_rows > self._max_rows:
-            raise BadRequest(
-                f"the file has {job.total_rows} rows, more than the {self._max_rows} allowed "
-                "(setting: max_csv_rows)"
-            )
+        job.size = job.source.stat().st_size
         with (
             dialect.open(job.source) as source,
             job.result.open("w", newline="", encoding="utf-8-sig") as target,
         ):
             reader = dialect.reader(source)
-            header = next(reader)
+            header = next(reader, None)
+            if header is None:
+                raise BadRequest("the file has no rows under its first line")
             _unique_header(header)
             positions = _positions(header, info)
             classes = [str(c) for c in info.classes] if info.has_proba else []
@@ -391,6 +389,14 @@ class JobManager:
             for chunk in _chunks(reader, self._chunk, self._chunk_bytes):
                 if self._closing.is_set():
                     break
+                rows = sum(not _blank(row) for _, row in chunk)
+                if job.done_rows + rows > self._max_rows:
+                    # the rest is only counted, for the message: still one read of the file
+                    rows += sum(not _blank(row) for row in reader)
+                    raise BadRequest(
+                        f"the file has {job.done_rows + rows} rows, more than the "
+                        f"{self._max_rows} allowed (setting: max_csv_rows)"
+                    )
                 target.flush()
                 used = _size(self._root) if self._root is not None else 0
                 if used > self._max_bytes:
@@ -399,7 +405,11 @@ class JobManager:
                 for row, cells in self._score_chunk(chunk, header, positions, info, job):
                     # a row of the wrong length is padded or cut so that columns line up
                     writer.writerow([*row[:width], *[""] * (width - len(row)), *cells])
-                job.done_rows += sum(not _blank(row) for _, row in chunk)
+                job.done_rows += rows
+                job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
+        if job.done_rows == 0 and not self._closing.is_set():
+            raise BadRequest("the file has no rows under its first line")
+        job.total_rows = job.done_rows
 
     def _score_chunk(
         self,
