@@ -85,11 +85,23 @@ def ray_server(args: list[str], cwd: Path) -> Iterator[ServerProcess]:
     its replicas would hold the nodes' CPUs)."""
     with running_server(args, cwd=cwd, ready=False) as server:
         server.wait_ready(READY_SECONDS)
+        app = _health(server.url)["extra"]["ray"]["application"]
         try:
             yield server
         finally:
+            started = _replica_trees(app)  # the Serve replicas and their model hosts
             if server.proc.poll() is None:
                 server.stop(signal.SIGINT, timeout=30)
+            _, alive = psutil.wait_procs(started + _replica_trees(app), timeout=20)
+            assert not alive, f"left on the cluster: {[p.pid for p in alive]}"
+
+
+def _replica_trees(app: str) -> list[psutil.Process]:
+    trees = []
+    for replica in _replicas(app):
+        with contextlib.suppress(psutil.Error):
+            trees += [replica, *replica.children(recursive=True)]
+    return trees
 
 
 def _replicas(app: str) -> list[psutil.Process]:
@@ -282,5 +294,7 @@ def test_a_lost_worker_node_is_reported_and_the_head_keeps_serving(
         )
         assert health["status"] == "degraded"
         assert "Ray node lost" in health["reason"]
+        page = requests.get(f"{server.url}/", timeout=10).text
+        assert "Ready, with a problem: Ray node lost" in page
         answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
         assert answer.status_code == 200

@@ -169,13 +169,14 @@ def disconnect() -> None:
 
 
 def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40]
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in text)[:40]
 
 
 def app_name(stem: str, number: int) -> str:
-    """``winserve.<model>.<this machine>.<pid>.<n>``: unique per winserve process and model
-    version, and telling which machine's winserve made it (see ``_remove_stale_applications``)."""
-    return f"winserve.{_safe(stem)}.{_safe(socket.gethostname())}.{os.getpid()}.{number}"
+    """``winserve_<model>_<this machine>_<pid>_<n>``: unique per winserve process and model
+    version, and telling which machine's winserve made it (see ``_remove_stale_applications``).
+    No dots: Ray shortens an actor's process title to what follows the last dot."""
+    return f"winserve_{_safe(stem)}_{_safe(socket.gethostname())}_{os.getpid()}_{number}"
 
 
 def _remove_stale_applications() -> None:
@@ -189,7 +190,7 @@ def _remove_stale_applications() -> None:
     except Exception:
         return
     for name in names:
-        parts = name.split(".")
+        parts = name.split("_")
         if len(parts) != 5 or parts[0] != "winserve" or parts[2] != here:
             continue
         pid = int(parts[3]) if parts[3].isdigit() else 0

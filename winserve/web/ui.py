@@ -64,6 +64,8 @@ def page_state(health: Health) -> PageState:
         return PageState("ready", "Ready.")
     if health.status == "degraded":
         down = sum(r.state != "ready" for r in health.replicas)
+        if not down and shown:  # the replicas answer, the cluster under them has a problem
+            return PageState("degraded", f"Ready, with a problem: {shown}.")
         return PageState(
             "degraded", f"Ready. {down} of {len(health.replicas)} model copies are restarting."
         )
