@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import pickle
 import select
 import threading
 import time
@@ -73,7 +74,10 @@ class HostProxy(BaseProxy):
         deadline = time.monotonic() + timeout
         conn = self._connection(name, timeout)
         try:
-            conn.send((self._id, name, args, {}))
+            # plain pickle: the request is plain data, and ForkingPickler copies the copyreg
+            # table on every call (4.3 us against 0.9 for a prediction; issue 14); the host
+            # reads it as conn.send's bytes
+            conn.send_bytes(pickle.dumps((self._id, name, args, {}), pickle.DEFAULT_PROTOCOL))
             if not _answered(conn, max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"{name} did not answer within {timeout:g} s")
             kind, result = conn.recv()
