@@ -39,7 +39,7 @@ from winserve.backends import bundle as bundles
 from winserve.backends import ray_cluster
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, ReplicaState
 from winserve.backends.pool import PoolBackend
-from winserve.errors import ModelLoadError
+from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.payload import Payload
@@ -202,6 +202,7 @@ class RayBackend(Backend):
         self._close_lock = threading.Lock()
         self._status: dict[str, Any] = {}
         self._heard = 0.0
+        self._heard_wall = 0.0
         self._nodes_at_start: dict[str, str] = {}
         self._started = 0.0
         self._app_sent = False
@@ -334,7 +335,15 @@ class RayBackend(Backend):
         return self._pool.describe()
 
     def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
-        return self._pool.predict(payload, proba, scores)
+        try:
+            return self._pool.predict(payload, proba, scores)
+        except ModelUnavailable as exc:
+            problem = self.problem()  # the cluster's state says more than "restarting"
+            if problem and problem not in exc.message:
+                raise ModelUnavailable(
+                    f"{exc.message} ({problem})", retry_after=exc.retry_after
+                ) from None
+            raise
 
     def health(self) -> Health:
         health = self._pool.health()
@@ -354,10 +363,8 @@ class RayBackend(Backend):
         if self._deploy_error:
             return self._deploy_error
         if self._heard and time.monotonic() - self._heard > STALE_SECONDS:
-            return (
-                f"the Ray cluster at {self._options.address} has not answered for "
-                f"{time.monotonic() - self._heard:.0f} s"
-            )
+            since = time.strftime("%H:%M:%S", time.localtime(self._heard_wall))
+            return f"the Ray cluster at {self._options.address} has not answered since {since}"
         lost = self._status.get("lost_nodes") or []
         if lost:
             return "Ray node lost: " + "; ".join(lost)
@@ -368,7 +375,7 @@ class RayBackend(Backend):
         import ray
         from ray import serve
 
-        self._heard = time.monotonic()
+        self._heard, self._heard_wall = time.monotonic(), time.time()
         while not self._closing.wait(MONITOR_SECONDS):
             try:
                 status = serve.status().applications.get(self.app_name)
@@ -376,7 +383,7 @@ class RayBackend(Backend):
             except Exception as exc:  # the cluster is gone: problem() says for how long
                 log.debug("Ray status failed: %s", exc)
                 continue
-            self._heard = time.monotonic()
+            self._heard, self._heard_wall = time.monotonic(), time.time()
             snapshot: dict[str, Any] = {}
             if status is not None:
                 for deployment in status.deployments.values():

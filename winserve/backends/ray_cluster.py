@@ -117,6 +117,9 @@ def _session(connection: Connection) -> None:
     }
     if connection.started_ray:
         options["include_dashboard"] = False
+    # A driver that loses the cluster's GCS for 60 s is ended by Ray ("The program will
+    # terminate"); winserve's web process must outlive a lost cluster and say so on /health
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(7 * 24 * 3600))
     try:
         ray.init(**options)
     except Exception as exc:
