@@ -239,6 +239,25 @@ def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
         assert _pids(app) == replica_pid
 
 
+def test_workers_auto_lets_serve_add_replicas_under_load(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    args = [*_ray_args(two_nodes, "--workers", "auto", "--max-workers", "2")]
+    with ray_server([*args, "--factory", "tests.models:steady"], tmp_path) as server:
+        app = _health(server.url)["extra"]["ray"]["application"]
+        assert len(_replicas(app)) == 1  # autoscaling starts from one replica
+        stop = threading.Event()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(_load, server.url, stop, ROW) for _ in range(4)]
+            try:
+                wait_until(lambda: len(_replicas(app)) == 2, 60, 0.5)
+            finally:
+                stop.set()
+            statuses = {status for future in futures for status, _ in future.result(60)}
+        assert statuses <= {200, 503, 504}, statuses
+        assert "1 to 2 replicas (autoscaled) on the Ray cluster" in "\n".join(server.lines)
+
+
 def test_ctrl_c_leaves_the_cluster_as_it_was(two_nodes: TwoNodes, tmp_path: Path) -> None:
     before = _serve_processes()
     nodes_before = _alive_nodes(two_nodes)
