@@ -28,7 +28,7 @@ import requests
 
 from tests import zoo
 from tests.helpers import ROOT, ServerProcess, running_server, server_env, wait_until
-from tests.test_fidelity import Served
+from tests.test_fidelity import Served, same
 from tests.test_fidelity import (  # run here on Ray, with this module's `served`
     test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
 )
@@ -85,15 +85,27 @@ def ray_server(args: list[str], cwd: Path) -> Iterator[ServerProcess]:
     its replicas would hold the nodes' CPUs)."""
     with running_server(args, cwd=cwd, ready=False) as server:
         server.wait_ready(READY_SECONDS)
-        app = _health(server.url)["extra"]["ray"]["application"]
+        apps = _applications(_health(server.url))
         try:
             yield server
         finally:
-            started = _replica_trees(app)  # the Serve replicas and their model hosts
+            # the Serve replicas and their model hosts
+            started = [proc for app in apps for proc in _replica_trees(app)]
             if server.proc.poll() is None:
                 server.stop(signal.SIGINT, timeout=30)
-            _, alive = psutil.wait_procs(started + _replica_trees(app), timeout=20)
+            started += [proc for app in apps for proc in _replica_trees(app)]
+            _, alive = psutil.wait_procs(started, timeout=20)
             assert not alive, f"left on the cluster: {[p.pid for p in alive]}"
+
+
+def _applications(health: Any) -> list[str]:
+    """Every Serve application named in /health (one per model of a folder)."""
+    if isinstance(health, dict):
+        found = [health["application"]] if "application" in health else []
+        return found + [app for value in health.values() for app in _applications(value)]
+    if isinstance(health, list):
+        return [app for value in health for app in _applications(value)]
+    return []
 
 
 def _replica_trees(app: str) -> list[psutil.Process]:
@@ -114,13 +126,14 @@ def _replicas(app: str) -> list[psutil.Process]:
     return found
 
 
-def _serve_processes() -> list[str]:
-    names = []
+def _serve_processes() -> set[int]:
+    """Serve's controller and replicas (by pid: Ray retitles a process with each call it runs)."""
+    found = set()
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if cmdline.startswith("ray::Serve"):
-            names.append(cmdline)
-    return names
+            found.add(proc.pid)
+    return found
 
 
 def _health(url: str) -> dict[str, Any]:
@@ -256,6 +269,22 @@ def test_workers_auto_lets_serve_add_replicas_under_load(
             statuses = {status for future in futures for status, _ in future.result(60)}
         assert statuses <= {200, 503, 504}, statuses
         assert "1 to 2 replicas (autoscaled) on the Ray cluster" in "\n".join(server.lines)
+
+
+def test_a_folder_of_models_is_served_on_ray(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    cases = [zoo.BUILDERS[name]() for name in ("imputer_pipeline", "text_pipeline")]
+    for case in cases:
+        joblib.dump(case.model, folder / f"{case.name}.joblib")
+    args = [str(folder), *_ray_args(two_nodes, "--ray-cpus", "0"), "--no-watch"]
+    with ray_server(args, tmp_path) as server:
+        assert len(_applications(_health(server.url))) == 2  # one Serve application per model
+        for case in cases:
+            url = f"{server.url}/models/{case.name}/predict"
+            answer = requests.post(url, json=zoo.records(case), timeout=30)
+            assert answer.status_code == 200, answer.text
+            same(answer.json()["predictions"], zoo.expected(case)["predictions"], case.name)
 
 
 def test_ctrl_c_leaves_the_cluster_as_it_was(two_nodes: TwoNodes, tmp_path: Path) -> None:

@@ -80,14 +80,17 @@ class RayLane:
         self._response: Any = None
         self._stopped = False
         self._gone = ""
+        self._pid: int | None = None
 
     @property
     def pid(self) -> int | None:
-        return None
+        return self._pid  # the Serve replica that answered this lane's last description
 
     def health(self) -> ReplicaHealth:
         seconds = round(self.load_seconds, 3)
-        return ReplicaHealth(self.index, self.state, self.restarts, None, self.last_error, seconds)
+        return ReplicaHealth(
+            self.index, self.state, self.restarts, self._pid, self.last_error, seconds
+        )
 
     def start(self, load_timeout: float) -> dict[str, Any]:
         began = time.monotonic()
@@ -99,6 +102,7 @@ class RayLane:
         if not record["ok"]:
             raise ModelLoadError(record["error"]["message"])
         self._gone = ""
+        self._pid = record.get("pid")
         self.started_at = time.monotonic()
         self.load_seconds = self.started_at - began
         info: dict[str, Any] = record["info"]
@@ -143,7 +147,10 @@ class RayLane:
         return result
 
     def alive(self) -> bool:
-        return not self._stopped and self._backend.problem() == ""
+        # Only a failed deployment ends a lane from outside: a lost node or a silent cluster
+        # is reported on /health, and the lane's own calls find out whether replicas answer
+        # (a lost node without replicas on it must not stop serving)
+        return not self._stopped and not self._backend.deploy_error
 
     def exit_description(self) -> str:
         return self._gone or self._backend.problem() or "the Ray replica stopped answering"
@@ -196,7 +203,7 @@ class RayBackend(Backend):
         self.batch_rows = self._pool.batch_rows
         self.handle: Any = None
         self._deployed = threading.Event()
-        self._deploy_error = ""
+        self.deploy_error = ""
         self._connected = False
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -205,6 +212,7 @@ class RayBackend(Backend):
         self._heard_wall = 0.0
         self._nodes_at_start: dict[str, str] = {}
         self._started = 0.0
+        self._cluster = ""  # the GCS address joined (``auto`` says which cluster it found)
         self._app_sent = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -218,13 +226,13 @@ class RayBackend(Backend):
         try:
             self.handle = self._run_deployment()
         except ModelLoadError as exc:
-            self._deploy_error = str(exc)
+            self.deploy_error = str(exc)
         except Exception as exc:
-            self._deploy_error = f"cannot deploy the model on Ray: {self._why_not(exc)}"
+            self.deploy_error = f"cannot deploy the model on Ray: {self._why_not(exc)}"
         else:
             threading.Thread(target=self._monitor, name="winserve-ray-monitor", daemon=True).start()
-        if self._deploy_error:
-            log.error("%s", self._deploy_error)
+        if self.deploy_error:
+            log.error("%s", self.deploy_error)
         self._deployed.set()
 
     def _run_deployment(self) -> Any:
@@ -239,6 +247,7 @@ class RayBackend(Backend):
             self._options.address, min(ray_cluster.CONNECT_SECONDS, max(0.5, left))
         )
         self._connected = True
+        self._cluster = connection.joined
         if self._closing.is_set():
             raise ModelLoadError("stopped while connecting to Ray")
         spec = self._spec
@@ -273,13 +282,18 @@ class RayBackend(Backend):
                 "upscale_delay_s": 1.0,
                 "downscale_delay_s": 60.0,
             }
-        deployment = serve.deployment(name="model", **options)(ModelReplica)
-        application = deployment.bind(
-            ray.put(bundle) if bundle is not None else None, spec, self._load_timeout
-        )
+        # Through the object store (once, not inside Serve's stored config); a Ray Client
+        # (ray://) reference cannot be handed on to the replicas, so the bytes go as they are
+        via_store = bundle is not None and not connection.address.startswith("ray://")
+        carried = ray.put(bundle) if via_store else bundle
+
+        def build() -> Any:
+            deployment = serve.deployment(name="model", **options)(ModelReplica)
+            return deployment.bind(carried, spec, self._load_timeout)
+
         self._app_sent = True  # from here on, close() removes the application
         return ray_cluster.bounded(
-            lambda: serve.run(application, name=self.app_name, route_prefix=None),
+            lambda: ray_cluster.deploy(build, self.app_name),
             self._load_timeout + 30.0,
             "serve.run",
         )
@@ -302,8 +316,8 @@ class RayBackend(Backend):
         """The handle once the deployment runs (a lane's start waits here)."""
         if not self._deployed.wait(timeout):
             raise TimeoutError(f"the Ray deployment did not start within {timeout:g} s")
-        if self._deploy_error:
-            raise ModelLoadError(self._deploy_error)
+        if self.deploy_error:
+            raise ModelLoadError(self.deploy_error)
         return self.handle
 
     def wait_ready(self, timeout: float) -> ModelInfo:
@@ -354,14 +368,20 @@ class RayBackend(Backend):
             status = "degraded"
         if problem and problem not in reason:
             reason = f"{reason}; {problem}" if reason else problem
-        extra = {"ray": {"address": self._options.address, "application": self.app_name}}
+        extra = {
+            "ray": {
+                "address": self._options.address,
+                "cluster": self._cluster,
+                "application": self.app_name,
+            }
+        }
         extra["ray"].update(self._status)
         return Health(status, health.replicas, reason, queue_depth=health.queue_depth, extra=extra)
 
     def problem(self) -> str:
         """What is wrong with the cluster, as last seen; "" when nothing is."""
-        if self._deploy_error:
-            return self._deploy_error
+        if self.deploy_error:
+            return self.deploy_error
         if self._heard and time.monotonic() - self._heard > STALE_SECONDS:
             since = time.strftime("%H:%M:%S", time.localtime(self._heard_wall))
             return f"the Ray cluster at {self._options.address} has not answered since {since}"

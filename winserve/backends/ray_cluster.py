@@ -38,6 +38,7 @@ class Connection:
     started_ray: bool  # winserve started this Ray (address "local")
     started_serve: bool  # Serve was not running before winserve came
     users: int = 0
+    joined: str = ""  # the GCS address of the cluster joined
     error: str = ""
     thread: threading.Thread | None = None
     opened: threading.Event = field(default_factory=threading.Event)
@@ -97,7 +98,8 @@ def _open(address: str, timeout: float) -> Connection:
         connection.stop.set()
         raise ModelLoadError(
             f"no Ray cluster answered at {address} in time "
-            "(setting: ray_address; is `ray start` running there, and its port reachable?)"
+            f"(setting: ray_address; is `ray start` running there, and its port reachable?"
+            f"{_auth_hint()})"
         )
     if connection.error:
         raise ModelLoadError(connection.error)
@@ -121,11 +123,12 @@ def _session(connection: Connection) -> None:
     # terminate"); winserve's web process must outlive a lost cluster and say so on /health
     os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(7 * 24 * 3600))
     try:
-        ray.init(**options)
+        context = ray.init(**options)
     except Exception as exc:
-        connection.error = f"cannot connect to the Ray cluster at {address}: {exc}"
+        connection.error = f"cannot connect to the Ray cluster at {address}: {exc}{_auth_hint()}"
         connection.opened.set()
         return
+    connection.joined = str(getattr(context, "address_info", {}).get("gcs_address") or address)
     # Serve logs every call and every slow queue-length probe at INFO/WARNING: winserve says
     # what matters itself (console, /health)
     logging.getLogger("ray.serve").setLevel(logging.ERROR)
@@ -135,7 +138,8 @@ def _session(connection: Connection) -> None:
     except Exception as exc:
         connection.error = f"cannot start Ray Serve on the cluster at {address}: {exc}"
     else:
-        log.info("connected to Ray at %s in %.1f s", address, time.monotonic() - began)
+        joined = f" ({connection.joined})" if connection.joined != address else ""
+        log.info("connected to Ray at %s%s in %.1f s", address, joined, time.monotonic() - began)
         _remove_stale_applications()
     connection.opened.set()
     if not connection.error:
@@ -169,6 +173,30 @@ def disconnect() -> None:
     connection.stop.set()
     if not connection.stopped.wait(STOP_SECONDS):
         log.warning("Ray did not shut down within %g s", STOP_SECONDS)
+
+
+_deploy_lock = threading.Lock()
+
+
+def deploy(build: Callable[[], Any], name: str) -> Any:
+    """Build the application and ``serve.run`` it, one model at a time: two models of a folder
+    deployed at once raced inside Serve, which registers and unregisters its modules for
+    pickling by value around each ("… request_router is not registered for pickle by value")."""
+    from ray import serve
+
+    with _deploy_lock:
+        return serve.run(build(), name=name, route_prefix=None)
+
+
+def _auth_hint() -> str:
+    """What to check when a cluster refuses the connection and Ray's token auth is off here."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return (
+        "; if the cluster uses Ray's token authentication (its `ray start` printed \"Token "
+        'authentication is enabled"), set RAY_AUTH_MODE=token for winserve too, with the '
+        "cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+    )
 
 
 def _safe(text: str) -> str:
