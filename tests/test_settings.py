@@ -60,6 +60,7 @@ def test_config_next_to_the_model_and_relative_paths(tmp_path: Path) -> None:
         (["--workers", "auto"], {}, "--workers auto lets Ray Serve scale the replicas"),
         (["--backend", "spark"], {}, "backend: expected local or ray, got 'spark'"),
         (["--backend", "ray", "--in-process"], {}, "--in-process and --backend ray exclude"),
+        (["--backend", "ray", "--ray-address", "ray://h:10001"], {}, "(ray://) are not supported"),
     ],
 )
 def test_bad_settings_are_one_clear_line(
@@ -73,11 +74,11 @@ def test_workers_auto_is_ray_serves_autoscaling(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     chosen = settings.load(
         cli.parse(["--backend", "ray", "--workers", "auto", "--max-workers", "6"]),
-        env={"WINSERVE_RAY_ADDRESS": "ray://head:10001"},
+        env={"WINSERVE_RAY_ADDRESS": "head:6379"},
         cwd=tmp_path,
     )
     assert (chosen.backend, chosen.workers, chosen.max_workers) == ("ray", 0, 6)
-    assert chosen.ray_address == "ray://head:10001"
+    assert chosen.ray_address == "head:6379"
 
 
 def test_model_and_factory_contradict(tmp_path: Path) -> None:

@@ -247,9 +247,10 @@ class Settings:
     ray_address: str = _setting(
         "auto",
         "With backend ray: the cluster to use. auto: the one `ray start` runs on this "
-        "machine (or RAY_ADDRESS); HOST:PORT or ray://HOST:10001 for another; local: start a "
-        "Ray of winserve's own and stop it at exit. Ray's ports run code for anyone who "
-        "reaches them: keep them on a trusted network.",
+        "machine (or RAY_ADDRESS); HOST:PORT: the cluster whose head is there (this machine "
+        "must be one of its nodes: `ray start --address HOST:PORT`); local: start a Ray of "
+        "winserve's own and stop it at exit. Ray's ports run code for anyone who reaches "
+        "them: keep them on a trusted network.",
         to_text,
         cli="--ray-address",
         metavar="ADDRESS",
@@ -619,6 +620,11 @@ def check(settings: Settings) -> None:
         raise SettingsError(
             "--workers auto lets Ray Serve scale the replicas: it needs --backend ray "
             "(on this PC, give a number of replicas)"
+        )
+    if settings.backend == "ray" and settings.ray_address.lower().startswith("ray://"):
+        raise SettingsError(
+            "ray_address: Ray Client addresses (ray://) are not supported; run winserve on a "
+            "machine of the cluster (`ray start --address HEAD:6379` there) and give HEAD:6379"
         )
     if settings.backend == "ray" and settings.in_process:
         raise SettingsError("--in-process and --backend ray exclude each other: choose one")

@@ -282,10 +282,8 @@ class RayBackend(Backend):
                 "upscale_delay_s": 1.0,
                 "downscale_delay_s": 60.0,
             }
-        # Through the object store (once, not inside Serve's stored config); a Ray Client
-        # (ray://) reference cannot be handed on to the replicas, so the bytes go as they are
-        via_store = bundle is not None and not connection.address.startswith("ray://")
-        carried = ray.put(bundle) if via_store else bundle
+        # through the object store: once, not inside Serve's stored config
+        carried = ray.put(bundle) if bundle is not None else None
 
         def build() -> Any:
             deployment = serve.deployment(name="model", **options)(ModelReplica)

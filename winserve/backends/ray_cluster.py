@@ -1,8 +1,8 @@
 """The web process's connection to Ray and to Ray Serve: one per process, shared by every model.
 
 ``connect`` joins the cluster at the address given (``auto``: the one ``ray start`` made on
-this machine or ``RAY_ADDRESS``; ``host:port`` or ``ray://host:port``; ``local``: a Ray of
-winserve's own, stopped at exit) and starts Serve without its HTTP proxy (winserve answers HTTP
+this machine or ``RAY_ADDRESS``; ``host:port``; ``local``: a Ray of winserve's own, stopped
+at exit) and starts Serve without its HTTP proxy (winserve answers HTTP
 itself). The last ``disconnect`` stops Serve only when winserve started it and no other
 application is left, and Ray only when winserve started it: a cluster winserve joined is left
 as it was.
