@@ -278,7 +278,10 @@ class PoolBackend(Backend):
         finally:
             with self._cond:
                 self._busy.discard(replica.index)
-                self._cond.notify_all()  # requests that queued meanwhile, or a restart to do
+                # only when there is something to do (requests that queued meanwhile, a restart):
+                # waking the dispatchers after every lone call cost ≈ 6 % of the GIL at c=1
+                if self._queue or replica.state != "ready" or self._closing.is_set():
+                    self._cond.notify_all()
 
     def health(self) -> Health:
         replicas = tuple(r.health() for r in self._replicas)
