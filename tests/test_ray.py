@@ -304,17 +304,6 @@ def test_ctrl_c_leaves_the_cluster_as_it_was(two_nodes: TwoNodes, tmp_path: Path
     assert _alive_nodes(two_nodes) == nodes_before  # and the cluster still runs
 
 
-def _power_off(nodes: TwoNodes) -> None:
-    """The worker node's machine goes away: its Ray processes and the workers they started
-    (Serve replicas with their model hosts) all die at once."""
-    raylet = psutil.Process(nodes.worker.all_processes["raylet"][0].process.pid)
-    workers = raylet.children(recursive=True)
-    nodes.cluster.remove_node(nodes.worker, allow_graceful=False)
-    for proc in workers:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-
-
 def _alive_nodes(nodes: TwoNodes) -> list[bool]:
     return [node.remaining_processes_alive() for node in [nodes.cluster.head_node, nodes.worker]]
 
@@ -330,28 +319,3 @@ def test_an_address_nobody_answers_is_named_at_start(tmp_path: Path) -> None:
         line = server.wait_for_line(lambda s: "could not be loaded" in s, 60)
         assert "127.0.0.1:9" in line
         assert server.proc.wait(30) == 1
-
-
-def test_a_lost_worker_node_is_reported_and_the_head_keeps_serving(
-    two_nodes: TwoNodes, tmp_path: Path
-) -> None:
-    """Last in this module: the worker node is stopped for good."""
-    args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
-    with ray_server([*args, "--timeout", "3"], tmp_path) as server:
-        wait_until(
-            lambda: _health(server.url)["extra"]["ray"].get("replica_states") == {"RUNNING": 2},
-            30,
-        )
-        results = _under_load(server.url, lambda: _power_off(two_nodes), 8.0)
-        statuses = {status for status, _ in results}
-        assert statuses <= {200, 503, 504}, statuses
-        assert max(seconds for _, seconds in results) < 3.0 + 1.0
-        health = wait_until(
-            lambda: (h := _health(server.url))["extra"]["ray"].get("lost_nodes") and h, 30
-        )
-        assert health["status"] == "degraded"
-        assert "Ray node lost" in health["reason"]
-        page = requests.get(f"{server.url}/", timeout=10).text
-        assert "Ready, with a problem: Ray node lost" in page
-        answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
-        assert answer.status_code == 200
