@@ -263,7 +263,7 @@ def test_workers_auto_lets_serve_add_replicas_under_load(
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(_load, server.url, stop, ROW) for _ in range(4)]
             try:
-                wait_until(lambda: len(_replicas(app)) == 2, 60, 0.5)
+                wait_until(lambda: len(_replicas(app)) == 2, 120, 0.5)
             finally:
                 stop.set()
             statuses = {status for future in futures for status, _ in future.result(60)}

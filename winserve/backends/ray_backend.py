@@ -281,6 +281,10 @@ class RayBackend(Backend):
                 "target_ongoing_requests": 1,
                 "upscale_delay_s": 1.0,
                 "downscale_delay_s": 60.0,
+                # Serve's defaults average the load over 30 s, reported every 10 s: a desktop
+                # cluster's users would wait a minute for a second replica
+                "look_back_period_s": 5.0,
+                "metrics_interval_s": 1.0,
             }
         # through the object store: once, not inside Serve's stored config
         carried = ray.put(bundle) if bundle is not None else None
