@@ -142,24 +142,23 @@ def to_type_names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _one_of(*choices: str) -> Converter:
+    """One of ``choices``, case-insensitive: "expected off or onnx, got 'x'" otherwise."""
+
+    def convert(value: Any) -> str:
+        text = to_text(value).lower()
+        if text not in choices:
+            raise ValueError(f"expected {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
+        return text
+
+    convert.__name__ = "str"
+    return convert
+
+
 COMPILE_CHOICES = ("off", "onnx")
-
-
-def to_compile(value: Any) -> str:
-    text = to_text(value).lower()
-    if text not in COMPILE_CHOICES:
-        raise ValueError(f"expected off or onnx, got {value!r}")
-    return text
-
-
+to_compile = _one_of(*COMPILE_CHOICES)
 BACKENDS = ("local", "ray")
-
-
-def to_backend(value: Any) -> str:
-    text = to_text(value).lower()
-    if text not in BACKENDS:
-        raise ValueError(f"expected local or ray, got {value!r}")
-    return text
+to_backend = _one_of(*BACKENDS)
 
 
 def to_workers(value: Any) -> int:

@@ -130,18 +130,11 @@ class RayLane:
 
     def _call(self, response: Any, seconds: float) -> dict[str, Any]:
         """A response's result within ``seconds``; Ray's failures as a local host's."""
-        from ray import exceptions
-
         try:
             result: dict[str, Any] = response.result(timeout_s=seconds)
         except TimeoutError:  # ray.exceptions.GetTimeoutError is one
             raise
-        except exceptions.RayError as exc:
-            self._gone = _describe_failure(exc)
-            raise ConnectionResetError(self._gone) from None
-        except Exception as exc:  # Serve's own (unavailable deployment, cancelled request, …)
-            if isinstance(exc, ModelLoadError):
-                raise
+        except Exception as exc:  # Ray's (a dead actor, a lost node) and Serve's own errors
             self._gone = _describe_failure(exc)
             raise ConnectionResetError(self._gone) from None
         return result
