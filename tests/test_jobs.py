@@ -316,9 +316,9 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
     seen: list[tuple[int, int]] = []
     real_chunk = manager._score_chunk
 
-    def watched(chunk: Any, header: Any, positions: Any, info: Any, job: Any) -> Any:
+    def watched(chunk: Any, header: Any, positions: Any, info: Any, job: Any, *more: Any) -> Any:
         seen.append((job.percent, job.total_rows))
-        return real_chunk(chunk, header, positions, info, job)
+        return real_chunk(chunk, header, positions, info, job, *more)
 
     monkeypatch.setattr(manager, "_score_chunk", watched)
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(5000)]  # 40 KB, clear of 11, 13 …

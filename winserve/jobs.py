@@ -163,10 +163,12 @@ def _cost(cells: int, characters: int) -> int:
     return 8 * cells + characters + 56 * min(cells, max(0, characters - cells + 1))
 
 
-def _chunks(reader: Rows, max_rows: int, max_bytes: int) -> Iterator[list[tuple[int, list[str]]]]:
+def _chunks(
+    reader: Rows, max_rows: int, max_bytes: int, first: tuple[int, list[str]] | None = None
+) -> Iterator[list[tuple[int, list[str]]]]:
     """Rows with their line numbers, ``max_rows`` at a time, or fewer once they cost
-    ``max_bytes``."""
-    chunk: list[tuple[int, list[str]]] = []
+    ``max_bytes``; ``first``: a row read already (a text file's first line, which is data)."""
+    chunk: list[tuple[int, list[str]]] = [first] if first is not None else []
     size = 0
     read = reader.characters
     for row in reader:
@@ -185,6 +187,14 @@ def _prediction_names(info: ModelInfo) -> list[str]:
     if info.n_outputs > 1:
         return [f"prediction {k + 1}" for k in range(info.n_outputs)]
     return ["prediction"]
+
+
+def _names_text_column(first: list[str], info: ModelInfo) -> bool:
+    """Whether a text model's file begins with a line naming its columns: one of the first
+    line's cells is the model's text input (``text``), as the numeric path's first line names
+    the model's inputs. Otherwise that line is the first text (issue: a file of texts has no
+    header as often as not, and dropping its first text silently was wrong)."""
+    return any(cell.strip() == info.feature_names[0] for cell in first)
 
 
 def _unique_header(header: list[str]) -> None:
@@ -380,19 +390,34 @@ class JobManager:
             header = next(reader, None)
             if header is None:
                 raise BadRequest("the file has no rows under its first line")
+            first: tuple[int, list[str]] | None = None
+            if info.text_input and not _names_text_column(header, info):
+                # a file of texts without a first line naming the column: its first line is
+                # the first text, and the scored copy gets the line naming the columns
+                first, header = (reader.line_num, header), list(info.feature_names)
             _unique_header(header)
             positions = _positions(header, info)
+            # one text per line (a text model's one-column file): each line is a text as it
+            # was written, as model.predict(lines) gets them from the file read line by line;
+            # a separator in it is part of the text, a blank line is the text "" (never a
+            # missing value, nor skipped)
+            texts = info.text_input and len(header) == 1
+            separator = dialect.delimiter
             classes = [str(c) for c in info.classes] if info.has_proba else []
             writer = dialect.writer(target)
             added = [*_prediction_names(info), *(f"probability {c}" for c in classes), "error"]
             writer.writerow([*header, *map(safe_text, added)])
-            for chunk in _chunks(reader, self._chunk, self._chunk_bytes):
+            for chunk in _chunks(reader, self._chunk, self._chunk_bytes, first):
                 if self._closing.is_set():
                     break
-                rows = sum(not _blank(row) for _, row in chunk)
+                if texts:
+                    chunk = [(line, [separator.join(row)]) for line, row in chunk]
+                    rows = len(chunk)
+                else:
+                    rows = sum(not _blank(row) for _, row in chunk)
                 if job.done_rows + rows > self._max_rows:
                     # the rest is only counted, for the message: still one read of the file
-                    rows += sum(not _blank(row) for row in reader)
+                    rows += sum(texts or not _blank(row) for row in reader)
                     raise BadRequest(
                         f"the file has {job.done_rows + rows} rows, more than the "
                         f"{self._max_rows} allowed (setting: max_csv_rows)"
@@ -402,7 +427,8 @@ class JobManager:
                 if used > self._max_bytes:
                     raise self._full(used)
                 width = len(header)
-                for row, cells in self._score_chunk(chunk, header, positions, info, job):
+                scored = self._score_chunk(chunk, header, positions, info, job, texts)
+                for row, cells in scored:
                     # a row of the wrong length is padded or cut so that columns line up
                     writer.writerow([*row[:width], *[""] * (width - len(row)), *cells])
                 job.done_rows += rows
@@ -418,13 +444,16 @@ class JobManager:
         positions: list[int],
         info: ModelInfo,
         job: Job,
+        texts: bool = False,
     ) -> list[tuple[list[str], list[str]]]:
         width = len(header)
         out: dict[int, list[str]] = {}
         usable: list[int] = []
         blank = 0
         for index, (line, row) in enumerate(chunk):
-            if _blank(row):  # an empty line, or Excel's ";;;" for formatted empty cells
+            if texts:  # one text per line, each as written ("" and "NA" are texts too)
+                usable.append(index)
+            elif _blank(row):  # an empty line, or Excel's ";;;" for formatted empty cells
                 out[index] = self._error_cells(info, "")
                 blank += 1
             elif len(row) != width:
@@ -436,7 +465,10 @@ class JobManager:
         if usable:
             number = [f.kind == "number" for f in info.features] or [False] * len(positions)
             # empty and NA cells become missing, as in read_csv
-            rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
+            if texts:
+                rows = [[chunk[i][1][0]] for i in usable]
+            else:
+                rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
             for position, cells in self._predict(rows, info, job, [chunk[i][0] for i in usable]):
                 out[usable[position]] = cells
         job.scored_rows += sum(1 for cells in out.values() if not cells[-1]) - blank
