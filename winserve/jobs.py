@@ -94,7 +94,7 @@ class Job:
     problem_count: int = 0
     error: str = ""
     started: float = field(default_factory=time.monotonic)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the final figure, once the job has ended (see ``elapsed``)
     ended_at: float | None = None
     dialect: Dialect = field(default_factory=Dialect)
 
@@ -120,6 +120,12 @@ class Job:
             return 100
         return min(99, int(100 * self.read_bytes / self.size)) if self.size else 0
 
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the upload: so far while the job runs, the final figure once ended
+        (the status showed 0.0 until then)."""
+        return self.seconds if self.ended_at is not None else time.monotonic() - self.started
+
     def problem(self, line: int, reason: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
@@ -136,7 +142,7 @@ class Job:
             "percent": self.percent,
             "problem_count": self.problem_count,
             "error": self.error,
-            "seconds": round(self.seconds, 2),
+            "seconds": round(self.elapsed, 2),
             "read_as": self.dialect.describe() if self.state == "done" else "",
         }
 
@@ -359,23 +365,28 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         job.state = "running"
+        state: State = "failed"
+        error = "the job was stopped"
         try:
             self._score(job)
-            job.state = "done"
+            state, error = "done", ""
         except WinserveError as exc:
-            job.state, job.error = "failed", exc.message
+            error = exc.message
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            job.state, job.error = "failed", f"the file could not be read: {exc}"
+            error = f"the file could not be read: {exc}"
         except Exception:  # a bug: say so on the page, keep the details in the log
             log.exception("scoring job %s failed", job.id)
-            job.state, job.error = "failed", "an internal error stopped the job (see the log)"
+            error = "an internal error stopped the job (see the log)"
         finally:
             # the upload is of no more use, and a failed job's result is never offered
             job.source.unlink(missing_ok=True)
-            if job.state == "failed":
+            if state == "failed":
                 job.result.unlink(missing_ok=True)
+            # the final figures first, the state last: a status read in between shows the
+            # job running with its seconds so far, never "done" with no time
             job.seconds = time.monotonic() - job.started
             job.ended_at = time.monotonic()
+            job.error, job.state = error, state
 
     def _score(self, job: Job) -> None:
         info = self._service.info()
