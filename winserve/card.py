@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.host import mlflow_folder
+from winserve.host.describe import MAX_CATEGORIES_LISTED
 from winserve.model_info import Feature, ModelInfo
 
 log = logging.getLogger("winserve")
@@ -159,11 +160,46 @@ def _load(model: Path | None, *, demo: bool, quiet: bool) -> ModelCard:
 
 
 def check_against(card: ModelCard, info: ModelInfo) -> list[str]:
-    """Names in the card that the model does not have (shown as warnings on the page)."""
+    """What in the card the model does not have: names that are not its inputs, and allowed
+    values that are not among a column's fitted categories (shown as warnings on the page and
+    by ``winserve check``, logged when a version loads)."""
     names = set(info.feature_names)
     stray = [n for n in card.features if n not in names]
     stray += [n for n in card.example if n not in names and n not in stray]
-    return [f"the model card names {n!r}, which is not an input of the model" for n in stray]
+    notes = [f"the model card names {n!r}, which is not an input of the model" for n in stray]
+    by_name = {f.name: f for f in info.features}
+    for name, doc in card.features.items():
+        feature = by_name.get(name)
+        if feature is not None and doc.allowed:
+            notes += _unknown_allowed(name, doc.allowed, feature)
+    return notes
+
+
+def _unknown_allowed(name: str, allowed: tuple[Any, ...], feature: Feature) -> list[str]:
+    """The card's ``allowed`` values for ``feature`` that the model was not fitted on: the
+    drop-down would offer them, and the model refuses them (a strict OneHotEncoder) or reads
+    them as a category it never saw (handle_unknown="ignore", a pandas category: missing)."""
+    known = feature.categories
+    if not known or len(known) >= MAX_CATEGORIES_LISTED:
+        return []  # no categories known, or only the first of a longer list: nothing to tell
+    shown = {_shown(c) for c in known}
+    unknown = [v for v in allowed if _shown(v) not in shown]
+    if not unknown:
+        return []
+    values = ", ".join(repr(_shown(v)) for v in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+    fitted = ", ".join(repr(_shown(c)) for c in known[:10]) + (" …" if len(known) > 10 else "")
+    if feature.strict_categories:
+        effect = "it refuses them"
+    elif feature.dtype == "category":
+        effect = "they reach it as a missing value"
+    else:
+        effect = "it treats them as a category it never saw"
+    many = len(unknown) > 1
+    return [
+        f"the model card allows {values} for {name!r}, which the model does not know "
+        f"({effect}; it was fitted on {fitted}): remove {'them' if many else 'it'} from "
+        f"[features.{name}] allowed, or retrain the model with {'them' if many else 'it'}"
+    ]
 
 
 def _shown(value: Any) -> str:

@@ -309,6 +309,7 @@ class Registry:
         if entry.current is not None:
             entry.current.sha256 = info.sha256
             entry.current.loaded_at = info.loaded_at or _now()
+            _warn_about_card(entry.name, entry.current.card, info)
         if entry.path is not None and entry.current is not None and entry.current.copy is None:
             entry.tried = stamp(entry.path)  # loaded from the file itself (--no-watch)
 
@@ -431,6 +432,7 @@ class Registry:
             shutil.rmtree(copy.parent, ignore_errors=True)
             return False
         seconds = time.monotonic() - started
+        _warn_about_card(entry.name, card, info)
         if old is None:
             log.info(
                 "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, path.name, seconds
@@ -591,6 +593,13 @@ def _importable(folder: Path) -> None:
     resolved = str(folder.resolve())
     if resolved not in sys.path:
         sys.path.append(resolved)
+
+
+def _warn_about_card(name: str, card: cards.ModelCard, info: ModelInfo) -> None:
+    """What the card says that the model does not have, on the console when a version loads
+    (the page shows the same warnings)."""
+    for note in cards.check_against(card, info):
+        log.warning("%s: %s", name, note)
 
 
 def _now() -> str:
