@@ -4,6 +4,7 @@ being served (its column names and types appear in the request schemas)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -140,7 +141,9 @@ def _tensor_input(info: ModelInfo | None) -> Schema:
     }
 
 
-def _paths(info: ModelInfo | None) -> Schema:
+def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
+    """The routes for ``info`` (the default model); ``names``: the models served, which the
+    Open Inference Protocol's routes take (default: ``info``'s own name)."""
     row = _row_object(info)
     rows_body = {
         "oneOf": [
@@ -172,7 +175,9 @@ def _paths(info: ModelInfo | None) -> Schema:
         + " or ".join(mlflow.PREDICT_METHODS),
     }
     predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
-    name_schema: Schema = {"type": "string"} if info is None else {"enum": [info.name]}
+    if not names:
+        names = [info.name] if info is not None else []
+    name_schema: Schema = {"enum": names} if names else {"type": "string"}
     model_name = {"name": "model_name", "in": "path", "required": True, "schema": name_schema}
     model_version = {
         "name": "model_version",
@@ -285,13 +290,71 @@ def _paths(info: ModelInfo | None) -> Schema:
         "/v2/models/{model_name}/versions/{model_version}/infer": {
             "post": {**infer, "parameters": [model_name, model_version]}
         },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "The models: name, version, state (and why, if not ready)",
+                "tags": [oip_tag],
+                "responses": {
+                    "200": _ok({"type": "array", "items": ANY_OBJECT}),
+                    "default": _error(NATIVE_ERROR),
+                },
+            }
+        },
+        **{
+            f"/v2/repository/models/{{model_name}}/{action}": {
+                "post": {
+                    "summary": summary,
+                    "tags": [oip_tag],
+                    "parameters": [{**model_name, "schema": {"type": "string"}}],
+                    "responses": {"200": _ok(ANY_OBJECT), "default": _error(NATIVE_ERROR)},
+                }
+            }
+            for action, summary in (
+                ("load", "Load (or reload) a model from its file now"),
+                ("unload", "Stop serving a model"),
+            )
+        },
         "/openapi.json": _get("This document", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"),
     }
     return paths
 
 
-def document(info: ModelInfo | None, base_url: str, token_required: bool) -> Schema:
+# the routes each model also has under /models/<name> (web/app.py registers the native and
+# MLflow blueprints there), described with that model's own columns
+MODEL_ROUTES = ("/predict", "/model", "/health", "/invocations", "/ping", "/version")
+
+
+def _model_paths(name: str, info: ModelInfo | None) -> Schema:
+    """``/models/<name>`` and its routes, for the model ``name`` (``info``: None while it
+    loads); the name is in the path itself, percent-encoded, so each model's request bodies
+    name its own columns."""
+    base = "/models/" + quote(name, safe="")
+    own = _paths(info, [name])
+    paths: Schema = {
+        base: _get(
+            f"What {name} is and expects, with the version serving",
+            _ok(ANY_OBJECT),
+            NATIVE_ERROR,
+            "winserve",
+        )
+    }
+    for route in MODEL_ROUTES:
+        paths[base + route] = own[route]
+    return paths
+
+
+def document(
+    info: ModelInfo | None,
+    base_url: str,
+    token_required: bool,
+    models: dict[str, ModelInfo | None] | None = None,
+) -> Schema:
+    """The document for the default model ``info`` (the bare routes) and each of ``models``
+    (by name: the routes under ``/models/<name>``)."""
     title = f"winserve: {info.name}" if info is not None else "winserve"
+    paths = _paths(info, sorted(models) if models else None)
+    for name, model in sorted((models or {}).items()):
+        paths.update(_model_paths(name, model))
     doc: Schema = {
         "openapi": "3.1.0",
         "info": {
@@ -301,7 +364,7 @@ def document(info: ModelInfo | None, base_url: str, token_required: bool) -> Sch
             "scoring protocol and the Open Inference Protocol v2.",
         },
         "servers": [{"url": base_url}],
-        "paths": _paths(info),
+        "paths": paths,
     }
     if token_required:
         doc["components"] = {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}}
@@ -313,10 +376,12 @@ def document(info: ModelInfo | None, base_url: str, token_required: bool) -> Sch
 def openapi_json() -> ResponseReturnValue:
     from winserve.web import slots
 
-    try:
-        info: ModelInfo | None = slots.slot().info()
-    except (ModelUnavailable, NotFound):  # loading, or a folder of models and none named
-        info = None
-    return jsonify(
-        document(info, request.host_url.rstrip("/"), bool(current_app.config.get("WINSERVE_TOKEN")))
-    )
+    def described(name: str | None) -> ModelInfo | None:
+        try:
+            return slots.slot(name).info()
+        except (ModelUnavailable, NotFound):  # loading, or a folder of models and none named
+            return None
+
+    models = {name: described(name) for name in slots.registry().names()}
+    token = bool(current_app.config.get("WINSERVE_TOKEN"))
+    return jsonify(document(described(None), request.host_url.rstrip("/"), token, models))
