@@ -3,9 +3,9 @@
 A head node and a worker node, one CPU each, so that two replicas reserving one CPU each land
 one on each node. winserve joins the cluster as a user would (``--backend ray --ray-address``):
 answers equal the model's own in-process answers through every protocol and the page (the
-fidelity tests, run on Ray); a Serve replica SIGKILLed under load, a worker node stopped under
-load and a hung model get only 200/503/504 JSON, none past its deadline; Ctrl+C leaves the
-cluster as it was.
+fidelity tests, run on Ray); the process serving a replica's calls SIGKILLed under load, a
+worker node stopped under load and a hung model get only 200/503/504 JSON, none past its
+deadline; Ctrl+C leaves the cluster as it was.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _applications(health: Any) -> list[str]:
 
 def _replica_trees(app: str) -> list[psutil.Process]:
     trees = []
-    for replica in _replicas(app):
+    for replica in _replicas(app) + _keepers(app):
         with contextlib.suppress(psutil.Error):
             trees += [replica, *replica.children(recursive=True)]
     return trees
@@ -126,12 +126,22 @@ def _replicas(app: str) -> list[psutil.Process]:
     return found
 
 
+def _keepers(app: str) -> list[psutil.Process]:
+    """The keeper actors beside ``app``'s Serve replicas (they serve the model's calls)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if f"WinserveHost:{app}" in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
 def _serve_processes() -> set[int]:
-    """Serve's controller and replicas (by pid: Ray retitles a process with each call it runs)."""
+    """Serve's controller and replicas, and winserve's keepers (by pid: Ray retitles a process
+    with each call it runs)."""
     found = set()
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith("ray::Serve"):
+        if cmdline.startswith(("ray::Serve", "ray::WinserveHost")):
             found.add(proc.pid)
     return found
 
@@ -172,6 +182,9 @@ def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(
         assert len(replicas) == 2
         raylets = {proc.parent().pid for proc in replicas}  # each node's raylet starts its actors
         assert len(raylets) == 2, "both replicas on one node"
+        keepers = _keepers(app)  # each replica's keeper, on the replica's node
+        assert len(keepers) == 2
+        assert {proc.parent().pid for proc in keepers} == raylets
         import hashlib
 
         model = requests.get(f"{server.url}/model", timeout=10).json()
@@ -214,14 +227,20 @@ def test_a_killed_replica_under_load_costs_only_503s_and_is_replaced(
     args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
     with ray_server([*args, "--timeout", str(timeout)], tmp_path) as server:
         app = _health(server.url)["extra"]["ray"]["application"]
-        victim = _replicas(app)[0]
+        replicas = _pids(app)
+        victim = _keepers(app)[0]  # the process the calls go to
         results = _under_load(server.url, lambda: victim.send_signal(signal.SIGKILL), 8.0)
         statuses = {status for status, _ in results}
         assert statuses <= {200, 503, 504}, statuses
         assert max(seconds for _, seconds in results) < timeout + 1.0
         assert sum(status == 200 for status, _ in results) > 100
-        # Serve starts a new replica in the dead one's place
-        wait_until(lambda: len(_replicas(app)) == 2 and victim.pid not in _pids(app), 60, 0.5)
+        # its Serve replica ends with it, and Serve starts both anew
+        wait_until(
+            lambda: len(_keepers(app)) == 2 and victim.pid not in {p.pid for p in _keepers(app)},
+            60,
+            0.5,
+        )
+        wait_until(lambda: len(_pids(app)) == 2 and _pids(app) != replicas, 60, 0.5)
         answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
         assert answer.status_code == 200 and answer.json()["predictions"] == [3.0]
 
@@ -237,6 +256,7 @@ def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
     with ray_server([*args, "--timeout", "2"], tmp_path) as server:
         app = _health(server.url)["extra"]["ray"]["application"]
         replica_pid = _pids(app)
+        keeper_pid = {proc.pid for proc in _keepers(app)}
         began = time.monotonic()
         answer = requests.post(f"{server.url}/predict", json=[{"a": 999, "b": 0}], timeout=30)
         took = time.monotonic() - began
@@ -250,6 +270,7 @@ def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
             0.2,
         )
         assert _pids(app) == replica_pid
+        assert {proc.pid for proc in _keepers(app)} == keeper_pid
 
 
 def test_workers_auto_lets_serve_add_replicas_under_load(

@@ -5,23 +5,27 @@
     waitress threads ─► PoolBackend (queue, batching, deadlines, 504/503 JSON)
                            │ one dispatcher per lane, as per local replica
                            ▼
-                        RayLane 0 … L-1 ── DeploymentHandle ──► Serve replicas on the cluster
-                                                                (ray_replica.ModelReplica, each
-                                                                 with a model host of its own)
+                        RayLane 0 … L-1 ── direct actor calls ──► HostKeeper actors, one per
+                                                                  Serve replica (ray_replica),
+                                                                  each with a model host
 
 Everything but the model call stays in the web process: protocols, validation, the page, CSV
 scoring, batching and deadlines are the local pool's (DESIGN decision 11). A lane is the pool's
 "replica": it sends one batch at a time and maps Ray's failures onto the exceptions a local host
-raises (a timeout → ``TimeoutError``; a dead Serve replica, a lost node, an unreachable cluster →
+raises (a timeout → ``TimeoutError``; a dead replica, a lost node, an unreachable cluster →
 a connection error), so the pool answers 504/503 and "restarts" the lane, which only means
-asking the deployment again for its description: Serve itself replaces the dead replica.
+finding a keeper that answers: Serve itself replaces a dead replica.
+
+Serve places, replaces, health-checks and autoscales the replicas; the calls go straight to each
+replica's keeper actor (found by its name, ``<application>#…``), because a call through a
+Serve DeploymentHandle costs the web process about 8 ms of CPU and a plain actor call about 1.
 
 The model travels by value (``bundle``): the web process reads the file once, puts it in Ray's
 object store and pins every replica's load to its SHA-256.
 
 With ``--workers N`` the deployment has N replicas and the pool N lanes (one call in flight per
-replica, so batches form here); with ``--workers auto`` Serve
-autoscales between 1 and ``max_workers`` replicas on the lanes' load.
+lane, so batches form here); with ``--workers auto`` Serve scales between 1 and
+``max_workers`` replicas on the calls waiting at the keepers (``ray_scaling``).
 """
 
 from __future__ import annotations
@@ -50,10 +54,8 @@ RAY_GRACE = 1.0  # seconds past a call's deadline the lane waits for the replica
 MONITOR_SECONDS = 3.0  # between looks at the cluster, for /health (serve.status: ~10 ms of CPU)
 STALE_SECONDS = 10.0  # a cluster silent this long is reported unreachable
 HEALTH_CHECK_SECONDS = 2.0
-# Calls a Serve replica may hold at once. The lanes send one call each, so batches still form
-# in winserve's queue; at 1, Serve's router often still counted a replica as full just after
-# its answer and backed off before routing the next call (measured: 55 ms per 20 ms call).
-MAX_ONGOING = 2
+MAX_ONGOING = 2  # Serve's calls a replica takes at once (the model's calls go to its keeper)
+LOOK_SECONDS = 0.5  # at most this often, a lane without a keeper asks Ray for the keepers
 _apps = itertools.count(1)
 
 
@@ -65,8 +67,19 @@ class RayOptions:
     cpus: float = 1.0  # Ray CPUs each replica reserves
 
 
+@dataclasses.dataclass(frozen=True)
+class Keeper:
+    """A replica's keeper actor, as the web process calls it (``ray_replica.HostKeeper``)."""
+
+    name: str
+    handle: Any
+    record: dict[str, Any]  # its load record: info, node, pid, host_pid
+
+
 class RayLane:
-    """The pool's replica ``index``: a lane to the deployment (interface of ``Replica``)."""
+    """The pool's replica ``index``: a lane to one of the deployment's keepers, called directly
+    (interface of ``Replica``). Lane ``i`` calls keeper ``i mod n`` of the ``n`` ready now, so
+    the lanes spread over the replicas as Serve adds or replaces them."""
 
     def __init__(self, index: int, spec: ModelSpec, backend: RayBackend) -> None:
         self.index = index
@@ -77,49 +90,53 @@ class RayLane:
         self.started_at = 0.0
         self.load_seconds = 0.0
         self._backend = backend
-        self._response: Any = None
+        self._call_ref: Any = None
         self._stopped = False
         self._gone = ""
-        self._pid: int | None = None
 
     @property
     def pid(self) -> int | None:
-        return self._pid  # the Serve replica that answered this lane's last description
+        keeper = self._backend.keeper(self.index)  # the keeper this lane calls now
+        return keeper.record.get("pid") if keeper is not None else None
 
     def health(self) -> ReplicaHealth:
         seconds = round(self.load_seconds, 3)
         return ReplicaHealth(
-            self.index, self.state, self.restarts, self._pid, self.last_error, seconds
+            self.index, self.state, self.restarts, self.pid, self.last_error, seconds
         )
 
     def start(self, load_timeout: float) -> dict[str, Any]:
         began = time.monotonic()
         if self._stopped:
             raise BrokenPipeError("the lane was stopped")
-        handle = self._backend.deployed(load_timeout)
-        left = max(0.1, began + load_timeout - time.monotonic())
-        record = self._call(handle.describe.remote(left), left + RAY_GRACE)
-        if not record["ok"]:
-            raise ModelLoadError(record["error"]["message"])
+        self._backend.deployed(load_timeout)
+        keeper = self._backend.wait_for_keeper(self.index, began + load_timeout)
         self._gone = ""
-        self._pid = record.get("pid")
         self.started_at = time.monotonic()
         self.load_seconds = self.started_at - began
-        info: dict[str, Any] = record["info"]
+        info: dict[str, Any] = keeper.record["info"]
         return info
 
     def predict(
         self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
     ) -> dict[str, Any]:
-        handle = self._backend.handle
-        if handle is None or self._stopped:
-            raise BrokenPipeError("the Ray deployment is not running")
-        response = handle.predict.remote(payload, proba, scores, timeout)
-        self._response = response
+        import ray
+
+        keeper = self._backend.keeper(self.index)
+        if keeper is None or self._stopped:
+            raise BrokenPipeError(self._backend.problem() or "no Ray replica is ready")
+        ref = keeper.handle.predict.remote(payload, proba, scores, timeout)
+        self._call_ref = ref
         try:
-            record = self._call(response, timeout + RAY_GRACE)
+            record: dict[str, Any] = ray.get(ref, timeout=timeout + RAY_GRACE)
+        except TimeoutError:  # ray.exceptions.GetTimeoutError is one
+            raise
+        except Exception as exc:  # Ray's: a dead actor, a lost node, an unreachable cluster
+            self._backend.forget(keeper)
+            self._gone = _describe_failure(exc)
+            raise ConnectionResetError(self._gone) from None
         finally:
-            self._response = None
+            self._call_ref = None
         fault = record.get("winserve")
         if fault == "timeout":
             raise TimeoutError(record["reason"])
@@ -127,17 +144,6 @@ class RayLane:
             self._gone = f"the model host on the Ray node: {record['reason']}"
             raise ConnectionResetError(self._gone)
         return record
-
-    def _call(self, response: Any, seconds: float) -> dict[str, Any]:
-        """A response's result within ``seconds``; Ray's failures as a local host's."""
-        try:
-            result: dict[str, Any] = response.result(timeout_s=seconds)
-        except TimeoutError:  # ray.exceptions.GetTimeoutError is one
-            raise
-        except Exception as exc:  # Ray's (a dead actor, a lost node) and Serve's own errors
-            self._gone = _describe_failure(exc)
-            raise ConnectionResetError(self._gone) from None
-        return result
 
     def alive(self) -> bool:
         # Only a failed deployment ends a lane from outside: a lost node or a silent cluster
@@ -149,10 +155,12 @@ class RayLane:
         return self._gone or self._backend.problem() or "the Ray replica stopped answering"
 
     def kill(self) -> None:
-        response = self._response
-        if response is not None:
+        ref = self._call_ref
+        if ref is not None:
+            import ray
+
             with contextlib.suppress(Exception):  # already finished, or the cluster is gone
-                response.cancel()
+                ray.cancel(ref)
 
     def stop(self) -> None:
         self._stopped = True
@@ -207,6 +215,11 @@ class RayBackend(Backend):
         self._started = 0.0
         self._cluster = ""  # the GCS address joined (``auto`` says which cluster it found)
         self._app_sent = False
+        self._keepers: list[Keeper] = []  # the replicas' keepers with a loaded model, by name
+        self._failed: dict[str, dict[str, Any]] = {}  # keepers whose first load failed
+        self._forgotten: set[str] = set()  # keepers a call found dead
+        self._looked = 0.0
+        self._look_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -233,6 +246,7 @@ class RayBackend(Backend):
         from ray import serve
 
         from winserve.backends.ray_replica import ModelReplica
+        from winserve.backends.ray_scaling import scale_on_calls
 
         # within the lanes' wait for the deployment, so that its reason is the one told
         left = self._started + self._load_timeout - 1.0 - time.monotonic()
@@ -278,13 +292,14 @@ class RayBackend(Backend):
                 # cluster's users would wait a minute for a second replica
                 "look_back_period_s": 5.0,
                 "metrics_interval_s": 1.0,
+                "policy": {"policy_function": scale_on_calls},
             }
         # through the object store: once, not inside Serve's stored config
         carried = ray.put(bundle) if bundle is not None else None
 
         def build() -> Any:
             deployment = serve.deployment(name="model", **options)(ModelReplica)
-            return deployment.bind(carried, spec, self._load_timeout)
+            return deployment.bind(carried, spec, self._load_timeout, self.app_name)
 
         self._app_sent = True  # from here on, close() removes the application
         return ray_cluster.bounded(
@@ -317,6 +332,79 @@ class RayBackend(Backend):
 
     def wait_ready(self, timeout: float) -> ModelInfo:
         return self._pool.wait_ready(timeout)
+
+    # -- the keepers -------------------------------------------------------------------------
+
+    def keeper(self, index: int) -> Keeper | None:
+        """The keeper lane ``index`` calls now (``None`` while none is ready)."""
+        keepers = self._keepers
+        return keepers[index % len(keepers)] if keepers else None
+
+    def forget(self, keeper: Keeper) -> None:
+        """A call found ``keeper`` dead: no lane calls it again (Serve replaces its replica)."""
+        with self._look_lock:
+            self._forgotten.add(keeper.name)
+            self._keepers = [k for k in self._keepers if k.name != keeper.name]
+
+    def wait_for_keeper(self, index: int, end: float) -> Keeper:
+        """Lane ``index``'s keeper once one is ready; ``ModelLoadError`` when the replicas
+        failed to load the model, ``TimeoutError`` at ``end``."""
+        while True:
+            if self._closing.is_set():
+                raise BrokenPipeError("winserve is stopping")
+            if time.monotonic() - self._looked >= LOOK_SECONDS:
+                self._look()
+            keeper = self.keeper(index)
+            if keeper is not None:
+                return keeper
+            if self._failed:
+                record = next(iter(self._failed.values()))
+                raise ModelLoadError(record["error"]["message"])
+            if time.monotonic() >= end:
+                raise TimeoutError("no Ray replica of the model was ready in time")
+            time.sleep(0.1)
+
+    def _look(self) -> None:
+        """Find this application's keepers among Ray's named actors; ask new ones for their
+        load record (a keeper still loading is asked again next time)."""
+        import ray
+
+        from winserve.backends.ray_replica import NAMESPACE
+
+        with self._look_lock:
+            self._looked = time.monotonic()
+            prefix = f"{self.app_name}#"
+            try:
+                names = sorted(
+                    actor["name"]
+                    for actor in ray.util.list_named_actors(all_namespaces=True)
+                    if actor.get("namespace") == NAMESPACE and actor["name"].startswith(prefix)
+                )
+            except Exception as exc:  # the cluster is unreachable: problem() says so
+                log.debug("listing the keepers failed: %s", exc)
+                return
+            known = {keeper.name: keeper for keeper in self._keepers}
+            probes = {}
+            for name in names:
+                if name in known or name in self._failed or name in self._forgotten:
+                    continue
+                with contextlib.suppress(Exception):  # ended meanwhile
+                    handle = ray.get_actor(name, namespace=NAMESPACE)
+                    probes[name] = (handle, handle.describe.remote(0.0))
+            found = [known[name] for name in names if name in known]
+            for name, (handle, ref) in probes.items():
+                try:
+                    record = ray.get(ref, timeout=5.0)
+                except Exception:
+                    continue
+                if record["ok"]:
+                    found.append(Keeper(name, handle, record))
+                elif not record.get("loading"):
+                    self._failed[name] = record
+            self._keepers = sorted(found, key=lambda keeper: keeper.name)
+            alive = set(names)
+            self._failed = {name: r for name, r in self._failed.items() if name in alive}
+            self._forgotten &= alive
 
     def close(self) -> None:
         with self._close_lock:
@@ -392,6 +480,7 @@ class RayBackend(Backend):
 
         self._heard, self._heard_wall = time.monotonic(), time.time()
         while not self._closing.wait(MONITOR_SECONDS):
+            self._look()  # replicas Serve added (autoscaling) or replaced
             try:
                 status = serve.status().applications.get(self.app_name)
                 nodes = {n["NodeID"]: n for n in ray.nodes()}
