@@ -50,6 +50,18 @@ def _series(values: list[Any], feature: dict[str, Any]) -> Any:
     return pd.Series(values, dtype=KIND_DTYPES[feature["kind"]])
 
 
+def all_finite_matrix(payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` is a number matrix without NaN or infinities."""
+    import numpy as np
+
+    if MATRIX_BYTES in payload:
+        return bool(np.isfinite(np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)).all())
+    matrix = payload.get("matrix")
+    if matrix is None or getattr(matrix, "dtype", None) != np.float64:
+        return False
+    return bool(np.isfinite(matrix).all())
+
+
 def build_input(
     payload: dict[str, Any],
     features: list[dict[str, Any]],
