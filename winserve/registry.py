@@ -50,7 +50,7 @@ from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
 from winserve.service import Service
-from winserve.settings import Settings
+from winserve.settings import CONFIG_NAME, Settings
 
 log = logging.getLogger("winserve")
 
@@ -324,6 +324,9 @@ class Registry:
                 self._entries[name] = Entry(name, path)
         for reason in refused.values():
             log.warning("%s", reason)
+        ignored = _ignored_settings_file(self.folder, self._settings.config)
+        if ignored:
+            log.warning("%s", ignored)
         for name, path in found.items():
             self._load_in_background(name, path)
 
@@ -593,6 +596,29 @@ def _importable(folder: Path) -> None:
     resolved = str(folder.resolve())
     if resolved not in sys.path:
         sys.path.append(resolved)
+
+
+def _ignored_settings_file(folder: Path, config: Path | None) -> str:
+    """Why the folder's own winserve.toml is not read, when it is not: one settings file is
+    read, found before the folder was known (``--config``, or the file that names the folder
+    as ``model``); the folder's is read when the folder is given on the command line or in
+    the environment (settings.load)."""
+    inside = folder / CONFIG_NAME
+    if config is None or not inside.is_file() or _same_file(config, inside):
+        return ""
+    return (
+        f"{inside} is not read: winserve reads one settings file, and this run's is {config} "
+        "(given with --config, or the file that names this folder as model); put the settings "
+        "there, or start winserve with the folder itself (python -m winserve FOLDER, or the "
+        "folder dropped on run.bat) and without --config to use the folder's own file"
+    )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _warn_about_card(name: str, card: cards.ModelCard, info: ModelInfo) -> None:

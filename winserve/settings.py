@@ -2,7 +2,8 @@
 ``winserve.toml`` and the docs alike.
 
 Precedence: command line > ``WINSERVE_<NAME>`` environment variables > ``winserve.toml``
-(``--config``, else next to the model, else in the current folder) > defaults. Unknown or
+(``--config``, else inside a folder of models named on the command line or in the environment,
+else next to the model, else in the current folder; one file only) > defaults. Unknown or
 contradictory settings raise ``SettingsError`` with one line; the CLI turns that into exit code 2.
 """
 
@@ -202,7 +203,8 @@ class Settings:
     )
     config: Path | None = _setting(
         None,
-        f"Settings file (default: {CONFIG_NAME} next to the model, else in the current folder).",
+        f"Settings file (default: {CONFIG_NAME} inside a folder of models given as model, "
+        "else next to the model, else in the current folder; only one is read).",
         to_path,
         cli="--config",
         metavar="FILE",
@@ -556,9 +558,18 @@ def _from_file(path: Path) -> dict[str, Any]:
 
 
 def _find_config(explicit: Path | None, model: Path | None, cwd: Path) -> Path | None:
+    """The one settings file read: ``--config``; else, for a folder of models, the one inside
+    it (where it sits beside the model files, as it does beside one file served alone: serving
+    the folder reads the file that serving one of its models reads); else the one next to the
+    model; else the current folder's."""
     if explicit is not None:
         return explicit if explicit.is_absolute() else cwd / explicit
-    candidates = ([model.parent / CONFIG_NAME] if model is not None else []) + [cwd / CONFIG_NAME]
+    candidates = [cwd / CONFIG_NAME]
+    if model is not None:
+        model = model if model.is_absolute() else cwd / model
+        candidates.insert(0, model.parent / CONFIG_NAME)
+        if model.is_dir() and not (model / "MLmodel").is_file():
+            candidates.insert(0, model / CONFIG_NAME)
     return next((c for c in candidates if c.is_file()), None)
 
 
