@@ -342,9 +342,8 @@ class RayBackend(Backend):
 
     def forget(self, keeper: Keeper) -> None:
         """A call found ``keeper`` dead: no lane calls it again (Serve replaces its replica)."""
-        with self._look_lock:
-            self._forgotten.add(keeper.name)
-            self._keepers = [k for k in self._keepers if k.name != keeper.name]
+        self._forgotten.add(keeper.name)
+        self._keepers = [k for k in self._keepers if k.name != keeper.name]
 
     def wait_for_keeper(self, index: int, end: float) -> Keeper:
         """Lane ``index``'s keeper once one is ready; ``ModelLoadError`` when the replicas
@@ -371,7 +370,11 @@ class RayBackend(Backend):
 
         from winserve.backends.ray_replica import NAMESPACE
 
-        with self._look_lock:
+        # one look at a time; the others go on with what was found (with the cluster gone,
+        # Ray's calls here wait for its reconnect timeout, and no lane must wait behind them)
+        if not self._look_lock.acquire(blocking=False):
+            return
+        try:
             self._looked = time.monotonic()
             prefix = f"{self.app_name}#"
             try:
@@ -401,10 +404,13 @@ class RayBackend(Backend):
                     found.append(Keeper(name, handle, record))
                 elif not record.get("loading"):
                     self._failed[name] = record
+            found = [keeper for keeper in found if keeper.name not in self._forgotten]
             self._keepers = sorted(found, key=lambda keeper: keeper.name)
             alive = set(names)
             self._failed = {name: r for name, r in self._failed.items() if name in alive}
             self._forgotten &= alive
+        finally:
+            self._look_lock.release()
 
     def close(self) -> None:
         with self._close_lock:
