@@ -90,3 +90,10 @@ def test_a_model_that_refuses_empty_texts_gets_an_error_on_that_line(
         assert "an empty text cannot be scored" in rows[1][-1]
         page = session.get(f"{url}{job}", timeout=10).text
         assert "<td>3</td>" in page  # the blank line's number (the header is line 1)
+
+
+def test_a_text_excel_quoted_is_read_without_its_quotes(reviews: tuple[str, object]) -> None:
+    url, model = reviews
+    quoted = ['"works, great"', '"poor, slow,\nbad"', 'said ""fine""']
+    _, _, rows = _score(url, quoted)
+    _same_as_predict(model, ["works, great", "poor, slow,\nbad", 'said ""fine""'], rows)
