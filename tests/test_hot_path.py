@@ -92,3 +92,34 @@ def test_records_decode_as_the_general_path_does(rows: list[dict[str, Any]]) -> 
     names = list(dict.fromkeys(k for row in rows for k in row))
     assert fast.columns == {n: [row[n] for row in rows] for n in names}
     assert fast.n_rows == len(rows)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [1.5, 2, -3.0],
+        [1e308, 1e308, 1.0],  # finite, though the sum overflows
+        [10**308, 10**308, 0.5],  # ints whose sum cannot be added to a float
+        [float("nan"), 1.0],
+        [float("inf"), float("-inf")],
+        [float("-inf"), 0.0],
+        [10**400, 1.0],  # too large for a float at all
+    ],
+)
+def test_the_number_matrix_is_made_exactly_when_numpy_finds_it_finite(row: list[Any]) -> None:
+    """The quick finiteness check (a sum in Python) agrees with NumPy's, for one row as
+    records (columns) and as a list (rows), and for many rows."""
+    import numpy as np
+
+    from winserve.service import _numbers_only
+
+    try:
+        expected = np.array([row], dtype=np.float64)
+        finite = bool(np.isfinite(expected).all())
+    except OverflowError:
+        finite = False
+    for values, transpose in (([row], False), ([[v] for v in row], True), ([row] * 3, False)):
+        got = _numbers_only(values, transpose=transpose)
+        assert (got is not None) == finite
+        if got is not None:
+            np.testing.assert_array_equal(got[:1], expected)

@@ -33,3 +33,12 @@ def test_other_payloads_travel_as_they_are() -> None:
     assert wire_payload(columns) is columns
     assert wire_payload(rows) is rows
     assert wire_payload(ints) is ints
+
+
+def test_the_host_knows_a_finite_matrix_from_one_with_nan_or_infinity() -> None:
+    from winserve.host.inputs import all_finite_matrix
+
+    assert all_finite_matrix(wire_payload({"matrix": np.array([[1.0, 1e308]])}))
+    assert not all_finite_matrix(wire_payload({"matrix": np.array([[1.0, np.nan]])}))
+    assert not all_finite_matrix({"matrix": np.array([[np.inf, 1.0]])})
+    assert not all_finite_matrix({"columns": {"a": [1.0]}})

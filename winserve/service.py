@@ -365,9 +365,29 @@ def _numbers_only(values: list[list[Any]], *, transpose: bool) -> Any:
         matrix = np.array(values, dtype=np.float64)
     except (OverflowError, ValueError):
         return None
-    if not np.isfinite(matrix).all():
+    if not _all_finite(values, matrix):
         return None
     return np.ascontiguousarray(matrix.T) if transpose else matrix
+
+
+SMALL_MATRIX = 4096  # values: up to here Python's sum checks finiteness faster than NumPy
+
+
+def _all_finite(values: list[list[Any]], matrix: Any) -> bool:
+    """Whether ``matrix`` (made from ``values``) holds no NaN or infinity. For a few rows,
+    the sum in Python (~0.4 us for one row of 30, against ~4 us for NumPy's
+    ``isfinite().all()``, mostly its per-call cost; issue 14): NaN or an infinity anywhere
+    makes the sum NaN or infinite, and a sum of finite numbers that overflows (or ints too
+    large to add to a float) goes to NumPy's check instead."""
+    import numpy as np
+
+    if matrix.size <= SMALL_MATRIX:
+        try:
+            if math.isfinite(sum(map(sum, values))):
+                return True
+        except OverflowError:
+            pass
+    return bool(np.isfinite(matrix).all())
 
 
 def _whole_matrix(request: PredictRequest, info: ModelInfo) -> Any:

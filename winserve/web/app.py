@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -147,7 +147,7 @@ def create_app(
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
-        request_id = g.get("request_id", "-")
+        request_id = observe.request_id()
         error_log.exception("request %s failed", request_id)
         return _render(
             WinserveError(

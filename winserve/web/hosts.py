@@ -21,6 +21,7 @@ from winserve.settings import Settings
 
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+KNOWN_HEADERS = 64  # Host headers remembered as allowed (any client may send any, so bounded)
 
 
 class HostNotAllowed(WinserveError):
@@ -79,10 +80,17 @@ def install(app: Flask, settings: Settings) -> None:
     if allowed is None:
         return
 
+    # the few Host headers a server sees, once found allowed, are not parsed again (issue 14)
+    known: set[str] = set()
+
     @app.before_request
     def check_host() -> None:
         header = request.environ.get("HTTP_HOST")
-        if header is None or is_allowed(hostname(header), allowed):
+        if header is None or header in known:
+            return
+        if is_allowed(hostname(header), allowed):
+            if len(known) < KNOWN_HEADERS:
+                known.add(header)
             return
         raise HostNotAllowed(
             f"this server does not answer to the host name {hostname(header)!r}: open it by "

@@ -29,6 +29,14 @@ def model_name() -> str | None:
     return name
 
 
+def model_used() -> str:
+    """The model this request used (its first slot), else the one its path named, else ""."""
+    taken: dict[str | None, Slot] | None = g.get("winserve_slots")
+    if taken:
+        return next(iter(taken.values())).name
+    return g.get("winserve_model") or ""
+
+
 def slot(name: str | None = None) -> Slot:
     """This request's snapshot of the slot of ``name`` (default: the path's, else the default
     model); the same object every time the request asks."""
