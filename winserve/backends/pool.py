@@ -7,7 +7,7 @@
     predict(payload) ─► Job ─┬► a replica is idle and nothing waits: the caller's own thread
          │                    │  makes the call (no hand-off between threads) ─► replica 0 ─ …
          │                    └► queue (deque, bounded by max_queue)
-         │ waits on job.done                 │
+         │ waits on its job                  │
          │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
          │                          take every job waiting (≤ max_batch_rows) ─► one call
          ◄──── result / error ──── split the answer by rows          replica 1 ─ ModelHost
@@ -41,7 +41,6 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -80,27 +79,60 @@ class MakeReplica(Protocol):
     def __call__(self, index: int, spec: ModelSpec) -> Replica: ...
 
 
-@dataclass(eq=False)
 class Job:
-    payload: Payload
-    rows: int
-    proba: bool
-    deadline: float
-    timeout: float
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Prediction | None = None
-    error: WinserveError | None = None
-    solo: bool = False
-    retried: bool = False
-    scores: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """One request's rows on their way to a replica, and the answer once there is one.
+
+    The first ``resolve`` wins (the dispatcher's answer, or the caller's own timeout). Its
+    caller waits on a lock held from the start and released by that ``resolve``: a
+    ``threading.Event`` (a Condition, a lock made for each wait, ``notify_all``) cost the web
+    process more per request than the queue itself (issue 14)."""
+
+    __slots__ = (
+        "_answered",
+        "_claimed",
+        "deadline",
+        "error",
+        "payload",
+        "proba",
+        "result",
+        "retried",
+        "rows",
+        "scores",
+        "solo",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        payload: Payload,
+        rows: int,
+        proba: bool,
+        deadline: float,
+        timeout: float,
+        scores: bool = False,
+    ) -> None:
+        self.payload, self.rows, self.proba, self.scores = payload, rows, proba, scores
+        self.deadline, self.timeout = deadline, timeout
+        self.result: Prediction | None = None
+        self.error: WinserveError | None = None
+        self.solo = self.retried = False
+        self._claimed = threading.Lock()  # taken by the first resolve, never released
+        self._answered = threading.Lock()  # held until the answer is there
+        self._answered.acquire()
+
+    @property
+    def done(self) -> bool:
+        return self._claimed.locked()
 
     def resolve(self, result: Prediction | None = None, error: WinserveError | None = None) -> None:
-        with self._lock:
-            if self.done.is_set():
-                return
-            self.result, self.error = result, error
-            self.done.set()
+        if not self._claimed.acquire(blocking=False):  # answered already: that answer stays
+            return
+        self.result, self.error = result, error
+        self._answered.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the answer came within ``timeout`` seconds (one waiter: the caller)."""
+        return self._answered.acquire(timeout=timeout)
 
     def timed_out(self) -> ModelTimeout:
         return ModelTimeout(
@@ -253,7 +285,7 @@ class PoolBackend(Backend):
         try:
             if idle is not None:
                 self._run_here(idle, job)
-            if not job.done.wait(self._timeout + CALLER_GRACE):
+            if not job.wait(self._timeout + CALLER_GRACE):
                 job.resolve(error=job.timed_out())
         finally:
             with self._cond:
@@ -472,7 +504,7 @@ class PoolBackend(Backend):
         now = time.monotonic()
         while self._queue:
             job = self._queue[0]
-            if job.done.is_set():  # its caller gave up
+            if job.done:  # its caller gave up
                 self._queue.popleft()
                 continue
             if job.deadline <= now:
