@@ -77,15 +77,18 @@ def _ray(spec: ModelSpec, workers: int, settings: Settings) -> Backend:
     from winserve.backends.ray_backend import RayBackend, RayOptions  # Ray itself: at start
 
     options = RayOptions(settings.ray_address, workers, settings.max_workers, settings.ray_cpus)
-    return RayBackend(
-        spec,
-        options,
-        timeout=settings.timeout,
-        load_timeout=settings.load_timeout,
-        max_batch_rows=settings.max_batch_rows,
-        max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue,
-    )
+    return RayBackend(spec, options, **_queue_settings(settings))
+
+
+def _queue_settings(settings: Settings) -> dict[str, Any]:
+    """The pool's deadlines and batching, the same in front of local and of Ray replicas."""
+    return {
+        "timeout": settings.timeout,
+        "load_timeout": settings.load_timeout,
+        "max_batch_rows": settings.max_batch_rows,
+        "max_batch_wait_ms": settings.max_batch_wait_ms,
+        "max_queue": settings.max_queue,
+    }
 
 
 def serving_where(settings: Settings, workers: int) -> str:
@@ -103,15 +106,7 @@ def serving_where(settings: Settings, workers: int) -> str:
 
 
 def _pool(spec: ModelSpec, workers: int, settings: Settings) -> PoolBackend:
-    return PoolBackend(
-        spec,
-        workers=workers,
-        timeout=settings.timeout,
-        load_timeout=settings.load_timeout,
-        max_batch_rows=settings.max_batch_rows,
-        max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue,
-    )
+    return PoolBackend(spec, workers=workers, **_queue_settings(settings))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
