@@ -49,11 +49,16 @@ def test_the_folders_file_is_the_one_read_below_cli_and_environment(tmp_path: Pa
 @pytest.mark.spawn
 def test_a_folder_given_to_the_server_has_its_settings_file_read(tmp_path: Path) -> None:
     folder = _folder(tmp_path)
+    (tmp_path / "winserve.toml").write_text("threads = 9\n", encoding="utf-8")  # run.bat's
     with running_server([str(folder)], cwd=tmp_path) as server:
         answer = requests.post(f"{server.url}/predict", json=[ROW], timeout=30)
         assert answer.status_code == 200, answer.text  # default_model from the folder's file
         assert answer.json() == {"predictions": [7.0]}
-        assert not any("is not read" in line for line in server.lines)
+        # the current folder's file (here also the one beside the folder) does not apply
+        line = server.wait_for_line(lambda s: "is not read" in s, 30)
+        assert str(tmp_path / "winserve.toml") + " is not read" in line
+        assert str(folder / "winserve.toml") in line
+        assert sum("is not read" in s for s in server.lines) == 1
 
 
 @pytest.mark.server

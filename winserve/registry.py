@@ -324,8 +324,7 @@ class Registry:
                 self._entries[name] = Entry(name, path)
         for reason in refused.values():
             log.warning("%s", reason)
-        ignored = _ignored_settings_file(self.folder, self._settings.config)
-        if ignored:
+        for ignored in _ignored_settings_files(self.folder, self._settings.config, Path.cwd()):
             log.warning("%s", ignored)
         for name, path in found.items():
             self._load_in_background(name, path)
@@ -598,20 +597,33 @@ def _importable(folder: Path) -> None:
         sys.path.append(resolved)
 
 
-def _ignored_settings_file(folder: Path, config: Path | None) -> str:
-    """Why the folder's own winserve.toml is not read, when it is not: one settings file is
-    read, found before the folder was known (``--config``, or the file that names the folder
-    as ``model``); the folder's is read when the folder is given on the command line or in
-    the environment (settings.load)."""
+def _ignored_settings_files(folder: Path, config: Path | None, cwd: Path) -> list[str]:
+    """Why a settings file that might be expected to apply is not read (winserve reads one,
+    settings.load): the folder's own, when another file (``--config``, or the file that names
+    the folder as ``model``) was read; or, when the folder's own was read, the one beside the
+    folder and the current folder's (run.bat's), whose settings then do not apply."""
+    if config is None:
+        return []
     inside = folder / CONFIG_NAME
-    if config is None or not inside.is_file() or _same_file(config, inside):
-        return ""
-    return (
-        f"{inside} is not read: winserve reads one settings file, and this run's is {config} "
-        "(given with --config, or the file that names this folder as model); put the settings "
-        "there, or start winserve with the folder itself (python -m winserve FOLDER, or the "
-        "folder dropped on run.bat) and without --config to use the folder's own file"
-    )
+    if not _same_file(config, inside):
+        if not inside.is_file():
+            return []
+        return [
+            f"{inside} is not read: winserve reads one settings file, and this run's is "
+            f"{config} (given with --config, or the file that names this folder as model); put "
+            "the settings there, or start winserve with the folder itself (python -m winserve "
+            "FOLDER, or the folder dropped on run.bat) and without --config to use the folder's "
+            "own file"
+        ]
+    others: list[Path] = []
+    for other in (folder.parent / CONFIG_NAME, cwd / CONFIG_NAME):
+        if other.is_file() and not any(_same_file(other, o) for o in [inside, *others]):
+            others.append(other)
+    return [
+        f"{other} is not read: winserve reads one settings file, and this run's is the models "
+        f"folder's own {inside}; put the settings there (or give the other with --config)"
+        for other in others
+    ]
 
 
 def _same_file(a: Path, b: Path) -> bool:
