@@ -11,23 +11,34 @@ deadline; Ctrl+C leaves the cluster as it was.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import joblib
-import psutil
 import pytest
 import requests
 
 from tests import zoo
-from tests.helpers import ROOT, ServerProcess, running_server, server_env, wait_until
+from tests.helpers import running_server, server_env, wait_until
+from tests.ray_cluster import (
+    READY_SECONDS,
+    ROW,
+    TwoNodes,
+    applications,
+    health_of,
+    keeper_processes,
+    one_client,
+    ray_args,
+    ray_server,
+    replica_pids,
+    serve_processes,
+    serve_replicas,
+    under_load,
+)
+from tests.ray_cluster import two_nodes as two_nodes  # a cluster for this module
 from tests.test_fidelity import Served, same
 from tests.test_fidelity import (  # run here on Ray, with this module's `served`
     test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
@@ -38,117 +49,10 @@ from tests.test_fidelity import (
 )
 from tests.test_fidelity import test_the_pages_csv_scoring as test_the_pages_csv_scoring
 
-cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytest.importorskip("ray.cluster_utils")
 
 pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.timeout(600)]
 RAY_CASES = ["imputer_pipeline", "text_pipeline", "multi_output_regressor"]
-READY_SECONDS = 240  # joining the cluster, starting Serve and two replicas on a 2-core machine
-ROW = [{"a": 1.0, "b": 2.0}]
-
-
-@dataclass
-class TwoNodes:
-    cluster: Any
-    worker: Any
-    address: str
-    raylets: list[int] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def two_nodes() -> Iterator[TwoNodes]:
-    # the nodes' workers import the test models by name (tests.models), as spawned hosts do
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), old or ""]).rstrip(os.pathsep)
-    cluster = cluster_utils.Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1}}
-    )
-    try:
-        worker = cluster.add_node(num_cpus=1, resources={"worker": 1})
-        cluster.wait_for_nodes()
-        yield TwoNodes(cluster, worker, cluster.address)
-    finally:
-        cluster.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
-def _ray_args(nodes: TwoNodes, *more: str) -> list[str]:
-    return ["--backend", "ray", "--ray-address", nodes.address, "--ray-cpus", "1", *more]
-
-
-@contextlib.contextmanager
-def ray_server(args: list[str], cwd: Path) -> Iterator[ServerProcess]:
-    """winserve on the cluster, ready; stopped with Ctrl+C at the end, as a user stops it, so
-    that its Serve application leaves the cluster (a SIGKILLed winserve cannot remove it, and
-    its replicas would hold the nodes' CPUs)."""
-    with running_server(args, cwd=cwd, ready=False) as server:
-        server.wait_ready(READY_SECONDS)
-        apps = _applications(_health(server.url))
-        try:
-            yield server
-        finally:
-            # the Serve replicas and their model hosts
-            started = [proc for app in apps for proc in _replica_trees(app)]
-            if server.proc.poll() is None:
-                server.stop(signal.SIGINT, timeout=30)
-            started += [proc for app in apps for proc in _replica_trees(app)]
-            _, alive = psutil.wait_procs(started, timeout=20)
-            assert not alive, f"left on the cluster: {[p.pid for p in alive]}"
-
-
-def _applications(health: Any) -> list[str]:
-    """Every Serve application named in /health (one per model of a folder)."""
-    if isinstance(health, dict):
-        found = [health["application"]] if "application" in health else []
-        return found + [app for value in health.values() for app in _applications(value)]
-    if isinstance(health, list):
-        return [app for value in health for app in _applications(value)]
-    return []
-
-
-def _replica_trees(app: str) -> list[psutil.Process]:
-    trees = []
-    for replica in _replicas(app) + _keepers(app):
-        with contextlib.suppress(psutil.Error):
-            trees += [replica, *replica.children(recursive=True)]
-    return trees
-
-
-def _replicas(app: str) -> list[psutil.Process]:
-    """The Serve replica processes of winserve's application ``app``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if f"ServeReplica:{app}:" in cmdline:
-            found.append(proc)
-    return found
-
-
-def _keepers(app: str) -> list[psutil.Process]:
-    """The keeper actors beside ``app``'s Serve replicas (they serve the model's calls)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if f"WinserveHost:{app}" in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
-
-
-def _serve_processes() -> set[int]:
-    """Serve's controller and replicas, and winserve's keepers (by pid: Ray retitles a process
-    with each call it runs)."""
-    found = set()
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith(("ray::Serve", "ray::WinserveHost")):
-            found.add(proc.pid)
-    return found
-
-
-def _health(url: str) -> dict[str, Any]:
-    answer: dict[str, Any] = requests.get(f"{url}/health", timeout=10).json()
-    return answer
 
 
 @pytest.fixture(scope="module", params=RAY_CASES)
@@ -161,7 +65,7 @@ def served(
     joblib.dump(case.model, path)
     # no CPUs reserved: the last case's server lives on to the end of this module (pytest keeps
     # a module's fixture until then), and the tests below need both nodes' CPUs
-    args = [str(path), *_ray_args(two_nodes, "--workers", "2"), "--ray-cpus", "0"]
+    args = [str(path), *ray_args(two_nodes, "--workers", "2"), "--ray-cpus", "0"]
     with ray_server(args, folder) as server:
         yield Served(case, server.url, zoo.expected(case))
 
@@ -172,17 +76,17 @@ def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(
     case = zoo.BUILDERS["imputer_pipeline"]()
     path = tmp_path / "churn.joblib"
     joblib.dump(case.model, path)
-    with ray_server([str(path), *_ray_args(two_nodes, "--workers", "2")], tmp_path) as server:
+    with ray_server([str(path), *ray_args(two_nodes, "--workers", "2")], tmp_path) as server:
         health = wait_until(
-            lambda: (h := _health(server.url))["extra"]["ray"].get("replica_states") and h, 30
+            lambda: (h := health_of(server.url))["extra"]["ray"].get("replica_states") and h, 30
         )
         app = health["extra"]["ray"]["application"]
         assert health["extra"]["ray"]["replica_states"] == {"RUNNING": 2}
-        replicas = _replicas(app)
+        replicas = serve_replicas(app)
         assert len(replicas) == 2
         raylets = {proc.parent().pid for proc in replicas}  # each node's raylet starts its actors
         assert len(raylets) == 2, "both replicas on one node"
-        keepers = _keepers(app)  # each replica's keeper, on the replica's node
+        keepers = keeper_processes(app)  # each replica's keeper, on the replica's node
         assert len(keepers) == 2
         assert {proc.parent().pid for proc in keepers} == raylets
         import hashlib
@@ -192,71 +96,42 @@ def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(
         assert "on the Ray cluster at" in "\n".join(server.lines)
 
 
-def _load(url: str, stop: threading.Event, body: list[dict[str, float]]) -> list[tuple[int, float]]:
-    """One client: requests back to back until ``stop``; (status, seconds) of each."""
-    seen = []
-    with requests.Session() as session:
-        while not stop.is_set():
-            began = time.monotonic()
-            try:
-                answer = session.post(f"{url}/predict", json=body, timeout=30)
-            except requests.RequestException as exc:
-                seen.append((-1, time.monotonic() - began))
-                print("client error", exc)
-                continue
-            answer.json()  # every answer is JSON, the errors too
-            seen.append((answer.status_code, time.monotonic() - began))
-    return seen
-
-
-def _under_load(url: str, action: Any, seconds_after: float, clients: int = 8) -> list[Any]:
-    stop = threading.Event()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(_load, url, stop, ROW) for _ in range(clients)]
-        time.sleep(2.0)
-        action()
-        time.sleep(seconds_after)
-        stop.set()
-        return [item for future in futures for item in future.result(timeout=60)]
-
-
 def test_a_killed_replica_under_load_costs_only_503s_and_is_replaced(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
     timeout = 3.0
-    args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
+    args = [*ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
     with ray_server([*args, "--timeout", str(timeout)], tmp_path) as server:
-        app = _health(server.url)["extra"]["ray"]["application"]
-        replicas = _pids(app)
-        victim = _keepers(app)[0]  # the process the calls go to
-        results = _under_load(server.url, lambda: victim.send_signal(signal.SIGKILL), 8.0)
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        replicas = replica_pids(app)
+        victim = keeper_processes(app)[0]  # the process the calls go to
+        results = under_load(server.url, lambda: victim.send_signal(signal.SIGKILL), 8.0)
         statuses = {status for status, _ in results}
         assert statuses <= {200, 503, 504}, statuses
         assert max(seconds for _, seconds in results) < timeout + 1.0
         assert sum(status == 200 for status, _ in results) > 100
         # its Serve replica ends with it, and Serve starts both anew
         wait_until(
-            lambda: len(_keepers(app)) == 2 and victim.pid not in {p.pid for p in _keepers(app)},
+            lambda: (
+                len(keeper_processes(app)) == 2
+                and victim.pid not in {p.pid for p in keeper_processes(app)}
+            ),
             60,
             0.5,
         )
-        wait_until(lambda: len(_pids(app)) == 2 and _pids(app) != replicas, 60, 0.5)
+        wait_until(lambda: len(replica_pids(app)) == 2 and replica_pids(app) != replicas, 60, 0.5)
         answer = requests.post(f"{server.url}/predict", json=ROW, timeout=10)
         assert answer.status_code == 200 and answer.json()["predictions"] == [3.0]
-
-
-def _pids(app: str) -> set[int]:
-    return {proc.pid for proc in _replicas(app)}
 
 
 def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    args = [*_ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
+    args = [*ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
     with ray_server([*args, "--timeout", "2"], tmp_path) as server:
-        app = _health(server.url)["extra"]["ray"]["application"]
-        replica_pid = _pids(app)
-        keeper_pid = {proc.pid for proc in _keepers(app)}
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        replica_pid = replica_pids(app)
+        keeper_pid = {proc.pid for proc in keeper_processes(app)}
         began = time.monotonic()
         answer = requests.post(f"{server.url}/predict", json=[{"a": 999, "b": 0}], timeout=30)
         took = time.monotonic() - began
@@ -269,22 +144,22 @@ def test_a_hung_model_is_cut_at_the_deadline_and_its_host_replaced(
             20,
             0.2,
         )
-        assert _pids(app) == replica_pid
-        assert {proc.pid for proc in _keepers(app)} == keeper_pid
+        assert replica_pids(app) == replica_pid
+        assert {proc.pid for proc in keeper_processes(app)} == keeper_pid
 
 
 def test_workers_auto_lets_serve_add_replicas_under_load(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    args = [*_ray_args(two_nodes, "--workers", "auto", "--max-workers", "2")]
+    args = [*ray_args(two_nodes, "--workers", "auto", "--max-workers", "2")]
     with ray_server([*args, "--factory", "tests.models:steady"], tmp_path) as server:
-        app = _health(server.url)["extra"]["ray"]["application"]
-        assert len(_replicas(app)) == 1  # autoscaling starts from one replica
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        assert len(serve_replicas(app)) == 1  # autoscaling starts from one replica
         stop = threading.Event()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(_load, server.url, stop, ROW) for _ in range(4)]
+            futures = [pool.submit(one_client, server.url, stop, ROW) for _ in range(4)]
             try:
-                wait_until(lambda: len(_replicas(app)) == 2, 120, 0.5)
+                wait_until(lambda: len(serve_replicas(app)) == 2, 120, 0.5)
             finally:
                 stop.set()
             statuses = {status for future in futures for status, _ in future.result(60)}
@@ -298,9 +173,9 @@ def test_a_folder_of_models_is_served_on_ray(two_nodes: TwoNodes, tmp_path: Path
     cases = [zoo.BUILDERS[name]() for name in ("imputer_pipeline", "text_pipeline")]
     for case in cases:
         joblib.dump(case.model, folder / f"{case.name}.joblib")
-    args = [str(folder), *_ray_args(two_nodes, "--ray-cpus", "0"), "--no-watch"]
+    args = [str(folder), *ray_args(two_nodes, "--ray-cpus", "0"), "--no-watch"]
     with ray_server(args, tmp_path) as server:
-        assert len(_applications(_health(server.url))) == 2  # one Serve application per model
+        assert len(applications(health_of(server.url))) == 2  # one Serve application per model
         for case in cases:
             url = f"{server.url}/models/{case.name}/predict"
             answer = requests.post(url, json=zoo.records(case), timeout=30)
@@ -309,19 +184,19 @@ def test_a_folder_of_models_is_served_on_ray(two_nodes: TwoNodes, tmp_path: Path
 
 
 def test_ctrl_c_leaves_the_cluster_as_it_was(two_nodes: TwoNodes, tmp_path: Path) -> None:
-    before = _serve_processes()
+    before = serve_processes()
     nodes_before = _alive_nodes(two_nodes)
-    args = [*_ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
+    args = [*ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:chaos"]
     with running_server(args, cwd=tmp_path, ready=False) as server:
         server.wait_ready(READY_SECONDS)
-        app = _health(server.url)["extra"]["ray"]["application"]
-        assert _replicas(app)
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        assert serve_replicas(app)
         began = time.monotonic()
         assert server.stop(signal.SIGINT, timeout=30) == 0
         assert time.monotonic() - began < 20
         output = server.drain()
     assert "Traceback" not in output
-    wait_until(lambda: _serve_processes() == before, 30, 0.5)  # its app and Serve are gone
+    wait_until(lambda: serve_processes() == before, 30, 0.5)  # its app and Serve are gone
     assert _alive_nodes(two_nodes) == nodes_before  # and the cluster still runs
 
 

@@ -15,8 +15,16 @@ import pytest
 import requests
 
 from tests.helpers import running_server, wait_until
-from tests.test_ray import READY_SECONDS, ROW, TwoNodes, _health, _keepers, _ray_args, _replicas
-from tests.test_ray import (
+from tests.ray_cluster import (
+    READY_SECONDS,
+    ROW,
+    TwoNodes,
+    health_of,
+    keeper_processes,
+    ray_args,
+    serve_replicas,
+)
+from tests.ray_cluster import (
     two_nodes as two_nodes,
 )
 
@@ -29,12 +37,12 @@ def test_a_cluster_lost_later_is_reported_and_costs_no_hang(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
     timeout = 3.0
-    args = [*_ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:slow_chaos"]
+    args = [*ray_args(two_nodes, "--workers", "1"), "--factory", "tests.models:slow_chaos"]
     args += ["--timeout", str(timeout)]
     with running_server(args, cwd=tmp_path, ready=False) as server:
         server.wait_ready(READY_SECONDS)
-        app = _health(server.url)["extra"]["ray"]["application"]
-        ours = _replicas(app) + _keepers(app)
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        ours = serve_replicas(app) + keeper_processes(app)
         assert requests.post(f"{server.url}/predict", json=ROW, timeout=10).status_code == 200
         two_nodes.cluster.shutdown()  # every node of the cluster: its GCS, raylets and workers
 
@@ -48,7 +56,9 @@ def test_a_cluster_lost_later_is_reported_and_costs_no_hang(
         assert {status for status, _ in seen} <= {503, 504}, seen
         assert max(seconds for _, seconds in seen) < timeout + 1.0, seen
         health = wait_until(
-            lambda: "has not answered since" in (h := _health(server.url)).get("reason", "") and h,
+            lambda: (
+                "has not answered since" in (h := health_of(server.url)).get("reason", "") and h
+            ),
             60,
             1.0,
         )

@@ -12,15 +12,15 @@ import pytest
 import requests
 
 from tests.helpers import wait_until
-from tests.test_ray import (  # the two-node cluster of this module, and the Ray test helpers
+from tests.ray_cluster import (  # the Ray test helpers
     ROW,
     TwoNodes,
-    _health,
-    _ray_args,
-    _under_load,
+    health_of,
+    ray_args,
     ray_server,
+    under_load,
 )
-from tests.test_ray import (
+from tests.ray_cluster import (
     two_nodes as two_nodes,
 )
 
@@ -43,18 +43,18 @@ def _power_off(nodes: TwoNodes) -> None:
 def test_a_lost_worker_node_is_reported_and_the_head_keeps_serving(
     two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    args = [*_ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
+    args = [*ray_args(two_nodes, "--workers", "2"), "--factory", "tests.models:slow_chaos"]
     with ray_server([*args, "--timeout", "3"], tmp_path) as server:
         wait_until(
-            lambda: _health(server.url)["extra"]["ray"].get("replica_states") == {"RUNNING": 2},
+            lambda: health_of(server.url)["extra"]["ray"].get("replica_states") == {"RUNNING": 2},
             30,
         )
-        results = _under_load(server.url, lambda: _power_off(two_nodes), 8.0)
+        results = under_load(server.url, lambda: _power_off(two_nodes), 8.0)
         statuses = {status for status, _ in results}
         assert statuses <= {200, 503, 504}, statuses
         assert max(seconds for _, seconds in results) < 3.0 + 1.0
         health = wait_until(
-            lambda: (h := _health(server.url))["extra"]["ray"].get("lost_nodes") and h, 30
+            lambda: (h := health_of(server.url))["extra"]["ray"].get("lost_nodes") and h, 30
         )
         assert health["status"] == "degraded"
         assert "Ray node lost" in health["reason"]
