@@ -323,7 +323,8 @@ def prepare(
     if request.columns is not None:
         raw = _by_name_or_position(request, info)
         if info.all_numeric:
-            matrix = _numbers_only([raw[name] for name in info.feature_names], transpose=True)
+            # map: the loop over the columns runs in C (issue 14)
+            matrix = _numbers_only(list(map(raw.__getitem__, info.feature_names)), transpose=True)
             if matrix is not None:
                 return Prepared({"matrix": matrix}, request.n_rows, list(range(request.n_rows)))
     else:

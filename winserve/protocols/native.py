@@ -29,8 +29,10 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
     first = rows[0]
     keys = first.keys()
     if all(row.keys() == keys for row in rows):  # the usual body: every row names the same
+        # zip/map: the loops over the columns run in C (issue 14)
         if len(rows) == 1:
-            return PredictRequest({k: [v] for k, v in first.items()}, proba=proba, n_rows=1)
+            single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
+            return PredictRequest(single, proba=proba, n_rows=1)
         return PredictRequest(
             {name: [row[name] for row in rows] for name in first}, proba=proba, n_rows=len(rows)
         )

@@ -36,7 +36,7 @@ def predict() -> ResponseReturnValue:
     prediction = service.predict(decoded, info)
     req.environ["winserve.rows"] = decoded.n_rows
     response = json_response(native.encode(prediction, info, proba, scores))
-    response.headers["X-Model-Version"] = str(slot.version)
+    response.headers.add("X-Model-Version", str(slot.version))  # added: a new response
     return response
 
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, after_this_request, current_app, g, request
 
 from winserve.errors import WinserveError
 
@@ -38,9 +38,24 @@ def form_token() -> str:
     """The value for the form's hidden field (sets the cookie on this response if needed)."""
     browser = request.cookies.get(COOKIE, "")
     if len(browser) != 43:  # secrets.token_urlsafe(32)
-        browser = g.get("csrf_new") or secrets.token_urlsafe(32)
-        g.csrf_new = browser
+        browser = g.get("csrf_new")
+        if not browser:
+            browser = g.csrf_new = secrets.token_urlsafe(32)
+            # this response only: an after_request hook cost every API request a look (issue 14)
+            after_this_request(_set_cookie)
     return _expected(browser)
+
+
+def _set_cookie(response: Response) -> Response:
+    response.set_cookie(
+        COOKIE,
+        g.csrf_new,
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+        path="/",
+    )
+    return response
 
 
 def check() -> None:
@@ -63,17 +78,3 @@ def check() -> None:
 def install(app: Flask) -> None:
     app.config["WINSERVE_CSRF_KEY"] = secrets.token_bytes(32)
     app.jinja_env.globals["csrf_token"] = form_token
-
-    @app.after_request
-    def set_cookie(response: Response) -> Response:
-        browser = g.get("csrf_new")
-        if browser:
-            response.set_cookie(
-                COOKIE,
-                browser,
-                httponly=True,
-                samesite="Strict",
-                secure=request.is_secure,
-                path="/",
-            )
-        return response

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 
@@ -25,10 +25,9 @@ _encode = json.JSONEncoder(
 
 def json_response(body: Any) -> Response:
     """``jsonify(body)``, byte for byte, for the prediction routes."""
-    response: Response = current_app.response_class(
-        _encode(body) + "\n", mimetype="application/json"
-    )
-    return response
+    # Flask's Response, as jsonify makes (the app's response_class, which winserve never
+    # changes: no proxy lookup for it; issue 14)
+    return Response(_encode(body) + "\n", mimetype="application/json")
 
 
 def error_response(

@@ -40,8 +40,9 @@ def model_used() -> str:
 def slot(name: str | None = None) -> Slot:
     """This request's snapshot of the slot of ``name`` (default: the path's, else the default
     model); the same object every time the request asks."""
-    name = name if name is not None else model_name()
-    taken: dict[str | None, Slot] = g.setdefault("winserve_slots", {})
+    state = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    name = name if name is not None else state.get("winserve_model")
+    taken: dict[str | None, Slot] = state.setdefault("winserve_slots", {})
     found = taken.get(name)
     if found is None:
         found = taken[name] = registry().acquire(name)
