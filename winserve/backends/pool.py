@@ -582,6 +582,16 @@ class PoolBackend(Backend):
         with a row the host isolated as failing gets that row's error (a job alone in the
         call gets the call's, as it always has), with the answers of its rows attached for CSV
         scoring (``row_errors``); the other jobs get their predictions."""
+        if len(jobs) == 1 and record.get("ok"):  # the usual call at low load: nothing to split
+            job = jobs[0]
+            job.resolve(
+                Prediction(
+                    record["predictions"],
+                    record.get("probabilities") if job.proba else None,
+                    record.get("scores") if job.scores else None,
+                )
+            )
+            return
         answered = record if record.get("ok") else record.get("isolated")
         if answered is None:  # one row, or an error not about rows (no model loaded)
             for job in jobs:
