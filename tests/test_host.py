@@ -211,3 +211,30 @@ def test_a_model_fitted_on_a_number_array_gets_floats_in_its_sample_too(tmp_path
     joblib.dump(model, path)
     record = ModelHost().load(ModelSpec(str(path)))
     assert record["ok"], record
+
+
+def test_a_matrix_with_nan_keeps_the_models_own_check(tmp_path: Path) -> None:
+    """A finite matrix skips scikit-learn's finiteness check (assume_finite); one with NaN or
+    an infinity does not: the model's own error, as a row error, and the same answers."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from winserve.backends.proxy import wire_payload
+
+    x, y = iris_frame()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    path = tmp_path / "lr.joblib"
+    joblib.dump(model, path)
+    host, record = _load(ModelSpec(str(path)))
+    assert record["ok"]
+    rows = x.to_numpy()[:3].copy()
+    answer = host.predict(wire_payload({"matrix": rows}), True)
+    assert answer["ok"] and answer["predictions"] == model.predict(x.iloc[:3]).tolist()
+    np.testing.assert_allclose(answer["probabilities"], model.predict_proba(x.iloc[:3]))
+    for bad in (np.nan, np.inf):
+        rows[1, 2] = bad
+        failed = host.predict(wire_payload({"matrix": rows}), False)
+        assert not failed["ok"] and failed["error"]["input_error"]
+        assert "Input X contains" in failed["error"]["message"]
+        assert [row for row, _ in failed["isolated"]["errors"]] == [1]
