@@ -61,6 +61,9 @@ def test_config_next_to_the_model_and_relative_paths(tmp_path: Path) -> None:
         (["--backend", "spark"], {}, "backend: expected local or ray, got 'spark'"),
         (["--backend", "ray", "--in-process"], {}, "--in-process and --backend ray exclude"),
         (["--backend", "ray", "--ray-address", "ray://h:10001"], {}, "(ray://) are not supported"),
+        (["--backend", "ray", "--ray-address", "192.0.2.2"], {}, "'192.0.2.2' is not an address"),
+        (["--backend", "ray", "--ray-address", "nonsense"], {}, "give auto, local or the head's"),
+        (["--backend", "ray", "--ray-address", "head:99999"], {}, "'head:99999' is not an"),
     ],
 )
 def test_bad_settings_are_one_clear_line(

@@ -636,6 +636,11 @@ def check(settings: Settings) -> None:
             "ray_address: Ray Client addresses (ray://) are not supported; run winserve on a "
             "machine of the cluster (`ray start --address HEAD:6379` there) and give HEAD:6379"
         )
+    if settings.backend == "ray" and not _is_ray_address(settings.ray_address):
+        raise SettingsError(
+            f"ray_address {settings.ray_address!r} is not an address: give auto, local or the "
+            "head's HOST:PORT as `ray start --head` printed it (e.g. 192.168.1.20:6379)"
+        )
     if settings.backend == "ray" and settings.in_process:
         raise SettingsError("--in-process and --backend ray exclude each other: choose one")
     if settings.backend == "ray" and importlib.util.find_spec("ray") is None:
@@ -669,3 +674,18 @@ def markdown_table() -> str:
             f"| `{spec.name}` | `{cli}` | `{env_name(spec.name)}` | {shown} | {meta['help']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _is_ray_address(address: str) -> bool:
+    """auto, local, or HOST:PORT (``[IPv6]:PORT`` too), as Ray's own parser wants it."""
+    if address.lower() in ("auto", "local"):
+        return True
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    return (
+        bool(host)
+        and " " not in host
+        and "/" not in host
+        and port.isdigit()
+        and (0 < int(port) < 65536)
+    )
