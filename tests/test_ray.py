@@ -215,3 +215,17 @@ def test_an_address_nobody_answers_is_named_at_start(tmp_path: Path) -> None:
         line = server.wait_for_line(lambda s: "could not be loaded" in s, 60)
         assert "127.0.0.1:9" in line
         assert server.proc.wait(30) == 1
+
+
+def test_replicas_the_cluster_has_no_room_for_are_named_with_the_reason(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    # three replicas of one CPU each on two nodes of one CPU: Serve places two and waits
+    args = [*ray_args(two_nodes, "--workers", "3"), "--factory", "tests.models:steady"]
+    with running_server([*args, "--load-timeout", "50"], cwd=tmp_path, ready=False) as server:
+        line = server.wait_for_line(lambda s: "could not be loaded" in s, 180)
+        assert server.proc.wait(60) == 1
+        output = server.drain()
+    assert "Ray Serve runs 2 of 3 replicas" in line, line
+    assert "lower --ray-cpus or --workers, or add a node" in line
+    assert "Traceback" not in output

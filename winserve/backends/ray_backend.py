@@ -109,8 +109,16 @@ class RayLane:
         began = time.monotonic()
         if self._stopped:
             raise BrokenPipeError("the lane was stopped")
-        self._backend.deployed(load_timeout)
-        keeper = self._backend.wait_for_keeper(self.index, began + load_timeout)
+        try:
+            self._backend.deployed(load_timeout)
+            keeper = self._backend.wait_for_keeper(self.index, began + load_timeout)
+        except TimeoutError:
+            why = self._backend.problem()
+            if why:  # Serve's own reason (no CPU for a replica, …) says more than the time
+                raise ModelLoadError(
+                    f"the model did not load within {load_timeout:g} s: {why}"
+                ) from None
+            raise
         self._gone = ""
         self.started_at = time.monotonic()
         self.load_seconds = self.started_at - began
@@ -235,8 +243,6 @@ class RayBackend(Backend):
             self.deploy_error = str(exc)
         except Exception as exc:
             self.deploy_error = f"cannot deploy the model on Ray: {self._why_not(exc)}"
-        else:
-            threading.Thread(target=self._monitor, name="winserve-ray-monitor", daemon=True).start()
         if self.deploy_error:
             log.error("%s", self.deploy_error)
         self._deployed.set()
@@ -272,6 +278,9 @@ class RayBackend(Backend):
                 connection.address,
             )
         self._nodes_at_start = _alive_nodes()
+        # from here, not from the deployment's end: while Serve waits for replicas it cannot
+        # place (no free CPU), /health and the load's error say so
+        threading.Thread(target=self._monitor, name="winserve-ray-monitor", daemon=True).start()
         options: dict[str, Any] = {
             "ray_actor_options": {"num_cpus": self._options.cpus},
             "max_ongoing_requests": MAX_ONGOING,
@@ -477,7 +486,31 @@ class RayBackend(Backend):
         lost = self._status.get("lost_nodes") or []
         if lost:
             return "Ray node lost: " + "; ".join(lost)
-        return ""
+        return self._replicas_short()
+
+    def _replicas_short(self) -> str:
+        """Fewer replicas running than asked for, with Serve's reason (most often: no node
+        has the CPUs a replica reserves)."""
+        states: dict[str, int] = self._status.get("replica_states") or {}
+        running = states.get("RUNNING", 0)
+        message = self._status.get("serve_message", "")
+        wanted = self._options.workers
+        if states and wanted and running < wanted:
+            others = ", ".join(
+                f"{n} {s.lower()}" for s, n in sorted(states.items()) if s != "RUNNING"
+            )
+            short = f"Ray Serve runs {running} of {wanted} replicas ({others or 'none other'})"
+        elif "scheduled" in message:
+            short = "Ray Serve cannot place every replica"
+        else:
+            return ""
+        if "scheduled" in message or "Resources required" in message:
+            short += (
+                f": the cluster has no room for another (each replica reserves "
+                f"ray_cpus = {self._options.cpus:g} CPU; lower --ray-cpus or --workers, or add "
+                f"a node). Ray Serve says: {message}"
+            )
+        return short
 
     def _monitor(self) -> None:
         """Replicas and nodes as the cluster reports them, every ``MONITOR_SECONDS``."""
@@ -501,6 +534,8 @@ class RayBackend(Backend):
                         str(getattr(state, "value", state)): count
                         for state, count in deployment.replica_states.items()
                     }
+                    if deployment.message:
+                        snapshot["serve_message"] = deployment.message[:500]
             snapshot["nodes"] = sorted(
                 f"{n['NodeManagerAddress']} ({'alive' if n['Alive'] else 'dead'})"
                 for n in nodes.values()
