@@ -240,7 +240,7 @@ class Settings:
     backend: str = _setting(
         "local",
         "Where the model replicas run: local (processes on this PC) or ray (a Ray Serve "
-        "deployment on the Ray cluster at ray_address; Linux, pip install winserve[ray]).",
+        "deployment on the Ray cluster at ray_address; Linux, pip install 'ray[serve]').",
         to_backend,
         cli="--backend",
         metavar="NAME",
@@ -441,7 +441,8 @@ class Settings:
         "onnxruntime (a forest: one row in microseconds, not milliseconds), but only once it "
         "answered at least 1,000 probe rows as scikit-learn does (same predictions, "
         "probabilities within 1e-6); else scikit-learn answers and the console says why. "
-        "Needs pip install winserve[onnx]. off: scikit-learn answers.",
+        "Needs skl2onnx and onnxruntime (pip install '.[onnx]' in winserve's folder). off: "
+        "scikit-learn answers.",
         to_compile,
         cli="--compile",
         metavar="RUNTIME",
@@ -645,8 +646,8 @@ def check(settings: Settings) -> None:
         raise SettingsError("--in-process and --backend ray exclude each other: choose one")
     if settings.backend == "ray" and importlib.util.find_spec("ray") is None:
         raise SettingsError(
-            "backend ray needs Ray: pip install winserve[ray] (on Linux), or leave the backend "
-            "at local"
+            "backend ray needs Ray Serve: pip install 'ray[serve]' (on Linux), or leave the "
+            "backend at local"
         )
     if settings.in_process and settings.workers > 1:
         raise SettingsError(
