@@ -85,6 +85,12 @@ def slow_loading_chaos() -> ChaosModel:
     return ChaosModel()
 
 
+def slow_reloading_chaos() -> ChaosModel:
+    """10 ms per call, 8 s to load: a request that waited for a reload would be seen."""
+    time.sleep(8.0)
+    return ChaosModel(delay=0.01)
+
+
 # -- issue 13: a model that holds the GIL, and one that is merely slow -------------------------
 
 GIL_HOG = 777.0

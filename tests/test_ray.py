@@ -229,3 +229,38 @@ def test_replicas_the_cluster_has_no_room_for_are_named_with_the_reason(
     assert "Ray Serve runs 2 of 3 replicas" in line, line
     assert "lower --ray-cpus or --workers, or add a node" in line
     assert "Traceback" not in output
+
+
+def test_a_killed_model_host_sends_the_calls_to_the_other_replica_meanwhile(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    # its keeper reloads it (8 s): the requests must not wait for that while a sibling answers
+    args = [
+        *ray_args(two_nodes, "--workers", "2"),
+        "--factory",
+        "tests.models:slow_reloading_chaos",
+    ]
+    with ray_server([*args, "--timeout", "30"], tmp_path) as server:
+        app = health_of(server.url)["extra"]["ray"]["application"]
+        keeper = keeper_processes(app)[0]
+        hosts = [
+            child
+            for child in keeper.children()
+            if "spawn_main" in " ".join(child.cmdline())  # not its resource tracker
+        ]
+        assert len(hosts) == 1
+        results = under_load(server.url, lambda: hosts[0].send_signal(signal.SIGKILL), 6.0)
+        statuses = {status for status, _ in results}
+        assert statuses <= {200, 503}, statuses
+        slowest = max(seconds for _, seconds in results)
+        assert slowest < 4.0, f"a request waited {slowest:.1f} s (for the host's reload?)"
+        assert sum(status == 200 for status, _ in results) > 100
+        # and the keeper's new host serves again, in the same keeper
+        wait_until(
+            lambda: (
+                len([c for c in keeper.children() if "spawn_main" in " ".join(c.cmdline())]) == 1
+                and hosts[0].pid not in {c.pid for c in keeper.children()}
+            ),
+            60,
+            0.5,
+        )

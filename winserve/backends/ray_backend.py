@@ -146,6 +146,8 @@ class RayLane:
         finally:
             self._call_ref = None
         fault = record.get("winserve")
+        if fault:
+            self._backend.reloading(keeper)  # its host is replaced: the lanes call the others
         if fault == "timeout":
             raise TimeoutError(record["reason"])
         if fault == "gone":
@@ -226,6 +228,7 @@ class RayBackend(Backend):
         self._keepers: list[Keeper] = []  # the replicas' keepers with a loaded model, by name
         self._failed: dict[str, dict[str, Any]] = {}  # keepers whose first load failed
         self._forgotten: set[str] = set()  # keepers a call found dead
+        self._reloading: set[str] = set()  # keepers reloading their model host
         self._looked = 0.0
         self._look_lock = threading.Lock()
 
@@ -345,9 +348,17 @@ class RayBackend(Backend):
     # -- the keepers -------------------------------------------------------------------------
 
     def keeper(self, index: int) -> Keeper | None:
-        """The keeper lane ``index`` calls now (``None`` while none is ready)."""
+        """The keeper lane ``index`` calls now (``None`` while none is ready): one whose model
+        host answers, unless every keeper is reloading its host (then the call waits there)."""
         keepers = self._keepers
+        if self._reloading:
+            keepers = [k for k in keepers if k.name not in self._reloading] or keepers
         return keepers[index % len(keepers)] if keepers else None
+
+    def reloading(self, keeper: Keeper) -> None:
+        """``keeper`` is reloading its model host (it died or missed a deadline): the lanes
+        call the others until a look finds it answering again."""
+        self._reloading.add(keeper.name)
 
     def forget(self, keeper: Keeper) -> None:
         """A call found ``keeper`` dead: no lane calls it again (Serve replaces its replica)."""
@@ -398,6 +409,9 @@ class RayBackend(Backend):
             known = {keeper.name: keeper for keeper in self._keepers}
             probes = {}
             for name in names:
+                if name in self._reloading and name in known:
+                    probes[name] = (known[name].handle, known[name].handle.describe.remote(0.0))
+                    continue
                 if name in known or name in self._failed or name in self._forgotten:
                     continue
                 with contextlib.suppress(Exception):  # ended meanwhile
@@ -409,7 +423,10 @@ class RayBackend(Backend):
                     record = ray.get(ref, timeout=5.0)
                 except Exception:
                     continue
-                if record["ok"]:
+                if name in known:  # reloading: back in the lanes' turn once it answers
+                    if record.get("ready"):
+                        self._reloading.discard(name)
+                elif record["ok"]:
                     found.append(Keeper(name, handle, record))
                 elif not record.get("loading"):
                     self._failed[name] = record
@@ -418,6 +435,7 @@ class RayBackend(Backend):
             alive = set(names)
             self._failed = {name: r for name, r in self._failed.items() if name in alive}
             self._forgotten &= alive
+            self._reloading &= alive
         finally:
             self._look_lock.release()
 

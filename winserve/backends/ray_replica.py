@@ -163,8 +163,8 @@ class HostKeeper:
         where = _where()
         replica = self._replica
         where["host_pid"] = replica.pid if replica is not None else None
-        if self._info is not None:
-            return {"ok": True, "info": self._info, **where}
+        if self._info is not None:  # ready: a host answers now (not one being reloaded)
+            return {"ok": True, "info": self._info, "ready": self._ready.is_set(), **where}
         if not self._settled.is_set():
             message = f"the model did not load within {timeout:g} s"
             return {"ok": False, "loading": True, "error": _load_error(message), **where}
@@ -203,7 +203,7 @@ class HostKeeper:
                 self._replace(replica, f"a prediction took longer than {timeout:g} s")
                 return _fault("timeout", f"a prediction took longer than {timeout:g} s")
             except (*HOST_GONE, OSError):
-                reason = f"{replica.exit_description()} during a prediction"
+                reason = replica.exit_description()  # the web process adds "during a prediction"
                 self._replace(replica, reason)
                 return _fault("gone", reason)
         finally:
