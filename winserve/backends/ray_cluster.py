@@ -88,6 +88,12 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Connection:
 def _open(address: str, timeout: float) -> Connection:
     """Ray's session lives in a thread of its own from ``ray.init`` to ``ray.shutdown``: a local
     Ray's processes die with the thread that started them (Ray arms ``PR_SET_PDEATHSIG``)."""
+    refused = _refused(address)
+    if refused:  # at once, not after ray.init's minute of retries and warnings
+        raise ModelLoadError(
+            f"no Ray cluster answers at {address} ({refused}; setting: ray_address; is "
+            f"`ray start --head` running there, and its port reachable from this machine?)"
+        )
     connection = Connection(address, started_ray=address == "local", started_serve=False)
     thread = threading.Thread(
         target=_session, args=(connection,), name="winserve-ray-session", daemon=True
@@ -104,6 +110,19 @@ def _open(address: str, timeout: float) -> Connection:
     if connection.error:
         raise ModelLoadError(connection.error)
     return connection
+
+
+def _refused(address: str) -> str:
+    """Why nothing accepts a connection at a HOST:PORT address ("" when something does, and
+    for ``auto`` and ``local``)."""
+    if address.lower() in ("auto", "local"):
+        return ""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5.0).close()
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ""
 
 
 def _session(connection: Connection) -> None:
