@@ -77,11 +77,16 @@ def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(
     path = tmp_path / "churn.joblib"
     joblib.dump(case.model, path)
     with ray_server([str(path), *ray_args(two_nodes, "--workers", "2")], tmp_path) as server:
+        # /health's view of Serve is refreshed every few seconds (it may still show the
+        # replicas starting, from a look taken during the deployment)
         health = wait_until(
-            lambda: (h := health_of(server.url))["extra"]["ray"].get("replica_states") and h, 30
+            lambda: (
+                (h := health_of(server.url))["extra"]["ray"].get("replica_states") == {"RUNNING": 2}
+                and h
+            ),
+            30,
         )
         app = health["extra"]["ray"]["application"]
-        assert health["extra"]["ray"]["replica_states"] == {"RUNNING": 2}
         replicas = serve_replicas(app)
         assert len(replicas) == 2
         raylets = {proc.parent().pid for proc in replicas}  # each node's raylet starts its actors
