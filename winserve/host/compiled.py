@@ -80,7 +80,7 @@ def compile_model(model: Any, example: dict[str, Any]) -> CompiledModel:
     try:
         import skl2onnx  # noqa: F401
     except ImportError:
-        raise NotCompiled("skl2onnx is not installed (pip install winserve[onnx])") from None
+        raise NotCompiled("skl2onnx is not installed (pip install skl2onnx onnxruntime)") from None
     graph = _convert(model, description)
     compiled = _compiled_class(model)(model, graph, description)
     probes = probe_rows(model, features, example)

@@ -69,7 +69,7 @@ def _read_mlmodel(folder: Path) -> dict[str, Any]:
     except ImportError:
         raise ModelLoadError(
             f"{folder.name} is an MLflow model folder, and reading its MLmodel file needs "
-            "PyYAML: pip install winserve[mlflow] (or pip install pyyaml)"
+            "PyYAML: pip install pyyaml"
         ) from None
     try:
         data = yaml.safe_load((folder / MLMODEL).read_text(encoding="utf-8"))

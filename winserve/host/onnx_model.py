@@ -27,7 +27,7 @@ from typing import Any
 
 from winserve.errors import ModelLoadError
 
-NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install winserve[onnx]"
+NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install onnxruntime onnx"
 FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
 INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32"}
 STRING_TYPE = "tensor(string)"

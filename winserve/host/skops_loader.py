@@ -93,8 +93,7 @@ def load(path: Path, trust: Iterable[str]) -> Any:
         import skops.io as sio
     except ImportError:
         raise ModelLoadError(
-            f"{path.name} is a skops file and skops is not installed: "
-            "pip install winserve[skops] (or pip install skops)"
+            f"{path.name} is a skops file and skops is not installed: pip install skops"
         ) from None
     reported, refused = refused_types(path, trust)
     if refused:
