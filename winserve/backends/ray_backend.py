@@ -54,7 +54,6 @@ RAY_GRACE = 1.0  # seconds past a call's deadline the lane waits for the replica
 MONITOR_SECONDS = 3.0  # between looks at the cluster, for /health (serve.status: ~10 ms of CPU)
 STALE_SECONDS = 10.0  # a cluster silent this long is reported unreachable
 HEALTH_CHECK_SECONDS = 2.0
-MAX_ONGOING = 2  # Serve's calls a replica takes at once (the model's calls go to its keeper)
 LOOK_SECONDS = 0.5  # at most this often, a lane without a keeper asks Ray for the keepers
 _apps = itertools.count(1)
 
@@ -212,7 +211,6 @@ class RayBackend(Backend):
             make_replica=lambda index, each: RayLane(index, each, self),  # type: ignore[arg-type,return-value]
         )
         self.batch_rows = self._pool.batch_rows
-        self.handle: Any = None
         self._deployed = threading.Event()
         self.deploy_error = ""
         self._connected = False
@@ -241,7 +239,7 @@ class RayBackend(Backend):
 
     def _deploy(self) -> None:
         try:
-            self.handle = self._run_deployment()
+            self._run_deployment()
         except ModelLoadError as exc:
             self.deploy_error = str(exc)
         except Exception as exc:
@@ -250,7 +248,7 @@ class RayBackend(Backend):
             log.error("%s", self.deploy_error)
         self._deployed.set()
 
-    def _run_deployment(self) -> Any:
+    def _run_deployment(self) -> None:
         import ray
         from ray import serve
 
@@ -286,7 +284,6 @@ class RayBackend(Backend):
         threading.Thread(target=self._monitor, name="winserve-ray-monitor", daemon=True).start()
         options: dict[str, Any] = {
             "ray_actor_options": {"num_cpus": self._options.cpus},
-            "max_ongoing_requests": MAX_ONGOING,
             "health_check_period_s": HEALTH_CHECK_SECONDS,
             "health_check_timeout_s": max(HEALTH_CHECK_SECONDS, 5.0),
             "graceful_shutdown_timeout_s": 5.0,
@@ -314,7 +311,7 @@ class RayBackend(Backend):
             return deployment.bind(carried, spec, self._load_timeout, self.app_name)
 
         self._app_sent = True  # from here on, close() removes the application
-        return ray_cluster.bounded(
+        ray_cluster.bounded(
             lambda: ray_cluster.deploy(build, self.app_name),
             self._load_timeout + 30.0,
             "serve.run",
@@ -334,13 +331,12 @@ class RayBackend(Backend):
                 return _cause(RuntimeError(message))
         return _cause(exc)
 
-    def deployed(self, timeout: float) -> Any:
-        """The handle once the deployment runs (a lane's start waits here)."""
+    def deployed(self, timeout: float) -> None:
+        """Returns once the deployment runs (a lane's start waits here)."""
         if not self._deployed.wait(timeout):
             raise TimeoutError(f"the Ray deployment did not start within {timeout:g} s")
         if self.deploy_error:
             raise ModelLoadError(self.deploy_error)
-        return self.handle
 
     def wait_ready(self, timeout: float) -> ModelInfo:
         return self._pool.wait_ready(timeout)
