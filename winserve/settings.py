@@ -679,14 +679,13 @@ def markdown_table() -> str:
 
 def _is_ray_address(address: str) -> bool:
     """auto, local, or HOST:PORT (``[IPv6]:PORT`` too), as Ray's own parser wants it."""
-    if address.lower() in ("auto", "local"):
-        return True
+    return address.lower() in ("auto", "local") or host_and_port(address) is not None
+
+
+def host_and_port(address: str) -> tuple[str, int] | None:
+    """A ``HOST:PORT`` (or ``[IPv6]:PORT``) address's parts; ``None`` if it is not one."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
-    return (
-        bool(host)
-        and " " not in host
-        and "/" not in host
-        and port.isdigit()
-        and (0 < int(port) < 65536)
-    )
+    if not host or " " in host or "/" in host or not port.isdigit():
+        return None
+    return (host, int(port)) if 0 < int(port) < 65536 else None

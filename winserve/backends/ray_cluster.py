@@ -115,12 +115,14 @@ def _open(address: str, timeout: float) -> Connection:
 def _refused(address: str) -> str:
     """Why nothing accepts a connection at a HOST:PORT address ("" when something does, and
     for ``auto`` and ``local``)."""
-    if address.lower() in ("auto", "local"):
+    from winserve.settings import host_and_port
+
+    parts = host_and_port(address)
+    if parts is None:  # auto, local (the settings refused anything else)
         return ""
-    host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5.0).close()
-    except (OSError, ValueError) as exc:
+        socket.create_connection(parts, timeout=5.0).close()
+    except OSError as exc:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return ""
 
