@@ -20,8 +20,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from winserve.backends.base import Backend, Prediction
-from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
+from winserve.backends.base import Backend, Prediction, row_errors
+from winserve.errors import BadRequest, ModelInputError, PayloadTooLarge, SchemaMismatch
 from winserve.model_info import Feature, ModelInfo
 from winserve.payload import Payload
 
@@ -429,6 +429,20 @@ def _payload(columns: dict[str, list[Any]], info: ModelInfo, n_rows: int) -> Pay
     return {"columns": columns}
 
 
+def _rows_named(error: ModelInputError) -> ModelInputError:
+    """``error`` naming the rows the model refused, each with its own reason, when the host
+    isolated them in a batch (``row_errors``): "row 2: …", as a row the service itself
+    refuses is named, whatever the batch's shape (records, lists, split; issue 22)."""
+    found = row_errors(error)
+    if found is None or not found.errors:
+        return error
+    failed = sorted(found.errors.items())
+    shown = "; ".join(f"row {row + 1}: {e.message}" for row, e in failed[:MAX_PROBLEMS_SHOWN])
+    if len(failed) > MAX_PROBLEMS_SHOWN:
+        shown += f"; and {len(failed) - MAX_PROBLEMS_SHOWN} more rows"
+    return ModelInputError(shown)
+
+
 class Service:
     """What the views call: the model's description, and predictions for decoded rows."""
 
@@ -445,11 +459,14 @@ class Service:
         description the caller took for this request (one per request), else the current one."""
         info = info or self.backend.describe()
         prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
-        return self.backend.predict(
-            prepared.payload,
-            request.proba and info.has_proba,
-            scores=request.scores and bool(info.score_method),
-        )
+        try:
+            return self.backend.predict(
+                prepared.payload,
+                request.proba and info.has_proba,
+                scores=request.scores and bool(info.score_method),
+            )
+        except ModelInputError as exc:
+            raise _rows_named(exc) from None
 
     def check(self, request: PredictRequest, *, max_rows: int | None = None) -> Prepared:
         """Validate without predicting; bad rows are reported, not raised (page, CSV)."""

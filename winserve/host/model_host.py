@@ -36,7 +36,7 @@ from typing import Any
 
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
-from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, all_finite_matrix, build_input
+from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
 from winserve.model_info import SAMPLE_FAILED as SAMPLE_FAILED_PREFIX
 from winserve.model_info import ModelSpec
 
@@ -49,6 +49,9 @@ MAX_MESSAGE = 2000
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see _isolate)
+# The largest float32: a forest (or anything else casting to float32) turns a larger number
+# into an infinity, which scikit-learn's own check refuses (issue 22)
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def failure(
@@ -264,10 +267,44 @@ class ModelHost:
         )
         if self._arrays_ok and warnings.filters is not self._quiet_in:
             self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
-        if self._finite_context is not None and all_finite_matrix(payload):
-            with self._finite_context():
-                return self._outputs(frame, proba, scores)
-        return self._outputs(frame, proba, scores)
+        try:
+            if self._finite_context is not None and _within_float32(payload):
+                with self._finite_context():
+                    return self._outputs(frame, proba, scores)
+            return self._outputs(frame, proba, scores)
+        except INPUT_ERRORS as exc:
+            beyond = self._beyond_float32(payload)
+            if not beyond:
+                raise
+            # scikit-learn names neither the row nor the column of a number too large for
+            # float32 ("Input X contains infinity or a value too large …"): name the column,
+            # the row is named by whoever isolates it (issue 22)
+            raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
+
+    def _beyond_float32(self, payload: dict[str, Any]) -> str:
+        """The columns of ``payload`` holding a number beyond float32's range, in words; ""
+        when there is none (or the payload has no named columns)."""
+        import numpy as np
+
+        names = [str(f["name"]) for f in self._features]
+        found: list[str] = []
+        if MATRIX_BYTES in payload or "matrix" in payload:
+            matrix = _matrix(payload)
+            if matrix.ndim != 2 or matrix.shape[1] != len(names):
+                return ""
+            with np.errstate(invalid="ignore"):
+                big = np.abs(matrix) > FLOAT32_MAX
+            for column in np.flatnonzero(big.any(axis=0)):
+                value = matrix[np.flatnonzero(big[:, column])[0], column]
+                found.append(f"column {names[column]!r}: {value:g}")
+        elif "columns" in payload:
+            for name, values in payload["columns"].items():
+                value = next((v for v in values if _too_large(v)), None)
+                if value is not None:
+                    found.append(f"column {name!r}: {value:g}")
+        if not found:
+            return ""
+        return "; ".join(found) + f" is beyond the model's range of ±{FLOAT32_MAX:.7g} (float32)"
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> dict[str, Any]:
         predictions = describe.plain(self._model.predict(frame))
@@ -354,6 +391,41 @@ def _parts(payload: dict[str, Any]) -> tuple[int, Callable[[int, int], dict[str,
         return count, lambda lo, hi: {"columns": {k: v[lo:hi] for k, v in columns.items()}}
     rows = payload.get("rows", [])
     return len(rows), lambda lo, hi: {"rows": rows[lo:hi]}
+
+
+def _matrix(payload: dict[str, Any]) -> Any:
+    import numpy as np
+
+    if MATRIX_BYTES in payload:
+        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
+        return flat.reshape(payload[MATRIX_SHAPE])
+    return np.asarray(payload["matrix"])
+
+
+def _within_float32(payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` is a number matrix without NaN, infinities or numbers beyond
+    float32's range: the only input predicted with scikit-learn's finiteness check off. A
+    number beyond float32 (1e300) is finite in float64, but a forest casts it to float32,
+    where it becomes an infinity its own check refuses and ``assume_finite`` would let
+    through (issue 22). One pass over the matrix, as the finiteness check alone was."""
+    import numpy as np
+
+    if MATRIX_BYTES not in payload:
+        matrix = payload.get("matrix")
+        if matrix is None or getattr(matrix, "dtype", None) != np.float64:
+            return False
+    values = _matrix(payload)
+    if values.size == 0:
+        return True
+    # NaN compares False, an infinity is beyond the range: both keep the check
+    return bool(np.abs(values).max() <= FLOAT32_MAX)
+
+
+def _too_large(value: Any) -> bool:
+    # NaN compares False; an int too large for a float compares exactly
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > FLOAT32_MAX
+    )
 
 
 def _finite_context() -> Callable[[], contextlib.AbstractContextManager[Any]] | None:
