@@ -219,6 +219,9 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         asyncore_loop_timeout=1,
         clear_untrusted_proxy_headers=True,
     )
+    from winserve.web import gate
+
+    gate.install_waitress(server, app)  # bodies judged from their headers first (issue 28)
     failure: list[str] = []
 
     def when_folder_ready() -> None:

@@ -63,10 +63,12 @@ def _from_http(exc: HTTPException) -> WinserveError:
     messages = {
         404: f"no such page or endpoint: {request.path}",
         405: f"{request.method} is not allowed on {request.path}",
-        413: "the file is too large (setting: max_csv_mb)"
-        if request.path.startswith("/jobs")
-        else "the request body is too large (setting: max_body_mb)",
     }
+    if exc.code == 413:  # the route's own limit (gate.py), by what the request said it sends
+        from winserve.web import gate
+
+        limit = gate.route_limit(request.endpoint, current_app.config["WINSERVE_SETTINGS"])
+        return gate.too_large(limit, request.content_length)
     error = kind(messages.get(exc.code or 500, exc.description or exc.name))
     if exc.code == 405 and exc.response is None:
         allowed = getattr(exc, "valid_methods", None)
@@ -93,6 +95,7 @@ def create_app(
         api,
         auth,
         csrf,
+        gate,
         hosts,
         mlflow_api,
         models,
@@ -135,6 +138,7 @@ def create_app(
     observe.install(app, settings.request_log)
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token)
+    gate.install(app)  # each route's body limit, after the token check (issue 28)
     csrf.install(app)
 
     @app.errorhandler(WinserveError)

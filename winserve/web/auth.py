@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, redirect, render_temp
 from flask.typing import ResponseReturnValue
 
 from winserve.errors import Unauthorized, WinserveError
+from winserve.web import gate
 from winserve.web.throttle import Throttle, client_key
 
 SESSION_COOKIE = "winserve_session"
@@ -94,11 +95,26 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
+def attempt(throttle: Throttle, client: str, given: str, token: str) -> tuple[bool, float]:
+    """One Bearer token checked and counted (``Throttle.attempt``); the gate (gate.py) and
+    the check below share it, so a token is counted once wherever it is judged."""
+    return throttle.attempt(client, lambda: _same(given, token))
+
+
+def _locked(wait: float) -> TooManyAttempts:
+    return TooManyAttempts(_wait_text(wait), headers={"Retry-After": str(math.ceil(wait))})
+
+
 def _check_bearer(given: str, token: str) -> bool:
     """The Bearer token, throttled: 429 while this address is locked out after wrong ones."""
-    right, wait = _throttle().attempt(_client(), lambda: _same(given, token))
+    judged = gate.withheld()  # the gate judged it before the body: not counted twice
+    if judged.startswith(gate.LOCKED):
+        raise _locked(float(judged.partition(" ")[2] or 1))
+    if judged == gate.UNAUTHORIZED:
+        return False
+    right, wait = attempt(_throttle(), _client(), given, token)
     if wait:
-        raise TooManyAttempts(_wait_text(wait), headers={"Retry-After": str(math.ceil(wait))})
+        raise _locked(wait)
     return right
 
 

@@ -1,0 +1,259 @@
+"""What a request may send before it is read (issue 28; DESIGN decision 17, bounded before
+authorised).
+
+waitress reads a whole request, body included, before the app runs: up to 512 KB in memory,
+the rest into a temporary file. Left alone, a stranger's 200 MB body is on disk before the token
+is looked at, and a 20 MB login form is parsed whole. The gate judges each request from its
+headers, in waitress's I/O thread, before any body byte is kept::
+
+    client ─ headers ─► GatedParser (waitress I/O thread) ─► Gate.verdict(method, path, headers)
+                            │ let in: the body is read as usual, its route's limit checked
+                            │         while it streams (a chunked body has no length up front)
+                            │ withheld: no body kept; the connection's further bytes dropped
+                            ▼           and the connection closed after the answer
+                        Flask app ─► before_request: 401/429 (auth.py) or 413 (here), each in
+                                     the protocol's own error shape
+
+Routes and their limits: the login form and the page's form a few KB (a url-encoded form costs
+~45 bytes of memory per byte to parse, issue 28), JSON and CSV bodies ``max_body_mb``, uploads
+``max_csv_mb`` on the upload routes only, anything else a few KB. The app checks the same limits
+again (``request.max_content_length``), so they also hold under another WSGI server or Flask's
+test client, where no gate runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_cookie
+
+from winserve.errors import PayloadTooLarge, Unauthorized
+from winserve.settings import Settings
+from winserve.web.throttle import client_key
+
+# The gate's answer travels to the app in this request header (as the WSGI environ's
+# HTTP_X_WINSERVE_WITHHELD); one a client sends itself is removed before the gate decides.
+WITHHELD_HEADER = "X_WINSERVE_WITHHELD"
+WITHHELD_ENV = "HTTP_" + WITHHELD_HEADER
+TOO_LARGE = "too-large"
+UNAUTHORIZED = "unauthorized"
+LOCKED = "locked"  # "locked <seconds>": this address is locked out for wrong tokens
+
+LOGIN_FORM_BYTES = 8 * 1024  # a token, the page to go back to, nothing else
+# the page's form: one field per column; 64 KB holds a few hundred columns of long text and
+# costs ~3 MB of memory to parse
+PAGE_FORM_BYTES = 64 * 1024
+OTHER_BYTES = 64 * 1024  # the repository's load/unload parameters, stray bodies on GETs
+MULTIPART_OVERHEAD = 64 * 1024  # the upload form's boundaries, headers and CSRF field
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+LOGIN = frozenset({"auth.login_submit"})
+PAGE_FORMS = frozenset({"ui.predict_form", "ui_model.predict_form"})
+UPLOADS = frozenset({"ui.create_job", "ui_model.create_job"})
+BODIES = frozenset(
+    {
+        "native.predict",
+        "native_model.predict",
+        "mlflow.invocations",
+        "mlflow_model.invocations",
+        "oip.infer",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A route's largest body, and the setting (or fixed bound) a 413 names."""
+
+    bytes: int
+    named: str
+
+
+def route_limit(endpoint: str | None, settings: Settings, mimetype: str = "") -> Limit:
+    """The largest body ``endpoint`` accepts (None: a path no route matches)."""
+    if endpoint in LOGIN:
+        return Limit(LOGIN_FORM_BYTES, "the login form's fixed limit")
+    if endpoint in PAGE_FORMS:
+        return Limit(PAGE_FORM_BYTES, "the page form's fixed limit")
+    if endpoint in UPLOADS:
+        if mimetype == FORM_TYPE:  # rows pasted without the page's multipart form
+            return Limit(PAGE_FORM_BYTES, "the page form's fixed limit; upload a file instead")
+        return Limit(settings.max_csv_bytes + MULTIPART_OVERHEAD, "setting: max_csv_mb")
+    if endpoint in BODIES:
+        return Limit(settings.max_body_bytes, "setting: max_body_mb")
+    return Limit(OTHER_BYTES, "this route takes no body")
+
+
+def too_large(limit: Limit, length: int | None) -> PayloadTooLarge:
+    if limit.named == "setting: max_csv_mb":
+        size = f"{(limit.bytes - MULTIPART_OVERHEAD) / (1024 * 1024):g} MB"
+        what = "the file is larger than the"
+    else:
+        size = f"{limit.bytes:,} bytes"
+        what = "the body is larger than the"
+    if length is not None:
+        what = f"the body has {length:,} bytes, more than the"
+    return PayloadTooLarge(f"{what} {size} allowed ({limit.named})")
+
+
+class Gate:
+    """The app's rules, asked from headers alone: which route, which limit, whether the
+    request carries the token (counted by the same throttle as the app's own check)."""
+
+    def __init__(self, app: Flask) -> None:
+        from winserve.web import auth
+
+        self._auth = auth
+        self._settings: Settings = app.config["WINSERVE_SETTINGS"]
+        self._token: str = app.config.get("WINSERVE_TOKEN", "")
+        self._session_key: bytes = app.config.get("WINSERVE_SESSION_KEY", b"")
+        self._adapter = app.url_map.bind("localhost")
+        self._throttle = app.extensions.get("winserve.throttle")
+
+    def endpoint(self, method: str, path: str) -> str | None:
+        try:
+            found, _ = self._adapter.match(path, method)
+        except HTTPException:  # 404, 405, or a redirect to the path with a slash
+            return None
+        return str(found)
+
+    def limit(self, method: str, path: str, headers: dict[str, str]) -> Limit:
+        mimetype = headers.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        return route_limit(self.endpoint(method, path), self._settings, mimetype)
+
+    def verdict(
+        self, method: str, path: str, headers: dict[str, str], client: str, length: int | None
+    ) -> str | None:
+        """Why the body of this request is not to be read, or None: read it."""
+        endpoint = self.endpoint(method, path)
+        if self._token and endpoint not in self._auth.OPEN_ENDPOINTS:
+            judged = self._authorised(headers, client)
+            if judged is not None:
+                return judged
+        mimetype = headers.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        limit = route_limit(endpoint, self._settings, mimetype)
+        if length is not None and length > limit.bytes:
+            return TOO_LARGE
+        return None
+
+    def _authorised(self, headers: dict[str, str], client: str) -> str | None:
+        auth = self._auth
+        scheme, _, given = headers.get("AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and given.strip():
+            # compared and counted here, once: the app is told the outcome and does not count
+            # it again; uncounted, the gate would be a guessing oracle (a withheld body answers
+            # at once, a let-in one waits for its bytes)
+            right, wait = auth.attempt(
+                self._throttle, client_key(client), given.strip(), self._token
+            )
+            if wait:
+                return f"{LOCKED} {wait:.3f}"
+            return None if right else UNAUTHORIZED
+        cookie = parse_cookie(headers.get("COOKIE", "")).get(auth.SESSION_COOKIE, "")
+        if cookie and auth.session_valid(cookie, self._session_key):
+            return None
+        return UNAUTHORIZED
+
+
+def withheld() -> str:
+    """The gate's reason for not reading this request's body ("" when it was read)."""
+    reason: str = request.environ.get(WITHHELD_ENV, "")
+    return reason
+
+
+def install(app: Flask) -> None:
+    """The app's own check of the route limits (after the token check: a stranger learns no
+    limit), for requests the gate let in and for servers without the gate."""
+    settings: Settings = app.config["WINSERVE_SETTINGS"]
+
+    @app.before_request
+    def bound_the_body() -> None:
+        reason = withheld()
+        limit = route_limit(request.endpoint, settings, request.mimetype)
+        if reason == TOO_LARGE:
+            raise too_large(limit, request.content_length)
+        if reason:  # the gate found no token; auth.py has answered already, unless it erred
+            raise Unauthorized("this server needs a token (setting: token)")
+        request.max_content_length = limit.bytes
+        if request.mimetype == FORM_TYPE:  # parsed whole, ~45 bytes per byte (issue 28)
+            request.max_form_memory_size = min(limit.bytes, PAGE_FORM_BYTES)
+        request.max_form_parts = 100  # the page's forms have a handful of fields
+
+
+# -- waitress -----------------------------------------------------------------------------------
+
+
+def _gated_parser(base: type[Any], gate: Gate) -> type[Any]:
+    class GatedParser(base):  # type: ignore[misc,valid-type]  # waitress is untyped
+        """waitress's parser that asks the gate once the headers are in, and again while a
+        chunked body streams."""
+
+        def __init__(self, adj: Any, channel: Any = None) -> None:
+            super().__init__(adj)
+            self._channel = channel
+            self._limit: Limit | None = None
+
+        def received(self, data: bytes) -> int:
+            me: Any = self  # waitress's attributes are untyped
+            if me.completed:
+                return 0
+            before = self.headers_finished
+            consumed: int = super().received(data)
+            if not before and self.headers_finished:
+                self.headers.pop(WITHHELD_HEADER, None)  # only the gate sets it
+                if me.body_rcv is not None and not self.error and not me.completed:
+                    length = None if self.chunked else self.content_length
+                    addr = getattr(self._channel, "addr", None)
+                    client = str(addr[0]) if isinstance(addr, tuple) and addr else ""
+                    reason = gate.verdict(self.command, self.path, self.headers, client, length)
+                    if reason:
+                        return self._withhold(reason, len(data))
+                    if self.chunked:
+                        self._limit = gate.limit(self.command, self.path, self.headers)
+            elif self._limit is not None and self.body_bytes_received > self._limit.bytes:
+                return self._withhold(TOO_LARGE, len(data))
+            return consumed
+
+        def _withhold(self, reason: str, datalen: int) -> int:
+            """Complete the request without its body; the connection reads no further request
+            (its bytes are the body's) and closes after the answer."""
+            me: Any = self  # waitress's attributes are untyped
+            if me.body_rcv is not None:
+                me.body_rcv.getbuf().close()  # a chunked body's part already kept
+            me.body_rcv = None
+            me.headers[WITHHELD_HEADER] = reason
+            me.headers["CONNECTION"] = "close"
+            me.connection_close = True
+            me.expect_continue = False  # never invite the body
+            me.completed = True
+            if self._channel is not None:
+                self._channel.discarding = True
+            return datalen  # this chunk's remaining bytes are the body's: dropped
+
+    return GatedParser
+
+
+def install_waitress(server: Any, app: Flask) -> None:
+    """Put the gate in front of ``app`` on a waitress server from ``create_server`` (one
+    listening socket): its channels' parsers ask the gate. Composes with a channel class
+    another part of winserve has set on the server (it is subclassed, not replaced)."""
+    gate = Gate(app)
+    base_channel = server.channel_class
+    parser = _gated_parser(base_channel.parser_class, gate)
+
+    class GatedChannel(base_channel):  # type: ignore[misc,valid-type]  # waitress is untyped
+        discarding = False  # a withheld body's bytes are arriving: drop them
+
+        def parser_class(self, adj: Any) -> Any:
+            return parser(adj, self)
+
+        def received(self, data: bytes) -> bool:
+            if self.discarding:
+                return True
+            accepted: bool = super().received(data)
+            return accepted
+
+    server.channel_class = GatedChannel
