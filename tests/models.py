@@ -146,3 +146,22 @@ class Wait20msModel(ChaosModel):
 
 def wait_20ms() -> Wait20msModel:
     return Wait20msModel()
+
+
+# -- issue 22: a model that fails as a compiled library does, with its internals in the message --
+
+
+class CompiledErrorModel(ChaosModel):
+    """Fails every row the way XGBoost does: a timestamp, a C++ source path, then the reason,
+    then a native stack (the page shows the reason only; the console keeps it all)."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        raise ValueError(
+            "[14:02:11] /workspace/src/data/data.cc:1104: Check failed: valid: "
+            "Input data contains `inf` or a value too large\n"
+            "Stack trace:\n  [bt] (0) /opt/lib/libxgboost.so(+0x2a3f1) [0x7f00]"
+        )
+
+
+def compiled_error() -> CompiledErrorModel:
+    return CompiledErrorModel()

@@ -53,9 +53,14 @@ def test_a_failed_sample_is_not_served_and_says_where_the_example_goes(
         assert health.json()["status"] == "failed"
         assert "under [example]" in health.json()["reason"]
         page = requests.get(f"{url}/", timeout=10).text
-        assert "The model is not served" in page and "must be positive" in page
+        assert "The model failed and is not served" in page and "must be positive" in page
+        assert "updates by itself" not in page  # it never will (issue 22)
         answer = requests.post(f"{url}/predict", json=[{"a": 1, "b": 2}], timeout=10)
         assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "model_failed"  # not "still loading"
+        assert "must be positive" in answer.json()["error"]["message"]
+        described = requests.get(f"{url}/model", timeout=10)
+        assert described.status_code == 503 and described.json()["error"]["code"] == "model_failed"
         assert server.proc.poll() is None  # still up, saying why
 
 

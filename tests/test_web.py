@@ -141,7 +141,7 @@ def test_a_model_that_failed_to_load_is_reported(tmp_path: Path) -> None:
     response = client.post("/predict", json=[[1]])
     assert response.status_code == 503 and response.headers["Retry-After"]
     page = client.get("/").get_data(as_text=True)
-    assert "the model is not available" in page and "could not be loaded" in page
+    assert "the model failed" in page and "could not be loaded" in page
 
 
 @pytest.mark.parametrize(

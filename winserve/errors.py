@@ -79,6 +79,14 @@ class ModelUnavailable(WinserveError):
         self.retry_after = retry_after
 
 
+class ModelFailed(ModelUnavailable):
+    """The model failed to load (or its sample prediction failed): it will not answer until
+    the operator fixes it, so nothing says "still loading" (issue 22). The message is one
+    line a colleague can act on (``winserve.failures.public_reason``)."""
+
+    code = "model_failed"
+
+
 class ModelTimeout(WinserveError):
     status = 504
     code = "model_timeout"

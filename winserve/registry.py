@@ -49,7 +49,7 @@ from winserve.jobs import JobManager
 from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
-from winserve.service import Service
+from winserve.service import Service, failed_error
 from winserve.settings import CONFIG_NAME, Settings
 
 log = logging.getLogger("winserve")
@@ -196,6 +196,8 @@ class Registry:
                 raise NotFound(self._no_such(name if name is not None else None))
             slot = entry.current
             if slot is None:
+                if entry.reason and not entry.loading:  # failed, not loading (issue 22)
+                    raise failed_error(entry.reason)
                 reason = f": {entry.reason}" if entry.reason else ""
                 raise ModelUnavailable(f"{entry.name} is not loaded{reason}", retry_after=2)
             slot.inflight += 1

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from winserve.backends.base import Backend, Prediction, row_errors
-from winserve.errors import BadRequest, ModelInputError, PayloadTooLarge, SchemaMismatch
+from winserve.errors import (
+    BadRequest,
+    ModelFailed,
+    ModelInputError,
+    ModelUnavailable,
+    PayloadTooLarge,
+    SchemaMismatch,
+)
+from winserve.failures import public_reason
 from winserve.model_info import Feature, ModelInfo
 from winserve.payload import Payload
 
@@ -429,6 +437,12 @@ def _payload(columns: dict[str, list[Any]], info: ModelInfo, n_rows: int) -> Pay
     return {"columns": columns}
 
 
+def failed_error(reason: str, retry_after: int = 2) -> ModelFailed:
+    """The error every route answers for a model that failed to load, with why in one line."""
+    why = public_reason(reason) or "see the console of the server"
+    return ModelFailed(f"the model failed and is not served: {why}", retry_after=retry_after)
+
+
 def _rows_named(error: ModelInputError) -> ModelInputError:
     """``error`` naming the rows the model refused, each with its own reason, when the host
     isolated them in a batch (``row_errors``): "row 2: …", as a row the service itself
@@ -452,12 +466,20 @@ class Service:
         self.max_text = max_text
 
     def info(self) -> ModelInfo:
-        return self.backend.describe()
+        """The model's description; ``ModelFailed`` when its load failed (issue 22: a model
+        whose sample prediction failed said "still loading", and never would be)."""
+        try:
+            return self.backend.describe()
+        except ModelUnavailable as exc:
+            health = self.backend.health()
+            if health.status != "failed" or isinstance(exc, ModelFailed):
+                raise
+            raise failed_error(health.reason, exc.retry_after) from None
 
     def predict(self, request: PredictRequest, info: ModelInfo | None = None) -> Prediction:
         """Predictions for ``request``, checked against ``info``: the snapshot of the model's
         description the caller took for this request (one per request), else the current one."""
-        info = info or self.backend.describe()
+        info = info or self.info()
         prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
         try:
             return self.backend.predict(
@@ -471,11 +493,11 @@ class Service:
     def check(self, request: PredictRequest, *, max_rows: int | None = None) -> Prepared:
         """Validate without predicting; bad rows are reported, not raised (page, CSV)."""
         limit = self.max_rows if max_rows is None else max_rows
-        info = self.backend.describe()
+        info = self.info()
         return prepare(request, info, max_rows=limit, partial=True, max_text=self.max_text)
 
     def predict_prepared(self, prepared: Prepared, proba: bool, scores: bool = False) -> Prediction:
-        info = self.backend.describe()
+        info = self.info()
         return self.backend.predict(
             prepared.payload, proba and info.has_proba, scores=scores and bool(info.score_method)
         )

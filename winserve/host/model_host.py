@@ -37,14 +37,15 @@ from typing import Any
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
-from winserve.model_info import SAMPLE_FAILED as SAMPLE_FAILED_PREFIX
-from winserve.model_info import ModelSpec
+from winserve.model_info import SAMPLE_FAILED, ModelSpec
 
 # Exceptions a model raises when the rows themselves are the problem (wrong values, unknown
 # category, shape): the caller gets a 400, not a 500.
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
-SAMPLE_FAILED = "SampleFailed"  # the error type of a load whose sample prediction failed
+# the error type of a load whose sample prediction failed (its message begins with
+# model_info.SAMPLE_FAILED, which the web side reads)
+SAMPLE_FAILED_TYPE = "SampleFailed"
 MAX_MESSAGE = 2000
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
@@ -112,7 +113,7 @@ class ModelHost:
             return error_record(exc)
         if info["sample_error"]:
             # serving a model that cannot answer one row would only fail every request later
-            return failure(SAMPLE_FAILED, sample_failure(info, spec))
+            return failure(SAMPLE_FAILED_TYPE, sample_failure(info, spec))
         info["load_seconds"] = round(time.perf_counter() - started, 3)
         self._info = info
         return {"ok": True, "info": info}
@@ -484,7 +485,7 @@ def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
     else:
         fix = "make sure the model answers a row of these inputs"
     return (
-        f"{SAMPLE_FAILED_PREFIX}, so the model is not served: {info['sample_error']}. "
+        f"{SAMPLE_FAILED}: {info['sample_error']}. "
         f"It was asked for one row ({source}: {shown}); the model takes {inputs}. To fix it, "
         f"{fix}."
     )

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.registry import Slot
 from winserve.web import paths, slots
@@ -77,10 +78,11 @@ def health() -> ResponseReturnValue:
 def _model_health(slot: Slot) -> dict[str, Any]:
     state = slot.health()
     answer = state.to_dict()
+    # one line each, without a library's internals; the console has the full text (issue 22)
     if "reason" in answer:
-        answer["reason"] = _hide(answer["reason"])
+        answer["reason"] = _hide(public_reason(answer["reason"]))
     for replica in answer["replicas"]:
-        replica["last_error"] = _hide(replica.get("last_error", ""))
+        replica["last_error"] = _hide(public_reason(replica.get("last_error", "")))
     answer["version"] = slot.version
     answer["serving"] = state.serving
     return answer

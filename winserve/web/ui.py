@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from winserve import card as cards
 from winserve.backends.base import Health
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
+from winserve.failures import public_reason
 from winserve.jobs import JobManager
 from winserve.model_info import ModelInfo, sample_failed
 from winserve.registry import Slot
@@ -71,10 +72,12 @@ def page_state(health: Health) -> PageState:
         )
     if health.status == "failed":
         if sample_failed(health.reason):
+            # one line, no library internals; the console has the full text (issue 22)
+            why = paths.public(public_reason(health.reason)).rstrip(".")
             return PageState(
                 "failed",
-                f"The model is not served: {shown} The person who runs winserve "
-                "sees this in its window too.",
+                f"The model failed and is not served: {why}. The person who runs winserve "
+                "sees the details in its window; this page does not change until they fix it.",
             )
         return PageState(
             "failed",
