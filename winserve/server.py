@@ -226,6 +226,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
 
     def when_folder_ready() -> None:
         registry.wait_loaded(settings.load_timeout + 30)
+        if stopping.is_set():  # stopped while loading: nothing was served (issue 22)
+            return
         print(folder_banner(registry, settings.host, port), file=out, flush=True)
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
@@ -239,6 +241,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         try:
             info = backend.wait_ready(settings.load_timeout + 30)
         except ModelLoadError as exc:
+            if stopping.is_set():  # Ctrl+C while loading is a stop, not a failure (issue 22)
+                return
             failure.append(str(exc))
             if sample_failed(str(exc)):
                 # The model loads but cannot answer one row: stay up, not ready, so that
