@@ -238,6 +238,19 @@ def _columns_by_position(
     }
 
 
+def _texts_only(columns: dict[str, list[Any]], problems: list[RowProblem]) -> None:
+    """A model fitted on a list of documents takes text and nothing else: a number or a
+    true/false is refused as the model refuses it (a vectorizer calls ``.lower()`` on each
+    document), not turned into text for it (issue 22)."""
+    for name, values in columns.items():
+        for index, value in enumerate(values):
+            if isinstance(value, (int, float)) and not is_missing(value):
+                shown = "true/false" if isinstance(value, bool) else "a number"
+                problems.append(
+                    RowProblem(index, name, f"expected text, got {shown} ({value!r})")
+                )
+
+
 def _check_names(given: list[str], info: ModelInfo) -> None:
     given_set = set(given)  # sets, not list lookups: a body may name 100,000 columns
     expected = set(info.feature_names)
@@ -271,6 +284,7 @@ def _by_name_or_position(request: PredictRequest, info: ModelInfo) -> dict[str, 
         return columns
     if (
         not info.feature_names_known
+        and not info.text_input  # "text" is the name of its one input (issue 22)
         and len(columns) == info.n_features
         and set(columns) != set(info.feature_names)
     ):
@@ -286,7 +300,9 @@ def _named_rows(request: PredictRequest, info: ModelInfo) -> PredictRequest:
     plain = dataclasses.replace(request, names=None)
     if not info.features:
         raise BadRequest("this model declares no column names: send rows as lists of values")
-    positional = not info.feature_names_known and len(names) == info.n_features
+    positional = (
+        not info.feature_names_known and not info.text_input and len(names) == info.n_features
+    )
     if positional and set(names) != set(info.feature_names):
         return plain  # a model fitted without names takes them in the order given
     _check_names(names, info)
@@ -341,6 +357,8 @@ def prepare(
             if matrix is not None:
                 return Prepared({"matrix": matrix}, request.n_rows, list(range(request.n_rows)))
         raw = _columns_by_position(request, info, problems)
+    if info.text_input:
+        _texts_only(raw, problems)
     columns = {f.name: _convert_column(f, raw[f.name], problems, max_text) for f in info.features}
     bad = {p.row for p in problems}
     if bad and not partial:
