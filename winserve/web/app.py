@@ -22,7 +22,7 @@ from winserve.errors import (
 from winserve.protocols import mlflow, native, oip
 from winserve.registry import Registry
 from winserve.settings import Settings
-from winserve.web import paths, slots
+from winserve.web import mcp, paths, slots
 from winserve.web.responses import error_response
 
 error_log = logging.getLogger("winserve.error")
@@ -40,6 +40,7 @@ HTTP_ERRORS: dict[int, type[WinserveError]] = {
 ERROR_SHAPES: tuple[tuple[tuple[str, ...], Callable[[WinserveError], dict[str, Any]]], ...] = (
     (("/v2",), oip.error_body),
     (("/invocations", "/ping", "/version"), mlflow.error_body),
+    (("/mcp",), mcp.error_body),
 )
 
 
@@ -130,6 +131,7 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(models.bp)
+    mcp.install(app, hosts.allowed_names(settings))  # /mcp and /tools.json (issue 27)
     # Each model of a folder at /models/<name>/… (the bare routes answer for the default one);
     # the name is taken from the path before the view runs (slots.install).
     app.register_blueprint(api.bp, url_prefix="/models/<model>", name="native_model")

@@ -11,28 +11,14 @@ from flask.typing import ResponseReturnValue
 
 from winserve import __version__
 from winserve.errors import ModelUnavailable, NotFound
-from winserve.model_info import Feature, ModelInfo
+from winserve.model_info import ModelInfo
 from winserve.protocols import mlflow, oip
+from winserve.tools import value_schema as _value  # one schema per column: MCP's too
 
 bp = Blueprint("openapi", __name__)
 
 JSON = "application/json"
 Schema = dict[str, Any]
-
-
-def _value(feature: Feature) -> Schema:
-    """One value of ``feature``; ``null`` (missing) unless the model refuses a missing value."""
-    if feature.kind == "any":
-        return {"description": feature.name}
-    kind = {"number": "number", "bool": "boolean"}.get(feature.kind, "string")
-    schema: Schema = {"type": kind if feature.required else [kind, "null"]}
-    if feature.kind == "number":
-        schema["description"] = f"{feature.name} (a number)"
-    if feature.strict_categories and feature.categories:
-        schema["enum"] = [str(c) for c in feature.categories] + ([] if feature.required else [None])
-    if feature.required:
-        schema["description"] = f"{feature.name} (required: the model takes no missing value)"
-    return schema
 
 
 def _texts(info: ModelInfo | None) -> list[Schema]:
@@ -102,6 +88,11 @@ MLFLOW_ERROR: Schema = {
 }
 OIP_ERROR: Schema = {"type": "object", "properties": {"error": {"type": "string"}}}
 ANY_OBJECT: Schema = {"type": "object"}
+JSONRPC: Schema = {
+    "type": "object",
+    "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer", "null"]}},
+    "required": ["jsonrpc"],
+}
 MLFLOW_PARAMS: Schema = {
     "type": "object",
     "properties": {"predict_method": {"enum": list(mlflow.PREDICT_METHODS)}},
@@ -315,6 +306,26 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
             )
         },
         "/openapi.json": _get("This document", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"),
+        # issue 27: the models as tools for AI assistants (web/mcp.py)
+        "/mcp": {
+            "post": {
+                "summary": "Model Context Protocol (streamable HTTP, JSON responses): one tool "
+                "per served model",
+                "tags": ["MCP"],
+                "requestBody": {"required": True, "content": {JSON: {"schema": JSONRPC}}},
+                "responses": {
+                    "200": _ok(JSONRPC, "A JSON-RPC response"),
+                    "202": {"description": "A notification or response, accepted"},
+                    "default": _error(JSONRPC, "A JSON-RPC error object"),
+                },
+            }
+        },
+        "/tools.json": _get(
+            "The served models as OpenAI-style function definitions",
+            _ok({"type": "array", "items": ANY_OBJECT}),
+            NATIVE_ERROR,
+            "MCP",
+        ),
     }
     return paths
 
