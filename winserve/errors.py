@@ -7,6 +7,34 @@ setting) and never carry a traceback or a server-side file path.
 
 from __future__ import annotations
 
+import re
+
+# A name a client sent (a column, an input, a model) is echoed up to this many characters,
+# then cut and counted: a 4 MB column name came back whole in the error (issue 28)
+MAX_NAME_SHOWN = 60
+_LONG = "{" + str(MAX_NAME_SHOWN + 1) + ",}"
+_LONG_QUOTED = re.compile(f"'([^'\\n]{_LONG})'|\"([^\"\\n]{_LONG})\"")
+
+
+def shown(name: object) -> str:
+    """``name`` quoted for a message: ``'churn'``, or ``'xxxx…' (4,194,304 characters)``."""
+    text = str(name)
+    if len(text) <= MAX_NAME_SHOWN:
+        return repr(text)
+    return f"{text[:MAX_NAME_SHOWN] + '…'!r} ({len(text):,} characters)"
+
+
+def cut_long_names(message: str) -> str:
+    """``message`` with each quoted run longer than ``MAX_NAME_SHOWN`` cut as ``shown`` cuts
+    it: every error passes through here, whichever code quoted the name."""
+    if len(message) <= MAX_NAME_SHOWN + 2:
+        return message
+
+    def cut(match: re.Match[str]) -> str:
+        return shown(match.group(1) if match.group(1) is not None else match.group(2))
+
+    return _LONG_QUOTED.sub(cut, message)
+
 
 class WinserveError(Exception):
     """Base class: an error with an HTTP status and a stable, machine-readable code."""
@@ -15,6 +43,7 @@ class WinserveError(Exception):
     code: str = "internal_error"
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        message = cut_long_names(message)
         super().__init__(message)
         self.message = message
         self.headers = dict(headers or {})

@@ -21,7 +21,7 @@ from typing import Any
 
 from winserve import __version__
 from winserve.backends.base import Prediction
-from winserve.errors import BadRequest, NotFound, WinserveError
+from winserve.errors import BadRequest, NotFound, WinserveError, shown
 from winserve.model_info import ModelInfo
 from winserve.service import PredictRequest
 
@@ -37,6 +37,13 @@ INT_RANGES = {
     "UINT64": (0, 2**64 - 1),
 }
 FLOATS = ("FP16", "FP32", "FP64")
+# The largest value each narrow float holds, and the magnitude from which a number rounds to
+# infinity in it (half a unit past the largest): FP16/FP32 data beyond are refused, never
+# passed on as numbers the type cannot hold (issue 28)
+FLOAT_LIMITS = {
+    "FP16": (65504.0, 65520.0),
+    "FP32": (3.4028234663852886e38, 2.0**128 * (1 - 2.0**-25)),
+}
 DATATYPES = ("BOOL", *INT_RANGES, *FLOATS, "BYTES")
 NUMPY_DTYPES = {
     "BOOL": "?",
@@ -52,7 +59,6 @@ NUMPY_DTYPES = {
     "FP32": "<f4",
     "FP64": "<f8",
 }
-MAX_NAME_SHOWN = 60
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,7 @@ class InferRequest:
 
 
 def _name(value: Any) -> str:
-    text = str(value)
-    return repr(text if len(text) <= MAX_NAME_SHOWN else text[:MAX_NAME_SHOWN] + "…")
+    return shown(value)
 
 
 # -- model and version in the path ------------------------------------------------------------
@@ -129,6 +134,9 @@ def _check_element(value: Any, datatype: str) -> Any:
             return None  # NaN, only possible in binary data: missing, as in pandas
         if not math.isfinite(value):
             raise ValueError(f"{datatype} elements must be finite")
+        if datatype in FLOAT_LIMITS and abs(value) >= FLOAT_LIMITS[datatype][1]:
+            largest = FLOAT_LIMITS[datatype][0]
+            raise ValueError(f"{datatype} elements must lie between -{largest:g} and {largest:g}")
         return float(value)
     low, high = INT_RANGES[datatype]
     if isinstance(value, float) and not value.is_integer():
@@ -192,6 +200,8 @@ def _as_numbers(flat: Any, datatype: str) -> Any:
             return None
     elif np.isinf(array).any():
         return None
+    elif datatype in FLOAT_LIMITS and (np.abs(array) >= FLOAT_LIMITS[datatype][1]).any():
+        return None  # past what the type holds: named by _check_element
     return array
 
 

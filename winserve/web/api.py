@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.registry import Slot
-from winserve.web import paths, slots
+from winserve.web import auth, paths, slots
 from winserve.web.bodies import flag, json_body
 from winserve.web.responses import json_response
 
@@ -64,6 +64,8 @@ def model() -> ResponseReturnValue:
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
+    if auth.stranger():  # a token is set and the caller has none: no names (issue 28)
+        return _stranger_health()
     # open even with a token: a load error's server path (a user name, on Windows) stays out
     if slots.registry().is_folder and slots.model_name() is None:
         return _folder_health()
@@ -73,6 +75,14 @@ def health() -> ResponseReturnValue:
     if entry is not None and entry.reason:  # a newer file on disk that did not load
         answer["file_problem"] = f"{_hide(entry.reason)} (version {slot.version} keeps serving)"
     return jsonify(answer), 200 if answer["serving"] else 503
+
+
+def _stranger_health() -> ResponseReturnValue:
+    """Whether the server serves, and nothing about its models."""
+    current = [e.current for e in slots.registry().entries()]
+    serving = [slot is not None and slot.health().serving for slot in current]
+    status = "ready" if serving and all(serving) else "degraded" if any(serving) else "failed"
+    return jsonify({"status": status, "serving": any(serving)}), 200 if any(serving) else 503
 
 
 def _model_health(slot: Slot) -> dict[str, Any]:

@@ -56,6 +56,11 @@ def _shape_for(path: str) -> Callable[[WinserveError], dict[str, Any]]:
 def _render(error: WinserveError) -> ResponseReturnValue:
     if error.status not in (404, 405):  # those quote the request's own path, not the server's
         error.message = paths.hide(error.message, current_app.extensions.get("winserve.paths"))
+    elif error.status == 404:
+        from winserve.web.auth import stranger
+
+        if stranger():  # a token is set and the caller has none: no model names (issue 28)
+            error.message = f"not found: {request.path}"
     return error_response(error, _shape_for(request.path))
 
 

@@ -50,6 +50,11 @@ CONTENT_SECURITY_POLICY = (
 # characters; anything else (spaces, non-ASCII) is percent-encoded, existing escapes kept.
 PATH_SAFE = "/?&=%:@!$'()*+,;~-._"
 
+# Open endpoints that say how the models are (their names, versions, errors): a stranger (a
+# token is set and the caller sent none) is told only whether the server serves (issue 28)
+TELLING_ENDPOINTS = frozenset({"native.health", "native_model.health", "oip.model_ready"})
+STRANGER = "winserve.stranger"
+
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 
@@ -126,6 +131,23 @@ def authorized(token: str) -> bool:
     return bool(cookie) and session_valid(cookie, current_app.config["WINSERVE_SESSION_KEY"])
 
 
+def stranger() -> bool:
+    """Whether this caller of an open endpoint is a stranger: a token is set and it sent
+    neither the token nor a valid session cookie."""
+    return bool(request.environ.get(STRANGER))
+
+
+def _recognised(token: str) -> bool:
+    """The token or a session, judged as everywhere (a wrong token counts, and a locked-out
+    address is a stranger), but never refused: the endpoint is open."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and given.strip():
+        right, _ = attempt(_throttle(), _client(), given.strip(), token)
+        return right
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return bool(cookie) and session_valid(cookie, current_app.config["WINSERVE_SESSION_KEY"])
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this server: never another site (no open redirect), never a header
     break. Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so
@@ -141,7 +163,8 @@ def _safe_next(target: str | None) -> str:
 def _login_url() -> str:
     """Where a page asks for the token, and the page to come back to (quoted: a path may hold
     CR/LF, which must never reach the Location header)."""
-    target = quote(request.path, safe=PATH_SAFE)
+    # the path is decoded: a name's own ?, # or % must stay escaped (issue 28: pct%41 led to pctA)
+    target = quote(request.path, safe=PATH_SAFE.replace("?", "").replace("%", ""))
     if request.query_string:
         target += "?" + quote(request.query_string.decode("latin-1"), safe=PATH_SAFE)
     return "/login?next=" + quote(_safe_next(target), safe="/")
@@ -203,7 +226,12 @@ def install(app: Flask, token: str) -> None:
 
     @app.before_request
     def require_token() -> ResponseReturnValue | None:
-        if request.endpoint in OPEN_ENDPOINTS or authorized(token):
+        endpoint = request.endpoint
+        if endpoint in OPEN_ENDPOINTS:
+            if endpoint in TELLING_ENDPOINTS:
+                request.environ[STRANGER] = not _recognised(token)
+            return None
+        if authorized(token):
             return None
         if request.method == "GET" and (request.endpoint or "").startswith(("ui.", "ui_model.")):
             return redirect(_login_url(), code=303)

@@ -3,7 +3,9 @@
 Each browser gets a random value in an HttpOnly, SameSite=Strict cookie; every form carries an
 HMAC of it under a key made fresh at each start. A POST from a form is accepted only when the
 two agree (compared in constant time) and, when the browser names one, the ``Origin`` is this
-server. Another site can neither read the cookie nor compute the form value.
+server. Another site can neither read the cookie nor compute the form value. API calls that
+change the server (the model repository's) take the same value in an ``X-CSRF-Token`` header
+when they come with the cookie rather than the token (``check_header``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from winserve.errors import WinserveError
 
 COOKIE = "winserve_csrf"
 FIELD = "csrf_token"
+HEADER = "X-CSRF-Token"
 
 
 class CsrfFailed(WinserveError):
@@ -72,6 +75,26 @@ def check() -> None:
     if not browser or not hmac.compare_digest(given.encode(), _expected(browser).encode()):
         raise CsrfFailed(
             "the form has expired or did not come from this page; reload the page and try again"
+        )
+
+
+def check_header() -> None:
+    """Raise ``CsrfFailed`` unless this API call with the session cookie came from one of this
+    server's own pages: an ``Origin`` naming this server and the form value in the
+    ``X-CSRF-Token`` header. SameSite=Strict does not stop a page on another port of the same
+    host (the same site to a browser) from sending the cookie (issue 28, finding 6)."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise CsrfFailed(
+            "with the page's login cookie this call must come from this server's own page; "
+            "programs send the header 'Authorization: Bearer <token>'"
+        )
+    browser = request.cookies.get(COOKIE, "")
+    given = request.headers.get(HEADER, "")
+    if not browser or not hmac.compare_digest(given.encode(), _expected(browser).encode()):
+        raise CsrfFailed(
+            f"this call needs the page's {HEADER} header, or the header "
+            "'Authorization: Bearer <token>'"
         )
 
 

@@ -3,8 +3,9 @@ default model) and the Open Inference Protocol's model repository extension:
 ``POST /v2/repository/index``, ``POST /v2/repository/models/<name>/load`` and ``/unload``.
 
 Loading and unloading change what the server serves, so they are the operator's: with a token
-set, the token is required (as everywhere); without one, only a program on this computer may
-(never a web page, whatever computer its browser runs on)."""
+set, the token in the ``Authorization`` header is required (the login cookie alone is not
+enough); without one, only a program on this computer may (never a web page, whatever computer
+its browser runs on)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from winserve.errors import BadRequest, NotFound, WinserveError
 from winserve.registry import discover
-from winserve.web import paths, slots
+from winserve.web import csrf, paths, slots
 
 bp = Blueprint("models", __name__)
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -34,9 +35,17 @@ def model_info(name: str) -> ResponseReturnValue:
 
 
 def _repository_caller() -> None:
-    """Without a token, the repository's changes are for programs on this computer only."""
+    """Without a token, the repository's changes are for programs on this computer only; with
+    one, for whoever sends it in the header. The page's login cookie alone never suffices: a
+    page on another port of this host is the same site to a browser, which sends it the
+    SameSite=Strict cookie (issue 28, finding 6); with the cookie, the call must come from this
+    server's own page (csrf.check_header)."""
     if current_app.config.get("WINSERVE_TOKEN"):
-        return  # the token check before every request has passed
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and given.strip():
+            return  # the token check before every request has compared it
+        csrf.check_header()
+        return
     if request.remote_addr not in LOCAL_ADDRESSES:
         raise Forbidden(
             "loading and unloading models is allowed from this computer only, unless a token "

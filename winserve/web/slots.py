@@ -10,6 +10,7 @@ the default model (``Registry.default_name``).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, current_app, g
 
@@ -63,7 +64,8 @@ def base(found: Slot | None = None) -> str:
     """Where this request's model's pages and routes live: "" for the bare routes, else
     ``/models/<name>``."""
     name = model_name()
-    return f"/models/{name}" if name is not None else ""
+    # quoted: a name with ?, #, % or \ sent the page's links and forms elsewhere (issue 28)
+    return f"/models/{quote(name, safe='')}" if name is not None else ""
 
 
 def install(app: Flask, chosen: Registry) -> None:
