@@ -260,9 +260,14 @@ def test_the_api_page_examples_run_as_pasted(page: Any, forest_server: str) -> N
     page.goto(forest_server + "/api")
     shot(page, "07-api-page")
     headings = page.locator("main h2").all_inner_texts()
-    assert headings[:3] == ["winserve", "MLflow", "Open Inference Protocol v2"]
+    assert headings[:4] == [
+        "winserve",
+        "MLflow",
+        "Open Inference Protocol v2",
+        "Excel (Power Query)",
+    ]
     blocks = page.locator("main pre code").all_inner_texts()
-    assert len(blocks) == 9
+    assert len(blocks) == 10  # curl, PowerShell, Python for each protocol; Power Query (issue 27)
     python = [b for b in blocks if b.startswith("import requests")]
     assert len(python) == 3
     for code in python:

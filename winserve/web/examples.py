@@ -1,5 +1,6 @@
 """Copy-paste examples for the API page, written for the model being served: curl,
-PowerShell and Python ``requests``, in winserve's own format, MLflow's and the OIP's."""
+PowerShell and Python ``requests``, in winserve's own format, MLflow's and the OIP's; and
+a Power Query recipe for Excel (``powerquery.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from urllib.parse import quote
 from winserve.card import ModelCard
 from winserve.model_info import ModelInfo
 from winserve.protocols import oip
+from winserve.web import powerquery
 from winserve.web.openapi import document
+
+EXCEL = "Excel (Power Query)"
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,9 @@ def api_examples(
             Example(protocol, "PowerShell", _powershell(url, body, token)),
             Example(protocol, "Python", _python(url, body, token, read)),
         ]
-    return examples
+    # Excel without a page (issue 27): the same /predict, from a table of the open workbook
+    excel = powerquery.snippet(info, f"{base}{model_base}/predict", token)
+    return [*examples, Example(EXCEL, "Power Query (M)", excel)]
 
 
 def openapi_outline(info: ModelInfo | None, base: str, token: bool) -> list[Endpoint]:
