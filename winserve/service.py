@@ -246,9 +246,7 @@ def _texts_only(columns: dict[str, list[Any]], problems: list[RowProblem]) -> No
         for index, value in enumerate(values):
             if isinstance(value, (int, float)) and not is_missing(value):
                 shown = "true/false" if isinstance(value, bool) else "a number"
-                problems.append(
-                    RowProblem(index, name, f"expected text, got {shown} ({value!r})")
-                )
+                problems.append(RowProblem(index, name, f"expected text, got {shown} ({value!r})"))
 
 
 def _check_names(given: list[str], info: ModelInfo) -> None:
@@ -502,7 +500,8 @@ class Service:
         try:
             return self.backend.predict(
                 prepared.payload,
-                request.proba and info.has_proba,
+                # a multi-output classifier's per output: only the native API asks (issue 22)
+                request.proba and (info.has_proba or bool(info.extra.get("output_classes"))),
                 scores=request.scores and bool(info.score_method),
             )
         except ModelInputError as exc:

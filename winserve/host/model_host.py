@@ -92,6 +92,7 @@ class ModelHost:
         self._arrays_ok = False
         self._text_input = False
         self._score_method = ""
+        self._per_output = False  # predict_proba answers one array per output (issue 22)
         self._description: dict[str, Any] = {}
         self._info: dict[str, Any] = {}
         self._quiet_in: object = None  # the filter list quiet_feature_names() went into
@@ -210,9 +211,32 @@ class ModelHost:
         if isinstance(first, list):  # one prediction per output, per row
             info["n_outputs"] = len(first)
             # predict_proba of a multi-output classifier is one array per output, not a row
-            # of probabilities; winserve offers predictions only
+            # of probabilities: the native API offers it per output (issue 22), ``has_proba``
+            # and ``classes`` (one output's, for the page, CSV, OIP and MLflow) stay empty
             info["has_proba"] = False
             info["classes"] = []
+            info["extra"]["output_classes"] = self._output_classes(row, len(first))
+
+    def _output_classes(self, row: dict[str, Any], n_outputs: int) -> list[Any]:
+        """Each output's classes when the model's predict_proba answers the sample row with
+        one array per output (a multi-output classifier); [] when it does not."""
+        classes = getattr(self._model, "classes_", None)
+        if (
+            not callable(getattr(self._model, "predict_proba", None))
+            or not isinstance(classes, list)
+            or len(classes) != n_outputs
+        ):
+            return []
+        self._per_output = True
+        answer = self.predict({"columns": {k: [v] for k, v in row.items()}}, True)
+        shape_ok = answer["ok"] and all(
+            isinstance(p, list) and len(p) == len(c)
+            for p, c in zip(answer["probabilities"][0], classes, strict=False)
+        )
+        if not shape_ok:
+            self._per_output = False
+            return []
+        return [describe.plain(c) for c in classes]
 
     def _probe_missing(self, row: dict[str, Any]) -> None:
         """Mark each input as taking a missing value or not, asking the model itself."""
@@ -309,7 +333,10 @@ class ModelHost:
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> dict[str, Any]:
         predictions = describe.plain(self._model.predict(frame))
-        probabilities = describe.plain(self._model.predict_proba(frame)) if proba else None
+        probabilities = None
+        if proba:
+            raw = self._model.predict_proba(frame)
+            probabilities = _per_row(raw) if self._per_output else describe.plain(raw)
         scored = None
         if scores and self._score_method:
             scored = describe.plain(getattr(self._model, self._score_method)(frame))
@@ -365,6 +392,14 @@ class ModelHost:
             "scores": scored,
             "errors": sorted(errors, key=lambda item: item[0]),
         }
+
+
+def _per_row(outputs: Any) -> list[Any]:
+    """A multi-output classifier's predict_proba (one array per output, rows × classes) as
+    one entry per row: that row's probabilities for each output."""
+    per_output = [describe.plain(each) for each in outputs]
+    rows = len(per_output[0]) if per_output else 0
+    return [[output[row] for output in per_output] for row in range(rows)]
 
 
 def _row_error(error: dict[str, Any]) -> dict[str, Any]:

@@ -109,9 +109,13 @@ def encode(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"predictions": prediction.predictions}
     if proba:
-        if not info.has_proba:
+        per_output = info.extra.get("output_classes")
+        if per_output and not info.has_proba:  # one list per output, in each (issue 22)
+            body["classes"] = per_output
+            body["probabilities"] = prediction.probabilities
+        elif not info.has_proba:
             body["probabilities_unavailable"] = (
-                "a multi-output model's probabilities are not offered"
+                "this multi-output model gives no probabilities per output"
                 if info.n_outputs > 1
                 else "this model has no predict_proba"
             )
