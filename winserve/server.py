@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import webbrowser
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from winserve import banner, model_file
 from winserve.backends.base import Backend
@@ -32,6 +32,9 @@ from winserve.registry import MakeBackend, Registry
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
 
+if TYPE_CHECKING:
+    from winserve.connections import ConnectionLimits  # imports waitress: only once serving
+
 log = logging.getLogger("winserve")
 
 
@@ -39,6 +42,19 @@ log = logging.getLogger("winserve")
 # its limit sits well above ours so that winserve's JSON 413, naming the setting, answers.
 def waitress_body_limit(max_body_bytes: int) -> int:
     return 2 * max_body_bytes + 1024 * 1024
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """How many connections, from one address and in all, and how fast a request must arrive
+    (issue 28: slow clients cannot starve the server; see winserve/connections.py)."""
+    from winserve.connections import ConnectionLimits
+
+    return ConnectionLimits(
+        total=settings.max_connections,
+        per_address=settings.max_connections_per_address,
+        header_timeout=settings.header_timeout,
+        min_body_rate=settings.min_upload_rate_kb * 1024,
+    )
 
 
 def model_spec(settings: Settings) -> ModelSpec:
@@ -200,17 +216,16 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         backend = backend_maker(settings)(spec, settings.workers)
         backend.start()  # the model host starts up while this process imports the web stack
         registry.adopt(backend, copy=copy)
-    from waitress import create_server
-
+    from winserve import connections
     from winserve.web import create_app
 
     app = create_app(settings, registry=registry)
-    server = create_server(
+    server = connections.create_server(
         app,
-        sockets=[sock],
+        sock,
+        connection_limits(settings),
         threads=settings.threads,
-        connection_limit=100,
-        channel_timeout=60,
+        channel_timeout=60,  # idle keep-alive connections; requests being read: connections.py
         max_request_body_size=waitress_body_limit(settings.max_upload_bytes),
         max_request_header_size=65536,
         expose_tracebacks=False,

@@ -230,6 +230,38 @@ class Settings:
         _int_in(1, 256),
         cli="--threads",
     )
+    max_connections: int = _setting(
+        400,
+        "Most connections open at once. When all are taken, the one sending its request "
+        "slowest makes room for a new one. On Windows at most 500 (select() watches 512 "
+        "sockets).",
+        _int_in(8, 100_000),
+        cli="--max-connections",
+    )
+    max_connections_per_address: int = _setting(
+        64,
+        "Most connections open at once from one address (IPv6: one /64); more are closed at "
+        "once. Raise it when many people reach winserve through one proxy.",
+        _int_in(1, 100_000),
+        cli="--max-connections-per-address",
+    )
+    header_timeout: float = _setting(
+        10.0,
+        "Seconds a client has to send a request's headers (from connecting, or from the "
+        "request's first byte); slower connections get 408 and are closed.",
+        _float_in(1, 3600),
+        cli="--header-timeout",
+        metavar="SECONDS",
+    )
+    min_upload_rate_kb: float = _setting(
+        10.0,
+        "Slowest a request body may arrive, in KB per second averaged over the upload, after "
+        "a first header_timeout seconds of grace; slower connections get 408 and are closed. "
+        "Answers are never cut (0: no minimum).",
+        _float_in(0, 1_000_000),
+        cli="--min-upload-rate-kb",
+        metavar="KB",
+    )
     workers: int = _setting(
         1,
         "Model replicas, each a process of its own holding the model. With backend ray, "
