@@ -60,6 +60,7 @@ BODIES = frozenset(
         "mlflow.invocations",
         "mlflow_model.invocations",
         "oip.infer",
+        "mcp.endpoint",  # a tool call's row, as /predict's (issue 27)
     }
 )
 
