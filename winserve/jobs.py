@@ -14,25 +14,35 @@ at ``max_bytes`` (setting ``max_jobs_mb``, issue 13 item 7: 30 quick failures us
 750 MB of uploads): a new upload is refused with 503 when the folder is full, and a job whose
 result would overfill it fails. The file may be any CSV a spreadsheet program writes;
 ``spreadsheet`` works out which, and the result is written the same way.
+
+The disk itself may fill up (issue 28 item 4: two uploads that failed on a full disk stayed
+"queued" for ever, refusing every later upload and keeping a drained version's model process):
+an upload is refused with 503 before it is written when the folder's disk has too little free
+space for it and its result (``FREE_FLOOR`` kept free besides); an upload or a job that fails
+anyway (``ENOSPC``) is deleted and frees its place, so scoring comes back by itself once there
+is space again. The folder (setting ``jobs_path``, default ``jobs`` in the per-user cache) holds
+one ``scratch`` folder per model version, marked as this process's: a winserve that was killed
+leaves its own, which the next one deletes at start (``sweep``), never a running one's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from winserve import scratch
 from winserve.backends.base import row_errors
 from winserve.errors import (
     BadRequest,
@@ -51,7 +61,7 @@ from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 MAX_PROBLEMS_KEPT = 1000
-STALE_SECONDS = 24 * 3600
+FREE_FLOOR = 64 << 20  # kept free on the folder's disk (or 5% of a smaller disk), issue 28
 CHUNK_BYTES = 4 << 20  # what a chunk's cells may cost in memory, counted as ``_cost`` does
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
 State = Literal["queued", "running", "done", "failed"]
@@ -235,16 +245,28 @@ def _positions(header: list[str], info: ModelInfo) -> list[int]:
     )
 
 
-def _jobs_folder() -> Path:
-    """A fresh folder under the per-user cache; folders left by a winserve that was killed
-    (never by one still running: they are touched on every upload) go after a day."""
-    parent = cache_dir() / "jobs"
-    parent.mkdir(parents=True, exist_ok=True)
-    for old in parent.iterdir():
-        with contextlib.suppress(OSError):
-            if time.time() - old.stat().st_mtime > STALE_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+def jobs_parent(configured: Path | None) -> Path:
+    """Where the model versions' job folders go: the setting ``jobs_path``, or the cache's."""
+    return configured if configured is not None else cache_dir() / "jobs"
+
+
+def _disk_full(free: int) -> TooBusy:
+    error = TooBusy(
+        f"the disk that holds the files of CSV scoring is full ({_megabytes(free)} free); "
+        "try again later, or ask the person who runs winserve to free space on it or to "
+        "choose another folder (setting: jobs_path)"
+    )
+    error.headers["Retry-After"] = "60"
+    return error
+
+
+def _free(folder: Path) -> tuple[int, int]:
+    """Bytes free on ``folder``'s disk, and how many of them must stay free."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:  # not there (any more): nothing to check, the write will say
+        return 0, 0
+    return usage.free, min(FREE_FLOOR, usage.total // 20)
 
 
 class JobManager:
@@ -258,6 +280,7 @@ class JobManager:
         chunk_bytes: int = CHUNK_BYTES,
         max_running: int = 2,
         max_bytes: int = 2048 << 20,
+        parent: Path | None = None,
     ) -> None:
         self._service = service
         self._max_rows = max_rows
@@ -269,12 +292,15 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._root: Path | None = None  # made on the first upload
+        self._parent = jobs_parent(parent)
+        self._scratch: scratch.Scratch | None = None  # made on the first upload
+        self._root: Path | None = None  # its folder
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def new(self, filename: str) -> Job:
-        """A job with a folder for its upload; ``start`` it once ``job.source`` is written."""
+    def new(self, filename: str, size: int = 0) -> Job:
+        """A job with a folder for its upload of about ``size`` bytes; ``save`` the upload,
+        then ``start`` the job."""
         self._expire()
         with self._lock:
             running = sum(j.state in ("queued", "running") for j in self._jobs.values())
@@ -284,16 +310,31 @@ class JobManager:
                 )
                 error.headers["Retry-After"] = "10"
                 raise error
-            if self._root is None:
-                self._root = _jobs_folder()
+            if self._scratch is None:
+                self._scratch = scratch.Scratch(self._parent, "run-")
+                self._root = self._scratch.path
+            root = self._scratch.path
             self._check_space()
+            free, floor = _free(root)
+            if free < floor + 2 * size:  # the upload, and a result at least as large
+                raise _disk_full(free)
             job_id = uuid.uuid4().hex
-            directory = self._root / job_id
+            directory = root / job_id
             directory.mkdir(parents=True)  # the run folder may have been swept meanwhile
-            os.utime(self._root)
             job = Job(job_id, filename or "rows.csv", directory)
             self._jobs[job_id] = job
         return job
+
+    def save(self, job: Job, write: Callable[[Path], object]) -> None:
+        """``write(job.source)``: the upload on disk. When that fails (the disk filled up),
+        the job is deleted, so that it frees its place (issue 28 item 4)."""
+        try:
+            write(job.source)
+        except BaseException as exc:
+            self.discard(job)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise _disk_full(_free(job.directory.parent)[0]) from None
+            raise
 
     def start(self, job: Job) -> None:
         """Score ``job.source`` in the background; the upload is refused (503, and deleted)
@@ -307,7 +348,7 @@ class JobManager:
                 )
         try:
             self._check_space()
-        except TooBusy:
+        except BaseException:
             self.discard(job)
             raise
         threading.Thread(
@@ -349,8 +390,8 @@ class JobManager:
 
     def close(self) -> None:
         self._closing.set()
-        if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+        if self._scratch is not None:
+            self._scratch.close()
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -372,7 +413,12 @@ class JobManager:
             state, error = "done", ""
         except WinserveError as exc:
             error = exc.message
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # the result could not be written: say so
+                error = _disk_full(_free(job.directory.parent)[0]).message
+            else:
+                error = f"the file could not be read: {exc}"
+        except (UnicodeDecodeError, csv.Error) as exc:
             error = f"the file could not be read: {exc}"
         except Exception:  # a bug: say so on the page, keep the details in the log
             log.exception("scoring job %s failed", job.id)

@@ -11,6 +11,7 @@ not hashed).
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -32,19 +33,29 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def stamp(path: Path) -> tuple[int, int] | None:
-    """Size and time of a file (or of an MLflow folder's files: their count plus sizes, and
-    the newest time): what changes when it is written; None when it is gone."""
+Stamp = tuple[int, ...]
+
+
+def stamp(path: Path) -> Stamp | None:
+    """What changes when a file is written or replaced: its size, time, inode (the file's
+    identity on the disk, Windows' file index) and, but on Windows, its inode change time,
+    which a rename or a write sets and no program can set back (issue 28 item 5: a time put back
+    by ``cp -p`` or an unzip made another file look like the one tried before); for an MLflow
+    folder, the same over its files (their count plus sizes, the newest times, the inodes'
+    sum). None when it is gone."""
     try:
-        if path.is_dir():
-            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
-            return len(stats) + sum(s.st_size for s in stats), max(
-                (s.st_mtime_ns for s in stats), default=0
-            )
-        status = path.stat()
+        folder = path.is_dir()
+        stats = [p.stat() for p in path.rglob("*") if p.is_file()] if folder else [path.stat()]
     except OSError:
         return None
-    return status.st_size, status.st_mtime_ns
+    found = (
+        (len(stats) if folder else 0) + sum(s.st_size for s in stats),
+        max((s.st_mtime_ns for s in stats), default=0),
+        sum(s.st_ino for s in stats),
+    )
+    if sys.platform == "win32":  # st_ctime is the creation time there
+        return found
+    return (*found, max((s.st_ctime_ns for s in stats), default=0))
 
 
 def watch(
@@ -56,7 +67,7 @@ def watch(
 ) -> None:
     """Until ``stop`` is set, ``say`` once whenever the file's content becomes different from
     what was said last (the loaded file to begin with)."""
-    seen: tuple[int, int] | None = None  # so the first round hashes: it may have changed already
+    seen: Stamp | None = None  # so the first round hashes: it may have changed already
     current = loaded_sha256
     while not stop.wait(interval):
         now = stamp(path)

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from winserve import card as cards
+from winserve import scratch
 from winserve.backends.base import Backend, Health
 from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
 from winserve.host import model_code
-from winserve.jobs import JobManager
-from winserve.model_file import sha256_of, stamp
+from winserve.jobs import JobManager, jobs_parent
+from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
 from winserve.service import Service, failed_error
@@ -59,7 +59,6 @@ KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs p
 DRAIN_CHECK = 0.05
 
 MakeBackend = Callable[[ModelSpec, int], Backend]
-Stamp = tuple[int, int]
 
 
 def discover(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
@@ -127,6 +126,7 @@ class Entry:
     versions: int = 0
     tried: Stamp | None = None  # the file's stamp when its last load began
     loading: bool = False
+    pending: int = 0  # loads asked for and not ended (running, or waiting for the name's lock)
     removed: bool = False
 
 
@@ -141,7 +141,27 @@ class Registry:
         self._threads: list[threading.Thread] = []
         self._starting: set[Backend] = set()  # new versions loading: close() stops them too
         self.copies = cache_dir() / "loaded"
+        self._copy_owners: dict[Path, scratch.Scratch] = {}
+        # one lock per name: a load, a reload and an unload of one model run one at a time, so
+        # that none starts a model process that another makes unlisted (issue 28 item 8)
+        self._name_locks: dict[str, threading.Lock] = {}
         self.folder = settings.model if settings.is_folder else None
+
+    def sweep(self) -> None:
+        """At start: delete what a killed winserve left (its CSV jobs' files and its private
+        model copies; a running winserve's are kept, see ``scratch``)."""
+        parents = [jobs_parent(self._settings.jobs_path), self.copies]
+        swept = [folder for parent in parents for folder in scratch.sweep(parent)]
+        if swept:
+            log.info(
+                "deleted %d folder(s) a stopped winserve left in %s",
+                len(swept),
+                " and ".join(str(p) for p in parents),
+            )
+
+    def _name_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._name_locks.setdefault(name, threading.Lock())
 
     # -- what the web side asks ---------------------------------------------------------------
 
@@ -254,6 +274,7 @@ class Registry:
             max_rows=s.max_csv_rows,
             keep_seconds=s.keep_results_minutes * 60,
             max_bytes=s.max_jobs_bytes,
+            parent=s.jobs_path,
         )
 
     def _service(self, backend: Backend) -> Service:
@@ -272,7 +293,7 @@ class Registry:
         except OSError:
             return None
         if stamp(path) != before:  # being written: load the file itself, the watch follows
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            self._drop_copy(copy.parent)
             return None
         return copy, before
 
@@ -356,12 +377,19 @@ class Registry:
         passed, and the version it replaces drains. False (and the reason kept) on failure."""
         with self._lock:
             entry = self._entries.setdefault(name, Entry(name, path))
-            entry.loading, entry.removed, entry.path = True, False, path
+            entry.pending += 1
+            entry.loading = True
         try:
-            return self._load(entry, path)
+            # one at a time per name (issue 28 item 8): eight loads at once used to start eight
+            # model processes; after the first, the others find its file serving already
+            with self._name_lock(name):
+                with self._lock:
+                    entry.removed, entry.path = False, path
+                return self._load(entry, path)
         finally:
             with self._lock:
-                entry.loading = False
+                entry.pending -= 1
+                entry.loading = entry.pending > 0
 
     def _load(self, entry: Entry, path: Path) -> bool:
         before = stamp(path)
@@ -372,13 +400,13 @@ class Registry:
         except OSError as exc:
             return self._failed(entry, f"{path.name} could not be read: {exc.strerror or exc}")
         if stamp(path) != before:  # written to while copied: the next round tries again
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            self._drop_copy(copy.parent)
             entry.tried = None
             return False
         digest = sha256_of(copy)
         current = entry.current
         if current is not None and current.sha256 == digest:
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            self._drop_copy(copy.parent)
             entry.reason = ""  # the file is the one serving (again)
             return True
         card = cards.load(path)
@@ -395,7 +423,7 @@ class Registry:
         backend = self._make_backend(spec, card.workers or s.workers)
         with self._lock:
             if self._stop.is_set():
-                shutil.rmtree(copy.parent, ignore_errors=True)
+                self._drop_copy(copy.parent)
                 return False
             self._starting.add(backend)
         backend.start()
@@ -405,7 +433,7 @@ class Registry:
             with self._lock:
                 self._starting.discard(backend)
             backend.close()
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            self._drop_copy(copy.parent)
             reason = str(exc).replace(str(copy.parent), str(path.parent))
             return self._failed(entry, reason)
         service = self._service(backend)
@@ -433,7 +461,7 @@ class Registry:
                     entry.older.append(old)
         if slot is None:
             backend.close()
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            self._drop_copy(copy.parent)
             return False
         seconds = time.monotonic() - started
         _warn_about_card(entry.name, card, info)
@@ -462,9 +490,17 @@ class Registry:
         return False
 
     def _copy(self, name: str, path: Path) -> Path:
-        """A private copy of ``path`` (and of its ``<name>_code.py``), to load from."""
-        self.copies.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=self.copies))
+        """A private copy of ``path`` (and of its ``<name>_code.py``), to load from, in a
+        folder marked as this process's (``scratch``: a killed winserve's are swept at the
+        next start). The folder's name is short and random, not the model's: the copy's path
+        is the cache's plus 11 characters plus the file's name, so a long file name does not
+        push it past Windows' 260 characters (issue 28; it was the cache's, the name's first
+        40 characters, 9 more, and the name again). The file keeps its name: it is the name
+        the model is served under."""
+        owned = scratch.Scratch(self.copies, "")
+        folder = owned.path
+        with self._lock:
+            self._copy_owners[folder] = owned
         target = folder / path.name
         try:
             if path.is_dir():
@@ -475,9 +511,20 @@ class Registry:
             if code.is_file():
                 shutil.copyfile(code, model_code.code_file(target))
         except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
+            self._drop_copy(folder)
             raise
         return target
+
+    def _drop_copy(self, folder: Path | None) -> None:
+        """Delete a private copy's folder (and let go of its marker)."""
+        if folder is None:
+            return
+        with self._lock:
+            owned = self._copy_owners.pop(folder, None)
+        if owned is not None:
+            owned.close()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # -- draining and unloading ---------------------------------------------------------------
 
@@ -500,8 +547,7 @@ class Registry:
                     break
             time.sleep(DRAIN_CHECK)
         old.backend.close()
-        if old.copy is not None:
-            shutil.rmtree(old.copy, ignore_errors=True)
+        self._drop_copy(old.copy)
         with self._lock:
             stopped = [s for s in entry.older if s.state == "stopped"]
             for extra in stopped[:-KEEP_OLD_VERSIONS]:
@@ -509,13 +555,20 @@ class Registry:
                 extra.jobs.close()
         log.info("%s: version %d stopped", entry.name, old.version)
 
-    def unload(self, name: str) -> None:
-        """``name`` answers 404 from now on; its version stops once its requests are done."""
-        with self._lock:
+    def unload(self, name: str, gone: bool = False) -> None:
+        """``name`` answers 404 from now on; its version stops once its requests are done.
+        An unload asked for during a load of that name waits for it (issue 28 item 8: the
+        version that load started went on running, listed nowhere). ``gone``: the file left
+        the folder, so it is loaded again when it comes back, whatever its time stamp (issue
+        28 item 5: a file put back as it was, by a rename or ``cp -p``, was never served
+        again); an unload asked for keeps the file unloaded until it changes."""
+        with self._name_lock(name), self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.removed:
                 raise NotFound(self._no_such(name))
             entry.removed = True
+            if gone:
+                entry.tried = None
             old, entry.current = entry.current, None
             if old is not None:
                 old.state = "draining"
@@ -552,7 +605,7 @@ class Registry:
                 if name not in found and not entry.removed and self.folder is not None:
                     if seen.get(name, ()) is None:  # gone for one interval: not a replace
                         with contextlib.suppress(NotFound):
-                            self.unload(name)
+                            self.unload(name, gone=True)
                     seen[name] = None
             for name, path in found.items():
                 now = stamp(path)
@@ -586,8 +639,7 @@ class Registry:
             thread.join(timeout=10)
         for slot in slots:
             slot.jobs.close()
-            if slot.copy is not None:
-                shutil.rmtree(slot.copy, ignore_errors=True)
+            self._drop_copy(slot.copy)
 
 
 def _importable(folder: Path) -> None:

@@ -204,6 +204,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         return 1
     port = sock.getsockname()[1]
     registry = Registry(settings, backend_maker(settings))
+    registry.sweep()  # what a killed winserve left: job files, model copies (issue 28)
     if settings.is_folder:
         registry.start_folder()  # each model loads in a thread of its own, in the background
     else:

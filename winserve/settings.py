@@ -386,6 +386,14 @@ class Settings:
         cli="--max-jobs-mb",
         metavar="MB",
     )
+    jobs_path: Path | None = _setting(
+        None,
+        "Folder for CSV scoring's uploads and results (default: jobs in the per-user cache); "
+        "an upload is refused with 503 when this folder's disk has too little free space.",
+        to_path,
+        cli="--jobs-path",
+        metavar="FOLDER",
+    )
     token: str = _setting(
         "",
         "Require this token for the API (Authorization: Bearer …) and the web page. Empty: "

@@ -407,7 +407,7 @@ class PoolBackend(Backend):
         replica.state, replica.last_error = "failed", reason
         self._notify()
         log.error("replica %d: %s", replica.index, reason)
-        seen: tuple[int, int] | None = stamp(path)
+        seen: tuple[int, ...] | None = stamp(path)
         while not self._closing.wait(FILE_CHECK):
             now = stamp(path)
             if now == seen:

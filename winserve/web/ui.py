@@ -277,12 +277,13 @@ def create_job() -> ResponseReturnValue:
     upload = request.files.get("file")
     pasted = request.form.get("rows", "")
     jobs = _jobs()
+    size = request.content_length or 0  # the free-space check's estimate (issue 28)
     if upload is not None and upload.filename:
-        job = jobs.new(upload.filename)
-        upload.save(job.source)
+        job = jobs.new(upload.filename, size)
+        jobs.save(job, upload.save)  # a failed write frees the job's place (issue 28)
     elif pasted.strip():
-        job = jobs.new("pasted rows.csv")
-        job.source.write_text(pasted, encoding="utf-8", newline="")
+        job = jobs.new("pasted rows.csv", size)
+        jobs.save(job, lambda path: path.write_text(pasted, encoding="utf-8", newline=""))
     else:
         raise BadRequest("choose a CSV file, or paste rows with a header line")
     if job.source.stat().st_size > limit:
