@@ -194,20 +194,25 @@ def test_a_killed_winserves_leftovers_are_swept_and_a_running_ones_kept(tmp_path
         wait_until(lambda: not model_hosts(killed.proc.pid), 10)
     left_jobs, left_copies = _folders(jobs), _folders(loaded)
     assert left_jobs and left_copies
-    # folders with no marker (an older winserve's): a fresh one stays, one of two days goes
-    (jobs / "run-fresh").mkdir()
-    (jobs / "run-stale").mkdir()
+    # folders with no marker (an older winserve's): a fresh one stays, one of two days goes;
+    # the operator's own folder in jobs_path stays, and so do an older winserve's model copies
+    # (it may be running)
     two_days_ago = time.time() - 2 * 86400
-    os.utime(jobs / "run-stale", (two_days_ago, two_days_ago))
+    for made in (jobs / "run-fresh", jobs / "run-stale", jobs / "reports", loaded / "old-1234"):
+        made.mkdir()
+        os.utime(made, (two_days_ago, two_days_ago))
+    os.utime(jobs / "run-fresh")
+    kept = {"run-fresh", "reports"}
 
     # 2. the next winserve sweeps them at its start
     with running_server(args, cwd=tmp_path, env=env) as running:
         assert not (_folders(jobs) & left_jobs) and not (_folders(loaded) & left_copies)
-        assert "run-fresh" in _folders(jobs) and "run-stale" not in _folders(jobs)
+        assert kept <= _folders(jobs) and "run-stale" not in _folders(jobs)
+        assert "old-1234" in _folders(loaded)
         session = requests.Session()
         job = csv_server.submit(session, f"{running.url}/", rows)
         assert csv_server.finished(session, running.url, job)["state"] == "done"
-        own_jobs, own_copies = _folders(jobs) - {"run-fresh"}, _folders(loaded)
+        own_jobs, own_copies = _folders(jobs) - kept, _folders(loaded) - {"old-1234"}
         assert own_jobs and own_copies
 
         # 3. a third winserve starting while the second runs leaves the second's alone
@@ -223,7 +228,7 @@ def test_a_killed_winserves_leftovers_are_swept_and_a_running_ones_kept(tmp_path
         assert time.monotonic() - started < 5
         assert running.stop() == 0
     # a winserve that stops deletes its own
-    assert _folders(jobs) == {"run-fresh"} and _folders(loaded) == set()
+    assert _folders(jobs) == kept and _folders(loaded) == {"old-1234"}
 
 
 @pytest.mark.timeout(120)

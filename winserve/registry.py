@@ -151,7 +151,8 @@ class Registry:
         """At start: delete what a killed winserve left (its CSV jobs' files and its private
         model copies; a running winserve's are kept, see ``scratch``)."""
         parents = [jobs_parent(self._settings.jobs_path), self.copies]
-        swept = [folder for parent in parents for folder in scratch.sweep(parent)]
+        swept = scratch.sweep(parents[0], "run-", scratch.STALE_SECONDS)
+        swept += scratch.sweep(self.copies)  # unmarked: an older winserve's, maybe running
         if swept:
             log.info(
                 "deleted %d folder(s) a stopped winserve left in %s",

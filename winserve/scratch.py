@@ -16,7 +16,8 @@ The marker is a lock, not a pid: the operating system lets go of it when its pro
 it ends, and a pid can be reused by an unrelated process. ``flock`` (POSIX) and ``msvcrt.locking``
 (Windows) both refuse a second holder even in the same process, so a winserve never sweeps its
 own folders either. A folder without a marker (an older winserve's, or one being made this very
-moment by another winserve) goes only once untouched for ``STALE_SECONDS``, as before.
+moment by another winserve) is left alone, or, for the jobs' folders (``run-…``, which older
+versions touched on every upload), deleted once untouched for ``STALE_SECONDS``, as before.
 """
 
 from __future__ import annotations
@@ -74,27 +75,31 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def sweep(parent: Path) -> list[Path]:
-    """Delete the folders under ``parent`` whose owner has ended; the ones deleted."""
+def sweep(parent: Path, prefix: str = "", unmarked_after: float | None = None) -> list[Path]:
+    """Delete the folders named ``prefix…`` under ``parent`` whose owner has ended, and those
+    with no marker untouched for ``unmarked_after`` seconds (None: never); the ones deleted.
+    Only winserve's own names: ``parent`` may be a folder the operator chose (``jobs_path``)."""
     swept: list[Path] = []
     try:
-        folders = [p for p in parent.iterdir() if p.is_dir()]
+        folders = [p for p in parent.iterdir() if p.is_dir() and p.name.startswith(prefix)]
     except OSError:
         return swept
     for folder in folders:
-        if _abandoned(folder):
+        if _abandoned(folder, unmarked_after):
             shutil.rmtree(folder, ignore_errors=True)
             swept.append(folder)
     return swept
 
 
-def _abandoned(folder: Path) -> bool:
+def _abandoned(folder: Path, unmarked_after: float | None) -> bool:
     marker = folder / MARKER
     try:
         handle = marker.open("r+b")
     except FileNotFoundError:
+        if unmarked_after is None:
+            return False
         with contextlib.suppress(OSError):
-            return time.time() - folder.stat().st_mtime > STALE_SECONDS
+            return time.time() - folder.stat().st_mtime > unmarked_after
         return False
     except OSError:  # Windows: the owner has it open; or not ours to judge
         return False
