@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 WATCH_SECONDS = 2.0
+WINDOWS = sys.platform == "win32"  # st_ctime is the creation time there, not the change time
 
 
 def sha256_of(path: Path) -> str:
@@ -44,18 +45,18 @@ def stamp(path: Path) -> Stamp | None:
     folder, the same over its files (their count plus sizes, the newest times, the inodes'
     sum). None when it is gone."""
     try:
-        folder = path.is_dir()
-        stats = [p.stat() for p in path.rglob("*") if p.is_file()] if folder else [path.stat()]
+        if not path.is_dir():
+            s = path.stat()
+            return (s.st_size, s.st_mtime_ns, s.st_ino, 0 if WINDOWS else s.st_ctime_ns)
+        stats = [p.stat() for p in path.rglob("*") if p.is_file()]
     except OSError:
         return None
-    found = (
-        (len(stats) if folder else 0) + sum(s.st_size for s in stats),
+    return (
+        len(stats) + sum(s.st_size for s in stats),
         max((s.st_mtime_ns for s in stats), default=0),
         sum(s.st_ino for s in stats),
+        0 if WINDOWS else max((s.st_ctime_ns for s in stats), default=0),
     )
-    if sys.platform == "win32":  # st_ctime is the creation time there
-        return found
-    return (*found, max((s.st_ctime_ns for s in stats), default=0))
 
 
 def watch(
