@@ -20,6 +20,17 @@
 
     [features.plan]
     allowed = ["basic", "plus", "pro"]   # a select on the form
+    kind = "category"         # pins the column's kind where the model does not declare it
+                              # (category, number, text or bool; issue 22)
+
+    [inputs.pixels]           # a tensor input (an ONNX graph's, issue 24): what it is
+    kind = "image"            # or "tensor" (nested lists of its shape per row)
+    size = [224, 224]         # height, width: images are resized to it (bilinear)
+    channels = "RGB"          # or "L" (grey)
+    layout = "NCHW"           # or "NHWC"
+    scale = 0.00392156862745098   # 1/255: pixel values 0…255 to 0…1, then (x - mean) / std
+    mean = [0.485, 0.456, 0.406]
+    std = [0.229, 0.224, 0.225]
 
 The sidecar is plain data read by the web process; a malformed one is reported on the console
 and on the page, and the model is served without it.
@@ -40,7 +51,9 @@ from winserve.model_info import Feature, ModelInfo
 
 log = logging.getLogger("winserve")
 DEMO_CARD = Path(__file__).parent / "web" / "demo.toml"
-CARD_KEYS = {"title", "description", "example", "classes", "features", "workers"}
+CARD_KEYS = {"title", "description", "example", "classes", "features", "workers", "inputs"}
+INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std"}
+INPUT_KINDS = ("image", "tensor")
 FEATURE_KEYS = {"label", "help", "unit", "allowed"}
 
 
@@ -62,6 +75,8 @@ class ModelCard:
     source: str = ""
     problem: str = ""  # why the sidecar could not be used
     workers: int = 0  # replicas of this model in a folder of models; 0: the setting workers
+    # [inputs.<name>]: what a tensor input is, checked against the graph in the model host
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def class_name(self, label: Any) -> str:
         return self.classes.get(str(label), str(label))
@@ -123,6 +138,7 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
             unit=_text(spec, "unit", where),
             allowed=tuple(allowed),
         )
+    inputs = _inputs(data.get("inputs", {}))
     workers = data.get("workers", 0)
     if type(workers) is not int or not 0 <= workers <= 64:
         raise ValueError("workers must be a whole number from 1 to 64 (replicas of this model)")
@@ -134,7 +150,33 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
         classes={str(k): str(v) for k, v in classes.items()},
         features=docs,
         source=source,
+        inputs=inputs,
     )
+
+
+def _inputs(tables: Any) -> dict[str, dict[str, Any]]:
+    """The [inputs.<name>] tables, their keys and kinds checked here (the values against the
+    graph's input in the model host, which knows its shape; issue 24)."""
+    if not isinstance(tables, dict):
+        raise ValueError("[inputs] must be a table")
+    found: dict[str, dict[str, Any]] = {}
+    for name, spec in tables.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"[inputs.{name}] must be a table")
+        extra = sorted(set(spec) - INPUT_KEYS)
+        if extra:
+            raise ValueError(
+                f"unknown key inputs.{name}.{extra[0]}; expected {', '.join(sorted(INPUT_KEYS))}"
+            )
+        kind = spec.get("kind", "tensor")
+        if kind not in INPUT_KINDS:
+            raise ValueError(f"inputs.{name}.kind is image or tensor, not {kind!r}")
+        if kind == "tensor" and set(spec) - {"kind"}:
+            raise ValueError(
+                f"inputs.{name}: only an image has {', '.join(sorted(set(spec) - {'kind'}))}"
+            )
+        found[str(name)] = dict(spec)
+    return found
 
 
 def load(model: Path | None, *, demo: bool = False, quiet: bool = False) -> ModelCard:

@@ -11,7 +11,10 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-FeatureKind = Literal["number", "category", "string", "bool", "any"]
+# "tensor": an array per row (``shape``, ``dtype``); "image": an image file per row, decoded
+# and prepared in the model host as its model card says (issue 24)
+FeatureKind = Literal["number", "category", "string", "bool", "any", "tensor", "image"]
+TENSOR_KINDS = frozenset({"tensor", "image"})
 Missing = Literal["accepted", "refused", "unknown"]
 Task = Literal["classification", "regression", "clustering", "outlier_detection", "unknown"]
 # The methods besides predict that a request may ask for, in the order they are preferred
@@ -37,6 +40,8 @@ class Feature:
     missing: Missing = "unknown"
     missing_reason: str = ""
     dtype: str = ""
+    # a tensor's or an image's shape per row, as the model takes it (None: any length)
+    shape: tuple[int | None, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -85,6 +90,11 @@ class ModelInfo:
         return bool(self.features) and all(f.kind == "number" for f in self.features)
 
     @functools.cached_property
+    def tensor_inputs(self) -> bool:
+        """The model takes tensors or images, not table columns (issue 24)."""
+        return any(f.kind in TENSOR_KINDS for f in self.features)
+
+    @functools.cached_property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
@@ -115,6 +125,7 @@ class ModelInfo:
                 missing=f.get("missing", "unknown"),
                 missing_reason=str(f.get("missing_reason", "")),
                 dtype=str(f.get("dtype", "")),
+                shape=tuple(f.get("shape", ())),
             )
             for f in data.get("features", ())
         )
@@ -151,6 +162,8 @@ class ModelSpec:
     # the setting trust: type names a .skops file may hold beyond winserve's own list
     trust: tuple[str, ...] = ()
     compile: str = "off"  # "onnx": convert with skl2onnx at load, serve it once verified
+    # the model card's [inputs.<name>] tables: what a tensor or an image input is (issue 24)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def is_demo(self) -> bool:

@@ -1,7 +1,9 @@
 """Payloads: validated rows on their way to the model, as plain data (see ``winserve.host.inputs``).
 
 Several requests' payloads merge into one model call (opportunistic batching), and the result
-is split back by row counts.
+is split back by row counts. Tensors (``{"tensors": {name: array | [image bytes, ...]}}``,
+issue 24) merge only with tensors of the same per-row shapes and dtypes (``batch_key``), and
+a batch is capped in bytes as well as in rows (``payload_bytes``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ Payload = dict[str, Any]
 
 
 def row_count(payload: Payload) -> int:
+    if "tensors" in payload:
+        return len(next(iter(payload["tensors"].values()), []))
     if "matrix" in payload:
         return int(payload["matrix"].shape[0])
     if "columns" in payload:
@@ -26,6 +30,12 @@ def merge_payloads(payloads: list[Payload]) -> Payload:
     import numpy as np
 
     first = payloads[0]
+    if "tensors" in first:  # the pool merges only payloads of one batch_key
+        return {
+            "tensors": {
+                name: _stacked([p["tensors"][name] for p in payloads]) for name in first["tensors"]
+            }
+        }
     if all("matrix" in p for p in payloads):
         return {"matrix": np.concatenate([p["matrix"] for p in payloads])}
     if all("columns" in p for p in payloads):
@@ -35,6 +45,38 @@ def merge_payloads(payloads: list[Payload]) -> Payload:
             }
         }
     return {"rows": [row for p in payloads for row in _rows(p)]}
+
+
+def batch_key(payload: Payload) -> Any:
+    """What payloads must share to go into one call: ``None`` for rows of a table (any of
+    them merge), each input's per-row shape and dtype for tensors (images: any size, they
+    are resized in the host)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return None
+    return tuple(
+        (name, "image") if isinstance(value, list) else (name, value.shape[1:], value.dtype.str)
+        for name, value in tensors.items()
+    )
+
+
+def payload_bytes(payload: Payload) -> int:
+    """About how many bytes ``payload`` carries to the model (tensors and images; 0 else)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return 0
+    return sum(
+        sum(map(len, value)) if isinstance(value, list) else int(value.nbytes)
+        for value in tensors.values()
+    )
+
+
+def _stacked(values: list[Any]) -> Any:
+    if isinstance(values[0], list):
+        return [item for value in values for item in value]
+    import numpy as np
+
+    return np.concatenate(values)
 
 
 def _rows(payload: Payload) -> list[Any]:

@@ -61,12 +61,14 @@ def model_spec(settings: Settings) -> ModelSpec:
     """What the model hosts load; the model card's example row is the sample prediction's."""
     from winserve import card
 
+    found = card.load(settings.model, demo=settings.is_demo, quiet=True)
     return ModelSpec(
         path=str(settings.model) if settings.model else "",
         factory=settings.factory,
         strict_versions=settings.strict_versions,
         sha256=settings.model_sha256,
-        example=dict(card.load(settings.model, demo=settings.is_demo, quiet=True).example),
+        example=dict(found.example),
+        inputs=dict(found.inputs),  # [inputs.<name>]: what a tensor input is (issue 24)
         compile=settings.compile,
         trust=settings.trust,
     )

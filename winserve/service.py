@@ -20,6 +20,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from winserve import tensors
 from winserve.backends.base import Backend, Prediction, row_errors
 from winserve.errors import (
     BadRequest,
@@ -65,6 +66,12 @@ class PredictRequest:
     matrix: Any = None
     # the column names of ``rows`` when the sender named them ({"columns": [...], "data": ...})
     names: list[str] | None = None
+    # the values are a CSV file's cells: a column of kind "any" is typed as pd.read_csv
+    # types it (issue 22)
+    cells: bool = False
+    # tensors as a batch per input ({"inputs": {name: rows}}, or the rows of a model with one
+    # input): checked by ``winserve.tensors`` for a model that takes tensors or images
+    inputs: Any = None
 
     @classmethod
     def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
@@ -321,6 +328,13 @@ def prepare(
 ) -> Prepared:
     """Check ``request`` against the model; raise on the first kind of problem, or, with
     ``partial``, keep the good rows and report the bad ones (CSV scoring)."""
+    if info.tensor_inputs:  # tensors and images: their own checks (issue 24)
+        payload, n_rows = tensors.prepare(request, info, max_rows=max_rows)
+        return Prepared(payload, n_rows, list(range(n_rows)))
+    if request.inputs is not None:  # {"inputs": ...} to a table model: a column so named
+        request = dataclasses.replace(
+            request, inputs=None, columns={"inputs": [request.inputs]}, n_rows=1
+        )
     if request.n_rows == 0:
         raise BadRequest("no rows to predict: send at least one row")
     if request.n_rows > max_rows:

@@ -57,7 +57,7 @@ from winserve.errors import (
 from winserve.metrics import batch_rows_histogram
 from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload, merge_payloads, row_count
+from winserve.payload import Payload, batch_key, merge_payloads, payload_bytes, row_count
 
 log = logging.getLogger("winserve.pool")
 
@@ -65,6 +65,9 @@ CALLER_GRACE = 0.25  # seconds a caller waits past its deadline for the dispatch
 IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
 BACKOFF_FIRST = 0.5  # a first failure restarts at once; repeated ones wait 0.5, 1, 2, … s
 BACKOFF_MAX = 30.0
+# the most bytes of tensors and images one call takes (a batch is also capped in rows): 64
+# images of 224 × 224 × 3 float32 are 38 MB (issue 24)
+MAX_BATCH_BYTES = 64 * 2**20
 BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
 FILE_CHECK = 1.0  # seconds between looks at a changed model file, waiting for the loaded one
 
@@ -92,6 +95,8 @@ class Job:
         "_claimed",
         "deadline",
         "error",
+        "key",
+        "nbytes",
         "payload",
         "proba",
         "result",
@@ -113,6 +118,8 @@ class Job:
     ) -> None:
         self.payload, self.rows, self.proba, self.scores = payload, rows, proba, scores
         self.deadline, self.timeout = deadline, timeout
+        # tensors merge only with tensors of their per-row shapes, up to a size (issue 24)
+        self.key, self.nbytes = batch_key(payload), payload_bytes(payload)
         self.result: Prediction | None = None
         self.error: WinserveError | None = None
         self.solo = self.retried = False
@@ -152,11 +159,13 @@ class PoolBackend(Backend):
         max_batch_wait_ms: float = 0.0,
         max_queue: int = 512,
         make_replica: MakeReplica = Replica,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._spec = spec
         self._timeout = timeout
         self._load_timeout = load_timeout
         self._max_batch_rows = max_batch_rows
+        self._max_batch_bytes = max_batch_bytes
         self._batch_wait = max_batch_wait_ms / 1000.0
         self._max_queue = max_queue
         self._replicas = [make_replica(i, spec) for i in range(workers)]
@@ -511,11 +520,23 @@ class PoolBackend(Backend):
                 self._queue.popleft()
                 job.resolve(error=job.timed_out())
                 continue
-            if jobs and (job.solo or jobs[0].solo or rows + job.rows > self._max_batch_rows):
+            if jobs and (
+                job.solo
+                or jobs[0].solo
+                or rows + job.rows > self._max_batch_rows
+                or not self._joins(jobs, job)
+            ):
                 break
             jobs.append(self._queue.popleft())
             rows += job.rows
         return jobs, rows
+
+    def _joins(self, jobs: list[Job], job: Job) -> bool:
+        """Whether ``job`` may go into the call with ``jobs``: tensors of the same per-row
+        shapes, and the call's tensors within ``max_batch_bytes`` (issue 24)."""
+        if job.key != jobs[0].key:
+            return False
+        return not job.nbytes or sum(j.nbytes for j in jobs) + job.nbytes <= self._max_batch_bytes
 
     def _requeue(self, jobs: list[Job]) -> None:
         if self._closing.is_set():  # nobody will take them: say so now, not at their deadline

@@ -237,6 +237,10 @@ def sample_row(features: list[dict[str, Any]], example: dict[str, Any]) -> dict[
         categories = feature.get("categories") or []
         if name in example:
             row[name] = example[name]
+        elif feature["kind"] in ("tensor", "image"):  # zeros, a grey image (issue 24)
+            from winserve.host.tensors import sample_value
+
+            row[name] = sample_value(feature)
         elif categories:
             row[name] = categories[0]
         elif feature["kind"] == "bool":

@@ -6,7 +6,9 @@ Payload shapes (built by ``winserve.service``):
   MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.proxy``);
 - ``{"columns": {name: [values...]}}``: mixed kinds, one list per column (a missing value is
   NaN, whatever the column's kind);
-- ``{"rows": [[...], ...]}``: the model declares no columns; passed on as an array.
+- ``{"rows": [[...], ...]}``: the model declares no columns; passed on as an array;
+- ``{"tensors": {name: array | [image bytes, ...]}}``: a model that takes tensors or images
+  (issue 24) gets ``{name: array}`` from ``winserve.host.tensors``.
 
 The input is built as pandas would build it from the same rows in the data scientist's
 notebook, with the training dtypes where the model keeps them: a model fitted on a DataFrame
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from winserve.host.tensors import feed, takes_tensors
 
 MATRIX_BYTES = "matrix_f64"  # a float64 matrix's bytes, C order
 MATRIX_SHAPE = "matrix_shape"
@@ -74,6 +78,8 @@ def build_input(
     scaler + logistic regression on 30 columns, measured)."""
     import numpy as np
 
+    if "tensors" in payload or takes_tensors(features):  # tensors and images (issue 24)
+        return feed(payload, features)
     if MATRIX_BYTES in payload:
         # a copy: the model may write into its input, as it could into an unpickled array
         flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64).copy()

@@ -81,7 +81,9 @@ def load_file(
     sha256: str = "",
     same_as: str = "",
     trust: tuple[str, ...] = (),
+    inputs: dict[str, dict[str, Any]] | None = None,
 ) -> Loaded:
+    """``inputs``: the model card's [inputs.<name>] tables, for a graph's tensors (issue 24)."""
     import joblib
 
     folder = mlflow_folder.is_model_folder(path)
@@ -104,7 +106,7 @@ def load_file(
     if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
         from winserve.host import onnx_model
 
-        graph = onnx_model.load(path)
+        graph = onnx_model.load(path, inputs or {})
         return Loaded(graph, path.stem, str(path), digest, path.stat().st_size)
     use_mmap = mmap and _is_uncompressed(path)
     code = model_code.prepare(path)
@@ -194,6 +196,7 @@ def load(spec: ModelSpec) -> Loaded:
             sha256=spec.sha256,
             same_as=spec.same_as,
             trust=spec.trust,
+            inputs=spec.inputs,
         )
     from winserve.host import demo
 

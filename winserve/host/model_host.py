@@ -37,6 +37,7 @@ from typing import Any
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
+from winserve.host.tensors import parts as tensor_parts
 from winserve.model_info import SAMPLE_FAILED, ModelSpec
 
 # Exceptions a model raises when the rows themselves are the problem (wrong values, unknown
@@ -417,6 +418,8 @@ def _parts(payload: dict[str, Any]) -> tuple[int, Callable[[int, int], dict[str,
 
         flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
         payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
+    if "tensors" in payload:  # tensors and images (issue 24)
+        return tensor_parts(payload)
     if "matrix" in payload:
         matrix = payload["matrix"]
         # a copy: the model may write into its input, and another part shares these rows

@@ -16,6 +16,15 @@ reads from the graph itself what those are:
 
 Missing values: NaN in a float input goes to the graph, which decides; a string or integer
 tensor cannot hold one, so a missing value there is refused with the input's name.
+
+Tensors (issue 24): a graph with an input of rank 3 or more (an image ``[N, 3, H, W]`` or
+``[N, H, W, C]``, a sequence of vectors ``[N, T, F]``), several inputs not all ``[N, 1]``, or an
+input the model card's ``[inputs.<name>]`` names, is served in tensor mode: each input is a
+``tensor`` feature (its per-row shape, ``None`` where the graph's dimension is symbolic, and
+its dtype) or, where the card says ``kind = "image"``, an ``image`` feature with its
+preprocessing (``winserve.host.images``); ``predict`` takes ``{name: array}``. Class names
+come from the graph (a classifier's labels), else a ``classes`` metadata entry (a JSON list
+or comma-separated names), else 0 … k-1; the card's ``[classes]`` names them on the page.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from winserve.errors import ModelLoadError
 
 NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install onnxruntime onnx"
 FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
-INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32"}
+INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
 STRING_TYPE = "tensor(string)"
 LABEL_NAMES = ("label", "output_label")
 PROBA_NAMES = ("probabilities", "output_probability")
@@ -52,12 +61,15 @@ class OnnxModel:
 
     description = ""
 
-    def __init__(self, proto: Any, session: Any) -> None:
+    def __init__(self, proto: Any, session: Any, card: dict[str, dict[str, Any]]) -> None:
         self._session = session
         self._inputs = list(session.get_inputs())
         self._outputs = [o.name for o in session.get_outputs()]
         producers = _producers(proto.graph)
-        self._per_column = len(self._inputs) > 1 or _width(self._inputs[0]) == 1
+        self._tensors = _tensor_mode(self._inputs, card)
+        self._per_column = not self._tensors and (
+            len(self._inputs) > 1 or _width(self._inputs[0]) == 1
+        )
         self._predict_output = self._outputs[0]
         self._proba_output = ""
         for output in session.get_outputs():
@@ -68,7 +80,14 @@ class OnnxModel:
                 self._predict_output = name
         meta = {p.key: p.value for p in proto.metadata_props}
         self.description = str(proto.doc_string or meta.get("description", ""))
-        if self._per_column:
+        self._meta = meta
+        if self._tensors:
+            self.feature_names_in_ = [i.name for i in self._inputs]
+            self.n_features_in_ = len(self._inputs)
+            self.winserve_features = [
+                _tensor_feature(i, card.get(i.name, {})) for i in self._inputs
+            ]
+        elif self._per_column:
             self.feature_names_in_ = [i.name for i in self._inputs]
             self.n_features_in_ = len(self._inputs)
             self.winserve_features = [_column(i, proto.graph) for i in self._inputs]
@@ -88,6 +107,9 @@ class OnnxModel:
     def _feed(self, rows: Any) -> dict[str, Any]:
         import numpy as np
 
+        if self._tensors:  # {name: array}, checked in the web process (issue 24)
+            dtypes = {**FLOAT_TYPES, **INT_TYPES}
+            return {i.name: np.asarray(rows[i.name], dtype=dtypes[i.type]) for i in self._inputs}
         columns = getattr(rows, "columns", None)
         if self._per_column:
             feed = {}
@@ -135,15 +157,17 @@ class OnnxClassifier(OnnxModel):
 
     _estimator_type = "classifier"
 
-    def __init__(self, proto: Any, session: Any) -> None:
+    def __init__(self, proto: Any, session: Any, card: dict[str, dict[str, Any]]) -> None:
         import numpy as np
 
-        super().__init__(proto, session)
+        super().__init__(proto, session, card)
         self._has_label = self._predict_output in LABEL_NAMES
         classes = _class_labels(proto.graph, [self._proba_output, self._predict_output])
         if classes is None:
             width = _proba_width(session, self._proba_output)
-            classes = list(range(width)) if width else []
+            # the graph's own names for its classes (issue 22), else their indices
+            named = _metadata_names(self._meta.get("classes", ""), width)
+            classes = named or (list(range(width)) if width else [])
         self.classes_ = np.asarray(classes)
 
     def predict_proba(self, rows: Any) -> Any:
@@ -166,6 +190,44 @@ class OnnxClassifier(OnnxModel):
 
 class OnnxRegressor(OnnxModel):
     _estimator_type = "regressor"
+
+
+def _tensor_mode(inputs: list[Any], card: dict[str, dict[str, Any]]) -> bool:
+    """Whether the graph takes tensors rather than table columns (see the module's doc)."""
+    if any(i.name in card for i in inputs):
+        return True
+    if any(len(i.shape) >= 3 for i in inputs):
+        return True
+    return len(inputs) > 1 and any(len(i.shape) == 2 and _width(i) != 1 for i in inputs)
+
+
+def _tensor_feature(spec: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """One input as a feature: its per-row shape and dtype; an image's preprocessing."""
+    dtype = {**FLOAT_TYPES, **INT_TYPES}.get(spec.type)
+    if dtype is None:
+        raise ModelLoadError(
+            f"input {spec.name!r} is a {spec.type} tensor; winserve feeds tensors of float, "
+            "double or integers"
+        )
+    shape = [d if isinstance(d, int) else None for d in list(spec.shape)[1:]]
+    kind = card.get("kind", "tensor")
+    if kind == "image":
+        from winserve.host import images
+
+        try:
+            image = images.prepare_spec(card, list(spec.shape), dtype)
+        except ValueError as exc:
+            raise ModelLoadError(f"[inputs.{spec.name}] in the model card: {exc}") from None
+        return {
+            "name": spec.name,
+            "kind": "image",
+            "shape": images.shape_of(image),
+            "dtype": dtype,
+            "image": image,
+        }
+    if kind != "tensor":
+        raise ModelLoadError(f"[inputs.{spec.name}] kind is image or tensor, not {kind!r}")
+    return {"name": spec.name, "kind": "tensor", "shape": shape, "dtype": dtype}
 
 
 def _producers(graph: Any) -> dict[str, Any]:
@@ -296,8 +358,11 @@ def _tensor(values: Any, spec: Any, where: str) -> Any:
     raise TypeError(f"{where} has ONNX type {spec.type}, which winserve does not feed")
 
 
-def from_bytes(data: bytes, where: str) -> OnnxModel:
-    """The wrapper for a serialized graph (a file's bytes, or what skl2onnx just built)."""
+def from_bytes(
+    data: bytes, where: str, card_inputs: dict[str, dict[str, Any]] | None = None
+) -> OnnxModel:
+    """The wrapper for a serialized graph (a file's bytes, or what skl2onnx just built);
+    ``card_inputs``: the model card's [inputs.<name>] tables (issue 24)."""
     try:
         import onnx
         import onnxruntime as ort
@@ -325,15 +390,22 @@ def from_bytes(data: bytes, where: str) -> OnnxModel:
         o.type.startswith("seq(map(") or _is_probability(o.name, proto, producers)
         for o in session.get_outputs()
     )
+    card = card_inputs or {}
+    stray = sorted(set(card) - {i.name for i in inputs})
+    if stray:
+        raise ModelLoadError(
+            f"the model card has [inputs.{stray[0]}], which is not an input of {where} (its "
+            "inputs: " + ", ".join(repr(i.name) for i in inputs) + ")"
+        )
     if probability:
-        return OnnxClassifier(proto, session)
+        return OnnxClassifier(proto, session, card)
     if proto.producer_name == "skl2onnx" and "variable" in names:
-        return OnnxRegressor(proto, session)
-    return OnnxModel(proto, session)
+        return OnnxRegressor(proto, session, card)
+    return OnnxModel(proto, session, card)
 
 
-def load(path: Path) -> OnnxModel:
-    return from_bytes(path.read_bytes(), path.name)
+def load(path: Path, card_inputs: dict[str, dict[str, Any]] | None = None) -> OnnxModel:
+    return from_bytes(path.read_bytes(), path.name, card_inputs)
 
 
 def runtime_version() -> str:

@@ -5,7 +5,11 @@ Request bodies, all meaning the same rows:
 - records: ``[{"a": 1, "b": "x"}, ...]``; a single object is one row;
 - split: ``{"columns": ["a", "b"], "data": [[1, "x"], ...]}``;
 - positional: ``[[1, "x"], ...]`` in the model's column order;
-- plain values: ``["some text", ...]``, one per row, for a model with one input (a text model).
+- plain values: ``["some text", ...]``, one per row, for a model with one input (a text model);
+- tensors (a model whose inputs are tensors or images, issue 24): ``{"inputs": {"<name>":
+  [row, ...], ...}}``, or ``{"inputs": [row, ...]}`` for a model with one input, a row being
+  nested lists of the input's shape per row, or an image as ``{"b64": "<base64 of the file>"}``;
+  records (``{"<name>": row}``) and positional rows work too (``winserve.tensors``).
 
 ``null`` is a missing value. Response: ``{"predictions": [...]}`` (a list per row for a
 multi-output model), plus ``"classes"`` and ``"probabilities"`` (one list per row, in the
@@ -78,6 +82,8 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
 
 def decode(body: Any, proba: bool) -> PredictRequest:
     if isinstance(body, dict):
+        if set(body) == {"inputs"}:  # tensors, batched per input (issue 24)
+            return PredictRequest(inputs=body["inputs"], proba=proba)
         if "columns" in body or "data" in body:
             extra = set(body) - {"columns", "data"}
             if extra:
@@ -102,6 +108,11 @@ def decode(body: Any, proba: bool) -> PredictRequest:
     raise BadRequest(
         'expected a JSON object (one row), a list of rows, or {"columns": [...], "data": [[...]]}'
     )
+
+
+def from_uploads(files: dict[str, list[bytes]], proba: bool) -> PredictRequest:
+    """Image files uploaded as multipart/form-data, by input name (issue 24)."""
+    return PredictRequest(inputs=dict(files), proba=proba)
 
 
 def encode(

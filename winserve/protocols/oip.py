@@ -59,6 +59,13 @@ NUMPY_DTYPES = {
     "FP32": "<f4",
     "FP64": "<f8",
 }
+TENSOR_DATATYPES = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "int64": "INT64",
+    "int32": "INT32",
+    "uint8": "UINT8",
+}
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,36 @@ def _columns(tensors: list[tuple[str, list[int], Any]]) -> PredictRequest:
     return PredictRequest.from_columns(columns)
 
 
+def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -> PredictRequest:
+    """One tensor per input of a model that takes tensors, ``[rows, ...]`` of the input's
+    shape; an image input takes a ``BYTES`` tensor ``[rows]`` of base64 texts of the files.
+    ``winserve.tensors`` checks them as it checks JSON's."""
+    import numpy as np
+
+    kinds = {f.name: f.kind for f in info.features}
+    given: dict[str, Any] = {}
+    for name, shape, values in tensors:
+        if name in given:
+            raise BadRequest(f"input {_name(name)} is given more than once")
+        if kinds.get(name) == "image":
+            if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+                raise BadRequest(
+                    f"input {_name(name)} is an image input: send a BYTES tensor of shape "
+                    "[rows] (or [rows, 1]), each element the base64 of an image file"
+                )
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise BadRequest(
+                    f"input {_name(name)} is an image input: its datatype is BYTES, each "
+                    "element the base64 of an image file"
+                )
+            given[name] = [{"b64": v} for v in values]
+        elif isinstance(values, list):  # text or null among the numbers: named there
+            given[name] = np.array(values, dtype=object).reshape(shape)
+        else:
+            given[name] = values.reshape(shape)
+    return PredictRequest(inputs=given)
+
+
 def _outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]:
     requested = body.get("outputs")
     if requested is None:
@@ -320,7 +357,9 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
         name, shape, values, offset = _tensor_values(tensor, position, binary, offset)
         tensors.append((name, shape, values))
     names = set(info.feature_names)
-    if len(tensors) == 1:
+    if info.tensor_inputs:  # tensors of any rank, images as BYTES (issue 24)
+        request = _tensor_inputs(tensors, info)
+    elif len(tensors) == 1:
         name, shape, values = tensors[0]
         if len(shape) == 2 and not (name in names and shape[1] == 1 and info.n_features > 1):
             request = _matrix(name, shape, values, info)
@@ -414,6 +453,17 @@ def input_datatype(kind: str) -> str:
 def model_metadata(info: ModelInfo) -> dict[str, Any]:
     if info.text_input:
         inputs = [{"name": info.feature_names[0], "datatype": "BYTES", "shape": [-1]}]
+    elif info.tensor_inputs:  # each input's own shape, -1 where any length goes (issue 24)
+        inputs = [
+            {"name": f.name, "datatype": "BYTES", "shape": [-1]}
+            if f.kind == "image"
+            else {
+                "name": f.name,
+                "datatype": TENSOR_DATATYPES.get(f.dtype, "FP32"),
+                "shape": [-1, *(-1 if d is None else d for d in f.shape)],
+            }
+            for f in info.features
+        ]
     elif info.feature_names_known:
         inputs = [
             {"name": f.name, "datatype": input_datatype(f.kind), "shape": [-1]}

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.registry import Slot
-from winserve.web import auth, paths, slots
+from winserve.web import auth, paths, slots, uploads
 from winserve.web.bodies import flag, json_body
 from winserve.web.responses import json_response
 
@@ -30,8 +30,12 @@ def predict() -> ResponseReturnValue:
     if req.environ.get("QUERY_STRING"):  # most calls have none: no query parsing
         proba = flag(req.args.get("proba"))
         scores = flag(req.args.get("scores"))
-    body = json_body(req, current_app.config["WINSERVE_MAX_BODY"])
-    decoded = native.decode(body, proba)
+    if uploads.is_upload(req):  # image files, one field per input (issue 24)
+        images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])
+        decoded = native.from_uploads(images, proba)
+    else:
+        body = json_body(req, current_app.config["WINSERVE_MAX_BODY"])
+        decoded = native.decode(body, proba)
     decoded.scores = scores
     info = service.info()  # one snapshot of the model's description for this request
     prediction = service.predict(decoded, info)

@@ -1,0 +1,145 @@
+"""Small ONNX graphs that take tensors and images (issue 24), built at test time.
+
+- ``digits``: a softmax regression trained on scikit-learn's ``load_digits`` (8 × 8 grey
+  images), as a graph over ``[N, 1, 8, 8]`` float32 (Flatten → MatMul → Add → Softmax), and
+  the digits as PNG files (pixel = value × 255 / 16);
+- ``sequence``: ``[N, T, 4]`` float32 with T symbolic (ReduceMean over T → MatMul → Softmax);
+- ``two_inputs``: ``a`` ``[N, 2, 3]`` float32 and ``b`` ``[N, 3]`` int64 → one number per row.
+
+Every answer a test expects comes from onnxruntime run in the test process on the same arrays.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OPSET = 17
+
+
+def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> bytes:
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
+    model = helper.make_model(
+        graph, producer_name="pytorch", opset_imports=[helper.make_opsetid("", OPSET)]
+    )
+    return bytes(model.SerializeToString())
+
+
+def digits_data() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images, digits.target
+
+
+def digits_graph(input_name: str = "image", layout: str = "NCHW") -> bytes:
+    """A softmax regression on the digits, trained on images scaled to 0…1."""
+    from onnx import TensorProto, helper, numpy_helper
+    from sklearn.linear_model import LogisticRegression
+
+    images, target = digits_data()
+    x = (np.round(images * 255 / 16) / 255).reshape(len(images), -1)
+    model = LogisticRegression(max_iter=300).fit(x, target)
+    weights = model.coef_.T.astype(np.float32)  # [64, 10]
+    bias = model.intercept_.astype(np.float32)
+    shape = ["N", 1, 8, 8] if layout == "NCHW" else ["N", 8, 8, 1]
+    nodes = [
+        helper.make_node("Flatten", [input_name], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
+    )
+
+
+def digit_png(index: int) -> bytes:
+    from PIL import Image
+
+    images, _ = digits_data()
+    pixels = np.round(images[index] * 255 / 16).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def by_hand(png: bytes) -> np.ndarray:
+    """The card's preprocessing done by hand: grey, 8 × 8, / 255, as [1, 8, 8]."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        grey = image.convert("L").resize((8, 8), Image.Resampling.BILINEAR)
+    return (np.asarray(grey, dtype=np.float32) * np.float32(1 / 255))[None, :, :]
+
+
+def sequence_graph() -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.arange(12, dtype=np.float32).reshape(4, 3) / 10 - 0.5
+    nodes = [
+        helper.make_node("ReduceMean", ["seq"], ["mean"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("seq", TensorProto.FLOAT, ["N", "T", 4])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+
+
+def two_inputs_graph() -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = (np.arange(9, dtype=np.float32) - 4).reshape(9, 1) / 4
+    nodes = [
+        helper.make_node("Flatten", ["a"], ["a_flat"], axis=1),
+        helper.make_node("Cast", ["b"], ["b_float"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["a_flat", "b_float"], ["both"], axis=1),
+        helper.make_node("MatMul", ["both", "W"], ["y"]),
+    ]
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 2, 3]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, ["N", 3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+
+
+def run(graph: bytes, feed: dict[str, Any]) -> list[np.ndarray]:
+    """The graph's answer in this process (onnxruntime, one thread)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    return [np.asarray(out) for out in session.run(None, feed)]
+
+
+DIGITS_CARD = """
+[inputs.image]
+kind = "image"
+channels = "L"
+layout = "NCHW"
+size = [8, 8]
+scale = 0.00392156862745098
+"""
+
+
+def write(folder: Path, name: str, graph: bytes, card: str = "") -> Path:
+    path = folder / f"{name}.onnx"
+    path.write_bytes(graph)
+    if card:
+        path.with_suffix(".toml").write_text(card, encoding="utf-8")
+    return path
