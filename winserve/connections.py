@@ -233,6 +233,8 @@ class BoundedServer(TcpWSGIServer):  # type: ignore[misc]  # waitress is untyped
         self.refused = 0  # connections closed at accept (per-address cap)
         self.evicted = 0  # slowest readers closed to make room
         self.timed_out = 0  # 408s for a deadline
+        self.reported = (0, 0, 0)  # the counts above when the console was last told
+        self.next_report = 0.0
         super().__init__(*args, **kw)
 
     def forget(self, key: str) -> None:
@@ -298,6 +300,23 @@ class BoundedServer(TcpWSGIServer):  # type: ignore[misc]  # waitress is untyped
             if why is not None:
                 self.timed_out += 1
                 channel.time_out(clock, why)
+        self.report(clock)
+
+    def report(self, clock: float) -> None:
+        """Tell the console, at most once a minute, that connections were closed: an operator
+        sees a flood (or a cap too small for a proxy) without a line per connection."""
+        counts = (self.timed_out, self.refused, self.evicted)
+        if counts == self.reported or clock < self.next_report:
+            return
+        late, refused, evicted = (a - b for a, b in zip(counts, self.reported, strict=True))
+        log.warning(
+            "connections closed: %d too slow to send their request (408), %d over "
+            "max_connections_per_address, %d to make room under max_connections",
+            late,
+            refused,
+            evicted,
+        )
+        self.reported, self.next_report = counts, clock + 60
 
 
 def _close_now(conn: socket.socket) -> None:
