@@ -277,3 +277,38 @@ def test_model_describes_what_it_takes(served: Served) -> None:
     if case.name == "lightgbm_category":
         plan = next(f for f in model["features"] if f["name"] == "plan")
         assert plan["dtype"] == "category" and plan["categories"] == ["basic", "plus", "pro"]
+
+
+def test_mcp_tool_calls(served: Served) -> None:
+    """Each row as an assistant sends it to the model's tool (issue 27): the arguments valid
+    against the tool's input schema, the answer against its output schema, and the same
+    prediction and probabilities as the model's own."""
+    from jsonschema import Draft202012Validator
+
+    case, want = served.case, served.want
+    listed = requests.post(
+        f"{served.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30
+    ).json()["result"]["tools"]
+    assert len(listed) == 1
+    tool = listed[0]
+    arguments = Draft202012Validator(tool["inputSchema"])
+    answers = Draft202012Validator(tool["outputSchema"])
+    rows = zoo.records(case)
+    properties = tool["inputSchema"]["properties"].items()
+    numbers = {n for n, p in properties if p.get("type") in ("number", ["number", "null"])}
+    for index, row in enumerate(rows):
+        given = {"text": row} if case.text else row
+        # where the model takes a bool column as numbers (boosting), an assistant reading
+        # the schema sends 1 or 0, not true or false (the service takes both)
+        given = {k: int(v) if type(v) is bool and k in numbers else v for k, v in given.items()}
+        arguments.validate(given)
+        call = {"name": tool["name"], "arguments": given}
+        body = {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": call}
+        result = requests.post(f"{served.url}/mcp", json=body, timeout=30).json()["result"]
+        assert not result.get("isError"), result
+        answer = result["structuredContent"]
+        answers.validate(answer)
+        same(answer["prediction"], want["predictions"][index], f"row {index}")
+        if case.proba:
+            chances = [answer["probabilities"][str(c)] for c in want["classes"]]
+            same(chances, want["probabilities"][index], f"row {index} probabilities")

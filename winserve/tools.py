@@ -40,7 +40,10 @@ def value_schema(feature: Feature) -> Schema:
     if feature.kind == "number":
         schema["description"] = f"{feature.name} (a number)"
     if feature.strict_categories and feature.categories:
-        schema["enum"] = [str(c) for c in feature.categories] + ([] if feature.required else [None])
+        # a bool column's values stay true/false: "True" would contradict its type (issue 27)
+        shown = bool if feature.kind == "bool" else str
+        values = [shown(c) for c in feature.categories]
+        schema["enum"] = values + ([] if feature.required else [None])
     if feature.required:
         schema["description"] = f"{feature.name} (required: the model takes no missing value)"
     return schema
