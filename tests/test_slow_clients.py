@@ -14,9 +14,11 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -205,3 +207,52 @@ def test_the_bounds_as_settings(tmp_path: Path) -> None:
     on_windows = limits.for_platform(windows=True)
     assert on_windows.total == select_limit() < 512 and on_windows.per_address == select_limit()
     assert limits.for_platform(windows=False) == ConnectionLimits(2000, 2000, 10.0, 10 * 1024)
+
+
+def test_the_bounds_hold_under_select_as_on_windows() -> None:
+    """Windows has no poll(): waitress watches its sockets with select(). The same server on
+    select() here, in this process (a plain WSGI app, caps of 100 and 100, headers in 2 s),
+    keeps answering while 150 connections trickle from 75 addresses."""
+    from waitress import wasyncore
+
+    from winserve.connections import ConnectionLimits, create_server
+
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    limits = ConnectionLimits(total=100, per_address=100, header_timeout=QUICK)
+    server = create_server(app, sock, limits, asyncore_use_poll=False, ident="winserve")
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            wasyncore.poll(0.2, server._map)  # select(): waitress's loop on Windows
+        wasyncore.close_all(server._map)
+        server.task_dispatcher.shutdown()
+
+    thread = threading.Thread(target=loop, name="select-loop")
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    latencies: list[float] = []
+    try:
+        addresses = [f"127.0.0.{i}" for i in range(2, 77)]
+        with Tricklers(sock.getsockname()[1], addresses, 150) as slow:
+            wait_until(lambda: slow.connects >= 150, timeout=30)
+            end = time.monotonic() + 2 * QUICK + 2
+            while time.monotonic() < end:
+                start = time.monotonic()
+                answer = requests.get(url, timeout=10, headers={"Connection": "close"})
+                assert answer.text == "ok"
+                latencies.append(time.monotonic() - start)
+                time.sleep(0.1)
+            assert len(server.active_channels) <= limits.total
+        assert slow.closed_by_server >= 50
+        assert max(latencies) < ANSWERED_WITHIN, latencies
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
