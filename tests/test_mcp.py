@@ -225,6 +225,24 @@ def test_origin_of_this_server_is_allowed_and_get_is_405(app_client: Any) -> Non
     assert stream.status_code == 405 and "POST" in stream.headers["Allow"].split(", ")
 
 
+@pytest.mark.parametrize(
+    ("allowed", "origin", "status"),
+    [
+        ((".example.org",), "https://ml.example.org", 200),
+        ((".example.org",), "http://evil.example", 403),
+        (("*",), "http://localhost", 200),  # the request's own origin
+        (("*",), "http://intranet.example.org", 403),
+    ],
+)
+def test_origin_names_the_server_answers_to(allowed: tuple[str], origin: str, status: int) -> None:
+    client = local_client(ModelSpec(factory="tests.models:chaos"), allowed_hosts=allowed)
+    try:
+        answer = client.post("/mcp", json=rpc("ping"), headers={"Origin": origin})
+        assert answer.status_code == status, answer.json
+    finally:
+        client.application.extensions["winserve.jobs"].close()
+
+
 def test_tools_json_gives_the_mcp_tools_as_functions(app_client: Any) -> None:
     listed = app_client.post("/mcp", json=rpc("tools/list")).json["result"]["tools"]
     functions = app_client.get("/tools.json").json

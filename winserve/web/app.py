@@ -136,7 +136,7 @@ def create_app(
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(models.bp)
-    mcp.install(app, hosts.allowed_names(settings))  # /mcp and /tools.json (issue 27)
+    app.register_blueprint(mcp.bp)  # /mcp and /tools.json (issue 27)
     # Each model of a folder at /models/<name>/… (the bare routes answer for the default one);
     # the name is taken from the path before the view runs (slots.install).
     app.register_blueprint(api.bp, url_prefix="/models/<model>", name="native_model")

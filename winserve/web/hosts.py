@@ -21,6 +21,7 @@ from winserve.settings import Settings
 
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+ALLOWED_KEY = "winserve.allowed_hosts"  # the names allowed, for the Origin check of /mcp
 KNOWN_HEADERS = 64  # Host headers remembered as allowed (any client may send any, so bounded)
 
 
@@ -77,6 +78,8 @@ def is_allowed(name: str, allowed: frozenset[str]) -> bool:
 
 def install(app: Flask, settings: Settings) -> None:
     allowed = allowed_names(settings)
+    # /mcp checks a page's Origin against the same names (issue 27): looked up once
+    app.extensions[ALLOWED_KEY] = allowed
     if allowed is None:
         return
 

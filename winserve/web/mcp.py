@@ -27,7 +27,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__, tools
@@ -101,13 +101,14 @@ def error_body(error: WinserveError) -> dict[str, Any]:
 
 def _origin_allowed(origin: str) -> bool:
     """The spec asks servers to check ``Origin`` against DNS rebinding: a browser page may
-    call ``/mcp`` only from this server's own origin or a name it answers to (hosts.py)."""
+    call ``/mcp`` only from this server's own origin or a name it answers to (hosts.py;
+    with allowed_hosts "*", only from its own origin)."""
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False  # "null" (a sandboxed page, a file), or not an origin at all
     if parts.netloc.lower() == (request.host or "").lower():
         return True
-    allowed: frozenset[str] | None = current_app.extensions.get("winserve.mcp_origins")
+    allowed: frozenset[str] | None = current_app.extensions.get(hosts.ALLOWED_KEY)
     return allowed is not None and hosts.is_allowed(hosts.hostname(parts.netloc), allowed)
 
 
@@ -296,10 +297,3 @@ def tools_json() -> ResponseReturnValue:
     """Each served model as an OpenAI-style function definition (the ``tools`` of a chat
     completion request); the same names and schemas as MCP's ``tools/list``."""
     return jsonify([tool.function() for tool in current_tools()])
-
-
-def install(app: Flask, allowed: frozenset[str] | None) -> None:
-    """``allowed``: the host names the server answers to (hosts.allowed_names), which a
-    page's ``Origin`` may name; None ("*"): only the server's own origin."""
-    app.extensions["winserve.mcp_origins"] = allowed
-    app.register_blueprint(bp)
