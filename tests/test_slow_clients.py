@@ -219,7 +219,7 @@ def test_the_bounds_hold_under_select_as_on_windows() -> None:
 
     def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
+        return [BIG if environ["PATH_INFO"] == "/big" else b"ok"]
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -238,10 +238,13 @@ def test_the_bounds_hold_under_select_as_on_windows() -> None:
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     latencies: list[float] = []
+    got: list[bytes] = []
     try:
         addresses = [f"127.0.0.{i}" for i in range(2, 77)]
+        download = threading.Thread(target=slow_download, args=(sock.getsockname()[1], got))
         with Tricklers(sock.getsockname()[1], addresses, 150) as slow:
             wait_until(lambda: slow.connects >= 150, timeout=30)
+            download.start()
             end = time.monotonic() + 2 * QUICK + 2
             while time.monotonic() < end:
                 start = time.monotonic()
@@ -250,9 +253,29 @@ def test_the_bounds_hold_under_select_as_on_windows() -> None:
                 latencies.append(time.monotonic() - start)
                 time.sleep(0.1)
             assert len(server.active_channels) <= limits.total
+            download.join(30)
         assert slow.closed_by_server >= 50
         assert max(latencies) < ANSWERED_WITHIN, latencies
+        # an answer read slowly is never taken for an idle connection and cut to make room
+        assert got and got[0].endswith(BIG), len(got[0]) if got else "no answer"
     finally:
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
+
+
+BIG = b"x" * 4_000_000  # an answer read at ~500 KB/s: 8 s, longer than any read deadline
+
+
+def slow_download(port: int, got: list[bytes]) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        # kept alive: once its answer is written, the connection has no request in hand
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while not received.endswith(BIG) and (chunk := sock.recv(16_384)):
+            received += chunk
+            time.sleep(0.03)
+        got.append(received)

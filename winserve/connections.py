@@ -168,8 +168,11 @@ class BoundedChannel(HTTPChannel):  # type: ignore[misc]  # waitress is untyped
         return result
 
     def busy(self) -> bool:
-        """Answering a request (or closing): none of the read bounds applies."""
-        return bool(self.requests) or self.will_close or self.close_when_flushed
+        """Answering a request, still sending its answer, or closing: no read bound applies,
+        and the connection is never closed to make room (an answer would be cut)."""
+        return bool(
+            self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed
+        )
 
     def overdue(self, now: float, limits: ConnectionLimits) -> str | None:
         """Why this connection's request is too slow to arrive, or None."""
