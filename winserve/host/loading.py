@@ -36,6 +36,7 @@ class Loaded:
     saved_with_sklearn: str = ""
     warnings: list[str] = field(default_factory=list)
     code_file: str = ""  # the <name>_code.py run before loading, if any
+    mlflow: dict[str, Any] = field(default_factory=dict)  # an MLflow folder's predict_fn, params
 
 
 def sklearn_version() -> str:

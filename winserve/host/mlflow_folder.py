@@ -61,6 +61,9 @@ class FolderModel:
     signature: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "kind"}]
     code_folder: Path | None = None
     predict_fn: str = "predict"  # what MLflow's scoring server calls (pyfunc_predict_fn)
+    # the signature's params schema ([{"name", "type", "default", ...}]): MLflow applies a
+    # request's params only when there is one (issue 22)
+    params: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _read_mlmodel(folder: Path) -> dict[str, Any]:
@@ -117,6 +120,7 @@ def read(folder: Path) -> FolderModel:
         model_file=model_file,
         serialization_format=fmt,
         signature=_signature_inputs(data.get("signature")),
+        params=_signature_params(data.get("signature")),
         code_folder=code_folder if code_folder is not None and code_folder.is_dir() else None,
     )
 
@@ -137,6 +141,18 @@ def _signature_inputs(signature: Any) -> list[dict[str, Any]]:
         kind = SIGNATURE_KINDS.get(str(column.get("type")), "any")
         described.append({"name": column["name"], "kind": kind})
     return described
+
+
+def _signature_params(signature: Any) -> list[dict[str, Any]]:
+    """The signature's params schema (MLflow writes it as a JSON string); [] when none."""
+    raw = signature.get("params") if isinstance(signature, dict) else None
+    try:
+        params = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return []
+    if not isinstance(params, list):
+        return []
+    return [p for p in params if isinstance(p, dict) and isinstance(p.get("name"), str)]
 
 
 def input_example(folder: Path) -> dict[str, Any]:
@@ -203,11 +219,13 @@ def load(folder: Path, digest: str, *, strict_versions: bool, trust: tuple[str, 
             loaded.warnings.append(
                 "the model does not take the signature's input description; its own is used instead"
             )
-    if found.predict_fn != "predict":
+    # /invocations answers with the folder's predict_fn and applies params as MLflow's server
+    # does (winserve.protocols.mlflow.predict_method; issue 22)
+    loaded.mlflow = {"predict_fn": found.predict_fn, "params": found.params}
+    if found.predict_fn not in ("predict", "predict_proba"):
         loaded.warnings.append(
             f"MLmodel says MLflow's server answers with {found.predict_fn}; winserve answers "
-            "predict unless a request asks for another method (on /invocations: "
-            '"params": {"predict_method": "predict_proba"})'
+            "predict (or predict_proba: /predict?proba=true)"
         )
     loaded.name, loaded.source, loaded.sha256 = folder.name, str(folder), digest
     loaded.file_size = folder_size(folder)

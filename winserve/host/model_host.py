@@ -188,6 +188,7 @@ class ModelHost:
                 "description": describe_text(loaded),
                 "numeric_rows_as": "array" if self._arrays_ok else "dataframe",
                 "code_file": loaded.code_file,
+                "mlflow": loaded.mlflow,
             },
         }
 

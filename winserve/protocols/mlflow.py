@@ -2,13 +2,16 @@
 
 ``POST /invocations`` takes JSON with exactly one of ``dataframe_split``, ``dataframe_records``,
 ``instances`` or ``inputs``, or a ``text/csv`` body with a header line (cells read as
-``pd.read_csv`` reads them: an empty cell or ``NA`` is a missing value). ``params`` may hold
-``predict_method`` (``predict`` or ``predict_proba``), as MLflow's scikit-learn flavour takes
-it. The answer is ``{"predictions": [...]}``; errors are ``{"error_code": ..., "message": ...}``
-with MLflow's statuses (400, 415 for other content types or charsets) and codes
-(``INVALID_PARAMETER_VALUE`` where the columns do not match the model, or a parameter is
-wrong). As in MLflow's own server, content types are matched as the code does it
-(``text/csv``, not the documented ``application/csv``).
+``pd.read_csv`` reads them: an empty cell or ``NA`` is a missing value). The method that
+answers is the one MLflow's server uses: the MLflow folder's ``predict_fn`` (``predict``
+otherwise); ``params`` are applied exactly when MLflow would, i.e. for an MLflow folder whose
+signature has a params schema (``params.predict_method``, ``predict`` or ``predict_proba``,
+when the schema declares it), and are otherwise ignored, as ``mlflow models serve`` ignores
+them (issue 22). The answer is ``{"predictions": [...]}``; errors are
+``{"error_code": ..., "message": ...}`` with MLflow's statuses (400, 415 for other content
+types or charsets) and codes (``INVALID_PARAMETER_VALUE`` where the columns do not match the
+model, or a parameter is wrong). As in MLflow's own server, content types are matched as the
+code does it (``text/csv``, not the documented ``application/csv``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
+from winserve.model_info import ModelInfo
 from winserve.protocols import native
 from winserve.service import PredictRequest
 from winserve.spreadsheet import NA_VALUES
@@ -49,7 +53,7 @@ INVALID_PARAMETER = (SchemaMismatch, InvalidParameter)
 @dataclass(frozen=True)
 class Invocation:
     request: PredictRequest
-    predict_method: str = "predict"
+    params: Any = None  # as sent; ``predict_method`` decides what they mean for the model
 
 
 def content_kind(mimetype: str, params: dict[str, str]) -> str:
@@ -89,14 +93,25 @@ def _rows_or_records(value: Any, key: str) -> PredictRequest:
     return native.decode(value, False)
 
 
-def _predict_method(params: Any) -> str:
-    if params is None:
-        return "predict"
+def predict_method(params: Any, info: ModelInfo) -> str:
+    """The method that answers: the MLflow folder's ``predict_fn`` (``predict`` for any other
+    model), or ``params.predict_method`` where MLflow would apply params at all: a folder
+    whose signature has a params schema declaring ``predict_method``. Without a params schema
+    MLflow ignores ``params`` (it logs a warning), whatever they hold (issue 22)."""
+    folder = info.extra.get("mlflow") or {}
+    default = str(folder.get("predict_fn") or "predict")
+    default = default if default in PREDICT_METHODS else "predict"
+    schema = {str(p.get("name")): p for p in folder.get("params") or () if isinstance(p, dict)}
+    if not schema or params is None:
+        return default
     if not isinstance(params, dict):
         raise InvalidParameter(
             '"params" must be an object, e.g. {"predict_method": "predict_proba"}'
         )
-    method = params.get("predict_method", "predict")
+    declared = schema.get("predict_method")
+    if declared is None:  # a parameter the schema does not declare is ignored, as MLflow does
+        return default
+    method = params.get("predict_method", declared.get("default") or default)
     if method not in PREDICT_METHODS:
         raise InvalidParameter(
             f"params.predict_method must be one of {', '.join(map(repr, PREDICT_METHODS))}; "
@@ -106,10 +121,7 @@ def _predict_method(params: Any) -> str:
 
 
 def decode_json(body: Any) -> Invocation:
-    request = _decode_rows(body)
-    method = _predict_method(body.get("params"))
-    request.proba = method == "predict_proba"
-    return Invocation(request, method)
+    return Invocation(_decode_rows(body), body.get("params"))
 
 
 def _decode_rows(body: Any) -> PredictRequest:

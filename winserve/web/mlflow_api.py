@@ -33,10 +33,12 @@ def invocations() -> ResponseReturnValue:
         invocation = mlflow.decode_csv(raw_text(req, max_body))
     req.environ["winserve.rows"] = invocation.request.n_rows
     info = service.info()  # one snapshot of the model's description for this request
-    if invocation.predict_method == "predict_proba" and not info.has_proba:
+    method = mlflow.predict_method(invocation.params, info)
+    if method == "predict_proba" and not info.has_proba:
         raise mlflow.InvalidParameter("this model has no predict_proba")
+    invocation.request.proba = method == "predict_proba"
     prediction = service.predict(invocation.request, info)
-    if invocation.predict_method == "predict_proba":
+    if method == "predict_proba":
         response = json_response(mlflow.encode(prediction.probabilities or []))
     else:
         response = json_response(mlflow.encode(prediction.predictions))

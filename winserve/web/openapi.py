@@ -162,8 +162,10 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
         ],
         "description": "exactly one of "
         + ", ".join(mlflow.INPUT_KEYS)
-        + "; params.predict_method may be "
-        + " or ".join(mlflow.PREDICT_METHODS),
+        + "; params.predict_method ("
+        + " or ".join(mlflow.PREDICT_METHODS)
+        + ") is applied as MLflow applies it: for an MLflow folder whose signature's params "
+        "schema declares it",
     }
     predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
     if not names:
