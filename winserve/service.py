@@ -330,6 +330,7 @@ def prepare(
     ``partial``, keep the good rows and report the bad ones (CSV scoring)."""
     if info.tensor_inputs:  # tensors and images: their own checks (issue 24)
         payload, n_rows = tensors.prepare(request, info, max_rows=max_rows)
+        request.n_rows = n_rows  # known once the tensors are read (the request's metrics)
         return Prepared(payload, n_rows, list(range(n_rows)))
     if request.inputs is not None:  # {"inputs": ...} to a table model: a column so named
         request = dataclasses.replace(
