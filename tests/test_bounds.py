@@ -334,3 +334,16 @@ def test_wrong_tokens_are_also_counted_together(guarded: ServerProcess) -> None:
     # even the right token is not compared from an address not seen with it lately
     assert _from_address("127.0.2.1", url, TOKEN) == 429
     _answers_normally(url)
+
+
+def test_a_form_is_counted_before_it_is_parsed(guarded: ServerProcess) -> None:
+    """Rows pasted url-encoded by a program (the page sends multipart) may be max_body_mb, but
+    a form of many tiny fields is refused before werkzeug parses it (~45 bytes per byte)."""
+    body = b"csrf_token=x&" + b"a=&" * 1_000_000  # 3 MB: under max_body_mb, a million fields
+    with PeakMemory(guarded.proc.pid) as memory:
+        response = requests.post(
+            f"{guarded.url}/jobs", data=body, headers={**FORM, **BEARER}, timeout=60
+        )
+    assert response.status_code == 413 and "fields, more than the 1000 allowed" in response.text
+    assert memory.grew_mb < 50, f"the web process grew {memory.grew_mb:.0f} MB"
+    _answers_normally(guarded.url)

@@ -14,11 +14,14 @@ headers, in waitress's I/O thread, before any body byte is kept::
                         Flask app ─► before_request: 401/429 (auth.py) or 413 (here), each in
                                      the protocol's own error shape
 
-Routes and their limits: the login form and the page's form a few KB (a url-encoded form costs
-~45 bytes of memory per byte to parse, issue 28), JSON and CSV bodies ``max_body_mb``, uploads
-``max_csv_mb`` on the upload routes only, anything else a few KB. The app checks the same limits
-again (``request.max_content_length``), so they also hold under another WSGI server or Flask's
-test client, where no gate runs.
+Routes and their limits: the login form 8 KB, the page's form 64 KB (or room for one text of
+``max_text_length``), uploads ``max_csv_mb`` on the upload routes only (rows pasted url-encoded
+``max_body_mb``), the other open routes and unknown paths 64 KB, every other route (JSON, CSV,
+the OIP binary extension, MCP) ``max_body_mb``. A form has at most
+1,000 fields: werkzeug parses a url-encoded one whole, at ~45 bytes of memory per byte of tiny
+fields (issue 28), so they are counted first. The app checks the same limits again
+(``request.max_content_length``), so they also hold under another WSGI server or Flask's test
+client, where no gate runs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Request, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 
@@ -46,23 +49,16 @@ LOGIN_FORM_BYTES = 8 * 1024  # a token, the page to go back to, nothing else
 # the page's form: one field per column; 64 KB holds a few hundred columns of long text and
 # costs ~3 MB of memory to parse
 PAGE_FORM_BYTES = 64 * 1024
-OTHER_BYTES = 64 * 1024  # the repository's load/unload parameters, stray bodies on GETs
+TEXT_FIELD_BYTES = 12  # a character url-encoded: up to 9 bytes (%E2%80%A6), and the rest
+ENDPOINTS_KEPT = 1024  # paths whose route the gate remembers
+OTHER_BYTES = 64 * 1024  # the open routes (health, ping, …) and paths no route matches
 MULTIPART_OVERHEAD = 64 * 1024  # the upload form's boundaries, headers and CSRF field
 FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_PARTS = 1000  # a form field per column: the page's form for a very wide model
 
 LOGIN = frozenset({"auth.login_submit"})
 PAGE_FORMS = frozenset({"ui.predict_form", "ui_model.predict_form"})
 UPLOADS = frozenset({"ui.create_job", "ui_model.create_job"})
-BODIES = frozenset(
-    {
-        "native.predict",
-        "native_model.predict",
-        "mlflow.invocations",
-        "mlflow_model.invocations",
-        "oip.infer",
-        "mcp.endpoint",  # a tool call's row, as /predict's (issue 27)
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -77,15 +73,18 @@ def route_limit(endpoint: str | None, settings: Settings, mimetype: str = "") ->
     """The largest body ``endpoint`` accepts (None: a path no route matches)."""
     if endpoint in LOGIN:
         return Limit(LOGIN_FORM_BYTES, "the login form's fixed limit")
-    if endpoint in PAGE_FORMS:
-        return Limit(PAGE_FORM_BYTES, "the page form's fixed limit")
+    if endpoint in PAGE_FORMS:  # room for one text of max_text_length, url-encoded
+        room = max(PAGE_FORM_BYTES, TEXT_FIELD_BYTES * settings.max_text_length)
+        return Limit(room, "the page form's limit (setting: max_text_length)")
     if endpoint in UPLOADS:
-        if mimetype == FORM_TYPE:  # rows pasted without the page's multipart form
-            return Limit(PAGE_FORM_BYTES, "the page form's fixed limit; upload a file instead")
+        if mimetype == FORM_TYPE:  # rows pasted by a program, not the page's multipart form
+            return Limit(settings.max_body_bytes, "setting: max_body_mb; upload larger files")
         return Limit(settings.max_csv_bytes + MULTIPART_OVERHEAD, "setting: max_csv_mb")
-    if endpoint in BODIES:
-        return Limit(settings.max_body_bytes, "setting: max_body_mb")
-    return Limit(OTHER_BYTES, "this route takes no body")
+    from winserve.web.auth import OPEN_ENDPOINTS  # auth imports this module
+
+    if endpoint is None or endpoint in OPEN_ENDPOINTS:  # what a stranger may send anything to
+        return Limit(OTHER_BYTES, "this route takes no body")
+    return Limit(settings.max_body_bytes, "setting: max_body_mb")
 
 
 def too_large(limit: Limit, length: int | None) -> PayloadTooLarge:
@@ -113,17 +112,33 @@ class Gate:
         self._session_key: bytes = app.config.get("WINSERVE_SESSION_KEY", b"")
         self._adapter = app.url_map.bind("localhost")
         self._throttle = app.extensions.get("winserve.throttle")
+        self._endpoints: dict[tuple[str, str], str | None] = {}  # only the I/O thread asks
+        self._limits: dict[tuple[str | None, bool], Limit] = {}
 
     def endpoint(self, method: str, path: str) -> str | None:
+        key = (method, path)
+        if key in self._endpoints:  # the usual paths, asked again and again: ~0.2 µs, not ~10
+            return self._endpoints[key]
         try:
-            found, _ = self._adapter.match(path, method)
+            found: str | None = str(self._adapter.match(path, method)[0])
         except HTTPException:  # 404, 405, or a redirect to the path with a slash
-            return None
-        return str(found)
+            found = None
+        if len(path) <= 256:  # a stranger's paths: short ones only, bounded, then forgotten
+            if len(self._endpoints) >= ENDPOINTS_KEPT:
+                self._endpoints.clear()
+            self._endpoints[key] = found
+        return found
 
     def limit(self, method: str, path: str, headers: dict[str, str]) -> Limit:
-        mimetype = headers.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        return route_limit(self.endpoint(method, path), self._settings, mimetype)
+        return self._limit(self.endpoint(method, path), headers)
+
+    def _limit(self, endpoint: str | None, headers: dict[str, str]) -> Limit:
+        form = headers.get("CONTENT_TYPE", "").startswith(FORM_TYPE)
+        found = self._limits.get((endpoint, form))
+        if found is None:  # routes × 2: bounded
+            kind = FORM_TYPE if form else ""
+            found = self._limits[endpoint, form] = route_limit(endpoint, self._settings, kind)
+        return found
 
     def verdict(
         self, method: str, path: str, headers: dict[str, str], client: str, length: int | None
@@ -134,8 +149,7 @@ class Gate:
             judged = self._authorised(headers, client)
             if judged is not None:
                 return judged
-        mimetype = headers.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        limit = route_limit(endpoint, self._settings, mimetype)
+        limit = self._limit(endpoint, headers)
         if length is not None and length > limit.bytes:
             return TOO_LARGE
         return None
@@ -169,19 +183,39 @@ def install(app: Flask) -> None:
     """The app's own check of the route limits (after the token check: a stranger learns no
     limit), for requests the gate let in and for servers without the gate."""
     settings: Settings = app.config["WINSERVE_SETTINGS"]
+    # each route's limit, worked out once (issue 14: every request runs this hook)
+    limits: dict[tuple[str | None, bool], Limit] = {}
 
     @app.before_request
     def bound_the_body() -> None:
-        reason = withheld()
-        limit = route_limit(request.endpoint, settings, request.mimetype)
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        environ = req.environ
+        content_type: str = environ.get("CONTENT_TYPE", "")
+        form = content_type.startswith(FORM_TYPE)
+        key = (req.endpoint, form)
+        limit = limits.get(key)
+        if limit is None:  # routes × 2: bounded
+            limit = limits[key] = route_limit(key[0], settings, FORM_TYPE if form else "")
+        reason = environ.get(WITHHELD_ENV)
         if reason == TOO_LARGE:
-            raise too_large(limit, request.content_length)
+            raise too_large(limit, req.content_length)
         if reason:  # the gate found no token; auth.py has answered already, unless it erred
             raise Unauthorized("this server needs a token (setting: token)")
-        request.max_content_length = limit.bytes
-        if request.mimetype == FORM_TYPE:  # parsed whole, ~45 bytes per byte (issue 28)
-            request.max_form_memory_size = min(limit.bytes, PAGE_FORM_BYTES)
-        request.max_form_parts = 100  # the page's forms have a handful of fields
+        req.max_content_length = limit.bytes  # multipart: Flask's MAX_FORM_PARTS, 1,000
+        if form and req.method == "POST":
+            _count_fields(req)
+
+
+def _count_fields(req: Request) -> None:
+    """A url-encoded form's fields counted before werkzeug parses it: it parses one whole,
+    at ~45 bytes of memory per byte of tiny fields (issue 28), and counts no parts. The body
+    (within its route's limit) is read once and kept for the parse."""
+    fields = req.get_data(cache=True).count(b"&") + 1
+    if fields > MAX_FORM_PARTS:
+        raise PayloadTooLarge(
+            f"the form has {fields:,} fields, more than the {MAX_FORM_PARTS} allowed; "
+            "the page's forms have a handful"
+        )
 
 
 # -- waitress -----------------------------------------------------------------------------------
