@@ -443,3 +443,58 @@ def test_images_of_any_size_merge() -> None:
     assert payload_bytes(second) == 21
     assert merge_payloads([first, second]) == {"tensors": {"image": [b"a" * 10, b"b" * 20, b"c"]}}
     assert batch_key({"matrix": np.zeros((1, 2))}) is None  # tables merge as before
+
+
+# -- the card's other layouts, the graph's class names, the card's own checks -----------------
+
+
+def test_an_nhwc_graph_gets_channels_last(folder: Path) -> None:
+    graph = tg.digits_graph(layout="NHWC")
+    card = tg.DIGITS_CARD.replace('layout = "NCHW"', 'layout = "NHWC"')
+    client = _client(folder, "digits_nhwc", graph, card)
+    (feature,) = client.get("/model").get_json()["features"]
+    assert feature["shape"] == [8, 8, 1]
+    png = tg.digit_png(33)
+    (probabilities,) = tg.run(graph, {"image": tg.by_hand(png).transpose(1, 2, 0)[None]})
+    answer = client.post("/predict?proba=true", json={"image": b64(png)})
+    _assert_same(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
+
+
+def test_class_names_from_the_graphs_metadata(folder: Path, digits_graph: bytes) -> None:
+    import onnx
+
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    proto = onnx.load_from_string(digits_graph)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "classes", json.dumps(names)
+    client = _client(folder, "digits_named", proto.SerializeToString(), tg.DIGITS_CARD)
+    assert client.get("/model").get_json()["classes"] == names
+    png = tg.digit_png(7)  # a 7
+    (probabilities,) = tg.run(digits_graph, {"image": tg.by_hand(png)[None]})
+    answer = client.post("/predict", json={"image": b64(png)}).get_json()
+    assert answer["predictions"] == [names[int(probabilities.argmax())]]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[inputs.image]\nkind = "video"\n', "inputs.image.kind is image or tensor, not 'video'"),
+        ('[inputs.image]\nkind = "image"\ncolour = "RGB"\n', "unknown key inputs.image.colour"),
+        ('[inputs.seq]\nkind = "tensor"\nsize = 3\n', "inputs.seq: only an image has size"),
+        ("inputs = 3\n", "[inputs] must be a table"),
+    ],
+)
+def test_the_cards_inputs_are_checked(text: str, words: str) -> None:
+    from winserve import card
+
+    with pytest.raises(ValueError) as raised:
+        card.parse(tomllib.loads(text))
+    assert words in str(raised.value)
+
+
+def test_a_card_naming_no_input_of_the_graph_fails_the_load(
+    folder: Path, digits_graph: bytes
+) -> None:
+    client = _client(folder, "digits_stray", digits_graph, '[inputs.pixels]\nkind = "tensor"\n')
+    health = json.dumps(client.get("/health").get_json())
+    assert "[inputs.pixels], which is not an input of digits_stray.onnx" in health
