@@ -424,6 +424,27 @@ def test_the_throttle_table_stays_small_and_right_tokens_are_never_counted() -> 
     assert client_key("::ffff:10.1.2.3") == "10.1.2.3"
 
 
+def test_wrong_tokens_from_many_addresses_are_counted_together() -> None:
+    """Issue 28: 200 guesses from 200 addresses were all compared (each had its free tries)."""
+    clock = [0.0]
+    throttle = Throttle(global_per_minute=100, clock=lambda: clock[0])
+    assert throttle.attempt("10.0.0.1", lambda: True) == (True, 0.0)  # a program, known
+    compared: list[str] = []
+
+    def wrong(address: str) -> tuple[bool, float]:
+        return throttle.attempt(address, lambda: bool(compared.append(address)))
+
+    answers = [wrong(f"10.1.0.{n}") for n in range(200)]
+    assert answers[:100] == [(False, 0.0)] * 100 and len(compared) == 100
+    assert all(wait == 60.0 for _, wait in answers[100:])  # not even compared
+    assert throttle.attempt("10.2.0.1", lambda: True) == (False, 60.0)  # not known: waits
+    assert throttle.attempt("10.0.0.1", lambda: True) == (True, 0.0)  # known: still let in
+    clock[0] += 30
+    assert wrong("10.3.0.1") == (False, 30.0)
+    clock[0] += 30.5  # a minute after the first of the hundred: under the budget again
+    assert throttle.attempt("10.2.0.1", lambda: True) == (True, 0.0)
+
+
 @pytest.mark.server
 @pytest.mark.spawn
 def test_no_server_path_in_any_answer(tmp_path: Path, iris_forest: Path) -> None:
