@@ -201,6 +201,7 @@ def test_the_2026_envelope_is_checked_against_the_headers(app_client: Any) -> No
         (rpc("tools/list"), {"MCP-Protocol-Version": "1999-01-01"}, 400, -32600),
         (rpc("ping"), {"Origin": "http://evil.example"}, 403, -32600),
         (rpc("ping"), {"Origin": "null"}, 403, -32600),
+        (rpc("ping"), {"Origin": "http://[::1"}, 403, -32600),
     ],
 )
 def test_protocol_errors_are_json_rpc_error_objects(

@@ -103,7 +103,10 @@ def _origin_allowed(origin: str) -> bool:
     """The spec asks servers to check ``Origin`` against DNS rebinding: a browser page may
     call ``/mcp`` only from this server's own origin or a name it answers to (hosts.py;
     with allowed_hosts "*", only from its own origin)."""
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # "http://[::1": an IPv6 address not closed
+        return False
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False  # "null" (a sandboxed page, a file), or not an origin at all
     if parts.netloc.lower() == (request.host or "").lower():
