@@ -373,3 +373,31 @@ def test_token_then_form_with_csrf(page: Any, iris_forest: Path, tmp_path: Path)
         assert forged.status_code == 403 and "another site" in forged.text
         no_token = requests.post(server.url + "/", data={"f0": "1"}, cookies=cookies, timeout=30)
         assert no_token.status_code == 403 and "reload the page" in no_token.text
+
+
+def test_times_are_shown_in_the_viewers_time_zone(browser: Any, forest_server: str) -> None:
+    """The page writes times in UTC; the script shows them in the viewer's own zone, and
+    without the script the UTC time stays readable (issue 22)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    context = browser.new_context(timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        tokyo = context.new_page()
+        tokyo.goto(f"{forest_server}/")
+        loaded = tokyo.locator("time[data-local-time]")
+        written = loaded.get_attribute("datetime")
+        assert written
+        local = datetime.fromisoformat(written).astimezone(ZoneInfo("Asia/Tokyo"))
+        wait_until(lambda: loaded.inner_text() != written, 10)
+        shown = loaded.inner_text()
+        assert f"{local:%H:%M:%S}" in shown and "GMT+9" in shown, shown
+    finally:
+        context.close()
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        plain = context.new_page()
+        plain.goto(f"{forest_server}/")
+        assert plain.locator("time[data-local-time]").inner_text() == written
+    finally:
+        context.close()

@@ -262,8 +262,10 @@ def form_fields(
             value = values.get(feature.name, "")
         elif feature.name in card.example:
             value = _shown(card.example[feature.name])
-        else:
-            value = options[0] if options else ""
+        elif options and feature.missing != "accepted":
+            value = options[0]
+        else:  # a column that takes a missing value starts on it: nobody chose one (issue 22)
+            value = ""
         if options:
             kind = "select"
         elif feature.kind == "number":

@@ -67,7 +67,22 @@
     if (result) { result.focus(); }
   }
 
+  // Times are written in UTC (ISO 8601, which the page shows without the script); shown in
+  // the viewer's own time zone and language here (issue 22).
+  function localTimes() {
+    document.querySelectorAll("time[data-local-time]").forEach(function (node) {
+      var when = new Date(node.getAttribute("datetime"));
+      if (isNaN(when.getTime())) { return; }
+      node.title = node.getAttribute("datetime");
+      node.textContent = when.toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    localTimes();
     watchStatus();
     watchJob();
     focusResult();
