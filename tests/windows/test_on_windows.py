@@ -411,6 +411,10 @@ def test_a_folder_of_models_is_served_and_a_replaced_file_picked_up(tmp_path: Pa
     folder.mkdir()
     _constant_model(folder / "const.joblib", 1.0)
     _constant_model(folder / "other.joblib", 9.0)
+    # issue 28: a long file name; its private copy (cache/loaded/<8 characters>/<name>) must stay
+    # under Windows' 260-character path limit, which the copy's old path (the name twice) passed
+    long_name = "quarterly_churn_model_" + "x" * 100
+    _constant_model(folder / f"{long_name}.joblib", 5.0)
     web = subprocess.Popen(
         [sys.executable, "-c", SERVE_THIS_TREE, str(ROOT), str(folder), "--port", "0", *WATCH],
         cwd=ROOT,
@@ -440,6 +444,7 @@ def test_a_folder_of_models_is_served_and_a_replaced_file_picked_up(tmp_path: Pa
         row = [{"a": 1.0, "b": 2.0}]
         assert _post(f"{url}/models/const/predict", row) == {"predictions": [1.0]}
         assert _post(f"{url}/models/other/predict", row) == {"predictions": [9.0]}
+        assert _post(f"{url}/models/{long_name}/predict", row) == {"predictions": [5.0]}
         for value, how in ((2.0, "replace"), (3.0, "overwrite")):
             new = tmp_path / "retrained.joblib"
             _constant_model(new, value)
