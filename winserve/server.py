@@ -105,6 +105,7 @@ def _queue_settings(settings: Settings) -> dict[str, Any]:
         "load_timeout": settings.load_timeout,
         "max_batch_rows": settings.max_batch_rows,
         "max_batch_wait_ms": settings.max_batch_wait_ms,
+        "max_batch_bytes": int(settings.max_batch_mb * 2**20),  # tensors and images (issue 24)
         "max_queue": settings.max_queue,
     }
 

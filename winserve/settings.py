@@ -333,6 +333,13 @@ class Settings:
         cli="--max-batch-wait-ms",
         metavar="MS",
     )
+    max_batch_mb: float = _setting(
+        64.0,
+        "Most megabytes of tensors and images one model call may carry when requests are merged.",
+        _float_in(0.001, 4096),
+        cli="--max-batch-mb",
+        metavar="MB",
+    )
     max_queue: int = _setting(
         512,
         "Requests that may wait for a replica; more get 503 at once.",

@@ -42,7 +42,7 @@ from typing import Any
 from winserve.backends import bundle as bundles
 from winserve.backends import ray_cluster
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, ReplicaState
-from winserve.backends.pool import PoolBackend
+from winserve.backends.pool import MAX_BATCH_BYTES, PoolBackend
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
@@ -189,6 +189,7 @@ class RayBackend(Backend):
         max_batch_wait_ms: float = 0.0,
         max_queue: int = 512,
         name: str = "",
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._spec = spec
         self._options = options
@@ -208,6 +209,7 @@ class RayBackend(Backend):
             max_batch_rows=max_batch_rows,
             max_batch_wait_ms=max_batch_wait_ms,
             max_queue=max_queue,
+            max_batch_bytes=max_batch_bytes,
             make_replica=lambda index, each: RayLane(index, each, self),  # type: ignore[arg-type,return-value]
         )
         self.batch_rows = self._pool.batch_rows
