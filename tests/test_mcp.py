@@ -20,6 +20,8 @@ import joblib
 import pandas as pd
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import iris_frame
 from tests.helpers import local_client, running_server, wait_until
@@ -216,6 +218,84 @@ def test_protocol_errors_are_json_rpc_error_objects(
     assert answer.status_code == status, answer.json
     assert answer.json["jsonrpc"] == "2.0" and answer.json["error"]["code"] == code
     assert answer.json["error"]["message"] and "Traceback" not in answer.text
+
+
+@pytest.fixture(scope="module")
+def iris_client(iris_forest: Path) -> Iterator[Any]:
+    """A model with no values that stop its process (the chaos model has), for fuzzing."""
+    client = local_client(ModelSpec(str(iris_forest)))
+    yield client
+    client.application.extensions["winserve.jobs"].close()
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.sampled_from(["iris_forest", "2.0", MODERN, HANDSHAKE, "petal width (cm)", 0.2]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "name", "arguments", "_meta"]), inner, max_size=3
+        )
+    ),
+    max_leaves=15,
+)
+meta = st.fixed_dictionaries(
+    {
+        "io.modelcontextprotocol/protocolVersion": st.sampled_from([MODERN, HANDSHAKE, "x"]),
+        "io.modelcontextprotocol/clientCapabilities": json_values,
+    }
+)
+messages = st.fixed_dictionaries(
+    {"jsonrpc": st.sampled_from(["2.0", "2.0", "1.0"])},
+    optional={
+        "id": st.one_of(st.integers(), st.text(max_size=3), st.none(), st.booleans()),
+        "method": st.one_of(
+            st.sampled_from(["initialize", "ping", "server/discover", "tools/list", "tools/call"]),
+            scalars,
+        ),
+        "params": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.one_of(st.just("iris_forest"), scalars),
+                    "arguments": json_values,
+                    "_meta": st.one_of(meta, json_values),
+                },
+            ),
+        ),
+    },
+)
+version_headers = st.dictionaries(
+    st.sampled_from(["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"]),
+    st.sampled_from([MODERN, HANDSHAKE, "tools/call", "iris_forest", "x"]),
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(message=st.one_of(messages, json_values), headers=version_headers)
+def test_any_message_gets_a_json_rpc_answer_never_a_server_error(
+    iris_client: Any, message: Any, headers: dict[str, str]
+) -> None:
+    answer = iris_client.post("/mcp", json=message, headers=headers)
+    assert answer.status_code < 500, answer.json
+    if answer.status_code == 202:  # a notification, or a response from the client
+        assert isinstance(message, dict) and ("id" not in message or "method" not in message)
+        return
+    body = answer.json
+    assert body["jsonrpc"] == "2.0" and ("result" in body) != ("error" in body), body
+    if "error" in body:
+        assert body["error"]["message"] and isinstance(body["error"]["code"], int)
 
 
 def test_origin_of_this_server_is_allowed_and_get_is_405(app_client: Any) -> None:

@@ -153,7 +153,7 @@ def _call(params: dict[str, Any]) -> dict[str, Any]:
     model = by_tool.get(name)
     if model is None:
         known = ", ".join(sorted(by_tool)) or "none"
-        raise RpcError(INVALID_PARAMS, f"unknown tool {name!r}; the tools are: {known}")
+        raise RpcError(INVALID_PARAMS, f"unknown tool {name[:100]!r}; the tools are: {known}")
     try:
         slot = slots.slot(model)
         info = slot.info()
