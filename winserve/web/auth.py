@@ -123,10 +123,16 @@ def _check_bearer(given: str, token: str) -> bool:
     return right
 
 
+def bearer(header: str) -> str:
+    """The token an ``Authorization`` header carries ("" for none, or another scheme)."""
+    scheme, _, given = header.partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def authorized(token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and given.strip():
-        return _check_bearer(given.strip(), token)
+    given = bearer(request.headers.get("Authorization", ""))
+    if given:
+        return _check_bearer(given, token)
     cookie = request.cookies.get(SESSION_COOKIE, "")
     return bool(cookie) and session_valid(cookie, current_app.config["WINSERVE_SESSION_KEY"])
 
@@ -140,12 +146,10 @@ def stranger() -> bool:
 def _recognised(token: str) -> bool:
     """The token or a session, judged as everywhere (a wrong token counts, and a locked-out
     address is a stranger), but never refused: the endpoint is open."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and given.strip():
-        right, _ = attempt(_throttle(), _client(), given.strip(), token)
-        return right
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    return bool(cookie) and session_valid(cookie, current_app.config["WINSERVE_SESSION_KEY"])
+    try:
+        return authorized(token)
+    except TooManyAttempts:
+        return False
 
 
 def _safe_next(target: str | None) -> str:
@@ -235,8 +239,7 @@ def install(app: Flask, token: str) -> None:
             return None
         if request.method == "GET" and (request.endpoint or "").startswith(("ui.", "ui_model.")):
             return redirect(_login_url(), code=303)
-        sent = request.headers.get("Authorization", "").strip()
-        if sent.lower().startswith("bearer ") and sent[7:].strip():
+        if bearer(request.headers.get("Authorization", "")):
             message = "the token sent is not this server's (ask whoever runs it for the right one)"
         else:
             message = (

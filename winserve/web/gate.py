@@ -156,14 +156,12 @@ class Gate:
 
     def _authorised(self, headers: dict[str, str], client: str) -> str | None:
         auth = self._auth
-        scheme, _, given = headers.get("AUTHORIZATION", "").partition(" ")
-        if scheme.lower() == "bearer" and given.strip():
+        given = auth.bearer(headers.get("AUTHORIZATION", ""))
+        if given:
             # compared and counted here, once: the app is told the outcome and does not count
             # it again; uncounted, the gate would be a guessing oracle (a withheld body answers
             # at once, a let-in one waits for its bytes)
-            right, wait = auth.attempt(
-                self._throttle, client_key(client), given.strip(), self._token
-            )
+            right, wait = auth.attempt(self._throttle, client_key(client), given, self._token)
             if wait:
                 return f"{LOCKED} {wait:.3f}"
             return None if right else UNAUTHORIZED

@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from winserve.errors import BadRequest, NotFound, WinserveError
 from winserve.registry import discover
-from winserve.web import csrf, paths, slots
+from winserve.web import auth, csrf, paths, slots
 
 bp = Blueprint("models", __name__)
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -41,8 +41,7 @@ def _repository_caller() -> None:
     SameSite=Strict cookie (issue 28, finding 6); with the cookie, the call must come from this
     server's own page (csrf.check_header)."""
     if current_app.config.get("WINSERVE_TOKEN"):
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and given.strip():
+        if auth.bearer(request.headers.get("Authorization", "")):
             return  # the token check before every request has compared it
         csrf.check_header()
         return
