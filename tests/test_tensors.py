@@ -498,3 +498,14 @@ def test_a_card_naming_no_input_of_the_graph_fails_the_load(
     client = _client(folder, "digits_stray", digits_graph, '[inputs.pixels]\nkind = "tensor"\n')
     health = json.dumps(client.get("/health").get_json())
     assert "[inputs.pixels], which is not an input of digits_stray.onnx" in health
+
+
+def test_tensors_sent_to_a_table_model_are_refused_saying_so(iris_forest: Path) -> None:
+    from winserve.model_info import ModelSpec
+
+    client = local_client(ModelSpec(path=str(iris_forest)))
+    answer = client.post("/predict", json={"inputs": [[1.0, 2.0, 3.0, 4.0]]})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["message"].startswith(
+        '{"inputs": ...} is for a model that takes tensors or images; this one takes columns ('
+    )

@@ -333,6 +333,11 @@ def prepare(
         request.n_rows = n_rows  # known once the tensors are read (the request's metrics)
         return Prepared(payload, n_rows, list(range(n_rows)))
     if request.inputs is not None:  # {"inputs": ...} to a table model: a column so named
+        if "inputs" not in info.feature_names:
+            raise BadRequest(
+                '{"inputs": ...} is for a model that takes tensors or images; this one takes '
+                f"columns ({_expected(info)}): send rows as objects, or as lists of values"
+            )
         request = dataclasses.replace(
             request, inputs=None, columns={"inputs": [request.inputs]}, n_rows=1
         )
