@@ -108,7 +108,10 @@ def test_each_rejected_line_gets_its_own_reason_from_one_isolating_call() -> Non
     assert [r["prediction"] for r in scored] == ["2.0", "", "3.0", "", "4.0"]
     assert [r["error"] for r in scored] == [
         "",
-        "the model rejected the input: ValueError: a must not be -1",
+        # the model's error names no column: the one whose change alone makes the row
+        # answered is named (issue 22); a bug of the model (500) is left as it is
+        "the model rejected the input: ValueError: a must not be -1 (column 'a': the model "
+        "answers this row with another value there)",
         "",
         "the model failed: RuntimeError: unlucky number",
         "",

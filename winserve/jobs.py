@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from winserve import scratch
+from winserve import blame, scratch
 from winserve.backends.base import row_errors
 from winserve.errors import (
     BadRequest,
@@ -556,6 +556,19 @@ class JobManager:
                 results.append((good[position], cells))
         return results
 
+    def _answers_row(self, info: ModelInfo) -> Callable[[list[Any]], bool]:
+        def answers(row: list[Any]) -> bool:
+            try:
+                prepared = self._service.check(_request([row], info), max_rows=1)
+                if prepared.problems:
+                    return False
+                self._service.predict_prepared(prepared, False)
+            except WinserveError:
+                return False
+            return True
+
+        return answers
+
     def _call(
         self,
         rows: list[list[Any]],
@@ -588,6 +601,10 @@ class JobManager:
                         job.problem(line, exc.message)
                     return [(i, self._error_cells(info, exc.message)) for i in range(len(rows))]
                 prediction, failed = isolated.prediction, isolated.errors
+                if info.features and not info.text_input:  # name the cell to fix (issue 22)
+                    failed = blame.name_columns(
+                        rows, failed, info.feature_names, self._answers_row(info)
+                    )
                 break
         cells = []
         for index, value in enumerate(prediction.predictions):
