@@ -230,8 +230,11 @@ def test_the_open_endpoints_say_nothing_about_models_to_a_stranger(
     assert stranger.status_code == 200 and stranger.json() == {"status": "ready", "serving": True}
     known = requests.get(f"{url}/health", headers=BEARER, timeout=10).json()
     assert "replicas" in known and known["version"] == 1
-    missing = requests.get(f"{url}/v2/models/nope/ready", timeout=10)
-    assert missing.status_code == 404 and "chaos" not in missing.text
+    for path in ("/v2/models/nope/ready", "/models/nope/health"):
+        missing = requests.get(f"{url}{path}", timeout=10)
+        assert missing.status_code == 404 and "chaos" not in missing.text, path
+    named = requests.get(f"{url}/models/chaos/health", timeout=10).json()
+    assert named == {"status": "ready", "serving": True}
     told = requests.get(f"{url}/v2/models/nope/ready", headers=BEARER, timeout=10)
     assert told.status_code == 404 and "chaos" in told.text  # those with the token are told
     _answers_normally(url)

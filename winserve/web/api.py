@@ -82,9 +82,13 @@ def health() -> ResponseReturnValue:
 
 
 def _stranger_health() -> ResponseReturnValue:
-    """Whether the server serves, and nothing about its models."""
-    current = [e.current for e in slots.registry().entries()]
-    serving = [slot is not None and slot.health().serving for slot in current]
+    """Whether the server (or the model the path names, as /v2/models/<name>/ready tells)
+    serves, and nothing about its models."""
+    if slots.model_name() is not None:  # 404 naming no model when it is not served here
+        serving = [slots.slot().health().serving]
+    else:
+        current = [e.current for e in slots.registry().entries()]
+        serving = [slot is not None and slot.health().serving for slot in current]
     status = "ready" if serving and all(serving) else "degraded" if any(serving) else "failed"
     return jsonify({"status": status, "serving": any(serving)}), 200 if any(serving) else 503
 
