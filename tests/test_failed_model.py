@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,15 @@ def test_ctrl_c_while_the_model_loads_is_a_stop_with_exit_code_0() -> None:
         console = server.drain()
     assert "stopped." in console
     assert "could not be loaded" not in console, console
+
+
+def test_a_model_that_never_loaded_does_not_promise_a_retry(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.joblib"
+    broken.write_bytes(b"not a model")
+    client = local_client(ModelSpec(str(broken)))
+    status = client.get("/page-status").get_json()
+    assert status["key"] == "failed" and "could not be loaded" in status["text"]
+    assert "keeps trying" not in status["text"] and "broken.joblib" in status["text"]
+    assert str(tmp_path) not in status["text"]  # the file's name only
+    answer = client.post("/predict", json=[[1]])
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "model_failed"

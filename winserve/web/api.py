@@ -119,7 +119,7 @@ def _folder_health() -> ResponseReturnValue:
             else {"status": "loading" if entry.loading else "failed", "serving": False}
         )
         if entry.reason:
-            answer["reason"] = _hide(entry.reason)  # the file on disk that did not load
+            answer["reason"] = _hide(public_reason(entry.reason))  # the file that did not load
         models[entry.name] = answer
     refused = {name: _hide(reason) for name, reason in chosen.refused().items()}
     serving = [m["serving"] for m in models.values()]

@@ -79,10 +79,13 @@ def page_state(health: Health) -> PageState:
                 f"The model failed and is not served: {why}. The person who runs winserve "
                 "sees the details in its window; this page does not change until they fix it.",
             )
+        why = paths.public(public_reason(health.reason))
+        retrying = any(r.restarts for r in health.replicas)  # it served, then failed
         return PageState(
             "failed",
-            f"The model could not be loaded{reason}. winserve keeps trying; the person who "
-            "runs it sees the details in its window.",
+            f"The model could not be loaded{f' ({why})' if why else ''}. "
+            + ("winserve keeps trying; the" if retrying else "The")
+            + " person who runs winserve sees the details in its window.",
         )
     if health.status == "stopped":
         return PageState("stopped", "winserve is stopping.")
