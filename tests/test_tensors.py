@@ -509,3 +509,30 @@ def test_tensors_sent_to_a_table_model_are_refused_saying_so(iris_forest: Path) 
     assert answer.get_json()["error"]["message"].startswith(
         '{"inputs": ...} is for a model that takes tensors or images; this one takes columns ('
     )
+
+
+@pytest.mark.spawn
+@pytest.mark.server
+def test_tritons_client_sends_images_as_bytes(server: str, digits_graph: bytes) -> None:
+    """Triton's own client, binary and JSON: the files' bytes, or their base64 in JSON."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    pngs = [tg.digit_png(i) for i in (20, 21, 22)]
+    labels, probabilities = _expected_digits(digits_graph, pngs)
+    client = httpclient.InferenceServerClient(server.removeprefix("http://"))
+    try:
+        meta = client.get_model_metadata("digits_served")
+        assert meta["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+        for binary, files in ((True, pngs), (False, [base64.b64encode(p) for p in pngs])):
+            tensor = httpclient.InferInput("image", [len(pngs)], "BYTES")
+            tensor.set_data_from_numpy(np.array(files, dtype=np.object_), binary_data=binary)
+            wanted = [
+                httpclient.InferRequestedOutput(name, binary_data=False)
+                for name in ("predict", "predict_proba")
+            ]
+            result = client.infer("digits_served", [tensor], outputs=wanted)
+            assert result.as_numpy("predict").ravel().tolist() == labels
+            np.testing.assert_allclose(
+                result.as_numpy("predict_proba"), probabilities, atol=TOLERANCE, rtol=0
+            )
+    finally:
+        client.close()

@@ -153,8 +153,9 @@ def _check_element(value: Any, datatype: str) -> Any:
     return int(value)
 
 
-def _from_binary(raw: bytes, datatype: str, label: str) -> Any:
-    """BYTES as a list of texts; any other datatype as a NumPy array over ``raw``."""
+def _from_binary(raw: bytes, datatype: str, label: str, keep_bytes: bool = False) -> Any:
+    """BYTES as a list of texts (``keep_bytes``: of bytes, an image input's files, issue 24);
+    any other datatype as a NumPy array over ``raw``."""
     if datatype == "BYTES":
         values: list[Any] = []
         offset = 0
@@ -167,7 +168,7 @@ def _from_binary(raw: bytes, datatype: str, label: str) -> Any:
             if len(chunk) != length:
                 raise BadRequest(f"{label}: the binary BYTES data ends inside an element")
             try:
-                values.append(chunk.decode("utf-8"))
+                values.append(bytes(chunk) if keep_bytes else chunk.decode("utf-8"))
             except UnicodeDecodeError:
                 raise BadRequest(f"{label}: a BYTES element is not UTF-8 text") from None
             offset += length
@@ -213,10 +214,15 @@ def _as_numbers(flat: Any, datatype: str) -> Any:
 
 
 def _tensor_values(
-    tensor: Any, position: int, binary: memoryview | None, offset: int
+    tensor: Any,
+    position: int,
+    binary: memoryview | None,
+    offset: int,
+    images: frozenset[str] = frozenset(),
 ) -> tuple[str, list[int], Any, int]:
     """Name, shape and checked values of one input tensor (a float64 array for numbers, else a
-    list); the new offset into ``binary``."""
+    list; for a BYTES tensor of an input in ``images``, its elements as sent: texts in JSON,
+    the files' bytes in binary); the new offset into ``binary``."""
     if not isinstance(tensor, dict):
         raise BadRequest(f"inputs[{position}] must be an object with name, shape, datatype, data")
     name = tensor.get("name")
@@ -238,7 +244,9 @@ def _tensor_values(
             )
         if offset + binary_size > len(binary):
             raise BadRequest(f"{label}: the body holds less binary data than binary_data_size")
-        flat = _from_binary(bytes(binary[offset : offset + binary_size]), datatype, label)
+        keep = datatype == "BYTES" and name in images  # image files, not text (issue 24)
+        raw = bytes(binary[offset : offset + binary_size])
+        flat = _from_binary(raw, datatype, label, keep_bytes=keep)
         offset += binary_size
     else:
         if "data" not in tensor:
@@ -247,6 +255,8 @@ def _tensor_values(
     if len(flat) != size:
         shown = f"more than {size}" if len(flat) > size else str(len(flat))
         raise BadRequest(f"{label}: shape {shape} needs {size} values; data has {shown}")
+    if datatype == "BYTES" and name in images:
+        return name, shape, flat, offset
     if datatype != "BYTES":
         numbers = _as_numbers(flat, datatype)
         if numbers is not None:
@@ -296,7 +306,8 @@ def _columns(tensors: list[tuple[str, list[int], Any]]) -> PredictRequest:
 
 def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -> PredictRequest:
     """One tensor per input of a model that takes tensors, ``[rows, ...]`` of the input's
-    shape; an image input takes a ``BYTES`` tensor ``[rows]`` of base64 texts of the files.
+    shape; an image input takes a ``BYTES`` tensor ``[rows]`` of files: base64 texts in JSON,
+    the raw bytes in Triton's binary extension (as tritonclient sends them).
     ``winserve.tensors`` checks them as it checks JSON's."""
     import numpy as np
 
@@ -311,12 +322,12 @@ def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -
                     f"input {_name(name)} is an image input: send a BYTES tensor of shape "
                     "[rows] (or [rows, 1]), each element the base64 of an image file"
                 )
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            if not isinstance(values, list) or not all(isinstance(v, (str, bytes)) for v in values):
                 raise BadRequest(
                     f"input {_name(name)} is an image input: its datatype is BYTES, each "
-                    "element the base64 of an image file"
+                    "element an image file (base64 in JSON, the file's bytes in binary data)"
                 )
-            given[name] = [{"b64": v} for v in values]
+            given[name] = [v if isinstance(v, bytes) else {"b64": v} for v in values]
         elif isinstance(values, list):  # text or null among the numbers: named there
             given[name] = np.array(values, dtype=object).reshape(shape)
         else:
@@ -351,10 +362,11 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest('"inputs" must be a non-empty list of tensors')
     outputs = _outputs(body, info)
+    images = frozenset(f.name for f in info.features if f.kind == "image")
     tensors = []
     offset = 0
     for position, tensor in enumerate(inputs):
-        name, shape, values, offset = _tensor_values(tensor, position, binary, offset)
+        name, shape, values, offset = _tensor_values(tensor, position, binary, offset, images)
         tensors.append((name, shape, values))
     names = set(info.feature_names)
     if info.tensor_inputs:  # tensors of any rank, images as BYTES (issue 24)
