@@ -282,7 +282,7 @@ class BoundedServer(TcpWSGIServer):  # type: ignore[misc]  # waitress is untyped
             return
         if len(self.active_channels) >= self.limits.total:
             victim = self.slowest(time.monotonic())
-            if victim is None:  # every slot answering: this one waits no longer than the rest
+            if victim is None:  # every slot began answering since readable(): never above the cap
                 _close_now(conn)
                 return
             self.evicted += 1
