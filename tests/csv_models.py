@@ -16,6 +16,9 @@ class FormulaModel:
 
     feature_names_in_ = np.array(["a", "b"], dtype=object)
     n_features_in_ = 2
+    # the columns' kinds, declared as a model object may (issue 22: a column no step of the
+    # model declares is passed as sent, and a form's "1,5" would reach predict() as text)
+    winserve_features = ({"name": "a", "kind": "number"}, {"name": "b", "kind": "number"})
     classes_ = np.array(FORMULA_LABELS, dtype=object)
 
     def _index(self, frame: Any) -> np.ndarray:
@@ -40,6 +43,9 @@ class TwoOutputModel:
 
     feature_names_in_ = np.array(["a", "b"], dtype=object)
     n_features_in_ = 2
+    # the columns' kinds, declared as a model object may (issue 22: a column no step of the
+    # model declares is passed as sent, and a form's "1,5" would reach predict() as text)
+    winserve_features = ({"name": "a", "kind": "number"}, {"name": "b", "kind": "number"})
 
     def predict(self, frame: Any) -> np.ndarray:
         a, b = (np.asarray(frame[c], dtype=float) for c in ("a", "b"))

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
 import pytest
 import requests
 
@@ -38,9 +37,7 @@ def served(
 ) -> Iterator[Served]:
     case = zoo.BUILDERS[request.param]()
     folder = tmp_path_factory.mktemp(case.name)
-    path = folder / f"{case.name}.joblib"
-    joblib.dump(case.model, path)
-    with running_server([str(path)], cwd=folder) as server:
+    with running_server(zoo.save(case, folder), cwd=folder) as server:
         yield Served(case, server.url, zoo.expected(case))
 
 
@@ -146,11 +143,17 @@ def _tensors(case: zoo.Case, model: dict[str, Any]) -> list[dict[str, Any]]:
     def value(v: Any, kind: str) -> Any:  # an FP64 tensor carries a bool column as 1.0/0.0
         return float(v) if kind == "number" and isinstance(v, bool) else v
 
+    def datatype(name: str) -> str:
+        if kinds[name] == "any":  # kind not declared by the model: the values' own type
+            sent = {type(r[name]) for r in rows if r[name] is not None}
+            return "FP64" if sent <= {float, int} else "BOOL" if sent == {bool} else "BYTES"
+        return types.get(kinds[name], "BYTES")
+
     return [
         {
             "name": name,
             "shape": [len(rows)],
-            "datatype": types.get(kinds[name], "BYTES"),
+            "datatype": datatype(name),
             "data": [value(r[name], kinds[name]) for r in rows],
         }
         for name in _columns(case)
@@ -267,6 +270,8 @@ def test_model_describes_what_it_takes(served: Served) -> None:
     if isinstance(served.want["predictions"][0], list):
         assert model["n_outputs"] == len(served.want["predictions"][0])
     kinds = {f["name"]: f["kind"] for f in model["features"]}
+    if case.kinds is not None:  # read through the model's wrappers (issue 22)
+        assert kinds == case.kinds
     missing = {f["name"]: f["missing"] for f in model["features"]}
     if case.name == "text_pipeline":
         assert kinds == {"text": "string"} and missing == {"text": "refused"}

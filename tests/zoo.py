@@ -10,8 +10,10 @@ an outlier detector, bool columns; and class labels that are strings, integers a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,12 @@ class Case:
     scores: str = ""  # decision_function or score_samples, when offered
     text: bool = False  # the model takes one text per row
     named: bool = True  # fitted on a DataFrame (column names known)
+    records_input: bool = False  # the model takes a list of dicts (DictVectorizer)
+    code: str = ""  # <name>_code.py beside the model: the notebook's own functions
+    card: str = ""  # <name>.toml beside the model
+    factory: str = ""  # served with --factory (the model is what it returns)
+    # per column, the kind /model must show (issue 22: read through the model's wrappers)
+    kinds: dict[str, str] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -219,6 +227,328 @@ def bool_column_boosting() -> Case:
     return Case("bool_column_boosting", model, frame(ROWS), proba=True, scores="decision_function")
 
 
+# -- issue 22: models whose column kinds are read through wrappers ---------------------------
+CITIES = ["Paris", "Lyon", "Lille", "Nantes"]
+
+
+def _city_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Numbers (``size`` with gaps) and a text category column ``city``, no missing city."""
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(70, 25, n),
+            "rooms": rng.integers(1, 6, n).astype(float),
+            "city": rng.choice(CITIES, n),
+        }
+    )
+    frame["city"] = frame["city"].astype(object)
+    return frame
+
+
+def _city_label(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    score = frame["size"] / 70 + (frame["city"] == "Paris") - frame["rooms"] / 4
+    return np.where(score + rng.normal(0, 0.3, len(frame)) > 0.6, "dear", "cheap")
+
+
+def _city_price(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    factor = frame["city"].map({"Paris": 3.0, "Lyon": 2.0, "Lille": 1.5, "Nantes": 1.7})
+    return np.asarray(frame["size"] * factor * 1000 + rng.normal(0, 500, len(frame)))
+
+
+def _city_pipeline(final: Any) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", StandardScaler(), ["size", "rooms"]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+            ]
+        ),
+        final,
+    )
+
+
+def _scores(model: Any) -> str:
+    """The score winserve offers for ``model`` (its decision_function, when it has one)."""
+    from winserve.model_info import SCORE_METHODS
+
+    return next((m for m in SCORE_METHODS if callable(getattr(model, m, None))), "")
+
+
+CITY_KINDS = {"size": "number", "rooms": "number", "city": "category"}
+
+
+def search_pipeline() -> Case:
+    """GridSearchCV around a DataFrame pipeline with a OneHotEncoder (issue 22)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    search = GridSearchCV(
+        _city_pipeline(LogisticRegression()), {"logisticregression__C": [0.1, 1.0]}, cv=2
+    )
+    model = search.fit(frame, _city_label(frame, rng))
+    rows = _city_frame(ROWS, _rng())
+    return Case("search_pipeline", model, rows, proba=True, scores=_scores(model), kinds=CITY_KINDS)
+
+
+def target_transformed() -> Case:
+    """TransformedTargetRegressor around a pipeline with categories (issue 22)."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Ridge
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    model = TransformedTargetRegressor(
+        regressor=_city_pipeline(Ridge()), func=np.log1p, inverse_func=np.expm1
+    ).fit(frame, np.abs(_city_price(frame, rng)))
+    return Case("target_transformed", model, _city_frame(ROWS, _rng()), kinds=CITY_KINDS)
+
+
+def calibrated_pipeline() -> Case:
+    """CalibratedClassifierCV around a pipeline with categories (issue 22)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    model = CalibratedClassifierCV(_city_pipeline(LogisticRegression()), cv=2)
+    model.fit(frame, _city_label(frame, rng))
+    return Case(
+        "calibrated_pipeline", model, _city_frame(ROWS, _rng()), proba=True, kinds=CITY_KINDS
+    )
+
+
+def soft_voting() -> Case:
+    """Soft voting over two pipelines with categories (issue 22)."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    model = VotingClassifier(
+        [
+            ("lr", _city_pipeline(LogisticRegression())),
+            ("tree", _city_pipeline(DecisionTreeClassifier(max_depth=3, random_state=0))),
+        ],
+        voting="soft",
+    ).fit(frame, _city_label(frame, rng))
+    return Case(
+        "soft_voting",
+        model,
+        _city_frame(ROWS, _rng()),
+        proba=True,
+        scores=_scores(model),
+        kinds=CITY_KINDS,
+    )
+
+
+DATE_CODE = '''import pandas as pd
+
+
+def days_before_2026(frame):
+    """The notebook's own function: days from a date written as text to 2026-01-01."""
+    dates = pd.to_datetime(frame.iloc[:, 0])
+    return ((pd.Timestamp("2026-01-01") - dates).dt.days.to_numpy()).reshape(-1, 1)
+'''
+
+
+def date_function() -> Case:
+    """A FunctionTransformer reading a date written as text, defined in the notebook: served
+    with its ``<name>_code.py`` beside it; a column passed through and one dropped (issue 22)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(DATE_CODE, namespace)  # as the notebook defined it: a function of __main__
+    rng = _rng()
+
+    def frame(n: int) -> pd.DataFrame:
+        days = rng.integers(0, 2000, n)
+        return pd.DataFrame(
+            {
+                "signed": (pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")).strftime(
+                    "%Y-%m-%d"
+                ),
+                "spend": rng.normal(50, 20, n),
+                "note": rng.choice(["new", "old", "vip"], n),
+            }
+        )
+
+    train = frame(200)
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("age", FunctionTransformer(namespace["days_before_2026"]), ["signed"]),
+                ("unused", "drop", ["note"]),
+            ],
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=500),
+    )
+    model.fit(train, np.where(train["spend"] > 50, "keen", "calm"))
+    rows = frame(ROWS)
+    card = '[example]\\nsigned = "2024-05-01"\\nspend = 40.0\\n'
+    return Case(
+        "date_function",
+        model,
+        rows,
+        proba=True,
+        scores="decision_function",
+        code=DATE_CODE,
+        card=card,
+        kinds={"signed": "any", "spend": "any", "note": "any"},
+    )
+
+
+def xgboost_categorical() -> Case:
+    """XGBoost with ``enable_categorical`` on a pandas category column (issue 22)."""
+    import xgboost
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    frame["city"] = frame["city"].astype("category")
+    model = xgboost.XGBClassifier(n_estimators=8, max_depth=3, enable_categorical=True)
+    labels = (_city_label(frame, rng) == "dear").astype(int)
+    model.fit(frame, labels)
+    rows = _city_frame(ROWS, _rng())
+    rows["city"] = pd.Categorical(rows["city"], categories=frame["city"].cat.categories)
+    return Case(
+        "xgboost_categorical", model, rows, proba=True, scores=_scores(model), kinds=CITY_KINDS
+    )
+
+
+def catboost_categories() -> Case:
+    """CatBoost with a text ``cat_features`` column and NaN numbers (issue 22)."""
+    import catboost
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    frame.loc[rng.random(200) < 0.1, "size"] = np.nan
+    model = catboost.CatBoostClassifier(
+        iterations=20,
+        depth=3,
+        verbose=0,
+        cat_features=["city"],
+        allow_writing_files=False,
+        random_seed=0,
+        thread_count=1,
+    )
+    model.fit(frame, _city_label(frame.fillna(70), rng))
+    rows = _city_frame(ROWS, _rng())
+    rows.loc[[2, 5], "size"] = np.nan
+    return Case(
+        "catboost_categories", model, rows, proba=True, scores=_scores(model), kinds=CITY_KINDS
+    )
+
+
+def boosting_from_dtype_search() -> Case:
+    """HistGradientBoosting, ``categorical_features="from_dtype"``, inside RandomizedSearchCV."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import RandomizedSearchCV
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    frame["city"] = frame["city"].astype("category")
+    search = RandomizedSearchCV(
+        HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0),
+        {"max_iter": [10, 20]},
+        n_iter=2,
+        cv=2,
+        random_state=0,
+    )
+    model = search.fit(frame, _city_label(frame, rng))
+    rows = _city_frame(ROWS, _rng())
+    rows["city"] = pd.Categorical(rows["city"], categories=frame["city"].cat.categories)
+    return Case(
+        "boosting_from_dtype_search",
+        model,
+        rows,
+        proba=True,
+        scores=_scores(model),
+        kinds=CITY_KINDS,
+    )
+
+
+def dict_vectorizer() -> Case:
+    """DictVectorizer + classifier fitted on a list of dicts (issue 22)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    model = make_pipeline(DictVectorizer(sparse=False), LogisticRegression(max_iter=500))
+    model.fit(frame.to_dict(orient="records"), _city_label(frame, rng))
+    # the columns in the order DictVectorizer learnt them (sorted), which rows as lists follow
+    rows = _city_frame(ROWS, _rng())[["city", "rooms", "size"]]
+    return Case(
+        "dict_vectorizer",
+        model,
+        rows,
+        proba=True,
+        scores=_scores(model),
+        records_input=True,
+        kinds=CITY_KINDS,
+    )
+
+
+def imbalanced_pipeline() -> Case:
+    """An imbalanced-learn Pipeline (a sampler between the encoders and the model)."""
+    from imblearn.over_sampling import RandomOverSampler
+    from imblearn.pipeline import Pipeline
+    from sklearn.linear_model import LogisticRegression
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    inner = _city_pipeline(LogisticRegression())
+    model = Pipeline(
+        [
+            ("columns", inner.steps[0][1]),
+            ("over", RandomOverSampler(random_state=0)),
+            ("model", inner.steps[1][1]),
+        ]
+    ).fit(frame, _city_label(frame, rng))
+    return Case(
+        "imbalanced_pipeline",
+        model,
+        _city_frame(ROWS, _rng()),
+        proba=True,
+        scores=_scores(model),
+        kinds=CITY_KINDS,
+    )
+
+
+def statsmodels_formula_result() -> Any:
+    """The factory ``--factory tests.zoo:statsmodels_formula_result`` serves: an OLS fitted
+    with a formula on a DataFrame (the same every call)."""
+    import statsmodels.formula.api as smf
+
+    rng = _rng()
+    frame = _city_frame(200, rng)
+    frame["price"] = _city_price(frame, rng)
+    return smf.ols("price ~ size + rooms + C(city)", data=frame).fit()
+
+
+def statsmodels_formula() -> Case:
+    """A statsmodels formula result handed over by a factory (issue 22)."""
+    model = statsmodels_formula_result()
+    rows = _city_frame(ROWS, _rng())
+    return Case(
+        "statsmodels_formula",
+        model,
+        rows,
+        factory="tests.zoo:statsmodels_formula_result",
+        kinds=CITY_KINDS,
+    )
+
+
 BUILDERS: dict[str, Callable[[], Case]] = {
     builder.__name__: builder
     for builder in (
@@ -231,6 +561,17 @@ BUILDERS: dict[str, Callable[[], Case]] = {
         outlier_detector,
         bool_pipeline,
         bool_column_boosting,
+        search_pipeline,
+        target_transformed,
+        calibrated_pipeline,
+        soft_voting,
+        date_function,
+        xgboost_categorical,
+        catboost_categories,
+        boosting_from_dtype_search,
+        dict_vectorizer,
+        imbalanced_pipeline,
+        statsmodels_formula,
     )
 }
 
@@ -238,6 +579,8 @@ BUILDERS: dict[str, Callable[[], Case]] = {
 def expected(case: Case) -> dict[str, Any]:
     """The model's own answers on the case's rows, as plain data."""
     rows = case.rows if case.text else (case.rows if case.named else case.rows.to_numpy())
+    if case.records_input:
+        rows = case.rows.to_dict(orient="records")
     answers: dict[str, Any] = {"predictions": np.asarray(case.model.predict(rows)).tolist()}
     if case.proba:
         answers["probabilities"] = case.model.predict_proba(rows).tolist()
@@ -245,6 +588,39 @@ def expected(case: Case) -> dict[str, Any]:
     if case.scores:
         answers["scores"] = np.asarray(getattr(case.model, case.scores)(rows)).tolist()
     return answers
+
+
+def save(case: Case, folder: Path) -> list[str]:
+    """The model's files in ``folder`` as a data scientist leaves them (the model, its card,
+    its ``_code.py``), and the arguments that serve it."""
+    if case.factory:
+        return ["--factory", case.factory]
+    import joblib
+
+    path = folder / f"{case.name}.joblib"
+    if case.card:
+        (folder / f"{case.name}.toml").write_text(case.card, encoding="utf-8")
+    if case.code:
+        (folder / f"{case.name}_code.py").write_text(case.code, encoding="utf-8")
+    main = sys.modules["__main__"]
+    notebook = _main_functions(case.model)
+    for name, function in notebook.items():  # pickled as the notebook's __main__ functions
+        setattr(main, name, function)
+    try:
+        joblib.dump(case.model, path)
+    finally:
+        for name in notebook:
+            delattr(main, name)
+    return [str(path)]
+
+
+def _main_functions(model: Any) -> dict[str, Any]:
+    """The functions of ``__main__`` a model holds (a FunctionTransformer's ``func``)."""
+    found: dict[str, Any] = {}
+    for value in model.get_params(deep=True).values() if hasattr(model, "get_params") else []:
+        if callable(value) and getattr(value, "__module__", "") == "__main__":
+            found[value.__name__] = value
+    return found
 
 
 def records(case: Case) -> list[Any]:

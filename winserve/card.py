@@ -54,7 +54,9 @@ DEMO_CARD = Path(__file__).parent / "web" / "demo.toml"
 CARD_KEYS = {"title", "description", "example", "classes", "features", "workers", "inputs"}
 INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std"}
 INPUT_KINDS = ("image", "tensor")
-FEATURE_KEYS = {"label", "help", "unit", "allowed"}
+FEATURE_KEYS = {"label", "help", "unit", "allowed", "kind"}
+# [features.<name>] kind = …: the card's word → the column kind winserve validates with
+CARD_KINDS = {"category": "category", "number": "number", "text": "string", "bool": "bool"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class FeatureDoc:
     help: str = ""
     unit: str = ""
     allowed: tuple[Any, ...] = ()
+    kind: str = ""  # a column kind pinned by the card (a value of CARD_KINDS), issue 22
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ class ModelCard:
 
     def class_name(self, label: Any) -> str:
         return self.classes.get(str(label), str(label))
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The column kinds the card pins, by column name (what the model host applies)."""
+        return {name: doc.kind for name, doc in self.features.items() if doc.kind}
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,12 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
             raise ValueError(f"[features.{name}] must be a table")
         extra = sorted(set(spec) - FEATURE_KEYS)
         if extra:
-            raise ValueError(f"unknown key {where}{extra[0]}; expected label, help, unit, allowed")
+            raise ValueError(
+                f"unknown key {where}{extra[0]}; expected label, help, unit, allowed, kind"
+            )
+        kind = spec.get("kind", "")
+        if kind != "" and kind not in CARD_KINDS:
+            raise ValueError(f"{where}kind must be one of {', '.join(CARD_KINDS)}, not {kind!r}")
         allowed = spec.get("allowed", [])
         if not isinstance(allowed, list):
             raise ValueError(f"{where}allowed must be a list")
@@ -137,6 +150,7 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
             help=_text(spec, "help", where),
             unit=_text(spec, "unit", where),
             allowed=tuple(allowed),
+            kind=CARD_KINDS.get(kind, ""),
         )
     inputs = _inputs(data.get("inputs", {}))
     workers = data.get("workers", 0)

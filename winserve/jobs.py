@@ -160,9 +160,11 @@ class Job:
 def _request(rows: list[list[Any]], info: ModelInfo) -> PredictRequest:
     """CSV cells (already picked and ordered by model input) as a request for the service."""
     if info.features:
-        return PredictRequest.from_columns(
+        request = PredictRequest.from_columns(
             {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
         )
+        request.cells = True  # columns of kind "any" typed as pd.read_csv types them (#22)
+        return request
     return PredictRequest.from_rows([list(r) for r in rows])
 
 
@@ -436,7 +438,8 @@ class JobManager:
 
     def _score(self, job: Job) -> None:
         info = self._service.info()
-        numbers = [f.name for f in info.features if f.kind == "number"]
+        # a column of kind "any" is typed as read_csv types it, with the file's decimal mark
+        numbers = [f.name for f in info.features if f.kind in ("number", "any")]
         job.dialect = dialect = sniff(job.source, info.feature_names, numbers)
         job.size = job.source.stat().st_size
         with (
@@ -520,7 +523,9 @@ class JobManager:
             else:
                 usable.append(index)
         if usable:
-            number = [f.kind == "number" for f in info.features] or [False] * len(positions)
+            number = [f.kind in ("number", "any") for f in info.features] or [False] * len(
+                positions
+            )
             # empty and NA cells become missing, as in read_csv
             if texts:
                 rows = [[chunk[i][1][0]] for i in usable]

@@ -27,8 +27,10 @@ class Feature:
 
     ``number``: a float; ``category``: one of ``categories`` (strict when the model refuses
     unknown values); ``string``: free text; ``bool``: true or false; ``any``: passed through
-    as given. ``missing``: whether the model takes a missing value here (probed once at load;
-    ``missing_reason`` is what the model said when it refused one). ``dtype`` is
+    as sent (no step of the model declares the column's kind: a JSON value keeps its JSON
+    type, a CSV column is typed as ``pd.read_csv`` types it; issue 22). ``missing``: whether
+    the model takes a missing value here (probed once at load; ``missing_reason`` is what
+    the model said when it refused one). ``dtype`` is
     ``"category"`` when the model was fitted on a pandas category column and needs one back
     (LightGBM, XGBoost), built with the training ``categories``.
     """
@@ -40,6 +42,9 @@ class Feature:
     missing: Missing = "unknown"
     missing_reason: str = ""
     dtype: str = ""
+    # why an "any" column is passed as sent (no step declares its kind, dropped, passed
+    # through, a FunctionTransformer), or "the model card" where pinned there (issue 22)
+    kind_note: str = ""
     # a tensor's or an image's shape per row, as the model takes it (None: any length)
     shape: tuple[int | None, ...] = ()
 
@@ -125,6 +130,7 @@ class ModelInfo:
                 missing=f.get("missing", "unknown"),
                 missing_reason=str(f.get("missing_reason", "")),
                 dtype=str(f.get("dtype", "")),
+                kind_note=str(f.get("kind_note", "")),
                 shape=tuple(f.get("shape", ())),
             )
             for f in data.get("features", ())
@@ -155,6 +161,8 @@ class ModelSpec:
     sha256: str = ""  # when set, the file must have this SHA-256 before it is unpickled
     # the model card's [example] row: the sample prediction that gates serving uses it
     example: dict[str, Any] = field(default_factory=dict)
+    # the model card's pinned kinds ([features.city] kind = "category"), by column (issue 22)
+    kinds: dict[str, str] = field(default_factory=dict)
     # set by the pool once the first replica has loaded: every later load (a restart after a
     # crash or a hang) must find the same file, or the replicas would serve different models
     # while the page, the validation and /model describe the first one

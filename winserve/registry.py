@@ -418,6 +418,7 @@ class Registry:
             strict_versions=s.strict_versions,
             sha256=s.model_sha256,
             example=dict(card.example),
+            kinds=card.kinds,
             inputs=dict(card.inputs),  # what a tensor input is (issue 24)
             compile=s.compile,
             trust=s.trust,

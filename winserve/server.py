@@ -68,6 +68,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         strict_versions=settings.strict_versions,
         sha256=settings.model_sha256,
         example=dict(found.example),
+        kinds=found.kinds,  # [features.<name>] kind = …: pinned column kinds (issue 22)
         inputs=dict(found.inputs),  # [inputs.<name>]: what a tensor input is (issue 24)
         compile=settings.compile,
         trust=settings.trust,

@@ -201,11 +201,69 @@ def refused_missing(feature: Feature) -> str:
     return f"missing value, which the model does not accept in this column{reason}"
 
 
+def _as_sent(
+    feature: Feature, values: list[Any], problems: list[RowProblem], cells: bool
+) -> list[Any]:
+    """A column whose kind the model does not declare (issue 22): JSON values keep their
+    JSON type, as in ``pd.DataFrame(records)``; CSV cells (``cells``) are typed as
+    ``pd.read_csv`` types the column. Only a nested value (a list, an object) is refused."""
+    if cells:
+        values = typed_like_read_csv(values)
+    for index, value in enumerate(values):
+        if isinstance(value, (list, dict)):
+            problems.append(
+                RowProblem(index, feature.name, f"expected one value, got {type(value).__name__}")
+            )
+        elif feature.required and is_missing(value):
+            problems.append(RowProblem(index, feature.name, refused_missing(feature)))
+    return values
+
+
+def typed_like_read_csv(cells: list[Any]) -> list[Any]:
+    """A CSV column's cells (text, or NaN where missing) as ``pd.read_csv`` types the column:
+    all whole numbers → int, all numbers → float, all True/False → bool, else the text."""
+    present = [c for c in cells if isinstance(c, str)]
+    if not present:
+        return [MISSING] * len(cells)
+    for convert in (_csv_int, _csv_float, _csv_bool):
+        try:
+            converted = [convert(c) if isinstance(c, str) else MISSING for c in cells]
+        except ValueError:
+            continue
+        if convert is _csv_int and len(present) < len(cells):
+            return [float(c) for c in converted]  # a missing value makes the column float
+        return converted
+    return [c if isinstance(c, str) else MISSING for c in cells]
+
+
+def _csv_int(cell: str) -> int:
+    text = cell.strip()
+    if not text.lstrip("+-").isdigit():
+        raise ValueError(cell)
+    return int(text)
+
+
+def _csv_float(cell: str) -> float:
+    if "_" in cell:  # Python reads 1_000, pandas does not
+        raise ValueError(cell)
+    return float(cell.strip())
+
+
+def _csv_bool(cell: str) -> bool:
+    if cell in BOOL_CELLS:
+        return BOOL_CELLS[cell] == 1.0
+    raise ValueError(cell)
+
+
 def _convert_column(
-    feature: Feature, values: list[Any], problems: list[RowProblem], max_text: int
+    feature: Feature,
+    values: list[Any],
+    problems: list[RowProblem],
+    max_text: int,
+    cells: bool = False,
 ) -> list[Any]:
     if feature.kind == "any":
-        return values
+        return _as_sent(feature, values, problems, cells)
     out: list[Any] = []
     kind = feature.kind
     required = feature.required
@@ -377,7 +435,10 @@ def prepare(
         raw = _columns_by_position(request, info, problems)
     if info.text_input:
         _texts_only(raw, problems)
-    columns = {f.name: _convert_column(f, raw[f.name], problems, max_text) for f in info.features}
+    cells = request.cells
+    columns = {
+        f.name: _convert_column(f, raw[f.name], problems, max_text, cells) for f in info.features
+    }
     bad = {p.row for p in problems}
     if bad and not partial:
         shown = "; ".join(str(p) for p in sorted(problems)[:MAX_PROBLEMS_SHOWN])

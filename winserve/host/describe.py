@@ -1,16 +1,18 @@
 """Describe a loaded model: its input columns (with kinds), classes and outputs.
 
 Works on any object with ``predict``; scikit-learn estimators and pipelines give more
-(``feature_names_in_``, ``n_features_in_``, ``classes_``, and the encoders inside a
-ColumnTransformer tell which columns hold categories).
+(``feature_names_in_``, ``n_features_in_``, ``classes_``); which columns the model takes and of
+what kind is read through its wrappers by ``winserve.host.columns`` (issue 22).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-MAX_CATEGORIES_LISTED = 1000
+from winserve.host import columns
+from winserve.host.columns import MAX_CATEGORIES_LISTED
+
+__all__ = ["MAX_CATEGORIES_LISTED", "describe", "plain", "sample_row"]
 
 
 def plain(value: Any) -> Any:
@@ -95,125 +97,56 @@ def score_method(model: Any) -> str:
     return ""
 
 
-def _column_transformers(model: Any) -> list[Any]:
-    """ColumnTransformers that see the raw input columns (the model itself or first steps;
-    HistGradientBoosting* keeps one of its own for category columns)."""
-    found = []
-    current = model
-    while current is not None:
-        own = getattr(current, "_preprocessor", None)  # HistGradientBoosting, categorical
-        if hasattr(current, "transformers_") or hasattr(own, "transformers_"):
-            found.append(current if hasattr(current, "transformers_") else own)
-            break
-        steps = getattr(current, "steps", None)
-        current = steps[0][1] if isinstance(steps, list) and steps else None
-    return found
-
-
-def _leaf_with_categories(transformer: Any) -> Any:
-    steps = getattr(transformer, "steps", None)
-    candidates = [step for _, step in steps] if isinstance(steps, list) else [transformer]
-    for step in candidates:
-        if hasattr(step, "categories_") or hasattr(step, "vocabulary_"):
-            return step
-    return None
-
-
-def _is_text(values: list[Any]) -> bool:
-    return any(isinstance(v, str) for v in values)
-
-
 def column_kinds(model: Any, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per input column: kind, categories, strictness, from the encoders that consume it."""
-    kinds: dict[str, dict[str, Any]] = {}
-    for ct in _column_transformers(model):
-        indices = getattr(ct, "_transformer_to_input_indices", {})
-        for name, transformer, _ in ct.transformers_:
-            leaf = _leaf_with_categories(transformer)
-            if leaf is None:
-                continue
-            columns = [names[i] for i in indices.get(name, []) if i < len(names)]
-            if hasattr(leaf, "vocabulary_"):
-                for column in columns:
-                    kinds[column] = {"kind": "string"}
-                continue
-            strict = getattr(leaf, "handle_unknown", "error") == "error"
-            for column, cats in zip(columns, leaf.categories_, strict=False):
-                values = _known(cats)
-                kinds[column] = {
-                    "kind": _kind_of(cats, values),
-                    "categories": values[:MAX_CATEGORIES_LISTED],
-                    "strict_categories": strict and len(values) <= MAX_CATEGORIES_LISTED,
-                }
-    kinds.update(_lightgbm_categories(model, names))
-    return kinds
+    """The kinds the model itself declares for ``names`` (no entry where it is silent)."""
+    found = columns.column_kinds(model, names)
+    return {name: kind for name, kind in found.items() if kind["kind"] != columns.AS_SENT}
 
 
-def _known(categories: Any) -> list[Any]:
-    """The category values, without the missing-value markers an encoder may have learnt."""
+def _column_transformers(model: Any) -> list[Any]:
+    """The ColumnTransformers (or HistGradientBoosting's own) that see the raw columns."""
     return [
-        v
-        for v in plain(categories)
-        if v is not None and not (isinstance(v, float) and math.isnan(v))
+        r
+        for r in columns.readers(model)
+        if hasattr(r, "transformers_")
+        or hasattr(getattr(r, "_preprocessor", None), "transformers_")
     ]
-
-
-def _kind_of(categories: Any, values: list[Any]) -> str:
-    if getattr(getattr(categories, "dtype", None), "kind", "") == "b" or (
-        values and all(isinstance(v, bool) for v in values)
-    ):
-        return "bool"
-    return "category" if _is_text(values) else "number"
-
-
-def _lightgbm_categories(model: Any, names: list[str]) -> dict[str, dict[str, Any]]:
-    """LightGBM fitted on pandas ``category`` columns wants them back with the training
-    categories (``pandas_categorical``, in the order of ``categorical_column``): an object
-    column is refused with "categorical_feature do not match"."""
-    booster = getattr(final_estimator(model), "booster_", None)
-    categories = getattr(booster, "pandas_categorical", None)
-    positions = (getattr(booster, "params", None) or {}).get("categorical_column") or []
-    if not categories or len(categories) != len(positions) or model is not final_estimator(model):
-        return {}
-    kinds: dict[str, dict[str, Any]] = {}
-    for position, cats in zip(positions, categories, strict=True):
-        if not isinstance(position, int) or position >= len(names):
-            return {}
-        values = _known(list(cats))
-        kinds[names[position]] = {
-            "kind": _kind_of(cats, values),
-            "categories": values[:MAX_CATEGORIES_LISTED],
-            # unknown values reach LightGBM as missing, as its own set_categories() makes them
-            "strict_categories": False,
-            "dtype": "category",
-        }
-    return kinds
 
 
 TEXT_INPUT = "text"  # the one input of a model that takes a list of documents
 
 
-def describe(model: Any) -> dict[str, Any]:
-    """Plain-data description of ``model`` (the fields of ``ModelInfo`` the model determines)."""
-    names = getattr(model, "feature_names_in_", None)
+def describe(model: Any, pins: dict[str, str] | None = None) -> dict[str, Any]:
+    """Plain-data description of ``model`` (the fields of ``ModelInfo`` the model determines);
+    ``pins``: column kinds the model card pins (``[features.city] kind = "category"``)."""
+    names = columns.feature_names(model)
     count = getattr(model, "n_features_in_", None)
     text_input = names is None and takes_text(model)
+    formula = columns.statsmodels_columns(model) if names is None else None
+    kinds: columns.Kinds = {}
     if text_input:
         feature_names, known = [TEXT_INPUT], False
+        kinds = {TEXT_INPUT: {"kind": "string"}}
+    elif formula:
+        feature_names, known, kinds = list(formula), True, formula
     elif names is not None:
-        feature_names = [str(n) for n in plain(names)]
-        known = True
+        feature_names, known = names, True
+        kinds = columns.column_kinds(model, feature_names)
     elif isinstance(count, int) and count > 0:
-        feature_names = [f"x{i}" for i in range(count)]
-        known = False
+        # fitted on a NumPy array, of numbers as good as always: an array of floats it gets,
+        # where no step says otherwise (a category encoder)
+        feature_names, known = [f"x{i}" for i in range(count)], False
+        kinds = columns.column_kinds(model, feature_names)
+        for name, kind in kinds.items():
+            if kind["kind"] == columns.AS_SENT:
+                kinds[name] = {"kind": "number"}
     else:
         feature_names, known = [], False
-    kinds = column_kinds(model, feature_names) if known else {}
-    default = {"kind": "string"} if text_input else {"kind": "number"}
-    features = [{"name": n, **kinds.get(n, default)} for n in feature_names]
+    features = [{"name": n, **kinds.get(n, {"kind": columns.AS_SENT})} for n in feature_names]
     declared = getattr(model, "winserve_features", None)
     if declared is not None:  # a wrapper that knows its columns (an ONNX graph, issue 16)
         features = [dict(f) for f in declared]
+    columns.pin(features, pins or {})
     classes = getattr(model, "classes_", None)
     return {
         "model_type": model_type(model),
@@ -221,6 +154,7 @@ def describe(model: Any) -> dict[str, Any]:
         "features": features,
         "feature_names_known": known,
         "text_input": text_input,
+        "records_input": known and columns.takes_records(model),
         "classes": plain(classes) if classes is not None else [],
         "has_proba": callable(getattr(model, "predict_proba", None)),
         "score_method": score_method(model),
@@ -228,9 +162,22 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
-def sample_row(features: list[dict[str, Any]], example: dict[str, Any]) -> dict[str, Any]:
+def sample_rows(features: list[dict[str, Any]], example: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows the load-time check asks, in turn, until one is answered: ``sample_row``, and
+    where a column's kind is unknown (issue 22) and the example does not name it, the same
+    row with a number there instead of text."""
+    rows = [sample_row(features, example)]
+    if any(f["kind"] == columns.AS_SENT and f["name"] not in example for f in features):
+        rows.append(sample_row(features, example, as_sent=0.0))
+    return rows
+
+
+def sample_row(
+    features: list[dict[str, Any]], example: dict[str, Any], as_sent: Any = "text"
+) -> dict[str, Any]:
     """One input row for the load-time check prediction: the model card's example where it
-    names the column, else a plausible value (the first category, 0, some text)."""
+    names the column, else a plausible value (the first category, 0, some text; ``as_sent``
+    where the column's kind is unknown)."""
     row: dict[str, Any] = {}
     for feature in features:
         name = feature["name"]
@@ -243,6 +190,8 @@ def sample_row(features: list[dict[str, Any]], example: dict[str, Any]) -> dict[
             row[name] = sample_value(feature)
         elif categories:
             row[name] = categories[0]
+        elif feature["kind"] == columns.AS_SENT:
+            row[name] = as_sent
         elif feature["kind"] == "bool":
             row[name] = False
         elif feature["kind"] in ("string", "category"):

@@ -10,6 +10,10 @@ Payload shapes (built by ``winserve.service``):
 - ``{"tensors": {name: array | [image bytes, ...]}}``: a model that takes tensors or images
   (issue 24) gets ``{name: array}`` from ``winserve.host.tensors``.
 
+A column of kind ``any`` (no step of the model declares one, issue 22) gets the dtype pandas
+infers from its values, as ``pd.DataFrame(records)`` does; a model whose first step is a
+DictVectorizer (``records_input``) gets a list of dicts, one per row.
+
 The input is built as pandas would build it from the same rows in the data scientist's
 notebook, with the training dtypes where the model keeps them: a model fitted on a DataFrame
 gets a DataFrame with the same column names (float64 numbers, object text with NaN where a
@@ -44,11 +48,16 @@ def _series(values: list[Any], feature: dict[str, Any]) -> Any:
 
     if feature.get("dtype") == "category":
         categories = list(feature.get("categories") or [])
+        if not categories:  # categories the model keeps to itself (XGBoost re-codes by name)
+            return pd.Series(pd.Categorical([None if _missing(v) else v for v in values]))
         known = set(categories)
         # a value the model never saw is missing to it (as LightGBM's own set_categories()
         # makes it); pandas is about to refuse building such a Categorical, so say it here
         cleaned = [v if not _missing(v) and v in known else None for v in values]
         return pd.Series(pd.Categorical(cleaned, categories=categories))
+    if feature["kind"] == "any":
+        # as sent: the dtype pandas infers, as pd.DataFrame(records) does (issue 22)
+        return pd.Series(values)
     if feature["kind"] == "bool" and not any(_missing(v) for v in values):
         return pd.Series(values, dtype="bool")
     return pd.Series(values, dtype=KIND_DTYPES[feature["kind"]])
@@ -72,6 +81,7 @@ def build_input(
     names_known: bool,
     arrays_ok: bool,
     text_input: bool = False,
+    records_input: bool = False,
 ) -> Any:
     """``arrays_ok``: the model was checked at load time to answer the same on a plain array
     as on a DataFrame, so numeric rows skip building one (2.9 ms → 0.8 ms per call for a
@@ -85,6 +95,9 @@ def build_input(
         flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64).copy()
         payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
     names = [f["name"] for f in features]
+    if records_input and "matrix" in payload:
+        matrix = payload["matrix"]
+        payload = {"columns": {n: matrix[:, i].tolist() for i, n in enumerate(names)}}
     if text_input:
         if "columns" in payload:
             return list(payload["columns"][names[0]])
@@ -96,6 +109,11 @@ def build_input(
         import pandas as pd
 
         return pd.DataFrame(matrix, columns=names, copy=False)
+    if "columns" in payload and records_input:
+        # a DictVectorizer first: one dict per row, as model.predict(records) takes them
+        columns = payload["columns"]
+        rows = zip(*map(columns.get, names), strict=True)
+        return [dict(zip(names, row, strict=True)) for row in rows]
     if "columns" in payload:
         columns = payload["columns"]
         if names_known:

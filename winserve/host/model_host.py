@@ -92,6 +92,9 @@ class ModelHost:
         self._names_known = False
         self._arrays_ok = False
         self._text_input = False
+        self._records_input = False  # a DictVectorizer first: rows as dicts (issue 22)
+        self._pins: dict[str, str] = {}  # column kinds pinned by the model card (issue 22)
+        self._sample_row: dict[str, Any] = {}  # the row the sample prediction answered
         self._score_method = ""
         self._per_output = False  # predict_proba answers one array per output (issue 22)
         self._description: dict[str, Any] = {}
@@ -121,6 +124,7 @@ class ModelHost:
         return {"ok": True, "info": info}
 
     def _load(self, spec: ModelSpec) -> dict[str, Any]:
+        self._pins = dict(spec.kinds)
         loaded = loading.load(spec)
         loading.single_threaded(loaded.model)
         self._use(loaded)
@@ -135,13 +139,14 @@ class ModelHost:
             info = self._describe(loaded)
             self._sample(info, spec.example)
         if not info["sample_error"]:
-            self._probe_missing(describe.sample_row(self._features, spec.example))
+            self._probe_missing(self._sample_row)
             info["features"] = self._features
         return info
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model
-        self._description = description = describe.describe(loaded.model)
+        self._description = description = describe.describe(loaded.model, self._pins)
+        self._records_input = description["records_input"]
         self._features = description["features"]
         self._names_known = description["feature_names_known"]
         self._text_input = description["text_input"]
@@ -201,8 +206,15 @@ class ModelHost:
                 "and no sample prediction was run",
             ]
             return
-        row = describe.sample_row(self._features, example)
-        result = self.predict({"columns": {k: [v] for k, v in row.items()}}, False)
+        # a column of unknown kind is asked as text, then as a number (issue 22)
+        tried = []
+        for candidate in describe.sample_rows(self._features, example):
+            answer = self.predict({"columns": {k: [v] for k, v in candidate.items()}}, False)
+            tried.append((candidate, answer))
+            if answer["ok"]:
+                break
+        row, result = tried[-1] if tried[-1][1]["ok"] else tried[0]
+        self._sample_row = row
         if not result["ok"]:
             error = result["error"]
             info["sample_row"] = row
@@ -290,7 +302,12 @@ class ModelHost:
 
     def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> dict[str, Any]:
         frame = build_input(
-            payload, self._features, self._names_known, self._arrays_ok, self._text_input
+            payload,
+            self._features,
+            self._names_known,
+            self._arrays_ok,
+            self._text_input,
+            self._records_input,
         )
         if self._arrays_ok and warnings.filters is not self._quiet_in:
             self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended

@@ -172,7 +172,9 @@ def decode_csv(text: str) -> Invocation:
                 f"CSV line {number} has {len(row)} values; the header names {len(header)}"
             )
     cells = [[_cell(v) for v in row] for row in data]
-    return Invocation(native.decode({"columns": header, "data": cells}, False))
+    request = native.decode({"columns": header, "data": cells}, False)
+    request.cells = True  # columns of kind "any" typed as pd.read_csv types them (issue 22)
+    return Invocation(request)
 
 
 def encode(predictions: list[Any]) -> dict[str, Any]:
