@@ -536,3 +536,23 @@ def test_tritons_client_sends_images_as_bytes(server: str, digits_graph: bytes) 
             )
     finally:
         client.close()
+
+
+def test_the_api_document_describes_tensors_and_images(images: Any, pixels: Any) -> None:
+    from jsonschema import Draft202012Validator
+    from openapi_spec_validator import validate
+
+    for client, body in (
+        (pixels, {"inputs": {"image": [[[[0.5] * 8] * 8]]}}),
+        (images, {"inputs": {"image": [b64(tg.digit_png(0))]}}),
+    ):
+        document = client.get("/openapi.json").get_json()
+        validate(document)
+        content = document["paths"]["/predict"]["post"]["requestBody"]["content"]
+        variants = content["application/json"]["schema"]["oneOf"]
+        batched = [v for v in variants if "inputs" in v.get("properties", {})]
+        assert len(batched) == 1
+        Draft202012Validator(batched[0]).validate(body)
+        wrong = {"inputs": {"image": [[[[0.5] * 8] * 7]]}}  # a row of 7 × 8
+        assert not Draft202012Validator(batched[0]).is_valid(wrong)
+        assert ("multipart/form-data" in content) == (client is images)

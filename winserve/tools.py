@@ -33,6 +33,16 @@ _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]+")
 
 def value_schema(feature: Feature) -> Schema:
     """One value of ``feature``; ``null`` (missing) unless the model refuses a missing value."""
+    if feature.kind == "image":  # an image file per row (issue 24)
+        return {
+            "type": "object",
+            "properties": {"b64": {"type": "string", "contentEncoding": "base64"}},
+            "required": ["b64"],
+            "additionalProperties": False,
+            "description": f"{feature.name}: an image file (PNG, JPEG, …) as base64",
+        }
+    if feature.kind == "tensor":  # nested lists of the input's shape per row (issue 24)
+        return _tensor_schema(feature, list(feature.shape))
     if feature.kind == "any":
         return {"description": feature.name}
     kind = {"number": "number", "bool": "boolean"}.get(feature.kind, "string")
@@ -46,6 +56,19 @@ def value_schema(feature: Feature) -> Schema:
         schema["enum"] = values + ([] if feature.required else [None])
     if feature.required:
         schema["description"] = f"{feature.name} (required: the model takes no missing value)"
+    return schema
+
+
+def _tensor_schema(feature: Feature, shape: list[int | None]) -> Schema:
+    if not shape:
+        kind = "number" if feature.dtype.startswith("float") else "integer"
+        return {"type": kind}
+    schema: Schema = {"type": "array", "items": _tensor_schema(feature, shape[1:])}
+    if shape[0] is not None:
+        schema["minItems"] = schema["maxItems"] = shape[0]
+    if len(shape) == len(feature.shape):
+        dims = ", ".join("any" if d is None else str(d) for d in feature.shape)
+        schema["description"] = f"{feature.name}: {feature.dtype}, shape [{dims}] per row"
     return schema
 
 

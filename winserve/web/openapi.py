@@ -54,6 +54,39 @@ def _row_list(info: ModelInfo | None) -> Schema:
     return schema
 
 
+def _tensors(info: ModelInfo | None) -> list[Schema]:
+    """A model that takes tensors or images also takes them batched per input (issue 24)."""
+    if info is None or not info.tensor_inputs:
+        return []
+    batches = {f.name: {"type": "array", "items": _value(f), "minItems": 1} for f in info.features}
+    return [
+        {
+            "type": "object",
+            "properties": {
+                "inputs": {
+                    "type": "object",
+                    "properties": batches,
+                    "required": info.feature_names,
+                    "additionalProperties": False,
+                }
+            },
+            "required": ["inputs"],
+            "additionalProperties": False,
+            "description": "tensors (or images) batched per input: one entry per row",
+        }
+    ]
+
+
+def _uploads(info: ModelInfo | None) -> Schema:
+    """Image files uploaded as multipart/form-data, a field per image input (issue 24)."""
+    names = [f.name for f in info.features if f.kind == "image"] if info is not None else []
+    if not names:
+        return {}
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    schema = {"type": "object", "properties": dict.fromkeys(names, files), "required": names}
+    return {"multipart/form-data": {"schema": schema}}
+
+
 def _split(info: ModelInfo | None) -> Schema:
     columns: Schema = {"type": "array", "items": {"type": "string"}, "minItems": 1}
     if info is not None and info.features:
@@ -143,6 +176,7 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
             _split(info),
             {"type": "array", "items": _row_list(info), "minItems": 1, "description": "lists"},
             *_texts(info),
+            *_tensors(info),
         ]
     }
     mlflow_body = {
@@ -224,7 +258,10 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
                         "score_samples), where it has them",
                     },
                 ],
-                "requestBody": {"required": True, "content": {JSON: {"schema": rows_body}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": rows_body}, **_uploads(info)},
+                },
                 "responses": {"200": _ok(predictions), "default": _error(NATIVE_ERROR)},
             }
         },
