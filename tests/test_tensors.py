@@ -556,3 +556,18 @@ def test_the_api_document_describes_tensors_and_images(images: Any, pixels: Any)
         wrong = {"inputs": {"image": [[[[0.5] * 8] * 7]]}}  # a row of 7 × 8
         assert not Draft202012Validator(batched[0]).is_valid(wrong)
         assert ("multipart/form-data" in content) == (client is images)
+
+
+def test_images_that_would_be_too_large_once_prepared_are_refused() -> None:
+    from winserve import tensors
+    from winserve.errors import PayloadTooLarge
+    from winserve.model_info import Feature, ModelInfo
+    from winserve.service import PredictRequest
+
+    image = Feature(name="image", kind="image", dtype="float32", shape=(3, 1024, 1024))
+    info = ModelInfo("m", "t", "classification", (image,), feature_names_known=True)
+    few = PredictRequest(inputs={"image": [b"x"] * 85})  # 85 × 12 MB: 1,020 MB
+    assert tensors.prepare(few, info, max_rows=1000)[1] == 85
+    many = PredictRequest(inputs={"image": [b"x"] * 86})
+    with pytest.raises(PayloadTooLarge, match="86 images for input 'image' would be 1,032 MB"):
+        tensors.prepare(many, info, max_rows=1000)

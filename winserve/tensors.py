@@ -34,6 +34,10 @@ from winserve.payload import Payload
 
 DATA_URL_MARK = ";base64,"
 MAX_SHAPE_SHOWN = 8
+# images a request may carry, by their size once decoded and prepared in the model host: a
+# body of small compressed files (20 MB of PNGs of one colour) could otherwise ask the host
+# for gigabytes (issue 24)
+MAX_DECODED_BYTES = 1 << 30
 
 
 def shape_text(feature: Feature) -> str:
@@ -137,7 +141,26 @@ def prepare(request: Any, info: ModelInfo, *, max_rows: int) -> tuple[Payload, i
         raise PayloadTooLarge(
             f"{rows} rows is more than the {max_rows} allowed per request (setting: max_rows)"
         )
+    _decoded_size(info, rows)
     return {"tensors": tensors}, rows
+
+
+def _decoded_size(info: ModelInfo, rows: int) -> None:
+    """Refuse images that would take more than MAX_DECODED_BYTES once prepared."""
+    import math
+
+    import numpy as np
+
+    for feature in info.features:
+        if feature.kind != "image":
+            continue
+        per_row = math.prod(d or 1 for d in feature.shape) * np.dtype(feature.dtype).itemsize
+        if rows * per_row > MAX_DECODED_BYTES:
+            raise PayloadTooLarge(
+                f"{rows} images for input {feature.name!r} would be {rows * per_row / 2**20:,.0f}"
+                f" MB once prepared ({shape_text(feature)}, {feature.dtype}), more than the "
+                f"{MAX_DECODED_BYTES // 2**20:,} MB one request may ask for: send fewer"
+            )
 
 
 def tensor(value: Any, feature: Feature) -> Any:
