@@ -37,8 +37,9 @@ def digits_data() -> tuple[np.ndarray, np.ndarray]:
     return digits.images, digits.target
 
 
-def digits_graph(input_name: str = "image", layout: str = "NCHW") -> bytes:
-    """A softmax regression on the digits, trained on images scaled to 0…1."""
+def digits_graph(input_name: str = "image", layout: str = "NCHW", uint8: bool = False) -> bytes:
+    """A softmax regression on the digits, trained on images scaled to 0…1; with ``uint8``,
+    the graph takes the pixels 0…255 as they are and scales them itself (as Keras exports do)."""
     from onnx import TensorProto, helper, numpy_helper
     from sklearn.linear_model import LogisticRegression
 
@@ -48,17 +49,28 @@ def digits_graph(input_name: str = "image", layout: str = "NCHW") -> bytes:
     weights = model.coef_.T.astype(np.float32)  # [64, 10]
     bias = model.intercept_.astype(np.float32)
     shape = ["N", 1, 8, 8] if layout == "NCHW" else ["N", 8, 8, 1]
-    nodes = [
-        helper.make_node("Flatten", [input_name], ["flat"], axis=1),
+    inits = [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")]
+    source = input_name
+    nodes = []
+    if uint8:
+        inits.append(numpy_helper.from_array(np.array(1 / 255, dtype=np.float32), "S"))
+        nodes += [
+            helper.make_node("Cast", [input_name], ["pixels"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["pixels", "S"], ["scaled"]),
+        ]
+        source = "scaled"
+    nodes += [
+        helper.make_node("Flatten", [source], ["flat"], axis=1),
         helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
         helper.make_node("Add", ["logits0", "B"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
     ]
+    dtype = TensorProto.UINT8 if uint8 else TensorProto.FLOAT
     return _model(
         nodes,
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(input_name, dtype, shape)],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
-        [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
+        inits,
     )
 
 

@@ -571,3 +571,18 @@ def test_images_that_would_be_too_large_once_prepared_are_refused() -> None:
     many = PredictRequest(inputs={"image": [b"x"] * 86})
     with pytest.raises(PayloadTooLarge, match="86 images for input 'image' would be 1,032 MB"):
         tensors.prepare(many, info, max_rows=1000)
+
+
+def test_a_uint8_nhwc_graph_takes_the_pixels_as_they_are(folder: Path) -> None:
+    graph = tg.digits_graph(layout="NHWC", uint8=True)
+    client = _client(folder, "digits_uint8", graph, '[inputs.image]\nkind = "image"\n')
+    (feature,) = client.get("/model").get_json()["features"]
+    assert (feature["shape"], feature["dtype"]) == ([8, 8, 1], "uint8")
+    png = tg.digit_png(44)
+    pixels = np.round(tg.by_hand(png) * 255).astype(np.uint8).transpose(1, 2, 0)[None]
+    (probabilities,) = tg.run(graph, {"image": pixels})
+    answer = client.post("/predict?proba=true", json={"image": b64(png)})
+    _assert_same(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
+    numbers = client.post("/predict", json={"inputs": {"image": [[[[255]] * 8] * 8]}})
+    assert numbers.status_code == 400  # an image input takes image files, not pixel values
+    assert "expected an image" in numbers.get_json()["error"]["message"]
