@@ -594,6 +594,32 @@ class Service:
         info = self.info()
         return prepare(request, info, max_rows=limit, partial=True, max_text=self.max_text)
 
+    def explain(self, request: PredictRequest, info: ModelInfo | None = None) -> list[Any]:
+        """Each row's explanation (issue 25, ``winserve.explaining``): its Shapley values
+        against the reference sample, checked as ``predict`` checks rows."""
+        from winserve import explaining
+
+        info = info or self.info()
+        prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
+        record = self.backend.ask("explain", prepared.payload, {})
+        return list(explaining.answer(record)["explanations"])
+
+    def whatif(
+        self, request: PredictRequest, columns: list[str], info: ModelInfo | None = None
+    ) -> dict[str, Any]:
+        """One row's prediction as each of ``columns`` (all when empty) sweeps its reference
+        range (issue 25): ``{"curves": [...], "classes": [...]}``."""
+        from winserve import explaining
+
+        info = info or self.info()
+        if request.n_rows != 1:
+            raise BadRequest(f"what-if takes one row; {request.n_rows} were sent")
+        prepared = prepare(request, info, max_rows=1, max_text=self.max_text)
+        record = explaining.answer(
+            self.backend.ask("whatif", prepared.payload, {"columns": columns})
+        )
+        return {"curves": record["curves"], "classes": record.get("classes", [])}
+
     def predict_prepared(self, prepared: Prepared, proba: bool, scores: bool = False) -> Prediction:
         info = self.info()
         return self.backend.predict(

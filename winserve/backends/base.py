@@ -80,6 +80,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def health(self) -> Health: ...
 
+    def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> dict[str, Any]:
+        """A model-host call beside predict, by name (``explain``, ``whatif``: issue 25), with
+        predict's deadlines: the host's answer record, as plain data. A backend that cannot
+        make such a call says so."""
+        raise ModelError(f"{method} is not available where this model runs")
+
     @abc.abstractmethod
     def close(self) -> None:
         """Stop every process this backend started; idempotent."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, prediction_from
 from winserve.errors import ModelLoadError, ModelUnavailable
@@ -62,6 +63,13 @@ class LocalBackend(Backend):
         with self._lock:
             record = self._host.predict(payload, proba, scores)
         return prediction_from(record, log)
+
+    def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> dict[str, Any]:
+        if self._info is None or self._closed:
+            raise ModelUnavailable("the model is not loaded")
+        with self._lock:
+            record: dict[str, Any] = getattr(self._host, method)(payload, options)
+        return record
 
     def health(self) -> Health:
         if self._closed:

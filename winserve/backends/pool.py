@@ -93,12 +93,14 @@ class Job:
     __slots__ = (
         "_answered",
         "_claimed",
+        "asked",
         "deadline",
         "error",
         "key",
         "nbytes",
         "payload",
         "proba",
+        "record",
         "result",
         "retried",
         "rows",
@@ -123,6 +125,9 @@ class Job:
         self.result: Prediction | None = None
         self.error: WinserveError | None = None
         self.solo = self.retried = False
+        # a host call beside predict (issue 25): (method, options), answered with its record
+        self.asked: tuple[str, dict[str, Any]] | None = None
+        self.record: dict[str, Any] | None = None
         self._claimed = threading.Lock()  # taken by the first resolve, never released
         self._answered = threading.Lock()  # held until the answer is there
         self._answered.acquire()
@@ -258,6 +263,15 @@ class PoolBackend(Backend):
         return self._info
 
     def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
+        now = time.monotonic()
+        job = Job(
+            payload, row_count(payload), proba, now + self._timeout, self._timeout, scores=scores
+        )
+        return self._submit(job)
+
+    def _submit(self, job: Job) -> Prediction:
+        """Run ``job`` on a replica (at once from this thread when one is idle and nothing
+        waits, else through the queue) and wait for its answer, within its deadline."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
         if not any(r.state == "ready" for r in self._replicas):
@@ -271,10 +285,6 @@ class PoolBackend(Backend):
                 f"no model replica is ready ({states}); try again shortly",
                 retry_after=self._retry_after(),
             )
-        now = time.monotonic()
-        job = Job(
-            payload, row_count(payload), proba, now + self._timeout, self._timeout, scores=scores
-        )
         with self._cond:
             if len(self._queue) >= self._max_queue:
                 raise ModelUnavailable(
@@ -303,6 +313,16 @@ class PoolBackend(Backend):
             raise job.error
         assert job.result is not None
         return job.result
+
+    def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> dict[str, Any]:
+        """``ModelHost.explain`` / ``.whatif`` through the queue (issue 25): a job of its own,
+        never merged with predictions, under predict's deadlines and restarts."""
+        now = time.monotonic()
+        job = Job(payload, row_count(payload), False, now + self._timeout, self._timeout)
+        job.asked, job.solo = (method, options), True
+        self._submit(job)
+        assert job.record is not None
+        return job.record
 
     def _idle_replica(self) -> Replica | None:
         """A ready replica nobody is calling (under self._cond)."""
@@ -555,7 +575,12 @@ class PoolBackend(Backend):
         # The call's own deadline counts from now: time its jobs spent queued is theirs (each
         # caller gets its 504 at its own deadline), not a sign that the replica hangs.
         wait = self._timeout
+        asked = jobs[0].asked  # explain / whatif: always alone in its call (issue 25)
         try:
+            if asked is not None:
+                jobs[0].record = replica.ask(asked[0], payload, asked[1], timeout=wait)
+                jobs[0].resolve(Prediction([]))
+                return "ok"
             record = replica.predict(payload, proba, timeout=wait, scores=scores)
         except TimeoutError:
             replica.state = "restarting"  # before anyone hears of it: health must not lag

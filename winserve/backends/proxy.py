@@ -62,7 +62,7 @@ HOST_GONE = (
 
 
 class HostProxy(BaseProxy):
-    _exposed_ = ("load", "predict", "pid", "info")
+    _exposed_ = ("load", "predict", "pid", "info", "explain", "whatif")
     # BaseProxy internals used below (stable since Python 2.6, undocumented).
     _tls: Any
     _id: Any
@@ -141,6 +141,13 @@ class HostProxy(BaseProxy):
     ) -> dict[str, Any]:
         sent = wire_payload(payload)
         result: dict[str, Any] = self._call("predict", (sent, proba, scores), timeout)
+        return result
+
+    def ask(
+        self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """``ModelHost.explain`` or ``.whatif`` (issue 25), within ``timeout``."""
+        result: dict[str, Any] = self._call(name, (wire_payload(payload), options), timeout)
         return result
 
     def pid(self, timeout: float) -> int:

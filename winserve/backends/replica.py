@@ -111,6 +111,14 @@ class Replica:
             raise BrokenPipeError("the model host is not running")
         return proxy.predict(payload, proba, timeout=timeout, scores=scores)
 
+    def ask(
+        self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        proxy = self._proxy
+        if proxy is None:
+            raise BrokenPipeError("the model host is not running")
+        return proxy.ask(name, payload, options, timeout=timeout)
+
     def alive(self) -> bool:
         manager = self._manager
         process = getattr(manager, "_process", None)

@@ -36,6 +36,7 @@ from typing import Any
 
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
+from winserve.host import reference as reference_sample
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
 from winserve.host.tensors import parts as tensor_parts
 from winserve.model_info import SAMPLE_FAILED, ModelSpec
@@ -101,6 +102,8 @@ class ModelHost:
         self._info: dict[str, Any] = {}
         self._quiet_in: object = None  # the filter list quiet_feature_names() went into
         self._finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+        self._reference: reference_sample.Reference | None = None  # issue 25
+        self._model_path = ""
 
     def pid(self) -> int:
         return os.getpid()
@@ -141,7 +144,45 @@ class ModelHost:
         if not info["sample_error"]:
             self._probe_missing(self._sample_row)
             info["features"] = self._features
+            self._load_reference(spec, info)
         return info
+
+    def _load_reference(self, spec: ModelSpec, info: dict[str, Any]) -> None:
+        """The reference sample beside the model file, for explanations (issue 25); what it
+        is goes in ``info["extra"]["reference"]`` (None: there is none)."""
+        self._model_path = spec.path
+        if any(f.get("shape") for f in self._features):  # tensors and images: not columns
+            self._reference = None
+        else:
+            self._reference = reference_sample.load(spec.path, self._features)
+        found = self._reference
+        info["extra"]["reference"] = found.describe() if found is not None else None
+
+    def explain(self, payload: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """Each row's Shapley values against the reference sample (``winserve.host.why``)."""
+        from winserve.host import explain as engine
+        from winserve.host import why
+
+        max_rows = int(options.get("max_rows") or engine.MAX_ROWS)
+        return why.explain(self._why_target(), payload, max_rows)
+
+    def whatif(self, payload: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """One row's prediction as each input sweeps its reference range (``host.why``)."""
+        from winserve.host import why
+
+        return why.whatif(self._why_target(), payload, list(options.get("columns") or []))
+
+    def _why_target(self) -> Any:
+        from winserve.host import why
+
+        return why.Target(
+            answer=self._answer,
+            features=self._features,
+            classes=list(self._info.get("classes") or []),
+            has_proba=bool(self._info.get("has_proba")),
+            reference=self._reference,
+            model_path=self._model_path,
+        )
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model

@@ -1,0 +1,49 @@
+"""Explanations and what-if curves on the web side (issue 25): the host's answer records to
+results or to the error each stands for.
+
+::
+
+    view ─► Service.explain / .whatif ─► prepare (the rows checked as for /predict)
+                                       ─► backend.ask("explain" | "whatif", payload, options)
+                                       ─► answer(record): the result, or
+                                            NoReference (409: the file to add, how to make it)
+                                            ModelInputError (400) / ModelError (500) as predict's
+
+The reference sample is read in the model host (``winserve.host.reference``); the web process
+only reads what ``/model`` says of it, ``ModelInfo.extra["reference"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from winserve.backends.base import error_from
+from winserve.errors import WinserveError
+from winserve.model_info import ModelInfo
+
+# the host's error types that are no fault of the request nor of the model (winserve.host.why)
+NOT_EXPLAINED = frozenset({"NoReference", "NotExplainable"})
+
+
+class NoReference(WinserveError):
+    """The model cannot be explained: no reference sample, or not a model of columns."""
+
+    status = 409
+    code = "no_reference"
+
+
+def answer(record: dict[str, Any]) -> dict[str, Any]:
+    """The result in a host's answer record; raises the error it stands for."""
+    if record.get("ok"):
+        return record
+    error = record["error"]
+    if error.get("type") in NOT_EXPLAINED:
+        raise NoReference(str(error["message"]))
+    raise error_from(error)
+
+
+def reference_of(info: ModelInfo) -> dict[str, Any] | None:
+    """What the model host said of the reference sample: ``{rows, source}`` (``problem``
+    when it cannot be used), or None when there is none."""
+    found = info.extra.get("reference")
+    return dict(found) if isinstance(found, dict) else None

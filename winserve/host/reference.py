@@ -1,0 +1,112 @@
+"""The model's reference sample (issue 25, DESIGN 15): ``<name>.reference.csv`` beside the
+model file, read in the model host at load.
+
+::
+
+    churn.joblib
+    churn.reference.csv ──► sniff (separator, decimal mark, encoding: winserve.spreadsheet)
+                          ──► pd.read_csv (a scored CSV's fidelity: NA strings, dtypes)
+                          ──► the model's input columns, numbers as numbers
+                          ──► at most MAX_ROWS rows, sampled with a fixed seed
+                          ──► Reference(frame, source) | Reference(None, source, problem)
+
+The frame is the background of explanations and the range of what-if curves. A file that
+cannot be used (a column missing, text in a number column) leaves the model served, and
+says why in ``/model`` and ``winserve check``; explanations then answer 409 with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from winserve import spreadsheet
+
+MAX_ROWS = 2000  # rows kept: enough for a stable baseline, small enough to sweep fast
+SEED = 0
+SUFFIX = ".reference.csv"
+
+
+@dataclass(frozen=True)
+class Reference:
+    frame: Any  # pandas.DataFrame of the model's input columns, or None
+    source: str  # the file's name (never its full path: it may name the user)
+    problem: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/model`` says of it: ``{rows, source}`` (and ``problem`` when unusable)."""
+        rows = 0 if self.frame is None else len(self.frame)
+        described: dict[str, Any] = {"rows": rows, "source": self.source}
+        if self.problem:
+            described["problem"] = self.problem
+        return described
+
+
+def path_for(model_path: Path) -> Path:
+    """``churn.joblib`` → ``churn.reference.csv`` (beside it, as the card ``churn.toml`` and
+    the code ``churn_code.py`` are)."""
+    return model_path.with_name(model_path.stem + SUFFIX)
+
+
+def how_to_make(model_path: str) -> str:
+    """The sentence that says what file to add and how to make it."""
+    name = path_for(Path(model_path)).name if model_path else "<model>" + SUFFIX
+    return (
+        f"put a sample of the training rows beside the model as {name} (in Python: "
+        f'df.sample(1000).to_csv("{name}", index=False)) and load the model again'
+    )
+
+
+def load(model_path: str, features: list[dict[str, Any]]) -> Reference | None:
+    """The reference sample of the model at ``model_path`` for its input ``features``; None
+    when there is no such file."""
+    if not model_path:
+        return None
+    path = path_for(Path(model_path))
+    if not path.is_file():
+        return None
+    try:
+        frame = read(path, features)
+    except (ValueError, OSError) as exc:
+        return Reference(None, path.name, f"{path.name} cannot be used: {exc}")
+    return Reference(frame, path.name)
+
+
+def read(path: Path, features: list[dict[str, Any]]) -> Any:
+    """The model's input columns of the CSV at ``path``, read as a scored CSV is."""
+    import pandas as pd
+
+    names = [str(f["name"]) for f in features]
+    numbers = [str(f["name"]) for f in features if f.get("kind") == "number"]
+    try:
+        dialect = spreadsheet.sniff(path, names, numbers)
+    except Exception as exc:  # BadRequest: an Excel workbook, not text, one endless line
+        raise ValueError(str(exc)) from exc
+    frame = pd.read_csv(
+        path,
+        sep=dialect.delimiter,
+        decimal="," if dialect.decimal_comma else ".",
+        encoding=dialect.encoding,
+        skipinitialspace=False,
+    )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:10])
+        raise ValueError(f"it has no column {shown} (the model takes {', '.join(names)})")
+    frame = frame[names]
+    for name in numbers:
+        converted = pd.to_numeric(frame[name], errors="coerce")
+        bad = frame[name].notna() & converted.isna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise ValueError(
+                f"column {name!r} holds {frame[name].iloc[row]!r} on row {row + 1}, not a number"
+            )
+        frame[name] = converted.astype("float64")
+    if frame.empty:
+        raise ValueError("it has no rows")
+    if len(frame) > MAX_ROWS:
+        frame = frame.sample(n=MAX_ROWS, random_state=SEED)
+    return frame.reset_index(drop=True)
