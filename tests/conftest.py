@@ -26,13 +26,17 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cache = tmp_path_factory.mktemp("cache")
     old = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(cache)
+    # the prediction log (issue 26) goes to the data folder: the run's own too, never the user's
+    old_data = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data"))
     for key in [k for k in os.environ if k.startswith("WINSERVE_")]:
         del os.environ[key]
     yield cache
-    if old is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+    for name, value in (("XDG_CACHE_HOME", old), ("XDG_DATA_HOME", old_data)):
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 def _parent(proc: psutil.Process) -> int | None:

@@ -19,6 +19,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "winserve"
 
 
+def data_dir() -> Path:
+    """The per-user data folder (the prediction log, issue 26): kept, unlike the cache, which
+    a disk cleaner may empty; never needs admin rights."""
+    if IS_WINDOWS:
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "winserve" / "Data"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "winserve"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "winserve"
+
+
 def adopt_child(pid: int) -> None:
     """Tie a model host's life to ours where the OS can (Windows: a kill-on-close Job Object).
 

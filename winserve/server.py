@@ -28,6 +28,7 @@ from winserve.backends.pool import PoolBackend
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec, sample_failed
 from winserve.platform import IS_WINDOWS
+from winserve.predlog.writer import PredictionLog, default_path
 from winserve.registry import MakeBackend, Registry
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
@@ -190,6 +191,23 @@ def _close_backend_when_stopping(stopping: threading.Event, server: Any, backend
     backend.close()
 
 
+def open_prediction_log(settings: Settings) -> PredictionLog | None:
+    """The prediction log's writer, started (issue 26); None with ``log = false``."""
+    if not settings.log:
+        return None
+    label = "demo" if settings.is_demo else settings.factory or "model"
+    path = settings.log_path or default_path(settings.model, label)
+    writer = PredictionLog(
+        path,
+        days=settings.log_days,
+        max_bytes=int(settings.log_max_mb * 1024 * 1024),
+        keep_inputs=settings.log_inputs,
+    )
+    writer.start()  # the file is opened on the writer's thread: a bad disk never stops serving
+    log.info("prediction log: %s", path)
+    return writer
+
+
 def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -224,7 +242,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     from winserve import connections
     from winserve.web import create_app
 
-    app = create_app(settings, registry=registry)
+    prediction_log = open_prediction_log(settings)
+    app = create_app(settings, registry=registry, prediction_log=prediction_log)
     server = connections.create_server(
         app,
         sock,
@@ -322,6 +341,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         stopping.set()
         server.close()
         registry.close()  # every version's jobs and backend; waits for a close under way
+        if prediction_log is not None:
+            prediction_log.close()  # what is queued is written, within 2 s (issue 26)
         stopped.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)

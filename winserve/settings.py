@@ -508,6 +508,45 @@ class Settings:
         cli="--request-log",
         metavar="FILE",
     )
+    log: bool = _setting(
+        True,
+        "Keep a prediction log: each prediction request's time, model, version, route, caller "
+        "address, latency, status, inputs and outputs, in an SQLite file written in the "
+        "background (a request never waits for it; when it falls behind, entries are dropped "
+        "and counted in /metrics).",
+        to_bool,
+        cli="--log",
+    )
+    log_path: Path | None = _setting(
+        None,
+        "The prediction log's SQLite file (default: one file per model or folder served, "
+        "in predictions under the per-user data folder).",
+        to_path,
+        cli="--log-path",
+        metavar="FILE",
+    )
+    log_days: int = _setting(
+        30,
+        "Days the prediction log keeps an entry; older ones are deleted in the background.",
+        _int_in(1, 36_500),
+        cli="--log-days",
+        metavar="DAYS",
+    )
+    log_max_mb: float = _setting(
+        1024.0,
+        "Most disk space, in megabytes, the prediction log's file may use; past it the "
+        "oldest entries are deleted in the background.",
+        _float_in(1, 16_777_216),
+        cli="--log-max-mb",
+        metavar="MB",
+    )
+    log_inputs: bool = _setting(
+        True,
+        "Store each prediction's inputs in the prediction log; false keeps the row counts "
+        "and outputs only.",
+        to_bool,
+        cli="--log-inputs",
+    )
     log_level: str = _setting(
         "INFO",
         "Console log level: debug, info, warning or error.",

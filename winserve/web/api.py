@@ -10,8 +10,9 @@ from flask.typing import ResponseReturnValue
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.registry import Slot
-from winserve.web import auth, paths, slots, uploads
+from winserve.web import auth, paths, prediction_log, slots, uploads
 from winserve.web.bodies import flag, json_body
+from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
 
 bp = Blueprint("native", __name__)
@@ -40,6 +41,7 @@ def predict() -> ResponseReturnValue:
     info = service.info()  # one snapshot of the model's description for this request
     prediction = service.predict(decoded, info)
     req.environ["winserve.rows"] = decoded.n_rows
+    req.environ[PREDICTED] = (decoded, info, prediction)  # for the prediction log (issue 26)
     response = json_response(native.encode(prediction, info, proba, scores))
     response.headers.add("X-Model-Version", str(slot.version))  # added: a new response
     return response
@@ -78,7 +80,18 @@ def health() -> ResponseReturnValue:
     entry = next((e for e in slots.registry().entries() if e.name == slot.name), None)
     if entry is not None and entry.reason:  # a newer file on disk that did not load
         answer["file_problem"] = f"{_hide(entry.reason)} (version {slot.version} keeps serving)"
+    _with_log(answer)
     return jsonify(answer), 200 if answer["serving"] else 503
+
+
+def _with_log(answer: dict[str, Any]) -> None:
+    """The prediction log's counts, and why it is not written, if it is not (issue 26)."""
+    plog = current_app.extensions.get(prediction_log.KEY)
+    if plog is not None:
+        status = plog.status().to_dict()
+        if "error" in status:  # its path may name the user (Windows): the console has it
+            status["error"] = _hide(str(status["error"]))
+        answer["prediction_log"] = status
 
 
 def _stranger_health() -> ResponseReturnValue:
@@ -138,4 +151,5 @@ def _folder_health() -> ResponseReturnValue:
         "models": models,
         "not_served": refused,
     }
+    _with_log(answer)
     return jsonify(answer), 200 if any(serving) else 503

@@ -19,6 +19,7 @@ from winserve.errors import (
     PayloadTooLarge,
     WinserveError,
 )
+from winserve.predlog.writer import PredictionLog
 from winserve.protocols import mlflow, native, oip
 from winserve.registry import Registry
 from winserve.settings import Settings
@@ -93,10 +94,15 @@ class WinserveFlask(Flask):
 
 
 def create_app(
-    settings: Settings, backend: Backend | None = None, registry: Registry | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    prediction_log: PredictionLog | None = None,
 ) -> Flask:
     """The app for ``registry`` (the models served, by name), or, given a ``backend``, for
-    that one model as its only slot (tests, and single-file serving without a registry)."""
+    that one model as its only slot (tests, and single-file serving without a registry).
+    ``prediction_log``: where prediction requests are logged (its owner starts and closes
+    it: the server); None, nowhere."""
     from winserve.web import (
         api,
         auth,
@@ -110,6 +116,7 @@ def create_app(
         openapi,
         ui,
     )
+    from winserve.web import prediction_log as predlog_web
 
     # static_folder=None: the UI blueprint serves /static, open to all
     app = WinserveFlask(__name__, static_folder=None)
@@ -143,6 +150,7 @@ def create_app(
     app.register_blueprint(mlflow_api.bp, url_prefix="/models/<model>", name="mlflow_model")
     app.register_blueprint(ui.bp, url_prefix="/models/<model>", name="ui_model")
     observe.install(app, settings.request_log)
+    predlog_web.install(app, prediction_log)  # after observe: its counters join /metrics
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token)
     gate.install(app)  # each route's body limit, after the token check (issue 28)

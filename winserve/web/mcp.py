@@ -36,6 +36,7 @@ from winserve.protocols.native import decode
 from winserve.registry import Slot
 from winserve.web import hosts, paths, slots
 from winserve.web.bodies import json_body
+from winserve.web.prediction_log import PREDICTED
 
 bp = Blueprint("mcp", __name__)
 
@@ -167,6 +168,7 @@ def _call(params: dict[str, Any]) -> dict[str, Any]:
         message = _hide(error.message)
         return {"content": [{"type": "text", "text": message}], "isError": True}
     request.environ["winserve.rows"] = 1
+    request.environ[PREDICTED] = (decoded, info, prediction)  # the log (issue 26)
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
     answer = tools.result(info, slot.card, prediction.predictions[0], probabilities)
     text = json.dumps(answer, ensure_ascii=False, default=str)

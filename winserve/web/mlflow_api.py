@@ -12,6 +12,7 @@ from winserve import __version__
 from winserve.protocols import mlflow
 from winserve.web import slots
 from winserve.web.bodies import json_body, raw_text
+from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
 
 bp = Blueprint("mlflow", __name__)
@@ -38,6 +39,7 @@ def invocations() -> ResponseReturnValue:
         raise mlflow.InvalidParameter("this model has no predict_proba")
     invocation.request.proba = method == "predict_proba"
     prediction = service.predict(invocation.request, info)
+    req.environ[PREDICTED] = (invocation.request, info, prediction)  # the log (issue 26)
     if method == "predict_proba":
         response = json_response(mlflow.encode(prediction.probabilities or []))
     else:

@@ -10,6 +10,7 @@ from winserve.protocols import oip
 from winserve.registry import Slot
 from winserve.web import slots
 from winserve.web.bodies import parse_json, raw_bytes
+from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
@@ -119,6 +120,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     decoded = oip.decode(body, info, binary)
     req.environ["winserve.rows"] = decoded.request.n_rows
     prediction = slot.service.predict(decoded.request, info)
+    req.environ[PREDICTED] = (decoded.request, info, prediction)  # the log (issue 26)
     response = json_response(oip.encode(prediction, decoded, info, version))
     response.headers["X-Model-Version"] = str(slot.version)
     return response

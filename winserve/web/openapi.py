@@ -275,6 +275,23 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
             NATIVE_ERROR,
             "winserve",
         ),
+        "/log.csv": _get(
+            "The prediction log from since to until, as CSV (the owner's: this computer, or "
+            "the token's holder; issue 26)",
+            _ok({"type": "string"}, media="text/csv"),
+            NATIVE_ERROR,
+            "winserve",
+            parameters=[
+                {
+                    "name": moment,
+                    "in": "query",
+                    "required": False,
+                    "description": f"ISO 8601 date or time, UTC unless an offset is given ({hint})",
+                    "schema": {"type": "string"},
+                }
+                for moment, hint in (("since", "default: log_days ago"), ("until", "default: now"))
+            ],
+        ),
         "/invocations": {
             "post": {
                 "summary": "Predict (MLflow scoring protocol)",
@@ -371,7 +388,15 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
 
 # the routes each model also has under /models/<name> (web/app.py registers the native and
 # MLflow blueprints there), described with that model's own columns
-MODEL_ROUTES = ("/predict", "/model", "/health", "/invocations", "/ping", "/version")
+MODEL_ROUTES = (
+    "/predict",
+    "/model",
+    "/health",
+    "/invocations",
+    "/ping",
+    "/version",
+    "/log.csv",
+)
 
 
 def _model_paths(name: str, info: ModelInfo | None) -> Schema:

@@ -31,6 +31,7 @@ from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
 from winserve.web import csrf, paths, slots
 from winserve.web.examples import Example, api_examples, openapi_outline
+from winserve.web.prediction_log import PREDICTED
 
 bp = Blueprint(
     "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
@@ -262,6 +263,10 @@ def predict_form() -> ResponseReturnValue:
             info, health, values=values, form_error=paths.public(exc.message), status=exc.status
         )
     ms = (time.perf_counter() - started) * 1000
+    # the log (issue 26) keeps the values as the model got them (the form sends text)
+    payload = prepared.payload
+    asked = PredictRequest(columns=payload.get("columns"), matrix=payload.get("matrix"), n_rows=1)
+    request.environ[PREDICTED] = (asked, info, prediction)
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
     result = _result(info, prediction.predictions[0], probabilities, ms)
     return _page(info, health, values=values, result=result)

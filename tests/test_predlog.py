@@ -1,0 +1,395 @@
+"""The prediction log (issue 26): its SQLite file, its writer thread, and what the web layer
+hands it from every prediction route; real files, real threads, the app on Flask's test client
+(``tests/test_predlog_server.py`` runs it under a real server with spawned models)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sqlite3
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import iris_frame
+from tests.helpers import wait_until
+from winserve.backends.base import Prediction
+from winserve.backends.local import LocalBackend
+from winserve.model_info import ModelSpec
+from winserve.predlog import store
+from winserve.predlog.store import Entry
+from winserve.predlog.writer import PredictionLog, default_path
+from winserve.service import PredictRequest
+from winserve.settings import Settings
+from winserve.web import create_app
+
+pytestmark = pytest.mark.timeout(60)
+NAME = "iris forest"
+
+
+def csrf_token(client: Any) -> str:
+    """The page's form token (the page sets its cookie on ``client``)."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get("/").text)
+    assert found is not None
+    return found.group(1)
+
+
+def entry(i: int, request: Any = None, prediction: Any = None, **fields: Any) -> Entry:
+    values: dict[str, Any] = {
+        "time": time.time(),
+        "request_id": f"r{i}",
+        "model": "m",
+        "version": 1,
+        "sha256": "ab" * 32,
+        "route": "/predict",
+        "method": "POST",
+        "caller": "127.0.0.1",
+        "latency_ms": 1.5,
+        "status": 200,
+        "n_rows": None if prediction is None else len(prediction.predictions),
+        "request": request,
+        "names": ["a", "b"],
+        "prediction": prediction,
+    }
+    values.update(fields)
+    return Entry(**values)
+
+
+def stored(path: Path, sql: str, *args: Any) -> list[Any]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+# -- the file ---------------------------------------------------------------------------------
+
+
+def test_every_shape_of_request_is_stored_as_named_rows(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    two = Prediction(["x", "y"], [[0.25, 0.75], [1.0, 0.0]])
+    requests = [
+        PredictRequest.from_columns({"a": [1, 2], "b": ["u", None]}),
+        PredictRequest.from_rows([[1, float("nan")], [3, 4]]),  # by position: the model's names
+        PredictRequest(rows=[[5, 6], [7, 8]], n_rows=2, names=["b", "a"]),  # named by sender
+        PredictRequest.from_matrix(np.array([[1.5, 2.5], [3.5, 4.5]])),
+    ]
+    store.write(conn, [entry(i, r, two) for i, r in enumerate(requests)], keep_inputs=True)
+    store.write(
+        conn, [entry(9, PredictRequest.from_values([7.0]), Prediction([1.0]))], keep_inputs=True
+    )
+    conn.close()
+    got = stored(
+        path,
+        "SELECT q.request_id, w.row, w.inputs, w.prediction, w.probabilities "
+        "FROM requests q JOIN rows w ON w.request = q.id ORDER BY q.id, w.row",
+    )
+    inputs = [json.loads(r[2]) for r in got]
+    assert inputs == [
+        {"a": 1, "b": "u"},
+        {"a": 2, "b": None},
+        {"a": 1, "b": None},  # NaN is stored as JSON's missing value
+        {"a": 3, "b": 4},
+        {"b": 5, "a": 6},
+        {"b": 7, "a": 8},
+        {"a": 1.5, "b": 2.5},
+        {"a": 3.5, "b": 4.5},
+        {"a": 7.0},
+    ]
+    assert [json.loads(r[3]) for r in got[:2]] == ["x", "y"]
+    assert json.loads(got[0][4]) == [0.25, 0.75] and got[-1][4] is None
+    assert [r[0] for r in got] == ["r0", "r0", "r1", "r1", "r2", "r2", "r3", "r3", "r9"]
+
+
+def test_log_inputs_false_keeps_outputs_and_counts_only(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    request = PredictRequest.from_columns({"a": [1, 2], "b": [3, 4]})
+    store.write(conn, [entry(1, request, Prediction([0, 1]))], keep_inputs=False)
+    conn.close()
+    assert stored(path, "SELECT n_rows FROM requests") == [(2,)]
+    assert stored(path, "SELECT row, inputs, prediction FROM rows") == [
+        (0, None, "0"),
+        (1, None, "1"),
+    ]
+    raw = path.read_bytes()  # closed: the write-ahead log is checked into the file
+    assert b'"a"' not in raw  # not in the file at all, not only not selectable
+
+
+def test_a_large_request_keeps_a_bounded_sample_of_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    n = 5000
+    request = PredictRequest.from_columns({"a": list(range(n)), "b": list(range(n))})
+    store.write(conn, [entry(1, request, Prediction(list(range(n))))], keep_inputs=True)
+    conn.close()
+    rows = stored(path, "SELECT row, inputs, prediction FROM rows ORDER BY row")
+    assert len(rows) == store.MAX_ROWS_STORED
+    assert stored(path, "SELECT n_rows FROM requests") == [(n,)]
+    for row, inputs, prediction in rows:  # each sampled row keeps its own inputs and answer
+        assert json.loads(inputs) == {"a": row, "b": row} and json.loads(prediction) == row
+    assert rows[-1][0] > n // 2  # from the whole request, not its head
+
+
+def test_pruning_by_days_then_by_size(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    now = time.time()
+    wide = PredictRequest.from_columns({"a": ["x" * 2000] * 10, "b": [1] * 10})
+    old = [entry(i, wide, Prediction([0] * 10), time=now - 40 * store.DAY) for i in range(50)]
+    new = [entry(100 + i, wide, Prediction([0] * 10), time=now - i) for i in range(300)]
+    store.write(conn, old + new[::-1], keep_inputs=True)
+    assert store.prune(conn, now=now, days=30, max_bytes=10**9) == 50
+    assert stored(path, "SELECT min(time) > ? FROM requests", now - 30 * store.DAY) == [(1,)]
+    before = path.stat().st_size
+    budget = 1024 * 1024
+    assert store.used_bytes(conn) > 4 * budget
+    deleted = store.prune(conn, now=now, days=30, max_bytes=budget)
+    assert 0 < deleted < 300
+    assert store.used_bytes(conn) <= budget
+    conn.close()
+    assert path.stat().st_size < before / 2  # the space went back to the disk
+    kept = stored(path, "SELECT request_id FROM requests ORDER BY id")
+    assert kept == [(f"r{100 + i}",) for i in reversed(range(300 - deleted))]  # oldest went
+    assert stored(
+        path, "SELECT count(*) FROM rows WHERE request NOT IN (SELECT id FROM requests)"
+    ) == [(0,)]
+    assert stored(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_default_path_is_one_file_per_model_under_the_data_folder(tmp_path: Path) -> None:
+    one, two = tmp_path / "a" / "model.joblib", tmp_path / "b" / "model.joblib"
+    first, second = default_path(one, "model"), default_path(two, "model")
+    assert first != second and first.name.startswith("model.joblib-")
+    assert first.parent == second.parent and first.parent.name == "predictions"
+    assert str(first).startswith(os.environ["XDG_DATA_HOME"])  # the run's own (conftest)
+    assert default_path(None, "demo").name.startswith("demo-")
+
+
+# -- the writer -------------------------------------------------------------------------------
+
+
+def test_the_writer_batches_and_flushes_everything_on_close(tmp_path: Path) -> None:
+    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.2)
+    plog.start()
+    request = PredictRequest.from_columns({"a": [1], "b": [2]})
+
+    def client(k: int) -> None:
+        for i in range(500):
+            plog.put(entry(k * 1000 + i, request, Prediction([i])))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    plog.close()
+    assert plog.status().written == 4000 and plog.dropped == 0 and plog.lost == 0
+    ids = {r[0] for r in stored(plog.path, "SELECT request_id FROM requests")}
+    assert ids == {f"r{k * 1000 + i}" for k in range(8) for i in range(500)}
+    assert stored(plog.path, "SELECT count(*) FROM rows") == [(4000,)]
+
+
+def test_a_full_queue_drops_and_counts_without_waiting(tmp_path: Path) -> None:
+    plog = PredictionLog(tmp_path / "log.sqlite", capacity=100)  # not started: nothing drains
+    started = time.perf_counter()
+    for i in range(10_000):
+        plog.put(entry(i))
+    assert time.perf_counter() - started < 1.0  # ~1 µs each, never a wait
+    assert plog.dropped == 9_900
+    plog.close()
+
+
+def unwritable(folder: Path) -> Callable[[], None]:
+    """Make ``folder`` one the log cannot be written in; return what makes it writable again.
+    Read-only modes where they bind (not as root, who writes anyway; not on Windows), else a
+    file where the folder should be (what a mistyped log_path or a full volume gives too)."""
+    if sys.platform != "win32" and os.geteuid() != 0:
+        folder.mkdir()
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        return lambda: folder.chmod(stat.S_IRWXU)
+    folder.write_text("not a folder")
+
+    def restore() -> None:
+        folder.unlink()
+        folder.mkdir()
+
+    return restore
+
+
+def test_an_unwritable_folder_is_reported_and_retried_and_never_raises(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    writable = unwritable(folder)
+    plog = PredictionLog(folder / "log.sqlite", interval=0.05)
+    plog.start()
+    try:
+        for i in range(10):
+            plog.put(entry(i))
+        wait_until(lambda: plog.lost == 10, 5)
+        status = plog.status().to_dict()
+        assert "error" in status and status["lost"] == 10 and status["written"] == 0
+        writable()  # the disk is writable again: after the back-off, it writes
+        plog._retry_at = 0.0  # the back-off's first wait is 5 s: not this test's to sit through
+        plog.put(entry(11))
+        wait_until(lambda: plog.written == 1, 5)
+        assert plog.error == ""
+    finally:
+        plog.close()
+
+
+# -- the web layer ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logged(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, PredictionLog]]:
+    backend = LocalBackend(ModelSpec(str(iris_forest)))
+    backend.start()
+    backend.wait_ready(60)
+    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05)
+    plog.start()
+    app = create_app(Settings(), backend, prediction_log=plog)
+    yield app.test_client(), plog
+    plog.close()
+    app.extensions["winserve.jobs"].close()
+    backend.close()
+
+
+def test_every_prediction_route_is_logged_with_its_request_id(
+    logged: tuple[Any, PredictionLog],
+) -> None:
+    client, plog = logged
+    x, _ = iris_frame()
+    records = x.iloc[:2].to_dict(orient="records")
+    form = {f"f{i}": str(v) for i, v in enumerate(x.iloc[0])}
+    answers = [
+        client.post("/predict", json=records),
+        client.post("/invocations", json={"dataframe_records": records}),
+        client.post(
+            f"/v2/models/{NAME}/infer",
+            json={
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [2, 4],
+                        "datatype": "FP64",
+                        "data": x.iloc[:2].to_numpy().tolist(),
+                    }
+                ]
+            },
+        ),
+        client.post("/", data={**form, "csrf_token": csrf_token(client)}),
+        client.post("/predict", json=[{"nonsense": 1}]),  # refused: logged, no rows
+    ]
+    tools = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    tool = tools.json["result"]["tools"][0]["name"]
+    answers.append(
+        client.post(
+            "/mcp",
+            json={
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": tool, "arguments": records[0]},
+            },
+        )
+    )
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 400, 200]
+    ids = [a.headers["X-Request-Id"] for a in answers]
+    wait_until(lambda: plog.written == 6, 5)
+    got = stored(
+        plog.path,
+        "SELECT request_id, route, status, model, version, n_rows, caller FROM requests "
+        "ORDER BY id",
+    )
+    assert [r[0] for r in got] == ids
+    assert [r[1] for r in got] == [
+        "/predict",
+        "/invocations",
+        "/v2/models/<name>/infer",
+        "/",
+        "/predict",
+        "/mcp",
+    ]
+    assert [r[2] for r in got] == [200, 200, 200, 200, 400, 200]
+    assert {r[3] for r in got} == {NAME} and {r[4] for r in got} == {1}
+    assert [r[5] for r in got] == [2, 2, 2, None, None, 1]
+    assert {r[6] for r in got} == {"127.0.0.1"}
+    rows = stored(
+        plog.path,
+        "SELECT q.route, w.inputs, w.prediction FROM rows w JOIN requests q ON q.id = w.request "
+        "ORDER BY q.id, w.row",
+    )
+    assert len(rows) == 2 + 2 + 2 + 1 + 1
+    first = json.loads(rows[0][1])
+    assert first == pytest.approx(records[0]) and set(first) == set(x.columns)
+    assert json.loads(rows[4][1]) == pytest.approx(records[0])  # OIP's matrix, named
+    assert all(json.loads(r[1]) == pytest.approx(records[0]) for r in rows if r[0] in ("/", "/mcp"))
+    expected = client.post("/predict", json=records).json["predictions"]
+    assert [json.loads(r[2]) for r in rows[:2]] == expected
+
+
+def test_other_routes_are_not_logged(logged: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged
+    for path in ("/health", "/model", "/", "/metrics", "/openapi.json"):
+        assert client.get(path).status_code == 200
+    time.sleep(0.3)
+    assert plog.written == 0
+
+
+def test_metrics_and_health_show_the_log(logged: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged
+    x, _ = iris_frame()
+    client.post("/predict", json=x.iloc[:1].to_dict(orient="records"))
+    wait_until(lambda: plog.written == 1, 5)
+    text = client.get("/metrics").text
+    assert "winserve_prediction_log_written_total 1.0" in text
+    assert 'winserve_prediction_log_dropped_total{reason="queue_full"} 0.0' in text
+    assert client.get("/health").json["prediction_log"] == {"written": 1, "dropped": 0, "lost": 0}
+
+
+def test_log_csv_for_a_date_range_is_the_owners(logged: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged
+    x, _ = iris_frame()
+    sent = client.post("/predict", json=x.iloc[:3].to_dict(orient="records"))
+    wait_until(lambda: plog.written == 1, 5)
+    answer = client.get("/log.csv")
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    lines = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [line["row"] for line in lines] == ["0", "1", "2"]
+    assert {line["request_id"] for line in lines} == {sent.headers["X-Request-Id"]}
+    assert json.loads(lines[2]["inputs"]) == pytest.approx(x.iloc[2].to_dict())
+    by_name = client.get(f"/models/{NAME}/log.csv?since=2000-01-01&until=2999-01-01")
+    assert by_name.text == answer.text
+    past = client.get("/log.csv?until=2001-01-01T00:00")
+    assert past.text.strip() == ",".join(next(csv.reader(io.StringIO(answer.text))))
+    bad = client.get("/log.csv?since=yesterday")
+    assert bad.status_code == 400 and "since" in bad.json["error"]["message"]
+    stranger = client.get("/log.csv", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert stranger.status_code == 403 and "owner" in stranger.json["error"]["message"]
+    assert client.get("/models/nobody/log.csv").status_code == 404
+
+
+def test_without_a_log_nothing_is_kept_and_the_export_says_so(iris_forest: Path) -> None:
+    from tests.helpers import local_client
+
+    client = local_client(ModelSpec(str(iris_forest)))
+    try:
+        x, _ = iris_frame()
+        assert client.post("/predict", json=x.iloc[:1].to_dict(orient="records")).status_code == 200
+        assert "prediction_log" not in client.get("/health").json
+        answer = client.get("/log.csv")
+        assert answer.status_code == 400 and "setting: log" in answer.json["error"]["message"]
+    finally:
+        client.application.extensions["winserve.jobs"].close()

@@ -1,0 +1,165 @@
+"""The prediction log seen from the web (issue 26): one entry per prediction request, handed to
+the writer's queue after the response is made; the log's counters in ``/metrics``; and
+``GET /models/<name>/log.csv`` (and ``/log.csv`` for the default model), the owner's export.
+
+::
+
+    view: decode → service.predict ──► environ[PREDICTED] = (request, info, prediction)
+    after_request (every route; only prediction routes make entries):
+        Entry(time, id, model, version, route, caller, latency, status, rows, refs)
+          └─► PredictionLog.put  (a deque append; full: counted, dropped)
+
+The views only keep references (no copies, no JSON): turning them into rows is the writer
+thread's work. A request refused before it predicted (a 400, a 503) is logged without rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
+from flask.typing import ResponseReturnValue
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from winserve.errors import BadRequest
+from winserve.predlog import export
+from winserve.predlog.store import Entry
+from winserve.predlog.writer import PredictionLog
+from winserve.registry import Slot
+from winserve.web import observe, slots
+
+KEY = "winserve.prediction_log"
+# where a view leaves (decoded request, model description, prediction) for the log
+PREDICTED = "winserve.predicted"
+# routes that predict: logged even when they fail before predicting (MCP: its tool calls only)
+PREDICTION_ENDPOINTS = frozenset(
+    {
+        "native.predict",
+        "native_model.predict",
+        "mlflow.invocations",
+        "mlflow_model.invocations",
+        "oip.infer",
+        "ui.predict_form",
+        "ui_model.predict_form",
+    }
+)
+
+bp = Blueprint("prediction_log", __name__)
+
+
+class LogMetrics:
+    """The log's counters for ``/metrics``, read at scrape time."""
+
+    def __init__(self, plog: PredictionLog) -> None:
+        self._plog = plog
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._plog.status()
+        written = CounterMetricFamily(
+            "winserve_prediction_log_written", "Prediction log entries written to its file."
+        )
+        written.add_metric((), status.written)
+        dropped = CounterMetricFamily(
+            "winserve_prediction_log_dropped",
+            "Prediction log entries not written: the queue was full (queue_full) or the disk "
+            "refused them (disk_error).",
+            labels=("reason",),
+        )
+        dropped.add_metric(("queue_full",), status.dropped)
+        dropped.add_metric(("disk_error",), status.lost)
+        yield written
+        yield dropped
+
+
+def install(app: Flask, plog: PredictionLog | None) -> None:
+    """Log ``app``'s prediction requests to ``plog`` (None: the log is off)."""
+    app.register_blueprint(bp)
+    app.register_blueprint(bp, url_prefix="/models/<model>", name="prediction_log_model")
+    if plog is None:
+        return
+    app.extensions[KEY] = plog
+    app.extensions["winserve.metrics"].register(LogMetrics(plog))
+    put = plog.put
+
+    @app.after_request
+    def log_prediction(response: Response) -> Response:
+        environ = request.environ
+        predicted = environ.get(PREDICTED)
+        if predicted is None and request.endpoint not in PREDICTION_ENDPOINTS:
+            return response
+        now = time.perf_counter()
+        taken: dict[str | None, Slot] | None = g.get("winserve_slots")
+        slot = next(iter(taken.values())) if taken else None
+        decoded, info, prediction = predicted if predicted is not None else (None, None, None)
+        rule = request.url_rule
+        put(
+            Entry(
+                time.time(),
+                environ.get(observe.REQUEST_ID, "-"),
+                slot.name if slot is not None else slots.model_used(),
+                slot.version if slot is not None else None,
+                (slot.sha256 or None) if slot is not None else None,
+                rule.rule if rule is not None else "unmatched",
+                request.method,
+                request.remote_addr,
+                (now - environ.get(observe.STARTED, now)) * 1000,
+                response.status_code,
+                environ.get("winserve.rows"),
+                decoded,
+                info.feature_names if info is not None else None,
+                prediction,
+            )
+        )
+        return response
+
+
+def _moment(name: str, default: datetime) -> datetime:
+    text = request.args.get(name)
+    if not text:
+        return default
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"{name}={text[:40]!r} is not a date or time; expected ISO 8601, for example "
+            "2026-12-01 or 2026-12-01T09:30 (UTC unless an offset is given)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _owner() -> None:
+    """With a token, its holder (the token check already ran); without, this computer only:
+    the log holds what colleagues sent."""
+    from winserve.web.models import LOCAL_ADDRESSES, Forbidden
+
+    if current_app.config.get("WINSERVE_TOKEN"):
+        return
+    if request.remote_addr not in LOCAL_ADDRESSES:
+        raise Forbidden(
+            "the prediction log is for the owner: from this computer only, unless a token is "
+            "set (setting: token)"
+        )
+
+
+@bp.get("/log.csv")
+def log_csv() -> ResponseReturnValue:
+    """The log of this model from ``since`` to ``until`` as CSV: the owner's (this computer,
+    or whoever holds the token)."""
+    _owner()
+    plog: PredictionLog | None = current_app.extensions.get(KEY)
+    if plog is None:
+        raise BadRequest("the prediction log is off (setting: log)")
+    name = slots.slot().name  # 404 for a model not served
+    now = datetime.now(UTC)
+    until = _moment("until", now)
+    since = _moment("since", datetime.fromtimestamp(now.timestamp() - plog.days * 86_400, UTC))
+    lines = export.csv_lines(plog.path, name, since.timestamp(), until.timestamp())
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}-log-{stamp}.csv"'},
+    )
