@@ -19,6 +19,7 @@ from typing import Any
 
 from winserve.backends.base import error_from
 from winserve.errors import WinserveError
+from winserve.host.reference import how_to_make
 from winserve.model_info import ModelInfo
 
 # the host's error types that are no fault of the request nor of the model (winserve.host.why)
@@ -47,3 +48,17 @@ def reference_of(info: ModelInfo) -> dict[str, Any] | None:
     when it cannot be used), or None when there is none."""
     found = info.extra.get("reference")
     return dict(found) if isinstance(found, dict) else None
+
+
+def require_reference(info: ModelInfo) -> None:
+    """``NoReference`` (409) when the model has no usable reference sample: saying which file
+    to add and how to make it, or why the one there cannot be used."""
+    found = reference_of(info)
+    if found is None:
+        source = info.source if info.sha256 else ""  # a file, not "built-in demo"
+        raise NoReference(
+            "this model has no reference sample, which explanations and what-if curves are "
+            f"computed against: {how_to_make(source)}"
+        )
+    if found.get("problem"):
+        raise NoReference(str(found["problem"]))

@@ -600,6 +600,7 @@ class Service:
         from winserve import explaining
 
         info = info or self.info()
+        explaining.require_reference(info)
         prepared = prepare(request, info, max_rows=self.max_rows, max_text=self.max_text)
         record = self.backend.ask("explain", prepared.payload, {})
         return list(explaining.answer(record)["explanations"])
@@ -612,6 +613,7 @@ class Service:
         from winserve import explaining
 
         info = info or self.info()
+        explaining.require_reference(info)
         if request.n_rows != 1:
             raise BadRequest(f"what-if takes one row; {request.n_rows} were sent")
         prepared = prepare(request, info, max_rows=1, max_text=self.max_text)

@@ -110,6 +110,26 @@ def decode(body: Any, proba: bool) -> PredictRequest:
     )
 
 
+def decode_whatif(body: Any) -> tuple[PredictRequest, list[str]]:
+    """``POST /whatif`` (issue 25): ``{"row": <one row, as /predict takes it>, "columns":
+    ["a", ...]}`` (``columns`` optional: every input), or the row object alone."""
+    if isinstance(body, dict) and "row" in body and set(body) <= {"row", "columns"}:
+        columns = body.get("columns", [])
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise BadRequest('"columns" must be a list of column names')
+        request = decode(body["row"], False)
+    elif isinstance(body, dict) and "columns" not in body and "data" not in body:
+        columns, request = [], decode(body, False)
+    else:
+        raise BadRequest(
+            'expected {"row": {...one row...}, "columns": ["a", ...]} ("columns" optional: '
+            "every input), or the row object alone"
+        )
+    if request.n_rows != 1:
+        raise BadRequest(f"what-if takes one row; {request.n_rows} were sent")
+    return request, list(dict.fromkeys(columns))
+
+
 def from_uploads(files: dict[str, list[bytes]], proba: bool) -> PredictRequest:
     """Image files uploaded as multipart/form-data, by input name (issue 24)."""
     return PredictRequest(inputs=dict(files), proba=proba)
