@@ -10,15 +10,18 @@ import csv
 import io
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests import zoo
-from tests.helpers import running_server, wait_until
+from tests.helpers import running_server, server_env, wait_until
 
 pytestmark = [pytest.mark.spawn, pytest.mark.server]
 TOLERANCE = 1e-9
@@ -29,6 +32,8 @@ class Served:
     case: zoo.Case
     url: str
     want: dict[str, Any]
+    args: list[str]  # what serves it: the model file, or --factory …
+    folder: Path
 
 
 @pytest.fixture(scope="module", params=list(zoo.BUILDERS))
@@ -37,8 +42,9 @@ def served(
 ) -> Iterator[Served]:
     case = zoo.BUILDERS[request.param]()
     folder = tmp_path_factory.mktemp(case.name)
-    with running_server(zoo.save(case, folder), cwd=folder) as server:
-        yield Served(case, server.url, zoo.expected(case))
+    args = zoo.save(case, folder)
+    with running_server(args, cwd=folder) as server:
+        yield Served(case, server.url, zoo.expected(case), args, folder)
 
 
 def same(got: Any, want: Any, where: str = "") -> None:
@@ -317,3 +323,18 @@ def test_mcp_tool_calls(served: Served) -> None:
         if case.proba:
             chances = [answer["probabilities"][str(c)] for c in want["classes"]]
             same(chances, want["probabilities"][index], f"row {index} probabilities")
+
+
+def test_winserve_check_says_ok_for_what_it_serves(served: Served) -> None:
+    """``winserve check`` runs the same load and sample prediction (issue 22: never OK for a
+    model that refuses a real row, and no model here does)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "winserve", "check", *served.args],
+        cwd=served.folder,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().splitlines()[-1].startswith("OK: the model loads and predicts")

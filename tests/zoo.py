@@ -549,6 +549,46 @@ def statsmodels_formula() -> Case:
     )
 
 
+class DtypeEcho:
+    """A model object that declares its column names and nothing else: it answers, per row,
+    each column's dtype and value as it got them (what winserve hands a model, issue 22)."""
+
+    feature_names_in_ = np.array(["a", "b", "c"], dtype=object)
+    n_features_in_ = 3
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.array(
+            [
+                " ".join(f"{c}:{frame[c].dtype}={frame[c].iloc[i]}" for c in frame.columns)
+                for i in range(len(frame))
+            ],
+            dtype=object,
+        )
+
+
+def dtype_echo() -> DtypeEcho:
+    return DtypeEcho()
+
+
+def dict_vectorizer_model() -> Any:
+    return dict_vectorizer().model
+
+
+ISSUE_22 = {
+    "search_pipeline",
+    "target_transformed",
+    "calibrated_pipeline",
+    "soft_voting",
+    "date_function",
+    "xgboost_categorical",
+    "catboost_categories",
+    "boosting_from_dtype_search",
+    "dict_vectorizer",
+    "imbalanced_pipeline",
+    "statsmodels_formula",
+}
+
+
 BUILDERS: dict[str, Callable[[], Case]] = {
     builder.__name__: builder
     for builder in (

@@ -38,6 +38,8 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         print(line, file=out)
     for line in _card_lines(settings, info):
         print(line, file=out)
+    for line in _kinds_not_declared(settings, info):
+        print(line, file=out)
     if settings.compile == "onnx":  # the details (rows verified, latencies) are on "runtime"
         compiled = info.runtime.startswith("onnxruntime") and "compiled" in info.runtime
         verdict = "verified, onnxruntime answers" if compiled else "NOT used, scikit-learn answers"
@@ -91,6 +93,28 @@ def _card_lines(settings: Settings, info: ModelInfo) -> list[str]:
     ]
     lines = [banner.line("card", f"{Path(found.source).name}: {', '.join(described)}")]
     lines += [banner.line("WARNING", note) for note in card.check_against(found, info)]
+    return lines
+
+
+def _kinds_not_declared(settings: Settings, info: ModelInfo) -> list[str]:
+    """A warning per column whose kind the model does not declare (issue 22): it is passed as
+    sent, and the card can pin it. Columns the model drops are left out: their kind is moot."""
+    sidecar = card.sidecar_for(settings.model)
+    where = sidecar.name if sidecar is not None and not settings.factory else "the model card"
+    lines = []
+    for feature in info.features:
+        if feature.kind != "any" or feature.kind_note.startswith("dropped"):
+            continue
+        why = feature.kind_note or "no step of the model declares its kind"
+        lines.append(
+            banner.line(
+                "WARNING",
+                f"column {feature.name!r}: {why}, so it is passed as sent (JSON values as "
+                "typed, CSV cells as pd.read_csv types the column); if the model needs one "
+                f'kind there, pin it in {where}: [features.{feature.name}] kind = "category" '
+                '(or "number", "text", "bool")',
+            )
+        )
     return lines
 
 

@@ -26,6 +26,7 @@ number. Each column's ``kind_note`` says where its kind came from when it is "an
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any
@@ -297,10 +298,9 @@ def _xgboost_categories(booster: Any) -> dict[int, list[Any]]:
         if not offsets:
             continue
         data = bytes(values)
-        ends = [*offsets[1:], len(data)]
+        # offsets: where each category starts, and where the last one ends
         found[position] = [
-            data[start:end].decode("utf-8", "replace")
-            for start, end in zip(offsets, ends, strict=True)
+            data[start:end].decode("utf-8", "replace") for start, end in itertools.pairwise(offsets)
         ]
     return found
 
