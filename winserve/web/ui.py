@@ -206,7 +206,7 @@ def _list_page() -> ResponseReturnValue:
                 "state": page_state(health).text if health is not None else "",
                 "key": page_state(health).key if health is not None else "failed",
                 "loading": entry.loading and slot is None,
-                "reason": paths.public(entry.reason),
+                "reason": paths.public(public_reason(entry.reason)),  # one line (issue 22)
             }
         )
     refused = {name: paths.public(reason) for name, reason in chosen.refused().items()}
