@@ -1,4 +1,5 @@
-"""The native JSON API: ``POST /predict``, ``GET /model``, ``GET /health``."""
+"""The native JSON API: ``POST /predict`` (``?explain=true``: each row's Shapley values, issue
+25), ``POST /whatif``, ``GET /model``, ``GET /health``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from winserve import explaining
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.registry import Slot
@@ -27,10 +29,11 @@ def predict() -> ResponseReturnValue:
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     slot = slots.slot()
     service = slot.service
-    proba = scores = False
+    proba = scores = explain = False
     if req.environ.get("QUERY_STRING"):  # most calls have none: no query parsing
         proba = flag(req.args.get("proba"))
         scores = flag(req.args.get("scores"))
+        explain = flag(req.args.get("explain"))
     if uploads.is_upload(req):  # image files, one field per input (issue 24)
         images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])
         decoded = native.from_uploads(images, proba)
@@ -39,10 +42,15 @@ def predict() -> ResponseReturnValue:
         decoded = native.decode(body, proba)
     decoded.scores = scores
     info = service.info()  # one snapshot of the model's description for this request
+    if explain:  # 409 saying what file to add, before any model call (issue 25)
+        explaining.require_reference(info)
     prediction = service.predict(decoded, info)
     req.environ["winserve.rows"] = decoded.n_rows
     req.environ[PREDICTED] = (decoded, info, prediction)  # for the prediction log (issue 26)
-    response = json_response(native.encode(prediction, info, proba, scores))
+    answer = native.encode(prediction, info, proba, scores)
+    if explain:
+        answer["explanations"] = service.explain(decoded, info)
+    response = json_response(answer)
     response.headers.add("X-Model-Version", str(slot.version))  # added: a new response
     return response
 
@@ -60,7 +68,20 @@ def public_info(slot: Slot) -> dict[str, Any]:
     info["sha256"] = slot.sha256 or info.get("sha256", "")
     if slot.loaded_at:
         info["loaded_at"] = slot.loaded_at
+    info["reference"] = explaining.reference_of(model)  # {rows, source} or None (issue 25)
     return info
+
+
+@bp.post("/whatif")
+def whatif() -> ResponseReturnValue:
+    """One row's prediction as each input (or each of ``columns``) sweeps its reference
+    range (issue 25): ``{"curves": [{column, kind, values, predictions, probabilities?}]}``."""
+    slot = slots.slot()
+    body = json_body(request, current_app.config["WINSERVE_MAX_BODY"])
+    decoded, columns = native.decode_whatif(body)
+    response = jsonify(slot.service.whatif(decoded, columns))
+    response.headers["X-Model-Version"] = str(slot.version)
+    return response
 
 
 @bp.get("/model")

@@ -121,6 +121,41 @@ MLFLOW_ERROR: Schema = {
 }
 OIP_ERROR: Schema = {"type": "object", "properties": {"error": {"type": "string"}}}
 ANY_OBJECT: Schema = {"type": "object"}
+EXPLANATIONS: Schema = {  # issue 25
+    "type": "array",
+    "description": "with ?explain=true, one per row: baseline + sum(contributions) = output",
+    "items": {
+        "type": "object",
+        "properties": {
+            "baseline": {"type": "number"},
+            "output": {"type": "number"},
+            "contributions": {"type": "object", "additionalProperties": {"type": "number"}},
+            "method": {"enum": ["exact", "permutation"]},
+            "background_rows": {"type": "integer"},
+            "explained": {"enum": ["probability", "prediction"]},
+            "class": {},
+        },
+    },
+}
+WHATIF: Schema = {
+    "type": "object",
+    "properties": {
+        "curves": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "column": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "values": {"type": "array"},
+                    "predictions": {"type": "array"},
+                    "probabilities": {"type": "array"},
+                },
+            },
+        },
+        "classes": {"type": "array"},
+    },
+}
 JSONRPC: Schema = {
     "type": "object",
     "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer", "null"]}},
@@ -201,7 +236,10 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
         + ") is applied as MLflow applies it: for an MLflow folder whose signature's params "
         "schema declares it",
     }
-    predictions = {"type": "object", "properties": {"predictions": {"type": "array"}}}
+    predictions = {
+        "type": "object",
+        "properties": {"predictions": {"type": "array"}, "explanations": EXPLANATIONS},
+    }
     if not names:
         names = [info.name] if info is not None else []
     name_schema: Schema = {"enum": names} if names else {"type": "string"}
@@ -257,12 +295,56 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
                         "description": "also return the model's scores (decision_function or "
                         "score_samples), where it has them",
                     },
+                    {
+                        "name": "explain",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "also return each row's explanation: how much each input "
+                        "column moved the prediction (a classifier's: the probability of its "
+                        "predicted class) from the average over the model's reference sample "
+                        "(<name>.reference.csv); 409 when the model has none (issue 25)",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": rows_body}, **_uploads(info)},
                 },
                 "responses": {"200": _ok(predictions), "default": _error(NATIVE_ERROR)},
+            }
+        },
+        "/whatif": {
+            "post": {
+                "summary": "What if: one row's prediction as each input sweeps its reference "
+                "range (numbers: quantiles; categories: each value seen); 409 without a "
+                "reference sample",
+                "tags": ["winserve"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "oneOf": [
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "row": row,
+                                            "columns": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                                "description": "the inputs to sweep "
+                                                "(default: every input)",
+                                            },
+                                        },
+                                        "required": ["row"],
+                                        "additionalProperties": False,
+                                    },
+                                    row,
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _ok(WHATIF), "default": _error(NATIVE_ERROR)},
             }
         },
         "/model": _get("What the model is and expects", _ok(ANY_OBJECT), NATIVE_ERROR, "winserve"),
@@ -390,6 +472,7 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
 # MLflow blueprints there), described with that model's own columns
 MODEL_ROUTES = (
     "/predict",
+    "/whatif",
     "/model",
     "/health",
     "/invocations",

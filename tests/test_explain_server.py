@@ -1,0 +1,132 @@
+"""Explanations and what-if curves through a real server (issue 25): waitress, spawned model
+hosts, a pipeline with categories and missing values and its ``churn.reference.csv``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from tests import zoo
+from tests.helpers import running_server, wait_until
+
+pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
+
+TOLERANCE = 1e-9  # exact enumeration: the contributions add up to rounding
+WATCH = 0.5
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON records, a missing value as null."""
+    loaded: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return loaded
+
+
+def churn_files(folder: Path, name: str = "churn", seed: int = 11) -> Any:
+    case = zoo.imputer_pipeline()
+    joblib.dump(case.model, folder / f"{name}.joblib")
+    reference = zoo._mixed_frame(300, np.random.default_rng(seed))
+    reference.to_csv(folder / f"{name}.reference.csv", index=False)
+    return case
+
+
+def check_explanations(model: Any, frame: pd.DataFrame, explanations: list[Any]) -> None:
+    probabilities = model.predict_proba(frame)
+    predicted = model.predict(frame)
+    classes = list(model.classes_)
+    assert len(explanations) == len(frame)
+    for i, found in enumerate(explanations):
+        assert list(found["contributions"]) == list(frame.columns)  # the user's columns
+        assert found["class"] == predicted[i]
+        expected = probabilities[i, classes.index(predicted[i])]
+        assert found["output"] == pytest.approx(expected, abs=TOLERANCE)
+        total = found["baseline"] + sum(found["contributions"].values())
+        assert total == pytest.approx(found["output"], abs=TOLERANCE)
+
+
+def test_predict_explains_each_row_and_whatif_sweeps_the_reference(tmp_path: Path) -> None:
+    case = churn_files(tmp_path)
+    rows = case.rows.head(3)
+    with running_server([str(tmp_path / "churn.joblib")], cwd=tmp_path) as server:
+        url = server.url
+        described = requests.get(f"{url}/model", timeout=30).json()
+        assert described["reference"] == {"rows": 300, "source": "churn.reference.csv"}
+
+        plain = requests.post(f"{url}/predict", json=records(rows), timeout=30)
+        assert plain.status_code == 200 and "explanations" not in plain.json()
+        answer = requests.post(f"{url}/predict?explain=true", json=records(rows), timeout=60)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["predictions"] == plain.json()["predictions"]
+        check_explanations(case.model, rows, body["explanations"])
+
+        row = rows.head(1)
+        swept = requests.post(
+            f"{url}/whatif", json={"row": records(row)[0], "columns": ["spend", "plan"]}, timeout=60
+        )
+        assert swept.status_code == 200, swept.text
+        curves = swept.json()["curves"]
+        assert [c["column"] for c in curves] == ["spend", "plan"]
+        for curve in curves:
+            frame = pd.concat([row] * len(curve["values"]), ignore_index=True)
+            frame[curve["column"]] = curve["values"]
+            assert curve["predictions"] == case.model.predict(frame).tolist()
+
+        unknown = requests.post(
+            f"{url}/whatif", json={"row": records(row)[0], "columns": ["spnd"]}, timeout=30
+        )
+        assert unknown.status_code == 400
+        assert "unknown column 'spnd'" in unknown.json()["error"]["message"]
+        two = requests.post(f"{url}/whatif", json={"row": records(rows.head(2))}, timeout=30)
+        assert two.status_code == 400 and "one row" in two.json()["error"]["message"]
+
+
+def test_no_reference_is_a_clear_409_and_a_swapped_model_explains_as_the_new_one(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    case = churn_files(folder)
+    bare = zoo.imputer_pipeline()
+    joblib.dump(bare.model, folder / "bare.joblib")  # no reference beside it
+    row = records(case.rows.head(1))
+    with running_server([str(folder), "--watch-seconds", str(WATCH)], cwd=tmp_path) as server:
+        url = server.url
+        refused = requests.post(f"{url}/models/bare/predict?explain=true", json=row, timeout=30)
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["error"]["message"]
+        assert "bare.reference.csv" in message
+        assert 'df.sample(1000).to_csv("bare.reference.csv", index=False)' in message
+        assert requests.post(f"{url}/models/bare/predict", json=row, timeout=30).ok
+        assert requests.post(f"{url}/models/bare/whatif", json=row[0], timeout=30).status_code == (
+            409
+        )
+        assert requests.get(f"{url}/models/bare", timeout=30).json()["reference"] is None
+
+        first = requests.post(f"{url}/models/churn/predict?explain=true", json=row, timeout=60)
+        assert first.status_code == 200, first.text
+        check_explanations(case.model, case.rows.head(1), first.json()["explanations"])
+
+        # a retrained model (other labels: other probabilities) replaces the file
+        from sklearn.base import clone
+
+        frame = zoo._mixed_frame(400, np.random.default_rng(99))
+        labels = np.where(frame["region"].isin(["north", "east"]), "leaves", "stays")
+        retrained = clone(case.model).fit(frame, labels)
+        joblib.dump(retrained, tmp_path / "churn.tmp")
+        os.replace(tmp_path / "churn.tmp", folder / "churn.joblib")
+        wait_until(
+            lambda: requests.get(f"{url}/models/churn", timeout=30).json()["version"] == 2,
+            timeout=60,
+        )
+        second = requests.post(f"{url}/models/churn/predict?explain=true", json=row, timeout=60)
+        assert second.status_code == 200, second.text
+        check_explanations(retrained, case.rows.head(1), second.json()["explanations"])
+        assert second.json()["explanations"] != first.json()["explanations"]
