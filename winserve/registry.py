@@ -45,6 +45,7 @@ from winserve import scratch
 from winserve.backends.base import Backend, Health
 from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
 from winserve.host import model_code
+from winserve.host import reference as reference_sample
 from winserve.jobs import JobManager, jobs_parent
 from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
@@ -513,6 +514,10 @@ class Registry:
             code = model_code.code_file(path)
             if code.is_file():
                 shutil.copyfile(code, model_code.code_file(target))
+            # the reference sample too: explanations read it beside the file loaded (issue 25)
+            sample = reference_sample.path_for(path)
+            if sample.is_file():
+                shutil.copyfile(sample, reference_sample.path_for(target))
         except OSError:
             self._drop_copy(folder)
             raise
