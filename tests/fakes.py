@@ -1,0 +1,218 @@
+"""Fake model hosts for fast tests of the pool and the registry, with no process (issue 23).
+
+::
+
+    test ── FakeModel (latency, a row value that hangs / crashes / is refused, load failures)
+              │ .make_replica(index, spec)           │ .make_backend(spec, workers)
+              ▼                                      ▼
+    PoolBackend ─► FakeReplica.predict(payload)    Registry ─► FakeBackend (a PoolBackend of
+      (what a spawned ModelHost answers: a host      FakeReplicas: start, wait_ready, predict,
+       record, TimeoutError past the call's          close, as the registry sees a backend)
+       timeout, EOFError when it "dies")
+
+The fake model answers ``2 * x0 + x1`` for each row of a ``{"matrix": …}`` payload. A row whose
+``x0`` is ``model.refuse`` is refused with a ValueError (the host's isolated-rows record, as
+``ModelHost.predict`` answers, when the call holds other rows); ``model.hang`` makes the call
+block until its timeout (``TimeoutError``, as the proxy raises it) or until the replica is
+killed; ``model.crash`` ends the "process" during the call (``EOFError``, as a dead host's
+connection does). Every wait is bounded, and ``kill``/``stop`` unblock a call at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from winserve.backends.base import ReplicaHealth, ReplicaState
+from winserve.backends.pool import PoolBackend
+from winserve.backends.replica import Replica
+from winserve.errors import ModelLoadError
+from winserve.model_file import sha256_of
+from winserve.model_info import ModelSpec
+
+_pids = itertools.count(900_001)  # fake process ids: each start gets a new one
+
+
+def row(x0: float, x1: float = 1.0) -> dict[str, Any]:
+    """One request's payload: one row of two numbers."""
+    return {"matrix": np.array([[x0, x1]])}
+
+
+def rows(*x0: float) -> dict[str, Any]:
+    """One request's payload with several rows (``x1`` = 1)."""
+    return {"matrix": np.array([[x, 1.0] for x in x0])}
+
+
+def answer(x0: float, x1: float = 1.0) -> float:
+    """What the fake model predicts for a row."""
+    return 2 * x0 + x1
+
+
+@dataclass
+class FakeModel:
+    """What every fake replica made by ``make_replica`` does; a test changes it while the pool
+    runs. ``calls`` has the rows of each model call, in order; ``replicas`` every replica made."""
+
+    latency: float = 0.0  # seconds each call takes
+    load_seconds: float = 0.0
+    load_error: str = ""  # every start raises ModelLoadError with it
+    refuse: float | None = None  # a row with this x0 is refused (400, ValueError)
+    hang: float | None = None  # a call holding a row with this x0 never answers
+    crash: float | None = None  # a call holding a row with this x0 kills its host
+    crash_times: int = 1 << 30  # how many calls may crash on it before it answers
+    name: str = "fake"
+    calls: list[int] = field(default_factory=list)
+    replicas: list[FakeReplica] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def make_replica(self, index: int, spec: ModelSpec) -> Replica:
+        replica = FakeReplica(index, spec, self)
+        with self.lock:
+            self.replicas.append(replica)
+        # the pool's MakeReplica is typed to the concrete Replica (issue 23 names the seam)
+        return cast(Replica, replica)
+
+    def pool(self, spec: ModelSpec | None = None, **options: Any) -> PoolBackend:
+        """A started pool of fake replicas (``options``: PoolBackend's keywords)."""
+        pool = PoolBackend(spec or ModelSpec(), make_replica=self.make_replica, **options)
+        pool.start()
+        return pool
+
+    def make_backend(self, spec: ModelSpec, workers: int) -> PoolBackend:
+        """The registry's ``MakeBackend``: a pool of fake replicas (not started: the registry
+        starts it)."""
+        return PoolBackend(spec, workers=workers, make_replica=self.make_replica, timeout=5.0)
+
+    def info(self, spec: ModelSpec) -> dict[str, Any]:
+        """The description a host gives after a load."""
+        return {
+            "name": self.name,
+            "model_type": "FakeRegressor",
+            "task": "regression",
+            "features": [{"name": "x0"}, {"name": "x1"}],
+            "feature_names_known": True,
+            "source": spec.path,
+            # the loaded file's, as a host says it: the registry compares it with a new file's
+            "sha256": sha256_of(Path(spec.path)) if spec.path else "",
+        }
+
+
+class FakeReplica:
+    """What ``PoolBackend`` calls on a replica (``winserve.backends.replica.Replica``)."""
+
+    def __init__(self, index: int, spec: ModelSpec, model: FakeModel) -> None:
+        self.index, self.spec, self.model = index, spec, model
+        self.state: ReplicaState = "starting"
+        self.restarts = 0
+        self.last_error = ""
+        self.started_at = 0.0
+        self.load_seconds = 0.0
+        self.starts = self.kills = 0
+        self.start_times: list[float] = []  # when each start began (time.monotonic)
+        self.stopped = False
+        self._pid: int | None = None
+        self._alive = False
+        self._ended = threading.Event()  # set by kill/stop: a blocked call returns at once
+        self._crashed = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def health(self) -> ReplicaHealth:
+        return ReplicaHealth(
+            self.index, self.state, self.restarts, self._pid, self.last_error, self.load_seconds
+        )
+
+    def start(self, load_timeout: float) -> dict[str, Any]:
+        began = time.monotonic()
+        if self.stopped:
+            raise BrokenPipeError("the replica was stopped")
+        self._ended = threading.Event()
+        self.starts += 1
+        self.start_times.append(began)
+        self._pid = next(_pids)
+        self._alive = True
+        if self._ended.wait(min(self.model.load_seconds, load_timeout)):
+            raise BrokenPipeError("the replica was stopped while its host started")
+        if self.model.load_seconds > load_timeout:
+            raise TimeoutError("load")
+        if self.model.load_error:
+            raise ModelLoadError(self.model.load_error)
+        self.started_at = time.monotonic()
+        self.load_seconds = self.started_at - began
+        return self.model.info(self.spec)
+
+    def predict(
+        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
+    ) -> dict[str, Any]:
+        if not self._alive:
+            raise BrokenPipeError("the model host is not running")
+        matrix = payload["matrix"]
+        first = [float(v) for v in matrix[:, 0]]
+        model = self.model
+        with model.lock:
+            model.calls.append(len(first))
+        if model.crash in first and self._crashed < model.crash_times:
+            self._crashed += 1
+            self.die()
+            raise EOFError("the host died")
+        if model.hang in first:
+            if self._ended.wait(timeout):
+                raise EOFError("killed")
+            raise TimeoutError("no answer")
+        if model.latency:
+            if self._ended.wait(min(model.latency, timeout)):
+                raise EOFError("killed")
+            if model.latency > timeout:
+                raise TimeoutError("no answer")
+        predictions: list[Any] = [answer(a, b) for a, b in matrix.tolist()]
+        bad = [i for i, x0 in enumerate(first) if x0 == model.refuse]
+        if not bad:
+            return {"ok": True, "predictions": predictions, "probabilities": None, "scores": None}
+        failed = {"ok": False, "error": _refused(bad[0])}
+        if len(first) < 2:
+            return failed
+        for i in bad:
+            predictions[i] = None
+        isolated = {"predictions": predictions, "errors": [(i, _refused(i)) for i in bad]}
+        return {**failed, "isolated": isolated}
+
+    def die(self) -> None:
+        """The host process ends by itself (a crash while idle, an operator's kill)."""
+        self._alive = False
+
+    def alive(self) -> bool:
+        return self._alive
+
+    def exit_description(self) -> str:
+        return "the fake model process exited with code 1"
+
+    def kill(self) -> None:
+        self.kills += 1
+        self._alive = False
+        self._ended.set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.kill()
+        self.state = "stopped"
+
+
+def _refused(index: int) -> dict[str, Any]:
+    return {
+        "type": "ValueError",
+        "message": f"row {index} is refused by the fake model",
+        "input_error": True,
+    }
+
+
+def pids(model: FakeModel) -> set[int | None]:
+    """The fake process ids of every replica made, as they are now."""
+    return {r.pid for r in model.replicas}

@@ -1,0 +1,313 @@
+"""PoolBackend's logic with fake replicas, no process (issue 23): batching, deadlines, the retry
+of a crashed batch, dead hosts and their restarts. ``test_pool.py`` runs the same with real
+spawned hosts; these run in the fast layer, in seconds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeModel, answer, pids, row, rows
+from tests.helpers import wait_until
+from winserve.backends.pool import BACKOFF_FIRST, PoolBackend
+from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def pools() -> Iterator[Callable[..., PoolBackend]]:
+    """``pools(model, **options)``: a pool of ``model``'s fake replicas, ready; closed after."""
+    made: list[PoolBackend] = []
+
+    def make(model: FakeModel, **options: Any) -> PoolBackend:
+        pool = model.pool(**options)
+        made.append(pool)
+        pool.wait_ready(5)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+def at_once(pool: PoolBackend, payloads: list[dict[str, Any]]) -> list[Any]:
+    """Each payload as its own request, all released together; each answer's predictions (or
+    the error raised), by position."""
+    results: list[Any] = [None] * len(payloads)
+    gate = threading.Barrier(len(payloads))
+
+    def call(i: int) -> None:
+        gate.wait(5)
+        try:
+            results[i] = pool.predict(payloads[i]).predictions
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not any(t.is_alive() for t in threads), "a caller is still waiting"
+    return results
+
+
+# -- batching ---------------------------------------------------------------------------------
+
+
+def test_twenty_concurrent_requests_are_merged_into_few_calls(pools: Any) -> None:
+    model = FakeModel(latency=0.05)
+    pool = pools(model)
+    results = at_once(pool, [row(i) for i in range(20)])
+    assert results == [[answer(i)] for i in range(20)]
+    assert sum(model.calls) == 20
+    # the first caller finds the replica idle and calls alone; the others queue meanwhile and
+    # the dispatcher takes them together
+    assert len(model.calls) <= 4, model.calls
+    assert max(model.calls) >= 10, model.calls
+
+
+def test_a_batch_never_holds_more_than_max_batch_rows(pools: Any) -> None:
+    model = FakeModel(latency=0.02)
+    pool = pools(model, max_batch_rows=4)
+    payloads = [rows(i, i + 0.5, i + 0.25) if i % 5 == 0 else row(i) for i in range(20)]
+    results = at_once(pool, payloads)
+    for payload, result in zip(payloads, results, strict=True):
+        assert result == [answer(x0) for x0 in payload["matrix"][:, 0]]
+    assert max(model.calls) <= 4, model.calls
+    assert sum(model.calls) == 28
+    assert len(model.calls) >= 7  # 28 rows, at most 4 a call
+
+
+def test_a_request_larger_than_max_batch_rows_is_still_answered_alone(pools: Any) -> None:
+    model = FakeModel()
+    pool = pools(model, max_batch_rows=2)
+    assert pool.predict(rows(1, 2, 3, 4, 5)).predictions == [answer(x) for x in (1, 2, 3, 4, 5)]
+    assert model.calls == [5]
+
+
+def test_a_lone_caller_waits_for_no_batch(pools: Any) -> None:
+    """max_batch_wait_ms lets the dispatcher wait for company; a request alone in the pool is
+    called at once from its own thread and never waits for it (issue 14)."""
+    model = FakeModel()
+    pool = pools(model, max_batch_wait_ms=300)
+    took = []
+    for i in range(10):
+        began = time.perf_counter()
+        assert pool.predict(row(i)).predictions == [answer(i)]
+        took.append(time.perf_counter() - began)
+    assert max(took) < 0.1, took
+    assert model.calls == [1] * 10
+
+
+@pytest.mark.parametrize(("wait_ms", "calls"), [(150, [1, 5]), (0, [1, 1, 4])])
+def test_a_queued_request_waits_max_batch_wait_for_company(
+    pools: Any, wait_ms: float, calls: list[int]
+) -> None:
+    """A lone call (0.1 s), one request queued behind it, four more 0.12 s later: with
+    max_batch_wait_ms the dispatcher holds the queued one long enough to take the four along;
+    without, it calls it alone at once."""
+    model = FakeModel(latency=0.1)
+    pool = pools(model, max_batch_wait_ms=wait_ms)
+    results: list[Any] = []
+
+    def call(x0: float) -> None:
+        results.append(pool.predict(row(x0)).predictions[0])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    threads[0].start()
+    time.sleep(0.03)  # the replica is in the first (lone) call now
+    threads[1].start()
+    time.sleep(0.12)  # the lone call has ended: the dispatcher has taken request 1
+    for thread in threads[2:]:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == sorted(answer(i) for i in range(6))
+    assert model.calls == calls
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+
+def test_a_call_past_its_timeout_gets_504_and_a_fresh_replica(
+    pools: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = FakeModel(hang=-1)
+    pool = pools(model, timeout=0.3)
+    first = pids(model)
+    began = time.monotonic()
+    with pytest.raises(ModelTimeout, match=r"within 0\.3 s"):
+        pool.predict(row(-1))
+    assert time.monotonic() - began < 0.3 + 0.5
+    replica = model.replicas[0]
+    wait_until(lambda: pool.health().status == "ready" and replica.restarts == 1, 5)
+    assert replica.kills >= 1 and replica.starts == 2
+    assert pids(model).isdisjoint(first)  # a new host, not the hung one
+    assert pool.predict(row(2)).predictions == [answer(2)]
+    assert "replica 0: a prediction took longer than 0.3 s; restarting" in caplog.text
+
+
+def test_time_spent_queued_never_kills_a_replica(pools: Any) -> None:
+    """Ten one-row requests that can only be served one at a time, 0.15 s each, with a 0.4 s
+    timeout: the late ones get 504 from the queue, the replica keeps its host (issue 13)."""
+    model = FakeModel(latency=0.15)
+    pool = pools(model, timeout=0.4, max_batch_rows=1)
+    host = pids(model)
+    results = at_once(pool, [row(i) for i in range(10)])
+    answered = [r for r in results if isinstance(r, list)]
+    timed_out = [r for r in results if isinstance(r, ModelTimeout)]
+    assert len(answered) + len(timed_out) == 10, results
+    assert 1 <= len(answered) <= 4 and timed_out, results
+    assert max(model.calls) == 1
+    assert len(model.calls) == len(answered)  # a job past its deadline never reaches the model
+    replica = model.replicas[0]
+    assert (replica.kills, replica.restarts, replica.starts) == (0, 0, 1)
+    assert pids(model) == host and pool.health().status == "ready"
+
+
+def test_a_full_queue_is_refused_with_retry_advice(pools: Any) -> None:
+    model = FakeModel(latency=0.3)
+    pool = pools(model, max_queue=2, max_batch_rows=1)
+    results = at_once(pool, [row(i) for i in range(8)])
+    refused = [r for r in results if isinstance(r, ModelUnavailable)]
+    assert refused, results
+    assert all("max_queue" in str(r) and r.retry_after == 1 for r in refused)
+    assert sum(isinstance(r, list) for r in results) == 8 - len(refused)
+
+
+# -- a failed batch ---------------------------------------------------------------------------
+
+
+def test_a_refused_request_in_a_merged_batch_fails_alone(pools: Any) -> None:
+    model = FakeModel(latency=0.05, refuse=-1)
+    pool = pools(model)
+    values = [float(i) for i in range(8)]
+    values[5] = -1
+    results = at_once(pool, [row(v) for v in values])
+    assert any(n > 1 for n in model.calls), model.calls  # a merged call really held it
+    for value, result in zip(values, results, strict=True):
+        if value == -1:
+            assert isinstance(result, ModelInputError), result
+            assert "refused by the fake model" in str(result)
+        else:
+            assert result == [answer(value)]
+    assert model.replicas[0].restarts == 0  # a refused row is the input's fault, not the host's
+
+
+def test_a_batch_that_crashed_its_host_is_retried_each_alone(pools: Any) -> None:
+    """A request that kills the host once: its batch is retried, each request alone on the
+    fresh host, and everyone is answered."""
+    model = FakeModel(latency=0.05, crash=-2, crash_times=1)
+    pool = pools(model)
+    values = [float(i) for i in range(6)]
+    values[3] = -2
+    results = at_once(pool, [row(v) for v in values])
+    assert results == [[answer(v)] for v in values]
+    assert model.replicas[0].restarts == 1
+    crashed_at = next(i for i, _ in enumerate(model.calls) if i > 0 and model.calls[i] > 1)
+    assert model.calls[crashed_at + 1 :].count(1) >= model.calls[crashed_at], model.calls
+
+
+def test_a_request_that_crashes_the_host_twice_gets_503_its_neighbours_answers(
+    pools: Any,
+) -> None:
+    model = FakeModel(latency=0.05, crash=-2)
+    pool = pools(model)
+    values = [float(i) for i in range(6)]
+    values[2] = -2
+    results = at_once(pool, [row(v) for v in values])
+    for value, result in zip(values, results, strict=True):
+        if value == -2:
+            assert isinstance(result, ModelUnavailable), result
+            assert "crashed while predicting this request, twice" in str(result)
+            assert result.retry_after >= 1
+        else:
+            assert result == [answer(value)], results
+
+
+# -- dead hosts -------------------------------------------------------------------------------
+
+
+def test_a_host_that_died_while_idle_is_noticed_and_replaced(pools: Any) -> None:
+    model = FakeModel()
+    pool = pools(model)
+    replica = model.replicas[0]
+    old = replica.pid
+    replica.die()
+    wait_until(lambda: replica.restarts == 1 and replica.state == "ready", 5)
+    assert replica.pid != old
+    assert pool.predict(row(1)).predictions == [answer(1)]
+
+
+def test_while_no_replica_is_ready_a_caller_gets_503_with_retry_advice(pools: Any) -> None:
+    model = FakeModel(load_seconds=0.2)
+    pool = pools(model)
+    model.load_seconds = 1.0
+    model.replicas[0].die()
+    wait_until(lambda: model.replicas[0].state != "ready", 5)
+    with pytest.raises(ModelUnavailable, match="no model replica is ready") as caught:
+        pool.predict(row(1))
+    assert caught.value.retry_after >= 1
+    assert pool.health().status == "loading"
+    wait_until(lambda: pool.health().status == "ready", 5)
+
+
+def test_repeated_deaths_restart_with_backoff(pools: Any) -> None:
+    """A first failure restarts at once; the next waits BACKOFF_FIRST, then twice that."""
+    model = FakeModel(crash=-2)
+    pool = pools(model)
+    replica = model.replicas[0]
+    with pytest.raises(ModelUnavailable):
+        pool.predict(row(-2))  # crashes its host, is retried alone, crashes the next one
+    wait_until(lambda: replica.restarts == 2 and replica.state == "ready", 5)
+    replica.die()  # a third death, while idle
+    wait_until(lambda: replica.restarts == 3 and replica.state == "ready", 5)
+    gaps = [b - a for a, b in zip(replica.start_times, replica.start_times[1:], strict=False)]
+    assert len(gaps) == 3, gaps
+    assert gaps[0] < BACKOFF_FIRST  # the first crash: at once
+    assert gaps[1] >= BACKOFF_FIRST * 0.9, gaps
+    assert gaps[2] >= 2 * BACKOFF_FIRST * 0.9, gaps
+
+
+def test_a_model_that_fails_to_load_everywhere_is_not_retried() -> None:
+    model = FakeModel(load_error="ValueError: not a model")
+    pool = model.pool(workers=2)
+    try:
+        with pytest.raises(ModelLoadError, match="not a model"):
+            pool.wait_ready(5)
+        wait_until(lambda: all(r.state in ("failed", "stopped") for r in model.replicas), 5)
+        assert [r.starts for r in model.replicas] == [1, 1]
+        assert pool.health().status == "failed"
+    finally:
+        pool.close()
+
+
+def test_close_answers_the_waiting_and_stops_every_replica(pools: Any) -> None:
+    model = FakeModel(hang=-1)
+    pool = pools(model, workers=2, timeout=10)
+    results: list[Any] = []
+
+    def call() -> None:
+        try:
+            results.append(pool.predict(row(-1)))
+        except Exception as exc:
+            results.append(exc)
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    wait_until(lambda: len(model.calls) == 2, 5)  # both replicas hang, two requests queue
+    began = time.monotonic()
+    pool.close()
+    for thread in callers:
+        thread.join(5)
+    assert time.monotonic() - began < 3
+    assert len(results) == 4 and all(isinstance(r, ModelUnavailable) for r in results), results
+    assert all(r.stopped for r in model.replicas)
+    assert pool.health().status == "stopped"
