@@ -130,3 +130,37 @@ def test_no_reference_is_a_clear_409_and_a_swapped_model_explains_as_the_new_one
         assert second.status_code == 200, second.text
         check_explanations(retrained, case.rows.head(1), second.json()["explanations"])
         assert second.json()["explanations"] != first.json()["explanations"]
+
+
+def test_check_reports_the_reference_sample(tmp_path: Path) -> None:
+    """``winserve check`` says in one line whether explanations have a reference, and what
+    file to add when they have none."""
+    import subprocess
+    import sys
+
+    from tests.helpers import server_env
+
+    churn_files(tmp_path)
+    joblib.dump(zoo.imputer_pipeline().model, tmp_path / "bare.joblib")
+    (tmp_path / "broken.reference.csv").write_text("tenure,spend\n1,2\n", encoding="utf-8")
+    joblib.dump(zoo.imputer_pipeline().model, tmp_path / "broken.joblib")
+
+    def reference_line(model: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "winserve", "check", str(tmp_path / model)],
+            cwd=tmp_path,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return next(line for line in result.stdout.splitlines() if "reference" in line.split()[0])
+
+    assert reference_line("churn.joblib").endswith(
+        "churn.reference.csv, 300 rows (explanations and what-if curves on)"
+    )
+    bare = reference_line("bare.joblib")
+    assert "none" in bare and 'df.sample(1000).to_csv("bare.reference.csv", index=False)' in bare
+    broken = reference_line("broken.joblib")
+    assert "NOT used: broken.reference.csv cannot be used: it has no column 'plan'" in broken

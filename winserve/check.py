@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from winserve import banner, card
+from winserve import banner, card, explaining
 from winserve.backends.replica import Replica
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelInfo
@@ -40,6 +40,7 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         print(line, file=out)
     for line in _kinds_not_declared(settings, info):
         print(line, file=out)
+    print(banner.line("reference", explaining.reference_line(info)), file=out)  # issue 25
     if settings.compile == "onnx":  # the details (rows verified, latencies) are on "runtime"
         compiled = info.runtime.startswith("onnxruntime") and "compiled" in info.runtime
         verdict = "verified, onnxruntime answers" if compiled else "NOT used, scikit-learn answers"

@@ -62,3 +62,14 @@ def require_reference(info: ModelInfo) -> None:
         )
     if found.get("problem"):
         raise NoReference(str(found["problem"]))
+
+
+def reference_line(info: ModelInfo) -> str:
+    """What ``winserve check`` says of the reference sample, in one line."""
+    found = reference_of(info)
+    if found is None:
+        source = info.source if info.sha256 else ""
+        return f"none (explanations and what-if curves are off): {how_to_make(source)}"
+    if found.get("problem"):
+        return f"NOT used: {found['problem']}"
+    return f"{found['source']}, {found['rows']} rows (explanations and what-if curves on)"
