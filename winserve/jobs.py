@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import itertools
 import logging
 import os
 import re
@@ -57,6 +58,7 @@ from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
 from winserve.service import PredictRequest, Prepared, Service
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
+from winserve.workbook import Cells, is_workbook
 
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -106,7 +108,8 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0  # the final figure, once the job has ended (see ``elapsed``)
     ended_at: float | None = None
-    dialect: Dialect = field(default_factory=Dialect)
+    dialect: Dialect | Cells = field(default_factory=Dialect)
+    kind: Literal["csv", "xlsx"] = "csv"  # an Excel workbook is scored into one (issue 27)
 
     @property
     def source(self) -> Path:
@@ -114,13 +117,13 @@ class Job:
 
     @property
     def result(self) -> Path:
-        return self.directory / "scored.csv"
+        return self.directory / f"scored.{self.kind}"
 
     @property
     def result_name(self) -> str:
         stem = Path(self.filename).stem or "rows"
         safe = re.sub(r"[^\w.-]+", "_", stem)[:80] or "rows"
-        return f"{safe}-scored.csv"
+        return f"{safe}-scored.{self.kind}"
 
     @property
     def percent(self) -> int:
@@ -411,7 +414,10 @@ class JobManager:
         state: State = "failed"
         error = "the job was stopped"
         try:
-            self._score(job)
+            if is_workbook(job.source):  # .xlsx (issue 27)
+                self._score_workbook(job)
+            else:
+                self._score(job)
             state, error = "done", ""
         except WinserveError as exc:
             error = exc.message
@@ -626,3 +632,69 @@ class JobManager:
             written = [job.dialect.write_value(v) for v in values]
             cells.append((index, [*written, *probabilities, ""]))
         return cells
+
+    def _score_workbook(self, job: Job) -> None:
+        """An Excel workbook (issue 27): its table's rows through the same checks and calls
+        as a CSV's, the results kept by row number, then written into a copy of the workbook
+        (workbook.py). Progress counts the sheet's rows."""
+        from winserve import __version__, workbook
+
+        info = self._service.info()
+        workbook.check(job.source)
+        found = workbook.table(job.source, info.feature_names)
+        # progress by the sheet's rows (0 until done for a sheet saved without its size)
+        job.kind, job.dialect, job.size = "xlsx", found.cells, found.last_row
+        header = found.header
+        _unique_header(header)
+        try:
+            positions = _positions(header, info)
+        except BadRequest as exc:  # said of a sheet's first row, not of a CSV's first line
+            where = f"the sheet {found.cells.sheet!r}"
+            said = exc.message.replace("the CSV", where, 1).replace("first line", "first row", 1)
+            raise BadRequest(said) from None
+        results: dict[int, list[Any]] = {}
+        empty = self._error_cells(info, "")
+        chunk: list[tuple[int, list[Any]]] = []
+        rows = workbook.rows(job.source, found)
+        for number, values in itertools.chain(rows, [(0, [])]):
+            if number:  # (0, []) ends the sheet: the last chunk is scored
+                if workbook.blank(values):
+                    results[number] = empty
+                else:
+                    chunk.append((number, values))
+                if len(chunk) < self._chunk:
+                    continue
+            elif not chunk:  # the sheet ended with a full chunk, scored already
+                break
+            if self._closing.is_set():
+                return
+            if job.done_rows + len(chunk) > self._max_rows:
+                raise BadRequest(
+                    f"the sheet has more than {self._max_rows} rows, the most allowed "
+                    "(setting: max_csv_rows)"
+                )
+            inputs = job.dialect.read_inputs((v for _, v in chunk), positions, [])
+            lines = [n for n, _ in chunk]
+            for position, cells in self._predict(inputs, info, job, lines):
+                results[lines[position]] = cells
+            job.scored_rows += sum(not results[n][-1] for n in lines)
+            job.done_rows += len(chunk)
+            job.read_bytes = max(lines, default=job.read_bytes)
+            chunk = []
+        if job.done_rows == 0:
+            raise BadRequest(f"the sheet {found.cells.sheet!r} has no rows under its first row")
+        classes = [str(c) for c in info.classes] if info.has_proba else []
+        added = [*_prediction_names(info), *(f"probability {c}" for c in classes), "error"]
+        about = [
+            ("Scored by", f"winserve {__version__}"),
+            ("Model", info.name),
+            ("Model file SHA-256", info.sha256 or "(none)"),
+            ("Model loaded at", info.loaded_at),
+            ("Scored at (UTC)", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())),
+            ("Sheet scored", found.cells.sheet),
+            ("Rows", job.done_rows),
+            ("Rows scored", job.scored_rows),
+            ("Rows with an error", job.done_rows - job.scored_rows),
+        ]
+        workbook.write(job.source, job.result, found, added, results, about)
+        job.total_rows = job.done_rows

@@ -36,6 +36,7 @@ from winserve.web.prediction_log import PREDICTED
 bp = Blueprint(
     "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
 )
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
@@ -320,12 +321,14 @@ def job_status(job_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/jobs/<job_id>/result.csv")
+@bp.get("/jobs/<job_id>/result.xlsx")  # a workbook's (issue 27)
 def job_result(job_id: str) -> ResponseReturnValue:
     job = _job_slot(job_id).jobs.get(job_id)
     if job.state != "done":
         raise BadRequest("this job has not finished; its result is not ready")
+    mimetype = XLSX_TYPE if job.kind == "xlsx" else "text/csv"
     return send_file(
-        job.result, mimetype="text/csv", as_attachment=True, download_name=job.result_name
+        job.result, mimetype=mimetype, as_attachment=True, download_name=job.result_name
     )
 
 
