@@ -394,6 +394,18 @@ def _post(url: str, body: object) -> object:
         return json.loads(answer.read())
 
 
+def _post_when_loaded(url: str, body: object) -> object | None:
+    """The answer, or None while the model is still loading (503)."""
+    import urllib.error
+
+    try:
+        return _post(url, body)
+    except urllib.error.HTTPError as error:
+        if error.code == 503:
+            return None
+        raise
+
+
 WATCH = ("--no-browser", "--watch-seconds", "0.5")
 # ``python -m winserve`` as of this tree: the lane's embeddable Python has a ._pth file, so
 # neither the current folder nor PYTHONPATH is on its path, only the winserve installed there
@@ -442,9 +454,13 @@ def test_a_folder_of_models_is_served_and_a_replaced_file_picked_up(tmp_path: Pa
         assert opened, "".join(lines)
         url = opened[0].rstrip("/")
         row = [{"a": 1.0, "b": 2.0}]
-        assert _post(f"{url}/models/const/predict", row) == {"predictions": [1.0]}
-        assert _post(f"{url}/models/other/predict", row) == {"predictions": [9.0]}
-        assert _post(f"{url}/models/{long_name}/predict", row) == {"predictions": [5.0]}
+        # the port opens once the first model has loaded; the others may still be loading (503)
+        for name, value in (("const", 1.0), ("other", 9.0), (long_name, 5.0)):
+            end = time.monotonic() + 120
+            while (answer := _post_when_loaded(f"{url}/models/{name}/predict", row)) is None:
+                assert time.monotonic() < end, f"{name} never loaded: " + "".join(lines)
+                time.sleep(0.5)
+            assert answer == {"predictions": [value]}, name
         for value, how in ((2.0, "replace"), (3.0, "overwrite")):
             new = tmp_path / "retrained.joblib"
             _constant_model(new, value)
