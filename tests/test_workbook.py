@@ -34,11 +34,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INPUTS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
 
-def submit(session: requests.Session, page: str, data: bytes, name: str = "flowers.xlsx") -> str:
+def submit(session: requests.Session, page: str, data: bytes, sheet: str = "") -> str:
+    """Upload ``data`` as flowers.xlsx on the page, naming ``sheet``; the job's address."""
     answer = session.post(
         f"{page}jobs",
-        data={"csrf_token": page_token(session, page)},
-        files={"file": (name, data, XLSX)},
+        data={"csrf_token": page_token(session, page), "sheet": sheet},
+        files={"file": ("flowers.xlsx", data, XLSX)},
         allow_redirects=False,
         timeout=60,
     )
@@ -145,6 +146,11 @@ def test_the_sheet_naming_the_inputs_is_scored(tmp_path: Path) -> None:
     assert found.header == ["flower id", *INPUTS]
     assert list(workbook.rows(path, found)) == [(3, ["F1", 5.1, 3.5, 1.4, 0.2])]
     assert workbook.table(path, ["nowhere"]).cells.sheet == "Read me"  # else the first
+    assert workbook.table(path, INPUTS, "Read me").header == [
+        "This workbook holds flowers to score"
+    ]  # the one the user named
+    with pytest.raises(BadRequest, match="no sheet 'Data'; its sheets: 'Read me', 'Flowers'"):
+        workbook.table(path, INPUTS, "Data")
 
 
 # -- a real server, through the page -------------------------------------------------------
@@ -206,6 +212,8 @@ def test_a_workbook_comes_back_scored_with_its_formatting(
         assert "flowers-scored.xlsx" in answer.headers["Content-Disposition"]
         job_page = session.get(f"{server.url}{job}", timeout=10).text
         assert f"{job}/result.xlsx" in job_page
+        assert "Read from the Excel workbook, sheet &#39;Flowers&#39;" in job_page
+        assert "<td>8</td>" in job_page  # the refused row, by its row number in the sheet
 
     book = openpyxl.load_workbook(io.BytesIO(answer.content))
     assert book.sheetnames == ["Notes", "Flowers", "About"]
@@ -266,6 +274,11 @@ def test_hostile_workbooks_fail_their_job_with_a_sentence(
         assert done["state"] == "failed"
         assert "the sheet 'Sheet' has no columns 'sepal length (cm)'" in done["error"]
         assert "its first row must name the model's inputs" in done["error"]
+        data, _ = flowers_workbook()
+        named = finished(session, server.url, submit(session, page, data, sheet="Notes"))
+        assert "the sheet 'Notes' has no columns 'sepal length (cm)'" in named["error"]
+        named = finished(session, server.url, submit(session, page, data, sheet="Flower"))
+        assert "no sheet 'Flower'; its sheets: 'Notes', 'Flowers'" in named["error"]
         # the server still scores afterwards
         book = openpyxl.Workbook()
         book.active.append(INPUTS)

@@ -110,6 +110,7 @@ class Job:
     ended_at: float | None = None
     dialect: Dialect | Cells = field(default_factory=Dialect)
     kind: Literal["csv", "xlsx"] = "csv"  # an Excel workbook is scored into one (issue 27)
+    sheet: str = ""  # the workbook's sheet to score, when the user named one
 
     @property
     def source(self) -> Path:
@@ -641,7 +642,7 @@ class JobManager:
 
         info = self._service.info()
         workbook.check(job.source)
-        found = workbook.table(job.source, info.feature_names)
+        found = workbook.table(job.source, info.feature_names, job.sheet)
         # progress by the sheet's rows (0 until done for a sheet saved without its size)
         job.kind, job.dialect, job.size = "xlsx", found.cells, found.last_row
         header = found.header

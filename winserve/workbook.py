@@ -170,13 +170,17 @@ def _first_filled(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]] | No
     return None
 
 
-def table(path: Path, inputs: list[str]) -> Table:
-    """The sheet to score: the first whose first filled row names every model input, else
-    the first sheet; its header (the first filled row, as a CSV's first line)."""
+def table(path: Path, inputs: list[str], asked: str = "") -> Table:
+    """The sheet to score: ``asked`` (by name) when given, else the first whose first filled
+    row names every model input, else the first sheet; its header (the first filled row, as a
+    CSV's first line)."""
     with _opened(path, read_only=True, data_only=True) as book:
         names = tuple(book.sheetnames)
+        if asked and asked not in names:
+            shown = ", ".join(repr(n) for n in names[:20])
+            raise BadRequest(f"the workbook has no sheet {asked[:100]!r}; its sheets: {shown}")
         found: list[tuple[str, int, list[str], int]] = []
-        for name in names:
+        for name in [asked] if asked else names:
             sheet = book[name]
             if sheet.max_column and sheet.max_column > MAX_COLUMNS:
                 raise BadRequest(f"the sheet {name!r} has more columns than Excel allows")
@@ -184,12 +188,11 @@ def table(path: Path, inputs: list[str]) -> Table:
             if first is None:
                 continue
             found.append((name, first[0], first[1], sheet.max_row or 0))
-            if set(inputs) <= {h for h in first[1]}:
+            if asked or set(inputs) <= {h for h in first[1]}:
                 return Table(Cells(name, names), first[0], first[1], sheet.max_row or 0)
         if not found:
-            raise BadRequest(
-                "the workbook has no sheet with rows: its first row must name the columns"
-            )
+            where = f"the sheet {asked!r} has" if asked else "the workbook has no sheet with"
+            raise BadRequest(f"{where} no rows: its first row must name the columns")
         name, row, header, last = found[0]
         return Table(Cells(name, names), row, header, last)
 

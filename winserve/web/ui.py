@@ -289,6 +289,7 @@ def create_job() -> ResponseReturnValue:
     size = request.content_length or 0  # the free-space check's estimate (issue 28)
     if upload is not None and upload.filename:
         job = jobs.new(upload.filename, size)
+        job.sheet = request.form.get("sheet", "").strip()  # a workbook's, by name (issue 27)
         jobs.save(job, upload.save)  # a failed write frees the job's place (issue 28)
     elif pasted.strip():
         job = jobs.new("pasted rows.csv", size)
