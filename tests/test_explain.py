@@ -229,3 +229,22 @@ def test_a_large_reference_is_sampled_reproducibly(tmp_path: Path) -> None:
     assert first is not None and again is not None
     assert len(first.frame) == reference.MAX_ROWS
     pd.testing.assert_frame_equal(first.frame, again.frame)
+
+
+def test_an_explanation_past_its_time_stops_and_says_so(tmp_path: Path) -> None:
+    """The host stops short of the pool's deadline (``seconds``), which would kill the
+    replica, and says how many rows it explained; the web process answers 504."""
+    from winserve import explaining
+    from winserve.errors import ModelTimeout
+
+    model, background, row = linear_case()
+    host = host_for(tmp_path, model, background)
+    answer = host.explain({"matrix": row.to_numpy()}, {"seconds": 0.0})
+    assert not answer["ok"] and answer["error"]["type"] == "ExplainTooSlow"
+    assert (
+        "longer than 0 s" in answer["error"]["message"]
+        and "0 explained" in (answer["error"]["message"])
+    )
+    with pytest.raises(ModelTimeout, match="ask for fewer rows"):
+        explaining.answer(answer)
+    assert host.explain({"matrix": row.to_numpy()}, {"seconds": 30.0})["ok"]

@@ -86,6 +86,9 @@ def test_predict_explains_each_row_and_whatif_sweeps_the_reference(tmp_path: Pat
         assert "unknown column 'spnd'" in unknown.json()["error"]["message"]
         two = requests.post(f"{url}/whatif", json={"row": records(rows.head(2))}, timeout=30)
         assert two.status_code == 400 and "one row" in two.json()["error"]["message"]
+        many = requests.post(f"{url}/predict?explain=true", json=records(case.rows), timeout=30)
+        assert many.status_code == 400
+        assert "24 rows asked to be explained; at most 10" in many.json()["error"]["message"]
 
 
 def test_no_reference_is_a_clear_409_and_a_swapped_model_explains_as_the_new_one(

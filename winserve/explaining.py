@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from winserve.backends.base import error_from
-from winserve.errors import WinserveError
+from winserve.errors import BadRequest, ModelTimeout, WinserveError
 from winserve.host.reference import how_to_make
 from winserve.model_info import ModelInfo
 
@@ -40,6 +40,8 @@ def answer(record: dict[str, Any]) -> dict[str, Any]:
     error = record["error"]
     if error.get("type") in NOT_EXPLAINED:
         raise NoReference(str(error["message"]))
+    if error.get("type") == "ExplainTooSlow":
+        raise ModelTimeout(str(error["message"]))
     raise error_from(error)
 
 
@@ -48,6 +50,19 @@ def reference_of(info: ModelInfo) -> dict[str, Any] | None:
     when it cannot be used), or None when there is none."""
     found = info.extra.get("reference")
     return dict(found) if isinstance(found, dict) else None
+
+
+MAX_ROWS = 10  # rows one request may ask to explain (winserve.host.why.MAX_EXPLAINED_ROWS)
+
+
+def check_rows(n_rows: int) -> None:
+    """A 400 before any model call when a request asks for too many explanations."""
+    if n_rows > MAX_ROWS:
+        raise BadRequest(
+            f"{n_rows} rows asked to be explained; at most {MAX_ROWS} per request (each costs "
+            "up to 20,000 model rows): send the others in further requests, or without "
+            "?explain=true"
+        )
 
 
 def require_reference(info: ModelInfo) -> None:

@@ -151,7 +151,7 @@ class ModelHost:
         """The reference sample beside the model file, for explanations (issue 25); what it
         is goes in ``info["extra"]["reference"]`` (None: there is none)."""
         self._model_path = spec.path
-        if any(f.get("shape") for f in self._features):  # tensors and images: not columns
+        if not self._features or any(f.get("shape") for f in self._features):  # not columns
             self._reference = None
         else:
             self._reference = reference_sample.load(spec.path, self._features)
@@ -164,7 +164,8 @@ class ModelHost:
         from winserve.host import why
 
         max_rows = int(options.get("max_rows") or engine.MAX_ROWS)
-        return why.explain(self._why_target(), payload, max_rows)
+        seconds = options.get("seconds")
+        return why.explain(self._why_target(), payload, max_rows, seconds)
 
     def whatif(self, payload: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         """One row's prediction as each input sweeps its reference range (``host.why``)."""

@@ -24,6 +24,7 @@ sample is ``NoReference`` (the web process answers 409 with what file to add).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from winserve.host.reference import Reference, how_to_make
 
 NO_REFERENCE = "NoReference"
 NOT_EXPLAINABLE = "NotExplainable"
+TOO_SLOW = "ExplainTooSlow"
 MAX_EXPLAINED_ROWS = 10  # rows one explain call takes (each costs up to engine.MAX_ROWS)
 
 Answer = Callable[[dict[str, Any], bool, bool], dict[str, Any]]
@@ -138,9 +140,32 @@ class ExplainError(Exception):
     """The model cannot be explained this way (a 409, not the model's fault)."""
 
 
-def explain(target: Target, payload: dict[str, Any], max_rows: int) -> dict[str, Any]:
-    """Shapley values of each row of ``payload`` against the reference sample."""
+class TooSlow(Exception):
+    """The explanation ran out of its time: answered before the pool's deadline would kill
+    the replica for it (a 504, and the model keeps serving)."""
+
+
+def _bounded(score: Callable[[Any], Any], deadline: float | None) -> Callable[[Any], Any]:
+    """``score``, refusing to start another model call past ``deadline`` (time.monotonic)."""
+    if deadline is None:
+        return score
+
+    def bounded(frame: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise TooSlow
+        return score(frame)
+
+    return bounded
+
+
+def explain(
+    target: Target, payload: dict[str, Any], max_rows: int, seconds: float | None = None
+) -> dict[str, Any]:
+    """Shapley values of each row of ``payload`` against the reference sample, in at most
+    about ``seconds`` (the pool's deadline, less a margin: past it the replica is killed)."""
     from winserve.host.model_host import error_record, failure
+
+    deadline = None if seconds is None else time.monotonic() + seconds
 
     refused = unavailable(target)
     if refused is not None:
@@ -159,10 +184,17 @@ def explain(target: Target, payload: dict[str, Any], max_rows: int) -> dict[str,
         for i in range(len(rows)):
             row = rows.iloc[i : i + 1].reset_index(drop=True)
             score, what = _scorer(target, row)
-            found = engine.shapley(row, reference, score, max_rows)
+            found = engine.shapley(row, reference, _bounded(score, deadline), max_rows)
             explanations.append({**found.to_dict(), **what})
     except ExplainError as exc:
         return failure(NOT_EXPLAINABLE, str(exc))
+    except TooSlow:
+        return failure(
+            TOO_SLOW,
+            f"explaining {len(rows)} row{'s' if len(rows) > 1 else ''} takes this model longer "
+            f"than {seconds:g} s (the model's timeout allows no more); {len(explanations)} "
+            "explained in that time: ask for fewer rows at a time",
+        )
     except Exception as exc:
         return error_record(exc)
     return {"ok": True, "explanations": explanations}

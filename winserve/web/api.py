@@ -44,6 +44,7 @@ def predict() -> ResponseReturnValue:
     info = service.info()  # one snapshot of the model's description for this request
     if explain:  # 409 saying what file to add, before any model call (issue 25)
         explaining.require_reference(info)
+        explaining.check_rows(decoded.n_rows)
     prediction = service.predict(decoded, info)
     req.environ["winserve.rows"] = decoded.n_rows
     req.environ[PREDICTED] = (decoded, info, prediction)  # for the prediction log (issue 26)
