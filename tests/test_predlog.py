@@ -76,6 +76,30 @@ def stored(path: Path, sql: str, *args: Any) -> list[Any]:
 # -- the file ---------------------------------------------------------------------------------
 
 
+def rows_stored(path: Path) -> list[tuple[str, list[dict[str, Any]], list[Any], Any, Any]]:
+    """Each request's (request id, input rows as objects, predictions, probabilities, sample)."""
+    found = []
+    for request_id, columns, inputs, predictions, probabilities, sample in stored(
+        path,
+        "SELECT request_id, columns, inputs, predictions, probabilities, sample FROM requests "
+        "ORDER BY id",
+    ):
+        rows = [
+            dict(zip(json.loads(columns), row, strict=True))
+            for row in store.decode_inputs(columns, inputs) or []
+        ]
+        found.append(
+            (
+                request_id,
+                rows,
+                json.loads(predictions) if predictions else [],
+                json.loads(probabilities) if probabilities else None,
+                json.loads(sample) if sample else None,
+            )
+        )
+    return found
+
+
 def test_every_shape_of_request_is_stored_as_named_rows(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     conn = store.connect(path)
@@ -88,44 +112,35 @@ def test_every_shape_of_request_is_stored_as_named_rows(tmp_path: Path) -> None:
     ]
     store.write(conn, [entry(i, r, two) for i, r in enumerate(requests)], keep_inputs=True)
     store.write(
-        conn, [entry(9, PredictRequest.from_values([7.0]), Prediction([1.0]))], keep_inputs=True
+        conn,
+        [entry(9, PredictRequest.from_values([7.0]), Prediction([float("nan")]))],
+        keep_inputs=True,
     )
     conn.close()
-    got = stored(
-        path,
-        "SELECT q.request_id, w.row, w.inputs, w.prediction, w.probabilities "
-        "FROM requests q JOIN rows w ON w.request = q.id ORDER BY q.id, w.row",
-    )
-    inputs = [json.loads(r[2]) for r in got]
-    assert inputs == [
-        {"a": 1, "b": "u"},
-        {"a": 2, "b": None},
-        {"a": 1, "b": None},  # NaN is stored as JSON's missing value
-        {"a": 3, "b": 4},
-        {"b": 5, "a": 6},
-        {"b": 7, "a": 8},
-        {"a": 1.5, "b": 2.5},
-        {"a": 3.5, "b": 4.5},
-        {"a": 7.0},
+    got = rows_stored(path)
+    assert [g[0] for g in got] == ["r0", "r1", "r2", "r3", "r9"]
+    assert [g[1] for g in got] == [
+        [{"a": 1, "b": "u"}, {"a": 2, "b": None}],
+        [{"a": 1, "b": None}, {"a": 3, "b": 4}],  # NaN is stored as JSON's missing value
+        [{"b": 5, "a": 6}, {"b": 7, "a": 8}],
+        [{"a": 1.5, "b": 2.5}, {"a": 3.5, "b": 4.5}],
+        [{"a": 7.0}],
     ]
-    assert [json.loads(r[3]) for r in got[:2]] == ["x", "y"]
-    assert json.loads(got[0][4]) == [0.25, 0.75] and got[-1][4] is None
-    assert [r[0] for r in got] == ["r0", "r0", "r1", "r1", "r2", "r2", "r3", "r3", "r9"]
+    assert got[0][2] == ["x", "y"] and got[0][3] == [[0.25, 0.75], [1.0, 0.0]]
+    assert got[4][2] == [None] and got[4][3] is None and got[0][4] is None
 
 
 def test_log_inputs_false_keeps_outputs_and_counts_only(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     conn = store.connect(path)
-    request = PredictRequest.from_columns({"a": [1, 2], "b": [3, 4]})
+    request = PredictRequest.from_columns({"secret_a": [1, 2], "secret_b": [3, 4]})
     store.write(conn, [entry(1, request, Prediction([0, 1]))], keep_inputs=False)
     conn.close()
-    assert stored(path, "SELECT n_rows FROM requests") == [(2,)]
-    assert stored(path, "SELECT row, inputs, prediction FROM rows") == [
-        (0, None, "0"),
-        (1, None, "1"),
+    assert stored(path, "SELECT n_rows, columns, inputs, predictions FROM requests") == [
+        (2, None, None, "[0,1]")
     ]
     raw = path.read_bytes()  # closed: the write-ahead log is checked into the file
-    assert b'"a"' not in raw  # not in the file at all, not only not selectable
+    assert b"secret_" not in raw  # not in the file at all, not only not selectable
 
 
 def test_a_large_request_keeps_a_bounded_sample_of_its_rows(tmp_path: Path) -> None:
@@ -135,12 +150,13 @@ def test_a_large_request_keeps_a_bounded_sample_of_its_rows(tmp_path: Path) -> N
     request = PredictRequest.from_columns({"a": list(range(n)), "b": list(range(n))})
     store.write(conn, [entry(1, request, Prediction(list(range(n))))], keep_inputs=True)
     conn.close()
-    rows = stored(path, "SELECT row, inputs, prediction FROM rows ORDER BY row")
-    assert len(rows) == store.MAX_ROWS_STORED
+    [(_, rows, predictions, _, sample)] = rows_stored(path)
+    assert len(rows) == len(predictions) == len(sample) == store.MAX_ROWS_STORED
     assert stored(path, "SELECT n_rows FROM requests") == [(n,)]
-    for row, inputs, prediction in rows:  # each sampled row keeps its own inputs and answer
-        assert json.loads(inputs) == {"a": row, "b": row} and json.loads(prediction) == row
-    assert rows[-1][0] > n // 2  # from the whole request, not its head
+    assert sample == sorted(set(sample))
+    for row, inputs, prediction in zip(sample, rows, predictions, strict=True):
+        assert inputs == {"a": row, "b": row} and prediction == row  # each row its own answer
+    assert sample[-1] > n // 2  # from the whole request, not its head
 
 
 def test_pruning_by_days_then_by_size(tmp_path: Path) -> None:
@@ -163,9 +179,6 @@ def test_pruning_by_days_then_by_size(tmp_path: Path) -> None:
     assert path.stat().st_size < before / 2  # the space went back to the disk
     kept = stored(path, "SELECT request_id FROM requests ORDER BY id")
     assert kept == [(f"r{100 + i}",) for i in reversed(range(300 - deleted))]  # oldest went
-    assert stored(
-        path, "SELECT count(*) FROM rows WHERE request NOT IN (SELECT id FROM requests)"
-    ) == [(0,)]
     assert stored(path, "PRAGMA integrity_check") == [("ok",)]
 
 
@@ -199,7 +212,7 @@ def test_the_writer_batches_and_flushes_everything_on_close(tmp_path: Path) -> N
     assert plog.status().written == 4000 and plog.dropped == 0 and plog.lost == 0
     ids = {r[0] for r in stored(plog.path, "SELECT request_id FROM requests")}
     assert ids == {f"r{k * 1000 + i}" for k in range(8) for i in range(500)}
-    assert stored(plog.path, "SELECT count(*) FROM rows") == [(4000,)]
+    assert stored(plog.path, "SELECT count(*) FROM requests WHERE inputs = '[[1,2]]'") == [(4000,)]
 
 
 def test_a_full_queue_drops_and_counts_without_waiting(tmp_path: Path) -> None:
@@ -326,18 +339,12 @@ def test_every_prediction_route_is_logged_with_its_request_id(
     assert {r[3] for r in got} == {NAME} and {r[4] for r in got} == {1}
     assert [r[5] for r in got] == [2, 2, 2, None, None, 1]
     assert {r[6] for r in got} == {"127.0.0.1"}
-    rows = stored(
-        plog.path,
-        "SELECT q.route, w.inputs, w.prediction FROM rows w JOIN requests q ON q.id = w.request "
-        "ORDER BY q.id, w.row",
-    )
-    assert len(rows) == 2 + 2 + 2 + 1 + 1
-    first = json.loads(rows[0][1])
-    assert first == pytest.approx(records[0]) and set(first) == set(x.columns)
-    assert json.loads(rows[4][1]) == pytest.approx(records[0])  # OIP's matrix, named
-    assert all(json.loads(r[1]) == pytest.approx(records[0]) for r in rows if r[0] in ("/", "/mcp"))
+    logged_rows = rows_stored(plog.path)
+    assert [len(r[1]) for r in logged_rows] == [2, 2, 2, 1, 0, 1]
+    for _, rows, *_ in logged_rows:  # native, MLflow, OIP's matrix, the form, MCP: all named
+        assert rows == [pytest.approx(r) for r in records[: len(rows)]]
     expected = client.post("/predict", json=records).json["predictions"]
-    assert [json.loads(r[2]) for r in rows[:2]] == expected
+    assert [r[2] for r in logged_rows[:3]] == [expected] * 3
 
 
 def test_other_routes_are_not_logged(logged: tuple[Any, PredictionLog]) -> None:

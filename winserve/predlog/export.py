@@ -1,5 +1,6 @@
-"""The prediction log read back as CSV (issue 26): one line per stored row of each request (a
-request without rows, refused before it predicted, gets one line with the row columns empty).
+"""The prediction log read back as CSV (issue 26): one line per stored row of each request, its
+inputs as a JSON object column → value (a request without rows, refused before it predicted,
+gets one line with the row's fields empty).
 
 Reads on a connection of its own, ``query_only``, while the writer thread goes on writing (WAL:
 readers never block the writer, nor it them). Lines are produced as the rows are read, so a
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from winserve.predlog.store import decode_inputs
 from winserve.spreadsheet import safe_text
 
 HEADER = (
@@ -34,20 +37,52 @@ HEADER = (
     "inputs",
     "prediction",
     "probabilities",
-)
+)  # the request's fields, then the row's
 QUERY = """
-SELECT r.time, r.request_id, r.model, r.version, r.sha256, r.route, r.method, r.caller,
-       r.token_name, r.latency_ms, r.status, r.n_rows, w.row, w.inputs, w.prediction,
-       w.probabilities
-FROM requests AS r LEFT JOIN rows AS w ON w.request = r.id
-WHERE r.model = ? AND r.time >= ? AND r.time < ?
-ORDER BY r.id, w.row
+SELECT time, request_id, model, version, sha256, route, method, caller, token_name, latency_ms,
+       status, n_rows, columns, inputs, predictions, probabilities, sample
+FROM requests
+WHERE model = ? AND time >= ? AND time < ?
+ORDER BY id
 """
 CHUNK = 500
 
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def _rows(
+    columns: str | None,
+    inputs: str | bytes | None,
+    predictions: str | None,
+    probabilities: str | None,
+    sample: str | None,
+) -> Iterator[tuple[object, ...]]:
+    """(row, inputs as a JSON object, prediction, probabilities) per stored row of a request;
+    one empty line for a request without rows."""
+    answers = json.loads(predictions) if predictions else []
+    if not answers:
+        yield ("", "", "", "")
+        return
+    names = json.loads(columns) if columns else None
+    rows = decode_inputs(columns, inputs)
+    shares = json.loads(probabilities) if probabilities else None
+    numbers = json.loads(sample) if sample else range(len(answers))
+    for i, number in enumerate(numbers):
+        given = (
+            _dumps(dict(zip(names, rows[i], strict=False))) if names and rows is not None else ""
+        )
+        yield (
+            number,
+            given,
+            safe_text(_dumps(answers[i])),
+            _dumps(shares[i]) if shares is not None else "",
+        )
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def csv_lines(path: Path, model: str, since: float, until: float) -> Iterator[str]:
@@ -67,11 +102,11 @@ def csv_lines(path: Path, model: str, since: float, until: float) -> Iterator[st
             found = cursor.fetchmany(CHUNK)
             if not found:
                 break
-            for row in found:
+            for record in found:
                 # what a colleague sent (an id, a text) never opens as a live formula
-                out.writerow(
-                    (_iso(row[0]), *(safe_text(v) if isinstance(v, str) else v for v in row[1:]))
-                )
+                fields = [safe_text(v) if isinstance(v, str) else v for v in record[1:12]]
+                for line in _rows(*record[12:]):
+                    out.writerow((_iso(record[0]), *fields, *line))
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -6,28 +6,35 @@ hands, so killing winserve at any moment loses only what was not yet committed (
 commits every half second) and never corrupts the file; a power cut may lose the last batches
 too, never the file. ``auto_vacuum=INCREMENTAL`` lets pruning give the space back to the disk.
 
-Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``)::
+Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``), one table, one row per prediction
+request (one insert each: a table of rows beside it doubled the writer's cost, measured)::
 
-    requests  one per prediction request: time (Unix seconds, UTC), request_id (the X-Request-Id
-              winserve answered with; a client may send its own, so not unique), model, version
-              (1, 2, … within one run), sha256 (the file's: a version across restarts), route,
-              method, caller (the client's address), token_name (NULL until named callers),
-              latency_ms, status, n_rows, kind ('request'; 'job' for CSV scoring, later)
-    rows      up to MAX_ROWS_STORED of a request's rows (a uniform sample of a larger request):
-              row (0-based in the request), inputs (a JSON object column → value; NULL with
-              log_inputs = false), prediction (JSON), probabilities (JSON list, or NULL)
+    requests  time (Unix seconds, UTC), request_id (the X-Request-Id winserve answered with; a
+              client may send its own, so not unique), model, version (1, 2, … within one run),
+              sha256 (the file's: a version across restarts), route, method, caller (the
+              client's address), token_name (NULL until named callers), latency_ms, status,
+              n_rows, kind ('request'; 'job' for CSV scoring, later), and up to
+              MAX_ROWS_STORED of its rows: columns (JSON: the names), inputs (the rows in the
+              order of columns: float64 bytes, row after row, when every value is a number,
+              else a JSON list of lists; NULL with log_inputs = false; ``decode_inputs`` reads
+              both), predictions
+              (a list), probabilities (a list of lists, or NULL), sample (the 0-based rows kept
+              of a larger request, a uniform sample in row order; NULL when all are kept)
 
-Drift reads ``rows.inputs`` by model and time; accuracy joins outcomes on ``request_id`` and
-``row`` (or on a key column inside ``inputs``), per ``sha256``.
+The rows are kept in MLflow's "split" orientation (``pd.DataFrame(inputs, columns=columns)``
+rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcomes on ``request_id``
+and the row (``sample``'s, else the position), or on a key column inside ``inputs``, per
+``sha256``. A NaN (a missing value) is stored as JSON's null (as NaN in float64 bytes).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import json
-import math
 import random
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,6 +42,11 @@ from typing import Any, NamedTuple
 SCHEMA_VERSION = 1
 MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 DAY = 86_400.0
+# Entries encoded (or inserted) between two releases of the GIL. The writer is the web
+# process's one busy thread; held for CPython's 5 ms switch interval, it made every request
+# thread coming back from its socket or its model wait behind it (a convoy: throughput at
+# c=32 fell far more than the writer's share of the CPU). 16 entries: ~0.3 ms.
+SLICE = 16
 BUSY_MS = 1000  # another winserve serving the same file may hold the write lock briefly
 
 SCHEMA = """
@@ -52,31 +64,29 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms REAL NOT NULL,
     status INTEGER NOT NULL,
     n_rows INTEGER,
-    kind TEXT NOT NULL DEFAULT 'request'
+    kind TEXT NOT NULL DEFAULT 'request',
+    columns TEXT,
+    inputs TEXT,
+    predictions TEXT,
+    probabilities TEXT,
+    sample TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
-CREATE INDEX IF NOT EXISTS requests_model_time ON requests (model, time);
 CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
-CREATE TABLE IF NOT EXISTS rows (
-    request INTEGER NOT NULL,
-    row INTEGER NOT NULL,
-    inputs TEXT,
-    prediction TEXT,
-    probabilities TEXT,
-    PRIMARY KEY (request, row)
-) WITHOUT ROWID;
 """
 
-INSERT_REQUEST = (
+INSERT = (
     "INSERT INTO requests (request_id, time, model, version, sha256, route, method, caller, "
-    "token_name, latency_ms, status, n_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "token_name, latency_ms, status, n_rows, columns, inputs, predictions, probabilities, "
+    "sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-INSERT_ROW = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
+# one encoder, made once: json.dumps with arguments builds a new one per call
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 class Entry(NamedTuple):
     """What the request path hands over: plain fields, and the decoded request and its
-    prediction by reference (turned into rows on the writer thread, never on the request's)."""
+    prediction by reference (turned into JSON on the writer thread, never on the request's)."""
 
     time: float
     request_id: str
@@ -112,104 +122,151 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _plain(value: Any) -> Any:
-    """JSON's missing value for NaN (SQLite's JSON functions refuse NaN)."""
-    return None if type(value) is float and math.isnan(value) else value
+def _without_nan(rows: list[Any]) -> list[Any]:
+    """JSON's missing value for NaN (SQLite's JSON functions and other readers refuse NaN);
+    the rows as they are when none holds one, the usual case (a check, not a copy)."""
+    if not any(v != v for row in rows for v in row):
+        return rows
+    return [[None if v != v else v for v in row] for row in rows]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def input_rows(request: Any, names: Sequence[str] | None, picks: Sequence[int]) -> list[Any]:
-    """The rows ``picks`` of a decoded request as objects column → value (None for tensors)."""
+def input_rows(
+    request: Any, names: Sequence[str] | None, picks: Sequence[int] | None
+) -> tuple[list[str] | None, list[Any] | None]:
+    """(column names, rows as lists) of a decoded request, only the rows ``picks`` (None: all);
+    (None, None) for what this increment does not store (tensors, images)."""
+    rows: list[Any]
     if request.columns is not None:
-        columns = request.columns
-        return [{k: _plain(v[i]) for k, v in columns.items()} for i in picks]
-    if request.matrix is not None:
-        labels = names or [str(j) for j in range(request.matrix.shape[1])]
-        matrix = request.matrix
-        return [dict(zip(labels, map(_plain, matrix[i].tolist()), strict=False)) for i in picks]
-    if request.rows is not None:
+        labels = list(request.columns)
+        rows = [list(row) for row in zip(*request.columns.values(), strict=True)]
+    elif request.matrix is not None:
+        rows = request.matrix.tolist()
+        labels = list(names) if names else [str(j) for j in range(len(rows[0]) if rows else 0)]
+    elif request.rows is not None:
+        rows = request.rows
+        first = rows[0] if rows else []
         given = request.names or names
-        out: list[dict[str, Any] | None] = []
-        for i in picks:
-            row = request.rows[i]
-            if not isinstance(row, list):  # refused rows are not logged as inputs
-                out.append(None)
-                continue
-            width = len(row)
-            labels = given if given and len(given) == width else [str(j) for j in range(width)]
-            out.append({k: _plain(v) for k, v in zip(labels, row, strict=True)})
-        return out
-    if request.values is not None:
-        label = names[0] if names else "value"
-        return [{label: _plain(request.values[i])} for i in picks]
-    return [None for _ in picks]  # tensors and images: not stored in this increment
+        width = len(first) if isinstance(first, list) else 0
+        labels = list(given) if given and len(given) == width else [str(j) for j in range(width)]
+    elif request.values is not None:
+        labels = [names[0] if names else "value"]
+        rows = [[v] for v in request.values]
+    else:
+        return None, None
+    if picks is not None:
+        rows = [rows[i] for i in picks]
+    return labels, rows
 
 
-def rows_of(entry: Entry, keep_inputs: bool) -> list[tuple[int, str | None, str, str | None]]:
-    """The rows to store for ``entry``: (row, inputs, prediction, probabilities)."""
+def _inputs(rows: list[Any]) -> str | bytes:
+    """Rows of numbers only (the usual table) as float64 bytes, row after row: ~0.5 µs for 30
+    columns where JSON took ~11 (a float's shortest repr is slow), measured; else JSON text."""
+    if all(type(v) is float for row in rows for v in row):
+        return array.array("d", [v for row in rows for v in row]).tobytes()
+    return _encode(_without_nan(rows))
+
+
+def decode_inputs(columns: str | None, inputs: str | bytes | None) -> list[list[Any]] | None:
+    """The rows ``inputs`` holds (JSON text, or float64 bytes for numbers only; NaN is None)."""
+    if inputs is None:
+        return None
+    if isinstance(inputs, str):
+        rows: list[list[Any]] = json.loads(inputs)
+        return rows
+    width = len(json.loads(columns)) if columns else 1
+    flat = array.array("d")
+    flat.frombytes(inputs)
+    values = [None if v != v else v for v in flat]
+    return [values[i : i + width] for i in range(0, len(values), width)]
+
+
+def _columns_text(labels: list[str], known: dict[tuple[str, ...], str]) -> str:
+    key = tuple(labels)
+    text = known.get(key)
+    if text is None:  # the same model's names, request after request: encoded once
+        if len(known) > 1000:
+            known.clear()
+        text = known[key] = _encode(labels)
+    return text
+
+
+def values_of(
+    entry: Entry, keep_inputs: bool, known: dict[tuple[str, ...], str]
+) -> tuple[str | bytes | None, ...]:
+    """The stored form of ``entry``'s rows: (columns, inputs, predictions, probabilities,
+    sample), each JSON text or None. A request of more than MAX_ROWS_STORED rows keeps a
+    uniform sample of them, in row order, and ``sample`` says which rows (0-based)."""
     prediction = entry.prediction
     if prediction is None:
-        return []
+        return (None, None, None, None, None)
     answers = prediction.predictions
+    probabilities = prediction.probabilities
     count = len(answers)
-    picks: Sequence[int] = range(count)
-    if count > MAX_ROWS_STORED:  # a uniform sample of a large request, in row order
+    picks: list[int] | None = None
+    if count > MAX_ROWS_STORED:
         picks = sorted(random.sample(range(count), MAX_ROWS_STORED))
-    inputs: list[Any] = [None] * len(picks)
+        answers = [answers[i] for i in picks]
+        if probabilities is not None:
+            probabilities = [probabilities[i] for i in picks]
+    columns = inputs = None
     if keep_inputs and entry.request is not None:
         # a shape this increment does not know: the outputs are still kept
         with contextlib.suppress(IndexError, TypeError, ValueError, AttributeError):
-            inputs = input_rows(entry.request, entry.names, picks)
-    probabilities = prediction.probabilities
-    shares = len(probabilities) if probabilities is not None else 0
-    return [
-        (
-            i,
-            _dumps(row) if row is not None else None,
-            _dumps(_plain(answers[i])),
-            _dumps(probabilities[i]) if i < shares else None,  # type: ignore[index]
+            labels, rows = input_rows(entry.request, entry.names, picks)
+            if labels is not None and rows is not None:
+                columns, inputs = _columns_text(labels, known), _inputs(rows)
+    if any(type(a) is float and a != a for a in answers):
+        answers = [None if type(a) is float and a != a else a for a in answers]
+    return (
+        columns,
+        inputs,
+        _encode(answers),
+        _encode(probabilities) if probabilities is not None else None,
+        _encode(picks) if picks is not None else None,
+    )
+
+
+def write(
+    conn: sqlite3.Connection,
+    entries: Iterable[Entry],
+    keep_inputs: bool,
+    known: dict[tuple[str, ...], str] | None = None,
+) -> int:
+    """Store ``entries`` in one transaction; how many were stored. ``known``: the column
+    names already encoded (the writer keeps it between batches)."""
+    known = {} if known is None else known
+    records: list[tuple[Any, ...]] = []
+    for n, e in enumerate(entries, 1):
+        records.append(
+            (
+                e.request_id,
+                e.time,
+                e.model,
+                e.version,
+                e.sha256,
+                e.route,
+                e.method,
+                e.caller,
+                None,  # token_name: named callers come later (issue 26)
+                e.latency_ms,
+                e.status,
+                e.n_rows,
+                *values_of(e, keep_inputs, known),
+            )
         )
-        for i, row in zip(picks, inputs, strict=True)
-    ]
-
-
-def write(conn: sqlite3.Connection, entries: Iterable[Entry], keep_inputs: bool) -> int:
-    """Store ``entries`` in one transaction; how many were stored."""
-    written = 0
+        if n % SLICE == 0:
+            time.sleep(0)  # let the request threads have the GIL (see SLICE)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for e in entries:
-            cursor = conn.execute(
-                INSERT_REQUEST,
-                (
-                    e.request_id,
-                    e.time,
-                    e.model,
-                    e.version,
-                    e.sha256,
-                    e.route,
-                    e.method,
-                    e.caller,
-                    None,  # token_name: named callers come later (issue 26)
-                    e.latency_ms,
-                    e.status,
-                    e.n_rows,
-                ),
-            )
-            rows = rows_of(e, keep_inputs)
-            if rows:
-                key = cursor.lastrowid
-                conn.executemany(INSERT_ROW, [(key, *row) for row in rows])
-            written += 1
+        for start in range(0, len(records), SLICE):
+            conn.executemany(INSERT, records[start : start + SLICE])
+            time.sleep(0)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return written
+    return len(records)
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
@@ -223,7 +280,6 @@ def used_bytes(conn: sqlite3.Connection) -> int:
 def _delete_through(conn: sqlite3.Connection, last_id: int) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("DELETE FROM rows WHERE request <= ?", (last_id,))
         conn.execute("DELETE FROM requests WHERE id <= ?", (last_id,))
         conn.execute("COMMIT")
     except BaseException:

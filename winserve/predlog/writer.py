@@ -94,6 +94,7 @@ class PredictionLog:
         self._retry_at = 0.0
         self._backoff = RETRY_FIRST
         self._pruned_at = 0.0
+        self._known: dict[tuple[str, ...], str] = {}  # column names, encoded once
 
     # ---- the request path ---------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class PredictionLog:
                 if conn is None:  # backing off after an error: these are lost, memory freed
                     self.lost += len(batch)
                     continue
-                self.written += store.write(conn, batch, self.keep_inputs)
+                self.written += store.write(conn, batch, self.keep_inputs, self._known)
             except (sqlite3.Error, OSError) as exc:
                 self.lost += len(batch)
                 self._failed(exc)

@@ -10,7 +10,8 @@ the writer's queue after the response is made; the log's counters in ``/metrics`
           └─► PredictionLog.put  (a deque append; full: counted, dropped)
 
 The views only keep references (no copies, no JSON): turning them into rows is the writer
-thread's work. A request refused before it predicted (a 400, a 503) is logged without rows.
+thread's work (~1 µs here; the JSON ~50 µs there, measured on a single 30-column row). A
+request refused before it predicted (a 400, a 503) is logged without rows.
 """
 
 from __future__ import annotations
@@ -86,15 +87,16 @@ def install(app: Flask, plog: PredictionLog | None) -> None:
 
     @app.after_request
     def log_prediction(response: Response) -> Response:
-        environ = request.environ
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        environ = req.environ
         predicted = environ.get(PREDICTED)
-        if predicted is None and request.endpoint not in PREDICTION_ENDPOINTS:
+        if predicted is None and req.endpoint not in PREDICTION_ENDPOINTS:
             return response
         now = time.perf_counter()
         taken: dict[str | None, Slot] | None = g.get("winserve_slots")
         slot = next(iter(taken.values())) if taken else None
         decoded, info, prediction = predicted if predicted is not None else (None, None, None)
-        rule = request.url_rule
+        rule = req.url_rule
         put(
             Entry(
                 time.time(),
@@ -103,8 +105,8 @@ def install(app: Flask, plog: PredictionLog | None) -> None:
                 slot.version if slot is not None else None,
                 (slot.sha256 or None) if slot is not None else None,
                 rule.rule if rule is not None else "unmatched",
-                request.method,
-                request.remote_addr,
+                environ["REQUEST_METHOD"],
+                environ.get("REMOTE_ADDR"),
                 (now - environ.get(observe.STARTED, now)) * 1000,
                 response.status_code,
                 environ.get("winserve.rows"),
