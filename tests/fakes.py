@@ -14,7 +14,7 @@ The fake model answers ``2 * x0 + x1`` for each row of a ``{"matrix": …}`` pay
 ``x0`` is ``model.refuse`` is refused with a ValueError (the host's isolated-rows record, as
 ``ModelHost.predict`` answers, when the call holds other rows); ``model.hang`` makes the call
 block until its timeout (``TimeoutError``, as the proxy raises it) or until the replica is
-killed; ``model.crash`` ends the "process" during the call (``EOFError``, as a dead host's
+killed; ``model.crash`` ends the "process" at the end of the call (``EOFError``, as a dead host's
 connection does). Every wait is bounded, and ``kill``/``stop`` unblock a call at once.
 """
 
@@ -66,6 +66,7 @@ class FakeModel:
     hang: float | None = None  # a call holding a row with this x0 never answers
     crash: float | None = None  # a call holding a row with this x0 kills its host
     crash_times: int = 1 << 30  # how many calls may crash on it before it answers
+    crashes: int = 0  # calls that crashed so far
     name: str = "fake"
     calls: list[int] = field(default_factory=list)
     replicas: list[FakeReplica] = field(default_factory=list)
@@ -119,7 +120,6 @@ class FakeReplica:
         self._pid: int | None = None
         self._alive = False
         self._ended = threading.Event()  # set by kill/stop: a blocked call returns at once
-        self._crashed = 0
 
     @property
     def pid(self) -> int | None:
@@ -159,10 +159,6 @@ class FakeReplica:
         model = self.model
         with model.lock:
             model.calls.append(len(first))
-        if model.crash in first and self._crashed < model.crash_times:
-            self._crashed += 1
-            self.die()
-            raise EOFError("the host died")
         if model.hang in first:
             if self._ended.wait(timeout):
                 raise EOFError("killed")
@@ -172,6 +168,10 @@ class FakeReplica:
                 raise EOFError("killed")
             if model.latency > timeout:
                 raise TimeoutError("no answer")
+        if model.crash in first and model.crashes < model.crash_times:  # at the call's end
+            model.crashes += 1
+            self.die()
+            raise EOFError("the host died")
         predictions: list[Any] = [answer(a, b) for a, b in matrix.tolist()]
         bad = [i for i, x0 in enumerate(first) if x0 == model.refuse]
         if not bad:

@@ -1,0 +1,236 @@
+"""The registry's versions with fake backends, no process (issue 23): a new version takes new
+requests while the old one drains, drain and unload stop a version once its last request
+ends, a failed load keeps the old version, loads of one name run one at a time.
+
+The registry is driven through its own seam, ``Registry(settings, make_backend)``, with
+``FakeModel.make_backend`` (a ``PoolBackend`` of fake replicas); the files and their private
+copies are real (``test_models_folder.py`` and ``test_registry_races.py`` run the same with
+real model processes and a real server)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeModel, FakeReplica, answer, row
+from tests.helpers import wait_until
+from winserve.errors import ModelFailed, ModelUnavailable, NotFound
+from winserve.registry import Registry, Slot
+from winserve.settings import Settings
+
+pytestmark = pytest.mark.timeout(30)
+
+NAME = "churn"
+
+
+@pytest.fixture
+def model() -> FakeModel:
+    return FakeModel()
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    """A model file in a folder of models (the fake backend never reads what it holds)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / f"{NAME}.joblib"
+    path.write_bytes(b"version 1")
+    return path
+
+
+@pytest.fixture
+def registry(model: FakeModel, model_file: Path) -> Iterator[Registry]:
+    registry = Registry(Settings(model=model_file.parent), model.make_backend)
+    yield registry
+    registry.close()
+
+
+def replicas_of(model: FakeModel, slot: Slot) -> list[FakeReplica]:
+    """The fake replicas of one version: those loading from its private copy."""
+    assert slot.copy is not None
+    found = [r for r in model.replicas if Path(r.spec.path).parent == slot.copy]
+    assert found, "no replica loaded this version's copy"
+    return found
+
+
+def serving(registry: Registry) -> int:
+    """The version that a new request of NAME gets."""
+    slot = registry.acquire(NAME)
+    registry.release(slot)
+    return slot.version
+
+
+def test_a_new_version_takes_new_requests_while_the_old_one_drains(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    old = registry.acquire(NAME)  # a request in flight on version 1
+    assert old.version == 1 and old.state == "serving"
+    model_file.write_bytes(b"version 2")
+    assert registry.load(NAME, model_file)
+
+    assert serving(registry) == 2
+    assert old.state == "draining"
+    assert old.backend.predict(row(3)).predictions == [answer(3)]  # its request still answers
+    assert not any(r.stopped for r in replicas_of(model, old))
+    again = registry.acquire_version(NAME, "1")  # a draining version can still be asked by name
+    assert again is old
+    registry.release(again)
+
+    registry.release(old)  # its last request ends: the version stops, its copy goes
+    wait_until(lambda: old.state == "stopped", 5)
+    wait_until(lambda: all(r.stopped for r in replicas_of(model, old)), 5)
+    assert old.copy is not None
+    wait_until(lambda: not old.copy.exists(), 5)  # type: ignore[union-attr]
+    current = registry.acquire(NAME)
+    try:
+        assert not any(r.stopped for r in replicas_of(model, current))
+        assert current.backend.predict(row(4)).predictions == [answer(4)]
+    finally:
+        registry.release(current)
+    with pytest.raises(NotFound, match="has no version '1' being served; it has '2'"):
+        registry.acquire_version(NAME, "1")
+
+
+def test_the_old_version_waits_for_its_last_request(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    first, second = registry.acquire(NAME), registry.acquire(NAME)
+    model_file.write_bytes(b"version 2")
+    assert registry.load(NAME, model_file)
+    registry.release(first)
+    with pytest.raises(AssertionError):  # one request is still in flight on it
+        wait_until(lambda: first.state == "stopped", 0.5)
+    assert first.state == "draining"
+    assert not any(r.stopped for r in replicas_of(model, first))
+    registry.release(second)
+    wait_until(lambda: first.state == "stopped", 5)
+
+
+def test_the_same_file_again_makes_no_new_version(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    model_file.write_bytes(b"version 1")  # written again, the same bytes
+    assert registry.load(NAME, model_file)
+    assert serving(registry) == 1
+    assert len(model.replicas) == 1  # no second backend was started
+
+
+def test_a_failed_load_keeps_the_old_version_serving(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    model.load_error = "ValueError: not a model"
+    model_file.write_bytes(b"broken")
+    assert not registry.load(NAME, model_file)
+    entry = registry.entry(NAME)
+    assert "not a model" in entry.reason
+    assert serving(registry) == 1 and not entry.older
+    failed = model.replicas[-1]
+    assert failed.stopped  # the new version's replicas were stopped
+    assert not Path(failed.spec.path).parent.exists()  # and its private copy deleted
+
+
+def test_a_model_that_never_loaded_says_why(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    model.load_error = "ValueError: not a model"
+    assert not registry.load(NAME, model_file)
+    with pytest.raises(ModelFailed, match="not a model"):
+        registry.acquire(NAME)
+
+
+def test_a_model_still_loading_is_unavailable_not_failed(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    model.load_seconds = 0.5
+    loading = threading.Thread(target=registry.load, args=(NAME, model_file))
+    loading.start()
+    try:
+        wait_until(lambda: model.replicas, 5)
+        with pytest.raises(ModelUnavailable, match="is not loaded") as caught:
+            registry.acquire(NAME)
+        assert not isinstance(caught.value, ModelFailed)
+        assert caught.value.retry_after >= 1
+    finally:
+        loading.join(5)
+    assert serving(registry) == 1
+
+
+def test_an_unload_during_a_load_waits_for_it_and_stops_what_it_started(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    """Issue 28 item 8: the version a load started while its name was unloaded went on
+    running, listed nowhere."""
+    model.load_seconds = 0.3
+    loading = threading.Thread(target=registry.load, args=(NAME, model_file))
+    loading.start()
+    wait_until(lambda: model.replicas, 5)
+    registry.unload(NAME)  # waits for the load of that name, then unloads what it loaded
+    loading.join(5)
+    assert registry.names() == []
+    wait_until(lambda: all(r.stopped for r in model.replicas), 5)
+
+
+def test_unload_answers_404_and_stops_the_version_when_its_last_request_ends(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    held = registry.acquire(NAME)
+    registry.unload(NAME)
+    with pytest.raises(NotFound, match=f"no model named '{NAME}'"):
+        registry.acquire(NAME)
+    assert NAME not in registry.names()
+    assert held.state == "draining"
+    assert held.backend.predict(row(5)).predictions == [answer(5)]  # the request in flight
+    registry.release(held)
+    wait_until(lambda: held.state == "stopped", 5)
+    wait_until(lambda: all(r.stopped for r in replicas_of(model, held)), 5)
+    with pytest.raises(NotFound):
+        registry.unload(NAME)  # twice: it is not served
+
+
+def test_a_name_unloaded_then_loaded_again_gets_a_new_version(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    assert registry.load(NAME, model_file)
+    registry.unload(NAME)
+    assert registry.load(NAME, model_file)
+    assert serving(registry) == 2
+    assert registry.names() == [NAME]
+
+
+def test_loads_of_one_name_at_once_start_one_version(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    """Eight loads of one file at once start one backend; the others find it serving (issue 28
+    item 8: they used to start eight model processes)."""
+    model.load_seconds = 0.1
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(registry.load(NAME, model_file)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [True] * 8
+    assert serving(registry) == 1
+    assert len(model.replicas) == 1
+
+
+def test_close_stops_every_version(registry: Registry, model: FakeModel, model_file: Path) -> None:
+    assert registry.load(NAME, model_file)
+    held = registry.acquire(NAME)  # version 1 cannot drain: close stops it all the same
+    model_file.write_bytes(b"version 2")
+    assert registry.load(NAME, model_file)
+    registry.close()
+    wait_until(lambda: all(r.stopped for r in model.replicas), 5)
+    assert len(model.replicas) == 2
+    registry.release(held)
