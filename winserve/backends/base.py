@@ -55,6 +55,13 @@ class Health:
         return data
 
 
+class NotAvailableHere(WinserveError):
+    """A model-host call this backend does not make (issue 25: explain, whatif on Ray)."""
+
+    status = 501
+    code = "not_implemented"
+
+
 class Backend(abc.ABC):
     """Where the model runs. Thread-safe: waitress threads call ``predict`` concurrently."""
 
@@ -84,7 +91,10 @@ class Backend(abc.ABC):
         """A model-host call beside predict, by name (``explain``, ``whatif``: issue 25), with
         predict's deadlines: the host's answer record, as plain data. A backend that cannot
         make such a call says so."""
-        raise ModelError(f"{method} is not available where this model runs")
+        raise NotAvailableHere(
+            f"{method} is not available where this model runs (the Ray backend): serve it with "
+            "local workers for explanations and what-if curves"
+        )
 
     @abc.abstractmethod
     def close(self) -> None:
