@@ -248,3 +248,19 @@ def test_an_explanation_past_its_time_stops_and_says_so(tmp_path: Path) -> None:
     with pytest.raises(ModelTimeout, match="ask for fewer rows"):
         explaining.answer(answer)
     assert host.explain({"matrix": row.to_numpy()}, {"seconds": 30.0})["ok"]
+
+
+def test_the_model_card_can_name_the_reference_sample(tmp_path: Path) -> None:
+    from winserve import card
+
+    (tmp_path / "data").mkdir()
+    rows = pd.DataFrame({"size": [1.0, 2.0, 3.0], "city": ["a", "b", "a"]})
+    rows.to_csv(tmp_path / "data" / "sample.csv", index=False)
+    (tmp_path / "m.toml").write_text('reference = "data/sample.csv"\n', encoding="utf-8")
+    found = card.load(tmp_path / "m.joblib")
+    assert found.problem == "" and Path(found.reference) == tmp_path / "data" / "sample.csv"
+    named = reference.load(str(tmp_path / "m.joblib"), FEATURES, found.reference)
+    assert named is not None and named.describe() == {"rows": 3, "source": "sample.csv"}
+    gone = reference.load(str(tmp_path / "m.joblib"), FEATURES, str(tmp_path / "no.csv"))
+    assert gone is not None and gone.frame is None
+    assert gone.problem == "the model card names no.csv (reference), not found"

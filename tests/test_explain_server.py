@@ -167,3 +167,9 @@ def test_check_reports_the_reference_sample(tmp_path: Path) -> None:
     assert "none" in bare and 'df.sample(1000).to_csv("bare.reference.csv", index=False)' in bare
     broken = reference_line("broken.joblib")
     assert "NOT used: broken.reference.csv cannot be used: it has no column 'plan'" in broken
+    # reference = "…" in the model card: a file elsewhere, from the card's folder
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "churn.reference.csv").rename(tmp_path / "samples" / "churn rows.csv")
+    (tmp_path / "churn.toml").write_text('reference = "samples/churn rows.csv"\n', "utf-8")
+    named = reference_line("churn.joblib")
+    assert named.endswith("churn rows.csv, 300 rows (explanations and what-if curves on)")

@@ -51,7 +51,16 @@ from winserve.model_info import Feature, ModelInfo
 
 log = logging.getLogger("winserve")
 DEMO_CARD = Path(__file__).parent / "web" / "demo.toml"
-CARD_KEYS = {"title", "description", "example", "classes", "features", "workers", "inputs"}
+CARD_KEYS = {
+    "title",
+    "description",
+    "example",
+    "classes",
+    "features",
+    "workers",
+    "inputs",
+    "reference",
+}
 INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std"}
 INPUT_KINDS = ("image", "tensor")
 FEATURE_KEYS = {"label", "help", "unit", "allowed", "kind"}
@@ -80,6 +89,9 @@ class ModelCard:
     workers: int = 0  # replicas of this model in a folder of models; 0: the setting workers
     # [inputs.<name>]: what a tensor input is, checked against the graph in the model host
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # reference = "…": the reference sample's file, from the card's folder (issue 25); "":
+    # <name>.reference.csv beside the model
+    reference: str = ""
 
     def class_name(self, label: Any) -> str:
         return self.classes.get(str(label), str(label))
@@ -165,7 +177,19 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
         features=docs,
         source=source,
         inputs=inputs,
+        reference=_reference(data, source),
     )
+
+
+def _reference(data: dict[str, Any], source: str) -> str:
+    """The card's ``reference`` as a full path (a relative one is from the card's folder)."""
+    named = _text(data, "reference", "")
+    if not named:
+        return ""
+    path = Path(named)
+    if not path.is_absolute() and source:
+        path = Path(source).parent / path
+    return str(path)
 
 
 def _inputs(tables: Any) -> dict[str, dict[str, Any]]:

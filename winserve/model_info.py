@@ -172,6 +172,9 @@ class ModelSpec:
     compile: str = "off"  # "onnx": convert with skl2onnx at load, serve it once verified
     # the model card's [inputs.<name>] tables: what a tensor or an image input is (issue 24)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the model card's reference = "…", a full path; "": <name>.reference.csv beside the
+    # model file (issue 25)
+    reference: str = ""
 
     @property
     def is_demo(self) -> bool:

@@ -423,6 +423,7 @@ class Registry:
             inputs=dict(card.inputs),  # what a tensor input is (issue 24)
             compile=s.compile,
             trust=s.trust,
+            reference=card.reference,  # reference = "…" in the card (issue 25)
         )
         backend = self._make_backend(spec, card.workers or s.workers)
         with self._lock:

@@ -71,6 +71,7 @@ def model_spec(settings: Settings) -> ModelSpec:
         example=dict(found.example),
         kinds=found.kinds,  # [features.<name>] kind = …: pinned column kinds (issue 22)
         inputs=dict(found.inputs),  # [inputs.<name>]: what a tensor input is (issue 24)
+        reference=found.reference,  # reference = "…": the reference sample (issue 25)
         compile=settings.compile,
         trust=settings.trust,
     )

@@ -154,7 +154,7 @@ class ModelHost:
         if not self._features or any(f.get("shape") for f in self._features):  # not columns
             self._reference = None
         else:
-            self._reference = reference_sample.load(spec.path, self._features)
+            self._reference = reference_sample.load(spec.path, self._features, spec.reference)
         found = self._reference
         info["extra"]["reference"] = found.describe() if found is not None else None
 

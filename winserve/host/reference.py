@@ -58,14 +58,22 @@ def how_to_make(model_path: str) -> str:
     )
 
 
-def load(model_path: str, features: list[dict[str, Any]]) -> Reference | None:
-    """The reference sample of the model at ``model_path`` for its input ``features``; None
-    when there is no such file."""
-    if not model_path:
+def load(model_path: str, features: list[dict[str, Any]], named: str = "") -> Reference | None:
+    """The reference sample of the model at ``model_path`` for its input ``features``: the
+    file the model card names (``named``, a full path), else ``<name>.reference.csv`` beside
+    the model; None when there is no such file."""
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            return Reference(
+                None, path.name, f"the model card names {path.name} (reference), not found"
+            )
+    elif not model_path:
         return None
-    path = path_for(Path(model_path))
-    if not path.is_file():
-        return None
+    else:
+        path = path_for(Path(model_path))
+        if not path.is_file():
+            return None
     try:
         frame = read(path, features)
     except (ValueError, OSError) as exc:
