@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from typing import Any
 
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import csrf_token, wait_until
 
 
 def page_token(session: requests.Session, page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', session.get(page, timeout=10).text)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
+    """The form token of the page at ``page``, fetched in ``session``."""
+    return csrf_token(session.get(page, timeout=10).text)
 
 
 def submit(session: requests.Session, page: str, data: bytes) -> str:

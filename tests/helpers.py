@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,15 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+# the hidden field every form of the page carries (web/ui.py); a POST without it gets 400
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of a page's forms, from the page's HTML."""
+    found = CSRF_FIELD.search(page)
+    assert found, "the page has no csrf_token field"
+    return found.group(1)
 
 
 def helper_process(proc: psutil.Process) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from tests.csv_models import FORMULA_LABELS
-from tests.helpers import ServerProcess, running_server, server_env, wait_until
+from tests.helpers import ServerProcess, csrf_token, running_server, server_env, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn]
 
@@ -31,11 +30,9 @@ class Page:
 
     def upload(self, data: bytes) -> requests.Response:
         page = self.session.get(self.url + "/", timeout=30).text
-        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-        assert token, "no form token on the page"
         return self.session.post(
             self.url + "/jobs",
-            data={"csrf_token": token.group(1)},
+            data={"csrf_token": csrf_token(page)},
             files={"file": ("rows.csv", data, "text/csv")},
             headers={"Origin": self.url},
             allow_redirects=False,

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.helpers import running_server, wait_until
+from tests.helpers import csrf_token, running_server, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 
@@ -274,8 +274,6 @@ def test_one_file_is_reloaded_too_with_the_bare_routes(tmp_path: Path) -> None:
 def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> None:
     """In process (LocalBackend, Flask's client): a new version serves while a CSV file is
     being scored; the job ends on version 1 and says so, then version 1 stops."""
-    import re
-
     from winserve.backends.local import LocalBackend
     from winserve.registry import Registry
     from winserve.settings import Settings
@@ -290,12 +288,10 @@ def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> No
     registry.wait_loaded(60)
     client = create_app(settings, registry=registry).test_client()
     try:
-        page = client.get("/models/const/").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-        assert token
+        token = csrf_token(client.get("/models/const/").get_data(as_text=True))
         rows = "a,b\n" + "1,2\n" * 200_000  # seconds of scoring: the swap lands inside it
         # pasted, not uploaded: the test client leaves a large upload's spool file open
-        sent = client.post("/models/const/jobs", data={"csrf_token": token.group(1), "rows": rows})
+        sent = client.post("/models/const/jobs", data={"csrf_token": token, "rows": rows})
         assert sent.status_code == 303
         job = sent.headers["Location"]
         assert job.startswith("/models/const/jobs/")
