@@ -57,7 +57,8 @@ def answer(x0: float, x1: float = 1.0) -> float:
 @dataclass
 class FakeModel:
     """What every fake replica made by ``make_replica`` does; a test changes it while the pool
-    runs. ``calls`` has the rows of each model call, in order; ``replicas`` every replica made."""
+    runs. ``calls`` has the rows of each prediction call, in order (``asks``: each explain /
+    whatif call's method and rows); ``replicas`` every replica made."""
 
     latency: float = 0.0  # seconds each call takes
     load_seconds: float = 0.0
@@ -69,6 +70,7 @@ class FakeModel:
     crashes: int = 0  # calls that crashed so far
     name: str = "fake"
     calls: list[int] = field(default_factory=list)
+    asks: list[tuple[str, int]] = field(default_factory=list)  # explain/whatif calls, rows
     replicas: list[FakeReplica] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -159,6 +161,34 @@ class FakeReplica:
         model = self.model
         with model.lock:
             model.calls.append(len(first))
+        self._spend(first, timeout)
+        predictions: list[Any] = [answer(a, b) for a, b in matrix.tolist()]
+        bad = [i for i, x0 in enumerate(first) if x0 == model.refuse]
+        if not bad:
+            return {"ok": True, "predictions": predictions, "probabilities": None, "scores": None}
+        failed = {"ok": False, "error": _refused(bad[0])}
+        if len(first) < 2:
+            return failed
+        for i in bad:
+            predictions[i] = None
+        isolated = {"predictions": predictions, "errors": [(i, _refused(i)) for i in bad]}
+        return {**failed, "isolated": isolated}
+
+    def ask(
+        self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """``ModelHost.explain`` / ``.whatif`` (issue 25): the host's record, as it came."""
+        if not self._alive:
+            raise BrokenPipeError("the model host is not running")
+        first = [float(v) for v in payload["matrix"][:, 0]]
+        with self.model.lock:
+            self.model.asks.append((name, len(first)))
+        self._spend(first, timeout)
+        return {"ok": True, "asked": name, "rows": len(first), "options": options}
+
+    def _spend(self, first: list[float], timeout: float) -> None:
+        """The call's time, and its end: hung, killed, crashed, or an answer to give."""
+        model = self.model
         if model.hang in first:
             if self._ended.wait(timeout):
                 raise EOFError("killed")
@@ -172,17 +202,6 @@ class FakeReplica:
             model.crashes += 1
             self.die()
             raise EOFError("the host died")
-        predictions: list[Any] = [answer(a, b) for a, b in matrix.tolist()]
-        bad = [i for i, x0 in enumerate(first) if x0 == model.refuse]
-        if not bad:
-            return {"ok": True, "predictions": predictions, "probabilities": None, "scores": None}
-        failed = {"ok": False, "error": _refused(bad[0])}
-        if len(first) < 2:
-            return failed
-        for i in bad:
-            predictions[i] = None
-        isolated = {"predictions": predictions, "errors": [(i, _refused(i)) for i in bad]}
-        return {**failed, "isolated": isolated}
 
     def die(self) -> None:
         """The host process ends by itself (a crash while idle, an operator's kill)."""

@@ -341,3 +341,24 @@ def test_close_answers_the_waiting_and_stops_every_replica(pools: Any) -> None:
     assert len(results) == 4 and all(isinstance(r, ModelUnavailable) for r in results), results
     assert all(r.stopped for r in model.replicas)
     assert pool.health().status == "stopped"
+
+
+def test_an_explanation_is_never_merged_with_predictions(pools: Any) -> None:
+    """``ask`` (explain / whatif, issue 25) queues with the predictions and is called alone."""
+    model = FakeModel(latency=0.05)
+    pool = pools(model)
+    asked: list[Any] = []
+    explainer = threading.Thread(
+        target=lambda: asked.append(pool.ask("explain", rows(1, 2), {"top": 3}))
+    )
+    busy = threading.Thread(target=pool.predict, args=(row(0),))
+    busy.start()  # the replica is busy: everything after it queues together
+    time.sleep(0.01)
+    explainer.start()
+    results = at_once(pool, [row(i) for i in range(1, 9)])
+    for thread in (busy, explainer):
+        thread.join(10)
+    assert results == [[answer(i)] for i in range(1, 9)]
+    assert model.asks == [("explain", 2)]
+    assert asked[0]["asked"] == "explain" and asked[0]["options"]["top"] == 3
+    assert sum(model.calls) == 9
