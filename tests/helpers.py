@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from winserve.backends.base import Backend
 
 ROOT = Path(__file__).resolve().parent.parent
 # the hidden field every form of the page carries (web/ui.py); a POST without it gets 400
@@ -63,6 +66,29 @@ def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def at_once(backend: Backend, payloads: list[dict[str, Any]], timeout: float = 20) -> list[Any]:
+    """Each payload as its own ``predict`` on ``backend``, from threads released together;
+    each answer's predictions, or the error it raised, by position."""
+    results: list[Any] = [None] * len(payloads)
+    gate = threading.Barrier(len(payloads))
+
+    def call(i: int) -> None:
+        gate.wait(timeout)
+        try:
+            results[i] = backend.predict(payloads[i]).predictions
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"a caller still waits after {timeout} s"
+    return results
 
 
 def server_env(**extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.conftest import iris_frame
-from tests.helpers import model_hosts, wait_until
+from tests.helpers import at_once, model_hosts, wait_until
 from winserve.backends.base import row_errors
 from winserve.backends.pool import PoolBackend
 from winserve.backends.proxy import spawn_context
@@ -35,24 +35,6 @@ pytestmark = pytest.mark.spawn
 
 def _row(a: float, b: float = 1.0) -> dict[str, Any]:
     return {"matrix": np.array([[a, b]])}
-
-
-def _concurrently(pool: PoolBackend, values: list[float]) -> dict[int, Any]:
-    """Each value as its own request, all at once; the answer or the error, by position."""
-    results: dict[int, Any] = {}
-
-    def call(i: int) -> None:
-        try:
-            results[i] = pool.predict(_row(values[i])).predictions[0]
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(values))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 @pytest.fixture
@@ -99,19 +81,8 @@ def test_manager_address_is_a_local_socket_not_tcp(pool_factory: Any) -> None:
 
 def test_concurrent_requests_share_model_calls(pool_factory: Any) -> None:
     pool = pool_factory(ModelSpec(factory="tests.models:batch_size"), max_batch_rows=64)
-    sizes: list[float] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        value = pool.predict(_row(1.0)).predictions[0]
-        with lock:
-            sizes.append(value)
-
-    threads = [threading.Thread(target=call) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    # each answer is the number of rows in the model call that made it
+    sizes = [answer[0] for answer in at_once(pool, [_row(1.0)] * 16, 30)]
     assert len(sizes) == 16
     assert max(sizes) > 1, f"no request was merged with another: {sizes}"
     assert max(sizes) <= 64
@@ -122,9 +93,9 @@ def test_one_bad_request_in_a_batch_fails_alone(pool_factory: Any) -> None:
         ModelSpec(factory="tests.models:chaos"),
         max_batch_wait_ms=200,
     )
-    results = _concurrently(pool, [-1.0 if i == 3 else float(i) for i in range(8)])
+    results = at_once(pool, [_row(-1.0 if i == 3 else float(i)) for i in range(8)], 60)
     assert isinstance(results[3], ModelInputError)
-    assert {i: v for i, v in results.items() if i != 3} == {i: i + 1.0 for i in range(8) if i != 3}
+    assert [v for i, v in enumerate(results) if i != 3] == [[i + 1.0] for i in range(8) if i != 3]
     # the very error the bad request gets alone, found without another call per request: the
     # host isolates the failing rows in the batch's own call (issue 14)
     with pytest.raises(ModelInputError) as alone:
@@ -201,11 +172,11 @@ def test_a_crash_on_one_input_spares_the_others(pool_factory: Any) -> None:
         ModelSpec(factory="tests.models:chaos"),
         max_batch_wait_ms=100,
     )
-    results = _concurrently(pool, [666.0 if i == 0 else float(i) for i in range(6)])
+    results = at_once(pool, [_row(666.0 if i == 0 else float(i)) for i in range(6)], 60)
     assert isinstance(results[0], ModelUnavailable) and results[0].status == 503
     assert "crashed while predicting this request" in results[0].message
     assert results[0].headers["Retry-After"]
-    assert {i: results[i] for i in range(1, 6)} == {i: i + 1.0 for i in range(1, 6)}
+    assert results[1:] == [[i + 1.0] for i in range(1, 6)]
     wait_until(lambda: pool.health().status == "ready", 30)
 
 

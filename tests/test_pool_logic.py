@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeModel, answer, pids, row, rows
-from tests.helpers import wait_until
+from tests.helpers import at_once, wait_until
 from winserve.backends.pool import BACKOFF_FIRST, CALLER_GRACE, PoolBackend
 from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
 
@@ -33,28 +33,6 @@ def pools() -> Iterator[Callable[..., PoolBackend]]:
     yield make
     for pool in made:
         pool.close()
-
-
-def at_once(pool: PoolBackend, payloads: list[dict[str, Any]]) -> list[Any]:
-    """Each payload as its own request, all released together; each answer's predictions (or
-    the error raised), by position."""
-    results: list[Any] = [None] * len(payloads)
-    gate = threading.Barrier(len(payloads))
-
-    def call(i: int) -> None:
-        gate.wait(5)
-        try:
-            results[i] = pool.predict(payloads[i]).predictions
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    assert not any(t.is_alive() for t in threads), "a caller is still waiting"
-    return results
 
 
 # -- batching ---------------------------------------------------------------------------------
