@@ -50,6 +50,17 @@ def test_what_a_column_transformer_passes_drops_or_hands_to_a_function() -> None
     }
 
 
+def test_an_encoder_first_on_the_whole_frame_declares_its_columns() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"city": ["Paris", "Lyon"] * 5, "size": ["s", "m", "l", "s", "m"] * 2})
+    model = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(frame, [0, 1] * 5)
+    kinds = {f["name"]: f["kind"] for f in describe.describe(model)["features"]}
+    assert kinds == {"city": "category", "size": "category"}
+
+
 def test_xgboost_categories_are_its_own() -> None:
     case = zoo.xgboost_categorical()
     city = describe.describe(case.model)["features"][2]

@@ -138,6 +138,8 @@ def _reader_kinds(reader: Any, names: list[str]) -> Kinds:
         return _column_transformer_kinds(own, names)
     if _is_dict_vectorizer(reader):
         return _dict_kinds(reader)
+    if hasattr(reader, "categories_"):  # an encoder first, on the whole frame
+        return _transformer_kinds(reader, names)
     if callable(getattr(reader, "get_booster", None)):
         return _xgboost_kinds(reader, names)
     if callable(getattr(reader, "get_cat_feature_indices", None)):
