@@ -183,6 +183,7 @@ class ModelHost:
             has_proba=bool(self._info.get("has_proba")),
             reference=self._reference,
             model_path=self._model_path,
+            task=str(self._info.get("task", "")),
         )
 
     def _use(self, loaded: loading.Loaded) -> None:

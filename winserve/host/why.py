@@ -51,6 +51,7 @@ class Target:
     has_proba: bool
     reference: Reference | None
     model_path: str
+    task: str = ""
 
     @property
     def names(self) -> list[str]:
@@ -103,6 +104,12 @@ def _scorer(target: Target, row: Any) -> tuple[Callable[[Any], Any], dict[str, A
     class it predicts for the row, else the prediction itself; and what it is, in words."""
     import numpy as np
 
+    if target.task in ("clustering", "outlier_detection"):
+        # a cluster's number or an outlier's -1/1 is a label, not a quantity to share out
+        raise ExplainError(
+            "explanations need a number to share out: this model's answers are "
+            + ("cluster numbers" if target.task == "clustering" else "outlier labels (-1, 1)")
+        )
     first = target.answer(payload_of(row, target), target.has_proba, False)
     predicted = first["predictions"][0]
     if target.has_proba and first.get("probabilities"):
@@ -123,6 +130,11 @@ def _scorer(target: Target, row: Any) -> tuple[Callable[[Any], Any], dict[str, A
                 return np.asarray(record["probabilities"], dtype=np.float64)[:, column]
 
             return probability, {"explained": "probability", "class": predicted}
+    if isinstance(predicted, list):
+        raise ExplainError(
+            "explanations need a number to share out: this model predicts "
+            f"{len(predicted)} outputs per row (one output at a time is not offered yet)"
+        )
     if isinstance(predicted, bool) or not isinstance(predicted, (int, float)):
         raise ExplainError(
             "explanations need a number to share out: this model predicts "
