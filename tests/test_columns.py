@@ -61,6 +61,20 @@ def test_an_encoder_first_on_the_whole_frame_declares_its_columns() -> None:
     assert kinds == {"city": "category", "size": "category"}
 
 
+def test_an_encoder_after_an_imputer_declares_its_columns() -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"city": ["Paris", "Lyon", None, "Lille"] * 5})
+    model = make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(), LogisticRegression()
+    ).fit(frame, [0, 1] * 10)
+    (city,) = describe.describe(model)["features"]
+    assert city["kind"] == "category" and city["categories"] == ["Lille", "Lyon", "Paris"]
+
+
 def test_xgboost_categories_are_its_own() -> None:
     case = zoo.xgboost_categorical()
     city = describe.describe(case.model)["features"][2]

@@ -61,8 +61,12 @@ def inner(model: Any) -> list[Any]:
         return [c.estimator for c in calibrated if getattr(c, "estimator", None) is not None]
     steps = getattr(model, "steps", None)
     if isinstance(steps, list) and steps:
-        first = [s for _, s in steps if s is not None and s != "passthrough"]
-        return first[:1]
+        used = [s for _, s in steps if s is not None and s != "passthrough"]
+        # an imputer keeps the columns as they are: an encoder after it declares them
+        imputed = len(used) > 1 and type(used[0]).__name__ == "SimpleImputer"
+        if imputed and (hasattr(used[1], "categories_") or hasattr(used[1], "transformers_")):
+            return used[1:2]
+        return used[:1]
     estimators = getattr(model, "estimators_", None)
     if isinstance(estimators, list) and estimators and not hasattr(model, "tree_"):
         # Voting/Stacking/MultiOutput; a forest's trees (estimators_ too) read numbers, and
