@@ -11,6 +11,9 @@ has to be unpickled (or even importable) in the web process::
                                 "isolated": {"predictions", "probabilities", "scores",
                                              "errors": [(row, error), ...]}}
 
+    explain(payload, options) -> {"ok": True, "explanations": [...]} | failure   (issue 25,
+    whatif(payload, options)  -> {"ok": True, "curves": [...]} | failure       winserve.host.why)
+
 A call that fails on several rows says which rows failed, each with its own error, and answers
 the others (``isolated``; absent when one row, or nothing but the call as a whole, failed).
 
