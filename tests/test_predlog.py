@@ -130,6 +130,20 @@ def test_every_shape_of_request_is_stored_as_named_rows(tmp_path: Path) -> None:
     assert got[4][2] == [None] and got[4][3] is None and got[0][4] is None
 
 
+def test_rows_of_numbers_are_stored_as_float64_and_read_back_with_missing_values(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    numbers = PredictRequest.from_rows([[1.5, float("nan")], [-0.0, 1e300]])
+    store.write(conn, [entry(1, numbers, Prediction([0.5, float("nan")]))], keep_inputs=True)
+    conn.close()
+    assert stored(path, "SELECT typeof(inputs), length(inputs) FROM requests") == [("blob", 32)]
+    [(_, rows, predictions, _, _)] = rows_stored(path)
+    assert rows == [{"a": 1.5, "b": None}, {"a": -0.0, "b": 1e300}]
+    assert predictions == [0.5, None]
+
+
 def test_log_inputs_false_keeps_outputs_and_counts_only(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite"
     conn = store.connect(path)
