@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tests.fakes import FakeModel, answer, pids, row, rows
 from tests.helpers import at_once, wait_until
 from winserve.backends.pool import BACKOFF_FIRST, CALLER_GRACE, PoolBackend
 from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
+from winserve.model_info import ModelSpec
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -340,3 +342,37 @@ def test_an_explanation_is_never_merged_with_predictions(pools: Any) -> None:
     assert model.asks == [("explain", 2)]
     assert asked[0]["asked"] == "explain" and asked[0]["options"]["top"] == 3
     assert sum(model.calls) == 9
+
+
+def test_one_replica_down_of_two_is_degraded_and_the_other_serves(pools: Any) -> None:
+    model = FakeModel()
+    pool = pools(model, workers=2)
+    wait_until(lambda: pool.health().status == "ready", 5)
+    model.load_seconds = 0.5
+    model.replicas[0].die()
+    wait_until(lambda: pool.health().status == "degraded", 5)
+    assert pool.predict(row(1)).predictions == [answer(1)]
+    assert "exited with code 1" in pool.health().reason
+    wait_until(lambda: pool.health().status == "ready", 5)
+
+
+def test_a_restart_never_loads_a_file_changed_since_the_first_load(
+    pools: Any, tmp_path: Path
+) -> None:
+    """A host that died after its file was overwritten is held "failed", saying what to do,
+    until the loaded file is back: the replicas never serve two different models."""
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"first")
+    model = FakeModel()
+    pool = pools(model, spec=ModelSpec(path=str(path)))
+    path.write_bytes(b"retrained")
+    replica = model.replicas[0]
+    replica.die()
+    wait_until(lambda: replica.state == "failed", 5)
+    with pytest.raises(ModelUnavailable, match=r"no model replica can start: .*changed on disk"):
+        pool.predict(row(1))
+    assert replica.starts == 1  # no host was started for the other file
+    path.write_bytes(b"first")  # put back
+    wait_until(lambda: replica.state == "ready", 5)
+    assert replica.starts == 2
+    assert pool.predict(row(1)).predictions == [answer(1)]

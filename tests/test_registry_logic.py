@@ -234,3 +234,28 @@ def test_close_stops_every_version(registry: Registry, model: FakeModel, model_f
     wait_until(lambda: all(r.stopped for r in model.replicas), 5)
     assert len(model.replicas) == 2
     registry.release(held)
+
+
+def test_the_watcher_follows_the_folder(model: FakeModel, model_file: Path, tmp_path: Path) -> None:
+    """watch_seconds apart: a new file is served, a changed one swapped in, a removed one
+    unloaded, and one put back as it was served again (issue 28 item 5)."""
+    folder = model_file.parent
+    registry = Registry(Settings(model=folder, watch_seconds=0.1), model.make_backend)
+    try:
+        registry.start_folder()
+        registry.wait_loaded(5)
+        assert registry.names() == [NAME] and serving(registry) == 1
+        registry.watch()
+        (folder / "other.joblib").write_bytes(b"another model")
+        wait_until(lambda: "other" in registry.names() and not registry.entry("other").loading, 5)
+        model_file.write_bytes(b"version 2")
+        wait_until(lambda: serving(registry) == 2, 5)
+        kept = tmp_path / "kept.joblib"
+        model_file.rename(kept)
+        wait_until(lambda: registry.names() == ["other"], 5)
+        kept.rename(model_file)  # back, with the time stamp it had
+        wait_until(lambda: NAME in registry.names() and not registry.entry(NAME).loading, 5)
+        assert serving(registry) == 3
+        assert registry.refused() == {}
+    finally:
+        registry.close()
