@@ -17,14 +17,15 @@ request (one insert each: a table of rows beside it doubled the writer's cost, m
               MAX_ROWS_STORED of its rows: columns (JSON: the names), inputs (the rows in the
               order of columns: float64 bytes, row after row, when every value is a number,
               else a JSON list of lists; NULL with log_inputs = false; ``decode_inputs`` reads
-              both), predictions
-              (a list), probabilities (a list of lists, or NULL), sample (the 0-based rows kept
-              of a larger request, a uniform sample in row order; NULL when all are kept)
+              both), predictions (a list), probabilities (a list of lists, or NULL), sample
+              (the 0-based rows kept of a larger request, a uniform sample in row order; NULL
+              when all are kept)
 
 The rows are kept in MLflow's "split" orientation (``pd.DataFrame(inputs, columns=columns)``
-rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcomes on ``request_id``
-and the row (``sample``'s, else the position), or on a key column inside ``inputs``, per
-``sha256``. A NaN (a missing value) is stored as JSON's null (as NaN in float64 bytes).
+rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcomes on
+``request_id`` and the row (``sample``'s, else the position), or on a key column inside
+``inputs``, per ``sha256``. A NaN (a missing value) is stored as JSON's null (as NaN in
+float64 bytes).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ SCHEMA_VERSION = 1
 MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 DAY = 86_400.0
 # Entries encoded (or inserted) between two releases of the GIL. The writer is the web
-# process's one busy thread; held for CPython's 5 ms switch interval, it made every request
-# thread coming back from its socket or its model wait behind it (a convoy: throughput at
-# c=32 fell far more than the writer's share of the CPU). 16 entries: ~0.3 ms.
+# process's one busy thread: holding the GIL for CPython's 5 ms switch interval, it would
+# keep every request thread coming back from its socket or its model waiting behind it.
+# 16 entries: ~0.5 ms. (bench/predlog.py could not tell 4, 16 and 128 apart on the team's
+# loaded machine; the writer's own CPU was ~35 us per entry there, issue 26.)
 SLICE = 16
 BUSY_MS = 1000  # another winserve serving the same file may hold the write lock briefly
 
@@ -67,7 +69,7 @@ CREATE TABLE IF NOT EXISTS requests (
     n_rows INTEGER,
     kind TEXT NOT NULL DEFAULT 'request',
     columns TEXT,
-    inputs TEXT,
+    inputs BLOB,
     predictions TEXT,
     probabilities TEXT,
     sample TEXT
