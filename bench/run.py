@@ -16,7 +16,9 @@ at each level, from ``winserve_batch_rows`` in ``/metrics`` read before and afte
 measures the proportional memory (PSS) of ``--workers 1`` vs ``--workers 2`` on a model whose
 arrays dominate its size (KNeighborsClassifier, uncompressed file, memory-mapped by winserve).
 
-Writes ``bench/RESULTS.md`` (``--quick``: ``bench/out/RESULTS-quick.md``, seconds, for CI).
+Writes ``bench/RESULTS.md`` (``--quick``: ``bench/out/RESULTS-quick.md``, seconds, for CI;
+``--only TEXT``: some cases alone, e.g. five runs of winserve's logistic regression, into
+``bench/out/RESULTS-only.md``; ``--out`` elsewhere).
 Needs wrk (Debian package ``wrk``) and psutil (in winserve's ``test`` extra).
 """
 
@@ -38,6 +40,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -632,7 +635,12 @@ def onnx_file(folder: Path, models: dict[str, Path]) -> Path:
 
 
 def onnx_runs(
-    folder: Path, models: dict[str, Path], script: Path, seconds: float, quick: bool
+    folder: Path,
+    models: dict[str, Path],
+    script: Path,
+    seconds: float,
+    quick: bool,
+    wanted: Callable[[str, str], bool] = lambda model, server: True,
 ) -> list[Run]:
     try:
         import onnxruntime  # noqa: F401
@@ -647,6 +655,8 @@ def onnx_runs(
         cases.append((COMPILED_SERVER, FOREST, models[FOREST], ("--compile", "onnx")))
     runs = []
     for server, name, path, extra in cases:
+        if not wanted(name, server):
+            continue
         print(f"bench: {name}, {server} …", file=sys.stderr, flush=True)
         runs.append(measure(server, name, path, script, seconds, extra))
     return runs
@@ -738,6 +748,13 @@ def issue29_targets(runs: list[Run]) -> list[str]:
     return lines
 
 
+def selected(only: list[str], model: str, server: str) -> bool:
+    """Whether ``--only`` keeps this case: no --only, or a text found in 'model, server'
+    (case-insensitive)."""
+    case = f"{model}, {server}".lower()
+    return not only or any(text.lower() in case for text in only)
+
+
 def litserve_installed() -> bool:
     try:
         import litserve  # noqa: F401
@@ -773,7 +790,20 @@ def main() -> int:
         default=LITSERVE_TIMEOUT * 1000,
         help=f"LitServe's batch_timeout in ms (default {LITSERVE_TIMEOUT * 1000:g})",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="only the cases whose 'model, server' contains TEXT (any of them when repeated; "
+        "e.g. --only 'logistic regression, winserve'); no memory figures, and the results go "
+        "to bench/out/RESULTS-only.md unless --out says where",
+    )
     args = parser.parse_args()
+    only = args.only or []
+
+    def wanted(model: str, server: str) -> bool:
+        return selected(only, model, server)
+
     litserve_batch[:] = [args.litserve_batch, args.litserve_wait_ms / 1000]
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -799,19 +829,25 @@ def main() -> int:
         for repeat in range(repeats):
             for name in names[:1] if args.quick else names:
                 for server in servers:
+                    if not wanted(name, server):
+                        continue
                     print(
                         f"bench: run {repeat + 1}/{repeats}: {name}, {server} …",
                         file=sys.stderr,
                         flush=True,
                     )
                     runs.append(measure(server, name, models[name], script, seconds))
-            runs += onnx_runs(work, models, script, seconds, args.quick)  # issue 16
-        print("bench: memory of 1 vs 2 replicas …", file=sys.stderr, flush=True)
-        memory = memory_of_workers(models["knn"])
+            runs += onnx_runs(work, models, script, seconds, args.quick, wanted)  # issue 16
+        memory = {}
+        if not only:
+            print("bench: memory of 1 vs 2 replicas …", file=sys.stderr, flush=True)
+            memory = memory_of_workers(models["knn"])
     summary = summarise(runs)
     text = report(summary, memory, seconds, args.quick, repeats)
     text += "\n".join(onnx_targets(summary) + issue29_targets(summary)) + "\n"
-    target = args.out or (HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md")
+    target = args.out or HERE / (
+        "out/RESULTS-quick.md" if args.quick else "out/RESULTS-only.md" if only else "RESULTS.md"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_file() and KEPT in (old := target.read_text(encoding="utf-8")):
         text += "\n" + old[old.index(KEPT) :]  # the other benchmarks' figures stay

@@ -78,6 +78,17 @@ def test_runs_are_summarised_by_medians_and_spread() -> None:
     assert single.spread == 0.0 and single.rps_runs == [900]
 
 
+@pytest.mark.timeout(30)
+def test_only_picks_cases_by_model_and_server() -> None:
+    run = bench_run()
+    assert run.selected([], run.LR, run.LITSERVE)
+    assert run.selected(["Logistic Regression, winserve"], run.LR, "winserve")
+    assert run.selected(["logistic regression, winserve"], run.LR, run.ONNX_FILE_SERVER)
+    assert not run.selected(["logistic regression, winserve"], run.FOREST, "winserve")
+    assert not run.selected(["logistic regression, winserve"], run.LR, run.LITSERVE)
+    assert run.selected(["forest", "litserve"], run.LR, run.LITSERVE)
+
+
 @pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.spawn
