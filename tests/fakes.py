@@ -10,7 +10,8 @@
        record, TimeoutError past the call's          close, as the registry sees a backend)
        timeout, EOFError when it "dies")
 
-The fake model answers ``2 * x0 + x1`` for each row of a ``{"matrix": …}`` payload. A row whose
+The fake model answers ``2 * x0 + x1`` for each row of a ``{"matrix": …}`` payload, and each
+row's sum for a payload of one tensor (``{"tensors": {name: array}}``). A row whose
 ``x0`` is ``model.refuse`` is refused with a ValueError (the host's isolated-rows record, as
 ``ModelHost.predict`` answers, when the call holds other rows); ``model.hang`` makes the call
 block until its timeout (``TimeoutError``, as the proxy raises it) or until the replica is
@@ -71,6 +72,7 @@ class FakeModel:
     name: str = "fake"
     calls: list[int] = field(default_factory=list)
     asks: list[tuple[str, int]] = field(default_factory=list)  # explain/whatif calls, rows
+    shapes: list[tuple[int, ...]] = field(default_factory=list)  # a tensor call's row shape
     replicas: list[FakeReplica] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -156,9 +158,16 @@ class FakeReplica:
     ) -> dict[str, Any]:
         if not self._alive:
             raise BrokenPipeError("the model host is not running")
+        model = self.model
+        if "tensors" in payload:  # one tensor input (issue 24): each row's sum
+            tensor = next(iter(payload["tensors"].values()))
+            with model.lock:
+                model.calls.append(len(tensor))
+                model.shapes.append(tensor.shape[1:])
+            self._spend([], timeout)
+            return {"ok": True, "predictions": [float(t.sum()) for t in tensor]}
         matrix = payload["matrix"]
         first = [float(v) for v in matrix[:, 0]]
-        model = self.model
         with model.lock:
             model.calls.append(len(first))
         self._spend(first, timeout)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.fakes import FakeModel, answer, pids, row, rows
@@ -390,3 +391,22 @@ def test_a_restart_never_loads_a_file_changed_since_the_first_load(
     wait_until(lambda: replica.state == "ready", 5)
     assert replica.starts == 2
     assert pool.predict(row(1)).predictions == [answer(1)]
+
+
+def test_tensors_merge_only_with_their_own_shape_and_within_max_batch_bytes(
+    pools: Any,
+) -> None:
+    """Issue 24: a call holds tensors of one per-row shape only, and at most max_batch_bytes of
+    them; every request gets its own rows' answers."""
+    model = FakeModel(latency=0.03)
+    pool = pools(model, max_batch_bytes=3 * 4 * 100)  # three rows of 100 float32
+    payloads = [
+        {"tensors": {"x": np.full((1, 100) if i % 2 else (1, 2, 5), i, dtype=np.float32)}}
+        for i in range(12)
+    ]
+    results = at_once(pool, payloads)
+    assert results == [[float(i * (100 if i % 2 else 10))] for i in range(12)]
+    assert sorted(set(model.shapes)) == [(2, 5), (100,)]
+    assert sum(model.calls) == 12 and len(model.calls) < 12, model.calls  # some merged
+    wide = [n for n, shape in zip(model.calls, model.shapes, strict=True) if shape == (100,)]
+    assert max(wide) <= 3, wide
