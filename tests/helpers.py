@@ -185,6 +185,18 @@ class ServerProcess:
             self.proc.stdout.close()
 
 
+def winserve_check(model: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m winserve check MODEL`` from the model's folder; its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "winserve", "check", str(model)],
+        cwd=model.parent,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @contextmanager
 def running_server(
     args: list[str], *, cwd: Path, env: dict[str, str] | None = None, ready: bool = True

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import running_server, server_env
+from tests.helpers import running_server, winserve_check
 
 pytestmark = [pytest.mark.spawn]
 
@@ -36,17 +36,6 @@ def _train(target: Path, define: str, cwd: Path) -> None:
     subprocess.run([sys.executable, "-c", script], cwd=cwd, check=True, timeout=120)
 
 
-def _check(model: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(model)],
-        cwd=model.parent,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def notebook_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("notebook")
@@ -56,7 +45,7 @@ def notebook_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_notebook_function_is_named_with_what_to_do(notebook_model: Path) -> None:
-    result = _check(notebook_model)
+    result = winserve_check(notebook_model)
     assert result.returncode == 1
     assert result.stdout.splitlines()[-1] == (
         "FAILED: the model uses 'double', which was defined in the notebook or script that "
@@ -70,7 +59,7 @@ def test_the_code_file_next_to_the_model_supplies_it(notebook_model: Path) -> No
     training = 'if __name__ == "__main__":\n    raise SystemExit("the training part ran")\n'
     code.write_text(f"import numpy as np\n\n{DOUBLE}\n{training}", encoding="utf-8")
     try:
-        checked = _check(notebook_model).stdout
+        checked = winserve_check(notebook_model).stdout
         assert checked.splitlines()[-1].startswith("OK: the model loads")
         assert "  code      churn model_code.py (run before loading the model)" in checked
         with running_server([str(notebook_model)], cwd=notebook_model.parent) as server:
@@ -104,7 +93,7 @@ def test_a_code_file_that_fails_or_falls_short(
     code_file = notebook_model.with_name("churn model_code.py")
     code_file.write_text(code, encoding="utf-8")
     try:
-        result = _check(notebook_model)
+        result = winserve_check(notebook_model)
     finally:
         code_file.unlink()
     assert result.returncode == 1 and result.stdout.splitlines()[-1] == message
@@ -120,11 +109,11 @@ def test_a_module_of_the_authors_own_is_found_next_to_the_model(tmp_path: Path) 
     served.mkdir()
     model = served / "model.joblib"
     _train(model, "from features import double", training)
-    result = _check(model)
+    result = winserve_check(model)
     assert result.returncode == 1
     assert result.stdout.splitlines()[-1] == (
         "FAILED: the model needs the Python module 'features': it is not installed here, "
         "and there is no features.py next to model.joblib"
     )
     (served / "features.py").write_text(features, encoding="utf-8")
-    assert _check(model).stdout.splitlines()[-1].startswith("OK: the model loads")
+    assert winserve_check(model).stdout.splitlines()[-1].startswith("OK: the model loads")
