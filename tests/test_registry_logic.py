@@ -18,7 +18,7 @@ import pytest
 from tests.fakes import FakeModel, FakeReplica, answer, row
 from tests.helpers import wait_until
 from winserve.errors import ModelFailed, ModelUnavailable, NotFound
-from winserve.registry import Registry, Slot
+from winserve.registry import KEEP_OLD_VERSIONS, Registry, Slot
 from winserve.settings import Settings
 
 pytestmark = pytest.mark.timeout(30)
@@ -259,3 +259,17 @@ def test_the_watcher_follows_the_folder(model: FakeModel, model_file: Path, tmp_
         assert registry.refused() == {}
     finally:
         registry.close()
+
+
+def test_stopped_versions_are_kept_for_their_csv_results_up_to_a_limit(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    for version in range(1, 6):
+        model_file.write_bytes(f"version {version}".encode())
+        assert registry.load(NAME, model_file)
+    entry = registry.entry(NAME)
+    kept = list(range(5 - KEEP_OLD_VERSIONS, 5))  # the newest stopped ones
+    wait_until(lambda: [s.version for s in entry.older] == kept, 5)
+    wait_until(lambda: all(s.state == "stopped" for s in entry.older), 5)
+    assert serving(registry) == 5
+    assert [r.stopped for r in model.replicas] == [True] * 4 + [False]
