@@ -356,3 +356,22 @@ def test_a_form_is_counted_before_it_is_parsed(guarded: ServerProcess) -> None:
     assert response.status_code == 413 and "fields, more than the 1000 allowed" in response.text
     assert memory.grew_mb < 50, f"the web process grew {memory.grew_mb:.0f} MB"
     _answers_normally(guarded.url)
+
+
+def test_only_a_long_quoted_name_is_cut_never_the_prose_between_two_names() -> None:
+    """A 400 naming several rows kept its middle: the text between one name's closing quote and
+    the next name's opening quote (and a prose apostrophe) is not a quoted name."""
+    from winserve.errors import cut_long_names
+
+    several = (
+        "row 3, column 'city': missing value, which the model does not accept in this column "
+        "(it says: Input contains NaN); row 4, column 'city': unknown value 'paris'"
+    )
+    assert cut_long_names(several) == several
+    prose = "the model's input doesn't take " + "y" * 100 + " in 'a'"
+    assert cut_long_names(prose) == prose
+    long_name = "unknown column '" + "x" * 5000 + "'; expected 'a'"
+    assert (
+        cut_long_names(long_name)
+        == f"unknown column '{'x' * 60}…' (5,000 characters); expected 'a'"
+    )

@@ -13,7 +13,12 @@ import re
 # then cut and counted: a 4 MB column name came back whole in the error (issue 28)
 MAX_NAME_SHOWN = 60
 _LONG = "{" + str(MAX_NAME_SHOWN + 1) + ",}"
-_LONG_QUOTED = re.compile(f"'([^'\\n]{_LONG})'|\"([^\"\\n]{_LONG})\"")
+# a quoted name opens after no letter or digit and closes before none: the apostrophes of
+# prose ("the model's"), and the text between one name's closing quote and the next name's
+# opening quote, are never taken for a name (a 400 listing several rows lost its middle)
+_LONG_QUOTED = re.compile(
+    f"(?<![\\w'\"])'([^'\\n]{_LONG})'(?!\\w)|(?<![\\w'\"])\"([^\"\\n]{_LONG})\"(?!\\w)"
+)
 
 
 def shown(name: object) -> str:
