@@ -39,11 +39,12 @@ HEADER = (
     "probabilities",
 )  # the request's fields, then the row's
 QUERY = """
-SELECT time, request_id, model, version, sha256, route, method, caller, token_name, latency_ms,
-       status, n_rows, columns, inputs, predictions, probabilities, sample
-FROM requests
-WHERE model = ? AND time >= ? AND time < ?
-ORDER BY id
+SELECT r.time, r.request_id, r.model, r.version, r.sha256, r.route, r.method, r.caller,
+       r.token_name, r.latency_ms, r.status, r.n_rows, c.names, r.inputs, r.predictions,
+       r.probabilities, r.sample
+FROM requests AS r LEFT JOIN column_sets AS c ON c.id = r.columns
+WHERE r.model = ? AND r.time >= ? AND r.time < ?
+ORDER BY r.id
 """
 CHUNK = 500
 

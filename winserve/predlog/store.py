@@ -14,17 +14,20 @@ request (one insert each: a table of rows beside it doubled the writer's cost, m
               sha256 (the file's: a version across restarts), route, method, caller (the
               client's address), token_name (NULL until named callers), latency_ms, status,
               n_rows, kind ('request'; 'job' for CSV scoring, later), and up to
-              MAX_ROWS_STORED of its rows: columns (JSON: the names), inputs (the rows in the
+              MAX_ROWS_STORED of its rows: columns (the id of their names in column_sets,
+              a JSON list stored once per file), inputs (the rows in the
               order of columns: float64 bytes, row after row, when every value is a number,
               else a JSON list of lists; NULL with log_inputs = false; ``decode_inputs`` reads
               both), predictions (a list), probabilities (a list of lists, or NULL), sample
               (the 0-based rows kept of a larger request, a uniform sample in row order; NULL
               when all are kept)
 
-The rows are kept in MLflow's "split" orientation (``pd.DataFrame(inputs, columns=columns)``
+The rows are kept in MLflow's "split" orientation (``pd.DataFrame(inputs, columns=names)``
 rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcomes on
 ``request_id`` and the row (``sample``'s, else the position), or on a key column inside
-``inputs``, per ``sha256``. A NaN (a missing value) is stored as JSON's null (as NaN in
+``inputs``, per ``sha256``. Only ``time`` is indexed: each index is work on every insert; the
+accuracy upload will add its ``request_id`` index when it first needs it (``CREATE INDEX IF
+NOT EXISTS``). A NaN (a missing value) is stored as JSON's null (as NaN in
 float64 bytes).
 """
 
@@ -68,14 +71,17 @@ CREATE TABLE IF NOT EXISTS requests (
     status INTEGER NOT NULL,
     n_rows INTEGER,
     kind TEXT NOT NULL DEFAULT 'request',
-    columns TEXT,
+    columns INTEGER,
     inputs BLOB,
     predictions TEXT,
     probabilities TEXT,
     sample TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
-CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id);
+CREATE TABLE IF NOT EXISTS column_sets (
+    id INTEGER PRIMARY KEY,
+    names TEXT NOT NULL UNIQUE
+);
 """
 
 INSERT = (
@@ -193,19 +199,26 @@ def decode_inputs(columns: str | None, inputs: str | bytes | None) -> list[list[
     return [values[i : i + width] for i in range(0, len(values), width)]
 
 
-def _columns_text(labels: list[str], known: dict[tuple[str, ...], str]) -> str:
+def _column_set(
+    conn: sqlite3.Connection, labels: list[str], known: dict[tuple[str, ...], int]
+) -> int:
+    """The id of ``labels`` in column_sets (stored once per file: a model's 30 names were
+    ~600 bytes of every entry, the largest part of it)."""
     key = tuple(labels)
-    text = known.get(key)
-    if text is None:  # the same model's names, request after request: encoded once
+    found = known.get(key)
+    if found is None:  # the same model's names, request after request: looked up once
         if len(known) > 1000:
             known.clear()
-        text = known[key] = _encode(labels)
-    return text
+        text = _encode(labels)
+        conn.execute("INSERT OR IGNORE INTO column_sets (names) VALUES (?)", (text,))
+        row = conn.execute("SELECT id FROM column_sets WHERE names = ?", (text,)).fetchone()
+        found = known[key] = int(row[0])
+    return found
 
 
 def values_of(
-    entry: Entry, keep_inputs: bool, known: dict[tuple[str, ...], str]
-) -> tuple[str | bytes | None, ...]:
+    conn: sqlite3.Connection, entry: Entry, keep_inputs: bool, known: dict[tuple[str, ...], int]
+) -> tuple[int | str | bytes | None, ...]:
     """The stored form of ``entry``'s rows: (columns, inputs, predictions, probabilities,
     sample), each JSON text or None. A request of more than MAX_ROWS_STORED rows keeps a
     uniform sample of them, in row order, and ``sample`` says which rows (0-based)."""
@@ -227,7 +240,7 @@ def values_of(
         with contextlib.suppress(IndexError, TypeError, ValueError, AttributeError):
             labels, rows = input_rows(entry.request, entry.names, picks)
             if labels is not None and rows is not None:
-                columns, inputs = _columns_text(labels, known), _inputs(rows)
+                columns, inputs = _column_set(conn, labels, known), _inputs(rows)
     if any(type(a) is float and a != a for a in answers):
         answers = [None if type(a) is float and a != a else a for a in answers]
     return (
@@ -243,12 +256,31 @@ def write(
     conn: sqlite3.Connection,
     entries: Iterable[Entry],
     keep_inputs: bool,
-    known: dict[tuple[str, ...], str] | None = None,
+    known: dict[tuple[str, ...], int] | None = None,
 ) -> int:
-    """Store ``entries`` in one transaction; how many were stored. ``known``: the column
-    names already encoded (the writer keeps it between batches)."""
+    """Store ``entries`` in one transaction; how many were stored. ``known``: the ids of the
+    column sets already stored (the writer keeps it between batches, for one file)."""
     known = {} if known is None else known
     records: list[tuple[Any, ...]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _insert_all(conn, entries, keep_inputs, known, records)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        known.clear()  # ids of a rolled-back transaction may not exist
+        raise
+    return len(records)
+
+
+def _insert_all(
+    conn: sqlite3.Connection,
+    entries: Iterable[Entry],
+    keep_inputs: bool,
+    known: dict[tuple[str, ...], int],
+    records: list[tuple[Any, ...]],
+) -> None:
     for n, e in enumerate(entries, 1):
         records.append(
             (
@@ -264,25 +296,17 @@ def write(
                 e.latency_ms,
                 e.status,
                 e.n_rows,
-                *values_of(e, keep_inputs, known),
+                *values_of(conn, e, keep_inputs, known),
             )
         )
         if n % SLICE == 0:
             time.sleep(0)  # let the request threads have the GIL (see SLICE)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for start in range(0, len(records), SLICE):
-            part = records[start : start + SLICE]
-            # one statement for the slice: sqlite3 lets the GIL go around every step, and
-            # executemany steps once per row, each a hand-over among the request threads
-            conn.execute(_insert(len(part)), [v for record in part for v in record])
-            time.sleep(0)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return len(records)
+    for start in range(0, len(records), SLICE):
+        part = records[start : start + SLICE]
+        # one statement for the slice: sqlite3 lets the GIL go around every step, and
+        # executemany steps once per row, each a hand-over among the request threads
+        conn.execute(_insert(len(part)), [v for record in part for v in record])
+        time.sleep(0)
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:

@@ -74,6 +74,7 @@ class PredictionLog:
         keep_inputs: bool = True,
         capacity: int = CAPACITY,
         interval: float = INTERVAL,
+        retry_first: float = RETRY_FIRST,
     ) -> None:
         self.path = path
         self.days = days
@@ -92,9 +93,10 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="winserve-predlog", daemon=True)
         self._conn: sqlite3.Connection | None = None
         self._retry_at = 0.0
-        self._backoff = RETRY_FIRST
+        self._retry_first = retry_first
+        self._backoff = retry_first
         self._pruned_at = 0.0
-        self._known: dict[tuple[str, ...], str] = {}  # column names, encoded once
+        self._known: dict[tuple[str, ...], int] = {}  # column sets stored, by their names
 
     # ---- the request path ---------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class PredictionLog:
             if time.monotonic() < self._retry_at:
                 return None
             self._conn = store.connect(self.path)
+            self._known.clear()  # the file may be a new one (deleted meanwhile)
         return self._conn
 
     def _flush(self) -> None:
@@ -158,13 +161,13 @@ class PredictionLog:
                     continue
                 self.written += store.write(conn, batch, self.keep_inputs, self._known)
             except (sqlite3.Error, OSError) as exc:
-                self.lost += len(batch)
                 self._failed(exc)
+                self.lost += len(batch)  # after: who reads it sees the error noted
             else:
                 if self.error:
                     log.warning("the prediction log is written again: %s", self.path)
                     self.error = ""
-                self._backoff = RETRY_FIRST
+                self._backoff = self._retry_first
 
     def _prune(self) -> None:
         self._pruned_at = time.monotonic()
