@@ -82,7 +82,7 @@ def test_32_clients_every_request_logged_once_after_a_clean_stop(
 ) -> None:
     log = tmp_path / "log.sqlite"
     with running_server(
-        [str(iris_forest), "--workers", "2", "--log-path", str(log)], cwd=tmp_path
+        [str(iris_forest), "--workers", "2", "--log", "--log-path", str(log)], cwd=tmp_path
     ) as server:
         answered = hammer(server.url, threading.Event(), per_client=40)
         assert len(answered) == CLIENTS * 40 and {s for _, _, s in answered} == {200}
@@ -100,7 +100,9 @@ def test_kill_9_mid_load_loses_at_most_the_last_second_and_never_the_file(
     tmp_path: Path, iris_forest: Path
 ) -> None:
     log = tmp_path / "log.sqlite"
-    with running_server([str(iris_forest), "--log-path", str(log)], cwd=tmp_path) as server:
+    with running_server(
+        [str(iris_forest), "--log", "--log-path", str(log)], cwd=tmp_path
+    ) as server:
         stop = threading.Event()
         done: list[list[tuple[float, str, int]]] = []
         load = threading.Thread(target=lambda: done.append(hammer(server.url, stop)))
@@ -129,7 +131,7 @@ def test_an_unwritable_log_folder_never_stops_serving(tmp_path: Path, iris_fores
     writable = unwritable(folder)
     try:
         with running_server(
-            [str(iris_forest), "--log-path", str(folder / "log.sqlite")], cwd=tmp_path
+            [str(iris_forest), "--log", "--log-path", str(folder / "log.sqlite")], cwd=tmp_path
         ) as server:
             answered = hammer(server.url, threading.Event(), per_client=5)
             assert {s for _, _, s in answered} == {200} and len(answered) == CLIENTS * 5
@@ -146,13 +148,13 @@ def test_an_unwritable_log_folder_never_stops_serving(tmp_path: Path, iris_fores
         writable()
 
 
-def test_log_false_writes_nothing_and_log_true_writes_under_the_data_folder(
+def test_log_off_by_default_writes_nothing_and_log_writes_under_the_data_folder(
     tmp_path: Path, iris_forest: Path
 ) -> None:
     data = tmp_path / "data"
     env = server_env(XDG_DATA_HOME=str(data))
     x, _ = iris_frame()
-    with running_server([str(iris_forest), "--no-log"], cwd=tmp_path, env=env) as server:
+    with running_server([str(iris_forest)], cwd=tmp_path, env=env) as server:  # off by default
         for _ in range(20):
             answer = requests.post(
                 f"{server.url}/predict", json=x.iloc[:3].to_dict(orient="records"), timeout=TIMEOUT
@@ -161,7 +163,7 @@ def test_log_false_writes_nothing_and_log_true_writes_under_the_data_folder(
         assert "prediction_log" not in requests.get(f"{server.url}/health", timeout=TIMEOUT).json()
         assert server.stop(signal.SIGINT, timeout=30) == 0
     assert not data.exists() or not any(data.rglob("*.sqlite*"))
-    with running_server([str(iris_forest)], cwd=tmp_path, env=env) as server:
+    with running_server([str(iris_forest), "--log"], cwd=tmp_path, env=env) as server:
         answer = requests.post(
             f"{server.url}/predict", json=x.iloc[:3].to_dict(orient="records"), timeout=TIMEOUT
         )

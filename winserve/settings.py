@@ -508,12 +508,15 @@ class Settings:
         cli="--request-log",
         metavar="FILE",
     )
+    # off by default until its cost is within 5 % of throughput (issue 26; bench/predlog.py
+    # measured 0.73-1.06x req/s and 1.14-1.43x web CPU per request at c=32)
     log: bool = _setting(
-        True,
+        False,
         "Keep a prediction log: each prediction request's time, model, version, route, caller "
         "address, latency, status, inputs and outputs, in an SQLite file written in the "
         "background (a request never waits for it; when it falls behind, entries are dropped "
-        "and counted in /metrics).",
+        "and counted in /metrics). Off by default: it costs web CPU per request "
+        "(bench/predlog.py).",
         to_bool,
         cli="--log",
     )
