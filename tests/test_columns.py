@@ -215,3 +215,214 @@ def test_a_dict_vectorizer_gets_dicts() -> None:
     assert answer.status_code == 200, answer.json
     assert answer.json["predictions"] == case.model.predict(rows).tolist()
     assert np.asarray(case.model.predict(rows)).shape == (len(rows),)
+
+
+# --- issue 22 follow-ups: a new user's trial from a fresh clone ---
+
+MONTH_CODE = '''def month_of(frame):
+    """The notebook's own function: the month of a datetime64 column."""
+    return frame["when"].dt.month.to_numpy().reshape(-1, 1)
+'''
+
+
+def month_model() -> zoo.Case:
+    """A pipeline fitted on a ``datetime64[ns]`` column, read with ``.dt`` (issue 22)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(MONTH_CODE, namespace)  # as the notebook defined it: a function of __main__
+    rng = np.random.default_rng(7)
+    days = rng.integers(0, 700, 120)
+    train = pd.DataFrame(
+        {
+            "when": pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D"),
+            "spend": rng.normal(50, 20, 120),
+        }
+    ).astype({"when": "datetime64[ns]"})  # as the new user's frame (pandas 3 makes "us")
+    assert train["when"].dtype == "datetime64[ns]"
+    model = make_pipeline(
+        ColumnTransformer(
+            [("month", FunctionTransformer(namespace["month_of"]), ["when"])],
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(train, np.where(train["when"].dt.month > 6, "late", "early"))
+    return zoo.Case("months", model, train.head(5), code=MONTH_CODE)
+
+
+MONTH_CARD = '[example]\nwhen = "2024-05-01"\nspend = 40.0\n'
+
+
+def test_the_card_kind_datetime_and_toml_dates_in_the_example() -> None:
+    card = parse({"features": {"when": {"kind": "datetime"}}, "example": {}})
+    assert card.kinds == {"when": "datetime"}
+    import tomllib
+
+    read = parse(tomllib.loads("[example]\nwhen = 2024-05-01T10:30:00\nday = 2024-05-02\n"))
+    # as a JSON or CSV row would send them: the sample asks what real rows ask
+    assert read.example == {"when": "2024-05-01T10:30:00", "day": "2024-05-02"}
+
+
+def test_a_datetime_column_gets_datetime64_and_a_bad_date_is_a_400(tmp_path: Path) -> None:
+    case = month_model()
+    (path,) = zoo.save(case, tmp_path)
+    client = local_client(ModelSpec(path, kinds={"when": "datetime"}))
+    model = client.get("/model").json
+    assert {f["name"]: f["kind"] for f in model["features"]}["when"] == "datetime"
+    rows = [
+        {"when": "2024-03-01", "spend": 40.0},
+        {"when": "2024-11-30T23:59:00", "spend": 60.0},
+    ]
+    want = case.model.predict(pd.DataFrame(rows).astype({"when": "datetime64[ns]"})).tolist()
+    answer = client.post("/predict", json=rows)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["predictions"] == want
+    text = "when,spend\n2024-03-01,40\n2024-11-30 23:59,60\n"
+    answer = client.post("/invocations", data=text, content_type="text/csv")
+    assert answer.status_code == 200, answer.json
+    frame = pd.read_csv(io.StringIO(text))
+    frame["when"] = pd.to_datetime(frame["when"], format="mixed")  # each cell as it reads one
+    assert answer.json["predictions"] == case.model.predict(frame).tolist()
+    bad = client.post("/predict", json=[rows[0], {"when": "31 Febtember", "spend": 1.0}])
+    assert bad.status_code == 400
+    assert "row 2, column 'when': expected a date and time" in bad.json["error"]["message"]
+    number = client.post("/predict", json=[{"when": 5, "spend": 1.0}])
+    assert number.status_code == 400 and "row 1, column 'when'" in number.json["error"]["message"]
+
+
+def test_a_datetime_column_in_the_schemas_and_on_the_form() -> None:
+    from winserve.card import DATETIME_HINT, FeatureDoc, ModelCard, form_fields
+    from winserve.model_info import Feature, ModelInfo
+    from winserve.tools import value_schema
+
+    feature = Feature(name="when", kind="datetime")
+    schema = value_schema(feature)
+    assert schema["format"] == "date-time" and schema["type"] == ["string", "null"]
+    info = ModelInfo(
+        name="m", model_type="t", task="unknown", features=[feature], feature_names_known=True
+    )
+    card = ModelCard(
+        example={"when": "2024-05-01T10:30:00"}, features={"when": FeatureDoc(kind="datetime")}
+    )
+    (field,) = form_fields(card, info)
+    assert (field.kind, field.value) == ("text", "2024-05-01T10:30:00")
+    assert DATETIME_HINT in field.help
+
+
+@pytest.mark.spawn
+@pytest.mark.server
+def test_a_real_server_answers_a_datetime_column_as_the_notebook(tmp_path: Path) -> None:
+    import requests
+
+    from tests.helpers import running_server
+
+    case = month_model()
+    case.card = MONTH_CARD + '\n[features.when]\nkind = "datetime"\n'
+    (path,) = zoo.save(case, tmp_path)
+    rows = [{"when": "2024-03-01", "spend": 40.0}, {"when": "2024-09-15 08:00", "spend": 9}]
+    frame = pd.DataFrame(rows).astype({"when": "datetime64[ns]"})
+    with running_server([path], cwd=tmp_path) as server:
+        answer = requests.post(f"{server.url}/predict", json=rows, timeout=30)
+        assert answer.status_code == 200, answer.text
+        spec = requests.get(f"{server.url}/openapi.json", timeout=30).text
+    assert answer.json()["predictions"] == case.model.predict(frame).tolist()
+    assert '"date-time"' in spec
+
+
+@pytest.mark.spawn
+def test_check_suggests_kind_datetime_where_the_model_reads_dates(tmp_path: Path) -> None:
+    """A string [example] for a datetime64 column: no example row can help, the kind can."""
+    case = month_model()
+    case.card = MONTH_CARD
+    (path,) = zoo.save(case, tmp_path)
+    done = _check(Path(path))
+    assert done.returncode == 1, done.stdout
+    assert ".dt accessor" in done.stdout
+    assert '[features.when] kind = "datetime"' in done.stdout
+    assert "correct the [example]" not in done.stdout
+    (tmp_path / "months.toml").write_text(MONTH_CARD + '\n[features.when]\nkind = "datetime"\n')
+    done = _check(Path(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.spawn
+def test_check_says_why_the_card_was_not_used_when_the_sample_fails(tmp_path: Path) -> None:
+    case = month_model()
+    case.card = MONTH_CARD + '\n[features.when]\nkind = "date"\n'
+    (path,) = zoo.save(case, tmp_path)
+    done = _check(Path(path))
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    card_line = next(i for i, line in enumerate(lines) if "was not used: " in line)
+    assert "kind must be one of category, number, text, bool, datetime" in lines[card_line]
+    assert card_line < next(i for i, line in enumerate(lines) if line.startswith("FAILED"))
+
+
+def test_predict_takes_the_split_format_pandas_writes() -> None:
+    import json
+
+    frame = pd.DataFrame({"a": ["3", "x"], "b": [2, 3], "c": [None, True]})
+    body = json.loads(frame.to_json(orient="split"))
+    assert "index" in body
+    client = _echo_client()
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200, answer.json
+    records = client.post("/predict", json=frame.to_dict(orient="records"))
+    assert answer.json["predictions"] == records.json["predictions"]
+    refused = client.post("/predict", json={**body, "dtypes": {}})
+    assert refused.status_code == 400 and "'dtypes'" in refused.json["error"]["message"]
+
+
+def test_xgboost_is_named_as_what_answers() -> None:
+    import xgboost
+
+    case = zoo.xgboost_categorical()
+    assert describe.describe(case.model)["runtime"] == f"xgboost {xgboost.__version__}"
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    wrapped = make_pipeline(StandardScaler(), xgboost.XGBRegressor(n_estimators=2))
+    wrapped.fit(np.arange(20.0).reshape(10, 2), np.arange(10.0))
+    assert describe.describe(wrapped)["runtime"].startswith("xgboost ")
+    plain = make_pipeline(StandardScaler()).fit(np.ones((3, 2)))
+    assert describe.describe(plain)["runtime"] == "scikit-learn"
+
+
+def test_a_number_sent_to_a_text_category_is_refused_as_the_model_refuses_it() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"zip": ["01000", "75001", "69001", "13001"] * 5})
+    model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
+    model.fit(frame, [0, 1, 0, 1] * 5)
+    rows = [{"zip": "75001"}, {"zip": 1000}]
+    with pytest.raises(TypeError):  # the notebook's own answer for that row on its own
+        model.predict(pd.DataFrame(rows[1:]))
+    # (in a batch with text beside it the encoder reads it as unseen: a row's answer must
+    # not depend on its neighbours, so winserve refuses it always, naming it)
+    client = local_client(ModelSpec(factory="tests.test_columns:zip_model"))
+    answer = client.post("/predict", json=rows)
+    assert answer.status_code == 400
+    message = answer.json["error"]["message"]
+    assert "row 2, column 'zip': expected text" in message and "'01000'" in message
+    good = client.post("/predict", json=[{"zip": "75001"}, {"zip": "1000"}])
+    assert good.status_code == 200, good.json  # as text, an unseen value: the model answers
+    assert good.json["predictions"] == model.predict(pd.DataFrame(good_rows())).tolist()
+
+
+def good_rows() -> list[dict[str, str]]:
+    return [{"zip": "75001"}, {"zip": "1000"}]
+
+
+def zip_model() -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"zip": ["01000", "75001", "69001", "13001"] * 5})
+    model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
+    return model.fit(frame, [0, 1, 0, 1] * 5)

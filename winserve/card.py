@@ -21,7 +21,11 @@
     [features.plan]
     allowed = ["basic", "plus", "pro"]   # a select on the form
     kind = "category"         # pins the column's kind where the model does not declare it
-                              # (category, number, text or bool; issue 22)
+                              # (category, number, text, bool or datetime; issue 22)
+
+    [features.signed]
+    kind = "datetime"         # ISO text (2024-03-01T12:30) becomes a datetime64 column, as
+                              # pd.to_datetime makes it (a model reading df["signed"].dt…)
 
     [inputs.pixels]           # a tensor input (an ONNX graph's, issue 24): what it is
     kind = "image"            # or "tensor" (nested lists of its shape per row)
@@ -39,6 +43,7 @@ and on the page, and the model is served without it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import tomllib
 from dataclasses import dataclass, field
@@ -65,7 +70,15 @@ INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std"}
 INPUT_KINDS = ("image", "tensor")
 FEATURE_KEYS = {"label", "help", "unit", "allowed", "kind"}
 # [features.<name>] kind = …: the card's word → the column kind winserve validates with
-CARD_KINDS = {"category": "category", "number": "number", "text": "string", "bool": "bool"}
+CARD_KINDS = {
+    "category": "category",
+    "number": "number",
+    "text": "string",
+    "bool": "bool",
+    "datetime": "datetime",  # a pandas datetime64 column (issue 22)
+}
+# the form's hint for a datetime column: the text pd.to_datetime reads without a guess
+DATETIME_HINT = "a date and time, e.g. 2024-03-01 12:30 (year-month-day; the time may be left out)"
 
 
 @dataclass(frozen=True)
@@ -172,13 +185,22 @@ def parse(data: dict[str, Any], source: str = "") -> ModelCard:
         workers=workers,
         title=_text(data, "title", ""),
         description=_text(data, "description", ""),
-        example=dict(example),
+        example={str(k): _example_value(v) for k, v in example.items()},
         classes={str(k): str(v) for k, v in classes.items()},
         features=docs,
         source=source,
         inputs=inputs,
         reference=_reference(data, source),
     )
+
+
+def _example_value(value: Any) -> Any:
+    """A TOML date or time in [example] as ISO text, as a JSON or CSV row would send it: the
+    sample prediction then asks what real rows ask (a TOML datetime passed a check whose
+    model refused every JSON row, issue 22); a ``kind = "datetime"`` column reads it back."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
 
 
 def _reference(data: dict[str, Any], source: str) -> str:
@@ -296,6 +318,7 @@ def form_fields(
     for feature in info.features:
         doc = card.features.get(feature.name, FeatureDoc())
         options = tuple(str(v) for v in (doc.allowed or _categories(feature)))
+        help_text = doc.help
         if values is not None:
             value = values.get(feature.name, "")
         elif feature.name in card.example:
@@ -308,6 +331,8 @@ def form_fields(
             kind = "select"
         elif feature.kind == "number":
             kind = "number"
+        elif feature.kind == "datetime":
+            kind, help_text = "text", f"{doc.help} ({DATETIME_HINT})" if doc.help else DATETIME_HINT
         else:
             kind = "textarea" if feature.kind == "string" else "text"
         fields.append(
@@ -316,7 +341,7 @@ def form_fields(
                 label=doc.label or feature.name,
                 kind=kind,
                 options=options,
-                help=doc.help,
+                help=help_text,
                 unit=doc.unit,
                 value=value,
                 required=feature.required,

@@ -27,6 +27,10 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
     try:
         info = ModelInfo.from_dict(replica.start(settings.load_timeout))
     except ModelLoadError as exc:
+        # a card that was not used explains a failing sample (its [example] was not asked):
+        # say so before the failure, not only when the sample passes (issue 22)
+        for line in _card_problem(settings):
+            print(line, file=out)
         return _fail(out, str(exc))
     except TimeoutError:
         return _fail(out, f"the model did not load within {settings.load_timeout:g} s")
@@ -43,7 +47,8 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
     print(banner.line("reference", explaining.reference_line(info)), file=out)  # issue 25
     if settings.compile == "onnx":  # the details (rows verified, latencies) are on "runtime"
         compiled = info.runtime.startswith("onnxruntime") and "compiled" in info.runtime
-        verdict = "verified, onnxruntime answers" if compiled else "NOT used, scikit-learn answers"
+        library = info.runtime.split(" (")[0]
+        verdict = "verified, onnxruntime answers" if compiled else f"NOT used, {library} answers"
         print(banner.line("compile", f"onnx: {verdict}"), file=out)
     print(f"  {'sample':<{banner.WIDTH}}→ {json.dumps(info.sample_prediction)}", file=out)
     print(
@@ -74,6 +79,12 @@ def check_folder(settings: Settings, out: TextIO) -> int:
         return _fail(out, f"{len(failed)} of {len(found)} models failed: {', '.join(failed)}")
     print(f"OK: all {len(found)} models load and predict.", file=out, flush=True)
     return 0
+
+
+def _card_problem(settings: Settings) -> list[str]:
+    """Why the model card was not used, if it was not (a warning line), else nothing."""
+    found = card.load(settings.model, demo=settings.is_demo, quiet=True)
+    return [banner.line("WARNING", found.problem)] if found.problem else []
 
 
 def _card_lines(settings: Settings, info: ModelInfo) -> list[str]:

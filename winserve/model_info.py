@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 # "tensor": an array per row (``shape``, ``dtype``); "image": an image file per row, decoded
-# and prepared in the model host as its model card says (issue 24)
-FeatureKind = Literal["number", "category", "string", "bool", "any", "tensor", "image"]
+# and prepared in the model host as its model card says (issue 24); "datetime": a pandas
+# datetime64 column, pinned by the model card (issue 22)
+FeatureKind = Literal["number", "category", "string", "bool", "any", "tensor", "image", "datetime"]
 TENSOR_KINDS = frozenset({"tensor", "image"})
 Missing = Literal["accepted", "refused", "unknown"]
 Task = Literal["classification", "regression", "clustering", "outlier_detection", "unknown"]

@@ -14,6 +14,7 @@ model's own reason.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import math
 import operator
@@ -180,6 +181,16 @@ def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> Any:
     elif is_missing(value):
         return MISSING
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _takes_only_text(feature):
+            # the model refuses it (an encoder fitted on strings: "Encoders require their
+            # input argument must be uniformly strings or numbers"); str(1000) would be
+            # read as an unseen value, and "01000" is not "1000" (issue 22)
+            example = next((c for c in feature.categories if isinstance(c, str)), "")
+            shown = f", e.g. {example!r}" if example else ""
+            raise ValueError(
+                f"expected text (this column takes text{shown}), got the number {_show(value)}:"
+                " send it as a JSON string"
+            )
         text = str(value)
     else:
         raise ValueError(f"expected text, got {type(value).__name__} {_show(value)}")
@@ -193,6 +204,43 @@ def _to_text(value: Any, feature: Feature, max_text: int = 10_000) -> Any:
         more = " …" if len(feature.categories) > 10 else ""
         raise ValueError(f"unknown value {_show(text)}; expected one of {allowed}{more}")
     return text
+
+
+def _takes_only_text(feature: Feature) -> bool:
+    """A column whose encoder was fitted on text categories: it refuses a number among them
+    (not a pandas ``category`` column, which the model host builds from the categories)."""
+    if feature.dtype == "category" or feature.kind_note == "the model card":
+        return False
+    return any(isinstance(c, str) for c in feature.categories)
+
+
+DATETIME_EXAMPLE = "'2024-03-01T12:30'"
+
+
+def to_datetime(value: Any) -> Any:
+    """A value of a ``kind = "datetime"`` column (issue 22) as ``pd.to_datetime`` reads it,
+    passed on as ISO text (missing: NaN, NaT to the model). A time with a zone is converted
+    to UTC and its zone dropped, so one column never mixes zones (pandas refuses that)."""
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        return MISSING
+    if not isinstance(value, (str, datetime.date, datetime.time)):
+        shown = "true/false" if isinstance(value, bool) else type(value).__name__
+        raise ValueError(
+            f"expected a date and time as text, e.g. {DATETIME_EXAMPLE}, got {shown} {_show(value)}"
+        )
+    import pandas as pd
+
+    try:
+        stamp = pd.to_datetime(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError, TypeError):  # pandas' parse errors are ValueErrors
+        raise ValueError(
+            f"expected a date and time, e.g. {DATETIME_EXAMPLE}, got {_show(value)}"
+        ) from None
+    if stamp is pd.NaT:
+        return MISSING
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.isoformat()
 
 
 def refused_missing(feature: Feature) -> str:
@@ -273,6 +321,8 @@ def _convert_column(
                 converted = _to_number(value)
             elif kind == "bool":
                 converted = _to_bool(value)
+            elif kind == "datetime":
+                converted = to_datetime(value)
             else:
                 converted = _to_text(value, feature, max_text)
             if required and is_missing(converted):

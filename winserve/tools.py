@@ -49,6 +49,9 @@ def value_schema(feature: Feature) -> Schema:
     schema: Schema = {"type": kind if feature.required else [kind, "null"]}
     if feature.kind == "number":
         schema["description"] = f"{feature.name} (a number)"
+    if feature.kind == "datetime":  # the card's kind = "datetime" (issue 22)
+        schema["format"] = "date-time"
+        schema["description"] = f"{feature.name} (a date and time, e.g. 2024-03-01T12:30:00)"
     if feature.strict_categories and feature.categories:
         # a bool column's values stay true/false: "True" would contradict its type (issue 27)
         shown = bool if feature.kind == "bool" else str

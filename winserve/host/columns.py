@@ -385,6 +385,6 @@ def pin(features: list[dict[str, Any]], pins: dict[str, str]) -> None:
         if not kind:
             continue
         feature.update(kind=kind, kind_note="the model card")
-        if kind in ("number", "bool", "string"):
+        if kind in ("number", "bool", "string", "datetime"):
             for key in ("categories", "strict_categories", "dtype"):
                 feature.pop(key, None)

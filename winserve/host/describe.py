@@ -58,6 +58,33 @@ def final_estimator(model: Any) -> Any:
     return model
 
 
+# libraries whose estimators answer through a scikit-learn-like class of their own: the page
+# and check name them, not scikit-learn (issue 22, a new user's XGBClassifier)
+OWN_RUNTIMES = ("xgboost", "catboost", "lightgbm")
+
+
+def answering_library(model: Any) -> str:
+    """Which library answers: the top-level module of the final estimator's class (through
+    search wrappers, TransformedTargetRegressor and pipelines), with its version, where it is
+    XGBoost, CatBoost or LightGBM; else "scikit-learn"."""
+    estimator = model
+    for _ in range(20):
+        inner = getattr(estimator, "best_estimator_", None) or getattr(
+            estimator, "regressor_", None
+        )
+        if inner is None:
+            break
+        estimator = inner
+    estimator = final_estimator(estimator)
+    library = type(estimator).__module__.split(".")[0]
+    if library not in OWN_RUNTIMES:
+        return "scikit-learn"
+    import sys
+
+    version = getattr(sys.modules.get(library), "__version__", "")
+    return f"{library} {version}".strip()
+
+
 TASKS = {
     "classifier": "classification",
     "regressor": "regression",
@@ -158,7 +185,7 @@ def describe(model: Any, pins: dict[str, str] | None = None) -> dict[str, Any]:
         "classes": plain(classes) if classes is not None else [],
         "has_proba": callable(getattr(model, "predict_proba", None)),
         "score_method": score_method(model),
-        "runtime": str(getattr(model, "winserve_runtime", "scikit-learn")),
+        "runtime": str(getattr(model, "winserve_runtime", "") or answering_library(model)),
     }
 
 
@@ -194,6 +221,8 @@ def sample_row(
             row[name] = as_sent
         elif feature["kind"] == "bool":
             row[name] = False
+        elif feature["kind"] == "datetime":
+            row[name] = "2024-01-01T00:00:00"
         elif feature["kind"] in ("string", "category"):
             row[name] = "text"
         else:

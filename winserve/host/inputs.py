@@ -18,7 +18,8 @@ The input is built as pandas would build it from the same rows in the data scien
 notebook, with the training dtypes where the model keeps them: a model fitted on a DataFrame
 gets a DataFrame with the same column names (float64 numbers, object text with NaN where a
 value is missing, bool, and ``category`` with the training categories where the model needs
-one, as LightGBM does); a model fitted on a list of documents gets a list of strings.
+one, as LightGBM does; datetime64 where the model card says ``kind = "datetime"``); a
+model fitted on a list of documents gets a list of strings.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ KIND_DTYPES = {
     "string": "object",
     "bool": "object",
     "any": "object",
+    "datetime": "datetime64[ns]",
 }
 
 
@@ -58,6 +60,10 @@ def _series(values: list[Any], feature: dict[str, Any]) -> Any:
     if feature["kind"] == "any":
         # as sent: the dtype pandas infers, as pd.DataFrame(records) does (issue 22)
         return pd.Series(values)
+    if feature["kind"] == "datetime":
+        # the card's kind = "datetime" (issue 22): ISO text from the web process (or the
+        # card's example) to datetime64, as pd.to_datetime reads it; missing is NaT
+        return pd.Series(pd.to_datetime([None if _missing(v) else v for v in values]))
     if feature["kind"] == "bool" and not any(_missing(v) for v in values):
         return pd.Series(values, dtype="bool")
     return pd.Series(values, dtype=KIND_DTYPES[feature["kind"]])

@@ -577,7 +577,14 @@ def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
     inputs = ", ".join(f"{f['name']} ({f['kind']})" for f in info.get("features", [])[:20]) + (
         " …" if len(info.get("features", [])) > 20 else ""
     )
-    if card and spec.example:
+    dates = _date_columns(info)
+    if dates:
+        # the model reads a date (df["when"].dt…) where winserve passes text: no example
+        # row can fix that, the card's kind can (issue 22)
+        where = card or "the model card"
+        pins = ", ".join(f'[features.{name}] kind = "datetime"' for name in dates)
+        fix = f"if {_names(dates)} holds dates, say so in {where}: {pins}"
+    elif card and spec.example:
         fix = f"correct the [example] row in {card} next to the model"
     elif card:
         fix = (
@@ -591,6 +598,22 @@ def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
         f"It was asked for one row ({source}: {shown}); the model takes {inputs}. To fix it, "
         f"{fix}."
     )
+
+
+DT_ACCESSOR = ".dt accessor"  # pandas: "Can only use .dt accessor with datetimelike values"
+
+
+def _date_columns(info: dict[str, Any]) -> list[str]:
+    """The columns of unknown kind that may be dates, when the sample failed on pandas'
+    ``.dt`` accessor (the error does not name the column)."""
+    if DT_ACCESSOR not in str(info.get("sample_error", "")):
+        return []
+    return [f["name"] for f in info.get("features", []) if f.get("kind") == "any"][:5]
+
+
+def _names(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def describe_text(loaded: loading.Loaded) -> str:

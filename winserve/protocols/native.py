@@ -3,7 +3,8 @@
 Request bodies, all meaning the same rows:
 
 - records: ``[{"a": 1, "b": "x"}, ...]``; a single object is one row;
-- split: ``{"columns": ["a", "b"], "data": [[1, "x"], ...]}``;
+- split: ``{"columns": ["a", "b"], "data": [[1, "x"], ...]}``, with ``"index"`` too as
+  ``df.to_json(orient="split")`` writes it (ignored, as MLflow does; issue 22);
 - positional: ``[[1, "x"], ...]`` in the model's column order;
 - plain values: ``["some text", ...]``, one per row, for a model with one input (a text model);
 - tensors (a model whose inputs are tensors or images, issue 24): ``{"inputs": {"<name>":
@@ -85,11 +86,13 @@ def decode(body: Any, proba: bool) -> PredictRequest:
         if set(body) == {"inputs"}:  # tensors, batched per input (issue 24)
             return PredictRequest(inputs=body["inputs"], proba=proba)
         if "columns" in body or "data" in body:
-            extra = set(body) - {"columns", "data"}
+            # "index": what df.to_json(orient="split") writes; ignored, as MLflow's
+            # /invocations ignores it (issue 22)
+            extra = set(body) - {"columns", "data", "index"}
             if extra:
                 raise BadRequest(
-                    'a split body has only "columns" and "data"; unexpected: '
-                    + ", ".join(repr(k) for k in sorted(extra))
+                    'a split body has only "columns" and "data" (and "index", ignored); '
+                    "unexpected: " + ", ".join(repr(k) for k in sorted(extra))
                 )
             return _split(body, proba)
         return _records([body], proba)

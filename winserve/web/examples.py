@@ -42,6 +42,8 @@ def example_row(info: ModelInfo, card: ModelCard) -> dict[str, Any]:
             row[feature.name] = feature.categories[0]
         elif feature.kind == "bool":
             row[feature.name] = False
+        elif feature.kind == "datetime":
+            row[feature.name] = "2024-03-01T12:30:00"
         else:
             row[feature.name] = 1.0 if feature.kind == "number" else "some text"
     return row
