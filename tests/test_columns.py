@@ -389,6 +389,13 @@ def test_xgboost_is_named_as_what_answers() -> None:
     assert describe.describe(wrapped)["runtime"].startswith("xgboost ")
     plain = make_pipeline(StandardScaler()).fit(np.ones((3, 2)))
     assert describe.describe(plain)["runtime"] == "scikit-learn"
+    page = local_client(ModelSpec(factory="tests.test_columns:xgboost_model")).get("/").text
+    assert f"<dt>Answered by</dt><dd>xgboost {xgboost.__version__}</dd>" in page
+    assert "<dt>scikit-learn</dt>" not in page
+
+
+def xgboost_model() -> Any:
+    return zoo.xgboost_categorical().model
 
 
 def test_a_number_sent_to_a_text_category_is_refused_as_the_model_refuses_it() -> None:
