@@ -251,11 +251,6 @@ def test_a_request_that_finds_its_host_dead_is_answered_by_the_next(pools: Any) 
     assert replica.restarts == 1 and replica.starts == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool bug (issue 23 report): a lone caller whose own call crashed after most of "
-    "its timeout waits timeout + grace again from then, not from when it came",
-)
 def test_a_caller_whose_call_crashed_late_still_waits_at_most_its_timeout(pools: Any) -> None:
     """The module's promise: 'a caller waits at most timeout (+ a small grace) from the moment
     it queued'. Here the lone call ends in a crash after 0.4 s of a 0.5 s timeout, and the

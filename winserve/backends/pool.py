@@ -304,7 +304,9 @@ class PoolBackend(Backend):
         try:
             if idle is not None:
                 self._run_here(idle, job)
-            if not job.wait(self._timeout + CALLER_GRACE):
+            # from its deadline, not from now: a call of this thread's own that crashed late
+            # is retried in the queue, and its caller must not wait a whole timeout again
+            if not job.wait(max(0.0, job.deadline + CALLER_GRACE - time.monotonic())):
                 job.resolve(error=job.timed_out())
         finally:
             with self._cond:
