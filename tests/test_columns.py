@@ -342,6 +342,7 @@ def test_check_suggests_kind_datetime_where_the_model_reads_dates(tmp_path: Path
     assert done.returncode == 1, done.stdout
     assert ".dt accessor" in done.stdout
     assert '[features.when] kind = "datetime"' in done.stdout
+    assert "[features.spend]" not in done.stdout  # a number in the example: no date
     assert "correct the [example]" not in done.stdout
     (tmp_path / "months.toml").write_text(MONTH_CARD + '\n[features.when]\nkind = "datetime"\n')
     done = _check(Path(path))

@@ -604,11 +604,16 @@ DT_ACCESSOR = ".dt accessor"  # pandas: "Can only use .dt accessor with datetime
 
 
 def _date_columns(info: dict[str, Any]) -> list[str]:
-    """The columns of unknown kind that may be dates, when the sample failed on pandas'
-    ``.dt`` accessor (the error does not name the column)."""
+    """The columns of unknown kind asked as text that may be dates, when the sample failed on
+    pandas' ``.dt`` accessor (the error does not name the column)."""
     if DT_ACCESSOR not in str(info.get("sample_error", "")):
         return []
-    return [f["name"] for f in info.get("features", []) if f.get("kind") == "any"][:5]
+    row = info.get("sample_row") or {}
+    return [
+        f["name"]
+        for f in info.get("features", [])
+        if f.get("kind") == "any" and isinstance(row.get(f["name"]), str)
+    ][:5]
 
 
 def _names(names: list[str]) -> str:
