@@ -29,7 +29,7 @@ from winserve.model_info import ModelInfo, sample_failed
 from winserve.registry import Slot
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, paths, slots
+from winserve.web import csrf, paths, slots, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.prediction_log import PREDICTED
 
@@ -141,6 +141,7 @@ def _page(
     errors: dict[str, str] | None = None,
     form_error: str = "",
     result: Result | None = None,
+    why: Any = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     slot = slots.slot()
@@ -160,6 +161,10 @@ def _page(
         limits=current_app.config["WINSERVE_SETTINGS"],
         slot=slot,
         file_problem=paths.public(slots.registry().entry(slot.name).reason),
+        # issue 25: under the answer, the explanation and what-if charts, "later" when the
+        # page's script fetches them after the answer, or the line saying how to get them
+        why=why,
+        why_hint=why_page.hint(info) if info is not None and not why_page.available(info) else "",
     )
     return page, status
 
@@ -270,7 +275,62 @@ def predict_form() -> ResponseReturnValue:
     request.environ[PREDICTED] = (asked, info, prediction)
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
     result = _result(info, prediction.predictions[0], probabilities, ms)
-    return _page(info, health, values=values, result=result)
+    why: Any = None
+    if why_page.available(info):
+        # the page's script sets "later": the answer shows first, the explanation when it
+        # arrives (POST why-panel); without the script it comes with the answer (issue 25)
+        if request.form.get("later") == "1":
+            why = "later"
+        else:
+            why = _why(info, typed, prediction.predictions[0])
+    return _page(info, health, values=values, result=result, why=why)
+
+
+def _form_row(info: ModelInfo) -> tuple[dict[str, list[Any]], Any]:
+    """The form's row, typed as the service takes it; a 400 naming the first bad value."""
+    values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
+    typed = {f.name: [_form_value(values[f.name], f.kind)] for f in info.features}
+    prepared = _service().check(PredictRequest.from_columns(typed))
+    if prepared.problems:
+        problem = prepared.problems[0]
+        raise BadRequest(f"{problem.column}: {problem.message}")
+    return typed, prepared
+
+
+def _why(
+    info: ModelInfo, typed: dict[str, list[Any]], predicted: Any, *, explain: bool = True
+) -> dict[str, Any]:
+    """The explanation and what-if curves of the form's row (issue 25, winserve.web.why_page)."""
+    row = {name: column[0] for name, column in typed.items()}
+    asked = PredictRequest.from_columns(typed)
+    service, card = _service(), _card()
+    return {
+        "explained": why_page.explain(service, info, card, asked, row) if explain else None,
+        "whatifs": why_page.whatif(service, info, card, asked, row, predicted),
+    }
+
+
+@bp.post("/why-panel")
+@bp.post("/whatif-panel")
+def why_panel() -> ResponseReturnValue:
+    """The page script's fetches (issue 25): the explanation and what-if charts of the form's
+    row after the answer (``why-panel``), or the what-if charts again as the form is edited
+    (``whatif-panel``); HTML fragments drawn by the same templates as the page."""
+    csrf.check()
+    info, health = _model()
+    if info is None or not health.serving or not why_page.available(info):
+        raise ModelUnavailable("the model cannot be explained now; try again in a few seconds")
+    only_whatif = request.path.endswith("whatif-panel")
+    try:
+        typed, prepared = _form_row(info)
+        predicted = _service().predict_prepared(prepared, False).predictions[0]
+    except BadRequest as exc:  # a value being typed: a line in place of the charts
+        note = "What if: " + paths.public(exc.message)
+        return render_template("_whatif.html", whatifs=note), 400
+    found = _why(info, typed, predicted, explain=not only_whatif)
+    if only_whatif:
+        return render_template("_whatif.html", whatifs=found["whatifs"])
+    return render_template("_why.html", why=found)
 
 
 # -- CSV scoring ------------------------------------------------------------------------------

@@ -67,6 +67,59 @@
     if (result) { result.focus(); }
   }
 
+  // Why this answer and what if (issue 25). With the script, the form asks for the answer
+  // alone ("later"), shows it, then fetches the explanation; as the form is edited the what-if
+  // charts are fetched again for its row (debounced). Without the script the form post brings
+  // the answer and the explanation together.
+  function explanations() {
+    var form = document.getElementById("predict-form");
+    if (!form || !form.dataset.whyUrl) { return; }
+    var later = document.createElement("input");
+    later.type = "hidden"; later.name = "later"; later.value = "1";
+    form.appendChild(later);
+    function panel(url) {
+      return fetch(url, {
+        method: "POST", body: new FormData(form), credentials: "same-origin",
+        headers: { "Accept": "text/html" }
+      }).then(function (r) { return r.text().then(function (t) { return { ok: r.ok, html: t }; }); });
+    }
+    var why = document.getElementById("why");
+    if (why && why.dataset.later === "yes") {
+      panel(form.dataset.whyUrl).then(function (got) {
+        if (got.ok) { why.outerHTML = got.html; } else {
+          document.getElementById("why-note").textContent = "The explanation could not be worked out.";
+        }
+      }).catch(function () {
+        document.getElementById("why-note").textContent = "winserve did not answer.";
+      });
+    }
+    var timer = null;
+    var asked = 0;
+    function redraw() {
+      var target = document.getElementById("whatif");
+      if (!target) { return; }
+      var mine = ++asked;  // an older answer arriving late does not replace a newer one
+      target.setAttribute("aria-busy", "true");
+      panel(form.dataset.whatifUrl).then(function (got) {
+        if (mine !== asked) { return; }
+        target.innerHTML = got.html.indexOf("<html") >= 0 ?
+          "<p class=\"muted\">The what-if charts could not be drawn.</p>" : got.html;
+        target.dataset.redrawn = String(mine);
+        target.removeAttribute("aria-busy");
+      }).catch(function () { target.removeAttribute("aria-busy"); });
+    }
+    function edited() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(redraw, 400);
+    }
+    // a printout has each chart's numbers: the tables behind the charts open for printing
+    window.addEventListener("beforeprint", function () {
+      document.querySelectorAll(".why details").forEach(function (d) { d.open = true; });
+    });
+    form.addEventListener("input", edited);
+    form.addEventListener("change", edited);
+  }
+
   // Times are written in UTC (ISO 8601, which the page shows without the script); shown in
   // the viewer's own time zone and language here (issue 22).
   function localTimes() {
@@ -86,5 +139,6 @@
     watchStatus();
     watchJob();
     focusResult();
+    explanations();
   });
 })();

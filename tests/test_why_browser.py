@@ -1,0 +1,154 @@
+"""Why this answer and what if on the page (issue 25), in a real browser: a DataFrame pipeline
+with a category column and its ``churn.reference.csv`` beside it, served with a model that has
+no reference sample, in one folder. Debian's Chromium through Playwright, as in
+tests/test_browser.py (whose fixtures and axe check are used)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+import requests
+
+from tests import test_browser, zoo
+from tests.helpers import running_server
+from tests.test_models_folder import constant_model
+
+browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
+page = test_browser.page
+shot = test_browser.shot
+
+pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.spawn, pytest.mark.timeout(240)]
+
+ROW = {"tenure": 12.0, "spend": 80.0, "plan": "pro", "region": "north"}
+
+
+@pytest.fixture(scope="module")
+def why_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("why-server") / "models"
+    folder.mkdir()
+    case = zoo.imputer_pipeline()
+    joblib.dump(case.model, folder / "churn.joblib")
+    zoo._mixed_frame(300, np.random.default_rng(5)).to_csv(
+        folder / "churn.reference.csv", index=False
+    )
+    (folder / "churn.toml").write_text(
+        'title = "Will the customer leave?"\n[classes]\nleaves = "Leaves"\nstays = "Stays"\n',
+        encoding="utf-8",
+    )
+    constant_model(folder / "plain.joblib", 4.0)  # no reference sample
+    with running_server([str(folder)], cwd=folder.parent) as server:
+        yield server.url
+
+
+def fill(page: Any, row: dict[str, Any]) -> None:
+    for index, value in enumerate(row.values()):
+        field = f"#f{index}"
+        if page.eval_on_selector(field, "e => e.tagName") == "SELECT":
+            page.select_option(field, str(value))
+        else:
+            page.fill(field, str(value))
+
+
+def table(page: Any, selector: str) -> list[tuple[str, float]]:
+    rows = page.eval_on_selector_all(
+        f"{selector} tbody tr",
+        "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].dataset.value])",
+    )
+    return [(label, float(value)) for label, value in rows]
+
+
+def test_the_explanation_follows_the_answer_and_the_whatif_follows_the_form(
+    page: Any, why_server: str
+) -> None:
+    page.goto(why_server + "/models/churn/")
+    fill(page, ROW)
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_selector("#prediction")
+    page.wait_for_selector("#why-table", state="attached")  # fetched after the answer
+
+    bars = page.locator("svg.contributions rect")
+    assert bars.count() == len(ROW)  # one bar per input, in the user's columns
+    api = requests.post(
+        f"{why_server}/models/churn/predict?explain=true", json=[ROW], timeout=60
+    ).json()
+    found = api["explanations"][0]
+    expected = sorted(found["contributions"].items(), key=lambda item: -abs(item[1]))
+    shown = table(page, "#why-table")
+    assert [label.split(" ")[0] for label, _ in shown] == [column for column, _ in expected]
+    assert [value for _, value in shown] == pytest.approx([v for _, v in expected], abs=1e-12)
+    assert [label for label, _ in shown if label.startswith("plan")] == ["plan = pro"]
+    assert [label for label, _ in shown if label.startswith("spend")] == ["spend 80"]
+    sentence = page.inner_text("#why-sentence")
+    name = "Leaves" if found["class"] == "leaves" else "Stays"
+    assert f"probability of {name} is {100 * found['baseline']:.1f} %" in sentence
+    assert f"for this row it is {100 * found['output']:.1f} %" in sentence
+    title = page.locator("svg.contributions title").text_content() or ""
+    assert "plan = pro" in title and "tenure 12" in title
+
+    # the what-if charts: a line for a number, bars for a category, each with its numbers
+    assert page.locator('#whatif figure[data-column="spend"] svg polyline').count() == 1
+    assert page.locator('#whatif figure[data-column="plan"] svg rect').count() >= 3
+    before = page.inner_html('#whatif figure[data-column="spend"]')
+    shot(page, "30-why-and-what-if")
+
+    changed = {**ROW, "tenure": 55.0, "plan": "basic"}
+    fill(page, changed)
+    page.wait_for_function(
+        "() => Number(document.getElementById('whatif').dataset.redrawn || 0) > 0 &&"
+        " !document.getElementById('whatif').hasAttribute('aria-busy')"
+    )
+    after = page.inner_html('#whatif figure[data-column="spend"]')
+    assert after != before  # redrawn for the edited row
+    swept = requests.post(
+        f"{why_server}/models/churn/whatif",
+        json={"row": changed, "columns": ["spend"]},
+        timeout=60,
+    ).json()
+    predicted = requests.post(
+        f"{why_server}/models/churn/predict", json=[changed], timeout=30
+    ).json()["predictions"][0]
+    at = swept["classes"].index(predicted)
+    curve = swept["curves"][0]
+    drawn = table(page, '#whatif figure[data-column="spend"] table')
+    assert [value for _, value in drawn] == pytest.approx(
+        [100 * p[at] for p in curve["probabilities"]], abs=1e-9
+    )
+    assert "basic (now)" in (page.text_content('#whatif figure[data-column="plan"] svg') or "")
+    page.evaluate("document.querySelectorAll('.why details').forEach(d => d.open = true)")
+    shot(page, "31-what-if-redrawn-tables-open")
+
+
+def test_without_javascript_the_form_post_brings_the_explanation(
+    browser: Any, why_server: str
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        opened = context.new_page()
+        opened.goto(why_server + "/models/churn/")
+        fill(opened, ROW)
+        opened.get_by_role("button", name="Predict").click()
+        opened.wait_for_selector("#prediction")
+        assert len(table(opened, "#why-table")) == len(ROW)
+        assert opened.locator("#whatif figure").count() == len(ROW)
+    finally:
+        context.close()
+
+
+def test_a_model_without_reference_says_how_to_make_one(page: Any, why_server: str) -> None:
+    page.goto(why_server + "/models/plain/")
+    fill(page, {"a": 1.0, "b": 2.0})
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_selector("#prediction")
+    hint = page.inner_text("#why-hint")
+    assert "plain.reference.csv" in hint and 'df.sample(1000).to_csv("' in hint
+    assert page.locator("svg.chart").count() == 0 and page.locator("#why").count() == 0
+    assert (
+        json.loads(requests.get(f"{why_server}/models/plain/model", timeout=30).text)["reference"]
+        is None
+    )
+    shot(page, "32-no-reference-hint")
