@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests import zoo
-from tests.helpers import local_client, server_env
+from tests.helpers import local_client, winserve_check
 from winserve.card import parse
 from winserve.host import describe
 from winserve.host.model_host import ModelHost
@@ -169,23 +167,12 @@ def test_catboost_gets_a_missing_category_as_nan_and_its_refusal_names_row_and_c
     assert np.allclose(answer.json["probabilities"], want, rtol=0, atol=1e-9)
 
 
-def _check(model: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(model)],
-        cwd=model.parent,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.spawn
 def test_check_says_which_kinds_it_does_not_know_and_how_to_pin_them(tmp_path: Path) -> None:
     case = zoo.date_function()
     case.card = ""  # no example row: the sample asks the date as text, then as a number
     (path,) = zoo.save(case, tmp_path)
-    done = _check(Path(path))
+    done = winserve_check(Path(path))
     assert done.returncode == 0, done.stdout + done.stderr
     warnings = [line for line in done.stdout.splitlines() if "WARNING" in line]
     assert len(warnings) == 2, done.stdout  # signed and spend; the dropped note is moot
@@ -202,7 +189,7 @@ def test_check_fails_a_model_that_answers_no_row_of_its_columns(tmp_path: Path) 
     case = zoo.date_function()
     case.card = '[example]\nsigned = "not a date"\n'
     (path,) = zoo.save(case, tmp_path)
-    done = _check(Path(path))
+    done = winserve_check(Path(path))
     assert done.returncode == 1, done.stdout
     assert "FAILED" in done.stdout and "[example]" in done.stdout
 
@@ -338,14 +325,14 @@ def test_check_suggests_kind_datetime_where_the_model_reads_dates(tmp_path: Path
     case = month_model()
     case.card = MONTH_CARD
     (path,) = zoo.save(case, tmp_path)
-    done = _check(Path(path))
+    done = winserve_check(Path(path))
     assert done.returncode == 1, done.stdout
     assert ".dt accessor" in done.stdout
     assert '[features.when] kind = "datetime"' in done.stdout
     assert "[features.spend]" not in done.stdout  # a number in the example: no date
     assert "correct the [example]" not in done.stdout
     (tmp_path / "months.toml").write_text(MONTH_CARD + '\n[features.when]\nkind = "datetime"\n')
-    done = _check(Path(path))
+    done = winserve_check(Path(path))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -354,7 +341,7 @@ def test_check_says_why_the_card_was_not_used_when_the_sample_fails(tmp_path: Pa
     case = month_model()
     case.card = MONTH_CARD + '\n[features.when]\nkind = "date"\n'
     (path,) = zoo.save(case, tmp_path)
-    done = _check(Path(path))
+    done = winserve_check(Path(path))
     assert done.returncode == 1, done.stdout
     lines = done.stdout.splitlines()
     card_line = next(i for i, line in enumerate(lines) if "was not used: " in line)

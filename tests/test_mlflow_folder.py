@@ -30,7 +30,7 @@ import requests
 
 from tests import zoo
 from tests.conftest import PIP_CACHE
-from tests.helpers import running_server, server_env
+from tests.helpers import running_server, server_env, winserve_check
 from tests.test_fidelity import Served
 from tests.test_fidelity import (  # run here on MLflow folders, with this module's `served`
     test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
@@ -391,34 +391,23 @@ def test_the_card_beside_the_folder_wins_over_the_input_example(tmp_path: Path) 
     assert card.load(folder).example == {"description": "house"}
 
 
-def _check(model: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "winserve", "check", str(model)],
-        cwd=model.parent,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_another_flavour_is_named(tmp_path: Path) -> None:
     model, frame = _pipeline()
     pyfunc = {"python_function": {"loader_module": "mlflow.pyfunc.model", "python_model": "m"}}
     folder = _write_folder(tmp_path / "custom", model, frame, None, **pyfunc)
-    result = _check(folder)
+    result = winserve_check(folder)
     said = result.stdout + result.stderr
     assert result.returncode == 1, said
     assert "python_function" in said and "mlflow.pyfunc.model" in said and "sklearn" in said
     pytorch = {"pytorch": {"model_data": "data"}, **pyfunc}
-    result = _check(_write_folder(tmp_path / "torch", model, frame, None, **pytorch))
+    result = winserve_check(_write_folder(tmp_path / "torch", model, frame, None, **pytorch))
     assert result.returncode == 1 and "flavour pytorch" in result.stdout + result.stderr
 
 
 def test_an_empty_folder_is_refused_naming_it(tmp_path: Path) -> None:
     """Neither an MLflow folder (no MLmodel) nor a folder holding models."""
     (tmp_path / "not a model").mkdir()
-    result = _check(tmp_path / "not a model")
+    result = winserve_check(tmp_path / "not a model")
     assert result.returncode in (1, 2), result
     assert "not a model" in result.stdout + result.stderr
 
