@@ -229,7 +229,13 @@ class Soak:
             case = rng.choice(["made-up path", "made-up model", "made-up method", "login form"])
             try:
                 if case == "made-up path":
-                    path = "/" + "".join(rng.choices("abcxyz/._-", k=rng.randint(1, 300)))
+                    # each segment starts with a letter: "/." or "/a/.." would be "/", the
+                    # page, as the client removes dot segments (the first run counted a 200)
+                    segments = [
+                        "n" + "".join(rng.choices("abcxyz._-~", k=rng.randint(0, 40)))
+                        for _ in range(rng.randint(1, 8))
+                    ]
+                    path = "/" + "/".join(segments)
                     answer = session.get(self.url + path, timeout=TIMEOUT)
                 elif case == "made-up model":
                     made_up = "m" + str(rng.randint(0, 10**9)) * rng.randint(1, 50)
