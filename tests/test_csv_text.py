@@ -61,7 +61,8 @@ def _same_as_predict(model: object, texts: list[str], rows: list[list[str]]) -> 
 def test_a_file_of_texts_without_a_header_is_all_data(reviews: tuple[str, object]) -> None:
     url, model = reviews
     status, header, rows = _score(url, LINES)
-    assert header == ["text", "prediction", "probability bad", "probability good", "error"]
+    added = ["prediction", "probability bad", "probability good", "error", "request id"]
+    assert header == ["text", *added]  # the request id last (issue 27)
     assert status["scored_rows"] == len(LINES) and status["problem_count"] == 0
     _same_as_predict(model, LINES, rows)  # the first line too: it does not name the column
 
@@ -87,7 +88,7 @@ def test_a_model_that_refuses_empty_texts_gets_an_error_on_that_line(
         assert [r[0] for r in rows] == ["works as described", "", "awful"]
         first, last = model.predict(["works as described", "awful"])
         assert [r[1] for r in rows] == [first, "", last]
-        assert "an empty text cannot be scored" in rows[1][-1]
+        assert "an empty text cannot be scored" in rows[1][-2]
         page = session.get(f"{url}{job}", timeout=10).text
         assert "<td>3</td>" in page  # the blank line's number (the header is line 1)
 

@@ -173,13 +173,15 @@ def test_empty_columns_and_rows_from_excel_are_kept_and_not_errors() -> None:
     assert status["scored_rows"] == status["total_rows"] == status["done_rows"] == 2
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
         lines = response.get_data().decode("utf-8-sig").splitlines()
+    rid = status["request_id"]  # each scored row's id: the upload's, and its line (issue 27)
+    assert rid
     assert lines == [
-        "a;b;;;prediction;error",
-        "1;2;;;3.0;",
-        ";;;;;",
-        ";;;;;",  # the empty line: padded to the header's width
-        "3;4;;;7.0;",
-        ";;;;;",
+        "a;b;;;prediction;error;request id",
+        f"1;2;;;3.0;;{rid}-2",
+        ";;;;;;",  # blank rows were not predictions: no request id
+        ";;;;;;",  # the empty line: padded to the header's width
+        f"3;4;;;7.0;;{rid}-5",
+        ";;;;;;",
     ]
 
 
@@ -296,8 +298,8 @@ def test_a_wide_file_is_read_in_chunks_bounded_by_bytes_and_scored_whole() -> No
     assert status["state"] == "done" and status["scored_rows"] == 40, status
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
         scored = response.get_data().decode("utf-8-sig").splitlines()
-    assert scored[0] == "id,a,b" + tail + ",prediction,error"
-    assert scored[8] == "r7,2007,1" + tail + ",2008.0,"
+    assert scored[0] == "id,a,b" + tail + ",prediction,error,request id"
+    assert scored[8] == "r7,2007,1" + tail + f",2008.0,,{status['request_id']}-9"
 
 
 def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
@@ -381,15 +383,23 @@ def test_an_upload_is_deleted_as_soon_as_its_job_ends() -> None:
 
 def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
     client = _client(max_jobs_mb=0.1)  # 102 KB
-    rows = "a,b\n" + "".join(f"{2000 + i},1\n" for i in range(4000))  # 28 KB; scored 64 KB
-    first = _finished(client, _paste(client, rows))
+
+    def paste(text: str) -> Any:  # a short request id: each scored row carries it (issue 27)
+        page = client.get("/").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+        assert token is not None
+        data = {"csrf_token": token.group(1), "rows": text}
+        return client.post("/jobs", data=data, headers={"X-Request-Id": "t"})
+
+    rows = "a,b\n" + "".join(f"{2000 + i},1\n" for i in range(3000))  # 21 KB; scored 69 KB
+    first = _finished(client, paste(rows))
     assert first["state"] == "done", first
-    # 64 KB kept + this upload + its result passes the cap while it is scored: the job fails
-    second = _finished(client, _paste(client, rows))
+    # 69 KB kept + this upload + its result passes the cap while it is scored: the job fails
+    second = _finished(client, paste(rows))
     assert second["state"] == "failed" and "(setting: max_jobs_mb)" in second["error"]
     assert _files(client, second) == []
-    bigger = rows + "".join(f"{6000 + i},1\n" for i in range(2000))  # 42 KB: cannot be kept
-    refused = _paste(client, bigger)
+    bigger = rows + "".join(f"{6000 + i},1\n" for i in range(3000))  # 42 KB: cannot be kept
+    refused = paste(bigger)
     assert refused.status_code == 503 and refused.mimetype == "text/html"
     text = refused.get_data(as_text=True)
     assert "the folder for CSV scoring is full" in text and "max_jobs_mb" in text
@@ -421,8 +431,9 @@ def test_labels_that_look_like_formulas_are_written_as_text_and_numbers_as_numbe
         "ok",
     ]
     assert rows[1][4:10] == ["1.0", "0.0", "0.0", "0.0", "0.0", "0.0"]
-    assert rows[7][3] == "" and rows[7][-1].startswith("the model rejected the input")
-    assert FORMULA_ERROR in rows[7][-1]
+    assert rows[7][3] == "" and rows[7][-2].startswith("the model rejected the input")
+    assert rows[0][-1] == "request id" and rows[7][-1] == f"{status['request_id']}-8"
+    assert FORMULA_ERROR in rows[7][-2]
 
 
 def test_a_negative_prediction_stays_a_number() -> None:
@@ -439,8 +450,8 @@ def test_a_multi_output_model_gets_one_column_per_output() -> None:
     assert status["state"] == "done" and status["scored_rows"] == 1, status
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
         lines = response.get_data().decode("utf-8-sig").splitlines()
-    assert lines[0] == "a;b;prediction 1;prediction 2;error"
-    assert lines[1] == "1,5;1;2,5;0,5;"
+    assert lines[0] == "a;b;prediction 1;prediction 2;error;request id"
+    assert lines[1] == f"1,5;1;2,5;0,5;;{status['request_id']}-2"
     assert lines[2].startswith("2;x;;;column 'b': expected a number")
 
 

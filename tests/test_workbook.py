@@ -220,7 +220,8 @@ def test_a_workbook_comes_back_scored_with_its_formatting(
     assert book["Notes"]["A1"].value == "Sent by the lab" and book["Notes"]["A1"].font.italic
     sheet = book["Flowers"]
     classes = [str(c) for c in model.classes_]
-    added = ["prediction", *(f"probability {c}" for c in classes), "error"]
+    # the request id last (issue 27): the upload's id and the row, to join outcomes on later
+    added = ["prediction", *(f"probability {c}" for c in classes), "error", "request id"]
     header = [c.value for c in sheet[1]]
     assert header[7:] == added
     for cell in sheet[1][7:]:
@@ -235,14 +236,15 @@ def test_a_workbook_comes_back_scored_with_its_formatting(
     for index, number in enumerate(range(2, 7)):
         cells = [c.value for c in sheet[number][7:]]
         assert cells[0] == expected[index], number
-        for got, want in zip(cells[1:-1], chances[index], strict=True):
+        for got, want in zip(cells[1:-2], chances[index], strict=True):
             # a number cell (Excel stores 1.0 as 1, read back as an int)
             assert type(got) in (int, float) and math.isclose(got, want, abs_tol=1e-12)
-        assert cells[-1] is None
+        assert cells[-2] is None and cells[-1] == f"{done['request_id']}-{number}"
     assert all(c.value is None for c in sheet[7][7:])  # the blank row stays blank
     refused = [c.value for c in sheet[8][7:]]
-    assert refused[:-1] == [None] * (len(added) - 1)
-    assert "sepal width (cm)" in refused[-1] and sheet[8][-1].data_type == "s"
+    assert refused[:-2] == [None] * (len(added) - 2)
+    assert "sepal width (cm)" in refused[-2] and sheet[8][-2].data_type == "s"
+    assert refused[-1] == f"{done['request_id']}-8" and sheet[8][-1].data_type == "s"
 
     about = {row[0].value: row[1].value for row in book["About"].iter_rows()}
     assert about["Model"] == "iris forest" and about["Sheet scored"] == "Flowers"

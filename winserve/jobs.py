@@ -67,6 +67,9 @@ FREE_FLOOR = 64 << 20  # kept free on the folder's disk (or 5% of a smaller disk
 CHUNK_BYTES = 4 << 20  # what a chunk's cells may cost in memory, counted as ``_cost`` does
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
 State = Literal["queued", "running", "done", "failed"]
+# the columns added after the predictions; "request id" last, so that the columns before it
+# keep the places they had (issue 27)
+TAIL = ("error", "request id")
 
 
 class TooBusy(WinserveError):
@@ -111,6 +114,14 @@ class Job:
     dialect: Dialect | Cells = field(default_factory=Dialect)
     kind: Literal["csv", "xlsx"] = "csv"  # an Excel workbook is scored into one (issue 27)
     sheet: str = ""  # the workbook's sheet to score, when the user named one
+    sheets: tuple[str, ...] = ()  # a workbook's sheets to choose from, when waiting for a choice
+    request_id: str = ""  # the upload's X-Request-Id: each row's id is "<it>-<row>" (issue 27)
+
+    def row_id(self, row: int) -> str:
+        """The ``request id`` cell of a scored row: the upload's request id and the row's
+        number (its line in a CSV file, its row in a sheet), so outcomes can be joined later
+        (issue 26 joins on it)."""
+        return f"{self.request_id or self.id}-{row}"
 
     @property
     def source(self) -> Path:
@@ -158,6 +169,7 @@ class Job:
             "error": self.error,
             "seconds": round(self.elapsed, 2),
             "read_as": self.dialect.describe() if self.state == "done" else "",
+            "request_id": self.request_id,
         }
 
 
@@ -357,6 +369,8 @@ class JobManager:
         except BaseException:
             self.discard(job)
             raise
+        with contextlib.suppress(OSError):  # known now, for the result's URL (issue 27)
+            job.kind = "xlsx" if is_workbook(job.source) else "csv"
         threading.Thread(
             target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
         ).start()
@@ -472,7 +486,7 @@ class JobManager:
             separator = dialect.delimiter
             classes = [str(c) for c in info.classes] if info.has_proba else []
             writer = dialect.writer(target)
-            added = [*_prediction_names(info), *(f"probability {c}" for c in classes), "error"]
+            added = [*_prediction_names(info), *(f"probability {c}" for c in classes), *TAIL]
             writer.writerow([*header, *map(safe_text, added)])
             for chunk in _chunks(reader, self._chunk, self._chunk_bytes, first):
                 if self._closing.is_set():
@@ -495,9 +509,11 @@ class JobManager:
                     raise self._full(used)
                 width = len(header)
                 scored = self._score_chunk(chunk, header, positions, info, job, texts)
-                for row, cells in scored:
-                    # a row of the wrong length is padded or cut so that columns line up
-                    writer.writerow([*row[:width], *[""] * (width - len(row)), *cells])
+                for (line, _), (row, cells) in zip(chunk, scored, strict=True):
+                    # a row of the wrong length is padded or cut so that columns line up;
+                    # a blank row was not a prediction and gets no request id
+                    ids = [""] if not texts and _blank(row) else [safe_text(job.row_id(line))]
+                    writer.writerow([*row[:width], *[""] * (width - len(row)), *cells, *ids])
                 job.done_rows += rows
                 job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
         if job.done_rows == 0 and not self._closing.is_set():
@@ -685,7 +701,10 @@ class JobManager:
         if job.done_rows == 0:
             raise BadRequest(f"the sheet {found.cells.sheet!r} has no rows under its first row")
         classes = [str(c) for c in info.classes] if info.has_proba else []
-        added = [*_prediction_names(info), *(f"probability {c}" for c in classes), "error"]
+        added = [*_prediction_names(info), *(f"probability {c}" for c in classes), *TAIL]
+        for number, cells in results.items():
+            if cells is not empty:  # a blank row was not a prediction: no request id
+                results[number] = [*cells, job.row_id(number)]
         about = [
             ("Scored by", f"winserve {__version__}"),
             ("Model", info.name),

@@ -5,7 +5,9 @@ HMAC of it under a key made fresh at each start. A POST from a form is accepted 
 two agree (compared in constant time) and, when the browser names one, the ``Origin`` is this
 server. Another site can neither read the cookie nor compute the form value. API calls that
 change the server (the model repository's) take the same value in an ``X-CSRF-Token`` header
-when they come with the cookie rather than the token (``check_header``).
+when they come with the cookie rather than the token (``check_header``). A program that
+uploads rows to score (``POST /jobs``) proves it is no form with a header a form cannot send:
+``Authorization: Bearer <token>``, or ``X-Winserve-Client`` when no token is set (``program``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from winserve.errors import WinserveError
 COOKIE = "winserve_csrf"
 FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
+CLIENT_HEADER = "X-Winserve-Client"  # a program's mark when no token is set (issue 27)
 
 
 class CsrfFailed(WinserveError):
@@ -76,6 +79,29 @@ def check() -> None:
         raise CsrfFailed(
             "the form has expired or did not come from this page; reload the page and try again"
         )
+
+
+def program() -> bool:
+    """Whether this request comes from a program rather than a form: it carries a header that
+    no HTML form can send, and that a script of another site cannot send either without a CORS
+    preflight, which winserve never grants (issue 27). ``Authorization: Bearer`` was checked
+    against the token by auth.py before any view runs (a wrong one is refused with 401), and
+    with no token set it is as unsendable by a form as ``X-Winserve-Client``."""
+    headers = request.headers
+    return bool(headers.get(CLIENT_HEADER)) or headers.get("Authorization", "").lower().startswith(
+        "bearer "
+    )
+
+
+def check_form_or_program() -> None:
+    """``check`` for a form; a program (``program``) needs no form value. An ``Origin`` of
+    another site is refused in both cases: a browser names the page that sent the request."""
+    if not program():
+        check()
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise CsrfFailed("this request was sent from another site's page")
 
 
 def check_header() -> None:

@@ -24,12 +24,12 @@ from winserve import card as cards
 from winserve.backends.base import Health
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
-from winserve.jobs import JobManager
+from winserve.jobs import Job, JobManager
 from winserve.model_info import ModelInfo, sample_failed
 from winserve.registry import Slot
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, paths, slots, why_page
+from winserve.web import csrf, observe, paths, slots, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.prediction_log import PREDICTED
 
@@ -336,9 +336,29 @@ def why_panel() -> ResponseReturnValue:
 # -- CSV scoring ------------------------------------------------------------------------------
 
 
+def _for_program() -> bool:
+    """Whether the jobs routes answer in JSON: a program (a Bearer or X-Winserve-Client
+    header), or a caller that asks for JSON first (issue 27)."""
+    if csrf.program():
+        return True
+    accept = request.accept_mimetypes
+    return accept.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def _job_links(job: Job) -> dict[str, str]:
+    where = request.host_url.rstrip("/") + f"{slots.base()}/jobs/{job.id}"
+    return {
+        "id": job.id,
+        "status_url": f"{where}/status",
+        "result_url": f"{where}/result.{job.kind}",
+        "page_url": where,
+    }
+
+
 @bp.post("/jobs")
 def create_job() -> ResponseReturnValue:
-    csrf.check()
+    # a program's upload needs no form value: it carries a header no form can send (#27)
+    csrf.check_form_or_program()
     info, _ = _model()
     if info is None:
         raise ModelUnavailable("the model is not loaded yet; try again in a few seconds")
@@ -361,7 +381,14 @@ def create_job() -> ResponseReturnValue:
         raise PayloadTooLarge(
             f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
         )
+    job.request_id = observe.request_id()  # each scored row's id starts with it (issue 27)
     jobs.start(job)
+    if _for_program():
+        links = _job_links(job)
+        response = jsonify(links)
+        response.status_code = 202
+        response.headers["Location"] = links["status_url"]
+        return response
     return redirect(f"{slots.base()}/jobs/{job.id}", code=303)
 
 
@@ -427,7 +454,9 @@ def api_page() -> ResponseReturnValue:
 
 @bp.errorhandler(WinserveError)
 def page_error(error: WinserveError) -> ResponseReturnValue:
-    if request.path.endswith("status"):
+    if request.path.endswith("status") or (
+        request.blueprint in ("ui", "ui_model") and "/jobs" in request.path and _for_program()
+    ):
         from winserve.protocols import native
 
         response = jsonify(native.error_body(error))

@@ -1,0 +1,250 @@
+"""Scoring jobs for programs (issue 27): ``POST /jobs`` and ``POST /models/<name>/jobs`` without
+the page's form value, for a caller that carries a header no HTML form can send (the token's
+``Authorization: Bearer``, or ``X-Winserve-Client`` when no token is set), answered in JSON:
+``202`` with the job's id, status and result URLs and a ``Location``. A form from another site
+is still refused, in real Chromium too, and a script of another site cannot send the header
+(its CORS preflight is never granted). Each scored row carries a ``request id``: the upload's
+``X-Request-Id`` and the row's line."""
+
+from __future__ import annotations
+
+import csv
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from tests import test_browser
+from tests.helpers import local_client, running_server, wait_until
+from tests.test_models_folder import constant_model
+from winserve.model_info import ModelSpec
+
+ROWS = b"a,b\n1,2\n\n3,x\n4,5\n"  # line 3 blank, line 4 refused
+PROGRAM = {"X-Winserve-Client": "1"}
+TOKEN = "jobs-api-token-1"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+OPENED: list[FlaskClient] = []
+
+
+def _client(**settings: Any) -> FlaskClient:
+    client = local_client(ModelSpec(factory="tests.models:chaos"), **settings)
+    OPENED.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_job_folders() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().application.extensions["winserve.jobs"].close()
+
+
+def _upload(client: FlaskClient, headers: dict[str, str], path: str = "/jobs") -> Any:
+    data = {"file": (io.BytesIO(ROWS), "rows.csv")}
+    return client.post(path, data=data, content_type="multipart/form-data", headers=headers)
+
+
+def _done(client: FlaskClient, status_url: str, headers: dict[str, str]) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        found: dict[str, Any] = client.get(status_url, headers=headers).json
+        return found if found["state"] in ("done", "failed") else None
+
+    result: dict[str, Any] = wait_until(ended, 30)
+    return result
+
+
+def _rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def test_a_program_without_a_token_sends_the_client_header_and_gets_json() -> None:
+    client = _client()
+    answer = _upload(client, {**PROGRAM, "X-Request-Id": "batch-7"})
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    links = answer.json
+    assert set(links) >= {"id", "status_url", "result_url"}
+    assert answer.headers["Location"] == links["status_url"]
+    assert links["status_url"] == f"http://localhost/jobs/{links['id']}/status"
+    assert links["result_url"] == f"http://localhost/jobs/{links['id']}/result.csv"
+    status = _done(client, links["status_url"], PROGRAM)
+    assert status["state"] == "done" and status["request_id"] == "batch-7", status
+    assert (status["scored_rows"], status["problem_count"]) == (2, 1)
+    with client.get(links["result_url"], headers=PROGRAM) as result:
+        assert result.status_code == 200 and result.mimetype == "text/csv"
+        rows = _rows(result.get_data())
+    assert rows[0] == ["a", "b", "prediction", "error", "request id"]
+    # each row's id: the upload's and its line (the blank line 3 was no prediction)
+    assert [r[-1] for r in rows[1:]] == ["batch-7-2", "", "batch-7-4", "batch-7-5"]
+    assert rows[1][2] == "3.0" and "expected a number" in rows[3][3]
+
+
+def test_a_request_id_that_would_start_a_formula_is_written_as_text() -> None:
+    client = _client()
+    answer = _upload(client, {**PROGRAM, "X-Request-Id": "-1"})  # "-1-2" is no number
+    status = _done(client, answer.json["status_url"], PROGRAM)
+    with client.get(answer.json["result_url"]) as result:
+        rows = _rows(result.get_data())
+    assert status["request_id"] == "-1" and rows[1][-1] == "'-1-2"
+
+
+def test_without_the_header_an_upload_still_needs_the_form_value() -> None:
+    client = _client()
+    as_json = _upload(client, {"Accept": "application/json"})
+    assert as_json.status_code == 403 and as_json.json["error"]["code"] == "csrf_failed"
+    assert "did not come from this page" in as_json.json["error"]["message"]
+    as_page = _upload(client, {})
+    assert as_page.status_code == 403 and as_page.mimetype == "text/html"
+
+
+def test_the_client_header_from_another_sites_page_is_refused() -> None:
+    client = _client()
+    answer = _upload(client, {**PROGRAM, "Origin": "http://evil.example"})
+    assert answer.status_code == 403 and answer.json["error"]["code"] == "csrf_failed"
+    assert "another site" in answer.json["error"]["message"]
+
+
+def test_a_programs_mistakes_are_answered_in_json() -> None:
+    client = _client()
+    empty = client.post("/jobs", data={"rows": " "}, headers=PROGRAM)
+    assert empty.status_code == 400 and empty.mimetype == "application/json"
+    assert "paste rows with a header line" in empty.json["error"]["message"]
+    unknown = client.get("/jobs/" + "0" * 32 + "/result.csv", headers=PROGRAM)
+    assert unknown.status_code == 404 and unknown.mimetype == "application/json"
+
+
+def test_with_a_token_the_bearer_header_stands_for_the_form_value() -> None:
+    client = _client(token=TOKEN)
+    answer = _upload(client, BEARER)
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    status = _done(client, answer.json["status_url"], BEARER)
+    assert status["state"] == "done", status
+    with client.get(answer.json["result_url"], headers=BEARER) as result:
+        assert result.status_code == 200 and _rows(result.get_data())[0][-1] == "request id"
+    wrong = _upload(client, {"Authorization": "Bearer not-it"})
+    assert wrong.status_code == 401
+    # with a token set, the client header alone is no token
+    assert _upload(client, PROGRAM).status_code == 401
+    assert client.get(answer.json["result_url"]).status_code in (303, 401)
+
+
+@pytest.mark.server
+@pytest.mark.spawn
+@pytest.mark.timeout(180)
+def test_a_folder_models_jobs_for_a_program_with_a_token(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    constant_model(folder / "plain.joblib", 3.0)
+    with running_server([str(folder), "--token", TOKEN], cwd=tmp_path) as server:
+        answer = requests.post(
+            f"{server.url}/models/plain/jobs",
+            files={"file": ("rows.csv", b"a,b\n1,2\n2,3\n", "text/csv")},
+            headers={**BEARER, "X-Request-Id": "nightly"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
+        links = answer.json()
+        assert links["status_url"].startswith(f"{server.url}/models/plain/jobs/")
+        assert answer.headers["Location"] == links["status_url"]
+
+        def ended() -> dict[str, Any] | None:
+            found: dict[str, Any] = requests.get(
+                links["status_url"], headers=BEARER, timeout=10
+            ).json()
+            return found if found["state"] in ("done", "failed") else None
+
+        assert wait_until(ended, 60)["state"] == "done"
+        result = requests.get(links["result_url"], headers=BEARER, timeout=10)
+        assert result.status_code == 200
+        assert _rows(result.content) == [
+            ["a", "b", "prediction", "error", "request id"],
+            ["1", "2", "3.0", "", "nightly-2"],
+            ["2", "3", "3.0", "", "nightly-3"],
+        ]
+
+
+# -- another site, in real Chromium -----------------------------------------------------------
+
+browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
+page = test_browser.page
+
+OTHER_SITE = """<!doctype html><title>another page</title>
+<form id="forged" method="post" action="%(jobs)s" enctype="multipart/form-data">
+<input name="rows" value="a,b&#10;1,2"><input name="X-Winserve-Client" value="1"></form>
+<script>
+const data = new FormData(); data.append("rows", "a,b\\n1,2");
+fetch(%(jobs)r, {method: "POST", headers: {"X-Winserve-Client": "1"}, body: data})
+  .then(() => { document.title = "sent"; }, () => { document.title = "failed"; });
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("jobs-api-browser")
+    folder = root / "models"
+    folder.mkdir()
+    constant_model(folder / "plain.joblib", 3.0)
+    jobs = root / "jobs"
+    with running_server([str(folder), "--jobs-path", str(jobs)], cwd=root) as server:
+        yield server.url, jobs
+
+
+@pytest.fixture
+def other_site(open_server: tuple[str, Path]) -> Iterator[str]:
+    body = (OTHER_SITE % {"jobs": open_server[0] + "/models/plain/jobs"}).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _job_folders(jobs: Path) -> list[Path]:
+    return [p for p in jobs.glob("*/*") if p.is_dir()] if jobs.exists() else []
+
+
+@pytest.mark.server
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_another_sites_form_and_script_cannot_start_a_job(
+    page: Any, open_server: tuple[str, Path], other_site: str
+) -> None:
+    url, jobs = open_server
+    page.goto(url + "/models/plain/")  # the browser has the page's CSRF cookie
+    page.goto(other_site)
+    # the script's header needs a CORS preflight, which winserve never grants: not sent
+    page.wait_for_function("document.title !== 'another page'", timeout=20_000)
+    assert page.title() == "failed"
+    # the form posts (with the cookie, and a field named like the header): refused
+    with page.expect_navigation(timeout=20_000):
+        page.evaluate("document.getElementById('forged').submit()")
+    assert "sent from another site" in page.content()
+    assert _job_folders(jobs) == []
+    # a program (no browser) with the header may
+    answer = requests.post(
+        url + "/models/plain/jobs", data={"rows": "a,b\n1,2"}, headers=PROGRAM, timeout=30
+    )
+    assert answer.status_code == 202 and len(_job_folders(jobs)) == 1
