@@ -9,8 +9,13 @@ is still refused, in real Chromium too, and a script of another site cannot send
 from __future__ import annotations
 
 import csv
+import html
 import http.server
 import io
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +173,46 @@ def test_a_folder_models_jobs_for_a_program_with_a_token(tmp_path: Path) -> None
             ["1", "2", "3.0", "", "nightly-2"],
             ["2", "3", "3.0", "", "nightly-3"],
         ]
+
+
+def _examples(page: str, language: str) -> str:
+    """The jobs example in ``language`` as the /api page shows it (its text, unescaped)."""
+    section = page.split('id="jobs-help"', 1)[1].split("</section>", 1)[0]
+    found = re.search(rf"<h3>{language}</h3>\s*<pre><code>(.*?)</code></pre>", section, re.S)
+    assert found, f"no {language} example for jobs on /api"
+    return html.unescape(found.group(1))
+
+
+@pytest.mark.server
+@pytest.mark.spawn
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("token", ["", TOKEN])
+def test_the_api_pages_jobs_examples_score_a_file(tmp_path: Path, token: str) -> None:
+    """The curl and Python examples for jobs, pasted as they are, against a real server."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    constant_model(folder / "plain.joblib", 3.0)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "rows.csv").write_bytes(b"a,b\n1,2\n2,3\n")
+    env = {**os.environ, "WINSERVE_TOKEN": token}
+    args = [str(folder), *(["--token", token] if token else [])]
+    with running_server(args, cwd=tmp_path) as server:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        page = requests.get(f"{server.url}/models/plain/api", headers=headers, timeout=10).text
+        curl, python = _examples(page, "curl"), _examples(page, "Python")
+        assert f"{server.url}/models/plain/jobs" in curl
+        for command in (["bash", "-c", curl], [sys.executable, "-c", python]):
+            (work / "rows-scored.csv").unlink(missing_ok=True)
+            done = subprocess.run(command, cwd=work, env=env, timeout=120, capture_output=True)
+            assert done.returncode == 0, done.stderr
+            rows = _rows((work / "rows-scored.csv").read_bytes())
+            assert [r[:3] for r in rows] == [
+                ["a", "b", "prediction"],
+                ["1", "2", "3.0"],
+                ["2", "3", "3.0"],
+            ]
+            assert rows[0][-1] == "request id" and rows[2][-1].endswith("-3")
 
 
 # -- another site, in real Chromium -----------------------------------------------------------

@@ -16,6 +16,7 @@ from winserve.web import powerquery
 from winserve.web.openapi import document
 
 EXCEL = "Excel (Power Query)"
+JOBS = "Score a whole file (CSV or .xlsx)"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,63 @@ def _python(url: str, body: Any, token: bool, read: str) -> str:
     )
 
 
+def _jobs_curl(url: str, token: bool) -> str:
+    """Upload, wait, download, with curl and a POSIX shell only (no jq): the answer's URLs
+    are picked out with sed (issue 27)."""
+    who = '"Authorization: Bearer $WINSERVE_TOKEN"' if token else '"X-Winserve-Client: 1"'
+    url_of = 'sed -n \'s/.*"%s": *"\\([^"]*\\)".*/\\1/p\''
+    return (
+        f'job=$(curl -s -X POST "{url}" -H {who} -F "file=@rows.csv")\n'
+        f'status=$(printf %s "$job" | {url_of % "status_url"})\n'
+        f'result=$(printf %s "$job" | {url_of % "result_url"})\n'
+        f'until curl -s "$status" -H {who} | grep -Eq \'"state": *"(done|failed)"\'; '
+        "do sleep 2; done\n"
+        f'curl -s -H {who} -o rows-scored.csv "$result"  # a failed job: see $status'
+    )
+
+
+def _jobs_powershell(url: str, token: bool) -> str:
+    who = (
+        '@{ Authorization = "Bearer $env:WINSERVE_TOKEN" }'
+        if token
+        else '@{ "X-Winserve-Client" = "1" }'
+    )
+    return (
+        f"$who = {who}\n"
+        f'$job = Invoke-RestMethod -Method Post -Uri "{url}" -Headers $who `\n'
+        '    -Form @{ file = Get-Item "rows.csv" }   # PowerShell 7\n'
+        "do { Start-Sleep 2; $s = Invoke-RestMethod $job.status_url -Headers $who }\n"
+        'while ($s.state -in "queued", "running")\n'
+        'Invoke-WebRequest $job.result_url -Headers $who -OutFile "rows-scored.csv"'
+    )
+
+
+def _jobs_python(url: str, token: bool) -> str:
+    if token:
+        imports = "import os\nimport time\n\nimport requests"
+        who = '{"Authorization": "Bearer " + os.environ["WINSERVE_TOKEN"]}'
+    else:
+        imports, who = "import time\n\nimport requests", '{"X-Winserve-Client": "1"}'
+    return (
+        f"{imports}\n\nwho = {who}\n"
+        'with open("rows.csv", "rb") as rows:\n'
+        f'    job = requests.post({url!r}, files={{"file": rows}}, headers=who, timeout=60)\n'
+        "job.raise_for_status()\n"
+        "links = job.json()  # id, status_url, result_url\n"
+        "while True:\n"
+        '    status = requests.get(links["status_url"], headers=who, timeout=30).json()\n'
+        '    if status["state"] in ("done", "failed"):\n'
+        "        break\n"
+        "    time.sleep(2)\n"
+        'if status["state"] == "failed":\n'
+        '    raise SystemExit(status["error"])\n'
+        'result = requests.get(links["result_url"], headers=who, timeout=60)\n'
+        "result.raise_for_status()\n"
+        'with open("rows-scored.csv", "wb") as scored:\n'
+        "    scored.write(result.content)"
+    )
+
+
 def _oip_body(info: ModelInfo, row: dict[str, Any]) -> dict[str, Any]:
     if info.all_numeric:
         values = [row[f.name] for f in info.features]
@@ -126,6 +184,13 @@ def api_examples(
             Example(protocol, "PowerShell", _powershell(url, body, token)),
             Example(protocol, "Python", _python(url, body, token, read)),
         ]
+    # a whole file for a program, as the page scores it (issue 27)
+    jobs = f"{base}{model_base}/jobs"
+    examples += [
+        Example(JOBS, "curl", _jobs_curl(jobs, token)),
+        Example(JOBS, "PowerShell", _jobs_powershell(jobs, token)),
+        Example(JOBS, "Python", _jobs_python(jobs, token)),
+    ]
     # Excel without a page (issue 27): the same /predict, from a table of the open workbook
     excel = powerquery.snippet(info, f"{base}{model_base}/predict", token)
     return [*examples, Example(EXCEL, "Power Query (M)", excel)]

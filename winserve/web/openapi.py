@@ -156,6 +156,7 @@ WHATIF: Schema = {
         "classes": {"type": "array"},
     },
 }
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JSONRPC: Schema = {
     "type": "object",
     "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer", "null"]}},
@@ -197,6 +198,88 @@ def _tensor_input(info: ModelInfo | None) -> Schema:
             "data": {"type": "array"},
         },
         "required": ["name", "shape", "datatype", "data"],
+    }
+
+
+JOB_LINKS: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "status_url": {"type": "string"},
+        "result_url": {"type": "string"},
+        "page_url": {"type": "string"},
+    },
+    "required": ["id", "status_url", "result_url"],
+}
+JOB_STATUS: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"enum": ["queued", "running", "done", "failed"]},
+        "total_rows": {"type": "integer"},
+        "done_rows": {"type": "integer"},
+        "scored_rows": {"type": "integer"},
+        "percent": {"type": "integer"},
+        "problem_count": {"type": "integer"},
+        "error": {"type": "string"},
+        "request_id": {"type": "string"},
+        "model_version": {},
+    },
+}
+JOB_ID: Schema = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+
+
+def _jobs() -> Schema:
+    """Scoring a whole file in the background (issue 27): the page's form, also for programs,
+    which carry ``Authorization: Bearer`` or ``X-Winserve-Client`` instead of the form's value
+    (web/csrf.py ``program``)."""
+    upload = {
+        "type": "object",
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a CSV file or .xlsx"},
+            "rows": {"type": "string", "description": "CSV text with a header line (or file)"},
+            "sheet": {"type": "string", "description": "a workbook's sheet to score, by name"},
+        },
+    }
+    results = [("csv", "text/csv"), ("xlsx", XLSX)]
+    return {
+        "/jobs": {
+            "post": {
+                "summary": "Score a CSV file or an Excel workbook in the background",
+                "description": "For programs: send 'Authorization: Bearer <token>' when a token "
+                "is set, else the header 'X-Winserve-Client: 1' (an HTML form cannot send "
+                "either, so the page's CSRF value is not needed). Answers 202 with the job's "
+                "URLs and a Location header (its status). Each scored row gets a 'request id' "
+                "column: this request's X-Request-Id and the row's number.",
+                "tags": ["jobs"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": upload}},
+                },
+                "responses": {
+                    "202": _ok(JOB_LINKS, "Accepted: the job is queued"),
+                    "default": _error(NATIVE_ERROR),
+                },
+            }
+        },
+        "/jobs/{job_id}/status": _get(
+            "A scoring job's progress", _ok(JOB_STATUS), NATIVE_ERROR, "jobs", parameters=[JOB_ID]
+        ),
+        **{
+            f"/jobs/{{job_id}}/result.{kind}": _get(
+                f"A finished job's scored file (.{kind} for a {kind} upload)",
+                _ok({"type": "string", "format": "binary"}, media=media),
+                NATIVE_ERROR,
+                "jobs",
+                parameters=[JOB_ID],
+            )
+            for kind, media in results
+        },
     }
 
 
@@ -464,6 +547,7 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
             NATIVE_ERROR,
             "MCP",
         ),
+        **_jobs(),
     }
     return paths
 
@@ -479,6 +563,10 @@ MODEL_ROUTES = (
     "/ping",
     "/version",
     "/log.csv",
+    "/jobs",
+    "/jobs/{job_id}/status",
+    "/jobs/{job_id}/result.csv",
+    "/jobs/{job_id}/result.xlsx",
 )
 
 
