@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -62,6 +63,20 @@ def _done(client: FlaskClient, status_url: str, headers: dict[str, str]) -> dict
         return found if found["state"] in ("done", "failed") else None
 
     result: dict[str, Any] = wait_until(ended, 30)
+    return result
+
+
+def _done_or(
+    client: FlaskClient, status_url: str, headers: dict[str, str], state: str
+) -> dict[str, Any]:
+    """The job's status once it is ``state`` (or has ended otherwise)."""
+
+    def ended() -> dict[str, Any] | None:
+        found: dict[str, Any] = client.get(status_url, headers=headers).json
+        return found if found["state"] in ("done", "failed", state) else None
+
+    result: dict[str, Any] = wait_until(ended, 30)
+    assert result["state"] == state, result
     return result
 
 
@@ -137,6 +152,75 @@ def test_with_a_token_the_bearer_header_stands_for_the_form_value() -> None:
     # with a token set, the client header alone is no token
     assert _upload(client, PROGRAM).status_code == 401
     assert client.get(answer.json["result_url"]).status_code in (303, 401)
+
+
+def _two_tables() -> bytes:
+    """A workbook of three sheets: notes, and two tables that both name the inputs."""
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    book.active.append(["to score"])
+    for name, first in (("March", 1), ("April <b>", 10)):
+        sheet = book.create_sheet(name)
+        sheet.append(["a", "b"])
+        sheet.append([first, 2])
+    data = io.BytesIO()
+    book.save(data)
+    return data.getvalue()
+
+
+def _form_token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert found, "no CSRF field"
+    return found.group(1)
+
+
+def test_a_workbook_with_several_tables_asks_which_sheet_on_the_page() -> None:
+    """Issue 27: a plain form (no script) lists the sheets; the one chosen is scored."""
+    client = _client()
+    token = _form_token(client.get("/").get_data(as_text=True))
+    data = {"csrf_token": token, "file": (io.BytesIO(_two_tables()), "months.xlsx")}
+    sent = client.post("/jobs", data=data, content_type="multipart/form-data")
+    assert sent.status_code == 303
+    job = sent.headers["Location"]
+    status = _done_or(client, f"{job}/status", {}, "choose")
+    assert status["sheets"] == ["March", "April <b>"], status
+    assert "2 sheets name the model's inputs" in status["error"]
+    page = client.get(job).get_data(as_text=True)
+    form = page.split('<form id="choose-sheet"', 1)[1].split("</form>", 1)[0]
+    assert f'action="{job}/sheet"' in form and 'name="csrf_token"' in form
+    assert re.findall(r"<option>(.*?)</option>", form) == ["March", "April &lt;b&gt;"]
+    wrong = client.post(f"{job}/sheet", data={"csrf_token": token, "sheet": "May"})
+    assert wrong.status_code == 400 and "choose one of the sheets 'March'" in html.unescape(
+        wrong.text
+    )
+    forged = client.post(f"{job}/sheet", data={"csrf_token": "0" * 64, "sheet": "March"})
+    assert forged.status_code == 403
+    chosen = client.post(f"{job}/sheet", data={"csrf_token": token, "sheet": "April <b>"})
+    assert chosen.status_code == 303 and chosen.headers["Location"] == job
+    status = _done(client, f"{job}/status", {})
+    assert status["state"] == "done" and status["scored_rows"] == 1, status
+    with client.get(f"{job}/result.xlsx") as result:
+        book = openpyxl.load_workbook(io.BytesIO(result.get_data()))
+    scored = [[c.value for c in row] for row in book["April <b>"].iter_rows()]
+    assert scored[0] == ["a", "b", "prediction", "error", "request id"]
+    assert scored[1][:4] == [10, 2, 12, None]
+    again = client.post(f"{job}/sheet", data={"csrf_token": token, "sheet": "March"})
+    assert again.status_code == 400 and "not waiting for a sheet" in again.text
+
+
+def test_a_program_chooses_the_sheet_from_the_status() -> None:
+    client = _client()
+    data = {"file": (io.BytesIO(_two_tables()), "months.xlsx")}
+    sent = client.post("/jobs", data=data, content_type="multipart/form-data", headers=PROGRAM)
+    links = sent.json
+    assert sent.status_code == 202 and links["result_url"].endswith("/result.xlsx")
+    status = _done_or(client, links["status_url"], PROGRAM, "choose")
+    path = links["status_url"].removesuffix("/status")
+    chosen = client.post(f"{path}/sheet", data={"sheet": status["sheets"][0]}, headers=PROGRAM)
+    assert chosen.status_code == 202 and chosen.json["status_url"] == links["status_url"]
+    assert _done(client, links["status_url"], PROGRAM)["scored_rows"] == 1
+    unmarked = client.post(f"{path}/sheet", data={"sheet": "March"})  # no header, no form value
+    assert unmarked.status_code == 403
 
 
 @pytest.mark.server

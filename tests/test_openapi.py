@@ -80,7 +80,7 @@ def test_schemathesis_finds_no_server_error(text_pipeline: Path, tmp_path: Path)
 
 PAGES = ("ui", "ui_model", "auth")  # pages for people (HTML forms, CSRF), not the API
 # the page's scoring of files, also for programs (issue 27)
-JOBS_API = ("create_job", "job_status", "job_result")
+JOBS_API = ("create_job", "choose_sheet", "job_status", "job_result")
 
 
 def _template(path: str) -> str:

@@ -145,7 +145,23 @@ def test_the_sheet_naming_the_inputs_is_scored(tmp_path: Path) -> None:
     assert found.cells.sheet == "Flowers" and found.header_row == 2
     assert found.header == ["flower id", *INPUTS]
     assert list(workbook.rows(path, found)) == [(3, ["F1", 5.1, 3.5, 1.4, 0.2])]
-    assert workbook.table(path, ["nowhere"]).cells.sheet == "Read me"  # else the first
+    # no sheet names the inputs, and two have rows: the user chooses (issue 27; it was the
+    # first sheet, silently)
+    with pytest.raises(workbook.SheetChoice, match="no sheet's first row names") as asked:
+        workbook.table(path, ["nowhere"])
+    assert asked.value.sheets == ("Read me", "Flowers") and asked.value.status == 400
+    book.copy_worksheet(data).title = "Flowers 2"  # two sheets name them: the user chooses
+    twice = tmp_path / "twice.xlsx"
+    book.save(twice)
+    with pytest.raises(workbook.SheetChoice, match="2 sheets name the model's inputs") as asked:
+        workbook.table(twice, INPUTS)
+    assert asked.value.sheets == ("Flowers", "Flowers 2")  # the sheets that name them
+    assert workbook.table(twice, INPUTS, "Flowers 2").header == ["flower id", *INPUTS]
+    alone = openpyxl.Workbook()  # one sheet with rows: it, whatever it names
+    alone.active.append(["x", "y"])
+    alone.create_sheet("Empty")
+    alone.save(tmp_path / "alone.xlsx")
+    assert workbook.table(tmp_path / "alone.xlsx", INPUTS).cells.sheet == "Sheet"
     assert workbook.table(path, INPUTS, "Read me").header == [
         "This workbook holds flowers to score"
     ]  # the one the user named

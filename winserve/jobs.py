@@ -58,7 +58,7 @@ from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
 from winserve.service import PredictRequest, Prepared, Service
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
-from winserve.workbook import Cells, is_workbook
+from winserve.workbook import Cells, SheetChoice, is_workbook
 
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -66,7 +66,8 @@ MAX_PROBLEMS_KEPT = 1000
 FREE_FLOOR = 64 << 20  # kept free on the folder's disk (or 5% of a smaller disk), issue 28
 CHUNK_BYTES = 4 << 20  # what a chunk's cells may cost in memory, counted as ``_cost`` does
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
-State = Literal["queued", "running", "done", "failed"]
+# "choose": a workbook whose sheet to score the user picks from ``Job.sheets`` (issue 27)
+State = Literal["queued", "running", "done", "failed", "choose"]
 # the columns added after the predictions; "request id" last, so that the columns before it
 # keep the places they had (issue 27)
 TAIL = ("error", "request id")
@@ -170,6 +171,7 @@ class Job:
             "seconds": round(self.elapsed, 2),
             "read_as": self.dialect.describe() if self.state == "done" else "",
             "request_id": self.request_id,
+            "sheets": list(self.sheets),  # to choose from, in state "choose" (issue 27)
         }
 
 
@@ -375,6 +377,27 @@ class JobManager:
             target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
         ).start()
 
+    def choose(self, job: Job, sheet: str) -> None:
+        """Score the sheet ``sheet`` of a workbook that waits for it (state "choose")."""
+        with self._lock:
+            if job.state != "choose":
+                raise BadRequest("this job is not waiting for a sheet to be chosen")
+            if sheet not in job.sheets:
+                shown = ", ".join(repr(n) for n in job.sheets[:20])
+                raise BadRequest(f"choose one of the sheets {shown}; not {sheet[:100]!r}")
+            running = sum(j.state in ("queued", "running") for j in self._jobs.values())
+            if running >= self._max_running:
+                error = TooBusy(
+                    f"{running} files are being scored already; try again when one is done"
+                )
+                error.headers["Retry-After"] = "10"
+                raise error
+            job.sheet, job.sheets, job.error = sheet, (), ""
+            job.started, job.ended_at, job.state = time.monotonic(), None, "queued"
+        threading.Thread(
+            target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
+        ).start()
+
     def discard(self, job: Job) -> None:
         with self._lock:
             self._jobs.pop(job.id, None)
@@ -434,6 +457,8 @@ class JobManager:
             else:
                 self._score(job)
             state, error = "done", ""
+        except SheetChoice as exc:  # kept until a sheet is chosen, or the job expires
+            job.sheets, state, error = exc.sheets, "choose", exc.message
         except WinserveError as exc:
             error = exc.message
         except OSError as exc:
@@ -447,8 +472,10 @@ class JobManager:
             log.exception("scoring job %s failed", job.id)
             error = "an internal error stopped the job (see the log)"
         finally:
-            # the upload is of no more use, and a failed job's result is never offered
-            job.source.unlink(missing_ok=True)
+            # the upload is of no more use (unless a sheet is to be chosen), and a failed
+            # job's result is never offered
+            if state != "choose":
+                job.source.unlink(missing_ok=True)
             if state == "failed":
                 job.result.unlink(missing_ok=True)
             # the final figures first, the state last: a status read in between shows the

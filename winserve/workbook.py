@@ -47,6 +47,17 @@ MAX_COLUMNS = 16_384  # Excel's own limit (XFD)
 SAVE_AS_CSV = "in Excel, choose File > Save As > 'CSV UTF-8 (Comma delimited)' and upload that"
 
 
+class SheetChoice(BadRequest):
+    """Several sheets could be the table and none, or more than one, names the model's
+    inputs: the user picks one from ``sheets`` (issue 27)."""
+
+    code = "choose_sheet"
+
+    def __init__(self, message: str, sheets: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.sheets = sheets
+
+
 def is_workbook(path: Path) -> bool:
     """Whether the upload is an Excel file (.xlsx, or the OLE2 of .xls / an encrypted one)."""
     with path.open("rb") as file:
@@ -171,9 +182,10 @@ def _first_filled(rows: Iterator[tuple[Any, ...]]) -> tuple[int, list[str]] | No
 
 
 def table(path: Path, inputs: list[str], asked: str = "") -> Table:
-    """The sheet to score: ``asked`` (by name) when given, else the first whose first filled
-    row names every model input, else the first sheet; its header (the first filled row, as a
-    CSV's first line)."""
+    """The sheet to score: ``asked`` (by name) when given, else the one sheet whose first
+    filled row names every model input, else the only sheet with rows; its header (the first
+    filled row, as a CSV's first line). When several sheets have rows and none or more than
+    one names the inputs, ``SheetChoice`` offers them to choose from (issue 27)."""
     with _opened(path, read_only=True, data_only=True) as book:
         names = tuple(book.sheetnames)
         if asked and asked not in names:
@@ -188,12 +200,27 @@ def table(path: Path, inputs: list[str], asked: str = "") -> Table:
             if first is None:
                 continue
             found.append((name, first[0], first[1], sheet.max_row or 0))
-            if asked or set(inputs) <= {h for h in first[1]}:
+            if asked:
                 return Table(Cells(name, names), first[0], first[1], sheet.max_row or 0)
         if not found:
             where = f"the sheet {asked!r} has" if asked else "the workbook has no sheet with"
             raise BadRequest(f"{where} no rows: its first row must name the columns")
-        name, row, header, last = found[0]
+        naming = [f for f in found if set(inputs) <= set(f[2])]
+        # several naming the inputs: one of them; none: any sheet with rows
+        candidates = naming or found
+        if len(candidates) > 1:
+            offered = tuple(f[0] for f in candidates)
+            shown = ", ".join(repr(n) for n in offered[:20])
+            why = (
+                f"{len(naming)} sheets name the model's inputs"
+                if naming
+                else "no sheet's first row names all of the model's inputs ("
+                + ", ".join(repr(n) for n in inputs[:10])
+                + (" …" if len(inputs) > 10 else "")
+                + ")"
+            )
+            raise SheetChoice(f"choose the sheet to score: {why}; the sheets: {shown}", offered)
+        name, row, header, last = candidates[0]
         return Table(Cells(name, names), row, header, last)
 
 

@@ -215,7 +215,7 @@ JOB_STATUS: Schema = {
     "type": "object",
     "properties": {
         "id": {"type": "string"},
-        "state": {"enum": ["queued", "running", "done", "failed"]},
+        "state": {"enum": ["queued", "running", "done", "failed", "choose"]},
         "total_rows": {"type": "integer"},
         "done_rows": {"type": "integer"},
         "scored_rows": {"type": "integer"},
@@ -223,6 +223,11 @@ JOB_STATUS: Schema = {
         "problem_count": {"type": "integer"},
         "error": {"type": "string"},
         "request_id": {"type": "string"},
+        "sheets": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "in state 'choose': the workbook's sheets, one to be named",
+        },
         "model_version": {},
     },
 }
@@ -260,6 +265,29 @@ def _jobs() -> Schema:
                 "requestBody": {
                     "required": True,
                     "content": {"multipart/form-data": {"schema": upload}},
+                },
+                "responses": {
+                    "202": _ok(JOB_LINKS, "Accepted: the job is queued"),
+                    "default": _error(NATIVE_ERROR),
+                },
+            }
+        },
+        "/jobs/{job_id}/sheet": {
+            "post": {
+                "summary": "Score the sheet chosen for a workbook in state 'choose'",
+                "tags": ["jobs"],
+                "parameters": [JOB_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"sheet": {"type": "string"}},
+                                "required": ["sheet"],
+                            }
+                        }
+                    },
                 },
                 "responses": {
                     "202": _ok(JOB_LINKS, "Accepted: the job is queued"),
@@ -564,6 +592,7 @@ MODEL_ROUTES = (
     "/version",
     "/log.csv",
     "/jobs",
+    "/jobs/{job_id}/sheet",
     "/jobs/{job_id}/status",
     "/jobs/{job_id}/result.csv",
     "/jobs/{job_id}/result.xlsx",

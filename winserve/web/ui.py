@@ -402,6 +402,22 @@ def job_page(job_id: str) -> ResponseReturnValue:
     )
 
 
+@bp.post("/jobs/<job_id>/sheet")
+def choose_sheet(job_id: str) -> ResponseReturnValue:
+    """A workbook's sheet, picked from the job page's list (issue 27): the job scores it."""
+    csrf.check_form_or_program()
+    owner = _job_slot(job_id)
+    job = owner.jobs.get(job_id)
+    owner.jobs.choose(job, request.form.get("sheet", ""))
+    if _for_program():
+        links = _job_links(job)
+        response = jsonify(links)
+        response.status_code = 202
+        response.headers["Location"] = links["status_url"]
+        return response
+    return redirect(f"{slots.base()}/jobs/{job.id}", code=303)
+
+
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str) -> ResponseReturnValue:
     owner = _job_slot(job_id)
