@@ -102,3 +102,11 @@ def test_numbers_read_as_people_write_them() -> None:
     assert charts.number(1234567.891) == "1,234,567.89"
     assert charts.number(2.5e-7) == "2.5e-07"
     assert charts.signed(0.0, "%") == "0.0 %"
+
+
+def test_chart_ends_are_short_numbers() -> None:
+    assert charts.compact(45452.49) == "45,452"
+    assert charts.compact(3.14159) == "3.142"
+    assert charts.compact(1.234e9) == "1.23e+09"
+    root = parsed(charts.category_bars("region", ["north"], [49236.21], None, "", "t"))
+    assert texts(root, "value") == ["49,236"]

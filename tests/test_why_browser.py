@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 
@@ -33,16 +35,40 @@ def why_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder.mkdir()
     case = zoo.imputer_pipeline()
     joblib.dump(case.model, folder / "churn.joblib")
-    zoo._mixed_frame(300, np.random.default_rng(5)).to_csv(
-        folder / "churn.reference.csv", index=False
-    )
+    reference = zoo._mixed_frame(300, np.random.default_rng(5))
+    reference.to_csv(folder / "churn.reference.csv", index=False)
     (folder / "churn.toml").write_text(
         'title = "Will the customer leave?"\n[classes]\nleaves = "Leaves"\nstays = "Stays"\n',
         encoding="utf-8",
     )
+    regressor(folder / "spend.joblib", reference)
     constant_model(folder / "plain.joblib", 4.0)  # no reference sample
     with running_server([str(folder)], cwd=folder.parent) as server:
         yield server.url
+
+
+def regressor(path: Path, reference: pd.DataFrame) -> None:
+    """A regressor of spend from tenure, plan and region, and its reference sample."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = zoo._mixed_frame(400, np.random.default_rng(9)).dropna(subset=["spend"])
+    inputs = frame[["tenure", "plan", "region"]]
+    model = make_pipeline(
+        make_column_transformer(
+            (SimpleImputer(), ["tenure"]),
+            (
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()),
+                ["plan", "region"],
+            ),
+        ),
+        Ridge(),
+    ).fit(inputs, frame["spend"] * 1000)
+    joblib.dump(model, path)
+    reference[["tenure", "plan", "region"]].to_csv(path.with_suffix(".reference.csv"), index=False)
 
 
 def fill(page: Any, row: dict[str, Any]) -> None:
@@ -94,6 +120,10 @@ def test_the_explanation_follows_the_answer_and_the_whatif_follows_the_form(
     assert page.locator('#whatif figure[data-column="spend"] svg polyline').count() == 1
     assert page.locator('#whatif figure[data-column="plan"] svg rect').count() >= 3
     before = page.inner_html('#whatif figure[data-column="spend"]')
+    page.emulate_media(media="print")  # a printout keeps the charts
+    assert page.locator("svg.contributions").is_visible()
+    assert page.locator('#whatif figure[data-column="spend"] svg').is_visible()
+    page.emulate_media(media="screen")
     shot(page, "30-why-and-what-if")
 
     changed = {**ROW, "tenure": 55.0, "plan": "basic"}
@@ -152,3 +182,41 @@ def test_a_model_without_reference_says_how_to_make_one(page: Any, why_server: s
         is None
     )
     shot(page, "32-no-reference-hint")
+
+
+def test_a_regressor_is_explained_in_its_own_units_without_javascript(
+    browser: Any, why_server: str
+) -> None:
+    row = {"tenure": 40.0, "plan": "basic", "region": "west"}
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        opened = context.new_page()
+        opened.goto(why_server + "/models/spend/")
+        fill(opened, row)
+        opened.get_by_role("button", name="Predict").click()
+        opened.wait_for_selector("#prediction")
+        found = requests.post(
+            f"{why_server}/models/spend/predict?explain=true", json=[row], timeout=60
+        ).json()["explanations"][0]
+        shown = dict(table(opened, "#why-table"))
+        assert shown == pytest.approx(
+            {
+                "tenure 40": found["contributions"]["tenure"],
+                "plan = basic": found["contributions"]["plan"],
+                "region = west": found["contributions"]["region"],
+            },
+            abs=1e-9,
+        )
+        sentence = opened.inner_text("#why-sentence")
+        assert "the prediction is" in sentence and "%" not in sentence
+        # no percent sign: a regressor's bars are in its own units
+        values = opened.locator("svg.contributions text.value").all_text_contents()
+        assert len(values) == 3 and not any("%" in v for v in values)
+        assert opened.locator("#whatif figure").count() == 3
+        assert "Prediction as tenure changes" in opened.inner_text("#whatif")
+        # axe needs the page's JavaScript, which this context has turned off: a picture only
+        opened.screenshot(
+            path=str(test_browser.SHOTS / "33-regressor-no-script.png"), full_page=True
+        )
+    finally:
+        context.close()

@@ -40,6 +40,19 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def compact(value: float) -> str:
+    """A number short enough for a chart's tick or bar end: ``45,452``, ``3.142``, ``1.2e+09``
+    (the table behind the chart has it in full)."""
+    if not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size >= 1e7:
+        return f"{value:.3g}"
+    if size >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
 def signed(value: float, unit: str) -> str:
     """A contribution with its sign: ``+12.3 %`` (percentage points) or ``−0.25``."""
     text = f"{abs(value):.1f} %" if unit == "%" else number(abs(value))
@@ -125,7 +138,7 @@ def number_curve(
     """The answer as ``column`` sweeps ``xs`` (its quantiles): a line, the row's own value
     marked with a dot and a dashed line."""
     width, height = 440, 260
-    left, right, top, bottom = 70, 20, 16, 56
+    left, right, top, bottom = 84, 20, 16, 56
     plot_w, plot_h = width - left - right, height - top - bottom
     points = [(float(x), float(y)) for x, y in zip(xs, ys, strict=False)]
     x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
@@ -142,7 +155,7 @@ def number_curve(
         return y_off - (y - y_lo) * plot_h / (y_hi - y_lo)
 
     path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
-    fmt = (lambda v: f"{v:.0f} %") if unit == "%" else number
+    fmt = (lambda v: f"{v:.0f} %") if unit == "%" else compact
     body = [
         f'<line x1="{left}" y1="{y_off}" x2="{left + plot_w}" y2="{y_off}" class="axis"></line>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{y_off}" class="axis"></line>',
@@ -186,14 +199,14 @@ def category_bars(
 ) -> str:
     """The answer for each value of a category column: one bar each, the row's own value
     drawn darker and named "(now)"."""
-    width, label_w, value_w = 440, 170, 80
+    width, label_w, value_w = 440, 160, 92
     plot_w = width - label_w - value_w
     height = ROW * max(1, len(values)) + 8
     lo = min(0.0, *ys) if ys else 0.0
     hi = max(0.0, *ys) if ys else 1.0
     span = (hi - lo) or 1.0
     zero = label_w + (0 - lo) / span * plot_w
-    fmt = (lambda v: f"{v:.1f} %") if unit == "%" else number
+    fmt = (lambda v: f"{v:.1f} %") if unit == "%" else compact
     body = [f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height}" class="axis"></line>']
     for i, (value, y) in enumerate(zip(values, ys, strict=False)):
         top = i * ROW + 4
