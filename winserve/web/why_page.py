@@ -68,10 +68,7 @@ def hint(info: ModelInfo) -> str:
     if found is not None and found.get("problem"):
         return "Why this answer: not shown, " + paths.public(str(found["problem"]))
     source = info.source if info.sha256 else ""
-    return (
-        "Why this answer and what if: winserve shows them when it has a reference sample, a "
-        f"sample of the rows the model was trained on; {how_to_make(source)}."
-    )
+    return f"Why this answer, and what if: shown under the answer once you {how_to_make(source)}."
 
 
 def _labels(card: cards.ModelCard, info: ModelInfo) -> dict[str, str]:
