@@ -21,7 +21,9 @@ the kill until that model's health is ready again with a new host, plus 2 s); th
 apart. Every 5 s the web process's RSS, open handles, threads and model processes are sampled.
 At the end the server gets SIGINT (Ctrl+C) and must exit 0 within 10 s leaving no model process.
 
-Prints a table and exits 1 if a check fails.
+Prints a table and exits 1 if a check fails. Runs on Linux and macOS (the tests' real-server
+helpers, SIGINT to a child; on Windows ``send_signal(SIGINT)`` is not Ctrl+C). Figures of a run:
+``bench/RESULTS.md``, "Soak".
 """
 
 from __future__ import annotations
