@@ -260,14 +260,16 @@ def test_the_api_page_examples_run_as_pasted(page: Any, forest_server: str) -> N
     page.goto(forest_server + "/api")
     shot(page, "07-api-page")
     headings = page.locator("main h2").all_inner_texts()
-    assert headings[:4] == [
+    assert headings[:5] == [
         "winserve",
         "MLflow",
         "Open Inference Protocol v2",
+        "Score a whole file (CSV or .xlsx)",  # issue 27 (run in tests/test_jobs_api.py)
         "Excel (Power Query)",
     ]
     blocks = page.locator("main pre code").all_inner_texts()
-    assert len(blocks) == 10  # curl, PowerShell, Python for each protocol; Power Query (issue 27)
+    # curl, PowerShell, Python for each protocol and for jobs; Power Query (issue 27)
+    assert len(blocks) == 13
     python = [b for b in blocks if b.startswith("import requests")]
     assert len(python) == 3
     for code in python:
