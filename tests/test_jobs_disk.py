@@ -115,7 +115,7 @@ def test_a_full_disk_fails_jobs_cleanly_and_scoring_comes_back(
         done = csv_server.finished(session, url, job)
         assert done["state"] == "done" and done["scored_rows"] == ROWS, done
         header, rows = csv_server.scored(session, url, job)
-        assert header == ["a", "b", "prediction", "error"]
+        assert header == ["a", "b", "prediction", "error", "request id"]  # issue 27
         assert len(rows) == ROWS and {r[2] for r in rows} == {"2.0"}
 
         started = time.monotonic()

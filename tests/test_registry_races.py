@@ -221,7 +221,7 @@ def test_a_killed_winserves_leftovers_are_swept_and_a_running_ones_kept(tmp_path
             assert requests.post(f"{third.url}/predict", json=[ROW], timeout=10).ok
             assert third.stop() == 0
         header, scored = csv_server.scored(session, running.url, job)
-        assert header[-2:] == ["prediction", "error"] and len(scored) == 100
+        assert header[-3:] == ["prediction", "error", "request id"] and len(scored) == 100
         started = time.monotonic()
         answer = requests.post(f"{running.url}/predict", json=[ROW], timeout=5)
         assert answer.json() == {"predictions": [3.0]}
