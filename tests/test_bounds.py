@@ -375,3 +375,17 @@ def test_only_a_long_quoted_name_is_cut_never_the_prose_between_two_names() -> N
         cut_long_names(long_name)
         == f"unknown column '{'x' * 60}…' (5,000 characters); expected 'a'"
     )
+
+
+def test_the_pages_small_forms_get_the_page_forms_limit_not_max_body_mb() -> None:
+    """The chart fetches (issue 25) and a workbook's sheet choice (issue 27) post the page's
+    small url-encoded forms: their bodies are bounded as the model's form is."""
+    from winserve.settings import Settings
+    from winserve.web.gate import route_limit
+
+    settings = Settings()
+    form = route_limit("ui.predict_form", settings)
+    for blueprint in ("ui", "ui_model"):
+        for view in ("why_panel", "choose_sheet"):
+            limit = route_limit(f"{blueprint}.{view}", settings)
+            assert limit == form and limit.bytes < settings.max_body_bytes

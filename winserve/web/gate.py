@@ -57,7 +57,13 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_PARTS = 1000  # a form field per column: the page's form for a very wide model
 
 LOGIN = frozenset({"auth.login_submit"})
-PAGE_FORMS = frozenset({"ui.predict_form", "ui_model.predict_form"})
+# the page's small url-encoded forms: the model's form (also posted by the page's script for the
+# why and what-if charts, issue 25) and a workbook's sheet choice (issue 27)
+PAGE_FORMS = frozenset(
+    f"{blueprint}.{view}"
+    for blueprint in ("ui", "ui_model")
+    for view in ("predict_form", "why_panel", "choose_sheet")
+)
 UPLOADS = frozenset({"ui.create_job", "ui_model.create_job"})
 
 
