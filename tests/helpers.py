@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import queue
 import re
@@ -223,3 +224,30 @@ def local_client(spec: Any, **settings: Any) -> Any:
     with contextlib.suppress(ModelLoadError):  # a test of a failed load looks at what follows
         backend.wait_ready(60)
     return create_app(Settings(**settings), backend).test_client()
+
+
+@contextmanager
+def page_on_another_port(body: bytes) -> Iterator[str]:
+    """A page of another site (another port of this host) serving ``body`` as HTML: what a
+    hostile page open in the same browser would be. Yields its URL."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

@@ -9,8 +9,6 @@ served with a token.
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 import requests
 
 from tests import test_browser
-from tests.helpers import running_server
+from tests.helpers import page_on_another_port, running_server
 from tests.test_models_folder import ROW, constant_model
 
 browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
@@ -64,27 +62,8 @@ fetch(%r, {method: "POST", mode: "no-cors", credentials: "include"})
 def other_site(folder_server: str) -> Iterator[str]:
     """A page on another port of this host that posts to the repository's unload."""
     body = (ATTACK % (folder_server + "/v2/repository/models/plain/unload")).encode()
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with page_on_another_port(body) as url:
+        yield url
 
 
 def test_a_page_on_another_port_cannot_unload_with_the_login_cookie(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import csv
 import html
-import http.server
 import io
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import requests
 from flask.testing import FlaskClient
 
 from tests import test_browser
-from tests.helpers import local_client, running_server, wait_until
+from tests.helpers import local_client, page_on_another_port, running_server, wait_until
 from tests.test_models_folder import constant_model
 from winserve.model_info import ModelSpec
 
@@ -328,27 +326,8 @@ def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 @pytest.fixture
 def other_site(open_server: tuple[str, Path]) -> Iterator[str]:
     body = (OTHER_SITE % {"jobs": open_server[0] + "/models/plain/jobs"}).encode()
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with page_on_another_port(body) as url:
+        yield url
 
 
 def _job_folders(jobs: Path) -> list[Path]:
