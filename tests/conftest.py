@@ -12,7 +12,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.helpers import model_hosts
+from tests.helpers import JOB_CLIENTS, model_hosts
 
 # pip's cache, as it was before the tests isolated XDG_CACHE_HOME (fresh venvs reuse it).
 PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(
@@ -62,6 +62,14 @@ def no_leftover_processes() -> Iterator[None]:
             described.append(" ".join(proc.cmdline())[:200])
             proc.kill()
     assert not described, f"processes left behind: {described}"
+
+
+@pytest.fixture(autouse=True)
+def close_job_folders() -> Iterator[None]:
+    """The scoring folders of the apps ``tests.helpers.jobs_client`` made go when the test ends."""
+    yield
+    while JOB_CLIENTS:
+        JOB_CLIENTS.pop().application.extensions["winserve.jobs"].close()
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:

@@ -212,6 +212,20 @@ def running_server(
         server.kill_tree()
 
 
+# chaos-model clients whose apps own a CSV scoring folder; conftest closes them after each test
+JOB_CLIENTS: list[Any] = []
+
+
+def jobs_client(factory: str = "tests.models:chaos", **settings: Any) -> Any:
+    """``local_client`` of the model ``factory`` builds, for the CSV jobs tests; its app's
+    scoring folder goes when the test ends, as it does when winserve stops."""
+    from winserve.model_info import ModelSpec
+
+    client = local_client(ModelSpec(factory=factory), **settings)
+    JOB_CLIENTS.append(client)
+    return client
+
+
 def local_client(spec: Any, **settings: Any) -> Any:
     """Flask's test client on the app with the model in this process, loaded (or failed)."""
     from winserve.backends.local import LocalBackend

@@ -9,33 +9,15 @@ import io
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
-from tests.helpers import local_client, wait_until
+from tests.helpers import jobs_client, wait_until
 from winserve.jobs import _chunks
-from winserve.model_info import ModelSpec
 from winserve.spreadsheet import Dialect
-
-OPENED: list[FlaskClient] = []
-
-
-def _client(**settings: Any) -> FlaskClient:
-    client = local_client(ModelSpec(factory="tests.models:chaos"), **settings)
-    OPENED.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_job_folders() -> Iterator[None]:
-    """Each app's scoring folder goes when the test ends, as it does when winserve stops."""
-    yield
-    while OPENED:
-        OPENED.pop().application.extensions["winserve.jobs"].close()
 
 
 def _token(client: FlaskClient) -> str:
@@ -81,7 +63,7 @@ def _scored(
 
 
 def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
-    client = _client()
+    client = jobs_client()
     # a = 2000 + i stays clear of the values the test model misbehaves on (999, 666, 13, 11)
     lines = ["id,a,b"] + [f"r{i},{-1 if i in (3, 1500) else 2000 + i},1" for i in range(2500)]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
@@ -99,7 +81,7 @@ def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
 def test_each_rejected_line_gets_its_own_reason_from_one_isolating_call() -> None:
     """The model host finds the failing rows of a chunk (issue 14): a rejected input and a
     bug of the model in the same chunk each keep their own message, as each line alone gets."""
-    client = _client()
+    client = jobs_client()
     lines = ["a,b"] + [f"{v},1" for v in (1, -1, 2, 13, 3)]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "done" and status["scored_rows"] == 3
@@ -119,7 +101,7 @@ def test_each_rejected_line_gets_its_own_reason_from_one_isolating_call() -> Non
 
 
 def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
-    client = _client()
+    client = jobs_client()
     status = _finished(client, _submit(client, "x,y\n1,2\n"))
     assert status["state"] == "failed"
     assert "the CSV has no columns 'a', 'b'" in status["error"]
@@ -128,7 +110,7 @@ def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
 
 def test_excel_csv_from_a_decimal_comma_locale_comes_back_the_same_way() -> None:
     """Excel's "CSV" on a German or French PC: semicolons, decimal commas, Windows-1252."""
-    client = _client()
+    client = jobs_client()
     text = "Kunde;a;b\r\nMüller;1,5;2\r\nLefèvre;-0,25;1\r\nZoë;3;,5\r\n"
     status = _finished(client, _submit(client, text.encode("cp1252")))
     assert status["state"] == "done" and status["scored_rows"] == 3, status
@@ -141,7 +123,7 @@ def test_excel_csv_from_a_decimal_comma_locale_comes_back_the_same_way() -> None
 
 
 def test_rows_pasted_from_a_spreadsheet_are_tab_separated() -> None:
-    client = _client()
+    client = jobs_client()
     pasted = "a\tb\r\n1\t2\r\n3,5\t1\r\n"  # copied cells: tabs, and this PC's decimal comma
     response = client.post("/jobs", data={"csrf_token": _token(client), "rows": pasted})
     status = _finished(client, response)
@@ -157,7 +139,7 @@ def test_rows_pasted_from_a_spreadsheet_are_tab_separated() -> None:
     ],
 )
 def test_a_comma_that_may_not_be_decimal_is_an_error_not_a_guess(text: str, bad_row: int) -> None:
-    client = _client()
+    client = jobs_client()
     status = _finished(client, _submit(client, text))
     assert status["state"] == "done" and status["scored_rows"] == 1, status
     scored = _scored(client, status, "\t")
@@ -166,7 +148,7 @@ def test_a_comma_that_may_not_be_decimal_is_an_error_not_a_guess(text: str, bad_
 
 def test_empty_columns_and_rows_from_excel_are_kept_and_not_errors() -> None:
     """Cells formatted but empty come out as unnamed columns and as rows of separators."""
-    client = _client()
+    client = jobs_client()
     text = "a;b;;\r\n1;2;;\r\n;;;\r\n\r\n3;4;;\r\n;;;\r\n"  # and empty rows, kept as they are
     status = _finished(client, _submit(client, text))
     assert status["state"] == "done" and status["problem_count"] == 0, status
@@ -186,7 +168,7 @@ def test_empty_columns_and_rows_from_excel_are_kept_and_not_errors() -> None:
 
 
 def test_excel_unicode_text_and_files_that_are_not_text() -> None:
-    client = _client()
+    client = jobs_client()
     unicode_text = _finished(client, _submit(client, "a\tb\r\n1\t2\r\n".encode("utf-16")))
     assert unicode_text["state"] == "done" and unicode_text["read_as"].endswith("UTF-16")
     assert [r["prediction"] for r in _scored(client, unicode_text, "\t")] == ["3.0"]
@@ -207,13 +189,13 @@ def test_excel_unicode_text_and_files_that_are_not_text() -> None:
     ],
 )
 def test_file_level_problems(text: str, needle: str) -> None:
-    client = _client(max_csv_rows=10)
+    client = jobs_client(max_csv_rows=10)
     status = _finished(client, _submit(client, text))
     assert status["state"] == "failed" and needle in status["error"]
 
 
 def test_too_large_a_file_is_refused_naming_the_setting() -> None:
-    client = _client(max_csv_mb=0.01)  # about 10 kB
+    client = jobs_client(max_csv_mb=0.01)  # about 10 kB
     response = _submit(client, "a,b\n" + "1,2\n" * 5000)
     assert response.status_code == 413
     assert "max_csv_mb" in response.get_data(as_text=True)
@@ -221,7 +203,7 @@ def test_too_large_a_file_is_refused_naming_the_setting() -> None:
 
 
 def test_pasted_rows_and_no_input() -> None:
-    client = _client()
+    client = jobs_client()
     pasted = client.post("/jobs", data={"csrf_token": _token(client), "rows": "a,b\n1,2\n3,4"})
     status = _finished(client, pasted)
     assert status["state"] == "done" and status["scored_rows"] == 2
@@ -231,7 +213,7 @@ def test_pasted_rows_and_no_input() -> None:
 
 
 def test_forms_need_the_csrf_token() -> None:
-    client = _client()
+    client = jobs_client()
     _token(client)  # the browser has its cookie
     for path, data in (("/jobs", {"rows": "a,b\n1,2"}), ("/", {"f0": "1", "f1": "2"})):
         response = client.post(path, data=data)
@@ -239,7 +221,7 @@ def test_forms_need_the_csrf_token() -> None:
         assert "reload the page" in response.get_data(as_text=True)
         forged = client.post(path, data={**data, "csrf_token": "0" * 64})
         assert forged.status_code == 403
-    fresh = _client()  # no cookie at all, a token copied from someone else's page
+    fresh = jobs_client()  # no cookie at all, a token copied from someone else's page
     stolen = fresh.post("/", data={"f0": "1", "f1": "2", "csrf_token": _token(client)})
     assert stolen.status_code == 403
 
@@ -248,7 +230,7 @@ def test_forms_need_the_csrf_token() -> None:
     "job_id", ["../../etc/passwd", "..%2F..%2Fetc", "0" * 32, "ABC", "%00", "a" * 500]
 )
 def test_hostile_job_ids_are_404(job_id: str) -> None:
-    client = _client()
+    client = jobs_client()
     for suffix in ("", "/status", "/result.csv"):
         response = client.get(f"/jobs/{job_id}{suffix}")
         assert response.status_code == 404, (job_id, suffix)
@@ -257,7 +239,7 @@ def test_hostile_job_ids_are_404(job_id: str) -> None:
 
 
 def test_results_expire() -> None:
-    client = _client(keep_results_minutes=0.01)  # 0.6 s
+    client = jobs_client(keep_results_minutes=0.01)  # 0.6 s
     status = _finished(client, _submit(client, "a,b\n1,2\n"))
     with client.get(f"/jobs/{status['id']}/result.csv") as kept:
         assert kept.status_code == 200
@@ -268,7 +250,7 @@ def test_results_expire() -> None:
 def test_jobs_at_a_time_are_limited(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two files are scored at a time; a third is told to come back (the scoring itself is
     held on an event here: this test is about admission, not scoring)."""
-    client = _client()
+    client = jobs_client()
     manager = client.application.extensions["winserve.jobs"]
     release = threading.Event()
     monkeypatch.setattr(manager, "_run", lambda job: release.wait(30))
@@ -293,7 +275,7 @@ def test_a_wide_file_is_read_in_chunks_bounded_by_bytes_and_scored_whole() -> No
     chunks = list(_chunks(rows, 1000, 1 << 20))  # a row costs about 270 KB
     assert [len(c) for c in chunks] == [4] * 10
     assert [line for chunk in chunks for line, _ in chunk] == list(range(2, 42))
-    client = _client()
+    client = jobs_client()
     status = _finished(client, _paste(client, text))
     assert status["state"] == "done" and status["scored_rows"] == 40, status
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
@@ -307,7 +289,7 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
 ) -> None:
     """Issue 14: no first pass counting the rows; the page's percentage is the share of the
     file's bytes read, and the row count is known once the file is read to its end."""
-    client = _client()
+    client = jobs_client()
     manager = client.application.extensions["winserve.jobs"]
     monkeypatch.setattr(manager, "_chunk", 100)  # rows per chunk: many steps of progress
     opened: list[str] = []
@@ -341,7 +323,7 @@ def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Found out while reading (chunks of 100 here): the message still says how many rows."""
-    client = _client(max_csv_rows=200)
+    client = jobs_client(max_csv_rows=200)
     monkeypatch.setattr(client.application.extensions["winserve.jobs"], "_chunk", 100)
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(250)] + ["", "1,1"]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
@@ -361,7 +343,7 @@ def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
     ],
 )
 def test_lines_too_long_for_a_csv_file_are_refused_with_a_sentence(text: str, needle: str) -> None:
-    client = _client()
+    client = jobs_client()
     status = _finished(client, _paste(client, text))
     assert status["state"] == "failed" and needle in status["error"], status
     assert "field larger than field limit" not in status["error"]
@@ -374,7 +356,7 @@ def _files(client: FlaskClient, status: dict[str, Any]) -> list[str]:
 
 def test_an_upload_is_deleted_as_soon_as_its_job_ends() -> None:
     """Issue 13 item 7: a failed job kept its input for keep_results_minutes."""
-    client = _client()
+    client = jobs_client()
     done = _finished(client, _submit(client, "a,b\n2001,1\n"))
     assert done["state"] == "done" and _files(client, done) == ["scored.csv"]
     failed = _finished(client, _submit(client, "x,y\n1,2\n"))
@@ -382,7 +364,7 @@ def test_an_upload_is_deleted_as_soon_as_its_job_ends() -> None:
 
 
 def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
-    client = _client(max_jobs_mb=0.1)  # 102 KB
+    client = jobs_client(max_jobs_mb=0.1)  # 102 KB
 
     def paste(text: str) -> Any:  # a short request id: each scored row carries it (issue 27)
         page = client.get("/").get_data(as_text=True)
@@ -413,8 +395,7 @@ def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
 def test_labels_that_look_like_formulas_are_written_as_text_and_numbers_as_numbers() -> None:
     """Issue 13 item 8: what winserve writes never runs as a formula in Excel; the user's own
     cells are carried through as the user wrote them."""
-    client = local_client(ModelSpec(factory="tests.csv_models:formula"))
-    OPENED.append(client)
+    client = jobs_client("tests.csv_models:formula")
     text = "note,a,b\n=1+1,0,1\n-5,1,1\n@x,2,1\nplain,3,1\nplain,4,1\nplain,5,1\nbad,99,1\n"
     status = _finished(client, _submit(client, text))
     assert status["state"] == "done" and status["scored_rows"] == 6, status
@@ -437,15 +418,14 @@ def test_labels_that_look_like_formulas_are_written_as_text_and_numbers_as_numbe
 
 
 def test_a_negative_prediction_stays_a_number() -> None:
-    client = _client()
+    client = jobs_client()
     status = _finished(client, _submit(client, "a;b\n-3;0\n-0,5;-1\n"))
     scored = _scored(client, status, ";")
     assert [r["prediction"] for r in scored] == ["-3,0", "-1,5"]
 
 
 def test_a_multi_output_model_gets_one_column_per_output() -> None:
-    client = local_client(ModelSpec(factory="tests.csv_models:two_outputs"))
-    OPENED.append(client)
+    client = jobs_client("tests.csv_models:two_outputs")
     status = _finished(client, _submit(client, "a;b\n1,5;1\n2;x\n"))
     assert status["state"] == "done" and status["scored_rows"] == 1, status
     with client.get(f"/jobs/{status['id']}/result.csv") as response:
@@ -456,7 +436,7 @@ def test_a_multi_output_model_gets_one_column_per_output() -> None:
 
 
 def test_a_file_larger_than_max_jobs_mb_alone_is_refused_as_too_large() -> None:
-    client = _client(max_jobs_mb=0.01)  # 10 KB
+    client = jobs_client(max_jobs_mb=0.01)  # 10 KB
     refused = _paste(client, "a,b\n" + "2001,1\n" * 3000)
     assert refused.status_code == 413
     assert "that CSV scoring may use on disk (setting: max_jobs_mb)" in refused.get_data(

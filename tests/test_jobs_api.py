@@ -25,29 +25,18 @@ import requests
 from flask.testing import FlaskClient
 
 from tests import test_browser
-from tests.helpers import local_client, page_on_another_port, running_server, wait_until
+from tests.helpers import (
+    jobs_client,
+    page_on_another_port,
+    running_server,
+    wait_until,
+)
 from tests.test_models_folder import constant_model
-from winserve.model_info import ModelSpec
 
 ROWS = b"a,b\n1,2\n\n3,x\n4,5\n"  # line 3 blank, line 4 refused
 PROGRAM = {"X-Winserve-Client": "1"}
 TOKEN = "jobs-api-token-1"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-OPENED: list[FlaskClient] = []
-
-
-def _client(**settings: Any) -> FlaskClient:
-    client = local_client(ModelSpec(factory="tests.models:chaos"), **settings)
-    OPENED.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_job_folders() -> Iterator[None]:
-    yield
-    while OPENED:
-        OPENED.pop().application.extensions["winserve.jobs"].close()
 
 
 def _upload(client: FlaskClient, headers: dict[str, str], path: str = "/jobs") -> Any:
@@ -83,7 +72,7 @@ def _rows(data: bytes) -> list[list[str]]:
 
 
 def test_a_program_without_a_token_sends_the_client_header_and_gets_json() -> None:
-    client = _client()
+    client = jobs_client()
     answer = _upload(client, {**PROGRAM, "X-Request-Id": "batch-7"})
     assert answer.status_code == 202, answer.get_data(as_text=True)
     links = answer.json
@@ -104,7 +93,7 @@ def test_a_program_without_a_token_sends_the_client_header_and_gets_json() -> No
 
 
 def test_a_request_id_that_would_start_a_formula_is_written_as_text() -> None:
-    client = _client()
+    client = jobs_client()
     answer = _upload(client, {**PROGRAM, "X-Request-Id": "-1"})  # "-1-2" is no number
     status = _done(client, answer.json["status_url"], PROGRAM)
     with client.get(answer.json["result_url"]) as result:
@@ -113,7 +102,7 @@ def test_a_request_id_that_would_start_a_formula_is_written_as_text() -> None:
 
 
 def test_without_the_header_an_upload_still_needs_the_form_value() -> None:
-    client = _client()
+    client = jobs_client()
     as_json = _upload(client, {"Accept": "application/json"})
     assert as_json.status_code == 403 and as_json.json["error"]["code"] == "csrf_failed"
     assert "did not come from this page" in as_json.json["error"]["message"]
@@ -122,14 +111,14 @@ def test_without_the_header_an_upload_still_needs_the_form_value() -> None:
 
 
 def test_the_client_header_from_another_sites_page_is_refused() -> None:
-    client = _client()
+    client = jobs_client()
     answer = _upload(client, {**PROGRAM, "Origin": "http://evil.example"})
     assert answer.status_code == 403 and answer.json["error"]["code"] == "csrf_failed"
     assert "another site" in answer.json["error"]["message"]
 
 
 def test_a_programs_mistakes_are_answered_in_json() -> None:
-    client = _client()
+    client = jobs_client()
     empty = client.post("/jobs", data={"rows": " "}, headers=PROGRAM)
     assert empty.status_code == 400 and empty.mimetype == "application/json"
     assert "paste rows with a header line" in empty.json["error"]["message"]
@@ -138,7 +127,7 @@ def test_a_programs_mistakes_are_answered_in_json() -> None:
 
 
 def test_with_a_token_the_bearer_header_stands_for_the_form_value() -> None:
-    client = _client(token=TOKEN)
+    client = jobs_client(token=TOKEN)
     answer = _upload(client, BEARER)
     assert answer.status_code == 202, answer.get_data(as_text=True)
     status = _done(client, answer.json["status_url"], BEARER)
@@ -174,7 +163,7 @@ def _form_token(page: str) -> str:
 
 def test_a_workbook_with_several_tables_asks_which_sheet_on_the_page() -> None:
     """Issue 27: a plain form (no script) lists the sheets; the one chosen is scored."""
-    client = _client()
+    client = jobs_client()
     token = _form_token(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token, "file": (io.BytesIO(_two_tables()), "months.xlsx")}
     sent = client.post("/jobs", data=data, content_type="multipart/form-data")
@@ -207,7 +196,7 @@ def test_a_workbook_with_several_tables_asks_which_sheet_on_the_page() -> None:
 
 
 def test_a_program_chooses_the_sheet_from_the_status() -> None:
-    client = _client()
+    client = jobs_client()
     data = {"file": (io.BytesIO(_two_tables()), "months.xlsx")}
     sent = client.post("/jobs", data=data, content_type="multipart/form-data", headers=PROGRAM)
     links = sent.json
