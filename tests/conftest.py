@@ -69,7 +69,7 @@ def close_job_folders() -> Iterator[None]:
     """The scoring folders of the apps ``tests.helpers.jobs_client`` made go when the test ends."""
     yield
     while JOB_CLIENTS:
-        JOB_CLIENTS.pop().application.extensions["winserve.jobs"].close()
+        JOB_CLIENTS.pop().application.extensions["winserve.scoring.jobs"].close()
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:

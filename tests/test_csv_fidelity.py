@@ -157,7 +157,7 @@ def _compare(scored: bytes, dialect: Dialect, labels: list[Any], probabilities: 
 def client(imputer_model: tuple[Any, Path]) -> Iterator[FlaskClient]:
     client = local_client(ModelSpec(path=str(imputer_model[1])))
     yield client
-    client.application.extensions["winserve.jobs"].close()
+    client.application.extensions["winserve.scoring.jobs"].close()
 
 
 def _finished(client: FlaskClient, job: str) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def test_rows_a_model_refuses_for_missing_values_are_isolated_and_the_rest_score
         with page.get(f"{where}/result.csv") as result:
             rows = list(csv.DictReader(io.StringIO(result.get_data().decode("utf-8-sig"))))
     finally:
-        page.application.extensions["winserve.jobs"].close()
+        page.application.extensions["winserve.scoring.jobs"].close()
     frame = pd.read_csv(io.BytesIO(data))
     gaps = frame[NUMBERS].isna().any(axis=1).to_numpy()
     assert gaps.any() and not gaps.all()

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
 from tests.helpers import jobs_client, wait_until
-from winserve.jobs import _chunks
+from winserve.scoring.jobs import _chunks
 from winserve.spreadsheet import Dialect
 
 
@@ -251,7 +251,7 @@ def test_jobs_at_a_time_are_limited(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two files are scored at a time; a third is told to come back (the scoring itself is
     held on an event here: this test is about admission, not scoring)."""
     client = jobs_client()
-    manager = client.application.extensions["winserve.jobs"]
+    manager = client.application.extensions["winserve.scoring.jobs"]
     release = threading.Event()
     monkeypatch.setattr(manager, "_run", lambda job: release.wait(30))
     try:
@@ -290,7 +290,7 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
     """Issue 14: no first pass counting the rows; the page's percentage is the share of the
     file's bytes read, and the row count is known once the file is read to its end."""
     client = jobs_client()
-    manager = client.application.extensions["winserve.jobs"]
+    manager = client.application.extensions["winserve.scoring.jobs"]
     monkeypatch.setattr(manager, "_chunk", 100)  # rows per chunk: many steps of progress
     opened: list[str] = []
     real_open = Dialect.open
@@ -324,7 +324,7 @@ def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
 ) -> None:
     """Found out while reading (chunks of 100 here): the message still says how many rows."""
     client = jobs_client(max_csv_rows=200)
-    monkeypatch.setattr(client.application.extensions["winserve.jobs"], "_chunk", 100)
+    monkeypatch.setattr(client.application.extensions["winserve.scoring.jobs"], "_chunk", 100)
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(250)] + ["", "1,1"]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "failed"
@@ -350,7 +350,7 @@ def test_lines_too_long_for_a_csv_file_are_refused_with_a_sentence(text: str, ne
 
 
 def _files(client: FlaskClient, status: dict[str, Any]) -> list[str]:
-    job = client.application.extensions["winserve.jobs"].get(status["id"])
+    job = client.application.extensions["winserve.scoring.jobs"].get(status["id"])
     return sorted(p.name for p in job.directory.iterdir())
 
 

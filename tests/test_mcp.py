@@ -112,7 +112,7 @@ def test_input_schema_names_inputs_as_the_card_does_and_says_what_may_be_missing
 def app_client() -> Iterator[Any]:
     client = local_client(ModelSpec(factory="tests.models:chaos"))
     yield client
-    client.application.extensions["winserve.jobs"].close()
+    client.application.extensions["winserve.scoring.jobs"].close()
 
 
 def rpc(method: str, params: dict[str, Any] | None = None, request_id: Any = 1) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def iris_client(iris_forest: Path) -> Iterator[Any]:
     """A model with no values that stop its process (the chaos model has), for fuzzing."""
     client = local_client(ModelSpec(str(iris_forest)))
     yield client
-    client.application.extensions["winserve.jobs"].close()
+    client.application.extensions["winserve.scoring.jobs"].close()
 
 
 scalars = st.one_of(
@@ -321,7 +321,7 @@ def test_origin_names_the_server_answers_to(allowed: tuple[str], origin: str, st
         answer = client.post("/mcp", json=rpc("ping"), headers={"Origin": origin})
         assert answer.status_code == status, answer.json
     finally:
-        client.application.extensions["winserve.jobs"].close()
+        client.application.extensions["winserve.scoring.jobs"].close()
 
 
 def test_tools_json_gives_the_mcp_tools_as_functions(app_client: Any) -> None:

@@ -275,7 +275,7 @@ def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> No
     """In process (LocalBackend, Flask's client): a new version serves while a CSV file is
     being scored; the job ends on version 1 and says so, then version 1 stops."""
     from winserve.backends.local import LocalBackend
-    from winserve.registry import Registry
+    from winserve.models.registry import Registry
     from winserve.settings import Settings
     from winserve.web import create_app
 
@@ -322,7 +322,7 @@ def test_the_repository_needs_the_token_or_this_computer(tmp_path: Path) -> None
     """In process: with a token, load/unload/index need it; without one, another computer
     gets 403, and so does a web page (its Origin)."""
     from winserve.backends.local import LocalBackend
-    from winserve.registry import Registry
+    from winserve.models.registry import Registry
     from winserve.settings import Settings
     from winserve.web import create_app
 

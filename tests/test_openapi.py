@@ -96,7 +96,7 @@ def test_every_api_route_the_server_answers_is_described() -> None:
     try:
         document = client.get("/openapi.json").json
         validate(document)
-        names = client.application.extensions["winserve.registry"].names()
+        names = client.application.extensions["winserve.models.registry"].names()
         assert names == ["chaos"]
         routes: set[tuple[str, str]] = set()
         for rule in client.application.url_map.iter_rules():
@@ -125,7 +125,7 @@ def test_every_api_route_the_server_answers_is_described() -> None:
         record = body["content"]["application/json"]["schema"]["oneOf"][1]
         assert list(record["properties"]) == ["a", "b"]
     finally:
-        client.application.extensions["winserve.jobs"].close()
+        client.application.extensions["winserve.scoring.jobs"].close()
 
 
 @pytest.mark.server

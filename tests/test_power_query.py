@@ -92,7 +92,7 @@ def test_the_api_page_gives_the_snippet_for_this_model() -> None:
         assert url == "http://localhost/predict" and columns == ["a", "b"]
         assert "Blank Query" in page and "Organizational" in page
     finally:
-        client.application.extensions["winserve.jobs"].close()
+        client.application.extensions["winserve.scoring.jobs"].close()
 
 
 @pytest.mark.server

@@ -289,7 +289,7 @@ def logged(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, PredictionL
     app = create_app(Settings(), backend, prediction_log=plog)
     yield app.test_client(), plog
     plog.close()
-    app.extensions["winserve.jobs"].close()
+    app.extensions["winserve.scoring.jobs"].close()
     backend.close()
 
 
@@ -413,4 +413,4 @@ def test_without_a_log_nothing_is_kept_and_the_export_says_so(iris_forest: Path)
         answer = client.get("/log.csv")
         assert answer.status_code == 400 and "setting: log" in answer.json["error"]["message"]
     finally:
-        client.application.extensions["winserve.jobs"].close()
+        client.application.extensions["winserve.scoring.jobs"].close()

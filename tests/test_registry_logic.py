@@ -18,7 +18,7 @@ import pytest
 from tests.fakes import FakeModel, FakeReplica, answer, row
 from tests.helpers import wait_until
 from winserve.errors import ModelFailed, ModelUnavailable, NotFound
-from winserve.registry import KEEP_OLD_VERSIONS, Registry, Slot
+from winserve.models.registry import KEEP_OLD_VERSIONS, Registry, Slot
 from winserve.settings import Settings
 
 pytestmark = pytest.mark.timeout(30)

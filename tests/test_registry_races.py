@@ -237,7 +237,7 @@ def test_a_long_file_name_keeps_the_cached_copy_path_short(tmp_path: Path) -> No
     folder, and the file's name (the name was in it twice, its first 40 characters as the
     folder's)."""
     from winserve.backends.local import LocalBackend
-    from winserve.registry import Registry
+    from winserve.models.registry import Registry
     from winserve.settings import Settings
 
     folder = tmp_path / "models"

@@ -26,8 +26,8 @@ from openpyxl.styles import Font, PatternFill
 from tests.conftest import iris_frame
 from tests.csv_server import finished, page_token, status
 from tests.helpers import running_server, wait_until
-from winserve import workbook
 from winserve.errors import BadRequest
+from winserve.scoring import workbook
 from winserve.spreadsheet import MISSING
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -27,9 +27,9 @@ from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec, sample_failed
+from winserve.models.registry import MakeBackend, Registry
 from winserve.platform import IS_WINDOWS
 from winserve.predlog.writer import PredictionLog, default_path
-from winserve.registry import MakeBackend, Registry
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
 
@@ -95,7 +95,7 @@ def backend_maker(settings: Settings) -> MakeBackend:
 
 
 def _ray(spec: ModelSpec, workers: int, settings: Settings) -> Backend:
-    from winserve.backends.ray_backend import RayBackend, RayOptions  # Ray itself: at start
+    from winserve.backends.ray.backend import RayBackend, RayOptions  # Ray itself: at start
 
     options = RayOptions(settings.ray_address, workers, settings.max_workers, settings.ray_cpus)
     return RayBackend(spec, options, **_queue_settings(settings))
@@ -233,7 +233,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     else:
         spec = model_spec(settings)
         # With watching on, version 1 loads from a private copy too, so that the file can be
-        # replaced while it is served, also on Windows (see winserve/registry.py)
+        # replaced while it is served, also on Windows (see winserve/models/registry.py)
         copy = registry.private_copy(settings.model) if settings.watch and settings.model else None
         if copy is not None:
             spec = dataclasses.replace(spec, path=str(copy[0]))

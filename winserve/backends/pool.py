@@ -77,7 +77,7 @@ Outcome = Literal["ok", "timeout", "dead"]
 class MakeReplica(Protocol):
     """Builds the pool's replica ``index``: a local model host (``Replica``) or any object
     with its methods (start / predict / alive / exit_description / kill / stop / health),
-    e.g. a lane to a Ray Serve deployment (``winserve.backends.ray_backend``)."""
+    e.g. a lane to a Ray Serve deployment (``winserve.backends.ray.backend``)."""
 
     def __call__(self, index: int, spec: ModelSpec) -> Replica: ...
 

@@ -10,8 +10,8 @@ from flask.typing import ResponseReturnValue
 
 from winserve import explaining
 from winserve.failures import public_reason
+from winserve.models.registry import Slot
 from winserve.protocols import native
-from winserve.registry import Slot
 from winserve.web import auth, paths, prediction_log, slots, uploads
 from winserve.web.bodies import flag, json_body
 from winserve.web.prediction_log import PREDICTED

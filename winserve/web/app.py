@@ -19,9 +19,9 @@ from winserve.errors import (
     PayloadTooLarge,
     WinserveError,
 )
+from winserve.models.registry import Registry
 from winserve.predlog.writer import PredictionLog
 from winserve.protocols import mlflow, native, oip
-from winserve.registry import Registry
 from winserve.settings import Settings
 from winserve.web import mcp, paths, slots
 from winserve.web.responses import error_response
@@ -136,7 +136,7 @@ def create_app(
     app.extensions["winserve.paths"] = paths.pattern(sorted(folders, key=len, reverse=True))
     slots.install(app, registry)
     if not registry.is_folder:  # the one model's CSV jobs, as before the registry
-        app.extensions["winserve.jobs"] = registry.entries()[0].current.jobs  # type: ignore[union-attr]
+        app.extensions["winserve.scoring.jobs"] = registry.entries()[0].current.jobs  # type: ignore[union-attr]
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
     app.register_blueprint(oip_api.bp)

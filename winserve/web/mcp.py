@@ -32,8 +32,8 @@ from flask.typing import ResponseReturnValue
 
 from winserve import __version__, tools
 from winserve.errors import BadRequest, ModelUnavailable, NotFound, WinserveError
+from winserve.models.registry import Slot
 from winserve.protocols.native import decode
-from winserve.registry import Slot
 from winserve.web import hosts, paths, slots
 from winserve.web.bodies import json_body
 from winserve.web.prediction_log import PREDICTED

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve.errors import BadRequest, NotFound, WinserveError
-from winserve.registry import discover
+from winserve.models.registry import discover
 from winserve.web import auth, csrf, paths, slots
 
 bp = Blueprint("models", __name__)

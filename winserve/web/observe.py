@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from winserve import __version__, metrics
-from winserve.registry import Registry
+from winserve.models.registry import Registry
 from winserve.web import slots
 
 access_log = logging.getLogger("winserve.access")

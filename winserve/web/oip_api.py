@@ -6,8 +6,8 @@ from flask import Blueprint, Request, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve.errors import BadRequest, UnsupportedMediaType
+from winserve.models.registry import Slot
 from winserve.protocols import oip
-from winserve.registry import Slot
 from winserve.web import slots
 from winserve.web.bodies import parse_json, raw_bytes
 from winserve.web.prediction_log import PREDICTED

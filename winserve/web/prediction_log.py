@@ -26,10 +26,10 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from winserve.errors import BadRequest
+from winserve.models.registry import Slot
 from winserve.predlog import export
 from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog
-from winserve.registry import Slot
 from winserve.web import observe, slots
 
 KEY = "winserve.prediction_log"

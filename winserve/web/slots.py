@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 from flask import Flask, current_app, g
 
-from winserve.registry import Registry, Slot
+from winserve.models.registry import Registry, Slot
 
-KEY = "winserve.registry"
+KEY = "winserve.models.registry"
 
 
 def registry() -> Registry:

@@ -24,9 +24,9 @@ from winserve import card as cards
 from winserve.backends.base import Health
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
-from winserve.jobs import Job, JobManager
 from winserve.model_info import ModelInfo, sample_failed
-from winserve.registry import Slot
+from winserve.models.registry import Slot
+from winserve.scoring.jobs import Job, JobManager
 from winserve.service import PredictRequest, Service
 from winserve.spreadsheet import typed_number
 from winserve.web import csrf, observe, paths, slots, why_page

@@ -46,10 +46,10 @@ from winserve.backends.base import Backend, Health
 from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
 from winserve.host import model_code
 from winserve.host import reference as reference_sample
-from winserve.jobs import JobManager, jobs_parent
 from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
+from winserve.scoring.jobs import JobManager, jobs_parent
 from winserve.service import Service, failed_error
 from winserve.settings import CONFIG_NAME, Settings
 

@@ -107,7 +107,7 @@ class ModelReplica:
         ray.get(self._keeper.check.remote(), timeout=KEEPER_CHECK_SECONDS)
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Calls at the keeper, running and waiting: what ``ray_scaling`` scales on (the calls
+        """Calls at the keeper, running and waiting: what ``scaling.py`` scales on (the calls
         do not pass through Serve, so Serve's own count of ongoing requests is zero)."""
         import ray
 

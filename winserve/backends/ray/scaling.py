@@ -1,6 +1,6 @@
 """Serve's autoscaling policy for ``--workers auto``: replicas for the calls at the keepers.
 
-The web process calls each replica's keeper actor directly (``ray_replica``), so Serve's own
+The web process calls each replica's keeper actor directly (``replica.py``), so Serve's own
 count of a replica's ongoing requests stays at zero. Each replica reports instead the calls at
 its keeper (``ModelReplica.record_autoscaling_stats``: running and waiting, averaged by Serve
 over ``look_back_period_s``), and this policy asks for as many replicas as keep that at

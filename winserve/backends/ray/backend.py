@@ -6,7 +6,7 @@
                            │ one dispatcher per lane, as per local replica
                            ▼
                         RayLane 0 … L-1 ── direct actor calls ──► HostKeeper actors, one per
-                                                                  Serve replica (ray_replica),
+                                                                  Serve replica (replica.py),
                                                                   each with a model host
 
 Everything but the model call stays in the web process: protocols, validation, the page, CSV
@@ -25,7 +25,7 @@ object store and pins every replica's load to its SHA-256.
 
 With ``--workers N`` the deployment has N replicas and the pool N lanes (one call in flight per
 lane, so batches form here); with ``--workers auto`` Serve scales between 1 and
-``max_workers`` replicas on the calls waiting at the keepers (``ray_scaling``).
+``max_workers`` replicas on the calls waiting at the keepers (``scaling.py``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from winserve.backends import bundle as bundles
-from winserve.backends import ray_cluster
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, ReplicaState
 from winserve.backends.pool import MAX_BATCH_BYTES, PoolBackend
+from winserve.backends.ray import cluster as ray_cluster
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
@@ -68,7 +68,7 @@ class RayOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Keeper:
-    """A replica's keeper actor, as the web process calls it (``ray_replica.HostKeeper``)."""
+    """A replica's keeper actor, as the web process calls it (``replica.HostKeeper``)."""
 
     name: str
     handle: Any
@@ -254,8 +254,8 @@ class RayBackend(Backend):
         import ray
         from ray import serve
 
-        from winserve.backends.ray_replica import ModelReplica
-        from winserve.backends.ray_scaling import scale_on_calls
+        from winserve.backends.ray.replica import ModelReplica
+        from winserve.backends.ray.scaling import scale_on_calls
 
         # within the lanes' wait for the deployment, so that its reason is the one told
         left = self._started + self._load_timeout - 1.0 - time.monotonic()
@@ -386,7 +386,7 @@ class RayBackend(Backend):
         load record (a keeper still loading is asked again next time)."""
         import ray
 
-        from winserve.backends.ray_replica import NAMESPACE
+        from winserve.backends.ray.replica import NAMESPACE
 
         # one look at a time; the others go on with what was found (with the cluster gone,
         # Ray's calls here wait for its reconnect timeout, and no lane must wait behind them)

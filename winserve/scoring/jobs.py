@@ -56,9 +56,9 @@ from winserve.errors import (
 )
 from winserve.model_info import ModelInfo
 from winserve.platform import cache_dir
+from winserve.scoring.workbook import Cells, SheetChoice, is_workbook
 from winserve.service import PredictRequest, Prepared, Service
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
-from winserve.workbook import Cells, SheetChoice, is_workbook
 
 log = logging.getLogger("winserve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -681,7 +681,8 @@ class JobManager:
         """An Excel workbook (issue 27): its table's rows through the same checks and calls
         as a CSV's, the results kept by row number, then written into a copy of the workbook
         (workbook.py). Progress counts the sheet's rows."""
-        from winserve import __version__, workbook
+        from winserve import __version__
+        from winserve.scoring import workbook
 
         info = self._service.info()
         workbook.check(job.source)

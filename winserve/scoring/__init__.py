@@ -1,0 +1,1 @@
+"""Scoring whole files in the background: CSV and Excel uploads, chunk by chunk."""
