@@ -147,6 +147,9 @@ class Registry:
         # that none starts a model process that another makes unlisted (issue 28 item 8)
         self._name_locks: dict[str, threading.Lock] = {}
         self.folder = settings.model if settings.is_folder else None
+        # the models found at start whose first load has not ended yet: until it is empty the
+        # server is not ready (issue 23: strict readiness, as Triton's and MLServer's)
+        self._awaiting: set[str] = set()
 
     def sweep(self) -> None:
         """At start: delete what a killed winserve left (its CSV jobs' files and its private
@@ -178,6 +181,12 @@ class Registry:
     def entries(self) -> list[Entry]:
         with self._lock:
             return [e for _, e in sorted(self._entries.items()) if not e.removed]
+
+    @property
+    def starting(self) -> bool:
+        """True until every model found at start has loaded or failed once."""
+        with self._lock:
+            return bool(self._awaiting)
 
     def refused(self) -> dict[str, str]:
         with self._lock:
@@ -345,6 +354,7 @@ class Registry:
         found, refused = discover(self.folder)
         with self._lock:
             self._refused = refused
+            self._awaiting = set(found)
             for name, path in found.items():
                 self._entries[name] = Entry(name, path)
         for reason in refused.values():
@@ -392,6 +402,7 @@ class Registry:
             with self._lock:
                 entry.pending -= 1
                 entry.loading = entry.pending > 0
+                self._awaiting.discard(name)
 
     def _load(self, entry: Entry, path: Path) -> bool:
         before = stamp(path)
