@@ -273,3 +273,48 @@ def test_stopped_versions_are_kept_for_their_csv_results_up_to_a_limit(
     wait_until(lambda: all(s.state == "stopped" for s in entry.older), 5)
     assert serving(registry) == 5
     assert [r.stopped for r in model.replicas] == [True] * 4 + [False]
+
+
+def test_the_status_is_a_frozen_snapshot_of_every_version(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    """What the pages render (issue 23): names, versions serving and draining, why not."""
+    assert registry.load(NAME, model_file)
+    held = registry.acquire(NAME)
+    model_file.write_bytes(b"version 2")
+    assert registry.load(NAME, model_file)
+    (status,) = registry.status()
+    assert status.name == NAME and status.path == str(model_file) and not status.loading
+    assert [(v.version, v.state) for v in status.versions] == [(2, "serving"), (1, "draining")]
+    assert status.current is not None and status.current.version == 2
+    assert status.serving and status.state == "ready" and status.reason == ""
+    assert status.versions[1].inflight == 1 and status.versions[1].file == model_file.name
+    assert len(status.current.sha256) == 64 and status.current.loaded_at
+    with pytest.raises(AttributeError):
+        status.reason = "changed"  # type: ignore[misc]
+    registry.release(held)
+    wait_until(lambda: registry.status()[0].versions[1].state == "stopped", 5)
+    assert status.versions[1].state == "draining"  # the snapshot taken before does not move
+
+    model.load_error = "ValueError: not a model"
+    model_file.write_bytes(b"broken")
+    assert not registry.load(NAME, model_file)
+    snapshot = registry.snapshot()
+    assert not snapshot.starting and snapshot.default_name == NAME and snapshot.refused == ()
+    (status,) = snapshot.models
+    assert "not a model" in status.reason and status.state == "ready"  # version 2 keeps serving
+
+
+def test_a_name_without_a_version_is_loading_then_failed(
+    registry: Registry, model: FakeModel, model_file: Path
+) -> None:
+    model.load_error = "ValueError: not a model"
+    model.load_seconds = 0.3
+    loading = threading.Thread(target=registry.load, args=(NAME, model_file))
+    loading.start()
+    wait_until(lambda: model.replicas, 5)
+    (status,) = registry.status()
+    assert status.loading and status.state == "loading" and status.versions == ()
+    loading.join(5)
+    (status,) = registry.status()
+    assert status.state == "failed" and not status.serving and "not a model" in status.reason

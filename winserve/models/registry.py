@@ -48,6 +48,7 @@ from winserve.host import model_code
 from winserve.host import reference as reference_sample
 from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
+from winserve.models.status import ModelStatus, RegistrySnapshot, VersionInfo
 from winserve.platform import cache_dir
 from winserve.scoring.jobs import JobManager, jobs_parent
 from winserve.service import Service, failed_error
@@ -191,6 +192,38 @@ class Registry:
     def refused(self) -> dict[str, str]:
         with self._lock:
             return dict(self._refused)
+
+    def status(self) -> tuple[ModelStatus, ...]:
+        """Every model served, by name, as frozen snapshots (``winserve.models.status``): what
+        the pages and health answers render instead of the live entries (issue 23)."""
+        with self._lock:
+            held = [
+                (e, [s for s in [e.current, *reversed(e.older)] if s is not None])
+                for e in self.entries()
+            ]
+            counts = {id(s): s.inflight for _, slots in held for s in slots}
+        # health() outside the lock: a backend may take its own locks (the pool's condition)
+        return tuple(
+            ModelStatus(
+                name=entry.name,
+                path=str(entry.path) if entry.path is not None else "",
+                loading=entry.loading,
+                reason=entry.reason,
+                versions=tuple(_version_info(s, counts[id(s)]) for s in slots),
+            )
+            for entry, slots in held
+        )
+
+    def snapshot(self) -> RegistrySnapshot:
+        """The models' status, whether the server is still starting, the files refused, and
+        the default model, taken together."""
+        starting = self.starting
+        return RegistrySnapshot(
+            models=self.status(),
+            starting=starting,
+            refused=tuple(sorted(self.refused().items())),
+            default_name=self.default_name(),
+        )
 
     def entry(self, name: str) -> Entry:
         with self._lock:
@@ -716,6 +749,19 @@ def _warn_about_card(name: str, card: cards.ModelCard, info: ModelInfo) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _version_info(slot: Slot, inflight: int) -> VersionInfo:
+    return VersionInfo(
+        version=slot.version,
+        state=slot.state,
+        sha256=slot.sha256,
+        loaded_at=slot.loaded_at,
+        file=slot.source.name if slot.source is not None else "",
+        title=slot.card.title,
+        inflight=inflight,
+        health=slot.health(),
+    )
 
 
 def describe(slot: Slot) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Frozen snapshots of the models served, for the pages and health answers to render (issue 23).
+
+::
+
+    Registry (live: Entry, Slot, backends, under a lock)
+        │ status() / snapshot(): copied under the registry's lock, one backend health() each
+        ▼
+    ModelStatus (one per name) ─► VersionInfo (one per version: serving, draining, stopped)
+        │
+        ▼
+    the data plane's health summary, /health, /v2/health/*, the model list, /metrics, the banner
+
+Nothing here is live: a snapshot never changes after it is taken, holds no backend and no
+lock, and may be kept, compared or rendered by any thread. A name that has no version yet (its
+first load runs, or failed) has an empty ``versions`` and says why in ``reason``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from winserve.backends.base import Health
+
+# What a model as a whole is, for the pages: its serving version's backend status, else
+# "loading" while its first load runs, else "failed" (``reason`` says why).
+ModelState = str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One loaded version of a model, as it was when the snapshot was taken."""
+
+    version: int
+    state: str  # serving | draining | stopped
+    sha256: str  # of the file this version loaded ("" until its sample prediction passed)
+    loaded_at: str  # ISO 8601, UTC ("" until loaded)
+    file: str  # the operator's file or folder name ("" for a factory or the demo)
+    title: str  # the model card's title ("" without one)
+    inflight: int  # requests running on it
+    health: Health  # its backend's, at snapshot time
+
+    @property
+    def answers(self) -> bool:
+        """Requests may still ask this version by number (``/versions/<n>``)."""
+        return self.state in ("serving", "draining")
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model name: the version serving it, those still draining, and why not, if not."""
+
+    name: str
+    path: str  # the operator's file or folder ("" for a factory or the built-in demo)
+    loading: bool  # a load of this name runs (the first, or a new file's)
+    reason: str  # why the file on disk is not what serves (a failed load); "" else
+    versions: tuple[VersionInfo, ...]  # the serving one first, then the older ones, newest first
+
+    @property
+    def current(self) -> VersionInfo | None:
+        """The version new requests go to, if any."""
+        found = self.versions[0] if self.versions else None
+        return found if found is not None and found.state == "serving" else None
+
+    @property
+    def serving(self) -> bool:
+        """New requests get an answer from the model (its current version's replicas serve)."""
+        return self.current is not None and self.current.health.serving
+
+    @property
+    def state(self) -> ModelState:
+        """loading | ready | degraded | failed | stopped: the current version's backend status;
+        without one, "loading" while a load runs, else "failed"."""
+        current = self.current
+        if current is not None:
+            return current.health.status
+        return "loading" if self.loading else "failed"
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """Every model served, and what the server as a whole is: still starting (a model found at
+    start has not loaded or failed yet), the files served under no name, the default model."""
+
+    models: tuple[ModelStatus, ...]  # by name
+    starting: bool
+    refused: tuple[tuple[str, str], ...]  # (file name, why it is not served)
+    default_name: str | None  # the model the bare routes answer for, if any
