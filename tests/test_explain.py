@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,66 @@ def test_forest_contributions_add_up_to_the_prediction() -> None:
     # e and f play no part in the target: the forest gives them little
     small = max(abs(found.contributions["e"]), abs(found.contributions["f"]))
     assert small < max(abs(v) for v in found.contributions.values()) / 3
+
+
+SHAP = 1e-6  # winserve's exact Shapley values against shap's interventional TreeExplainer
+
+
+def forest_case() -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(200, 6)), columns=list("abcdef"))
+    target = frame["a"] * frame["b"] + np.sin(frame["c"]) + (frame["d"] > 0)
+    return frame, target
+
+
+def shap_values(model: Any, background: pd.DataFrame, row: pd.DataFrame, **options: Any) -> Any:
+    """shap's interventional TreeExplainer on the same background: the reference answer."""
+    with warnings.catch_warnings():  # shap's imports (matplotlib's colormaps) warn at import
+        warnings.simplefilter("ignore")
+        import shap
+
+    found = shap.TreeExplainer(
+        model, data=background, feature_perturbation="interventional", **options
+    )
+    return np.asarray(found.shap_values(row)), found
+
+
+def test_forest_contributions_equal_shaps_interventional_tree_explainer() -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    frame, target = forest_case()
+    model = RandomForestRegressor(n_estimators=20, random_state=0).fit(frame, target)
+    background = frame.iloc[:60].reset_index(drop=True)
+    for at in (100, 150, 199):
+        row = frame.iloc[at : at + 1].reset_index(drop=True)
+        found = explain.shapley(row, background, model.predict)
+        assert found.method == "exact" and found.background_rows == 60  # all of it: no sampling
+        expected, explainer = shap_values(model, background, row)
+        for j, name in enumerate(frame.columns):
+            assert found.contributions[name] == pytest.approx(expected[0, j], abs=SHAP)
+        assert found.baseline == pytest.approx(float(explainer.expected_value), abs=SHAP)
+
+
+def test_a_classifiers_explanation_through_the_host_equals_shaps_for_the_predicted_class(
+    tmp_path: Path,
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame, target = forest_case()
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(frame, target > 1)
+    background = frame.iloc[:60].reset_index(drop=True)
+    host = host_for(tmp_path, model, background)  # the reference file beside the model
+    rows = frame.iloc[120:124].reset_index(drop=True)
+    answer = host.explain(columns_of(rows), {})
+    assert answer["ok"], answer
+    expected, _ = shap_values(model, background, rows, model_output="probability")
+    classes = list(model.classes_)
+    for i, found in enumerate(answer["explanations"]):
+        assert found["explained"] == "probability"
+        k = classes.index(found["class"])
+        assert found["class"] == model.predict(rows.iloc[i : i + 1])[0]
+        for j, name in enumerate(frame.columns):
+            assert found["contributions"][name] == pytest.approx(expected[i, j, k], abs=SHAP)
 
 
 def interactions(frame: pd.DataFrame) -> np.ndarray:
