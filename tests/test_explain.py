@@ -325,3 +325,35 @@ def test_the_model_card_can_name_the_reference_sample(tmp_path: Path) -> None:
     gone = reference.load(str(tmp_path / "m.joblib"), FEATURES, str(tmp_path / "no.csv"))
     assert gone is not None and gone.frame is None
     assert gone.problem == "the model card names no.csv (reference), not found"
+
+
+def test_a_parquet_reference_is_read_and_a_broken_one_says_why(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("pyarrow")  # in the test extra (a user without it is told to add it)
+    rows = pd.DataFrame({"size": [1.5, None, 3.0], "city": ["Paris", "Lyon", None]})
+    rows.to_parquet(tmp_path / "m.reference.parquet")
+    found = reference.load(str(tmp_path / "m.joblib"), FEATURES)
+    assert found is not None and found.problem == "" and found.source == "m.reference.parquet"
+    assert found.frame["size"].tolist()[0] == 1.5 and np.isnan(found.frame["size"].tolist()[1])
+    assert found.frame["city"].tolist()[:2] == ["Paris", "Lyon"]
+    (tmp_path / "m.reference.parquet").write_bytes(b"PAR1 not really")
+    broken = reference.load(str(tmp_path / "m.joblib"), FEATURES)
+    assert broken is not None and broken.frame is None
+    assert "not a readable Parquet file" in broken.problem
+
+
+def test_a_model_with_several_outputs_per_row_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from winserve import explaining
+    from winserve.errors import WinserveError
+
+    _, background, row = linear_case()
+    two = LinearRegression().fit(background, np.c_[background["x0"], background["x1"]])
+    host = host_for(tmp_path, two, background)
+    answer = host.explain({"matrix": row.to_numpy()}, {})
+    assert not answer["ok"]
+    with pytest.raises(WinserveError, match="2 outputs per row") as raised:
+        explaining.answer(answer)
+    assert raised.value.status == 409  # the model's nature, not the request's fault

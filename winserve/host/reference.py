@@ -7,6 +7,7 @@ model file, read in the model host at load.
     churn.reference.csv ──► sniff (separator, decimal mark, encoding: winserve.spreadsheet)
                           ──► pd.read_csv (a scored CSV's fidelity: NA strings, dtypes)
                           ──► the model's input columns, numbers as numbers
+    churn.reference.parquet ──► pd.read_parquet (needs pyarrow: said so when missing) ──┘
                           ──► at most MAX_ROWS rows, sampled with a fixed seed
                           ──► Reference(frame, source) | Reference(None, source, problem)
 
@@ -26,6 +27,7 @@ from winserve import spreadsheet
 MAX_ROWS = 2000  # rows kept: enough for a stable baseline, small enough to sweep fast
 SEED = 0
 SUFFIX = ".reference.csv"
+PARQUET = ".reference.parquet"  # the same sample with its dtypes kept (pandas' own format)
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,15 @@ class Reference:
         return described
 
 
-def path_for(model_path: Path) -> Path:
+def path_for(model_path: Path, suffix: str = SUFFIX) -> Path:
     """``churn.joblib`` → ``churn.reference.csv`` (beside it, as the card ``churn.toml`` and
     the code ``churn_code.py`` are)."""
-    return model_path.with_name(model_path.stem + SUFFIX)
+    return model_path.with_name(model_path.stem + suffix)
+
+
+def beside(model_path: Path) -> list[Path]:
+    """The reference files beside ``model_path`` that exist: the CSV, then the Parquet file."""
+    return [p for p in (path_for(model_path), path_for(model_path, PARQUET)) if p.is_file()]
 
 
 def how_to_make(model_path: str) -> str:
@@ -71,9 +78,10 @@ def load(model_path: str, features: list[dict[str, Any]], named: str = "") -> Re
     elif not model_path:
         return None
     else:
-        path = path_for(Path(model_path))
-        if not path.is_file():
+        found = beside(Path(model_path))
+        if not found:
             return None
+        path = found[0]
     try:
         frame = read(path, features)
     except (ValueError, OSError) as exc:
@@ -82,22 +90,13 @@ def load(model_path: str, features: list[dict[str, Any]], named: str = "") -> Re
 
 
 def read(path: Path, features: list[dict[str, Any]]) -> Any:
-    """The model's input columns of the CSV at ``path``, read as a scored CSV is."""
+    """The model's input columns of the CSV (or Parquet file) at ``path``, read as a scored
+    CSV is."""
     import pandas as pd
 
     names = [str(f["name"]) for f in features]
     numbers = [str(f["name"]) for f in features if f.get("kind") == "number"]
-    try:
-        dialect = spreadsheet.sniff(path, names, numbers)
-    except Exception as exc:  # BadRequest: an Excel workbook, not text, one endless line
-        raise ValueError(str(exc)) from exc
-    frame = pd.read_csv(
-        path,
-        sep=dialect.delimiter,
-        decimal="," if dialect.decimal_comma else ".",
-        encoding=dialect.encoding,
-        skipinitialspace=False,
-    )
+    frame = _parquet(path) if path.suffix.lower() == ".parquet" else _csv(path, names, numbers)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [n for n in names if n not in frame.columns]
     if missing:
@@ -118,3 +117,33 @@ def read(path: Path, features: list[dict[str, Any]]) -> Any:
     if len(frame) > MAX_ROWS:
         frame = frame.sample(n=MAX_ROWS, random_state=SEED)
     return frame.reset_index(drop=True)
+
+
+def _csv(path: Path, names: list[str], numbers: list[str]) -> Any:
+    import pandas as pd
+
+    try:
+        dialect = spreadsheet.sniff(path, names, numbers)
+    except Exception as exc:  # BadRequest: an Excel workbook, not text, one endless line
+        raise ValueError(str(exc)) from exc
+    return pd.read_csv(
+        path,
+        sep=dialect.delimiter,
+        decimal="," if dialect.decimal_comma else ".",
+        encoding=dialect.encoding,
+        skipinitialspace=False,
+    )
+
+
+def _parquet(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except ImportError as exc:  # pandas reads Parquet with pyarrow (or fastparquet) only
+        raise ValueError(
+            "reading a .parquet file needs pyarrow in the model's environment "
+            "(pip install pyarrow), or save the sample as .reference.csv"
+        ) from exc
+    except Exception as exc:  # pyarrow's own errors: not a Parquet file, truncated
+        raise ValueError(f"it is not a readable Parquet file ({exc})") from exc

@@ -560,9 +560,8 @@ class Registry:
             if code.is_file():
                 shutil.copyfile(code, model_code.code_file(target))
             # the reference sample too: explanations read it beside the file loaded (issue 25)
-            sample = reference_sample.path_for(path)
-            if sample.is_file():
-                shutil.copyfile(sample, reference_sample.path_for(target))
+            for sample in reference_sample.beside(path):  # .reference.csv / .parquet
+                shutil.copyfile(sample, folder / sample.name)  # the copy has the file's name
         except OSError:
             self._drop_copy(folder)
             raise
