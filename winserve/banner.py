@@ -1,11 +1,16 @@
-"""What the console tells the person who started winserve: what is served, and where."""
+"""What the console tells the person who started winserve: what is served, and where (for a
+folder of models, rendered from the data plane's one health summary, issue 23)."""
 
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from winserve import __version__
 from winserve.model_info import ModelInfo
+
+if TYPE_CHECKING:  # check.py imports this module: not the registry and the web side with it
+    from winserve.dataplane import HealthSummary
 
 WIDTH = 10
 
@@ -105,5 +110,31 @@ def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
         lines.extend(line("network", url) for url in lan or ["(no network address found)"])
     else:
         lines.append(line("network", 'this computer only (set host = "0.0.0.0" to share)'))
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
+
+
+def folder(summary: HealthSummary, host: str, port: int) -> str:
+    """What a folder of models serves once the first loads have ended: each model's URL and
+    version, and the files that are not served, with why."""
+    local, lan = urls(host, port)
+    base = local.rstrip("/")
+    lines = [f"winserve is serving a folder of models: {summary.folder}"]
+    default = summary.default
+    for model in summary.models:
+        if model.version is None:
+            lines.append(f"  {model.name:<24}NOT served: {model.reason or 'still loading'}")
+            continue
+        mark = "  (default: also at /predict, /)" if model.name == default else ""
+        where = f"{base}/models/{model.name}/"
+        lines.append(f"  {model.name:<24}{where}  version {model.version}{mark}")
+    for _, reason in summary.not_served:
+        lines.append(f"  NOT served: {reason}")
+    if default is not None and summary.model(default) is None:
+        lines.append(f"  default_model {default!r} is not in the folder: /predict and / answer 404")
+    if not summary.models:
+        lines.append("  (no model files yet: .joblib, .pkl, .skops, .onnx, MLflow folders)")
+    lines.append(line("open", local))
+    lines += [line("network", url) for url in lan]
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from winserve import banner, model_file
 from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
+from winserve.dataplane import DataPlane
 from winserve.errors import ModelLoadError
 from winserve.model_info import ModelSpec, sample_failed
 from winserve.models.registry import MakeBackend, Registry
@@ -244,7 +245,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     from winserve.web import create_app
 
     prediction_log = open_prediction_log(settings)
-    app = create_app(settings, registry=registry, prediction_log=prediction_log)
+    plane = DataPlane(registry)  # what the web side and the banner ask (issue 23)
+    app = create_app(settings, plane=plane, prediction_log=prediction_log)
     server = connections.create_server(
         app,
         sock,
@@ -268,7 +270,7 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         registry.wait_loaded(settings.load_timeout + 30)
         if stopping.is_set():  # stopped while loading: nothing was served (issue 22)
             return
-        print(folder_banner(registry, settings.host, port), file=out, flush=True)
+        print(banner.folder(plane.health(), settings.host, port), file=out, flush=True)
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
         if settings.watch:
@@ -348,30 +350,3 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)
     return 1 if failure else 0
-
-
-def folder_banner(registry: Registry, host: str, port: int) -> str:
-    """What a folder of models serves once the first loads have ended: each model's URL and
-    version, and the files that are not served, with why."""
-    local, lan = banner.urls(host, port)
-    base = local.rstrip("/")
-    lines = [f"winserve is serving a folder of models: {registry.folder}"]
-    default = registry.default_name()
-    for entry in registry.entries():
-        slot = entry.current
-        if slot is None:
-            lines.append(f"  {entry.name:<24}NOT served: {entry.reason or 'still loading'}")
-            continue
-        mark = "  (default: also at /predict, /)" if entry.name == default else ""
-        lines.append(f"  {entry.name:<24}{base}/models/{entry.name}/  version {slot.version}{mark}")
-    for reason in registry.refused().values():
-        lines.append(f"  NOT served: {reason}")
-    named = registry.default_name()
-    if named is not None and named not in registry.names():
-        lines.append(f"  default_model {named!r} is not in the folder: /predict and / answer 404")
-    if not registry.entries():
-        lines.append("  (no model files yet: .joblib, .pkl, .skops, .onnx, MLflow folders)")
-    lines.append(banner.line("open", local))
-    lines += [banner.line("network", url) for url in lan]
-    lines.append("Press Ctrl+C to stop.")
-    return "\n".join(lines)

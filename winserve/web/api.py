@@ -9,10 +9,10 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import explaining
+from winserve.dataplane import Description, Health, HealthSummary, ModelState
 from winserve.failures import public_reason
-from winserve.models.registry import Slot
 from winserve.protocols import native
-from winserve.web import auth, paths, prediction_log, slots, uploads
+from winserve.web import auth, held, paths, prediction_log, uploads
 from winserve.web.bodies import flag, json_body
 from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
@@ -27,8 +27,7 @@ def _hide(text: str) -> str:
 @bp.post("/predict")
 def predict() -> ResponseReturnValue:
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-    slot = slots.slot()
-    service = slot.service
+    model = held.held()
     proba = scores = explain = False
     if req.environ.get("QUERY_STRING"):  # most calls have none: no query parsing
         proba = flag(req.args.get("proba"))
@@ -41,23 +40,24 @@ def predict() -> ResponseReturnValue:
         body = json_body(req, current_app.config["WINSERVE_MAX_BODY"])
         decoded = native.decode(body, proba)
     decoded.scores = scores
-    info = service.info()  # one snapshot of the model's description for this request
+    info = model.info()  # one snapshot of the model's description for this request
     if explain:  # 409 saying what file to add, before any model call (issue 25)
         explaining.require_reference(info)
         explaining.check_rows(decoded.n_rows)
-    prediction = service.predict(decoded, info)
+    answer = model.infer(decoded, info)
+    prediction = answer.prediction
     req.environ["winserve.rows"] = decoded.n_rows
     req.environ[PREDICTED] = (decoded, info, prediction)  # for the prediction log (issue 26)
-    answer = native.encode(prediction, info, proba, scores)
+    encoded = native.encode(prediction, info, proba, scores)
     if explain:
-        answer["explanations"] = service.explain(decoded, info)
-    response = json_response(answer)
-    response.headers.add("X-Model-Version", str(slot.version))  # added: a new response
+        encoded["explanations"] = model.explain(decoded, info)
+    response = json_response(encoded)
+    response.headers.add("X-Model-Version", str(answer.version))  # added: a new response
     return response
 
 
-def public_info(slot: Slot) -> dict[str, Any]:
-    model = slot.info()
+def public_info(described: Description) -> dict[str, Any]:
+    model = described.info
     info = model.to_dict()
     source = info.pop("source", "")
     info["file"] = source.replace("\\", "/").rsplit("/", 1)[-1] if info.get("sha256") else source
@@ -65,10 +65,10 @@ def public_info(slot: Slot) -> dict[str, Any]:
     info["warnings"] = [_hide(w) for w in info.get("warnings", [])]
     info["description"] = model.extra.get("description", "")
     info["outputs"] = model.outputs
-    info["version"] = slot.version
-    info["sha256"] = slot.sha256 or info.get("sha256", "")
-    if slot.loaded_at:
-        info["loaded_at"] = slot.loaded_at
+    info["version"] = described.version
+    info["sha256"] = described.sha256 or info.get("sha256", "")
+    if described.loaded_at:
+        info["loaded_at"] = described.loaded_at
     info["reference"] = explaining.reference_of(model)  # {rows, source} or None (issue 25)
     return info
 
@@ -77,33 +77,42 @@ def public_info(slot: Slot) -> dict[str, Any]:
 def whatif() -> ResponseReturnValue:
     """One row's prediction as each input (or each of ``columns``) sweeps its reference
     range (issue 25): ``{"curves": [{column, kind, values, predictions, probabilities?}]}``."""
-    slot = slots.slot()
+    model = held.held()
     body = json_body(request, current_app.config["WINSERVE_MAX_BODY"])
     decoded, columns = native.decode_whatif(body)
-    response = jsonify(slot.service.whatif(decoded, columns))
-    response.headers["X-Model-Version"] = str(slot.version)
+    response = jsonify(model.whatif(decoded, columns))
+    response.headers["X-Model-Version"] = str(model.version)
     return response
 
 
 @bp.get("/model")
 def model() -> ResponseReturnValue:
-    return jsonify(public_info(slots.slot()))
+    return jsonify(public_info(held.plane().description(held.held())))
 
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
+    """The server's health (``/health``), or one model's (``/models/<name>/health``), from
+    the data plane's one summary. Strict readiness (issue 23): 503 ``loading`` until every
+    model found at start has loaded or failed."""
     if auth.stranger():  # a token is set and the caller has none: no names (issue 28)
         return _stranger_health()
     # open even with a token: a load error's server path (a user name, on Windows) stays out
-    if slots.registry().is_folder and slots.model_name() is None:
-        return _folder_health()
-    slot = slots.slot()
-    answer = _model_health(slot)
-    entry = next((e for e in slots.registry().entries() if e.name == slot.name), None)
-    if entry is not None and entry.reason:  # a newer file on disk that did not load
-        answer["file_problem"] = f"{_hide(entry.reason)} (version {slot.version} keeps serving)"
+    plane = held.plane()
+    if held.model_name() is not None:  # one model: 404 when it is not served, as before
+        model = held.held()
+        answer = _model_health(model.health(), model.version, plane.reason(model.name))
+        _with_log(answer)
+        return jsonify(answer), 200 if answer["serving"] else 503
+    summary = plane.health()
+    if summary.folder:
+        return _folder_health(summary)
+    state = summary.model(summary.default)
+    if state is None:  # no model at all (a registry emptied by an unload)
+        state = ModelState(summary.default or "", summary.status)
+    answer = _state_health(state)
     _with_log(answer)
-    return jsonify(answer), 200 if answer["serving"] else 503
+    return jsonify(answer), 200 if summary.ready else 503
 
 
 def _with_log(answer: dict[str, Any]) -> None:
@@ -119,59 +128,57 @@ def _with_log(answer: dict[str, Any]) -> None:
 def _stranger_health() -> ResponseReturnValue:
     """Whether the server (or the model the path names, as /v2/models/<name>/ready tells)
     serves, and nothing about its models."""
-    if slots.model_name() is not None:  # 404 naming no model when it is not served here
-        serving = [slots.slot().health().serving]
+    if held.model_name() is not None:  # 404 naming no model when it is not served here
+        health = held.held().health()
+        status, serving, ready = health.status, health.serving, health.serving
     else:
-        current = [e.current for e in slots.registry().entries()]
-        serving = [slot is not None and slot.health().serving for slot in current]
-    status = "ready" if serving and all(serving) else "degraded" if any(serving) else "failed"
-    return jsonify({"status": status, "serving": any(serving)}), 200 if any(serving) else 503
+        summary = held.plane().health()
+        status, serving, ready = summary.status, summary.serving, summary.ready
+    return jsonify({"status": status, "serving": serving}), 200 if ready else 503
 
 
-def _model_health(slot: Slot) -> dict[str, Any]:
-    state = slot.health()
+def _model_health(state: Health, version: int, reason: str) -> dict[str, Any]:
+    """One loaded version's health: its replicas (one line each, without a library's
+    internals; the console has the full text, issue 22), and the newer file on disk that
+    did not load, if one did not."""
     answer = state.to_dict()
-    # one line each, without a library's internals; the console has the full text (issue 22)
     if "reason" in answer:
         answer["reason"] = _hide(public_reason(answer["reason"]))
     for replica in answer["replicas"]:
         replica["last_error"] = _hide(public_reason(replica.get("last_error", "")))
-    answer["version"] = slot.version
+    answer["version"] = version
     answer["serving"] = state.serving
+    if reason:
+        answer["file_problem"] = f"{_hide(reason)} (version {version} keeps serving)"
     return answer
 
 
-def _folder_health() -> ResponseReturnValue:
-    """A folder of models: each model's health, and one overall status: ready when every
-    model serves, degraded when some do, else failed (or loading while the first loads run)."""
-    chosen = slots.registry()
+def _state_health(state: ModelState) -> dict[str, Any]:
+    """A model's entry in the summary: its version's health, else loading or failed and
+    why."""
+    if state.health is not None and state.version is not None:
+        return _model_health(state.health, state.version, state.reason)
+    answer: dict[str, Any] = {"status": state.status, "serving": False}
+    if state.reason:
+        answer["reason"] = _hide(public_reason(state.reason))  # the file that did not load
+    return answer
+
+
+def _folder_health(summary: HealthSummary) -> ResponseReturnValue:
+    """A folder of models: each model's health, the files not served, and the one status
+    of the summary (loading until every model found at start has loaded or failed)."""
     models: dict[str, Any] = {}
-    for entry in chosen.entries():
-        slot = entry.current
-        answer: dict[str, Any] = (
-            _model_health(slot)
-            if slot is not None
-            else {"status": "loading" if entry.loading else "failed", "serving": False}
-        )
-        if entry.reason:
-            answer["reason"] = _hide(public_reason(entry.reason))  # the file that did not load
-        models[entry.name] = answer
-    refused = {name: _hide(reason) for name, reason in chosen.refused().items()}
-    serving = [m["serving"] for m in models.values()]
-    if serving and all(serving) and all(m["status"] == "ready" for m in models.values()):
-        status = "ready"
-    elif any(serving):
-        status = "degraded"
-    elif any(m["status"] == "loading" for m in models.values()):
-        status = "loading"
-    else:
-        status = "failed"
-    problems = not all(serving) or bool(refused)
+    for state in summary.models:
+        answer = _state_health(state)
+        if state.version is not None and state.reason:
+            answer.pop("file_problem", None)
+            answer["reason"] = _hide(public_reason(state.reason))  # the file that did not load
+        models[state.name] = answer
     answer = {
-        "status": "degraded" if status == "ready" and problems else status,
-        "serving": any(serving),
+        "status": summary.status,
+        "serving": summary.serving,
         "models": models,
-        "not_served": refused,
+        "not_served": {name: _hide(reason) for name, reason in summary.not_served},
     }
     _with_log(answer)
-    return jsonify(answer), 200 if any(serving) else 503
+    return jsonify(answer), 200 if summary.ready else 503

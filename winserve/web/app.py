@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from winserve import __version__
-from winserve.backends.base import Backend
+from winserve.dataplane import Backend, DataPlane
 from winserve.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -19,11 +19,10 @@ from winserve.errors import (
     PayloadTooLarge,
     WinserveError,
 )
-from winserve.models.registry import Registry
 from winserve.predlog.writer import PredictionLog
 from winserve.protocols import mlflow, native, oip
 from winserve.settings import Settings
-from winserve.web import mcp, paths, slots
+from winserve.web import held, mcp, paths
 from winserve.web.responses import error_response
 
 error_log = logging.getLogger("winserve.error")
@@ -96,13 +95,15 @@ class WinserveFlask(Flask):
 def create_app(
     settings: Settings,
     backend: Backend | None = None,
-    registry: Registry | None = None,
+    registry: Any = None,
     prediction_log: PredictionLog | None = None,
+    plane: DataPlane | None = None,
 ) -> Flask:
-    """The app for ``registry`` (the models served, by name), or, given a ``backend``, for
-    that one model as its only slot (tests, and single-file serving without a registry).
-    ``prediction_log``: where prediction requests are logged (its owner starts and closes
-    it: the server); None, nowhere."""
+    """The app for ``plane`` (the models served, by name), or for the data plane over
+    ``registry`` (a ``winserve.models.registry.Registry``), or, given a ``backend``, for that
+    one model as the only one served (tests). The views talk to the data plane only (issue
+    23). ``prediction_log``: where prediction requests are logged (its owner starts and
+    closes it: the server); None, nowhere."""
     from winserve.web import (
         api,
         auth,
@@ -127,16 +128,18 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    if registry is None:
-        if backend is None:
-            raise ValueError("create_app needs a backend or a registry")
-        registry = Registry(settings, lambda spec, workers: backend)
-        registry.adopt(backend)
-    folders = {*paths.folders(settings.model, settings.config), str(registry.copies)}
+    if plane is None:
+        if registry is not None:
+            plane = DataPlane(registry)
+        elif backend is not None:
+            plane = DataPlane.of_backend(settings, backend)
+        else:
+            raise ValueError("create_app needs a data plane, a registry or a backend")
+    folders = {*paths.folders(settings.model, settings.config), plane.private_folder}
     app.extensions["winserve.paths"] = paths.pattern(sorted(folders, key=len, reverse=True))
-    slots.install(app, registry)
-    if not registry.is_folder:  # the one model's CSV jobs, as before the registry
-        app.extensions["winserve.scoring.jobs"] = registry.entries()[0].current.jobs  # type: ignore[union-attr]
+    held.install(app, plane)
+    if not plane.is_folder:  # the one model's CSV jobs, as before the registry
+        app.extensions["winserve.scoring.jobs"] = plane.current_jobs()
     app.register_blueprint(api.bp)
     app.register_blueprint(mlflow_api.bp)
     app.register_blueprint(oip_api.bp)
@@ -145,7 +148,7 @@ def create_app(
     app.register_blueprint(models.bp)
     app.register_blueprint(mcp.bp)  # /mcp and /tools.json (issue 27)
     # Each model of a folder at /models/<name>/… (the bare routes answer for the default one);
-    # the name is taken from the path before the view runs (slots.install).
+    # the name is taken from the path before the view runs (held.install).
     app.register_blueprint(api.bp, url_prefix="/models/<model>", name="native_model")
     app.register_blueprint(mlflow_api.bp, url_prefix="/models/<model>", name="mlflow_model")
     app.register_blueprint(ui.bp, url_prefix="/models/<model>", name="ui_model")

@@ -31,10 +31,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import __version__, tools
+from winserve.dataplane import Held
 from winserve.errors import BadRequest, ModelUnavailable, NotFound, WinserveError
-from winserve.models.registry import Slot
 from winserve.protocols.native import decode
-from winserve.web import hosts, paths, slots
+from winserve.web import held, hosts, paths
 from winserve.web.bodies import json_body
 from winserve.web.prediction_log import PREDICTED
 
@@ -123,10 +123,10 @@ def _hide(text: str) -> str:
 # -- what the tools are ---------------------------------------------------------------------
 
 
-def _served(name: str) -> Slot | None:
-    """This request's slot of the model ``name``; None while it loads or after it failed."""
+def _served(name: str) -> Held | None:
+    """This request's version of the model ``name``; None while it loads or after it failed."""
     try:
-        return slots.slot(name)
+        return held.held(name)
     except (ModelUnavailable, NotFound):
         return None
 
@@ -135,10 +135,10 @@ def current_tools() -> list[tools.Tool]:
     """One tool per model serving now, in name order (a model that is loading is left out;
     the names of the others do not depend on it)."""
     found = []
-    for name, model in sorted(tools.tool_names(slots.registry().names()).items()):
-        slot = _served(model)
-        if slot is not None:
-            found.append(tools.describe(name, model, slot.info(), slot.card))
+    for name, model in sorted(tools.tool_names(held.plane().names()).items()):
+        served = _served(model)
+        if served is not None:
+            found.append(tools.describe(name, model, served.info(), served.card))
     return found
 
 
@@ -150,18 +150,18 @@ def _call(params: dict[str, Any]) -> dict[str, Any]:
         arguments = {}
     if not isinstance(arguments, dict):
         raise RpcError(INVALID_PARAMS, '"arguments" must be an object: input name → value')
-    by_tool = tools.tool_names(slots.registry().names())
+    by_tool = tools.tool_names(held.plane().names())
     model = by_tool.get(name)
     if model is None:
         known = ", ".join(sorted(by_tool)) or "none"
         raise RpcError(INVALID_PARAMS, f"unknown tool {name[:100]!r}; the tools are: {known}")
     try:
-        slot = slots.slot(model)
-        info = slot.info()
+        served = held.held(model)
+        info = served.info()
         row = tools.row(info, arguments)
         body = {"columns": list(row), "data": [[v[0] for v in row.values()]]}
         decoded = decode(body, info.has_proba)
-        prediction = slot.service.predict(decoded, info)
+        prediction = served.infer(decoded, info).prediction
     except WinserveError as error:
         # the model refused the row, or cannot answer now: a tool result the assistant
         # reads (and can correct), not a protocol error (the spec's advice)
@@ -170,7 +170,7 @@ def _call(params: dict[str, Any]) -> dict[str, Any]:
     request.environ["winserve.rows"] = 1
     request.environ[PREDICTED] = (decoded, info, prediction)  # the log (issue 26)
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
-    answer = tools.result(info, slot.card, prediction.predictions[0], probabilities)
+    answer = tools.result(info, served.card, prediction.predictions[0], probabilities)
     text = json.dumps(answer, ensure_ascii=False, default=str)
     return {"content": [{"type": "text", "text": text}], "structuredContent": answer}
 

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from winserve import __version__
 from winserve.protocols import mlflow
-from winserve.web import slots
+from winserve.web import held
 from winserve.web.bodies import json_body, raw_text
 from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
@@ -21,8 +21,7 @@ bp = Blueprint("mlflow", __name__)
 @bp.post("/invocations")
 def invocations() -> ResponseReturnValue:
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-    slot = slots.slot()
-    service = slot.service
+    model = held.held()
     max_body = current_app.config["WINSERVE_MAX_BODY"]
     if req.environ.get("CONTENT_TYPE") == "application/json":  # the usual: nothing to parse
         kind = "json"
@@ -33,24 +32,25 @@ def invocations() -> ResponseReturnValue:
     else:
         invocation = mlflow.decode_csv(raw_text(req, max_body))
     req.environ["winserve.rows"] = invocation.request.n_rows
-    info = service.info()  # one snapshot of the model's description for this request
+    info = model.info()  # one snapshot of the model's description for this request
     method = mlflow.predict_method(invocation.params, info)
     if method == "predict_proba" and not info.has_proba:
         raise mlflow.InvalidParameter("this model has no predict_proba")
     invocation.request.proba = method == "predict_proba"
-    prediction = service.predict(invocation.request, info)
+    answer = model.infer(invocation.request, info)
+    prediction = answer.prediction
     req.environ[PREDICTED] = (invocation.request, info, prediction)  # the log (issue 26)
     if method == "predict_proba":
         response = json_response(mlflow.encode(prediction.probabilities or []))
     else:
         response = json_response(mlflow.encode(prediction.predictions))
-    response.headers["X-Model-Version"] = str(slot.version)
+    response.headers["X-Model-Version"] = str(answer.version)
     return response
 
 
 @bp.get("/ping")
 def ping() -> ResponseReturnValue:
-    serving = slots.slot().health().serving
+    serving = held.held().health().serving
     return Response("\n", status=200 if serving else 503, mimetype="application/json")
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from winserve.errors import BadRequest, NotFound, WinserveError
-from winserve.models.registry import discover
-from winserve.web import auth, csrf, paths, slots
+from winserve.dataplane import ModelState
+from winserve.errors import BadRequest, WinserveError
+from winserve.web import auth, csrf, held, paths
 
 bp = Blueprint("models", __name__)
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -31,7 +31,7 @@ class Forbidden(WinserveError):
 def model_info(name: str) -> ResponseReturnValue:
     from winserve.web.api import public_info
 
-    return jsonify(public_info(slots.slot(name)))
+    return jsonify(public_info(held.plane().description(held.held(name))))
 
 
 def _repository_caller() -> None:
@@ -57,28 +57,29 @@ def _repository_caller() -> None:
         raise Forbidden("loading and unloading models is for programs, not web pages")
 
 
-def _state(entry: Any) -> tuple[str, str]:
-    if entry.current is not None:
-        return ("READY" if entry.current.health().serving else "UNAVAILABLE"), entry.reason
-    return ("LOADING" if entry.loading else "UNAVAILABLE"), entry.reason
+def _state(model: ModelState) -> str:
+    """The repository extension's state of a model (KServe's names)."""
+    if model.version is not None:
+        return "READY" if model.serving else "UNAVAILABLE"
+    return "LOADING" if model.loading else "UNAVAILABLE"
 
 
 @bp.post("/v2/repository/index")
 def repository_index() -> ResponseReturnValue:
+    """Every model with its state and version, then the files not served, from the data
+    plane's one summary (issue 23)."""
     _repository_caller()
-    chosen = slots.registry()
+    summary = held.plane().health()
     answer: list[dict[str, Any]] = []
-    for entry in chosen.entries():
-        state, reason = _state(entry)
-        item: dict[str, Any] = {"name": entry.name, "state": state}
-        if entry.current is not None:
-            item["version"] = str(entry.current.version)
-        if reason:
-            item["reason"] = paths.public(reason)
+    for model in summary.models:
+        item: dict[str, Any] = {"name": model.name, "state": _state(model)}
+        if model.version is not None:
+            item["version"] = str(model.version)
+        if model.reason:
+            item["reason"] = paths.public(model.reason)
         answer.append(item)
-    if chosen.is_folder:
-        for name, reason in chosen.refused().items():
-            answer.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
+    for name, reason in summary.not_served:
+        answer.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
     return jsonify(answer)
 
 
@@ -86,16 +87,8 @@ def repository_index() -> ResponseReturnValue:
 def repository_load(name: str) -> ResponseReturnValue:
     """Load (or reload) ``name`` from the folder now; answers once it serves, or why not."""
     _repository_caller()
-    chosen = slots.registry()
-    if chosen.folder is None:
-        entry = chosen.entry(name)
-        path = entry.path
-    else:
-        path = discover(chosen.folder)[0].get(name)
-    if path is None:
-        raise NotFound(f"no model file named {name!r} in the models folder")
-    if not chosen.load(name, path):
-        reason = chosen.entry(name).reason or "the file changed while it was read; try again"
+    reason = held.plane().load(name)
+    if reason:
         raise BadRequest(f"{name} was not loaded: {paths.public(reason)}")
     return jsonify({})
 
@@ -103,5 +96,5 @@ def repository_load(name: str) -> ResponseReturnValue:
 @bp.post("/v2/repository/models/<name>/unload")
 def repository_unload(name: str) -> ResponseReturnValue:
     _repository_caller()
-    slots.registry().unload(name)
+    held.plane().unload(name)
     return jsonify({})

@@ -23,8 +23,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from winserve import __version__, metrics
-from winserve.models.registry import Registry
-from winserve.web import slots
+from winserve.dataplane import DataPlane
+from winserve.web import held
 
 access_log = logging.getLogger("winserve.access")
 # What a label may hold (issue 28, finding 2: a series per made-up model name or method grew
@@ -129,7 +129,7 @@ class RequestMetrics:
         self._rows: dict[tuple[str, str], Counter] = {}
         self._served: set[str] = set()  # names found served once: no registry lookup again
 
-    def model_label(self, name: str, models: Registry) -> str:
+    def model_label(self, name: str, models: DataPlane) -> str:
         """``name`` if a model of that name is (or was) served here, else ``other``."""
         if not name or name in self._served:
             return name
@@ -161,9 +161,9 @@ class RequestMetrics:
 
 class ServingMetrics:
     """The collector ``/metrics`` reads: the request metrics, and every model's state read at
-    scrape time from the registry of models (queue depth, replicas, version)."""
+    scrape time from the data plane's one health summary (queue depth, replicas, version)."""
 
-    def __init__(self, recorded: RequestMetrics, models: Registry) -> None:
+    def __init__(self, recorded: RequestMetrics, models: DataPlane) -> None:
         self._recorded = recorded
         self._models = models
 
@@ -176,13 +176,12 @@ class ServingMetrics:
         yield from metrics.without_created(
             [*recorded.requests.collect(), *recorded.latency.collect(), *recorded.rows.collect()]
         )
-        served = [(e.name, e.current) for e in self._models.entries()]
-        live = [(name, slot, slot.health()) for name, slot in served if slot]
+        summary = self._models.health()
         yield metrics.labelled(
             metrics.BATCH_ROWS,
             metrics.BATCH_ROWS_HELP,
             "histogram",
-            [({"model": name}, slot.backend.batch_rows) for name, slot, _ in live],
+            [({"model": name}, rows) for name, rows in self._models.batch_rows()],
         )
 
         def gauge(name: str, help_text: str, *labels: str) -> GaugeMetricFamily:
@@ -207,17 +206,19 @@ class ServingMetrics:
             "Seconds the last model load took, per replica.",
             "replica",
         )
-        for name, slot, health in live:
-            queue.add_metric((name,), health.queue_depth)
-            ready.add_metric((name,), 1.0 if health.serving else 0.0)
-            version.add_metric((name,), slot.version)
+        for model in summary.models:
+            health = model.health
+            if health is None or model.version is None:  # loading, or its load failed
+                ready.add_metric((model.name,), 0.0)
+                continue
+            queue.add_metric((model.name,), health.queue_depth)
+            ready.add_metric((model.name,), 1.0 if health.serving else 0.0)
+            version.add_metric((model.name,), model.version)
             for r in health.replicas:
-                replica = (name, str(r.replica))
+                replica = (model.name, str(r.replica))
                 replica_ready.add_metric(replica, 1.0 if r.state == "ready" else 0.0)
                 restarts.add_metric(replica, r.restarts)
                 load.add_metric(replica, r.load_seconds)
-        for name in (name for name, current in served if current is None):
-            ready.add_metric((name,), 0.0)
         yield from (queue, ready, version, replica_ready, restarts, load)
 
 
@@ -225,7 +226,7 @@ def install(app: Flask, request_log: Path | None) -> None:
     """Request ids, timing, logs and metrics for every request ``app`` answers."""
     recorded = RequestMetrics()
     registry = CollectorRegistry()  # this app's own: several apps may share a process
-    models: Registry = app.extensions[slots.KEY]
+    models: DataPlane = app.extensions[held.KEY]
     registry.register(ServingMetrics(recorded, models))
     app.extensions["winserve.metrics"] = registry
     log_file = RequestLog(request_log) if request_log else None
@@ -250,7 +251,7 @@ def install(app: Flask, request_log: Path | None) -> None:
         rule = req.url_rule
         route = rule.rule if rule is not None else "unmatched"
         rows = environ.get("winserve.rows")
-        model = recorded.model_label(slots.model_used(), models)
+        model = recorded.model_label(held.model_used(), models)
         status = response.status_code
         recorded.record(route, req.method, str(status), model, seconds, rows)
         if access_log.isEnabledFor(logging.INFO):  # its arguments cost more than its check

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Request, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from winserve.dataplane import Held
 from winserve.errors import BadRequest, UnsupportedMediaType
-from winserve.models.registry import Slot
 from winserve.protocols import oip
-from winserve.web import slots
+from winserve.web import held
 from winserve.web.bodies import parse_json, raw_bytes
 from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
@@ -20,26 +20,24 @@ JSON_TYPES = ("application/json", "application/octet-stream")
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 
 
-def _slot(name: str, version: str | None) -> Slot:
-    """The slot a /v2/models/<name>[/versions/<v>] request is for: in a folder, the model of
-    that name; for one file, the one model (its name checked as before). A version is the
+def _held(name: str, version: str | None) -> Held:
+    """The version a /v2/models/<name>[/versions/<v>] request is for: in a folder, the model
+    of that name; for one file, the one model (its name checked as before). A version is the
     one serving or, while it drains, the one before it."""
-    chosen = slots.registry()
-    if chosen.is_folder:
-        slot = slots.slot(name)
+    if held.plane().is_folder:
+        model = held.held(name)
     else:
-        slot = slots.slot()
-        oip.check_model(name, None, slot.info())
-    if version is None or version == str(slot.version):
-        return slot
-    return slots.slot_version(slot.name, version)
+        model = held.held()
+        oip.check_model(name, None, model.info())
+    if version is None or version == str(model.version):
+        return model
+    return held.held_version(model.name, version)
 
 
-def _metadata(slot: Slot) -> dict[str, object]:
-    answer = oip.model_metadata(slot.info())
-    entry = slots.registry().entry(slot.name)
-    versions = [str(s.version) for s in slots.registry().served_versions(entry)]
-    answer["versions"] = versions or [str(slot.version)]
+def _metadata(model: Held) -> dict[str, object]:
+    described = held.plane().description(model)
+    answer = oip.model_metadata(described.info)
+    answer["versions"] = list(described.versions)
     return answer
 
 
@@ -83,30 +81,26 @@ def live() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def ready() -> ResponseReturnValue:
-    chosen = slots.registry()
-    if chosen.is_folder:  # the server is ready when every model it has is serving
-        entries = chosen.entries()
-        serving = bool(entries) and all(
-            e.current is not None and e.current.health().serving for e in entries
-        )
-    else:
-        serving = slots.slot().health().serving
+    """The data plane's one readiness (issue 23, strict as Triton's): not ready until every
+    model found at start has loaded or failed, then ready while a model serves (each
+    model's own readiness: /v2/models/<name>/ready)."""
+    serving = held.plane().health().ready
     return jsonify({"ready": serving}), 200 if serving else 503
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> ResponseReturnValue:
-    return jsonify(_metadata(_slot(name, version)))
+    return jsonify(_metadata(_held(name, version)))
 
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
-    slot = slots.slot(name) if slots.registry().is_folder else slots.slot()
-    if not slot.health().serving:
+    model = held.held(name) if held.plane().is_folder else held.held()
+    if not model.health().serving:
         return jsonify({"name": name, "ready": False}), 503
-    _slot(name, version)
+    _held(name, version)
     return jsonify({"name": name, "ready": True})
 
 
@@ -114,13 +108,13 @@ def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
 @bp.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-    slot = _slot(name, version)
-    info = slot.info()
+    model = _held(name, version)
+    info = model.info()
     body, binary = _read(req)
     decoded = oip.decode(body, info, binary)
     req.environ["winserve.rows"] = decoded.request.n_rows
-    prediction = slot.service.predict(decoded.request, info)
-    req.environ[PREDICTED] = (decoded.request, info, prediction)  # the log (issue 26)
-    response = json_response(oip.encode(prediction, decoded, info, version))
-    response.headers["X-Model-Version"] = str(slot.version)
+    answer = model.infer(decoded.request, info)
+    req.environ[PREDICTED] = (decoded.request, info, answer.prediction)  # the log (issue 26)
+    response = json_response(oip.encode(answer.prediction, decoded, info, version))
+    response.headers["X-Model-Version"] = str(answer.version)
     return response

@@ -3,6 +3,7 @@ being served (its column names and types appear in the request schemas)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import quote
 
@@ -311,7 +312,9 @@ def _jobs() -> Schema:
     }
 
 
-def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
+def _paths(
+    info: ModelInfo | None, names: list[str] | None = None, versions: list[str] | None = None
+) -> Schema:
     """The routes for ``info`` (the default model); ``names``: the models served, which the
     Open Inference Protocol's routes take (default: ``info``'s own name)."""
     row = _row_object(info)
@@ -355,11 +358,19 @@ def _paths(info: ModelInfo | None, names: list[str] | None = None) -> Schema:
         names = [info.name] if info is not None else []
     name_schema: Schema = {"enum": names} if names else {"type": "string"}
     model_name = {"name": "model_name", "in": "path", "required": True, "schema": name_schema}
+    # any version being served: "1" at first, 2, 3, … as the file is reloaded, and the one
+    # before while it drains (issue 23: this said only "1", and a reloaded model answers at
+    # /versions/2); the versions served when the document was made are its examples
+    version_schema: Schema = {"type": "string"}
+    if versions:
+        version_schema["examples"] = versions
     model_version = {
         "name": "model_version",
         "in": "path",
         "required": True,
-        "schema": {"enum": [oip.VERSION]},
+        "description": "a version of the model being served (GET /v2/models/{model_name} "
+        "lists them)",
+        "schema": version_schema,
     }
     infer_body = {
         "type": "object",
@@ -623,11 +634,12 @@ def document(
     base_url: str,
     token_required: bool,
     models: dict[str, ModelInfo | None] | None = None,
+    versions: list[str] | None = None,
 ) -> Schema:
     """The document for the default model ``info`` (the bare routes) and each of ``models``
     (by name: the routes under ``/models/<name>``)."""
     title = f"winserve: {info.name}" if info is not None else "winserve"
-    paths = _paths(info, sorted(models) if models else None)
+    paths = _paths(info, sorted(models) if models else None, versions)
     for name, model in sorted((models or {}).items()):
         paths.update(_model_paths(name, model))
     doc: Schema = {
@@ -649,14 +661,23 @@ def document(
 
 @bp.get("/openapi.json")
 def openapi_json() -> ResponseReturnValue:
-    from winserve.web import slots
+    from winserve.web import held
+
+    plane = held.plane()
 
     def described(name: str | None) -> ModelInfo | None:
         try:
-            return slots.slot(name).info()
+            return held.held(name).info()
         except (ModelUnavailable, NotFound):  # loading, or a folder of models and none named
             return None
 
-    models = {name: described(name) for name in slots.registry().names()}
+    names = plane.names()
+    models = {name: described(name) for name in names}
+    versions: set[str] = set()
+    for name in names:
+        with contextlib.suppress(NotFound):  # unloaded meanwhile
+            versions.update(plane.versions(name))
     token = bool(current_app.config.get("WINSERVE_TOKEN"))
-    return jsonify(document(described(None), request.host_url.rstrip("/"), token, models))
+    ordered = sorted(versions, key=lambda v: (len(v), v))
+    base = request.host_url.rstrip("/")
+    return jsonify(document(described(None), base, token, models, ordered))

@@ -20,17 +20,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Flask, Response, current_app, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from winserve.errors import BadRequest
-from winserve.models.registry import Slot
 from winserve.predlog import export
 from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog
-from winserve.web import observe, slots
+from winserve.web import held, observe
 
 KEY = "winserve.prediction_log"
 # where a view leaves (decoded request, model description, prediction) for the log
@@ -93,17 +92,16 @@ def install(app: Flask, plog: PredictionLog | None) -> None:
         if predicted is None and req.endpoint not in PREDICTION_ENDPOINTS:
             return response
         now = time.perf_counter()
-        taken: dict[str | None, Slot] | None = g.get("winserve_slots")
-        slot = next(iter(taken.values())) if taken else None
+        model = held.first_held()
         decoded, info, prediction = predicted if predicted is not None else (None, None, None)
         rule = req.url_rule
         put(
             Entry(
                 time.time(),
                 environ.get(observe.REQUEST_ID, "-"),
-                slot.name if slot is not None else slots.model_used(),
-                slot.version if slot is not None else None,
-                (slot.sha256 or None) if slot is not None else None,
+                model.name if model is not None else held.model_used(),
+                model.version if model is not None else None,
+                (model.sha256 or None) if model is not None else None,
                 rule.rule if rule is not None else "unmatched",
                 environ["REQUEST_METHOD"],
                 environ.get("REMOTE_ADDR"),
@@ -154,7 +152,7 @@ def log_csv() -> ResponseReturnValue:
     plog: PredictionLog | None = current_app.extensions.get(KEY)
     if plog is None:
         raise BadRequest("the prediction log is off (setting: log)")
-    name = slots.slot().name  # 404 for a model not served
+    name = held.held().name  # 404 for a model not served
     now = datetime.now(UTC)
     until = _moment("until", now)
     since = _moment("since", datetime.fromtimestamp(now.timestamp() - plog.days * 86_400, UTC))

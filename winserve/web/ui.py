@@ -21,15 +21,14 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from winserve import card as cards
-from winserve.backends.base import Health
+from winserve.dataplane import Health, Held, JobsOf
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo, sample_failed
-from winserve.models.registry import Slot
 from winserve.scoring.jobs import Job, JobManager
-from winserve.service import PredictRequest, Service
+from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, observe, paths, slots, why_page
+from winserve.web import csrf, held, observe, paths, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.prediction_log import PREDICTED
 
@@ -102,33 +101,33 @@ def page_state(health: Health) -> PageState:
 
 @bp.app_context_processor
 def page_helpers() -> dict[str, Any]:
-    chosen = slots.registry()  # "/" lists the models: a folder of several, none the default
-    listed = chosen.is_folder and len(chosen.names()) > 1 and chosen.default_name() is None
-    return {"page_state": page_state, "model_base": slots.base(), "models_listed": listed}
+    # "/" lists the models: a folder of several, none the default
+    listed = held.plane().lists_models()
+    return {"page_state": page_state, "model_base": held.base(), "models_listed": listed}
 
 
-def _service() -> Service:
-    return slots.slot().service
+def _served() -> Held:
+    return held.held()
 
 
 def _card() -> cards.ModelCard:
-    return slots.slot().card
+    return held.held().card
 
 
 def _jobs() -> JobManager:
-    return slots.slot().jobs
+    return held.held().jobs
 
 
-def _job_slot(job_id: str) -> Slot:
+def _job_owner(job_id: str) -> JobsOf:
     """The version that holds this job: it finishes there, even after a newer one serves."""
-    return slots.registry().find_job_slot(slots.slot().name, job_id)
+    return held.plane().jobs_of(held.held().name, job_id)
 
 
 def _model() -> tuple[ModelInfo | None, Health]:
-    slot = slots.slot()
-    health = slot.health()
+    model = held.held()
+    health = model.health()
     try:
-        return slot.info(), health
+        return model.info(), health
     except ModelUnavailable:
         return None, health
 
@@ -144,8 +143,8 @@ def _page(
     why: Any = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    slot = slots.slot()
-    card = slot.card
+    model = held.held()
+    card = model.card
     fields = cards.form_fields(card, info, values) if info is not None else []
     notes = cards.check_against(card, info) if info is not None else []
     page = render_template(
@@ -159,8 +158,8 @@ def _page(
         form_error=form_error,
         result=result,
         limits=current_app.config["WINSERVE_SETTINGS"],
-        slot=slot,
-        file_problem=paths.public(slots.registry().entry(slot.name).reason),
+        served=model,
+        file_problem=paths.public(held.plane().reason(model.name)),
         # issue 25: under the answer, the explanation and what-if charts, "later" when the
         # page's script fetches them after the answer, or the line saying how to get them
         why=why,
@@ -172,8 +171,8 @@ def _page(
 @bp.get("/page-status")
 def status() -> ResponseReturnValue:
     """The status line for the page's script: the same words as the server renders."""
-    slot = slots.slot()
-    health = slot.health()
+    model = held.held()
+    health = model.health()
     state = page_state(health)
     return jsonify(
         {
@@ -181,15 +180,14 @@ def status() -> ResponseReturnValue:
             "key": state.key,
             "text": state.text,
             "serving": health.serving,
-            "version": slot.version,
+            "version": model.version,
         }
     )
 
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    chosen = slots.registry()
-    if chosen.is_folder and slots.model_name() is None and chosen.default_name() is None:
+    if held.model_name() is None and not held.plane().names_a_model():
         return _list_page()
     info, health = _model()
     return _page(info, health)
@@ -197,25 +195,23 @@ def index() -> ResponseReturnValue:
 
 def _list_page() -> ResponseReturnValue:
     """A folder of several models: each with its state and version, and the files that could
-    not be served, with why (file names only)."""
-    chosen = slots.registry()
+    not be served, with why (file names only), from the data plane's one summary."""
+    summary = held.plane().health()
     rows = []
-    for entry in chosen.entries():
-        slot = entry.current
-        health = slot.health() if slot is not None else None
-        title = slot.card.title if slot is not None else ""
+    for model in summary.models:
+        health = model.health
         rows.append(
             {
-                "name": entry.name,
-                "title": title,
-                "version": slot.version if slot is not None else None,
+                "name": model.name,
+                "title": model.title,
+                "version": model.version,
                 "state": page_state(health).text if health is not None else "",
                 "key": page_state(health).key if health is not None else "failed",
-                "loading": entry.loading and slot is None,
-                "reason": paths.public(public_reason(entry.reason)),  # one line (issue 22)
+                "loading": model.loading and model.version is None,
+                "reason": paths.public(public_reason(model.reason)),  # one line (issue 22)
             }
         )
-    refused = {name: paths.public(reason) for name, reason in chosen.refused().items()}
+    refused = {name: paths.public(reason) for name, reason in summary.not_served}
     return render_template("models.html", models=rows, refused=refused)
 
 
@@ -254,17 +250,17 @@ def predict_form() -> ResponseReturnValue:
     values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
     if not info.features:
         raise BadRequest("this model declares no input columns; use the API")
-    service = _service()
+    model = _served()
     typed = {f.name: [_form_value(values[f.name], f.kind)] for f in info.features}
-    prepared = service.check(PredictRequest.from_columns(typed))
+    prepared = model.check(PredictRequest.from_columns(typed))
     errors = {p.column: p.message for p in prepared.problems}
     if errors:
         return _page(info, health, values=values, errors=errors, status=400)
     started = time.perf_counter()
     try:
-        prediction = service.predict_prepared(prepared, info.has_proba)
+        prediction = model.predict_prepared(prepared, info.has_proba)
     except WinserveError as exc:  # the status line must show what this failure did
-        health = service.backend.health()
+        health = model.health()
         return _page(
             info, health, values=values, form_error=paths.public(exc.message), status=exc.status
         )
@@ -290,7 +286,7 @@ def _form_row(info: ModelInfo) -> tuple[dict[str, list[Any]], Any]:
     """The form's row, typed as the service takes it; a 400 naming the first bad value."""
     values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
     typed = {f.name: [_form_value(values[f.name], f.kind)] for f in info.features}
-    prepared = _service().check(PredictRequest.from_columns(typed))
+    prepared = _served().check(PredictRequest.from_columns(typed))
     if prepared.problems:
         problem = prepared.problems[0]
         raise BadRequest(f"{problem.column}: {problem.message}")
@@ -303,10 +299,10 @@ def _why(
     """The explanation and what-if curves of the form's row (issue 25, winserve.web.why_page)."""
     row = {name: column[0] for name, column in typed.items()}
     asked = PredictRequest.from_columns(typed)
-    service, card = _service(), _card()
+    model, card = _served(), _card()
     return {
-        "explained": why_page.explain(service, info, card, asked, row) if explain else None,
-        "whatifs": why_page.whatif(service, info, card, asked, row, predicted),
+        "explained": why_page.explain(model, info, card, asked, row) if explain else None,
+        "whatifs": why_page.whatif(model, info, card, asked, row, predicted),
     }
 
 
@@ -323,7 +319,7 @@ def why_panel() -> ResponseReturnValue:
     only_whatif = request.path.endswith("whatif-panel")
     try:
         typed, prepared = _form_row(info)
-        predicted = _service().predict_prepared(prepared, False).predictions[0]
+        predicted = _served().predict_prepared(prepared, False).predictions[0]
     except BadRequest as exc:  # a value being typed: a line in place of the charts
         note = "What if: " + paths.public(exc.message)
         return render_template("_whatif.html", whatifs=note), 400
@@ -346,7 +342,7 @@ def _for_program() -> bool:
 
 
 def _job_links(job: Job) -> dict[str, str]:
-    where = request.host_url.rstrip("/") + f"{slots.base()}/jobs/{job.id}"
+    where = request.host_url.rstrip("/") + f"{held.base()}/jobs/{job.id}"
     return {
         "id": job.id,
         "status_url": f"{where}/status",
@@ -389,12 +385,12 @@ def create_job() -> ResponseReturnValue:
         response.status_code = 202
         response.headers["Location"] = links["status_url"]
         return response
-    return redirect(f"{slots.base()}/jobs/{job.id}", code=303)
+    return redirect(f"{held.base()}/jobs/{job.id}", code=303)
 
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str) -> ResponseReturnValue:
-    owner = _job_slot(job_id)
+    owner = _job_owner(job_id)
     job = owner.jobs.get(job_id)
     info, health = _model()
     return render_template(
@@ -406,7 +402,7 @@ def job_page(job_id: str) -> ResponseReturnValue:
 def choose_sheet(job_id: str) -> ResponseReturnValue:
     """A workbook's sheet, picked from the job page's list (issue 27): the job scores it."""
     csrf.check_form_or_program()
-    owner = _job_slot(job_id)
+    owner = _job_owner(job_id)
     job = owner.jobs.get(job_id)
     owner.jobs.choose(job, request.form.get("sheet", ""))
     if _for_program():
@@ -415,19 +411,19 @@ def choose_sheet(job_id: str) -> ResponseReturnValue:
         response.status_code = 202
         response.headers["Location"] = links["status_url"]
         return response
-    return redirect(f"{slots.base()}/jobs/{job.id}", code=303)
+    return redirect(f"{held.base()}/jobs/{job.id}", code=303)
 
 
 @bp.get("/jobs/<job_id>/status")
 def job_status(job_id: str) -> ResponseReturnValue:
-    owner = _job_slot(job_id)
+    owner = _job_owner(job_id)
     return jsonify({**owner.jobs.get(job_id).status(), "model_version": owner.version})
 
 
 @bp.get("/jobs/<job_id>/result.csv")
 @bp.get("/jobs/<job_id>/result.xlsx")  # a workbook's (issue 27)
 def job_result(job_id: str) -> ResponseReturnValue:
-    job = _job_slot(job_id).jobs.get(job_id)
+    job = _job_owner(job_id).jobs.get(job_id)
     if job.state != "done":
         raise BadRequest("this job has not finished; its result is not ready")
     mimetype = XLSX_TYPE if job.kind == "xlsx" else "text/csv"
@@ -457,7 +453,7 @@ def api_page() -> ResponseReturnValue:
         health=health,
         card=_card(),
         groups=_grouped(
-            api_examples(info, _card(), base, token, slots.base()) if info is not None else []
+            api_examples(info, _card(), base, token, held.base()) if info is not None else []
         ),
         outline=openapi_outline(info, base, token),
         base=base,

@@ -1,11 +1,12 @@
-"""Why this answer, and what if, on the page (issue 25): the service's explanation and what-if
-curves of the form's row, turned into what the template shows.
+"""Why this answer, and what if, on the page (issue 25): the explanation and what-if curves of
+the form's row (from the model version this request holds), turned into what the template
+shows.
 
 ::
 
-    form row ─► Service.explain ─► Why: one sentence (baseline, output), a sorted bar chart
+    form row ─► Held.explain ────► Why: one sentence (baseline, output), a sorted bar chart
                                       (winserve.web.charts) and its table, in the user's columns
-             ─► Service.whatif  ─► [WhatIf]: per input, a line (numbers) or bars (categories)
+             ─► Held.whatif ─────► [WhatIf]: per input, a line (numbers) or bars (categories)
                                       and its table
 
 A classifier's contributions are percentage points of the predicted class's probability, a
@@ -23,10 +24,11 @@ from markupsafe import Markup
 
 from winserve import card as cards
 from winserve import explaining
+from winserve.dataplane import Held
 from winserve.errors import WinserveError
 from winserve.host.reference import how_to_make
 from winserve.model_info import ModelInfo
-from winserve.service import PredictRequest, Service
+from winserve.service import PredictRequest
 from winserve.web import charts, paths
 
 
@@ -91,7 +93,7 @@ def _row_label(label: str, kind: str, value: Any) -> str:
 
 
 def explain(
-    service: Service,
+    model: Held,
     info: ModelInfo,
     card: cards.ModelCard,
     asked: PredictRequest,
@@ -99,7 +101,7 @@ def explain(
 ) -> Why | str:
     """The form row's explanation, or the one line that says why there is none."""
     try:
-        found = service.explain(asked, info)[0]
+        found = model.explain(asked, info)[0]
     except WinserveError as exc:
         return "Why this answer: not available, " + paths.public(exc.message)
     labels = _labels(card, info)
@@ -152,7 +154,7 @@ def _outputs(curve: dict[str, Any], classes: list[Any], predicted: Any) -> list[
 
 
 def whatif(
-    service: Service,
+    model: Held,
     info: ModelInfo,
     card: cards.ModelCard,
     asked: PredictRequest,
@@ -161,7 +163,7 @@ def whatif(
 ) -> list[WhatIf] | str:
     """One small chart per input, or the one line that says why there are none."""
     try:
-        answer = service.whatif(asked, [], info)
+        answer = model.whatif(asked, [], info)
     except WinserveError as exc:
         return "What if: not available, " + paths.public(exc.message)
     labels = _labels(card, info)

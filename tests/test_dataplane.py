@@ -1,0 +1,299 @@
+"""The data plane (issue 23): the web layer's one door to the models, and its one health
+summary, with fake replicas and no process (``tests/fakes.py``).
+
+- no module of ``winserve/web`` imports the registry or a backend (read from their source);
+- the server's one status: strict readiness (``loading``, 503, until every model found at
+  start has loaded or failed), ``degraded`` only for replicas of a loaded model that are
+  down, a failed model in its own entry;
+- ``/health``, ``/v2/health/ready``, the repository index, ``/metrics`` and the console
+  banner all say what ``DataPlane.health()`` says;
+- a request's version is not stopped under it by a swap; ``/openapi.json`` describes any
+  served version, not only "1".
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.fakes import FakeModel
+from tests.helpers import wait_until
+from winserve import banner
+from winserve.backends.base import Backend, Health, ReplicaHealth
+from winserve.dataplane import DataPlane, HealthSummary, ModelState, overall
+from winserve.model_info import ModelSpec
+from winserve.models.registry import Registry
+from winserve.service import PredictRequest
+from winserve.settings import Settings
+from winserve.web import create_app
+
+pytestmark = pytest.mark.timeout(30)
+
+WEB = Path(__file__).resolve().parent.parent / "winserve" / "web"
+FORBIDDEN = ("winserve.models", "winserve.registry", "winserve.backends")
+
+
+# -- the web layer talks to the data plane only -------------------------------------------------
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module ``path`` imports (``from winserve import backends`` counts as
+    ``winserve.backends``), wherever the import is (a function's too)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return found
+
+
+def test_no_web_module_imports_the_registry_or_a_backend() -> None:
+    modules = sorted(WEB.glob("*.py"))
+    assert len(modules) > 10, "the web package was not found"
+    reaching = {
+        f"{path.name}: {name}"
+        for path in modules
+        for name in _imports(path)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+    }
+    assert reaching == set(), "web modules must call winserve.dataplane, not the models' insides"
+
+
+def test_the_import_walk_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """The check above can fail: each way of writing the import is caught."""
+    source = tmp_path / "view.py"
+    source.write_text(
+        "import winserve.backends.pool\n"
+        "from winserve import backends\n"
+        "def view():\n"
+        "    from winserve.models.registry import Slot\n",
+        encoding="utf-8",
+    )
+    names = _imports(source)
+    assert "winserve.backends.pool" in names
+    assert "winserve.backends" in names
+    assert "winserve.models.registry" in names
+
+
+# -- the one status ------------------------------------------------------------------------------
+
+
+def _health(status: Any, replicas: int = 1, down: int = 0) -> Health:
+    states = ["ready"] * (replicas - down) + ["restarting"] * down
+    return Health(status, tuple(ReplicaHealth(i, s) for i, s in enumerate(states)))  # type: ignore[arg-type]
+
+
+def _loaded(name: str, status: Any) -> ModelState:
+    return ModelState(name, status, version=1, health=_health(status))
+
+
+READY = _loaded("a", "ready")
+DEGRADED = _loaded("b", "degraded")
+NEVER_LOADED = ModelState("c", "failed", reason="c.pkl: not a model")
+LOADING = ModelState("d", "loading", loading=True)
+LOST = _loaded("e", "failed")  # it loaded; every replica is down now
+
+
+@pytest.mark.parametrize(
+    ("models", "starting", "expected"),
+    [
+        ((READY, LOADING), True, "loading"),  # strict: a model of the start still loads
+        ((READY, NEVER_LOADED), True, "loading"),
+        ((READY,), False, "ready"),
+        ((READY, NEVER_LOADED), False, "ready"),  # a file that did not load is not degraded
+        ((READY, DEGRADED), False, "degraded"),  # replicas of a loaded model are down
+        ((READY, LOST), False, "degraded"),
+        ((NEVER_LOADED,), False, "failed"),
+        ((NEVER_LOADED, LOADING), False, "loading"),  # a file added later, loading
+        ((), False, "failed"),  # an empty folder serves nothing
+        ((ModelState("s", "stopped", version=1, health=_health("stopped")),), False, "stopped"),
+    ],
+)
+def test_the_one_status(models: tuple[ModelState, ...], starting: bool, expected: str) -> None:
+    assert overall(models, starting) == expected
+    summary = HealthSummary(overall(models, starting), starting, models)
+    assert summary.ready == (not starting and any(m.serving for m in models))
+
+
+# -- with fake replicas --------------------------------------------------------------------------
+
+
+class Models:
+    """Fake models by file name: each file's backend is a pool of its own ``FakeModel``."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, FakeModel] = {}
+
+    def __getitem__(self, name: str) -> FakeModel:
+        return self.by_name.setdefault(name, FakeModel(name=name))
+
+    def make_backend(self, spec: ModelSpec, workers: int) -> Backend:
+        return self[Path(spec.path).stem].make_backend(spec, workers)
+
+
+@pytest.fixture
+def models() -> Models:
+    return Models()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    found = tmp_path / "models"
+    found.mkdir()
+    for name in ("fast", "slow"):
+        (found / f"{name}.joblib").write_bytes(name.encode())
+    return found
+
+
+@pytest.fixture
+def started(models: Models, folder: Path) -> Iterator[tuple[DataPlane, FlaskClient]]:
+    """A folder of two models whose second loads slowly, started, and the app over it."""
+    models["slow"].load_seconds = 1.0
+    registry = Registry(Settings(model=folder, workers=2), models.make_backend)
+    _start(registry)
+    plane = DataPlane(registry)
+    app = create_app(Settings(model=folder), plane=plane)
+    try:
+        yield plane, app.test_client()
+    finally:
+        registry.close()
+
+
+def _start(registry: Registry) -> None:
+    """Every model of the folder starts loading in the background (``Registry.start``; named
+    ``start_folder`` before the single file became a folder of one)."""
+    start = getattr(registry, "start", None) or registry.start_folder
+    start()
+
+
+def test_not_ready_until_every_model_of_the_start_has_loaded(
+    started: tuple[DataPlane, FlaskClient], models: Models
+) -> None:
+    plane, client = started
+    wait_until(lambda: plane.health().model("fast").serving, 5)  # type: ignore[union-attr]
+    summary = plane.health()
+    assert summary.starting and summary.status == "loading" and not summary.ready
+    slow = summary.model("slow")
+    assert slow is not None and slow.status == "loading" and slow.version is None
+
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json["status"] == "loading"
+    assert health.json["models"]["fast"]["status"] == "ready"
+    assert health.json["models"]["slow"] == {"status": "loading", "serving": False}
+    assert client.get("/v2/health/ready").status_code == 503
+    assert client.get("/v2/health/ready").json == {"ready": False}
+    assert client.get("/v2/health/live").status_code == 200
+    # each model's own readiness stays at its own route
+    assert client.get("/v2/models/fast/ready").status_code == 200
+    assert client.get("/v2/models/slow/ready").status_code == 503
+    assert client.post("/models/fast/predict", json=[{"x0": 1, "x1": 2}]).status_code == 200
+
+    wait_until(lambda: not plane.health().starting, 10)
+    summary = plane.health()
+    assert summary.status == "ready" and summary.ready
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json["status"] == "ready"
+    assert client.get("/v2/health/ready").json == {"ready": True}
+    assert models["slow"].replicas, "the slow model was loaded by its fake replicas"
+
+
+def test_every_page_renders_the_one_summary(
+    started: tuple[DataPlane, FlaskClient], models: Models
+) -> None:
+    plane, client = started
+    wait_until(lambda: plane.health().ready, 10)
+    models["slow"].load_seconds = 0.5  # its restart takes a while
+    models["slow"].replicas[0].die()
+    wait_until(lambda: plane.health().status == "degraded", 5)
+    summary = plane.health()
+    slow = summary.model("slow")
+    assert slow is not None and slow.status == "degraded" and slow.serving
+
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json["status"] == "degraded"
+    assert health.json["models"]["slow"]["status"] == "degraded"
+    index = {m["name"]: m for m in client.post("/v2/repository/index").json}
+    assert index["slow"]["state"] == "READY" and index["fast"]["version"] == "1"
+    metrics = client.get("/metrics").text
+    assert 'winserve_ready{model="slow"} 1.0' in metrics
+    assert 'winserve_replica_ready{model="slow",replica="0"} 0.0' in metrics
+    console = banner.folder(summary, "127.0.0.1", 8080)
+    assert "http://127.0.0.1:8080/models/fast/  version 1" in console
+    assert str(plane.health().folder) in console
+    wait_until(lambda: plane.health().status == "ready", 5)
+
+
+def test_a_model_that_never_loaded_is_failed_in_its_entry_and_the_server_is_ready(
+    models: Models, folder: Path
+) -> None:
+    models["slow"].load_error = "ValueError: not a model"
+    (folder / "notes.joblib.txt").write_text("not listed", encoding="utf-8")
+    (folder / "fast.pkl").write_bytes(b"the same name twice")
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    try:
+        plane = DataPlane(registry)
+        wait_until(lambda: not plane.health().starting, 10)
+        summary = plane.health()
+        assert summary.status == "ready" and summary.ready
+        slow = summary.model("slow")
+        assert slow is not None and slow.status == "failed" and "not a model" in slow.reason
+        assert [name for name, _ in summary.not_served] == ["fast.pkl"]
+        client = create_app(Settings(model=folder), plane=plane).test_client()
+        health = client.get("/health")
+        assert health.status_code == 200 and health.json["status"] == "ready"
+        assert health.json["models"]["slow"]["status"] == "failed"
+        assert "not a model" in health.json["models"]["slow"]["reason"]
+        assert "fast.pkl" in health.json["not_served"]
+        assert 'winserve_ready{model="slow"} 0.0' in client.get("/metrics").text
+        console = banner.folder(summary, "127.0.0.1", 8080)
+        assert "slow" in console and "NOT served: ValueError: not a model" in console
+    finally:
+        registry.close()
+
+
+def test_a_request_keeps_its_version_through_a_swap(models: Models, folder: Path) -> None:
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    try:
+        plane = DataPlane(registry)
+        wait_until(lambda: plane.health().ready, 10)
+        held = plane.hold("fast")
+        (folder / "fast.joblib").write_bytes(b"fast, retrained")
+        assert plane.load("fast") == ""
+        assert plane.describe("fast").version == 2
+        assert plane.versions("fast") == ["2", "1"]  # the first drains while it is held
+        answer = held.infer(PredictRequest.from_columns({"x0": [1.0], "x1": [2.0]}))
+        assert answer.version == 1 and answer.prediction.predictions == [4.0]
+        assert plane.infer("fast", None, PredictRequest.from_rows([[1.0, 2.0]])).version == 2
+        plane.release(held)
+        wait_until(lambda: plane.versions("fast") == ["2"], 5)  # drained, then stopped
+    finally:
+        registry.close()
+
+
+def test_openapi_describes_the_versions_served(models: Models, folder: Path) -> None:
+    """A reloaded model answers at /versions/2: the document no longer says only "1"."""
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    try:
+        plane = DataPlane(registry)
+        wait_until(lambda: plane.health().ready, 10)
+        (folder / "fast.joblib").write_bytes(b"fast, retrained")
+        assert plane.load("fast") == ""
+        client = create_app(Settings(model=folder), plane=plane).test_client()
+        document = client.get("/openapi.json").json
+        route = document["paths"]["/v2/models/{model_name}/versions/{model_version}"]
+        version = next(p for p in route["get"]["parameters"] if p["name"] == "model_version")
+        assert "enum" not in version["schema"] and version["schema"]["type"] == "string"
+        assert "2" in version["schema"]["examples"]
+        assert client.get("/v2/models/fast/versions/2").status_code == 200
+    finally:
+        registry.close()

@@ -1,0 +1,385 @@
+"""The one object the web layer calls (issue 23): predictions, descriptions, health, loading,
+CSV jobs, over the registry of models. The views decode, call it, and encode; they never hold
+a registry entry, a slot or a backend (MLServer's ``handlers/dataplane.py`` over its
+``registry.py``).
+
+::
+
+    view (winserve/web) ── decoded request ──► DataPlane ─────────► Registry (models/)
+                                                 │ hold(name[, version]): the slot of that
+                                                 │ version, counted in flight until release
+                                                 ▼
+                                               Held: one model version for one request, from
+                                                 its first use to its end (a swap meanwhile
+                                                 does not stop it): info, infer → Answer,
+                                                 check, explain, whatif, health, jobs
+                                                 │ Service (validation) ─► Backend (replicas)
+    /health, /v2/health/*, the model list,     health() ─► HealthSummary (frozen): each
+    /metrics, the console banner ◄──────────────  model's state and the one overall status
+
+Readiness is strict (issue 23, as Triton's and MLServer's): the server is not ready, status
+``loading``, until every model found at start has loaded or failed (``Registry.starting``);
+after that it is ready while some model serves. ``degraded`` means one thing: some replicas
+of a model that loaded are down. A model that never loaded is ``failed`` in its own entry
+(and at ``/v2/models/<name>/ready``), not a degraded server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from winserve import card as cards
+from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, Status
+from winserve.errors import NotFound
+from winserve.metrics import Histogram
+from winserve.model_info import ModelInfo
+from winserve.models.registry import Registry, Slot, discover
+from winserve.models.status import ModelStatus
+from winserve.scoring.jobs import JobManager
+from winserve.service import PredictRequest, Prepared
+from winserve.settings import Settings
+
+# the records the data plane hands out, named here so that views import them from one place
+__all__ = [
+    "Answer",
+    "Backend",
+    "DataPlane",
+    "Description",
+    "Health",
+    "HealthSummary",
+    "Held",
+    "JobsOf",
+    "ModelState",
+    "Prediction",
+    "ReplicaHealth",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A prediction, with the model description it was checked against and its version."""
+
+    prediction: Prediction
+    info: ModelInfo
+    version: int
+
+
+@dataclass(frozen=True)
+class Description:
+    """What one version of a model is: its description, version, file and the versions of
+    the model that answer now (the one serving, then those draining)."""
+
+    info: ModelInfo
+    name: str
+    version: int
+    sha256: str
+    loaded_at: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobsOf:
+    """The version of a model that holds a CSV job (it may have been replaced since)."""
+
+    name: str
+    version: int
+    card: cards.ModelCard
+    jobs: JobManager
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model's state at one moment: its own status (the serving version's health, else
+    ``loading`` or ``failed``), the version serving, and why the file on disk is not what
+    serves (a failed load), if it is not."""
+
+    name: str
+    status: Status
+    version: int | None = None  # the version serving; None while none does
+    health: Health | None = None  # the serving version's replicas, queue and reason
+    reason: str = ""  # why the file on disk is not what serves; "" else
+    loading: bool = False  # a load of this name is running
+    title: str = ""  # the model card's title
+
+    @property
+    def serving(self) -> bool:
+        return self.status in ("ready", "degraded")
+
+
+@dataclass(frozen=True)
+class HealthSummary:
+    """Every model's state and the server's, read once: what ``/health``, ``/v2/health/*``,
+    the model list, ``/metrics`` and the console banner render."""
+
+    status: Status
+    starting: bool  # a model found at start has not loaded or failed yet
+    models: tuple[ModelState, ...]
+    not_served: tuple[tuple[str, str], ...] = ()  # files in the folder served under no name
+    folder: str = ""  # the folder of models; "" for one model file
+    default: str | None = None  # the model the bare routes answer for
+
+    @property
+    def serving(self) -> bool:
+        """Some model answers predictions."""
+        return any(m.serving for m in self.models)
+
+    @property
+    def ready(self) -> bool:
+        """Ready (HTTP 200 at /health and /v2/health/ready): start is over and a model serves."""
+        return not self.starting and self.serving
+
+    def model(self, name: str | None) -> ModelState | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def overall(models: tuple[ModelState, ...], starting: bool) -> Status:
+    """The server's one status: ``loading`` while start is not over; once it is, ``ready``
+    or ``degraded`` (a model that loaded has replicas down) while some model serves, else
+    ``loading``, ``stopped`` or ``failed``."""
+    if starting:
+        return "loading"
+    if any(m.serving for m in models):
+        loaded = [m for m in models if m.version is not None]
+        return "degraded" if any(m.status != "ready" for m in loaded) else "ready"
+    if any(m.status == "loading" for m in models):
+        return "loading"
+    if models and all(m.status == "stopped" for m in models):
+        return "stopped"
+    return "failed"
+
+
+class Held:
+    """One version of one model, held by one request from its first use to its end: the
+    registry counts it in flight until ``DataPlane.release``, so a new version that starts
+    serving meanwhile takes the next requests and this one is not stopped under it."""
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: Slot) -> None:
+        self._slot = slot
+
+    @property
+    def name(self) -> str:
+        return self._slot.name
+
+    @property
+    def version(self) -> int:
+        return self._slot.version
+
+    @property
+    def sha256(self) -> str:
+        return self._slot.sha256
+
+    @property
+    def loaded_at(self) -> str:
+        return self._slot.loaded_at
+
+    @property
+    def card(self) -> cards.ModelCard:
+        return self._slot.card
+
+    @property
+    def jobs(self) -> JobManager:
+        return self._slot.jobs
+
+    def info(self) -> ModelInfo:
+        """The model's description (``ModelFailed``/``ModelUnavailable`` when there is none);
+        a view takes it once and checks every call of its request against it."""
+        return self._slot.service.info()
+
+    def health(self) -> Health:
+        return self._slot.backend.health()
+
+    def infer(self, request: PredictRequest, info: ModelInfo | None = None) -> Answer:
+        """``request``'s prediction, checked against ``info`` (default: the current one)."""
+        info = info or self._slot.service.info()
+        return Answer(self._slot.service.predict(request, info), info, self._slot.version)
+
+    def check(self, request: PredictRequest) -> Prepared:
+        """Validate without predicting: bad rows are reported, not raised (the page)."""
+        return self._slot.service.check(request)
+
+    def predict_prepared(self, prepared: Prepared, proba: bool) -> Prediction:
+        return self._slot.service.predict_prepared(prepared, proba)
+
+    def explain(self, request: PredictRequest, info: ModelInfo | None = None) -> list[Any]:
+        return self._slot.service.explain(request, info)
+
+    def whatif(
+        self, request: PredictRequest, columns: list[str], info: ModelInfo | None = None
+    ) -> dict[str, Any]:
+        return self._slot.service.whatif(request, columns, info)
+
+
+class DataPlane:
+    """The models served, as the web layer sees them (see the module docstring)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @classmethod
+    def of_backend(cls, settings: Settings, backend: Backend) -> DataPlane:
+        """One model, already started in ``backend``, as the only one served (tests, and
+        ``create_app(settings, backend)``)."""
+        registry = Registry(settings, lambda spec, workers: backend)
+        registry.adopt(backend)
+        return cls(registry)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry underneath (the server's and the tests'; never a view's)."""
+        return self._registry
+
+    # -- which models -------------------------------------------------------------------------
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder of models (each at /models/<name>/…), not one model file."""
+        return self._registry.is_folder
+
+    @property
+    def private_folder(self) -> str:
+        """Where the models' private copies load from (a path a view must never show)."""
+        return str(self._registry.copies)
+
+    def names(self) -> list[str]:
+        return self._registry.names()
+
+    def default_name(self) -> str | None:
+        return self._registry.default_name()
+
+    def lists_models(self) -> bool:
+        """Whether ``/`` lists the models: a folder of several, none of them the default."""
+        registry = self._registry
+        return registry.is_folder and len(registry.names()) > 1 and registry.default_name() is None
+
+    def names_a_model(self) -> bool:
+        """Whether the bare routes answer for a model (one file, or a folder's default)."""
+        return not self._registry.is_folder or self._registry.default_name() is not None
+
+    # -- one request's model ------------------------------------------------------------------
+
+    def hold(self, name: str | None = None) -> Held:
+        """The version serving ``name`` (None: the default model), held until ``release``;
+        404 for a name not served, 503 while it loads or after its load failed."""
+        return Held(self._registry.acquire(name))
+
+    def hold_version(self, name: str, version: str) -> Held:
+        """Version ``version`` of ``name`` (the one serving, or one still draining)."""
+        return Held(self._registry.acquire_version(name, version))
+
+    def release(self, held: Held) -> None:
+        self._registry.release(held._slot)
+
+    def infer(self, name: str | None, version: str | None, request: PredictRequest) -> Answer:
+        """One prediction, on the version asked for (None: the one serving)."""
+        held = self.hold(name) if version is None else self.hold_version(str(name), version)
+        try:
+            return held.infer(request)
+        finally:
+            self.release(held)
+
+    def describe(self, name: str | None, version: str | None = None) -> Description:
+        held = self.hold(name) if version is None else self.hold_version(str(name), version)
+        try:
+            return self.description(held)
+        finally:
+            self.release(held)
+
+    def description(self, held: Held) -> Description:
+        """What ``held`` is, and the versions of its model that answer now."""
+        return Description(
+            held.info(),
+            held.name,
+            held.version,
+            held.sha256,
+            held.loaded_at,
+            tuple(self.versions(held.name)) or (str(held.version),),
+        )
+
+    def versions(self, name: str) -> list[str]:
+        """The versions of ``name`` that answer: the one serving, then those draining."""
+        registry = self._registry
+        return [str(s.version) for s in registry.served_versions(registry.entry(name))]
+
+    def reason(self, name: str) -> str:
+        """Why the file of ``name`` on disk is not what serves (a failed load); "" else."""
+        try:
+            return self._registry.entry(name).reason
+        except NotFound:
+            return ""
+
+    def jobs_of(self, name: str, job_id: str) -> JobsOf:
+        """The version of ``name`` that holds the CSV job ``job_id`` (it finishes there, even
+        after a newer version serves)."""
+        slot = self._registry.find_job_slot(name, job_id)
+        return JobsOf(slot.name, slot.version, slot.card, slot.jobs)
+
+    def current_jobs(self) -> JobManager | None:
+        """One model file: the CSV jobs of its version serving now (None: none serves)."""
+        entries = self._registry.entries()
+        if len(entries) != 1 or entries[0].current is None:
+            return None
+        return entries[0].current.jobs
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def health(self) -> HealthSummary:
+        """Every model's state and the server's one status, read now."""
+        registry = self._registry
+        snapshot = registry.snapshot()
+        models = tuple(_state(model) for model in snapshot.models)
+        return HealthSummary(
+            status=overall(models, snapshot.starting),
+            starting=snapshot.starting,
+            models=models,
+            not_served=snapshot.refused if registry.is_folder else (),
+            folder=str(registry.folder) if registry.folder is not None else "",
+            default=snapshot.default_name,
+        )
+
+    def batch_rows(self) -> list[tuple[str, Histogram]]:
+        """Each serving model's histogram of rows per model call (for /metrics)."""
+        return [
+            (entry.name, entry.current.backend.batch_rows)
+            for entry in self._registry.entries()
+            if entry.current is not None
+        ]
+
+    # -- loading and unloading -------------------------------------------------------------------
+
+    def load(self, name: str) -> str:
+        """Load (or reload) ``name`` from its file now; "" once it serves, else why not.
+        ``NotFound`` when there is no such file."""
+        registry = self._registry
+        if registry.folder is None:
+            path = registry.entry(name).path
+        else:
+            path = discover(registry.folder)[0].get(name)
+        if path is None:
+            raise NotFound(f"no model file named {name!r} in the models folder")
+        if registry.load(name, path):
+            return ""
+        return registry.entry(name).reason or "the file changed while it was read; try again"
+
+    def unload(self, name: str) -> None:
+        """``name`` answers 404 from now on; its version stops once its requests end."""
+        self._registry.unload(name)
+
+
+def _state(model: ModelStatus) -> ModelState:
+    """A model's state in the summary, from the registry's snapshot of it."""
+    current = model.current
+    if current is None:
+        status: Status = "loading" if model.loading else "failed"
+        return ModelState(model.name, status, reason=model.reason, loading=model.loading)
+    return ModelState(
+        model.name,
+        current.health.status,
+        version=current.version,
+        health=current.health,
+        reason=model.reason,
+        loading=model.loading,
+        title=current.title,
+    )
