@@ -6,25 +6,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
-from tests.helpers import jobs_client, wait_until
-from winserve.scoring.jobs import _chunks
+from tests.helpers import csrf_token, jobs_client, wait_until
+from winserve.scoring import csv_scoring
 from winserve.spreadsheet import Dialect
 
 
 def _token(client: FlaskClient) -> str:
-    page = client.get("/").get_data(as_text=True)
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
+    return csrf_token(client.get("/").get_data(as_text=True))
 
 
 def _submit(client: FlaskClient, text: str | bytes, **extra: Any) -> Any:
@@ -272,7 +269,7 @@ def test_a_wide_file_is_read_in_chunks_bounded_by_bytes_and_scored_whole() -> No
     text = "id,a,b" + tail + "\r\n" + lines
     rows = Dialect().reader(io.StringIO(text, newline=""))
     next(rows)
-    chunks = list(_chunks(rows, 1000, 1 << 20))  # a row costs about 270 KB
+    chunks = list(csv_scoring.chunks(rows, 1000, 1 << 20))  # a row costs about 270 KB
     assert [len(c) for c in chunks] == [4] * 10
     assert [line for chunk in chunks for line, _ in chunk] == list(range(2, 42))
     client = jobs_client()
@@ -291,7 +288,8 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
     file's bytes read, and the row count is known once the file is read to its end."""
     client = jobs_client()
     manager = client.application.extensions["winserve.scoring.jobs"]
-    monkeypatch.setattr(manager, "_chunk", 100)  # rows per chunk: many steps of progress
+    # rows per chunk: many steps of progress
+    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=100))
     opened: list[str] = []
     real_open = Dialect.open
 
@@ -301,13 +299,13 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
 
     monkeypatch.setattr(Dialect, "open", counting_open)
     seen: list[tuple[int, int]] = []
-    real_chunk = manager._score_chunk
+    real_chunk = csv_scoring.score_chunk
 
-    def watched(chunk: Any, header: Any, positions: Any, info: Any, job: Any, *more: Any) -> Any:
-        seen.append((job.percent, job.total_rows))
-        return real_chunk(chunk, header, positions, info, job, *more)
+    def watched(scorer: Any, *more: Any) -> Any:
+        seen.append((scorer.job.percent, scorer.job.total_rows))
+        return real_chunk(scorer, *more)
 
-    monkeypatch.setattr(manager, "_score_chunk", watched)
+    monkeypatch.setattr(csv_scoring, "score_chunk", watched)
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(5000)]  # 40 KB, clear of 11, 13 …
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "done" and status["percent"] == 100
@@ -324,7 +322,8 @@ def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
 ) -> None:
     """Found out while reading (chunks of 100 here): the message still says how many rows."""
     client = jobs_client(max_csv_rows=200)
-    monkeypatch.setattr(client.application.extensions["winserve.scoring.jobs"], "_chunk", 100)
+    manager = client.application.extensions["winserve.scoring.jobs"]
+    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=100))
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(250)] + ["", "1,1"]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "failed"
@@ -367,10 +366,7 @@ def test_the_scoring_folder_is_capped_by_max_jobs_mb() -> None:
     client = jobs_client(max_jobs_mb=0.1)  # 102 KB
 
     def paste(text: str) -> Any:  # a short request id: each scored row carries it (issue 27)
-        page = client.get("/").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-        assert token is not None
-        data = {"csrf_token": token.group(1), "rows": text}
+        data = {"csrf_token": _token(client), "rows": text}
         return client.post("/jobs", data=data, headers={"X-Request-Id": "t"})
 
     rows = "a,b\n" + "".join(f"{2000 + i},1\n" for i in range(3000))  # 21 KB; scored 69 KB

@@ -89,7 +89,7 @@ def test_numbers_written_back_with_the_same_mark() -> None:
     assert german.write_value(0.25) == "0,25" and german.write_value("setosa") == "setosa"
     assert german.write_value(3) == "3"
     assert Dialect().write_value(0.25) == "0.25" and Dialect().read_number("1,5") == "1,5"
-    assert german.describe() == "semicolon-separated, decimal comma, UTF-8"
+    assert german.read_as() == "semicolon-separated, decimal comma, UTF-8"
 
 
 @pytest.mark.parametrize(

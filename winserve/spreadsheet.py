@@ -141,7 +141,7 @@ class Dialect:
     delimiter: str = ","
     decimal_comma: bool = False
 
-    def describe(self) -> str:
+    def read_as(self) -> str:
         """For the job page: how the file was read."""
         parts = [f"{SEPARATORS[self.delimiter]}-separated"]
         if self.decimal_comma:

@@ -6,7 +6,7 @@
                EXPANDED_LIMIT (zip bombs, shared-strings bombs) ──► refused with a sentence
           ──► table: the sheet whose first filled row names the model's inputs (else the
                first sheet), read as a stream (read-only), cells with their Excel types
-          ──► jobs.py scores the rows in chunks, as a CSV's ──► {row number: added cells}
+          ──► workbook_scoring scores the rows in chunks, as a CSV's ──► {row number: cells}
           ──► write: the workbook loaded whole (formatting, formulas, other sheets kept),
                "prediction", "probability <class>", "error" added to that sheet, an
                "About" sheet, saved as the result
@@ -132,7 +132,8 @@ class Cells:
     sheet: str
     sheets: tuple[str, ...]
 
-    def describe(self) -> str:
+    def read_as(self) -> str:
+        """For the job page: which sheet was scored, and which others the result keeps."""
         others = [s for s in self.sheets if s != self.sheet]
         shown = f", sheet {self.sheet!r}"
         if others:

@@ -25,7 +25,8 @@ from winserve.dataplane import Health, Held, JobsOf
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo, sample_failed
-from winserve.scoring.jobs import Job, JobManager
+from winserve.scoring.job import ScoringJob
+from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
 from winserve.web import csrf, held, observe, paths, why_page
@@ -341,7 +342,7 @@ def _for_program() -> bool:
     return accept.best_match(["text/html", "application/json"]) == "application/json"
 
 
-def _job_links(job: Job) -> dict[str, str]:
+def _job_links(job: ScoringJob) -> dict[str, str]:
     where = request.host_url.rstrip("/") + f"{held.base()}/jobs/{job.id}"
     return {
         "id": job.id,

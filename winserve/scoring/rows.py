@@ -1,0 +1,154 @@
+"""A chunk of a file's rows through the model: the cells the result adds to each row.
+
+::
+
+    rows of cells (picked and ordered by model input), their line numbers
+        ──► Service.check: rows that break the model's inputs get their reason (row, column)
+        ──► Service.predict_prepared on the others, the same call as every API request, so
+            other users' requests interleave with a file's chunks
+              model restarting (503) ──► wait, up to UNAVAILABLE_WAIT
+              timeout (504) ──► every row of the chunk gets the reason
+              rows the model refused ──► the host isolated them (row_errors); blame names
+                                         the cell to fix (issue 22)
+        ──► {position: prediction(s), probabilities, error}; the job's problems counted
+
+CSV files and workbooks go through the same ``RowScorer`` (csv_scoring, workbook_scoring).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from winserve import blame
+from winserve.backends.base import row_errors
+from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
+from winserve.model_info import ModelInfo
+from winserve.scoring.columns import error_cells
+from winserve.scoring.job import ScoringJob
+from winserve.service import PredictRequest, Prepared, Service
+
+UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How a file is read: ``chunk_rows`` rows at a time, or fewer once their cells cost
+    ``chunk_bytes`` (issue 13 item 6), and ``max_rows`` rows at most (setting max_csv_rows)."""
+
+    chunk_rows: int
+    chunk_bytes: int
+    max_rows: int
+
+
+def _request(rows: list[list[Any]], info: ModelInfo) -> PredictRequest:
+    """Cells (already picked and ordered by model input) as a request for the service."""
+    if info.features:
+        request = PredictRequest.from_columns(
+            {f.name: [r[i] for r in rows] for i, f in enumerate(info.features)}
+        )
+        request.cells = True  # columns of kind "any" typed as pd.read_csv types them (#22)
+        return request
+    return PredictRequest.from_rows([list(r) for r in rows])
+
+
+class RowScorer:
+    """Scores one job's rows, chunk by chunk, through the model version's service: each
+    row gets its added cells (see ``columns.added_columns``), and each row that got no
+    prediction is counted in the job's problems with its line and reason. ``closing`` stops
+    the waiting for a restarting model when winserve stops."""
+
+    def __init__(self, service: Service, job: ScoringJob, closing: threading.Event) -> None:
+        self.service = service
+        self.job = job
+        self.closing = closing
+        self.info = service.info()
+
+    def error_cells(self, reason: str) -> list[str]:
+        return error_cells(self.info, reason)
+
+    def score(self, rows: list[list[Any]], lines: list[int]) -> list[tuple[int, list[str]]]:
+        """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
+        info, job = self.info, self.job
+        prepared = self.service.check(_request(rows, info), max_rows=len(rows))
+        results: list[tuple[int, list[str]]] = []
+        reasons: dict[int, list[str]] = {}
+        for problem in prepared.problems:
+            shown = f"column {problem.column!r}: " if problem.column else ""
+            reasons.setdefault(problem.row, []).append(shown + problem.message)
+        for row, texts in reasons.items():
+            reason = "; ".join(texts)
+            job.problem(lines[row], reason)
+            results.append((row, self.error_cells(reason)))
+        good = prepared.good_rows
+        if good:
+            subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
+            for position, cells in self._call(subset, subset_lines, prepared):
+                results.append((good[position], cells))
+        return results
+
+    def _answers_row(self) -> Callable[[list[Any]], bool]:
+        def answers(row: list[Any]) -> bool:
+            try:
+                prepared = self.service.check(_request([row], self.info), max_rows=1)
+                if prepared.problems:
+                    return False
+                self.service.predict_prepared(prepared, False)
+            except WinserveError:
+                return False
+            return True
+
+        return answers
+
+    def _failed_whole(self, lines: list[int], message: str) -> list[tuple[int, list[str]]]:
+        for line in lines:
+            self.job.problem(line, message)
+        return [(i, self.error_cells(message)) for i in range(len(lines))]
+
+    def _call(
+        self, rows: list[list[Any]], lines: list[int], prepared: Prepared
+    ) -> list[tuple[int, list[str]]]:
+        """Predict the valid rows (``prepared``, validated already); when the model rejects
+        some, the model host finds which in the same call and answers the others
+        (``row_errors``), so each rejected line gets its own reason."""
+        info, job = self.info, self.job
+        waited_until = time.monotonic() + UNAVAILABLE_WAIT
+        failed: dict[int, WinserveError] = {}
+        while True:
+            try:
+                prediction = self.service.predict_prepared(prepared, bool(info.has_proba))
+                break
+            except ModelUnavailable:
+                if time.monotonic() > waited_until or self.closing.is_set():
+                    raise
+                time.sleep(0.5)
+            except ModelTimeout as exc:
+                return self._failed_whole(lines, exc.message)
+            except (BadRequest, ModelError) as exc:
+                isolated = row_errors(exc)
+                if isolated is None:  # one row, or the call failed as a whole: every row's
+                    return self._failed_whole(lines, exc.message)
+                prediction, failed = isolated.prediction, isolated.errors
+                if info.features and not info.text_input:  # name the cell to fix (issue 22)
+                    failed = blame.name_columns(
+                        rows, failed, info.feature_names, self._answers_row()
+                    )
+                break
+        cells = []
+        for index, value in enumerate(prediction.predictions):
+            if index in failed:
+                job.problem(lines[index], failed[index].message)
+                cells.append((index, self.error_cells(failed[index].message)))
+                continue
+            probabilities = (
+                [job.dialect.write_value(p) for p in prediction.probabilities[index]]
+                if info.has_proba and prediction.probabilities
+                else []
+            )
+            values = value if isinstance(value, list) else [value]  # one per output
+            written = [job.dialect.write_value(v) for v in values]
+            cells.append((index, [*written, *probabilities, ""]))
+        return cells
