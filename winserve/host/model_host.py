@@ -48,9 +48,6 @@ from winserve.model_info import SAMPLE_FAILED, ModelSpec
 # category, shape): the caller gets a 400, not a 500.
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
-# the error type of a load whose sample prediction failed (its message begins with
-# model_info.SAMPLE_FAILED, which the web side reads)
-SAMPLE_FAILED_TYPE = "SampleFailed"
 MAX_MESSAGE = 2000
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
@@ -123,8 +120,10 @@ class ModelHost:
         except Exception as exc:
             return error_record(exc)
         if info["sample_error"]:
-            # serving a model that cannot answer one row would only fail every request later
-            return failure(SAMPLE_FAILED_TYPE, sample_failure(info, spec))
+            # serving a model that cannot answer one row would only fail every request later;
+            # a load failure like any other, told apart by its message's first words
+            # (model_info.SAMPLE_FAILED, the one name for it: issue 23)
+            return failure("ModelLoadError", sample_failure(info, spec))
         info["load_seconds"] = round(time.perf_counter() - started, 3)
         self._info = info
         return {"ok": True, "info": info}
