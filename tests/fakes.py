@@ -6,17 +6,17 @@
               │ .make_replica(index, spec)           │ .make_backend(spec, workers)
               ▼                                      ▼
     PoolBackend ─► FakeReplica.predict(payload)    Registry ─► FakeBackend (a PoolBackend of
-      (what a spawned ModelHost answers: a host      FakeReplicas: start, wait_ready, predict,
-       record, TimeoutError past the call's          close, as the registry sees a backend)
-       timeout, EOFError when it "dies")
+      (a ReplicaRunner: what a spawned ModelHost     FakeReplicas: start, wait_ready, predict,
+       answers, a host record, TimeoutError past     close, as the registry sees a backend)
+       the call's timeout, HostGone when it "dies")
 
 The fake model answers ``2 * x0 + x1`` for each row of a ``{"matrix": …}`` payload, and each
 row's sum for a payload of one tensor (``{"tensors": {name: array}}``). A row whose
 ``x0`` is ``model.refuse`` is refused with a ValueError (the host's isolated-rows record, as
 ``ModelHost.predict`` answers, when the call holds other rows); ``model.hang`` makes the call
 block until its timeout (``TimeoutError``, as the proxy raises it) or until the replica is
-killed; ``model.crash`` ends the "process" at the end of the call (``EOFError``, as a dead host's
-connection does). Every wait is bounded, and ``kill``/``stop`` unblock a call at once.
+killed; ``model.crash`` ends the "process" at the end of the call (``HostGone``, as a dead host's
+connection raises it). Every wait is bounded, and ``kill``/``stop`` unblock a call at once.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from winserve.backends.base import ReplicaHealth, ReplicaState
 from winserve.backends.pool import PoolBackend
-from winserve.backends.replica import Replica
+from winserve.backends.runner import HostGone, Lifecycle, ReplicaRunner
 from winserve.errors import ModelLoadError
+from winserve.host.answers import AskAnswer, ErrorRecord, HostInfo, Isolated, PredictAnswer
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelSpec
 
@@ -76,12 +76,11 @@ class FakeModel:
     replicas: list[FakeReplica] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def make_replica(self, index: int, spec: ModelSpec) -> Replica:
+    def make_replica(self, index: int, spec: ModelSpec) -> ReplicaRunner:
         replica = FakeReplica(index, spec, self)
         with self.lock:
             self.replicas.append(replica)
-        # the pool's MakeReplica is typed to the concrete Replica (issue 23 names the seam)
-        return cast(Replica, replica)
+        return replica
 
     def pool(self, spec: ModelSpec | None = None, **options: Any) -> PoolBackend:
         """A started pool of fake replicas (``options``: PoolBackend's keywords)."""
@@ -94,7 +93,7 @@ class FakeModel:
         starts it)."""
         return PoolBackend(spec, workers=workers, make_replica=self.make_replica, timeout=5.0)
 
-    def info(self, spec: ModelSpec) -> dict[str, Any]:
+    def info(self, spec: ModelSpec) -> HostInfo:
         """The description a host gives after a load."""
         return {
             "name": self.name,
@@ -108,16 +107,12 @@ class FakeModel:
         }
 
 
-class FakeReplica:
-    """What ``PoolBackend`` calls on a replica (``winserve.backends.replica.Replica``)."""
+class FakeReplica(Lifecycle):
+    """A ``ReplicaRunner`` without a process: what ``PoolBackend`` calls on a replica."""
 
     def __init__(self, index: int, spec: ModelSpec, model: FakeModel) -> None:
-        self.index, self.spec, self.model = index, spec, model
-        self.state: ReplicaState = "starting"
-        self.restarts = 0
-        self.last_error = ""
-        self.started_at = 0.0
-        self.load_seconds = 0.0
+        super().__init__(index, spec)
+        self.model = model
         self.starts = self.kills = 0
         self.start_times: list[float] = []  # when each start began (time.monotonic)
         self.stopped = False
@@ -129,35 +124,29 @@ class FakeReplica:
     def pid(self) -> int | None:
         return self._pid
 
-    def health(self) -> ReplicaHealth:
-        return ReplicaHealth(
-            self.index, self.state, self.restarts, self._pid, self.last_error, self.load_seconds
-        )
-
-    def start(self, load_timeout: float) -> dict[str, Any]:
+    def start(self, load_timeout: float) -> HostInfo:
         began = time.monotonic()
         if self.stopped:
-            raise BrokenPipeError("the replica was stopped")
+            raise HostGone("the replica was stopped")
         self._ended = threading.Event()
         self.starts += 1
         self.start_times.append(began)
         self._pid = next(_pids)
         self._alive = True
         if self._ended.wait(min(self.model.load_seconds, load_timeout)):
-            raise BrokenPipeError("the replica was stopped while its host started")
+            raise HostGone("the replica was stopped while its host started")
         if self.model.load_seconds > load_timeout:
             raise TimeoutError("load")
         if self.model.load_error:
             raise ModelLoadError(self.model.load_error)
-        self.started_at = time.monotonic()
-        self.load_seconds = self.started_at - began
+        self.loaded_since(began)
         return self.model.info(self.spec)
 
     def predict(
         self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
-    ) -> dict[str, Any]:
+    ) -> PredictAnswer:
         if not self._alive:
-            raise BrokenPipeError("the model host is not running")
+            raise HostGone("the model host is not running")
         model = self.model
         if "tensors" in payload:  # one tensor input (issue 24): each row's sum
             tensor = next(iter(payload["tensors"].values()))
@@ -175,20 +164,20 @@ class FakeReplica:
         bad = [i for i, x0 in enumerate(first) if x0 == model.refuse]
         if not bad:
             return {"ok": True, "predictions": predictions, "probabilities": None, "scores": None}
-        failed = {"ok": False, "error": _refused(bad[0])}
         if len(first) < 2:
-            return failed
+            return {"ok": False, "error": _refused(bad[0])}
         for i in bad:
             predictions[i] = None
-        isolated = {"predictions": predictions, "errors": [(i, _refused(i)) for i in bad]}
-        return {**failed, "isolated": isolated}
+        errors = [(i, _refused(i)) for i in bad]
+        isolated: Isolated = {"predictions": predictions, "errors": errors}
+        return {"ok": False, "error": _refused(bad[0]), "isolated": isolated}
 
     def ask(
         self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
-    ) -> dict[str, Any]:
+    ) -> AskAnswer:
         """``ModelHost.explain`` / ``.whatif`` (issue 25): the host's record, as it came."""
         if not self._alive:
-            raise BrokenPipeError("the model host is not running")
+            raise HostGone("the model host is not running")
         first = [float(v) for v in payload["matrix"][:, 0]]
         with self.model.lock:
             self.model.asks.append((name, len(first)))
@@ -200,17 +189,17 @@ class FakeReplica:
         model = self.model
         if model.hang in first:
             if self._ended.wait(timeout):
-                raise EOFError("killed")
+                raise HostGone("killed")
             raise TimeoutError("no answer")
         if model.latency:
             if self._ended.wait(min(model.latency, timeout)):
-                raise EOFError("killed")
+                raise HostGone("killed")
             if model.latency > timeout:
                 raise TimeoutError("no answer")
         if model.crash in first and model.crashes < model.crash_times:  # at the call's end
             model.crashes += 1
             self.die()
-            raise EOFError("the host died")
+            raise HostGone("the host died")
 
     def die(self) -> None:
         """The host process ends by itself (a crash while idle, an operator's kill)."""
@@ -230,10 +219,10 @@ class FakeReplica:
     def stop(self) -> None:
         self.stopped = True
         self.kill()
-        self.state = "stopped"
+        self.mark("stopped")
 
 
-def _refused(index: int) -> dict[str, Any]:
+def _refused(index: int) -> ErrorRecord:
     return {
         "type": "ValueError",
         "message": f"row {index} is refused by the fake model",

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes import FakeModel, answer, pids, row, rows
 from tests.helpers import at_once, wait_until
-from winserve.backends import pool as pool_module
+from winserve.backends import supervisor
 from winserve.backends.pool import CALLER_GRACE, PoolBackend
 from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
 from winserve.model_info import ModelSpec
@@ -29,8 +29,8 @@ BACKOFF = 0.2  # the pool's first restart pause in these tests (0.5 s in use)
 def short_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool's pauses (restart backoff, looks at a changed file), shortened: the rules are
     the same, read by the dispatchers when they pause, and the fast layer stays fast."""
-    monkeypatch.setattr(pool_module, "BACKOFF_FIRST", BACKOFF)
-    monkeypatch.setattr(pool_module, "FILE_CHECK", 0.1)
+    monkeypatch.setattr(supervisor, "BACKOFF_FIRST", BACKOFF)
+    monkeypatch.setattr(supervisor, "FILE_CHECK", 0.1)
 
 
 @pytest.fixture

@@ -403,10 +403,10 @@ def test_served_images_and_concurrent_requests_batched(server: str, digits_graph
 
 
 def _tensor_job(rows: int, width: int, dtype: str = "float32") -> Any:
-    from winserve.backends.pool import Job
+    from winserve.backends.call import Call
 
     payload = {"tensors": {"x": np.zeros((rows, width), dtype=dtype)}}
-    return Job(payload, rows, False, deadline=1e12, timeout=30.0)
+    return Call(payload, rows, False, deadline=1e12, timeout=30.0)
 
 
 def test_tensors_merge_only_with_their_shape_and_within_the_byte_cap() -> None:

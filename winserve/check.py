@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from winserve import banner, card, explaining
+from winserve.backends import supervisor
 from winserve.backends.replica import Replica
-from winserve.errors import ModelLoadError
 from winserve.model_info import ModelInfo
 from winserve.server import model_spec
 from winserve.settings import Settings
@@ -23,21 +23,20 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
         return check_folder(settings, out)
     spec = model_spec(settings)
     print(f"winserve check: {spec.label}", file=out, flush=True)
+    # the supervisor's start: the same load, and the same failure in words, as serving's
     replica = Replica(0, spec)
     try:
-        info = ModelInfo.from_dict(replica.start(settings.load_timeout))
-    except ModelLoadError as exc:
-        # a card that was not used explains a failing sample (its [example] was not asked):
-        # say so before the failure, not only when the sample passes (issue 22)
-        for line in _card_problem(settings):
-            print(line, file=out)
-        return _fail(out, str(exc))
-    except TimeoutError:
-        return _fail(out, f"the model did not load within {settings.load_timeout:g} s")
-    except (EOFError, OSError) as exc:
-        return _fail(out, f"{replica.exit_description()} while loading ({type(exc).__name__})")
+        outcome = supervisor.start(replica, settings.load_timeout)
     finally:
         replica.stop()
+    if isinstance(outcome, supervisor.Failure):
+        if outcome.kind == "load_error":
+            # a card that was not used explains a failing sample (its [example] was not
+            # asked): say so before the failure, not only when the sample passes (issue 22)
+            for line in _card_problem(settings):
+                print(line, file=out)
+        return _fail(out, outcome.reason)
+    info = ModelInfo.from_dict(outcome)
     for line in banner.describe_model(info):
         print(line, file=out)
     for line in _card_lines(settings, info):

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from winserve.errors import ModelError, ModelInputError, WinserveError
+from winserve.host.answers import AskAnswer, ErrorRecord, PredictAnswer
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.payload import Payload
@@ -87,7 +88,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def health(self) -> Health: ...
 
-    def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> AskAnswer:
         """A model-host call beside predict, by name (``explain``, ``whatif``: issue 25), with
         predict's deadlines: the host's answer record, as plain data. A backend that cannot
         make such a call says so."""
@@ -101,11 +102,11 @@ class Backend(abc.ABC):
         """Stop every process this backend started; idempotent."""
 
 
-def prediction_from(record: dict[str, Any], log: Any = None) -> Prediction:
+def prediction_from(record: PredictAnswer, log: Any = None) -> Prediction:
     """Turn a model-host answer record into a ``Prediction`` or the error it stands for. A
     call that failed on some rows only (the host isolated them, ``ModelHost.predict``) raises
     the call's error with every row's answer attached: ``row_errors`` reads it."""
-    if record.get("ok"):
+    if record["ok"]:
         return Prediction(record["predictions"], record.get("probabilities"), record.get("scores"))
     error = error_from(record["error"], log)
     isolated = record.get("isolated")
@@ -120,7 +121,7 @@ def prediction_from(record: dict[str, Any], log: Any = None) -> Prediction:
     raise error
 
 
-def error_from(error: dict[str, Any], log: Any = None) -> WinserveError:
+def error_from(error: ErrorRecord, log: Any = None) -> WinserveError:
     """The error a model-host error record stands for (400 for the input, else 500)."""
     lines = str(error["message"]).strip().splitlines()
     summary = f"{error['type']}: {lines[0] if lines else ''}"

@@ -4,15 +4,15 @@
 
     waitress threads                 PoolBackend                        model hosts (spawn)
     ────────────────                 ───────────                        ───────────────────
-    predict(payload) ─► Job ─┬► a replica is idle and nothing waits: the caller's own thread
+    predict(payload) ─► Call ┬► a replica is idle and nothing waits: the caller's own thread
          │                    │  makes the call (no hand-off between threads) ─► replica 0 ─ …
          │                    └► queue (deque, bounded by max_queue)
-         │ waits on its job                  │
+         │ waits on its call                 │
          │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
-         │                          take every job waiting (≤ max_batch_rows) ─► one call
+         │                          take every call waiting (≤ max_batch_rows) ─► one call
          ◄──── result / error ──── split the answer by rows          replica 1 ─ ModelHost
                                     call ran past timeout → kill, respawn (504 to its callers)
-                                    process died → respawn with backoff; jobs of a crashed
+                                    process died → respawn with backoff; calls of a crashed
                                       batch are retried once, each alone (503 if it crashes again)
                                     model raised on a batch → the host found the failing
                                       rows in the same call: only a request with a bad row
@@ -27,10 +27,15 @@ request in the pool. A lone request so costs no hand-off between threads (two wa
 so batching under load is as it was. Restarts stay the dispatcher's: a caller's call that
 timed out or lost its host marks the replica and wakes the dispatcher.
 
-Time spent queued belongs to the callers, never to the replica: a job that can no longer make
-its deadline is answered 504 without reaching the model, and only a call that itself runs past
-``timeout`` gets its replica killed, so a busy queue does not kill replicas doing normal work
-(issue 13).
+Time spent queued belongs to the callers, never to the replica: a call that can no longer make
+its deadline is answered 504 without reaching the model, and only a model call that itself runs
+past ``timeout`` gets its replica killed, so a busy queue does not kill replicas doing normal
+work (issue 13).
+
+Each dispatcher thread runs its replica's ``Supervisor`` (``supervisor.py``: start, classify a
+failure, back off, restart), which hands the replica to ``_serve`` while it is ready; a request
+travels as a ``Call`` (``call.py``), which also splits a batch's answer by rows. A replica is
+any ``ReplicaRunner`` (``runner.py``): a local model host, a Ray lane, a test's fake.
 """
 
 from __future__ import annotations
@@ -41,118 +46,33 @@ import logging
 import math
 import threading
 import time
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from winserve.backends.base import Backend, Health, Prediction, Status, prediction_from
-from winserve.backends.proxy import HOST_GONE
+from winserve.backends.base import Backend, Health, Prediction, Status
+from winserve.backends.call import Call, deliver
 from winserve.backends.replica import KILL_JOIN_SECONDS, STOP_SECONDS, Replica
-from winserve.errors import (
-    ModelError,
-    ModelLoadError,
-    ModelTimeout,
-    ModelUnavailable,
-    WinserveError,
-)
+from winserve.backends.runner import MakeReplica, ReplicaRunner
+from winserve.backends.supervisor import Failure, Hooks, Supervisor, call_failure
+from winserve.errors import ModelError, ModelLoadError, ModelUnavailable
+from winserve.host.answers import HostInfo
 from winserve.metrics import batch_rows_histogram
-from winserve.model_file import sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload, batch_key, merge_payloads, payload_bytes, row_count
+from winserve.payload import Payload, merge_payloads, row_count
 
 log = logging.getLogger("winserve.pool")
 
 CALLER_GRACE = 0.25  # seconds a caller waits past its deadline for the dispatcher's verdict
 IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
-BACKOFF_FIRST = 0.5  # a first failure restarts at once; repeated ones wait 0.5, 1, 2, … s
-BACKOFF_MAX = 30.0
 # the most bytes of tensors and images one call takes (a batch is also capped in rows): 64
 # images of 224 × 224 × 3 float32 are 38 MB (issue 24)
 MAX_BATCH_BYTES = 64 * 2**20
-BACKOFF_RESET_AFTER = 30.0  # a replica that served this long resets its backoff
-FILE_CHECK = 1.0  # seconds between looks at a changed model file, waiting for the loaded one
 
 Outcome = Literal["ok", "timeout", "dead"]
 
 
-class MakeReplica(Protocol):
-    """Builds the pool's replica ``index``: a local model host (``Replica``) or any object
-    with its methods (start / predict / alive / exit_description / kill / stop / health),
-    e.g. a lane to a Ray Serve deployment (``winserve.backends.ray.backend``)."""
-
-    def __call__(self, index: int, spec: ModelSpec) -> Replica: ...
-
-
-class Job:
-    """One request's rows on their way to a replica, and the answer once there is one.
-
-    The first ``resolve`` wins (the dispatcher's answer, or the caller's own timeout). Its
-    caller waits on a lock held from the start and released by that ``resolve``: a
-    ``threading.Event`` (a Condition, a lock made for each wait, ``notify_all``) cost the web
-    process more per request than the queue itself (issue 14)."""
-
-    __slots__ = (
-        "_answered",
-        "_claimed",
-        "asked",
-        "deadline",
-        "error",
-        "key",
-        "nbytes",
-        "payload",
-        "proba",
-        "record",
-        "result",
-        "retried",
-        "rows",
-        "scores",
-        "solo",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        payload: Payload,
-        rows: int,
-        proba: bool,
-        deadline: float,
-        timeout: float,
-        scores: bool = False,
-    ) -> None:
-        self.payload, self.rows, self.proba, self.scores = payload, rows, proba, scores
-        self.deadline, self.timeout = deadline, timeout
-        # tensors merge only with tensors of their per-row shapes, up to a size (issue 24)
-        self.key, self.nbytes = batch_key(payload), payload_bytes(payload)
-        self.result: Prediction | None = None
-        self.error: WinserveError | None = None
-        self.solo = self.retried = False
-        # a host call beside predict (issue 25): (method, options), answered with its record
-        self.asked: tuple[str, dict[str, Any]] | None = None
-        self.record: dict[str, Any] | None = None
-        self._claimed = threading.Lock()  # taken by the first resolve, never released
-        self._answered = threading.Lock()  # held until the answer is there
-        self._answered.acquire()
-
-    @property
-    def done(self) -> bool:
-        return self._claimed.locked()
-
-    def resolve(self, result: Prediction | None = None, error: WinserveError | None = None) -> None:
-        if not self._claimed.acquire(blocking=False):  # answered already: that answer stays
-            return
-        self.result, self.error = result, error
-        self._answered.release()
-
-    def wait(self, timeout: float) -> bool:
-        """Whether the answer came within ``timeout`` seconds (one waiter: the caller)."""
-        return self._answered.acquire(timeout=timeout)
-
-    def timed_out(self) -> ModelTimeout:
-        return ModelTimeout(
-            f"the model did not answer within {self.timeout:g} s (setting: timeout)"
-        )
-
-
 class PoolBackend(Backend):
+    """N replicas behind one queue: batching, deadlines, and a supervisor per replica."""
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -173,8 +93,10 @@ class PoolBackend(Backend):
         self._max_batch_bytes = max_batch_bytes
         self._batch_wait = max_batch_wait_ms / 1000.0
         self._max_queue = max_queue
+        # each replica knows how many share the machine: a PyTorch model's threads (issue 24)
+        spec = dataclasses.replace(spec, replicas=max(1, workers))
         self._replicas = [make_replica(i, spec) for i in range(workers)]
-        self._queue: collections.deque[Job] = collections.deque()
+        self._queue: collections.deque[Call] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -234,8 +156,8 @@ class PoolBackend(Backend):
             pending = list(self._queue)
             self._queue.clear()
             self._cond.notify_all()
-        for job in pending:
-            job.resolve(error=ModelUnavailable("the server is shutting down"))
+        for call in pending:
+            call.resolve(error=ModelUnavailable("the server is shutting down"))
         # All hosts are asked at once; one frozen or holding the GIL is killed after
         # STOP_SECONDS, so closing takes seconds, whatever the hosts do (issue 13).
         stoppers = [
@@ -247,11 +169,11 @@ class PoolBackend(Backend):
         end = time.monotonic() + STOP_SECONDS + KILL_JOIN_SECONDS
         for thread in [*stoppers, *self._threads]:
             thread.join(timeout=max(0.0, end - time.monotonic()))
-        with self._cond:  # jobs of a call the stop cut short, put back for a retry
+        with self._cond:  # calls of a call the stop cut short, put back for a retry
             pending = list(self._queue)
             self._queue.clear()
-        for job in pending:
-            job.resolve(error=ModelUnavailable("the server is shutting down"))
+        for call in pending:
+            call.resolve(error=ModelUnavailable("the server is shutting down"))
         self._closed.set()
         self._notify()
 
@@ -264,13 +186,13 @@ class PoolBackend(Backend):
 
     def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
         now = time.monotonic()
-        job = Job(
+        call = Call(
             payload, row_count(payload), proba, now + self._timeout, self._timeout, scores=scores
         )
-        return self._submit(job)
+        return self._submit(call)
 
-    def _submit(self, job: Job) -> Prediction:
-        """Run ``job`` on a replica (at once from this thread when one is idle and nothing
+    def _submit(self, call: Call) -> Prediction:
+        """Run ``call`` on a replica (at once from this thread when one is idle and nothing
         waits, else through the queue) and wait for its answer, within its deadline."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
@@ -299,46 +221,46 @@ class PoolBackend(Backend):
             if idle is not None:
                 self._busy.add(idle.index)
             else:
-                self._queue.append(job)
+                self._queue.append(call)
                 self._cond.notify_all()  # every dispatcher: a busy one would sit this one out
         try:
             if idle is not None:
-                self._run_here(idle, job)
+                self._run_here(idle, call)
             # from its deadline, not from now: a call of this thread's own that crashed late
             # is retried in the queue, and its caller must not wait a whole timeout again
-            if not job.wait(max(0.0, job.deadline + CALLER_GRACE - time.monotonic())):
-                job.resolve(error=job.timed_out())
+            if not call.wait(max(0.0, call.deadline + CALLER_GRACE - time.monotonic())):
+                call.resolve(error=call.timed_out())
         finally:
             with self._cond:
                 self._inflight -= 1
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
 
     def ask(self, method: str, payload: Payload, options: dict[str, Any]) -> dict[str, Any]:
-        """``ModelHost.explain`` / ``.whatif`` through the queue (issue 25): a job of its own,
+        """``ModelHost.explain`` / ``.whatif`` through the queue (issue 25): a call of its own,
         never merged with predictions, under predict's deadlines and restarts."""
         now = time.monotonic()
-        job = Job(payload, row_count(payload), False, now + self._timeout, self._timeout)
+        call = Call(payload, row_count(payload), False, now + self._timeout, self._timeout)
         # the host stops explaining short of the deadline, which would kill the replica
-        job.asked, job.solo = (method, {**options, "seconds": self._timeout * 0.8}), True
-        self._submit(job)
-        assert job.record is not None
-        return job.record
+        call.asked, call.solo = (method, {**options, "seconds": self._timeout * 0.8}), True
+        self._submit(call)
+        assert call.record is not None
+        return call.record
 
-    def _idle_replica(self) -> Replica | None:
+    def _idle_replica(self) -> ReplicaRunner | None:
         """A ready replica nobody is calling (under self._cond)."""
         for replica in self._replicas:
             if replica.state == "ready" and replica.index not in self._busy:
                 return replica
         return None
 
-    def _run_here(self, replica: Replica, job: Job) -> None:
+    def _run_here(self, replica: ReplicaRunner, call: Call) -> None:
         """The caller's own call on an idle replica; anything but an answer (a timeout, a dead
         host) leaves the replica marked for its dispatcher, which restarts it."""
         try:
-            self._run(replica, [job])
+            self._run(replica, [call])
         finally:
             with self._cond:
                 self._busy.discard(replica.index)
@@ -379,38 +301,48 @@ class PoolBackend(Backend):
 
     # -- dispatcher side ---------------------------------------------------------------------
 
-    def _dispatch(self, replica: Replica) -> None:
-        backoff = 0.0
-        while not self._closing.is_set():
-            replica.state = "loading" if replica.restarts == 0 else "restarting"
-            self._notify()
-            if self._load(replica):
-                self._notify()
-                self._serve(replica)
-                if time.monotonic() - replica.started_at > BACKOFF_RESET_AFTER:
-                    backoff = 0.0
-            if self._closing.is_set():
-                break  # stop() below ends the host: asked first, killed if it does not go
-            replica.kill()
-            if not self._worth_retrying(replica):
-                break
-            replica.restarts += 1  # _serve set "restarting" (or _load "failed") already
-            self._notify()
-            if self._hold_while_file_changed(replica):
-                backoff = 0.0  # the loaded file is back: load it at once
-                continue
-            log.warning(
-                "replica %d: %s; restarting in %.1f s", replica.index, replica.last_error, backoff
-            )
-            self._closing.wait(backoff)
-            backoff = min(max(backoff * 2, BACKOFF_FIRST), BACKOFF_MAX)
-        failed = replica.state == "failed" and not self._closing.is_set()
-        replica.stop()
-        if failed:
-            replica.state = "failed"  # the model cannot be loaded: say so, not "stopped"
-        self._notify()
+    def _dispatch(self, replica: ReplicaRunner) -> None:
+        """The replica's dispatcher thread: its supervisor, serving it while it is ready."""
+        hooks = Hooks(
+            serve=self._serve,
+            started=self._started_replica,
+            keep_trying=self._worth_retrying,
+            changed=self._notify,
+            holding=self._hold,
+        )
+        Supervisor(
+            replica,
+            hooks,
+            load_timeout=self._load_timeout,
+            stopping=self._closing,
+            label=f"replica {replica.index}",
+            log=log,
+        ).run()
 
-    def _worth_retrying(self, replica: Replica) -> bool:
+    def _started_replica(self, replica: ReplicaRunner, outcome: HostInfo | Failure) -> None:
+        """After each start: the first model loaded is the one every replica must load again
+        (``ModelSpec.same_as``); a failure is not logged here: the supervisor says it once
+        with what happens next, and a first load that failed everywhere is said once by
+        whoever waits for it (the console)."""
+        try:
+            if isinstance(outcome, Failure):
+                return
+            if self._info is None:
+                self._info = ModelInfo.from_dict(outcome)
+                if self._info.sha256:  # later loads must find this same file
+                    for each in self._replicas:
+                        each.pin(self._info.sha256)
+            log.info(
+                "replica %d ready (pid %s, %.2f s)",
+                replica.index,
+                replica.pid,
+                replica.load_seconds,
+            )
+        finally:
+            with self._changed:
+                self._first_attempts += replica.restarts == 0
+
+    def _worth_retrying(self, replica: ReplicaRunner) -> bool:
         """After a failure: False when this was a first load and every replica's first load
         failed, i.e. the model cannot be loaded and winserve is exiting (``wait_ready`` says
         why, once); until that is known, a first failure waits for the other replicas."""
@@ -425,275 +357,149 @@ class PoolBackend(Backend):
                 self._changed.wait(IDLE_CHECK)
         return False
 
-    def _hold_while_file_changed(self, replica: Replica) -> bool:
-        """A restart must load the file the first load did (``ModelSpec.same_as``). When the
-        file on disk is another one now (retrained and overwritten), no restart can succeed:
-        the replica is "failed" with what to do, and waits, without spawning hosts, until the
-        loaded file is back (or the server closes). Returns whether it waited."""
-        path = Path(replica.spec.path) if replica.spec.path else None
-        reason = _not_the_loaded_file(path, replica.spec.same_as)
-        if path is None or not reason:
-            return False
+    def _hold(self, replica: ReplicaRunner, held: bool) -> None:
+        """``replica`` waits for the loaded model file to come back (or no longer does)."""
         with self._changed:
-            self._held.add(replica.index)
-        replica.state, replica.last_error = "failed", reason
-        self._notify()
-        log.error("replica %d: %s", replica.index, reason)
-        seen: tuple[int, ...] | None = stamp(path)
-        while not self._closing.wait(FILE_CHECK):
-            now = stamp(path)
-            if now == seen:
-                continue
-            seen = now  # taken before hashing: a write after the hash is seen next round
-            if not _not_the_loaded_file(path, replica.spec.same_as):
-                log.info("replica %d: %s is the loaded file again", replica.index, path.name)
-                break
-        with self._changed:
-            self._held.discard(replica.index)
-        return True
+            if held:
+                self._held.add(replica.index)
+            else:
+                self._held.discard(replica.index)
 
-    def _load(self, replica: Replica) -> bool:
-        try:
-            info = replica.start(self._load_timeout)
-        except ModelLoadError as exc:
-            replica.last_error = str(exc)
-            replica.state = "failed"
-        except TimeoutError:
-            replica.last_error = f"the model did not load within {self._load_timeout:g} s"
-            replica.state = "failed"
-        except (*HOST_GONE, OSError) as exc:
-            replica.last_error = (
-                f"{replica.exit_description()} while loading ({type(exc).__name__})"
-            )
-            replica.state = "failed"
-        else:
-            if self._info is None:
-                self._info = ModelInfo.from_dict(info)
-                if self._info.sha256:  # later loads must find this same file
-                    for each in self._replicas:
-                        each.spec = dataclasses.replace(each.spec, same_as=self._info.sha256)
-            replica.state, replica.last_error = "ready", ""
-            log.info(
-                "replica %d ready (pid %s, %.2f s)",
-                replica.index,
-                replica.pid,
-                replica.load_seconds,
-            )
-            return True
-        finally:
-            with self._changed:
-                self._first_attempts += replica.restarts == 0
-        # Not logged here: _dispatch says it once with what happens next, and a first load
-        # that failed everywhere is said once by whoever waits for it (the console).
-        return False
-
-    def _serve(self, replica: Replica) -> None:
+    def _serve(self, replica: ReplicaRunner) -> None:
         while not self._closing.is_set():
-            jobs = self._take(replica)
+            calls = self._take(replica)
             if replica.state != "ready":  # a caller's call on it timed out or lost the host
                 self._wait_idle(replica)
                 return
-            if not jobs:
+            if not calls:
                 if not replica.alive():
-                    replica.state = "restarting"
-                    replica.last_error = replica.exit_description()
+                    replica.mark("restarting", replica.exit_description())
                     self._wait_idle(replica)
                     return
                 continue
             try:
-                outcome = self._run(replica, jobs)
+                outcome = self._run(replica, calls)
             finally:
                 with self._cond:
                     self._busy.discard(replica.index)
             if outcome != "ok":
                 return
 
-    def _wait_idle(self, replica: Replica) -> None:
+    def _wait_idle(self, replica: ReplicaRunner) -> None:
         """Until no caller is in a call on ``replica`` (a dead host ends such a call at once;
         a hung one within ``timeout``), so that a restart never pulls a host from under it."""
         with self._cond:
             self._cond.wait_for(lambda: replica.index not in self._busy, self._timeout + 1)
 
-    def _take(self, replica: Replica) -> list[Job]:
-        """Every job waiting, up to max_batch_rows (at least one); [] after an idle spell, or
-        while a caller is in a call on this replica. The replica is busy once jobs are taken."""
+    def _take(self, replica: ReplicaRunner) -> list[Call]:
+        """Every call waiting, up to max_batch_rows (at least one); [] after an idle spell, or
+        while a caller is in a call on this replica. The replica is busy once calls are taken."""
         with self._cond:
             if not self._queue or replica.index in self._busy:
                 self._cond.wait(IDLE_CHECK)
             if replica.index in self._busy or replica.state != "ready":
                 return []
-            jobs, rows = self._pop_batch([], 0)
-            if jobs:  # before any wait below: no caller may take the replica meanwhile
+            calls, rows = self._pop_batch([], 0)
+            if calls:  # before any wait below: no caller may take the replica meanwhile
                 self._busy.add(replica.index)
-            if jobs and self._batch_wait > 0 and not jobs[0].solo:
+            if calls and self._batch_wait > 0 and not calls[0].solo:
                 end = time.monotonic() + self._batch_wait
                 while rows < self._max_batch_rows and (left := end - time.monotonic()) > 0:
                     self._cond.wait(left)
-                    jobs, rows = self._pop_batch(jobs, rows)
-            return jobs
+                    calls, rows = self._pop_batch(calls, rows)
+            return calls
 
-    def _pop_batch(self, jobs: list[Job], rows: int) -> tuple[list[Job], int]:
+    def _pop_batch(self, calls: list[Call], rows: int) -> tuple[list[Call], int]:
         now = time.monotonic()
         while self._queue:
-            job = self._queue[0]
-            if job.done:  # its caller gave up
+            call = self._queue[0]
+            if call.done:  # its caller gave up
                 self._queue.popleft()
                 continue
-            if job.deadline <= now:
+            if call.deadline <= now:
                 self._queue.popleft()
-                job.resolve(error=job.timed_out())
+                call.resolve(error=call.timed_out())
                 continue
-            if jobs and (
-                job.solo
-                or jobs[0].solo
-                or rows + job.rows > self._max_batch_rows
-                or not self._joins(jobs, job)
+            if calls and (
+                call.solo
+                or calls[0].solo
+                or rows + call.rows > self._max_batch_rows
+                or not self._joins(calls, call)
             ):
                 break
-            jobs.append(self._queue.popleft())
-            rows += job.rows
-        return jobs, rows
+            calls.append(self._queue.popleft())
+            rows += call.rows
+        return calls, rows
 
-    def _joins(self, jobs: list[Job], job: Job) -> bool:
-        """Whether ``job`` may go into the call with ``jobs``: tensors of the same per-row
-        shapes, and the call's tensors within ``max_batch_bytes`` (issue 24)."""
-        if job.key != jobs[0].key:
+    def _joins(self, calls: list[Call], call: Call) -> bool:
+        """Whether ``call`` may go into the model call with ``calls``: tensors of the same
+        per-row shapes, and the model call's tensors within ``max_batch_bytes`` (issue 24)."""
+        if call.key != calls[0].key:
             return False
-        return not job.nbytes or sum(j.nbytes for j in jobs) + job.nbytes <= self._max_batch_bytes
+        taken = sum(c.nbytes for c in calls)
+        return not call.nbytes or taken + call.nbytes <= self._max_batch_bytes
 
-    def _requeue(self, jobs: list[Job]) -> None:
+    def _requeue(self, calls: list[Call]) -> None:
         if self._closing.is_set():  # nobody will take them: say so now, not at their deadline
-            for job in jobs:
-                job.resolve(error=ModelUnavailable("the server is shutting down"))
+            for call in calls:
+                call.resolve(error=ModelUnavailable("the server is shutting down"))
             return
         with self._cond:
-            self._queue.extendleft(reversed(jobs))
+            self._queue.extendleft(reversed(calls))
             self._cond.notify_all()
 
-    def _run(self, replica: Replica, jobs: list[Job]) -> Outcome:
-        payload = merge_payloads([j.payload for j in jobs])
+    def _run(self, replica: ReplicaRunner, calls: list[Call]) -> Outcome:
+        payload = merge_payloads([c.payload for c in calls])
         self.batch_rows.observe(row_count(payload))
-        proba = any(j.proba for j in jobs)
-        scores = any(j.scores for j in jobs)
-        # The call's own deadline counts from now: time its jobs spent queued is theirs (each
-        # caller gets its 504 at its own deadline), not a sign that the replica hangs.
+        proba = any(c.proba for c in calls)
+        scores = any(c.scores for c in calls)
+        # The model call's own deadline counts from now: time its calls spent queued is theirs
+        # (each caller gets its 504 at its own deadline), not a sign that the replica hangs.
         wait = self._timeout
-        asked = jobs[0].asked  # explain / whatif: always alone in its call (issue 25)
+        asked = calls[0].asked  # explain / whatif: always alone in its call (issue 25)
         try:
             if asked is not None:
-                jobs[0].record = replica.ask(asked[0], payload, asked[1], timeout=wait)
-                jobs[0].resolve(Prediction([]))
+                calls[0].record = replica.ask(asked[0], payload, asked[1], timeout=wait)
+                calls[0].resolve(Prediction([]))
                 return "ok"
             record = replica.predict(payload, proba, timeout=wait, scores=scores)
-        except TimeoutError:
-            replica.state = "restarting"  # before anyone hears of it: health must not lag
-            for job in jobs:
-                job.resolve(error=job.timed_out())
-            replica.last_error = f"a prediction took longer than {self._timeout:g} s"
-            return "timeout"
-        except (*HOST_GONE, OSError) as exc:
-            replica.state = "restarting"
-            replica.last_error = f"{replica.exit_description()} during a prediction"
-            self._after_crash(jobs, exc)
-            return "dead"
-        except Exception as exc:  # a broken reply: never trust this connection again
-            replica.state = "restarting"
+        except Exception as exc:
+            failure = call_failure(exc, replica, self._timeout)
+            if failure.kind == "crash":
+                # its calls are retried (after_crash): the reason says when it died
+                failure = Failure("crash", f"{failure.reason} during a prediction")
+            # marked before anyone hears of it: health must not lag
+            replica.mark("restarting", failure.reason)
+            if failure.kind == "timeout":
+                for call in calls:
+                    call.resolve(error=call.timed_out())
+                return "timeout"
+            if failure.kind == "crash":
+                self._after_crash(calls)
+                return "dead"
+            # a broken reply: never trust this connection again
             log.exception("replica %d: unexpected reply failure", replica.index)
-            for job in jobs:
-                job.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
-            replica.last_error = f"unexpected reply failure ({type(exc).__name__})"
+            for call in calls:
+                call.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
             return "dead"
         # An answer, or an error: for the rows the model rejected, the host found which in the
         # same call and answered the others (ModelHost.predict), so a bad request in a batch
         # fails alone without another call
-        self._deliver(jobs, record)
+        deliver(calls, record)
         return "ok"
 
-    def _after_crash(self, jobs: list[Job], exc: BaseException) -> None:
-        """Jobs of a crashed call get one more try each, alone, on a fresh replica."""
-        retry = [j for j in jobs if not j.retried]
-        for job in jobs:
-            if job.retried:
-                job.resolve(
+    def _after_crash(self, calls: list[Call]) -> None:
+        """Calls of a crashed model call get one more try each, alone, on a fresh replica."""
+        retry = [c for c in calls if not c.retried]
+        for call in calls:
+            if call.retried:
+                call.resolve(
                     error=ModelUnavailable(
                         "the model process crashed while predicting this request, twice; "
                         "it is being restarted",
                         retry_after=self._retry_after(),
                     )
                 )
-        for job in retry:
-            job.retried, job.solo = True, True
+        for call in retry:
+            call.retried, call.solo = True, True
         self._requeue(retry)
-
-    @staticmethod
-    def _deliver(jobs: list[Job], record: dict[str, Any]) -> None:
-        """Split one model call's answer back into each job's rows. After an error, a job
-        with a row the host isolated as failing gets that row's error (a job alone in the
-        call gets the call's, as it always has), with the answers of its rows attached for CSV
-        scoring (``row_errors``); the other jobs get their predictions."""
-        if len(jobs) == 1 and record.get("ok"):  # the usual call at low load: nothing to split
-            job = jobs[0]
-            job.resolve(
-                Prediction(
-                    record["predictions"],
-                    record.get("probabilities") if job.proba else None,
-                    record.get("scores") if job.scores else None,
-                )
-            )
-            return
-        answered = record if record.get("ok") else record.get("isolated")
-        if answered is None:  # one row, or an error not about rows (no model loaded)
-            for job in jobs:
-                job.resolve(error=_error_of(record))
-            return
-        predictions = answered["predictions"]
-        probabilities = answered.get("probabilities")
-        scores = answered.get("scores")
-        failed: dict[int, dict[str, Any]] = dict(answered.get("errors", ()))
-        start = 0
-        for job in jobs:
-            end = start + job.rows
-            mine = {
-                "predictions": predictions[start:end],
-                "probabilities": (
-                    None if probabilities is None or not job.proba else probabilities[start:end]
-                ),
-                "scores": None if scores is None or not job.scores else scores[start:end],
-            }
-            bad = [row for row in range(start, end) if row in failed] if failed else []
-            if not bad:
-                job.resolve(Prediction(mine["predictions"], mine["probabilities"], mine["scores"]))
-            else:
-                mine["errors"] = [(row - start, failed[row]) for row in bad]
-                error = record["error"] if len(jobs) == 1 else failed[bad[0]]
-                job.resolve(error=_error_of({"ok": False, "error": error, "isolated": mine}))
-            start = end
-
-
-def _error_of(record: dict[str, Any]) -> WinserveError:
-    """The error a failed host record stands for (logged once, with the model's traceback)."""
-    try:
-        prediction_from(record, log)
-    except WinserveError as error:
-        return error
-    raise AssertionError("a failed record made a prediction")  # pragma: no cover
-
-
-def _not_the_loaded_file(path: Path | None, loaded_sha256: str) -> str:
-    """Why the model file on disk is not the one loaded first, with what to do; "" if it is."""
-    if path is None or not loaded_sha256:
-        return ""
-    try:
-        digest = sha256_of(path)
-    except OSError:
-        return (
-            f"{path.name} is no longer where winserve loaded it from, so it cannot be loaded "
-            "again: put it back, or restart winserve with another model file"
-        )
-    if digest == loaded_sha256:
-        return ""
-    return (
-        f"{path.name} changed on disk since winserve loaded it (SHA-256 {loaded_sha256[:12]}… "
-        f"then, {digest[:12]}… now), so it cannot be loaded again: restart winserve to serve "
-        "the new file, or put the old one back"
-    )

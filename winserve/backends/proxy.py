@@ -10,7 +10,8 @@
       conn.send((id, name, args)) ── AF_UNIX / named pipe, random authkey ─► ModelHost.name(*args)
       (a number matrix travels as its raw bytes + shape, see ``wire_payload``)
       wait readable(timeout)   no answer in time → TimeoutError, connection dropped
-      conn.recv()  ◄──────────────────────────────────────────────────────── plain-data record
+      conn.recv()  ◄────────────────────────────── plain-data record (``winserve.host.answers``)
+      a broken or closed connection (EOFError, BrokenPipeError, …) → HostGone, connection dropped
 
 Proxy calls of the standard library wait forever, and a call abandoned without discarding its
 connection makes the *next* call on that thread read the late reply of the previous one
@@ -43,14 +44,20 @@ from multiprocessing.managers import (  # type: ignore[attr-defined]
 )
 from typing import Any
 
+from winserve.backends.runner import HostGone
 from winserve.host import ModelHost
+from winserve.host.answers import AskAnswer, LoadAnswer, PredictAnswer
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
+from winserve.payload import WITHIN_FLOAT32
 
 # Unix: one poll(2) on the connection's descriptor. Connection.poll builds, registers and
 # closes a selector for each call, ~15 µs of Python per prediction (issue 14).
 _POLL = getattr(select, "poll", None)
+# 5: a matrix's PickleBuffer is written from its memory, and read as a bytearray (issue 23)
+PICKLE_PROTOCOL = 5
 
-# What a dead or unreachable host looks like from this side (Linux and Windows).
+# What a dead or unreachable host looks like from this side (Linux and Windows): raised
+# on as ``HostGone`` (issue 23), by this proxy and by ``Replica.start``.
 HOST_GONE = (
     EOFError,
     BrokenPipeError,
@@ -77,15 +84,17 @@ class HostProxy(BaseProxy):
             # plain pickle: the request is plain data, and ForkingPickler copies the copyreg
             # table on every call (4.3 us against 0.9 for a prediction; issue 14); the host
             # reads it as conn.send's bytes
-            conn.send_bytes(pickle.dumps((self._id, name, args, {}), pickle.DEFAULT_PROTOCOL))
+            conn.send_bytes(pickle.dumps((self._id, name, args, {}), PICKLE_PROTOCOL))
             if not _answered(conn, max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"{name} did not answer within {timeout:g} s")
             kind, result = conn.recv()
-        except BaseException:
+        except BaseException as exc:
             try:
                 conn.close()
             finally:
                 del self._tls.connection  # never reuse: a late reply may still arrive
+            if isinstance(exc, HOST_GONE) or _broken(exc):
+                raise HostGone(f"{name}: the model host is gone ({type(exc).__name__})") from exc
             raise
         if kind == "#RETURN":
             return result
@@ -128,30 +137,39 @@ class HostProxy(BaseProxy):
                 box["abandoned"] = True
                 raise TimeoutError(f"{name} did not answer within {timeout:g} s (no connection)")
         if "error" in box:
-            raise box["error"]
+            error = box["error"]
+            if isinstance(error, HOST_GONE) or _broken(error):
+                raise HostGone(f"{name}: cannot reach the model host ({type(error).__name__})")
+            raise error
         self._tls.connection = box["conn"]
         return box["conn"]
 
-    def load(self, spec: Any, timeout: float) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("load", (spec,), timeout)
+    def load(self, spec: Any, timeout: float) -> LoadAnswer:
+        result: LoadAnswer = self._call("load", (spec,), timeout)
         return result
 
     def predict(
         self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
-    ) -> dict[str, Any]:
+    ) -> PredictAnswer:
         sent = wire_payload(payload)
-        result: dict[str, Any] = self._call("predict", (sent, proba, scores), timeout)
+        result: PredictAnswer = self._call("predict", (sent, proba, scores), timeout)
         return result
 
     def ask(
         self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
-    ) -> dict[str, Any]:
+    ) -> AskAnswer:
         """``ModelHost.explain`` or ``.whatif`` (issue 25), within ``timeout``."""
-        result: dict[str, Any] = self._call(name, (wire_payload(payload), options), timeout)
+        result: AskAnswer = self._call(name, (wire_payload(payload), options), timeout)
         return result
 
     def pid(self, timeout: float) -> int:
         return int(self._call("pid", (), timeout))
+
+
+def _broken(exc: BaseException) -> bool:
+    """An OS error of the connection itself (a closed handle on Windows, EBADF), not the
+    call's ``TimeoutError`` (an ``OSError`` too): the host is as good as gone."""
+    return isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
 
 
 def _answered(conn: Any, timeout: float) -> bool:
@@ -164,18 +182,25 @@ def _answered(conn: Any, timeout: float) -> bool:
 
 
 def wire_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """What crosses to the host: a float64 matrix as its bytes and shape (pickling an ndarray
-    costs ~25 µs here and ~10 µs in the host for one row, bytes ~5 and ~1, measured; issue
-    14), anything else as it is. ``winserve.host.inputs.build_input`` takes both."""
+    """What crosses to the host: a float64 matrix as its raw buffer and shape (pickling an
+    ndarray costs ~25 µs here and ~10 µs in the host for one row, bytes ~5 and ~1, measured;
+    issue 14), with the web process's range check (``WITHIN_FLOAT32``); anything else as it
+    is. ``winserve.host.inputs.build_input`` takes both. The buffer is a ``PickleBuffer`` of
+    the matrix, pickled (protocol 5) straight from its memory: no ``tobytes`` copy first, and
+    the host copies it once (issue 23: the matrix was copied twice)."""
     matrix = payload.get("matrix")
     if (
         matrix is None
-        or len(payload) != 1
+        or not set(payload) <= {"matrix", WITHIN_FLOAT32}
         or getattr(matrix, "dtype", None) != "float64"
         or matrix.ndim != 2
     ):
         return payload
-    return {MATRIX_BYTES: matrix.tobytes(), MATRIX_SHAPE: matrix.shape}
+    raw = pickle.PickleBuffer(matrix) if matrix.flags.c_contiguous else matrix.tobytes()
+    sent = {MATRIX_BYTES: raw, MATRIX_SHAPE: matrix.shape}
+    if payload.get(WITHIN_FLOAT32):
+        sent[WITHIN_FLOAT32] = True
+    return sent
 
 
 class HostManager(BaseManager):

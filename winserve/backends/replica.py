@@ -1,5 +1,14 @@
 """One model replica: a spawned model-host process, its manager and its proxy.
 
+::
+
+    Supervisor / PoolBackend ─► Replica.start ── spawn ──► manager server + ModelHost
+                                Replica.predict ─ HostProxy (deadline) ─► ModelHost.predict
+                                Replica.kill ──── SIGKILL / TerminateProcess, then ``forget``
+
+The local ``ReplicaRunner`` (``backends/runner.py``): its failures are ``ModelLoadError``,
+``TimeoutError`` or ``HostGone``, and its state is ``Lifecycle``'s.
+
 Only the replica's dispatcher thread calls ``start`` and ``predict``; ``kill`` and ``stop`` may
 come from any thread (shutdown, a watchdog) and unblock a dispatcher stuck in a call by ending
 the process.
@@ -17,10 +26,18 @@ import threading
 import time
 from typing import Any
 
-from winserve.backends.base import ReplicaHealth, ReplicaState
-from winserve.backends.proxy import HostManager, HostProxy, ask_to_exit, forget, spawn_context
+from winserve.backends.proxy import (
+    HOST_GONE,
+    HostManager,
+    HostProxy,
+    ask_to_exit,
+    forget,
+    spawn_context,
+)
+from winserve.backends.runner import HostGone, Lifecycle
 from winserve.errors import ModelLoadError
 from winserve.host import watchdog
+from winserve.host.answers import AskAnswer, HostInfo, LoadAnswer, PredictAnswer
 from winserve.model_info import ModelSpec
 from winserve.platform import adopt_child
 
@@ -28,15 +45,11 @@ KILL_JOIN_SECONDS = 5.0  # a SIGKILLed process is gone in milliseconds; this is 
 STOP_SECONDS = 1.0  # a host asked to exit that is still there after this is killed
 
 
-class Replica:
+class Replica(Lifecycle):
+    """A model host spawned on this machine, loaded once, called through its proxy."""
+
     def __init__(self, index: int, spec: ModelSpec) -> None:
-        self.index = index
-        self.spec = spec
-        self.state: ReplicaState = "starting"
-        self.restarts = 0
-        self.last_error = ""
-        self.started_at = 0.0
-        self.load_seconds = 0.0
+        super().__init__(index, spec)
         self._lock = threading.Lock()
         self._manager: HostManager | None = None
         self._proxy: HostProxy | None = None
@@ -47,29 +60,29 @@ class Replica:
     def pid(self) -> int | None:
         return self._pid
 
-    def health(self) -> ReplicaHealth:
-        return ReplicaHealth(
-            self.index,
-            self.state,
-            self.restarts,
-            self._pid,
-            self.last_error,
-            round(self.load_seconds, 3),
-        )
-
-    def start(self, load_timeout: float) -> dict[str, Any]:
+    def start(self, load_timeout: float) -> HostInfo:
         """Spawn a host and load the model in it; returns the host's description.
 
-        Raises ``ModelLoadError`` (the model cannot be loaded), ``TimeoutError`` or one of
-        ``HOST_GONE`` (the process died, or was killed or stopped meanwhile). Call it from a
+        Raises ``ModelLoadError`` (the model cannot be loaded), ``TimeoutError`` or
+        ``HostGone`` (the process died, or was killed or stopped meanwhile). Call it from a
         thread that outlives the host: on Linux the host dies when that thread ends
         (``PR_SET_PDEATHSIG``, see ``winserve.platform.die_with_parent``).
         """
+        try:
+            return self._start(load_timeout)
+        except TimeoutError:  # an OSError too, and not a dead host
+            raise
+        except (*HOST_GONE, OSError) as exc:
+            if isinstance(exc, HostGone):
+                raise
+            raise HostGone(f"the model host is gone ({type(exc).__name__}: {exc})") from exc
+
+    def _start(self, load_timeout: float) -> HostInfo:
         began = time.monotonic()
         manager = HostManager(ctx=spawn_context())
         with self._lock:
             if self._stopped:
-                raise BrokenPipeError("the replica was stopped")
+                raise HostGone("the replica was stopped")
             self._manager = manager
         # Starting the manager and creating the proxy wait for the host without a timeout of
         # their own; a host frozen meanwhile is killed just past the load deadline (the load
@@ -86,37 +99,35 @@ class Replica:
             if killed:
                 _kill_process(manager)
                 forget(manager, None)
-                raise BrokenPipeError("the replica was stopped while its host started")
+                raise HostGone("the replica was stopped while its host started")
             adopt_child(process.pid)
             proxy = manager.ModelHost()  # type: ignore[attr-defined]
             with self._lock:
                 if self._manager is manager:
                     self._proxy = proxy
             left = max(0.01, began + load_timeout - time.monotonic())
-            record = proxy.load(self.spec, timeout=left)
+            record: LoadAnswer = proxy.load(self.spec, timeout=left)
         finally:
             guard.cancel()
         if not record["ok"]:
             raise ModelLoadError(record["error"]["message"])
-        self.started_at = time.monotonic()
-        self.load_seconds = self.started_at - began
-        info: dict[str, Any] = record["info"]
-        return info
+        self.loaded_since(began)
+        return record["info"]
 
     def predict(
         self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
-    ) -> dict[str, Any]:
+    ) -> PredictAnswer:
         proxy = self._proxy
         if proxy is None:
-            raise BrokenPipeError("the model host is not running")
+            raise HostGone("the model host is not running")
         return proxy.predict(payload, proba, timeout=timeout, scores=scores)
 
     def ask(
         self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
-    ) -> dict[str, Any]:
+    ) -> AskAnswer:
         proxy = self._proxy
         if proxy is None:
-            raise BrokenPipeError("the model host is not running")
+            raise HostGone("the model host is not running")
         return proxy.ask(name, payload, options, timeout=timeout)
 
     def alive(self) -> bool:
@@ -166,7 +177,7 @@ class Replica:
             ).start()
             process.join(STOP_SECONDS)
         self.kill()
-        self.state = "stopped"
+        self.mark("stopped")
 
 
 def _kill_process(manager: HostManager) -> None:

@@ -1,7 +1,8 @@
 """``ModelHost``: holds one loaded model and answers with plain data.
 
-Every answer is a record, never a raised exception, so nothing from the model's libraries
-has to be unpickled (or even importable) in the web process::
+Every answer is a record (typed in ``winserve.host.answers``), never a raised exception, so
+nothing from the model's libraries has to be unpickled (or even importable) in the web
+process::
 
     load(spec)              -> {"ok": True, "info": {...}} | {"ok": False, "error": {...}}
     predict(payload, proba, scores)
@@ -30,58 +31,38 @@ import dataclasses
 import os
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from winserve.errors import ModelLoadError
 from winserve.host import describe, loading
 from winserve.host import reference as reference_sample
-from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, build_input
+from winserve.host.answers import (
+    INPUT_ERRORS,
+    ErrorRecord,
+    HostInfo,
+    Isolated,
+    LoadAnswer,
+    PredictAnswer,
+    Predicted,
+    error_record,
+    failure,
+    row_error,
+)
+from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, WITHIN_FLOAT32, build_input
 from winserve.host.tensors import parts as tensor_parts
 from winserve.model_info import SAMPLE_FAILED, ModelSpec
 
-# Exceptions a model raises when the rows themselves are the problem (wrong values, unknown
-# category, shape): the caller gets a 400, not a 500.
-INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
-MAX_MESSAGE = 2000
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see _isolate)
 # The largest float32: a forest (or anything else casting to float32) turns a larger number
 # into an infinity, which scikit-learn's own check refuses (issue 22)
 FLOAT32_MAX = 3.4028234663852886e38
-
-
-def failure(
-    kind: str, message: str, *, input_error: bool = False, trace: str = ""
-) -> dict[str, Any]:
-    """The one shape of every answer that is not a result: what crosses back to the web
-    process instead of an exception (STYLE.md 6)."""
-    return {
-        "ok": False,
-        "error": {
-            "type": kind,
-            "message": message[:MAX_MESSAGE],
-            "input_error": input_error,
-            "traceback": trace,
-        },
-    }
-
-
-def error_record(exc: BaseException) -> dict[str, Any]:
-    """``failure`` for an exception the model (or loading it) raised, with its traceback."""
-    message = str(exc).strip() or type(exc).__name__
-    return failure(
-        type(exc).__name__,
-        message,
-        input_error=isinstance(exc, INPUT_ERRORS),
-        trace=traceback.format_exc(),
-    )
 
 
 class ModelHost:
@@ -108,10 +89,10 @@ class ModelHost:
     def pid(self) -> int:
         return os.getpid()
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> HostInfo:
         return self._info
 
-    def load(self, spec: ModelSpec) -> dict[str, Any]:
+    def load(self, spec: ModelSpec) -> LoadAnswer:
         started = time.perf_counter()
         try:
             info = self._load(spec)
@@ -179,7 +160,8 @@ class ModelHost:
         from winserve.host import why
 
         return why.Target(
-            answer=self._answer,
+            # host.why reads the answer's fields as a plain dict, which at run time it is
+            answer=cast(why.Answer, self._answer),
             features=self._features,
             classes=list(self._info.get("classes") or []),
             has_proba=bool(self._info.get("has_proba")),
@@ -290,7 +272,7 @@ class ModelHost:
         answer = self.predict({"columns": {k: [v] for k, v in row.items()}}, True)
         shape_ok = answer["ok"] and all(
             isinstance(p, list) and len(p) == len(c)
-            for p, c in zip(answer["probabilities"][0], classes, strict=False)
+            for p, c in zip((answer.get("probabilities") or [[]])[0], classes, strict=False)
         )
         if not shape_ok:
             self._per_output = False
@@ -326,7 +308,7 @@ class ModelHost:
         error = result["error"]
         return False, f"{error['type']}: {error['message'].splitlines()[0]}"
 
-    def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> dict[str, Any]:
+    def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
         """The model's answer for the rows; when it raises on several rows, the rows that fail
         are found in this same call (``_isolate``) and the others answered."""
         if self._model is None:
@@ -340,12 +322,16 @@ class ModelHost:
             return failed
         isolated = self._isolate(count, part, proba, scores, failed["error"])
         if not isolated["errors"]:  # every part answered: no row is the problem
-            del isolated["errors"]
-            return {"ok": True, **isolated}
+            return {
+                "ok": True,
+                "predictions": isolated["predictions"],
+                "probabilities": isolated.get("probabilities"),
+                "scores": isolated.get("scores"),
+            }
         failed["isolated"] = isolated
         return failed
 
-    def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> dict[str, Any]:
+    def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> Predicted:
         frame = build_input(
             payload,
             self._features,
@@ -395,7 +381,7 @@ class ModelHost:
             return ""
         return "; ".join(found) + f" is beyond the model's range of ±{FLOAT32_MAX:.7g} (float32)"
 
-    def _outputs(self, frame: Any, proba: bool, scores: bool) -> dict[str, Any]:
+    def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
         predictions = describe.plain(self._model.predict(frame))
         probabilities = None
         if proba:
@@ -417,8 +403,8 @@ class ModelHost:
         part: Callable[[int, int], dict[str, Any]],
         proba: bool,
         scores: bool,
-        error: dict[str, Any],
-    ) -> dict[str, Any]:
+        error: ErrorRecord,
+    ) -> Isolated:
         """Which of ``count`` rows the model fails on, by halving the parts that fail, and
         the answers of all the others: every row's prediction (``None`` where it failed) and
         ``errors``, (row, error) for each failed row, as that row alone gets it.
@@ -430,13 +416,13 @@ class ModelHost:
         predictions: list[Any] = [None] * count
         probabilities: list[Any] | None = [None] * count if proba else None
         scored: list[Any] | None = [None] * count if scores and self._score_method else None
-        errors: list[tuple[int, dict[str, Any]]] = []
+        errors: list[tuple[int, ErrorRecord]] = []
         end = time.perf_counter() + ISOLATE_SECONDS
         failing = [(0, count, error)]  # parts known to fail, with the error they raised
         while failing:
             lo, hi, error = failing.pop()
             if hi - lo == 1 or time.perf_counter() > end:
-                errors.extend((row, _row_error(error)) for row in range(lo, hi))
+                errors.extend((row, row_error(error)) for row in range(lo, hi))
                 continue
             middle = (lo + hi) // 2
             for start, stop in ((middle, hi), (lo, middle)):  # the first half is halved first
@@ -447,9 +433,9 @@ class ModelHost:
                     continue
                 predictions[start:stop] = answer["predictions"]
                 if probabilities is not None:
-                    probabilities[start:stop] = answer["probabilities"]
+                    probabilities[start:stop] = answer.get("probabilities") or []
                 if scored is not None:
-                    scored[start:stop] = answer["scores"]
+                    scored[start:stop] = answer.get("scores") or []
         return {
             "predictions": predictions,
             "probabilities": probabilities,
@@ -464,12 +450,6 @@ def _per_row(outputs: Any) -> list[Any]:
     per_output = [describe.plain(each) for each in outputs]
     rows = len(per_output[0]) if per_output else 0
     return [[output[row] for output in per_output] for row in range(rows)]
-
-
-def _row_error(error: dict[str, Any]) -> dict[str, Any]:
-    """A failed row's error; an input error's traceback is dropped (it is never logged, and a
-    batch of bad rows would carry one per row back to the web process)."""
-    return {**error, "traceback": ""} if error.get("input_error") else error
 
 
 def _parts(payload: dict[str, Any]) -> tuple[int, Callable[[int, int], dict[str, Any]]]:
@@ -510,6 +490,8 @@ def _within_float32(payload: dict[str, Any]) -> bool:
     number beyond float32 (1e300) is finite in float64, but a forest casts it to float32,
     where it becomes an infinity its own check refuses and ``assume_finite`` would let
     through (issue 22). One pass over the matrix, as the finiteness check alone was."""
+    if payload.get(WITHIN_FLOAT32):  # checked as the web process built it (issue 23)
+        return True
     import numpy as np
 
     if MATRIX_BYTES not in payload:

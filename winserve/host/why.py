@@ -18,7 +18,7 @@ payload to plain-data answers, with the model's own input building (``ModelHost.
                                            model call; the predictions (and probabilities)
     ◄──────── {"ok": True, "curves": [{column, values, predictions, probabilities?}]}
 
-Every answer is a record (``model_host.failure`` on error), as ``predict``'s. No reference
+Every answer is a record (``answers.failure`` on error), as ``predict``'s. No reference
 sample is ``NoReference`` (the web process answers 409 with what file to add).
 """
 
@@ -60,7 +60,7 @@ class Target:
 
 def unavailable(target: Target) -> dict[str, Any] | None:
     """The failure record when ``target`` cannot be explained; None when it can."""
-    from winserve.host.model_host import failure
+    from winserve.host.answers import ask_failure as failure
 
     reference = target.reference
     if reference is None:
@@ -175,7 +175,8 @@ def explain(
 ) -> dict[str, Any]:
     """Shapley values of each row of ``payload`` against the reference sample, in at most
     about ``seconds`` (the pool's deadline, less a margin: past it the replica is killed)."""
-    from winserve.host.model_host import error_record, failure
+    from winserve.host.answers import ask_error as error_record
+    from winserve.host.answers import ask_failure as failure
 
     deadline = None if seconds is None else time.monotonic() + seconds
 
@@ -217,7 +218,8 @@ def whatif(target: Target, payload: dict[str, Any], columns: list[str]) -> dict[
     reference range, with the model's prediction at each value; one model call."""
     import pandas as pd
 
-    from winserve.host.model_host import error_record, failure
+    from winserve.host.answers import ask_error as error_record
+    from winserve.host.answers import ask_failure as failure
 
     refused = unavailable(target)
     if refused is not None:

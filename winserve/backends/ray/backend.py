@@ -6,15 +6,16 @@
                            │ one dispatcher per lane, as per local replica
                            ▼
                         RayLane 0 … L-1 ── direct actor calls ──► HostKeeper actors, one per
-                                                                  Serve replica (replica.py),
+                        (lane.py)                                 Serve replica (replica.py),
                                                                   each with a model host
 
 Everything but the model call stays in the web process: protocols, validation, the page, CSV
-scoring, batching and deadlines are the local pool's (DESIGN decision 11). A lane is the pool's
-"replica": it sends one batch at a time and maps Ray's failures onto the exceptions a local host
-raises (a timeout → ``TimeoutError``; a dead replica, a lost node, an unreachable cluster →
-a connection error), so the pool answers 504/503 and "restarts" the lane, which only means
-finding a keeper that answers: Serve itself replaces a dead replica.
+scoring, batching and deadlines are the local pool's (DESIGN decision 11). A lane (``lane.py``)
+is the pool's replica: it sends one batch at a time and maps Ray's failures onto the ones a
+local host raises (a timeout → ``TimeoutError``; a dead replica, a lost node, an unreachable
+cluster → ``HostGone``), so the pool answers 504/503 and "restarts" the lane, which only means
+finding a keeper that answers: Serve itself replaces a dead replica. This module deploys the
+keepers, finds them for the lanes, and watches the cluster for ``/health``.
 
 Serve places, replaces, health-checks and autoscales the replicas; the calls go straight to each
 replica's keeper actor (found by its name, ``<application>#…``), because a call through a
@@ -40,9 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from winserve.backends import bundle as bundles
-from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, ReplicaState
+from winserve.backends.base import Backend, Health, Prediction
 from winserve.backends.pool import MAX_BATCH_BYTES, PoolBackend
 from winserve.backends.ray import cluster as ray_cluster
+from winserve.backends.ray.lane import Keeper, RayLane
+from winserve.backends.runner import HostGone, ReplicaRunner
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
@@ -50,7 +53,6 @@ from winserve.payload import Payload
 
 log = logging.getLogger("winserve.ray")
 
-RAY_GRACE = 1.0  # seconds past a call's deadline the lane waits for the replica's own verdict
 MONITOR_SECONDS = 3.0  # between looks at the cluster, for /health (serve.status: ~10 ms of CPU)
 STALE_SECONDS = 10.0  # a cluster silent this long is reported unreachable
 HEALTH_CHECK_SECONDS = 2.0
@@ -64,117 +66,6 @@ class RayOptions:
     workers: int = 1  # 0: autoscaling between 1 and max_workers
     max_workers: int = 4
     cpus: float = 1.0  # Ray CPUs each replica reserves
-
-
-@dataclasses.dataclass(frozen=True)
-class Keeper:
-    """A replica's keeper actor, as the web process calls it (``replica.HostKeeper``)."""
-
-    name: str
-    handle: Any
-    record: dict[str, Any]  # its load record: info, node, pid, host_pid
-
-
-class RayLane:
-    """The pool's replica ``index``: a lane to one of the deployment's keepers, called directly
-    (interface of ``Replica``). Lane ``i`` calls keeper ``i mod n`` of the ``n`` ready now, so
-    the lanes spread over the replicas as Serve adds or replaces them."""
-
-    def __init__(self, index: int, spec: ModelSpec, backend: RayBackend) -> None:
-        self.index = index
-        self.spec = spec
-        self.state: ReplicaState = "starting"
-        self.restarts = 0
-        self.last_error = ""
-        self.started_at = 0.0
-        self.load_seconds = 0.0
-        self._backend = backend
-        self._call_ref: Any = None
-        self._stopped = False
-        self._gone = ""
-
-    @property
-    def pid(self) -> int | None:
-        keeper = self._backend.keeper(self.index)  # the keeper this lane calls now
-        return keeper.record.get("pid") if keeper is not None else None
-
-    def health(self) -> ReplicaHealth:
-        seconds = round(self.load_seconds, 3)
-        return ReplicaHealth(
-            self.index, self.state, self.restarts, self.pid, self.last_error, seconds
-        )
-
-    def start(self, load_timeout: float) -> dict[str, Any]:
-        began = time.monotonic()
-        if self._stopped:
-            raise BrokenPipeError("the lane was stopped")
-        try:
-            self._backend.deployed(load_timeout)
-            keeper = self._backend.wait_for_keeper(self.index, began + load_timeout)
-        except TimeoutError:
-            why = self._backend.problem()
-            if why:  # Serve's own reason (no CPU for a replica, …) says more than the time
-                raise ModelLoadError(
-                    f"the model did not load within {load_timeout:g} s: {why}"
-                ) from None
-            raise
-        self._gone = ""
-        self.started_at = time.monotonic()
-        self.load_seconds = self.started_at - began
-        info: dict[str, Any] = keeper.record["info"]
-        return info
-
-    def predict(
-        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
-    ) -> dict[str, Any]:
-        import ray
-
-        keeper = self._backend.keeper(self.index)
-        if keeper is None or self._stopped:
-            raise BrokenPipeError(self._backend.problem() or "no Ray replica is ready")
-        ref = keeper.handle.predict.remote(payload, proba, scores, timeout)
-        self._call_ref = ref
-        try:
-            record: dict[str, Any] = ray.get(ref, timeout=timeout + RAY_GRACE)
-        except TimeoutError:  # ray.exceptions.GetTimeoutError is one
-            raise
-        except Exception as exc:  # Ray's: a dead actor, a lost node, an unreachable cluster
-            self._backend.forget(keeper)
-            self._gone = _describe_failure(exc)
-            raise ConnectionResetError(self._gone) from None
-        finally:
-            self._call_ref = None
-        fault = record.get("winserve")
-        if fault:
-            self._backend.reloading(keeper)  # its host is replaced: the lanes call the others
-        if fault == "timeout":
-            raise TimeoutError(record["reason"])
-        if fault == "gone":
-            self._gone = f"the model host on the Ray node: {record['reason']}"
-            raise ConnectionResetError(self._gone)
-        return record
-
-    def alive(self) -> bool:
-        # Only a failed deployment ends a lane from outside: a lost node or a silent cluster
-        # is reported on /health, and the lane's own calls find out whether replicas answer
-        # (a lost node without replicas on it must not stop serving)
-        return not self._stopped and not self._backend.deploy_error
-
-    def exit_description(self) -> str:
-        return self._gone or self._backend.problem() or "the Ray replica stopped answering"
-
-    def kill(self) -> None:
-        ref = self._call_ref
-        if ref is not None:
-            import ray
-
-            with contextlib.suppress(Exception):  # already finished, or the cluster is gone
-                ray.cancel(ref)
-
-    def stop(self) -> None:
-        self._stopped = True
-        self.kill()
-        self.state = "stopped"
 
 
 class RayBackend(Backend):
@@ -210,7 +101,7 @@ class RayBackend(Backend):
             max_batch_wait_ms=max_batch_wait_ms,
             max_queue=max_queue,
             max_batch_bytes=max_batch_bytes,
-            make_replica=lambda index, each: RayLane(index, each, self),  # type: ignore[arg-type,return-value]
+            make_replica=self._lane,
         )
         self.batch_rows = self._pool.batch_rows
         self._deployed = threading.Event()
@@ -231,6 +122,9 @@ class RayBackend(Backend):
         self._reloading: set[str] = set()  # keepers reloading their model host
         self._looked = 0.0
         self._look_lock = threading.Lock()
+
+    def _lane(self, index: int, spec: ModelSpec) -> ReplicaRunner:
+        return RayLane(index, spec, self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -368,7 +262,7 @@ class RayBackend(Backend):
         failed to load the model, ``TimeoutError`` at ``end``."""
         while True:
             if self._closing.is_set():
-                raise BrokenPipeError("winserve is stopping")
+                raise HostGone("winserve is stopping")
             if time.monotonic() - self._looked >= LOOK_SECONDS:
                 self._look()
             keeper = self.keeper(index)
@@ -581,9 +475,3 @@ def _cause(exc: BaseException) -> str:
     errors = [line for line in lines if ("Error:" in line or "Exception:" in line)]
     last = errors[-1] if errors else (lines[0] if lines else "")
     return f"{type(exc).__name__}: {last[:300]}"
-
-
-def _describe_failure(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"the Ray replica failed ({type(exc).__name__}: {first[:200]})"

@@ -26,9 +26,13 @@ as on one PC: the call's deadline passes, the host is killed and a new one loads
 while the keeper stays responsive to Ray and is not replaced for a fault of the model. A keeper
 that dies (its process killed, its node lost) takes its host with it (``PR_SET_PDEATHSIG``).
 
+The keeper's host is kept by the same ``Supervisor`` as a local pool's replicas
+(``backends/supervisor.py``): start, classify a failure, back off, restart; a first load that
+fails is final here (Serve replacing the replica would only fail again).
+
 Answers are the host's records unchanged (the web process's pool reads them as it reads a local
-host's), or a record ``{"winserve": "timeout" | "gone", "reason": …}`` that the lane turns into
-the same exceptions a local replica raises.
+host's), or a ``KeeperFault`` ``{"winserve": "timeout" | "gone", "reason": …}`` that the lane
+turns into the same exceptions a local replica raises.
 """
 
 from __future__ import annotations
@@ -40,20 +44,28 @@ import os
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from winserve.backends import bundle as bundles
-from winserve.backends.proxy import HOST_GONE
 from winserve.backends.replica import Replica
-from winserve.errors import ModelLoadError
+from winserve.backends.runner import ReplicaRunner
+from winserve.backends.supervisor import Failure, Hooks, Supervisor, call_failure
+from winserve.host.answers import HostInfo, PredictAnswer
 from winserve.model_info import ModelSpec
 
 log = logging.getLogger("winserve.ray")
 
-RESTART_BACKOFF_MAX = 30.0
 NAMESPACE = "winserve"  # the keepers' Ray namespace; each is named "<application>#<id>"
 KEEPER_CALLS = 16  # calls a keeper takes at once: the lanes' (one each) and Serve's checks
 KEEPER_CHECK_SECONDS = 5.0
+
+
+class KeeperFault(TypedDict):
+    """The keeper's own answer when its host gave none: the lane raises ``TimeoutError``
+    ("timeout") or ``HostGone`` ("gone") with the reason."""
+
+    winserve: Literal["timeout", "gone"]
+    reason: str
 
 
 def keeper_name(app: str) -> str:
@@ -125,7 +137,7 @@ class ModelReplica:
 
 class HostKeeper:
     """The actor that serves one Serve replica's calls, around one local model host. Its methods
-    run in Ray's threads (``max_concurrency``)."""
+    run in Ray's threads (``max_concurrency``); its host is kept by a ``Supervisor``."""
 
     def __init__(self, bundle: Any, spec: ModelSpec, load_timeout: float) -> None:
         if bundle is not None and not isinstance(bundle, bundles.Bundle):
@@ -135,25 +147,40 @@ class HostKeeper:
         self._model_path = bundles.unpack(bundle) if bundle is not None else None
         if self._model_path is not None:
             spec = dataclasses.replace(spec, path=str(self._model_path))
-        self._spec = spec
         self._load_timeout = load_timeout
         self._lock = threading.Lock()  # one call at a time into the host
         self._ready = threading.Event()  # a host is loaded and answering
         self._settled = threading.Event()  # the first load has succeeded or failed
         self._restart = threading.Event()
         self._stopping = threading.Event()
-        self._replica: Replica | None = None
-        self._info: dict[str, Any] | None = None
-        self._error = ""
-        self._restarts = 0
-        self._load_seconds = 0.0
+        self._replica = Replica(0, spec)  # started again after each failure, never replaced
+        self._info: HostInfo | None = None
         self._calls = 0  # predict calls here now, running or waiting for the host
         self._calls_lock = threading.Lock()
+        supervisor = Supervisor(
+            self._replica,
+            Hooks(
+                serve=self._serve,
+                started=self._started,
+                keep_trying=self._keep_trying,
+            ),
+            load_timeout=load_timeout,
+            stopping=self._stopping,
+            label="model host",
+            log=log,
+            # the bytes were unpacked here, pinned to their SHA-256: no file to wait for
+            watch_file=False,
+            reset_after=0.0,  # a host that loaded again restarts at once next time
+        )
         # The host is spawned from this thread, which lives as long as the keeper: on Linux a
         # host dies with the thread that started it (PR_SET_PDEATHSIG).
-        self._host_thread = threading.Thread(target=self._keep_host, name="winserve-ray-host")
+        self._host_thread = threading.Thread(target=supervisor.run, name="winserve-ray-host")
         self._host_thread.daemon = True
         self._host_thread.start()
+
+    @property
+    def _error(self) -> str:
+        return self._replica.last_error
 
     # -- called by the web process and by the Serve replica ----------------------------------
 
@@ -161,8 +188,7 @@ class HostKeeper:
         """The host's load record, with where this keeper runs (``loading`` while it loads)."""
         self._settled.wait(timeout)
         where = _where()
-        replica = self._replica
-        where["host_pid"] = replica.pid if replica is not None else None
+        where["host_pid"] = self._replica.pid
         if self._info is not None:  # ready: a host answers now (not one being reloaded)
             return {"ok": True, "info": self._info, "ready": self._ready.is_set(), **where}
         if not self._settled.is_set():
@@ -173,7 +199,7 @@ class HostKeeper:
 
     def predict(
         self, payload: dict[str, Any], proba: bool, scores: bool, timeout: float
-    ) -> dict[str, Any]:
+    ) -> PredictAnswer | KeeperFault:
         with self._calls_lock:
             self._calls += 1
         try:
@@ -184,7 +210,7 @@ class HostKeeper:
 
     def _predict(
         self, payload: dict[str, Any], proba: bool, scores: bool, timeout: float
-    ) -> dict[str, Any]:
+    ) -> PredictAnswer | KeeperFault:
         end = time.monotonic() + timeout
         # A host being replaced (after a hang or a crash) answers once it is loaded, within
         # the caller's deadline
@@ -194,18 +220,18 @@ class HostKeeper:
             return _fault("timeout", "the model host is busy with a call past its deadline")
         try:
             replica = self._replica
-            if replica is None or not self._ready.is_set():
+            if not self._ready.is_set():
                 return _fault("gone", self._error or "the model host is restarting")
             left = max(0.01, end - time.monotonic())
             try:
                 return replica.predict(payload, proba, timeout=left, scores=scores)
-            except TimeoutError:
-                self._replace(replica, f"a prediction took longer than {timeout:g} s")
-                return _fault("timeout", f"a prediction took longer than {timeout:g} s")
-            except (*HOST_GONE, OSError):
-                reason = replica.exit_description()  # the web process adds "during a prediction"
-                self._replace(replica, reason)
-                return _fault("gone", reason)
+            except Exception as exc:
+                failure = call_failure(exc, replica, timeout)
+                if failure.kind == "broken":
+                    raise  # the lane sees the keeper fail, as before
+                # a crash's reason: the web process adds "during a prediction"
+                self._replace(failure.reason)
+                return _fault("timeout" if failure.kind == "timeout" else "gone", failure.reason)
         finally:
             self._lock.release()
 
@@ -228,63 +254,45 @@ class HostKeeper:
     def stop(self) -> None:
         self._stopping.set()
         self._restart.set()
-        replica = self._replica
-        if replica is not None:
-            replica.stop()
+        self._replica.stop()
         if self._model_path is not None:
             bundles.remove(self._model_path)
 
-    # -- the host ---------------------------------------------------------------------------
+    # -- the host: the supervisor's hooks ---------------------------------------------------
 
-    def _replace(self, replica: Replica, reason: str) -> None:
-        """Kill a host that missed its deadline or died; the keeper starts another."""
+    def _replace(self, reason: str) -> None:
+        """Kill a host that missed its deadline or died; the supervisor starts another."""
         self._ready.clear()
-        self._error = reason
-        replica.kill()
+        self._replica.mark("restarting", reason)
+        self._replica.kill()
         self._restart.set()
 
-    def _keep_host(self) -> None:
-        backoff = 0.0
-        while not self._stopping.is_set():
-            replica = Replica(self._restarts, self._spec)
-            self._replica = replica
-            try:
-                info = replica.start(self._load_timeout)
-            except ModelLoadError as exc:
-                self._error = str(exc)
-            except TimeoutError:
-                self._error = f"the model did not load within {self._load_timeout:g} s"
-            except (*HOST_GONE, OSError) as exc:
-                self._error = f"{replica.exit_description()} while loading ({type(exc).__name__})"
-            else:
-                self._load_seconds = replica.load_seconds
-                if self._info is None:
-                    self._info = info
-                    if info.get("sha256"):  # a reload must find these same bytes
-                        self._spec = dataclasses.replace(self._spec, same_as=info["sha256"])
-                self._error = ""
-                backoff = 0.0
-                self._ready.set()
-                self._settled.set()
-                self._restart.wait()
-                self._restart.clear()
-                self._restarts += 1
-                continue
-            replica.kill()
+    def _started(self, replica: ReplicaRunner, outcome: HostInfo | Failure) -> None:
+        if isinstance(outcome, Failure):
             if self._info is None:  # the first load failed: the model cannot be served here
                 self._settled.set()
-                return
-            self._restarts += 1
-            log.warning("model host: %s; restarting in %.1f s", self._error, backoff)
-            self._stopping.wait(backoff)
-            backoff = min(max(backoff * 2, 0.5), RESTART_BACKOFF_MAX)
+            return
+        if self._info is None:
+            self._info = outcome
+            if outcome.get("sha256"):  # a reload must find these same bytes
+                replica.pin(outcome["sha256"])
+        self._ready.set()
+        self._settled.set()
+
+    def _serve(self, replica: ReplicaRunner) -> None:
+        """Until a call replaces the host (``_replace``) or the keeper stops."""
+        self._restart.wait()
+        self._restart.clear()
+
+    def _keep_trying(self, replica: ReplicaRunner) -> bool:
+        return self._info is not None  # a first load that failed is final
 
 
 def _load_error(message: str) -> dict[str, str]:
     return {"type": "ModelLoadError", "message": message}
 
 
-def _fault(kind: str, reason: str) -> dict[str, Any]:
+def _fault(kind: Literal["timeout", "gone"], reason: str) -> KeeperFault:
     return {"winserve": kind, "reason": reason}
 
 
