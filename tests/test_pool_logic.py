@@ -4,6 +4,7 @@ spawned hosts; these run in the fast layer, in seconds."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +17,12 @@ import pytest
 from tests.fakes import FakeModel, answer, pids, row, rows
 from tests.helpers import at_once, wait_until
 from winserve.backends import supervisor
+from winserve.backends.base import row_errors
+from winserve.backends.call import Call, deliver
 from winserve.backends.pool import CALLER_GRACE, PoolBackend
+from winserve.backends.runner import HostGone
 from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
+from winserve.host.answers import ErrorRecord
 from winserve.model_info import ModelSpec
 
 pytestmark = pytest.mark.timeout(30)
@@ -405,3 +410,150 @@ def test_tensors_merge_only_with_their_own_shape_and_within_max_batch_bytes(
     assert sum(model.calls) == 12 and len(model.calls) < 12, model.calls  # some merged
     wide = [n for n, shape in zip(model.calls, model.shapes, strict=True) if shape == (100,)]
     assert max(wide) <= 3, wide
+
+
+# -- the supervisor (backends/supervisor.py) and the split of a batch's answer (backends/call.py)
+
+
+def test_a_crashed_batch_of_two_replicas_is_retried_on_the_one_still_up(pools: Any) -> None:
+    """The calls of a batch that killed one replica's host are retried each alone, and the
+    pool's other replica answers them while the crashed one restarts."""
+    model = FakeModel(latency=0.05, crash=-2, crash_times=1, load_seconds=0.3)
+    pool = pools(model, workers=2)
+    values = [float(i) for i in range(8)]
+    values[5] = -2
+    results = at_once(pool, [row(v) for v in values])
+    assert results == [[answer(v)] for v in values]
+    assert sorted(r.restarts for r in model.replicas) == [0, 1]
+    assert sum(model.calls) >= len(values)  # the crashed batch's rows were asked again
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets_once_a_replica_served() -> None:
+    backoff = supervisor.Backoff(reset_after=10.0)
+    pauses = [backoff.next() for _ in range(9)]
+    assert pauses[:4] == [0.0, BACKOFF, 2 * BACKOFF, 4 * BACKOFF]
+    assert pauses == sorted(pauses) and max(pauses) <= supervisor.BACKOFF_MAX
+    backoff.served(3.0)  # too short a life to forgive the crashes before it
+    assert backoff.next() > 0
+    backoff.served(11.0)
+    assert backoff.next() == 0.0  # the next failure restarts at once again
+    assert supervisor.Backoff(reset_after=0.0).next() == 0.0
+
+
+def test_backoff_never_passes_backoff_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor, "BACKOFF_MAX", 1.0)
+    backoff = supervisor.Backoff()
+    assert [backoff.next() for _ in range(6)] == [0.0, BACKOFF, 0.4, 0.8, 1.0, 1.0]
+
+
+def test_a_start_is_classified_by_what_the_runner_raised() -> None:
+    loads = FakeModel(load_error="ValueError: not a model")
+    failure = supervisor.start(loads.make_replica(0, ModelSpec()), 5)
+    assert failure == supervisor.Failure("load_error", "ValueError: not a model")
+    slow = FakeModel(load_seconds=0.3)
+    failure = supervisor.start(slow.make_replica(0, ModelSpec()), 0.05)
+    assert failure == supervisor.Failure("timeout", "the model did not load within 0.05 s")
+    stopped = FakeModel().make_replica(0, ModelSpec())
+    stopped.stop()
+    failure = supervisor.start(stopped, 5)
+    assert isinstance(failure, supervisor.Failure) and failure.kind == "crash"
+    assert failure.reason.startswith("the fake model process exited with code 1 while loading")
+    info = supervisor.start(FakeModel(name="ok").make_replica(0, ModelSpec()), 5)
+    assert isinstance(info, dict) and info["name"] == "ok"
+
+
+def test_a_call_failure_is_a_timeout_a_crash_or_a_broken_reply() -> None:
+    replica = FakeModel().make_replica(0, ModelSpec())
+    assert supervisor.call_failure(TimeoutError(), replica, 2.5) == supervisor.Failure(
+        "timeout", "a prediction took longer than 2.5 s"
+    )
+    gone = supervisor.call_failure(HostGone("eof"), replica, 2.5)
+    assert gone == supervisor.Failure("crash", "the fake model process exited with code 1")
+    broken = supervisor.call_failure(KeyError("x"), replica, 2.5)
+    assert broken.kind == "broken" and "KeyError" in broken.reason
+
+
+def _supervised(
+    model: FakeModel, keep_trying: Callable[[Any], bool], serve: Callable[[Any], None]
+) -> tuple[Any, threading.Event, threading.Thread, list[str]]:
+    """A replica of ``model`` under a supervisor of its own in a thread; the states it
+    went through, as ``changed`` saw them."""
+    replica = model.make_replica(0, ModelSpec())
+    stopping = threading.Event()
+    seen: list[str] = []
+    hooks = supervisor.Hooks(
+        serve=serve, keep_trying=keep_trying, changed=lambda: seen.append(replica.state)
+    )
+    runner = supervisor.Supervisor(
+        replica,
+        hooks,
+        load_timeout=5,
+        stopping=stopping,
+        label="test",
+        log=logging.getLogger("test"),
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    return replica, stopping, thread, seen
+
+
+def test_the_supervisor_backs_off_between_failed_loads_and_stops_when_told() -> None:
+    """A model that loaded once and then fails to load: the restarts come at once, then after
+    BACKOFF, then twice that; ``stopping`` ends the wait, and the replica, within moments."""
+    model = FakeModel()
+    served = threading.Event()
+
+    def serve(replica: Any) -> None:  # the first host dies at once; its file then breaks
+        served.set()
+        model.load_error = "ValueError: the disk is full"
+
+    replica, stopping, thread, seen = _supervised(model, lambda r: True, serve)
+    try:
+        wait_until(lambda: len(replica.start_times) >= 4, 5)
+        gaps = [b - a for a, b in zip(replica.start_times, replica.start_times[1:], strict=False)]
+        assert served.is_set() and gaps[0] < BACKOFF, gaps
+        assert gaps[1] >= BACKOFF * 0.9 and gaps[2] >= 2 * BACKOFF * 0.9, gaps
+        assert replica.state == "failed" and replica.last_error == "ValueError: the disk is full"
+        assert seen[:2] == ["loading", "ready"] and "restarting" in seen
+    finally:
+        stopping.set()
+    thread.join(5)
+    assert not thread.is_alive() and replica.stopped and replica.state == "stopped"
+
+
+def test_a_first_load_that_fails_is_final_when_the_owner_says_so() -> None:
+    """The Ray keeper's rule (its replicas would only fail again): no restart, the replica
+    stopped and reported failed, with the model's reason."""
+    model = FakeModel(load_error="ValueError: not a model")
+    replica, stopping, thread, seen = _supervised(model, lambda r: r.restarts > 0, lambda r: None)
+    thread.join(5)
+    stopping.set()  # ends it, were it still running
+    assert not thread.is_alive() and replica.starts == 1 and replica.stopped
+    assert replica.state == "failed" and replica.last_error == "ValueError: not a model"
+    assert seen[-1] == "failed"
+
+
+def test_a_batch_answer_is_split_by_rows_and_each_call_gets_its_own_rows_error() -> None:
+    calls = [Call(rows(1, 2), 2, True, 1e12, 5.0), Call(row(3), 1, False, 1e12, 5.0)]
+    calls.append(Call(rows(4, 5), 2, False, 1e12, 5.0))
+    refused: ErrorRecord = {"type": "ValueError", "message": "bad x0", "input_error": True}
+    deliver(
+        calls,
+        {
+            "ok": False,
+            "error": refused,
+            "isolated": {
+                "predictions": [3.0, 5.0, 7.0, None, 11.0],
+                "probabilities": [[0.1], [0.2], [0.3], None, [0.5]],
+                "errors": [(3, refused)],
+            },
+        },
+    )
+    first, second, third = calls
+    assert first.result is not None and first.result.predictions == [3.0, 5.0]
+    assert first.result.probabilities == [[0.1], [0.2]]  # it asked for them
+    assert second.result is not None and second.result.probabilities is None  # it did not
+    assert isinstance(third.error, ModelInputError) and "bad x0" in str(third.error)
+    found = row_errors(third.error)
+    assert found is not None and found.prediction.predictions == [None, 11.0]
+    assert list(found.errors) == [0]  # its own first row, not the batch's fourth
