@@ -14,15 +14,20 @@ summary, with fake replicas and no process (``tests/fakes.py``).
 from __future__ import annotations
 
 import ast
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import joblib
+import psutil
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from tests.fakes import FakeModel
-from tests.helpers import wait_until
+from tests.helpers import running_server, wait_until
+from tests.models import ChaosModel, slow_reloading_chaos
 from winserve import banner
 from winserve.backends.base import Backend, Health, ReplicaHealth
 from winserve.dataplane import DataPlane, HealthSummary, ModelState, overall
@@ -297,3 +302,57 @@ def test_openapi_describes_the_versions_served(models: Models, folder: Path) -> 
         assert client.get("/v2/models/fast/versions/2").status_code == 200
     finally:
         registry.close()
+
+
+# -- a real server ---------------------------------------------------------------------------
+
+
+class SlowToLoad:
+    """Unpickled in the model host, it is ``tests.models.slow_reloading_chaos()``: a model
+    whose load takes 8 s."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (slow_reloading_chaos, ())
+
+
+def _listening(server: Any) -> str:
+    """The server's address, read from its listening socket (the ready banner comes only once
+    every model has loaded)."""
+
+    def port() -> int | None:
+        found = psutil.Process(server.proc.pid).net_connections()
+        return next((c.laddr.port for c in found if c.status == psutil.CONN_LISTEN), None)
+
+    return f"http://127.0.0.1:{wait_until(port, 30)}"
+
+
+@pytest.mark.server
+@pytest.mark.spawn
+@pytest.mark.timeout(120)
+def test_a_server_is_loading_until_the_slow_model_of_its_folder_has_loaded(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    joblib.dump(ChaosModel(), folder / "fast.joblib")
+    joblib.dump(SlowToLoad(), folder / "slow.joblib")
+    with running_server([str(folder), "--no-watch"], cwd=tmp_path, ready=False) as server:
+        url = _listening(server)
+
+        def fast_serves_while_slow_loads() -> Any:
+            answer = requests.get(f"{url}/health", timeout=10)
+            models = answer.json().get("models", {})
+            fast = models.get("fast", {}).get("status")
+            return [answer] if fast == "ready" else None  # a 503 Response is falsy
+
+        (answer,) = wait_until(fast_serves_while_slow_loads, 60)
+        assert answer.status_code == 503 and answer.json()["status"] == "loading", answer.text
+        assert answer.json()["models"]["slow"]["status"] == "loading"
+        assert requests.get(f"{url}/v2/health/ready", timeout=10).status_code == 503
+        assert requests.get(f"{url}/v2/models/fast/ready", timeout=10).status_code == 200
+        started = time.monotonic()
+        server.wait_ready(60)  # the banner: every model of the start has loaded
+        health = requests.get(f"{url}/health", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "ready", health.text
+        assert requests.get(f"{url}/v2/health/ready", timeout=10).json() == {"ready": True}
+        assert time.monotonic() - started < 60
