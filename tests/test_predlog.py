@@ -8,9 +8,10 @@ import csv
 import io
 import json
 import os
-import re
+import pickle
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -19,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.conftest import iris_frame
-from tests.helpers import wait_until
+from tests.helpers import csrf_token, wait_until
 from winserve.backends.base import Prediction
 from winserve.backends.local import LocalBackend
 from winserve.model_info import ModelSpec
-from winserve.predlog import store
+from winserve.predlog import record, store
+from winserve.predlog.record import record_of
 from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog, default_path
 from winserve.service import PredictRequest
@@ -35,13 +38,6 @@ from winserve.web import create_app
 
 pytestmark = pytest.mark.timeout(60)
 NAME = "iris forest"
-
-
-def csrf_token(client: Any) -> str:
-    """The page's form token (the page sets its cookie on ``client``)."""
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get("/").text)
-    assert found is not None
-    return found.group(1)
 
 
 def entry(i: int, request: Any = None, prediction: Any = None, **fields: Any) -> Entry:
@@ -240,6 +236,86 @@ def test_a_full_queue_drops_and_counts_without_waiting(tmp_path: Path) -> None:
     plog.close()
 
 
+def test_the_writer_is_a_process_of_its_own_ended_by_close(tmp_path: Path) -> None:
+    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05)
+    plog.start()
+    pid = plog.pid
+    assert pid is not None and pid != os.getpid()
+    writer = psutil.Process(pid)
+    assert writer.ppid() == os.getpid()
+    plog.put(entry(1, PredictRequest.from_columns({"a": [1], "b": [2]}), Prediction([0])))
+    wait_until(lambda: plog.written == 1, 10)
+    plog.close()
+    assert plog.pid is None
+    assert not writer.is_running() or writer.status() == psutil.STATUS_ZOMBIE
+    assert stored(plog.path, "SELECT request_id FROM requests") == [("r1",)]
+
+
+def test_a_writer_process_that_dies_is_counted_and_started_again(tmp_path: Path) -> None:
+    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05, retry_first=0.05)
+    plog.start()
+    try:
+        for i in range(5):
+            plog.put(entry(i))
+        wait_until(lambda: plog.written == 5, 10)
+        first = plog.pid
+        assert first is not None
+        psutil.Process(first).kill()  # what a crash or Task Manager does to it
+        wait_until(lambda: plog.put(entry(99)) or plog.error, 10)
+        assert "writer process ended" in plog.error
+        wait_until(lambda: plog.put(entry(100)) or plog.written > 5, 20, interval=0.1)
+        assert plog.pid not in (None, first) and plog.error == ""
+    finally:
+        plog.close()
+    ids = [r[0] for r in stored(plog.path, "SELECT request_id FROM requests")]
+    assert {f"r{i}" for i in range(5)} <= set(ids) and "r100" in ids
+    assert plog.written == len(ids)  # the counts of both processes, each entry once
+
+
+def test_a_log_never_closed_does_not_hold_up_the_interpreters_exit(tmp_path: Path) -> None:
+    # multiprocessing joins its children at exit and the writer ignores SIGTERM: our end of
+    # the pipe is closed first, so the writer writes what it has and ends
+    script = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from winserve.predlog.store import Entry\n"
+        "from winserve.predlog.writer import PredictionLog\n"
+        f"plog = PredictionLog(Path({str(tmp_path / 'log.sqlite')!r}), interval=10)\n"
+        "plog.start()\n"
+        "time.sleep(0.5)\n"
+        "plog.put(Entry(time.time(), 'r1', 'm', 1, None, '/p', 'POST', None, 1.0, 200, None))\n"
+        "plog._wake.set()\n"
+        "time.sleep(0.5)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "writer process ended" not in done.stderr
+    assert stored(tmp_path / "log.sqlite", "SELECT request_id FROM requests") == [("r1",)]
+
+
+def test_a_record_keeps_plain_values_and_no_more_rows_than_it_stores() -> None:
+    n = 5000
+    columns = {"a": list(range(n)), "b": [float(i) for i in range(n)]}
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    one = record_of(
+        entry(1, PredictRequest.from_columns(columns), Prediction(list(range(n)))), True, seen
+    )
+    two = record_of(
+        entry(2, PredictRequest.from_columns(columns), Prediction(list(range(n)))), True, seen
+    )
+    assert one[record.LABELS] == ("a", "b") and one[record.LABELS] is two[record.LABELS]
+    rows, picks = one[record.ROWS], one[record.PICKS]
+    assert len(rows) == len(picks) == store.MAX_ROWS_STORED
+    assert rows == [[i, float(i)] for i in picks] and one[record.ANSWERS] == picks
+    assert pickle.loads(pickle.dumps(one)) == one  # what the sender hands the writer process
+    quiet = record_of(
+        entry(3, PredictRequest.from_columns(columns), Prediction([0] * n)), False, seen
+    )
+    assert quiet[record.LABELS] is None and quiet[record.ROWS] is None
+
+
 def unwritable(folder: Path) -> Callable[[], None]:
     """Make ``folder`` one the log cannot be written in; return what makes it writable again.
     Read-only modes where they bind (not as root, who writes anyway; not on Windows), else a
@@ -316,7 +392,7 @@ def test_every_prediction_route_is_logged_with_its_request_id(
                 ]
             },
         ),
-        client.post("/", data={**form, "csrf_token": csrf_token(client)}),
+        client.post("/", data={**form, "csrf_token": csrf_token(client.get("/").text)}),
         client.post("/predict", json=[{"nonsense": 1}]),  # refused: logged, no rows
     ]
     tools = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})

@@ -1,10 +1,12 @@
 """The prediction log's SQLite file: its schema, batched writes and pruning (issue 26).
 
-Only the writer thread (``writer.py``) writes; readers (``export.py``) open connections of
-their own. WAL mode with ``synchronous=NORMAL``: a committed batch is in the operating system's
-hands, so killing winserve at any moment loses only what was not yet committed (the writer
-commits every half second) and never corrupts the file; a power cut may lose the last batches
-too, never the file. ``auto_vacuum=INCREMENTAL`` lets pruning give the space back to the disk.
+Only the writer process (``process.py``) writes, Records made on the request thread
+(``record.py``); readers (``export.py``) open connections of their own. WAL mode with
+``synchronous=NORMAL``: a committed batch is in the operating system's hands, so killing
+winserve at any moment loses only what was not yet committed (the writer commits as soon as
+what was sent has arrived, about every half second) and never corrupts the file; a power cut
+may lose the last batches too, never the file. ``auto_vacuum=INCREMENTAL`` lets pruning give
+the space back to the disk.
 
 Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``), one table, one row per prediction
 request (one insert each: a table of rows beside it doubled the writer's cost, measured)::
@@ -34,24 +36,34 @@ float64 bytes).
 from __future__ import annotations
 
 import array
-import contextlib
 import functools
 import json
-import random
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from winserve.predlog.record import (
+    ANSWERS,
+    CALLER,
+    LABELS,
+    LATENCY_MS,
+    MAX_ROWS_STORED,
+    N_ROWS,
+    PICKS,
+    PROBABILITIES,
+    ROWS,
+    Entry,
+    Record,
+    record_of,
+)
+
+__all__ = ["MAX_ROWS_STORED", "Entry", "connect", "decode_inputs", "prune", "write"]
 
 SCHEMA_VERSION = 1
-MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 DAY = 86_400.0
-# Entries encoded (or inserted) between two releases of the GIL. The writer is the web
-# process's one busy thread: holding the GIL for CPython's 5 ms switch interval, it would
-# keep every request thread coming back from its socket or its model waiting behind it.
-# 16 entries: ~0.5 ms. (bench/predlog.py could not tell 4, 16 and 128 apart on the team's
-# loaded machine; the writer's own CPU was ~35 us per entry there, issue 26.)
+# Requests inserted by one statement: each sqlite3 step has a fixed cost, and executemany
+# steps once per row (16 x 17 parameters: within SQLite's 999 on every build)
 SLICE = 16
 BUSY_MS = 1000  # another winserve serving the same file may hold the write lock briefly
 
@@ -95,32 +107,12 @@ _PLACES = "(" + ", ".join(["?"] * (COLUMNS.count(",") + 1)) + ")"
 
 @functools.cache
 def _insert(rows: int) -> str:
-    """The INSERT of ``rows`` requests at once (at most SLICE: 16 x 17 parameters)."""
+    """The INSERT of ``rows`` requests at once (at most SLICE)."""
     return f"INSERT INTO requests {COLUMNS} VALUES " + ", ".join([_PLACES] * rows)
 
 
 # one encoder, made once: json.dumps with arguments builds a new one per call
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
-class Entry(NamedTuple):
-    """What the request path hands over: plain fields, and the decoded request and its
-    prediction by reference (turned into JSON on the writer thread, never on the request's)."""
-
-    time: float
-    request_id: str
-    model: str
-    version: int | None
-    sha256: str | None
-    route: str
-    method: str
-    caller: str | None
-    latency_ms: float
-    status: int
-    n_rows: int | None
-    request: Any = None  # a service.PredictRequest
-    names: Sequence[str] | None = None  # the model's input names (for rows sent by position)
-    prediction: Any = None  # a backends.base.Prediction
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -149,34 +141,6 @@ def _without_nan(rows: list[Any]) -> list[Any]:
     return [[None if v != v else v for v in row] for row in rows]
 
 
-def input_rows(
-    request: Any, names: Sequence[str] | None, picks: Sequence[int] | None
-) -> tuple[list[str] | None, list[Any] | None]:
-    """(column names, rows as lists) of a decoded request, only the rows ``picks`` (None: all);
-    (None, None) for what this increment does not store (tensors, images)."""
-    rows: list[Any]
-    if request.columns is not None:
-        labels = list(request.columns)
-        rows = [list(row) for row in zip(*request.columns.values(), strict=True)]
-    elif request.matrix is not None:
-        rows = request.matrix.tolist()
-        labels = list(names) if names else [str(j) for j in range(len(rows[0]) if rows else 0)]
-    elif request.rows is not None:
-        rows = request.rows
-        first = rows[0] if rows else []
-        given = request.names or names
-        width = len(first) if isinstance(first, list) else 0
-        labels = list(given) if given and len(given) == width else [str(j) for j in range(width)]
-    elif request.values is not None:
-        labels = [names[0] if names else "value"]
-        rows = [[v] for v in request.values]
-    else:
-        return None, None
-    if picks is not None:
-        rows = [rows[i] for i in picks]
-    return labels, rows
-
-
 def _inputs(rows: list[Any]) -> str | bytes:
     """Rows of numbers only (the usual table) as float64 bytes, row after row: ~0.5 µs for 30
     columns where JSON took ~11 (a float's shortest repr is slow), measured; else JSON text."""
@@ -200,7 +164,7 @@ def decode_inputs(columns: str | None, inputs: str | bytes | None) -> list[list[
 
 
 def _column_set(
-    conn: sqlite3.Connection, labels: list[str], known: dict[tuple[str, ...], int]
+    conn: sqlite3.Connection, labels: Sequence[str], known: dict[tuple[str, ...], int]
 ) -> int:
     """The id of ``labels`` in column_sets (stored once per file: a model's 30 names were
     ~600 bytes of every entry, the largest part of it)."""
@@ -216,33 +180,21 @@ def _column_set(
     return found
 
 
-def values_of(
-    conn: sqlite3.Connection, entry: Entry, keep_inputs: bool, known: dict[tuple[str, ...], int]
+def _stored(
+    conn: sqlite3.Connection, record: Record, known: dict[tuple[str, ...], int]
 ) -> tuple[int | str | bytes | None, ...]:
-    """The stored form of ``entry``'s rows: (columns, inputs, predictions, probabilities,
-    sample), each JSON text or None. A request of more than MAX_ROWS_STORED rows keeps a
-    uniform sample of them, in row order, and ``sample`` says which rows (0-based)."""
-    prediction = entry.prediction
-    if prediction is None:
+    """The stored form of ``record``'s rows: (columns, inputs, predictions, probabilities,
+    sample): the id of the column names, the rows (float64 bytes or JSON), JSON text, or None."""
+    answers = record[ANSWERS]
+    if answers is None:
         return (None, None, None, None, None)
-    answers = prediction.predictions
-    probabilities = prediction.probabilities
-    count = len(answers)
-    picks: list[int] | None = None
-    if count > MAX_ROWS_STORED:
-        picks = sorted(random.sample(range(count), MAX_ROWS_STORED))
-        answers = [answers[i] for i in picks]
-        if probabilities is not None:
-            probabilities = [probabilities[i] for i in picks]
     columns = inputs = None
-    if keep_inputs and entry.request is not None:
-        # a shape this increment does not know: the outputs are still kept
-        with contextlib.suppress(IndexError, TypeError, ValueError, AttributeError):
-            labels, rows = input_rows(entry.request, entry.names, picks)
-            if labels is not None and rows is not None:
-                columns, inputs = _column_set(conn, labels, known), _inputs(rows)
+    labels, rows = record[LABELS], record[ROWS]
+    if labels is not None and rows is not None:
+        columns, inputs = _column_set(conn, labels, known), _inputs(rows)
     if any(type(a) is float and a != a for a in answers):
         answers = [None if type(a) is float and a != a else a for a in answers]
+    probabilities, picks = record[PROBABILITIES], record[PICKS]
     return (
         columns,
         inputs,
@@ -258,13 +210,32 @@ def write(
     keep_inputs: bool,
     known: dict[tuple[str, ...], int] | None = None,
 ) -> int:
-    """Store ``entries`` in one transaction; how many were stored. ``known``: the ids of the
+    """Store ``entries`` in one transaction; how many were stored (``write_records`` with
+    what the request thread would have made of them)."""
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    return write_records(conn, [record_of(e, keep_inputs, seen) for e in entries], known)
+
+
+def write_records(
+    conn: sqlite3.Connection,
+    records: Sequence[Record],
+    known: dict[tuple[str, ...], int] | None = None,
+) -> int:
+    """Store ``records`` in one transaction; how many were stored. ``known``: the ids of the
     column sets already stored (the writer keeps it between batches, for one file)."""
     known = {} if known is None else known
-    records: list[tuple[Any, ...]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _insert_all(conn, entries, keep_inputs, known, records)
+        for start in range(0, len(records), SLICE):
+            part = records[start : start + SLICE]
+            values: list[Any] = []
+            for r in part:
+                values += r[: CALLER + 1]
+                values.append(None)  # token_name: named callers come later (issue 26)
+                values += r[LATENCY_MS : N_ROWS + 1]
+                values += _stored(conn, r, known)
+            # one statement for the slice: executemany steps once per row
+            conn.execute(_insert(len(part)), values)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -272,41 +243,6 @@ def write(
         known.clear()  # ids of a rolled-back transaction may not exist
         raise
     return len(records)
-
-
-def _insert_all(
-    conn: sqlite3.Connection,
-    entries: Iterable[Entry],
-    keep_inputs: bool,
-    known: dict[tuple[str, ...], int],
-    records: list[tuple[Any, ...]],
-) -> None:
-    for n, e in enumerate(entries, 1):
-        records.append(
-            (
-                e.request_id,
-                e.time,
-                e.model,
-                e.version,
-                e.sha256,
-                e.route,
-                e.method,
-                e.caller,
-                None,  # token_name: named callers come later (issue 26)
-                e.latency_ms,
-                e.status,
-                e.n_rows,
-                *values_of(conn, e, keep_inputs, known),
-            )
-        )
-        if n % SLICE == 0:
-            time.sleep(0)  # let the request threads have the GIL (see SLICE)
-    for start in range(0, len(records), SLICE):
-        part = records[start : start + SLICE]
-        # one statement for the slice: sqlite3 lets the GIL go around every step, and
-        # executemany steps once per row, each a hand-over among the request threads
-        conn.execute(_insert(len(part)), [v for record in part for v in record])
-        time.sleep(0)
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:

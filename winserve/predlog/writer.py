@@ -1,19 +1,24 @@
-"""The prediction log's queue and writer thread (issue 26, DESIGN decision 16).
+"""The prediction log's queue, in the web process (issue 26, DESIGN decision 16).
 
 ::
 
-    waitress threads (after each prediction)         winserve-predlog thread
-    ─────────────────────────────────────────        ───────────────────────────────────────
-    PredictionLog.put(Entry) ──► deque (bounded) ──► every INTERVAL s (or once BATCH wait):
-      full: count one dropped, return                 take all, one transaction (store.write)
-      never waits, never raises                       every PRUNE_EVERY s: store.prune
-                                                      disk error: noted once, entries counted
-                                                      lost, retried after a back-off
-    close(): the thread writes what is queued, within a deadline, and closes the file
+    waitress threads (after each prediction)     sender thread            writer process
+    ──────────────────────────────────────────   ──────────────────────   ─────────────────
+    PredictionLog.put(Entry)                     every INTERVAL s (or     (process.py)
+      record_of: a tuple of plain values           once BATCH wait):      one transaction
+      ──► deque (bounded) ─────────────────────► pickle CHUNK Records ──► per arrival,
+      full: count one dropped, return              at a time, send        pruning, back-off
+      never waits, never raises                  read its status ◄─────── (written, lost, …)
+    close(): the sender sends what is queued and the stop, waits for the writer's last word
+    (within a deadline), and the process is ended, killed if it must be
 
-The request path costs one ``len`` and one ``append`` (both atomic under the GIL, so no lock):
-the queue may overshoot its bound by the few threads racing past the check, never grow
-without bound. Turning entries into rows and JSON happens on the writer thread.
+The request path costs ``record_of`` (~2 µs for a 30-column row: no JSON, no copy of a large
+request, see record.py), one ``len`` and one ``append`` (atomic under the GIL, so no lock): the
+queue may overshoot its bound by the few threads racing past the check, never grow without
+bound. The SQLite and JSON work, ~44 µs a request, is the writer process's (process.py says
+why). When the writer falls behind, the pipe fills, the sender waits on it (not holding the
+GIL) and the queue fills: requests' entries are dropped and counted, never waited for. A writer
+process that dies is started again after a back-off, its entries in flight counted lost.
 """
 
 from __future__ import annotations
@@ -21,24 +26,29 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import sqlite3
+import multiprocessing
+import multiprocessing.util
+import pickle
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from winserve.predlog import store
-from winserve.predlog.store import Entry
+from winserve.predlog import process
+from winserve.predlog.process import Status
+from winserve.predlog.record import Entry, Record, record_of
 
 log = logging.getLogger("winserve.predlog")
 
-INTERVAL = 0.5  # at most this much of the log is lost when the process is killed
-BATCH = 2000  # a transaction holds at most this many requests
+INTERVAL = 0.5  # the sender's tick: about what a kill -9 of the web process loses
+BATCH = 2000  # this many waiting wake the sender before its tick
+CHUNK = 128  # Records per pickle: ~0.2 ms holding the GIL, then the send lets it go
 CAPACITY = 20_000  # entries waiting; past it a request's entry is dropped and counted
-PRUNE_EVERY = 60.0
 RETRY_FIRST = 5.0
-RETRY_MOST = 60.0
 CLOSE_DEADLINE = 2.0
+START_DEADLINE = 10.0  # a writer process still starting at close: how long it may take
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class LogStatus:
     path: str
     written: int
     dropped: int  # the queue was full
-    lost: int  # the disk refused them (full, read-only, gone)
+    lost: int  # the disk refused them (full, read-only, gone), or the writer process died
     error: str  # the last write's error, "" once writes succeed again
 
     def to_dict(self) -> dict[str, object]:
@@ -63,7 +73,8 @@ class LogStatus:
 
 
 class PredictionLog:
-    """The bounded queue of entries and the thread that writes them to ``path``."""
+    """The bounded queue of Records, the thread that sends them to the writer process, and
+    that process (started by ``start``, ended by ``close``)."""
 
     def __init__(
         self,
@@ -82,123 +93,244 @@ class PredictionLog:
         self.keep_inputs = keep_inputs
         self._capacity = capacity
         self._interval = interval
-        self._queue: collections.deque[Entry] = collections.deque()
+        self._retry_first = retry_first
+        self._queue: collections.deque[Record] = collections.deque()
+        self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # see record_of
         self._drops = itertools.count(1)
         self.dropped = 0
-        self.written = 0
-        self.lost = 0
         self.error = ""
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._closed = False  # close() gave up waiting: no writer process is started again
         self._thread = threading.Thread(target=self._run, name="winserve-predlog", daemon=True)
-        self._conn: sqlite3.Connection | None = None
-        self._retry_at = 0.0
-        self._retry_first = retry_first
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._heard = False  # the current writer process has said it is up
+        self._status: Status = (0, 0, 0, "", False)  # the current writer process's last word
+        self._ended_written = 0  # written by writer processes that ended
+        self._ended_lost = 0  # lost by them, and in flight when one died
+        self._spawn_at = 0.0
         self._backoff = retry_first
-        self._pruned_at = 0.0
-        self._known: dict[tuple[str, ...], int] = {}  # column sets stored, by their names
+        self._spawn_lock = threading.Lock()
+        self._close_deadline = CLOSE_DEADLINE
+
+    @property
+    def written(self) -> int:
+        return self._ended_written + self._status[0]
+
+    @property
+    def lost(self) -> int:
+        return self._ended_lost + self._status[1]
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id; None when none runs."""
+        proc = self._process
+        return proc.pid if proc is not None else None
 
     # ---- the request path ---------------------------------------------------------------
 
     def put(self, entry: Entry) -> None:
-        """Queue ``entry``; drop and count it when the queue is full. Never blocks."""
+        """Queue ``entry``; drop and count it when the queue is full. Never blocks, never
+        raises."""
         queue = self._queue
         waiting = len(queue)
         if waiting >= self._capacity:
             self.dropped = next(self._drops)  # next() of a count is atomic: no lost counts
             return
-        queue.append(entry)
-        if waiting == BATCH:  # a full batch waits: write it now rather than at the tick
+        try:
+            record = record_of(entry, self.keep_inputs, self._labels)
+        except Exception:  # the log never fails a request
+            log.exception("prediction log: request %s not logged", entry.request_id)
+            self.dropped = next(self._drops)
+            return
+        queue.append(record)
+        if waiting == BATCH:  # a full batch waits: send it now rather than at the tick
             self._wake.set()
 
-    # ---- the writer thread --------------------------------------------------------------
+    # ---- the sender thread and the writer process ---------------------------------------
 
     def start(self) -> None:
+        """Start the writer process and the sender thread."""
+        self._spawn()
         self._thread.start()
 
     def status(self) -> LogStatus:
         return LogStatus(str(self.path), self.written, self.dropped, self.lost, self.error)
 
     def close(self, deadline: float = CLOSE_DEADLINE) -> None:
-        """Write what is queued (within ``deadline`` seconds) and close the file."""
+        """Write what is queued (within ``deadline`` seconds of the writer process being up)
+        and end the writer process."""
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(deadline)
-        elif self._thread.ident is None:  # never started (a test, or no server): nothing queued
+        if self._thread.ident is None:  # never started (a test, or no server): nothing queued
             return
+        self._close_deadline = deadline
+        self._thread.join(deadline + (0.0 if self._heard else START_DEADLINE) + 1.0)
+        with self._spawn_lock:
+            self._closed = True
+            proc = self._process
+        if proc is not None and proc.is_alive():  # it did not finish in time: no orphan
+            proc.kill()
+            proc.join(5)
+        self._thread.join(2)
+
+    def _spawn(self) -> bool:
+        """A writer process, started unless one runs, the back-off holds or close gave up."""
+        with self._spawn_lock:
+            if self._process is not None:
+                return True
+            if self._closed or time.monotonic() < self._spawn_at:
+                return False
+            ctx = multiprocessing.get_context("spawn")  # as the model hosts: never fork
+            ours, theirs = ctx.Pipe(duplex=True)
+            proc = ctx.Process(
+                target=process.run,
+                args=(theirs, str(self.path), self.days, self.max_bytes, self._retry_first),
+                name="winserve-predlog",
+                daemon=True,
+            )
+            try:
+                proc.start()
+            except OSError as exc:
+                ours.close()
+                self._note(f"writer process did not start: {exc}")
+                self._spawn_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, process.RETRY_MOST)
+                return False
+            finally:
+                theirs.close()  # the child's copy only: its end closes when the child ends
+            # An interpreter that exits without close() joins its children (multiprocessing's
+            # atexit), and this one ignores SIGTERM: closing our end first ends it (EOF).
+            multiprocessing.util.Finalize(None, ours.close, exitpriority=10)
+            self._process, self._conn, self._heard = proc, ours, False
+            self._status = (0, 0, 0, "", False)
+            return True
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 self._wake.wait(self._interval)
                 self._wake.clear()
-                self._flush()
-                if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
-                    self._prune()
-            self._flush()  # what came in before close: close's deadline bounds it
+                self._send()
+                self._hear(0)
+            self._send()  # what came in before close
+            self._finish()
         finally:
             if self._conn is not None:
                 self._conn.close()
-                self._conn = None
 
-    def _connection(self) -> sqlite3.Connection | None:
-        if self._conn is None:
-            if time.monotonic() < self._retry_at:
-                return None
-            self._conn = store.connect(self.path)
-            self._known.clear()  # the file may be a new one (deleted meanwhile)
-        return self._conn
-
-    def _flush(self) -> None:
+    def _send(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
+            chunk = [queue.popleft() for _ in range(min(len(queue), CHUNK))]
+            conn = self._conn if self._spawn() else None
+            if conn is None:  # no writer process (backing off): these are lost, memory freed
+                self._ended_lost += len(chunk)
+                continue
             try:
-                conn = self._connection()
-                if conn is None:  # backing off after an error: these are lost, memory freed
-                    self.lost += len(batch)
-                    continue
-                self.written += store.write(conn, batch, self.keep_inputs, self._known)
-            except (sqlite3.Error, OSError) as exc:
-                self._failed(exc)
-                self.lost += len(batch)  # after: who reads it sees the error noted
-            else:
-                if self.error:
-                    log.warning("the prediction log is written again: %s", self.path)
-                    self.error = ""
-                self._backoff = self._retry_first
+                data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # a value pickle cannot take: not the writer's fault
+                log.warning("prediction log: %d entries not logged: %s", len(chunk), exc)
+                self._ended_lost += len(chunk)
+                continue
+            try:
+                conn.send_bytes(data)  # lets the GIL go while the pipe is full
+            except (OSError, ValueError):
+                self._ended_lost += len(chunk)
+                self._writer_gone()
 
-    def _prune(self) -> None:
-        self._pruned_at = time.monotonic()
+    def _hear(self, timeout: float) -> bool:
+        """Read the writer process's status messages (waiting ``timeout`` s for the first);
+        whether its last word (final) came."""
+        conn = self._conn
+        if conn is None:
+            return False
         try:
-            conn = self._connection()
-            if conn is None:
-                return
-            deleted = store.prune(conn, now=time.time(), days=self.days, max_bytes=self.max_bytes)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(exc)
-            return
-        if deleted:
-            log.info("prediction log: %d old entries deleted (log_days, log_max_mb)", deleted)
+            while conn.poll(timeout):
+                timeout = 0
+                status: Status = conn.recv()
+                self._heard = True
+                self._apply(status)
+                if status[4]:
+                    return True
+        except (EOFError, OSError):
+            self._writer_gone()
+        return False
 
-    def _failed(self, exc: BaseException) -> None:
-        """Note a disk error once (until writes succeed again), and retry after a back-off."""
-        reason = f"{type(exc).__name__}: {exc}"
+    def _apply(self, status: Status) -> None:
+        pruned, error = status[2], status[3]
+        if pruned > self._status[2]:
+            log.info(
+                "prediction log: %d old entries deleted (log_days, log_max_mb)",
+                pruned - self._status[2],
+            )
+        self._status = status
+        if error and error != self.error:
+            self._note(f"cannot be written ({self.path}): {error}")
+        elif not error and self.error:
+            log.warning("the prediction log is written again: %s", self.path)
+            self.error = ""
+
+    def _note(self, reason: str) -> None:
         if not self.error:
             log.warning(
-                "the prediction log cannot be written (%s): %s; serving goes on, entries are "
-                "counted as lost, retrying every %.0f s at most",
-                self.path,
+                "the prediction log %s; serving goes on, entries are counted as lost, "
+                "retrying every %.0f s at most",
                 reason,
-                RETRY_MOST,
+                process.RETRY_MOST,
             )
         self.error = reason
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, RETRY_MOST)
+
+    def _writer_gone(self) -> None:
+        """The writer process ended (killed, crashed): keep its counts, start another after
+        a back-off."""
+        with self._spawn_lock:
+            proc, conn = self._process, self._conn
+            self._process = self._conn = None
+            self._ended_written += self._status[0]
+            self._ended_lost += self._status[1]
+            self._status = (0, 0, 0, "", False)
+            if not self._closed:
+                self._spawn_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, process.RETRY_MOST)
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(1)
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join(5)
+            if proc.exitcode != 0 and not self._stop.is_set():  # 0: it saw our end close
+                self._note(f"writer process ended (exit code {proc.exitcode})")
+
+    def _finish(self) -> None:
+        """Tell the writer process to stop, wait for its last word, and end it."""
+        conn = self._conn
+        if conn is None:
+            return
+        if not self._heard:  # still starting (a close right after start): let it come up
+            self._hear(START_DEADLINE)
+        end = time.monotonic() + self._close_deadline
+        try:
+            conn.send_bytes(b"")
+        except (OSError, ValueError):
+            self._writer_gone()
+            return
+        while (left := end - time.monotonic()) > 0 and self._conn is not None:
+            if self._hear(left):
+                break
+        proc = self._process
+        if proc is not None:
+            proc.join(max(0.0, end - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            with self._spawn_lock:
+                self._ended_written += self._status[0]
+                self._ended_lost += self._status[1]
+                self._status = (0, 0, 0, "", False)
+                self._process = None
 
 
 def default_path(served: Path | None, label: str) -> Path:
