@@ -21,10 +21,10 @@ import pytest
 from tests import zoo
 from tests.helpers import local_client, winserve_check
 from winserve.card import parse
+from winserve.cells import typed_like_read_csv
 from winserve.host import describe
 from winserve.host.model_host import ModelHost
 from winserve.model_info import ModelSpec
-from winserve.service import typed_like_read_csv
 
 WRAPPED = [name for name, build in zoo.BUILDERS.items() if name in zoo.ISSUE_22]
 

@@ -111,7 +111,7 @@ def test_the_number_matrix_is_made_exactly_when_numpy_finds_it_finite(row: list[
     records (columns) and as a list (rows), and for many rows."""
     import numpy as np
 
-    from winserve.service import _numbers_only
+    from winserve.validate import _numbers_only
 
     try:
         expected = np.array([row], dtype=np.float64)

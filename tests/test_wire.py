@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
-from winserve.backends.proxy import wire_payload
+from winserve.backends.proxy import PICKLE_PROTOCOL, wire_payload
 from winserve.host.inputs import MATRIX_BYTES, build_input
 
 FEATURES = [{"name": "a", "kind": "number"}, {"name": "b", "kind": "number"}]
@@ -12,8 +14,9 @@ FEATURES = [{"name": "a", "kind": "number"}, {"name": "b", "kind": "number"}]
 
 def test_a_matrix_travels_as_bytes_and_arrives_equal_and_writable() -> None:
     matrix = np.array([[1.5, np.nan], [-2.0, 1e300]])
-    sent = wire_payload({"matrix": matrix})
-    assert isinstance(sent[MATRIX_BYTES], bytes)
+    # its raw buffer, pickled as the proxy pickles it (issue 23: a PickleBuffer, no tobytes copy)
+    sent = pickle.loads(pickle.dumps(wire_payload({"matrix": matrix}), PICKLE_PROTOCOL))
+    assert isinstance(sent[MATRIX_BYTES], (bytes, bytearray))
     got = build_input(sent, FEATURES, names_known=False, arrays_ok=False)
     np.testing.assert_array_equal(got, matrix)
     assert got.dtype == np.float64 and got.flags.writeable  # a model may scale in place

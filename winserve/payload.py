@@ -4,6 +4,11 @@ Several requests' payloads merge into one model call (opportunistic batching), a
 is split back by row counts. Tensors (``{"tensors": {name: array | [image bytes, ...]}}``,
 issue 24) merge only with tensors of the same per-row shapes and dtypes (``batch_key``), and
 a batch is capped in bytes as well as in rows (``payload_bytes``).
+
+A number matrix may carry ``WITHIN_FLOAT32: True``: the web process found every number finite
+and within float32's range while it built the matrix (``winserve.validate``), so the model host
+skips its own check of the same (issue 23: the finiteness of a row was checked twice). Merged
+payloads keep it only when every one of them had it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 Payload = dict[str, Any]
+
+WITHIN_FLOAT32 = "matrix_within_float32"  # key of a matrix payload: checked finite, float32-sized
+FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 
 
 def row_count(payload: Payload) -> int:
@@ -37,7 +45,10 @@ def merge_payloads(payloads: list[Payload]) -> Payload:
             }
         }
     if all("matrix" in p for p in payloads):
-        return {"matrix": np.concatenate([p["matrix"] for p in payloads])}
+        merged: Payload = {"matrix": np.concatenate([p["matrix"] for p in payloads])}
+        if all(p.get(WITHIN_FLOAT32) for p in payloads):
+            merged[WITHIN_FLOAT32] = True
+        return merged
     if all("columns" in p for p in payloads):
         return {
             "columns": {

@@ -31,6 +31,7 @@ from typing import Any
 from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
 from winserve.model_info import Feature, ModelInfo
 from winserve.payload import Payload
+from winserve.request import Columns, PredictRequest, Rows, Tensors, Values
 
 DATA_URL_MARK = ";base64,"
 MAX_SHAPE_SHOWN = 8
@@ -51,12 +52,13 @@ def _shown(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(dims) + (", …" if len(shape) > MAX_SHAPE_SHOWN else "") + "]"
 
 
-def by_input(request: Any, info: ModelInfo) -> dict[str, Any]:
+def by_input(request: PredictRequest, info: ModelInfo) -> dict[str, Any]:
     """The request's values per input, each a batch (a list of rows, or an array)."""
     names = info.feature_names
     given: dict[str, Any]
-    if request.inputs is not None:
-        inputs = request.inputs
+    data = request.data
+    if isinstance(data, Tensors):
+        inputs = data.inputs
         if isinstance(inputs, dict) and not _is_image_value(inputs):
             given = dict(inputs)
         elif len(names) == 1:
@@ -66,15 +68,15 @@ def by_input(request: Any, info: ModelInfo) -> dict[str, Any]:
                 f'"inputs" must be an object naming the model\'s {len(names)} inputs: '
                 + ", ".join(repr(n) for n in names)
             )
-    elif request.columns is not None:
-        given = dict(request.columns)
-    elif request.rows is not None and request.names is not None:
-        index = {name: position for position, name in enumerate(request.names)}
-        _check_names(list(request.names), info)
-        given = {n: [row[index[n]] for row in request.rows] for n in names}
-    elif len(names) == 1 and (request.rows is not None or request.values is not None):
-        given = {names[0]: request.rows if request.rows is not None else request.values}
-    elif request.rows is not None:
+    elif isinstance(data, Columns):
+        given = dict(data.columns)
+    elif isinstance(data, Rows) and data.names is not None:
+        index = {name: position for position, name in enumerate(data.names)}
+        _check_names(list(data.names), info)
+        given = {n: [row[index[n]] for row in data.rows] for n in names}
+    elif len(names) == 1 and isinstance(data, (Rows, Values)):
+        given = {names[0]: data.rows if isinstance(data, Rows) else data.values}
+    elif isinstance(data, Rows):
         raise BadRequest(
             f"this model takes {len(names)} inputs ({', '.join(repr(n) for n in names)}): "
             'send {"inputs": {"<name>": [...], ...}} or one object per row'
@@ -117,7 +119,7 @@ def _is_image_value(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"b64"}
 
 
-def prepare(request: Any, info: ModelInfo, *, max_rows: int) -> tuple[Payload, int]:
+def prepare(request: PredictRequest, info: ModelInfo, *, max_rows: int) -> tuple[Payload, int]:
     """The payload for ``request`` and its row count, or the error naming what is wrong."""
     given = by_input(request, info)
     tensors: dict[str, Any] = {}

@@ -2,8 +2,10 @@
 
 Payload shapes (built by ``winserve.service``):
 - ``{"matrix": float64 ndarray}``: every column numeric, already in the model's column order
-  (a missing value is NaN); from the web process it comes as ``{MATRIX_BYTES: its bytes,
-  MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.proxy``);
+  (a missing value is NaN); from the web process it comes as ``{MATRIX_BYTES: its buffer,
+  MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.proxy``), copied
+  once here into the array the model gets; with ``WITHIN_FLOAT32: True`` when the web
+  process found every number finite and within float32's range (``winserve.validate``);
 - ``{"columns": {name: [values...]}}``: mixed kinds, one list per column (a missing value is
   NaN, whatever the column's kind);
 - ``{"rows": [[...], ...]}``: the model declares no columns; passed on as an array;
@@ -28,6 +30,9 @@ import math
 from typing import Any
 
 from winserve.host.tensors import feed, takes_tensors
+from winserve.payload import WITHIN_FLOAT32
+
+__all__ = ["MATRIX_BYTES", "MATRIX_SHAPE", "WITHIN_FLOAT32", "all_finite_matrix", "build_input"]
 
 MATRIX_BYTES = "matrix_f64"  # a float64 matrix's bytes, C order
 MATRIX_SHAPE = "matrix_shape"
@@ -97,7 +102,9 @@ def build_input(
     if "tensors" in payload or takes_tensors(features):  # tensors and images (issue 24)
         return feed(payload, features)
     if MATRIX_BYTES in payload:
-        # a copy: the model may write into its input, as it could into an unpickled array
+        # the one copy of the matrix on its way (issue 23): the model may write into its
+        # input, as it could into an unpickled array, and the payload must stay as sent for
+        # the rows retried alone when a batch fails (ModelHost._isolate)
         flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64).copy()
         payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
     names = [f["name"] for f in features]

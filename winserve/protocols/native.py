@@ -27,7 +27,7 @@ from typing import Any
 from winserve.backends.base import Prediction
 from winserve.errors import BadRequest, WinserveError
 from winserve.model_info import ModelInfo
-from winserve.service import PredictRequest
+from winserve.request import Columns, PredictRequest, Rows, Tensors
 
 
 def _records(rows: list[Any], proba: bool) -> PredictRequest:
@@ -37,9 +37,11 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
         # zip/map: the loops over the columns run in C (issue 14)
         if len(rows) == 1:
             single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
-            return PredictRequest(single, proba=proba, n_rows=1)
+            return PredictRequest(Columns(single), proba=proba, n_rows=1)
         return PredictRequest(
-            {name: [row[name] for row in rows] for name in first}, proba=proba, n_rows=len(rows)
+            Columns({name: [row[name] for row in rows] for name in first}),
+            proba=proba,
+            n_rows=len(rows),
         )
     names: list[str] = []
     seen: set[str] = set()
@@ -58,7 +60,7 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
             )
         for name in names:
             columns[name].append(row[name])
-    return PredictRequest(columns=columns, proba=proba, n_rows=len(rows))
+    return PredictRequest(Columns(columns), proba=proba, n_rows=len(rows))
 
 
 def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
@@ -78,13 +80,13 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
             raise BadRequest(f'row {index + 1} has {got}; "columns" names {len(columns)}')
     # kept as rows under their names: the service picks the model's columns out of them once
     # it has checked the names (a body naming a million columns costs no million lists)
-    return PredictRequest(rows=data, names=list(columns), proba=proba, n_rows=len(data))
+    return PredictRequest(Rows(data, list(columns)), proba=proba, n_rows=len(data))
 
 
 def decode(body: Any, proba: bool) -> PredictRequest:
     if isinstance(body, dict):
         if set(body) == {"inputs"}:  # tensors, batched per input (issue 24)
-            return PredictRequest(inputs=body["inputs"], proba=proba)
+            return PredictRequest(Tensors(body["inputs"]), proba=proba)
         if "columns" in body or "data" in body:
             # "index": what df.to_json(orient="split") writes; ignored, as MLflow's
             # /invocations ignores it (issue 22)
@@ -135,7 +137,7 @@ def decode_whatif(body: Any) -> tuple[PredictRequest, list[str]]:
 
 def from_uploads(files: dict[str, list[bytes]], proba: bool) -> PredictRequest:
     """Image files uploaded as multipart/form-data, by input name (issue 24)."""
-    return PredictRequest(inputs=dict(files), proba=proba)
+    return PredictRequest(Tensors(dict(files)), proba=proba)
 
 
 def encode(

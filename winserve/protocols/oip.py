@@ -23,7 +23,7 @@ from winserve import __version__
 from winserve.backends.base import Prediction
 from winserve.errors import BadRequest, NotFound, WinserveError, shown
 from winserve.model_info import ModelInfo
-from winserve.service import PredictRequest
+from winserve.request import PredictRequest, Tensors
 
 VERSION = "1"
 INT_RANGES = {
@@ -332,7 +332,7 @@ def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -
             given[name] = np.array(values, dtype=object).reshape(shape)
         else:
             given[name] = values.reshape(shape)
-    return PredictRequest(inputs=given)
+    return PredictRequest(Tensors(given))
 
 
 def _outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]:
