@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from winserve import __version__
-from winserve.dataplane import Backend, DataPlane
+from winserve.dataplane import Backend, DataPlane, Registry
 from winserve.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -95,15 +95,15 @@ class WinserveFlask(Flask):
 def create_app(
     settings: Settings,
     backend: Backend | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
     prediction_log: PredictionLog | None = None,
     plane: DataPlane | None = None,
 ) -> Flask:
     """The app for ``plane`` (the models served, by name), or for the data plane over
-    ``registry`` (a ``winserve.models.registry.Registry``), or, given a ``backend``, for that
-    one model as the only one served (tests). The views talk to the data plane only (issue
-    23). ``prediction_log``: where prediction requests are logged (its owner starts and
-    closes it: the server); None, nowhere."""
+    ``registry``, or, given a ``backend``, for that one model as the only one served
+    (tests). The views talk to the data plane only (issue 23). ``prediction_log``: where
+    prediction requests are logged (its owner starts and closes it: the server); None,
+    nowhere."""
     from winserve.web import (
         api,
         auth,
