@@ -2,8 +2,8 @@
 onnxruntime only after it answered the probe rows as scikit-learn does; else scikit-learn answers
 and winserve says why.
 
-Served compiled models are held to tests/test_fidelity.py's contract (its protocol and page
-tests run here on the compiled cases), against the compiled model's own in-process answers
+Served compiled models are held to tests/contracts.py's contract (``FormatContract``,
+subclassed here on the compiled cases), against the compiled model's own in-process answers
 (onnxruntime's float32 values, which serving must pass on unchanged); those answers are
 compared with scikit-learn's: the same labels, probabilities within 1e-6, as verification
 demands.
@@ -24,30 +24,14 @@ import pytest
 import requests
 
 from tests import zoo
+from tests.contracts import FormatContract, Served
 from tests.helpers import running_server, server_env
-from tests.test_fidelity import (  # the zoo's contract, run on the compiled cases below
-    Served,
-    test_mlflow_invocations_json_and_csv,
-    test_model_describes_what_it_takes,
-    test_open_inference_protocol,
-    test_predict_in_every_native_shape,
-    test_the_form_with_missing_fields_left_empty,
-    test_the_pages_csv_scoring,
-)
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
 
 from winserve.host import compiled, describe
 
-__all__ = [
-    "test_mlflow_invocations_json_and_csv",
-    "test_model_describes_what_it_takes",
-    "test_open_inference_protocol",
-    "test_predict_in_every_native_shape",
-    "test_the_form_with_missing_fields_left_empty",
-    "test_the_pages_csv_scoring",
-]
 pytestmark = [pytest.mark.spawn, pytest.mark.server]
 PROBA_TOLERANCE = compiled.PROBA_TOLERANCE
 
@@ -113,6 +97,10 @@ def served(
     want, _ = in_process(case)
     with running_server([str(path), "--compile", "onnx"], cwd=folder) as server:
         yield Served(case, server.url, want)
+
+
+class TestContract(FormatContract):
+    """tests/contracts.py's contract, on this module's compiled cases."""
 
 
 def test_the_compiled_model_is_served_and_says_so(served: Served) -> None:

@@ -30,22 +30,8 @@ import requests
 
 from tests import zoo
 from tests.conftest import PIP_CACHE
+from tests.contracts import FormatContract, Served
 from tests.helpers import running_server, server_env, winserve_check
-from tests.test_fidelity import Served
-from tests.test_fidelity import (  # run here on MLflow folders, with this module's `served`
-    test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
-)
-from tests.test_fidelity import (
-    test_model_describes_what_it_takes as test_model_describes_what_it_takes,
-)
-from tests.test_fidelity import test_open_inference_protocol as test_open_inference_protocol
-from tests.test_fidelity import (
-    test_predict_in_every_native_shape as test_predict_in_every_native_shape,
-)
-from tests.test_fidelity import (
-    test_the_form_with_missing_fields_left_empty as test_the_form_with_missing_fields_left_empty,
-)
-from tests.test_fidelity import test_the_pages_csv_scoring as test_the_pages_csv_scoring
 
 yaml = pytest.importorskip("yaml")
 
@@ -277,6 +263,10 @@ def served(
     _write_folder(folder, case.model, case.rows, inputs)
     with running_server([str(folder)], cwd=folder.parent) as server:
         yield Served(case, server.url, zoo.expected(case))
+
+
+class TestContract(FormatContract):
+    """tests/contracts.py's contract, on this module's hand-written MLflow folders."""
 
 
 def _pipeline() -> tuple[Any, pd.DataFrame]:

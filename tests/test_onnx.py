@@ -2,12 +2,13 @@
 from fitted scikit-learn models, and small graphs made with ``onnx.helper`` standing in for a
 PyTorch export), each served by a real server and sent the same rows through every protocol and
 the page. Answers must equal onnxruntime's own in-process answers on those rows exactly (the
-same float32 values, compared to 1e-9 as tests/test_fidelity.py does); and the source
+same float32 values, compared to 1e-9 as tests/contracts.py does); and the source
 scikit-learn model's to float32 tolerance: labels equal, probabilities and regression values
 within 1e-5 (onnxruntime computes in float32, scikit-learn in float64).
 
-The protocol and page tests are tests/test_fidelity.py's own, run here on the ONNX cases (they
-take the module's ``served`` fixture), so an ONNX file is held to exactly the zoo's contract.
+The protocol and page tests are tests/contracts.py's ``FormatContract``, subclassed here
+(``TestContract``, on this module's ``served`` ONNX cases), so an ONNX file is held to exactly the
+zoo's contract.
 """
 
 from __future__ import annotations
@@ -24,29 +25,13 @@ import pytest
 import requests
 
 from tests import zoo
+from tests.contracts import FormatContract, Served
 from tests.helpers import running_server
-from tests.test_fidelity import (  # the zoo's contract, run on the ONNX cases below
-    Served,
-    test_mlflow_invocations_json_and_csv,
-    test_model_describes_what_it_takes,
-    test_open_inference_protocol,
-    test_predict_in_every_native_shape,
-    test_the_form_with_missing_fields_left_empty,
-    test_the_pages_csv_scoring,
-)
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")
 
-__all__ = [
-    "test_mlflow_invocations_json_and_csv",
-    "test_model_describes_what_it_takes",
-    "test_open_inference_protocol",
-    "test_predict_in_every_native_shape",
-    "test_the_form_with_missing_fields_left_empty",
-    "test_the_pages_csv_scoring",
-]
 pytestmark = [pytest.mark.spawn, pytest.mark.server]
 SKLEARN_TOLERANCE = 1e-5  # float32 (onnxruntime) against float64 (scikit-learn)
 
@@ -230,6 +215,10 @@ def served(
     path.write_bytes(case.graph)
     with running_server([str(path)], cwd=folder) as server:
         yield Served(case, server.url, onnxruntime_answers(case))
+
+
+class TestContract(FormatContract):
+    """tests/contracts.py's contract, on this module's ONNX cases."""
 
 
 @pytest.mark.parametrize("name", ["numeric_pipeline", "forest_regressor", "text_column_pipeline"])

@@ -2,10 +2,10 @@
 
 A head node and a worker node, one CPU each, so that two replicas reserving one CPU each land
 one on each node. winserve joins the cluster as a user would (``--backend ray --ray-address``):
-answers equal the model's own in-process answers through every protocol and the page (the
-fidelity tests, run on Ray); the process serving a replica's calls SIGKILLed under load, a
-worker node stopped under load and a hung model get only 200/503/504 JSON, none past its
-deadline; Ctrl+C leaves the cluster as it was.
+answers equal the model's own in-process answers through every protocol and the page
+(tests/contracts.py's protocol contract, subclassed on Ray); the process serving a replica's
+calls SIGKILLed under load, a worker node stopped under load and a hung model get only
+200/503/504 JSON, none past its deadline; Ctrl+C leaves the cluster as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from tests import zoo
+from tests.contracts import ProtocolContract, Served, same
 from tests.helpers import running_server, server_env, wait_until
 from tests.ray_cluster import (
     READY_SECONDS,
@@ -39,15 +40,6 @@ from tests.ray_cluster import (
     under_load,
 )
 from tests.ray_cluster import two_nodes as two_nodes  # a cluster for this module
-from tests.test_fidelity import Served, same
-from tests.test_fidelity import (  # run here on Ray, with this module's `served`
-    test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
-)
-from tests.test_fidelity import test_open_inference_protocol as test_open_inference_protocol
-from tests.test_fidelity import (
-    test_predict_in_every_native_shape as test_predict_in_every_native_shape,
-)
-from tests.test_fidelity import test_the_pages_csv_scoring as test_the_pages_csv_scoring
 
 pytest.importorskip("ray.cluster_utils")
 
@@ -68,6 +60,10 @@ def served(
     args = [str(path), *ray_args(two_nodes, "--workers", "2"), "--ray-cpus", "0"]
     with ray_server(args, folder) as server:
         yield Served(case, server.url, zoo.expected(case))
+
+
+class TestContract(ProtocolContract):
+    """tests/contracts.py's protocol contract, on this module's cases served on Ray."""
 
 
 def test_the_replicas_run_on_both_nodes_and_load_the_same_bytes(

@@ -1,7 +1,7 @@
 """.skops files (issue 16): scikit-learn models saved with skops are served as from joblib,
-through every protocol and the page (the fidelity tests, run on skops files); a type winserve
-does not trust is refused before any of its code runs, with a message naming it and the setting
-``trust``, and loads once the operator trusts it."""
+through every protocol and the page (tests/contracts.py's contract, subclassed on skops
+files); a type winserve does not trust is refused before any of its code runs, with a message
+naming it and the setting ``trust``, and loads once the operator trusts it."""
 
 from __future__ import annotations
 
@@ -17,22 +17,8 @@ import pytest
 import requests
 
 from tests import zoo
+from tests.contracts import FormatContract, Served
 from tests.helpers import running_server, server_env
-from tests.test_fidelity import Served
-from tests.test_fidelity import (  # run here on skops files, with this module's `served`
-    test_mlflow_invocations_json_and_csv as test_mlflow_invocations_json_and_csv,
-)
-from tests.test_fidelity import (
-    test_model_describes_what_it_takes as test_model_describes_what_it_takes,
-)
-from tests.test_fidelity import test_open_inference_protocol as test_open_inference_protocol
-from tests.test_fidelity import (
-    test_predict_in_every_native_shape as test_predict_in_every_native_shape,
-)
-from tests.test_fidelity import (
-    test_the_form_with_missing_fields_left_empty as test_the_form_with_missing_fields_left_empty,
-)
-from tests.test_fidelity import test_the_pages_csv_scoring as test_the_pages_csv_scoring
 
 sio = pytest.importorskip("skops.io")
 
@@ -70,6 +56,10 @@ def served(
     sio.dump(case.model, path)
     with running_server([str(path)], cwd=folder) as server:
         yield Served(case, server.url, zoo.expected(case))
+
+
+class TestContract(FormatContract):
+    """tests/contracts.py's contract, on this module's skops files."""
 
 
 def _marker_model(folder: Path) -> tuple[Path, Path]:
