@@ -286,7 +286,7 @@ def test_a_csv_job_finishes_on_the_version_it_started_with(tmp_path: Path) -> No
     constant_model(folder / "const.joblib", 1.0)
     settings = Settings(model=folder)
     registry = Registry(settings, lambda spec, workers: LocalBackend(spec))
-    registry.start_folder()
+    registry.start()
     registry.wait_loaded(60)
     client = create_app(settings, registry=registry).test_client()
     try:
@@ -334,7 +334,7 @@ def test_the_repository_needs_the_token_or_this_computer(tmp_path: Path) -> None
     token = "repository-token-1"
     for settings in (Settings(model=folder, token=token), Settings(model=folder)):
         registry = Registry(settings, lambda spec, workers: LocalBackend(spec))
-        registry.start_folder()
+        registry.start()
         registry.wait_loaded(60)
         client = create_app(settings, registry=registry).test_client()
         try:

@@ -242,7 +242,7 @@ def test_the_watcher_follows_the_folder(model: FakeModel, model_file: Path, tmp_
     folder = model_file.parent
     registry = Registry(Settings(model=folder, watch_seconds=0.1), model.make_backend)
     try:
-        registry.start_folder()
+        registry.start()
         registry.wait_loaded(5)
         assert registry.names() == [NAME] and serving(registry) == 1
         registry.watch()
@@ -318,3 +318,83 @@ def test_a_name_without_a_version_is_loading_then_failed(
     loading.join(5)
     (status,) = registry.status()
     assert status.state == "failed" and not status.serving and "not a model" in status.reason
+
+
+# -- one model is a folder of one (issue 23): the same load(), copy, swap and drain -----------
+
+
+def test_one_file_is_a_folder_of_one_loaded_from_a_private_copy(
+    model: FakeModel, model_file: Path
+) -> None:
+    """The file's neighbours are not served (the name filter); it loads as a folder's files
+    do, from a private copy, and a changed file becomes version 2 while version 1 drains."""
+    (model_file.parent / "neighbour.joblib").write_bytes(b"not served")
+    model.load_seconds = 0.3
+    registry = Registry(Settings(model=model_file, watch_seconds=0.1), model.make_backend)
+    try:
+        registry.start()
+        assert registry.starting and not registry.is_folder and registry.folder is None
+        shown = registry.acquire()  # one model: its first version shows its own state at once
+        assert shown.name == NAME and shown.health().status == "loading"
+        registry.release(shown)
+        registry.wait_loaded(5)
+        assert not registry.starting and registry.names() == [NAME]
+        assert registry.default_name() == NAME and registry.refused() == {}
+        first = registry.acquire()
+        registry.release(first)
+        assert first.version == 1 and first.source == model_file and first.loaded_at
+        assert first.copy is not None and first.copy != model_file.parent
+        assert [Path(r.spec.path).parent for r in model.replicas] == [first.copy]
+        registry.watch()
+        model_file.write_bytes(b"version 2")
+        wait_until(lambda: serving(registry) == 2, 5)
+        wait_until(lambda: first.state == "stopped", 5)
+        assert registry.names() == [NAME]  # the neighbour is still not served
+        model_file.unlink()  # one file that goes keeps serving what it loaded
+        registry.wait_loaded(0.5)
+        assert serving(registry) == 2
+    finally:
+        registry.close()
+
+
+def test_one_model_that_fails_stays_shown_and_says_why(model: FakeModel, model_file: Path) -> None:
+    """Its first version stays its current slot, failed (the page and /health say why), where
+    a folder's name without a version answers 503 (issue 22)."""
+    model.load_error = "the sample prediction failed: ValueError: must be positive"
+    registry = Registry(Settings(model=model_file), model.make_backend)
+    try:
+        registry.start()
+        registry.wait_loaded(5)
+        assert not registry.starting
+        slot = registry.acquire()
+        registry.release(slot)
+        assert slot.health().status == "failed" and not slot.loaded_at
+        (status,) = registry.status()
+        assert status.state == "failed" and not status.serving
+        assert status.current is not None and not status.current.loaded
+        assert (
+            status.reason.startswith("the sample prediction failed") and "positive" in status.reason
+        )
+        assert registry.entry(NAME).reason == ""  # not "a newer file did not load"
+    finally:
+        registry.close()
+    assert all(r.stopped for r in model.replicas)
+
+
+def test_a_factory_is_one_item_loaded_by_the_same_load(model: FakeModel) -> None:
+    """No file: nothing copied or watched; named after the factory's attribute, as before."""
+    registry = Registry(Settings(factory="tests.models:churn_factory"), model.make_backend)
+    try:
+        registry.start()
+        registry.wait_loaded(5)
+        assert registry.names() == ["churn_factory"] and not registry.is_folder
+        slot = registry.acquire()
+        registry.release(slot)
+        assert slot.version == 1 and slot.copy is None and slot.source is None
+        assert slot.loaded_at and slot.backend.predict(row(2)).predictions == [answer(2)]
+        (replica,) = model.replicas
+        assert replica.spec.factory == "tests.models:churn_factory" and replica.spec.path == ""
+        registry.watch()  # nothing to watch: no thread, no second load
+        assert len(model.replicas) == 1
+    finally:
+        registry.close()

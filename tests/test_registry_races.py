@@ -246,7 +246,7 @@ def test_a_long_file_name_keeps_the_cached_copy_path_short(tmp_path: Path) -> No
     constant_model(folder / f"{name}.joblib", 5.0)
     registry = Registry(Settings(model=folder), lambda spec, workers: LocalBackend(spec))
     try:
-        registry.start_folder()
+        registry.start()
         registry.wait_loaded(60)
         slot = registry.acquire(name)
         registry.release(slot)

@@ -26,9 +26,10 @@ from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
 from winserve.dataplane import DataPlane
-from winserve.errors import ModelLoadError
-from winserve.model_info import ModelSpec, sample_failed
-from winserve.models.registry import MakeBackend, Registry
+from winserve.model_info import ModelInfo, ModelSpec, sample_failed
+from winserve.models import loader
+from winserve.models.loader import LOAD_GRACE, MakeBackend
+from winserve.models.registry import Registry
 from winserve.platform import IS_WINDOWS
 from winserve.predlog.writer import PredictionLog, default_path
 from winserve.settings import Settings
@@ -60,26 +61,12 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
 
 
 def model_spec(settings: Settings) -> ModelSpec:
-    """What the model hosts load; the model card's example row is the sample prediction's."""
+    """What the model hosts load for the one model of ``settings`` as the operator named it
+    (``winserve check``; serving loads a private copy, see ``winserve.models.loader``)."""
     from winserve import card
 
     found = card.load(settings.model, demo=settings.is_demo, quiet=True)
-    return ModelSpec(
-        path=str(settings.model) if settings.model else "",
-        factory=settings.factory,
-        strict_versions=settings.strict_versions,
-        sha256=settings.model_sha256,
-        example=dict(found.example),
-        kinds=found.kinds,  # [features.<name>] kind = …: pinned column kinds (issue 22)
-        inputs=dict(found.inputs),  # [inputs.<name>]: what a tensor input is (issue 24)
-        reference=found.reference,  # reference = "…": the reference sample (issue 25)
-        compile=settings.compile,
-        trust=settings.trust,
-    )
-
-
-def build_backend(settings: Settings) -> Backend:
-    return backend_maker(settings)(model_spec(settings), settings.workers)
+    return loader.model_spec(settings, settings.model, found)
 
 
 def backend_maker(settings: Settings) -> MakeBackend:
@@ -229,18 +216,9 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     port = sock.getsockname()[1]
     registry = Registry(settings, backend_maker(settings))
     registry.sweep()  # what a killed winserve left: job files, model copies (issue 28)
-    if settings.is_folder:
-        registry.start_folder()  # each model loads in a thread of its own, in the background
-    else:
-        spec = model_spec(settings)
-        # With watching on, version 1 loads from a private copy too, so that the file can be
-        # replaced while it is served, also on Windows (see winserve/models/registry.py)
-        copy = registry.private_copy(settings.model) if settings.watch and settings.model else None
-        if copy is not None:
-            spec = dataclasses.replace(spec, path=str(copy[0]))
-        backend = backend_maker(settings)(spec, settings.workers)
-        backend.start()  # the model host starts up while this process imports the web stack
-        registry.adopt(backend, copy=copy)
+    # Every model (a folder's, the one file, a factory, the demo) loads in a thread of its own,
+    # (winserve/models/loader.py), while this process imports the web stack (issue 23)
+    registry.start()
     from winserve import connections
     from winserve.web import create_app
 
@@ -266,58 +244,34 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     gate.install_waitress(server, app)  # bodies judged from their headers first (issue 28)
     failure: list[str] = []
 
-    def when_folder_ready() -> None:
-        registry.wait_loaded(settings.load_timeout + 30)
+    def when_ready() -> None:
+        registry.wait_loaded(settings.load_timeout + LOAD_GRACE + 30)
         if stopping.is_set():  # stopped while loading: nothing was served (issue 22)
             return
-        print(banner.folder(plane.health(), settings.host, port), file=out, flush=True)
+        if settings.is_folder:
+            print(banner.folder(plane.health(), settings.host, port), file=out, flush=True)
+        else:
+            info = _one_model_ready(registry, failure, err, banner.urls(settings.host, port)[0])
+            if info is None:
+                return
+            print(
+                banner.ready(info, settings.host, port, serving_where(settings, settings.workers)),
+                file=out,
+                flush=True,
+            )
         if settings.browser:
             webbrowser.open(banner.urls(settings.host, port)[0])
         if settings.watch:
-            registry.watch()
-
-    def when_ready() -> None:
-        if settings.is_folder:
-            when_folder_ready()
-            return
-        try:
-            info = backend.wait_ready(settings.load_timeout + 30)
-        except ModelLoadError as exc:
-            if stopping.is_set():  # Ctrl+C while loading is a stop, not a failure (issue 22)
-                return
-            failure.append(str(exc))
-            if sample_failed(str(exc)):
-                # The model loads but cannot answer one row: stay up, not ready, so that
-                # /health and the page say so too, while the console says what to do.
-                print(
-                    f"winserve: {exc}\nwinserve: NOT serving predictions; /health and the page "
-                    f"at {banner.urls(settings.host, port)[0]} say why. Press Ctrl+C to stop.",
-                    file=err,
-                    flush=True,
-                )
-                return
-            print(f"winserve: the model could not be loaded: {exc}", file=err, flush=True)
-            _thread.interrupt_main()
-            return
-        if settings.model is not None and info.source:  # the operator's file, not the copy
-            info = dataclasses.replace(info, source=str(settings.model))
-        print(
-            banner.ready(info, settings.host, port, serving_where(settings, settings.workers)),
-            file=out,
-            flush=True,
-        )
-        if settings.browser:
-            webbrowser.open(banner.urls(settings.host, port)[0])
-        registry.first_loaded(info)
-        if settings.watch and settings.model is not None:
             registry.watch()  # a changed file is loaded beside the old one (issue 15)
-        elif info.sha256 and settings.model is not None:
-            threading.Thread(
-                target=model_file.watch,
-                args=(settings.model, info.sha256, stopped, log.warning),
-                name="winserve-model-file",
-                daemon=True,
-            ).start()
+        elif not settings.is_folder and settings.model is not None:
+            loaded = registry.status()[0].current
+            if loaded is not None and loaded.sha256:  # --no-watch: say when the file changes
+                threading.Thread(
+                    target=model_file.watch,
+                    args=(settings.model, loaded.sha256, stopped, log.warning),
+                    name="winserve-model-file",
+                    daemon=True,
+                ).start()
 
     label = f"the models in {settings.model}" if settings.is_folder else model_spec(settings).label
     print(f"winserve: loading {label} …", file=out, flush=True)
@@ -350,3 +304,38 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("winserve: stopped.", file=out, flush=True)
     return 1 if failure else 0
+
+
+def _one_model_ready(
+    registry: Registry, failure: list[str], err: TextIO, url: str
+) -> ModelInfo | None:
+    """One model (a file, a factory, the demo) once its first load ended: its description for
+    the banner; or None, with why on the console: a model that loads but fails its sample
+    prediction stays up, not ready (its page and /health say why); any other failure stops
+    the server with exit code 1 (``failure``)."""
+    statuses = registry.status()
+    model = statuses[0] if statuses else None
+    if model is not None and model.current is not None and model.current.loaded:
+        slot = registry.acquire(model.name)
+        try:
+            info = slot.info()
+        finally:
+            registry.release(slot)
+        if slot.source is not None and info.source:  # the operator's file, not the copy
+            info = dataclasses.replace(info, source=str(slot.source))
+        return info
+    reason = (model.reason if model is not None else "") or "the model did not load"
+    failure.append(reason)
+    if sample_failed(reason):
+        # The model loads but cannot answer one row: stay up, not ready, so that
+        # /health and the page say so too, while the console says what to do.
+        print(
+            f"winserve: {reason}\nwinserve: NOT serving predictions; /health and the page "
+            f"at {url} say why. Press Ctrl+C to stop.",
+            file=err,
+            flush=True,
+        )
+        return None
+    print(f"winserve: the model could not be loaded: {reason}", file=err, flush=True)
+    _thread.interrupt_main()
+    return None

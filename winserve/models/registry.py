@@ -1,95 +1,58 @@
-"""The models served, by name: a registry of slots, each slot one loaded version (issue 15).
+"""The models served, by name: a registry of slots, each slot one loaded version (issues 15, 23).
 
 ::
 
-    request thread                    Registry                         watcher thread
+    request thread                    Registry                         watcher thread (folder.py)
     ──────────────                    ────────                         ──────────────
-    acquire(name) ─► the entry's current Slot, in-flight +1     every watch_seconds: stat the
-      (one snapshot per request:        (under the lock)          files; one unchanged for one
-       ModelInfo, backend, card, jobs)                            interval and different from
-    release(slot) at the request's end ─► in-flight -1            the version served ─► load()
+    acquire(name) ─► the entry's current Slot, in-flight +1     every watch_seconds: a file
+      (one snapshot per request:        (under the lock)          unchanged for one interval and
+       ModelInfo, backend, card, jobs)                            different from the version
+    release(slot) at the request's end ─► in-flight -1            served ─► load_later()
                                                                            │
-    load(name, path): copy the file to a private folder, start a new backend on the copy,
-      wait for its sample prediction; then, under the lock, the entry's current slot is the
-      new one (new requests go there at once) and the old one drains: once its in-flight
-      requests and CSV jobs are done, its replicas stop. A load that fails keeps the old one.
+    load(name, path): the Loader (loader.py) copies the file to a private folder and starts a
+      new backend on the copy; once its sample prediction passed, under the lock, the entry's
+      current slot is the new one (new requests go there at once) and the old one drains:
+      once its in-flight requests and CSV jobs are done, its replicas stop. A load that fails
+      keeps the old one.
 
-Why a private copy: Windows refuses to replace a file that is open, and joblib memory-maps an
-uncompressed file for as long as the model lives; loading from a copy leaves the operator's
-file closed (read once, for the copy), so a retrain script can always overwrite it. The copy
-is also what was hashed and what every replica of that version loads, even when a crashed
-replica restarts after the file on disk changed again; memory-mapping stays on (the replicas
-share the copy's pages). The copy goes when its version stops.
-
-A single file served as today (no folder) is one slot whose first version is the backend the
-server built (loaded from the file itself, as before); with watching on, later versions are
-loaded as above.
+One mode (issue 23): whatever the operator gave (a folder of models, one file, a factory, the
+built-in demo) is a ``Source`` (folder.py) of names, and every name is loaded by ``load``. A
+single file is the folder it lives in, watched with a name filter; a factory and the demo are
+one item without a file (not watched). What differs is shown, not loaded: with one model,
+its first version is its current slot from the moment its backend starts, so the bare routes
+and the page show that backend's own state while it loads, and why it failed when its sample
+prediction failed (issue 22); in a folder, a name without a version answers 503 and the list
+says why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from winserve import card as cards
-from winserve import scratch
 from winserve.backends.base import Backend, Health
 from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
-from winserve.host import model_code
-from winserve.host import reference as reference_sample
 from winserve.model_file import Stamp, sha256_of, stamp
-from winserve.model_info import ModelInfo, ModelSpec
+from winserve.model_info import ModelInfo
+from winserve.models.folder import Source, discover, follow, ignored_settings_files, importable
+from winserve.models.loader import LOAD_GRACE, Loader, MakeBackend, model_spec
 from winserve.models.status import ModelStatus, RegistrySnapshot, VersionInfo
-from winserve.platform import cache_dir
-from winserve.scoring.jobs import JobManager, jobs_parent
+from winserve.scoring.jobs import JobManager
 from winserve.service import Service, failed_error
-from winserve.settings import CONFIG_NAME, Settings
+from winserve.settings import Settings
+
+__all__ = ["KEEP_OLD_VERSIONS", "Entry", "MakeBackend", "Registry", "Slot", "discover"]
 
 log = logging.getLogger("winserve")
 
-MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
 KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs page, downloads)
 DRAIN_CHECK = 0.05
-
-MakeBackend = Callable[[ModelSpec, int], Backend]
-
-
-def discover(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """The models in ``folder`` by name (file stem; an MLflow model folder's name), and the
-    files that cannot be served under a name of their own, with why."""
-    found: dict[str, Path] = {}
-    refused: dict[str, str] = {}
-    try:
-        items = sorted(folder.iterdir(), key=lambda p: p.name.lower())
-    except OSError:
-        return found, refused
-    for item in items:
-        if item.name.startswith((".", "~")):
-            continue  # editors' and Office's temporary files, hidden folders
-        if item.is_dir():
-            if not (item / "MLmodel").is_file():
-                continue
-            name = item.name
-        elif item.suffix.lower() in MODEL_SUFFIXES:
-            name = item.stem
-        else:
-            continue
-        if name in found:
-            refused[item.name] = (
-                f"{item.name} is not served: {found[name].name} already has the name {name!r}"
-            )
-            continue
-        found[name] = item
-    return found, refused
 
 
 @dataclass(eq=False)
@@ -98,13 +61,13 @@ class Slot:
 
     name: str
     version: int
-    source: Path | None  # the operator's file (not the private copy)
+    source: Path | None  # the operator's file (not the private copy); None: a factory, the demo
     backend: Backend
     service: Service
     card: cards.ModelCard
     jobs: JobManager
     sha256: str = ""
-    loaded_at: str = ""
+    loaded_at: str = ""  # "" until its sample prediction passed
     copy: Path | None = None  # the private folder this version loaded from
     state: str = "serving"  # serving | draining | stopped
     inflight: int = 0
@@ -133,21 +96,28 @@ class Entry:
 
 
 class Registry:
+    """The names served and their versions: ``acquire``/``release`` for requests, ``load`` (a
+    new version, swapped in once it answers), drain, ``unload``, ``close``; ``status`` for the
+    pages. Thread-safe: one lock for the entries, one more per name for its loads."""
+
     def __init__(self, settings: Settings, make_backend: MakeBackend) -> None:
         self._settings = settings
-        self._make_backend = make_backend
+        self._source = Source.of(settings)
+        self._loader = Loader(settings, make_backend)
         self._lock = threading.RLock()  # re-entered: a 404's message lists the names
         self._entries: dict[str, Entry] = {}
         self._refused: dict[str, str] = {}  # files in the folder served under no name
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._starting: set[Backend] = set()  # new versions loading: close() stops them too
-        self.copies = cache_dir() / "loaded"
-        self._copy_owners: dict[Path, scratch.Scratch] = {}
+        self.copies = self._loader.copies
         # one lock per name: a load, a reload and an unload of one model run one at a time, so
         # that none starts a model process that another makes unlisted (issue 28 item 8)
         self._name_locks: dict[str, threading.Lock] = {}
-        self.folder = settings.model if settings.is_folder else None
+        self.folder = self._source.folder if self._source.many else None
+        # Each version loads from a private copy (loader.py), but for one file with --no-watch:
+        # its hosts load the operator's file itself, so a host restarted after the file
+        # changed refuses the new one and says so (tests/test_chaos.py), as it always did
+        self._private = settings.watch or self._source.many
         # the models found at start whose first load has not ended yet: until it is empty the
         # server is not ready (issue 23: strict readiness, as Triton's and MLServer's)
         self._awaiting: set[str] = set()
@@ -155,9 +125,7 @@ class Registry:
     def sweep(self) -> None:
         """At start: delete what a killed winserve left (its CSV jobs' files and its private
         model copies; a running winserve's are kept, see ``scratch``)."""
-        parents = [jobs_parent(self._settings.jobs_path), self.copies]
-        swept = scratch.sweep(parents[0], "run-", scratch.STALE_SECONDS)
-        swept += scratch.sweep(self.copies)  # unmarked: an older winserve's, maybe running
+        swept, parents = self._loader.sweep()
         if swept:
             log.info(
                 "deleted %d folder(s) a stopped winserve left in %s",
@@ -173,7 +141,8 @@ class Registry:
 
     @property
     def is_folder(self) -> bool:
-        return self.folder is not None
+        """A folder of models (each at /models/<name>/…), not one model."""
+        return self._source.many
 
     def names(self) -> list[str]:
         with self._lock:
@@ -203,16 +172,23 @@ class Registry:
             ]
             counts = {id(s): s.inflight for _, slots in held for s in slots}
         # health() outside the lock: a backend may take its own locks (the pool's condition)
-        return tuple(
-            ModelStatus(
-                name=entry.name,
-                path=str(entry.path) if entry.path is not None else "",
-                loading=entry.loading,
-                reason=entry.reason,
-                versions=tuple(_version_info(s, counts[id(s)]) for s in slots),
+        found = []
+        for entry, slots in held:
+            versions = tuple(_version_info(s, counts[id(s)]) for s in slots)
+            reason = entry.reason
+            first = versions[0] if versions else None
+            if not reason and first is not None and not first.loaded:
+                reason = _unwrapped(slots[0], first.health.reason)  # one model's failed first
+            found.append(
+                ModelStatus(
+                    name=entry.name,
+                    path=str(entry.path) if entry.path is not None else "",
+                    loading=entry.loading,
+                    reason=reason,
+                    versions=versions,
+                )
             )
-            for entry, slots in held
-        )
+        return tuple(found)
 
     def snapshot(self) -> RegistrySnapshot:
         """The models' status, whether the server is still starting, the files refused, and
@@ -309,6 +285,96 @@ class Registry:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    # -- starting -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every model of the source (a folder's, the one file, a factory or the demo),
+        each in a thread of its own, in the background."""
+        source = self._source
+        if source.folder is not None:
+            importable(source.folder)
+        found, refused = source.find()
+        with self._lock:
+            self._refused = refused
+            self._awaiting = set(found)
+            for name, path in found.items():
+                self._entries[name] = Entry(name, path)
+        for reason in refused.values():
+            log.warning("%s", reason)
+        if source.many and source.folder is not None:
+            for ignored in ignored_settings_files(source.folder, self._settings.config, Path.cwd()):
+                log.warning("%s", ignored)
+        for name, path in found.items():
+            self._load_in_background(name, path)
+        if not source.many:
+            # one model: back once its first version is shown (copied, its backend started),
+            # so that the page and /health say "loading" from the first request, as when
+            # the server built that backend itself (issue 23)
+            end = time.monotonic() + self._settings.load_timeout + LOAD_GRACE
+            while time.monotonic() < end and not self._stop.is_set():
+                with self._lock:
+                    if all(e.current is not None or not e.loading for e in self._entries.values()):
+                        return
+                time.sleep(0.01)
+
+    def adopt(self, backend: Backend, card: cards.ModelCard | None = None) -> Slot:
+        """A backend its caller built and started (tests, ``create_app(settings, backend)``) as
+        version 1 of the one model, under its own name once it has loaded."""
+        s = self._settings
+        name = s.model.stem if s.model is not None else self._source.item
+        with contextlib.suppress(ModelUnavailable):  # loaded already (tests): its own name
+            name = backend.describe().name
+        service = self._service(backend)
+        slot = Slot(
+            name=name,
+            version=1,
+            source=s.model,
+            backend=backend,
+            service=service,
+            card=card if card is not None else cards.load(s.model, demo=s.is_demo),
+            jobs=self._jobs(service),
+        )
+        with self._lock:
+            self._entries[name] = Entry(name, s.model, current=slot, versions=1)
+        return slot
+
+    def wait_loaded(self, timeout: float) -> None:
+        """Until every load begun so far has ended (or ``timeout``)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not self._stop.is_set():
+            with self._lock:
+                if not any(e.loading for e in self._entries.values()):
+                    return
+            time.sleep(0.05)
+
+    # -- watching (what folder.follow asks) -----------------------------------------------------
+
+    def watch(self) -> None:
+        """Follow the source's files from now on (a factory and the demo have none)."""
+        if not self._source.watched:
+            return
+        thread = threading.Thread(
+            target=follow,
+            args=(self._source, self, self._settings.watch_seconds, self._stop),
+            name="winserve-watch",
+            daemon=True,
+        )
+        self._spawn(thread)
+
+    def known(self) -> dict[str, tuple[Stamp | None, bool, bool]]:
+        with self._lock:
+            return {n: (e.tried, e.loading, e.removed) for n, e in self._entries.items()}
+
+    def found(self, refused: dict[str, str]) -> None:
+        with self._lock:
+            self._refused = refused
+
+    def load_later(self, name: str, path: Path) -> None:
+        """Load ``path`` as ``name`` in a thread of its own (a new name is listed at once)."""
+        with self._lock:
+            self._entries.setdefault(name, Entry(name, path))
+        self._load_in_background(name, path)
+
     # -- loading ------------------------------------------------------------------------------
 
     def _jobs(self, service: Service) -> JobManager:
@@ -326,87 +392,7 @@ class Registry:
             backend, max_rows=self._settings.max_rows, max_text=self._settings.max_text_length
         )
 
-    def private_copy(self, path: Path) -> tuple[Path, Stamp | None] | None:
-        """Single-file mode with watching on: a copy of ``path`` for version 1 to load (so
-        that, on Windows too, the file can be replaced while it is served), with the file's
-        stamp when copied; None when it cannot be copied (the load then says why, as before)."""
-        _importable(path.parent)
-        before = stamp(path)
-        try:
-            copy = self._copy(path.stem, path)
-        except OSError:
-            return None
-        if stamp(path) != before:  # being written: load the file itself, the watch follows
-            self._drop_copy(copy.parent)
-            return None
-        return copy, before
-
-    def adopt(
-        self,
-        backend: Backend,
-        card: cards.ModelCard | None = None,
-        copy: tuple[Path, Stamp | None] | None = None,
-    ) -> Slot:
-        """Single-file mode: the server's backend (started already) is version 1, loaded from
-        ``copy`` (see ``private_copy``) or from the file itself."""
-        s = self._settings
-        name = s.model.stem if s.model is not None else (s.factory.rpartition(":")[2] or "demo")
-        with contextlib.suppress(ModelUnavailable):  # loaded already (tests): its own name
-            name = backend.describe().name
-        service = self._service(backend)
-        slot = Slot(
-            name=name,
-            version=1,
-            source=s.model,
-            backend=backend,
-            service=service,
-            card=card if card is not None else cards.load(s.model, demo=s.is_demo),
-            jobs=self._jobs(service),
-            copy=copy[0].parent if copy is not None else None,
-        )
-        with self._lock:
-            self._entries[name] = Entry(name, s.model, current=slot, versions=1)
-            if copy is not None:
-                self._entries[name].tried = copy[1]
-        return slot
-
-    def first_loaded(self, info: ModelInfo) -> None:
-        """Single-file mode: the first version is ready (its file's stamp and SHA-256)."""
-        entry = next(iter(self._entries.values()))
-        if entry.current is not None:
-            entry.current.sha256 = info.sha256
-            entry.current.loaded_at = info.loaded_at or _now()
-            _warn_about_card(entry.name, entry.current.card, info)
-        if entry.path is not None and entry.current is not None and entry.current.copy is None:
-            entry.tried = stamp(entry.path)  # loaded from the file itself (--no-watch)
-
-    def start_folder(self) -> None:
-        """Load every model of the folder, each in a thread of its own, in the background."""
-        assert self.folder is not None
-        _importable(self.folder)
-        found, refused = discover(self.folder)
-        with self._lock:
-            self._refused = refused
-            self._awaiting = set(found)
-            for name, path in found.items():
-                self._entries[name] = Entry(name, path)
-        for reason in refused.values():
-            log.warning("%s", reason)
-        for ignored in _ignored_settings_files(self.folder, self._settings.config, Path.cwd()):
-            log.warning("%s", ignored)
-        for name, path in found.items():
-            self._load_in_background(name, path)
-
-    def wait_loaded(self, timeout: float) -> None:
-        """Until every load begun so far has ended (or ``timeout``)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not self._stop.is_set():
-            with self._lock:
-                if not any(e.loading for e in self._entries.values()):
-                    return
-            time.sleep(0.05)
-
-    def _load_in_background(self, name: str, path: Path) -> None:
+    def _load_in_background(self, name: str, path: Path | None) -> None:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.loading:
@@ -417,9 +403,10 @@ class Registry:
         )
         self._spawn(thread)
 
-    def load(self, name: str, path: Path) -> bool:
-        """Load ``path`` as a new version of ``name``; it serves once its sample prediction
-        passed, and the version it replaces drains. False (and the reason kept) on failure."""
+    def load(self, name: str, path: Path | None) -> bool:
+        """Load ``path`` (None: the factory or the demo) as a new version of ``name``; it serves
+        once its sample prediction passed, and the version it replaces drains. False (and the
+        reason kept) on failure."""
         with self._lock:
             entry = self._entries.setdefault(name, Entry(name, path))
             entry.pending += 1
@@ -437,93 +424,139 @@ class Registry:
                 entry.loading = entry.pending > 0
                 self._awaiting.discard(name)
 
-    def _load(self, entry: Entry, path: Path) -> bool:
-        before = stamp(path)
-        entry.tried = before
+    def _load(self, entry: Entry, path: Path | None) -> bool:
         started = time.monotonic()
-        try:
-            copy = self._copy(entry.name, path)
-        except OSError as exc:
-            return self._failed(entry, f"{path.name} could not be read: {exc.strerror or exc}")
-        if stamp(path) != before:  # written to while copied: the next round tries again
-            self._drop_copy(copy.parent)
-            entry.tried = None
-            return False
-        digest = sha256_of(copy)
-        current = entry.current
-        if current is not None and current.sha256 == digest:
-            self._drop_copy(copy.parent)
-            entry.reason = ""  # the file is the one serving (again)
-            return True
-        card = cards.load(path)
-        s = self._settings
-        spec = ModelSpec(
-            path=str(copy),
-            factory="",
-            strict_versions=s.strict_versions,
-            sha256=s.model_sha256,
-            example=dict(card.example),
-            kinds=card.kinds,
-            inputs=dict(card.inputs),  # what a tensor input is (issue 24)
-            compile=s.compile,
-            trust=s.trust,
-            reference=card.reference,  # reference = "…" in the card (issue 25)
-        )
-        backend = self._make_backend(spec, card.workers or s.workers)
-        with self._lock:
-            if self._stop.is_set():
-                self._drop_copy(copy.parent)
+        copy: Path | None = None  # the file the hosts load
+        if path is None:  # a factory, the demo: nothing to copy, hash or compare
+            card = cards.load(None, demo=self._settings.is_demo)
+        elif not self._private:
+            entry.tried = stamp(path)
+            copy, card = path, cards.load(path)
+        else:
+            before = stamp(path)
+            entry.tried = before
+            try:
+                copy = self._loader.copy(path)
+            except OSError as exc:
+                return self._failed(entry, f"{path.name} could not be read: {exc.strerror or exc}")
+            if stamp(path) != before:  # written to while copied: the next round tries again
+                self._loader.drop_copy(copy.parent)
+                entry.tried = None
                 return False
-            self._starting.add(backend)
-        backend.start()
+            current = entry.current
+            if current is not None and current.sha256 == sha256_of(copy):
+                self._loader.drop_copy(copy.parent)
+                entry.reason = ""  # the file is the one serving (again)
+                return True
+            card = cards.load(path)
+        folder = copy.parent if copy is not None and copy != path else None
+        spec = model_spec(self._settings, copy, card)
+        backend = self._loader.start(spec, card.workers or self._settings.workers)
+        if backend is None or self._stop.is_set():
+            if backend is not None:
+                backend.close()
+            self._loader.drop_copy(folder)
+            return False
+        first = self._first_shown(entry, path, backend, card, folder)
         try:
-            info = backend.wait_ready(s.load_timeout + 30)
+            info = self._loader.wait(backend)
         except ModelLoadError as exc:
-            with self._lock:
-                self._starting.discard(backend)
+            if first is not None:  # one model: its slot stays and says why (issue 22)
+                return False
             backend.close()
-            self._drop_copy(copy.parent)
-            reason = str(exc).replace(str(copy.parent), str(path.parent))
+            self._loader.drop_copy(folder)
+            reason = str(exc)
+            if folder is not None and path is not None:
+                reason = reason.replace(str(folder), str(path.parent))
             return self._failed(entry, reason)
-        service = self._service(backend)
+        if first is not None:
+            with self._lock:
+                first.sha256, first.loaded_at = info.sha256, info.loaded_at or _now()
+            _warn_about_card(entry.name, card, info)
+            return True
+        return self._swap(entry, path, backend, card, folder, info, started)
+
+    def _first_shown(
+        self,
+        entry: Entry,
+        path: Path | None,
+        backend: Backend,
+        card: cards.ModelCard,
+        folder: Path | None,
+    ) -> Slot | None:
+        """One model (not a folder): its first version is its current slot at once, so that
+        the bare routes and the page show its backend's own state while it loads, and why it
+        failed, as they always have; None otherwise (see the module docstring)."""
+        if self._source.many:
+            return None
         with self._lock:
-            self._starting.discard(backend)
+            if entry.current is not None:
+                return None
+            entry.current = self._new_slot(entry, path, backend, card, folder)
+            return entry.current
+
+    def _new_slot(
+        self,
+        entry: Entry,
+        path: Path | None,
+        backend: Backend,
+        card: cards.ModelCard,
+        folder: Path | None,
+        info: ModelInfo | None = None,
+    ) -> Slot:
+        """The next version of ``entry`` (under the lock)."""
+        entry.versions += 1
+        service = self._service(backend)
+        return Slot(
+            name=entry.name,
+            version=entry.versions,
+            source=path,
+            backend=backend,
+            service=service,
+            card=card,
+            jobs=self._jobs(service),
+            sha256=info.sha256 if info is not None else "",
+            loaded_at=(info.loaded_at or _now()) if info is not None else "",
+            copy=folder,
+        )
+
+    def _swap(
+        self,
+        entry: Entry,
+        path: Path | None,
+        backend: Backend,
+        card: cards.ModelCard,
+        folder: Path | None,
+        info: ModelInfo,
+        started: float,
+    ) -> bool:
+        """The new version serves from now on; the one it replaces drains."""
+        with self._lock:
             if self._stop.is_set():
                 slot = None
             else:
-                entry.versions += 1
-                slot = Slot(
-                    name=entry.name,
-                    version=entry.versions,
-                    source=path,
-                    backend=backend,
-                    service=service,
-                    card=card,
-                    jobs=self._jobs(service),
-                    sha256=info.sha256,
-                    loaded_at=info.loaded_at or _now(),
-                    copy=copy.parent,
-                )
+                slot = self._new_slot(entry, path, backend, card, folder, info)
                 old, entry.current, entry.reason = entry.current, slot, ""
                 if old is not None:
                     old.state = "draining"
                     entry.older.append(old)
         if slot is None:
             backend.close()
-            self._drop_copy(copy.parent)
+            self._loader.drop_copy(folder)
             return False
         seconds = time.monotonic() - started
         _warn_about_card(entry.name, card, info)
+        shown = path.name if path is not None else self._source.item
         if old is None:
             log.info(
-                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, path.name, seconds
+                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, seconds
             )
         else:
             log.warning(
                 "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
                 entry.name,
                 slot.version,
-                path.name,
+                shown,
                 seconds,
                 old.version,
             )
@@ -537,46 +570,6 @@ class Registry:
         entry.reason = reason
         log.error("%s: not loaded: %s%s", entry.name, reason, keeps)
         return False
-
-    def _copy(self, name: str, path: Path) -> Path:
-        """A private copy of ``path`` (and of its ``<name>_code.py``), to load from, in a
-        folder marked as this process's (``scratch``: a killed winserve's are swept at the
-        next start). The folder's name is short and random, not the model's: the copy's path
-        is the cache's plus 11 characters plus the file's name, so a long file name does not
-        push it past Windows' 260 characters (issue 28; it was the cache's, the name's first
-        40 characters, 9 more, and the name again). The file keeps its name: it is the name
-        the model is served under."""
-        owned = scratch.Scratch(self.copies, "")
-        folder = owned.path
-        with self._lock:
-            self._copy_owners[folder] = owned
-        target = folder / path.name
-        try:
-            if path.is_dir():
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copyfile(path, target)
-            code = model_code.code_file(path)
-            if code.is_file():
-                shutil.copyfile(code, model_code.code_file(target))
-            # the reference sample too: explanations read it beside the file loaded (issue 25)
-            for sample in reference_sample.beside(path):  # .reference.csv / .parquet
-                shutil.copyfile(sample, folder / sample.name)  # the copy has the file's name
-        except OSError:
-            self._drop_copy(folder)
-            raise
-        return target
-
-    def _drop_copy(self, folder: Path | None) -> None:
-        """Delete a private copy's folder (and let go of its marker)."""
-        if folder is None:
-            return
-        with self._lock:
-            owned = self._copy_owners.pop(folder, None)
-        if owned is not None:
-            owned.close()
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
     # -- draining and unloading ---------------------------------------------------------------
 
@@ -599,7 +592,7 @@ class Registry:
                     break
             time.sleep(DRAIN_CHECK)
         old.backend.close()
-        self._drop_copy(old.copy)
+        self._loader.drop_copy(old.copy)
         with self._lock:
             stopped = [s for s in entry.older if s.state == "stopped"]
             for extra in stopped[:-KEEP_OLD_VERSIONS]:
@@ -629,61 +622,19 @@ class Registry:
         if old is not None:
             self._drain_in_background(entry, old)
 
-    # -- watching -----------------------------------------------------------------------------
-
-    def watch(self) -> None:
-        thread = threading.Thread(target=self._watch, name="winserve-watch", daemon=True)
-        self._spawn(thread)
-
-    def _candidates(self) -> dict[str, Path]:
-        if self.folder is None:
-            with self._lock:
-                return {n: e.path for n, e in self._entries.items() if e.path is not None}
-        found, refused = discover(self.folder)
-        with self._lock:
-            self._refused = refused
-        return found
-
-    def _watch(self) -> None:
-        """Every ``watch_seconds``: a file whose stamp stayed the same for one interval and is
-        not the one last tried is loaded; a file gone for one interval is unloaded."""
-        seen: dict[str, Stamp | None] = {}
-        interval = self._settings.watch_seconds
-        while not self._stop.wait(interval):
-            found = self._candidates()
-            with self._lock:
-                known = {n: e for n, e in self._entries.items()}
-            for name, entry in known.items():
-                if name not in found and not entry.removed and self.folder is not None:
-                    if seen.get(name, ()) is None:  # gone for one interval: not a replace
-                        with contextlib.suppress(NotFound):
-                            self.unload(name, gone=True)
-                    seen[name] = None
-            for name, path in found.items():
-                now = stamp(path)
-                previous, seen[name] = seen.get(name, ()), now
-                if now is None or now != previous:
-                    continue  # changing (or just appeared): look again next round
-                held = known.get(name)
-                if held is not None and (held.tried == now or held.loading):
-                    continue  # this very file was loaded, tried and failed, or unloaded
-                if held is None:
-                    with self._lock:
-                        self._entries[name] = Entry(name, path)
-                self._load_in_background(name, path)
-
     # -- stopping -----------------------------------------------------------------------------
 
     def close(self) -> None:
         self._stop.set()
+        starting = self._loader.close()
         with self._lock:
             slots = [
                 s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
             ]
-            starting = list(self._starting)
+        backends = {id(b): b for b in [*(s.backend for s in slots), *starting]}
         closers = [
             threading.Thread(target=b.close, name="winserve-close", daemon=True)
-            for b in [*(s.backend for s in slots), *starting]
+            for b in backends.values()
         ]
         for thread in closers:
             thread.start()
@@ -691,52 +642,7 @@ class Registry:
             thread.join(timeout=10)
         for slot in slots:
             slot.jobs.close()
-            self._drop_copy(slot.copy)
-
-
-def _importable(folder: Path) -> None:
-    """The folder's own modules (``features.py`` beside the model files) must be importable in
-    the model hosts, which load private copies elsewhere: spawned processes inherit this
-    process's ``sys.path`` (at the end, as model_code does: it never shadows a package)."""
-    resolved = str(folder.resolve())
-    if resolved not in sys.path:
-        sys.path.append(resolved)
-
-
-def _ignored_settings_files(folder: Path, config: Path | None, cwd: Path) -> list[str]:
-    """Why a settings file that might be expected to apply is not read (winserve reads one,
-    settings.load): the folder's own, when another file (``--config``, or the file that names
-    the folder as ``model``) was read; or, when the folder's own was read, the one beside the
-    folder and the current folder's (run.bat's), whose settings then do not apply."""
-    if config is None:
-        return []
-    inside = folder / CONFIG_NAME
-    if not _same_file(config, inside):
-        if not inside.is_file():
-            return []
-        return [
-            f"{inside} is not read: winserve reads one settings file, and this run's is "
-            f"{config} (given with --config, or the file that names this folder as model); put "
-            "the settings there, or start winserve with the folder itself (python -m winserve "
-            "FOLDER, or the folder dropped on run.bat) and without --config to use the folder's "
-            "own file"
-        ]
-    others: list[Path] = []
-    for other in (folder.parent / CONFIG_NAME, cwd / CONFIG_NAME):
-        if other.is_file() and not any(_same_file(other, o) for o in [inside, *others]):
-            others.append(other)
-    return [
-        f"{other} is not read: winserve reads one settings file, and this run's is the models "
-        f"folder's own {inside}; put the settings there (or give the other with --config)"
-        for other in others
-    ]
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
+            self._loader.drop_copy(slot.copy)
 
 
 def _warn_about_card(name: str, card: cards.ModelCard, info: ModelInfo) -> None:
@@ -750,6 +656,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _unwrapped(slot: Slot, reason: str) -> str:
+    """``reason`` naming the operator's folder, not the private copy's."""
+    if slot.copy is not None and slot.source is not None:
+        return reason.replace(str(slot.copy), str(slot.source.parent))
+    return reason
+
+
 def _version_info(slot: Slot, inflight: int) -> VersionInfo:
     return VersionInfo(
         version=slot.version,
@@ -761,13 +674,3 @@ def _version_info(slot: Slot, inflight: int) -> VersionInfo:
         inflight=inflight,
         health=slot.health(),
     )
-
-
-def describe(slot: Slot) -> dict[str, Any]:
-    """What ``/models/<name>`` adds to the model's description: the version being served."""
-    return {
-        "version": slot.version,
-        "sha256": slot.sha256,
-        "loaded_at": slot.loaded_at,
-        "state": slot.state,
-    }

@@ -40,6 +40,12 @@ class VersionInfo:
     health: Health  # its backend's, at snapshot time
 
     @property
+    def loaded(self) -> bool:
+        """Its sample prediction passed (with one model, its first version is shown while it
+        loads, and stays, failed, when it did not load: issue 22)."""
+        return bool(self.loaded_at)
+
+    @property
     def answers(self) -> bool:
         """Requests may still ask this version by number (``/versions/<n>``)."""
         return self.state in ("serving", "draining")

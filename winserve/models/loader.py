@@ -1,0 +1,154 @@
+"""From a model file (or a factory, or the built-in demo) to a started backend (issue 23).
+
+::
+
+    Registry.load(name, path) ─► Loader.copy(path) ─► a private folder (marked as this process's)
+                                 model_spec(settings, copy, card) ─► ModelSpec (plain data)
+                                 Loader.start(spec, workers) ─► make_backend(...).start()
+                                    (listed as starting: close() stops it too, mid-load)
+                                 Loader.wait(backend) ─► ModelInfo once its sample prediction
+                                    passed, or ModelLoadError (the model's own reason)
+
+The registry decides what a loaded backend becomes (a new version, the one serving); this
+module only makes it. Every model goes through it: a folder's files, the one file, a factory
+and the demo (those two have no file, so no copy).
+
+Why a private copy: Windows refuses to replace a file that is open, and joblib memory-maps an
+uncompressed file for as long as the model lives; loading from a copy leaves the operator's
+file closed (read once, for the copy), so a retrain script can always overwrite it. The copy
+is also what was hashed and what every replica of that version loads, even when a crashed
+replica restarts after the file on disk changed again; memory-mapping stays on (the replicas
+share the copy's pages). The copy goes when its version stops.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from winserve import card as cards
+from winserve import scratch
+from winserve.backends.base import Backend
+from winserve.host import model_code
+from winserve.host import reference as reference_sample
+from winserve.model_info import ModelInfo, ModelSpec
+from winserve.platform import cache_dir
+from winserve.scoring.jobs import jobs_parent
+from winserve.settings import Settings
+
+MakeBackend = Callable[[ModelSpec, int], Backend]
+
+LOAD_GRACE = 30.0  # seconds beyond load_timeout a first load may take (the pool's own restarts)
+
+
+def model_spec(settings: Settings, path: Path | None, card: cards.ModelCard) -> ModelSpec:
+    """What the model hosts load: ``path`` (a private copy, or the operator's file for
+    ``winserve check``), else the setting ``factory``, else the demo; the card's example row
+    is the sample prediction's."""
+    return ModelSpec(
+        path=str(path) if path is not None else "",
+        factory=settings.factory if path is None else "",
+        strict_versions=settings.strict_versions,
+        sha256=settings.model_sha256,
+        example=dict(card.example),
+        kinds=card.kinds,  # [features.<name>] kind = …: pinned column kinds (issue 22)
+        inputs=dict(card.inputs),  # [inputs.<name>]: what a tensor input is (issue 24)
+        reference=card.reference,  # reference = "…": the reference sample (issue 25)
+        compile=settings.compile,
+        trust=settings.trust,
+    )
+
+
+class Loader:
+    """Makes new backends for the registry: private copies of the files, the spec, the start,
+    the wait for the sample prediction. Thread-safe; ``close`` stops the backends still
+    loading."""
+
+    def __init__(self, settings: Settings, make_backend: MakeBackend) -> None:
+        self._settings = settings
+        self._make_backend = make_backend
+        self._lock = threading.Lock()
+        self._starting: set[Backend] = set()  # loading now: close() stops them too
+        self._closed = False
+        self.copies = cache_dir() / "loaded"
+        self._copy_owners: dict[Path, scratch.Scratch] = {}
+
+    def sweep(self) -> tuple[list[Path], list[Path]]:
+        """At start: delete what a killed winserve left (its CSV jobs' files and its private
+        model copies; a running winserve's are kept, see ``scratch``). The folders deleted,
+        and the folders looked in."""
+        parents = [jobs_parent(self._settings.jobs_path), self.copies]
+        swept = scratch.sweep(parents[0], "run-", scratch.STALE_SECONDS)
+        swept += scratch.sweep(self.copies)  # unmarked: an older winserve's, maybe running
+        return swept, parents
+
+    # -- private copies -------------------------------------------------------------------------
+
+    def copy(self, path: Path) -> Path:
+        """A private copy of ``path`` (and of its ``<name>_code.py`` and reference sample), to
+        load from, in a folder marked as this process's (``scratch``: a killed winserve's are
+        swept at the next start). The folder's name is short and random, not the model's: the
+        copy's path is the cache's plus 11 characters plus the file's name, so a long file name
+        does not push it past Windows' 260 characters (issue 28). The file keeps its name: it
+        is the name the model is served under. ``OSError`` when it cannot be read."""
+        owned = scratch.Scratch(self.copies, "")
+        folder = owned.path
+        with self._lock:
+            self._copy_owners[folder] = owned
+        target = folder / path.name
+        try:
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(path, target)
+            code = model_code.code_file(path)
+            if code.is_file():
+                shutil.copyfile(code, model_code.code_file(target))
+            # the reference sample too: explanations read it beside the file loaded (issue 25)
+            for sample in reference_sample.beside(path):  # .reference.csv / .parquet
+                shutil.copyfile(sample, folder / sample.name)  # the copy has the file's name
+        except OSError:
+            self.drop_copy(folder)
+            raise
+        return target
+
+    def drop_copy(self, folder: Path | None) -> None:
+        """Delete a private copy's folder (and let go of its marker)."""
+        if folder is None:
+            return
+        with self._lock:
+            owned = self._copy_owners.pop(folder, None)
+        if owned is not None:
+            owned.close()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- backends -------------------------------------------------------------------------------
+
+    def start(self, spec: ModelSpec, workers: int) -> Backend | None:
+        """A new backend on ``spec``, started (its hosts load meanwhile); None once closed."""
+        backend = self._make_backend(spec, workers)
+        with self._lock:
+            if self._closed:
+                return None
+            self._starting.add(backend)
+        backend.start()
+        return backend
+
+    def wait(self, backend: Backend) -> ModelInfo:
+        """Until ``backend`` passed its sample prediction: its description, or
+        ``ModelLoadError`` with why not (the backend is left as it is: the caller keeps or
+        closes it)."""
+        try:
+            return backend.wait_ready(self._settings.load_timeout + LOAD_GRACE)
+        finally:
+            with self._lock:
+                self._starting.discard(backend)
+
+    def close(self) -> list[Backend]:
+        """No new backend from now on; the ones still loading, for the caller to close."""
+        with self._lock:
+            self._closed = True
+            return list(self._starting)
