@@ -33,9 +33,11 @@ past ``timeout`` gets its replica killed, so a busy queue does not kill replicas
 work (issue 13).
 
 Each dispatcher thread runs its replica's ``Supervisor`` (``supervisor.py``: start, classify a
-failure, back off, restart), which hands the replica to ``_serve`` while it is ready; a request
-travels as a ``Call`` (``call.py``), which also splits a batch's answer by rows. A replica is
-any ``ReplicaRunner`` (``runner.py``): a local model host, a Ray lane, a test's fake.
+failure, back off, restart), which hands the replica to ``_serve`` while it is ready; what the
+replicas share (the first load, the file they must all load, their health) is a ``ReplicaSet``
+(``replicas.py``); a request travels as a ``Call`` (``call.py``), which also splits a batch's
+answer by rows. A replica is any ``ReplicaRunner`` (``runner.py``): a local model host, a Ray
+lane, a test's fake.
 """
 
 from __future__ import annotations
@@ -43,18 +45,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import math
 import threading
 import time
 from typing import Any, Literal
 
-from winserve.backends.base import Backend, Health, Prediction, Status
+from winserve.backends.base import Backend, Health, Prediction
 from winserve.backends.call import Call, deliver
 from winserve.backends.replica import KILL_JOIN_SECONDS, STOP_SECONDS, Replica
+from winserve.backends.replicas import ReplicaSet
 from winserve.backends.runner import MakeReplica, ReplicaRunner
 from winserve.backends.supervisor import Failure, Hooks, Supervisor, call_failure
-from winserve.errors import ModelError, ModelLoadError, ModelUnavailable
-from winserve.host.answers import HostInfo
+from winserve.errors import ModelError, ModelUnavailable
 from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.payload import Payload, merge_payloads, row_count
@@ -101,11 +102,8 @@ class PoolBackend(Backend):
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
         self._closed = threading.Event()  # close() has finished: the hosts are gone
-        self._changed = threading.Condition()
-        self._info: ModelInfo | None = None
+        self._set = ReplicaSet(self._replicas, self._closing)
         self._threads: list[threading.Thread] = []
-        self._first_attempts = 0
-        self._held: set[int] = set()  # replicas waiting for the loaded model file to come back
         self._busy: set[int] = set()  # replicas in a call (under self._cond)
         self._inflight = 0  # requests inside predict() (under self._cond)
         self._started = False
@@ -130,20 +128,7 @@ class PoolBackend(Backend):
     def wait_ready(self, timeout: float) -> ModelInfo:
         """The first load: returns when one replica is ready, raises when every replica's
         first attempt failed (the reason is the model's, e.g. a corrupt file)."""
-        end = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                if self._info is not None and any(r.state == "ready" for r in self._replicas):
-                    return self._info
-                if self._first_attempts >= len(self._replicas) and self._info is None:
-                    reasons = {r.last_error for r in self._replicas if r.last_error}
-                    raise ModelLoadError("; ".join(sorted(reasons)) or "the model did not load")
-                if self._closing.is_set():
-                    raise ModelLoadError("stopped while the model was loading")
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    raise ModelLoadError(f"the model did not load within {timeout:g} s")
-                self._changed.wait(min(remaining, IDLE_CHECK))
+        return self._set.wait_ready(timeout)
 
     def close(self) -> None:
         with self._close_lock:
@@ -175,14 +160,15 @@ class PoolBackend(Backend):
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
         self._closed.set()
-        self._notify()
+        self._set.notify()
 
     # -- web side ----------------------------------------------------------------------------
 
     def describe(self) -> ModelInfo:
-        if self._info is None:
+        info = self._set.info
+        if info is None:
             raise ModelUnavailable("the model is still loading", retry_after=self._retry_after())
-        return self._info
+        return info
 
     def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
         now = time.monotonic()
@@ -196,17 +182,8 @@ class PoolBackend(Backend):
         waits, else through the queue) and wait for its answer, within its deadline."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
-        if not any(r.state == "ready" for r in self._replicas):
-            if len(self._held) == len(self._replicas):  # will not recover by itself
-                reasons = "; ".join(sorted({r.last_error for r in self._replicas}))
-                raise ModelUnavailable(
-                    f"no model replica can start: {reasons}", retry_after=self._retry_after()
-                )
-            states = ", ".join(sorted({r.state for r in self._replicas}))
-            raise ModelUnavailable(
-                f"no model replica is ready ({states}); try again shortly",
-                retry_after=self._retry_after(),
-            )
+        if not self._set.ready():
+            raise self._set.unavailable()
         with self._cond:
             if len(self._queue) >= self._max_queue:
                 raise ModelUnavailable(
@@ -270,45 +247,22 @@ class PoolBackend(Backend):
                     self._cond.notify_all()
 
     def health(self) -> Health:
-        replicas = tuple(r.health() for r in self._replicas)
-        states = [r.state for r in replicas]
-        status: Status
-        if self._closing.is_set():
-            status = "stopped"
-        elif all(s == "ready" for s in states):
-            status = "ready"
-        elif "ready" in states:
-            status = "degraded"
-        elif all(s == "failed" for s in states):
-            status = "failed"
-        else:
-            status = "loading"
-        reason = "; ".join(sorted({r.last_error for r in replicas if r.last_error}))
-        return Health(
-            status,
-            replicas,
-            reason if status != "ready" else "",
-            queue_depth=len(self._queue),
-        )
+        return self._set.health(self._closing.is_set(), len(self._queue))
 
     def _retry_after(self) -> int:
-        loads = [r.load_seconds for r in self._replicas if r.load_seconds]
-        return max(1, math.ceil(max(loads, default=2.0)))
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+        return self._set.retry_after()
 
     # -- dispatcher side ---------------------------------------------------------------------
 
     def _dispatch(self, replica: ReplicaRunner) -> None:
         """The replica's dispatcher thread: its supervisor, serving it while it is ready."""
+        replicas = self._set
         hooks = Hooks(
             serve=self._serve,
-            started=self._started_replica,
-            keep_trying=self._worth_retrying,
-            changed=self._notify,
-            holding=self._hold,
+            started=replicas.started,
+            keep_trying=replicas.worth_retrying,
+            changed=replicas.notify,
+            holding=replicas.hold,
         )
         Supervisor(
             replica,
@@ -318,52 +272,6 @@ class PoolBackend(Backend):
             label=f"replica {replica.index}",
             log=log,
         ).run()
-
-    def _started_replica(self, replica: ReplicaRunner, outcome: HostInfo | Failure) -> None:
-        """After each start: the first model loaded is the one every replica must load again
-        (``ModelSpec.same_as``); a failure is not logged here: the supervisor says it once
-        with what happens next, and a first load that failed everywhere is said once by
-        whoever waits for it (the console)."""
-        try:
-            if isinstance(outcome, Failure):
-                return
-            if self._info is None:
-                self._info = ModelInfo.from_dict(outcome)
-                if self._info.sha256:  # later loads must find this same file
-                    for each in self._replicas:
-                        each.pin(self._info.sha256)
-            log.info(
-                "replica %d ready (pid %s, %.2f s)",
-                replica.index,
-                replica.pid,
-                replica.load_seconds,
-            )
-        finally:
-            with self._changed:
-                self._first_attempts += replica.restarts == 0
-
-    def _worth_retrying(self, replica: ReplicaRunner) -> bool:
-        """After a failure: False when this was a first load and every replica's first load
-        failed, i.e. the model cannot be loaded and winserve is exiting (``wait_ready`` says
-        why, once); until that is known, a first failure waits for the other replicas."""
-        if replica.restarts > 0:
-            return True
-        with self._changed:
-            while not self._closing.is_set():
-                if self._info is not None:
-                    return True  # another replica loaded it: this failure was this replica's
-                if self._first_attempts >= len(self._replicas):
-                    return False
-                self._changed.wait(IDLE_CHECK)
-        return False
-
-    def _hold(self, replica: ReplicaRunner, held: bool) -> None:
-        """``replica`` waits for the loaded model file to come back (or no longer does)."""
-        with self._changed:
-            if held:
-                self._held.add(replica.index)
-            else:
-                self._held.discard(replica.index)
 
     def _serve(self, replica: ReplicaRunner) -> None:
         while not self._closing.is_set():

@@ -15,7 +15,7 @@ is the pool's replica: it sends one batch at a time and maps Ray's failures onto
 local host raises (a timeout → ``TimeoutError``; a dead replica, a lost node, an unreachable
 cluster → ``HostGone``), so the pool answers 504/503 and "restarts" the lane, which only means
 finding a keeper that answers: Serve itself replaces a dead replica. This module deploys the
-keepers, finds them for the lanes, and watches the cluster for ``/health``.
+keepers and watches the cluster for ``/health``; ``keepers.py`` finds the keepers for the lanes.
 
 Serve places, replaces, health-checks and autoscales the replicas; the calls go straight to each
 replica's keeper actor (found by its name, ``<application>#…``), because a call through a
@@ -31,7 +31,6 @@ lane, so batches form here); with ``--workers auto`` Serve scales between 1 and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -44,8 +43,9 @@ from winserve.backends import bundle as bundles
 from winserve.backends.base import Backend, Health, Prediction
 from winserve.backends.pool import MAX_BATCH_BYTES, PoolBackend
 from winserve.backends.ray import cluster as ray_cluster
-from winserve.backends.ray.lane import Keeper, RayLane
-from winserve.backends.runner import HostGone, ReplicaRunner
+from winserve.backends.ray.keepers import Keepers
+from winserve.backends.ray.lane import RayLane
+from winserve.backends.runner import ReplicaRunner
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
@@ -56,7 +56,6 @@ log = logging.getLogger("winserve.ray")
 MONITOR_SECONDS = 3.0  # between looks at the cluster, for /health (serve.status: ~10 ms of CPU)
 STALE_SECONDS = 10.0  # a cluster silent this long is reported unreachable
 HEALTH_CHECK_SECONDS = 2.0
-LOOK_SECONDS = 0.5  # at most this often, a lane without a keeper asks Ray for the keepers
 _apps = itertools.count(1)
 
 
@@ -116,12 +115,7 @@ class RayBackend(Backend):
         self._started = 0.0
         self._cluster = ""  # the GCS address joined (``auto`` says which cluster it found)
         self._app_sent = False
-        self._keepers: list[Keeper] = []  # the replicas' keepers with a loaded model, by name
-        self._failed: dict[str, dict[str, Any]] = {}  # keepers whose first load failed
-        self._forgotten: set[str] = set()  # keepers a call found dead
-        self._reloading: set[str] = set()  # keepers reloading their model host
-        self._looked = 0.0
-        self._look_lock = threading.Lock()
+        self.keepers = Keepers(self.app_name, self._closing)  # the lanes find theirs there
 
     def _lane(self, index: int, spec: ModelSpec) -> ReplicaRunner:
         return RayLane(index, spec, self)
@@ -237,100 +231,6 @@ class RayBackend(Backend):
     def wait_ready(self, timeout: float) -> ModelInfo:
         return self._pool.wait_ready(timeout)
 
-    # -- the keepers -------------------------------------------------------------------------
-
-    def keeper(self, index: int) -> Keeper | None:
-        """The keeper lane ``index`` calls now (``None`` while none is ready): one whose model
-        host answers, unless every keeper is reloading its host (then the call waits there)."""
-        keepers = self._keepers
-        if self._reloading:
-            keepers = [k for k in keepers if k.name not in self._reloading] or keepers
-        return keepers[index % len(keepers)] if keepers else None
-
-    def reloading(self, keeper: Keeper) -> None:
-        """``keeper`` is reloading its model host (it died or missed a deadline): the lanes
-        call the others until a look finds it answering again."""
-        self._reloading.add(keeper.name)
-
-    def forget(self, keeper: Keeper) -> None:
-        """A call found ``keeper`` dead: no lane calls it again (Serve replaces its replica)."""
-        self._forgotten.add(keeper.name)
-        self._keepers = [k for k in self._keepers if k.name != keeper.name]
-
-    def wait_for_keeper(self, index: int, end: float) -> Keeper:
-        """Lane ``index``'s keeper once one is ready; ``ModelLoadError`` when the replicas
-        failed to load the model, ``TimeoutError`` at ``end``."""
-        while True:
-            if self._closing.is_set():
-                raise HostGone("winserve is stopping")
-            if time.monotonic() - self._looked >= LOOK_SECONDS:
-                self._look()
-            keeper = self.keeper(index)
-            if keeper is not None:
-                return keeper
-            if self._failed:
-                record = next(iter(self._failed.values()))
-                raise ModelLoadError(record["error"]["message"])
-            if time.monotonic() >= end:
-                raise TimeoutError("no Ray replica of the model was ready in time")
-            time.sleep(0.1)
-
-    def _look(self) -> None:
-        """Find this application's keepers among Ray's named actors; ask new ones for their
-        load record (a keeper still loading is asked again next time)."""
-        import ray
-
-        from winserve.backends.ray.replica import NAMESPACE
-
-        # one look at a time; the others go on with what was found (with the cluster gone,
-        # Ray's calls here wait for its reconnect timeout, and no lane must wait behind them)
-        if not self._look_lock.acquire(blocking=False):
-            return
-        try:
-            self._looked = time.monotonic()
-            prefix = f"{self.app_name}#"
-            try:
-                names = sorted(
-                    actor["name"]
-                    for actor in ray.util.list_named_actors(all_namespaces=True)
-                    if actor.get("namespace") == NAMESPACE and actor["name"].startswith(prefix)
-                )
-            except Exception as exc:  # the cluster is unreachable: problem() says so
-                log.debug("listing the keepers failed: %s", exc)
-                return
-            known = {keeper.name: keeper for keeper in self._keepers}
-            probes = {}
-            for name in names:
-                if name in self._reloading and name in known:
-                    probes[name] = (known[name].handle, known[name].handle.describe.remote(0.0))
-                    continue
-                if name in known or name in self._failed or name in self._forgotten:
-                    continue
-                with contextlib.suppress(Exception):  # ended meanwhile
-                    handle = ray.get_actor(name, namespace=NAMESPACE)
-                    probes[name] = (handle, handle.describe.remote(0.0))
-            found = [known[name] for name in names if name in known]
-            for name, (handle, ref) in probes.items():
-                try:
-                    record = ray.get(ref, timeout=5.0)
-                except Exception:
-                    continue
-                if name in known:  # reloading: back in the lanes' turn once it answers
-                    if record.get("ready"):
-                        self._reloading.discard(name)
-                elif record["ok"]:
-                    found.append(Keeper(name, handle, record))
-                elif not record.get("loading"):
-                    self._failed[name] = record
-            found = [keeper for keeper in found if keeper.name not in self._forgotten]
-            self._keepers = sorted(found, key=lambda keeper: keeper.name)
-            alive = set(names)
-            self._failed = {name: r for name, r in self._failed.items() if name in alive}
-            self._forgotten &= alive
-            self._reloading &= alive
-        finally:
-            self._look_lock.release()
-
     def close(self) -> None:
         with self._close_lock:
             first = not self._closing.is_set()
@@ -429,7 +329,7 @@ class RayBackend(Backend):
 
         self._heard, self._heard_wall = time.monotonic(), time.time()
         while not self._closing.wait(MONITOR_SECONDS):
-            self._look()  # replicas Serve added (autoscaling) or replaced
+            self.keepers.look()  # replicas Serve added (autoscaling) or replaced
             try:
                 status = serve.status().applications.get(self.app_name)
                 nodes = {n["NodeID"]: n for n in ray.nodes()}

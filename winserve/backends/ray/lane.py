@@ -5,7 +5,7 @@
     PoolBackend (queue, batching, deadlines) ── one dispatcher + Supervisor per lane
         │ RayLane.predict(payload, timeout)
         ▼
-    keeper = RayBackend.keeper(i)  (lane i calls keeper i mod n of the n ready now)
+    keeper = RayBackend.keepers.keeper(i)  (keepers.py: keeper i mod n of the n ready now)
         │ keeper.handle.predict.remote(…) ; ray.get(timeout + RAY_GRACE)
         ▼
     HostKeeper on a Ray node ─► its local model host (ray/replica.py)
@@ -59,7 +59,7 @@ class RayLane(Lifecycle):
 
     @property
     def pid(self) -> int | None:
-        keeper = self._backend.keeper(self.index)  # the keeper this lane calls now
+        keeper = self._backend.keepers.keeper(self.index)  # the keeper this lane calls now
         return keeper.record.get("pid") if keeper is not None else None
 
     def start(self, load_timeout: float) -> HostInfo:
@@ -68,7 +68,7 @@ class RayLane(Lifecycle):
             raise HostGone("the lane was stopped")
         try:
             self._backend.deployed(load_timeout)
-            keeper = self._backend.wait_for_keeper(self.index, began + load_timeout)
+            keeper = self._backend.keepers.wait_for(self.index, began + load_timeout)
         except TimeoutError:
             why = self._backend.problem()
             if why:  # Serve's own reason (no CPU for a replica, …) says more than the time
@@ -86,7 +86,7 @@ class RayLane(Lifecycle):
     ) -> PredictAnswer:
         import ray
 
-        keeper = self._backend.keeper(self.index)
+        keeper = self._backend.keepers.keeper(self.index)
         if keeper is None or self._stopped:
             raise HostGone(self._backend.problem() or "no Ray replica is ready")
         ref = keeper.handle.predict.remote(payload, proba, scores, timeout)
@@ -96,14 +96,14 @@ class RayLane(Lifecycle):
         except TimeoutError:  # ray.exceptions.GetTimeoutError is one
             raise
         except Exception as exc:  # Ray's: a dead actor, a lost node, an unreachable cluster
-            self._backend.forget(keeper)
+            self._backend.keepers.forget(keeper)
             self._gone = _describe_failure(exc)
             raise HostGone(self._gone) from None
         finally:
             self._call_ref = None
         fault = record.get("winserve")  # a KeeperFault (ray/replica.py), else the host's answer
-        if fault:
-            self._backend.reloading(keeper)  # its host is replaced: the lanes call the others
+        if fault:  # its host is replaced: the lanes call the others meanwhile
+            self._backend.keepers.reloading(keeper)
         if fault == "timeout":
             raise TimeoutError(record["reason"])
         if fault == "gone":
