@@ -274,16 +274,37 @@ class DataPlane:
     def release(self, held: Held) -> None:
         self._registry.release(held._slot)
 
+    def _hold(self, name: str | None, version: str | None) -> Held:
+        return self.hold(name) if version is None else self.hold_version(str(name), version)
+
     def infer(self, name: str | None, version: str | None, request: PredictRequest) -> Answer:
         """One prediction, on the version asked for (None: the one serving)."""
-        held = self.hold(name) if version is None else self.hold_version(str(name), version)
+        held = self._hold(name, version)
         try:
             return held.infer(request)
         finally:
             self.release(held)
 
+    def explain(self, name: str | None, version: str | None, request: PredictRequest) -> list[Any]:
+        """Each row's explanation (issue 25), on the version asked for (None: the serving one)."""
+        held = self._hold(name, version)
+        try:
+            return held.explain(request)
+        finally:
+            self.release(held)
+
+    def whatif(
+        self, name: str | None, version: str | None, request: PredictRequest, columns: list[str]
+    ) -> dict[str, Any]:
+        """One row's prediction as each of ``columns`` sweeps its reference range (issue 25)."""
+        held = self._hold(name, version)
+        try:
+            return held.whatif(request, columns)
+        finally:
+            self.release(held)
+
     def describe(self, name: str | None, version: str | None = None) -> Description:
-        held = self.hold(name) if version is None else self.hold_version(str(name), version)
+        held = self._hold(name, version)
         try:
             return self.description(held)
         finally:
