@@ -5,17 +5,21 @@
     waitress threads (after each prediction)     sender thread            writer process
     ──────────────────────────────────────────   ──────────────────────   ─────────────────
     PredictionLog.put(Entry)                     every INTERVAL s (or     (process.py)
-      record_of: a tuple of plain values           once BATCH wait):      one transaction
-      ──► deque (bounded) ─────────────────────► pickle CHUNK Records ──► per arrival,
-      full: count one dropped, return              at a time, send        pruning, back-off
-      never waits, never raises                  read its status ◄─────── (written, lost, …)
+      record_of: a tuple of plain values,          once BATCH wait):      one transaction
+      pickled: bytes                               CHUNK of them in one   per arrival,
+      ──► deque (bounded) ─────────────────────► message, sent ───────► pruning, back-off
+      full: count one dropped, return            read its status ◄─────── (written, lost, …)
+      never waits, never raises
     close(): the sender sends what is queued and the stop, waits for the writer's last word
     (within a deadline), and the process is ended, killed if it must be
 
-The request path costs ``record_of`` (~2 µs for a 30-column row: no JSON, no copy of a large
-request, see record.py), one ``len`` and one ``append`` (atomic under the GIL, so no lock): the
-queue may overshoot its bound by the few threads racing past the check, never grow without
-bound. The SQLite and JSON work, ~44 µs a request, is the writer process's (process.py says
+The request path costs ``record_of`` and its pickle (a few µs for a 30-column row: no JSON, no
+copy of a large request, see record.py), one ``len`` and one ``append`` (atomic under the GIL,
+so no lock): the queue may overshoot its bound by the few threads racing past the check, never
+grow without bound. The queue holds bytes, not lists: the garbage collector does not track
+them, where a second of Records waiting (a few thousand lists) made each full collection of the
+web process twice as long (~80 against ~37 ms; gc.callbacks under bench/predlog.py's load).
+The SQLite and JSON work, ~44 µs a request, is the writer process's (process.py says
 why). When the writer falls behind, the pipe fills, the sender waits on it (not holding the
 GIL) and the queue fills: requests' entries are dropped and counted, never waited for. A writer
 process that dies is started again after a back-off, its entries in flight counted lost.
@@ -38,16 +42,17 @@ from pathlib import Path
 
 from winserve.predlog import process
 from winserve.predlog.process import Status
-from winserve.predlog.record import Entry, Record, record_of
+from winserve.predlog.record import Entry, record_of
 
 log = logging.getLogger("winserve.predlog")
 
 INTERVAL = 0.5  # the sender's tick: about what a kill -9 of the web process loses
 BATCH = 2000  # this many waiting wake the sender before its tick
-CHUNK = 128  # Records per pickle: ~0.2 ms holding the GIL, then the send lets it go
+CHUNK = 512  # pickled Records per message: copies of bytes, then the send lets the GIL go
 CAPACITY = 20_000  # entries waiting; past it a request's entry is dropped and counted
 RETRY_FIRST = 5.0
 CLOSE_DEADLINE = 2.0
+PROTOCOL = pickle.HIGHEST_PROTOCOL
 START_DEADLINE = 10.0  # a writer process still starting at close: how long it may take
 
 
@@ -73,7 +78,7 @@ class LogStatus:
 
 
 class PredictionLog:
-    """The bounded queue of Records, the thread that sends them to the writer process, and
+    """The bounded queue of pickled Records, the thread that sends them to the writer process, and
     that process (started by ``start``, ended by ``close``)."""
 
     def __init__(
@@ -94,10 +99,11 @@ class PredictionLog:
         self._capacity = capacity
         self._interval = interval
         self._retry_first = retry_first
-        self._queue: collections.deque[Record] = collections.deque()
+        self._queue: collections.deque[bytes] = collections.deque()
         self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # see record_of
         self._drops = itertools.count(1)
         self.dropped = 0
+        self._refused = False
         self.error = ""
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -139,9 +145,11 @@ class PredictionLog:
             self.dropped = next(self._drops)  # next() of a count is atomic: no lost counts
             return
         try:
-            record = record_of(entry, self.keep_inputs, self._labels)
+            record = pickle.dumps(record_of(entry, self.keep_inputs, self._labels), PROTOCOL)
         except Exception:  # the log never fails a request
-            log.exception("prediction log: request %s not logged", entry.request_id)
+            if not self._refused:  # once: a model whose every answer fails would flood it
+                self._refused = True
+                log.exception("prediction log: request %s not logged", entry.request_id)
             self.dropped = next(self._drops)
             return
         queue.append(record)
@@ -229,13 +237,8 @@ class PredictionLog:
                 self._ended_lost += len(chunk)
                 continue
             try:
-                data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # a value pickle cannot take: not the writer's fault
-                log.warning("prediction log: %d entries not logged: %s", len(chunk), exc)
-                self._ended_lost += len(chunk)
-                continue
-            try:
-                conn.send_bytes(data)  # lets the GIL go while the pipe is full
+                # a list of bytes pickles as copies; the send lets the GIL go while the pipe is full
+                conn.send_bytes(pickle.dumps(chunk, PROTOCOL))
             except (OSError, ValueError):
                 self._ended_lost += len(chunk)
                 self._writer_gone()
@@ -313,7 +316,7 @@ class PredictionLog:
             self._hear(START_DEADLINE)
         end = time.monotonic() + self._close_deadline
         try:
-            conn.send_bytes(b"")
+            conn.send_bytes(process.STOP)
         except (OSError, ValueError):
             self._writer_gone()
             return
