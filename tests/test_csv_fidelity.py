@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from flask.testing import FlaskClient
 from pandas._libs.parsers import STR_NA_VALUES
 
 from tests.conftest import iris_frame
-from tests.helpers import local_client, running_server, wait_until
+from tests.helpers import csrf_token, local_client, running_server, wait_until
 from winserve.model_info import ModelSpec
 from winserve.spreadsheet import NA_VALUES
 
@@ -169,19 +168,13 @@ def _finished(client: FlaskClient, job: str) -> dict[str, Any]:
     return status
 
 
-def _token(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
-
-
 @pytest.mark.parametrize("dialect", DIALECTS, ids=[d.name for d in DIALECTS])
 def test_missing_cells_are_read_as_read_csv_reads_them(
     client: FlaskClient, imputer_model: tuple[Any, Path], dialect: Dialect
 ) -> None:
     data = _file(dialect)
     upload = {
-        "csrf_token": _token(client.get("/").get_data(as_text=True)),
+        "csrf_token": csrf_token(client.get("/").get_data(as_text=True)),
         "file": (io.BytesIO(data), "rows.csv"),
     }
     response = client.post("/jobs", data=upload, content_type="multipart/form-data")
@@ -207,7 +200,7 @@ def test_rows_a_model_refuses_for_missing_values_are_isolated_and_the_rest_score
     try:
         data = _file(DIALECTS[0])
         upload = {
-            "csrf_token": _token(page.get("/").get_data(as_text=True)),
+            "csrf_token": csrf_token(page.get("/").get_data(as_text=True)),
             "file": (io.BytesIO(data), "rows.csv"),
         }
         job = page.post("/jobs", data=upload, content_type="multipart/form-data")
@@ -247,7 +240,7 @@ def test_a_real_server_scores_excel_files_with_gaps_as_read_csv_reads_them(
         session = requests.Session()
         for dialect in (DIALECTS[4], DIALECTS[5]):  # German Excel CSV; Unicode Text
             data = _file(dialect)
-            token = _token(session.get(server.url + "/", timeout=30).text)
+            token = csrf_token(session.get(server.url + "/", timeout=30).text)
             answer = session.post(
                 server.url + "/jobs",
                 data={"csrf_token": token},

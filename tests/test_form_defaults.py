@@ -18,7 +18,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from tests.helpers import local_client
+from tests.helpers import csrf_token, local_client
 from winserve.model_info import ModelSpec
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,9 +71,8 @@ def test_a_drop_down_that_takes_missing_starts_on_missing(shop: tuple[Any, Any])
     assert _selected(page, "plan") == "basic"  # refuses missing: its first choice
     age = re.search(r'<input id="f2" name="f2" type="text" value="([^"]*)"', page)
     assert age and age.group(1) == ""
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert token
-    sent = client.post("/", data={"f0": "", "f1": "basic", "f2": "", "csrf_token": token.group(1)})
+    form = {"f0": "", "f1": "basic", "f2": "", "csrf_token": csrf_token(page)}
+    sent = client.post("/", data=form)
     assert sent.status_code == 200, sent.get_data(as_text=True)[-2000:]
     shown = re.search(r'<strong id="prediction">([^<]*)</strong>', sent.get_data(as_text=True))
     row = pd.DataFrame({"city": [np.nan], "plan": ["basic"], "age": [np.nan]}).astype(

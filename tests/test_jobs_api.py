@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 
 from tests import test_browser
 from tests.helpers import (
+    csrf_token,
     jobs_client,
     page_on_another_port,
     running_server,
@@ -155,16 +156,10 @@ def _two_tables() -> bytes:
     return data.getvalue()
 
 
-def _form_token(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert found, "no CSRF field"
-    return found.group(1)
-
-
 def test_a_workbook_with_several_tables_asks_which_sheet_on_the_page() -> None:
     """Issue 27: a plain form (no script) lists the sheets; the one chosen is scored."""
     client = jobs_client()
-    token = _form_token(client.get("/").get_data(as_text=True))
+    token = csrf_token(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token, "file": (io.BytesIO(_two_tables()), "months.xlsx")}
     sent = client.post("/jobs", data=data, content_type="multipart/form-data")
     assert sent.status_code == 303
