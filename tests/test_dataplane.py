@@ -356,3 +356,28 @@ def test_a_server_is_loading_until_the_slow_model_of_its_folder_has_loaded(
         assert health.status_code == 200 and health.json()["status"] == "ready", health.text
         assert requests.get(f"{url}/v2/health/ready", timeout=10).json() == {"ready": True}
         assert time.monotonic() - started < 60
+
+
+def test_the_page_shows_the_version_held_and_a_file_that_did_not_load(
+    models: Models, folder: Path
+) -> None:
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    try:
+        plane = DataPlane(registry)
+        wait_until(lambda: plane.health().ready, 10)
+        (folder / "fast.joblib").write_bytes(b"fast, retrained")
+        assert plane.load("fast") == ""
+        models["fast"].load_error = "ValueError: not a model"
+        (folder / "fast.joblib").write_bytes(b"fast, broken")
+        assert "not a model" in plane.load("fast")
+        client = create_app(Settings(model=folder), plane=plane).test_client()
+        page = client.get("/models/fast/").text
+        assert 'id="model-version">2 (the file was reloaded 1 time since' in page
+        assert 'id="file-problem"' in page and "version 2 keeps serving" in page
+        health = client.get("/models/fast/health").json
+        assert health["version"] == 2 and "not a model" in health["file_problem"]
+        listing = client.get("/").text  # a folder of two, no default: the list page
+        assert "/models/fast/" in listing and "/models/slow/" in listing
+    finally:
+        registry.close()
