@@ -5,7 +5,8 @@ columns the result adds after the file's own.
 
     header (a CSV's first line, a sheet's first filled row)
         ──► unique_header: named, no name twice ──► positions: file column of each input
-    ModelInfo ──► added_columns: prediction(s), probability <class>…, error, request id
+    ModelInfo ──► added_columns: prediction(s), probability <class>…, reason 1… (when
+                  asked, issue 25), error, request id
               ──► error_cells: the added cells of a row that got no prediction
 
 Both formats use these (csv_scoring, workbook_scoring), so a CSV file and a workbook are
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from winserve.errors import BadRequest
 from winserve.model_info import ModelInfo
+from winserve.scoring import reasons as reason_columns
 from winserve.spreadsheet import safe_text
 
 # the columns added after the predictions; "request id" last, so that the columns before it
@@ -30,17 +32,19 @@ def prediction_names(info: ModelInfo) -> list[str]:
     return ["prediction"]
 
 
-def added_columns(info: ModelInfo) -> list[str]:
-    """The names of the columns the result adds, in order (unquoted: the writer quotes)."""
+def added_columns(info: ModelInfo, reasons: int = 0) -> list[str]:
+    """The names of the columns the result adds, in order, with ``reasons`` reason columns
+    (issue 25); the error is always the last cell before the request id."""
     classes = [str(c) for c in info.classes] if info.has_proba else []
-    return [*prediction_names(info), *(f"probability {c}" for c in classes), *TAIL]
+    probabilities = [f"probability {c}" for c in classes]
+    return [*prediction_names(info), *probabilities, *reason_columns.names(reasons), *TAIL]
 
 
-def error_cells(info: ModelInfo, reason: str) -> list[str]:
-    """A row's added cells when it got no prediction: empty, then ``reason`` (no request id:
-    the caller adds it)."""
-    empty = [""] * (max(1, info.n_outputs) + (len(info.classes) if info.has_proba else 0))
-    return [*empty, safe_text(reason)]
+def error_cells(info: ModelInfo, reason: str, reasons: int = 0) -> list[str]:
+    """A row's added cells when it got no prediction: empty (its reasons too), then
+    ``reason`` (no request id: the caller adds it)."""
+    answers = max(1, info.n_outputs) + (len(info.classes) if info.has_proba else 0)
+    return [*[""] * (answers + reasons), safe_text(reason)]
 
 
 def names_text_column(first: list[str], info: ModelInfo) -> bool:

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from winserve.errors import BadRequest
-from winserve.scoring import columns
+from winserve.scoring import columns, reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.rows import Bounds, RowScorer
-from winserve.spreadsheet import Rows, safe_text, sniff
+from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 
 Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
 
@@ -92,7 +92,10 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         texts = info.text_input and len(header) == 1
         separator = dialect.delimiter
         writer = dialect.writer(target)
-        writer.writerow([*header, *map(safe_text, columns.added_columns(info))])
+        added = columns.added_columns(info, scorer.reason_columns)
+        writer.writerow([*header, *map(safe_text, added)])
+        if scorer.reasons is not None:  # refused before any model call (issue 25)
+            _within_explained(job, dialect, texts, first is not None)
         for chunk in chunks(reader, bounds.chunk_rows, bounds.chunk_bytes, first):
             if scorer.closing.is_set():
                 break
@@ -122,6 +125,20 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
     if job.done_rows == 0 and not scorer.closing.is_set():
         raise BadRequest("the file has no rows under its first line")
     job.total_rows = job.done_rows
+
+
+def _within_explained(job: ScoringJob, dialect: Dialect, texts: bool, first_is_data: bool) -> None:
+    """Refuse a file of more rows than are scored with their reasons, counted as the scoring
+    counts them (blank lines are not rows, unless each line is a text), reading no further
+    than the first row past the limit."""
+    found = int(first_is_data)
+    with dialect.open(job.source) as source:
+        rows = dialect.reader(source)
+        next(rows, None)  # the first line, counted above when it is data
+        for row in rows:
+            found += 1 if texts else not blank(row)
+            if found > reasons.MAX_EXPLAINED_ROWS:
+                raise reasons.too_many()
 
 
 def score_chunk(

@@ -53,6 +53,7 @@ class ScoringJob:
     sheet: str = ""  # the workbook's sheet to score, when the user named one
     sheets: tuple[str, ...] = ()  # a workbook's sheets to choose from, when waiting for a choice
     request_id: str = ""  # the upload's X-Request-Id: each row's id is "<it>-<row>" (issue 27)
+    explain: bool = False  # each row's top reasons asked for (issue 25, scoring.reasons)
 
     def row_id(self, row: int) -> str:
         """The ``request id`` cell of a scored row: the upload's request id and the row's

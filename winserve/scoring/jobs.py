@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from winserve import scratch
+from winserve import explaining, scratch
 from winserve.errors import BadRequest, NotFound, PayloadTooLarge, WinserveError
 from winserve.platform import cache_dir
 from winserve.scoring.csv_scoring import score_csv
@@ -175,9 +175,10 @@ class JobManager:
                 raise _disk_full(_free(job.directory.parent)[0]) from None
             raise
 
-    def start(self, job: ScoringJob) -> None:
-        """Score ``job.source`` in the background; the upload is refused (503, and deleted)
-        if it filled the folder."""
+    def start(self, job: ScoringJob, *, explain: bool = False) -> None:
+        """Score ``job.source`` in the background, with each row's top reasons when
+        ``explain`` (issue 25); the upload is refused (and deleted) if it filled the folder
+        (503), or asks for reasons of a model without a usable reference sample (409)."""
         with contextlib.suppress(OSError):
             if job.source.stat().st_size >= self._max_bytes:  # would never fit, even alone
                 self.discard(job)
@@ -187,9 +188,12 @@ class JobManager:
                 )
         try:
             self._check_space()
+            if explain:  # said now, not after the file is read: which file to add, and how
+                explaining.require_reference(self._service.info())
         except BaseException:
             self.discard(job)
             raise
+        job.explain = explain
         with contextlib.suppress(OSError):  # known now, for the result's URL (issue 27)
             job.kind = "xlsx" if is_workbook(job.source) else "csv"
         threading.Thread(

@@ -10,7 +10,8 @@
               timeout (504) ──► every row of the chunk gets the reason
               rows the model refused ──► the host isolated them (row_errors); blame names
                                          the cell to fix (issue 22)
-        ──► {position: prediction(s), probabilities, error}; the job's problems counted
+        ──► the top reasons of each answered row, when the upload asked (reasons.py)
+        ──► {position: prediction(s), probabilities, reasons, error}; the job's problems
 
 CSV files and workbooks go through the same ``RowScorer`` (csv_scoring, workbook_scoring).
 """
@@ -29,6 +30,7 @@ from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailab
 from winserve.model_info import ModelInfo
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
+from winserve.scoring.reasons import Reasons
 from winserve.service import PredictRequest, Prepared, Service
 
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
@@ -66,9 +68,12 @@ class RowScorer:
         self.job = job
         self.closing = closing
         self.info = service.info()
+        # each answered row's top reasons, when the upload asked for them (issue 25)
+        self.reasons = Reasons(service, self.info, closing) if job.explain else None
+        self.reason_columns = self.reasons.columns if self.reasons is not None else 0
 
     def error_cells(self, reason: str) -> list[str]:
-        return error_cells(self.info, reason)
+        return error_cells(self.info, reason, self.reason_columns)
 
     def score(self, rows: list[list[Any]], lines: list[int]) -> list[tuple[int, list[str]]]:
         """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
@@ -150,5 +155,6 @@ class RowScorer:
             )
             values = value if isinstance(value, list) else [value]  # one per output
             written = [job.dialect.write_value(v) for v in values]
-            cells.append((index, [*written, *probabilities, ""]))
+            why = self.reasons.cells(rows[index], job.dialect) if self.reasons is not None else []
+            cells.append((index, [*written, *probabilities, *why, ""]))
         return cells

@@ -30,7 +30,7 @@ import contextlib
 import copy
 import datetime as dt
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,7 +225,7 @@ def table(path: Path, inputs: list[str], asked: str = "") -> Table:
         return Table(Cells(name, names), row, header, last)
 
 
-def rows(path: Path, found: Table) -> Iterator[tuple[int, list[Any]]]:
+def rows(path: Path, found: Table) -> Generator[tuple[int, list[Any]], None, None]:
     """The sheet's rows under its header, by row number, as openpyxl reads them."""
     with _opened(path, read_only=True, data_only=True) as book:
         sheet = book[found.cells.sheet]

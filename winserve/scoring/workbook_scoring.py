@@ -15,14 +15,26 @@ sheet's rows against the size the file states.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from typing import Any
 
 from winserve.errors import BadRequest
-from winserve.scoring import columns, workbook
+from winserve.scoring import columns, reasons, workbook
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.rows import Bounds, RowScorer
+
+
+def _within_explained(job: ScoringJob, found: workbook.Table) -> None:
+    """Refuse a sheet of more rows than are scored with their reasons (blank rows are not
+    rows), reading no further than the first row past the limit."""
+    rows = 0
+    with contextlib.closing(workbook.rows(job.source, found)) as sheet:
+        for _, values in sheet:
+            rows += not workbook.blank(values)
+            if rows > reasons.MAX_EXPLAINED_ROWS:
+                raise reasons.too_many()
 
 
 def score_workbook(job: ScoringJob, scorer: RowScorer, bounds: Bounds) -> None:
@@ -43,6 +55,8 @@ def score_workbook(job: ScoringJob, scorer: RowScorer, bounds: Bounds) -> None:
         where = f"the sheet {found.cells.sheet!r}"
         said = exc.message.replace("the CSV", where, 1).replace("first line", "first row", 1)
         raise BadRequest(said) from None
+    if scorer.reasons is not None:  # refused before any model call (issue 25)
+        _within_explained(job, found)
     results: dict[int, list[Any]] = {}
     empty = scorer.error_cells("")
     chunk: list[tuple[int, list[Any]]] = []
@@ -88,5 +102,6 @@ def score_workbook(job: ScoringJob, scorer: RowScorer, bounds: Bounds) -> None:
         ("Rows scored", job.scored_rows),
         ("Rows with an error", job.done_rows - job.scored_rows),
     ]
-    workbook.write(job.source, job.result, found, columns.added_columns(info), results, about)
+    added = columns.added_columns(info, scorer.reason_columns)
+    workbook.write(job.source, job.result, found, added, results, about)
     job.total_rows = job.done_rows

@@ -25,6 +25,7 @@ from winserve.dataplane import Health, Held, JobsOf
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo, sample_failed
+from winserve.scoring import reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest
@@ -363,6 +364,7 @@ def create_job() -> ResponseReturnValue:
     upload = request.files.get("file")
     pasted = request.form.get("rows", "")
     jobs = _jobs()
+    explain = reasons.asked(request.form.get("explain", ""))  # top 3 reasons a row (#25)
     size = request.content_length or 0  # the free-space check's estimate (issue 28)
     if upload is not None and upload.filename:
         job = jobs.new(upload.filename, size)
@@ -379,7 +381,7 @@ def create_job() -> ResponseReturnValue:
             f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
         )
     job.request_id = observe.request_id()  # each scored row's id starts with it (issue 27)
-    jobs.start(job)
+    jobs.start(job, explain=explain)
     if _for_program():
         links = _job_links(job)
         response = jsonify(links)
