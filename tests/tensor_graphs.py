@@ -11,6 +11,7 @@ Every answer a test expects comes from onnxruntime run in the test process on th
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -30,24 +31,42 @@ def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[
     return bytes(model.SerializeToString())
 
 
+@functools.cache  # read once per run: each PNG of a digit comes from it (issue 23: fast layer)
 def digits_data() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
+    digits.images.flags.writeable = False  # shared by every caller
+    digits.target.flags.writeable = False
     return digits.images, digits.target
+
+
+@functools.cache
+def _digits_regression() -> tuple[np.ndarray, np.ndarray]:
+    """The softmax regression's weights ``[64, 10]`` and bias, fitted once per run: every
+    digits graph (NCHW, NHWC, uint8) is the same model laid out otherwise, and its three fits
+    were the fast layer's slowest steps (issue 23)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    images, target = digits_data()
+    x = (np.round(images * 255 / 16) / 255).reshape(len(images), -1)
+    # one BLAS thread: the same fit, but OpenBLAS's two threads spin against each other on a
+    # busy machine (0.2 s alone, 22 s with the team's tests running; issue 23)
+    with threadpool_limits(1):
+        model = LogisticRegression(max_iter=300).fit(x, target)
+    weights = model.coef_.T.astype(np.float32)  # [64, 10]
+    bias = model.intercept_.astype(np.float32)
+    weights.flags.writeable = bias.flags.writeable = False
+    return weights, bias
 
 
 def digits_graph(input_name: str = "image", layout: str = "NCHW", uint8: bool = False) -> bytes:
     """A softmax regression on the digits, trained on images scaled to 0…1; with ``uint8``,
     the graph takes the pixels 0…255 as they are and scales them itself (as Keras exports do)."""
     from onnx import TensorProto, helper, numpy_helper
-    from sklearn.linear_model import LogisticRegression
 
-    images, target = digits_data()
-    x = (np.round(images * 255 / 16) / 255).reshape(len(images), -1)
-    model = LogisticRegression(max_iter=300).fit(x, target)
-    weights = model.coef_.T.astype(np.float32)  # [64, 10]
-    bias = model.intercept_.astype(np.float32)
+    weights, bias = _digits_regression()
     shape = ["N", 1, 8, 8] if layout == "NCHW" else ["N", 8, 8, 1]
     inits = [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")]
     source = input_name
