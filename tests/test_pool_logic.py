@@ -20,6 +20,7 @@ from winserve.backends import supervisor
 from winserve.backends.base import row_errors
 from winserve.backends.call import Call, deliver
 from winserve.backends.pool import CALLER_GRACE, PoolBackend
+from winserve.backends.replica import Replica
 from winserve.backends.runner import HostGone
 from winserve.errors import ModelInputError, ModelLoadError, ModelTimeout, ModelUnavailable
 from winserve.host.answers import ErrorRecord
@@ -557,3 +558,16 @@ def test_a_batch_answer_is_split_by_rows_and_each_call_gets_its_own_rows_error()
     found = row_errors(third.error)
     assert found is not None and found.prediction.predictions == [None, 11.0]
     assert list(found.errors) == [0]  # its own first row, not the batch's fourth
+
+
+def test_a_local_replica_without_a_host_raises_host_gone_not_a_builtin() -> None:
+    """``Replica`` (no process is spawned here): a call before any host, or a start after
+    ``stop``, is ``HostGone``, which the supervisor classifies as a crash."""
+    replica = Replica(0, ModelSpec())
+    with pytest.raises(HostGone, match="not running"):
+        replica.predict({"matrix": np.zeros((1, 2))}, False, timeout=1.0)
+    replica.stop()
+    assert replica.state == "stopped"
+    failure = supervisor.start(replica, 1.0)
+    assert isinstance(failure, supervisor.Failure) and failure.kind == "crash", failure
+    assert replica.pid is None  # nothing was spawned

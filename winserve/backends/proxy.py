@@ -139,7 +139,8 @@ class HostProxy(BaseProxy):
         if "error" in box:
             error = box["error"]
             if isinstance(error, HOST_GONE) or _broken(error):
-                raise HostGone(f"{name}: cannot reach the model host ({type(error).__name__})")
+                why = f"{name}: cannot reach the model host ({type(error).__name__})"
+                raise HostGone(why) from error
             raise error
         self._tls.connection = box["conn"]
         return box["conn"]
