@@ -12,7 +12,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.helpers import JOB_CLIENTS, model_hosts
+from tests.helpers import JOB_CLIENTS, close_jobs, model_hosts
 
 # pip's cache, as it was before the tests isolated XDG_CACHE_HOME (fresh venvs reuse it).
 PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(
@@ -69,7 +69,7 @@ def close_job_folders() -> Iterator[None]:
     """The scoring folders of the apps ``tests.helpers.jobs_client`` made go when the test ends."""
     yield
     while JOB_CLIENTS:
-        JOB_CLIENTS.pop().application.extensions["winserve.scoring.jobs"].close()
+        close_jobs(JOB_CLIENTS.pop())
 
 
 def iris_frame() -> tuple[pd.DataFrame, pd.Series]:

@@ -21,6 +21,7 @@ import psutil
 
 if TYPE_CHECKING:
     from winserve.backends.base import Backend
+    from winserve.model_info import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 # the hidden field every form of the page carries (web/ui.py); a POST without it gets 400
@@ -212,18 +213,29 @@ def running_server(
         server.kill_tree()
 
 
-# chaos-model clients whose apps own a CSV scoring folder; conftest closes them after each test
+# test clients whose apps own a CSV scoring folder; conftest's close_job_folders closes them
+# after each test
 JOB_CLIENTS: list[Any] = []
+JOBS_EXTENSION = "winserve.scoring.jobs"  # where create_app keeps the app's JobManager
 
 
-def jobs_client(factory: str = "tests.models:chaos", **settings: Any) -> Any:
-    """``local_client`` of the model ``factory`` builds, for the CSV jobs tests; its app's
-    scoring folder goes when the test ends, as it does when winserve stops."""
+def jobs_client(model: str | ModelSpec = "tests.models:chaos", **settings: Any) -> Any:
+    """``local_client`` of ``model`` (a factory such as ``tests.models:chaos``, or a
+    ``ModelSpec``) for one test: its app's scoring folder goes when the test ends, as it does
+    when winserve stops (conftest's ``close_job_folders``)."""
     from winserve.model_info import ModelSpec
 
-    client = local_client(ModelSpec(factory=factory), **settings)
+    spec = ModelSpec(factory=model) if isinstance(model, str) else model
+    client = local_client(spec, **settings)
     JOB_CLIENTS.append(client)
     return client
+
+
+def close_jobs(app: Any) -> None:
+    """Close the scoring folder of ``app`` (a Flask app, or a test client of one), as winserve
+    does when it stops: for a client that lives longer than one test (a module's fixture)."""
+    app = getattr(app, "application", app)
+    app.extensions[JOBS_EXTENSION].close()
 
 
 def local_client(spec: Any, **settings: Any) -> Any:

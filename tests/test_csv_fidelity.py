@@ -25,7 +25,14 @@ from flask.testing import FlaskClient
 from pandas._libs.parsers import STR_NA_VALUES
 
 from tests.conftest import iris_frame
-from tests.helpers import csrf_token, local_client, running_server, wait_until
+from tests.helpers import (
+    close_jobs,
+    csrf_token,
+    jobs_client,
+    local_client,
+    running_server,
+    wait_until,
+)
 from winserve.model_info import ModelSpec
 from winserve.spreadsheet import NA_VALUES
 
@@ -156,7 +163,7 @@ def _compare(scored: bytes, dialect: Dialect, labels: list[Any], probabilities: 
 def client(imputer_model: tuple[Any, Path]) -> Iterator[FlaskClient]:
     client = local_client(ModelSpec(path=str(imputer_model[1])))
     yield client
-    client.application.extensions["winserve.scoring.jobs"].close()
+    close_jobs(client)
 
 
 def _finished(client: FlaskClient, job: str) -> dict[str, Any]:
@@ -196,22 +203,19 @@ def test_rows_a_model_refuses_for_missing_values_are_isolated_and_the_rest_score
     model = _model(impute=False)
     path = tmp_path / "no imputer.joblib"
     joblib.dump(model, path)
-    page = local_client(ModelSpec(path=str(path)))
-    try:
-        data = _file(DIALECTS[0])
-        upload = {
-            "csrf_token": csrf_token(page.get("/").get_data(as_text=True)),
-            "file": (io.BytesIO(data), "rows.csv"),
-        }
-        job = page.post("/jobs", data=upload, content_type="multipart/form-data")
-        assert job.status_code == 303
-        where = job.headers["Location"]
-        status = _finished(page, where)
-        assert status["state"] == "done", status
-        with page.get(f"{where}/result.csv") as result:
-            rows = list(csv.DictReader(io.StringIO(result.get_data().decode("utf-8-sig"))))
-    finally:
-        page.application.extensions["winserve.scoring.jobs"].close()
+    page = jobs_client(ModelSpec(path=str(path)))
+    data = _file(DIALECTS[0])
+    upload = {
+        "csrf_token": csrf_token(page.get("/").get_data(as_text=True)),
+        "file": (io.BytesIO(data), "rows.csv"),
+    }
+    job = page.post("/jobs", data=upload, content_type="multipart/form-data")
+    assert job.status_code == 303
+    where = job.headers["Location"]
+    status = _finished(page, where)
+    assert status["state"] == "done", status
+    with page.get(f"{where}/result.csv") as result:
+        rows = list(csv.DictReader(io.StringIO(result.get_data().decode("utf-8-sig"))))
     frame = pd.read_csv(io.BytesIO(data))
     gaps = frame[NUMBERS].isna().any(axis=1).to_numpy()
     assert gaps.any() and not gaps.all()

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import iris_frame
-from tests.helpers import local_client, running_server, wait_until
+from tests.helpers import close_jobs, jobs_client, local_client, running_server, wait_until
 from winserve import tools
 from winserve.card import FeatureDoc, ModelCard
 from winserve.model_info import Feature, ModelInfo, ModelSpec
@@ -109,10 +109,8 @@ def test_input_schema_names_inputs_as_the_card_does_and_says_what_may_be_missing
 
 
 @pytest.fixture
-def app_client() -> Iterator[Any]:
-    client = local_client(ModelSpec(factory="tests.models:chaos"))
-    yield client
-    client.application.extensions["winserve.scoring.jobs"].close()
+def app_client() -> Any:
+    return jobs_client()
 
 
 def rpc(method: str, params: dict[str, Any] | None = None, request_id: Any = 1) -> dict[str, Any]:
@@ -225,7 +223,7 @@ def iris_client(iris_forest: Path) -> Iterator[Any]:
     """A model with no values that stop its process (the chaos model has), for fuzzing."""
     client = local_client(ModelSpec(str(iris_forest)))
     yield client
-    client.application.extensions["winserve.scoring.jobs"].close()
+    close_jobs(client)
 
 
 scalars = st.one_of(
@@ -316,12 +314,9 @@ def test_origin_of_this_server_is_allowed_and_get_is_405(app_client: Any) -> Non
     ],
 )
 def test_origin_names_the_server_answers_to(allowed: tuple[str], origin: str, status: int) -> None:
-    client = local_client(ModelSpec(factory="tests.models:chaos"), allowed_hosts=allowed)
-    try:
-        answer = client.post("/mcp", json=rpc("ping"), headers={"Origin": origin})
-        assert answer.status_code == status, answer.json
-    finally:
-        client.application.extensions["winserve.scoring.jobs"].close()
+    client = jobs_client(allowed_hosts=allowed)
+    answer = client.post("/mcp", json=rpc("ping"), headers={"Origin": origin})
+    assert answer.status_code == status, answer.json
 
 
 def test_tools_json_gives_the_mcp_tools_as_functions(app_client: Any) -> None:

@@ -16,7 +16,7 @@ import requests
 from openapi_spec_validator import validate
 
 from tests.conftest import diabetes_with_text, iris_frame
-from tests.helpers import local_client, running_server
+from tests.helpers import jobs_client, local_client, running_server
 from winserve.model_info import ModelSpec
 
 
@@ -92,40 +92,37 @@ def test_every_api_route_the_server_answers_is_described() -> None:
     """Walks the app's own routes: each one for programs is in the document (those under
     ``/models/<name>`` once per model served, with its name in the path), and the document
     describes no route the server does not have."""
-    client = local_client(ModelSpec(factory="tests.models:chaos"))
-    try:
-        document = client.get("/openapi.json").json
-        validate(document)
-        names = client.application.extensions["winserve.models.registry"].names()
-        assert names == ["chaos"]
-        routes: set[tuple[str, str]] = set()
-        for rule in client.application.url_map.iter_rules():
-            blueprint, _, view = rule.endpoint.partition(".")
-            if blueprint in PAGES and view not in JOBS_API:
-                continue
-            for method in rule.methods - {"HEAD", "OPTIONS"}:
-                if rule.rule.startswith("/models/<"):
-                    routes |= {
-                        (
-                            method.lower(),
-                            _template(rule.rule.replace(rule.rule.split("/")[2], n, 1)),
-                        )
-                        for n in names
-                    }
-                else:
-                    routes.add((method.lower(), _template(rule.rule)))
-        described = {
-            (method, _template(path))
-            for path, operations in document["paths"].items()
-            for method in operations
-        }
-        assert routes - described == set(), "routes the document does not describe"
-        assert described - routes == set(), "described routes the server does not have"
-        body = document["paths"]["/models/chaos/predict"]["post"]["requestBody"]
-        record = body["content"]["application/json"]["schema"]["oneOf"][1]
-        assert list(record["properties"]) == ["a", "b"]
-    finally:
-        client.application.extensions["winserve.scoring.jobs"].close()
+    client = jobs_client()
+    document = client.get("/openapi.json").json
+    validate(document)
+    names = client.application.extensions["winserve.models.registry"].names()
+    assert names == ["chaos"]
+    routes: set[tuple[str, str]] = set()
+    for rule in client.application.url_map.iter_rules():
+        blueprint, _, view = rule.endpoint.partition(".")
+        if blueprint in PAGES and view not in JOBS_API:
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if rule.rule.startswith("/models/<"):
+                routes |= {
+                    (
+                        method.lower(),
+                        _template(rule.rule.replace(rule.rule.split("/")[2], n, 1)),
+                    )
+                    for n in names
+                }
+            else:
+                routes.add((method.lower(), _template(rule.rule)))
+    described = {
+        (method, _template(path))
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    assert routes - described == set(), "routes the document does not describe"
+    assert described - routes == set(), "described routes the server does not have"
+    body = document["paths"]["/models/chaos/predict"]["post"]["requestBody"]
+    record = body["content"]["application/json"]["schema"]["oneOf"][1]
+    assert list(record["properties"]) == ["a", "b"]
 
 
 @pytest.mark.server

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from tests.conftest import iris_frame
-from tests.helpers import local_client, running_server
-from winserve.model_info import Feature, ModelInfo, ModelSpec
+from tests.helpers import jobs_client, running_server
+from winserve.model_info import Feature, ModelInfo
 from winserve.web import powerquery
 
 M_TEXT = re.compile(r'"((?:[^"]|"")*)"')
@@ -85,14 +85,11 @@ def test_column_names_survive_m_quoting() -> None:
 
 
 def test_the_api_page_gives_the_snippet_for_this_model() -> None:
-    client = local_client(ModelSpec(factory="tests.models:chaos"))
-    try:
-        page = client.get("/api").get_data(as_text=True)
-        url, columns, _ = request_of(snippet_on_page(page))
-        assert url == "http://localhost/predict" and columns == ["a", "b"]
-        assert "Blank Query" in page and "Organizational" in page
-    finally:
-        client.application.extensions["winserve.scoring.jobs"].close()
+    client = jobs_client()
+    page = client.get("/api").get_data(as_text=True)
+    url, columns, _ = request_of(snippet_on_page(page))
+    assert url == "http://localhost/predict" and columns == ["a", "b"]
+    assert "Blank Query" in page and "Organizational" in page
 
 
 @pytest.mark.server

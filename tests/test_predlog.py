@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from tests.conftest import iris_frame
-from tests.helpers import csrf_token, wait_until
+from tests.helpers import close_jobs, csrf_token, jobs_client, wait_until
 from winserve.backends.base import Prediction
 from winserve.backends.local import LocalBackend
 from winserve.model_info import ModelSpec
@@ -365,7 +365,7 @@ def logged(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, PredictionL
     app = create_app(Settings(), backend, prediction_log=plog)
     yield app.test_client(), plog
     plog.close()
-    app.extensions["winserve.scoring.jobs"].close()
+    close_jobs(app)
     backend.close()
 
 
@@ -479,14 +479,9 @@ def test_log_csv_for_a_date_range_is_the_owners(logged: tuple[Any, PredictionLog
 
 
 def test_without_a_log_nothing_is_kept_and_the_export_says_so(iris_forest: Path) -> None:
-    from tests.helpers import local_client
-
-    client = local_client(ModelSpec(str(iris_forest)))
-    try:
-        x, _ = iris_frame()
-        assert client.post("/predict", json=x.iloc[:1].to_dict(orient="records")).status_code == 200
-        assert "prediction_log" not in client.get("/health").json
-        answer = client.get("/log.csv")
-        assert answer.status_code == 400 and "setting: log" in answer.json["error"]["message"]
-    finally:
-        client.application.extensions["winserve.scoring.jobs"].close()
+    client = jobs_client(ModelSpec(str(iris_forest)))
+    x, _ = iris_frame()
+    assert client.post("/predict", json=x.iloc[:1].to_dict(orient="records")).status_code == 200
+    assert "prediction_log" not in client.get("/health").json
+    answer = client.get("/log.csv")
+    assert answer.status_code == 400 and "setting: log" in answer.json["error"]["message"]
