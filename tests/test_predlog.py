@@ -254,22 +254,29 @@ def test_the_writer_is_a_process_of_its_own_ended_by_close(tmp_path: Path) -> No
 def test_a_writer_process_that_dies_is_counted_and_started_again(tmp_path: Path) -> None:
     plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05, retry_first=0.05)
     plog.start()
+    request = PredictRequest.from_columns({"a": [1], "b": [2]})
     try:
         for i in range(5):
-            plog.put(entry(i))
+            plog.put(entry(i, request, Prediction([0])))
         wait_until(lambda: plog.written == 5, 10)
         first = plog.pid
         assert first is not None
         psutil.Process(first).kill()  # what a crash or Task Manager does to it
         wait_until(lambda: plog.put(entry(99)) or plog.error, 10)
         assert "writer process ended" in plog.error
-        wait_until(lambda: plog.put(entry(100)) or plog.written > 5, 20, interval=0.1)
+        wait_until(
+            lambda: plog.put(entry(100, request, Prediction([1]))) or plog.written > 5,
+            20,
+            interval=0.1,
+        )
         assert plog.pid not in (None, first) and plog.error == ""
     finally:
         plog.close()
     ids = [r[0] for r in stored(plog.path, "SELECT request_id FROM requests")]
     assert {f"r{i}" for i in range(5)} <= set(ids) and "r100" in ids
     assert plog.written == len(ids)  # the counts of both processes, each entry once
+    # the new process was told the column names again: the rows it wrote are named
+    assert next(r[1] for r in rows_stored(plog.path) if r[0] == "r100") == [{"a": 1, "b": 2}]
 
 
 def test_a_log_never_closed_does_not_hold_up_the_interpreters_exit(tmp_path: Path) -> None:
@@ -298,20 +305,30 @@ def test_a_log_never_closed_does_not_hold_up_the_interpreters_exit(tmp_path: Pat
 def test_a_record_keeps_plain_values_and_no_more_rows_than_it_stores() -> None:
     n = 5000
     columns = {"a": list(range(n)), "b": [float(i) for i in range(n)]}
-    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    numbers: dict[tuple[str, ...], int] = {}
+
+    def label_set(names: tuple[str, ...]) -> int:
+        return numbers.setdefault(names, len(numbers))
+
     one = record_of(
-        entry(1, PredictRequest.from_columns(columns), Prediction(list(range(n)))), True, seen
+        entry(1, PredictRequest.from_columns(columns), Prediction(list(range(n)))), True, label_set
     )
     two = record_of(
-        entry(2, PredictRequest.from_columns(columns), Prediction(list(range(n)))), True, seen
+        entry(2, PredictRequest.from_rows([[1, 2]], names=["x", "y"]), Prediction([0])),
+        True,
+        label_set,
     )
-    assert one[record.LABELS] == ("a", "b") and one[record.LABELS] is two[record.LABELS]
+    again = record_of(
+        entry(3, PredictRequest.from_columns(columns), Prediction([0])), True, label_set
+    )
+    assert [r[record.LABELS] for r in (one, two, again)] == [0, 1, 0]  # each set of names once
+    assert numbers == {("a", "b"): 0, ("x", "y"): 1}
     rows, picks = one[record.ROWS], one[record.PICKS]
     assert len(rows) == len(picks) == store.MAX_ROWS_STORED
     assert rows == [[i, float(i)] for i in picks] and one[record.ANSWERS] == picks
     assert pickle.loads(pickle.dumps(one)) == one  # what the sender hands the writer process
     quiet = record_of(
-        entry(3, PredictRequest.from_columns(columns), Prediction([0] * n)), False, seen
+        entry(3, PredictRequest.from_columns(columns), Prediction([0] * n)), False, label_set
     )
     assert quiet[record.LABELS] is None and quiet[record.ROWS] is None
 

@@ -4,7 +4,7 @@
 
     web process (writer.py's sender thread)          this process (spawned, run())
     ───────────────────────────────────────          ─────────────────────────────────────────
-    lists of pickled Records ───── pipe ───────────► unpickle, gather what has arrived,
+    pickled Records, new column sets ── pipe ──────► unpickle, gather what has arrived,
                                                        one transaction (store.write_records)
     status (written, lost, pruned, error) ◄───────── after each transaction that changed it
     STOP ───────────────────────────────────────────► write what is left, answer final, exit
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.predlog import store
-from winserve.predlog.record import Record
+from winserve.predlog.record import LABELS, Record
 
 # what this process tells the parent: (written, lost, pruned, error, final); the parent logs
 # (this process has no console log of its own)
@@ -174,6 +174,7 @@ def run(conn: Connection, path: str, days: float, max_bytes: int, retry_first: f
     told = writer.status()
     _tell(conn, told)  # up: the parent's close deadline counts from here
     pending: list[Record] = []
+    label_sets: list[tuple[str, ...]] = []  # the column names' sets, by their number
     stopping = False
     try:
         while not stopping:
@@ -184,7 +185,7 @@ def run(conn: Connection, path: str, days: float, max_bytes: int, retry_first: f
                     if data == STOP:
                         stopping = True
                     else:
-                        pending += map(pickle.loads, pickle.loads(data))
+                        pending += _records(data, label_sets)
                         if len(pending) < BATCH and conn.poll(0):
                             continue  # more has arrived: one transaction for all of it
             except (EOFError, OSError):
@@ -202,6 +203,21 @@ def run(conn: Connection, path: str, days: float, max_bytes: int, retry_first: f
             writer.write(pending)
         writer.close()
         _tell(conn, writer.status(final=True))
+
+
+def _records(data: bytes, label_sets: list[tuple[str, ...]]) -> list[Record]:
+    """The Records of one message (first, the new sets of column names from number
+    ``first`` on, the pickled Records), their numbers turned back into names."""
+    first, new, chunk = pickle.loads(data)
+    del label_sets[first:]
+    label_sets += new
+    records = []
+    for pickled in chunk:
+        record = pickle.loads(pickled)
+        if type(record[LABELS]) is int:
+            record = (*record[:LABELS], label_sets[record[LABELS]], *record[LABELS + 1 :])
+        records.append(record)
+    return records
 
 
 def _tell(conn: Connection, status: Status) -> None:

@@ -20,8 +20,10 @@ costly part (~18 µs a request, profiled in the web process), is the writer proc
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+from winserve.request import Columns, Matrix, Rows, Values
 
 MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 
@@ -40,7 +42,7 @@ Record = tuple[Any, ...]
     LATENCY_MS,
     STATUS,
     N_ROWS,
-    LABELS,  # the input columns' names (a tuple, one object per model: see record_of), or None
+    LABELS,  # the input columns' names (a tuple, or a number standing for one), or None
     ROWS,  # the input rows (lists, in LABELS' order), or None
     ANSWERS,  # the predictions kept (a list), or None before a prediction
     PROBABILITIES,  # a list of lists, or None
@@ -70,47 +72,42 @@ class Entry(NamedTuple):
 
 def input_rows(
     request: Any, names: Sequence[str] | None, picks: Sequence[int] | None
-) -> tuple[list[str] | None, list[Any] | None]:
+) -> tuple[Sequence[str] | None, list[Any] | None]:
     """(column names, rows as lists) of a decoded request, only the rows ``picks`` (None: all),
     picked before anything is copied; (None, None) for what the log does not store yet
     (tensors, images)."""
+    data = request.data
     rows: list[Any]
-    if request.columns is not None:
-        labels = list(request.columns)
-        values = list(request.columns.values())
+    if isinstance(data, Columns):
+        values = list(data.columns.values())
         if picks is None:
             rows = [list(row) for row in zip(*values, strict=True)]
         else:
             rows = [[column[i] for column in values] for i in picks]
-        return labels, rows
-    if request.matrix is not None:
-        matrix = request.matrix if picks is None else request.matrix[list(picks)]
-        rows = matrix.tolist()
-        width = len(rows[0]) if rows and isinstance(rows[0], list) else 0
-        return (list(names) if names else [str(j) for j in range(width)]), rows
-    if request.rows is not None:
-        rows = request.rows
+        return list(data.columns), rows
+    if isinstance(data, Rows):
+        rows = data.rows if picks is None else [data.rows[i] for i in picks]
         first = rows[0] if rows else []
-        given = request.names or names
+        given = data.names or names
         width = len(first) if isinstance(first, list) else 0
-        labels = list(given) if given and len(given) == width else [str(j) for j in range(width)]
-    elif request.values is not None:
-        values = request.values if picks is None else [request.values[i] for i in picks]
-        return [names[0] if names else "value"], [[v] for v in values]
-    else:
-        return None, None
-    if picks is not None:
-        rows = [rows[i] for i in picks]
-    return labels, rows
+        return (given if given and len(given) == width else [str(j) for j in range(width)]), rows
+    if isinstance(data, Matrix):
+        rows = (data.matrix if picks is None else data.matrix[list(picks)]).tolist()
+        width = len(rows[0]) if rows and isinstance(rows[0], list) else 0
+        return (names if names else [str(j) for j in range(width)]), rows
+    if isinstance(data, Values):
+        chosen = data.values if picks is None else [data.values[i] for i in picks]
+        return [names[0] if names else "value"], [[v] for v in chosen]
+    return None, None
 
 
 def record_of(
-    entry: Entry, keep_inputs: bool, labels_seen: dict[tuple[str, ...], tuple[str, ...]]
+    entry: Entry, keep_inputs: bool, label_set: Callable[[tuple[str, ...]], Any] = tuple
 ) -> Record:
-    """``entry`` as a Record. ``labels_seen`` maps each set of column names met to one tuple
-    of them: one object per model, however many requests wait (and a list of Records pickles
-    it once: pickle writes an object it has already written as a reference)."""
-    labels: tuple[str, ...] | None = None
+    """``entry`` as a Record. ``label_set`` turns the rows' column names (a tuple) into what
+    the Record holds of them: the tuple itself, or a number the writer process knows them by
+    (writer.py: a model's 30 names were more than half of each pickled Record)."""
+    labels: Any = None
     rows = answers = probabilities = picks = None
     prediction = entry.prediction
     if prediction is not None:
@@ -128,12 +125,7 @@ def record_of(
             except (IndexError, TypeError, ValueError, AttributeError):
                 names = rows = None  # a shape the log does not know: the outputs are kept
             if names is not None and rows is not None:
-                key = tuple(names)
-                labels = labels_seen.get(key)
-                if labels is None:
-                    if len(labels_seen) > 1000:
-                        labels_seen.clear()
-                    labels = labels_seen[key] = key
+                labels = label_set(tuple(names))
             else:
                 rows = None
     return (

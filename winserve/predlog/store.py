@@ -212,8 +212,7 @@ def write(
 ) -> int:
     """Store ``entries`` in one transaction; how many were stored (``write_records`` with
     what the request thread would have made of them)."""
-    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
-    return write_records(conn, [record_of(e, keep_inputs, seen) for e in entries], known)
+    return write_records(conn, [record_of(e, keep_inputs) for e in entries], known)
 
 
 def write_records(

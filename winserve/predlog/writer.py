@@ -54,6 +54,7 @@ RETRY_FIRST = 5.0
 CLOSE_DEADLINE = 2.0
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 START_DEADLINE = 10.0  # a writer process still starting at close: how long it may take
+MAX_LABEL_SETS = 10_000  # sets of column names numbered; past them each Record carries its own
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,12 @@ class PredictionLog:
         self._interval = interval
         self._retry_first = retry_first
         self._queue: collections.deque[bytes] = collections.deque()
-        self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # see record_of
+        # The column names of the requests' rows, sent once to each writer process and then
+        # referred to by their index in _label_sets (see record_of)
+        self._label_ids: dict[tuple[str, ...], int] = {}
+        self._label_sets: list[tuple[str, ...]] = []
+        self._label_lock = threading.Lock()
+        self._sent_sets = 0  # how many of _label_sets the current writer process has
         self._drops = itertools.count(1)
         self.dropped = 0
         self._refused = False
@@ -145,7 +151,7 @@ class PredictionLog:
             self.dropped = next(self._drops)  # next() of a count is atomic: no lost counts
             return
         try:
-            record = pickle.dumps(record_of(entry, self.keep_inputs, self._labels), PROTOCOL)
+            record = pickle.dumps(record_of(entry, self.keep_inputs, self._label_set), PROTOCOL)
         except Exception:  # the log never fails a request
             if not self._refused:  # once: a model whose every answer fails would flood it
                 self._refused = True
@@ -155,6 +161,21 @@ class PredictionLog:
         queue.append(record)
         if waiting == BATCH:  # a full batch waits: send it now rather than at the tick
             self._wake.set()
+
+    def _label_set(self, names: tuple[str, ...]) -> tuple[str, ...] | int:
+        """The number ``names`` go by (the names themselves past MAX_LABEL_SETS sets)."""
+        found = self._label_ids.get(names)
+        if found is not None:
+            return found
+        if len(self._label_sets) >= MAX_LABEL_SETS:
+            return names
+        with self._label_lock:
+            found = self._label_ids.get(names)
+            if found is None:
+                found = len(self._label_sets)
+                self._label_sets.append(names)
+                self._label_ids[names] = found  # after the append: never a number without names
+        return found
 
     # ---- the sender thread and the writer process ---------------------------------------
 
@@ -212,6 +233,7 @@ class PredictionLog:
             # atexit), and this one ignores SIGTERM: closing our end first ends it (EOF).
             multiprocessing.util.Finalize(None, ours.close, exitpriority=10)
             self._process, self._conn, self._heard = proc, ours, False
+            self._sent_sets = 0
             self._status = (0, 0, 0, "", False)
             return True
 
@@ -236,12 +258,17 @@ class PredictionLog:
             if conn is None:  # no writer process (backing off): these are lost, memory freed
                 self._ended_lost += len(chunk)
                 continue
+            # after the chunk was taken: every number in it has its names in the list by now
+            first = self._sent_sets
+            sets = self._label_sets[first:]
             try:
                 # a list of bytes pickles as copies; the send lets the GIL go while the pipe is full
-                conn.send_bytes(pickle.dumps(chunk, PROTOCOL))
+                conn.send_bytes(pickle.dumps((first, sets, chunk), PROTOCOL))
             except (OSError, ValueError):
                 self._ended_lost += len(chunk)
                 self._writer_gone()
+            else:
+                self._sent_sets = first + len(sets)
 
     def _hear(self, timeout: float) -> bool:
         """Read the writer process's status messages (waiting ``timeout`` s for the first);
