@@ -36,6 +36,11 @@
     mean = [0.485, 0.456, 0.406]
     std = [0.229, 0.224, 0.225]
 
+    [inputs.tokens]           # a tensor input of a file that does not declare it (TorchScript,
+    kind = "tensor"           # a saved nn.Module): its shape per row (-1: any length) and dtype
+    shape = [128]
+    dtype = "int64"
+
 The sidecar is plain data read by the web process; a malformed one is reported on the console
 and on the page, and the model is served without it.
 """
@@ -66,7 +71,10 @@ CARD_KEYS = {
     "inputs",
     "reference",
 }
-INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std"}
+INPUT_KEYS = {"kind", "size", "channels", "layout", "scale", "mean", "std", "shape", "dtype"}
+# what a tensor input's table may say beyond its kind: its shape per row and its dtype, for a
+# file that does not declare them (a TorchScript file, a saved nn.Module; issue 24)
+TENSOR_KEYS = {"kind", "shape", "dtype"}
 INPUT_KINDS = ("image", "tensor")
 FEATURE_KEYS = {"label", "help", "unit", "allowed", "kind"}
 # [features.<name>] kind = …: the card's word → the column kind winserve validates with
@@ -231,10 +239,12 @@ def _inputs(tables: Any) -> dict[str, dict[str, Any]]:
         kind = spec.get("kind", "tensor")
         if kind not in INPUT_KINDS:
             raise ValueError(f"inputs.{name}.kind is image or tensor, not {kind!r}")
-        if kind == "tensor" and set(spec) - {"kind"}:
+        if kind == "tensor" and set(spec) - TENSOR_KEYS:
             raise ValueError(
-                f"inputs.{name}: only an image has {', '.join(sorted(set(spec) - {'kind'}))}"
+                f"inputs.{name}: only an image has {', '.join(sorted(set(spec) - TENSOR_KEYS))}"
             )
+        if kind == "image" and "shape" in spec:
+            raise ValueError(f"inputs.{name}: an image has size and channels, not shape")
         found[str(name)] = dict(spec)
     return found
 

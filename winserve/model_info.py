@@ -176,6 +176,9 @@ class ModelSpec:
     # the model card's reference = "…", a full path; "": <name>.reference.csv beside the
     # model file (issue 25)
     reference: str = ""
+    # how many replicas hold this model, set by the backend that starts them: a PyTorch
+    # model's intra-op threads are the cores divided by them (issue 24)
+    replicas: int = 1
 
     @property
     def is_demo(self) -> bool:

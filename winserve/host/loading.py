@@ -83,8 +83,10 @@ def load_file(
     same_as: str = "",
     trust: tuple[str, ...] = (),
     inputs: dict[str, dict[str, Any]] | None = None,
+    replicas: int = 1,
 ) -> Loaded:
-    """``inputs``: the model card's [inputs.<name>] tables, for a graph's tensors (issue 24)."""
+    """``inputs``: the model card's [inputs.<name>] tables, for a graph's tensors (issue 24);
+    ``replicas``: how many processes hold this model (a PyTorch file's threads, issue 24)."""
     import joblib
 
     folder = mlflow_folder.is_model_folder(path)
@@ -104,6 +106,19 @@ def load_file(
         )
     if folder:  # pinned as a whole (every file in it) above; its model file is loaded below
         return mlflow_folder.load(path, digest, strict_versions=strict_versions, trust=trust)
+    if path.suffix.lower() in (".pt2", ".pt", ".pth"):  # PyTorch files (issue 24)
+        from winserve.host import torch_model
+
+        network = torch_model.load(path, inputs or {}, mmap=mmap, replicas=replicas)
+        return Loaded(
+            network,
+            path.stem,
+            str(path),
+            digest,
+            path.stat().st_size,
+            mmap=mmap,
+            warnings=network.notes,
+        )
     if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
         from winserve.host import onnx_model
 
@@ -198,6 +213,7 @@ def load(spec: ModelSpec) -> Loaded:
             same_as=spec.same_as,
             trust=spec.trust,
             inputs=spec.inputs,
+            replicas=spec.replicas,
         )
     from winserve.host import demo
 
