@@ -60,7 +60,7 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
 
 def check_folder(settings: Settings, out: TextIO) -> int:
     """Every model of a folder, each as serving the folder would load it; 1 if any fails."""
-    from winserve.models.registry import discover
+    from winserve.models.folder import discover
 
     assert settings.model is not None
     found, refused = discover(settings.model)

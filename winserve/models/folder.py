@@ -19,6 +19,7 @@ copied, loaded, swapped and drained exactly as a folder's models are.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from typing import Protocol
 from winserve.errors import NotFound
 from winserve.model_file import Stamp, stamp
 from winserve.settings import CONFIG_NAME, Settings
+
+log = logging.getLogger("winserve")
 
 # .pt2, .pt, .pth: PyTorch files, served when torch is installed (issue 24)
 MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx", ".pt2", ".pt", ".pth")
@@ -92,6 +95,19 @@ class Source:
     @property
     def watched(self) -> bool:
         return self.folder is not None
+
+    def open(self, settings: Settings) -> tuple[dict[str, Path | None], dict[str, str]]:
+        """``find`` at start: the folder's own modules made importable by the model hosts,
+        and what is not served (a file, a settings file not read) said on the console."""
+        if self.folder is not None:
+            importable(self.folder)
+        found, refused = self.find()
+        for reason in refused.values():
+            log.warning("%s", reason)
+        if self.many and self.folder is not None:
+            for ignored in ignored_settings_files(self.folder, settings.config, Path.cwd()):
+                log.warning("%s", ignored)
+        return found, refused
 
     def find(self) -> tuple[dict[str, Path | None], dict[str, str]]:
         """The models to serve by name (None: the item without a file), and the files served

@@ -23,22 +23,32 @@ share the copy's pages). The copy goes when its version stops.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from winserve import card as cards
 from winserve import scratch
 from winserve.backends.base import Backend
+from winserve.errors import ModelLoadError
 from winserve.host import model_code
 from winserve.host import reference as reference_sample
+from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
 from winserve.scoring.jobs import jobs_parent
 from winserve.settings import Settings
 
+log = logging.getLogger("winserve")
+
 MakeBackend = Callable[[ModelSpec, int], Backend]
+# Told of a backend as soon as it started (with its card and private folder): True when the
+# caller shows it already and keeps it, failed or not (one model's first version, issue 22)
+Shown = Callable[[Backend, cards.ModelCard, Path | None], bool]
 
 LOAD_GRACE = 30.0  # seconds beyond load_timeout a first load may take (the pool's own restarts)
 
@@ -61,6 +71,29 @@ def model_spec(settings: Settings, path: Path | None, card: cards.ModelCard) -> 
     )
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A new version's backend, started, that passed its sample prediction."""
+
+    tried: Stamp | None  # the file's stamp when the load began (None: no file)
+    backend: Backend
+    card: cards.ModelCard
+    folder: Path | None  # its private copy's folder (None: it loads no copy)
+    info: ModelInfo
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NotLoaded:
+    """A load that made no new version, and why ("": nothing to say, as when the file was
+    being written while it was copied, or the server stops)."""
+
+    tried: Stamp | None
+    reason: str = ""
+    same: bool = False  # the file is the one serving already
+    kept: bool = False  # its backend was shown (``Shown``) and stays, saying why itself
+
+
 class Loader:
     """Makes new backends for the registry: private copies of the files, the spec, the start,
     the wait for the sample prediction. Thread-safe; ``close`` stops the backends still
@@ -75,14 +108,63 @@ class Loader:
         self.copies = cache_dir() / "loaded"
         self._copy_owners: dict[Path, scratch.Scratch] = {}
 
-    def sweep(self) -> tuple[list[Path], list[Path]]:
+    def sweep(self) -> None:
         """At start: delete what a killed winserve left (its CSV jobs' files and its private
-        model copies; a running winserve's are kept, see ``scratch``). The folders deleted,
-        and the folders looked in."""
+        model copies; a running winserve's are kept, see ``scratch``)."""
         parents = [jobs_parent(self._settings.jobs_path), self.copies]
         swept = scratch.sweep(parents[0], "run-", scratch.STALE_SECONDS)
         swept += scratch.sweep(self.copies)  # unmarked: an older winserve's, maybe running
-        return swept, parents
+        if swept:
+            log.info(
+                "deleted %d folder(s) a stopped winserve left in %s",
+                len(swept),
+                " and ".join(str(p) for p in parents),
+            )
+
+    def load(
+        self, name: str, path: Path | None, *, private: bool, serving: str | None, shown: Shown
+    ) -> Loaded | NotLoaded:
+        """Model ``name`` from ``path`` (None: the factory or the demo) as a new backend,
+        started and waited for: from a private copy when ``private`` (else from ``path``
+        itself); not at all when the copy is the file ``serving`` (that version's SHA-256)."""
+        started = time.monotonic()
+        target = folder = tried = None
+        if path is None:  # a factory, the demo: nothing to copy, hash or compare
+            card = cards.load(None, demo=self._settings.is_demo)
+        elif not private:
+            tried, target, card = stamp(path), path, cards.load(path)
+        else:
+            tried = stamp(path)
+            try:
+                target = self.copy(path)
+            except OSError as exc:
+                return NotLoaded(tried, f"{path.name} could not be read: {exc.strerror or exc}")
+            folder = target.parent
+            if stamp(path) != tried:  # written to while copied: the next round tries again
+                self.drop_copy(folder)
+                return NotLoaded(None)
+            if serving is not None and serving == sha256_of(target):
+                self.drop_copy(folder)
+                return NotLoaded(tried, same=True)
+            card = cards.load(path)
+        backend = self.start(model_spec(self._settings, target, card), card.workers)
+        if backend is None:  # closed meanwhile
+            self.drop_copy(folder)
+            return NotLoaded(tried)
+        kept = shown(backend, card, folder)
+        try:
+            info = self.wait(backend)
+        except ModelLoadError as exc:
+            if not kept:
+                backend.close()
+                self.drop_copy(folder)
+            reason = str(exc)
+            if folder is not None and path is not None:
+                reason = reason.replace(str(folder), str(path.parent))
+            return NotLoaded(tried, reason, kept=kept)
+        for note in cards.check_against(card, info):  # as the page shows them
+            log.warning("%s: %s", name, note)
+        return Loaded(tried, backend, card, folder, info, time.monotonic() - started)
 
     # -- private copies -------------------------------------------------------------------------
 
@@ -127,9 +209,10 @@ class Loader:
 
     # -- backends -------------------------------------------------------------------------------
 
-    def start(self, spec: ModelSpec, workers: int) -> Backend | None:
-        """A new backend on ``spec``, started (its hosts load meanwhile); None once closed."""
-        backend = self._make_backend(spec, workers)
+    def start(self, spec: ModelSpec, workers: int = 0) -> Backend | None:
+        """A new backend on ``spec`` with ``workers`` replicas (0: the setting), started (its
+        hosts load meanwhile); None once closed."""
+        backend = self._make_backend(spec, workers or self._settings.workers)
         with self._lock:
             if self._closed:
                 return None

@@ -31,20 +31,18 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from winserve import card as cards
-from winserve.backends.base import Backend, Health
-from winserve.errors import ModelLoadError, ModelUnavailable, NotFound
-from winserve.model_file import Stamp, sha256_of, stamp
-from winserve.model_info import ModelInfo
-from winserve.models.folder import Source, discover, follow, ignored_settings_files, importable
-from winserve.models.loader import LOAD_GRACE, Loader, MakeBackend, model_spec
-from winserve.models.status import ModelStatus, RegistrySnapshot, VersionInfo
-from winserve.scoring.jobs import JobManager
-from winserve.service import Service, failed_error
+from winserve.backends.base import Backend
+from winserve.errors import ModelUnavailable, NotFound
+from winserve.model_file import Stamp
+from winserve.models.folder import Source, discover, follow
+from winserve.models.loader import LOAD_GRACE, Loaded, Loader, MakeBackend
+from winserve.models.slots import Entry, Slot, new_slot
+from winserve.models.status import ModelStatus, RegistrySnapshot, model_status
+from winserve.service import failed_error
 from winserve.settings import Settings
 
 __all__ = ["KEEP_OLD_VERSIONS", "Entry", "MakeBackend", "Registry", "Slot", "discover"]
@@ -53,46 +51,6 @@ log = logging.getLogger("winserve")
 
 KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs page, downloads)
 DRAIN_CHECK = 0.05
-
-
-@dataclass(eq=False)
-class Slot:
-    """One loaded version of one model: what a request uses from start to end."""
-
-    name: str
-    version: int
-    source: Path | None  # the operator's file (not the private copy); None: a factory, the demo
-    backend: Backend
-    service: Service
-    card: cards.ModelCard
-    jobs: JobManager
-    sha256: str = ""
-    loaded_at: str = ""  # "" until its sample prediction passed
-    copy: Path | None = None  # the private folder this version loaded from
-    state: str = "serving"  # serving | draining | stopped
-    inflight: int = 0
-
-    def info(self) -> ModelInfo:
-        return self.service.info()
-
-    def health(self) -> Health:
-        return self.backend.health()
-
-
-@dataclass(eq=False)
-class Entry:
-    """A name, with the version serving it and the older ones still draining."""
-
-    name: str
-    path: Path | None
-    current: Slot | None = None
-    older: list[Slot] = field(default_factory=list)
-    reason: str = ""  # why the file on disk is not what serves (a failed load); "" else
-    versions: int = 0
-    tried: Stamp | None = None  # the file's stamp when its last load began
-    loading: bool = False
-    pending: int = 0  # loads asked for and not ended (running, or waiting for the name's lock)
-    removed: bool = False
 
 
 class Registry:
@@ -123,15 +81,8 @@ class Registry:
         self._awaiting: set[str] = set()
 
     def sweep(self) -> None:
-        """At start: delete what a killed winserve left (its CSV jobs' files and its private
-        model copies; a running winserve's are kept, see ``scratch``)."""
-        swept, parents = self._loader.sweep()
-        if swept:
-            log.info(
-                "deleted %d folder(s) a stopped winserve left in %s",
-                len(swept),
-                " and ".join(str(p) for p in parents),
-            )
+        """At start: delete what a killed winserve left (``Loader.sweep``)."""
+        self._loader.sweep()
 
     def _name_lock(self, name: str) -> threading.Lock:
         with self._lock:
@@ -166,29 +117,9 @@ class Registry:
         """Every model served, by name, as frozen snapshots (``winserve.models.status``): what
         the pages and health answers render instead of the live entries (issue 23)."""
         with self._lock:
-            held = [
-                (e, [s for s in [e.current, *reversed(e.older)] if s is not None])
-                for e in self.entries()
-            ]
+            held = [(e, e.slots()) for e in self.entries()]
             counts = {id(s): s.inflight for _, slots in held for s in slots}
-        # health() outside the lock: a backend may take its own locks (the pool's condition)
-        found = []
-        for entry, slots in held:
-            versions = tuple(_version_info(s, counts[id(s)]) for s in slots)
-            reason = entry.reason
-            first = versions[0] if versions else None
-            if not reason and first is not None and not first.loaded:
-                reason = _unwrapped(slots[0], first.health.reason)  # one model's failed first
-            found.append(
-                ModelStatus(
-                    name=entry.name,
-                    path=str(entry.path) if entry.path is not None else "",
-                    loading=entry.loading,
-                    reason=reason,
-                    versions=versions,
-                )
-            )
-        return tuple(found)
+        return tuple(model_status(entry, slots, counts) for entry, slots in held)
 
     def snapshot(self) -> RegistrySnapshot:
         """The models' status, whether the server is still starting, the files refused, and
@@ -265,14 +196,13 @@ class Registry:
     @staticmethod
     def served_versions(entry: Entry) -> list[Slot]:
         """The versions of ``entry`` that answer: the one serving, then those draining."""
-        found = [entry.current] if entry.current is not None else []
-        return found + [s for s in reversed(entry.older) if s.state == "draining"]
+        return entry.served()
 
     def find_job_slot(self, name: str, job_id: str) -> Slot:
         """The version of ``name`` that holds the CSV job ``job_id`` (it may have drained)."""
         entry = self.entry(name)
         with self._lock:
-            slots = [s for s in [entry.current, *reversed(entry.older)] if s is not None]
+            slots = entry.slots()
         for slot in slots:
             with contextlib.suppress(NotFound):
                 slot.jobs.get(job_id)
@@ -290,23 +220,15 @@ class Registry:
     def start(self) -> None:
         """Load every model of the source (a folder's, the one file, a factory or the demo),
         each in a thread of its own, in the background."""
-        source = self._source
-        if source.folder is not None:
-            importable(source.folder)
-        found, refused = source.find()
+        found, refused = self._source.open(self._settings)
         with self._lock:
             self._refused = refused
             self._awaiting = set(found)
             for name, path in found.items():
                 self._entries[name] = Entry(name, path)
-        for reason in refused.values():
-            log.warning("%s", reason)
-        if source.many and source.folder is not None:
-            for ignored in ignored_settings_files(source.folder, self._settings.config, Path.cwd()):
-                log.warning("%s", ignored)
         for name, path in found.items():
             self._load_in_background(name, path)
-        if not source.many:
+        if not self._source.many:
             # one model: back once its first version is shown (copied, its backend started),
             # so that the page and /health say "loading" from the first request, as when
             # the server built that backend itself (issue 23)
@@ -324,16 +246,8 @@ class Registry:
         name = s.model.stem if s.model is not None else self._source.item
         with contextlib.suppress(ModelUnavailable):  # loaded already (tests): its own name
             name = backend.describe().name
-        service = self._service(backend)
-        slot = Slot(
-            name=name,
-            version=1,
-            source=s.model,
-            backend=backend,
-            service=service,
-            card=card if card is not None else cards.load(s.model, demo=s.is_demo),
-            jobs=self._jobs(service),
-        )
+        card = card if card is not None else cards.load(s.model, demo=s.is_demo)
+        slot = new_slot(s, name, 1, source=s.model, backend=backend, card=card)
         with self._lock:
             self._entries[name] = Entry(name, s.model, current=slot, versions=1)
         return slot
@@ -377,21 +291,6 @@ class Registry:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def _jobs(self, service: Service) -> JobManager:
-        s = self._settings
-        return JobManager(
-            service,
-            max_rows=s.max_csv_rows,
-            keep_seconds=s.keep_results_minutes * 60,
-            max_bytes=s.max_jobs_bytes,
-            parent=s.jobs_path,
-        )
-
-    def _service(self, backend: Backend) -> Service:
-        return Service(
-            backend, max_rows=self._settings.max_rows, max_text=self._settings.max_text_length
-        )
-
     def _load_in_background(self, name: str, path: Path | None) -> None:
         with self._lock:
             entry = self._entries.get(name)
@@ -425,56 +324,23 @@ class Registry:
                 self._awaiting.discard(name)
 
     def _load(self, entry: Entry, path: Path | None) -> bool:
-        started = time.monotonic()
-        copy: Path | None = None  # the file the hosts load
-        if path is None:  # a factory, the demo: nothing to copy, hash or compare
-            card = cards.load(None, demo=self._settings.is_demo)
-        elif not self._private:
-            entry.tried = stamp(path)
-            copy, card = path, cards.load(path)
-        else:
-            before = stamp(path)
-            entry.tried = before
-            try:
-                copy = self._loader.copy(path)
-            except OSError as exc:
-                return self._failed(entry, f"{path.name} could not be read: {exc.strerror or exc}")
-            if stamp(path) != before:  # written to while copied: the next round tries again
-                self._loader.drop_copy(copy.parent)
-                entry.tried = None
-                return False
-            current = entry.current
-            if current is not None and current.sha256 == sha256_of(copy):
-                self._loader.drop_copy(copy.parent)
-                entry.reason = ""  # the file is the one serving (again)
-                return True
-            card = cards.load(path)
-        folder = copy.parent if copy is not None and copy != path else None
-        spec = model_spec(self._settings, copy, card)
-        backend = self._loader.start(spec, card.workers or self._settings.workers)
-        if backend is None or self._stop.is_set():
-            if backend is not None:
-                backend.close()
-            self._loader.drop_copy(folder)
-            return False
-        first = self._first_shown(entry, path, backend, card, folder)
-        try:
-            info = self._loader.wait(backend)
-        except ModelLoadError as exc:
-            if first is not None:  # one model: its slot stays and says why (issue 22)
-                return False
-            backend.close()
-            self._loader.drop_copy(folder)
-            reason = str(exc)
-            if folder is not None and path is not None:
-                reason = reason.replace(str(folder), str(path.parent))
-            return self._failed(entry, reason)
-        if first is not None:
-            with self._lock:
-                first.sha256, first.loaded_at = info.sha256, info.loaded_at or _now()
-            _warn_about_card(entry.name, card, info)
+        serving = entry.current.sha256 if entry.current is not None else None
+
+        def shown(backend: Backend, card: cards.ModelCard, folder: Path | None) -> bool:
+            return self._first_shown(entry, path, backend, card, folder)
+
+        outcome = self._loader.load(
+            entry.name, path, private=self._private, serving=serving, shown=shown
+        )
+        entry.tried = outcome.tried
+        if isinstance(outcome, Loaded):
+            return self._swap(entry, path, outcome)
+        if outcome.same:
+            entry.reason = ""  # the file is the one serving (again)
             return True
-        return self._swap(entry, path, backend, card, folder, info, started)
+        if outcome.kept or not outcome.reason:  # one model's first version says why itself
+            return False
+        return self._failed(entry, outcome.reason)
 
     def _first_shown(
         self,
@@ -483,17 +349,17 @@ class Registry:
         backend: Backend,
         card: cards.ModelCard,
         folder: Path | None,
-    ) -> Slot | None:
+    ) -> bool:
         """One model (not a folder): its first version is its current slot at once, so that
         the bare routes and the page show its backend's own state while it loads, and why it
-        failed, as they always have; None otherwise (see the module docstring)."""
+        failed, as they always have (see the module docstring)."""
         if self._source.many:
-            return None
+            return False
         with self._lock:
             if entry.current is not None:
-                return None
+                return False
             entry.current = self._new_slot(entry, path, backend, card, folder)
-            return entry.current
+            return True
 
     def _new_slot(
         self,
@@ -502,65 +368,55 @@ class Registry:
         backend: Backend,
         card: cards.ModelCard,
         folder: Path | None,
-        info: ModelInfo | None = None,
     ) -> Slot:
         """The next version of ``entry`` (under the lock)."""
         entry.versions += 1
-        service = self._service(backend)
-        return Slot(
-            name=entry.name,
-            version=entry.versions,
+        return new_slot(
+            self._settings,
+            entry.name,
+            entry.versions,
             source=path,
             backend=backend,
-            service=service,
             card=card,
-            jobs=self._jobs(service),
-            sha256=info.sha256 if info is not None else "",
-            loaded_at=(info.loaded_at or _now()) if info is not None else "",
             copy=folder,
         )
 
-    def _swap(
-        self,
-        entry: Entry,
-        path: Path | None,
-        backend: Backend,
-        card: cards.ModelCard,
-        folder: Path | None,
-        info: ModelInfo,
-        started: float,
-    ) -> bool:
-        """The new version serves from now on; the one it replaces drains."""
+    def _swap(self, entry: Entry, path: Path | None, new: Loaded) -> bool:
+        """The new version serves from now on; the one it replaces drains. (One model's first
+        version, shown while it loaded, is only marked loaded.)"""
+        loaded_at = new.info.loaded_at or _now()
         with self._lock:
-            if self._stop.is_set():
-                slot = None
-            else:
-                slot = self._new_slot(entry, path, backend, card, folder, info)
-                old, entry.current, entry.reason = entry.current, slot, ""
+            old = entry.current
+            if old is not None and old.backend is new.backend:  # shown already
+                old.sha256, old.loaded_at = new.info.sha256, loaded_at
+                return True
+            stopping = self._stop.is_set()
+            if not stopping:
+                slot = self._new_slot(entry, path, new.backend, new.card, new.folder)
+                slot.sha256, slot.loaded_at = new.info.sha256, loaded_at
+                entry.current, entry.reason = slot, ""
                 if old is not None:
                     old.state = "draining"
                     entry.older.append(old)
-        if slot is None:
-            backend.close()
-            self._loader.drop_copy(folder)
+        if stopping:
+            new.backend.close()
+            self._loader.drop_copy(new.folder)
             return False
-        seconds = time.monotonic() - started
-        _warn_about_card(entry.name, card, info)
         shown = path.name if path is not None else self._source.item
         if old is None:
             log.info(
-                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, seconds
+                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, new.seconds
             )
-        else:
-            log.warning(
-                "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
-                entry.name,
-                slot.version,
-                shown,
-                seconds,
-                old.version,
-            )
-            self._drain_in_background(entry, old)
+            return True
+        log.warning(
+            "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
+            entry.name,
+            slot.version,
+            shown,
+            new.seconds,
+            old.version,
+        )
+        self._drain_in_background(entry, old)
         return True
 
     def _failed(self, entry: Entry, reason: str) -> bool:
@@ -645,32 +501,5 @@ class Registry:
             self._loader.drop_copy(slot.copy)
 
 
-def _warn_about_card(name: str, card: cards.ModelCard, info: ModelInfo) -> None:
-    """What the card says that the model does not have, on the console when a version loads
-    (the page shows the same warnings)."""
-    for note in cards.check_against(card, info):
-        log.warning("%s: %s", name, note)
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _unwrapped(slot: Slot, reason: str) -> str:
-    """``reason`` naming the operator's folder, not the private copy's."""
-    if slot.copy is not None and slot.source is not None:
-        return reason.replace(str(slot.copy), str(slot.source.parent))
-    return reason
-
-
-def _version_info(slot: Slot, inflight: int) -> VersionInfo:
-    return VersionInfo(
-        version=slot.version,
-        state=slot.state,
-        sha256=slot.sha256,
-        loaded_at=slot.loaded_at,
-        file=slot.source.name if slot.source is not None else "",
-        title=slot.card.title,
-        inflight=inflight,
-        health=slot.health(),
-    )

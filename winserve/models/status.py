@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from winserve.backends.base import Health
+from winserve.models.slots import Entry, Slot
 
 # What a model as a whole is, for the pages: its serving version's backend status, else
 # "loading" while its first load runs, else "failed" (``reason`` says why).
@@ -91,3 +92,41 @@ class RegistrySnapshot:
     starting: bool
     refused: tuple[tuple[str, str], ...]  # (file name, why it is not served)
     default_name: str | None  # the model the bare routes answer for, if any
+
+
+def model_status(entry: Entry, slots: list[Slot], inflight: dict[int, int]) -> ModelStatus:
+    """``entry`` as a snapshot: ``slots`` and ``inflight`` (by ``id`` of the slot) were read
+    under the registry's lock; each backend's health is read here, outside it (a backend may
+    take its own locks)."""
+    versions = tuple(_version_info(s, inflight.get(id(s), 0)) for s in slots)
+    reason = entry.reason
+    first = versions[0] if versions else None
+    if not reason and first is not None and not first.loaded:  # one model's failed first
+        reason = _unwrapped(slots[0], first.health.reason)
+    return ModelStatus(
+        name=entry.name,
+        path=str(entry.path) if entry.path is not None else "",
+        loading=entry.loading,
+        reason=reason,
+        versions=versions,
+    )
+
+
+def _version_info(slot: Slot, inflight: int) -> VersionInfo:
+    return VersionInfo(
+        version=slot.version,
+        state=slot.state,
+        sha256=slot.sha256,
+        loaded_at=slot.loaded_at,
+        file=slot.source.name if slot.source is not None else "",
+        title=slot.card.title,
+        inflight=inflight,
+        health=slot.health(),
+    )
+
+
+def _unwrapped(slot: Slot, reason: str) -> str:
+    """``reason`` naming the operator's folder, not the private copy's."""
+    if slot.copy is not None and slot.source is not None:
+        return reason.replace(str(slot.copy), str(slot.source.parent))
+    return reason
