@@ -250,6 +250,12 @@ def _jobs() -> Schema:
             "file": {"type": "string", "format": "binary", "description": "a CSV file or .xlsx"},
             "rows": {"type": "string", "description": "CSV text with a header line (or file)"},
             "sheet": {"type": "string", "description": "a workbook's sheet to score, by name"},
+            "explain": {
+                "type": "string",
+                "enum": ["true", "false"],
+                "description": "true: each row's 3 main reasons as columns 'reason 1'..'reason 3' "
+                "(a model with a reference sample; 409 without one; files of at most 1,000 rows)",
+            },
         },
     }
     results = [("csv", "text/csv"), ("xlsx", XLSX)]
