@@ -275,6 +275,15 @@ def main() -> int:
     if not hasattr(signal, "SIGUSR1"):
         print("trace: needs SIGUSR1 (Linux, macOS)", file=sys.stderr)
         return 2
+    results = trace()
+    print(table(results))
+    if args.verbose:
+        print(details(results))
+    return 0
+
+
+def trace() -> dict[str, dict[str, dict[str, Any]]]:
+    """Each case's counts (``count``) by process ("web", "model host"), from a real server."""
     with tempfile.TemporaryDirectory(prefix="winserve-trace-") as work:
         folder = Path(work)
         hook = folder / "hook"
@@ -323,10 +332,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-    print(table(results))
-    if args.verbose:
-        print(details(results))
-    return 0
+    return results
 
 
 def _send(url: str, body: Any, answers: list[bytes]) -> None:

@@ -21,7 +21,7 @@ read (``cells``: a CSV file's text) sit beside the rows and may be set by the vi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -96,7 +96,7 @@ class PredictRequest:
     # the values are a CSV file's cells: a column of kind "any" is typed as pd.read_csv
     # types it (issue 22)
     cells: bool = False
-    n_rows: int = field(default=0)
+    n_rows: int = 0
 
     def __init__(
         self,

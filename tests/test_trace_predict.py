@@ -1,0 +1,70 @@
+"""bench/trace_predict.py (issue 23): its counting, and the request path it measures.
+
+The real trace holds the request path to issue 23's promise: a single-row prediction, native
+or MLflow, checks finiteness once and copies its matrix at most once, across both processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+from types import ModuleType
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def trace_module() -> ModuleType:
+    """bench/trace_predict.py as a module (bench/ is scripts, not a package)."""
+    path = ROOT / "bench" / "trace_predict.py"
+    spec = importlib.util.spec_from_file_location("trace_predict", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["trace_predict"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(30)
+def test_calls_are_counted_by_kind_and_only_from_winserve_code() -> None:
+    trace = trace_module()
+    ours = trace.PACKAGE + "validate.py"
+    theirs = "/usr/lib/python3/dist-packages/numpy/core/numeric.py"
+    events = [
+        ["py", ours, "prepare", theirs],
+        ["py", ours, "_bounds", ours],
+        ["py", trace.PACKAGE + "service.py", "Service.predict", ours],
+        ["c", "_bounds", "builtins.sum", ours],
+        ["c", "_bounds", "numpy.array", ours],
+        ["c", "helper", "numpy.array", theirs],  # NumPy's own: not counted
+        ["c", "call", "pickle.dumps", theirs],  # the boundary: counted from anywhere
+        ["c", "_copy", "ndarray.copy", ours],
+        ["py", "/x/json/decoder.py", "JSONDecoder.decode", "/x/flask/json.py"],
+    ]
+    found = trace.count(events)
+    assert set(found["functions"]) == {
+        "validate.py:prepare",
+        "validate.py:_bounds",
+        "service.py:Service.predict",
+    }
+    assert found["modules"] == {"validate.py", "service.py"}
+    assert found["changes"] == 4  # array, dumps, copy, decode
+    assert found["copies"] == 1
+    assert found["finite"] == 1 and found["checks"] == ["validate.py:_bounds"]
+
+
+@pytest.mark.spawn
+@pytest.mark.server
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="the trace arms with SIGUSR1")
+@pytest.mark.timeout(300)
+def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_once() -> None:
+    results = trace_module().trace()
+    assert set(results) == {"POST /predict (1 record)", "POST /invocations (dataframe_split)"}
+    for case, by_process in results.items():
+        assert set(by_process) == {"web", "model host"}, case
+        checks = [c for found in by_process.values() for c in found["checks"]]
+        assert len(checks) == 1, (case, checks)
+        assert sum(found["copies"] for found in by_process.values()) <= 1, case
+        assert by_process["web"]["functions"] and by_process["model host"]["functions"], case
