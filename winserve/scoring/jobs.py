@@ -60,6 +60,9 @@ CHUNK_BYTES = 4 << 20  # what a chunk's cells may cost in memory (see csv_scorin
 
 
 class TooBusy(WinserveError):
+    """Scoring cannot take another file now (jobs at a time, the folder, the disk): 503 with
+    Retry-After, and the setting to change when it is the folder."""
+
     status = 503
     code = "busy"
 

@@ -152,6 +152,8 @@ class Cells:
 
 @dataclass
 class Table:
+    """The sheet to score: its name (``cells``), where its header is and says, its size."""
+
     cells: Cells
     header_row: int  # the sheet's row number of the header (1-based)
     header: list[str]
