@@ -398,3 +398,49 @@ def test_a_factory_is_one_item_loaded_by_the_same_load(model: FakeModel) -> None
         assert len(model.replicas) == 1
     finally:
         registry.close()
+
+
+def test_a_file_written_while_it_is_copied_is_tried_again(
+    model: FakeModel, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start, one file still being written gets its first version once it stays the same
+    (it was loaded from itself before issue 23); one that never does says so."""
+    registry = Registry(Settings(model=model_file, watch_seconds=0.1), model.make_backend)
+    copy = registry._loader.copy
+    writes = iter([b"version 1, still", b"version 1, written"])
+
+    def copied_while_written(path: Path) -> Path:
+        target = copy(path)
+        written = next(writes, None)
+        if written is not None:  # the first two copies see a change, the third none
+            path.write_bytes(written)
+        return target
+
+    monkeypatch.setattr(registry._loader, "copy", copied_while_written)
+    try:
+        assert registry.load(NAME, model_file)
+        slot = registry.acquire(NAME)
+        registry.release(slot)
+        assert slot.version == 1 and slot.loaded_at and len(model.replicas) == 1
+        assert slot.copy is not None and (slot.copy / model_file.name).read_bytes() == (
+            b"version 1, written"
+        )
+    finally:
+        registry.close()
+
+    never = Registry(Settings(model=model_file, watch_seconds=0.05), model.make_backend)
+    copy = never._loader.copy
+    changes = iter(range(1000))
+
+    def always_written(path: Path) -> Path:
+        target = copy(path)
+        path.write_bytes(f"change {next(changes)}".encode())
+        return target
+
+    monkeypatch.setattr(never._loader, "copy", always_written)
+    try:
+        assert not never.load(NAME, model_file)
+        (status,) = never.status()
+        assert "kept changing" in status.reason and status.state == "failed"
+    finally:
+        never.close()

@@ -92,6 +92,7 @@ class NotLoaded:
     reason: str = ""
     same: bool = False  # the file is the one serving already
     kept: bool = False  # its backend was shown (``Shown``) and stays, saying why itself
+    changing: bool = False  # the file was written to while it was copied
 
 
 class Loader:
@@ -142,7 +143,7 @@ class Loader:
             folder = target.parent
             if stamp(path) != tried:  # written to while copied: the next round tries again
                 self.drop_copy(folder)
-                return NotLoaded(None)
+                return NotLoaded(None, changing=True)
             if serving is not None and serving == sha256_of(target):
                 self.drop_copy(folder)
                 return NotLoaded(tried, same=True)

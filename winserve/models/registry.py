@@ -39,7 +39,7 @@ from winserve.backends.base import Backend
 from winserve.errors import ModelUnavailable, NotFound
 from winserve.model_file import Stamp
 from winserve.models.folder import Source, discover, follow
-from winserve.models.loader import LOAD_GRACE, Loaded, Loader, MakeBackend
+from winserve.models.loader import LOAD_GRACE, Loaded, Loader, MakeBackend, NotLoaded
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import ModelStatus, RegistrySnapshot, model_status
 from winserve.service import failed_error
@@ -51,6 +51,7 @@ log = logging.getLogger("winserve")
 
 KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs page, downloads)
 DRAIN_CHECK = 0.05
+FIRST_TRIES = 5  # copies of a file that keeps changing, before a name's first version gives up
 
 
 class Registry:
@@ -329,15 +330,25 @@ class Registry:
         def shown(backend: Backend, card: cards.ModelCard, folder: Path | None) -> bool:
             return self._first_shown(entry, path, backend, card, folder)
 
-        outcome = self._loader.load(
-            entry.name, path, private=self._private, serving=serving, shown=shown
-        )
+        for _ in range(FIRST_TRIES):
+            outcome = self._loader.load(
+                entry.name, path, private=self._private, serving=serving, shown=shown
+            )
+            # a file written to while it was copied is tried again once it stays the same:
+            # by the watcher for a version that serves, here for a name that has none yet
+            # (one file at start used to be loaded from itself then)
+            if not isinstance(outcome, NotLoaded) or not outcome.changing or serving is not None:
+                break
+            if self._stop.wait(self._settings.watch_seconds):
+                break
         entry.tried = outcome.tried
         if isinstance(outcome, Loaded):
             return self._swap(entry, path, outcome)
         if outcome.same:
             entry.reason = ""  # the file is the one serving (again)
             return True
+        if outcome.changing and path is not None and entry.current is None:
+            return self._failed(entry, f"{path.name} kept changing while it was read")
         if outcome.kept or not outcome.reason:  # one model's first version says why itself
             return False
         return self._failed(entry, outcome.reason)
