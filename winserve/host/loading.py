@@ -119,6 +119,13 @@ def load_file(
             mmap=mmap,
             warnings=network.notes,
         )
+    if path.suffix.lower() == ".keras":  # Keras 3, on its torch backend (issue 24)
+        from winserve.host import keras_model
+
+        network = keras_model.load(path, inputs or {}, replicas=replicas)
+        return Loaded(
+            network, path.stem, str(path), digest, path.stat().st_size, warnings=network.notes
+        )
     if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
         from winserve.host import onnx_model
 

@@ -38,18 +38,30 @@ PROBE_TOLERANCE = 1e-4  # rows summing to 1 within this are probabilities alread
 
 
 def threads_for(replicas: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, replicas))
+    """The cores this process may use (its affinity where the OS says), shared by the
+    replicas."""
+    if hasattr(os, "sched_getaffinity"):  # Linux; Windows and macOS: every core
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, replicas))
 
 
 def load(
     path: Path, card: dict[str, dict[str, Any]], *, mmap: bool, replicas: int = 1
 ) -> TorchModel:
-    import torch
-
     from winserve.host import torch_files
 
+    return wrap(torch_files.load(path, mmap=mmap), card, path, replicas=replicas)
+
+
+def wrap(
+    loaded: TorchFile, card: dict[str, dict[str, Any]], path: Path, *, replicas: int = 1
+) -> TorchModel:
+    """The estimator-like wrapper of a loaded file (a PyTorch file, a Keras model)."""
+    import torch
+
     torch.set_num_threads(threads_for(replicas))
-    loaded = torch_files.load(path, mmap=mmap)
     stray = sorted(set(card) - {i.name for i in loaded.inputs})
     if stray:
         raise ModelLoadError(

@@ -32,8 +32,19 @@ from winserve.settings import CONFIG_NAME, Settings
 
 log = logging.getLogger("winserve")
 
-# .pt2, .pt, .pth: PyTorch files, served when torch is installed (issue 24)
-MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx", ".pt2", ".pt", ".pth")
+# .pt2, .pt, .pth: PyTorch files, served when torch is installed; .keras: Keras 3 files, on
+# its torch backend (issue 24)
+MODEL_SUFFIXES = (
+    ".joblib",
+    ".pkl",
+    ".pickle",
+    ".skops",
+    ".onnx",
+    ".pt2",
+    ".pt",
+    ".pth",
+    ".keras",
+)
 
 
 def discover(folder: Path, only: str = "") -> tuple[dict[str, Path], dict[str, str]]:
