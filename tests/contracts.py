@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from tests import zoo
-from tests.helpers import csrf_token, wait_until
+from tests.helpers import csrf_token, job_ended
 
 TOLERANCE = 1e-9
 
@@ -248,12 +248,7 @@ class ProtocolContract:
         )
         assert answer.status_code == 303, answer.text
         job = answer.headers["Location"]
-
-        def finished() -> dict[str, Any] | None:
-            status: dict[str, Any] = session.get(f"{served.url}{job}/status", timeout=10).json()
-            return status if status["state"] in ("done", "failed") else None
-
-        status = wait_until(finished, 60)
+        status = job_ended(session, f"{served.url}{job}/status")
         assert status["state"] == "done" and status["problem_count"] == 0, status
         text = session.get(f"{served.url}{job}/result.csv", timeout=10).content.decode("utf-8-sig")
         scored = list(csv.DictReader(io.StringIO(text)))

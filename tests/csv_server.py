@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from tests.helpers import csrf_token, wait_until
+from tests.helpers import csrf_token, job_ended
 
 
 def page_token(session: requests.Session, page: str) -> str:
@@ -36,12 +36,7 @@ def status(session: requests.Session, url: str, job: str) -> dict[str, Any]:
 
 
 def finished(session: requests.Session, url: str, job: str, timeout: float = 60) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        found = status(session, url, job)
-        return found if found["state"] in ("done", "failed") else None
-
-    result: dict[str, Any] = wait_until(ended, timeout)
-    return result
+    return job_ended(session, f"{url}{job}/status", timeout)
 
 
 def scored(session: requests.Session, url: str, job: str) -> tuple[list[str], list[list[str]]]:

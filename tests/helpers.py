@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.util
 import os
 import queue
 import re
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -68,6 +70,38 @@ def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def job_ended(
+    client: Any,
+    status_url: str,
+    timeout: float = 60,
+    headers: dict[str, str] | None = None,
+    states: tuple[str, ...] = ("done", "failed"),
+) -> dict[str, Any]:
+    """The status of the scoring job at ``status_url`` once its state is one of ``states``,
+    asked through ``client``: Flask's test client, a ``requests.Session`` or ``requests``."""
+    flask = hasattr(client, "application")
+
+    def ended() -> dict[str, Any] | None:
+        if flask:
+            found: dict[str, Any] = client.get(status_url, headers=headers).json
+        else:
+            found = client.get(status_url, headers=headers, timeout=30).json()
+        return found if found["state"] in states else None
+
+    status: dict[str, Any] = wait_until(ended, timeout)
+    return status
+
+
+def bench_script(name: str) -> ModuleType:
+    """``bench/<name>.py`` as a module (bench/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def at_once(backend: Backend, payloads: list[dict[str, Any]], timeout: float = 20) -> list[Any]:

@@ -14,18 +14,12 @@ from types import ModuleType
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tests.helpers import ROOT, server_env
+from tests.helpers import ROOT, bench_script, server_env
 from winserve.metrics import batch_rows_histogram
 
 
 def bench_run() -> ModuleType:
-    """bench/run.py as a module (bench/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("run")
 
 
 @pytest.mark.timeout(30)

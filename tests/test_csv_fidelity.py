@@ -28,10 +28,10 @@ from tests.conftest import iris_frame
 from tests.helpers import (
     close_jobs,
     csrf_token,
+    job_ended,
     jobs_client,
     local_client,
     running_server,
-    wait_until,
 )
 from winserve.model_info import ModelSpec
 from winserve.spreadsheet import NA_VALUES
@@ -166,15 +166,6 @@ def client(imputer_model: tuple[Any, Path]) -> Iterator[FlaskClient]:
     close_jobs(client)
 
 
-def _finished(client: FlaskClient, job: str) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        status: dict[str, Any] = client.get(f"{job}/status").json
-        return status if status["state"] in ("done", "failed") else None
-
-    status: dict[str, Any] = wait_until(ended, 60)
-    return status
-
-
 @pytest.mark.parametrize("dialect", DIALECTS, ids=[d.name for d in DIALECTS])
 def test_missing_cells_are_read_as_read_csv_reads_them(
     client: FlaskClient, imputer_model: tuple[Any, Path], dialect: Dialect
@@ -187,7 +178,7 @@ def test_missing_cells_are_read_as_read_csv_reads_them(
     response = client.post("/jobs", data=upload, content_type="multipart/form-data")
     assert response.status_code == 303, response.get_data(as_text=True)
     job = response.headers["Location"]
-    status = _finished(client, job)
+    status = job_ended(client, f"{job}/status")
     assert status["state"] == "done" and status["problem_count"] == 0, status
     assert status["scored_rows"] == len(_rows())
     with client.get(f"{job}/result.csv") as result:
@@ -212,7 +203,7 @@ def test_rows_a_model_refuses_for_missing_values_are_isolated_and_the_rest_score
     job = page.post("/jobs", data=upload, content_type="multipart/form-data")
     assert job.status_code == 303
     where = job.headers["Location"]
-    status = _finished(page, where)
+    status = job_ended(page, f"{where}/status")
     assert status["state"] == "done", status
     with page.get(f"{where}/result.csv") as result:
         rows = list(csv.DictReader(io.StringIO(result.get_data().decode("utf-8-sig"))))
@@ -255,12 +246,7 @@ def test_a_real_server_scores_excel_files_with_gaps_as_read_csv_reads_them(
             )
             assert answer.status_code == 303, answer.text
             job = server.url + answer.headers["Location"]
-
-            def finished(job: str = job) -> dict[str, Any] | None:
-                status: dict[str, Any] = session.get(f"{job}/status", timeout=30).json()
-                return status if status["state"] in ("done", "failed") else None
-
-            status = wait_until(finished, 60)
+            status = job_ended(session, f"{job}/status")
             assert status["state"] == "done" and status["problem_count"] == 0, status
             scored = session.get(f"{job}/result.csv", timeout=30).content
             _compare(scored, dialect, *_expected(model, data, dialect))

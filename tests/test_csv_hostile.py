@@ -16,7 +16,13 @@ import pytest
 import requests
 
 from tests.csv_models import FORMULA_LABELS
-from tests.helpers import ServerProcess, csrf_token, running_server, server_env, wait_until
+from tests.helpers import (
+    ServerProcess,
+    csrf_token,
+    job_ended,
+    running_server,
+    server_env,
+)
 from winserve.scratch import MARKER
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn]
@@ -45,14 +51,7 @@ class Page:
     def score(self, data: bytes) -> dict[str, Any]:
         answer = self.upload(data)
         assert answer.status_code == 303, answer.text
-        job = self.url + answer.headers["Location"]
-
-        def ended() -> dict[str, Any] | None:
-            status: dict[str, Any] = self.session.get(f"{job}/status", timeout=30).json()
-            return status if status["state"] in ("done", "failed") else None
-
-        status: dict[str, Any] = wait_until(ended, 60)
-        return status
+        return job_ended(self.session, f"{self.url}{answer.headers['Location']}/status")
 
     def result(self, status: dict[str, Any]) -> list[list[str]]:
         answer = self.session.get(f"{self.url}/jobs/{status['id']}/result.csv", timeout=30)

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
-from tests.helpers import csrf_token, jobs_client, wait_until
+from tests.helpers import csrf_token, job_ended, jobs_client
 from winserve.scoring import csv_scoring
 from winserve.spreadsheet import Dialect
 
@@ -39,13 +39,7 @@ def _paste(client: FlaskClient, text: str) -> Any:
 def _finished(client: FlaskClient, response: Any) -> dict[str, Any]:
     assert response.status_code == 303, response.get_data(as_text=True)
     job = response.headers["Location"].rsplit("/", 1)[-1]
-
-    def done() -> dict[str, Any] | None:
-        status: dict[str, Any] = client.get(f"/jobs/{job}/status").json
-        return status if status["state"] in ("done", "failed") else None
-
-    result: dict[str, Any] = wait_until(done, 30)
-    return result
+    return job_ended(client, f"/jobs/{job}/status", 30)
 
 
 def _scored(

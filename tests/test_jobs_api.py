@@ -27,10 +27,10 @@ from flask.testing import FlaskClient
 from tests import test_browser
 from tests.helpers import (
     csrf_token,
+    job_ended,
     jobs_client,
     page_on_another_port,
     running_server,
-    wait_until,
 )
 from tests.test_models_folder import constant_model
 
@@ -46,24 +46,14 @@ def _upload(client: FlaskClient, headers: dict[str, str], path: str = "/jobs") -
 
 
 def _done(client: FlaskClient, status_url: str, headers: dict[str, str]) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        found: dict[str, Any] = client.get(status_url, headers=headers).json
-        return found if found["state"] in ("done", "failed") else None
-
-    result: dict[str, Any] = wait_until(ended, 30)
-    return result
+    return job_ended(client, status_url, 30, headers)
 
 
 def _done_or(
     client: FlaskClient, status_url: str, headers: dict[str, str], state: str
 ) -> dict[str, Any]:
     """The job's status once it is ``state`` (or has ended otherwise)."""
-
-    def ended() -> dict[str, Any] | None:
-        found: dict[str, Any] = client.get(status_url, headers=headers).json
-        return found if found["state"] in ("done", "failed", state) else None
-
-    result: dict[str, Any] = wait_until(ended, 30)
+    result = job_ended(client, status_url, 30, headers, ("done", "failed", state))
     assert result["state"] == state, result
     return result
 
@@ -224,14 +214,7 @@ def test_a_folder_models_jobs_for_a_program_with_a_token(tmp_path: Path) -> None
         links = answer.json()
         assert links["status_url"].startswith(f"{server.url}/models/plain/jobs/")
         assert answer.headers["Location"] == links["status_url"]
-
-        def ended() -> dict[str, Any] | None:
-            found: dict[str, Any] = requests.get(
-                links["status_url"], headers=BEARER, timeout=10
-            ).json()
-            return found if found["state"] in ("done", "failed") else None
-
-        assert wait_until(ended, 60)["state"] == "done"
+        assert job_ended(requests, links["status_url"], 60, BEARER)["state"] == "done"
         result = requests.get(links["result_url"], headers=BEARER, timeout=10)
         assert result.status_code == 200
         assert _rows(result.content) == [

@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import iris_frame
-from tests.helpers import JOB_CLIENTS, jobs_client, local_client, wait_until
+from tests.helpers import JOB_CLIENTS, job_ended, jobs_client, local_client
 from winserve.model_info import ModelSpec
 from winserve.scoring import reasons
 from winserve.service import Service
@@ -63,13 +63,7 @@ def _upload(client: FlaskClient, body: bytes, name: str = "rows.csv", **fields: 
 def _finished(client: FlaskClient, response: Any) -> dict[str, Any]:
     assert response.status_code == 303, response.get_data(as_text=True)
     job = response.headers["Location"].rsplit("/", 1)[-1]
-
-    def ended() -> dict[str, Any] | None:
-        status: dict[str, Any] = client.get(f"/jobs/{job}/status").json
-        return status if status["state"] in ("done", "failed") else None
-
-    found: dict[str, Any] = wait_until(ended, 60)
-    return found
+    return job_ended(client, f"/jobs/{job}/status")
 
 
 def _rows(client: FlaskClient, status: dict[str, Any], delimiter: str = ",") -> list[list[str]]:

@@ -7,25 +7,17 @@ its judging is tested, in process: a 503 counts only inside a kill's restart win
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import bench_script
 
 
 def bench_soak() -> ModuleType:
-    """bench/soak.py as a module (bench/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_soak", ROOT / "bench" / "soak.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_soak"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("soak")
 
 
 SLOW = SimpleNamespace(count=36, connects=100, closed_by_server=64)
