@@ -50,7 +50,7 @@ __all__ = [
     "HealthSummary",
     "Held",
     "JobsOf",
-    "ModelState",
+    "ModelHealth",
     "Prediction",
     "Registry",
     "ReplicaHealth",
@@ -91,7 +91,7 @@ class JobsOf:
 
 
 @dataclass(frozen=True)
-class ModelState:
+class ModelHealth:
     """One model's state at one moment: its own status (the serving version's health, else
     ``loading`` or ``failed``), the version serving, and why the file on disk is not what
     serves (a failed load), if it is not."""
@@ -116,7 +116,7 @@ class HealthSummary:
 
     status: Status
     starting: bool  # a model found at start has not loaded or failed yet
-    models: tuple[ModelState, ...]
+    models: tuple[ModelHealth, ...]
     not_served: tuple[tuple[str, str], ...] = ()  # files in the folder served under no name
     folder: str = ""  # the folder of models; "" for one model file
     default: str | None = None  # the model the bare routes answer for
@@ -131,11 +131,11 @@ class HealthSummary:
         """Ready (HTTP 200 at /health and /v2/health/ready): start is over and a model serves."""
         return not self.starting and self.serving
 
-    def model(self, name: str | None) -> ModelState | None:
+    def model(self, name: str | None) -> ModelHealth | None:
         return next((m for m in self.models if m.name == name), None)
 
 
-def overall(models: tuple[ModelState, ...], starting: bool) -> Status:
+def overall(models: tuple[ModelHealth, ...], starting: bool) -> Status:
     """The server's one status: ``loading`` while start is not over; once it is, ``ready``
     or ``degraded`` (a model that loaded has replicas down) while some model serves, else
     ``loading``, ``stopped`` or ``failed``."""
@@ -352,7 +352,7 @@ class DataPlane:
         """Every model's state and the server's one status, read now."""
         registry = self._registry
         snapshot = registry.snapshot()
-        models = tuple(_state(model) for model in snapshot.models)
+        models = tuple(_health_of(model) for model in snapshot.models)
         return HealthSummary(
             status=overall(models, snapshot.starting),
             starting=snapshot.starting,
@@ -391,13 +391,13 @@ class DataPlane:
         self._registry.unload(name)
 
 
-def _state(model: ModelStatus) -> ModelState:
+def _health_of(model: ModelStatus) -> ModelHealth:
     """A model's state in the summary, from the registry's snapshot of it."""
     current = model.current
     if current is None:
         status: Status = "loading" if model.loading else "failed"
-        return ModelState(model.name, status, reason=model.reason, loading=model.loading)
-    return ModelState(
+        return ModelHealth(model.name, status, reason=model.reason, loading=model.loading)
+    return ModelHealth(
         model.name,
         current.health.status,
         version=current.version,

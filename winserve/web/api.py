@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import explaining
-from winserve.dataplane import Description, Health, HealthSummary, ModelState
+from winserve.dataplane import Description, Health, HealthSummary, ModelHealth
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.web import auth, held, paths, prediction_log, uploads
@@ -109,7 +109,7 @@ def health() -> ResponseReturnValue:
         return _folder_health(summary)
     state = summary.model(summary.default)
     if state is None:  # no model at all (a registry emptied by an unload)
-        state = ModelState(summary.default or "", summary.status)
+        state = ModelHealth(summary.default or "", summary.status)
     answer = _state_health(state)
     _with_log(answer)
     return jsonify(answer), 200 if summary.ready else 503
@@ -153,7 +153,7 @@ def _model_health(state: Health, version: int, reason: str) -> dict[str, Any]:
     return answer
 
 
-def _state_health(state: ModelState) -> dict[str, Any]:
+def _state_health(state: ModelHealth) -> dict[str, Any]:
     """A model's entry in the summary: its version's health, else loading or failed and
     why."""
     if state.health is not None and state.version is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from winserve.dataplane import ModelState
+from winserve.dataplane import ModelHealth
 from winserve.errors import BadRequest, WinserveError
 from winserve.web import auth, csrf, held, paths
 
@@ -57,7 +57,7 @@ def _repository_caller() -> None:
         raise Forbidden("loading and unloading models is for programs, not web pages")
 
 
-def _state(model: ModelState) -> str:
+def _state(model: ModelHealth) -> str:
     """The repository extension's state of a model (KServe's names)."""
     if model.version is not None:
         return "READY" if model.serving else "UNAVAILABLE"
