@@ -98,8 +98,11 @@ def reason_texts(
     ordered = sorted(found, key=lambda item: -abs(item[1]))[:columns]
     texts = []
     for column, contribution in ordered:
-        shown = _value(row[where[column]], column in numbers, decimal_comma)
         effect = _effect(contribution, classifier, decimal_comma)
+        if column not in where:  # not one of the inputs the row was read into: no value
+            texts.append(f"{column}: {effect}")
+            continue
+        shown = _value(row[where[column]], column in numbers, decimal_comma)
         texts.append(f"{column} = {shown}: {effect}")
     return texts + [""] * (columns - len(texts))
 

@@ -30,7 +30,7 @@ from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailab
 from winserve.model_info import ModelInfo
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
-from winserve.scoring.reasons import Reasons
+from winserve.scoring.reasons import Reasons, count
 from winserve.service import PredictRequest, Prepared, Service
 
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
@@ -68,8 +68,10 @@ class RowScorer:
         self.job = job
         self.closing = closing
         self.info = service.info()
-        # each answered row's top reasons, when the upload asked for them (issue 25)
-        self.reasons = Reasons(service, self.info, closing) if job.explain else None
+        # each answered row's top reasons, when the upload asked for them (issue 25) and the
+        # model has named inputs to give as reasons
+        explained = job.explain and count(self.info) > 0
+        self.reasons = Reasons(service, self.info, closing) if explained else None
         self.reason_columns = self.reasons.columns if self.reasons is not None else 0
 
     def error_cells(self, reason: str) -> list[str]:
