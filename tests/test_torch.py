@@ -243,6 +243,30 @@ def test_a_state_dict_is_refused_saying_how_to_save_the_network(folder: Path, ne
     assert "torch.save(model, path)" in health and "torch.export" in health
 
 
+def test_torch_saves_old_format_loads_and_other_files_are_refused(folder: Path, net: Any) -> None:
+    import pickle
+
+    main = sys.modules["__main__"]
+    main.DigitsNet = type(net)  # type: ignore[attr-defined]
+    try:
+        with warnings.catch_warnings():  # the old format keeps the class's source, if found
+            warnings.simplefilter("ignore", UserWarning)
+            torch.save(net, folder / "legacy.pth", _use_new_zipfile_serialization=False)
+    finally:
+        del main.DigitsNet  # type: ignore[attr-defined]
+    (folder / "legacy_code.py").write_text(NET_CODE, encoding="utf-8")
+    x, _ = _digits()
+    labels, probabilities = _expected(net, x[:3])
+    client = _client(folder / "legacy.pth", TENSOR_CARD)
+    answer = client.post("/predict?proba=true", json=x[:3].tolist())
+    assert answer.status_code == 200, answer.get_json()
+    _assert_same(answer.get_json(), labels, probabilities)
+    (folder / "text.pt").write_text("not a model", encoding="utf-8")
+    (folder / "pickled.pt2").write_bytes(pickle.dumps({"a": 1}))
+    for name in ("text.pt", "pickled.pt2"):
+        assert f"cannot load {name}: it is not a PyTorch file" in _health(_client(folder / name))
+
+
 def test_torchscript_without_a_card_says_what_to_write_in_it(folder: Path) -> None:
     shutil.copyfile(folder / "script_tensor.pt", folder / "bare.pt")
     health = _health(_client(folder / "bare.pt"))

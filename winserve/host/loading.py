@@ -3,7 +3,9 @@
 A model file is code (pickle): only the path the operator chose is ever loaded. Uncompressed
 joblib files are memory-mapped so replicas share the model's large arrays through the page
 cache. A file saved with another scikit-learn version loads with a warning naming both
-versions, or is refused under ``strict_versions``.
+versions, or is refused under ``strict_versions``. Other formats have loaders of their own:
+``.skops``, ``.onnx``, MLflow folders, PyTorch files (``.pt2``/``.pt``/``.pth``:
+``torch_files`` and ``torch_model``) and Keras 3 files (``.keras``: ``keras_model``).
 """
 
 from __future__ import annotations

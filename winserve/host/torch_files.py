@@ -36,6 +36,7 @@ from winserve.errors import ModelLoadError
 
 NEEDS = "serving a PyTorch file needs torch: pip install torch (see pytorch.org for a CPU build)"
 SUFFIXES = (".pt2", ".pt", ".pth")
+PICKLE_PROTO = 0x80  # the first byte of torch.save's old format (before 1.6): a pickle
 # torch's dtypes as the NumPy dtype the web process checks a request against; half precision
 # is sent as float32 and cast in the host (JSON and OIP clients send float32 numbers)
 DTYPES = {
@@ -84,8 +85,10 @@ def load(path: Path, *, mmap: bool) -> TorchFile:
     return found
 
 
-def _load(torch: Any, path: Path, names: list[str], mmap: bool) -> TorchFile:
+def _load(torch: Any, path: Path, names: list[str] | None, mmap: bool) -> TorchFile:
     try:
+        if names is None:  # torch.save's format before PyTorch 1.6: a pickle, never mapped
+            return _pickled(torch, path, mmap=False)
         if path.suffix.lower() == ".pt2" or any(
             n.endswith("serialized_exported_program.json") for n in names
         ):
@@ -109,11 +112,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _archive_names(path: Path) -> list[str]:
+def _archive_names(path: Path) -> list[str] | None:
+    """The zip archive's names; None for a file of torch.save's old format (a pickle)."""
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError):
+        with path.open("rb") as handle:
+            legacy = handle.read(1) == bytes([PICKLE_PROTO])
+        if legacy and path.suffix.lower() != ".pt2":
+            return None
         raise ModelLoadError(
             f"cannot load {path.name}: it is not a PyTorch file (torch.save, torch.jit.save and "
             "torch.export.save write zip archives), or it is damaged or incomplete"
