@@ -3,7 +3,8 @@
 ::
 
     Registry (live: Entry, Slot, backends, under a lock)
-        │ status() / snapshot(): copied under the registry's lock, one backend health() each
+        │ status() / snapshot(): the entries read under the registry's lock, then
+        │ model_status() here, one backend health() each, outside it
         ▼
     ModelStatus (one per name) ─► VersionInfo (one per version: serving, draining, stopped)
         │
