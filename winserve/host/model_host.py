@@ -56,13 +56,15 @@ from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, WITHIN_FLOAT32, bui
 from winserve.host.tensors import parts as tensor_parts
 from winserve.model_info import SAMPLE_FAILED, ModelSpec
 
+# The largest float32: a forest (or anything else casting to float32) turns a larger number
+# into an infinity, which scikit-learn's own check refuses (issue 22); one constant with the
+# web process's check of the same (winserve.validate, issue 23)
+from winserve.payload import FLOAT32_MAX
+
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
 MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
 PROBE_SECONDS = 3.0  # and no more time than this on it
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see _isolate)
-# The largest float32: a forest (or anything else casting to float32) turns a larger number
-# into an infinity, which scikit-learn's own check refuses (issue 22)
-FLOAT32_MAX = 3.4028234663852886e38
 
 
 class ModelHost:
