@@ -67,6 +67,10 @@ def test_schemathesis_finds_no_server_error(text_pipeline: Path, tmp_path: Path)
                 "20",
                 "--generation-deterministic",
                 "--no-color",
+                # not load/unload: an unload of the one model leaves a server that serves
+                # nothing (/health 503, issue 23), and every later operation fuzzes that
+                "--exclude-path-regex",
+                "^/v2/repository/models/",
             ],
             capture_output=True,
             text=True,
