@@ -349,7 +349,10 @@ class Registry:
             return True
         if outcome.changing and path is not None and entry.current is None:
             return self._failed(entry, f"{path.name} kept changing while it was read")
-        if outcome.kept or not outcome.reason:  # one model's first version says why itself
+        if outcome.kept:  # one model's first version stays shown and says why itself
+            entry.failed = outcome.reason
+            return False
+        if not outcome.reason:
             return False
         return self._failed(entry, outcome.reason)
 

@@ -58,6 +58,7 @@ class Entry:
     current: Slot | None = None
     older: list[Slot] = field(default_factory=list)
     reason: str = ""  # why the file on disk is not what serves (a failed load); "" else
+    failed: str = ""  # why one model's first version, shown as its current slot, did not load
     versions: int = 0
     tried: Stamp | None = None  # the file's stamp when its last load began
     loading: bool = False

@@ -103,7 +103,7 @@ def model_status(entry: Entry, slots: list[Slot], inflight: dict[int, int]) -> M
     reason = entry.reason
     first = versions[0] if versions else None
     if not reason and first is not None and not first.loaded:  # one model's failed first
-        reason = _unwrapped(slots[0], first.health.reason)
+        reason = entry.failed or _unwrapped(slots[0], first.health.reason)
     return ModelStatus(
         name=entry.name,
         path=str(entry.path) if entry.path is not None else "",
