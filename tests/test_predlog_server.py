@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
 from tests.conftest import iris_frame
 from tests.helpers import running_server, server_env, wait_until
 from tests.test_predlog import unwritable
+from winserve.predlog.process import GRACE, NAME
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(180)]
 
@@ -65,6 +67,11 @@ def hammer(
     return answered
 
 
+def log_writers(pid: int) -> list[psutil.Process]:
+    """The prediction log's writer processes under ``pid`` (named so on Linux)."""
+    return [p for p in psutil.Process(pid).children(recursive=True) if p.name() == NAME]
+
+
 def logged_ids(path: Path) -> dict[str, tuple[str, int, Any]]:
     conn = sqlite3.connect(path)
     try:
@@ -109,11 +116,15 @@ def test_kill_9_mid_load_loses_at_most_the_last_second_and_never_the_file(
         load.start()
         wait_until(lambda: log.exists() and len(logged_ids(log)) > 200, 60)
         time.sleep(1.0)
+        [writer] = log_writers(server.proc.pid)
         killed_at = time.monotonic()
         os.kill(server.proc.pid, signal.SIGKILL)  # the web process only: its hosts follow it
         server.proc.wait(10)
         stop.set()
         load.join(TIMEOUT + 10)
+        # the writer process writes what it received, then ends: never an orphan
+        psutil.wait_procs([writer], timeout=GRACE + 5)
+        assert not writer.is_running() or writer.status() == psutil.STATUS_ZOMBIE
     answered = [a for a in done[0] if a[2] == 200]
     found = logged_ids(log)  # opens, and integrity_check says ok
     missing = [t for t, i, _ in answered if i not in found]

@@ -54,6 +54,8 @@ PRUNE_EVERY = 60.0
 RETRY_MOST = 60.0
 GRACE = 2.0  # after the parent died: time to write what was received, then exit regardless
 ORPHAN_EXIT_CODE = 3
+NAME = "winserve-log"  # at most 15 bytes: Linux's limit for a process's name
+PR_SET_NAME = 15  # <linux/prctl.h>
 NICE = 5  # POSIX: a third of a normal process's share of a busy core (Linux's weights)
 BELOW_NORMAL_PRIORITY_CLASS = 0x4000  # Windows: the class just below the web process's
 # the parent's last message: not a pickle (those start with b"\x80"), and not empty (an empty
@@ -152,6 +154,15 @@ def _lower_priority() -> None:
             os.nice(NICE)
 
 
+def _name_this_process() -> None:
+    """``winserve-log`` in ps, top and psutil on Linux (the model hosts keep Python's name)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_NAME, NAME.encode(), 0, 0, 0)
+
+
 def _exit_after_parent(parent: Any) -> None:
     parent.join()  # its sentinel: ready once the parent is gone, however it ended
     time.sleep(GRACE)
@@ -163,6 +174,7 @@ def run(conn: Connection, path: str, days: float, max_bytes: int, retry_first: f
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole console
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the parent stops this one
+    _name_this_process()
     _lower_priority()
     parent = multiprocessing.parent_process()
     if parent is not None:
