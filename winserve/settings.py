@@ -509,7 +509,10 @@ class Settings:
         metavar="FILE",
     )
     # off by default until its cost is within 5 % of throughput (issue 26; bench/predlog.py
-    # measured 0.73-1.06x req/s and 1.14-1.43x web CPU per request at c=32)
+    # measured 0.73-1.06x req/s and 1.14-1.43x web CPU per request at c=32 with the writer a
+    # thread; with it a process of its own, medians 0.76-1.10x req/s and 0.93-1.23x web CPU
+    # over six runs of the command (14 runs each way on the final code: 0.85x and 1.08x), the
+    # team's 2-core machine at load 8-22: see bench/RESULTS.md)
     log: bool = _setting(
         False,
         "Keep a prediction log: each prediction request's time, model, version, route, caller "
