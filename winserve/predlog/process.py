@@ -16,8 +16,10 @@
 Why a process: in the web process the writer thread's ~44 µs of CPU per request became ~435 µs
 of waiting for the GIL beside 32 request threads, and the request threads waited for it as
 much (profiled; bench/predlog.py: 0.73-1.06x the req/s). Here the work runs on the other core
-and the web process only pickles plain tuples. It runs below normal priority (``NICE``; Windows:
-below normal), so that on a busy machine its ~13 µs a request waits for the requests.
+and the web process only pickles plain tuples. It runs at the lowest priority (``NICE``;
+Windows: below normal), so that on a busy machine its ~15-20 µs a request wait for the
+requests: at nice 5 the runs with the log on had a low tail (5 of 14 at 0.65-0.78x the
+median off), at nice 19 not (bench/RESULTS.md).
 
 No orphans, on every OS, without killing what was received: the web process's end of the pipe
 closes however it dies (Task Manager, ``taskkill /F``, SIGKILL), so ``recv`` ends and this
@@ -56,7 +58,7 @@ GRACE = 2.0  # after the parent died: time to write what was received, then exit
 ORPHAN_EXIT_CODE = 3
 NAME = "winserve-log"  # at most 15 bytes: Linux's limit for a process's name
 PR_SET_NAME = 15  # <linux/prctl.h>
-NICE = 5  # POSIX: a third of a normal process's share of a busy core (Linux's weights)
+NICE = 19  # POSIX: the lowest: the log waits whenever something else wants the CPU
 BELOW_NORMAL_PRIORITY_CLASS = 0x4000  # Windows: the class just below the web process's
 # the parent's last message: not a pickle (those start with b"\x80"), and not empty (an empty
 # message through a Windows pipe is best not relied on)
