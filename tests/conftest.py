@@ -39,6 +39,22 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ[name] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_numeric_library() -> Iterator[None]:
+    """The test process's own numeric work (training the zoo's models, the in-process models of
+    the fast layer) runs on one BLAS/OpenMP thread: the same results, but two threads of
+    OpenBLAS or OpenMP spin against each other on a busy machine (issue 23: the digits fit took
+    22 s with two threads and 0.4 s with one, at load 11 on 2 cores; six model-heavy modules of
+    the fast layer 11.3 -> 7-8.5 s of CPU). No environment variable is set, so the servers and
+    model hosts the tests start keep their own thread pools; OpenMP's limit holds in the
+    threads that set it (this one)."""
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, to be limited)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def _parent(proc: psutil.Process) -> int | None:
     try:
         return proc.ppid()
