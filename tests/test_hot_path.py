@@ -11,6 +11,7 @@ from flask import Flask, jsonify
 
 from winserve.errors import BadRequest
 from winserve.protocols import native
+from winserve.request import Columns
 from winserve.settings import Settings
 from winserve.web.bodies import parse_json
 from winserve.web.responses import json_response
@@ -90,7 +91,7 @@ def test_records_decode_as_the_general_path_does(rows: list[dict[str, Any]]) -> 
         assert "missing column" in str(exc)
         return
     names = list(dict.fromkeys(k for row in rows for k in row))
-    assert fast.columns == {n: [row[n] for row in rows] for n in names}
+    assert fast.data == Columns({n: [row[n] for row in rows] for n in names})
     assert fast.n_rows == len(rows)
 
 

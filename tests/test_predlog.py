@@ -103,7 +103,7 @@ def test_every_shape_of_request_is_stored_as_named_rows(tmp_path: Path) -> None:
     requests = [
         PredictRequest.from_columns({"a": [1, 2], "b": ["u", None]}),
         PredictRequest.from_rows([[1, float("nan")], [3, 4]]),  # by position: the model's names
-        PredictRequest(rows=[[5, 6], [7, 8]], n_rows=2, names=["b", "a"]),  # named by sender
+        PredictRequest.from_rows([[5, 6], [7, 8]], names=["b", "a"]),  # named by sender
         PredictRequest.from_matrix(np.array([[1.5, 2.5], [3.5, 4.5]])),
     ]
     store.write(conn, [entry(i, r, two) for i, r in enumerate(requests)], keep_inputs=True)

@@ -566,9 +566,9 @@ def test_images_that_would_be_too_large_once_prepared_are_refused() -> None:
 
     image = Feature(name="image", kind="image", dtype="float32", shape=(3, 1024, 1024))
     info = ModelInfo("m", "t", "classification", (image,), feature_names_known=True)
-    few = PredictRequest(inputs={"image": [b"x"] * 85})  # 85 × 12 MB: 1,020 MB
+    few = PredictRequest.from_inputs({"image": [b"x"] * 85})  # 85 × 12 MB: 1,020 MB
     assert tensors.prepare(few, info, max_rows=1000)[1] == 85
-    many = PredictRequest(inputs={"image": [b"x"] * 86})
+    many = PredictRequest.from_inputs({"image": [b"x"] * 86})
     with pytest.raises(PayloadTooLarge, match="86 images for input 'image' would be 1,032 MB"):
         tensors.prepare(many, info, max_rows=1000)
 

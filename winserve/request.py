@@ -85,10 +85,8 @@ def row_count(data: RowData) -> int:
 class PredictRequest:
     """The rows of one request (``data``, one of the kinds above) and what is asked of them.
 
-    ``n_rows`` is the rows' count as decoded; for tensors it is set once they are read. The
-    ``from_*`` constructors are what callers use; the keyword form of round 2
-    (``PredictRequest(columns=..., rows=..., names=..., ...)``) still builds the same request
-    until its last callers are moved (issue 23)."""
+    ``n_rows`` is the rows' count as decoded (given, or counted from ``data``); for tensors it
+    is set once they are read. The ``from_*`` constructors build the usual requests."""
 
     data: RowData
     proba: bool = False
@@ -100,21 +98,13 @@ class PredictRequest:
 
     def __init__(
         self,
-        data: RowData | None = None,
+        data: RowData,
         *,
         proba: bool = False,
         scores: bool = False,
         cells: bool = False,
         n_rows: int | None = None,
-        columns: dict[str, list[Any]] | None = None,
-        rows: list[list[Any]] | None = None,
-        names: list[str] | None = None,
-        values: list[Any] | None = None,
-        matrix: Any = None,
-        inputs: Any = None,
     ) -> None:
-        if data is None:
-            data = _from_fields(columns, rows, names, values, matrix, inputs)
         self.data = data
         self.proba, self.scores, self.cells = proba, scores, cells
         self.n_rows = row_count(data) if n_rows is None else n_rows
@@ -140,50 +130,3 @@ class PredictRequest:
     @classmethod
     def from_inputs(cls, inputs: Any, proba: bool = False) -> PredictRequest:
         return cls(Tensors(inputs), proba=proba)
-
-    # Read-only views of round 2's fields (``None`` when the rows are of another kind), for
-    # the readers not yet moved to ``data`` (the prediction log, issue 26).
-    @property
-    def columns(self) -> dict[str, list[Any]] | None:
-        return self.data.columns if isinstance(self.data, Columns) else None
-
-    @property
-    def rows(self) -> list[list[Any]] | None:
-        return self.data.rows if isinstance(self.data, Rows) else None
-
-    @property
-    def names(self) -> list[str] | None:
-        return self.data.names if isinstance(self.data, Rows) else None
-
-    @property
-    def values(self) -> list[Any] | None:
-        return self.data.values if isinstance(self.data, Values) else None
-
-    @property
-    def matrix(self) -> Any:
-        return self.data.matrix if isinstance(self.data, Matrix) else None
-
-    @property
-    def inputs(self) -> Any:
-        return self.data.inputs if isinstance(self.data, Tensors) else None
-
-
-def _from_fields(
-    columns: dict[str, list[Any]] | None,
-    rows: list[list[Any]] | None,
-    names: list[str] | None,
-    values: list[Any] | None,
-    matrix: Any,
-    inputs: Any,
-) -> RowData:
-    """Round 2's optional fields as one kind: the first one given, in the order round 2's
-    service read them (nothing given: no columns, no rows)."""
-    if inputs is not None:
-        return Tensors(inputs)
-    if values is not None:
-        return Values(values)
-    if matrix is not None:
-        return Matrix(matrix)
-    if rows is not None:
-        return Rows(rows, names)
-    return Columns(columns or {})

@@ -25,6 +25,7 @@ from winserve.dataplane import Health, Held, JobsOf
 from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo, sample_failed
+from winserve.request import Columns, Matrix
 from winserve.scoring import reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.jobs import JobManager
@@ -269,7 +270,8 @@ def predict_form() -> ResponseReturnValue:
     ms = (time.perf_counter() - started) * 1000
     # the log (issue 26) keeps the values as the model got them (the form sends text)
     payload = prepared.payload
-    asked = PredictRequest(columns=payload.get("columns"), matrix=payload.get("matrix"), n_rows=1)
+    rows = Matrix(payload["matrix"]) if "matrix" in payload else Columns(payload.get("columns", {}))
+    asked = PredictRequest(rows, n_rows=1)
     request.environ[PREDICTED] = (asked, info, prediction)
     probabilities = prediction.probabilities[0] if prediction.probabilities else None
     result = _result(info, prediction.predictions[0], probabilities, ms)
