@@ -1,0 +1,121 @@
+"""Issue 24: memory of one and two replicas of a large PyTorch model, rerunnable:
+``.torch-venv/bin/python bench/torch_memory.py [--mb 320]``.
+
+Saves a whole ``nn.Module`` of about ``--mb`` megabytes of float32 weights (a stack of square
+linear layers, its class in ``<name>_code.py``) with ``torch.save``, serves it with
+``python -m winserve FILE --port 0 --workers N --no-browser`` for N = 1 and 2, sends one
+prediction, and sums the proportional set size (PSS: a page shared by k processes counts 1/k
+in each) of the model processes. winserve loads such a file with ``torch.load(mmap=True)``:
+the weights are pages of the file, shared by the replicas through the page cache, so two
+replicas should cost little more than one. The issue's target: two at most 1.3 × one. Run it
+with ``--mb 16`` too: what a model host costs with (almost) no weights, which the target does
+not leave out.
+
+Needs torch (winserve's ``torch`` extra) and psutil (the ``test`` extra); Linux (PSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import running_server  # noqa: E402
+
+WIDTH = 2048  # one layer: 2048 × 2048 float32 = 16 MB
+CODE = """
+import torch
+from torch import nn
+
+
+class Stack(nn.Module):
+    def __init__(self, layers: int, width: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+        self.out = nn.Linear(width, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return self.out(x)
+"""
+
+
+def save_model(folder: Path, megabytes: int) -> Path:
+    import torch
+
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec(compile(CODE, "stack_code.py", "exec"), namespace)
+    stack = namespace["Stack"]
+    layers = max(1, megabytes * 1024 * 1024 // (WIDTH * WIDTH * 4))
+    model = stack(layers, WIDTH).eval()  # type: ignore[operator]
+    main = sys.modules["__main__"]
+    main.Stack = stack  # type: ignore[attr-defined]  # pickled as the notebook's __main__.Stack
+    path = folder / "stack.pth"
+    torch.save(model, path)
+    (folder / "stack_code.py").write_text(CODE, encoding="utf-8")
+    (folder / "stack.toml").write_text(
+        f'[inputs.x]\nkind = "tensor"\nshape = [{WIDTH}]\ndtype = "float32"\n', encoding="utf-8"
+    )
+    return path
+
+
+def hosts_pss(server_pid: int) -> tuple[int, float]:
+    """The model processes (the server's children that hold torch) and their summed PSS, in
+    MB; each one's PSS and USS (its private pages) printed."""
+    count, total = 0, 0.0
+    for process in psutil.Process(server_pid).children(recursive=True):
+        memory = process.memory_full_info()
+        if memory.rss < 200e6:  # multiprocessing's resource tracker, not a model host
+            continue
+        count, total = count + 1, total + memory.pss / 1e6
+        pss, uss = memory.pss / 1e6, memory.uss / 1e6
+        print(f"  pid {process.pid}: PSS {pss:,.0f} MB, USS {uss:,.0f} MB")
+    return count, total
+
+
+def measure(path: Path, workers: int) -> tuple[int, float, float]:
+    args = [str(path), "--workers", str(workers)]
+    started = time.perf_counter()
+    with running_server(args, cwd=path.parent, ready=False) as server:
+        server.wait_ready(timeout=600)
+        ready = time.perf_counter() - started
+        row = {"inputs": {"x": [[0.1] * WIDTH]}}
+        answer = requests.post(f"{server.url}/predict", json=row, timeout=60)
+        answer.raise_for_status()
+        time.sleep(1)
+        count, pss = hosts_pss(server.proc.pid)
+    return count, pss, ready
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=320, help="weights, in MB (default 320)")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = save_model(Path(folder), options.mb)
+        size = path.stat().st_size / 1e6
+        print(f"model file: {size:,.0f} MB ({path.name}, torch.save of a whole nn.Module)")
+        results = {}
+        for workers in (1, 2):
+            count, pss, ready = measure(path, workers)
+            results[workers] = pss
+            print(
+                f"workers={workers}: {count} model processes, PSS {pss:,.0f} MB in all, "
+                f"ready in {ready:.1f} s"
+            )
+        ratio = results[2] / results[1]
+        print(f"two replicas / one: {ratio:.2f} x (target: at most 1.3 x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
