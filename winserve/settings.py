@@ -186,7 +186,8 @@ class Settings:
 
     model: Path | None = _setting(
         None,
-        "Model file to serve (joblib, pickle, skops or .onnx), an MLflow model folder (one "
+        "Model file to serve (joblib, pickle, skops, .onnx, PyTorch .pt2/.pt/.pth or Keras "
+        ".keras), an MLflow model folder (one "
         "with an MLmodel file), or a folder of models: each file (and MLflow folder) in it "
         "is served under its file name. Without one, the built-in demo model.",
         to_path,
