@@ -210,6 +210,7 @@ def _tensor_feature(spec: Any, card: dict[str, Any]) -> dict[str, Any]:
             "double or integers"
         )
     shape = [d if isinstance(d, int) else None for d in list(spec.shape)[1:]]
+    _card_agrees(spec.name, shape, dtype, card)
     kind = card.get("kind", "tensor")
     if kind == "image":
         from winserve.host import images
@@ -228,6 +229,22 @@ def _tensor_feature(spec: Any, card: dict[str, Any]) -> dict[str, Any]:
     if kind != "tensor":
         raise ModelLoadError(f"[inputs.{spec.name}] kind is image or tensor, not {kind!r}")
     return {"name": spec.name, "kind": "tensor", "shape": shape, "dtype": dtype}
+
+
+def _card_agrees(name: str, shape: list[int | None], dtype: str, card: dict[str, Any]) -> None:
+    """The card's ``shape`` and ``dtype`` (written for files that do not declare them, issue
+    24) must not contradict the graph, which does: a card that says otherwise is refused."""
+    where = f"[inputs.{name}] in the model card"
+    if "dtype" in card and card["dtype"] != dtype:
+        raise ModelLoadError(f"{where}: dtype = {card['dtype']!r}, the graph says {dtype}")
+    given = card.get("shape")
+    if given is None:
+        return
+    fits = isinstance(given, list) and len(given) == len(shape)
+    fits = fits and all(d is None or g == -1 or g == d for g, d in zip(given, shape, strict=False))
+    if not fits:
+        shown = ["any" if d is None else d for d in shape]
+        raise ModelLoadError(f"{where}: shape = {given!r}, the graph says {shown}")
 
 
 def _producers(graph: Any) -> dict[str, Any]:
