@@ -37,10 +37,15 @@ def csrf_token(page: str) -> str:
     return found.group(1)
 
 
+# the prediction log's writer process names itself so on Linux (winserve.predlog.process.NAME)
+LOG_WRITER = "winserve-log"
+
+
 def helper_process(proc: psutil.Process) -> bool:
-    """multiprocessing's resource tracker: a helper that exits with its parent, not a host."""
+    """multiprocessing's resource tracker, or the prediction log's writer (issue 26, named so
+    on Linux): helpers that exit with their parent, not hosts."""
     try:
-        return "resource_tracker" in " ".join(proc.cmdline())
+        return proc.name() == LOG_WRITER or "resource_tracker" in " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return True
 

@@ -159,13 +159,13 @@ def test_an_unwritable_log_folder_never_stops_serving(tmp_path: Path, iris_fores
         writable()
 
 
-def test_log_off_by_default_writes_nothing_and_log_writes_under_the_data_folder(
+def test_no_log_writes_nothing_and_by_default_the_log_is_under_the_data_folder(
     tmp_path: Path, iris_forest: Path
 ) -> None:
     data = tmp_path / "data"
     env = server_env(XDG_DATA_HOME=str(data))
     x, _ = iris_frame()
-    with running_server([str(iris_forest)], cwd=tmp_path, env=env) as server:  # off by default
+    with running_server([str(iris_forest), "--no-log"], cwd=tmp_path, env=env) as server:
         for _ in range(20):
             answer = requests.post(
                 f"{server.url}/predict", json=x.iloc[:3].to_dict(orient="records"), timeout=TIMEOUT
@@ -174,7 +174,7 @@ def test_log_off_by_default_writes_nothing_and_log_writes_under_the_data_folder(
         assert "prediction_log" not in requests.get(f"{server.url}/health", timeout=TIMEOUT).json()
         assert server.stop(signal.SIGINT, timeout=30) == 0
     assert not data.exists() or not any(data.rglob("*.sqlite*"))
-    with running_server([str(iris_forest), "--log"], cwd=tmp_path, env=env) as server:
+    with running_server([str(iris_forest)], cwd=tmp_path, env=env) as server:  # on by default
         answer = requests.post(
             f"{server.url}/predict", json=x.iloc[:3].to_dict(orient="records"), timeout=TIMEOUT
         )

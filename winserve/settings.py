@@ -509,18 +509,17 @@ class Settings:
         cli="--request-log",
         metavar="FILE",
     )
-    # off by default until its cost is within 5 % of throughput (issue 26; bench/predlog.py
-    # measured 0.73-1.06x req/s and 1.14-1.43x web CPU per request at c=32 with the writer a
-    # thread; with it a process of its own, medians 0.76-1.10x req/s and 0.93-1.23x web CPU
-    # over six runs of the command (14 runs each way on the final code: 0.85x and 1.08x), the
-    # team's 2-core machine at load 8-22: see bench/RESULTS.md)
+    # on by default since its cost is within 5 % of throughput (issue 26): with the writer a
+    # process of its own at the lowest priority, bench/predlog.py gave 1.00-1.03x the req/s
+    # and 0.97-0.99x the web CPU per request at c=32 (11 runs each way: 1.04x and 0.99x;
+    # bench/RESULTS.md); with the writer a thread it was 0.73-1.06x and 1.14-1.43x
     log: bool = _setting(
-        False,
+        True,
         "Keep a prediction log: each prediction request's time, model, version, route, caller "
         "address, latency, status, inputs and outputs, in an SQLite file written in the "
-        "background (a request never waits for it; when it falls behind, entries are dropped "
-        "and counted in /metrics). Off by default: it costs web CPU per request "
-        "(bench/predlog.py).",
+        "background by a process of its own (a request never waits for it; when it falls "
+        "behind, entries are dropped and counted in /metrics). On by default; --no-log turns "
+        "it off.",
         to_bool,
         cli="--log",
     )

@@ -221,7 +221,7 @@ class PredictionLog:
             )
             try:
                 proc.start()
-            except OSError as exc:
+            except Exception as exc:  # whatever stops a spawn: serving goes on without the log
                 ours.close()
                 self._note(f"writer process did not start: {exc}")
                 self._spawn_at = time.monotonic() + self._backoff
