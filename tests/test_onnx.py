@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,16 @@ from tests import zoo
 from tests.contracts import FormatContract, Served
 from tests.helpers import running_server
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-skl2onnx = pytest.importorskip("skl2onnx")
-
-pytestmark = [pytest.mark.spawn, pytest.mark.server]
+# onnx, onnxruntime and skl2onnx are imported where they are used, not to collect this module:
+# the fast layer collects it too, and importing them cost it 0.3 s of CPU (issue 23)
+NEEDS = ("onnx", "onnxruntime", "skl2onnx")
+pytestmark = [
+    pytest.mark.spawn,
+    pytest.mark.server,
+    pytest.mark.skipif(
+        any(find_spec(n) is None for n in NEEDS), reason=f"needs {', '.join(NEEDS)}"
+    ),
+]
 SKLEARN_TOLERANCE = 1e-5  # float32 (onnxruntime) against float64 (scikit-learn)
 
 
@@ -56,6 +62,7 @@ def _numbers(n: int, width: int, rng: np.random.Generator, nan: float = 0.0) -> 
 def numeric_pipeline() -> OnnxCase:
     """Imputer + scaler + logistic regression on a NumPy array, converted with its ZipMap;
     the column names stored in the graph's metadata, as a user may add them."""
+    from skl2onnx import to_onnx
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -65,7 +72,7 @@ def numeric_pipeline() -> OnnxCase:
     x = _numbers(400, 4, rng, nan=0.1)
     y = (np.nan_to_num(x[:, 0]) - np.nan_to_num(x[:, 2]) > 0.2).astype(int) + (x[:, 1] > 1)
     model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(x, y)
-    graph = skl2onnx.to_onnx(model, x[:1].astype(np.float32))
+    graph = to_onnx(model, x[:1].astype(np.float32))
     names = ["age", "income", "debt", "visits"]
     entry = graph.metadata_props.add()
     entry.key, entry.value = "feature_names", json.dumps(names)
@@ -74,12 +81,13 @@ def numeric_pipeline() -> OnnxCase:
 
 
 def forest_regressor() -> OnnxCase:
+    from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestRegressor
 
     rng = zoo._rng()
     x = _numbers(300, 3, rng)
     model = RandomForestRegressor(n_estimators=10, random_state=0).fit(x, x[:, 0] * 2 - x[:, 1])
-    graph = skl2onnx.to_onnx(model, x[:1].astype(np.float32))
+    graph = to_onnx(model, x[:1].astype(np.float32))
     rows = pd.DataFrame(_numbers(zoo.ROWS, 3, rng), columns=["x0", "x1", "x2"])
     return _case("onnx_forest_regressor", graph, rows, model, named=False)
 
@@ -88,6 +96,7 @@ def text_column_pipeline() -> OnnxCase:
     """One input per column as skl2onnx writes a DataFrame pipeline: a float tensor (with
     missing values, imputed in the graph) and a string tensor one-hot encoded; probabilities
     as a tensor (``zipmap: False``), string class labels."""
+    from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -108,14 +117,14 @@ def text_column_pipeline() -> OnnxCase:
         LogisticRegression(),
     ).fit(frame, labels)
     types = [("spend", FloatTensorType([None, 1])), ("region", StringTensorType([None, 1]))]
-    graph = skl2onnx.convert_sklearn(model, initial_types=types, options={"zipmap": False})
+    graph = convert_sklearn(model, initial_types=types, options={"zipmap": False})
     rows = zoo._mixed_frame(zoo.ROWS, zoo._rng())[["spend", "region"]]
     return _case("onnx_text_column_pipeline", graph, rows, model, proba=True)
 
 
 def _linear_graph(softmax: bool) -> Any:
     """MatMul + Add (+ Softmax): a three-class classifier as PyTorch would export it."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, checker, helper, numpy_helper
 
     rng = np.random.default_rng(3)
     weight = numpy_helper.from_array(rng.normal(size=(3, 3)).astype(np.float32), "weight")
@@ -139,7 +148,7 @@ def _linear_graph(softmax: bool) -> Any:
         graph, producer_name="pytorch", opset_imports=[helper.make_opsetid("", 17)]
     )
     model.ir_version = 8  # what older onnxruntime releases (the Windows lane's) read
-    onnx.checker.check_model(model)
+    checker.check_model(model)
     return model
 
 
@@ -168,6 +177,8 @@ BUILDERS: dict[str, Callable[[], OnnxCase]] = {
 
 def onnxruntime_answers(case: OnnxCase) -> dict[str, Any]:
     """onnxruntime's own answers on the case's rows, read straight off the session."""
+    import onnxruntime as ort
+
     session = ort.InferenceSession(case.graph, providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     if len(inputs) == 1:
