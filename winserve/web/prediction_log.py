@@ -7,11 +7,14 @@ the writer's queue after the response is made; the log's counters in ``/metrics`
     view: decode → service.predict ──► environ[PREDICTED] = (request, info, prediction)
     after_request (every route; only prediction routes make entries):
         Entry(time, id, model, version, route, caller, latency, status, rows, refs)
-          └─► PredictionLog.put  (a deque append; full: counted, dropped)
+          └─► PredictionLog.put  (a tuple of plain values, pickled, queued; full: counted,
+                                  dropped; winserve/predlog/writer.py)
 
-The views only keep references (no copies, no JSON): turning them into rows is the writer
-thread's work (~1 µs here; the JSON ~50 µs there, measured on a single 30-column row). A
-request refused before it predicted (a 400, a 503) is logged without rows.
+The views only keep references (no copies, no JSON); ``put`` keeps at most 100 rows of them as
+plain values, and the JSON and SQLite work is the log's writer process's (~14 µs of the web
+process's CPU per request here with ``put``, ~15-20 µs there, measured on a single
+30-column row; bench/RESULTS.md). A request refused before it predicted (a 400, a 503) is
+logged without rows.
 """
 
 from __future__ import annotations
