@@ -162,6 +162,10 @@ def start(
             "warning",
             "--workers",
             str(workers),
+            # the prediction log is on by default (issue 26): measured as users run it, but
+            # written beside the model in the run's temporary folder, not the user's data folder
+            "--log-path",
+            str(model.with_name(f"{model.stem}-{port}.predictions.sqlite")),
             *extra,
         ]
     elif server == LITSERVE:
