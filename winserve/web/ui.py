@@ -31,7 +31,7 @@ from winserve.scoring.job import ScoringJob
 from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, held, observe, paths, why_page
+from winserve.web import csrf, held, image_page, observe, paths, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.prediction_log import PREDICTED
 
@@ -144,11 +144,13 @@ def _page(
     form_error: str = "",
     result: Result | None = None,
     why: Any = None,
+    image: image_page.ImageAnswer | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     model = held.held()
     card = model.card
     fields = cards.form_fields(card, info, values) if info is not None else []
+    image_fields = image_page.fields(card, info)  # a model of images: file pickers (#24)
     notes = cards.check_against(card, info) if info is not None else []
     page = render_template(
         "index.html",
@@ -167,6 +169,8 @@ def _page(
         # page's script fetches them after the answer, or the line saying how to get them
         why=why,
         why_hint=why_page.hint(info) if info is not None and not why_page.available(info) else "",
+        image_fields=image_fields,
+        image=image,
     )
     return page, status
 
@@ -284,6 +288,35 @@ def predict_form() -> ResponseReturnValue:
         else:
             why = _why(info, typed, prediction.predictions[0])
     return _page(info, health, values=values, result=result, why=why)
+
+
+@bp.post("/image")
+def predict_image() -> ResponseReturnValue:
+    """The page's image form (issue 24, winserve.web.image_page): its files go to the model
+    as /predict's uploads do; the page shows the top classes and the image."""
+    csrf.check()
+    info, health = _model()
+    if info is None or not health.serving:
+        return _page(info, health, status=503)
+    if not image_page.fields(_card(), info):
+        raise BadRequest("this model takes no images; use the form or the API")
+    try:
+        files = image_page.files_of(info)
+    except BadRequest as exc:
+        return _page(info, health, form_error=exc.message, status=exc.status)
+    model = _served()
+    asked = PredictRequest.from_inputs(dict(files), proba=info.has_proba)
+    started = time.perf_counter()
+    try:
+        prediction = model.predict_prepared(model.check(asked), info.has_proba)
+    except WinserveError as exc:  # not an image, too large: said on the page, as a 4xx
+        health = model.health()
+        return _page(info, health, form_error=paths.public(exc.message), status=exc.status)
+    ms = (time.perf_counter() - started) * 1000
+    request.environ[PREDICTED] = (asked, info, prediction)  # the prediction log (issue 26)
+    probabilities = prediction.probabilities[0] if prediction.probabilities else None
+    shown = image_page.answer(_card(), info, files, prediction.predictions[0], probabilities, ms)
+    return _page(info, health, image=shown)
 
 
 def _form_row(info: ModelInfo) -> tuple[dict[str, list[Any]], Any]:
