@@ -1,4 +1,6 @@
-"""The models served (issue 23): ``registry`` (names → versions: acquire/release, swap, drain,
-unload), ``folder`` (where models come from: a folder, one file as a folder of one, a factory
-or the demo; the watcher), ``loader`` (private copy, spec, backend, sample prediction),
-``slots`` (the live records), ``status`` (frozen snapshots for the pages)."""
+"""The models served (issue 23): ``registry`` (names → versions: acquire/release, swap,
+unload), ``startup`` (when each name loads: at start, and as the watcher finds files),
+``folder`` (where models come from: a folder, one file as a folder of one, a factory or the
+demo; the watcher), ``loader`` (private copy, spec, backend, sample prediction), ``drain`` (a
+version's end: drained, stopped, kept for its CSV results), ``slots`` (the live records),
+``status`` (frozen snapshots for the pages)."""

@@ -2,12 +2,12 @@
 
 ::
 
-    request thread                    Registry                         watcher thread (folder.py)
-    ──────────────                    ────────                         ──────────────
-    acquire(name) ─► the entry's current Slot, in-flight +1     every watch_seconds: a file
-      (one snapshot per request:        (under the lock)          unchanged for one interval and
-       ModelInfo, backend, card, jobs)                            different from the version
-    release(slot) at the request's end ─► in-flight -1            served ─► load_later()
+    request thread                    Registry                         startup.py / folder.py
+    ──────────────                    ────────                         ──────────────────────
+    acquire(name) ─► the entry's current Slot, in-flight +1     at start, and every watch_seconds
+      (one snapshot per request:        (under the lock)          after: a file unchanged for one
+       ModelInfo, backend, card, jobs)                            interval and different from the
+    release(slot) at the request's end ─► in-flight -1            version served ─► load_later()
                                                                            │
     load(name, path): the Loader (loader.py) copies the file to a private folder and starts a
       new backend on the copy; once its sample prediction passed, under the lock, the entry's
@@ -15,14 +15,12 @@
       once its in-flight requests and CSV jobs are done, its replicas stop. A load that fails
       keeps the old one.
 
-One mode (issue 23): whatever the operator gave (a folder of models, one file, a factory, the
-built-in demo) is a ``Source`` (folder.py) of names, and every name is loaded by ``load``. A
-single file is the folder it lives in, watched with a name filter; a factory and the demo are
-one item without a file (not watched). What differs is shown, not loaded: with one model,
-its first version is its current slot from the moment its backend starts, so the bare routes
-and the page show that backend's own state while it loads, and why it failed when its sample
-prediction failed (issue 22); in a folder, a name without a version answers 503 and the list
-says why.
+When each name is loaded (at start, when its file changes) is ``startup.py``'s and
+``folder.py``'s; ``start``, ``wait_loaded`` and ``watch`` here hand over to them. What differs
+between one model and a folder is shown, not loaded: with one model, its first version is its
+current slot from the moment its backend starts, so the bare routes and the page show that
+backend's own state while it loads, and why it failed when its sample prediction failed
+(issue 22); in a folder, a name without a version answers 503 and the list says why.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,8 +35,10 @@ from winserve import card as cards
 from winserve.backends.base import Backend
 from winserve.errors import ModelUnavailable, NotFound
 from winserve.model_file import Stamp
-from winserve.models.folder import Source, discover, follow
-from winserve.models.loader import LOAD_GRACE, Loaded, Loader, MakeBackend, NotLoaded
+from winserve.models import drain, startup
+from winserve.models.drain import KEEP_OLD_VERSIONS
+from winserve.models.folder import Source, discover
+from winserve.models.loader import Loaded, Loader, MakeBackend, NotLoaded
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import ModelStatus, RegistrySnapshot, model_status
 from winserve.service import failed_error
@@ -49,8 +48,6 @@ __all__ = ["KEEP_OLD_VERSIONS", "Entry", "MakeBackend", "Registry", "Slot", "dis
 
 log = logging.getLogger("winserve")
 
-KEEP_OLD_VERSIONS = 3  # drained versions kept for their CSV results (the jobs page, downloads)
-DRAIN_CHECK = 0.05
 FIRST_TRIES = 5  # copies of a file that keeps changing, before a name's first version gives up
 
 
@@ -72,11 +69,14 @@ class Registry:
         # one lock per name: a load, a reload and an unload of one model run one at a time, so
         # that none starts a model process that another makes unlisted (issue 28 item 8)
         self._name_locks: dict[str, threading.Lock] = {}
-        self.folder = self._source.folder if self._source.many else None
+        # read once: a request's default name must not ask the source again (issue 23: a
+        # POST /predict went through folder.py for it)
+        self._many = self._source.many
+        self.folder = self._source.folder if self._many else None
         # Each version loads from a private copy (loader.py), but for one file with --no-watch:
         # its hosts load the operator's file itself, so a host restarted after the file
         # changed refuses the new one and says so (tests/test_chaos.py), as it always did
-        self._private = settings.watch or self._source.many
+        self._private = settings.watch or self._many
         # the models found at start whose first load has not ended yet: until it is empty the
         # server is not ready (issue 23: strict readiness, as Triton's and MLServer's)
         self._awaiting: set[str] = set()
@@ -94,7 +94,7 @@ class Registry:
     @property
     def is_folder(self) -> bool:
         """A folder of models (each at /models/<name>/…), not one model."""
-        return self._source.many
+        return self._many
 
     def names(self) -> list[str]:
         with self._lock:
@@ -216,29 +216,22 @@ class Registry:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    # -- starting -----------------------------------------------------------------------------
+    # -- starting and watching (when each name loads: startup.py, folder.py) ----------------
 
     def start(self) -> None:
         """Load every model of the source (a folder's, the one file, a factory or the demo),
-        each in a thread of its own, in the background."""
-        found, refused = self._source.open(self._settings)
-        with self._lock:
-            self._refused = refused
-            self._awaiting = set(found)
-            for name, path in found.items():
-                self._entries[name] = Entry(name, path)
-        for name, path in found.items():
-            self._load_in_background(name, path)
-        if not self._source.many:
-            # one model: back once its first version is shown (copied, its backend started),
-            # so that the page and /health say "loading" from the first request, as when
-            # the server built that backend itself (issue 23)
-            end = time.monotonic() + self._settings.load_timeout + LOAD_GRACE
-            while time.monotonic() < end and not self._stop.is_set():
-                with self._lock:
-                    if all(e.current is not None or not e.loading for e in self._entries.values()):
-                        return
-                time.sleep(0.01)
+        each in a thread of its own, in the background (``startup.start``)."""
+        startup.start(self, self._source, self._settings, self._stop)
+
+    def wait_loaded(self, timeout: float) -> None:
+        """Until every load begun so far has ended (or ``timeout``)."""
+        startup.wait_loaded(self, timeout, self._stop)
+
+    def watch(self) -> None:
+        """Follow the source's files from now on (a factory and the demo have none)."""
+        thread = startup.watcher(self, self._source, self._settings, self._stop)
+        if thread is not None:
+            self._spawn(thread)
 
     def adopt(self, backend: Backend, card: cards.ModelCard | None = None) -> Slot:
         """A backend its caller built and started (tests, ``create_app(settings, backend)``) as
@@ -253,28 +246,21 @@ class Registry:
             self._entries[name] = Entry(name, s.model, current=slot, versions=1)
         return slot
 
-    def wait_loaded(self, timeout: float) -> None:
-        """Until every load begun so far has ended (or ``timeout``)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not self._stop.is_set():
-            with self._lock:
-                if not any(e.loading for e in self._entries.values()):
-                    return
-            time.sleep(0.05)
+    def listed(self, found: dict[str, Path | None], refused: dict[str, str]) -> None:
+        """The names found at start, listed and awaited until their first load ends."""
+        with self._lock:
+            self._refused = refused
+            self._awaiting = set(found)
+            for name, path in found.items():
+                self._entries[name] = Entry(name, path)
 
-    # -- watching (what folder.follow asks) -----------------------------------------------------
+    def shown(self) -> bool:
+        with self._lock:
+            return all(e.current is not None or not e.loading for e in self._entries.values())
 
-    def watch(self) -> None:
-        """Follow the source's files from now on (a factory and the demo have none)."""
-        if not self._source.watched:
-            return
-        thread = threading.Thread(
-            target=follow,
-            args=(self._source, self, self._settings.watch_seconds, self._stop),
-            name="winserve-watch",
-            daemon=True,
-        )
-        self._spawn(thread)
+    def busy(self) -> bool:
+        with self._lock:
+            return any(e.loading for e in self._entries.values())
 
     def known(self) -> dict[str, tuple[Stamp | None, bool, bool]]:
         with self._lock:
@@ -284,24 +270,19 @@ class Registry:
         with self._lock:
             self._refused = refused
 
-    def load_later(self, name: str, path: Path) -> None:
+    def load_later(self, name: str, path: Path | None) -> None:
         """Load ``path`` as ``name`` in a thread of its own (a new name is listed at once)."""
         with self._lock:
-            self._entries.setdefault(name, Entry(name, path))
-        self._load_in_background(name, path)
-
-    # -- loading ------------------------------------------------------------------------------
-
-    def _load_in_background(self, name: str, path: Path | None) -> None:
-        with self._lock:
-            entry = self._entries.get(name)
-            if entry is None or entry.loading:
+            entry = self._entries.setdefault(name, Entry(name, path))
+            if entry.loading:
                 return
             entry.loading = True
         thread = threading.Thread(
             target=self.load, args=(name, path), name=f"winserve-load-{name}", daemon=True
         )
         self._spawn(thread)
+
+    # -- loading ------------------------------------------------------------------------------
 
     def load(self, name: str, path: Path | None) -> bool:
         """Load ``path`` (None: the factory or the demo) as a new version of ``name``; it serves
@@ -367,7 +348,7 @@ class Registry:
         """One model (not a folder): its first version is its current slot at once, so that
         the bare routes and the page show its backend's own state while it loads, and why it
         failed, as they always have (see the module docstring)."""
-        if self._source.many:
+        if self._many:
             return False
         with self._lock:
             if entry.current is not None:
@@ -441,34 +422,16 @@ class Registry:
         log.error("%s: not loaded: %s%s", entry.name, reason, keeps)
         return False
 
-    # -- draining and unloading ---------------------------------------------------------------
+    # -- draining (drain.py) and unloading --------------------------------------------------
 
     def _drain_in_background(self, entry: Entry, old: Slot) -> None:
         thread = threading.Thread(
-            target=self._drain,
-            args=(entry, old),
+            target=drain.drain,
+            args=(entry, old, self._lock, self._stop, self._loader.drop_copy),
             name=f"winserve-drain-{entry.name}-{old.version}",
             daemon=True,
         )
         self._spawn(thread)
-
-    def _drain(self, entry: Entry, old: Slot) -> None:
-        """Once nothing runs on ``old`` (requests, CSV jobs), its replicas stop."""
-        while not self._stop.is_set():
-            with self._lock:
-                idle = old.inflight <= 0 and not old.jobs.busy()
-                if idle:
-                    old.state = "stopped"
-                    break
-            time.sleep(DRAIN_CHECK)
-        old.backend.close()
-        self._loader.drop_copy(old.copy)
-        with self._lock:
-            stopped = [s for s in entry.older if s.state == "stopped"]
-            for extra in stopped[:-KEEP_OLD_VERSIONS]:
-                entry.older.remove(extra)
-                extra.jobs.close()
-        log.info("%s: version %d stopped", entry.name, old.version)
 
     def unload(self, name: str, gone: bool = False) -> None:
         """``name`` answers 404 from now on; its version stops once its requests are done.
@@ -501,18 +464,7 @@ class Registry:
             slots = [
                 s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
             ]
-        backends = {id(b): b for b in [*(s.backend for s in slots), *starting]}
-        closers = [
-            threading.Thread(target=b.close, name="winserve-close", daemon=True)
-            for b in backends.values()
-        ]
-        for thread in closers:
-            thread.start()
-        for thread in closers:
-            thread.join(timeout=10)
-        for slot in slots:
-            slot.jobs.close()
-            self._loader.drop_copy(slot.copy)
+        drain.close_all(slots, starting, self._loader.drop_copy)
 
 
 def _now() -> str:
