@@ -134,7 +134,7 @@ def test_the_matrix_crosses_without_a_copy_and_the_host_copies_it_once() -> None
 
 
 def test_the_host_trusts_the_web_process_check() -> None:
-    from winserve.host.model_host import _within_float32
+    from winserve.host.float32 import within as _within_float32
 
     beyond = np.array([[1e300, 1.0]])
     assert not _within_float32(wire_payload({"matrix": beyond}))

@@ -22,6 +22,10 @@ At load, after the sample prediction, the host asks the model once per input col
 it takes a missing value there (a NaN in the sample row): the page marks the columns that
 do not as required, and the web process refuses a missing value in them with the model's
 own reason, instead of sending it to a model that would fail.
+
+The parts of this, one concept each (issue 23): ``sample`` (the missing-value probe and the
+words of a failed sample prediction), ``isolate`` (the rows of a failed batch), ``float32``
+(a matrix against float32's range), ``answers`` (the records), ``why`` (explain, what-if).
 """
 
 from __future__ import annotations
@@ -34,37 +38,24 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, loading
+from winserve.host import describe, float32, isolate, loading, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
     INPUT_ERRORS,
-    ErrorRecord,
     HostInfo,
-    Isolated,
     LoadAnswer,
     PredictAnswer,
     Predicted,
     error_record,
     failure,
-    row_error,
 )
-from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, WITHIN_FLOAT32, build_input
-from winserve.host.tensors import parts as tensor_parts
-from winserve.model_info import SAMPLE_FAILED, ModelSpec
-
-# The largest float32: a forest (or anything else casting to float32) turns a larger number
-# into an infinity, which scikit-learn's own check refuses (issue 22); one constant with the
-# web process's check of the same (winserve.validate, issue 23)
-from winserve.payload import FLOAT32_MAX
+from winserve.host.inputs import WITHIN_FLOAT32, build_input
+from winserve.model_info import ModelSpec
 
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
-MAX_PROBED_COLUMNS = 64  # columns asked one by one about missing values; the rest "unknown"
-PROBE_SECONDS = 3.0  # and no more time than this on it
-ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see _isolate)
 
 
 class ModelHost:
@@ -106,7 +97,7 @@ class ModelHost:
             # serving a model that cannot answer one row would only fail every request later;
             # a load failure like any other, told apart by its message's first words
             # (model_info.SAMPLE_FAILED, the one name for it: issue 23)
-            return failure("ModelLoadError", sample_failure(info, spec))
+            return failure("ModelLoadError", sample.sample_failure(info, spec))
         info["load_seconds"] = round(time.perf_counter() - started, 3)
         self._info = info
         return {"ok": True, "info": info}
@@ -127,7 +118,7 @@ class ModelHost:
             info = self._describe(loaded)
             self._sample(info, spec.example)
         if not info["sample_error"]:
-            self._probe_missing(self._sample_row)
+            sample.probe_missing(self._features, self._sample_row, self.predict)
             info["features"] = self._features
             self._load_reference(spec, info)
         return info
@@ -281,35 +272,6 @@ class ModelHost:
             return []
         return [describe.plain(c) for c in classes]
 
-    def _probe_missing(self, row: dict[str, Any]) -> None:
-        """Mark each input as taking a missing value or not, asking the model itself."""
-        nan = float("nan")
-        accepted, reason = self._answers({name: nan for name in row})
-        if accepted:
-            for feature in self._features:
-                feature["missing"] = "accepted"
-            return
-        if len(self._features) == 1:
-            self._features[0].update(missing="refused", missing_reason=reason)
-            return
-        end = time.perf_counter() + PROBE_SECONDS
-        for feature in self._features[:MAX_PROBED_COLUMNS]:
-            if time.perf_counter() > end:
-                break
-            accepted, reason = self._answers({**row, feature["name"]: nan})
-            feature["missing"] = "accepted" if accepted else "refused"
-            if not accepted:
-                feature["missing_reason"] = reason
-
-    def _answers(self, row: dict[str, Any]) -> tuple[bool, str]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = self.predict({"columns": {k: [v] for k, v in row.items()}}, False)
-        if result["ok"]:
-            return True, ""
-        error = result["error"]
-        return False, f"{error['type']}: {error['message'].splitlines()[0]}"
-
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
         """The model's answer for the rows; when it raises on several rows, the rows that fail
         are found in this same call (``_isolate``) and the others answered."""
@@ -319,10 +281,11 @@ class ModelHost:
             return self._answer(payload, proba, scores)
         except Exception as exc:
             failed = error_record(exc)
-        count, part = _parts(payload)
+        count, part = isolate.parts(payload)
         if count < 2:
             return failed
-        isolated = self._isolate(count, part, proba, scores, failed["error"])
+        asked = scores and bool(self._score_method)
+        isolated = isolate.isolate(count, part, self._answer, proba, asked, failed["error"])
         if not isolated["errors"]:  # every part answered: no row is the problem
             return {
                 "ok": True,
@@ -345,43 +308,21 @@ class ModelHost:
         if self._arrays_ok and warnings.filters is not self._quiet_in:
             self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
         try:
-            if self._finite_context is not None and _within_float32(payload):
+            # a matrix the web process marked (issue 23) needs no second look (float32.py)
+            if self._finite_context is not None and (
+                payload.get(WITHIN_FLOAT32) or float32.within(payload)
+            ):
                 with self._finite_context():
                     return self._outputs(frame, proba, scores)
             return self._outputs(frame, proba, scores)
         except INPUT_ERRORS as exc:
-            beyond = self._beyond_float32(payload)
+            beyond = float32.beyond([str(f["name"]) for f in self._features], payload)
             if not beyond:
                 raise
             # scikit-learn names neither the row nor the column of a number too large for
             # float32 ("Input X contains infinity or a value too large …"): name the column,
             # the row is named by whoever isolates it (issue 22)
             raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
-
-    def _beyond_float32(self, payload: dict[str, Any]) -> str:
-        """The columns of ``payload`` holding a number beyond float32's range, in words; ""
-        when there is none (or the payload has no named columns)."""
-        import numpy as np
-
-        names = [str(f["name"]) for f in self._features]
-        found: list[str] = []
-        if MATRIX_BYTES in payload or "matrix" in payload:
-            matrix = _matrix(payload)
-            if matrix.ndim != 2 or matrix.shape[1] != len(names):
-                return ""
-            with np.errstate(invalid="ignore"):
-                big = np.abs(matrix) > FLOAT32_MAX
-            for column in np.flatnonzero(big.any(axis=0)):
-                value = matrix[np.flatnonzero(big[:, column])[0], column]
-                found.append(f"column {names[column]!r}: {value:g}")
-        elif "columns" in payload:
-            for name, values in payload["columns"].items():
-                value = next((v for v in values if _too_large(v)), None)
-                if value is not None:
-                    found.append(f"column {name!r}: {value:g}")
-        if not found:
-            return ""
-        return "; ".join(found) + f" is beyond the model's range of ±{FLOAT32_MAX:.7g} (float32)"
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
         predictions = describe.plain(self._model.predict(frame))
@@ -399,52 +340,6 @@ class ModelHost:
             "scores": scored,
         }
 
-    def _isolate(
-        self,
-        count: int,
-        part: Callable[[int, int], dict[str, Any]],
-        proba: bool,
-        scores: bool,
-        error: ErrorRecord,
-    ) -> Isolated:
-        """Which of ``count`` rows the model fails on, by halving the parts that fail, and
-        the answers of all the others: every row's prediction (``None`` where it failed) and
-        ``errors``, (row, error) for each failed row, as that row alone gets it.
-
-        The one way winserve isolates bad rows (issue 14): the pool answers each request of
-        a batch from it, CSV scoring each line. k bad rows among n cost about 2k·log2(n/k)
-        calls; once ``ISOLATE_SECONDS`` are spent, the rows of a part still failing get that
-        part's error, so a batch of many bad rows cannot keep the host past its deadline."""
-        predictions: list[Any] = [None] * count
-        probabilities: list[Any] | None = [None] * count if proba else None
-        scored: list[Any] | None = [None] * count if scores and self._score_method else None
-        errors: list[tuple[int, ErrorRecord]] = []
-        end = time.perf_counter() + ISOLATE_SECONDS
-        failing = [(0, count, error)]  # parts known to fail, with the error they raised
-        while failing:
-            lo, hi, error = failing.pop()
-            if hi - lo == 1 or time.perf_counter() > end:
-                errors.extend((row, row_error(error)) for row in range(lo, hi))
-                continue
-            middle = (lo + hi) // 2
-            for start, stop in ((middle, hi), (lo, middle)):  # the first half is halved first
-                try:
-                    answer = self._answer(part(start, stop), proba, scores)
-                except Exception as exc:
-                    failing.append((start, stop, error_record(exc)["error"]))
-                    continue
-                predictions[start:stop] = answer["predictions"]
-                if probabilities is not None:
-                    probabilities[start:stop] = answer.get("probabilities") or []
-                if scored is not None:
-                    scored[start:stop] = answer.get("scores") or []
-        return {
-            "predictions": predictions,
-            "probabilities": probabilities,
-            "scores": scored,
-            "errors": sorted(errors, key=lambda item: item[0]),
-        }
-
 
 def _per_row(outputs: Any) -> list[Any]:
     """A multi-output classifier's predict_proba (one array per output, rows × classes) as
@@ -452,66 +347,6 @@ def _per_row(outputs: Any) -> list[Any]:
     per_output = [describe.plain(each) for each in outputs]
     rows = len(per_output[0]) if per_output else 0
     return [[output[row] for output in per_output] for row in range(rows)]
-
-
-def _parts(payload: dict[str, Any]) -> tuple[int, Callable[[int, int], dict[str, Any]]]:
-    """How many rows ``payload`` holds, and a payload of rows ``lo:hi`` of it, as the web
-    process would have sent those rows alone (``build_input`` makes each part's frame, so a
-    part's column types are those of its own rows)."""
-    if MATRIX_BYTES in payload:
-        import numpy as np
-
-        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
-        payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
-    if "tensors" in payload:  # tensors and images (issue 24)
-        return tensor_parts(payload)
-    if "matrix" in payload:
-        matrix = payload["matrix"]
-        # a copy: the model may write into its input, and another part shares these rows
-        return len(matrix), lambda lo, hi: {"matrix": matrix[lo:hi].copy()}
-    if "columns" in payload:
-        columns = payload["columns"]
-        count = len(next(iter(columns.values()), []))
-        return count, lambda lo, hi: {"columns": {k: v[lo:hi] for k, v in columns.items()}}
-    rows = payload.get("rows", [])
-    return len(rows), lambda lo, hi: {"rows": rows[lo:hi]}
-
-
-def _matrix(payload: dict[str, Any]) -> Any:
-    import numpy as np
-
-    if MATRIX_BYTES in payload:
-        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
-        return flat.reshape(payload[MATRIX_SHAPE])
-    return np.asarray(payload["matrix"])
-
-
-def _within_float32(payload: dict[str, Any]) -> bool:
-    """Whether ``payload`` is a number matrix without NaN, infinities or numbers beyond
-    float32's range: the only input predicted with scikit-learn's finiteness check off. A
-    number beyond float32 (1e300) is finite in float64, but a forest casts it to float32,
-    where it becomes an infinity its own check refuses and ``assume_finite`` would let
-    through (issue 22). One pass over the matrix, as the finiteness check alone was."""
-    if payload.get(WITHIN_FLOAT32):  # checked as the web process built it (issue 23)
-        return True
-    import numpy as np
-
-    if MATRIX_BYTES not in payload:
-        matrix = payload.get("matrix")
-        if matrix is None or getattr(matrix, "dtype", None) != np.float64:
-            return False
-    values = _matrix(payload)
-    if values.size == 0:
-        return True
-    # NaN compares False, an infinity is beyond the range: both keep the check
-    return bool(np.abs(values).max() <= FLOAT32_MAX)
-
-
-def _too_large(value: Any) -> bool:
-    # NaN compares False; an int too large for a float compares exactly
-    return (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > FLOAT32_MAX
-    )
 
 
 def _finite_context() -> Callable[[], contextlib.AbstractContextManager[Any]] | None:
@@ -547,61 +382,6 @@ def quiet_feature_names() -> object:
     """
     warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
     return warnings.filters
-
-
-def sample_failure(info: dict[str, Any], spec: ModelSpec) -> str:
-    """Why the model is not served: the sample prediction failed, on which row, what the model
-    expects, and where a working example row goes."""
-    row = info.get("sample_row") or {}
-    card = Path(spec.path).with_suffix(".toml").name if spec.path else ""
-    shown = ", ".join(f"{k}={v!r}" for k, v in list(row.items())[:12])
-    shown += " …" if len(row) > 12 else ""
-    source = "the model card's example" if spec.example else "values made up by winserve"
-    inputs = ", ".join(f"{f['name']} ({f['kind']})" for f in info.get("features", [])[:20]) + (
-        " …" if len(info.get("features", [])) > 20 else ""
-    )
-    dates = _date_columns(info)
-    if dates:
-        # the model reads a date (df["when"].dt…) where winserve passes text: no example
-        # row can fix that, the card's kind can (issue 22)
-        where = card or "the model card"
-        pins = ", ".join(f'[features.{name}] kind = "datetime"' for name in dates)
-        fix = f"if {_names(dates)} holds dates, say so in {where}: {pins}"
-    elif card and spec.example:
-        fix = f"correct the [example] row in {card} next to the model"
-    elif card:
-        fix = (
-            f"put one row the model can answer in {card} next to the model, under [example] "
-            "(one line per input: name = value); winserve checks the model with it"
-        )
-    else:
-        fix = "make sure the model answers a row of these inputs"
-    return (
-        f"{SAMPLE_FAILED}: {info['sample_error']}. "
-        f"It was asked for one row ({source}: {shown}); the model takes {inputs}. To fix it, "
-        f"{fix}."
-    )
-
-
-DT_ACCESSOR = ".dt accessor"  # pandas: "Can only use .dt accessor with datetimelike values"
-
-
-def _date_columns(info: dict[str, Any]) -> list[str]:
-    """The columns of unknown kind asked as text that may be dates, when the sample failed on
-    pandas' ``.dt`` accessor (the error does not name the column)."""
-    if DT_ACCESSOR not in str(info.get("sample_error", "")):
-        return []
-    row = info.get("sample_row") or {}
-    return [
-        f["name"]
-        for f in info.get("features", [])
-        if f.get("kind") == "any" and isinstance(row.get(f["name"]), str)
-    ][:5]
-
-
-def _names(names: list[str]) -> str:
-    quoted = [repr(n) for n in names]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def describe_text(loaded: loading.Loaded) -> str:
