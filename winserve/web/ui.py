@@ -1,5 +1,18 @@
-"""The pages colleagues open: the model card with its form (``/``), CSV scoring (``/jobs``) and
-the API page (``/api``). Server-rendered; the small script only refreshes progress and status."""
+"""The model's page (``/``): its card with the form, the answer with its explanation and
+what-if charts (issue 25), the list of a folder's models, and the API page (``/api``).
+Server-rendered; the small script only refreshes the status line. CSV scoring is
+``jobs_pages``; the blueprint, the status line's words and the error pages are ``page``.
+
+::
+
+    GET  /            ─► page.model_state() ─► index.html (models.html: a folder, no default)
+    POST /            ─► the form's fields typed ─► Held.check ─► 400 naming each field, or
+                         Held.predict_prepared ─► index.html with the answer (the prediction
+                         log gets the request, issue 26)
+    POST /image       ─► the image form's files (issue 24, winserve.web.image_page) ─► the top
+                         classes and the image
+    POST /why-panel, /whatif-panel ─► the charts of the form's row (winserve.web.why_page)
+"""
 
 from __future__ import annotations
 
@@ -7,38 +20,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    send_file,
-)
+from flask import current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from winserve import card as cards
-from winserve.dataplane import Health, Held, JobsOf
-from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
+from winserve.dataplane import Health, Held
+from winserve.errors import BadRequest, ModelUnavailable, WinserveError
 from winserve.failures import public_reason
-from winserve.model_info import ModelInfo, sample_failed
+from winserve.model_info import ModelInfo
 from winserve.request import Columns, Matrix
-from winserve.scoring import reasons
-from winserve.scoring.job import ScoringJob
-from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, held, image_page, observe, paths, why_page
+from winserve.web import csrf, held, image_page, jobs_pages, paths, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
+from winserve.web.page import bp, model_state, page_state
 from winserve.web.prediction_log import PREDICTED
 
-bp = Blueprint(
-    "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
-)
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+__all__ = ["bp", "jobs_pages"]  # the CSV scoring views are on this blueprint too
 
 
 @dataclass(frozen=True)
@@ -55,84 +53,12 @@ class Result:
     milliseconds: float
 
 
-@dataclass(frozen=True)
-class PageState:
-    key: str  # ready | degraded | restarting | loading | failed | stopped
-    text: str
-
-
-def page_state(health: Health) -> PageState:
-    """What the status line says, in words for people (the script says the same)."""
-    shown = paths.public(health.reason)  # file names only, never a server path
-    reason = f" ({shown})" if shown else ""
-    if health.status == "ready":
-        return PageState("ready", "Ready.")
-    if health.status == "degraded":
-        down = sum(r.state != "ready" for r in health.replicas)
-        if not down and shown:  # the replicas answer, the cluster under them has a problem
-            return PageState("degraded", f"Ready, with a problem: {shown}.")
-        return PageState(
-            "degraded", f"Ready. {down} of {len(health.replicas)} model copies are restarting."
-        )
-    if health.status == "failed":
-        if sample_failed(health.reason):
-            # one line, no library internals; the console has the full text (issue 22)
-            why = paths.public(public_reason(health.reason)).rstrip(".")
-            return PageState(
-                "failed",
-                f"The model failed and is not served: {why}. The person who runs winserve "
-                "sees the details in its window; this page does not change until they fix it.",
-            )
-        why = paths.public(public_reason(health.reason))
-        retrying = any(r.restarts for r in health.replicas)  # it served, then failed
-        return PageState(
-            "failed",
-            f"The model could not be loaded{f' ({why})' if why else ''}. "
-            + ("winserve keeps trying; the" if retrying else "The")
-            + " person who runs winserve sees the details in its window.",
-        )
-    if health.status == "stopped":
-        return PageState("stopped", "winserve is stopping.")
-    if any(r.restarts or r.state == "restarting" for r in health.replicas):
-        return PageState(
-            "restarting",
-            f"The model is restarting after a problem{reason}. Predictions resume in a few "
-            "seconds; this page updates by itself.",
-        )
-    return PageState("loading", "The model is loading. This page updates by itself.")
-
-
-@bp.app_context_processor
-def page_helpers() -> dict[str, Any]:
-    # "/" lists the models: a folder of several, none the default
-    listed = held.plane().lists_models()
-    return {"page_state": page_state, "model_base": held.base(), "models_listed": listed}
-
-
 def _served() -> Held:
     return held.held()
 
 
 def _card() -> cards.ModelCard:
     return held.held().card
-
-
-def _jobs() -> JobManager:
-    return held.held().jobs
-
-
-def _job_owner(job_id: str) -> JobsOf:
-    """The version that holds this job: it finishes there, even after a newer one serves."""
-    return held.plane().jobs_of(held.held().name, job_id)
-
-
-def _model() -> tuple[ModelInfo | None, Health]:
-    model = held.held()
-    health = model.health()
-    try:
-        return model.info(), health
-    except ModelUnavailable:
-        return None, health
 
 
 def _page(
@@ -196,7 +122,7 @@ def status() -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     if held.model_name() is None and not held.plane().names_a_model():
         return _list_page()
-    info, health = _model()
+    info, health = model_state()
     return _page(info, health)
 
 
@@ -251,7 +177,7 @@ def _result(
 @bp.post("/")
 def predict_form() -> ResponseReturnValue:
     csrf.check()
-    info, health = _model()
+    info, health = model_state()
     if info is None or not health.serving:
         return _page(info, health, status=503)
     values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
@@ -295,7 +221,7 @@ def predict_image() -> ResponseReturnValue:
     """The page's image form (issue 24, winserve.web.image_page): its files go to the model
     as /predict's uploads do; the page shows the top classes and the image."""
     csrf.check()
-    info, health = _model()
+    info, health = model_state()
     if info is None or not health.serving:
         return _page(info, health, status=503)
     if not image_page.fields(_card(), info):
@@ -350,7 +276,7 @@ def why_panel() -> ResponseReturnValue:
     row after the answer (``why-panel``), or the what-if charts again as the form is edited
     (``whatif-panel``); HTML fragments drawn by the same templates as the page."""
     csrf.check()
-    info, health = _model()
+    info, health = model_state()
     if info is None or not health.serving or not why_page.available(info):
         raise ModelUnavailable("the model cannot be explained now; try again in a few seconds")
     only_whatif = request.path.endswith("whatif-panel")
@@ -366,110 +292,6 @@ def why_panel() -> ResponseReturnValue:
     return render_template("_why.html", why=found)
 
 
-# -- CSV scoring ------------------------------------------------------------------------------
-
-
-def _for_program() -> bool:
-    """Whether the jobs routes answer in JSON: a program (a Bearer or X-Winserve-Client
-    header), or a caller that asks for JSON first (issue 27)."""
-    if csrf.program():
-        return True
-    accept = request.accept_mimetypes
-    return accept.best_match(["text/html", "application/json"]) == "application/json"
-
-
-def _job_links(job: ScoringJob) -> dict[str, str]:
-    where = request.host_url.rstrip("/") + f"{held.base()}/jobs/{job.id}"
-    return {
-        "id": job.id,
-        "status_url": f"{where}/status",
-        "result_url": f"{where}/result.{job.kind}",
-        "page_url": where,
-    }
-
-
-@bp.post("/jobs")
-def create_job() -> ResponseReturnValue:
-    # a program's upload needs no form value: it carries a header no form can send (#27)
-    csrf.check_form_or_program()
-    info, _ = _model()
-    if info is None:
-        raise ModelUnavailable("the model is not loaded yet; try again in a few seconds")
-    limit = current_app.config["WINSERVE_SETTINGS"].max_csv_bytes
-    upload = request.files.get("file")
-    pasted = request.form.get("rows", "")
-    jobs = _jobs()
-    explain = reasons.asked(request.form.get("explain", ""))  # top 3 reasons a row (#25)
-    size = request.content_length or 0  # the free-space check's estimate (issue 28)
-    if upload is not None and upload.filename:
-        job = jobs.new(upload.filename, size)
-        job.sheet = request.form.get("sheet", "").strip()  # a workbook's, by name (issue 27)
-        jobs.save(job, upload.save)  # a failed write frees the job's place (issue 28)
-    elif pasted.strip():
-        job = jobs.new("pasted rows.csv", size)
-        jobs.save(job, lambda path: path.write_text(pasted, encoding="utf-8", newline=""))
-    else:
-        raise BadRequest("choose a CSV file, or paste rows with a header line")
-    if job.source.stat().st_size > limit:
-        jobs.discard(job)
-        raise PayloadTooLarge(
-            f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
-        )
-    job.request_id = observe.request_id()  # each scored row's id starts with it (issue 27)
-    jobs.start(job, explain=explain)
-    if _for_program():
-        links = _job_links(job)
-        response = jsonify(links)
-        response.status_code = 202
-        response.headers["Location"] = links["status_url"]
-        return response
-    return redirect(f"{held.base()}/jobs/{job.id}", code=303)
-
-
-@bp.get("/jobs/<job_id>")
-def job_page(job_id: str) -> ResponseReturnValue:
-    owner = _job_owner(job_id)
-    job = owner.jobs.get(job_id)
-    info, health = _model()
-    return render_template(
-        "job.html", job=job, info=info, health=health, card=owner.card, job_version=owner.version
-    )
-
-
-@bp.post("/jobs/<job_id>/sheet")
-def choose_sheet(job_id: str) -> ResponseReturnValue:
-    """A workbook's sheet, picked from the job page's list (issue 27): the job scores it."""
-    csrf.check_form_or_program()
-    owner = _job_owner(job_id)
-    job = owner.jobs.get(job_id)
-    owner.jobs.choose(job, request.form.get("sheet", ""))
-    if _for_program():
-        links = _job_links(job)
-        response = jsonify(links)
-        response.status_code = 202
-        response.headers["Location"] = links["status_url"]
-        return response
-    return redirect(f"{held.base()}/jobs/{job.id}", code=303)
-
-
-@bp.get("/jobs/<job_id>/status")
-def job_status(job_id: str) -> ResponseReturnValue:
-    owner = _job_owner(job_id)
-    return jsonify({**owner.jobs.get(job_id).status(), "model_version": owner.version})
-
-
-@bp.get("/jobs/<job_id>/result.csv")
-@bp.get("/jobs/<job_id>/result.xlsx")  # a workbook's (issue 27)
-def job_result(job_id: str) -> ResponseReturnValue:
-    job = _job_owner(job_id).jobs.get(job_id)
-    if job.state != "done":
-        raise BadRequest("this job has not finished; its result is not ready")
-    mimetype = XLSX_TYPE if job.kind == "xlsx" else "text/csv"
-    return send_file(
-        job.result, mimetype=mimetype, as_attachment=True, download_name=job.result_name
-    )
-
-
 # -- API page ---------------------------------------------------------------------------------
 
 
@@ -482,7 +304,7 @@ def _grouped(examples: list[Example]) -> list[tuple[str, list[Example]]]:
 
 @bp.get("/api")
 def api_page() -> ResponseReturnValue:
-    info, health = _model()
+    info, health = model_state()
     base = request.host_url.rstrip("/")
     token = bool(current_app.config.get("WINSERVE_TOKEN"))
     return render_template(
@@ -496,32 +318,4 @@ def api_page() -> ResponseReturnValue:
         outline=openapi_outline(info, base, token),
         base=base,
         token=token,
-    )
-
-
-# -- errors on pages are pages ----------------------------------------------------------------
-
-
-@bp.errorhandler(WinserveError)
-def page_error(error: WinserveError) -> ResponseReturnValue:
-    if request.path.endswith("status") or (
-        request.blueprint in ("ui", "ui_model") and "/jobs" in request.path and _for_program()
-    ):
-        from winserve.protocols import native
-
-        response = jsonify(native.error_body(error))
-        response.status_code = error.status
-        return response
-    message = paths.public(error.message)
-    page = render_template("message.html", title="That did not work", message=message)
-    response = Response(page, status=error.status, mimetype="text/html")
-    response.headers.update(error.headers)
-    return response
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def too_large(_: RequestEntityTooLarge) -> ResponseReturnValue:
-    limit = current_app.config["WINSERVE_SETTINGS"].max_csv_mb
-    return page_error(
-        PayloadTooLarge(f"the file is larger than the {limit:g} MB allowed (setting: max_csv_mb)")
     )
