@@ -3,7 +3,7 @@ copy goes; every version at once when winserve stops (issues 15, 23).
 
 ::
 
-    Registry._swap / unload ─► old.state = "draining", entry.older += old
+    swap.Swap._swap / Registry.unload ─► old.state = "draining", entry.older += old
       drain thread: drain(entry, old, …) every DRAIN_CHECK, under the registry's lock:
         no request in flight and no CSV job running ─► old.state = "stopped"
         ─► old.backend.close(), its copy dropped; stopped versions beyond KEEP_OLD_VERSIONS

@@ -9,18 +9,18 @@
        ModelInfo, backend, card, jobs)                            interval and different from the
     release(slot) at the request's end ─► in-flight -1            version served ─► load_later()
                                                                            │
-    load(name, path): the Loader (loader.py) copies the file to a private folder and starts a
-      new backend on the copy; once its sample prediction passed, under the lock, the entry's
-      current slot is the new one (new requests go there at once) and the old one drains:
-      once its in-flight requests and CSV jobs are done, its replicas stop. A load that fails
-      keeps the old one.
+    load(name, path), one at a time per name: swap.py has the Loader (loader.py) copy the file
+      to a private folder and start a new backend on the copy; once its sample prediction
+      passed, under the lock, the entry's current slot is the new one (new requests go there
+      at once) and the old one drains (drain.py): once its in-flight requests and CSV jobs are
+      done, its replicas stop. A load that fails keeps the old one.
 
 When each name is loaded (at start, when its file changes) is ``startup.py``'s and
 ``folder.py``'s; ``start``, ``wait_loaded`` and ``watch`` here hand over to them. What differs
-between one model and a folder is shown, not loaded: with one model, its first version is its
-current slot from the moment its backend starts, so the bare routes and the page show that
-backend's own state while it loads, and why it failed when its sample prediction failed
-(issue 22); in a folder, a name without a version answers 503 and the list says why.
+between one model and a folder is shown, not loaded (swap.py): with one model, its first
+version is its current slot from the moment its backend starts, so the bare routes and the
+page show that backend's own state while it loads; in a folder, a name without a version
+answers 503 and the list says why.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 from winserve import card as cards
@@ -38,9 +37,10 @@ from winserve.model_file import Stamp
 from winserve.models import drain, startup
 from winserve.models.drain import KEEP_OLD_VERSIONS
 from winserve.models.folder import Source, discover
-from winserve.models.loader import Loaded, Loader, MakeBackend, NotLoaded
+from winserve.models.loader import Loader, MakeBackend
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import ModelStatus, RegistrySnapshot, model_status
+from winserve.models.swap import Swap
 from winserve.service import failed_error
 from winserve.settings import Settings
 
@@ -80,6 +80,16 @@ class Registry:
         # the models found at start whose first load has not ended yet: until it is empty the
         # server is not ready (issue 23: strict readiness, as Triton's and MLServer's)
         self._awaiting: set[str] = set()
+        self._swap = Swap(
+            settings,
+            self._loader,
+            self._lock,
+            self._stop,
+            many=self._many,
+            item=self._source.item,
+            private=self._private,
+            drain=self._drain_in_background,
+        )
 
     def sweep(self) -> None:
         """At start: delete what a killed winserve left (``Loader.sweep``)."""
@@ -298,129 +308,12 @@ class Registry:
             with self._name_lock(name):
                 with self._lock:
                     entry.removed, entry.path = False, path
-                return self._load(entry, path)
+                return self._swap.load(entry, path)
         finally:
             with self._lock:
                 entry.pending -= 1
                 entry.loading = entry.pending > 0
                 self._awaiting.discard(name)
-
-    def _load(self, entry: Entry, path: Path | None) -> bool:
-        serving = entry.current.sha256 if entry.current is not None else None
-
-        def shown(backend: Backend, card: cards.ModelCard, folder: Path | None) -> bool:
-            return self._first_shown(entry, path, backend, card, folder)
-
-        for _ in range(FIRST_TRIES):
-            outcome = self._loader.load(
-                entry.name, path, private=self._private, serving=serving, shown=shown
-            )
-            # a file written to while it was copied is tried again once it stays the same:
-            # by the watcher for a version that serves, here for a name that has none yet
-            # (one file at start used to be loaded from itself then)
-            if not isinstance(outcome, NotLoaded) or not outcome.changing or serving is not None:
-                break
-            if self._stop.wait(self._settings.watch_seconds):
-                break
-        entry.tried = outcome.tried
-        if isinstance(outcome, Loaded):
-            return self._swap(entry, path, outcome)
-        if outcome.same:
-            entry.reason = ""  # the file is the one serving (again)
-            return True
-        if outcome.changing and path is not None and entry.current is None:
-            return self._failed(entry, f"{path.name} kept changing while it was read")
-        if outcome.kept:  # one model's first version stays shown and says why itself
-            entry.failed = outcome.reason
-            return False
-        if not outcome.reason:
-            return False
-        return self._failed(entry, outcome.reason)
-
-    def _first_shown(
-        self,
-        entry: Entry,
-        path: Path | None,
-        backend: Backend,
-        card: cards.ModelCard,
-        folder: Path | None,
-    ) -> bool:
-        """One model (not a folder): its first version is its current slot at once, so that
-        the bare routes and the page show its backend's own state while it loads, and why it
-        failed, as they always have (see the module docstring)."""
-        if self._many:
-            return False
-        with self._lock:
-            if entry.current is not None:
-                return False
-            entry.current = self._new_slot(entry, path, backend, card, folder)
-            return True
-
-    def _new_slot(
-        self,
-        entry: Entry,
-        path: Path | None,
-        backend: Backend,
-        card: cards.ModelCard,
-        folder: Path | None,
-    ) -> Slot:
-        """The next version of ``entry`` (under the lock)."""
-        entry.versions += 1
-        return new_slot(
-            self._settings,
-            entry.name,
-            entry.versions,
-            source=path,
-            backend=backend,
-            card=card,
-            copy=folder,
-        )
-
-    def _swap(self, entry: Entry, path: Path | None, new: Loaded) -> bool:
-        """The new version serves from now on; the one it replaces drains. (One model's first
-        version, shown while it loaded, is only marked loaded.)"""
-        loaded_at = new.info.loaded_at or _now()
-        with self._lock:
-            old = entry.current
-            if old is not None and old.backend is new.backend:  # shown already
-                old.sha256, old.loaded_at = new.info.sha256, loaded_at
-                return True
-            stopping = self._stop.is_set()
-            if not stopping:
-                slot = self._new_slot(entry, path, new.backend, new.card, new.folder)
-                slot.sha256, slot.loaded_at = new.info.sha256, loaded_at
-                entry.current, entry.reason = slot, ""
-                if old is not None:
-                    old.state = "draining"
-                    entry.older.append(old)
-        if stopping:
-            new.backend.close()
-            self._loader.drop_copy(new.folder)
-            return False
-        shown = path.name if path is not None else self._source.item
-        if old is None:
-            log.info(
-                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, new.seconds
-            )
-            return True
-        log.warning(
-            "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
-            entry.name,
-            slot.version,
-            shown,
-            new.seconds,
-            old.version,
-        )
-        self._drain_in_background(entry, old)
-        return True
-
-    def _failed(self, entry: Entry, reason: str) -> bool:
-        keeps = (
-            f"; version {entry.current.version} keeps serving" if entry.current is not None else ""
-        )
-        entry.reason = reason
-        log.error("%s: not loaded: %s%s", entry.name, reason, keeps)
-        return False
 
     # -- draining (drain.py) and unloading --------------------------------------------------
 
@@ -465,7 +358,3 @@ class Registry:
                 s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
             ]
         drain.close_all(slots, starting, self._loader.drop_copy)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
