@@ -7,6 +7,8 @@ own answer in this process. Debian's Chromium through Playwright, as in tests/te
 from __future__ import annotations
 
 import base64
+import io
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,28 @@ def test_the_form_works_without_the_script(digits_server: str) -> None:
     empty = session.post(digits_server + "/image", data={"csrf_token": token}, files={}, timeout=30)
     assert empty.status_code == 400
     assert "choose an image file" in empty.text
+
+
+def test_a_zip_of_images_scored_from_the_page_with_progress(
+    page: Any, digits_server: str, tmp_path: Path
+) -> None:
+    pngs = [tg.digit_png(i) for i in range(20)]
+    archive = tmp_path / "digits.zip"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as packed:
+        for index, png in enumerate(pngs):
+            packed.writestr(f"{index}.png", png)
+    archive.write_bytes(out.getvalue())
+    page.goto(digits_server + "/")
+    assert page.inner_text("#csv-heading") == "Score many images"
+    page.set_input_files("#csv-file", str(archive))
+    page.get_by_role("button", name="Score").click()
+    page.wait_for_selector("#download")
+    assert "20 of 20 rows scored" in page.inner_text("#progress-text")
+    with page.expect_download() as download:
+        page.click("#download")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    rows = text.splitlines()[1:]
+    (probabilities,) = tg.run(tg.digits_graph(), {"image": np.stack([tg.by_hand(p) for p in pngs])})
+    assert [int(r.split(",")[1]) for r in rows] == probabilities.argmax(axis=1).tolist()
+    shot(page, "image-04-zip-scored")

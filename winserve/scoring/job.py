@@ -54,6 +54,9 @@ class ScoringJob:
     sheets: tuple[str, ...] = ()  # a workbook's sheets to choose from, when waiting for a choice
     request_id: str = ""  # the upload's X-Request-Id: each row's id is "<it>-<row>" (issue 27)
     explain: bool = False  # each row's top reasons asked for (issue 25, scoring.reasons)
+    # a ZIP of images scored into a CSV, a row per file numbered in the ZIP's order (issue 24,
+    # scoring.images)
+    images: bool = False
 
     def row_id(self, row: int) -> str:
         """The ``request id`` cell of a scored row: the upload's request id and the row's

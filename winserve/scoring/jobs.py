@@ -47,6 +47,7 @@ from winserve import explaining, scratch
 from winserve.errors import BadRequest, NotFound, PayloadTooLarge, WinserveError
 from winserve.platform import cache_dir
 from winserve.scoring.csv_scoring import score_csv
+from winserve.scoring.images import score_images, takes_images
 from winserve.scoring.job import ScoringJob, State
 from winserve.scoring.rows import Bounds, RowScorer
 from winserve.scoring.workbook import SheetChoice, is_workbook
@@ -193,12 +194,14 @@ class JobManager:
             self._check_space()
             if explain:  # said now, not after the file is read: which file to add, and how
                 explaining.require_reference(self._service.info())
+            # a model that takes an image scores a ZIP of images, or an image (issue 24)
+            job.images = job.images or takes_images(self._service.info())
         except BaseException:
             self.discard(job)
             raise
         job.explain = explain
         with contextlib.suppress(OSError):  # known now, for the result's URL (issue 27)
-            job.kind = "xlsx" if is_workbook(job.source) else "csv"
+            job.kind = "xlsx" if not job.images and is_workbook(job.source) else "csv"
         threading.Thread(
             target=self._run, args=(job,), name=f"winserve-job-{job.id[:8]}", daemon=True
         ).start()
@@ -285,7 +288,9 @@ class JobManager:
         error = "the job was stopped"
         try:
             scorer = RowScorer(self._service, job, self._closing)
-            if is_workbook(job.source):  # .xlsx (issue 27)
+            if job.images:  # a ZIP of images, into a CSV (issue 24)
+                score_images(job, scorer, self.bounds, self._room)
+            elif is_workbook(job.source):  # .xlsx (issue 27)
                 score_workbook(job, scorer, self.bounds)
             else:
                 score_csv(job, scorer, self.bounds, self._room)

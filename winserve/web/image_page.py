@@ -23,6 +23,11 @@ from flask import request
 from winserve import card as cards
 from winserve.errors import BadRequest
 from winserve.model_info import Feature, ModelInfo
+from winserve.scoring import images as image_jobs
+from winserve.scoring.job import ScoringJob
+from winserve.scoring.jobs import JobManager
+
+takes_images = image_jobs.takes_images
 
 TOP = 5  # classes shown with bars: an ImageNet model has 1,000 (issue 24: top-k on the page)
 PREVIEW_BYTES = 4 * 1024 * 1024  # a larger file is scored but not shown back in the page
@@ -130,3 +135,16 @@ def answer(
         for name, data in files.items()
     ]
     return ImageAnswer(shown, bars, len(info.classes), previews, milliseconds)
+
+
+def new_job(jobs: JobManager, size: int) -> ScoringJob:
+    """The batch form's (or a program's) upload for a model that takes an image: a ZIP of
+    images, or image files, packed into one ZIP (``scoring.images``); ``start`` it."""
+    uploads = [f for f in request.files.getlist("file") if f.filename]
+    if not uploads:
+        raise BadRequest("choose a ZIP of images, or image files")
+    files = [(f.filename or "", f.stream) for f in uploads]
+    job = jobs.new(image_jobs.upload_names(files), size)
+    job.images = True
+    jobs.save(job, lambda path: image_jobs.pack(files, path))  # a failed write frees it
+    return job
