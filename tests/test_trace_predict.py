@@ -61,7 +61,11 @@ def test_calls_are_counted_by_kind_and_only_from_winserve_code() -> None:
 @pytest.mark.timeout(300)
 def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_once() -> None:
     results = trace_module().trace()
-    assert set(results) == {"POST /predict (1 record)", "POST /invocations (dataframe_split)"}
+    assert set(results) == {
+        "POST /predict (1 record)",
+        "POST /invocations (dataframe_split)",
+        "POST /models/<name>/predict (1 record)",
+    }
     for case, by_process in results.items():
         assert set(by_process) == {"web", "model host"}, case
         checks = [c for found in by_process.values() for c in found["checks"]]
