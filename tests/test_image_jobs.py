@@ -21,7 +21,8 @@ from tests import tensor_graphs as tg
 from tests.helpers import running_server, wait_until
 from winserve.scoring import images as image_jobs
 
-pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.timeout(180)]
+
 
 PROGRAM = {"X-Winserve-Client": "tests"}  # a program's upload: no form value (issue 27)
 TOLERANCE = 1e-5  # float32 graph, the same arrays on both sides
@@ -81,6 +82,8 @@ def _assert_rows(rows: list[dict[str, str]], pngs: list[bytes]) -> None:
     assert all(r["error"] == "" for r in rows)
 
 
+@pytest.mark.server
+@pytest.mark.spawn
 def test_a_zip_of_50_pngs_is_scored_as_the_model_answers_in_process(server: str) -> None:
     pngs = [tg.digit_png(i) for i in range(50)]
     names = [f"digits/{i:02d}.png" for i in range(50)]
@@ -95,6 +98,8 @@ def test_a_zip_of_50_pngs_is_scored_as_the_model_answers_in_process(server: str)
     assert len({r["request id"] for r in rows}) == 50
 
 
+@pytest.mark.server
+@pytest.mark.spawn
 def test_bad_entries_get_their_reason_and_never_stop_the_job(server: str) -> None:
     good = [tg.digit_png(i) for i in (5, 6, 7)]
     entries = [
@@ -133,6 +138,8 @@ def status_page(server: str, status: dict[str, Any]) -> str:
     return f"{server}/jobs/{status['id']}"
 
 
+@pytest.mark.server
+@pytest.mark.spawn
 def test_several_image_files_are_scored_under_their_names(server: str) -> None:
     pngs = [tg.digit_png(i) for i in (10, 11, 12)]
     files = [(f"digit {i}.png", png, "image/png") for i, png in enumerate(pngs)]
@@ -156,6 +163,8 @@ def _declaring(data: bytes, size: int) -> bytes:
     return data[: at + 24] + size.to_bytes(4, "little") + data[at + 28 :]
 
 
+@pytest.mark.server
+@pytest.mark.spawn
 def test_a_zip_past_its_bounds_fails_before_any_model_call(server: str) -> None:
     one = zipped([(f"{i}.png", tg.digit_png(i)) for i in range(1)], zipfile.ZIP_STORED)
     huge = _declaring(one, 0xFFFF_FFF0)
@@ -172,6 +181,8 @@ def test_a_zip_past_its_bounds_fails_before_any_model_call(server: str) -> None:
     assert status["state"] == "failed" and "not a ZIP of images" in status["error"]
 
 
+@pytest.mark.server
+@pytest.mark.spawn
 def test_one_image_uploaded_alone_is_a_zip_of_one(server: str) -> None:
     png = tg.digit_png(42)
     status, rows = scored(server, [("forty-two.png", png, "image/png")])
@@ -195,3 +206,21 @@ def test_an_entry_larger_than_its_header_says_is_not_read_past_the_bound() -> No
         read, reason = image_jobs._read(archive, entry)
     assert read == b""
     assert "could not be read from the ZIP" in reason and "CRC" in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "words"),
+    [
+        ("a/../../b.png", 0, "a path with '..'"),
+        ("..\\b.png", 0, "a path with '..'"),
+        ("/etc/b.png", 0, "an absolute path"),
+        ("C:/b.png", 0, "an absolute path"),
+        ("b.png", 0x1, "encrypted"),
+        ("ok/b..png", 0, ""),  # two dots in a name are no path
+    ],
+)
+def test_entries_refused_by_their_header(name: str, flags: int, words: str) -> None:
+    entry = zipfile.ZipInfo(name)
+    entry.flag_bits, entry.file_size = flags, 10
+    reason = image_jobs._refused(entry)
+    assert (words in reason and reason != "") if words else reason == ""
