@@ -3,14 +3,17 @@ real server's ``/jobs`` and scored into a CSV through the jobs machinery, with i
 the CSV's predictions and probabilities compared with the digits graph of
 ``tests/tensor_graphs.py`` run in this process on the card's preprocessing done by hand. Bad
 entries (not an image, too large, a path with ``..``) get a row with their reason; a ZIP past
-its bounds fails the job before any model call."""
+its bounds fails the job before any model call. A model of two images has no batch panel
+(and its page takes both files)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import tomllib
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ import pytest
 import requests
 
 from tests import tensor_graphs as tg
-from tests.helpers import running_server, wait_until
+from tests.helpers import csrf_token, local_client, running_server, wait_until
 from winserve.scoring import images as image_jobs
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -224,3 +227,58 @@ def test_entries_refused_by_their_header(name: str, flags: int, words: str) -> N
     entry.flag_bits, entry.file_size = flags, 10
     reason = image_jobs._refused(entry)
     assert (words in reason and reason != "") if words else reason == ""
+
+
+def test_a_model_of_two_images_has_two_pickers_and_no_batch_panel(tmp_path: Path) -> None:
+    """The digits regression over the sum of two images (an ONNX graph built here): the
+    page has a picker per input, says why it has no batch scoring, and its form answers as
+    the graph does in this process."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from winserve.model_info import ModelSpec
+
+    weights, bias = tg._digits_regression()
+    nodes = [
+        helper.make_node("Add", ["left", "right"], ["both"]),
+        helper.make_node("Flatten", ["both"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    image = ["N", 1, 8, 8]
+    graph = tg._model(
+        nodes,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, image) for n in ("left", "right")],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    card = "".join(tg.DIGITS_CARD.replace("inputs.image", f"inputs.{n}") for n in ("left", "right"))
+    path = tg.write(tmp_path, "pair", graph, card)
+    client = local_client(ModelSpec(path=str(path), inputs=tomllib.loads(card)["inputs"]))
+    front = client.get("/")
+    page = front.get_data(as_text=True)
+    assert 'id="image0"' in page and 'id="image1"' in page
+    assert 'id="no-batch"' in page and 'id="csv-form"' not in page
+    left, right = tg.digit_png(1), tg.digit_png(2)
+    answered = client.post(
+        "/image",
+        data={
+            "csrf_token": csrf_token(page),
+            "image0": (io.BytesIO(left), "left.png"),
+            "image1": (io.BytesIO(right), "right.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answered.status_code == 200, answered.get_data(as_text=True)[-800:]
+    (probabilities,) = tg.run(
+        graph, {"left": tg.by_hand(left)[None], "right": tg.by_hand(right)[None]}
+    )
+    shown = answered.get_data(as_text=True)
+    assert f'id="prediction">{int(probabilities[0].argmax())}<' in shown
+    one = client.post(
+        "/image",
+        data={"csrf_token": csrf_token(page), "image0": (io.BytesIO(left), "left.png")},
+        content_type="multipart/form-data",
+    )
+    assert one.status_code == 400
+    assert "choose an image file for &#39;right&#39;" in one.get_data(as_text=True)
