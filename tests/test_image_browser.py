@@ -166,7 +166,8 @@ def test_a_zip_of_images_scored_from_the_page_with_progress(
     page.set_input_files("#csv-file", str(archive))
     page.get_by_role("button", name="Score").click()
     page.wait_for_selector("#download")
-    assert "20 of 20 rows scored" in page.inner_text("#progress-text")
+    assert "20 of 20 images scored" in page.inner_text("#progress-text")
+    assert "in the ZIP's order" in page.inner_text("#read-as")
     with page.expect_download() as download:
         page.click("#download")
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
