@@ -1,5 +1,6 @@
-"""CSV scoring pages (issue 23: split from ui.py): an upload (a file, pasted rows or a
-workbook) becomes a job of the version serving now, and that version keeps it to the end.
+"""CSV scoring pages (issue 23: split from ui.py): an upload (a file, pasted rows, a
+workbook, or for a model of images a ZIP of images: ``image_page.new_job``, issue 24) becomes
+a job of the version serving now, and that version keeps it to the end.
 
 ::
 
