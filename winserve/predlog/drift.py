@@ -1,0 +1,229 @@
+"""Drift of a model's inputs (issue 26): the Population Stability Index of each input column
+between the model's reference sample and the inputs the prediction log kept for a period.
+
+::
+
+    reference sample (pandas frame, host/reference.py's read) ─┐
+                                                               ├─► bins ─► shares ─► PSI, words
+    logged inputs (SQLite, read-only: logged_columns) ─────────┘
+
+Bins: for a number column the reference's deciles (at most 10 bins, fewer when values
+repeat), for a category each value of the reference (the 20 most frequent; the rest, and
+values the reference never had, "other"); a missing value is a bin of its own in both. PSI
+= Σ (actual − expected) · ln(actual / expected) over the bins, an empty bin counted as
+``FLOOR`` (the usual guard: ln 0 is not a number). Words as the credit-scoring rule of thumb
+the issue names: < 0.1 stable, 0.1-0.25 moderate, > 0.25 shifted.
+
+Everything here but ``logged_columns`` is a pure function of values, tested with known
+answers (tests/test_drift.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from winserve.predlog.store import decode_inputs
+
+FLOOR = 1e-4  # the share an empty bin counts as
+MAX_CATEGORIES = 20  # categories binned one by one; the rest are "other"
+MISSING = "missing"
+OTHER = "other"
+STABLE, SHIFTED = 0.1, 0.25
+MAX_LOGGED_ROWS = 50_000  # the most recent rows read for one period: enough for shares
+
+
+def words(psi: float | None) -> str:
+    """The rule of thumb's words for ``psi`` (None: too few rows to say)."""
+    if psi is None:
+        return "no rows"
+    if psi < STABLE:
+        return "stable"
+    if psi <= SHIFTED:
+        return "moderate"
+    return "shifted"
+
+
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """The PSI of two share vectors over the same bins (each summing to 1)."""
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, FLOOR), max(a, FLOOR)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def decile_edges(reference: Sequence[Any]) -> list[float]:
+    """The reference's deciles (its 10 %, 20 %, … 90 % points, repeated ones once), the
+    inner edges of the number bins: values of the reference ("inverted_cdf", not
+    interpolated), so a column of few distinct values gets a bin per value."""
+    import numpy as np
+
+    values = np.asarray([float(v) for v in reference if not _missing(v)], dtype="float64")
+    if values.size == 0:
+        return []
+    return sorted(
+        {float(q) for q in np.quantile(values, np.linspace(0.1, 0.9, 9), method="inverted_cdf")}
+    )
+
+
+def number_shares(values: Sequence[Any], edges: Sequence[float]) -> list[float]:
+    """The shares of ``values`` in the bins (−∞, e1], (e1, e2], …, (ek, ∞), then missing."""
+    import numpy as np
+
+    counts = [0] * (len(edges) + 2)
+    present: list[float] = []
+    for v in values:
+        if _missing(v):
+            counts[-1] += 1
+        else:
+            try:
+                present.append(float(v))
+            except (TypeError, ValueError):  # a text sent for a number: counted as missing
+                counts[-1] += 1
+    if present:
+        # side="left": a value equal to an edge falls in the bin the edge closes
+        index = np.searchsorted(np.asarray(edges, dtype="float64"), present, side="left")
+        for i, n in zip(*np.unique(index, return_counts=True), strict=True):
+            counts[int(i)] += int(n)
+    total = len(values)
+    return [c / total for c in counts] if total else [0.0] * len(counts)
+
+
+def category_bins(reference: Sequence[Any]) -> list[str]:
+    """The reference's most frequent values (as text), the bins of a category column."""
+    seen = Counter(str(v) for v in reference if not _missing(v))
+    return [v for v, _ in seen.most_common(MAX_CATEGORIES)]
+
+
+def category_shares(values: Sequence[Any], bins: Sequence[str]) -> list[float]:
+    """The shares of ``values`` in each of ``bins``, then "other", then missing."""
+    where = {b: i for i, b in enumerate(bins)}
+    counts = [0] * (len(bins) + 2)
+    for v in values:
+        if _missing(v):
+            counts[-1] += 1
+        else:
+            counts[where.get(str(v), len(bins))] += 1
+    total = len(values)
+    return [c / total for c in counts] if total else [0.0] * len(counts)
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One input's drift: its PSI (None without logged rows), the words, and the bins with
+    the reference's and the period's shares (for a table or a chart)."""
+
+    name: str
+    kind: str  # "number" or "category"
+    psi: float | None
+    words: str
+    bins: tuple[str, ...]
+    expected: tuple[float, ...]
+    actual: tuple[float, ...]
+    logged_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "psi": None if self.psi is None else round(self.psi, 6),
+            "words": self.words,
+            "logged_rows": self.logged_rows,
+            "bins": [
+                {"bin": b, "reference": round(e, 6), "logged": round(a, 6)}
+                for b, e, a in zip(self.bins, self.expected, self.actual, strict=True)
+            ],
+        }
+
+
+def _number_labels(edges: Sequence[float]) -> list[str]:
+    bounds = ["−∞", *(f"{e:.4g}" for e in edges), "∞"]
+    return [f"({bounds[i]}, {bounds[i + 1]}]" for i in range(len(bounds) - 1)] + [MISSING]
+
+
+def column_drift(
+    name: str, number: bool, reference: Sequence[Any], logged: Sequence[Any]
+) -> ColumnDrift:
+    """The drift of one column: ``number`` for decile bins, else category bins."""
+    if number:
+        edges = decile_edges(reference)
+        labels = _number_labels(edges)
+        expected = number_shares(reference, edges)
+        actual = number_shares(logged, edges)
+    else:
+        bins = category_bins(reference)
+        labels = [*bins, OTHER, MISSING]
+        expected = category_shares(reference, bins)
+        actual = category_shares(logged, bins)
+    value = psi(expected, actual) if logged and reference else None
+    return ColumnDrift(
+        name,
+        "number" if number else "category",
+        value,
+        words(value),
+        tuple(labels),
+        tuple(expected),
+        tuple(actual),
+        len(logged),
+    )
+
+
+def is_number_column(values: Sequence[Any]) -> bool:
+    """Whether a reference column is numbers (bools and texts are categories)."""
+    present = [v for v in values if not _missing(v)]
+    return bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+
+
+def drift(reference: dict[str, list[Any]], logged: dict[str, list[Any]]) -> list[ColumnDrift]:
+    """The drift of each reference column (in its order), against the logged values."""
+    return [
+        column_drift(name, is_number_column(values), values, logged.get(name, []))
+        for name, values in reference.items()
+    ]
+
+
+QUERY = """
+SELECT c.names, r.inputs FROM requests AS r JOIN column_sets AS c ON c.id = r.columns
+WHERE r.model = ? AND r.time >= ? AND r.time < ? AND r.inputs IS NOT NULL
+ORDER BY r.id DESC
+"""
+
+
+def logged_columns(
+    path: Path, model: str, since: float, until: float, columns: Sequence[str]
+) -> tuple[dict[str, list[Any]], int]:
+    """The logged inputs of ``model`` from ``since`` to ``until`` (Unix seconds), column by
+    column for ``columns``, the most recent MAX_LOGGED_ROWS rows; and the rows read. A
+    read-only connection of its own (WAL: the writer is not blocked)."""
+    found: dict[str, list[Any]] = {c: [] for c in columns}
+    if not path.exists():
+        return found, 0
+    rows_read = 0
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    try:
+        for names_text, inputs in conn.execute(QUERY, (model, since, until)):
+            names = json.loads(names_text)
+            rows = decode_inputs(names_text, inputs) or []
+            where = [(c, names.index(c)) for c in columns if c in names]
+            for row in rows:
+                for c, i in where:
+                    found[c].append(row[i] if i < len(row) else None)
+            rows_read += len(rows)
+            if rows_read >= MAX_LOGGED_ROWS:
+                break
+    finally:
+        conn.close()
+    return found, rows_read
