@@ -12,6 +12,12 @@ them (issue 22). The answer is ``{"predictions": [...]}``; errors are
 types or charsets) and codes (``INVALID_PARAMETER_VALUE`` where the columns do not match the
 model, or a parameter is wrong). As in MLflow's own server, content types are matched as the
 code does it (``text/csv``, not the documented ``application/csv``).
+
+Explanations (issue 25) are winserve's own extension: ``"params": {"explain": true}`` (or the
+query ``?explain=true``, the only way for a CSV body) adds each row's Shapley values beside
+the predictions, ``{"predictions": [...], "explanations": [...]}``, as ``/predict?explain=true``
+gives them. ``explain`` is taken out of ``params`` before they are read for the model: it is
+never a parameter of the model's, whatever its signature declares.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ ERROR_CODES = {
     413: "REQUEST_LIMIT_EXCEEDED",
     415: "BAD_REQUEST",
     500: "INTERNAL_ERROR",
+    409: "INVALID_STATE",  # an explanation asked of a model without a reference sample
     503: "TEMPORARILY_UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
@@ -50,10 +57,32 @@ class InvalidParameter(BadRequest):
 INVALID_PARAMETER = (SchemaMismatch, InvalidParameter)
 
 
+EXPLAIN = "explain"  # winserve's own entry of params (issue 25), never the model's
+
+
 @dataclass(frozen=True)
 class Invocation:
     request: PredictRequest
-    params: Any = None  # as sent; ``predict_method`` decides what they mean for the model
+    params: Any = None  # as sent, less ``explain``; ``predict_method`` decides what they mean
+    explain: bool = False  # params.explain: each row's explanation beside its prediction
+
+
+def _explain_param(value: Any) -> bool:
+    """``params.explain``: JSON true or false (the texts ``"true"``/``"false"`` too, as MLflow
+    clients that send every parameter as a string do); else ``InvalidParameter``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidParameter(f"params.explain must be true or false; got {str(value)[:40]!r}")
+
+
+def split_params(params: Any) -> tuple[Any, bool]:
+    """``params`` without winserve's ``explain``, and whether it asked for explanations."""
+    if not isinstance(params, dict) or EXPLAIN not in params:
+        return params, False
+    rest = {k: v for k, v in params.items() if k != EXPLAIN}
+    return (rest or None), _explain_param(params[EXPLAIN])
 
 
 def content_kind(mimetype: str, params: dict[str, str]) -> str:
@@ -121,7 +150,9 @@ def predict_method(params: Any, info: ModelInfo) -> str:
 
 
 def decode_json(body: Any) -> Invocation:
-    return Invocation(_decode_rows(body), body.get("params"))
+    request = _decode_rows(body)
+    params, explain = split_params(body.get("params"))
+    return Invocation(request, params, explain)
 
 
 def _decode_rows(body: Any) -> PredictRequest:
@@ -177,8 +208,11 @@ def decode_csv(text: str) -> Invocation:
     return Invocation(request)
 
 
-def encode(predictions: list[Any]) -> dict[str, Any]:
-    return {"predictions": predictions}
+def encode(predictions: list[Any], explanations: list[Any] | None = None) -> dict[str, Any]:
+    """MLflow's answer; with ``explanations`` (issue 25) they go beside the predictions."""
+    if explanations is None:
+        return {"predictions": predictions}
+    return {"predictions": predictions, "explanations": explanations}
 
 
 def error_body(error: WinserveError) -> dict[str, Any]:

@@ -10,10 +10,22 @@ it by default. Outputs are ``predict`` (default), ``predict_proba`` and the mode
 (``decision_function`` or ``score_samples``) where it has one, shaped as MLServer's
 scikit-learn runtime shapes them (a 1-D prediction is ``[rows, 1]``; a multi-output one
 ``[rows, outputs]``). Errors are ``{"error": message}`` with 400, 404 or the error's own status.
+
+Explanations (issue 25, winserve's extension): ``"parameters": {"explain": true}`` in the
+request, or the output ``explanations`` asked for by name, adds one more output tensor,
+``explanations``: FP64, shape ``[rows, inputs + 1]``, each row the Shapley value of each input
+in the order of the model's metadata ``inputs`` (its columns), then the baseline, so that a
+row adds up to the number explained (the predicted class's probability, or the regressor's
+value), as Triton's forest backend lays out its Shapley output (the bias last). A tensor,
+not response ``parameters``: those hold only scalars (str, number, bool), and every OIP
+client reads an extra output by name (``result.as_numpy("explanations")``) and ignores it
+otherwise. The tensor's ``parameters`` say what is explained (``explained``) and name the
+columns (``columns``, a JSON list in a string).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from dataclasses import dataclass
@@ -68,11 +80,15 @@ TENSOR_DATATYPES = {
 }
 
 
+EXPLANATIONS = "explanations"  # the output of each row's Shapley values (issue 25)
+
+
 @dataclass(frozen=True)
 class InferRequest:
     request: PredictRequest
     outputs: tuple[str, ...]
     id: str | None
+    explain: bool = False  # parameters.explain, or the output "explanations" asked for
 
 
 def _name(value: Any) -> str:
@@ -335,7 +351,25 @@ def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -
     return PredictRequest(Tensors(given))
 
 
+def _explain(body: dict[str, Any]) -> bool:
+    """The request's ``parameters.explain``: true or false (the texts too: OIP parameters
+    are strings, numbers or booleans, and some clients send strings only)."""
+    parameters = body.get("parameters")
+    if parameters is None:
+        return False
+    if not isinstance(parameters, dict):
+        raise BadRequest('"parameters" must be an object, e.g. {"explain": true}')
+    value = parameters.get("explain", False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadRequest(f"parameters.explain must be true or false; got {repr(value)[:40]}")
+
+
 def _outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]:
+    """The outputs asked for (``predict`` by default); ``explanations`` among them is not
+    one of the model's outputs but the request for explanations (``decode`` takes it out)."""
     requested = body.get("outputs")
     if requested is None:
         return ("predict",)
@@ -344,7 +378,7 @@ def _outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]:
     names: list[str] = []
     for item in requested:
         name = item.get("name") if isinstance(item, dict) else None
-        if name not in info.outputs:
+        if name not in info.outputs and name != EXPLANATIONS:
             offered = ", ".join(repr(o) for o in info.outputs)
             raise BadRequest(f"unknown output {_name(name)}; this model has outputs {offered}")
         if name not in names:
@@ -362,6 +396,8 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest('"inputs" must be a non-empty list of tensors')
     outputs = _outputs(body, info)
+    explain = _explain(body) or EXPLANATIONS in outputs
+    outputs = tuple(o for o in outputs if o != EXPLANATIONS) or ("predict",)
     images = frozenset(f.name for f in info.features if f.kind == "image")
     tensors = []
     offset = 0
@@ -391,7 +427,7 @@ def decode(body: Any, info: ModelInfo, binary: memoryview | None = None) -> Infe
         request = _columns(tensors)
     request.proba = "predict_proba" in outputs
     request.scores = bool(info.score_method) and info.score_method in outputs
-    return InferRequest(request, outputs, request_id)
+    return InferRequest(request, outputs, request_id, explain)
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -428,8 +464,35 @@ def _tensor(name: str, rows: list[Any]) -> dict[str, Any]:
     }
 
 
+def explanations_tensor(explanations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each row's contributions in the model's column order, then its baseline (see the
+    module docstring): ``[rows, inputs + 1]`` FP64."""
+    columns = list(explanations[0]["contributions"]) if explanations else []
+    data = [
+        float(v)
+        for found in explanations
+        for v in (*found["contributions"].values(), found["baseline"])
+    ]
+    explained = str(explanations[0].get("explained", "prediction")) if explanations else ""
+    return {
+        "name": EXPLANATIONS,
+        "shape": [len(explanations), len(columns) + 1],
+        "datatype": "FP64",
+        "parameters": {
+            "content_type": "np",
+            "explained": explained,  # "probability" (of the class predicted) or "prediction"
+            "columns": json.dumps([*columns, "baseline"]),
+        },
+        "data": data,
+    }
+
+
 def encode(
-    prediction: Prediction, infer: InferRequest, info: ModelInfo, version: str | None
+    prediction: Prediction,
+    infer: InferRequest,
+    info: ModelInfo,
+    version: str | None,
+    explanations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"model_name": info.name}
     if version is not None:
@@ -444,6 +507,8 @@ def encode(
             outputs.append(_tensor(name, prediction.probabilities or []))
         else:
             outputs.append(_tensor(name, prediction.scores or []))
+    if explanations is not None:
+        outputs.append(explanations_tensor(explanations))
     body["outputs"] = outputs
     return body
 
@@ -492,6 +557,9 @@ def model_metadata(info: ModelInfo) -> dict[str, Any]:
         )
     if info.score_method:
         outputs.append({"name": info.score_method, "datatype": "FP64", "shape": [-1]})
+    if _explainable(info):  # asked for with parameters.explain (issue 25)
+        width = info.n_features + 1
+        outputs.append({"name": EXPLANATIONS, "datatype": "FP64", "shape": [-1, width]})
     return {
         "name": info.name,
         "versions": [VERSION],
@@ -499,6 +567,12 @@ def model_metadata(info: ModelInfo) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
     }
+
+
+def _explainable(info: ModelInfo) -> bool:
+    """A model of columns with a usable reference sample (``ModelInfo.extra["reference"]``)."""
+    found = info.extra.get("reference")
+    return isinstance(found, dict) and not found.get("problem") and not info.tensor_inputs
 
 
 def error_body(error: WinserveError) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
-from winserve import __version__
+from winserve import __version__, explaining
 from winserve.protocols import mlflow
 from winserve.web import held
-from winserve.web.bodies import json_body, raw_text
+from winserve.web.bodies import flag, json_body, raw_text
 from winserve.web.prediction_log import PREDICTED
 from winserve.web.responses import json_response
 
@@ -32,18 +32,27 @@ def invocations() -> ResponseReturnValue:
     else:
         invocation = mlflow.decode_csv(raw_text(req, max_body))
     req.environ["winserve.rows"] = invocation.request.n_rows
+    # params.explain or ?explain=true (a CSV body has no params): winserve's own (issue 25)
+    explain = invocation.explain
+    if req.environ.get("QUERY_STRING") and "explain" in req.args:
+        explain = flag(req.args.get("explain"))
     info = model.info()  # one snapshot of the model's description for this request
     method = mlflow.predict_method(invocation.params, info)
     if method == "predict_proba" and not info.has_proba:
         raise mlflow.InvalidParameter("this model has no predict_proba")
+    if explain:  # 409 saying what file to add, before any model call, as /predict (issue 25)
+        explaining.require_reference(info)
+        explaining.check_rows(invocation.request.n_rows)
     invocation.request.proba = method == "predict_proba"
     answer = model.infer(invocation.request, info)
     prediction = answer.prediction
     req.environ[PREDICTED] = (invocation.request, info, prediction)  # the log (issue 26)
+    explanations = model.explain(invocation.request, info) if explain else None
     if method == "predict_proba":
-        response = json_response(mlflow.encode(prediction.probabilities or []))
+        predictions = prediction.probabilities or []
     else:
-        response = json_response(mlflow.encode(prediction.predictions))
+        predictions = prediction.predictions
+    response = json_response(mlflow.encode(predictions, explanations))
     response.headers["X-Model-Version"] = str(answer.version)
     return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Request, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from winserve import explaining
 from winserve.dataplane import Held
 from winserve.errors import BadRequest, UnsupportedMediaType
 from winserve.protocols import oip
@@ -113,8 +114,12 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     body, binary = _read(req)
     decoded = oip.decode(body, info, binary)
     req.environ["winserve.rows"] = decoded.request.n_rows
+    if decoded.explain:  # 409 saying what file to add, before any model call (issue 25)
+        explaining.require_reference(info)
+        explaining.check_rows(decoded.request.n_rows)
     answer = model.infer(decoded.request, info)
     req.environ[PREDICTED] = (decoded.request, info, answer.prediction)  # the log (issue 26)
-    response = json_response(oip.encode(answer.prediction, decoded, info, version))
+    explanations = model.explain(decoded.request, info) if decoded.explain else None
+    response = json_response(oip.encode(answer.prediction, decoded, info, version, explanations))
     response.headers["X-Model-Version"] = str(answer.version)
     return response
