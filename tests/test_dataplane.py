@@ -382,3 +382,27 @@ def test_the_page_shows_the_version_held_and_a_file_that_did_not_load(
         assert "/models/fast/" in listing and "/models/slow/" in listing
     finally:
         registry.close()
+
+
+def test_the_only_model_unloaded_can_be_loaded_again_from_its_file(
+    models: Models, folder: Path
+) -> None:
+    """A single file is a folder of one: after an unload its entry is gone, not its file, so a
+    load by name finds the file again (a new user's trial: it answered 404 'none yet')."""
+    registry = Registry(Settings(model=folder / "fast.joblib"), models.make_backend)
+    _start(registry)
+    plane = DataPlane(registry)
+    client = create_app(Settings(model=folder / "fast.joblib"), plane=plane).test_client()
+    try:
+        wait_until(lambda: plane.health().ready, 20)
+        assert client.post("/v2/repository/models/fast/unload").status_code == 200
+        assert client.get("/health").status_code == 503
+        assert client.post("/predict", json=[{"x0": 1, "x1": 2}]).status_code == 404
+        loaded = client.post("/v2/repository/models/fast/load")
+        assert loaded.status_code == 200, loaded.json
+        assert client.post("/predict", json=[{"x0": 1, "x1": 2}]).status_code == 200
+        assert client.get("/health").status_code == 200
+        # a name that is not the one file is still no model (the folder's others are not served)
+        assert client.post("/v2/repository/models/slow/load").status_code == 404
+    finally:
+        registry.close()

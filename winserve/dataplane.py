@@ -34,7 +34,7 @@ from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, S
 from winserve.errors import NotFound
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
-from winserve.models.registry import Registry, Slot, discover
+from winserve.models.registry import Registry, Slot
 from winserve.models.status import ModelStatus
 from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest, Prepared
@@ -376,11 +376,8 @@ class DataPlane:
         """Load (or reload) ``name`` from its file now; "" once it serves, else why not.
         ``NotFound`` when there is no such file."""
         registry = self._registry
-        if registry.folder is None:
-            path = registry.entry(name).path
-        else:
-            path = discover(registry.folder)[0].get(name)
-        if path is None:
+        known, path = registry.source_of(name)
+        if not known:
             raise NotFound(f"no model file named {name!r} in the models folder")
         if registry.load(name, path):
             return ""

@@ -294,6 +294,13 @@ class Registry:
 
     # -- loading ------------------------------------------------------------------------------
 
+    def source_of(self, name: str) -> tuple[bool, Path | None]:
+        """Whether the source has a model named ``name`` now, and its file (None: the factory
+        or the demo): what a load asked for by name loads, also after an unload of the only
+        model (its entry is gone, its file is not)."""
+        found = self._source.find()[0]
+        return name in found, found.get(name)
+
     def load(self, name: str, path: Path | None) -> bool:
         """Load ``path`` (None: the factory or the demo) as a new version of ``name``; it serves
         once its sample prediction passed, and the version it replaces drains. False (and the
