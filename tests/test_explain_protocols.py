@@ -232,6 +232,22 @@ def test_oip_infer_adds_an_explanations_output(served: tuple[ServerProcess, Any]
     assert refused.json() == {"error": _no_reference_message(url, rows)}
 
 
+@pytest.mark.server
+@pytest.mark.spawn
+@pytest.mark.timeout(120)
+def test_openapi_documents_both_extensions(served: tuple[ServerProcess, Any]) -> None:
+    server, _ = served
+    paths = requests.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
+    invocations = paths["/invocations"]["post"]["requestBody"]["content"]["application/json"]
+    params = invocations["schema"]["oneOf"][0]["properties"]["params"]["properties"]
+    assert params["explain"]["type"] == "boolean"
+    assert "Never passed to the model" in params["explain"]["description"]
+    infer = paths["/v2/models/{model_name}/infer"]["post"]["requestBody"]["content"]
+    body = infer["application/json"]["schema"]["properties"]
+    assert "[rows, inputs + 1]" in body["parameters"]["properties"]["explain"]["description"]
+    assert "explanations" in body["outputs"]["items"]["properties"]["name"]["enum"]
+
+
 @pytest.mark.timeout(30)
 def test_explain_is_taken_out_of_the_params_the_model_sees() -> None:
     """``params.explain`` is winserve's: an MLflow folder whose signature declares params

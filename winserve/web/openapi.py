@@ -165,7 +165,32 @@ JSONRPC: Schema = {
 }
 MLFLOW_PARAMS: Schema = {
     "type": "object",
-    "properties": {"predict_method": {"enum": list(mlflow.PREDICT_METHODS)}},
+    "properties": {
+        "predict_method": {"enum": list(mlflow.PREDICT_METHODS)},
+        # winserve's own (issue 25): taken out before params are read for the model
+        mlflow.EXPLAIN: {
+            "type": "boolean",
+            "description": "winserve's extension: also return each row's explanation beside "
+            "the predictions ('explanations', as /predict?explain=true; the query "
+            "?explain=true does the same, also for a CSV body); 409 when the model has no "
+            "reference sample. Never passed to the model.",
+        },
+    },
+}
+OIP_PARAMETERS: Schema = {  # issue 25
+    "type": "object",
+    "properties": {
+        "explain": {
+            "type": "boolean",
+            "description": "winserve's extension: also return the output 'explanations', "
+            "FP64 [rows, inputs + 1]: each input's Shapley value in the order of the model "
+            "metadata's inputs, then the baseline (a row adds up to the number explained: the "
+            "predicted class's probability, or the value); its parameters name the columns "
+            "('columns', a JSON list) and what is explained ('explained'). Asking for the "
+            "output 'explanations' by name does the same. 409 when the model has no reference "
+            "sample.",
+        }
+    },
 }
 
 
@@ -382,14 +407,17 @@ def _paths(
         "type": "object",
         "properties": {
             "id": {"type": "string"},
-            "parameters": ANY_OBJECT,
+            "parameters": OIP_PARAMETERS,
             "inputs": {"type": "array", "items": _tensor_input(info), "minItems": 1},
             "outputs": {
                 "type": "array",
                 "items": {
                     "type": "object",
                     "properties": {
-                        "name": {"type": "string", "enum": info.outputs if info else ["predict"]}
+                        "name": {
+                            "type": "string",
+                            "enum": [*(info.outputs if info else ["predict"]), oip.EXPLANATIONS],
+                        }
                     },
                     "required": ["name"],
                 },
@@ -502,6 +530,24 @@ def _paths(
                 for moment, hint in (("since", "default: log_days ago"), ("until", "default: now"))
             ],
         ),
+        "/monitor.json": _get(
+            "Drift of each input from since to until against the reference sample: the "
+            "population stability index per column, its words and bins (the owner's, as "
+            "/log.csv; issue 26)",
+            _ok(ANY_OBJECT),
+            NATIVE_ERROR,
+            "winserve",
+            parameters=[
+                {
+                    "name": moment,
+                    "in": "query",
+                    "required": False,
+                    "description": f"ISO 8601 date or time, UTC unless an offset is given ({hint})",
+                    "schema": {"type": "string"},
+                }
+                for moment, hint in (("since", "default: 7 days ago"), ("until", "default: now"))
+            ],
+        ),
         "/invocations": {
             "post": {
                 "summary": "Predict (MLflow scoring protocol)",
@@ -608,6 +654,7 @@ MODEL_ROUTES = (
     "/ping",
     "/version",
     "/log.csv",
+    "/monitor.json",
     "/jobs",
     "/jobs/{job_id}/sheet",
     "/jobs/{job_id}/status",
