@@ -4,10 +4,13 @@ by hand, the bins of numbers, categories and missing values, the words. Fast lay
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from statistics import NormalDist
 
 import pytest
 
+from tests.helpers import jobs_client
+from winserve.model_info import ModelSpec
 from winserve.predlog import drift
 
 pytestmark = pytest.mark.timeout(30)
@@ -97,3 +100,20 @@ def test_drift_types_columns_from_the_reference() -> None:
     ]
     assert found[2].psi is None  # not logged at all
     assert found[0].as_dict()["bins"][-1]["bin"] == "missing"
+
+
+def test_the_monitor_is_the_owners_and_says_how_to_add_a_reference(iris_forest: Path) -> None:
+    """In-process (Flask's test client, the model in this process): a stranger's address gets
+    403 in the native error shape, the owner the page; a model without a reference sample
+    names the file to add, without a log the page says the log is off."""
+    client = jobs_client(ModelSpec(str(iris_forest)))
+    for path in ("/monitor", "/monitor.json", "/models/iris forest/monitor.json"):
+        stranger = client.get(path, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+        assert stranger.status_code == 403 and "owner" in stranger.json["error"]["message"]
+    found = client.get("/monitor.json").json
+    assert found["columns"] == [] and found["log"] is False
+    assert "iris forest.reference.csv" in found["hint"]
+    page = client.get("/models/iris forest/monitor")
+    assert page.status_code == 200 and "iris forest.reference.csv" in page.text
+    assert "The prediction log is off" in page.text
+    assert client.get("/models/nobody/monitor.json").status_code == 404

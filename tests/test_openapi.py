@@ -82,7 +82,8 @@ def test_schemathesis_finds_no_server_error(text_pipeline: Path, tmp_path: Path)
     assert " passed" in result.stdout and "16 operations" not in result.stdout, health
 
 
-PAGES = ("ui", "ui_model", "auth")  # pages for people (HTML forms, CSRF), not the API
+# pages for people (HTML forms, CSRF), not the API; the monitor page's data is /monitor.json
+PAGES = ("ui", "ui_model", "auth", "monitor_page", "monitor_page_model")
 # the page's scoring of files, also for programs (issue 27)
 JOBS_API = ("create_job", "choose_sheet", "job_status", "job_result")
 

@@ -112,6 +112,7 @@ def create_app(
         hosts,
         mlflow_api,
         models,
+        monitor,
         observe,
         oip_api,
         openapi,
@@ -154,6 +155,7 @@ def create_app(
     app.register_blueprint(ui.bp, url_prefix="/models/<model>", name="ui_model")
     observe.install(app, settings.request_log)
     predlog_web.install(app, prediction_log)  # after observe: its counters join /metrics
+    monitor.install(app)  # /monitor: drift against the reference sample (issue 26)
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token)
     gate.install(app)  # each route's body limit, after the token check (issue 28)

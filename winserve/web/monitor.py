@@ -1,0 +1,175 @@
+"""The monitor page (issue 26): per input, the drift of the inputs the prediction log kept for
+a period against the model's reference sample; the owner's, as ``/log.csv`` is.
+
+::
+
+    GET /monitor[.json]?since=…&until=…  (and /models/<name>/monitor[.json])
+        held model ─► its file (info.source) or the card's ``reference`` ─► reference.read
+                      (cached by path, size and mtime)                         │ frame
+        prediction log (SQLite, read-only) ─► drift.logged_columns ──────────► drift.drift
+                                                                                │
+        monitor.html (a table per column: PSI, words, bins) ◄─ ColumnDrift ◄────┘
+
+The web process reads the reference file itself, with the model host's own reader
+(``winserve.host.reference.read``: the same columns, number conversion and fixed-seed
+sample), rather than asking the model host for it: the frame is needed only here, a
+page read by the owner now and then, and shipping 2,000 rows through the host's pipe would
+add a method to every backend for no gain. The file read is the one the model host read:
+the card's ``reference``, else ``<name>.reference.csv``/``.parquet`` beside the model file.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask.typing import ResponseReturnValue
+
+from winserve.explaining import reference_of
+from winserve.host import reference as reference_sample
+from winserve.model_info import ModelInfo
+from winserve.predlog import drift
+from winserve.predlog.writer import PredictionLog
+from winserve.web import held
+from winserve.web.prediction_log import KEY, _moment, _owner
+
+bp = Blueprint("monitor", __name__)  # monitor.json: for programs, in /openapi.json
+page_bp = Blueprint("monitor_page", __name__)  # the page: for people, as the ui blueprint's
+DEFAULT_DAYS = 7  # the period shown when none is asked for: the last week
+
+_cache: dict[tuple[str, int, int], dict[str, list[Any]]] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What the page and ``monitor.json`` show of one model for one period."""
+
+    model: str
+    since: datetime
+    until: datetime
+    logged_rows: int
+    reference: dict[str, Any] | None  # {rows, source[, problem]} or None
+    hint: str  # how to add a reference sample, or why the one there cannot be used
+    log_off: bool
+    columns: tuple[drift.ColumnDrift, ...]
+
+    @property
+    def summary(self) -> str:
+        """One sentence on top: how many inputs drifted, which."""
+        if not self.columns:
+            return ""
+        if not self.logged_rows:
+            return "No inputs were logged in this period."
+        shifted = [c.name for c in self.columns if c.words == "shifted"]
+        moderate = [c.name for c in self.columns if c.words == "moderate"]
+        said = f"{len(shifted)} of {len(self.columns)} inputs have shifted"
+        said += f" ({', '.join(shifted)})" if shifted else ""
+        if moderate:
+            said += f"; {len(moderate)} moved moderately ({', '.join(moderate)})"
+        return said + "."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "logged_rows": self.logged_rows,
+            "reference": self.reference,
+            "hint": self.hint,
+            "log": not self.log_off,
+            "summary": self.summary,
+            "columns": [c.as_dict() for c in self.columns],
+        }
+
+
+def _reference_path(info: ModelInfo, named: str) -> Path | None:
+    if named:
+        return Path(named)
+    if not info.source or not info.sha256:  # the built-in demo: no file
+        return None
+    found = reference_sample.beside(Path(info.source))
+    return found[0] if found else None
+
+
+def _reference_columns(path: Path, info: ModelInfo) -> dict[str, list[Any]]:
+    """The reference sample's columns as lists, read once per version of the file."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _cache_lock:
+        found = _cache.get(key)
+    if found is None:
+        features = [{"name": f.name, "kind": f.kind} for f in info.features]
+        frame = reference_sample.read(path, features)
+        found = {str(c): frame[c].tolist() for c in frame.columns}
+        with _cache_lock:
+            _cache.clear()  # one model's sample at a time is enough for an owner's page
+            _cache[key] = found
+    return found
+
+
+def monitor() -> Monitor:
+    """The monitor of the model this request names (404 for one not served)."""
+    model = held.held()
+    info = model.info()
+    plog: PredictionLog | None = current_app.extensions.get(KEY)
+    now = datetime.now(UTC)
+    until = _moment("until", now)
+    since = _moment("since", datetime.fromtimestamp(now.timestamp() - DEFAULT_DAYS * 86_400, UTC))
+    described = reference_of(info)
+    source = info.source if info.sha256 else ""
+    hint = ""
+    columns: tuple[drift.ColumnDrift, ...] = ()
+    logged_rows = 0
+    if described is None:
+        hint = "This model has no reference sample to compare with: " + (
+            reference_sample.how_to_make(source)
+        )
+    elif described.get("problem"):
+        hint = str(described["problem"])
+    else:
+        path = _reference_path(info, model.card.reference)
+        if path is None or not path.is_file():
+            hint = "The reference sample is gone: " + reference_sample.how_to_make(source)
+        else:
+            try:
+                ref = _reference_columns(path, info)
+            except (ValueError, OSError) as exc:
+                hint = f"{path.name} cannot be used: {exc}"
+            else:
+                logged: dict[str, list[Any]] = {}
+                if plog is not None:
+                    logged, logged_rows = drift.logged_columns(
+                        plog.path, model.name, since.timestamp(), until.timestamp(), list(ref)
+                    )
+                columns = tuple(drift.drift(ref, logged))
+    return Monitor(model.name, since, until, logged_rows, described, hint, plog is None, columns)
+
+
+@page_bp.get("/monitor")
+def monitor_page() -> ResponseReturnValue:
+    """The monitor page: the owner's (this computer, or whoever holds the token)."""
+    _owner()
+    return render_template(
+        "monitor.html", monitor=monitor(), stable=drift.STABLE, shifted=drift.SHIFTED
+    )
+
+
+@bp.get("/monitor.json")
+def monitor_json() -> ResponseReturnValue:
+    """The monitor page's data as JSON."""
+    _owner()
+    return jsonify(monitor().as_dict())
+
+
+def install(app: Flask) -> None:
+    """``/monitor`` for the default model and ``/models/<name>/monitor`` for each."""
+    for blueprint in (bp, page_bp):
+        app.register_blueprint(blueprint)
+        app.register_blueprint(
+            blueprint, url_prefix="/models/<model>", name=f"{blueprint.name}_model"
+        )
