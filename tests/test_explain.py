@@ -357,3 +357,38 @@ def test_a_model_with_several_outputs_per_row_is_refused_with_the_reason(tmp_pat
     with pytest.raises(WinserveError, match="2 outputs per row") as raised:
         explaining.answer(answer)
     assert raised.value.status == 409  # the model's nature, not the request's fault
+
+
+def days_and_income(frame: pd.DataFrame) -> pd.DataFrame:
+    """A user's own date step: ``pd.to_datetime`` infers one format for the whole column."""
+    days = (pd.to_datetime(frame["signup"]) - pd.Timestamp("2020-01-01")).dt.days
+    return pd.DataFrame({"days": days.astype(float), "income": frame["income"].astype(float)})
+
+
+def test_a_datetime_column_of_the_sample_reaches_the_model_as_the_rows_do(tmp_path: Path) -> None:
+    """The sample's dates are handed over as the request path hands a row's (ISO text): an
+    explanation mixes both in one column, and a model parsing dates with one inferred format
+    refused the mix for every row (a new user's trial, ``kind = "datetime"`` in the card)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.default_rng(5)
+    signup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, 200), unit="D")
+    rows = pd.DataFrame({"signup": signup.strftime("%Y-%m-%d"), "income": rng.normal(50, 9, 200)})
+    target = (pd.to_datetime(rows["signup"]) - pd.Timestamp("2020-01-01")).dt.days * 0.1
+    model = make_pipeline(FunctionTransformer(days_and_income), LinearRegression())
+    model.fit(rows, target + rows["income"])
+    path = tmp_path / "churn.joblib"
+    joblib.dump(model, path)
+    rows.to_csv(tmp_path / "churn.reference.csv", index=False)  # dates as 2023-03-30
+    host = ModelHost()
+    loaded = host.load(ModelSpec(path=str(path), kinds={"signup": "datetime"}))
+    assert loaded["ok"], loaded
+    row = {"columns": {"signup": ["2023-08-15T00:00:00"], "income": [62.0]}}  # as the web sends
+    answer = host.explain(row, {})
+    assert answer["ok"], answer
+    found = answer["explanations"][0]
+    assert list(found["contributions"]) == ["signup", "income"]
+    total = found["baseline"] + sum(found["contributions"].values())
+    assert total == pytest.approx(found["output"], abs=EXACT)

@@ -112,11 +112,28 @@ def read(path: Path, features: list[dict[str, Any]]) -> Any:
                 f"column {name!r} holds {frame[name].iloc[row]!r} on row {row + 1}, not a number"
             )
         frame[name] = converted.astype("float64")
+    for name in (str(f["name"]) for f in features if f.get("kind") == "datetime"):
+        frame[name] = _datetimes(frame[name], name)
     if frame.empty:
         raise ValueError("it has no rows")
     if len(frame) > MAX_ROWS:
         frame = frame.sample(n=MAX_ROWS, random_state=SEED)
     return frame.reset_index(drop=True)
+
+
+def _datetimes(column: Any, name: str) -> Any:
+    """A ``kind = "datetime"`` column as the request path hands it to the model (ISO text,
+    ``winserve.cells.to_datetime``): an explanation mixes the row's values with the sample's in
+    one column, and a model parsing dates with one format refused the mix (a new user's trial)."""
+    from winserve.cells import to_datetime
+
+    values = column.tolist()
+    for row, value in enumerate(values):
+        try:
+            values[row] = to_datetime(value)
+        except ValueError as exc:
+            raise ValueError(f"column {name!r}, row {row + 1}: {exc}") from None
+    return column.__class__(values, index=column.index, dtype=object, name=column.name)
 
 
 def _csv(path: Path, names: list[str], numbers: list[str]) -> Any:
