@@ -99,6 +99,10 @@ def test_drift_types_columns_from_the_reference() -> None:
         ("ok", "category"),
     ]
     assert found[2].psi is None  # not logged at all
+    # a category coded as numbers, said so by the model: a bin per value, not deciles
+    coded = drift.drift({"grade": [1, 2, 3, 1]}, {"grade": [1, 1]}, {"grade": "category"})
+    assert coded[0].kind == "category" and coded[0].bins == ("1", "2", "3", "other", "missing")
+    assert coded[0].actual == (1.0, 0.0, 0.0, 0.0, 0.0)
     assert found[0].as_dict()["bins"][-1]["bin"] == "missing"
 
 

@@ -187,10 +187,23 @@ def is_number_column(values: Sequence[Any]) -> bool:
     )
 
 
-def drift(reference: dict[str, list[Any]], logged: dict[str, list[Any]]) -> list[ColumnDrift]:
-    """The drift of each reference column (in its order), against the logged values."""
+def drift(
+    reference: dict[str, list[Any]],
+    logged: dict[str, list[Any]],
+    kinds: dict[str, str] | None = None,
+) -> list[ColumnDrift]:
+    """The drift of each reference column (in its order), against the logged values.
+    ``kinds``: the model's kind of each input (``Feature.kind``): a "category" coded as
+    numbers (1, 2, 3) is binned by value, not by deciles; a column whose kind is unknown or
+    "any" is a number column when the reference holds numbers only."""
+    kinds = kinds or {}
+
+    def number(name: str, values: list[Any]) -> bool:
+        kind = kinds.get(name, "any")
+        return kind == "number" or (kind == "any" and is_number_column(values))
+
     return [
-        column_drift(name, is_number_column(values), values, logged.get(name, []))
+        column_drift(name, number(name, values), values, logged.get(name, []))
         for name, values in reference.items()
     ]
 

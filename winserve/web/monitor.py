@@ -146,7 +146,8 @@ def monitor() -> Monitor:
                     logged, logged_rows = drift.logged_columns(
                         plog.path, model.name, since.timestamp(), until.timestamp(), list(ref)
                     )
-                columns = tuple(drift.drift(ref, logged))
+                kinds = {f.name: str(f.kind) for f in info.features}
+                columns = tuple(drift.drift(ref, logged, kinds))
     return Monitor(model.name, since, until, logged_rows, described, hint, plog is None, columns)
 
 
