@@ -10,8 +10,11 @@ from statistics import NormalDist
 import pytest
 
 from tests.helpers import jobs_client
+from tests.test_predlog import entry
+from winserve.backends.base import Prediction
 from winserve.model_info import ModelSpec
-from winserve.predlog import drift
+from winserve.predlog import drift, store
+from winserve.service import PredictRequest
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -121,3 +124,40 @@ def test_the_monitor_is_the_owners_and_says_how_to_add_a_reference(iris_forest: 
     assert page.status_code == 200 and "iris forest.reference.csv" in page.text
     assert "The prediction log is off" in page.text
     assert client.get("/models/nobody/monitor.json").status_code == 404
+
+
+def test_logged_columns_reads_each_column_by_name_for_the_model_and_the_period(
+    tmp_path: Path,
+) -> None:
+    """A real log file written by the store: columns found by name whatever order a request
+    sent them in, other models and other times left out, numbers and texts as sent."""
+    path = tmp_path / "log.sqlite"
+    assert drift.logged_columns(path, "m", 0, 2e9, ["a"]) == ({"a": []}, 0)  # no file yet
+    two = Prediction(["x", "y"], [[0.25, 0.75], [1.0, 0.0]])
+    conn = store.connect(path)
+    store.write(
+        conn,
+        [
+            entry(0, PredictRequest.from_columns({"a": [1, 2], "b": ["u", None]}), two, time=100.0),
+            entry(
+                1,
+                PredictRequest.from_rows([[5.0, 6.0], [7.0, 8.0]], names=["b", "a"]),
+                two,
+                time=200.0,
+            ),
+            entry(
+                2,
+                PredictRequest.from_columns({"a": [9, 9], "b": ["z", "z"]}),
+                two,
+                time=200.0,
+                model="other",
+            ),
+            entry(3, PredictRequest.from_columns({"a": [3, 3], "b": ["w", "w"]}), two, time=900.0),
+        ],
+        keep_inputs=True,
+    )
+    conn.close()
+    found, rows = drift.logged_columns(path, "m", 50.0, 500.0, ["a", "b", "c"])
+    assert rows == 4
+    # the most recent request first
+    assert found == {"a": [6.0, 8.0, 1, 2], "b": [5.0, 7.0, "u", None], "c": []}

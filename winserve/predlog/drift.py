@@ -220,13 +220,16 @@ def logged_columns(
 ) -> tuple[dict[str, list[Any]], int]:
     """The logged inputs of ``model`` from ``since`` to ``until`` (Unix seconds), column by
     column for ``columns``, the most recent MAX_LOGGED_ROWS rows; and the rows read. A
-    read-only connection of its own (WAL: the writer is not blocked)."""
+    query-only connection of its own (WAL: the writer is not blocked, nor this by it)."""
     found: dict[str, list[Any]] = {c: [] for c in columns}
     if not path.exists():
         return found, 0
     rows_read = 0
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    # as export.py: query_only rather than a mode=ro URI, which cannot open a WAL file whose
+    # -shm is missing (the writer stopped) without write access to the folder
+    conn = sqlite3.connect(path, timeout=1.0)
     try:
+        conn.execute("PRAGMA query_only = ON")
         for names_text, inputs in conn.execute(QUERY, (model, since, until)):
             names = json.loads(names_text)
             rows = decode_inputs(names_text, inputs) or []
