@@ -421,3 +421,70 @@ def zip_model() -> Any:
     frame = pd.DataFrame({"zip": ["01000", "75001", "69001", "13001"] * 5})
     model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
     return model.fit(frame, [0, 1, 0, 1] * 5)
+
+
+class DateParts:
+    """A user's own first step, as data scientists write them: no ``feature_names_in_``, so the
+    pipeline says nothing of its columns."""
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> DateParts:
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.drop(columns=["signup"])
+        out["month"] = pd.to_datetime(frame["signup"]).dt.month
+        return out
+
+
+def test_a_model_silent_on_its_columns_takes_them_from_the_card(tmp_path: Path) -> None:
+    """A pipeline whose first step is the user's own transformer declares no columns: the
+    card's [features.<name>] tables name them, in order, and rows reach it as a DataFrame, as
+    in the notebook (a new user's trial: every row was refused, and the card was too)."""
+    import joblib
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(
+        {
+            "signup": pd.Timestamp("2023-01-01")
+            + pd.to_timedelta(rng.integers(0, 365, 300), unit="D"),
+            "plan": rng.choice(["basic", "pro"], 300),
+            "income": rng.normal(50, 10, 300),
+        }
+    )
+    target = (rows["plan"] == "pro") & (rows["signup"].dt.month > 6)
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["plan"]), remainder="passthrough"
+    )
+    model = make_pipeline(DateParts(), encode, HistGradientBoostingClassifier(max_iter=20))
+    model.fit(rows, target)
+    path = tmp_path / "dates.joblib"
+    joblib.dump(model, path)
+    card = parse(
+        {
+            "features": {
+                "signup": {"kind": "datetime"},
+                "plan": {"kind": "category"},
+                "income": {"kind": "number"},
+            }
+        },
+        "dates.toml",
+    )
+    client = local_client(ModelSpec(str(path), kinds=card.kinds))
+    described = client.get("/model").json
+    assert [f["name"] for f in described["features"]] == ["signup", "plan", "income"]
+    sent = [
+        {"signup": "2023-09-15", "plan": "pro", "income": 61.0},
+        {"signup": "2023-02-01", "plan": "basic", "income": 40.0},
+    ]
+    answer = client.post("/predict", json=sent)
+    assert answer.status_code == 200, answer.json
+    frame = pd.DataFrame(sent).astype({"signup": "datetime64[ns]"})
+    assert answer.json["predictions"] == model.predict(frame).tolist()
+    csv = "signup,plan,income\n2023-09-15,pro,61\n2023-02-01,basic,40\n"
+    answer = client.post("/invocations", data=csv, content_type="text/csv")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["predictions"] == model.predict(frame).tolist()

@@ -167,6 +167,12 @@ def describe(model: Any, pins: dict[str, str] | None = None) -> dict[str, Any]:
         for name, kind in kinds.items():
             if kind["kind"] == columns.AS_SENT:
                 kinds[name] = {"kind": "number"}
+    elif pins:
+        # the model says nothing of its columns (a pipeline whose first step is the user's own
+        # transformer, without feature_names_in_): the card's [features.<name>] tables, in
+        # their order, name them; rows then reach it as a DataFrame of those columns, as in the
+        # notebook (a new user's trial: every row was refused, and the card too)
+        feature_names, known = list(pins), True
     else:
         feature_names, known = [], False
     features = [{"name": n, **kinds.get(n, {"kind": columns.AS_SENT})} for n in feature_names]
