@@ -323,16 +323,22 @@ def _shown(value: Any) -> str:
 def form_fields(
     card: ModelCard, info: ModelInfo, values: dict[str, str] | None = None
 ) -> list[FormField]:
-    """The form for ``info``'s features, prefilled with ``values`` or the card's example."""
+    """The form for ``info``'s features, prefilled with ``values``, else the card's example,
+    else the reference sample's typical row (issue 25: a number's median, a drop-down's most
+    frequent value), else where nobody has chosen anything (issue 22)."""
+    typical = info.extra.get("typical") or {}
     fields = []
     for feature in info.features:
         doc = card.features.get(feature.name, FeatureDoc())
         options = tuple(str(v) for v in (doc.allowed or _categories(feature)))
         help_text = doc.help
+        start = _typical(feature, options, typical)
         if values is not None:
             value = values.get(feature.name, "")
         elif feature.name in card.example:
             value = _shown(card.example[feature.name])
+        elif start is not None:
+            value = start
         elif options and feature.missing != "accepted":
             value = options[0]
         else:  # a column that takes a missing value starts on it: nobody chose one (issue 22)
@@ -359,6 +365,21 @@ def form_fields(
             )
         )
     return fields
+
+
+def _typical(feature: Feature, options: tuple[str, ...], typical: dict[str, Any]) -> str | None:
+    """The reference sample's typical value of ``feature`` as the form shows it: a number
+    field's median, a drop-down's most frequent value when it is one of its choices (the
+    sample may hold a value the card's ``allowed`` leaves out); None for free text."""
+    if feature.name not in typical:
+        return None
+    value = typical[feature.name]
+    if options:
+        shown = _shown(value)
+        return next((o for o in options if o == shown or o == str(value)), None)
+    if feature.kind == "number" and isinstance(value, (int, float)):
+        return _shown(float(value))
+    return None
 
 
 def _categories(feature: Feature) -> tuple[Any, ...]:
