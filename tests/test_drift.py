@@ -45,6 +45,10 @@ def test_the_same_distribution_is_stable_and_a_full_deviation_is_shifted() -> No
     assert same.psi is not None and same.psi < 0.01 and same.words == "stable"
     moved = drift.column_drift("x", True, ref, normal_sample(1.0, 3_000))
     assert moved.psi is not None and moved.psi > 0.25 and moved.words == "shifted"
+    assert moved.direction == "up" and same.direction in ("up", "down", "")
+    lower = drift.column_drift("x", True, ref, normal_sample(-1.0, 3_000))
+    assert lower.direction == "down" and lower.as_dict()["direction"] == "down"
+    assert drift.column_drift("plan", False, ["a"], ["b"]).direction == ""  # numbers only
 
 
 def test_categories_each_value_a_bin_the_rest_other_missing_its_own() -> None:

@@ -61,8 +61,9 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
             "plan": "stable",
             "region": "stable",
         }
-        assert found["summary"] == "1 of 4 inputs have shifted (spend)."
+        assert found["summary"] == "1 of 4 inputs have shifted (spend ↑)."
         spend = next(c for c in found["columns"] if c["name"] == "spend")
+        assert spend["direction"] == "up"
         # the missing values are their own bin: ~15 % of each sample
         assert spend["bins"][-1]["bin"] == "missing"
         assert 0.1 < spend["bins"][-1]["reference"] < 0.2
@@ -70,9 +71,9 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
 
         page = requests.get(f"{url}/monitor", timeout=TIMEOUT)
         assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
-        assert "1 of 4 inputs have shifted (spend)." in page.text
+        assert "1 of 4 inputs have shifted (spend ↑)." in page.text
         assert f'data-column="spend" data-psi="{psi["spend"]}"' in page.text
-        assert "shifted" in page.text and "stable" in page.text
+        assert "shifted (higher values)" in page.text and "stable" in page.text
 
         # a period before anything was logged: no rows, no PSI
         early = requests.get(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,6 +133,8 @@ class ColumnDrift:
     expected: tuple[float, ...]
     actual: tuple[float, ...]
     logged_rows: int
+    # a number column's median moved "up" or "down" (the summary's ↑ ↓), else ""
+    direction: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +143,7 @@ class ColumnDrift:
             "psi": None if self.psi is None else round(self.psi, 6),
             "words": self.words,
             "logged_rows": self.logged_rows,
+            "direction": self.direction,
             "bins": [
                 {"bin": b, "reference": round(e, 6), "logged": round(a, 6)}
                 for b, e, a in zip(self.bins, self.expected, self.actual, strict=True)
@@ -167,6 +171,7 @@ def column_drift(
         expected = category_shares(reference, bins)
         actual = category_shares(logged, bins)
     value = psi(expected, actual) if logged and reference else None
+    moved = _direction(reference, logged) if number and value is not None else ""
     return ColumnDrift(
         name,
         "number" if number else "category",
@@ -176,7 +181,21 @@ def column_drift(
         tuple(expected),
         tuple(actual),
         len(logged),
+        moved,
     )
+
+
+def _median(values: Sequence[Any]) -> float | None:
+    present = [v for v in values if isinstance(v, int | float) and not _missing(v)]
+    return statistics.median(present) if present else None
+
+
+def _direction(reference: Sequence[Any], logged: Sequence[Any]) -> str:
+    """ "up" or "down" as the logged median is above or below the reference's, else ""."""
+    before, after = _median(reference), _median(logged)
+    if before is None or after is None or before == after:
+        return ""
+    return "up" if after > before else "down"
 
 
 def is_number_column(values: Sequence[Any]) -> bool:

@@ -65,8 +65,13 @@ class Monitor:
             return ""
         if not self.logged_rows:
             return "No inputs were logged in this period."
-        shifted = [c.name for c in self.columns if c.words == "shifted"]
-        moderate = [c.name for c in self.columns if c.words == "moderate"]
+        arrows = {"up": " ↑", "down": " ↓"}
+        shifted = [
+            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "shifted"
+        ]
+        moderate = [
+            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "moderate"
+        ]
         said = f"{len(shifted)} of {len(self.columns)} inputs have shifted"
         said += f" ({', '.join(shifted)})" if shifted else ""
         if moderate:
