@@ -251,3 +251,23 @@ def test_a_model_that_cannot_be_explained_says_why_once_and_is_asked_once(
         assert got[7].startswith("not explained: explanations need a number to share out"), got
         assert got[8:11] == ["", "", ""], got
     assert len(asked) == 1
+
+
+def test_a_reason_is_never_in_scientific_notation_nor_an_effect_of_nothing() -> None:
+    """A new user's trial found ``plan = pro: +1,585e+04`` in a spreadsheet cell and
+    ``plan = basic: -0.0 %`` among the reasons."""
+    from winserve.model_info import Feature, ModelInfo
+    from winserve.scoring.reasons import reason_texts
+
+    info = ModelInfo(
+        name="m",
+        model_type="t",
+        task="regression",
+        features=[Feature(name="plan", kind="category"), Feature(name="income", kind="number")],
+        feature_names_known=True,
+    )
+    regressor = {"explained": "prediction", "contributions": {"plan": 15850.3, "income": 0.5}}
+    texts = reason_texts(regressor, ["pro", 62000.5], info, 3, decimal_comma=True)
+    assert texts == ["plan = pro: +15850", "income = 62000,5: +0,5", ""]
+    classifier = {"explained": "probability", "contributions": {"plan": -0.0004, "income": 0.2}}
+    assert reason_texts(classifier, ["basic", 1.0], info, 3) == ["income = 1.0: +20.0 %", "", ""]

@@ -78,8 +78,20 @@ def _value(value: Any, number: bool, decimal_comma: bool) -> str:
 
 
 def _effect(contribution: float, classifier: bool, decimal_comma: bool) -> str:
-    text = f"{100 * contribution:+.1f} %" if classifier else f"{contribution:+.4g}"
+    """``+12.3 %`` (points of a probability) or a regressor's units with four significant
+    digits, never in scientific notation (``+15850``, not ``+1.585e+04``: a spreadsheet cell)."""
+    if classifier:
+        text = f"{100 * contribution:+.1f} %"
+    else:
+        digits = 3 - math.floor(math.log10(abs(contribution))) if contribution else 0
+        text = f"{round(contribution, digits):+.{max(0, digits)}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text  # +0.5, not +0.5000
     return text.replace(".", ",") if decimal_comma else text
+
+
+def _counts(contribution: float, classifier: bool) -> bool:
+    """Whether an effect is worth a reason: one shown as ``+0.0 %`` moved nothing visible."""
+    return abs(100 * contribution) >= 0.05 if classifier else contribution != 0.0
 
 
 def reason_texts(
@@ -95,7 +107,11 @@ def reason_texts(
     numbers = {f.name for f in info.features if f.kind == "number"}
     classifier = explanation.get("explained") == "probability"
     found = [(str(c), float(v)) for c, v in explanation["contributions"].items()]
-    ordered = sorted(found, key=lambda item: -abs(item[1]))[:columns]
+    ordered = [
+        item
+        for item in sorted(found, key=lambda item: -abs(item[1]))
+        if _counts(*item[1:], classifier)
+    ][:columns]
     texts = []
     for column, contribution in ordered:
         effect = _effect(contribution, classifier, decimal_comma)
