@@ -94,3 +94,41 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
         # a model not served: 404
         missing = requests.get(f"{server.url}/models/nope/monitor.json", timeout=TIMEOUT)
         assert missing.status_code == 404
+
+
+def test_the_reference_the_card_names_and_rows_like_it_are_stable(tmp_path: Path) -> None:
+    """One model file served alone (``/monitor``, the default model), its reference sample
+    elsewhere, named by its card (``reference = "…"``): rows drawn as the reference was
+    are stable on every input."""
+    churn_files(tmp_path)
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "churn.reference.csv").rename(tmp_path / "samples" / "churn rows.csv")
+    (tmp_path / "churn.toml").write_text('reference = "samples/churn rows.csv"\n', "utf-8")
+    sent = zoo._mixed_frame(ROWS, np.random.default_rng(13))
+    log = tmp_path / "log.sqlite"
+    with running_server(
+        [str(tmp_path / "churn.joblib"), "--log-path", str(log)], cwd=tmp_path
+    ) as server:
+        for start in range(0, ROWS, BATCH):
+            answer = requests.post(
+                f"{server.url}/predict",
+                json=records(sent.iloc[start : start + BATCH]),
+                timeout=TIMEOUT,
+            )
+            assert answer.status_code == 200, answer.text
+
+        def monitored() -> dict[str, Any]:
+            found: dict[str, Any] = requests.get(
+                f"{server.url}/monitor.json", timeout=TIMEOUT
+            ).json()
+            return found
+
+        wait_until(lambda: monitored()["logged_rows"] == ROWS, 30)
+        found = monitored()
+        assert found["reference"] == {"rows": 300, "source": "churn rows.csv"}
+        assert {c["name"]: c["words"] for c in found["columns"]} == dict.fromkeys(
+            ("tenure", "spend", "plan", "region"), "stable"
+        ), found["columns"]
+        assert found["summary"] == "0 of 4 inputs have shifted."
+        page = requests.get(f"{server.url}/monitor", timeout=TIMEOUT)
+        assert page.status_code == 200 and "0 of 4 inputs have shifted." in page.text
