@@ -165,3 +165,19 @@ def test_logged_columns_reads_each_column_by_name_for_the_model_and_the_period(
     assert rows == 4
     # the most recent request first
     assert found == {"a": [6.0, 8.0, 1, 2], "b": [5.0, 7.0, "u", None], "c": []}
+
+
+def test_with_a_token_the_monitor_is_its_holders_from_anywhere() -> None:
+    token = "correct horse battery"
+    client = jobs_client("tests.models:chaos", token=token)
+    stranger = {"REMOTE_ADDR": "10.1.2.3"}
+    for path in ("/monitor", "/monitor.json"):
+        refused = client.get(path, environ_base=stranger)
+        assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
+        let_in = client.get(
+            path, environ_base=stranger, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert let_in.status_code == 200
+    # a model from a factory has no file: the hint names the file to add generically
+    found = client.get("/monitor.json", headers={"Authorization": f"Bearer {token}"}).json
+    assert found["columns"] == [] and "<model>.reference.csv" in found["hint"]
