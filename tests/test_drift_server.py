@@ -46,8 +46,14 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
             found: dict[str, Any] = answer.json()
             return found
 
-        # the writer commits about every half second
-        wait_until(lambda: monitored()["logged_rows"] == ROWS, 30)
+        # the writer commits about every half second, then tells the web process its count
+        wait_until(
+            lambda: (
+                monitored()["logged_rows"] == ROWS
+                and monitored()["log_status"]["written"] == ROWS // BATCH
+            ),
+            30,
+        )
         found = monitored()
         assert found["reference"] == {"rows": 300, "source": "churn.reference.csv"}
         psi = {c["name"]: c["psi"] for c in found["columns"]}
@@ -62,6 +68,7 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
             "region": "stable",
         }
         assert found["summary"] == "1 of 4 inputs have shifted (spend ↑)."
+        assert found["log_status"] == {"written": ROWS // BATCH, "dropped": 0, "lost": 0}
         spend = next(c for c in found["columns"] if c["name"] == "spend")
         assert spend["direction"] == "up"
         # the missing values are their own bin: ~15 % of each sample
@@ -74,6 +81,7 @@ def test_a_shifted_input_is_shifted_and_the_others_stable(tmp_path: Path) -> Non
         assert "1 of 4 inputs have shifted (spend ↑)." in page.text
         assert f'data-column="spend" data-psi="{psi["spend"]}"' in page.text
         assert "shifted (higher values)" in page.text and "stable" in page.text
+        assert f"the log has written {ROWS // BATCH} requests; 0 dropped" in page.text
 
         # a period before anything was logged: no rows, no PSI
         early = requests.get(

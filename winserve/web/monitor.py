@@ -57,6 +57,9 @@ class Monitor:
     hint: str  # how to add a reference sample, or why the one there cannot be used
     log_off: bool
     columns: tuple[drift.ColumnDrift, ...]
+    # the log's counts since winserve started: written, dropped (queue full), lost (disk),
+    # error (why it is not written now); the owner's page, so the path in an error is shown
+    log_status: dict[str, object] | None = None
 
     @property
     def summary(self) -> str:
@@ -87,6 +90,7 @@ class Monitor:
             "reference": self.reference,
             "hint": self.hint,
             "log": not self.log_off,
+            "log_status": self.log_status,
             "summary": self.summary,
             "columns": [c.as_dict() for c in self.columns],
         }
@@ -153,7 +157,10 @@ def monitor() -> Monitor:
                     )
                 kinds = {f.name: str(f.kind) for f in info.features}
                 columns = tuple(drift.drift(ref, logged, kinds))
-    return Monitor(model.name, since, until, logged_rows, described, hint, plog is None, columns)
+    status = plog.status().to_dict() if plog is not None else None
+    return Monitor(
+        model.name, since, until, logged_rows, described, hint, plog is None, columns, status
+    )
 
 
 @page_bp.get("/monitor")
