@@ -15,7 +15,9 @@ The web process reads the reference file itself, with the model host's own reade
 sample), rather than asking the model host for it: the frame is needed only here, a
 page read by the owner now and then, and shipping 2,000 rows through the host's pipe would
 add a method to every backend for no gain. The file read is the one the model host read:
-the card's ``reference``, else ``<name>.reference.csv``/``.parquet`` beside the model file.
+the card's ``reference``, else ``<name>.reference.csv``/``.parquet`` beside the file loaded
+(``info.source``: the loader's private copy, made with its reference sample at load,
+models/loader.py), so a sample edited after the load is not compared until the model is.
 """
 
 from __future__ import annotations
