@@ -118,6 +118,9 @@ def test_the_form_starts_from_the_reference_samples_typical_row(
     assert _selected(page, "plan") == plan  # not the first choice, "basic"
     age = re.search(r'<input id="f2" name="f2" type="text" value="([^"]*)"', page)
     assert age and float(age.group(1)) == median
+    low, high = (round(float(written["age"].quantile(q)), 2) for q in (0.05, 0.95))
+    shown_range = f"usually between {low:g} and {high:g} (reference sample)"
+    assert shown_range in page  # the field's hint: a range, never a limit on what is sent
 
     form = {"f0": city, "f1": plan, "f2": age.group(1), "csrf_token": csrf_token(page)}
     sent = client.post("/", data=form)

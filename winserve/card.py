@@ -327,6 +327,7 @@ def form_fields(
     else the reference sample's typical row (issue 25: a number's median, a drop-down's most
     frequent value), else where nobody has chosen anything (issue 22)."""
     typical = info.extra.get("typical") or {}
+    ranges = info.extra.get("ranges") or {}  # the sample's usual range: a hint, never a limit
     fields = []
     for feature in info.features:
         doc = card.features.get(feature.name, FeatureDoc())
@@ -347,6 +348,7 @@ def form_fields(
             kind = "select"
         elif feature.kind == "number":
             kind = "number"
+            help_text = _with_range(help_text, ranges.get(feature.name))
         elif feature.kind == "datetime":
             kind, help_text = "text", f"{doc.help} ({DATETIME_HINT})" if doc.help else DATETIME_HINT
         else:
@@ -365,6 +367,15 @@ def form_fields(
             )
         )
     return fields
+
+
+def _with_range(help_text: str, usual: list[float] | None) -> str:
+    """A number field's help, with the reference sample's usual range after it."""
+    if not usual:
+        return help_text
+    low, high = (_shown(round(v, 2)) for v in usual)
+    hint = f"usually between {low} and {high} (reference sample)"
+    return f"{help_text} ({hint})" if help_text else hint
 
 
 def _typical(feature: Feature, options: tuple[str, ...], typical: dict[str, Any]) -> str | None:

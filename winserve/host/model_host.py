@@ -53,7 +53,7 @@ from winserve.host.answers import (
     failure,
 )
 from winserve.host.inputs import WITHIN_FLOAT32, build_input
-from winserve.host.typical import typical_row
+from winserve.host.typical import typical_row, usual_ranges
 from winserve.model_info import ModelSpec
 
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
@@ -137,6 +137,7 @@ class ModelHost:
         # where the page's form starts: the sample's typical row (issue 25, host/typical.py)
         frame = found.frame if found is not None else None
         info["extra"]["typical"] = typical_row(frame, self._features) if frame is not None else {}
+        info["extra"]["ranges"] = usual_ranges(frame, self._features) if frame is not None else {}
 
     def explain(self, payload: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         """Each row's Shapley values against the reference sample (``winserve.host.why``)."""

@@ -8,6 +8,8 @@
                            values has none)
                         ─► ModelInfo.extra["typical"] {column: plain value}
                         ─► card.form_fields: a field's starting value, after the card's example
+                        ─► usual_ranges: a number column's 5th and 95th percentiles
+                        ─► ModelInfo.extra["ranges"] {column: [low, high]}: the field's hint
 
 Plain values only (float, int, bool, str): they cross the process boundary in the model's
 description and are shown in the form as text.
@@ -43,3 +45,17 @@ def typical_row(frame: Any, features: list[dict[str, Any]]) -> dict[str, Any]:
         first = next(v for v in column.tolist() if counts[v] == most)
         typical[name] = _plain(first)
     return typical
+
+
+def usual_ranges(frame: Any, features: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each number column's usual range in ``frame``: its 5th and 95th percentiles (the
+    form's hint "usually between …"; never a limit: the model takes any number)."""
+    ranges: dict[str, list[float]] = {}
+    for feature in features:
+        name = str(feature["name"])
+        if feature.get("kind") != "number" or name not in frame.columns:
+            continue
+        column = frame[name].dropna().astype("float64")
+        if len(column) >= 2:
+            ranges[name] = [float(column.quantile(0.05)), float(column.quantile(0.95))]
+    return ranges
