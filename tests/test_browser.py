@@ -73,6 +73,9 @@ def shot(page: Any, name: str) -> None:
     axe-core (the accessibility rules browsers' audit tools use) finds nothing wrong."""
     from axe_playwright_python.sync_playwright import Axe
 
+    # a page that reloads itself (a job's page, once done) may be found by its selector before
+    # its stylesheet is applied: judge it once loaded (the load event waits for stylesheets)
+    page.wait_for_load_state("load")
     # winserve.css sets the body's margin to 0 (a browser's default is 8px): the page is styled
     assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px", name
     violations = [
