@@ -174,3 +174,14 @@ def write(folder: Path, name: str, graph: bytes, card: str = "") -> Path:
     if card:
         path.with_suffix(".toml").write_text(card, encoding="utf-8")
     return path
+
+
+TOLERANCE = 1e-5  # probabilities served against the in-process ones (float32 kernels differ)
+
+
+def assert_same_digits(body: dict[str, Any], labels: list[int], probabilities: np.ndarray) -> None:
+    """A served answer of a digits classifier equals the in-process one: the labels exactly,
+    the ten classes, the probabilities within ``TOLERANCE``."""
+    assert body["predictions"] == labels
+    assert body["classes"] == list(range(10))
+    np.testing.assert_allclose(body["probabilities"], probabilities, atol=TOLERANCE, rtol=0)

@@ -30,8 +30,6 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("PIL")
 
-TOLERANCE = 1e-5
-
 
 def b64(data: bytes) -> dict[str, str]:
     return {"b64": base64.b64encode(data).decode("ascii")}
@@ -72,12 +70,6 @@ def _expected_digits(graph: bytes, pngs: list[bytes]) -> tuple[list[int], np.nda
     return probabilities.argmax(axis=1).tolist(), probabilities
 
 
-def _assert_same(body: dict[str, Any], labels: list[int], probabilities: np.ndarray) -> None:
-    assert body["predictions"] == labels
-    assert body["classes"] == list(range(10))
-    np.testing.assert_allclose(body["probabilities"], probabilities, atol=TOLERANCE, rtol=0)
-
-
 # -- what the model takes, from the graph and the card ----------------------------------------
 
 
@@ -98,18 +90,18 @@ def test_an_image_as_base64_and_as_an_upload(images: Any, digits_graph: bytes) -
     labels, probabilities = _expected_digits(digits_graph, pngs)
     one = images.post("/predict?proba=true", json={"image": b64(pngs[0])})
     assert one.status_code == 200, one.get_json()
-    _assert_same(one.get_json(), labels[:1], probabilities[:1])
+    tg.assert_same_digits(one.get_json(), labels[:1], probabilities[:1])
     several = images.post("/predict?proba=true", json={"inputs": {"image": [b64(p) for p in pngs]}})
-    _assert_same(several.get_json(), labels, probabilities)
+    tg.assert_same_digits(several.get_json(), labels, probabilities)
     records = images.post("/predict?proba=true", json=[{"image": b64(p)} for p in pngs])
-    _assert_same(records.get_json(), labels, probabilities)
+    tg.assert_same_digits(records.get_json(), labels, probabilities)
     upload = images.post(
         "/predict?proba=true",
         data={"image": [(io.BytesIO(p), f"{i}.png") for i, p in enumerate(pngs)]},
         content_type="multipart/form-data",
     )
     assert upload.status_code == 200, upload.get_json()
-    _assert_same(upload.get_json(), labels, probabilities)
+    tg.assert_same_digits(upload.get_json(), labels, probabilities)
 
 
 def test_a_colour_jpeg_of_another_size_is_prepared_as_the_card_says(
@@ -122,7 +114,7 @@ def test_a_colour_jpeg_of_another_size_is_prepared_as_the_card_says(
     grey.save(out, format="JPEG", quality=95)
     labels, probabilities = _expected_digits(digits_graph, [out.getvalue()])
     answer = images.post("/predict?proba=true", json={"image": b64(out.getvalue())})
-    _assert_same(answer.get_json(), labels, probabilities)
+    tg.assert_same_digits(answer.get_json(), labels, probabilities)
 
 
 def _too_large_png(width: int, height: int) -> bytes:
@@ -184,7 +176,7 @@ def test_a_tensor_as_nested_lists(pixels: Any, digits_graph: bytes) -> None:
     ):
         answer = pixels.post("/predict?proba=true", json=body)
         assert answer.status_code == 200, (body.__class__, answer.get_json())
-        _assert_same(answer.get_json(), labels, probabilities)
+        tg.assert_same_digits(answer.get_json(), labels, probabilities)
 
 
 def test_mlflow_inputs_and_instances(pixels: Any, digits_graph: bytes) -> None:
@@ -235,7 +227,7 @@ def test_oip_fp32_tensor_and_bytes_image(images: Any, pixels: Any, digits_graph:
         np.testing.assert_allclose(
             np.asarray(found["predict_proba"]["data"]).reshape(2, 10),
             probabilities,
-            atol=TOLERANCE,
+            atol=tg.TOLERANCE,
             rtol=0,
         )
     bad = dict(
@@ -289,7 +281,7 @@ def test_a_sequence_of_any_length(folder: Path) -> None:
         assert answer.status_code == 200, answer.get_json()
         assert answer.get_json()["predictions"] == probabilities.argmax(axis=1).tolist()
         np.testing.assert_allclose(
-            answer.get_json()["probabilities"], probabilities, atol=TOLERANCE, rtol=0
+            answer.get_json()["probabilities"], probabilities, atol=tg.TOLERANCE, rtol=0
         )
     ragged = [[[0.0] * 4] * 2, [[0.0] * 4] * 3]  # two lengths in one request
     answer = client.post("/predict", json={"inputs": ragged})
@@ -308,7 +300,9 @@ def test_two_inputs_of_two_dtypes(folder: Path) -> None:
     (expected,) = tg.run(graph, {"a": a, "b": b})
     answer = client.post("/predict", json={"inputs": {"a": a.tolist(), "b": b.tolist()}})
     assert answer.status_code == 200, answer.get_json()
-    np.testing.assert_allclose(answer.get_json()["predictions"], expected.ravel(), atol=TOLERANCE)
+    np.testing.assert_allclose(
+        answer.get_json()["predictions"], expected.ravel(), atol=tg.TOLERANCE
+    )
     records = [{"a": x, "b": y} for x, y in zip(a.tolist(), b.tolist(), strict=True)]
     assert client.post("/predict", json=records).get_json() == answer.get_json()
     for body, words in (
@@ -363,7 +357,7 @@ def test_served_images_and_concurrent_requests_batched(server: str, digits_graph
         timeout=30,
     )
     assert upload.status_code == 200, upload.text
-    _assert_same(upload.json(), labels, probabilities)
+    tg.assert_same_digits(upload.json(), labels, probabilities)
 
     def calls_with_rows_above_one() -> float:
         text = requests.get(f"{server}/metrics", timeout=10).text
@@ -392,7 +386,7 @@ def test_served_images_and_concurrent_requests_batched(server: str, digits_graph
         thread.join(60)
     for i, answer in enumerate(answers):
         assert answer is not None and answer.status_code == 200
-        _assert_same(answer.json(), labels[i : i + 1], probabilities[i : i + 1])
+        tg.assert_same_digits(answer.json(), labels[i : i + 1], probabilities[i : i + 1])
     assert calls_with_rows_above_one() > before  # some requests went into one call together
     bad = requests.post(f"{server}/predict", json={"image": b64(b"\x00" * 100)}, timeout=30)
     assert bad.status_code == 400
@@ -457,7 +451,7 @@ def test_an_nhwc_graph_gets_channels_last(folder: Path) -> None:
     png = tg.digit_png(33)
     (probabilities,) = tg.run(graph, {"image": tg.by_hand(png).transpose(1, 2, 0)[None]})
     answer = client.post("/predict?proba=true", json={"image": b64(png)})
-    _assert_same(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
+    tg.assert_same_digits(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
 
 
 def test_class_names_from_the_graphs_metadata(folder: Path, digits_graph: bytes) -> None:
@@ -532,7 +526,7 @@ def test_tritons_client_sends_images_as_bytes(server: str, digits_graph: bytes) 
             result = client.infer("digits_served", [tensor], outputs=wanted)
             assert result.as_numpy("predict").ravel().tolist() == labels
             np.testing.assert_allclose(
-                result.as_numpy("predict_proba"), probabilities, atol=TOLERANCE, rtol=0
+                result.as_numpy("predict_proba"), probabilities, atol=tg.TOLERANCE, rtol=0
             )
     finally:
         client.close()
@@ -582,7 +576,7 @@ def test_a_uint8_nhwc_graph_takes_the_pixels_as_they_are(folder: Path) -> None:
     pixels = np.round(tg.by_hand(png) * 255).astype(np.uint8).transpose(1, 2, 0)[None]
     (probabilities,) = tg.run(graph, {"image": pixels})
     answer = client.post("/predict?proba=true", json={"image": b64(png)})
-    _assert_same(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
+    tg.assert_same_digits(answer.get_json(), probabilities.argmax(axis=1).tolist(), probabilities)
     numbers = client.post("/predict", json={"inputs": {"image": [[[[255]] * 8] * 8]}})
     assert numbers.status_code == 400  # an image input takes image files, not pixel values
     assert "expected an image" in numbers.get_json()["error"]["message"]

@@ -37,7 +37,6 @@ if os.environ.get("CI") == "true" and os.environ.get("TORCH_LANE") == "1":
 else:
     torch = pytest.importorskip("torch")
 
-TOLERANCE = 1e-5
 NET_CODE = '''"""The network's class, as the notebook that trained it defined it."""
 
 import torch
@@ -133,12 +132,6 @@ def _expected(net: Any, batch: np.ndarray) -> tuple[list[int], np.ndarray]:
     return probabilities.argmax(axis=1).tolist(), probabilities
 
 
-def _assert_same(body: dict[str, Any], labels: list[int], probabilities: np.ndarray) -> None:
-    assert body["predictions"] == labels
-    assert body["classes"] == list(range(10))
-    np.testing.assert_allclose(body["probabilities"], probabilities, atol=TOLERANCE, rtol=0)
-
-
 def test_the_network_learned_the_digits(net: Any) -> None:
     x, target = _digits()
     labels, _ = _expected(net, x)
@@ -179,7 +172,7 @@ def test_each_file_answers_tensors_as_the_network_does(server: str, net: Any, ki
     for body in ({"inputs": {"image": batch.tolist()}}, batch.tolist()):
         answer = requests.post(f"{url}/predict?proba=true", json=body, timeout=60)
         assert answer.status_code == 200, answer.text
-        _assert_same(answer.json(), labels, probabilities)
+        tg.assert_same_digits(answer.json(), labels, probabilities)
     wrong = requests.post(f"{url}/predict", json={"inputs": {"image": [[[1.0, 2.0]]]}}, timeout=30)
     assert wrong.status_code == 400
     assert "[N, 1, 8, 8]" in wrong.json()["error"]["message"]
@@ -203,7 +196,7 @@ def test_each_file_answers_png_uploads_as_the_network_does(
         timeout=60,
     )
     assert upload.status_code == 200, upload.text
-    _assert_same(upload.json(), labels, probabilities)
+    tg.assert_same_digits(upload.json(), labels, probabilities)
     bad = requests.post(f"{url}/predict", files=[("image", ("x.png", b"\0" * 64))], timeout=30)
     assert bad.status_code == 400
     assert "not an image file" in bad.json()["error"]["message"]
@@ -260,7 +253,7 @@ def test_torch_saves_old_format_loads_and_other_files_are_refused(folder: Path, 
     client = _client(folder / "legacy.pth", TENSOR_CARD)
     answer = client.post("/predict?proba=true", json=x[:3].tolist())
     assert answer.status_code == 200, answer.get_json()
-    _assert_same(answer.get_json(), labels, probabilities)
+    tg.assert_same_digits(answer.get_json(), labels, probabilities)
     (folder / "text.pt").write_text("not a model", encoding="utf-8")
     (folder / "pickled.pt2").write_bytes(pickle.dumps({"a": 1}))
     for name in ("text.pt", "pickled.pt2"):
@@ -303,7 +296,7 @@ def test_a_program_exported_with_a_fixed_batch_answers_any_number_of_rows(
     labels, probabilities = _expected(net, batch)
     answer = client.post("/predict?proba=true", json={"inputs": {"image": batch.tolist()}})
     assert answer.status_code == 200, answer.get_json()
-    _assert_same(answer.get_json(), labels, probabilities)
+    tg.assert_same_digits(answer.get_json(), labels, probabilities)
 
 
 @pytest.mark.parametrize("ending", ["softmax", "log_softmax"])
@@ -323,7 +316,7 @@ def test_a_network_ending_in_a_softmax_keeps_its_probabilities(
     card = TENSOR_CARD.replace("[inputs.image]", "[inputs.input]")
     answer = _client(path, card).post("/predict?proba=true", json=batch.tolist())
     assert answer.status_code == 200, answer.get_json()
-    _assert_same(answer.get_json(), labels, probabilities)
+    tg.assert_same_digits(answer.get_json(), labels, probabilities)
 
 
 def test_threads_are_the_cores_shared_by_the_replicas() -> None:

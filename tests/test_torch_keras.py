@@ -33,7 +33,6 @@ else:
     pytest.importorskip("torch")
 
 pytestmark = [pytest.mark.spawn, pytest.mark.server, pytest.mark.timeout(600)]
-TOLERANCE = 1e-5
 IMAGE_CARD = """
 [inputs.image]
 kind = "image"
@@ -84,12 +83,6 @@ def _expected(model: Any, batch: np.ndarray) -> tuple[list[int], np.ndarray]:
     return probabilities.argmax(axis=1).tolist(), probabilities
 
 
-def _assert_same(body: dict[str, Any], labels: list[int], probabilities: np.ndarray) -> None:
-    assert body["predictions"] == labels
-    assert body["classes"] == list(range(10))
-    np.testing.assert_allclose(body["probabilities"], probabilities, atol=TOLERANCE, rtol=0)
-
-
 def test_the_model_reads_the_digits(model: Any) -> None:
     x, target = _digits()
     labels, _ = _expected(model, x)
@@ -107,7 +100,7 @@ def test_tensors_as_the_model_answers(server: str, model: Any) -> None:
     assert "Keras" in described["runtime"] and "torch backend" in described["runtime"]
     answer = requests.post(f"{url}/predict?proba=true", json=batch.tolist(), timeout=60)
     assert answer.status_code == 200, answer.text
-    _assert_same(answer.json(), labels, probabilities)
+    tg.assert_same_digits(answer.json(), labels, probabilities)
 
 
 def test_png_uploads_as_the_model_answers(server: str, model: Any) -> None:
@@ -123,4 +116,4 @@ def test_png_uploads_as_the_model_answers(server: str, model: Any) -> None:
         timeout=60,
     )
     assert upload.status_code == 200, upload.text
-    _assert_same(upload.json(), labels, probabilities)
+    tg.assert_same_digits(upload.json(), labels, probabilities)
