@@ -78,6 +78,11 @@ def create_job() -> ResponseReturnValue:
         )
     job.request_id = observe.request_id()  # each scored row's id starts with it (issue 27)
     jobs.start(job, explain=explain)
+    return _accepted(job)
+
+
+def _accepted(job: ScoringJob) -> ResponseReturnValue:
+    """A job begun: 202 with its links for a program, else the job's page (303)."""
     if for_program():
         links = _job_links(job)
         response = jsonify(links)
@@ -104,13 +109,7 @@ def choose_sheet(job_id: str) -> ResponseReturnValue:
     owner = _job_owner(job_id)
     job = owner.jobs.get(job_id)
     owner.jobs.choose(job, request.form.get("sheet", ""))
-    if for_program():
-        links = _job_links(job)
-        response = jsonify(links)
-        response.status_code = 202
-        response.headers["Location"] = links["status_url"]
-        return response
-    return redirect(f"{held.base()}/jobs/{job.id}", code=303)
+    return _accepted(job)
 
 
 @bp.get("/jobs/<job_id>/status")
