@@ -198,6 +198,20 @@ def _ok(schema: Schema, description: str = "OK", media: str = JSON) -> Schema:
     return {"description": description, "content": {media: {"schema": schema}}}
 
 
+def _period(since_default: str) -> list[dict[str, Any]]:
+    """The ``since`` and ``until`` query parameters of a period (/log.csv, /monitor.json)."""
+    return [
+        {
+            "name": moment,
+            "in": "query",
+            "required": False,
+            "description": f"ISO 8601 date or time, UTC unless an offset is given ({hint})",
+            "schema": {"type": "string"},
+        }
+        for moment, hint in (("since", f"default: {since_default}"), ("until", "default: now"))
+    ]
+
+
 def _get(summary: str, ok: Schema, error: Schema, tag: str, **extra: Any) -> Schema:
     return {
         "get": {
@@ -519,16 +533,7 @@ def _paths(
             _ok({"type": "string"}, media="text/csv"),
             NATIVE_ERROR,
             "winserve",
-            parameters=[
-                {
-                    "name": moment,
-                    "in": "query",
-                    "required": False,
-                    "description": f"ISO 8601 date or time, UTC unless an offset is given ({hint})",
-                    "schema": {"type": "string"},
-                }
-                for moment, hint in (("since", "default: log_days ago"), ("until", "default: now"))
-            ],
+            parameters=_period("log_days ago"),
         ),
         "/monitor.json": _get(
             "Drift of each input from since to until against the reference sample: the "
@@ -537,16 +542,7 @@ def _paths(
             _ok(ANY_OBJECT),
             NATIVE_ERROR,
             "winserve",
-            parameters=[
-                {
-                    "name": moment,
-                    "in": "query",
-                    "required": False,
-                    "description": f"ISO 8601 date or time, UTC unless an offset is given ({hint})",
-                    "schema": {"type": "string"},
-                }
-                for moment, hint in (("since", "default: 7 days ago"), ("until", "default: now"))
-            ],
+            parameters=_period("7 days ago"),
         ),
         "/invocations": {
             "post": {
