@@ -27,7 +27,7 @@ import requests
 from tests import zoo
 from tests.contracts import FormatContract, Served
 from tests.helpers import running_server, server_env
-from winserve.host import compiled, describe
+from winserve.host import compile_probes, compiled, describe
 
 # onnxruntime and skl2onnx are imported by the tests that compile, not to collect this module:
 # the fast layer collects it too (issue 23)
@@ -39,7 +39,7 @@ pytestmark = [
         any(find_spec(n) is None for n in NEEDS), reason=f"needs {', '.join(NEEDS)}"
     ),
 ]
-PROBA_TOLERANCE = compiled.PROBA_TOLERANCE
+PROBA_TOLERANCE = compile_probes.PROBA_TOLERANCE
 
 
 def forest() -> zoo.Case:
@@ -114,7 +114,7 @@ def test_the_compiled_model_is_served_and_says_so(served: Served) -> None:
     assert model["runtime"].startswith("onnxruntime "), model["runtime"]
     assert "compiled, verified on" in model["runtime"]
     rows = int(model["runtime"].split("verified on ")[1].split(" rows")[0].replace(",", ""))
-    assert rows >= compiled.MIN_PROBE_ROWS
+    assert rows >= compile_probes.MIN_PROBE_ROWS
     page = requests.get(f"{served.url}/", timeout=10).text
     assert "<dt>Answered by</dt><dd>onnxruntime " in page
 
@@ -149,8 +149,8 @@ def test_probe_rows_sit_on_both_sides_of_every_threshold_and_its_float32_roundin
     x = rng.normal(size=(200, 2))
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, x[:, 0] > x[:, 1])
     features = [{"name": "x0", "kind": "number"}, {"name": "x1", "kind": "number"}]
-    rows = compiled.probe_rows(tree, features, {})
-    assert len(rows) >= compiled.MIN_PROBE_ROWS
+    rows = compile_probes.probe_rows(tree, features, {})
+    assert len(rows) >= compile_probes.MIN_PROBE_ROWS
     for column, threshold in zip(tree.tree_.feature, tree.tree_.threshold, strict=True):
         if column < 0:
             continue
