@@ -373,3 +373,24 @@ def test_triton_client_against_a_real_server(iris_forest: Path, tmp_path: Path) 
         # plain requests against the same server, for the regressor's sake see test_mlflow
         meta = requests.get(f"{server.url}/v2/models/{Q}", timeout=TIMEOUT).json()
         assert meta["name"] == NAME
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_metadata_gives_the_scores_the_rank_infer_answers(n_classes: int, tmp_path: Path) -> None:
+    """A new user's finding (issue 23): the metadata said decision_function is [-1] while infer
+    answered [n, 3]. Each dimension the metadata gives is -1 (any) or the one infer answers."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = iris_frame()
+    keep = y.isin(sorted(set(y))[:n_classes]).to_numpy()
+    path = tmp_path / "scored.joblib"
+    joblib.dump(LogisticRegression(max_iter=500).fit(x[keep], y[keep]), path)
+    client = local_client(ModelSpec(str(path)))
+    meta = client.get("/v2/models/scored").json
+    (declared,) = [o["shape"] for o in meta["outputs"] if o["name"] == "decision_function"]
+    body = {"inputs": _matrix(x.iloc[:4], False), "outputs": [{"name": "decision_function"}]}
+    (answered,) = [o["shape"] for o in _infer(client, "scored", body)["outputs"]]
+    assert answered == [4, 1 if n_classes == 2 else 3]
+    assert len(declared) == len(answered)
+    assert all(d in (-1, a) for d, a in zip(declared, answered, strict=True)), (declared, answered)
+    assert declared[-1] == (1 if n_classes == 2 else -1)

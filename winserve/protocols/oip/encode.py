@@ -145,7 +145,7 @@ def model_metadata(info: ModelInfo) -> dict[str, Any]:
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(info.classes) or -1]}
         )
     if info.score_method:
-        outputs.append({"name": info.score_method, "datatype": "FP64", "shape": [-1]})
+        outputs.append({"name": info.score_method, "datatype": "FP64", "shape": _score_shape(info)})
     if _explainable(info):  # asked for with parameters.explain (issue 25)
         width = info.n_features + 1
         outputs.append({"name": EXPLANATIONS, "datatype": "FP64", "shape": [-1, width]})
@@ -156,6 +156,16 @@ def model_metadata(info: ModelInfo) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
     }
+
+
+def _score_shape(info: ModelInfo) -> list[int]:
+    """The shape ``encode`` gives the scores: always [rows, k] (issue 23: the metadata said [-1]
+    while infer answered [n, 3], a rank a client checks). One score a row for score_samples and a
+    two-class decision_function; one per class (or per pair of classes, SVC's "ovo") beyond:
+    -1, any width, as the web process cannot tell which."""
+    if info.score_method == "decision_function" and len(info.classes) > 2:
+        return [-1, -1]
+    return [-1, 1]
 
 
 def _explainable(info: ModelInfo) -> bool:
