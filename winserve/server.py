@@ -31,6 +31,7 @@ from winserve.models import loader
 from winserve.models.loader import LOAD_GRACE, MakeBackend
 from winserve.models.registry import Registry
 from winserve.platform import IS_WINDOWS
+from winserve.predlog import events
 from winserve.predlog.writer import PredictionLog, default_path
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
@@ -214,6 +215,10 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         print(f"winserve: {reason}", file=err, flush=True)
         return 1
     port = sock.getsockname()[1]
+    # before the models load: their first "loaded" event is the timeline's first (issue 26)
+    prediction_log = open_prediction_log(settings)
+    # loads, restarts, failed loads: the monitor page's timeline (issue 26), until the close
+    stop_events = events.listen(prediction_log.event) if prediction_log is not None else None
     registry = Registry(settings, backend_maker(settings))
     registry.sweep()  # what a killed winserve left: job files, model copies (issue 28)
     # Every model (a folder's, the one file, a factory, the demo) loads in a thread of its own,
@@ -222,7 +227,6 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
     from winserve import connections
     from winserve.web import create_app
 
-    prediction_log = open_prediction_log(settings)
     plane = DataPlane(registry)  # what the web side and the banner ask (issue 23)
     app = create_app(settings, plane=plane, prediction_log=prediction_log)
     server = connections.create_server(
@@ -298,6 +302,8 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         stopping.set()
         server.close()
         registry.close()  # every version's jobs and backend; waits for a close under way
+        if stop_events is not None:
+            stop_events()
         if prediction_log is not None:
             prediction_log.close()  # what is queued is written, within 2 s (issue 26)
         stopped.set()

@@ -30,6 +30,7 @@ from winserve.backends.supervisor import Failure
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.host.answers import HostInfo
 from winserve.model_info import ModelInfo
+from winserve.predlog import events
 
 log = logging.getLogger("winserve.pool")
 
@@ -78,6 +79,13 @@ class ReplicaSet:
         try:
             if isinstance(outcome, Failure):
                 return
+            if replica.restarts > 0:  # the monitor page's timeline (issue 26), by the file
+                events.note(
+                    "restarted",
+                    None,
+                    sha256=replica.spec.same_as or None,
+                    detail=f"replica {replica.index}: {replica.last_error}",
+                )
             if self.info is None:
                 self.info = ModelInfo.from_dict(outcome)
                 if self.info.sha256:  # later loads must find this same file

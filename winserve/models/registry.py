@@ -41,6 +41,7 @@ from winserve.models.loader import Loader, MakeBackend
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import ModelStatus, RegistrySnapshot, model_status
 from winserve.models.swap import Swap
+from winserve.predlog import events
 from winserve.service import failed_error
 from winserve.settings import Settings
 
@@ -352,6 +353,8 @@ class Registry:
                 old.state = "draining"
                 entry.older.append(old)
         log.warning("%s: unloaded", name)
+        why = "its file left the folder" if gone else "asked for"
+        events.note("unloaded", name, old.version if old else None, detail=why)  # issue 26
         if old is not None:
             self._drain_in_background(entry, old)
 

@@ -27,6 +27,7 @@ from winserve import card as cards
 from winserve.backends.base import Backend
 from winserve.models.loader import Loaded, Loader, NotLoaded
 from winserve.models.slots import Entry, Slot, new_slot
+from winserve.predlog import events
 from winserve.settings import Settings
 
 log = logging.getLogger("winserve")
@@ -140,6 +141,7 @@ class Swap:
             old = entry.current
             if old is not None and old.backend is new.backend:  # shown already
                 old.sha256, old.loaded_at = new.info.sha256, loaded_at
+                _loaded(entry.name, old.version, new)
                 return True
             stopping = self._stop.is_set()
             if not stopping:
@@ -154,6 +156,7 @@ class Swap:
             self._loader.drop_copy(new.folder)
             return False
         shown = path.name if path is not None else self._item
+        _loaded(entry.name, slot.version, new, shown)
         if old is None:
             log.info(
                 "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, new.seconds
@@ -176,7 +179,20 @@ class Swap:
         )
         entry.reason = reason
         log.error("%s: not loaded: %s%s", entry.name, reason, keeps)
+        events.note("load_failed", entry.name, detail=reason + keeps)  # the timeline (issue 26)
         return False
+
+
+def _loaded(name: str, version: int, new: Loaded, shown: str = "") -> None:
+    """The monitor page's timeline: version N of ``name`` serves (issue 26)."""
+    said = f"{shown}, " if shown else ""
+    events.note(
+        "loaded",
+        name,
+        version,
+        sha256=new.info.sha256,
+        detail=f"{said}loaded in {new.seconds:.1f} s",
+    )
 
 
 def _now() -> str:

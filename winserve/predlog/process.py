@@ -45,7 +45,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from winserve.predlog import store
+from winserve.predlog import events, store
 from winserve.predlog.record import LABELS, Record
 
 # what this process tells the parent: (written, lost, pruned, error, final); the parent logs
@@ -104,6 +104,10 @@ class Writer:
             if conn is None:  # backing off after an error: these are lost
                 self.lost += len(records)
                 return
+            happened = [r for r in records if events.is_event(r)]  # a few a day, if any
+            if happened:
+                records = [r for r in records if not events.is_event(r)]
+                events.write(conn, happened)  # type: ignore[arg-type]
             self.written += store.write_records(conn, records, self._known)
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
@@ -119,6 +123,7 @@ class Writer:
             if conn is None:
                 return
             deleted = store.prune(conn, now=time.time(), days=self.days, max_bytes=self.max_bytes)
+            events.prune(conn, time.time() - self.days * store.DAY)
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
             return
@@ -228,6 +233,9 @@ def _records(data: bytes, label_sets: list[tuple[str, ...]]) -> list[Record]:
     records = []
     for pickled in chunk:
         record = pickle.loads(pickled)
+        if events.is_event(record):  # a model's event (events.py): no column names
+            records.append(record)
+            continue
         if type(record[LABELS]) is int:
             record = (*record[:LABELS], label_sets[record[LABELS]], *record[LABELS + 1 :])
         records.append(record)

@@ -162,6 +162,15 @@ class PredictionLog:
         if waiting == BATCH:  # a full batch waits: send it now rather than at the tick
             self._wake.set()
 
+    def event(self, event: tuple[object, ...]) -> None:
+        """Queue a model's event (predlog/events.py: a load, a restart): through the same
+        pipe as the requests, past the queue's bound (a few a day; a restart loop is slowed by
+        its back-off), never blocks or raises."""
+        try:
+            self._queue.append(pickle.dumps(event, PROTOCOL))
+        except Exception:
+            self.dropped = next(self._drops)
+
     def _label_set(self, names: tuple[str, ...]) -> tuple[str, ...] | int:
         """The number ``names`` go by (the names themselves past MAX_LABEL_SETS sets)."""
         found = self._label_ids.get(names)

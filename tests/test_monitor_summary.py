@@ -1,0 +1,220 @@
+"""The monitor page's aggregates (issue 26, predlog/summary.py) on a SQLite file filled by
+hand: requests and errors per hour and per day, latency p50/p95 against numpy, errors by
+kind, the share of each class and a regressor's percentiles per bucket; and the events table
+(predlog/events.py), written by hand and through a real writer process."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from winserve.predlog import events, store, summary
+from winserve.predlog.record import Entry
+from winserve.predlog.writer import PredictionLog
+
+pytestmark = pytest.mark.timeout(60)
+
+MONDAY = 1_796_601_600.0  # 2026-12-07 00:00 UTC, a Monday (a clock hour and a UTC day)
+INSERT = (
+    "INSERT INTO requests (request_id, time, model, route, method, latency_ms, status, "
+    "n_rows, kind, predictions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def fill(
+    path: Path,
+    rows: list[tuple[float, str, float, int, list[object] | None]],
+    *,
+    route: str = "/predict",
+    kind: str = "request",
+) -> None:
+    """Requests (time, model, latency, status, predictions) inserted as the writer would."""
+    conn = store.connect(path)
+    try:
+        conn.executemany(
+            INSERT,
+            [
+                (f"r{i}", t, m, route, "POST", ms, st, len(p or []), kind, _json(p))
+                for i, (t, m, ms, st, p) in enumerate(rows)
+            ],
+        )
+    finally:
+        conn.close()
+
+
+def _json(predictions: list[object] | None) -> str | None:
+    return None if predictions is None else json.dumps(predictions)
+
+
+def rank(values: list[float], q: int) -> float:
+    """numpy's inverted_cdf percentile: the value at rank ceil(q·n) of the sorted values."""
+    return float(np.percentile(np.asarray(values), q, method="inverted_cdf"))
+
+
+def test_counts_errors_and_latency_per_hour_agree_with_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    path = tmp_path / "log.sqlite"
+    per_hour = {0: 37, 1: 0, 2: 101, 5: 1}  # hour 1 and 3-4 have nothing
+    rows: list[tuple[float, str, float, int, list[object] | None]] = []
+    latencies: dict[int, list[float]] = {}
+    errors: dict[int, int] = {}
+    for hour, n in per_hour.items():
+        for _ in range(n):
+            ms = float(rng.lognormal(1.5, 0.8))
+            status = int(rng.choice([200, 200, 200, 400, 503]))
+            rows.append((MONDAY + hour * 3600 + float(rng.uniform(0, 3599)), "m", ms, status, [1]))
+            latencies.setdefault(hour, []).append(ms)
+            errors[hour] = errors.get(hour, 0) + (status >= 400)
+    rows.append((MONDAY + 600, "other", 9999.0, 500, [1]))  # another model's: not counted
+    rows.append((MONDAY - 1, "m", 9999.0, 500, [1]))  # before the period
+    fill(path, rows)
+    fill(path, [(MONDAY + 700, "m", 60_000.0, 200, [1])], kind="job")  # a job: not a request
+
+    found = summary.summarize_file(path, "m", MONDAY, MONDAY + 6 * 3600, classifier=True)
+
+    assert found.bucket_seconds == 3600
+    assert [b.start for b in found.buckets] == [MONDAY + h * 3600 for h in range(6)]
+    for hour, bucket in enumerate(found.buckets):
+        assert bucket.requests == per_hour.get(hour, 0)
+        assert bucket.errors == errors.get(hour, 0)
+        if per_hour.get(hour):
+            assert bucket.p50_ms == pytest.approx(rank(latencies[hour], 50))
+            assert bucket.p95_ms == pytest.approx(rank(latencies[hour], 95))
+        else:
+            assert bucket.p50_ms is None and bucket.p95_ms is None
+    everything = [ms for values in latencies.values() for ms in values]
+    assert found.requests == len(everything) == 139
+    assert found.p50_ms == pytest.approx(rank(everything, 50))
+    assert found.p95_ms == pytest.approx(rank(everything, 95))
+    by_kind = {(e.status, e.route): e.count for e in found.errors}
+    statuses = [r[3] for r in rows[:139]]
+    assert by_kind == {
+        (400, "/predict"): statuses.count(400),
+        (503, "/predict"): statuses.count(503),
+    }
+    assert found.as_dict()["errors"] == statuses.count(400) + statuses.count(503)
+
+
+def test_a_long_period_is_shown_per_day(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    fill(path, [(MONDAY + d * 86_400 + 5, "m", 1.0, 200, [0]) for d in (0, 0, 3, 6)])
+    found = summary.summarize_file(path, "m", MONDAY, MONDAY + 7 * 86_400, classifier=True)
+    assert found.bucket_seconds == 86_400
+    assert [b.requests for b in found.buckets] == [2, 0, 0, 1, 0, 0, 1]
+    assert summary.bucket_seconds(0, 2 * 86_400) == 3600  # two days: still per hour
+    assert summary.bucket_seconds(0, 2 * 86_400 + 1) == 86_400
+
+
+def test_class_shares_per_bucket(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    # hour 0: 3 "yes" 1 "no" over two requests; hour 1: 1 "no" 1 null; hour 2: none
+    fill(
+        path,
+        [
+            (MONDAY + 10, "m", 1.0, 200, ["yes", "yes", "no"]),
+            (MONDAY + 20, "m", 1.0, 200, ["yes"]),
+            (MONDAY + 3700, "m", 1.0, 200, ["no", None]),
+            (MONDAY + 3800, "m", 1.0, 400, None),  # refused before it predicted
+        ],
+    )
+    found = summary.summarize_file(path, "m", MONDAY, MONDAY + 3 * 3600, classifier=True)
+    assert found.classes == ("yes", "no", "missing")  # most frequent first
+    shares = [dict(p.shares) for p in found.predictions]
+    assert shares[0] == {"yes": 0.75, "no": 0.25, "missing": 0.0}
+    assert shares[1] == {"yes": 0.0, "no": 0.5, "missing": 0.5}
+    assert shares[2] == {} and found.predictions[2].rows == 0
+    assert [p.rows for p in found.predictions] == [4, 2, 0]
+
+
+def test_many_classes_keep_the_most_frequent_and_other(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    labels = [c for i in range(20) for c in [i] * (i + 1)]  # class 19 most frequent
+    fill(path, [(MONDAY + 5, "m", 1.0, 200, list(labels))])
+    found = summary.summarize_file(path, "m", MONDAY, MONDAY + 3600, classifier=True)
+    assert found.classes == (*(str(i) for i in range(19, 7, -1)), "other")
+    shares = dict(found.predictions[0].shares)
+    assert shares["19"] == pytest.approx(20 / len(labels))
+    assert shares["other"] == pytest.approx(sum(range(1, 9)) / len(labels))
+    assert math.fsum(shares.values()) == pytest.approx(1.0)
+
+
+def test_a_regressors_percentiles_per_bucket_agree_with_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    path = tmp_path / "log.sqlite"
+    first = [float(v) for v in rng.normal(100, 15, 233)]
+    second = [float(v) for v in rng.normal(140, 5, 57)]
+    rows: list[tuple[float, str, float, int, list[object] | None]] = [
+        (MONDAY + 60 + i, "m", 1.0, 200, first[i * 10 : i * 10 + 10]) for i in range(24)
+    ]
+    rows.append((MONDAY + 7200, "m", 1.0, 200, [*second[:40], None]))  # a missing answer
+    rows.append((MONDAY + 7300, "m", 1.0, 200, second[40:]))
+    fill(path, rows)
+    found = summary.summarize_file(path, "m", MONDAY, MONDAY + 3 * 3600, classifier=False)
+    one, empty, two = found.predictions
+    assert one.rows == 233 and empty.rows == 0 and two.rows == 57  # null is not a value
+    for got, values in ((one, first), (two, second)):
+        assert got.p5 == pytest.approx(rank(values, 5))
+        assert got.median == pytest.approx(rank(values, 50))
+        assert got.p95 == pytest.approx(rank(values, 95))
+    assert empty.median is None and found.classes == ()
+
+
+def test_a_log_not_written_yet_is_empty(tmp_path: Path) -> None:
+    found = summary.summarize_file(
+        tmp_path / "none.sqlite", "m", MONDAY, MONDAY + 86_400, classifier=True
+    )
+    assert found.requests == 0 and len(found.buckets) == 24 and found.p95_ms is None
+    assert events.read_file(tmp_path / "none.sqlite", "m", 0, MONDAY) == []
+
+
+def test_events_in_time_order_and_a_restart_found_by_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)  # a log from before the events: no table yet
+    try:
+        assert events.read(conn, "m", 0, MONDAY * 2) == []
+        happened: list[events.Event] = [
+            (events.MARK, MONDAY + 50, "m", 2, "bbb", "loaded", "m.joblib, loaded in 1.0 s"),
+            (events.MARK, MONDAY + 10, "m", 1, "aaa", "loaded", "m.joblib, loaded in 2.0 s"),
+            (events.MARK, MONDAY + 30, None, None, "aaa", "restarted", "replica 0: killed"),
+            (events.MARK, MONDAY + 40, None, None, "zzz", "restarted", "another model's"),
+            (events.MARK, MONDAY + 60, "other", 1, "ccc", "loaded", ""),
+            (events.MARK, MONDAY + 70, "m", None, None, "load_failed", "not a model"),
+        ]
+        assert events.write(conn, happened) == 6
+        found = events.read(conn, "m", MONDAY, MONDAY + 3600)
+    finally:
+        conn.close()
+    assert [(e.time - MONDAY, e.words) for e in found] == [
+        (10, "version 1 loaded"),
+        (30, "replica restarted"),
+        (50, "version 2 loaded"),
+        (70, "load failed"),
+    ]
+    assert found[1].detail == "replica 0: killed"
+
+
+@pytest.mark.spawn
+def test_events_travel_with_the_requests_through_the_writer_process(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    plog = PredictionLog(path, interval=0.05)
+    stop = events.listen(plog.event)
+    plog.start()
+    try:
+        events.note("loaded", "m", 1, sha256="abc", detail="m.joblib, loaded in 0.5 s")
+        plog.put(Entry(time.time(), "r1", "m", 1, "abc", "/predict", "POST", None, 2.0, 200, 1))
+        events.note("restarted", None, sha256="abc", detail="replica 0: exit code -9")
+    finally:
+        stop()
+        plog.close()
+    events.note("loaded", "m", 2)  # no longer listened to: goes nowhere
+    assert plog.written == 1  # the requests' count: events are not requests
+    found = events.read_file(path, "m", 0, time.time() + 1)
+    assert [e.words for e in found] == ["version 1 loaded", "replica restarted"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
