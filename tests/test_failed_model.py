@@ -98,3 +98,30 @@ def test_a_model_that_never_loaded_does_not_promise_a_retry(tmp_path: Path) -> N
     assert str(tmp_path) not in status["text"]  # the file's name only
     answer = client.post("/predict", json=[[1]])
     assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "model_failed"
+
+
+@pytest.mark.parametrize("spec", ["broken file", "tests.models:compiled_error"])
+def test_a_failed_model_answers_503_without_retry_after(spec: str, tmp_path: Path) -> None:
+    """A new user's finding (issue 23): a model that failed answered ``Retry-After: 2``, which
+    tells a client's retry loop to come back in 2 s for ever. It stays failed until its file is
+    replaced, so no route says when to retry (a 503 MAY carry one: RFC 9110 §15.6.4)."""
+    broken = tmp_path / "broken.joblib"
+    broken.write_bytes(b"not a model")
+    model = ModelSpec(str(broken)) if spec == "broken file" else ModelSpec(factory=spec)
+    client = local_client(model)
+    name = "broken" if spec == "broken file" else "compiled_error"
+    answers = {
+        "health": client.get("/health"),
+        "model": client.get("/model"),
+        "predict": client.post("/predict", json=[{"a": 1, "b": 2}]),
+        "invocations": client.post("/invocations", json={"dataframe_records": [{"a": 1}]}),
+        "oip": client.get(f"/v2/models/{name}"),
+        "infer": client.post(
+            f"/v2/models/{name}/infer",
+            json={"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": [1]}]},
+        ),
+    }
+    for route, answer in answers.items():
+        assert answer.status_code == 503, (route, answer.get_json())
+        assert "Retry-After" not in answer.headers, route
+    assert answers["predict"].get_json()["error"]["code"] == "model_failed"

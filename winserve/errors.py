@@ -120,6 +120,12 @@ class ModelFailed(ModelUnavailable):
 
     code = "model_failed"
 
+    def __init__(self, message: str, *, retry_after: int = 0) -> None:
+        # no Retry-After (issue 23, a new user's finding): the model stays failed until its
+        # file is replaced, and "retry in 2 s" kept a client's retry loop asking for ever
+        WinserveError.__init__(self, message)
+        self.retry_after = retry_after
+
 
 class ModelTimeout(WinserveError):
     status = 504
