@@ -21,13 +21,21 @@ import numpy as np
 OPSET = 17
 
 
-def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> bytes:
+def _model(
+    nodes: list[Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    inits: list[Any],
+    ir_version: int | None = None,
+) -> bytes:
     from onnx import helper
 
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
     model = helper.make_model(
         graph, producer_name="pytorch", opset_imports=[helper.make_opsetid("", OPSET)]
     )
+    if ir_version is not None:  # an older onnxruntime refuses the newest onnx's IR version
+        model.ir_version = ir_version
     return bytes(model.SerializeToString())
 
 
@@ -185,3 +193,63 @@ def assert_same_digits(body: dict[str, Any], labels: list[int], probabilities: n
     assert body["predictions"] == labels
     assert body["classes"] == list(range(10))
     np.testing.assert_allclose(body["probabilities"], probabilities, atol=TOLERANCE, rtol=0)
+
+
+# The Windows lane's onnxruntime (1.20, pinned by installer/wine-constraints.txt) reads IR
+# versions up to 10; opset 17 needs 8. The onnx installed here writes its newest (14 with 1.20).
+IR_FOR_WINDOWS = 8
+
+
+@functools.cache
+def conv_digits_graph() -> bytes:
+    """A small convolutional classifier of the digits, ``[N, 1, 8, 8]`` float32 (issue 24: the
+    Windows lane serves it): Conv 3 × 3 (4 fixed filters, padding 1) → Relu → MaxPool 2 × 2 →
+    Flatten → MatMul → Add → Softmax; the last layer is fitted on the pooled features."""
+    from onnx import TensorProto, helper, numpy_helper
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    kernels = np.array(
+        [
+            [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],  # vertical edges
+            [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],  # horizontal edges
+            [[0, 1, 0], [1, -4, 1], [0, 1, 0]],  # spots
+            [[1, 1, 1], [1, 1, 1], [1, 1, 1]],  # ink
+        ],
+        dtype=np.float32,
+    )[:, None, :, :] / np.float32(4)
+    conv_inits = [
+        numpy_helper.from_array(kernels, "K"),
+        numpy_helper.from_array(np.zeros(4, dtype=np.float32), "KB"),
+    ]
+    conv = [
+        helper.make_node("Conv", ["image", "K", "KB"], ["edges"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["edges"], ["active"]),
+        helper.make_node("MaxPool", ["active"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+    ]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])
+    flat = helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["N", 64])
+    images, target = digits_data()
+    x = (np.round(images * 255 / 16) / 255).astype(np.float32)[:, None, :, :]
+    (features,) = run(_model(conv, [image], [flat], conv_inits), {"image": x})
+    with threadpool_limits(1):  # as _digits_regression: one BLAS thread on a busy machine
+        fitted = LogisticRegression(max_iter=500).fit(features, target)
+    inits = [
+        *conv_inits,
+        numpy_helper.from_array(fitted.coef_.T.astype(np.float32), "W"),
+        numpy_helper.from_array(fitted.intercept_.astype(np.float32), "B"),
+    ]
+    nodes = [
+        *conv,
+        helper.make_node("MatMul", ["flat", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [image],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        inits,
+        ir_version=IR_FOR_WINDOWS,
+    )

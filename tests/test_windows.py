@@ -438,3 +438,78 @@ def test_the_zip_holds_a_complete_offline_wheelhouse() -> None:
                 python,
             )
     assert any(w.startswith("winserve-") for w in wheels)
+
+
+@lane
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_windows_python_serves_an_image_onnx_model(clean_wine: None) -> None:
+    """A small convolutional ONNX graph over 8 × 8 grey digits, built here on Linux and copied
+    into the wine prefix with its card (``[inputs.image] kind = "image"``): Windows CPython's
+    Pillow decodes a PNG sent as an upload and as base64 JSON, its onnxruntime answers, and the
+    answers equal onnxruntime's here on the same preprocessed pixels (issue 24)."""
+    import base64
+
+    import numpy as np
+
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from tests import tensor_graphs as tg
+
+    graph = tg.conv_digits_graph()
+    folder = LANE / "prefix" / "drive_c" / "winserve image model"  # C:\winserve image model
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    model = tg.write(folder, "digits conv", graph, tg.DIGITS_CARD)
+    pngs = [tg.digit_png(i) for i in (0, 7, 42, 99)]
+    (probabilities,) = tg.run(graph, {"image": np.stack([tg.by_hand(p) for p in pngs])})
+    labels = probabilities.argmax(axis=1).tolist()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = ["-m", "winserve", f"C:\\winserve image model\\{model.name}", "--port", str(port)]
+    server = WineProcess(
+        [str(LANE / "python" / "python.exe"), *command, "--no-browser", "--timeout", "20"],
+        folder,
+        wine_env(),
+    )
+
+    def serving() -> dict[str, Any] | None:
+        assert server.proc.poll() is None, server.text[-3000:]  # exited: say why at once
+        return _health(url)
+
+    try:
+        wait_until(serving, 300, 0.5)
+        described = requests.get(url + "/model", timeout=TIMEOUT).json()
+        (image,) = described["features"]
+        assert (image["name"], image["kind"], image["shape"]) == ("image", "image", [1, 8, 8])
+        assert "onnxruntime" in described["runtime"]
+        upload = requests.post(
+            url + "/predict?proba=true",
+            files=[("image", (f"{i}.png", png, "image/png")) for i, png in enumerate(pngs)],
+            timeout=TIMEOUT,
+        )
+        assert upload.status_code == 200, upload.text
+        tg.assert_same_digits(upload.json(), labels, probabilities)
+        encoded = [{"b64": base64.b64encode(p).decode("ascii")} for p in pngs]
+        one = requests.post(
+            url + "/predict?proba=true", json={"image": encoded[1]}, timeout=TIMEOUT
+        )
+        assert one.status_code == 200, one.text
+        tg.assert_same_digits(one.json(), labels[1:2], probabilities[1:2])
+        several = requests.post(
+            url + "/predict?proba=true", json={"inputs": {"image": encoded}}, timeout=TIMEOUT
+        )
+        tg.assert_same_digits(several.json(), labels, probabilities)
+        refused = requests.post(
+            url + "/predict",
+            json={"image": {"b64": base64.b64encode(b"GIF89a no").decode()}},
+            timeout=TIMEOUT,
+        )
+        assert refused.status_code == 400 and "not an image file" in refused.text, refused.text
+        page = requests.get(url + "/", timeout=TIMEOUT).text
+        assert 'type="file"' in page and "image" in page
+        assert "Traceback" not in server.text
+    finally:
+        _kill_wine()
+        server.wait(60)  # also closes its pipes
+        shutil.rmtree(folder, ignore_errors=True)
