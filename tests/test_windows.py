@@ -432,7 +432,16 @@ def test_the_zip_holds_a_complete_offline_wheelhouse() -> None:
         assert archive.read(f"{top}/run.bat").count(b"\r\n") > 10
         wheels = [n.rsplit("/", 1)[-1] for n in names if n.endswith(".whl")]
     for python in ("cp311", "cp312"):
-        for package in ("numpy", "scipy", "scikit_learn", "pandas", "markupsafe"):
+        # pillow and onnxruntime: an image ONNX model is served from the bundle (issue 24)
+        for package in (
+            "numpy",
+            "scipy",
+            "scikit_learn",
+            "pandas",
+            "markupsafe",
+            "pillow",
+            "onnxruntime",
+        ):
             assert any(w.startswith(package + "-") and python in w for w in wheels), (
                 package,
                 python,
