@@ -1,4 +1,5 @@
-"""The command line: ``winserve [MODEL] [options]`` and ``winserve check [MODEL]``.
+"""The command line: ``winserve [MODEL] [options]``, ``winserve check [MODEL]`` and
+``winserve token add|list|remove`` (named tokens, issue 26).
 
 ``main(argv) -> int`` parses, builds the settings and hands off; it never calls ``sys.exit``,
 so tests can drive it. Bad settings print one line and return 2.
@@ -11,6 +12,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from winserve import __version__, settings
@@ -22,8 +24,9 @@ DESCRIPTION = (
 )
 EPILOG = (
     "Also: 'winserve check MODEL' loads the model as serving would, runs one sample "
-    "prediction and exits 0 or 1. Every option can also be set as WINSERVE_<NAME> in the "
-    "environment or in winserve.toml."
+    "prediction and exits 0 or 1; 'winserve token add NAME [--owner]', 'token list' and "
+    "'token remove NAME' manage named tokens. Every option can also be set as "
+    "WINSERVE_<NAME> in the environment or in winserve.toml."
 )
 
 
@@ -73,9 +76,54 @@ def never_fail_to_print() -> None:
             reconfigure(errors="replace")
 
 
+def token_command(args: Sequence[str], cwd: Path | None = None) -> int:
+    """``winserve token add NAME [--owner] | list | remove NAME`` (issue 26): the named tokens
+    of the tokens file a server started here would read."""
+    from winserve import tokens
+
+    parser = _Parser(prog="winserve token", description="Named tokens for callers (issue 26).")
+    parser.add_argument("--tokens-file", type=Path, metavar="FILE", help="default: as serving")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="add|list|remove")
+    add = actions.add_parser("add", help="make a token for NAME and print it once")
+    add.add_argument("name")
+    add.add_argument("--owner", action="store_true", help="may do everything, as you")
+    actions.add_parser("list", help="the names and their roles (never a token)")
+    remove = actions.add_parser("remove", help="NAME's token stops working (also when running)")
+    remove.add_argument("name")
+    try:
+        chosen = parser.parse_args(list(args))
+        path = settings.command_tokens_path(chosen.tokens_file, os.environ, cwd or Path.cwd())
+        if chosen.action == "add":
+            role = tokens.OWNER if chosen.owner else tokens.USER
+            token = tokens.add(path, chosen.name, role)
+            print(token)
+            print(
+                f"winserve: the {role} token of {chosen.name!r} is above; it is shown only "
+                f"this once (only its hash is kept, in {path}). Give it to {chosen.name}: "
+                "programs send 'Authorization: Bearer <token>', people type it on the page. "
+                "From now on every caller needs a token (a server already running without one "
+                "keeps needing none until restarted).",
+                file=sys.stderr,
+            )
+        elif chosen.action == "list":
+            for line in tokens.read(path):
+                print(f"{line.name}\t{line.role}")
+        elif not tokens.remove(path, chosen.name):
+            print(f"winserve: no token named {chosen.name!r} in {path}", file=sys.stderr)
+            return 1
+    except SettingsError as exc:
+        print(f"winserve: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     never_fail_to_print()
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["token"]:
+        return token_command(args[1:])
     command = "check" if args[:1] == ["check"] else "serve"
     if command == "check":
         args = args[1:]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from winserve import tokens
 from winserve.errors import SettingsError
 
 ENV_PREFIX = "WINSERVE_"
@@ -417,6 +418,16 @@ class Settings:
         cli="--token-file",
         metavar="FILE",
     )
+    tokens_file: Path | None = _setting(
+        None,
+        "Named tokens, one line per caller, that 'winserve token add NAME [--owner]' writes "
+        "(default: tokens.toml in the per-user data folder). Like the token setting, any line "
+        "makes every caller need a token; the log and the monitor page name who called. An "
+        "owner token may do everything, a user token predict, score files and use the page.",
+        to_path,
+        cli="--tokens-file",
+        metavar="FILE",
+    )
     require_token_on_lan: bool = _setting(
         False,
         "Refuse to listen on the network without a token.",
@@ -687,9 +698,29 @@ def load(
     token_file = merged.get("token_file")
     if isinstance(token_file, Path):
         merged["token"] = _read_token(token_file if token_file.is_absolute() else cwd / token_file)
+    merged["tokens_file"] = tokens_path(merged.get("tokens_file"), cwd)
     settings = Settings(**merged)
     check(settings)
     return settings
+
+
+def tokens_path(given: Path | None, cwd: Path) -> Path:
+    """The tokens file: ``given`` (relative to ``cwd``), else tokens.toml in the data folder."""
+    if given is None:
+        return tokens.default_path()
+    return given if given.is_absolute() else cwd / given
+
+
+def command_tokens_path(cli: Path | None, env: Mapping[str, str], cwd: Path) -> Path:
+    """The tokens file ``winserve token …`` edits: ``--tokens-file``, else WINSERVE_TOKENS_FILE,
+    else ``tokens_file`` in the winserve.toml of ``cwd``, else the default (as a server started
+    there would read it)."""
+    if cli is None:
+        cli = _from_env(env).get("tokens_file")
+    if cli is None:
+        config = _find_config(None, None, cwd)
+        cli = _from_file(config).get("tokens_file") if config is not None else None
+    return tokens_path(cli, cwd)
 
 
 def _read_token(path: Path) -> str:
@@ -712,10 +743,12 @@ def check(settings: Settings) -> None:
         raise SettingsError("default_model names a model in a folder of models: give the folder")
     if settings.model_sha256 and settings.model is None:
         raise SettingsError("model_sha256 pins a model file: give the model file too")
-    if settings.require_token_on_lan and settings.binds_lan and not settings.token:
+    named = tokens.read(settings.tokens_file) if settings.tokens_file is not None else []
+    if settings.require_token_on_lan and settings.binds_lan and not settings.token and not named:
         raise SettingsError(
             f"host {settings.host} makes winserve reachable from the network and "
-            "require_token_on_lan is on: set a token (--token, --token-file or WINSERVE_TOKEN)"
+            "require_token_on_lan is on: set a token (--token, --token-file or WINSERVE_TOKEN) "
+            "or add named ones (winserve token add NAME)"
         )
     if settings.token and len(settings.token) < 8:
         raise SettingsError("the token is too short: use at least 8 characters")

@@ -157,7 +157,7 @@ def create_app(
     predlog_web.install(app, prediction_log)  # after observe: its counters join /metrics
     monitor.install(app)  # /monitor: drift against the reference sample (issue 26)
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
-    auth.install(app, settings.token)
+    auth.install(app, settings.token, settings.tokens_file)  # named callers: issue 26
     gate.install(app)  # each route's body limit, after the token check (issue 28)
     csrf.install(app)
 

@@ -114,7 +114,7 @@ class Gate:
 
         self._auth = auth
         self._settings: Settings = app.config["WINSERVE_SETTINGS"]
-        self._token: str = app.config.get("WINSERVE_TOKEN", "")
+        self._book = app.extensions.get(auth.TOKENS)  # None: no token is needed
         self._session_key: bytes = app.config.get("WINSERVE_SESSION_KEY", b"")
         self._adapter = app.url_map.bind("localhost")
         self._throttle = app.extensions.get("winserve.throttle")
@@ -151,7 +151,7 @@ class Gate:
     ) -> str | None:
         """Why the body of this request is not to be read, or None: read it."""
         endpoint = self.endpoint(method, path)
-        if self._token and endpoint not in self._auth.OPEN_ENDPOINTS:
+        if self._book is not None and endpoint not in self._auth.OPEN_ENDPOINTS:
             judged = self._authorised(headers, client)
             if judged is not None:
                 return judged
@@ -167,12 +167,12 @@ class Gate:
             # compared and counted here, once: the app is told the outcome and does not count
             # it again; uncounted, the gate would be a guessing oracle (a withheld body answers
             # at once, a let-in one waits for its bytes)
-            right, wait = auth.attempt(self._throttle, client_key(client), given, self._token)
+            found, wait = auth.attempt(self._throttle, client_key(client), given, self._book)
             if wait:
                 return f"{LOCKED} {wait:.3f}"
-            return None if right else UNAUTHORIZED
+            return None if found is not None else UNAUTHORIZED
         cookie = parse_cookie(headers.get("COOKIE", "")).get(auth.SESSION_COOKIE, "")
-        if cookie and auth.session_valid(cookie, self._session_key):
+        if cookie and auth.cookie_caller(cookie, self._session_key, self._book) is not None:
             return None
         return UNAUTHORIZED
 

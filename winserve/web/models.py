@@ -15,16 +15,12 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve.dataplane import ModelHealth
-from winserve.errors import BadRequest, WinserveError
+from winserve.errors import BadRequest
 from winserve.web import auth, csrf, held, paths
 
 bp = Blueprint("models", __name__)
-LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-
-
-class Forbidden(WinserveError):
-    status = 403
-    code = "forbidden"
+LOCAL_ADDRESSES = auth.LOCAL_ADDRESSES
+Forbidden = auth.Forbidden
 
 
 @bp.get("/models/<name>")
@@ -35,21 +31,17 @@ def model_info(name: str) -> ResponseReturnValue:
 
 
 def _repository_caller() -> None:
-    """Without a token, the repository's changes are for programs on this computer only; with
-    one, for whoever sends it in the header. The page's login cookie alone never suffices: a
-    page on another port of this host is the same site to a browser, which sends it the
-    SameSite=Strict cookie (issue 28, finding 6); with the cookie, the call must come from this
-    server's own page (csrf.check_header)."""
-    if current_app.config.get("WINSERVE_TOKEN"):
+    """The repository is the owner's (issue 26: an owner token, or this computer when no token
+    is set); without a token, for programs only. The page's login cookie alone never
+    suffices: a page on another port of this host is the same site to a browser, which sends it
+    the SameSite=Strict cookie (issue 28, finding 6); with the cookie, the call must come from
+    this server's own page (csrf.check_header)."""
+    auth.require_owner("the model repository (loading and unloading models)")
+    if auth.tokens_required(current_app):
         if auth.bearer(request.headers.get("Authorization", "")):
             return  # the token check before every request has compared it
         csrf.check_header()
         return
-    if request.remote_addr not in LOCAL_ADDRESSES:
-        raise Forbidden(
-            "loading and unloading models is allowed from this computer only, unless a token "
-            "is set (setting: token)"
-        )
     if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") not in (
         "none",
         "same-origin",

@@ -1,5 +1,6 @@
-"""What happened to each request: the request id, the access log line, the optional JSON-lines
-request log, and the Prometheus metrics served at ``GET /metrics``."""
+"""What happened to each request: the request id, the access log line (request id, caller,
+method, path, status, rows, milliseconds), the optional JSON-lines request log, and the
+Prometheus metrics served at ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from prometheus_client.metrics_core import Metric
 
 from winserve import __version__, metrics
 from winserve.dataplane import DataPlane
-from winserve.web import held
+from winserve.web import auth, held
 
 access_log = logging.getLogger("winserve.access")
 # What a label may hold (issue 28, finding 2: a series per made-up model name or method grew
@@ -233,6 +234,7 @@ def install(app: Flask, request_log: Path | None) -> None:
     app.register_blueprint(bp)
 
     ids = RequestIds()
+    extensions = app.extensions  # auth.install adds its token book after this
 
     @app.before_request
     def start() -> None:
@@ -256,8 +258,11 @@ def install(app: Flask, request_log: Path | None) -> None:
         recorded.record(route, req.method, str(status), model, seconds, rows)
         if access_log.isEnabledFor(logging.INFO):  # its arguments cost more than its check
             access_log.info(
-                "%s %s %s %d rows=%s %.1fms",
+                "%s %s %s %s %d rows=%s %.1fms",
                 request_id,
+                # who called (issue 26): a token's name, "local" or "-"; a name is letters,
+                # digits, _ and - only, so it cannot break the line
+                auth.caller_of(environ, auth.TOKENS in extensions).name,
                 req.method,
                 log_safe(req.path),
                 status,
@@ -276,6 +281,7 @@ def install(app: Flask, request_log: Path | None) -> None:
                     "rows": rows,
                     "latency_ms": round(seconds * 1000, 2),
                     "client": req.remote_addr,
+                    "caller": auth.caller_of(environ, auth.TOKENS in extensions).name,
                 }
             )
         return response

@@ -32,7 +32,7 @@ from winserve.errors import BadRequest
 from winserve.predlog import export
 from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog
-from winserve.web import held, observe
+from winserve.web import auth, held, observe
 
 KEY = "winserve.prediction_log"
 # where a view leaves (decoded request, model description, prediction) for the log
@@ -134,17 +134,9 @@ def _moment(name: str, default: datetime) -> datetime:
 
 
 def _owner() -> None:
-    """With a token, its holder (the token check already ran); without, this computer only:
-    the log holds what colleagues sent."""
-    from winserve.web.models import LOCAL_ADDRESSES, Forbidden
-
-    if current_app.config.get("WINSERVE_TOKEN"):
-        return
-    if request.remote_addr not in LOCAL_ADDRESSES:
-        raise Forbidden(
-            "the prediction log is for the owner: from this computer only, unless a token is "
-            "set (setting: token)"
-        )
+    """The owner's only (``auth.require_owner``; issue 26): the log holds what colleagues
+    sent."""
+    auth.require_owner("the prediction log")
 
 
 @bp.get("/log.csv")
