@@ -56,6 +56,31 @@ def test_demo_serves_the_same_predictions_as_in_process(tmp_path: Path) -> None:
         assert requests.get(f"{server.url}/health", timeout=TIMEOUT).json()["status"] == "ready"
 
 
+def test_the_demo_has_one_name_everywhere(tmp_path: Path) -> None:
+    """A new user's finding (issue 23): the demo was "demo" in the prediction log, the OIP
+    repository index and /metrics, and "iris-demo" on the page, /model and OIP's own routes
+    (where /v2/models/demo answered 404)."""
+    log = tmp_path / "log.sqlite"
+    with running_server(["--log-path", str(log)], cwd=tmp_path) as server:
+        name = requests.get(f"{server.url}/model", timeout=TIMEOUT).json()["name"]
+        assert name == "iris-demo"
+        index = requests.post(f"{server.url}/v2/repository/index", timeout=TIMEOUT).json()
+        assert [model["name"] for model in index] == [name]
+        assert requests.get(f"{server.url}/v2/models/{name}", timeout=TIMEOUT).status_code == 200
+        x, _ = iris_frame()
+        row = x.iloc[:1].to_dict(orient="records")
+        assert requests.post(f"{server.url}/predict", json=row, timeout=TIMEOUT).ok
+        metrics = requests.get(f"{server.url}/metrics", timeout=TIMEOUT).text
+        assert f'model="{name}"' in metrics and 'model="demo"' not in metrics
+
+        def logged() -> list[str]:
+            text = requests.get(f"{server.url}/log.csv", timeout=TIMEOUT).text
+            return [line.split(",")[2] for line in text.splitlines()[1:]]
+
+        wait_until(lambda: bool(logged()), 10)  # the writer process writes it soon after
+        assert set(logged()) == {name}
+
+
 def test_string_column_pipeline_is_served_correctly(tmp_path: Path, text_pipeline: Path) -> None:
     with running_server([str(text_pipeline), "--workers", "2"], cwd=tmp_path) as server:
         x, _ = diabetes_with_text()

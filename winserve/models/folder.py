@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from winserve.errors import NotFound
+from winserve.host.demo import DEMO_NAME
 from winserve.model_file import Stamp, stamp
 from winserve.settings import CONFIG_NAME, Settings
 
@@ -92,8 +93,10 @@ class Source:
     @classmethod
     def of(cls, settings: Settings) -> Source:
         model = settings.model
-        if model is None:  # the factory's attribute name, as it always was; else "demo"
-            return cls(None, item=settings.factory.rpartition(":")[2] or "demo")
+        if model is None:  # the factory's attribute name, as it always was; else the demo's
+            # own name, as /model and OIP name it (issue 23: it was "demo" in the log, the
+            # repository index and /metrics)
+            return cls(None, item=settings.factory.rpartition(":")[2] or DEMO_NAME)
         if settings.is_folder:
             return cls(model)
         return cls(model.parent, only=model.name)  # one file: the folder of one
