@@ -34,8 +34,9 @@ from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, S
 from winserve.errors import NotFound
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
+from winserve.models.checked_swap import DisagreeingRows
 from winserve.models.registry import Registry, Slot
-from winserve.models.status import ModelStatus
+from winserve.models.status import ModelStatus, SwapCheck
 from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest, Prepared
 from winserve.settings import Settings
@@ -46,6 +47,7 @@ __all__ = [
     "Backend",
     "DataPlane",
     "Description",
+    "DisagreeingRows",
     "Health",
     "HealthSummary",
     "Held",
@@ -54,6 +56,7 @@ __all__ = [
     "Prediction",
     "Registry",
     "ReplicaHealth",
+    "SwapCheck",
 ]
 
 
@@ -103,6 +106,7 @@ class ModelHealth:
     reason: str = ""  # why the file on disk is not what serves; "" else
     loading: bool = False  # a load of this name is running
     title: str = ""  # the model card's title
+    check: SwapCheck | None = None  # the last checked swap of a new file (issue 26)
 
     @property
     def serving(self) -> bool:
@@ -379,9 +383,27 @@ class DataPlane:
         known, path = registry.source_of(name)
         if not known:
             raise NotFound(f"no model file named {name!r} in the models folder")
-        if registry.load(name, path):
+        # a load asked for through the repository API is the owner's decision: it swaps
+        # whatever the checked swap says (issue 26)
+        if registry.load(name, path, force=True):
             return ""
         return registry.entry(name).reason or "the file changed while it was read; try again"
+
+    def force_swap(self, name: str) -> str:
+        """The new version of ``name`` the checked swap refused serves now (the owner's
+        button, issue 26): "" once it does, else why not."""
+        return self._registry.force_swap(name)
+
+    def swap_check(self, name: str) -> SwapCheck | None:
+        """The last checked swap of ``name`` (None before any; issue 26)."""
+        try:
+            return self._registry.entry(name).check
+        except NotFound:
+            return None
+
+    def disagreements(self, name: str) -> DisagreeingRows | None:
+        """The rows the last checked swap of ``name`` found answered differently."""
+        return self._registry.entry(name).disagreements
 
     def unload(self, name: str) -> None:
         """``name`` answers 404 from now on; its version stops once its requests end."""
@@ -402,4 +424,5 @@ def _health_of(model: ModelStatus) -> ModelHealth:
         reason=model.reason,
         loading=model.loading,
         title=current.title,
+        check=model.check,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,24 @@ def to_sha256(value: Any) -> str:
     if text and (len(text) != 64 or any(c not in "0123456789abcdef" for c in text)):
         raise ValueError("expected 64 hexadecimal digits")
     return text
+
+
+_SWAP_WHEN = re.compile(r"^agree\s*>=\s*([0-9]*\.?[0-9]+)\s*(%?)$")
+
+
+def to_swap_when(value: Any) -> str:
+    """``swap_when``: "always", or "agree>=" and a share in (0, 1] (or a percentage with
+    "%"), given back as "always" or "agree>=0.95" (issue 26, the checked swap)."""
+    cleaned = value.strip().lower() if isinstance(value, str) else ""
+    if cleaned == "always":
+        return cleaned
+    found = _SWAP_WHEN.match(cleaned)
+    if found is None:
+        raise ValueError(f'expected "always" or "agree>=" and a share such as 0.95, got {value!r}')
+    share = float(found.group(1)) / (100 if found.group(2) else 1)
+    if not 0 < share <= 1:
+        raise ValueError(f"expected a share above 0 and at most 1 after agree>=, got {value!r}")
+    return f"agree>={share:g}"
 
 
 def to_names(value: Any) -> tuple[str, ...]:
@@ -469,6 +488,17 @@ class Settings:
         _float_in(0.1, 3600),
         cli="--watch-seconds",
         metavar="SECONDS",
+    )
+    swap_when: str = _setting(
+        "always",
+        "Before a changed file's new version serves, it answers the reference sample and the "
+        "prediction log's recent inputs beside the serving version, and the agreement is "
+        'reported (console, /health, the page). "always" swaps whatever it is; '
+        '"agree>=0.95" keeps the old version serving when fewer rows agree (the owner may '
+        "still swap, on the page or with POST /v2/repository/models/NAME/load).",
+        to_swap_when,
+        cli="--swap-when",
+        metavar="RULE",
     )
     model_sha256: str = _setting(
         "",

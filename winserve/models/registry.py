@@ -302,10 +302,11 @@ class Registry:
         found = self._source.find()[0]
         return name in found, found.get(name)
 
-    def load(self, name: str, path: Path | None) -> bool:
+    def load(self, name: str, path: Path | None, force: bool = False) -> bool:
         """Load ``path`` (None: the factory or the demo) as a new version of ``name``; it serves
-        once its sample prediction passed, and the version it replaces drains. False (and the
-        reason kept) on failure."""
+        once its sample prediction passed and the checked swap allows it (``force``: whatever
+        the check says, the owner's load; issue 26), and the version it replaces drains. False
+        (and the reason kept) on failure."""
         with self._lock:
             entry = self._entries.setdefault(name, Entry(name, path))
             entry.pending += 1
@@ -316,12 +317,19 @@ class Registry:
             with self._name_lock(name):
                 with self._lock:
                     entry.removed, entry.path = False, path
-                return self._swap.load(entry, path)
+                return self._swap.load(entry, path, force)
         finally:
             with self._lock:
                 entry.pending -= 1
                 entry.loading = entry.pending > 0
                 self._awaiting.discard(name)
+
+    def force_swap(self, name: str) -> str:
+        """The new version of ``name`` the checked swap refused serves now (the owner's word,
+        issue 26): "" once it does, else why not."""
+        entry = self.entry(name)
+        with self._name_lock(name):
+            return self._swap.force(entry)
 
     # -- draining (drain.py) and unloading --------------------------------------------------
 
@@ -358,13 +366,29 @@ class Registry:
         if old is not None:
             self._drain_in_background(entry, old)
 
+    def file_gone(self, name: str) -> None:
+        """The one file served left its folder: its version keeps serving what it loaded (a
+        folder's file would be unloaded), and what was said of a newer file that did not load
+        no longer holds (issue 23, a new user's finding): the reason says the file is gone, and
+        a file put back is loaded again, whatever its time stamp."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.removed or entry.path is None:
+                return
+            entry.tried = None
+            entry.reason = f"{entry.path.name} is not on disk any more"
+
     # -- stopping -----------------------------------------------------------------------------
 
     def close(self) -> None:
         self._stop.set()
         starting = self._loader.close()
+        refused = self._swap.close()  # new versions the checked swap kept for a force
+        starting += [r.backend for r in refused]
         with self._lock:
             slots = [
                 s for e in self._entries.values() for s in [e.current, *e.older] if s is not None
             ]
         drain.close_all(slots, starting, self._loader.drop_copy)
+        for loaded in refused:
+            self._loader.drop_copy(loaded.folder)

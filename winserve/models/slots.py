@@ -15,14 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from winserve import card as cards
 from winserve.backends.base import Backend, Health
 from winserve.model_file import Stamp
 from winserve.model_info import ModelInfo
+from winserve.models.checked_swap import DisagreeingRows
 from winserve.scoring.jobs import JobManager
 from winserve.service import Service
 from winserve.settings import Settings
+
+if TYPE_CHECKING:
+    from winserve.models.status import SwapCheck
 
 
 @dataclass(eq=False)
@@ -64,6 +69,8 @@ class Entry:
     loading: bool = False
     pending: int = 0  # loads asked for and not ended (running, or waiting for the name's lock)
     removed: bool = False
+    check: SwapCheck | None = None  # the last checked swap (issue 26, swap.py)
+    disagreements: DisagreeingRows | None = None  # its disagreeing rows, for the owner's CSV
 
     def slots(self) -> list[Slot]:
         """Every version still held: the one serving, then the older ones, newest first."""

@@ -19,8 +19,10 @@ first load runs, or failed) has an empty ``versions`` and says why in ``reason``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from winserve.backends.base import Health
+from winserve.models.checked_swap import percent, when_text
 from winserve.models.slots import Entry, Slot
 
 # What a model as a whole is, for the pages: its serving version's backend status, else
@@ -54,6 +56,93 @@ class VersionInfo:
 
 
 @dataclass(frozen=True)
+class SwapCheck:
+    """The last checked swap of a model (issue 26): how a new version's answers compared with
+    the serving version's on the reference sample and the recent logged inputs, and what was
+    done. ``agreement`` is None when it was not checked (``note`` says why)."""
+
+    new_version: int  # the number the new file has (or would have had, refused)
+    old_version: int  # the version it was compared with (serving when it was checked)
+    rows: int  # rows compared (answered by at least one of the two)
+    reference_rows: int  # of the rows asked, from the reference sample
+    logged_rows: int  # and from the prediction log
+    agreement: float | None  # the share of rows answered alike; None: not checked
+    mean_difference: float | None  # of probabilities or values; None: not measured
+    max_difference: float | None
+    measure: str  # "probabilities", "values" or "" (labels only)
+    threshold: float | None  # swap_when's share; None: "always"
+    swapped: bool  # the new version serves (or the check was only reported)
+    disagreeing: int = 0  # rows answered differently (downloadable while kept)
+    forced: bool = False  # swapped on the owner's request despite the threshold
+    waiting: bool = False  # refused and kept ready: the owner may still force the swap
+    note: str = ""  # why it was not checked, or why differences were not measured
+    at: str = ""  # ISO 8601, UTC
+
+    @property
+    def checked(self) -> bool:
+        return self.agreement is not None
+
+    @property
+    def refused(self) -> bool:
+        return not self.swapped
+
+    @property
+    def sentence(self) -> str:
+        """One line for the console, /health and the page."""
+        new, old = self.new_version, self.old_version
+        if self.agreement is None:
+            return f"version {new} was not checked against version {old}: {self.note}"
+        only = "" if self.swapped else "only "
+        said = (
+            f"version {new} agreed with version {old} on {only}{percent(self.agreement)} "
+            f"of {self.rows:,} rows"
+        )
+        if self.mean_difference is not None and self.max_difference is not None:
+            said += (
+                f" ({self.measure} differ by {self.mean_difference:.3g} on average, "
+                f"{self.max_difference:.3g} at most)"
+            )
+        if self.forced:
+            return said + f"; swapped on the owner's request (swap_when = {self.when})"
+        if not self.swapped:  # the callers say that the old version keeps serving
+            return said + f", below swap_when = {self.when}"
+        return said
+
+    @property
+    def when(self) -> str:
+        return when_text(self.threshold)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The check in /health's model entry."""
+        rounded = {
+            k: None if v is None else round(v, 6)
+            for k, v in (
+                ("agreement", self.agreement),
+                ("mean_difference", self.mean_difference),
+                ("max_difference", self.max_difference),
+            )
+        }
+        return {
+            "version": self.new_version,
+            "against": self.old_version,
+            "checked": self.checked,
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "logged_rows": self.logged_rows,
+            **rounded,
+            "measure": self.measure,
+            "disagreeing": self.disagreeing,
+            "swap_when": self.when,
+            "swapped": self.swapped,
+            "forced": self.forced,
+            "waiting": self.waiting,
+            "note": self.note,
+            "at": self.at,
+            "message": self.sentence,
+        }
+
+
+@dataclass(frozen=True)
 class ModelStatus:
     """One model name: the version serving it, those still draining, and why not, if not."""
 
@@ -62,6 +151,7 @@ class ModelStatus:
     loading: bool  # a load of this name runs (the first, or a new file's)
     reason: str  # why the file on disk is not what serves (a failed load); "" else
     versions: tuple[VersionInfo, ...]  # the serving one first, then the older ones, newest first
+    check: SwapCheck | None = None  # the last checked swap (issue 26); None before any
 
     @property
     def current(self) -> VersionInfo | None:
@@ -110,6 +200,7 @@ def model_status(entry: Entry, slots: list[Slot], inflight: dict[int, int]) -> M
         loading=entry.loading,
         reason=reason,
         versions=versions,
+        check=entry.check,
     )
 
 

@@ -13,26 +13,58 @@ kept and why said (issues 15, 22, 23).
       one model (not a folder): its first version is its current slot as soon as its backend
       starts (shown), so the bare routes and the page show that backend's own state while it
       loads, and why it failed (issue 22)
+
+    a name with a version serving: before the swap, the checked swap (issue 26)
+      swap_rows.rows_to_check: the reference sample + the log's recent inputs
+      swap_rows.ask: both versions answer them ─► checked_swap.compare ─► SwapCheck
+        (entry.check: the console's line, /health, the page; entry.disagreements: the CSV)
+      swap_when met (or "always", or nothing to compare with) ─► _swap as above
+      below it ─► the old version keeps serving (entry.reason says why); the new one is kept
+        ready (Refused) for the owner's force (force(), the page's button, or a load through
+        the repository API) until a newer file arrives, the serving file comes back,
+        KEEP_REFUSED_SECONDS pass, or winserve stops; then its replicas stop
+      Left out: a shadow period (the new version answering live requests beside the old).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from winserve import card as cards
 from winserve.backends.base import Backend
+from winserve.errors import WinserveError
+from winserve.model_file import stamp
+from winserve.models import checked_swap, swap_rows
+from winserve.models.checked_swap import DisagreeingRows
 from winserve.models.loader import Loaded, Loader, NotLoaded
 from winserve.models.slots import Entry, Slot, new_slot
+from winserve.models.status import SwapCheck
 from winserve.predlog import events
+from winserve.service import Service
 from winserve.settings import Settings
 
 log = logging.getLogger("winserve")
 
 FIRST_TRIES = 5  # copies of a file that keeps changing, before a name's first version gives up
+# a refused version's replicas wait this long for the owner's force, then stop (issue 26):
+# long enough to look at the disagreeing rows, short enough not to hold its memory all day
+KEEP_REFUSED_SECONDS = 3600.0
+NOTHING_TO_COMPARE = "no reference sample or logged inputs"
+
+
+@dataclass
+class Refused:
+    """A new version the checked swap refused, kept ready for the owner's force."""
+
+    loaded: Loaded
+    path: Path | None
+    timer: threading.Timer | None = None
 
 
 class Swap:
@@ -59,10 +91,19 @@ class Swap:
         self._item = item  # the factory's or the demo's name, for the log
         self._private = private  # each version loads from a private copy (registry.py)
         self._drain = drain
+        self._threshold = checked_swap.parse_when(settings.swap_when)
+        self._log_file = swap_rows.log_file(settings)
+        self._refused: dict[str, Refused] = {}  # by name, under the registry's lock
 
-    def load(self, entry: Entry, path: Path | None) -> bool:
+    def load(self, entry: Entry, path: Path | None, force: bool = False) -> bool:
         """Load ``path`` as the next version of ``entry`` (the caller holds its name's lock):
-        swapped in once its sample prediction passed, else the reason kept; False then."""
+        swapped in once its sample prediction passed and the checked swap allows it (always
+        with ``force``: the owner's load), else the reason kept; False then."""
+        if force and path is not None:
+            with self._lock:
+                waiting = self._refused.get(entry.name)
+            if waiting is not None and waiting.loaded.tried == stamp(path):
+                return self.force(entry) == ""  # the refused file itself: no second load
         serving = entry.current.sha256 if entry.current is not None else None
 
         def shown(backend: Backend, card: cards.ModelCard, folder: Path | None) -> bool:
@@ -81,8 +122,10 @@ class Swap:
                 break
         entry.tried = outcome.tried
         if isinstance(outcome, Loaded):
-            return self._swap(entry, path, outcome)
+            self._discard_refused(entry, "a newer file loaded")
+            return self._checked(entry, path, outcome, force)
         if outcome.same:
+            self._discard_refused(entry, "the file serving is back")
             entry.reason = ""  # the file is the one serving (again)
             return True
         if outcome.changing and path is not None and entry.current is None:
@@ -172,6 +215,186 @@ class Swap:
         )
         self._drain(entry, old)
         return True
+
+    # -- the checked swap (issue 26) ----------------------------------------------------------
+
+    def _checked(self, entry: Entry, path: Path | None, new: Loaded, force: bool) -> bool:
+        """``new`` serves once it answered the check rows close enough to the serving version
+        (or there is none to compare with: a first version is never checked)."""
+        old = entry.current
+        if old is None or not old.loaded_at or old.backend is new.backend:
+            return self._swap(entry, path, new)
+        check, rows = self._check(entry, old, new, force)
+        with self._lock:
+            entry.check, entry.disagreements = check, rows
+        if check.swapped:
+            log.info("%s: %s", entry.name, check.sentence)
+            return self._swap(entry, path, new)
+        if self._stop.is_set():
+            self._close_refused(Refused(new, path))
+            return False
+        kept = Refused(new, path)
+        kept.timer = threading.Timer(KEEP_REFUSED_SECONDS, self._expire, args=(entry, kept))
+        kept.timer.daemon = True
+        with self._lock:
+            self._refused[entry.name] = kept
+            entry.reason = check.sentence
+        kept.timer.start()
+        where = f"/models/{entry.name}" if self._many else ""
+        log.error(
+            "%s: not swapped: %s; version %d keeps serving (the disagreeing rows: "
+            "%s/swap/disagreements.csv; the page's button or POST "
+            "/v2/repository/models/%s/load swaps it)",
+            entry.name,
+            check.sentence,
+            old.version,
+            where,
+            entry.name,
+        )
+        # the monitor's timeline (issue 26): the version refused, the file's, and why
+        events.note(
+            "swap_refused",
+            entry.name,
+            check.new_version,
+            sha256=new.info.sha256,
+            detail=f"{check.sentence}; version {old.version} keeps serving",
+        )
+        return False
+
+    def _check(
+        self, entry: Entry, old: Slot, new: Loaded, force: bool
+    ) -> tuple[SwapCheck, DisagreeingRows | None]:
+        """``new`` and ``old`` asked the reference sample and the log's recent inputs."""
+        version = entry.versions + 1  # the number it gets if it serves
+        threshold = self._threshold
+
+        def unchecked(note: str) -> SwapCheck:
+            return SwapCheck(
+                version, old.version, 0, 0, 0, None, None, None, "", threshold, True,
+                note=note, at=_now(),
+            )  # fmt: skip
+
+        try:
+            old_info = old.info()
+            rows = swap_rows.rows_to_check(
+                entry.name,
+                old_info,
+                [
+                    swap_rows.reference_path(new.info, new.card),
+                    swap_rows.reference_path(old_info, old.card),
+                ],
+                self._log_file,
+            )
+            if not rows.count:
+                return unchecked(NOTHING_TO_COMPARE), None
+            before, old_error = swap_rows.ask(old.service, old_info, rows)
+            if len(before.refused) == rows.count:
+                why = f"version {old.version} answered none of the rows: {old_error}"
+                return unchecked(why), None
+            s = self._settings
+            service = Service(new.backend, max_rows=s.max_rows, max_text=s.max_text_length)
+            after, new_error = swap_rows.ask(service, new.info, rows)
+        except WinserveError as exc:  # the serving version went away meanwhile
+            return unchecked(f"the check could not run: {exc}"), None
+        comparison = checked_swap.compare(before, after, regression=old_info.task == "regression")
+        passed = checked_swap.decide(comparison, threshold)
+        note = comparison.note
+        if new_error:
+            note = f"version {version} refused whole calls: {new_error}" + (
+                f"; {note}" if note else ""
+            )
+        check = SwapCheck(
+            version,
+            old.version,
+            comparison.rows,
+            rows.counted("reference"),
+            rows.counted("log"),
+            comparison.agreement,
+            comparison.mean_difference,
+            comparison.max_difference,
+            comparison.measure,
+            threshold,
+            swapped=passed or force,
+            disagreeing=len(comparison.disagreeing),
+            forced=force and not passed,
+            waiting=not (passed or force),
+            note=note,
+            at=_now(),
+        )
+        disagreeing = checked_swap.disagreeing_rows(
+            rows.columns,
+            rows.origins,
+            before,
+            after,
+            comparison,
+            new_version=version,
+            old_version=old.version,
+        )
+        return check, disagreeing
+
+    def force(self, entry: Entry) -> str:
+        """The refused version of ``entry`` serves now, on the owner's word (the caller holds
+        the name's lock); "" once it does, else why not."""
+        with self._lock:
+            kept = self._refused.pop(entry.name, None)
+            if kept is not None and entry.check is not None:
+                entry.check = dataclasses.replace(
+                    entry.check, swapped=True, forced=True, waiting=False
+                )
+        if kept is None:
+            return (
+                "no refused version is waiting to be swapped in (it stopped, or a newer file "
+                "was loaded); load the file again to check it again"
+            )
+        if kept.timer is not None:
+            kept.timer.cancel()
+        check = entry.check
+        log.warning("%s: %s", entry.name, check.sentence if check is not None else "forced")
+        if self._swap(entry, kept.path, kept.loaded):
+            return ""
+        return "winserve is stopping"
+
+    def _discard_refused(self, entry: Entry, why: str) -> None:
+        with self._lock:
+            kept = self._refused.pop(entry.name, None)
+            if kept is not None and entry.check is not None:
+                entry.check = dataclasses.replace(entry.check, waiting=False)
+        if kept is not None:
+            log.info("%s: the refused version stops (%s)", entry.name, why)
+            self._close_refused(kept)
+
+    def _expire(self, entry: Entry, kept: Refused) -> None:
+        """The owner did not force the refused version in time: its replicas stop."""
+        with self._lock:
+            if self._refused.get(entry.name) is not kept:
+                return
+            del self._refused[entry.name]
+            if entry.check is not None:
+                entry.check = dataclasses.replace(entry.check, waiting=False)
+        log.info(
+            "%s: the refused version stops (not swapped in within %.0f minutes; a load through "
+            "POST /v2/repository/models/%s/load loads and serves the file)",
+            entry.name,
+            KEEP_REFUSED_SECONDS / 60,
+            entry.name,
+        )
+        self._close_refused(kept)
+
+    def _close_refused(self, kept: Refused) -> None:
+        if kept.timer is not None:
+            kept.timer.cancel()
+        kept.loaded.backend.close()
+        self._loader.drop_copy(kept.loaded.folder)
+
+    def close(self) -> list[Loaded]:
+        """At winserve's stop: the refused versions kept, for the caller to close (with the
+        other backends, at once) and drop their copies."""
+        with self._lock:
+            kept, self._refused = list(self._refused.values()), {}
+        for one in kept:
+            if one.timer is not None:
+                one.timer.cancel()
+        return [one.loaded for one in kept]
 
     def _failed(self, entry: Entry, reason: str) -> bool:
         keeps = (

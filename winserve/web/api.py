@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from winserve import explaining
-from winserve.dataplane import Description, Health, HealthSummary, ModelHealth
+from winserve.dataplane import Description, Health, HealthSummary, ModelHealth, SwapCheck
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.web import auth, held, paths, prediction_log, uploads
@@ -102,6 +102,7 @@ def health() -> ResponseReturnValue:
     if held.model_name() is not None:  # one model: 404 when it is not served, as before
         model = held.held()
         answer = _model_health(model.health(), model.version, plane.reason(model.name))
+        _with_check(answer, plane.swap_check(model.name))
         _with_log(answer)
         return jsonify(answer), 200 if answer["serving"] else 503
     summary = plane.health()
@@ -157,11 +158,22 @@ def _state_health(state: ModelHealth) -> dict[str, Any]:
     """A model's entry in the summary: its version's health, else loading or failed and
     why."""
     if state.health is not None and state.version is not None:
-        return _model_health(state.health, state.version, state.reason)
-    answer: dict[str, Any] = {"status": state.status, "serving": False}
-    if state.reason:
-        answer["reason"] = _hide(public_reason(state.reason))  # the file that did not load
+        answer = _model_health(state.health, state.version, state.reason)
+    else:
+        answer = {"status": state.status, "serving": False}
+        if state.reason:
+            answer["reason"] = _hide(public_reason(state.reason))  # the file that did not load
+    _with_check(answer, state.check)
     return answer
+
+
+def _with_check(answer: dict[str, Any], check: SwapCheck | None) -> None:
+    """The last checked swap of a new file: its agreement with the version serving then,
+    what was done, in one sentence too (issue 26)."""
+    if check is not None:
+        said = check.as_dict()
+        said["message"], said["note"] = _hide(said["message"]), _hide(said["note"])
+        answer["swap_check"] = said
 
 
 def _folder_health(summary: HealthSummary) -> ResponseReturnValue:

@@ -116,6 +116,7 @@ def create_app(
         observe,
         oip_api,
         openapi,
+        outcomes,
         ui,
     )
     from winserve.web import prediction_log as predlog_web
@@ -156,6 +157,7 @@ def create_app(
     observe.install(app, settings.request_log)
     predlog_web.install(app, prediction_log)  # after observe: its counters join /metrics
     monitor.install(app)  # /monitor: drift against the reference sample (issue 26)
+    outcomes.install(app)  # POST /outcomes: accuracy once the truth is known (issue 26)
     hosts.install(app, settings)  # before the token check: a rebinding page learns nothing
     auth.install(app, settings.token, settings.tokens_file)  # named callers: issue 26
     gate.install(app)  # each route's body limit, after the token check (issue 28)

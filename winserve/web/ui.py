@@ -31,12 +31,12 @@ from winserve.model_info import ModelInfo
 from winserve.request import Columns, Matrix
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, held, image_page, jobs_pages, paths, why_page
+from winserve.web import csrf, held, image_page, jobs_pages, paths, swap_page, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.page import bp, model_state, page_state
 from winserve.web.prediction_log import PREDICTED
 
-__all__ = ["bp", "jobs_pages"]  # the CSV scoring views are on this blueprint too
+__all__ = ["bp", "jobs_pages", "swap_page"]  # CSV scoring and the checked swap's views too
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def _page(
     fields = cards.form_fields(card, info, values) if info is not None else []
     image_fields = image_page.fields(card, info)  # a model of images: file pickers (#24)
     notes = cards.check_against(card, info) if info is not None else []
+    check = held.plane().swap_check(model.name)
     page = render_template(
         "index.html",
         info=info,
@@ -91,6 +92,8 @@ def _page(
         limits=current_app.config["WINSERVE_SETTINGS"],
         served=model,
         file_problem=paths.public(held.plane().reason(model.name)),
+        swap_check=check,  # the last checked swap of a new file (issue 26)
+        swap_line=paths.public(check.sentence) if check is not None else "",
         # issue 25: under the answer, the explanation and what-if charts, "later" when the
         # page's script fetches them after the answer, or the line saying how to get them
         why=why,

@@ -58,6 +58,7 @@ MODEL_ROUTES = (
     "/version",
     "/log.csv",
     "/monitor.json",
+    "/outcomes",
     "/jobs",
     "/jobs/{job_id}/sheet",
     "/jobs/{job_id}/status",

@@ -170,12 +170,72 @@ def paths(info: ModelInfo | None) -> Schema:
         "/monitor.json": get(
             "Drift of each input from since to until against the reference sample: the "
             "population stability index per column, its words and bins (the owner's, as "
-            "/log.csv; issue 26)",
+            "/log.csv; issue 26); 'accuracy': the outcomes uploaded, per week and version",
             ok(ANY_OBJECT),
             NATIVE_ERROR,
             "winserve",
             parameters=_period("7 days ago"),
         ),
+        "/outcomes": _outcomes(),
+    }
+
+
+def _outcomes() -> Schema:
+    """``POST /outcomes``: the truth once known, joined with the logged predictions."""
+    columns = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": what,
+            "schema": {"type": "string"},
+        }
+        for name, what in (
+            ("key", "an input column to join on (default: the file's 'request id' column)"),
+            ("outcome", "the outcome column (default: 'outcome')"),
+        )
+    ]
+    form = {
+        "type": "object",
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a CSV file"},
+            "key": {"type": "string"},
+            "outcome": {"type": "string"},
+        },
+        "required": ["file"],
+    }
+    return {
+        "post": {
+            "summary": "Upload outcomes (a CSV) joined with the logged predictions by request "
+            "id (X-Request-Id, a scored file's 'request id'; '<id>-<n>': row n of a request) "
+            "or by an input column; the owner's, as /log.csv (issue 26)",
+            "description": "For programs: 'Authorization: Bearer <token>' or the header "
+            "'X-Winserve-Client: 1', as POST /jobs. An outcome uploaded again for the same "
+            "key replaces the earlier one.",
+            "tags": ["winserve"],
+            "parameters": columns,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {"schema": form},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "responses": {
+                "200": ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "stored": {"type": "integer"},
+                            "matched": {"type": "integer"},
+                            "unmatched": {"type": "integer"},
+                            "unmatched_examples": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                ),
+                "default": error(NATIVE_ERROR),
+            },
+        }
     }
 
 
