@@ -357,6 +357,32 @@ def test_one_file_is_a_folder_of_one_loaded_from_a_private_copy(
         registry.close()
 
 
+def test_one_file_deleted_keeps_serving_and_no_longer_blames_an_older_file(
+    model: FakeModel, model_file: Path
+) -> None:
+    """A new user's finding (issue 23): the single file, overwritten with one that did not
+    load, then deleted, still said the file on disk did not load ("not a model") while its
+    version served on. It says the file is gone, and the file put back loads again."""
+    registry = Registry(Settings(model=model_file, watch_seconds=0.1), model.make_backend)
+    try:
+        registry.start()
+        registry.wait_loaded(5)
+        registry.watch()
+        model.load_error = "ValueError: not a model"
+        model_file.write_bytes(b"broken")
+        wait_until(lambda: "not a model" in registry.entry(NAME).reason, 5)
+        model_file.unlink()
+        wait_until(lambda: "not a model" not in registry.entry(NAME).reason, 5)
+        assert registry.entry(NAME).reason == f"{model_file.name} is not on disk any more"
+        assert serving(registry) == 1  # one file that goes keeps serving what it loaded
+        model.load_error = ""
+        model_file.write_bytes(b"broken")  # the same bytes as the file that did not load
+        wait_until(lambda: serving(registry) == 2, 5)
+        assert registry.entry(NAME).reason == ""
+    finally:
+        registry.close()
+
+
 def test_one_model_that_fails_stays_shown_and_says_why(model: FakeModel, model_file: Path) -> None:
     """Its first version stays its current slot, failed (the page and /health say why), where
     a folder's name without a version answers 503 (issue 22)."""

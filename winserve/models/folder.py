@@ -146,21 +146,27 @@ class Followed(Protocol):
 
     def unload(self, name: str, gone: bool = False) -> None: ...
 
+    def file_gone(self, name: str) -> None: ...
+
 
 def follow(source: Source, models: Followed, interval: float, stop: threading.Event) -> None:
     """Every ``interval`` until ``stop``: a file whose stamp stayed the same for one interval
     and is not the one last tried is loaded; in a folder of models, a file gone for one
-    interval is unloaded (one file that goes keeps serving what it loaded)."""
+    interval is unloaded (one file that goes keeps serving what it loaded, and says its file
+    is gone)."""
     seen: dict[str, Stamp | None] = {}
     while not stop.wait(interval):
         found, refused = source.find()
         models.found(refused)
         known = models.known()
         for name, (_, _, removed) in known.items():
-            if name not in found and not removed and source.many:
+            if name not in found and not removed and source.watched:
                 if seen.get(name, ()) is None:  # gone for one interval: not a replace
-                    with contextlib.suppress(NotFound):
-                        models.unload(name, gone=True)
+                    if source.many:
+                        with contextlib.suppress(NotFound):
+                            models.unload(name, gone=True)
+                    else:
+                        models.file_gone(name)
                 seen[name] = None
         for name, path in found.items():
             if path is None:
