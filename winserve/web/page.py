@@ -120,6 +120,7 @@ def page_error(error: WinserveError) -> ResponseReturnValue:
 
         response = jsonify(native.error_body(error))
         response.status_code = error.status
+        response.headers.update(error.headers)  # WWW-Authenticate, Retry-After: as a page's
         return response
     message = paths.public(error.message)
     page = render_template("message.html", title="That did not work", message=message)
