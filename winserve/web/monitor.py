@@ -1,5 +1,7 @@
-"""The monitor page (issue 26): per input, the drift of the inputs the prediction log kept for
-a period against the model's reference sample; the owner's, as ``/log.csv`` is.
+"""The monitor page (issue 26): for a period (the last week unless asked), the requests,
+errors, latency and answers per hour or day, the loads and restarts, and per input the drift
+of the inputs the prediction log kept against the model's reference sample; the owner's, as
+``/log.csv`` is.
 
 ::
 
@@ -7,8 +9,10 @@ a period against the model's reference sample; the owner's, as ``/log.csv`` is.
         held model ─► its file (info.source) or the card's ``reference`` ─► reference.read
                       (cached by path, size and mtime)                         │ frame
         prediction log (SQLite, read-only) ─► drift.logged_columns ──────────► drift.drift
-                                                                                │
-        monitor.html (a table per column: PSI, words, bins) ◄─ ColumnDrift ◄────┘
+                                           ─► summary.summarize_file (SQL)      │
+                                           ─► events.read_file                  │
+                                                  │                             ▼
+        monitor.html ◄─ monitor_view.Monitor (sentence, charts, as_dict) ◄──────┘
 
 The web process reads the reference file itself, with the model host's own reader
 (``winserve.host.reference.read``: the same columns, number conversion and fixed-seed
@@ -23,7 +27,6 @@ models/loader.py), so a sample edited after the load is not compared until the m
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,68 +37,20 @@ from flask.typing import ResponseReturnValue
 from winserve.explaining import reference_of
 from winserve.host import reference as reference_sample
 from winserve.model_info import ModelInfo
-from winserve.predlog import drift
+from winserve.predlog import drift, events, summary
 from winserve.predlog.writer import PredictionLog
-from winserve.web import held, outcomes
+from winserve.web import held
+from winserve.web.monitor_charts import long_label
+from winserve.web.monitor_view import Monitor, clock, iso
 from winserve.web.prediction_log import KEY, _moment, _owner
 
 bp = Blueprint("monitor", __name__)  # monitor.json: for programs, in /openapi.json
 page_bp = Blueprint("monitor_page", __name__)  # the page: for people, as the ui blueprint's
 DEFAULT_DAYS = 7  # the period shown when none is asked for: the last week
+ONGOING = 300.0  # s: a period ending this close to now is "since …", not "from … to …"
 
 _cache: dict[tuple[str, int, int], dict[str, list[Any]]] = {}
 _cache_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Monitor:
-    """What the page and ``monitor.json`` show of one model for one period."""
-
-    model: str
-    since: datetime
-    until: datetime
-    logged_rows: int
-    reference: dict[str, Any] | None  # {rows, source[, problem]} or None
-    hint: str  # how to add a reference sample, or why the one there cannot be used
-    log_off: bool
-    columns: tuple[drift.ColumnDrift, ...]
-    # the log's counts since winserve started: written, dropped (queue full), lost (disk),
-    # error (why it is not written now); the owner's page, so the path in an error is shown
-    log_status: dict[str, object] | None = None
-
-    @property
-    def summary(self) -> str:
-        """One sentence on top: how many inputs drifted, which."""
-        if not self.columns:
-            return ""
-        if not self.logged_rows:
-            return "No inputs were logged in this period."
-        arrows = {"up": " ↑", "down": " ↓"}
-        shifted = [
-            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "shifted"
-        ]
-        moderate = [
-            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "moderate"
-        ]
-        said = f"{len(shifted)} of {len(self.columns)} inputs have shifted"
-        said += f" ({', '.join(shifted)})" if shifted else ""
-        if moderate:
-            said += f"; {len(moderate)} moved moderately ({', '.join(moderate)})"
-        return said + "."
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
-            "logged_rows": self.logged_rows,
-            "reference": self.reference,
-            "hint": self.hint,
-            "log": not self.log_off,
-            "log_status": self.log_status,
-            "summary": self.summary,
-            "columns": [c.as_dict() for c in self.columns],
-        }
 
 
 def _reference_path(info: ModelInfo, named: str) -> Path | None:
@@ -160,9 +115,42 @@ def monitor() -> Monitor:
                 kinds = {f.name: str(f.kind) for f in info.features}
                 columns = tuple(drift.drift(ref, logged, kinds))
     status = plog.status().to_dict() if plog is not None else None
+    activity: summary.Summary | None = None
+    happened: tuple[events.ModelEvent, ...] = ()
+    if plog is not None:
+        activity = summary.summarize_file(
+            plog.path, model.name, since.timestamp(), until.timestamp(), classifier=_labels(info)
+        )
+        happened = tuple(
+            events.read_file(plog.path, model.name, since.timestamp(), until.timestamp())
+        )
     return Monitor(
-        model.name, since, until, logged_rows, described, hint, plog is None, columns, status
+        model.name,
+        since,
+        until,
+        logged_rows,
+        described,
+        hint,
+        plog is None,
+        columns,
+        status,
+        activity,
+        happened,
+        abs(until.timestamp() - now.timestamp()) < ONGOING,
     )
+
+
+def _labels(info: ModelInfo) -> bool:
+    """Whether the model answers with labels (shares per class), not numbers (percentiles)."""
+    if info.task in ("classification", "clustering", "outlier_detection"):
+        return True
+    return info.task == "unknown" and bool(info.classes)
+
+
+@page_bp.context_processor
+def _formats() -> dict[str, Any]:
+    """What the monitor's template names its buckets and events with."""
+    return {"bucket_label": long_label, "iso": iso, "clock": clock}
 
 
 @page_bp.get("/monitor")
@@ -170,11 +158,7 @@ def monitor_page() -> ResponseReturnValue:
     """The monitor page: the owner's (this computer, or whoever holds the token)."""
     _owner()
     return render_template(
-        "monitor.html",
-        monitor=monitor(),
-        stable=drift.STABLE,
-        shifted=drift.SHIFTED,
-        accuracy=outcomes.accuracy(),  # the outcomes uploaded (web/outcomes.py)
+        "monitor.html", monitor=monitor(), stable=drift.STABLE, shifted=drift.SHIFTED
     )
 
 
@@ -182,7 +166,7 @@ def monitor_page() -> ResponseReturnValue:
 def monitor_json() -> ResponseReturnValue:
     """The monitor page's data as JSON."""
     _owner()
-    return jsonify({**monitor().as_dict(), "accuracy": outcomes.accuracy().as_dict()})
+    return jsonify(monitor().as_dict())
 
 
 def install(app: Flask) -> None:
