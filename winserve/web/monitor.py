@@ -39,7 +39,7 @@ from winserve.host import reference as reference_sample
 from winserve.model_info import ModelInfo
 from winserve.predlog import drift, events, summary
 from winserve.predlog.writer import PredictionLog
-from winserve.web import held
+from winserve.web import held, outcomes
 from winserve.web.monitor_charts import long_label
 from winserve.web.monitor_view import Monitor, clock, iso
 from winserve.web.prediction_log import KEY, _moment, _owner
@@ -158,7 +158,11 @@ def monitor_page() -> ResponseReturnValue:
     """The monitor page: the owner's (this computer, or whoever holds the token)."""
     _owner()
     return render_template(
-        "monitor.html", monitor=monitor(), stable=drift.STABLE, shifted=drift.SHIFTED
+        "monitor.html",
+        monitor=monitor(),
+        stable=drift.STABLE,
+        shifted=drift.SHIFTED,
+        accuracy=outcomes.accuracy(),  # the outcomes uploaded (web/outcomes.py)
     )
 
 
@@ -166,7 +170,7 @@ def monitor_page() -> ResponseReturnValue:
 def monitor_json() -> ResponseReturnValue:
     """The monitor page's data as JSON."""
     _owner()
-    return jsonify(monitor().as_dict())
+    return jsonify({**monitor().as_dict(), "accuracy": outcomes.accuracy().as_dict()})
 
 
 def install(app: Flask) -> None:
