@@ -1,0 +1,142 @@
+"""What the monitor page's figures cost (issue 26): ``python bench/monitor.py [--requests 50000]
+[--runs 5]``.
+
+Writes a prediction log of ``--requests`` one-row requests spread over the last 7 days (four
+number inputs and a category, a class answer, latencies, 3 % errors) and a few events into a
+fresh temporary file with the store's own writes, then measures what ``/monitor.json`` reads
+for the default period (the last week), each step with the CPU time of this process
+(``time.process_time``: robust on a busy machine) and the wall time, best of ``--runs``:
+
+- ``summary.summarize_file`` (requests, errors, latency per day, class shares), and the same
+  over the last 2 days (per hour) and as a regressor (percentiles of the answers);
+- ``events.read_file`` (the timeline);
+- ``drift.logged_columns`` + ``drift.drift`` against a 2,000-row reference (the drift table,
+  there before this issue's charts: for comparison).
+
+Prints one line per step and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from winserve.backends.base import Prediction
+from winserve.predlog import drift, events, store, summary
+from winserve.predlog.store import Entry
+from winserve.service import PredictRequest
+
+MODEL = "churn"
+SHA = "ab" * 32
+BATCH = 2000
+DAY = 86_400.0
+COLUMNS = ["tenure", "spend", "calls", "age", "plan"]
+
+
+def build(path: Path, count: int, now: float) -> None:
+    """A log of ``count`` one-row requests over the 7 days before ``now``, and 20 events."""
+    rng = random.Random(7)
+    conn = store.connect(path)
+    try:
+        for first in range(0, count, BATCH):
+            entries = []
+            for i in range(first, min(first + BATCH, count)):
+                at = now - 7 * DAY + 7 * DAY * i / count
+                failed = rng.random() < 0.03
+                request = PredictRequest.from_columns(
+                    {
+                        **{c: [rng.gauss(50, 15)] for c in COLUMNS[:4]},
+                        "plan": [rng.choice(["basic", "pro", "team"])],
+                    }
+                )
+                entries.append(
+                    Entry(
+                        at,
+                        f"r{i}",
+                        MODEL,
+                        1,
+                        SHA,
+                        "/predict",
+                        "POST",
+                        "127.0.0.1",
+                        rng.lognormvariate(1.0, 0.6),
+                        400 if failed else 200,
+                        1,
+                        None if failed else request,
+                        COLUMNS,
+                        None if failed else Prediction([rng.choice(["leaves", "stays"])]),
+                    )
+                )
+            store.write(conn, entries, keep_inputs=True)
+        happened: list[events.Event] = [
+            (events.MARK, now - 7 * DAY + i * DAY / 3, MODEL, i + 1, SHA, "loaded", "")
+            for i in range(20)
+        ]
+        events.write(conn, happened)
+    finally:
+        conn.close()
+
+
+def measure(label: str, runs: int, step: Callable[[], Any]) -> None:
+    best_cpu = best_wall = float("inf")
+    for _ in range(runs):
+        cpu, wall = time.process_time(), time.perf_counter()
+        step()
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+    print(f"{label:58s} cpu {best_cpu * 1000:7.1f} ms   wall {best_wall * 1000:7.1f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()}")
+    now = time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "log.sqlite"
+        build(path, args.requests, now)
+        print(f"log: {args.requests} requests, {path.stat().st_size / 1e6:.1f} MB")
+        week, two_days = now - 7 * DAY, now - 2 * DAY
+        rng = random.Random(3)
+        reference = {c: [rng.gauss(50, 15) for _ in range(2000)] for c in COLUMNS[:4]}
+        reference["plan"] = [rng.choice(["basic", "pro", "team"]) for _ in range(2000)]
+        runs = args.runs
+        measure(
+            "summary, last 7 days per day, classifier",
+            runs,
+            lambda: summary.summarize_file(path, MODEL, week, now, classifier=True),
+        )
+        measure(
+            "summary, last 7 days per day, as a regressor",
+            runs,
+            lambda: summary.summarize_file(path, MODEL, week, now, classifier=False),
+        )
+        measure(
+            "summary, last 2 days per hour, classifier",
+            runs,
+            lambda: summary.summarize_file(path, MODEL, two_days, now, classifier=True),
+        )
+        measure("events (the timeline)", runs, lambda: events.read_file(path, MODEL, week, now))
+
+        def drifted() -> None:
+            logged, _ = drift.logged_columns(path, MODEL, week, now, COLUMNS)
+            drift.drift(reference, logged, {"plan": "category"})
+
+        measure("drift: logged inputs and PSI (for comparison)", runs, drifted)
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
