@@ -417,3 +417,44 @@ def test_logged_inputs_are_compared_too(model: ShiftedModel, folder: Path, tmp_p
         assert rows is not None and {r[0] for r in rows.rows} == {"log"}
     finally:
         registry.close()
+
+
+# -- the page's view of it: Flask's test client over the same fake registry ------------------
+
+
+def test_the_page_the_csv_and_the_button(checked: Registry, folder: Path) -> None:
+    from tests.helpers import csrf_token
+    from winserve.dataplane import DataPlane
+    from winserve.web import create_app
+
+    assert not checked.load(NAME, new_file(folder, b"bad labels"))
+    settings = Settings(model=folder, log=False, swap_when="agree>=0.95")
+    client = create_app(settings, plane=DataPlane(checked)).test_client()
+    base = f"/models/{NAME}"
+    health = client.get("/health").get_json()["models"][NAME]
+    assert health["swap_check"]["waiting"] and health["swap_check"]["disagreeing"] == ROWS
+    assert "below swap_when = agree>=0.95" in health["swap_check"]["message"]
+
+    stranger = {"REMOTE_ADDR": "10.1.2.3"}  # no token set: another computer is no owner
+    page = client.get(f"{base}/", environ_base=stranger).get_data(as_text=True)
+    assert "agreed with version 1 on only 0.0 %" in page and "anyway" not in page
+    for method, path in (("GET", "/swap/disagreements.csv"), ("POST", "/swap/force")):
+        refused = client.open(f"{base}{path}", method=method, environ_base=stranger)
+        assert refused.status_code == 403, refused.get_data(as_text=True)
+
+    page = client.get(f"{base}/").get_data(as_text=True)  # this computer: the owner
+    assert "Serve version 2 anyway" in page and f"{base}/swap/disagreements.csv" in page
+    got = client.get(f"{base}/swap/disagreements.csv")
+    assert got.status_code == 200 and got.mimetype == "text/csv"
+    lines = got.get_data(as_text=True).splitlines()
+    assert lines[0] == "origin,x0,x1,version_1,version_2,difference" and len(lines) == ROWS + 1
+    assert client.post(f"{base}/swap/force").status_code == 403  # no CSRF value: not the form
+    pressed = client.post(f"{base}/swap/force", data={"csrf_token": csrf_token(page)})
+    assert pressed.status_code == 303 and pressed.headers["Location"].endswith(f"{base}/")
+    assert serving(checked) == 2
+    again = client.post(f"{base}/swap/force", headers={"X-Winserve-Client": "1"})
+    assert again.status_code == 409 and "no refused version is waiting" in again.get_data(
+        as_text=True
+    )
+    page = client.get(f"{base}/").get_data(as_text=True)
+    assert "swapped on the owner&#39;s request" in page and "anyway" not in page

@@ -4,9 +4,9 @@ button that swaps in a new version the check refused.
 ::
 
     GET  /swap/disagreements.csv (and /models/<name>/…) ─► DataPlane.disagreements(name)
-         ─► origin, the inputs, each version's answer, their difference (owner only, as
-            /log.csv: the rows are colleagues' inputs)
-    POST /swap/force (the page's form, CSRF; or a program) ─► DataPlane.force_swap(name)
+         ─► origin, the inputs, each version's answer, their difference (the owner's,
+            ``auth.owner_only``, as /log.csv: the rows are colleagues' inputs)
+    POST /swap/force (the owner's; the page's form, CSRF, or a program) ─► DataPlane.force_swap
          ─► 303 back to the page (a program: {"version": N}); 409 when no refused version waits
 
 Both are on the page's blueprint (``page.bp``): their errors are pages, as the form's are.
@@ -24,9 +24,8 @@ from flask.typing import ResponseReturnValue
 
 from winserve.dataplane import DisagreeingRows
 from winserve.errors import NotFound, WinserveError
-from winserve.web import csrf, held
+from winserve.web import auth, csrf, held
 from winserve.web.page import bp, for_program
-from winserve.web.prediction_log import _owner
 
 
 class Conflict(WinserveError):
@@ -46,9 +45,9 @@ def _lines(rows: DisagreeingRows) -> Iterator[str]:
 
 
 @bp.get("/swap/disagreements.csv")
+@auth.owner_only
 def disagreements_csv() -> ResponseReturnValue:
     """The rows the last checked swap of this model answered differently."""
-    _owner()
     name = held.held().name  # 404 for a model not served
     rows = held.plane().disagreements(name)
     if rows is None:
@@ -63,10 +62,10 @@ def disagreements_csv() -> ResponseReturnValue:
 
 
 @bp.post("/swap/force")
+@auth.owner_only
 def force_swap() -> ResponseReturnValue:
     """The owner's word: the new version the check refused serves now."""
     csrf.check_form_or_program()
-    _owner()
     name = held.held().name  # 404 for a model not served
     plane = held.plane()
     reason = plane.force_swap(name)

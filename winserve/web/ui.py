@@ -31,7 +31,7 @@ from winserve.model_info import ModelInfo
 from winserve.request import Columns, Matrix
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import csrf, held, image_page, jobs_pages, paths, swap_page, why_page
+from winserve.web import auth, csrf, held, image_page, jobs_pages, paths, swap_page, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.page import bp, model_state, page_state
 from winserve.web.prediction_log import PREDICTED
@@ -94,6 +94,7 @@ def _page(
         file_problem=paths.public(held.plane().reason(model.name)),
         swap_check=check,  # the last checked swap of a new file (issue 26)
         swap_line=paths.public(check.sentence) if check is not None else "",
+        swap_owner=check is not None and auth.caller().is_owner,  # its CSV and button
         # issue 25: under the answer, the explanation and what-if charts, "later" when the
         # page's script fetches them after the answer, or the line saying how to get them
         why=why,
