@@ -7,8 +7,10 @@ it fails ``test_every_route_has_a_decision``, so a new route cannot be added wit
 
 from __future__ import annotations
 
+import csv
 import html
 import http.client
+import io
 import re
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerProcess, local_client, running_server
+from tests.helpers import ServerProcess, local_client, running_server, wait_until
 from winserve import tokens
 from winserve.model_info import ModelSpec
 
@@ -271,6 +273,14 @@ def test_a_users_login_and_a_removed_name(
     assert _predict(url, {"Authorization": f"Bearer {named['owner']}"}) == 200
     server.wait_for_line(lambda line: " alice POST /predict 200 " in line, timeout=10)
     server.wait_for_line(lambda line: " owner POST /predict 200 " in line, timeout=10)
+    boss = {"Authorization": f"Bearer {named['boss']}"}
+
+    def logged() -> list[str]:
+        status, text, _ = _call(url, "GET", "/log.csv", boss)
+        assert status == 200, text
+        return [row["token_name"] for row in csv.DictReader(io.StringIO(text))]
+
+    wait_until(lambda: {"alice", "owner"} <= set(logged()), 10)  # the writer: ~0.5 s
     removed = subprocess.run(
         [sys.executable, "-m", "winserve", "token", "--tokens-file", str(path), "remove", "alice"],
         capture_output=True,

@@ -168,3 +168,21 @@ def test_add_and_remove_take_effect_on_a_running_book(tmp_path: Path) -> None:
     path.write_text("bob = \n", encoding="utf-8")  # broken while running: no one is named
     clock[0] += tokens.RECHECK_SECONDS
     assert book.find(bob) is None and book.required  # still required: decided at start
+
+
+def test_the_callers_name_is_stored_in_the_logs_token_name(tmp_path: Path) -> None:
+    import time
+
+    from winserve.predlog import store
+    from winserve.predlog.store import Entry
+
+    conn = store.connect(tmp_path / "log.sqlite")
+    try:
+        base = (time.time(), "r", "m", 1, None, "/predict", "POST", "10.0.0.2", 1.0, 200, 1)
+        entries = [Entry(*base, token_name=name) for name in ("alice", "local", "-")]
+        assert store.write(conn, [*entries, Entry(*base)], keep_inputs=True) == 4
+        stored = conn.execute("SELECT token_name, caller FROM requests ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    names = [name for name, caller in stored if caller == "10.0.0.2"]
+    assert names == ["alice", "local", "-", None]  # None: an entry made without a caller

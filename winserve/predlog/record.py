@@ -28,7 +28,8 @@ from winserve.request import Columns, Matrix, Rows, Values
 MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 
 # A Record's fields, by position (a plain tuple: see above). The first eleven are the
-# requests table's own columns, in the order of store.INSERT without token_name.
+# requests table's own columns, in the order of store.INSERT without token_name, which is
+# TOKEN_NAME, last (added after the others, issue 26).
 Record = tuple[Any, ...]
 (
     REQUEST_ID,
@@ -47,7 +48,8 @@ Record = tuple[Any, ...]
     ANSWERS,  # the predictions kept (a list), or None before a prediction
     PROBABILITIES,  # a list of lists, or None
     PICKS,  # the 0-based rows kept of a larger request (sorted), or None when all are kept
-) = range(16)
+    TOKEN_NAME,  # who called (issue 26): a token's name, "local" (this computer) or "-"
+) = range(17)
 
 
 class Entry(NamedTuple):
@@ -68,6 +70,7 @@ class Entry(NamedTuple):
     request: Any = None  # a service.PredictRequest
     names: Sequence[str] | None = None  # the model's input names (for rows sent by position)
     prediction: Any = None  # a backends.base.Prediction
+    token_name: str | None = None  # who called (issue 26)
 
 
 def input_rows(
@@ -145,4 +148,5 @@ def record_of(
         answers,
         probabilities,
         picks,
+        entry.token_name,
     )

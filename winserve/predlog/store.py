@@ -14,7 +14,8 @@ request (one insert each: a table of rows beside it doubled the writer's cost, m
     requests  time (Unix seconds, UTC), request_id (the X-Request-Id winserve answered with; a
               client may send its own, so not unique), model, version (1, 2, … within one run),
               sha256 (the file's: a version across restarts), route, method, caller (the
-              client's address), token_name (NULL until named callers), latency_ms, status,
+              client's address), token_name (who called, issue 26: a token's name, "local"
+              for this computer when no token is set, "-" for anyone else), latency_ms, status,
               n_rows, kind ('request'; 'job' for CSV scoring, later), and up to
               MAX_ROWS_STORED of its rows: columns (the id of their names in column_sets,
               a JSON list stored once per file), inputs (the rows in the
@@ -53,6 +54,7 @@ from winserve.predlog.record import (
     PICKS,
     PROBABILITIES,
     ROWS,
+    TOKEN_NAME,
     Entry,
     Record,
     record_of,
@@ -230,7 +232,7 @@ def write_records(
             values: list[Any] = []
             for r in part:
                 values += r[: CALLER + 1]
-                values.append(None)  # token_name: named callers come later (issue 26)
+                values.append(r[TOKEN_NAME])  # who called (issue 26)
                 values += r[LATENCY_MS : N_ROWS + 1]
                 values += _stored(conn, r, known)
             # one statement for the slice: executemany steps once per row

@@ -86,6 +86,8 @@ def install(app: Flask, plog: PredictionLog | None) -> None:
     app.extensions[KEY] = plog
     app.extensions["winserve.metrics"].register(LogMetrics(plog))
     put = plog.put
+    extensions = app.extensions  # auth.install adds its token book after this
+    caller_of = auth.caller_of  # who called (issue 26), to the log's token_name
 
     @app.after_request
     def log_prediction(response: Response) -> Response:
@@ -114,6 +116,7 @@ def install(app: Flask, plog: PredictionLog | None) -> None:
                 decoded,
                 info.feature_names if info is not None else None,
                 prediction,
+                caller_of(environ, auth.TOKENS in extensions).name,
             )
         )
         return response
