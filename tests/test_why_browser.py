@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,24 @@ def fill(page: Any, row: dict[str, Any]) -> None:
             page.fill(field, str(value))
 
 
+def predict(page: Any, url: str, row: dict[str, Any]) -> None:
+    """The model's page at ``url``, its form filled with ``row`` and sent: the answer shown."""
+    page.goto(url)
+    fill(page, row)
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_selector("#prediction")
+
+
+@contextmanager
+def without_javascript(browser: Any) -> Iterator[Any]:
+    """A page of a browser context with JavaScript off (the form's plain POST), closed after."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def table(page: Any, selector: str) -> list[tuple[str, float]]:
     rows = page.eval_on_selector_all(
         f"{selector} tbody tr",
@@ -91,10 +110,7 @@ def table(page: Any, selector: str) -> list[tuple[str, float]]:
 def test_the_explanation_follows_the_answer_and_the_whatif_follows_the_form(
     page: Any, why_server: str
 ) -> None:
-    page.goto(why_server + "/models/churn/")
-    fill(page, ROW)
-    page.get_by_role("button", name="Predict").click()
-    page.wait_for_selector("#prediction")
+    predict(page, why_server + "/models/churn/", ROW)
     page.wait_for_selector("#why-table", state="attached")  # fetched after the answer
 
     bars = page.locator("svg.contributions rect")
@@ -156,24 +172,14 @@ def test_the_explanation_follows_the_answer_and_the_whatif_follows_the_form(
 def test_without_javascript_the_form_post_brings_the_explanation(
     browser: Any, why_server: str
 ) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        opened = context.new_page()
-        opened.goto(why_server + "/models/churn/")
-        fill(opened, ROW)
-        opened.get_by_role("button", name="Predict").click()
-        opened.wait_for_selector("#prediction")
+    with without_javascript(browser) as opened:
+        predict(opened, why_server + "/models/churn/", ROW)
         assert len(table(opened, "#why-table")) == len(ROW)
         assert opened.locator("#whatif figure").count() == len(ROW)
-    finally:
-        context.close()
 
 
 def test_a_model_without_reference_says_how_to_make_one(page: Any, why_server: str) -> None:
-    page.goto(why_server + "/models/plain/")
-    fill(page, {"a": 1.0, "b": 2.0})
-    page.get_by_role("button", name="Predict").click()
-    page.wait_for_selector("#prediction")
+    predict(page, why_server + "/models/plain/", {"a": 1.0, "b": 2.0})
     hint = page.inner_text("#why-hint")
     assert "plain.reference.csv" in hint and 'df.sample(1000).to_csv("' in hint
     assert page.locator("svg.chart").count() == 0 and page.locator("#why").count() == 0
@@ -188,13 +194,8 @@ def test_a_regressor_is_explained_in_its_own_units_without_javascript(
     browser: Any, why_server: str
 ) -> None:
     row = {"tenure": 40.0, "plan": "basic", "region": "west"}
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        opened = context.new_page()
-        opened.goto(why_server + "/models/spend/")
-        fill(opened, row)
-        opened.get_by_role("button", name="Predict").click()
-        opened.wait_for_selector("#prediction")
+    with without_javascript(browser) as opened:
+        predict(opened, why_server + "/models/spend/", row)
         found = requests.post(
             f"{why_server}/models/spend/predict?explain=true", json=[row], timeout=60
         ).json()["explanations"][0]
@@ -218,5 +219,3 @@ def test_a_regressor_is_explained_in_its_own_units_without_javascript(
         opened.screenshot(
             path=str(test_browser.SHOTS / "33-regressor-no-script.png"), full_page=True
         )
-    finally:
-        context.close()
