@@ -357,6 +357,34 @@ def test_a_newer_file_or_the_old_one_back_replaces_the_refused_version(
     assert checked.entry(NAME).reason == ""
 
 
+def test_an_unload_stops_the_refused_version(
+    checked: Registry, model: ShiftedModel, folder: Path
+) -> None:
+    assert not checked.load(NAME, new_file(folder, b"bad labels"))
+    refused = replicas_of(model, b"bad labels")
+    checked.unload(NAME, gone=True)  # the file left the folder
+    assert refused and all(r.stopped for r in refused)
+
+
+def test_one_model_file_is_checked_too_and_its_deletion_stops_the_refused_version(
+    model: ShiftedModel, folder: Path
+) -> None:
+    path = with_reference(folder) / f"{NAME}.joblib"
+    registry = Registry(
+        Settings(model=path, log=False, swap_when="agree>=0.95"), model.make_backend
+    )
+    try:
+        assert registry.load(NAME, path)
+        assert not registry.load(NAME, new_file(folder, b"bad labels"))
+        assert serving(registry) == 1
+        refused = replicas_of(model, b"bad labels")
+        assert refused and not any(r.stopped for r in refused)
+        registry.file_gone(NAME)  # the watcher: the one file left its folder
+        assert all(r.stopped for r in refused)
+    finally:
+        registry.close()
+
+
 def test_no_refused_version_outlives_the_registry(model: ShiftedModel, folder: Path) -> None:
     registry = registry_of(model, with_reference(folder))
     assert registry.load(NAME, folder / f"{NAME}.joblib")

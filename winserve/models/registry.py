@@ -361,6 +361,7 @@ class Registry:
                 old.state = "draining"
                 entry.older.append(old)
         log.warning("%s: unloaded", name)
+        self._swap.discard(entry, "unloaded")  # a refused new version kept for a force (#26)
         why = "its file left the folder" if gone else "asked for"
         events.note("unloaded", name, old.version if old else None, detail=why)  # issue 26
         if old is not None:
@@ -377,6 +378,7 @@ class Registry:
                 return
             entry.tried = None
             entry.reason = f"{entry.path.name} is not on disk any more"
+        self._swap.discard(entry, "its file is not on disk any more")  # issue 26
 
     # -- stopping -----------------------------------------------------------------------------
 

@@ -122,10 +122,10 @@ class Swap:
                 break
         entry.tried = outcome.tried
         if isinstance(outcome, Loaded):
-            self._discard_refused(entry, "a newer file loaded")
+            self.discard(entry, "a newer file loaded")
             return self._checked(entry, path, outcome, force)
         if outcome.same:
-            self._discard_refused(entry, "the file serving is back")
+            self.discard(entry, "the file serving is back")
             entry.reason = ""  # the file is the one serving (again)
             return True
         if outcome.changing and path is not None and entry.current is None:
@@ -354,7 +354,9 @@ class Swap:
             return ""
         return "winserve is stopping"
 
-    def _discard_refused(self, entry: Entry, why: str) -> None:
+    def discard(self, entry: Entry, why: str) -> None:
+        """The refused version of ``entry`` kept for a force, if any, stops (``why``: for
+        the console): a newer file, the serving one back, an unload, the file gone."""
         with self._lock:
             kept = self._refused.pop(entry.name, None)
             if kept is not None and entry.check is not None:
