@@ -68,9 +68,9 @@ CASES = {
         "/invocations",
         {"dataframe_split": {"columns": COLUMNS, "data": [ROW]}},
     ),
-    # the same record at the model's own route (the demo is served as "demo"; issue 23)
+    # the same record at the model's own route (the demo is served as "iris-demo"; issue 23)
     "POST /models/<name>/predict (1 record)": (
-        "/models/demo/predict",
+        "/models/iris-demo/predict",
         dict(zip(COLUMNS, ROW, strict=True)),
     ),
 }
