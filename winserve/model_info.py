@@ -179,6 +179,12 @@ class ModelSpec:
     # how many replicas hold this model, set by the backend that starts them: a PyTorch
     # model's intra-op threads are the cores divided by them (issue 24)
     replicas: int = 1
+    # where a PyTorch or ONNX model runs (the settings device and intra_op_threads, 0: cores
+    # divided by replicas) and this replica's index among them, set by the pool: with
+    # device = "cuda", replica i goes on GPU i mod their count (issue 24)
+    device: str = "cpu"
+    intra_op_threads: int = 0
+    replica: int = 0
 
     @property
     def is_demo(self) -> bool:

@@ -177,6 +177,19 @@ def _one_of(*choices: str) -> Converter:
 
 
 COMPILE_CHOICES = ("off", "onnx")
+
+
+def to_device(value: Any) -> str:
+    """cpu, cuda or cuda:N (issue 24)."""
+    text = to_text(value).lower()
+    kind, colon, number = text.partition(":")
+    gpu = number.isascii() and number.isdigit() and len(number) <= 3
+    if not (text in ("cpu", "cuda") or (kind == "cuda" and colon and gpu)):
+        raise ValueError(f"expected cpu, cuda or cuda:N (a GPU's number), got {value!r}")
+    return text
+
+
+to_device.__name__ = "str"
 to_compile = _one_of(*COMPILE_CHOICES)
 BACKENDS = ("local", "ray")
 to_backend = _one_of(*BACKENDS)
@@ -535,6 +548,24 @@ class Settings:
         to_compile,
         cli="--compile",
         metavar="RUNTIME",
+    )
+    device: str = _setting(
+        "cpu",
+        "Where PyTorch and ONNX models run: cpu, cuda (the visible NVIDIA GPUs, replica i on "
+        "GPU i mod their count: set workers to the number of GPUs for one replica on each) or "
+        "cuda:N (that GPU). Needs a CUDA build of torch, or onnxruntime-gpu; without a GPU "
+        "the model fails to load, saying why. Other models run on the CPU.",
+        to_device,
+        cli="--device",
+        metavar="DEVICE",
+    )
+    intra_op_threads: int = _setting(
+        0,
+        "Threads one call of a PyTorch or ONNX tensor model may use in each replica. 0: the "
+        "cores divided by the replicas (a table ONNX graph: one). Lower it when the machine "
+        "is shared: threads that wait for a busy core cost CPU time.",
+        _int_in(0, 1024),
+        cli="--intra-op-threads",
     )
     in_process: bool = _setting(
         False,

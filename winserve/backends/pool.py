@@ -94,9 +94,12 @@ class PoolBackend(Backend):
         self._max_batch_bytes = max_batch_bytes
         self._batch_wait = max_batch_wait_ms / 1000.0
         self._max_queue = max_queue
-        # each replica knows how many share the machine: a PyTorch model's threads (issue 24)
+        # each replica knows how many share the machine (a PyTorch model's threads) and which
+        # one it is (its GPU with device = "cuda") (issue 24)
         spec = dataclasses.replace(spec, replicas=max(1, workers))
-        self._replicas = [make_replica(i, spec) for i in range(workers)]
+        self._replicas = [
+            make_replica(i, dataclasses.replace(spec, replica=i)) for i in range(workers)
+        ]
         self._queue: collections.deque[Call] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
-from winserve.host import mlflow_folder, model_code, skops_loader
+from winserve.host import mlflow_folder, model_code, skops_loader, torch_device
+from winserve.host.torch_device import Placement
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelSpec
 
@@ -86,9 +87,12 @@ def load_file(
     trust: tuple[str, ...] = (),
     inputs: dict[str, dict[str, Any]] | None = None,
     replicas: int = 1,
+    placement: Placement | None = None,
 ) -> Loaded:
     """``inputs``: the model card's [inputs.<name>] tables, for a graph's tensors (issue 24);
-    ``replicas``: how many processes hold this model (a PyTorch file's threads, issue 24)."""
+    ``replicas``: how many processes hold this model (a PyTorch file's threads, issue 24);
+    ``placement``: where a PyTorch or ONNX model runs and on how many threads (issue 24;
+    None: the CPU, the cores divided by ``replicas``)."""
     import joblib
 
     folder = mlflow_folder.is_model_folder(path)
@@ -111,7 +115,9 @@ def load_file(
     if path.suffix.lower() in (".pt2", ".pt", ".pth"):  # PyTorch files (issue 24)
         from winserve.host import torch_model
 
-        network = torch_model.load(path, inputs or {}, mmap=mmap, replicas=replicas)
+        network = torch_model.load(
+            path, inputs or {}, mmap=mmap, replicas=replicas, placement=placement
+        )
         return Loaded(
             network,
             path.stem,
@@ -131,7 +137,7 @@ def load_file(
     if path.suffix.lower() == ".onnx":  # a graph, not code: onnxruntime runs it (issue 16)
         from winserve.host import onnx_model
 
-        graph = onnx_model.load(path, inputs or {})
+        graph = onnx_model.load(path, inputs or {}, placement)
         return Loaded(graph, path.stem, str(path), digest, path.stat().st_size)
     use_mmap = mmap and _is_uncompressed(path)
     code = model_code.prepare(path)
@@ -223,12 +229,28 @@ def load(spec: ModelSpec) -> Loaded:
             trust=spec.trust,
             inputs=spec.inputs,
             replicas=spec.replicas,
+            placement=_placement(spec),
         )
     from winserve.host import demo
 
     loaded = load_file(demo.ensure_demo_model(), strict_versions=False, mmap=spec.mmap)
     loaded.name, loaded.demo = demo.DEMO_NAME, True
     return loaded
+
+
+def _placement(spec: ModelSpec) -> Placement | None:
+    """Where a PyTorch or ONNX file runs (the settings device and intra_op_threads, issue 24);
+    None for other files, which run on the CPU whatever the setting."""
+    suffix = Path(spec.path).suffix.lower()
+    if suffix in (".pt2", ".pt", ".pth"):
+        return torch_device.for_torch(
+            spec.device, spec.replica, spec.intra_op_threads, spec.replicas
+        )
+    if suffix == ".onnx":
+        return torch_device.for_onnx(
+            spec.device, spec.replica, spec.intra_op_threads, spec.replicas
+        )
+    return None
 
 
 def single_threaded(model: Any) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
+from winserve.host.torch_device import CPU, Placement, onnx_providers
 
 NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install onnxruntime onnx"
 FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
@@ -45,14 +46,21 @@ PROBA_NAMES = ("probabilities", "output_probability")
 CLASS_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s")
 
 
-def session_options(ort: Any) -> Any:
-    """One thread per call: replicas give the parallelism, and more intra-op threads only
-    slow a call down (measured, 200-tree forest, 2 cores: one row 13 µs with one thread,
-    15 µs with two or the default; 64 rows 347 µs, 404 µs and 452 µs)."""
+def session_options(ort: Any, threads: int = 1) -> Any:
+    """One thread per call for a table graph: replicas give the parallelism, and more
+    intra-op threads only slow a call down (measured, 200-tree forest, 2 cores: one row 13 µs
+    with one thread, 15 µs with two or the default; 64 rows 347 µs, 404 µs and 452 µs).
+    A tensor graph (an image network: milliseconds of convolutions a call) gets ``threads``
+    (issue 24: the setting intra_op_threads, else the cores divided by the replicas), its
+    idle threads sleeping instead of spinning: on a shared machine a spinning thread waits
+    for a busy core (measured, ResNet-18 on 2 cores at load 5: 2 spinning threads 84 ms a
+    call, 31 ms CPU; not spinning 37 ms, 17 ms CPU, as one thread)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads > 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -99,8 +107,13 @@ class OnnxModel:
             if names:
                 self.feature_names_in_ = names
         producer = f"{proto.producer_name} {proto.producer_version}".strip()
+        details = [f"a graph from {producer}"] if producer else []
+        if self._tensors:  # where a tensor graph runs (issue 24: device, intra_op_threads)
+            threads = session.get_session_options().intra_op_num_threads
+            device = "cuda" if session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
+            details.append(f"{device}, {threads} thread{'' if threads == 1 else 's'}")
         self.winserve_runtime = f"onnxruntime {runtime_version()}" + (
-            f" (a graph from {producer})" if producer else ""
+            f" ({'; '.join(details)})" if details else ""
         )
 
     # -- input ----------------------------------------------------------------------------
@@ -376,19 +389,25 @@ def _tensor(values: Any, spec: Any, where: str) -> Any:
 
 
 def from_bytes(
-    data: bytes, where: str, card_inputs: dict[str, dict[str, Any]] | None = None
+    data: bytes,
+    where: str,
+    card_inputs: dict[str, dict[str, Any]] | None = None,
+    placement: Placement | None = None,
 ) -> OnnxModel:
     """The wrapper for a serialized graph (a file's bytes, or what skl2onnx just built);
-    ``card_inputs``: the model card's [inputs.<name>] tables (issue 24)."""
+    ``card_inputs``: the model card's [inputs.<name>] tables (issue 24); ``placement``: its
+    device and a tensor graph's threads (issue 24; None: the CPU, one thread)."""
     try:
         import onnx
         import onnxruntime as ort
     except ImportError:
         raise ModelLoadError(NEEDS) from None
+    placement = placement or Placement(CPU, 1)
     try:
         proto = onnx.load_from_string(data)
+        threads = placement.threads if _takes_tensors(proto, card_inputs or {}) else 1
         session = ort.InferenceSession(
-            data, session_options(ort), providers=["CPUExecutionProvider"]
+            data, session_options(ort, threads), providers=onnx_providers(placement)
         )
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -421,8 +440,31 @@ def from_bytes(
     return OnnxModel(proto, session, card)
 
 
-def load(path: Path, card_inputs: dict[str, dict[str, Any]] | None = None) -> OnnxModel:
-    return from_bytes(path.read_bytes(), path.name, card_inputs)
+def load(
+    path: Path,
+    card_inputs: dict[str, dict[str, Any]] | None = None,
+    placement: Placement | None = None,
+) -> OnnxModel:
+    return from_bytes(path.read_bytes(), path.name, card_inputs, placement)
+
+
+def _takes_tensors(proto: Any, card: dict[str, dict[str, Any]]) -> bool:
+    """``_tensor_mode`` read from the graph itself, before its session exists (its threads
+    are chosen when the session is made)."""
+    stored = {i.name for i in proto.graph.initializer}
+    inputs = [
+        _Declared(i.name, [d.dim_value or None for d in i.type.tensor_type.shape.dim])
+        for i in proto.graph.input
+        if i.name not in stored
+    ]
+    return bool(inputs) and _tensor_mode(inputs, card)
+
+
+class _Declared:
+    """A graph input as ``_tensor_mode`` reads one (a name and a shape)."""
+
+    def __init__(self, name: str, shape: list[int | None]) -> None:
+        self.name, self.shape = name, shape
 
 
 def runtime_version() -> str:

@@ -21,47 +21,57 @@ log-probabilities (``log_softmax``) is read once at load from a probe batch: pro
 are served as they are, log-probabilities exponentiated, logits turned into probabilities
 with a softmax, as a data scientist would do in a notebook.
 
-Threads: ``torch.set_num_threads`` gets the cores divided by the replicas of the model (each
-replica is a process of its own: more threads than that oversubscribe the CPU).
+Threads: ``torch.set_num_threads`` gets the setting ``intra_op_threads``, else the cores
+divided by the replicas of the model (each replica is a process of its own: more threads than
+that oversubscribe the CPU). Device: the setting ``device`` (``winserve.host.torch_device``):
+the module is moved there once, each call's tensors go there and the output comes back to the
+CPU (a no-op on the CPU).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
+from winserve.host.torch_device import CPU, Placement, threads_for
 from winserve.host.torch_files import DTYPES, Declared, TorchFile
 
+__all__ = ["load", "threads_for", "wrap"]
 PROBE_TOLERANCE = 1e-4  # rows summing to 1 within this are probabilities already
 
 
-def threads_for(replicas: int) -> int:
-    """The cores this process may use (its affinity where the OS says), shared by the
-    replicas."""
-    if hasattr(os, "sched_getaffinity"):  # Linux; Windows and macOS: every core
-        cores = len(os.sched_getaffinity(0))
-    else:
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, replicas))
-
-
 def load(
-    path: Path, card: dict[str, dict[str, Any]], *, mmap: bool, replicas: int = 1
+    path: Path,
+    card: dict[str, dict[str, Any]],
+    *,
+    mmap: bool,
+    replicas: int = 1,
+    placement: Placement | None = None,
 ) -> TorchModel:
     from winserve.host import torch_files
 
-    return wrap(torch_files.load(path, mmap=mmap), card, path, replicas=replicas)
+    loaded = torch_files.load(path, mmap=mmap)
+    return wrap(loaded, card, path, replicas=replicas, placement=placement)
 
 
 def wrap(
-    loaded: TorchFile, card: dict[str, dict[str, Any]], path: Path, *, replicas: int = 1
+    loaded: TorchFile,
+    card: dict[str, dict[str, Any]],
+    path: Path,
+    *,
+    replicas: int = 1,
+    placement: Placement | None = None,
 ) -> TorchModel:
-    """The estimator-like wrapper of a loaded file (a PyTorch file, a Keras model)."""
+    """The estimator-like wrapper of a loaded file (a PyTorch file, a Keras model), on
+    ``placement`` (None: the CPU, the cores divided by ``replicas``)."""
     import torch
 
-    torch.set_num_threads(threads_for(replicas))
+    placement = placement or Placement(CPU, threads_for(replicas))
+    torch.set_num_threads(placement.threads)
+    if placement.device != CPU:  # pragma: no cover (no GPU in CI)
+        loaded.module.to(placement.device)
+    loaded.device = placement.device
     stray = sorted(set(card) - {i.name for i in loaded.inputs})
     if stray:
         raise ModelLoadError(
@@ -92,8 +102,15 @@ class TorchModel:
         self.winserve_features = features
         self.feature_names_in_ = [f["name"] for f in features]
         self.n_features_in_ = len(features)
-        self.winserve_runtime = f"torch {torch.__version__} (a {loaded.kind})"
         self._batch = next((i.batch for i in loaded.inputs if i.batch), None)
+        self._device = loaded.device  # "cpu", or the GPU the module was moved to (issue 24)
+        # where it runs, on /model and the page: the settings device and intra_op_threads
+        # as this host applied them (issue 24)
+        threads = torch.get_num_threads()
+        self.winserve_runtime = (
+            f"torch {torch.__version__} (a {loaded.kind}; {self._device}, "
+            f"{threads} thread{'' if threads == 1 else 's'})"
+        )
         self.notes = loaded.notes  # what torch warned about while loading the file
 
     # -- running the network ----------------------------------------------------------------
@@ -113,7 +130,7 @@ class TorchModel:
                 if given < step:  # a fixed batch size: the last chunk padded with its last row
                     chunk = [np.concatenate([c, np.repeat(c[-1:], step - given, 0)]) for c in chunk]
                 tensors = [
-                    torch.from_numpy(c).to(dtype)
+                    torch.from_numpy(c).to(device=self._device, dtype=dtype)
                     for c, dtype in zip(chunk, self._torch_dtypes, strict=True)
                 ]
                 try:
@@ -207,7 +224,8 @@ def _first_output(out: Any) -> Any:
         out = next(iter(out.values()))
     while isinstance(out, (tuple, list)):
         out = out[0]
-    return out.detach().float().numpy() if out.is_floating_point() else out.detach().numpy()
+    out = out.detach().cpu()  # from the GPU (issue 24); the same tensor on the CPU
+    return out.float().numpy() if out.is_floating_point() else out.numpy()
 
 
 def _writable(array: Any) -> Any:

@@ -68,6 +68,8 @@ def model_spec(settings: Settings, path: Path | None, card: cards.ModelCard) -> 
         reference=card.reference,  # reference = "…": the reference sample (issue 25)
         compile=settings.compile,
         trust=settings.trust,
+        device=settings.device,  # where a PyTorch or ONNX model runs (issue 24)
+        intra_op_threads=settings.intra_op_threads,
     )
 
 

@@ -1,0 +1,136 @@
+"""Where one replica of a PyTorch or ONNX model runs, and on how many threads (issue 24), in
+the model host.
+
+::
+
+    ModelSpec: device ("cpu", "cuda", "cuda:N"), replica (this host's index), replicas,
+               intra_op_threads (0: cores ÷ replicas)
+        ─ placement(spec) ─► Placement(device "cpu" or "cuda:K", threads)
+              torch_model: the module and each call's tensors .to(device); torch.set_num_threads
+              onnx_model: CUDAExecutionProvider(device_id=K) before the CPU one;
+                          SessionOptions.intra_op_num_threads
+
+``cuda`` spreads the replicas over the visible GPUs, replica i on GPU i mod their count: as
+many replicas (``workers``) as GPUs puts one on each. ``cuda:N`` puts every replica on GPU N.
+Asked for a GPU where none is visible, the load fails with the reason (the model is
+``failed``, its entry says why), never silently on the CPU.
+
+The CUDA branches cannot run on a machine without a GPU (winserve's CI has none): they are
+kept to the few calls PyTorch's and onnxruntime's documentation give (``torch.cuda``,
+``.to(device)``, the provider's ``device_id`` option); what is tested is the CPU path, the
+choice of the GPU, and the refusals.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from winserve.errors import ModelLoadError
+
+CPU = "cpu"
+PATTERN = re.compile(r"cpu|cuda(:\d{1,3})?")
+ONNX_CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # "cpu" or "cuda:K": a GPU chosen
+    threads: int  # intra-op threads of this replica
+
+    @property
+    def gpu(self) -> int | None:
+        return int(self.device.split(":")[1]) if self.device.startswith("cuda:") else None
+
+
+def threads_for(replicas: int) -> int:
+    """The cores this process may use (its affinity where the OS says), shared by the
+    replicas."""
+    if hasattr(os, "sched_getaffinity"):  # Linux; Windows and macOS: every core
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, replicas))
+
+
+def threads(intra_op_threads: int, replicas: int) -> int:
+    """The setting where given (above 0), else the cores shared by the replicas."""
+    return intra_op_threads if intra_op_threads > 0 else threads_for(replicas)
+
+
+def gpu_for(device: str, replica: int, count: int) -> int:
+    """The GPU of replica ``replica`` among ``count`` visible ones (``count`` > 0)."""
+    if device == "cuda":
+        return replica % count
+    index = int(device.split(":")[1])
+    if index >= count:
+        raise ModelLoadError(
+            f"device {device} asked but only {count} GPU(s) are visible (cuda:0 to "
+            f"cuda:{count - 1}); check CUDA_VISIBLE_DEVICES"
+        )
+    return index
+
+
+def for_torch(device: str, replica: int, intra_op_threads: int, replicas: int) -> Placement:
+    """This replica's place for a PyTorch model; ``ModelLoadError`` when no GPU is visible."""
+    count = threads(intra_op_threads, replicas)
+    if device == CPU:
+        return Placement(CPU, count)
+    try:
+        import torch
+    except ImportError:
+        from winserve.host.torch_files import NEEDS
+
+        raise ModelLoadError(NEEDS) from None
+    if not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"device {device} asked but no GPU is visible (torch.cuda.is_available() is False): "
+            "set device = cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU"
+        )
+    gpu = gpu_for(device, replica, torch.cuda.device_count())  # pragma: no cover (no GPU in CI)
+    return Placement(f"cuda:{gpu}", count)  # pragma: no cover
+
+
+def for_onnx(device: str, replica: int, intra_op_threads: int, replicas: int) -> Placement:
+    """This replica's place for an ONNX graph. Without the setting, table graphs keep one
+    thread (see ``onnx_model.session_options``); ``threads`` here is for tensor graphs."""
+    count = threads(intra_op_threads, replicas)
+    if device == CPU:
+        return Placement(CPU, count)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from winserve.host.onnx_model import NEEDS
+
+        raise ModelLoadError(NEEDS) from None
+
+    providers = list(ort.get_available_providers())
+    if ONNX_CUDA not in providers:
+        raise ModelLoadError(
+            f"device {device} asked but onnxruntime has no CUDA provider (its providers: "
+            f"{', '.join(providers)}): set device = cpu, or pip install onnxruntime-gpu on a "
+            "machine with an NVIDIA GPU"
+        )
+    return Placement(f"cuda:{gpu_for(device, replica, _gpus())}", count)  # pragma: no cover
+
+
+def _gpus() -> int:  # pragma: no cover (no GPU in CI)
+    """Visible GPUs, as torch counts them where it is installed; else CUDA_VISIBLE_DEVICES's
+    list, else one (onnxruntime has no count of its own)."""
+    try:
+        import torch
+
+        return max(1, int(torch.cuda.device_count()))
+    except ImportError:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+        return len([d for d in visible.split(",") if d.strip()]) or 1
+
+
+def onnx_providers(placement: Placement) -> list[Any]:
+    """onnxruntime's providers for the placement: the CPU's alone, or CUDA's on its GPU first
+    (the CPU one runs what CUDA's does not implement)."""
+    if placement.gpu is None:
+        return ["CPUExecutionProvider"]
+    return [(ONNX_CUDA, {"device_id": placement.gpu}), "CPUExecutionProvider"]  # pragma: no cover
