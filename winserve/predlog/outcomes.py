@@ -5,7 +5,7 @@ with its predictions (issue 26).
 
     upload (web process, the owner's, rare) ─► save(path, model, key, outcomes)
         │ reads first, outside any transaction (WAL: the log's writer is not held up):
-        │   key "" (the request id): requests by request_id (its index, made the first time)
+        │   key "" (the request id): one pass over the requests (no index: see below)
         │   key "<input>": the model's logged inputs, newest first, up to MAX_SEARCHED rows
         ▼
         outcomes         (model, key_column, key) → outcome      re-uploading a key replaces
@@ -24,9 +24,14 @@ one of the model's inputs the log kept (an id the model's pipeline drops, for ex
 each version's newest prediction for that key is the one joined. Keys and labels are compared
 as text (``accuracy.label_text``: ``1001`` and ``1001.0`` are the same key).
 
-Outcomes and their matches outlive the log's rows (the accuracy of last month stays when the
-log has pruned its inputs), and are themselves deleted ``log_days`` after they were uploaded
-or predicted, at the next upload.
+No index on ``requests.request_id``: made by the first upload, it held the log's write lock
+for 0.5 s of CPU per million requests (1.2 s wall at load 7; the writer gives up after 1 s
+and its batch is lost), and every insert after it would pay for it; one pass over the
+requests without it costs about as much as making it (0.17 s against 0.19 s for 300,000
+requests, ``python bench/outcomes.py``) and locks nothing, at an upload that comes now and then.
+
+Outcomes and their matches are kept as the log's entries are: deleted ``log_days`` after
+they were uploaded (an outcome) or predicted (a match), at the next upload.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ from winserve.predlog.accuracy import Joined, label_text
 
 REQUEST_ID = ""  # the key_column of outcomes joined on the request id
 CHUNK = 2000  # outcomes written per transaction
-LOOKUP = 500  # request ids asked for per query (SQLite's 999 parameters, with room)
 MAX_SEARCHED = 500_000  # logged rows searched for a key column's values, newest first
 EXAMPLES = 5  # unmatched keys shown
 
@@ -68,8 +72,6 @@ CREATE TABLE IF NOT EXISTS outcome_matches (
 );
 CREATE INDEX IF NOT EXISTS outcome_matches_key ON outcome_matches (model, key_column, key);
 """
-# the log's writer never looks a request up by id; the first upload by request id needs to
-REQUEST_ID_INDEX = "CREATE INDEX IF NOT EXISTS requests_request_id ON requests (request_id)"
 
 
 @dataclass(frozen=True)
@@ -145,23 +147,27 @@ def _split(key: str) -> tuple[str, int] | None:
 def by_request_id(conn: sqlite3.Connection, model: str, keys: Sequence[str]) -> dict[str, Match]:
     """The logged prediction each key names: a request of one row by its id, a row of a
     larger request as ``<id>-<n>``; the newest entry when a client reused an id."""
-    conn.execute(REQUEST_ID_INDEX)
     wanted = set(keys)
     for key in keys:
         parts = _split(key)
         if parts is not None:
             wanted.add(parts[0])
     found: dict[str, tuple[float, int | None, str | None, list[Any], str | None]] = {}
-    asked = sorted(wanted)
-    for start in range(0, len(asked), LOOKUP):
-        part = asked[start : start + LOOKUP]
+    # the ids in a temporary table (this connection's own: the log's file is not locked),
+    # then one pass over the requests (see the module's docstring: no index)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY) WITHOUT ROWID")
+    try:
+        conn.execute("DELETE FROM temp.wanted")
+        conn.executemany("INSERT INTO temp.wanted VALUES (?)", [(w,) for w in wanted])
         query = (
             "SELECT request_id, time, version, sha256, predictions, sample FROM requests "
-            f"WHERE model = ? AND predictions IS NOT NULL AND request_id IN "
-            f"({', '.join('?' * len(part))}) ORDER BY id"
+            "WHERE model = ? AND predictions IS NOT NULL "
+            "AND request_id IN (SELECT id FROM temp.wanted) ORDER BY id"
         )
-        for rid, moment, version, sha, predictions, sample in conn.execute(query, [model, *part]):
+        for rid, moment, version, sha, predictions, sample in conn.execute(query, (model,)):
             found[rid] = (moment, version, sha, json.loads(predictions), sample)  # newest wins
+    finally:
+        conn.execute("DROP TABLE temp.wanted")
     matches: dict[str, Match] = {}
     for key in keys:
         entry = found.get(key)
