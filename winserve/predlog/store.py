@@ -28,10 +28,10 @@ request (one insert each: a table of rows beside it doubled the writer's cost, m
 The rows are kept in MLflow's "split" orientation (``pd.DataFrame(inputs, columns=names)``
 rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcomes on
 ``request_id`` and the row (``sample``'s, else the position), or on a key column inside
-``inputs``, per ``sha256``. Only ``time`` is indexed: each index is work on every insert; the
-accuracy upload will add its ``request_id`` index when it first needs it (``CREATE INDEX IF
-NOT EXISTS``). A NaN (a missing value) is stored as JSON's null (as NaN in
-float64 bytes).
+``inputs``, per ``sha256``, at upload, into tables of its own (``outcomes.py``). Only
+``time`` is indexed: each index is work on every insert; an upload by request id reads the
+requests in one pass rather than index them (``outcomes.py`` says why). A NaN (a missing
+value) is stored as JSON's null (as NaN in float64 bytes).
 """
 
 from __future__ import annotations
