@@ -10,11 +10,12 @@ import math
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from winserve.predlog import events, store, summary
+from winserve.predlog import drift, events, jobs, store, summary
 from winserve.predlog.record import Entry
 from winserve.predlog.writer import PredictionLog
 
@@ -218,3 +219,65 @@ def test_events_travel_with_the_requests_through_the_writer_process(tmp_path: Pa
     assert [e.words for e in found] == ["version 1 loaded", "replica restarted"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
+
+
+def test_the_reservoir_keeps_each_row_equally_often_and_at_most_its_size() -> None:
+    rows = [[str(i), "pro"] for i in range(20)]
+    kept = [0] * 20
+    trials = 4000
+    for seed in range(trials):
+        sample = jobs.Reservoir(["n", "plan"], [True, False], size=5, seed=seed)
+        for start in range(0, 20, 7):  # chunks of 7, 7, 6, as a job reads them
+            part = rows[start : start + 7]
+            sample.add(part, list(range(start, start + len(part))), [0] * len(part), None)
+        record = sample.record(**RECORD)
+        lines = record[17]
+        assert len(lines) == 5 and lines == sorted(lines)
+        for line in lines:
+            kept[line] += 1
+    # each row kept with probability 5/20: 1,000 of 4,000 trials, ±4.5 standard deviations
+    assert all(abs(k - 1000) < 4.5 * math.sqrt(trials * 0.25 * 0.75) for k in kept), kept
+
+
+def test_a_jobs_entry_holds_its_sample_as_numbers_and_is_not_a_request(tmp_path: Path) -> None:
+    sample = jobs.Reservoir(["tenure", "plan"], [True, False], size=3, seed=1)
+    sample.add(
+        [["12", "pro"], ["", "basic"], ["x", "pro"], ["7.5", None]],
+        [2, 3, 4, 5],
+        ["stays", "leaves", "stays", float("nan")],
+        [[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.5, 0.5]],
+        skip={2},  # refused by the model: not offered
+    )
+    assert sample.seen == 3
+    record = sample.record(**{**RECORD, "time": MONDAY + 30, "seconds": 4.5, "n_rows": 4})
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    try:
+        assert jobs.write(conn, [record], {}) == 1
+        found = conn.execute(
+            "SELECT kind, latency_ms, n_rows, predictions, sample FROM requests"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert found == ("job", 4500.0, 4, '["stays","leaves",null]', "[2,3,5]")
+    logged, rows = drift.logged_columns(path, "m", MONDAY, MONDAY + 60, ["tenure", "plan"])
+    assert rows == 3 and logged == {"tenure": [12.0, None, 7.5], "plan": ["pro", "basic", None]}
+    activity = summary.summarize_file(path, "m", MONDAY, MONDAY + 3600, classifier=True)
+    assert activity.requests == 0  # a job is not a request: its duration is no latency
+    assert activity.predictions[0].rows == 3  # its sample's answers are counted
+
+
+RECORD: dict[str, Any] = {
+    "time": MONDAY,
+    "request_id": "job-1",
+    "model": "m",
+    "version": 1,
+    "sha256": None,
+    "route": "/jobs",
+    "caller": "127.0.0.1",
+    "token_name": "local",
+    "seconds": 1.0,
+    "status": 200,
+    "n_rows": 20,
+    "keep_inputs": True,
+}

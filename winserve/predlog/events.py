@@ -43,6 +43,7 @@ KINDS = {
     "load_failed": "load failed",
     "swap_refused": "swap refused",
     "unloaded": "unloaded",
+    "job": "CSV job",
 }
 MAX_DETAIL = 500  # characters of a reason kept (a traceback's last line is enough)
 MAX_READ = 1000  # the most recent events of a period shown
@@ -107,6 +108,8 @@ def is_event(record: tuple[Any, ...]) -> bool:
 def write(conn: sqlite3.Connection, events: Sequence[Event]) -> int:
     """Store ``events`` in one transaction (the table made on first use: a log file from
     before the events has none); how many were stored."""
+    if not events:
+        return 0
     conn.executescript(SCHEMA)  # a few per day: the IF NOT EXISTS costs nothing worth caching
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -143,6 +146,8 @@ class ModelEvent:
         said = KINDS.get(self.kind, self.kind)
         if self.kind == "loaded" and self.version is not None:
             return f"version {self.version} loaded"
+        if self.kind == "job" and self.version is not None:
+            return f"CSV job on version {self.version}"
         return said
 
     def as_dict(self) -> dict[str, Any]:

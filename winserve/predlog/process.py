@@ -45,7 +45,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from winserve.predlog import events, store
+from winserve.predlog import events, jobs, store
 from winserve.predlog.record import LABELS, Record
 
 # what this process tells the parent: (written, lost, pruned, error, final); the parent logs
@@ -104,10 +104,12 @@ class Writer:
             if conn is None:  # backing off after an error: these are lost
                 self.lost += len(records)
                 return
-            happened = [r for r in records if events.is_event(r)]  # a few a day, if any
-            if happened:
-                records = [r for r in records if not events.is_event(r)]
-                events.write(conn, happened)  # type: ignore[arg-type]
+            # a model's events and the CSV jobs' entries (events.py, jobs.py): a few a day
+            others = [r for r in records if type(r[0]) is int]
+            if others:
+                records = [r for r in records if type(r[0]) is not int]
+                events.write(conn, [r for r in others if events.is_event(r)])  # type: ignore[misc]
+                jobs.write(conn, [r for r in others if jobs.is_job(r)], self._known)
             self.written += store.write_records(conn, records, self._known)
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
@@ -233,7 +235,7 @@ def _records(data: bytes, label_sets: list[tuple[str, ...]]) -> list[Record]:
     records = []
     for pickled in chunk:
         record = pickle.loads(pickled)
-        if events.is_event(record):  # a model's event (events.py): no column names
+        if type(record[0]) is int:  # a model's event, a job's entry: names as they are
             records.append(record)
             continue
         if type(record[LABELS]) is int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,10 @@ class ScoringJob:
     # a ZIP of images scored into a CSV, a row per file numbered in the ZIP's order (issue 24,
     # scoring.images)
     images: bool = False
+    # the prediction log's part (issue 26, web/job_log.py): a sample of the answered rows
+    # (predlog.jobs.Reservoir: ``add``), and what is called once the job has ended
+    log_sample: Any = None
+    on_end: Callable[[ScoringJob], None] | None = None
 
     def row_id(self, row: int) -> str:
         """The ``request id`` cell of a scored row: the upload's request id and the row's

@@ -321,3 +321,8 @@ class JobManager:
             job.seconds = time.monotonic() - job.started
             job.ended_at = time.monotonic()
             job.error, job.state = error, state
+            if job.on_end is not None and state != "choose":  # the log's entry (issue 26)
+                try:
+                    job.on_end(job)
+                except Exception:  # the log never fails a job
+                    log.exception("scoring job %s: not logged", job.id)

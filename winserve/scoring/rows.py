@@ -144,6 +144,10 @@ class RowScorer:
                         rows, failed, info.feature_names, self._answers_row()
                     )
                 break
+        if job.log_sample is not None:  # the prediction log's sample of the job (issue 26)
+            job.log_sample.add(
+                rows, lines, prediction.predictions, prediction.probabilities, failed
+            )
         cells = []
         for index, value in enumerate(prediction.predictions):
             if index in failed:

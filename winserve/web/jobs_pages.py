@@ -22,7 +22,7 @@ from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge
 from winserve.scoring import reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.jobs import JobManager
-from winserve.web import csrf, held, image_page, observe
+from winserve.web import csrf, held, image_page, job_log, observe
 from winserve.web.page import bp, for_program, model_state
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -77,6 +77,7 @@ def create_job() -> ResponseReturnValue:
             f"the file is larger than the {limit // (1024 * 1024)} MB allowed (setting: max_csv_mb)"
         )
     job.request_id = observe.request_id()  # each scored row's id starts with it (issue 27)
+    job_log.follow(job, info)  # its summary and a sample of its rows, to the log (issue 26)
     jobs.start(job, explain=explain)
     return _accepted(job)
 

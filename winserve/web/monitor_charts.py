@@ -56,6 +56,7 @@ KIND_COLOURS = {
     "load_failed": BAD,
     "swap_refused": BAD,
     "unloaded": "#57606a",
+    "job": "#0b5cad",
 }
 
 
