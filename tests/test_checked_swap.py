@@ -173,6 +173,24 @@ def test_the_logged_inputs_are_the_models_newest_answered_rows(
     assert logged_rows(tmp_path / "junk.sqlite", NAME, ["x0"]) == {}  # said, never raised
 
 
+def test_each_version_is_asked_as_a_request_and_refuses_rows_one_by_one() -> None:
+    from winserve.models.swap_rows import Rows, ask
+    from winserve.service import Service
+
+    model = FakeModel(refuse=3.0)  # a row whose x0 is 3 is refused by the model
+    pool = model.pool(timeout=5.0)
+    try:
+        info = pool.wait_ready(5)
+        rows = Rows({"x0": [1.0, 3.0, 2.0, "four", 5.0], "x1": [1.0] * 5}, ["reference"] * 5)
+        answers, why = ask(Service(pool, max_rows=2), info, rows)  # 2 rows a call
+        assert answers.refused == {1, 3}  # the model's refusal, and the checks' ("four")
+        assert [answers.labels[i] for i in (0, 2, 4)] == [3.0, 5.0, 11.0]
+        assert model.calls == [2, 1, 1]  # "four" never reaches the model
+        assert "refused by the fake model" in why
+    finally:
+        pool.close()
+
+
 # -- the registry's decision, with fake replicas ------------------------------------------------
 
 

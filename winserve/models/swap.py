@@ -299,8 +299,8 @@ class Swap:
         comparison = checked_swap.compare(before, after, regression=old_info.task == "regression")
         passed = checked_swap.decide(comparison, threshold)
         note = comparison.note
-        if new_error:
-            note = f"version {version} refused whole calls: {new_error}" + (
+        if new_error and after.refused - before.refused:  # rows only the new one refused
+            note = f"version {version} refused rows: {new_error}" + (
                 f"; {note}" if note else ""
             )
         check = SwapCheck(

@@ -165,10 +165,10 @@ def rows_to_check(
 
 
 def ask(service: Service, info: ModelInfo, rows: Rows) -> tuple[Answers, str]:
-    """``service``'s answers to ``rows`` (probabilities too when it has them), and the first
-    error that made it refuse a whole call ("" when none did). A row the checks or the model
-    refuse is refused alone; a call that fails as a whole (a crash, a timeout) refuses its
-    rows."""
+    """``service``'s answers to ``rows`` (probabilities too when it has them), and why it
+    refused the first row it refused ("" when it refused none). A row the checks or the model
+    refuse is refused alone; a call that fails as a whole (a crash, a timeout, columns it
+    does not take) refuses its rows."""
     labels: list[Any] = [None] * rows.count
     probabilities: list[list[float] | None] | None = [None] * rows.count if info.has_proba else None
     refused: set[int] = set()
@@ -181,6 +181,8 @@ def ask(service: Service, info: ModelInfo, rows: Rows) -> tuple[Answers, str]:
         try:
             prepared = service.check(request, max_rows=stop - start)
             good = prepared.good_rows
+            if prepared.problems and not first_error:
+                first_error = str(prepared.problems[0])
             refused.update(start + i for i in range(stop - start) if i not in set(good))
             if not good:
                 continue
@@ -192,6 +194,7 @@ def ask(service: Service, info: ModelInfo, rows: Rows) -> tuple[Answers, str]:
                 if isolated is None:
                     raise
                 prediction, failed = isolated.prediction, set(isolated.errors)
+                first_error = first_error or str(exc)
         except WinserveError as exc:
             first_error = first_error or str(exc)
             refused.update(range(start, stop))
