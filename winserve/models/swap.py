@@ -300,9 +300,7 @@ class Swap:
         passed = checked_swap.decide(comparison, threshold)
         note = comparison.note
         if new_error and after.refused - before.refused:  # rows only the new one refused
-            note = f"version {version} refused rows: {new_error}" + (
-                f"; {note}" if note else ""
-            )
+            note = f"version {version} refused rows: {new_error}" + (f"; {note}" if note else "")
         check = SwapCheck(
             version,
             old.version,
