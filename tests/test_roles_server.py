@@ -11,6 +11,7 @@ import csv
 import html
 import http.client
 import io
+import json
 import re
 import subprocess
 import sys
@@ -171,6 +172,7 @@ def team(tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str], Path]]
     named = {"alice": tokens.add(path, "alice"), "boss": tokens.add(path, "boss", tokens.OWNER)}
     named["owner"] = "the single token setting"
     args = ["--factory", "tests.models:chaos", "--tokens-file", str(path)]
+    args += ["--log-path", str(tmp_path / "log.sqlite")]  # this test's own log
     with running_server([*args, "--token", named["owner"]], cwd=tmp_path) as server:
         yield server, named, path
 
@@ -281,6 +283,11 @@ def test_a_users_login_and_a_removed_name(
         return [row["token_name"] for row in csv.DictReader(io.StringIO(text))]
 
     wait_until(lambda: {"alice", "owner"} <= set(logged()), 10)  # the writer: ~0.5 s
+    status, text, _ = _call(url, "GET", "/monitor.json", boss)
+    used = {c["caller"]: c["requests"] for c in json.loads(text)["callers"]}
+    assert status == 200 and used["alice"] == 1 and used["owner"] == 1, text
+    status, page, _ = _call(url, "GET", "/monitor", boss)
+    assert status == 200 and 'data-caller="alice"' in page and "Who used it" in page
     removed = subprocess.run(
         [sys.executable, "-m", "winserve", "token", "--tokens-file", str(path), "remove", "alice"],
         capture_output=True,

@@ -37,7 +37,7 @@ from flask.typing import ResponseReturnValue
 from winserve.explaining import reference_of
 from winserve.host import reference as reference_sample
 from winserve.model_info import ModelInfo
-from winserve.predlog import drift, events, summary
+from winserve.predlog import callers, drift, events, summary
 from winserve.predlog.writer import PredictionLog
 from winserve.web import held, outcomes
 from winserve.web.monitor_charts import long_label
@@ -157,12 +157,14 @@ def _formats() -> dict[str, Any]:
 def monitor_page() -> ResponseReturnValue:
     """The monitor page: the owner's (this computer, or whoever holds the token)."""
     _owner()
+    found = monitor()
     return render_template(
         "monitor.html",
-        monitor=monitor(),
+        monitor=found,
         stable=drift.STABLE,
         shifted=drift.SHIFTED,
         accuracy=outcomes.accuracy(),  # the outcomes uploaded (web/outcomes.py)
+        callers=_callers(found),  # who used it (predlog/callers.py)
     )
 
 
@@ -170,7 +172,24 @@ def monitor_page() -> ResponseReturnValue:
 def monitor_json() -> ResponseReturnValue:
     """The monitor page's data as JSON."""
     _owner()
-    return jsonify({**monitor().as_dict(), "accuracy": outcomes.accuracy().as_dict()})
+    found = monitor()
+    return jsonify(
+        {
+            **found.as_dict(),
+            "accuracy": outcomes.accuracy().as_dict(),
+            "callers": [c.as_dict() for c in _callers(found)],
+        }
+    )
+
+
+def _callers(found: Monitor) -> list[callers.CallerUse]:
+    """Who used the model in the monitor's period, busiest first (issue 26)."""
+    plog: PredictionLog | None = current_app.extensions.get(KEY)
+    if plog is None:
+        return []
+    return callers.used_file(
+        plog.path, found.model, found.since.timestamp(), found.until.timestamp()
+    )
 
 
 def install(app: Flask) -> None:

@@ -160,8 +160,8 @@ def paths(info: ModelInfo | None) -> Schema:
             "winserve",
         ),
         "/log.csv": get(
-            "The prediction log from since to until, as CSV (the owner's: this computer, or "
-            "the token's holder; issue 26)",
+            "The prediction log from since to until, as CSV (the owner's: this computer when "
+            "no token is set, else an owner token; issue 26)",
             ok({"type": "string"}, media="text/csv"),
             NATIVE_ERROR,
             "winserve",
@@ -170,7 +170,8 @@ def paths(info: ModelInfo | None) -> Schema:
         "/monitor.json": get(
             "Drift of each input from since to until against the reference sample: the "
             "population stability index per column, its words and bins (the owner's, as "
-            "/log.csv; issue 26); 'accuracy': the outcomes uploaded, per week and version",
+            "/log.csv; issue 26); 'accuracy': the outcomes uploaded, per week and version; "
+            "'callers': who used it (requests, errors and last seen per caller)",
             ok(ANY_OBJECT),
             NATIVE_ERROR,
             "winserve",
