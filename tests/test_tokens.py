@@ -186,3 +186,31 @@ def test_the_callers_name_is_stored_in_the_logs_token_name(tmp_path: Path) -> No
         conn.close()
     names = [name for name, caller in stored if caller == "10.0.0.2"]
     assert names == ["alice", "local", "-", None]  # None: an entry made without a caller
+
+
+def test_named_tokens_alone_guard_the_server_and_the_page_says_so(tmp_path: Path) -> None:
+    """In process (Flask's test client): a tokens file without the token setting; the API's
+    examples send the token, the login takes a named one, and the roles hold."""
+    from tests.helpers import jobs_client
+    from winserve.model_info import ModelSpec
+
+    path = tmp_path / "tokens.toml"
+    alice, boss = tokens.add(path, "alice"), tokens.add(path, "boss", tokens.OWNER)
+    client = jobs_client(ModelSpec(factory="tests.models:chaos"), tokens_file=path)
+    assert client.get("/model").status_code == 401
+    user = {"Authorization": f"Bearer {alice}"}
+    owner = {"Authorization": f"Bearer {boss}"}
+    assert client.post("/predict", json={"a": 1, "b": 2}, headers=user).status_code == 200
+    refused = client.get("/monitor.json", headers=user)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "forbidden"
+    assert "'alice' is a user token" in refused.json["error"]["message"]
+    assert client.get("/monitor.json", headers=owner).status_code == 200
+    oip = client.post("/v2/repository/index", headers=user)
+    assert oip.status_code == 403 and "owner" in oip.json["error"]  # OIP's own error shape
+    api = client.get("/api", headers=user).get_data(as_text=True)
+    assert "Authorization: Bearer $WINSERVE_TOKEN" in api
+    document = client.get("/openapi.json", headers=user).json
+    assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    login = client.post("/login", data={"token": boss, "next": "/monitor"})
+    assert login.status_code == 303 and login.headers["Location"] == "/monitor"
+    assert client.get("/monitor").status_code == 200  # boss's cookie: an owner's

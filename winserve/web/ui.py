@@ -145,6 +145,8 @@ def _list_page() -> ResponseReturnValue:
                 "state": page_state(health).text if health is not None else "",
                 "key": page_state(health).key if health is not None else "failed",
                 "loading": model.loading and model.version is None,
+                # how far its load has gone: "340 MB, 12 s" (issue 24)
+                "progress": model.progress.text() if model.progress is not None else "",
                 "reason": paths.public(public_reason(model.reason)),  # one line (issue 22)
             }
         )
@@ -310,7 +312,7 @@ def _grouped(examples: list[Example]) -> list[tuple[str, list[Example]]]:
 def api_page() -> ResponseReturnValue:
     info, health = model_state()
     base = request.host_url.rstrip("/")
-    token = bool(current_app.config.get("WINSERVE_TOKEN"))
+    token = auth.tokens_required(current_app)  # the token setting or named ones (issue 26)
     return render_template(
         "api.html",
         info=info,

@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from winserve import __version__
 from winserve.errors import ModelUnavailable, NotFound
 from winserve.model_info import ModelInfo
+from winserve.web import auth
 from winserve.web.openapi import jobs, mlflow, native, oip
 from winserve.web.openapi.common import ANY_OBJECT, NATIVE_ERROR, Schema, get, ok
 
@@ -134,7 +135,7 @@ def openapi_json() -> ResponseReturnValue:
     for name in names:
         with contextlib.suppress(NotFound):  # unloaded meanwhile
             versions.update(plane.versions(name))
-    token = bool(current_app.config.get("WINSERVE_TOKEN"))
+    token = auth.tokens_required(current_app)  # the token setting or named ones (issue 26)
     ordered = sorted(versions, key=lambda v: (len(v), v))
     base = request.host_url.rstrip("/")
     return jsonify(document(described(None), base, token, models, ordered))
