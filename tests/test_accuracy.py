@@ -198,7 +198,7 @@ def test_outcomes_join_by_request_id_and_by_a_row_of_a_larger_request(tmp_path: 
         "r4": "x",  # a request refused before it predicted
     }
     saved = outcomes.save(path, "m", outcomes.REQUEST_ID, given, days=30, now=MONDAY + 200)
-    assert (saved.stored, saved.matched, saved.unmatched) == (8, 3, 5)
+    assert (saved.stored, saved.matched, saved.unmatched, saved.not_kept) == (8, 3, 5, 2)
     assert saved.examples == ["r1", f"r2-{dropped + 1}", "r1-4", "r3", "r4"]
     found = outcomes.joined(path, "m", MONDAY - 1, MONDAY + 1000)
     assert found.stored == 8 and found.unmatched == 5
@@ -215,6 +215,35 @@ def test_outcomes_join_by_request_id_and_by_a_row_of_a_larger_request(tmp_path: 
     assert not {i for i in indexes if i.startswith("requests")} - {"requests_time"}
     # the period is the prediction's: nothing predicted before Monday
     assert outcomes.joined(path, "m", 0, MONDAY - 1).joined == ()
+
+
+def test_a_scored_files_row_joins_by_its_request_id_cell_when_the_log_kept_it(
+    tmp_path: Path,
+) -> None:
+    """A CSV job's entry (kind 'job', predlog/jobs.py) keeps a sample of the file's rows,
+    its ``sample`` their line numbers: a scored row's ``request id`` cell is
+    ``<upload's id>-<line>``."""
+    path = tmp_path / "log.sqlite"
+    store.connect(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO requests (request_id, time, model, version, sha256, route, method, "
+        "latency_ms, status, n_rows, kind, predictions, sample) VALUES "
+        "('up1', ?, 'm', 2, ?, '/jobs', 'POST', 900.0, 200, 500, 'job', '[\"a\",\"b\"]', "
+        "'[5,9]')",
+        (MONDAY, "cd" * 32),
+    )
+    conn.commit()
+    conn.close()
+    given = {"up1-9": "b", "up1-5": "b", "up1-6": "a", "up1": "a"}
+    saved = outcomes.save(path, "m", outcomes.REQUEST_ID, given, days=30, now=MONDAY + 60)
+    assert (saved.matched, saved.unmatched, saved.not_kept) == (2, 2, 1)
+    assert saved.examples == ["up1-6", "up1"]
+    found = outcomes.joined(path, "m", 0, 2e9).joined
+    assert sorted((j.prediction, j.outcome, j.version) for j in found) == [
+        ("a", "b", "cd" * 6),
+        ("b", "b", "cd" * 6),
+    ]
 
 
 def test_outcomes_join_on_an_input_each_versions_newest_prediction_and_replace(
@@ -367,6 +396,7 @@ def test_bad_uploads_get_a_400_that_names_the_problem(app_with_log: Any) -> None
         "unmatched_examples": ["8"],
         "searched_rows": 1,
         "search_cut": False,
+        "not_kept": 0,
     }
     section = client.get("/monitor.json").json["accuracy"]
     assert section["kind"] == "classifier"

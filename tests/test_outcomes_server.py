@@ -6,6 +6,8 @@ text/csv body); ``/monitor.json`` and the page show the accuracy computed here b
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import requests
 from sklearn.metrics import f1_score
 
-from tests.helpers import csrf_token, running_server, wait_until
+from tests.helpers import csrf_token, job_ended, running_server, wait_until
 from tests.test_accuracy import customer_model, customers
 from tests.test_explain_server import records
 
@@ -215,3 +217,52 @@ def test_a_colleagues_user_token_cannot_upload_outcomes_an_owners_can(tmp_path: 
             timeout=TIMEOUT,
         )
         assert nobody.status_code == 401
+
+
+def test_a_scored_file_with_an_outcome_column_added_gives_the_accuracy(tmp_path: Path) -> None:
+    """The owner's round trip: a CSV scored on the page, the file that came back with an
+    'outcome' column added, uploaded as it is: its 'request id' cells join the job's rows
+    the log kept (all of them: a small file)."""
+    joblib.dump(customer_model(), tmp_path / "churn.joblib")
+    args = [str(tmp_path / "churn.joblib"), "--log-path", str(tmp_path / "log.sqlite")]
+    rows = 40
+    with running_server(args, cwd=tmp_path) as server:
+        url = server.url
+        text = customers(rows, 9).to_csv(index=False)
+        begun = requests.post(
+            f"{url}/jobs",
+            files={"file": ("customers.csv", text.encode(), "text/csv")},
+            headers=PROGRAM,
+            timeout=TIMEOUT,
+        )
+        assert begun.status_code == 202, begun.text
+        links = begun.json()
+        assert job_ended(requests, links["status_url"])["state"] == "done"
+        scored = requests.get(links["result_url"], timeout=TIMEOUT)
+        table = list(csv.reader(io.StringIO(scored.content.decode("utf-8-sig"))))
+        header, body = table[0], table[1:]
+        assert header[-1] == "request id" and len(body) == rows
+        at = header.index("prediction")
+        # the truth: the model wrong on every fourth row
+        truth = [r[at] if i % 4 else str(1 - int(r[at])) for i, r in enumerate(body)]
+        out = io.StringIO()
+        csv.writer(out).writerows(
+            [[*header, "outcome"], *([*r, t] for r, t in zip(body, truth, strict=True))]
+        )
+
+        def logged() -> bool:
+            found = requests.get(f"{url}/log.csv", timeout=TIMEOUT).text
+            return body[0][-1].rpartition("-")[0] in found  # the job's entry, once written
+
+        wait_until(logged, 30)
+        uploaded = requests.post(
+            f"{url}/outcomes",
+            files={"file": ("customers-scored.csv", out.getvalue().encode(), "text/csv")},
+            headers=PROGRAM,
+            timeout=TIMEOUT,
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert (uploaded.json()["matched"], uploaded.json()["unmatched"]) == (rows, 0)
+        found = requests.get(f"{url}/monitor.json", timeout=TIMEOUT).json()["accuracy"]
+        assert found["joined_rows"] == rows
+        assert found["scores"][-1]["accuracy"] == pytest.approx(0.75)

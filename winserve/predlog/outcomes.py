@@ -17,9 +17,12 @@ with its predictions (issue 26).
 
 The join is made once, at upload: outcomes come after their predictions, and the page then
 reads a few small tables instead of the whole log. A request id is the ``X-Request-Id``
-winserve answered with; a request of several rows names its row as ``<id>-<n>`` (n from 1,
-the form a scored file's ``request id`` column has), matched to the row the log kept (a
-request of more than 100 rows keeps a sample: ``store.MAX_ROWS_STORED``). A key column is
+winserve answered with; a request of several rows names its row as ``<id>-<n>`` (n from 1),
+matched to the row the log kept (a request of more than 100 rows keeps a sample:
+``store.MAX_ROWS_STORED``); a scored file's ``request id`` cell is ``<upload's id>-<line>``,
+matched to the job's entry (kind 'job', whose sample holds the kept rows' line numbers:
+``predlog/jobs.py`` keeps a bounded sample of a file's rows, so most rows of a large file
+find no prediction). A key column is
 one of the model's inputs the log kept (an id the model's pipeline drops, for example):
 each version's newest prediction for that key is the one joined. Keys and labels are compared
 as text (``accuracy.label_text``: ``1001`` and ``1001.0`` are the same key).
@@ -95,6 +98,9 @@ class Saved:
     examples: list[str] = field(default_factory=list)
     searched_rows: int = 0
     search_cut: bool = False  # MAX_SEARCHED rows read before the log's oldest
+    # a request id found in the log, but not the row named: a row beyond the request's, or
+    # one the log did not keep (a sample of a large request, of a scored file's rows)
+    not_kept: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,7 @@ class Saved:
             "unmatched_examples": self.examples,
             "searched_rows": self.searched_rows,
             "search_cut": self.search_cut,
+            "not_kept": self.not_kept,
         }
 
 
@@ -123,11 +130,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _row(predictions: list[Any], sample: str | None, row: int) -> Any:
-    """The prediction of the request's 0-based ``row``; IndexError when the request had no
-    such row or the log did not keep it (``sample``: the rows kept of a larger request)."""
-    if sample is not None:
-        picks: list[int] = json.loads(sample)
+def _row(predictions: list[Any], sample: str | None, number: int, job: bool) -> Any:
+    """The prediction of row ``number`` (from 1) of a request, or of line ``number`` of a
+    scored file (``job``: its entry's sample holds the kept rows' line numbers,
+    predlog/jobs.py); IndexError when there is no such row or the log did not keep it
+    (``sample``: the 0-based rows kept of a larger request)."""
+    picks: list[int] | None = json.loads(sample) if sample is not None else None
+    if job:
+        if not picks or number not in picks:
+            raise IndexError(number)
+        return predictions[picks.index(number)]
+    row = number - 1
+    if picks is not None:
         if row not in picks:
             raise IndexError(row)
         row = picks.index(row)
@@ -137,22 +151,26 @@ def _row(predictions: list[Any], sample: str | None, row: int) -> Any:
 
 
 def _split(key: str) -> tuple[str, int] | None:
-    """``<id>-<n>`` as (id, 0-based row), or None."""
+    """``<id>-<n>`` as (id, n), or None."""
     base, dash, number = key.rpartition("-")
     if dash and base and number.isdigit() and int(number) >= 1:
-        return base, int(number) - 1
+        return base, int(number)
     return None
 
 
-def by_request_id(conn: sqlite3.Connection, model: str, keys: Sequence[str]) -> dict[str, Match]:
+def by_request_id(
+    conn: sqlite3.Connection, model: str, keys: Sequence[str], saved: Saved | None = None
+) -> dict[str, Match]:
     """The logged prediction each key names: a request of one row by its id, a row of a
-    larger request as ``<id>-<n>``; the newest entry when a client reused an id."""
+    larger request as ``<id>-<n>`` (n from 1), a row of a scored file as its ``request id``
+    cell (``<upload's id>-<line>``); the newest entry when a client reused an id. Keys whose
+    request was found but not the row are counted in ``saved.not_kept``."""
     wanted = set(keys)
     for key in keys:
         parts = _split(key)
         if parts is not None:
             wanted.add(parts[0])
-    found: dict[str, tuple[float, int | None, str | None, list[Any], str | None]] = {}
+    found: dict[str, tuple[float, int | None, str | None, list[Any], str | None, bool]] = {}
     # the ids in a temporary table (this connection's own: the log's file is not locked),
     # then one pass over the requests (see the module's docstring: no index)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY) WITHOUT ROWID")
@@ -160,28 +178,30 @@ def by_request_id(conn: sqlite3.Connection, model: str, keys: Sequence[str]) -> 
         conn.execute("DELETE FROM temp.wanted")
         conn.executemany("INSERT INTO temp.wanted VALUES (?)", [(w,) for w in wanted])
         query = (
-            "SELECT request_id, time, version, sha256, predictions, sample FROM requests "
-            "WHERE model = ? AND predictions IS NOT NULL "
+            "SELECT request_id, time, version, sha256, predictions, sample, kind "
+            "FROM requests WHERE model = ? AND predictions IS NOT NULL "
             "AND request_id IN (SELECT id FROM temp.wanted) ORDER BY id"
         )
-        for rid, moment, version, sha, predictions, sample in conn.execute(query, (model,)):
-            found[rid] = (moment, version, sha, json.loads(predictions), sample)  # newest wins
+        for rid, moment, version, sha, answers, sample, kind in conn.execute(query, (model,)):
+            # the newest entry of an id wins
+            found[rid] = (moment, version, sha, json.loads(answers), sample, kind == "job")
     finally:
         conn.execute("DROP TABLE temp.wanted")
     matches: dict[str, Match] = {}
     for key in keys:
         entry = found.get(key)
-        row = 0
-        if entry is None or len(entry[3]) != 1 or entry[4] is not None:
+        number = 1
+        if entry is None or entry[5] or len(entry[3]) != 1 or entry[4] is not None:
             parts = _split(key)
             if parts is None or parts[0] not in found:
                 continue  # no such request, or several rows and no row named
-            entry, row = found[parts[0]], parts[1]
-        moment, version, sha, predictions, sample = entry
+            entry, number = found[parts[0]], parts[1]
+        moment, version, sha, predictions, sample, job = entry
         try:
-            matches[key] = Match(moment, version, sha, _row(predictions, sample, row))
+            matches[key] = Match(moment, version, sha, _row(predictions, sample, number, job))
         except IndexError:
-            continue  # a row the request did not have, or the log did not keep
+            if saved is not None:  # a row the request did not have, or the log did not keep
+                saved.not_kept += 1
     return matches
 
 
@@ -269,7 +289,7 @@ def save(
     conn = _connect(path)
     try:
         if key_column == REQUEST_ID:
-            single = by_request_id(conn, model, keys)
+            single = by_request_id(conn, model, keys, saved)
             matches = {k: [m] for k, m in single.items()}
         else:
             matches = by_column(conn, model, key_column, keys, saved)
