@@ -314,9 +314,10 @@ def test_a_log_without_outcomes_reads_as_none(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def app_with_log(tmp_path: Path) -> Any:
-    """The app serving the customer classifier in this process, with a prediction log that
-    is not started (the test writes the file itself through the store)."""
+def app_with_log(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """The app serving the customer classifier (or, with ``indirect`` True, the regressor)
+    in this process, with a prediction log that is not started (the test writes the file
+    itself through the store)."""
     from winserve.backends.local import LocalBackend
     from winserve.model_info import ModelSpec
     from winserve.predlog.writer import PredictionLog
@@ -324,7 +325,7 @@ def app_with_log(tmp_path: Path) -> Any:
     from winserve.web import create_app
 
     model = tmp_path / "churn.joblib"
-    joblib.dump(customer_model(), model)
+    joblib.dump(customer_model(regressor=getattr(request, "param", False)), model)
     backend = LocalBackend(ModelSpec(str(model)))
     backend.start()
     backend.wait_ready(60)
@@ -410,7 +411,51 @@ def test_bad_uploads_get_a_400_that_names_the_problem(app_with_log: Any) -> None
     }
 
 
-def test_a_regressors_outcome_that_is_not_a_number_names_its_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("app_with_log", [True], indirect=True)
+def test_a_regressors_outcomes_give_mae_and_rmse_and_a_text_is_refused(
+    app_with_log: Any,
+) -> None:
+    client, plog = app_with_log
+    name = client.get("/model").json["name"]
+    request = PredictRequest.from_columns({"customer_id": [7], "a": [0.1], "b": [0.2]})
+    conn = store.connect(plog.path)
+    store.write(
+        conn,
+        [
+            entry(0, request, Prediction([2.0]), model=name),
+            entry(1, request, Prediction([5.0]), model=name),
+        ],
+        keep_inputs=True,
+    )
+    conn.close()
+
+    def sent(text: str) -> Any:
+        return client.post(
+            "/outcomes", data=text.encode(), headers={**PROGRAM, "Content-Type": "text/csv"}
+        )
+
+    refused = sent("request id;outcome\nr0;3\nr1;lots\n")
+    assert refused.status_code == 400
+    assert refused.json["error"]["message"] == (
+        "line 3: the outcome 'lots' is not a number; this model is a regressor, its outcomes "
+        "are numbers"
+    )
+    # semicolons and a decimal comma, as Excel writes them in much of Europe; a row whose
+    # outcome is not known yet is skipped
+    good = sent("request id;outcome\nr0;3\nr1;1,5\nr2;\n")
+    assert good.status_code == 200, good.json
+    assert (good.json["matched"], good.json["unmatched"], good.json["skipped"]) == (2, 0, 1)
+    section = client.get("/monitor.json").json["accuracy"]
+    assert section["kind"] == "regressor"
+    whole = section["scores"][-1]
+    assert whole["mae"] == pytest.approx((1 + 3.5) / 2)
+    assert whole["rmse"] == pytest.approx(math.sqrt((1 + 3.5**2) / 2), abs=1e-6)
+    assert "accuracy" not in whole
+    page = client.get("/monitor").text
+    assert '<th scope="col">MAE</th>' in page and "<td>2.25</td>" in page
+
+
+def test_without_the_log_an_upload_says_so(tmp_path: Path) -> None:
     from tests.helpers import local_client
     from winserve.model_info import ModelSpec
 
@@ -420,20 +465,12 @@ def test_a_regressors_outcome_that_is_not_a_number_names_its_line(tmp_path: Path
     try:
         answer = client.post(
             "/outcomes",
-            data=b"request id,outcome\nr1,2.5\nr2,lots\n",
+            data=b"request id,outcome\nr1,2.5\n",
             headers={**PROGRAM, "Content-Type": "text/csv"},
         )
-        # no log in this app: it says so before reading the file
         assert answer.status_code == 400
         assert "the prediction log is off" in answer.json["error"]["message"]
-        path = tmp_path / "o.csv"
-        path.write_text("request id;outcome\nr1;2,5\nr2;lots\n", encoding="utf-8")
-        from winserve.errors import BadRequest
-        from winserve.web.outcomes import read_outcomes
-
-        with pytest.raises(BadRequest, match=r"line 3: the outcome 'lots' is not a number"):
-            read_outcomes(path, "", "", True, 100)
-        path.write_text("request id;outcome\nr1;2,5\nr2;\n", encoding="utf-8")
-        assert read_outcomes(path, "", "", True, 100) == ({"r1": "2.5"}, 1)  # decimal comma
+        section = client.get("/monitor.json").json["accuracy"]
+        assert section["scores"] == [] and "prediction log is off" in section["hint"]
     finally:
         client.application.extensions["winserve.scoring.jobs"].close()
