@@ -24,7 +24,7 @@ import pytest
 from tests.fakes import FakeModel, FakeReplica
 from tests.helpers import wait_until
 from winserve.backends.runner import ReplicaRunner
-from winserve.host.answers import PredictAnswer
+from winserve.host.answers import HostInfo, PredictAnswer
 from winserve.model_info import ModelSpec
 from winserve.models import checked_swap, swap
 from winserve.models.checked_swap import Answers, compare, decide, parse_when
@@ -440,6 +440,24 @@ def test_without_a_sample_or_logged_inputs_it_swaps_unchecked(
         assert check.sentence == (
             "version 2 was not checked against version 1: no reference sample or logged inputs"
         )
+    finally:
+        registry.close()
+
+
+class ImageModel(ShiftedModel):
+    def info(self, spec: ModelSpec) -> HostInfo:
+        found = super().info(spec)
+        return {**found, "features": [{"name": "image", "kind": "image"}]}
+
+
+def test_a_model_of_images_swaps_unchecked_and_says_why(folder: Path) -> None:
+    registry = registry_of(ImageModel(), with_reference(folder))
+    try:
+        assert registry.load(NAME, folder / f"{NAME}.joblib")
+        assert registry.load(NAME, new_file(folder, b"bad labels"))
+        check = registry.entry(NAME).check
+        assert check is not None and check.swapped and not check.checked
+        assert check.note == "its inputs are tensors or images, which the check does not compare"
     finally:
         registry.close()
 

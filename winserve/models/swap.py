@@ -56,6 +56,7 @@ FIRST_TRIES = 5  # copies of a file that keeps changing, before a name's first v
 # long enough to look at the disagreeing rows, short enough not to hold its memory all day
 KEEP_REFUSED_SECONDS = 3600.0
 NOTHING_TO_COMPARE = "no reference sample or logged inputs"
+TENSORS = "its inputs are tensors or images, which the check does not compare"
 
 
 @dataclass
@@ -276,6 +277,8 @@ class Swap:
 
         try:
             old_info = old.info()
+            if old_info.tensor_inputs:  # an image or a tensor is not kept as a row (issue 24)
+                return unchecked(TENSORS), None
             rows = swap_rows.rows_to_check(
                 entry.name,
                 old_info,
