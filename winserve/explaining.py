@@ -19,7 +19,7 @@ from typing import Any
 
 from winserve.backends.base import error_from
 from winserve.errors import BadRequest, ModelTimeout, WinserveError
-from winserve.host.reference import how_to_make
+from winserve.host.reference import how_to_make, not_a_table
 from winserve.model_info import ModelInfo
 
 # the host's error types that are no fault of the request nor of the model (winserve.host.why)
@@ -65,9 +65,18 @@ def check_rows(n_rows: int) -> None:
         )
 
 
+def tables_only(info: ModelInfo) -> str:
+    """Why ``info``'s model is not explained at all (it takes images or tensors: issue 24);
+    "" for a model of columns."""
+    return not_a_table([f.kind for f in info.features]) if info.tensor_inputs else ""
+
+
 def require_reference(info: ModelInfo) -> None:
     """``NoReference`` (409) when the model has no usable reference sample: saying which file
-    to add and how to make it, or why the one there cannot be used."""
+    to add and how to make it, or why the one there cannot be used; for a model of images or
+    tensors, that explanations cover table models (no sample would help)."""
+    if info.tensor_inputs:
+        raise NoReference(tables_only(info))
     found = reference_of(info)
     if found is None:
         source = info.source if info.sha256 else ""  # a file, not "built-in demo"
@@ -81,6 +90,8 @@ def require_reference(info: ModelInfo) -> None:
 
 def reference_line(info: ModelInfo) -> str:
     """What ``winserve check`` says of the reference sample, in one line."""
+    if info.tensor_inputs:
+        return f"not used: {tables_only(info)}"
     found = reference_of(info)
     if found is None:
         source = info.source if info.sha256 else ""

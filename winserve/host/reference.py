@@ -56,6 +56,22 @@ def beside(model_path: Path) -> list[Path]:
     return [p for p in (path_for(model_path), path_for(model_path, PARQUET)) if p.is_file()]
 
 
+def not_a_table(kinds: list[str]) -> str:
+    """Why a model that takes images or tensors has no explanations, and so no use for a
+    reference sample ("" for a model of columns): explanations cover table models (issue 24;
+    its page told such a model's owner to add a sample of rows, which would change nothing)."""
+    if "image" in kinds:
+        takes = "images"
+    elif "tensor" in kinds:
+        takes = "tensors (arrays per row)"
+    else:
+        return ""
+    return (
+        "explanations and what-if curves cover table models (inputs that are columns of "
+        f"numbers, categories or text); this model takes {takes}"
+    )
+
+
 def how_to_make(model_path: str) -> str:
     """The sentence that says what file to add and how to make it."""
     name = path_for(Path(model_path)).name if model_path else "<model>" + SUFFIX

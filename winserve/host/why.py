@@ -31,7 +31,7 @@ from typing import Any
 
 from winserve.host import explain as engine
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
-from winserve.host.reference import Reference, how_to_make
+from winserve.host.reference import Reference, how_to_make, not_a_table
 
 NO_REFERENCE = "NoReference"
 NOT_EXPLAINABLE = "NotExplainable"
@@ -63,6 +63,9 @@ def unavailable(target: Target) -> dict[str, Any] | None:
     from winserve.host.answers import ask_failure as failure
 
     reference = target.reference
+    tensors = not_a_table([str(f.get("kind", "")) for f in target.features])
+    if tensors:  # before the sample: none would help (issue 24)
+        return failure(NOT_EXPLAINABLE, tensors)
     if reference is None:
         return failure(
             NO_REFERENCE,

@@ -59,13 +59,19 @@ class WhatIf:
 
 
 def available(info: ModelInfo) -> bool:
-    """Whether the model has a usable reference sample (explanations are on)."""
+    """Whether the model has a usable reference sample (explanations are on); never for a
+    model of images or tensors (issue 24)."""
+    if info.tensor_inputs:
+        return False
     found = explaining.reference_of(info)
     return found is not None and not found.get("problem")
 
 
 def hint(info: ModelInfo) -> str:
-    """The one line a model without a (usable) reference sample shows instead of charts."""
+    """The one line a model without a (usable) reference sample shows instead of charts; a
+    model of images or tensors is not told to add one (issue 24: it would change nothing)."""
+    if info.tensor_inputs:
+        return f"Why this answer: not shown; {explaining.tables_only(info)}."
     found = explaining.reference_of(info)
     if found is not None and found.get("problem"):
         return "Why this answer: not shown, " + paths.public(str(found["problem"]))
