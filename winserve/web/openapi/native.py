@@ -170,7 +170,11 @@ def paths(info: ModelInfo | None) -> Schema:
         "/monitor.json": get(
             "Drift of each input from since to until against the reference sample: the "
             "population stability index per column, its words and bins (the owner's, as "
-            "/log.csv; issue 26); 'accuracy': the outcomes uploaded, per week and version; "
+            "/log.csv; issue 26); 'summary': the page's sentence; 'activity': requests, "
+            "errors and latency p50/p95 per hour (a period of up to 2 days) or day, errors by "
+            "status and route, the answers per bucket (each class's share, or a regressor's "
+            "p5/median/p95); 'events': loads, restarts, failed loads, refused swaps and CSV "
+            "jobs in time order; 'accuracy': the outcomes uploaded, per week and version; "
             "'callers': who used it (requests, errors and last seen per caller)",
             ok(ANY_OBJECT),
             NATIVE_ERROR,
