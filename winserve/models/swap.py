@@ -231,16 +231,20 @@ class Swap:
         if check.swapped:
             log.info("%s: %s", entry.name, check.sentence)
             return self._swap(entry, path, new)
-        if self._stop.is_set():
-            self._close_refused(Refused(new, path))
-            return False
         kept = Refused(new, path)
         kept.timer = threading.Timer(KEEP_REFUSED_SECONDS, self._expire, args=(entry, kept))
         kept.timer.daemon = True
         with self._lock:
-            self._refused[entry.name] = kept
-            entry.reason = check.sentence
-        kept.timer.start()
+            # under the lock: close() (after the stop is set) takes what is kept, or it is
+            # closed here; never kept after close() looked (its processes would outlive it)
+            stopping = self._stop.is_set()
+            if not stopping:
+                self._refused[entry.name] = kept
+                entry.reason = check.sentence
+        if stopping:
+            self._close_refused(kept)
+            return False
+        kept.timer.start()  # cancelled meanwhile (close, force): it returns at once
         where = f"/models/{entry.name}" if self._many else ""
         log.error(
             "%s: not swapped: %s; version %d keeps serving (the disagreeing rows: "
