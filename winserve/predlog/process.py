@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.predlog import events, jobs, store
-from winserve.predlog.record import LABELS, Record
+from winserve.predlog.record import ANSWERS, LABELS, Record, replayed
 
 # what this process tells the parent: (written, lost, pruned, error, final); the parent logs
 # (this process has no console log of its own)
@@ -234,12 +234,14 @@ def _records(data: bytes, label_sets: list[tuple[str, ...]]) -> list[Record]:
     label_sets += new
     records = []
     for pickled in chunk:
-        record = pickle.loads(pickled)
+        record = pickle.loads(pickled) if type(pickled) is bytes else pickled  # see writer.put
         if type(record[0]) is int:  # a model's event, a job's entry: names as they are
             records.append(record)
             continue
         if type(record[LABELS]) is int:
             record = (*record[:LABELS], label_sets[record[LABELS]], *record[LABELS + 1 :])
+        if type(record[ANSWERS]) is bytes:  # a request sent as its bytes (issue 29)
+            record = replayed(record)
         records.append(record)
     return records
 

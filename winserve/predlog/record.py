@@ -54,7 +54,10 @@ Record = tuple[Any, ...]
 
 class Entry(NamedTuple):
     """What the request path hands over: plain fields, and the decoded request and its
-    prediction by reference (``record_of`` keeps only what the log stores of them)."""
+    prediction by reference (``record_of`` keeps only what the log stores of them); or, from
+    the native API, the bytes of the request's body and of its answer, and the model's input
+    names as a tuple (``record_of`` keeps them as they are: ``replayed`` reads them in the
+    writer process; issue 29)."""
 
     time: float
     request_id: str
@@ -67,9 +70,9 @@ class Entry(NamedTuple):
     latency_ms: float
     status: int
     n_rows: int | None
-    request: Any = None  # a service.PredictRequest
+    request: Any = None  # a service.PredictRequest, or the native API's JSON body (bytes)
     names: Sequence[str] | None = None  # the model's input names (for rows sent by position)
-    prediction: Any = None  # a backends.base.Prediction
+    prediction: Any = None  # a backends.base.Prediction, or the native API's answer (bytes)
     token_name: str | None = None  # who called (issue 26)
 
 
@@ -111,9 +114,14 @@ def record_of(
     the Record holds of them: the tuple itself, or a number the writer process knows them by
     (writer.py: a model's 30 names were more than half of each pickled Record)."""
     labels: Any = None
-    rows = answers = probabilities = picks = None
+    answers: Any = None
+    rows = probabilities = picks = None
     prediction = entry.prediction
-    if prediction is not None:
+    if type(prediction) is bytes:  # the native API's bytes: nothing to walk here (issue 29)
+        if keep_inputs and entry.request is not None and entry.names is not None:
+            labels, rows = label_set(tuple(entry.names)), entry.request
+        answers = prediction
+    elif prediction is not None:
         answers = prediction.predictions
         probabilities = prediction.probabilities
         count = len(answers)
@@ -150,3 +158,30 @@ def record_of(
         picks,
         entry.token_name,
     )
+
+
+def replayed(record: Record) -> Record:
+    """A Record whose request came as bytes (the native API's JSON body in ROWS, its answer
+    in ANSWERS, the model's input names in LABELS; ``record_of``), as the Record of the same
+    request decoded: the JSON read and the rows taken as the web process would have, here in
+    the writer process (issue 29: ~15 µs of the request thread's CPU went to walking them)."""
+    import json
+
+    from winserve.backends.base import Prediction
+    from winserve.protocols import native
+
+    answer = json.loads(record[ANSWERS])
+    prediction = Prediction(answer["predictions"], answer.get("probabilities"), None)
+    body = record[ROWS]
+    request = None
+    if body is not None:
+        try:  # as bodies.json_body read it in the web process, which accepted it
+            request = native.decode(json.loads(body.decode("utf-8-sig")), False)
+        except Exception:  # not for a body the web process decoded; the outputs are kept
+            request = None
+    entry = Entry(record[TIME], record[REQUEST_ID], *record[MODEL:LABELS])._replace(
+        request=request, names=record[LABELS], prediction=prediction, token_name=record[TOKEN_NAME]
+    )
+    built = record_of(entry, request is not None)
+    # its rows and answers as read, every other field as the web process made it
+    return (*record[:LABELS], *built[LABELS : PICKS + 1], *record[PICKS + 1 :])

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from winserve.predlog import process
 from winserve.predlog.process import Status
-from winserve.predlog.record import Entry, record_of
+from winserve.predlog.record import ANSWERS, Entry, Record, record_of
 
 log = logging.getLogger("winserve.predlog")
 
@@ -100,7 +100,7 @@ class PredictionLog:
         self._capacity = capacity
         self._interval = interval
         self._retry_first = retry_first
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[bytes | Record] = collections.deque()
         # The column names of the requests' rows, sent once to each writer process and then
         # referred to by their index in _label_sets (see record_of)
         self._label_ids: dict[tuple[str, ...], int] = {}
@@ -151,14 +151,19 @@ class PredictionLog:
             self.dropped = next(self._drops)  # next() of a count is atomic: no lost counts
             return
         try:
-            record = pickle.dumps(record_of(entry, self.keep_inputs, self._label_set), PROTOCOL)
+            record = record_of(entry, self.keep_inputs, self._label_set)
+            # a request sent as its bytes (the native API's, record.py) is queued as it is,
+            # pickled with the sender's chunk: a copy of its body here cost this thread more
+            # than the rest of its entry (issue 29); the collector stops tracking such a
+            # tuple of plain values and bytes when it first looks at it
+            queued = record if type(record[ANSWERS]) is bytes else pickle.dumps(record, PROTOCOL)
         except Exception:  # the log never fails a request
             if not self._refused:  # once: a model whose every answer fails would flood it
                 self._refused = True
                 log.exception("prediction log: request %s not logged", entry.request_id)
             self.dropped = next(self._drops)
             return
-        queue.append(record)
+        queue.append(queued)
         if waiting == BATCH:  # a full batch waits: send it now rather than at the tick
             self._wake.set()
 

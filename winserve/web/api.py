@@ -13,8 +13,8 @@ from winserve.dataplane import Description, Health, HealthSummary, ModelHealth, 
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.web import auth, held, paths, prediction_log, uploads
-from winserve.web.bodies import flag, json_body
-from winserve.web.prediction_log import PREDICTED
+from winserve.web.bodies import flag, json_body, json_body_and_bytes
+from winserve.web.prediction_log import PREDICTED, Predicted
 from winserve.web.responses import json_response
 
 bp = Blueprint("native", __name__)
@@ -33,11 +33,12 @@ def predict() -> ResponseReturnValue:
         proba = flag(req.args.get("proba"))
         scores = flag(req.args.get("scores"))
         explain = flag(req.args.get("explain"))
+    raw = None
     if uploads.is_upload(req):  # image files, one field per input (issue 24)
         images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])
         decoded = native.from_uploads(images, proba)
     else:
-        body = json_body(req, current_app.config["WINSERVE_MAX_BODY"])
+        body, raw = json_body_and_bytes(req, current_app.config["WINSERVE_MAX_BODY"])
         decoded = native.decode(body, proba)
     decoded.scores = scores
     info = model.info()  # one snapshot of the model's description for this request
@@ -47,7 +48,9 @@ def predict() -> ResponseReturnValue:
     answer = model.infer(decoded, info)
     prediction = answer.prediction
     req.environ["winserve.rows"] = decoded.n_rows
-    req.environ[PREDICTED] = (decoded, info, prediction)  # for the prediction log (issue 26)
+    # for the prediction log (issue 26), with what it may read the rows from in its own
+    # process: the body as sent (issue 29)
+    req.environ[PREDICTED] = Predicted(decoded, info, prediction, model, raw)
     encoded = native.encode(prediction, info, proba, scores)
     if explain:
         encoded["explanations"] = model.explain(decoded, info)

@@ -49,13 +49,23 @@ def raw_bytes(request: Request, max_bytes: int) -> bytes:
 
 def raw_text(request: Request, max_bytes: int) -> str:
     """The body as UTF-8 text, within the size limit."""
+    return _utf8(raw_bytes(request, max_bytes))
+
+
+def _utf8(raw: bytes) -> str:
     try:
-        return raw_bytes(request, max_bytes).decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid UTF-8 text") from None
 
 
 def json_body(request: Request, max_bytes: int) -> Any:
+    return json_body_and_bytes(request, max_bytes)[0]
+
+
+def json_body_and_bytes(request: Request, max_bytes: int) -> tuple[Any, bytes]:
+    """``json_body``, and the body's bytes as sent: the prediction log's writer process reads
+    a request's rows from them, not the request thread (issue 29)."""
     if request.environ.get("CONTENT_TYPE") != "application/json":  # else nothing to parse
         mimetype = request.mimetype
         if mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -68,7 +78,8 @@ def json_body(request: Request, max_bytes: int) -> Any:
             raise UnsupportedMediaType(
                 f"the body is declared as {charset[:20]}; send JSON as UTF-8 (charset=utf-8)"
             )
-    return parse_json(raw_text(request, max_bytes))
+    raw = raw_bytes(request, max_bytes)
+    return parse_json(_utf8(raw)), raw
 
 
 def parse_json(text: str) -> Any:
