@@ -131,6 +131,35 @@ def test_scores_are_per_week_and_per_version_newest_first_then_the_versions_whol
     assert week49.macro_f1 == pytest.approx(sk.f1_score(truth, said, average="macro"))
 
 
+def test_the_chart_draws_a_line_per_version_through_its_weeks() -> None:
+    from winserve.web import accuracy_chart
+
+    assert accuracy.week_start(MONDAY + 3 * 86_400 + 5) == MONDAY - 12 * 3600  # 00:00 UTC
+    rows = [
+        Joined(MONDAY, "A", 1, "1"),
+        Joined(MONDAY + WEEK, "A", 0, "1"),
+        Joined(MONDAY + 2 * WEEK, "A", 1, "1"),
+        Joined(MONDAY + 2 * WEEK, "B", 1, "1"),  # a new version: one week, a dot
+    ]
+    scores = accuracy.scores(rows, False)
+    assert {s.start for s in scores if s.week != "all"} == {
+        MONDAY - 12 * 3600 + k * WEEK for k in range(3)
+    }
+    svg = accuracy_chart.chart(scores, False, "Accuracy per week")
+    assert svg.startswith('<svg class="chart monitor"') and 'aria-label="Accuracy per week"' in svg
+    assert svg.count("<polyline") == 1 and svg.count("<circle") == 1  # A's 3 weeks, B's one
+    assert "100 %" in svg and "Mon 30 Nov" in svg
+    # A's line: 100 %, 0 %, 100 % (y at the top, the bottom, the top of the plot)
+    line = svg[svg.index("<polyline") :].split('"')[1].split()
+    tops = [float(point.split(",")[1]) for point in line]
+    assert tops[0] == tops[2] < tops[1]
+    regressor = accuracy_chart.chart(
+        accuracy.scores([Joined(MONDAY, "A", 2.0, "3")], True), True, "MAE per week"
+    )
+    assert "MAE 1" in regressor
+    assert accuracy_chart.chart(accuracy.scores([], False), False, "none") == ""
+
+
 def test_a_regressors_scores_skip_a_prediction_that_is_not_a_number() -> None:
     rows = [
         Joined(MONDAY, "A", 2.0, "3"),

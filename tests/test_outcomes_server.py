@@ -138,6 +138,7 @@ def test_outcomes_by_request_id_and_by_an_input_give_the_accuracy(tmp_path: Path
         assert page.status_code == 200
         assert f"{100 * right / len(labels):.1f} %" in page.text
         assert f"{sha[:12]} (serving)" in page.text
+        assert 'id="accuracy-chart"' in page.text  # one week, one version: a dot
         assert "1 outcome matched no logged prediction (for example 0123456789abcdef)" in page.text
 
         # re-uploading an id replaces its outcome: the first row now right

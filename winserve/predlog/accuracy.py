@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -96,6 +96,13 @@ def number(value: Any) -> float | None:
     return found if math.isfinite(found) else None
 
 
+def week_start(seconds: float) -> float:
+    """The Monday 00:00 UTC that begins the ISO week of a moment (Unix seconds)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    monday = moment.date() - timedelta(days=moment.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC).timestamp()
+
+
 def week_of(seconds: float) -> str:
     """The ISO week of a moment (UTC) with its Monday: ``2026-W49 (from 2026-11-30)``."""
     moment = datetime.fromtimestamp(seconds, UTC)
@@ -125,6 +132,7 @@ class Score:
     mae: float | None = None  # regressor
     rmse: float | None = None
     skipped: int = 0  # regressor rows whose prediction was not a number (a text, missing)
+    start: float = 0.0  # the week's Monday 00:00 UTC (Unix seconds); 0 for ALL_WEEKS
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {"week": self.week, "version": self.version, "rows": self.rows}
@@ -139,6 +147,13 @@ class Score:
 
 def score(week: str, version: str, rows: Sequence[Joined], regressor: bool) -> Score:
     """The metrics of ``rows``: MAE and RMSE when ``regressor``, else accuracy and macro F1."""
+    found = _score(week, version, rows, regressor)
+    if week == ALL_WEEKS or not rows:
+        return found
+    return replace(found, start=week_start(rows[0].time))
+
+
+def _score(week: str, version: str, rows: Sequence[Joined], regressor: bool) -> Score:
     if regressor:
         pairs = [
             (t, p)

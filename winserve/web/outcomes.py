@@ -40,6 +40,7 @@ from flask import (
     request,
 )
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from winserve.errors import BadRequest, WinserveError, shown
@@ -48,7 +49,7 @@ from winserve.predlog import accuracy as metrics
 from winserve.predlog import outcomes as store
 from winserve.predlog.writer import PredictionLog
 from winserve.spreadsheet import NA_VALUES, sniff
-from winserve.web import auth, csrf, held, paths
+from winserve.web import accuracy_chart, auth, csrf, held, paths
 from winserve.web.page import for_program
 from winserve.web.prediction_log import KEY, _moment
 
@@ -250,6 +251,14 @@ class Accuracy:
     scores: tuple[metrics.Score, ...]
     hint: str
     serving: str  # the label of the version serving now
+
+    def chart(self) -> Markup:
+        """The weeks' accuracy (or MAE) per version as a picture (web/accuracy_chart.py);
+        empty without a weekly score. The table beside it has every figure."""
+        regressor = self.kind == "regressor"
+        what = "Mean absolute error (lower is better)" if regressor else "Accuracy"
+        title = f"{what} per week of the predictions with a known outcome, one line per version"
+        return Markup(accuracy_chart.chart(self.scores, regressor, title))
 
     def as_dict(self) -> dict[str, Any]:
         return {
