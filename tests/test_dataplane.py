@@ -191,7 +191,10 @@ def test_not_ready_until_every_model_of_the_start_has_loaded(
     health = client.get("/health")
     assert health.status_code == 503 and health.json["status"] == "loading"
     assert health.json["models"]["fast"]["status"] == "ready"
-    assert health.json["models"]["slow"] == {"status": "loading", "serving": False}
+    slow_entry = dict(health.json["models"]["slow"])
+    progress = slow_entry.pop("loading")  # how far its load has gone (issue 24)
+    assert slow_entry == {"status": "loading", "serving": False}
+    assert progress["phase"] == "loading" and progress["size_bytes"] == 4  # b"slow"
     assert client.get("/v2/health/ready").status_code == 503
     assert client.get("/v2/health/ready").json == {"ready": False}
     assert client.get("/v2/health/live").status_code == 200

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -435,8 +436,8 @@ def test_a_file_written_while_it_is_copied_is_tried_again(
     copy = registry._loader.copy
     writes = iter([b"version 1, still", b"version 1, written"])
 
-    def copied_while_written(path: Path) -> Path:
-        target = copy(path)
+    def copied_while_written(path: Path, read: Any = None) -> Path:  # read: issue 24's progress
+        target = copy(path, read)
         written = next(writes, None)
         if written is not None:  # the first two copies see a change, the third none
             path.write_bytes(written)
@@ -458,8 +459,8 @@ def test_a_file_written_while_it_is_copied_is_tried_again(
     copy = never._loader.copy
     changes = iter(range(1000))
 
-    def always_written(path: Path) -> Path:
-        target = copy(path)
+    def always_written(path: Path, read: Any = None) -> Path:
+        target = copy(path, read)
         path.write_bytes(f"change {next(changes)}".encode())
         return target
 

@@ -7,6 +7,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from winserve import __version__
+from winserve.load_progress import size_text
 from winserve.model_info import ModelInfo
 
 if TYPE_CHECKING:  # check.py imports this module: not the registry and the web side with it
@@ -90,6 +91,11 @@ def _missing(info: ModelInfo) -> list[str]:
     return [line("missing", f"refused in {_shorten(refused)}; taken in {_shorten(accepted)}")]
 
 
+def _size(info: ModelInfo) -> str:
+    """The model file's size, before its load time (issue 24: a big model's wait explained)."""
+    return f"{size_text(info.file_size)} " if info.file_size else ""
+
+
 def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
     """The console's "serving" block; ``where``: where the replicas run (``serving_where``)."""
     title = f"winserve {__version__} is serving {info.name}"
@@ -99,7 +105,7 @@ def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
     lines = [
         title,
         *describe_model(info),
-        line("loaded", f"in {info.load_seconds:.2f} s, {where}"),
+        line("loaded", f"{_size(info)}in {info.load_seconds:.2f} s, {where}"),
         line("open", local),
     ]
     if host not in {"127.0.0.1", "localhost", "::1"}:

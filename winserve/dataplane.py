@@ -26,12 +26,14 @@ of a model that loaded are down. A model that never loaded is ``failed`` in its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from winserve import card as cards
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, Status
 from winserve.errors import NotFound
+from winserve.load_progress import LoadProgress
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.models.checked_swap import DisagreeingRows
@@ -106,6 +108,7 @@ class ModelHealth:
     reason: str = ""  # why the file on disk is not what serves; "" else
     loading: bool = False  # a load of this name is running
     title: str = ""  # the model card's title
+    progress: LoadProgress | None = None  # how far that load has gone (issue 24)
     check: SwapCheck | None = None  # the last checked swap of a new file (issue 26)
 
     @property
@@ -160,10 +163,11 @@ class Held:
     registry counts it in flight until ``DataPlane.release``, so a new version that starts
     serving meanwhile takes the next requests and this one is not stopped under it."""
 
-    __slots__ = ("_slot",)
+    __slots__ = ("_progress", "_slot")
 
-    def __init__(self, slot: Slot) -> None:
+    def __init__(self, slot: Slot, progress: Callable[[str], LoadProgress | None]) -> None:
         self._slot = slot
+        self._progress = progress  # the registry's: how far a load of this name has gone
 
     @property
     def name(self) -> str:
@@ -195,7 +199,8 @@ class Held:
         return self._slot.service.info()
 
     def health(self) -> Health:
-        return self._slot.backend.health()
+        """Its backend's health; while it loads, with how far the load has gone (issue 24)."""
+        return _with_progress(self._slot.backend.health(), self._progress(self._slot.name))
 
     def infer(self, request: PredictRequest, info: ModelInfo | None = None) -> Answer:
         """``request``'s prediction, checked against ``info`` (default: the current one)."""
@@ -269,11 +274,11 @@ class DataPlane:
     def hold(self, name: str | None = None) -> Held:
         """The version serving ``name`` (None: the default model), held until ``release``;
         404 for a name not served, 503 while it loads or after its load failed."""
-        return Held(self._registry.acquire(name))
+        return Held(self._registry.acquire(name), self._registry.progress)
 
     def hold_version(self, name: str, version: str) -> Held:
         """Version ``version`` of ``name`` (the one serving, or one still draining)."""
-        return Held(self._registry.acquire_version(name, version))
+        return Held(self._registry.acquire_version(name, version), self._registry.progress)
 
     def release(self, held: Held) -> None:
         self._registry.release(held._slot)
@@ -356,7 +361,7 @@ class DataPlane:
         """Every model's state and the server's one status, read now."""
         registry = self._registry
         snapshot = registry.snapshot()
-        models = tuple(_health_of(model) for model in snapshot.models)
+        models = tuple(_health_of(m, registry.progress(m.name)) for m in snapshot.models)
         return HealthSummary(
             status=overall(models, snapshot.starting),
             starting=snapshot.starting,
@@ -410,19 +415,31 @@ class DataPlane:
         self._registry.unload(name)
 
 
-def _health_of(model: ModelStatus) -> ModelHealth:
-    """A model's state in the summary, from the registry's snapshot of it."""
+def _health_of(model: ModelStatus, progress: LoadProgress | None) -> ModelHealth:
+    """A model's state in the summary, from the registry's snapshot of it and how far its
+    load running now has gone, if one runs (issue 24)."""
     current = model.current
     if current is None:
         status: Status = "loading" if model.loading else "failed"
-        return ModelHealth(model.name, status, reason=model.reason, loading=model.loading)
+        return ModelHealth(
+            model.name, status, reason=model.reason, loading=model.loading, progress=progress
+        )
     return ModelHealth(
         model.name,
         current.health.status,
         version=current.version,
-        health=current.health,
+        health=_with_progress(current.health, progress),
         reason=model.reason,
         loading=model.loading,
         title=current.title,
+        progress=progress,
         check=model.check,
     )
+
+
+def _with_progress(health: Health, progress: LoadProgress | None) -> Health:
+    """``health`` of a version still loading, with how far its load has gone (one model's
+    first version is shown while it loads); any other health as it is."""
+    if progress is None or health.status != "loading":
+        return health
+    return replace(health, loading=progress)

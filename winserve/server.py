@@ -26,6 +26,7 @@ from winserve.backends.base import Backend
 from winserve.backends.local import LocalBackend
 from winserve.backends.pool import PoolBackend
 from winserve.dataplane import DataPlane
+from winserve.load_progress import size_of, size_text
 from winserve.model_info import ModelInfo, ModelSpec, sample_failed
 from winserve.models import loader
 from winserve.models.loader import LOAD_GRACE, MakeBackend
@@ -278,7 +279,9 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
                 ).start()
 
     label = f"the models in {settings.model}" if settings.is_folder else model_spec(settings).label
-    print(f"winserve: loading {label} …", file=out, flush=True)
+    size = 0 if settings.is_folder else size_of(settings.model)  # its size, first (issue 24)
+    shown = f"{label} ({size_text(size)})" if size else label
+    print(f"winserve: loading {shown} …", file=out, flush=True)
     stopping = threading.Event()
     install_signal_handlers(stopping)
     threading.Thread(

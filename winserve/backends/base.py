@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from winserve.errors import ModelError, ModelInputError, WinserveError
 from winserve.host.answers import AskAnswer, ErrorRecord, PredictAnswer
+from winserve.load_progress import LoadProgress
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.payload import Payload
@@ -41,6 +42,9 @@ class Health:
     reason: str = ""
     queue_depth: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # how far the model's load has gone while it loads (issue 24); set by the data plane, which
+    # knows the load (a backend knows its replicas only)
+    loading: LoadProgress | None = None
 
     @property
     def serving(self) -> bool:
@@ -53,6 +57,10 @@ class Health:
             del data["reason"]
         if not self.extra:
             del data["extra"]
+        if self.loading is None:
+            del data["loading"]
+        else:
+            data["loading"] = self.loading.to_dict()
         return data
 
 

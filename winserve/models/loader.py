@@ -9,6 +9,11 @@
                                  Loader.wait(backend) ─► ModelInfo once its sample prediction
                                     passed, or ModelLoadError (the model's own reason)
 
+While a load runs, its ``Tracker`` (``winserve.load_progress``) says how far it has gone: bytes
+of the copy read, then seconds in the model process; ``progress(name)`` is what the registry's
+status (and so ``/health`` and the pages) shows, and the tracker prints a console line every
+few seconds (issue 24: a model of hundreds of megabytes).
+
 The registry decides what a loaded backend becomes (a new version, the one serving); this
 module only makes it. Every model goes through it: a folder's files, the one file, a factory
 and the demo (those two have no file, so no copy).
@@ -37,6 +42,7 @@ from winserve.backends.base import Backend
 from winserve.errors import ModelLoadError
 from winserve.host import model_code
 from winserve.host import reference as reference_sample
+from winserve.load_progress import LoadProgress, Tracker, size_of
 from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
 from winserve.platform import cache_dir
@@ -51,6 +57,9 @@ MakeBackend = Callable[[ModelSpec, int], Backend]
 Shown = Callable[[Backend, cards.ModelCard, Path | None], bool]
 
 LOAD_GRACE = 30.0  # seconds beyond load_timeout a first load may take (the pool's own restarts)
+# the private copy's reads: big enough that Python's loop costs nothing beside the disk (the
+# speed shutil's own Windows loop reaches with 1 MiB), small enough to move the progress
+COPY_CHUNK = 4 * 1024 * 1024
 
 
 def model_spec(settings: Settings, path: Path | None, card: cards.ModelCard) -> ModelSpec:
@@ -110,6 +119,12 @@ class Loader:
         self._closed = False
         self.copies = cache_dir() / "loaded"
         self._copy_owners: dict[Path, scratch.Scratch] = {}
+        self._progress: dict[str, Tracker] = {}  # by model name: the loads running now
+
+    def progress(self, name: str) -> LoadProgress | None:
+        """How far the load of ``name`` running now has gone; None when none runs."""
+        tracker = self._progress.get(name)  # one dict read: no lock on the health path
+        return tracker.snapshot() if tracker is not None else None
 
     def sweep(self) -> None:
         """At start: delete what a killed winserve left (its CSV jobs' files and its private
@@ -130,6 +145,27 @@ class Loader:
         """Model ``name`` from ``path`` (None: the factory or the demo) as a new backend,
         started and waited for: from a private copy when ``private`` (else from ``path``
         itself); not at all when the copy is the file ``serving`` (that version's SHA-256)."""
+        tracker = Tracker(name, size_of(path), copying=private and path is not None)
+        with self._lock:
+            self._progress[name] = tracker
+        try:
+            return self._load(name, path, tracker, private=private, serving=serving, shown=shown)
+        finally:
+            tracker.end()
+            with self._lock:
+                if self._progress.get(name) is tracker:
+                    del self._progress[name]
+
+    def _load(
+        self,
+        name: str,
+        path: Path | None,
+        tracker: Tracker,
+        *,
+        private: bool,
+        serving: str | None,
+        shown: Shown,
+    ) -> Loaded | NotLoaded:
         started = time.monotonic()
         target = folder = tried = None
         if path is None:  # a factory, the demo: nothing to copy, hash or compare
@@ -139,7 +175,7 @@ class Loader:
         else:
             tried = stamp(path)
             try:
-                target = self.copy(path)
+                target = self.copy(path, tracker.read)
             except OSError as exc:
                 return NotLoaded(tried, f"{path.name} could not be read: {exc.strerror or exc}")
             folder = target.parent
@@ -150,6 +186,7 @@ class Loader:
                 self.drop_copy(folder)
                 return NotLoaded(tried, same=True)
             card = cards.load(path)
+        tracker.loading()
         backend = self.start(model_spec(self._settings, target, card), card.workers)
         if backend is None:  # closed meanwhile
             self.drop_copy(folder)
@@ -171,13 +208,14 @@ class Loader:
 
     # -- private copies -------------------------------------------------------------------------
 
-    def copy(self, path: Path) -> Path:
+    def copy(self, path: Path, read: Callable[[int], None] | None = None) -> Path:
         """A private copy of ``path`` (and of its ``<name>_code.py`` and reference sample), to
         load from, in a folder marked as this process's (``scratch``: a killed winserve's are
         swept at the next start). The folder's name is short and random, not the model's: the
         copy's path is the cache's plus 11 characters plus the file's name, so a long file name
         does not push it past Windows' 260 characters (issue 28). The file keeps its name: it
-        is the name the model is served under. ``OSError`` when it cannot be read."""
+        is the name the model is served under. ``read`` is told the bytes of the model's file
+        (or folder) as they are copied (issue 24). ``OSError`` when it cannot be read."""
         owned = scratch.Scratch(self.copies, "")
         folder = owned.path
         with self._lock:
@@ -185,9 +223,14 @@ class Loader:
         target = folder / path.name
         try:
             if path.is_dir():
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    path,
+                    target,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                    copy_function=lambda src, dst: copy_file(Path(src), Path(dst), read),
+                )
             else:
-                shutil.copyfile(path, target)
+                copy_file(path, target, read)
             code = model_code.code_file(path)
             if code.is_file():
                 shutil.copyfile(code, model_code.code_file(target))
@@ -238,3 +281,15 @@ class Loader:
         with self._lock:
             self._closed = True
             return list(self._starting)
+
+
+def copy_file(source: Path, target: Path, read: Callable[[int], None] | None = None) -> None:
+    """``shutil.copyfile``, in chunks, telling ``read`` each chunk's bytes (issue 24: the copy
+    of a big model is the part of its load whose progress can be measured)."""
+    if read is None:
+        shutil.copyfile(source, target)
+        return
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(COPY_CHUNK):
+            dst.write(chunk)
+            read(len(chunk))

@@ -33,6 +33,7 @@ from pathlib import Path
 from winserve import card as cards
 from winserve.backends.base import Backend
 from winserve.errors import ModelUnavailable, NotFound
+from winserve.load_progress import LoadProgress
 from winserve.model_file import Stamp
 from winserve.models import drain, startup
 from winserve.models.drain import KEEP_OLD_VERSIONS
@@ -132,6 +133,10 @@ class Registry:
             held = [(e, e.slots()) for e in self.entries()]
             counts = {id(s): s.inflight for _, slots in held for s in slots}
         return tuple(model_status(entry, slots, counts) for entry, slots in held)
+
+    def progress(self, name: str) -> LoadProgress | None:
+        """How far the load of ``name`` running now has gone (None: none runs; issue 24)."""
+        return self._loader.progress(name)
 
     def snapshot(self) -> RegistrySnapshot:
         """The models' status, whether the server is still starting, the files refused, and

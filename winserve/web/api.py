@@ -159,13 +159,16 @@ def _model_health(state: Health, version: int, reason: str) -> dict[str, Any]:
 
 def _state_health(state: ModelHealth) -> dict[str, Any]:
     """A model's entry in the summary: its version's health, else loading or failed and
-    why."""
+    why; while a load of its file runs (the first, or a new file's), how far it has gone
+    (``loading``: size, bytes read, seconds; issue 24)."""
     if state.health is not None and state.version is not None:
         answer = _model_health(state.health, state.version, state.reason)
     else:
         answer = {"status": state.status, "serving": False}
         if state.reason:
             answer["reason"] = _hide(public_reason(state.reason))  # the file that did not load
+    if state.progress is not None:
+        answer["loading"] = state.progress.to_dict()
     _with_check(answer, state.check)
     return answer
 

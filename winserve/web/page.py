@@ -27,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from winserve.dataplane import Health
 from winserve.errors import ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
+from winserve.load_progress import size_text
 from winserve.model_info import ModelInfo, sample_failed
 from winserve.web import csrf, held, paths
 
@@ -79,6 +80,11 @@ def page_state(health: Health) -> PageState:
             f"The model is restarting after a problem{reason}. Predictions resume in a few "
             "seconds; this page updates by itself.",
         )
+    if health.loading is not None:  # how far: "loading: 340 MB, 12 s" (issue 24)
+        return PageState(
+            "loading",
+            f"The model is loading: {health.loading.text()}. This page updates by itself.",
+        )
     return PageState("loading", "The model is loading. This page updates by itself.")
 
 
@@ -86,7 +92,12 @@ def page_state(health: Health) -> PageState:
 def page_helpers() -> dict[str, Any]:
     # "/" lists the models: a folder of several, none the default
     listed = held.plane().lists_models()
-    return {"page_state": page_state, "model_base": held.base(), "models_listed": listed}
+    return {
+        "page_state": page_state,
+        "model_base": held.base(),
+        "models_listed": listed,
+        "size_text": size_text,  # a model file's size, as the console says it (issue 24)
+    }
 
 
 def model_state() -> tuple[ModelInfo | None, Health]:

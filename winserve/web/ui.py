@@ -145,6 +145,8 @@ def _list_page() -> ResponseReturnValue:
                 "state": page_state(health).text if health is not None else "",
                 "key": page_state(health).key if health is not None else "failed",
                 "loading": model.loading and model.version is None,
+                # how far its load has gone: "340 MB, 12 s" (issue 24)
+                "progress": model.progress.text() if model.progress is not None else "",
                 "reason": paths.public(public_reason(model.reason)),  # one line (issue 22)
             }
         )
