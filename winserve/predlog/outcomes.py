@@ -43,6 +43,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,20 @@ def save(
     return saved
 
 
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, rolled back on any error (``isolation_level=None``: begun and
+    committed here)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _write(
     conn: sqlite3.Connection,
     model: str,
@@ -315,8 +330,7 @@ def _write(
     matches: dict[str, list[Match]],
     now: float,
 ) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         conn.executemany(
             "INSERT OR REPLACE INTO outcomes (model, key_column, key, outcome, uploaded) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -335,24 +349,13 @@ def _write(
                 for m in matches.get(k, ())
             ],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _prune(conn: sqlite3.Connection, before: float) -> None:
     """Outcomes uploaded, and matches predicted, before ``before`` (the log's days)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         conn.execute("DELETE FROM outcome_matches WHERE time < ?", (before,))
         conn.execute("DELETE FROM outcomes WHERE uploaded < ?", (before,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)
