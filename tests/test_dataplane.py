@@ -409,3 +409,30 @@ def test_the_only_model_unloaded_can_be_loaded_again_from_its_file(
         assert client.post("/v2/repository/models/slow/load").status_code == 404
     finally:
         registry.close()
+
+
+def test_an_unloaded_model_stays_in_the_repository_index_as_unavailable(
+    models: Models, folder: Path
+) -> None:
+    """A new user's finding (issue 23): an unloaded model left the OIP repository index, as
+    if its file were gone; Triton lists it UNAVAILABLE with the reason "unloaded". It is
+    listed so until it loads again, or its file leaves the folder."""
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    plane = DataPlane(registry)
+    client = create_app(Settings(model=folder), plane=plane).test_client()
+    try:
+        wait_until(lambda: plane.health().ready, 20)
+        assert client.post("/v2/repository/models/slow/unload").status_code == 200
+        index = client.post("/v2/repository/index").json
+        assert {"name": "slow", "state": "UNAVAILABLE", "reason": "unloaded"} in index
+        assert [m["name"] for m in index if m["state"] == "READY"] == ["fast"]
+        assert client.post("/v2/repository/models/slow/load").status_code == 200
+        index = client.post("/v2/repository/index").json
+        assert {"name": "slow", "state": "READY", "version": "2"} in index, index
+        assert client.post("/v2/repository/models/slow/unload").status_code == 200
+        (folder / "slow.joblib").unlink()
+        index = client.post("/v2/repository/index").json
+        assert [m["name"] for m in index] == ["fast"], index
+    finally:
+        registry.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from winserve import card as cards
@@ -60,6 +61,7 @@ __all__ = [
     "ReplicaHealth",
     "SwapCheck",
 ]
+UNLOADED = "unloaded"  # a model's reason in the repository index, Triton's word for it
 
 
 class Answer(NamedTuple):
@@ -125,6 +127,9 @@ class HealthSummary:
     starting: bool  # a model found at start has not loaded or failed yet
     models: tuple[ModelHealth, ...]
     not_served: tuple[tuple[str, str], ...] = ()  # files in the folder served under no name
+    # models the owner unloaded whose file is still there: (name, "unloaded"), listed by the
+    # repository index as UNAVAILABLE, as Triton lists them (issue 23)
+    unloaded: tuple[tuple[str, str], ...] = ()
     folder: str = ""  # the folder of models; "" for one model file
     default: str | None = None  # the model the bare routes answer for
 
@@ -228,6 +233,9 @@ class DataPlane:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
+        # the names the owner unloaded, with their files ("": a factory's or the demo's),
+        # until they load again (issue 23: an unloaded model left the repository index)
+        self._unloaded: dict[str, str] = {}
 
     @classmethod
     def of_backend(cls, settings: Settings, backend: Backend) -> DataPlane:
@@ -367,8 +375,18 @@ class DataPlane:
             starting=snapshot.starting,
             models=models,
             not_served=snapshot.refused if registry.is_folder else (),
+            unloaded=self._still_unloaded({m.name for m in models}),
             folder=str(registry.folder) if registry.folder is not None else "",
             default=snapshot.default_name,
+        )
+
+    def _still_unloaded(self, served: set[str]) -> tuple[tuple[str, str], ...]:
+        """The names unloaded by the owner that nothing loaded since and whose file is still
+        there (a file that left is no model any more)."""
+        return tuple(
+            (name, UNLOADED)
+            for name, path in sorted(self._unloaded.copy().items())
+            if name not in served and (not path or Path(path).exists())
         )
 
     def batch_rows(self) -> list[tuple[str, Histogram]]:
@@ -388,6 +406,7 @@ class DataPlane:
         known, path = registry.source_of(name)
         if not known:
             raise NotFound(f"no model file named {name!r} in the models folder")
+        self._unloaded.pop(name, None)
         # a load asked for through the repository API is the owner's decision: it swaps
         # whatever the checked swap says (issue 26)
         if registry.load(name, path, force=True):
@@ -411,8 +430,11 @@ class DataPlane:
         return self._registry.entry(name).disagreements
 
     def unload(self, name: str) -> None:
-        """``name`` answers 404 from now on; its version stops once its requests end."""
+        """``name`` answers 404 from now on; its version stops once its requests end. It
+        stays listed, ``unloaded``, while its file is there (``HealthSummary.unloaded``)."""
+        path = next((m.path for m in self._registry.status() if m.name == name), "")
         self._registry.unload(name)
+        self._unloaded[name] = path
 
 
 def _health_of(model: ModelStatus, progress: LoadProgress | None) -> ModelHealth:

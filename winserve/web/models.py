@@ -70,7 +70,7 @@ def repository_index() -> ResponseReturnValue:
         if model.reason:
             item["reason"] = paths.public(model.reason)
         answer.append(item)
-    for name, reason in summary.not_served:
+    for name, reason in (*summary.unloaded, *summary.not_served):  # unloaded: issue 23
         answer.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
     return jsonify(answer)
 
