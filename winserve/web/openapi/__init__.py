@@ -43,7 +43,7 @@ def _paths(
         **mlflow.paths(info),
         **oip.paths(info, names, versions),
         **native.about_paths(),
-        **jobs.paths(),
+        **jobs.paths(info),  # a table's file, or images (issue 24)
     }
 
 

@@ -1,9 +1,12 @@
 """Scoring a whole file in the background (issue 27) in ``/openapi.json``: ``POST /jobs`` (a CSV
-file or an .xlsx workbook), the sheet choice, a job's status and its scored file. No model
-input: the path items are the same for every model."""
+file or an .xlsx workbook; for a model of one image input, a ZIP of images or several image
+files: issue 24), the sheet choice, a job's status and its scored file. No model column: the
+upload is described by what the model takes (a table, images, or either while it loads)."""
 
 from __future__ import annotations
 
+from winserve.model_info import ModelInfo
+from winserve.scoring.images import takes_images
 from winserve.web.openapi.common import NATIVE_ERROR, Schema, error, get, ok
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -45,28 +48,67 @@ JOB_ID: Schema = {
 }
 
 
-def paths() -> Schema:
-    """The page's form, also for programs, which carry ``Authorization: Bearer`` or
-    ``X-Winserve-Client`` instead of the form's value (web/csrf.py ``program``)."""
-    upload = {
-        "type": "object",
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "a CSV file or .xlsx"},
-            "rows": {"type": "string", "description": "CSV text with a header line (or file)"},
-            "sheet": {"type": "string", "description": "a workbook's sheet to score, by name"},
-            "explain": {
-                "type": "string",
-                "enum": ["true", "false"],
-                "description": "true: each row's 3 main reasons as columns 'reason 1'..'reason 3' "
-                "(a model with a reference sample; 409 without one; files of at most 1,000 rows)",
+# the image files a ZIP may hold, or that may be sent instead of one (winserve.host.images)
+IMAGES = "image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff"
+ONE_FILE: Schema = {"type": "string", "format": "binary"}
+TABLE_FILE: Schema = {**ONE_FILE, "description": "a CSV file or an Excel workbook (.xlsx)"}
+IMAGE_FILES: Schema = {
+    "oneOf": [ONE_FILE, {"type": "array", "items": ONE_FILE}],
+    "description": "a ZIP of images, or image files (the field repeated, one file each): "
+    "scored into a CSV with a row per file (its name, the prediction, each class's "
+    "probability, and why, for a file that is not an image)",
+}
+TABLE_PARTS: Schema = {
+    "rows": {"type": "string", "description": "CSV text with a header line (or file)"},
+    "sheet": {"type": "string", "description": "a workbook's sheet to score, by name"},
+    "explain": {
+        "type": "string",
+        "enum": ["true", "false"],
+        "description": "true: each row's 3 main reasons as columns 'reason 1'..'reason 3' "
+        "(a model with a reference sample; 409 without one; files of at most 1,000 rows)",
+    },
+}
+
+
+def _upload(info: ModelInfo | None) -> tuple[Schema, Schema, str]:
+    """``POST /jobs``'s form for ``info``'s model: its schema, the file's media types, and the
+    summary. A model of one image input takes images (issue 24); while the model loads,
+    either is described."""
+    if info is not None and takes_images(info):
+        properties: Schema = {"file": IMAGE_FILES}
+        media = f"application/zip, {IMAGES}"
+        summary = "Score a ZIP of images (or image files) in the background, into a CSV"
+    elif info is not None:
+        properties = {"file": TABLE_FILE, **TABLE_PARTS}
+        media = f"text/csv, {XLSX}"
+        summary = "Score a CSV file or an Excel workbook in the background"
+    else:  # loading: what the model takes is not known yet
+        properties = {
+            "file": {
+                "oneOf": [ONE_FILE, {"type": "array", "items": ONE_FILE}],
+                "description": "a CSV file or an Excel workbook (.xlsx); for a model that "
+                "takes an image, a ZIP of images or image files (the field repeated)",
             },
-        },
-    }
-    results = [("csv", "text/csv"), ("xlsx", XLSX)]
+            **TABLE_PARTS,
+        }
+        media = f"text/csv, {XLSX}, application/zip, {IMAGES}"
+        summary = "Score a CSV file, an Excel workbook or a ZIP of images in the background"
+    return {"type": "object", "properties": properties}, {"file": {"contentType": media}}, summary
+
+
+def paths(info: ModelInfo | None = None) -> Schema:
+    """The page's form, also for programs, which carry ``Authorization: Bearer`` or
+    ``X-Winserve-Client`` instead of the form's value (web/csrf.py ``program``); the upload
+    as ``info``'s model takes it (None: not known yet, while it loads)."""
+    upload, encoding, summary = _upload(info)
+    results = [
+        ("csv", "text/csv", "a CSV upload, or images"),
+        ("xlsx", XLSX, "a workbook"),
+    ]
     return {
         "/jobs": {
             "post": {
-                "summary": "Score a CSV file or an Excel workbook in the background",
+                "summary": summary,
                 "description": "For programs: send 'Authorization: Bearer <token>' when a token "
                 "is set, else the header 'X-Winserve-Client: 1' (an HTML form cannot send "
                 "either, so the page's CSRF value is not needed). Answers 202 with the job's "
@@ -75,7 +117,7 @@ def paths() -> Schema:
                 "tags": ["jobs"],
                 "requestBody": {
                     "required": True,
-                    "content": {"multipart/form-data": {"schema": upload}},
+                    "content": {"multipart/form-data": {"schema": upload, "encoding": encoding}},
                 },
                 "responses": {
                     "202": ok(JOB_LINKS, "Accepted: the job is queued"),
@@ -111,12 +153,12 @@ def paths() -> Schema:
         ),
         **{
             f"/jobs/{{job_id}}/result.{kind}": get(
-                f"A finished job's scored file (.{kind} for a {kind} upload)",
+                f"A finished job's scored file (.{kind} for {upload})",
                 ok({"type": "string", "format": "binary"}, media=media),
                 NATIVE_ERROR,
                 "jobs",
                 parameters=[JOB_ID],
             )
-            for kind, media in results
+            for kind, media, upload in results
         },
     }
