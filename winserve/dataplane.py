@@ -22,24 +22,36 @@ Readiness is strict (issue 23, as Triton's and MLServer's): the server is not re
 after that it is ready while some model serves. ``degraded`` means one thing: some replicas
 of a model that loaded are down. A model that never loaded is ``failed`` in its own entry
 (and at ``/v2/models/<name>/ready``), not a degraded server.
+
+The records it hands out live beside it, each module one concept: ``dataplane_records``
+(``Answer``, ``Description``, ``JobsOf``) and ``health_summary`` (``ModelHealth``,
+``HealthSummary``, ``overall``); the views import them from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from winserve import card as cards
-from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, Status
+from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth
+from winserve.dataplane_records import Answer, Description, JobsOf
 from winserve.errors import NotFound
+from winserve.health_summary import (
+    UNLOADED,
+    HealthSummary,
+    ModelHealth,
+    model_health,
+    overall,
+    with_progress,
+)
 from winserve.load_progress import LoadProgress
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
 from winserve.models.checked_swap import DisagreeingRows
 from winserve.models.registry import Registry, Slot
-from winserve.models.status import ModelStatus, SwapCheck
+from winserve.models.status import SwapCheck
 from winserve.scoring.jobs import JobManager
 from winserve.service import PredictRequest, Prepared
 from winserve.settings import Settings
@@ -60,107 +72,8 @@ __all__ = [
     "Registry",
     "ReplicaHealth",
     "SwapCheck",
+    "overall",
 ]
-UNLOADED = "unloaded"  # a model's reason in the repository index, Triton's word for it
-
-
-class Answer(NamedTuple):
-    """A prediction, with the model description it was checked against and its version.
-    (A named tuple: one per request, made in half the time of a frozen dataclass; issue 14
-    counts the web layer's microseconds.)"""
-
-    prediction: Prediction
-    info: ModelInfo
-    version: int
-
-
-@dataclass(frozen=True)
-class Description:
-    """What one version of a model is: its description, version, file and the versions of
-    the model that answer now (the one serving, then those draining)."""
-
-    info: ModelInfo
-    name: str
-    version: int
-    sha256: str
-    loaded_at: str
-    versions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class JobsOf:
-    """The version of a model that holds a CSV job (it may have been replaced since)."""
-
-    name: str
-    version: int
-    card: cards.ModelCard
-    jobs: JobManager
-
-
-@dataclass(frozen=True)
-class ModelHealth:
-    """One model's state at one moment: its own status (the serving version's health, else
-    ``loading`` or ``failed``), the version serving, and why the file on disk is not what
-    serves (a failed load), if it is not."""
-
-    name: str
-    status: Status
-    version: int | None = None  # the version serving; None while none does
-    health: Health | None = None  # the serving version's replicas, queue and reason
-    reason: str = ""  # why the file on disk is not what serves; "" else
-    loading: bool = False  # a load of this name is running
-    title: str = ""  # the model card's title
-    progress: LoadProgress | None = None  # how far that load has gone (issue 24)
-    check: SwapCheck | None = None  # the last checked swap of a new file (issue 26)
-
-    @property
-    def serving(self) -> bool:
-        return self.status in ("ready", "degraded")
-
-
-@dataclass(frozen=True)
-class HealthSummary:
-    """Every model's state and the server's, read once: what ``/health``, ``/v2/health/*``,
-    the model list, ``/metrics`` and the console banner render."""
-
-    status: Status
-    starting: bool  # a model found at start has not loaded or failed yet
-    models: tuple[ModelHealth, ...]
-    not_served: tuple[tuple[str, str], ...] = ()  # files in the folder served under no name
-    # models the owner unloaded whose file is still there: (name, "unloaded"), listed by the
-    # repository index as UNAVAILABLE, as Triton lists them (issue 23)
-    unloaded: tuple[tuple[str, str], ...] = ()
-    folder: str = ""  # the folder of models; "" for one model file
-    default: str | None = None  # the model the bare routes answer for
-
-    @property
-    def serving(self) -> bool:
-        """Some model answers predictions."""
-        return any(m.serving for m in self.models)
-
-    @property
-    def ready(self) -> bool:
-        """Ready (HTTP 200 at /health and /v2/health/ready): start is over and a model serves."""
-        return not self.starting and self.serving
-
-    def model(self, name: str | None) -> ModelHealth | None:
-        return next((m for m in self.models if m.name == name), None)
-
-
-def overall(models: tuple[ModelHealth, ...], starting: bool) -> Status:
-    """The server's one status: ``loading`` while start is not over; once it is, ``ready``
-    or ``degraded`` (a model that loaded has replicas down) while some model serves, else
-    ``loading``, ``stopped`` or ``failed``."""
-    if starting:
-        return "loading"
-    if any(m.serving for m in models):
-        loaded = [m for m in models if m.version is not None]
-        return "degraded" if any(m.status != "ready" for m in loaded) else "ready"
-    if any(m.status == "loading" for m in models):
-        return "loading"
-    if models and all(m.status == "stopped" for m in models):
-        return "stopped"
-    return "failed"
 
 
 class Held:
@@ -205,7 +118,7 @@ class Held:
 
     def health(self) -> Health:
         """Its backend's health; while it loads, with how far the load has gone (issue 24)."""
-        return _with_progress(self._slot.backend.health(), self._progress(self._slot.name))
+        return with_progress(self._slot.backend.health(), self._progress(self._slot.name))
 
     def infer(self, request: PredictRequest, info: ModelInfo | None = None) -> Answer:
         """``request``'s prediction, checked against ``info`` (default: the current one)."""
@@ -369,7 +282,7 @@ class DataPlane:
         """Every model's state and the server's one status, read now."""
         registry = self._registry
         snapshot = registry.snapshot()
-        models = tuple(_health_of(m, registry.progress(m.name)) for m in snapshot.models)
+        models = tuple(model_health(m, registry.progress(m.name)) for m in snapshot.models)
         return HealthSummary(
             status=overall(models, snapshot.starting),
             starting=snapshot.starting,
@@ -435,33 +348,3 @@ class DataPlane:
         path = next((m.path for m in self._registry.status() if m.name == name), "")
         self._registry.unload(name)
         self._unloaded[name] = path
-
-
-def _health_of(model: ModelStatus, progress: LoadProgress | None) -> ModelHealth:
-    """A model's state in the summary, from the registry's snapshot of it and how far its
-    load running now has gone, if one runs (issue 24)."""
-    current = model.current
-    if current is None:
-        status: Status = "loading" if model.loading else "failed"
-        return ModelHealth(
-            model.name, status, reason=model.reason, loading=model.loading, progress=progress
-        )
-    return ModelHealth(
-        model.name,
-        current.health.status,
-        version=current.version,
-        health=_with_progress(current.health, progress),
-        reason=model.reason,
-        loading=model.loading,
-        title=current.title,
-        progress=progress,
-        check=model.check,
-    )
-
-
-def _with_progress(health: Health, progress: LoadProgress | None) -> Health:
-    """``health`` of a version still loading, with how far its load has gone (one model's
-    first version is shown while it loads); any other health as it is."""
-    if progress is None or health.status != "loading":
-        return health
-    return replace(health, loading=progress)
