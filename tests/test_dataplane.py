@@ -171,6 +171,19 @@ def started(models: Models, folder: Path) -> Iterator[tuple[DataPlane, FlaskClie
         registry.close()
 
 
+@pytest.fixture
+def ready(models: Models, folder: Path) -> Iterator[tuple[DataPlane, FlaskClient]]:
+    """A folder of two models, both loaded, and the app over it; the registry closed after."""
+    registry = Registry(Settings(model=folder), models.make_backend)
+    _start(registry)
+    plane = DataPlane(registry)
+    try:
+        wait_until(lambda: plane.health().ready, 20)
+        yield plane, create_app(Settings(model=folder), plane=plane).test_client()
+    finally:
+        registry.close()
+
+
 def _start(registry: Registry) -> None:
     """Every model of the folder starts loading in the background (``Registry.start``; named
     ``start_folder`` before the single file became a folder of one)."""
@@ -268,44 +281,35 @@ def test_a_model_that_never_loaded_is_failed_in_its_entry_and_the_server_is_read
         registry.close()
 
 
-def test_a_request_keeps_its_version_through_a_swap(models: Models, folder: Path) -> None:
-    registry = Registry(Settings(model=folder), models.make_backend)
-    _start(registry)
-    try:
-        plane = DataPlane(registry)
-        wait_until(lambda: plane.health().ready, 10)
-        held = plane.hold("fast")
-        (folder / "fast.joblib").write_bytes(b"fast, retrained")
-        assert plane.load("fast") == ""
-        assert plane.describe("fast").version == 2
-        assert plane.versions("fast") == ["2", "1"]  # the first drains while it is held
-        answer = held.infer(PredictRequest.from_columns({"x0": [1.0], "x1": [2.0]}))
-        assert answer.version == 1 and answer.prediction.predictions == [4.0]
-        assert plane.infer("fast", None, PredictRequest.from_rows([[1.0, 2.0]])).version == 2
-        plane.release(held)
-        wait_until(lambda: plane.versions("fast") == ["2"], 5)  # drained, then stopped
-    finally:
-        registry.close()
+def test_a_request_keeps_its_version_through_a_swap(
+    ready: tuple[DataPlane, FlaskClient], folder: Path
+) -> None:
+    plane, _ = ready
+    held = plane.hold("fast")
+    (folder / "fast.joblib").write_bytes(b"fast, retrained")
+    assert plane.load("fast") == ""
+    assert plane.describe("fast").version == 2
+    assert plane.versions("fast") == ["2", "1"]  # the first drains while it is held
+    answer = held.infer(PredictRequest.from_columns({"x0": [1.0], "x1": [2.0]}))
+    assert answer.version == 1 and answer.prediction.predictions == [4.0]
+    assert plane.infer("fast", None, PredictRequest.from_rows([[1.0, 2.0]])).version == 2
+    plane.release(held)
+    wait_until(lambda: plane.versions("fast") == ["2"], 5)  # drained, then stopped
 
 
-def test_openapi_describes_the_versions_served(models: Models, folder: Path) -> None:
+def test_openapi_describes_the_versions_served(
+    ready: tuple[DataPlane, FlaskClient], folder: Path
+) -> None:
     """A reloaded model answers at /versions/2: the document no longer says only "1"."""
-    registry = Registry(Settings(model=folder), models.make_backend)
-    _start(registry)
-    try:
-        plane = DataPlane(registry)
-        wait_until(lambda: plane.health().ready, 10)
-        (folder / "fast.joblib").write_bytes(b"fast, retrained")
-        assert plane.load("fast") == ""
-        client = create_app(Settings(model=folder), plane=plane).test_client()
-        document = client.get("/openapi.json").json
-        route = document["paths"]["/v2/models/{model_name}/versions/{model_version}"]
-        version = next(p for p in route["get"]["parameters"] if p["name"] == "model_version")
-        assert "enum" not in version["schema"] and version["schema"]["type"] == "string"
-        assert "2" in version["schema"]["examples"]
-        assert client.get("/v2/models/fast/versions/2").status_code == 200
-    finally:
-        registry.close()
+    plane, client = ready
+    (folder / "fast.joblib").write_bytes(b"fast, retrained")
+    assert plane.load("fast") == ""
+    document = client.get("/openapi.json").json
+    route = document["paths"]["/v2/models/{model_name}/versions/{model_version}"]
+    version = next(p for p in route["get"]["parameters"] if p["name"] == "model_version")
+    assert "enum" not in version["schema"] and version["schema"]["type"] == "string"
+    assert "2" in version["schema"]["examples"]
+    assert client.get("/v2/models/fast/versions/2").status_code == 200
 
 
 # -- a real server ---------------------------------------------------------------------------
@@ -363,28 +367,21 @@ def test_a_server_is_loading_until_the_slow_model_of_its_folder_has_loaded(
 
 
 def test_the_page_shows_the_version_held_and_a_file_that_did_not_load(
-    models: Models, folder: Path
+    ready: tuple[DataPlane, FlaskClient], models: Models, folder: Path
 ) -> None:
-    registry = Registry(Settings(model=folder), models.make_backend)
-    _start(registry)
-    try:
-        plane = DataPlane(registry)
-        wait_until(lambda: plane.health().ready, 10)
-        (folder / "fast.joblib").write_bytes(b"fast, retrained")
-        assert plane.load("fast") == ""
-        models["fast"].load_error = "ValueError: not a model"
-        (folder / "fast.joblib").write_bytes(b"fast, broken")
-        assert "not a model" in plane.load("fast")
-        client = create_app(Settings(model=folder), plane=plane).test_client()
-        page = client.get("/models/fast/").text
-        assert 'id="model-version">2 (the file was reloaded 1 time since' in page
-        assert 'id="file-problem"' in page and "version 2 keeps serving" in page
-        health = client.get("/models/fast/health").json
-        assert health["version"] == 2 and "not a model" in health["file_problem"]
-        listing = client.get("/").text  # a folder of two, no default: the list page
-        assert "/models/fast/" in listing and "/models/slow/" in listing
-    finally:
-        registry.close()
+    plane, client = ready
+    (folder / "fast.joblib").write_bytes(b"fast, retrained")
+    assert plane.load("fast") == ""
+    models["fast"].load_error = "ValueError: not a model"
+    (folder / "fast.joblib").write_bytes(b"fast, broken")
+    assert "not a model" in plane.load("fast")
+    page = client.get("/models/fast/").text
+    assert 'id="model-version">2 (the file was reloaded 1 time since' in page
+    assert 'id="file-problem"' in page and "version 2 keeps serving" in page
+    health = client.get("/models/fast/health").json
+    assert health["version"] == 2 and "not a model" in health["file_problem"]
+    listing = client.get("/").text  # a folder of two, no default: the list page
+    assert "/models/fast/" in listing and "/models/slow/" in listing
 
 
 def test_the_only_model_unloaded_can_be_loaded_again_from_its_file(
@@ -412,27 +409,20 @@ def test_the_only_model_unloaded_can_be_loaded_again_from_its_file(
 
 
 def test_an_unloaded_model_stays_in_the_repository_index_as_unavailable(
-    models: Models, folder: Path
+    ready: tuple[DataPlane, FlaskClient], folder: Path
 ) -> None:
     """A new user's finding (issue 23): an unloaded model left the OIP repository index, as
     if its file were gone; Triton lists it UNAVAILABLE with the reason "unloaded". It is
     listed so until it loads again, or its file leaves the folder."""
-    registry = Registry(Settings(model=folder), models.make_backend)
-    _start(registry)
-    plane = DataPlane(registry)
-    client = create_app(Settings(model=folder), plane=plane).test_client()
-    try:
-        wait_until(lambda: plane.health().ready, 20)
-        assert client.post("/v2/repository/models/slow/unload").status_code == 200
-        index = client.post("/v2/repository/index").json
-        assert {"name": "slow", "state": "UNAVAILABLE", "reason": "unloaded"} in index
-        assert [m["name"] for m in index if m["state"] == "READY"] == ["fast"]
-        assert client.post("/v2/repository/models/slow/load").status_code == 200
-        index = client.post("/v2/repository/index").json
-        assert {"name": "slow", "state": "READY", "version": "2"} in index, index
-        assert client.post("/v2/repository/models/slow/unload").status_code == 200
-        (folder / "slow.joblib").unlink()
-        index = client.post("/v2/repository/index").json
-        assert [m["name"] for m in index] == ["fast"], index
-    finally:
-        registry.close()
+    _, client = ready
+    assert client.post("/v2/repository/models/slow/unload").status_code == 200
+    index = client.post("/v2/repository/index").json
+    assert {"name": "slow", "state": "UNAVAILABLE", "reason": "unloaded"} in index
+    assert [m["name"] for m in index if m["state"] == "READY"] == ["fast"]
+    assert client.post("/v2/repository/models/slow/load").status_code == 200
+    index = client.post("/v2/repository/index").json
+    assert {"name": "slow", "state": "READY", "version": "2"} in index, index
+    assert client.post("/v2/repository/models/slow/unload").status_code == 200
+    (folder / "slow.joblib").unlink()
+    index = client.post("/v2/repository/index").json
+    assert [m["name"] for m in index] == ["fast"], index
