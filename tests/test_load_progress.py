@@ -257,5 +257,8 @@ def test_a_folder_lists_a_big_model_loading_with_its_size(big_model: Path, tmp_p
         listed = requests.get(url + "/", timeout=10).text
         assert re.search(r"Loading: 24 MB, \d+ s\.", listed), listed
         server.wait_ready(60)
+        console = "\n".join(server.lines)
+        assert "big: loading in the model process… 5 s (24 MB)" in console, console
+        assert re.search(r"big: version 1 serving \(big\.joblib, 24 MB, \d+\.\d s\)", console)
         assert "loading" not in _health(url)["models"]["big"]
         assert "from a file of 24 MB" in requests.get(url + "/models/big/", timeout=10).text

@@ -39,6 +39,7 @@ from pathlib import Path
 from winserve import card as cards
 from winserve.backends.base import Backend
 from winserve.errors import WinserveError
+from winserve.load_progress import size_text
 from winserve.model_file import stamp
 from winserve.models import checked_swap, swap_rows
 from winserve.models.checked_swap import DisagreeingRows
@@ -201,16 +202,23 @@ class Swap:
             return False
         shown = path.name if path is not None else self._item
         _loaded(entry.name, slot.version, new, shown)
+        size = f", {size_text(new.info.file_size)}" if new.info.file_size else ""  # issue 24
         if old is None:
             log.info(
-                "%s: version %d serving (%s, %.1f s)", entry.name, slot.version, shown, new.seconds
+                "%s: version %d serving (%s%s, %.1f s)",
+                entry.name,
+                slot.version,
+                shown,
+                size,
+                new.seconds,
             )
             return True
         log.warning(
-            "%s: version %d serving (%s changed; loaded in %.1f s); version %d drains",
+            "%s: version %d serving (%s changed%s, loaded in %.1f s); version %d drains",
             entry.name,
             slot.version,
             shown,
+            size,
             new.seconds,
             old.version,
         )
