@@ -45,8 +45,14 @@ def test_list_remove_and_the_owner_role(tmp_path: Path, capsys: pytest.CaptureFi
     path = str(tmp_path / "tokens.toml")
     _run(capsys, "--tokens-file", path, "add", "alice")
     _run(capsys, "--tokens-file", path, "add", "bob", "--owner")
-    code, out, _ = _run(capsys, "--tokens-file", path, "list")
+    code, out, err = _run(capsys, "--tokens-file", path, "list")
     assert code == 0 and out.splitlines() == ["alice\tuser", "bob\towner"]
+    assert f"2 named tokens in {path}" in err
+    first = tokens.read(Path(path))[0].hash
+    code, out, err = _run(capsys, "--tokens-file", path, "add", "alice")  # a new one for her
+    assert code == 0 and "alice's earlier token no longer works" in err
+    (again,) = [x for x in tokens.read(Path(path)) if x.name == "alice"]
+    assert again.hash != first and tokens.matches(out.strip(), again.hash)
     assert _run(capsys, "--tokens-file", path, "remove", "alice")[0] == 0
     code, _, err = _run(capsys, "--tokens-file", path, "remove", "alice")
     assert code == 1 and "no token named 'alice'" in err

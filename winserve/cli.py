@@ -95,8 +95,11 @@ def token_command(args: Sequence[str], cwd: Path | None = None) -> int:
         path = settings.command_tokens_path(chosen.tokens_file, os.environ, cwd or Path.cwd())
         if chosen.action == "add":
             role = tokens.OWNER if chosen.owner else tokens.USER
+            earlier = any(x.name == chosen.name for x in tokens.read(path))
             token = tokens.add(path, chosen.name, role)
             print(token)
+            if earlier:
+                print(f"winserve: {chosen.name}'s earlier token no longer works", file=sys.stderr)
             print(
                 f"winserve: the {role} token of {chosen.name!r} is above; it is shown only "
                 f"this once (only its hash is kept, in {path}). Give it to {chosen.name}: "
@@ -106,8 +109,10 @@ def token_command(args: Sequence[str], cwd: Path | None = None) -> int:
                 file=sys.stderr,
             )
         elif chosen.action == "list":
-            for line in tokens.read(path):
+            lines = tokens.read(path)
+            for line in lines:
                 print(f"{line.name}\t{line.role}")
+            print(f"winserve: {len(lines)} named tokens in {path}", file=sys.stderr)
         elif not tokens.remove(path, chosen.name):
             print(f"winserve: no token named {chosen.name!r} in {path}", file=sys.stderr)
             return 1
