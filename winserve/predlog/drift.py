@@ -76,10 +76,29 @@ def decile_edges(reference: Sequence[Any]) -> list[float]:
     )
 
 
+def _floats(values: Sequence[Any]) -> Any:
+    """``values`` as a float64 array (None and NaN as NaN) when they are all floats or
+    missing, the usual logged number column; else None (a text or an int among them: the
+    loops below judge each value). The loops took ~75 % of drift's CPU for 50,000 rows."""
+    import numpy as np
+
+    if not all(v is None or type(v) is float for v in values):
+        return None
+    return np.array(values, dtype="float64")  # None becomes NaN
+
+
 def number_shares(values: Sequence[Any], edges: Sequence[float]) -> list[float]:
     """The shares of ``values`` in the bins (−∞, e1], (e1, e2], …, (ek, ∞), then missing."""
     import numpy as np
 
+    total = len(values)
+    floats = _floats(values)
+    if floats is not None and total:
+        nan = np.isnan(floats)
+        # side="left": a value equal to an edge falls in the bin the edge closes
+        index = np.searchsorted(np.asarray(edges, dtype="float64"), floats[~nan], side="left")
+        found = np.bincount(index, minlength=len(edges) + 1).tolist()
+        return [c / total for c in [*found, int(nan.sum())]]
     counts = [0] * (len(edges) + 2)
     present: list[float] = []
     for v in values:
@@ -184,6 +203,12 @@ def column_drift(
 
 
 def _median(values: Sequence[Any]) -> float | None:
+    floats = _floats(values)
+    if floats is not None:
+        import numpy as np
+
+        present = floats[~np.isnan(floats)]
+        return float(np.median(present)) if present.size else None
     present = [v for v in values if isinstance(v, int | float) and not _missing(v)]
     return statistics.median(present) if present else None
 
