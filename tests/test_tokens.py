@@ -220,3 +220,13 @@ def test_named_tokens_alone_guard_the_server_and_the_page_says_so(tmp_path: Path
     login = client.post("/login", data={"token": boss, "next": "/monitor"})
     assert login.status_code == 303 and login.headers["Location"] == "/monitor"
     assert client.get("/monitor").status_code == 200  # boss's cookie: an owner's
+
+
+def test_named_tokens_satisfy_require_token_on_lan(tmp_path: Path) -> None:
+    argv = ["--host", "0.0.0.0", "--require-token-on-lan"]
+    empty = str(tmp_path / "none.toml")
+    with pytest.raises(SettingsError, match="winserve token add NAME"):
+        settings.load(cli.parse([*argv, "--tokens-file", empty]), env={}, cwd=tmp_path)
+    tokens.add(tmp_path / "team.toml", "alice")
+    chosen = cli.parse([*argv, "--tokens-file", "team.toml"])
+    assert settings.load(chosen, env={}, cwd=tmp_path).binds_lan
