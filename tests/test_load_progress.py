@@ -148,6 +148,11 @@ def test_a_folder_model_is_counted_file_by_file(tmp_path: Path) -> None:
         loader.drop_copy(copy.parent)
 
 
+def test_the_lines_grow_apart_as_a_load_goes_on() -> None:
+    interval = load_progress.interval
+    assert [interval(s) for s in (0, 59.9, 60, 299, 300, 3000)] == [5, 5, 15, 15, 60, 60]
+
+
 def test_the_console_gets_a_line_every_tick_until_the_load_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

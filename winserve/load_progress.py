@@ -4,8 +4,8 @@ a model of hundreds of megabytes takes a while, and the person waiting should se
 ::
 
     Loader.load(name, path) (a load thread)          a ticker thread (one per load)
-      Tracker(name, size) ─► copying: read(n) per     every TICK s (TICK_LATER after the
-        chunk of the private copy (bytes read)          first minute) while the load runs:
+      Tracker(name, size) ─► copying: read(n) per     every interval() s while the load runs
+        chunk of the private copy (bytes read)          (5 s, then 15 s, then a minute):
       loading(): the model process loads it             log.info(name: line())
       end(): the load is over (loaded or not)         ends with the load
         │ snapshot()
@@ -29,9 +29,17 @@ from typing import Any
 
 log = logging.getLogger("winserve")
 
-TICK = 5.0  # seconds between the console's progress lines (the brief: one every ~5 s at most)
-TICK_LATER = 15.0  # after the first minute: a slow load does not fill the window
-LATER = 60.0
+TICK = 5.0  # seconds between the console's progress lines in a load's first minute
+TICK_LATER = 15.0  # then, up to five minutes: a slow load does not fill the window
+TICK_LAST = 60.0  # after five minutes (a 30-minute load prints 52 lines, not 360)
+LATER, LAST = 60.0, 300.0
+
+
+def interval(seconds: float) -> float:
+    """Seconds to the next progress line, ``seconds`` into a load."""
+    if seconds < LATER:
+        return TICK
+    return TICK_LATER if seconds < LAST else TICK_LAST
 
 
 def size_text(size: int) -> str:
@@ -118,9 +126,10 @@ def _part(read: int, size: int) -> str:
 
 class Tracker:
     """One running load's progress, read by any thread (``snapshot``), told by the load thread
-    (``read``, ``loading``, ``end``); prints a progress line every ``TICK`` s while it runs."""
+    (``read``, ``loading``, ``end``); prints a progress line every ``interval()`` s while it
+    runs (every ``tick`` s when given: the tests')."""
 
-    def __init__(self, name: str, size: int, *, copying: bool, tick: float = TICK) -> None:
+    def __init__(self, name: str, size: int, *, copying: bool, tick: float | None = None) -> None:
         self.name = name
         self._size = size
         self._read = 0
@@ -148,5 +157,5 @@ class Tracker:
         return LoadProgress(self._size, self._read, self._copying, time.monotonic() - self._started)
 
     def _tell(self) -> None:
-        while not self._ended.wait(self._tick if self.snapshot().seconds < LATER else TICK_LATER):
+        while not self._ended.wait(self._tick or interval(self.snapshot().seconds)):
             log.info("%s: %s", self.name, self.snapshot().line())

@@ -289,7 +289,10 @@ def copy_file(source: Path, target: Path, read: Callable[[int], None] | None = N
     if read is None:
         shutil.copyfile(source, target)
         return
-    with source.open("rb") as src, target.open("wb") as dst:
-        while chunk := src.read(COPY_CHUNK):
-            dst.write(chunk)
-            read(len(chunk))
+    buffer = bytearray(COPY_CHUNK)  # one buffer, read into: no new bytes object per chunk
+    view = memoryview(buffer)
+    # the writer is buffered: its write() writes every byte (a raw one may write fewer)
+    with source.open("rb", buffering=0) as src, target.open("wb") as dst:
+        while count := src.readinto(buffer):
+            dst.write(view[:count])
+            read(count)
