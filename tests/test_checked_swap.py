@@ -502,6 +502,7 @@ def test_the_page_the_csv_and_the_button(checked: Registry, folder: Path) -> Non
     stranger = {"REMOTE_ADDR": "10.1.2.3"}  # no token set: another computer is no owner
     page = client.get(f"{base}/", environ_base=stranger).get_data(as_text=True)
     assert "agreed with version 1 on only 0.0 %" in page and "anyway" not in page
+    assert "The new model file was not swapped in, so version 1 keeps serving" in page
     for method, path in (("GET", "/swap/disagreements.csv"), ("POST", "/swap/force")):
         refused = client.open(f"{base}{path}", method=method, environ_base=stranger)
         assert refused.status_code == 403, refused.get_data(as_text=True)
