@@ -53,6 +53,7 @@ from winserve.host.answers import (
     failure,
 )
 from winserve.host.inputs import WITHIN_FLOAT32, build_input
+from winserve.host.tensors import takes_tensors
 from winserve.host.typical import typical_row, usual_ranges
 from winserve.model_info import ModelSpec
 
@@ -69,6 +70,7 @@ class ModelHost:
         self._arrays_ok = False
         self._text_input = False
         self._records_input = False  # a DictVectorizer first: rows as dicts (issue 22)
+        self._tensors = False  # the model takes tensors or images (issue 24)
         self._pins: dict[str, str] = {}  # column kinds pinned by the model card (issue 22)
         self._sample_row: dict[str, Any] = {}  # the row the sample prediction answered
         self._score_method = ""
@@ -175,6 +177,7 @@ class ModelHost:
         self._features = description["features"]
         self._names_known = description["feature_names_known"]
         self._text_input = description["text_input"]
+        self._tensors = takes_tensors(self._features)  # once, not per call (issue 29)
         self._score_method = description["score_method"]
         self._arrays_ok = False
         if self._names_known and all(f["kind"] == "number" for f in self._features):
@@ -309,6 +312,7 @@ class ModelHost:
             self._arrays_ok,
             self._text_input,
             self._records_input,
+            self._tensors,
         )
         if self._arrays_ok and warnings.filters is not self._quiet_in:
             self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
