@@ -523,3 +523,19 @@ def test_the_page_the_csv_and_the_button(checked: Registry, folder: Path) -> Non
     )
     page = client.get(f"{base}/").get_data(as_text=True)
     assert "swapped on the owner&#39;s request" in page and "anyway" not in page
+
+
+def test_the_csv_never_opens_a_colleagues_text_as_a_formula() -> None:
+    from winserve.models.checked_swap import DisagreeingRows
+    from winserve.web.swap_page import _lines
+
+    rows = DisagreeingRows(
+        2,
+        1,
+        ("origin", "=name", "version_1", "version_2", "difference"),
+        (("log", '=HYPERLINK("http://x")', "-1.5", None, -1.5),),
+    )
+    assert "".join(_lines(rows)).splitlines() == [
+        "origin,'=name,version_1,version_2,difference",
+        'log,"\'=HYPERLINK(""http://x"")",-1.5,,-1.5',
+    ]

@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 
 from winserve.dataplane import DisagreeingRows
 from winserve.errors import NotFound, WinserveError
+from winserve.spreadsheet import safe_text
 from winserve.web import auth, csrf, held
 from winserve.web.page import bp, for_program
 
@@ -33,12 +34,19 @@ class Conflict(WinserveError):
     code = "conflict"
 
 
+def _cell(value: object) -> object:
+    """What a colleague sent (a text) never opens as a live formula, as in /log.csv."""
+    if value is None:
+        return ""
+    return safe_text(value) if isinstance(value, str) else value
+
+
 def _lines(rows: DisagreeingRows) -> Iterator[str]:
     """The CSV, a line at a time (at most a few thousand rows)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")  # Excel's line end (as scored CSVs)
     for line in (rows.header, *rows.rows):
-        writer.writerow(["" if v is None else v for v in line])
+        writer.writerow([_cell(v) for v in line])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
