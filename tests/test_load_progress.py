@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,58 @@ def test_the_console_gets_a_line_every_tick_until_the_load_ends(
     )
     time.sleep(0.2)
     assert caplog.messages == told  # ended: no more lines
+
+
+def test_the_copys_bytes_reach_health_and_the_page_while_it_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder's model whose private copy is held after its first chunk: ``/health`` says
+    ``copying`` with the bytes read, its page and API answers (503) say so in words; then it
+    loads."""
+    from tests.fakes import FakeModel
+    from winserve.dataplane import DataPlane
+    from winserve.models.registry import Registry
+    from winserve.web import create_app
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "big.joblib").write_bytes(os.urandom(3 * COPY_CHUNK))
+    registry = Registry(Settings(model=folder), FakeModel().make_backend)
+    first_chunk, go_on = threading.Event(), threading.Event()
+    copy = registry._loader.copy
+
+    def held_copy(source: Path, read: Any = None) -> Path:
+        def counted(count: int) -> None:
+            read(count)
+            first_chunk.set()
+            go_on.wait(10)
+
+        return copy(source, counted)
+
+    monkeypatch.setattr(registry._loader, "copy", held_copy)
+    plane = DataPlane(registry)
+    client = create_app(Settings(model=folder), plane=plane).test_client()
+    try:
+        registry.start()
+        assert first_chunk.wait(10)
+        progress = client.get("/health").json["models"]["big"]["loading"]
+        assert (progress["phase"], progress["read_bytes"], progress["size_bytes"]) == (
+            "copying",
+            COPY_CHUNK,
+            3 * COPY_CHUNK,
+        )
+        assert progress["text"] == "copying 4 of 13 MB, 0 s"
+        page = client.get("/")  # the folder's only model: its page, 503 until it has loaded
+        assert page.status_code == 503
+        assert "big is not loaded yet (loading: copying 4 of 13 MB, 0 s)" in page.text
+        answer = client.post("/models/big/predict", json=[{"x0": 1.0}]).json
+        assert "loading: copying 4 of 13 MB" in answer["error"]["message"]
+        go_on.set()
+        wait_until(lambda: plane.health().ready, 10)
+        assert "loading" not in client.get("/health").json["models"]["big"]
+    finally:
+        go_on.set()
+        registry.close()
 
 
 # -- a real server ------------------------------------------------------------------------------

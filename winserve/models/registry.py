@@ -187,6 +187,9 @@ class Registry:
                 if entry.reason and not entry.loading:  # failed, not loading (issue 22)
                     raise failed_error(entry.reason)
                 reason = f": {entry.reason}" if entry.reason else ""
+                progress = self._loader.progress(entry.name) if entry.loading else None
+                if progress is not None:  # how far its first load has gone (issue 24)
+                    reason = f" yet (loading: {progress.text()})"
                 raise ModelUnavailable(f"{entry.name} is not loaded{reason}", retry_after=2)
             slot.inflight += 1
             return slot
