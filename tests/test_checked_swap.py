@@ -403,6 +403,28 @@ def test_one_model_file_is_checked_too_and_its_deletion_stops_the_refused_versio
         registry.close()
 
 
+def test_one_model_files_page_has_the_bare_routes(model: ShiftedModel, folder: Path) -> None:
+    from tests.helpers import csrf_token
+    from winserve.dataplane import DataPlane
+    from winserve.web import create_app
+
+    path = with_reference(folder) / f"{NAME}.joblib"
+    settings = Settings(model=path, log=False, swap_when="agree>=0.95")
+    registry = Registry(settings, model.make_backend)
+    try:
+        assert registry.load(NAME, path)
+        assert not registry.load(NAME, new_file(folder, b"bad labels"))
+        client = create_app(settings, plane=DataPlane(registry)).test_client()
+        assert client.get("/health").get_json()["swap_check"]["waiting"]
+        page = client.get("/").get_data(as_text=True)
+        assert 'action="/swap/force"' in page and 'href="/swap/disagreements.csv"' in page
+        assert client.get("/swap/disagreements.csv").status_code == 200
+        pressed = client.post("/swap/force", data={"csrf_token": csrf_token(page)})
+        assert pressed.status_code == 303 and serving(registry) == 2
+    finally:
+        registry.close()
+
+
 def test_no_refused_version_outlives_the_registry(model: ShiftedModel, folder: Path) -> None:
     registry = registry_of(model, with_reference(folder))
     assert registry.load(NAME, folder / f"{NAME}.joblib")
