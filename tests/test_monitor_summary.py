@@ -281,3 +281,33 @@ RECORD: dict[str, Any] = {
     "n_rows": 20,
     "keep_inputs": True,
 }
+
+
+def test_drift_reads_one_request_in_k_of_a_busy_period_spread_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "log.sqlite"
+    conn = store.connect(path)
+    try:
+        columns = conn.execute("INSERT INTO column_sets (names) VALUES ('[\"x\"]')").lastrowid
+        # two models' requests alternating, 400 each, x = the request's number (float64 bytes)
+        conn.executemany(
+            "INSERT INTO requests (request_id, time, model, route, method, latency_ms, status, "
+            "columns, inputs) VALUES (?, ?, ?, '/predict', 'POST', 1.0, 200, ?, ?)",
+            [
+                (f"r{i}", MONDAY + i, "ab"[i % 2], columns, np.float64(i).tobytes())
+                for i in range(800)
+            ],
+        )
+    finally:
+        conn.close()
+    monkeypatch.setattr(drift, "SAMPLE_REQUESTS", 80)
+    for model in "ab":
+        found, rows, every = drift.logged_sample(path, model, MONDAY, MONDAY + 800, ["x"])
+        assert every == 10  # 800 requests in the period, of both models
+        assert 20 <= rows <= 60, rows  # about 400 / 10 of this model's, never all or none
+        assert len(found["x"]) == rows and len(set(found["x"])) == rows
+        assert all(int(x) % 2 == "ab".index(model) for x in found["x"])  # its own only
+        assert min(found["x"]) < 200 and max(found["x"]) >= 600  # spread over the period
+    monkeypatch.setattr(drift, "SAMPLE_REQUESTS", 10_000)
+    assert drift.logged_sample(path, "a", MONDAY, MONDAY + 800, ["x"])[1:] == (400, 1)

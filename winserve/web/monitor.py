@@ -8,7 +8,7 @@ of the inputs the prediction log kept against the model's reference sample; the 
     GET /monitor[.json]?since=…&until=…  (and /models/<name>/monitor[.json])
         held model ─► its file (info.source) or the card's ``reference`` ─► reference.read
                       (cached by path, size and mtime)                         │ frame
-        prediction log (SQLite, read-only) ─► drift.logged_columns ──────────► drift.drift
+        prediction log (SQLite, read-only) ─► drift.logged_sample ───────────► drift.drift
                                            ─► summary.summarize_file (SQL)      │
                                            ─► events.read_file                  │
                                                   │                             ▼
@@ -91,6 +91,7 @@ def monitor() -> Monitor:
     hint = ""
     columns: tuple[drift.ColumnDrift, ...] = ()
     logged_rows = 0
+    every = 1  # one logged request in ``every`` read for drift (drift.SAMPLE_REQUESTS)
     if described is None:
         hint = "This model has no reference sample to compare with: " + (
             reference_sample.how_to_make(source)
@@ -109,7 +110,7 @@ def monitor() -> Monitor:
             else:
                 logged: dict[str, list[Any]] = {}
                 if plog is not None:
-                    logged, logged_rows = drift.logged_columns(
+                    logged, logged_rows, every = drift.logged_sample(
                         plog.path, model.name, since.timestamp(), until.timestamp(), list(ref)
                     )
                 kinds = {f.name: str(f.kind) for f in info.features}
@@ -137,6 +138,7 @@ def monitor() -> Monitor:
         activity,
         happened,
         abs(until.timestamp() - now.timestamp()) < ONGOING,
+        every,
     )
 
 

@@ -52,6 +52,7 @@ class Monitor:
     activity: summary.Summary | None = None
     events: tuple[events.ModelEvent, ...] = ()
     ongoing: bool = True  # the period ends now (not a chosen past one): "since …"
+    sampled_every: int = 1  # drift read one logged request in this many (a busy period)
 
     @property
     def period(self) -> str:
@@ -168,6 +169,7 @@ class Monitor:
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             "logged_rows": self.logged_rows,
+            "sampled_every": self.sampled_every,
             "reference": self.reference,
             "hint": self.hint,
             "log": not self.log_off,
