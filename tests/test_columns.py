@@ -102,6 +102,19 @@ def test_csv_cells_of_an_unknown_kind_are_typed_as_read_csv_types_them(cells: li
     assert [v for v in got if v == v] == [v for v in want if v == v]
 
 
+def test_a_workbooks_typed_cells_of_an_unknown_kind_are_kept_as_read_excel_hands_them() -> None:
+    """A workbook's numbers and booleans arrive typed (scoring/workbook.py): they were all
+    taken for missing values, so a pipeline whose columns' kind is unknown got none of them."""
+    assert typed_like_read_csv([-1.103, 2.0, math.nan]) == [
+        -1.103,
+        2.0,
+        pytest.approx(math.nan, nan_ok=True),
+    ]
+    assert typed_like_read_csv([1, True, None])[:2] == [1, True]
+    assert math.isnan(typed_like_read_csv([1, True, None])[2])
+    assert typed_like_read_csv([1.5, "2", math.nan])[:2] == [1.5, 2.0]  # text typed, number kept
+
+
 def _echo_client(**settings: Any) -> Any:
     return local_client(ModelSpec(factory="tests.zoo:dtype_echo", **settings))
 

@@ -200,19 +200,27 @@ def _as_sent(
 
 def typed_like_read_csv(cells: list[Any]) -> list[Any]:
     """A CSV column's cells (text, or NaN where missing) as ``pd.read_csv`` types the column:
-    all whole numbers → int, all numbers → float, all True/False → bool, else the text."""
+    all whole numbers → int, all numbers → float, all True/False → bool, else the text. A
+    workbook's cells come typed already (numbers and booleans, as ``pd.read_excel`` hands
+    them over: scoring/workbook.py ``cell_input``): they stay as they are, only text is typed
+    (they were all taken for missing values, and a model whose columns' kind is unknown got
+    none of a workbook's numbers)."""
     present = [c for c in cells if isinstance(c, str)]
     if not present:
-        return [MISSING] * len(cells)
+        return [MISSING if is_missing(c) else c for c in cells]
+
+    def kept(c: Any) -> Any:  # what is not text: missing, or a workbook's typed value
+        return MISSING if is_missing(c) else c
+
     for convert in (_csv_int, _csv_float, _csv_bool):
         try:
-            converted = [convert(c) if isinstance(c, str) else MISSING for c in cells]
+            converted = [convert(c) if isinstance(c, str) else kept(c) for c in cells]
         except ValueError:
             continue
-        if convert is _csv_int and len(present) < len(cells):
+        if convert is _csv_int and any(is_missing(c) for c in converted):
             return [float(c) for c in converted]  # a missing value makes the column float
         return converted
-    return [c if isinstance(c, str) else MISSING for c in cells]
+    return [c if isinstance(c, str) else kept(c) for c in cells]
 
 
 def _csv_int(cell: str) -> int:
