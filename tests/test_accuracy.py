@@ -440,6 +440,61 @@ def test_bad_uploads_get_a_400_that_names_the_problem(app_with_log: Any) -> None
     }
 
 
+def test_a_workbooks_outcomes_are_read_from_the_sheet_naming_the_columns(
+    app_with_log: Any, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    client, plog = app_with_log
+    name = client.get("/model").json["name"]
+    request = PredictRequest.from_columns({"customer_id": [7], "a": [0.1], "b": [0.2]})
+    conn = store.connect(plog.path)
+    store.write(
+        conn,
+        [entry(i, request, Prediction([i % 2]), model=name) for i in range(3)],
+        keep_inputs=True,
+    )
+    conn.close()
+    book = openpyxl.Workbook()
+    notes = book.active
+    notes.title = "Notes"
+    notes.append(["written by hand"])
+    sheet = book.create_sheet("Outcomes")
+    sheet.append(["customer", "request id", "outcome"])
+    sheet.append(["x", "r0", 0])  # a number cell: the class 0, as the log's 0
+    sheet.append(["y", "r1", 0.0])
+    sheet.append([None, None, None])  # a blank row
+    sheet.append(["z", "r2", "0"])
+    saved = tmp_path / "outcomes.xlsx"
+    book.save(saved)
+
+    def upload(**form: str) -> Any:
+        return client.post(
+            "/outcomes",
+            data={"file": (io.BytesIO(saved.read_bytes()), "outcomes.xlsx"), **form},
+            headers=PROGRAM,
+        )
+
+    answer = upload()
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["stored"], answer.json["matched"]) == (3, 3)
+    section = client.get("/monitor.json").json["accuracy"]
+    assert section["scores"][-1]["accuracy"] == pytest.approx(2 / 3)  # r1 said 1
+    # a sheet named that does not hold the columns: the columns it has are named
+    wrong = upload(sheet="Notes")
+    assert wrong.status_code == 400
+    assert (
+        "no 'request id' column (its columns: 'written by hand')" in wrong.json["error"]["message"]
+    )
+    sheet.cell(row=6, column=2, value="r2")  # the key without its outcome column's cell
+    sheet.cell(row=6, column=3, value=None)
+    sheet.cell(row=7, column=3, value="late")
+    book.save(saved)
+    late = upload()
+    assert late.status_code == 400
+    assert late.json["error"]["message"] == "row 7 has no 'request id'"
+
+
 @pytest.mark.parametrize("app_with_log", [True], indirect=True)
 def test_a_regressors_outcomes_give_mae_and_rmse_and_a_text_is_refused(
     app_with_log: Any,

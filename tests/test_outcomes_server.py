@@ -267,3 +267,52 @@ def test_a_scored_file_with_an_outcome_column_added_gives_the_accuracy(tmp_path:
         found = requests.get(f"{url}/monitor.json", timeout=TIMEOUT).json()["accuracy"]
         assert found["joined_rows"] == rows
         assert found["scores"][-1]["accuracy"] == pytest.approx(0.75)
+
+        # the same with a workbook: scored through /jobs, the outcome column added in its
+        # scored sheet (the result also has an About sheet), uploaded as it came back
+        import openpyxl
+
+        sheet_in = io.BytesIO()
+        book = openpyxl.Workbook()
+        book.active.append(list(customers(rows, 10).columns))
+        for values in customers(rows, 10).itertuples(index=False):
+            book.active.append([float(v) for v in values])
+        book.save(sheet_in)
+        begun = requests.post(
+            f"{url}/jobs",
+            files={"file": ("customers.xlsx", sheet_in.getvalue())},
+            headers=PROGRAM,
+            timeout=TIMEOUT,
+        )
+        assert begun.status_code == 202, begun.text
+        links = begun.json()
+        assert job_ended(requests, links["status_url"])["state"] == "done"
+        scored_book = openpyxl.load_workbook(
+            io.BytesIO(requests.get(links["result_url"], timeout=TIMEOUT).content)
+        )
+        assert len(scored_book.sheetnames) == 2  # the scored sheet and About
+        table_sheet = scored_book[scored_book.sheetnames[0]]
+        titles = [c.value for c in table_sheet[1]]
+        at, width = titles.index("prediction"), len(titles)
+        table_sheet.cell(row=1, column=width + 1, value="outcome")
+        right_too = 0
+        for number in range(2, rows + 2):
+            said_here = table_sheet.cell(row=number, column=at + 1).value
+            truth_here = said_here if number % 2 else 1 - int(said_here)  # half wrong
+            right_too += truth_here == said_here
+            table_sheet.cell(row=number, column=width + 1, value=truth_here)
+        out_book = io.BytesIO()
+        scored_book.save(out_book)
+        job_id = table_sheet.cell(row=2, column=width).value.rpartition("-")[0]
+        wait_until(lambda: job_id in requests.get(f"{url}/log.csv", timeout=TIMEOUT).text, 30)
+        uploaded = requests.post(
+            f"{url}/outcomes",
+            files={"file": ("customers-scored.xlsx", out_book.getvalue())},
+            headers=PROGRAM,
+            timeout=TIMEOUT,
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert (uploaded.json()["matched"], uploaded.json()["unmatched"]) == (rows, 0)
+        found = requests.get(f"{url}/monitor.json", timeout=TIMEOUT).json()["accuracy"]
+        assert found["joined_rows"] == 2 * rows
+        assert found["scores"][-1]["accuracy"] == pytest.approx((30 + right_too) / (2 * rows))

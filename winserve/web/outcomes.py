@@ -3,11 +3,12 @@
 ::
 
     POST /outcomes, /models/<name>/outcomes   (the owner's, as /log.csv; a form or a program)
-        multipart/form-data: file (a CSV), key, outcome   ─┐
-        text/csv body: ?key=…&outcome=…                   ─┤ within max_body_mb (gate.py)
-                                                            ▼
-        read_outcomes: the file's dialect (spreadsheet.sniff), its columns, each row checked
-        (a key, an outcome; a number for a regressor): 400 naming the line
+        multipart/form-data: file (a CSV or an .xlsx), key, outcome, sheet ─┐
+        text/csv body: ?key=…&outcome=…                   within max_body_mb (gate.py)
+                                                                             ▼
+        read_outcomes: a CSV in its dialect (spreadsheet.sniff), or a workbook's sheet as
+        the scoring reads it (scoring/workbook.py); its columns, each row checked (a key, an
+        outcome; a number for a regressor): 400 naming the line or row
                                                             ▼
         predlog.outcomes.save ─► the log's SQLite file (outcomes, outcome_matches)
         answer: JSON (stored, matched, unmatched, examples) to a program; 303 to the monitor
@@ -22,8 +23,11 @@ outcome is the ``outcome`` column unless named (``outcome=churned``).
 
 from __future__ import annotations
 
+import itertools
 import re
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +52,7 @@ from winserve.model_info import ModelInfo
 from winserve.predlog import accuracy as metrics
 from winserve.predlog import outcomes as store
 from winserve.predlog.writer import PredictionLog
+from winserve.scoring import workbook
 from winserve.spreadsheet import NA_VALUES, sniff
 from winserve.web import accuracy_chart, auth, csrf, held, paths
 from winserve.web.page import for_program
@@ -58,9 +63,9 @@ REQUEST_ID_NAMES = frozenset({"request id", "x request id"})  # as _header() spe
 OUTCOME = "outcome"
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 HOW = (
-    "Upload a CSV file of outcomes: a 'request id' column (as in scored files and the "
-    "X-Request-Id header) or a key column that is one of the model's inputs, and an "
-    "'outcome' column."
+    "Upload a CSV file or a workbook of outcomes: a 'request id' column (as in scored "
+    "files and the X-Request-Id header) or a key column that is one of the model's inputs, "
+    "and an 'outcome' column."
 )
 
 
@@ -124,39 +129,93 @@ def _key_position(header: list[str], key: str) -> int:
     )
 
 
-def read_outcomes(
-    path: Path, key: str, outcome: str, numbers: bool, max_rows: int
-) -> tuple[dict[str, str], int]:
-    """The file's outcomes by key (a later line wins), and the lines skipped for an empty
-    outcome. ``numbers``: each outcome must be a number (a regressor's)."""
-    candidates = [key or "request id", "request_id", outcome or OUTCOME]
-    dialect = sniff(path, candidates, [outcome or OUTCOME] if numbers else [])
-    found: dict[str, str] = {}
-    skipped = 0
+# one row of an outcomes file: (its line, or row in a sheet; its cells as text)
+Numbered = tuple[int, list[str]]
+
+
+@contextmanager
+def _csv_rows(
+    path: Path, candidates: list[str], numbers: list[str]
+) -> Iterator[tuple[Iterator[Numbered], Callable[[str], str]]]:
+    """A CSV's rows (header first) by line, in its dialect (spreadsheet.sniff), and how its
+    numbers are read (a decimal comma)."""
+    dialect = sniff(path, candidates, numbers)
     with dialect.open(path) as file:
         rows = dialect.reader(file)
-        header = [h.strip() for h in next(rows, [])]
+        yield ((rows.line_num, row) for row in rows), dialect.read_number
+
+
+def _cell(value: Any) -> str:
+    """A workbook cell as the text a CSV would hold: ``1`` for the number 1.0."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+@contextmanager
+def _sheet_rows(
+    path: Path, candidates: list[str], sheet: str
+) -> Iterator[tuple[Iterator[Numbered], Callable[[str], str]]]:
+    """An .xlsx's rows (header first) by row number, as the scoring of a workbook reads it
+    (scoring/workbook.py: its bounds, the sheet naming the columns); numbers are numbers."""
+    workbook.check(path)
+    try:
+        found = workbook.table(path, candidates, sheet)
+    except workbook.SheetChoice as exc:
+        offered = ", ".join(shown(n) for n in exc.sheets[:20])
+        raise BadRequest(
+            f"the workbook has several sheets ({offered}): name the one with the outcomes "
+            "(the form's sheet, or sheet=…)"
+        ) from None
+    rows = workbook.rows(path, found)
+    try:
+        header = (found.header_row, list(found.header))
+        body = ((number, [_cell(v) for v in cells]) for number, cells in rows)
+        yield itertools.chain([header], body), str
+    finally:
+        rows.close()
+
+
+def read_outcomes(
+    path: Path, key: str, outcome: str, numbers: bool, max_rows: int, sheet: str = ""
+) -> tuple[dict[str, str], int]:
+    """The outcomes of a CSV file or an Excel workbook by key (a later row wins), and the
+    rows skipped for an empty outcome. ``numbers``: each outcome must be a number (a
+    regressor's)."""
+    candidates = [key or "request id", "request_id", outcome or OUTCOME]
+    book = workbook.is_workbook(path)
+    where = "row" if book else "line"
+    opened = (
+        _sheet_rows(path, [key or "request id", outcome or OUTCOME], sheet)
+        if book
+        else _csv_rows(path, candidates, [outcome or OUTCOME] if numbers else [])
+    )
+    found: dict[str, str] = {}
+    skipped = 0
+    with opened as (rows, read_number):
+        header = [h.strip() for h in next(rows, (0, []))[1]]
         if not any(header):
             raise BadRequest("the file is empty; its first line must name the columns")
         at_key = _key_position(header, key)
         at_outcome = _column(header, outcome, OUTCOME, "outcome")
-        for row in rows:
-            line = rows.line_num
+        for line, row in rows:
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
             cell = row[at_key].strip() if at_key < len(row) else ""
             if not cell:
-                raise BadRequest(f"line {line} has no {shown(header[at_key])}")
+                raise BadRequest(f"{where} {line} has no {shown(header[at_key])}")
             value = row[at_outcome].strip() if at_outcome < len(row) else ""
             if value in NA_VALUES:
                 skipped += 1  # an outcome not known yet
                 continue
             if numbers:
-                written = dialect.read_number(value)
+                written = read_number(value)
                 if metrics.number(written) is None:
                     raise BadRequest(
-                        f"line {line}: the outcome {shown(value)} is not a number; this model "
-                        "is a regressor, its outcomes are numbers"
+                        f"{where} {line}: the outcome {shown(value)} is not a number; this "
+                        "model is a regressor, its outcomes are numbers"
                     )
                 value = written
             # a request id as written (ids are case- and zero-sensitive); an input's value
@@ -171,25 +230,27 @@ def read_outcomes(
     return found, skipped
 
 
-def _upload() -> tuple[bytes, str, str]:
-    """(the CSV's bytes, the key column asked for, the outcome column asked for)."""
+def _upload() -> tuple[bytes, str, str, str]:
+    """(the file's bytes, the key column, the outcome column and the sheet asked for)."""
     key = request.args.get("key", "")
     outcome = request.args.get("outcome", "")
+    sheet = request.args.get("sheet", "")
     if request.mimetype == "multipart/form-data":
         key = request.form.get("key", "").strip() or key
         outcome = request.form.get("outcome", "").strip() or outcome
+        sheet = request.form.get("sheet", "").strip() or sheet
         upload = request.files.get("file")
         if upload is None or not upload.filename:
-            raise BadRequest("choose a CSV file of outcomes (the form's field 'file')")
+            raise BadRequest("choose a CSV file or a workbook of outcomes (the field 'file')")
         data = upload.read()
     elif request.mimetype in CSV_TYPES:
         data = request.get_data()
     else:
         raise BadRequest(
-            "send the outcomes as a CSV file: multipart/form-data with the file in the field "
-            "'file', or a text/csv body"
+            "send the outcomes as a CSV file or an Excel workbook: multipart/form-data with "
+            "the file in the field 'file', or a text/csv body"
         )
-    return data, key.strip(), outcome.strip()
+    return data, key.strip(), outcome.strip(), sheet.strip()
 
 
 @bp.post("/outcomes")
@@ -205,7 +266,7 @@ def upload() -> ResponseReturnValue:
             "this model answers several outputs per row; accuracy compares one prediction "
             "with one outcome"
         )
-    data, key, outcome = _upload()
+    data, key, outcome, sheet = _upload()
     if key:
         known = store.logged_columns(plog.path, model.name) or set()
         if key not in known:
@@ -226,7 +287,7 @@ def upload() -> ResponseReturnValue:
         path.write_bytes(data)
         del data
         found, skipped = read_outcomes(
-            path, key, outcome, info.task == "regression", settings.max_csv_rows
+            path, key, outcome, info.task == "regression", settings.max_csv_rows, sheet
         )
     saved = store.save(plog.path, model.name, key or store.REQUEST_ID, found, days=float(plog.days))
     if not for_program():
