@@ -1,5 +1,5 @@
-"""Issue 24: memory of one and two replicas of a large PyTorch model, rerunnable:
-``.torch-venv/bin/python bench/torch_memory.py [--mb 320]``.
+"""Issue 24: memory of one and two replicas of a large PyTorch or ONNX model, rerunnable:
+``.torch-venv/bin/python bench/torch_memory.py [--mb 320] [--format torch|onnx|onnx-external]``.
 
 Saves a whole ``nn.Module`` of about ``--mb`` megabytes of float32 weights (a stack of square
 linear layers, its class in ``<name>_code.py``) with ``torch.save``, serves it with
@@ -10,6 +10,11 @@ the weights are pages of the file, shared by the replicas through the page cache
 replicas should cost little more than one. The issue's target: two at most 1.3 × one. Run it
 with ``--mb 16`` too: what a model host costs with (almost) no weights, which the target does
 not leave out.
+
+``--format onnx`` serves the same stack of layers as an ONNX graph (MatMul, Add, Tanh; its
+weights inside the ``.onnx`` file); ``--format onnx-external`` as a graph whose weights are in
+an external data file beside it (``onnx.save_model(..., save_as_external_data=True)``), which
+onnxruntime memory-maps and winserve's replicas then share (``winserve.host.onnx_model``).
 
 Needs torch (winserve's ``torch`` extra) and psutil (the ``test`` extra); Linux (PSS).
 """
@@ -68,13 +73,56 @@ def save_model(folder: Path, megabytes: int) -> Path:
     return path
 
 
+def save_onnx(folder: Path, megabytes: int, external: bool) -> Path:
+    """The same stack as an ONNX graph, its card saying its input is a tensor."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    layers = max(1, megabytes * 1024 * 1024 // (WIDTH * WIDTH * 4))
+    generator = np.random.default_rng(24)
+    nodes, weights, last = [], [], "x"
+    for i in range(layers):
+        matrix = generator.standard_normal((WIDTH, WIDTH), np.float32) / np.float32(WIDTH**0.5)
+        weights += [
+            numpy_helper.from_array(matrix, f"w{i}"),
+            numpy_helper.from_array(np.zeros(WIDTH, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [last, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"]),
+            helper.make_node("Tanh", [f"a{i}"], [f"t{i}"]),
+        ]
+        last = f"t{i}"
+    weights.append(numpy_helper.from_array(generator.standard_normal((WIDTH, 4), np.float32), "o"))
+    nodes.append(helper.make_node("MatMul", [last, "o"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, WIDTH])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "stack.onnx"
+    if external:
+        onnx.save_model(model, path, save_as_external_data=True, location="stack.weights")
+    else:
+        onnx.save_model(model, path)
+    (folder / "stack.toml").write_text(
+        f'[inputs.x]\nkind = "tensor"\nshape = [{WIDTH}]\ndtype = "float32"\n', encoding="utf-8"
+    )
+    return path
+
+
 def hosts_pss(server_pid: int) -> tuple[int, float]:
     """The model processes (the server's children that hold torch) and their summed PSS, in
     MB; each one's PSS and USS (its private pages) printed."""
     count, total = 0, 0.0
     for process in psutil.Process(server_pid).children(recursive=True):
         memory = process.memory_full_info()
-        if memory.rss < 200e6:  # multiprocessing's resource tracker, not a model host
+        if memory.rss < 50e6:  # multiprocessing's resource tracker, not a model host
             continue
         count, total = count + 1, total + memory.pss / 1e6
         pss, uss = memory.pss / 1e6, memory.uss / 1e6
@@ -83,7 +131,7 @@ def hosts_pss(server_pid: int) -> tuple[int, float]:
 
 
 def measure(path: Path, workers: int) -> tuple[int, float, float]:
-    args = [str(path), "--workers", str(workers)]
+    args = [str(path), "--workers", str(workers), "--no-log"]  # its writer: not a host
     started = time.perf_counter()
     with running_server(args, cwd=path.parent, ready=False) as server:
         server.wait_ready(timeout=600)
@@ -99,11 +147,19 @@ def measure(path: Path, workers: int) -> tuple[int, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=320, help="weights, in MB (default 320)")
+    parser.add_argument("--format", choices=("torch", "onnx", "onnx-external"), default="torch")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = save_model(Path(folder), options.mb)
-        size = path.stat().st_size / 1e6
-        print(f"model file: {size:,.0f} MB ({path.name}, torch.save of a whole nn.Module)")
+        if options.format == "torch":
+            path = save_model(Path(folder), options.mb)
+            how = "torch.save of a whole nn.Module"
+        else:
+            path = save_onnx(Path(folder), options.mb, options.format == "onnx-external")
+            how = "ONNX, weights " + (
+                "in stack.weights beside it" if "ext" in options.format else "inside"
+            )
+        size = sum(f.stat().st_size for f in Path(folder).iterdir() if f.suffix != ".toml") / 1e6
+        print(f"model files: {size:,.0f} MB ({path.name}, {how})")
         results = {}
         for workers in (1, 2):
             count, pss, ready = measure(path, workers)

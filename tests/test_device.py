@@ -93,7 +93,7 @@ def test_the_setting_wins_over_the_cores_shared_by_the_replicas() -> None:
     assert torch_device.threads(0, 1) == torch_device.threads_for(1)
     assert torch_device.threads(0, 10_000) == 1
     assert torch_device.threads(5, 10_000) == 5
-    assert torch_device.for_onnx("cpu", 3, 7, 2) == torch_device.Placement("cpu", 7)
+    assert torch_device.for_onnx("cpu", 3, 7, 2) == torch_device.Placement("cpu", 7, 2)
     assert torch_device.onnx_providers(torch_device.Placement("cpu", 1)) == ["CPUExecutionProvider"]
 
 

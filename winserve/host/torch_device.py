@@ -23,8 +23,10 @@ choice of the GPU, and the refusals.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ ONNX_CUDA = "CUDAExecutionProvider"
 class Placement:
     device: str  # "cpu" or "cuda:K": a GPU chosen
     threads: int  # intra-op threads of this replica
+    replicas: int = 1  # how many replicas hold the model (onnx_model: share its weights)
 
     @property
     def gpu(self) -> int | None:
@@ -77,7 +80,7 @@ def for_torch(device: str, replica: int, intra_op_threads: int, replicas: int) -
     """This replica's place for a PyTorch model; ``ModelLoadError`` when no GPU is visible."""
     count = threads(intra_op_threads, replicas)
     if device == CPU:
-        return Placement(CPU, count)
+        return Placement(CPU, count, replicas)
     try:
         import torch
     except ImportError:
@@ -90,7 +93,7 @@ def for_torch(device: str, replica: int, intra_op_threads: int, replicas: int) -
             "set device = cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU"
         )
     gpu = gpu_for(device, replica, torch.cuda.device_count())  # pragma: no cover (no GPU in CI)
-    return Placement(f"cuda:{gpu}", count)  # pragma: no cover
+    return Placement(f"cuda:{gpu}", count, replicas)  # pragma: no cover
 
 
 def for_onnx(device: str, replica: int, intra_op_threads: int, replicas: int) -> Placement:
@@ -98,7 +101,7 @@ def for_onnx(device: str, replica: int, intra_op_threads: int, replicas: int) ->
     thread (see ``onnx_model.session_options``); ``threads`` here is for tensor graphs."""
     count = threads(intra_op_threads, replicas)
     if device == CPU:
-        return Placement(CPU, count)
+        return Placement(CPU, count, replicas)
     try:
         import onnxruntime as ort
     except ImportError:
@@ -113,7 +116,8 @@ def for_onnx(device: str, replica: int, intra_op_threads: int, replicas: int) ->
             f"{', '.join(providers)}): set device = cpu, or pip install onnxruntime-gpu on a "
             "machine with an NVIDIA GPU"
         )
-    return Placement(f"cuda:{gpu_for(device, replica, _gpus())}", count)  # pragma: no cover
+    gpu = gpu_for(device, replica, _gpus())  # pragma: no cover (no GPU in CI)
+    return Placement(f"cuda:{gpu}", count, replicas)  # pragma: no cover
 
 
 def _gpus() -> int:  # pragma: no cover (no GPU in CI)
@@ -134,3 +138,17 @@ def onnx_providers(placement: Placement) -> list[Any]:
     if placement.gpu is None:
         return ["CPUExecutionProvider"]
     return [(ONNX_CUDA, {"device_id": placement.gpu}), "CPUExecutionProvider"]  # pragma: no cover
+
+
+def give_back_freed_memory() -> None:
+    """After a large model is loaded, hand the heap pages its loading freed back to the OS
+    (glibc keeps them for the process otherwise: a parsed 336 MB ONNX graph left 84 MB that
+    ``malloc_trim`` returned; issue 24, memory of replicas). Linux with glibc only; elsewhere
+    nothing to do (Windows' heap gives large blocks back when they are freed)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # another C library (musl): no malloc_trim
+        return

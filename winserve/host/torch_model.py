@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
-from winserve.host.torch_device import CPU, Placement, threads_for
+from winserve.host.torch_device import CPU, Placement, give_back_freed_memory, threads_for
 from winserve.host.torch_files import DTYPES, Declared, TorchFile
 
 __all__ = ["load", "threads_for", "wrap"]
@@ -52,7 +52,9 @@ def load(
     from winserve.host import torch_files
 
     loaded = torch_files.load(path, mmap=mmap)
-    return wrap(loaded, card, path, replicas=replicas, placement=placement)
+    wrapped = wrap(loaded, card, path, replicas=replicas, placement=placement)
+    give_back_freed_memory()  # what unpickling and the probe freed (issue 24)
+    return wrapped
 
 
 def wrap(

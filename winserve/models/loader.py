@@ -40,7 +40,7 @@ from winserve import card as cards
 from winserve import scratch
 from winserve.backends.base import Backend
 from winserve.errors import ModelLoadError
-from winserve.host import model_code
+from winserve.host import model_code, onnx_model
 from winserve.host import reference as reference_sample
 from winserve.load_progress import LoadProgress, Tracker, size_of
 from winserve.model_file import Stamp, sha256_of, stamp
@@ -237,6 +237,11 @@ class Loader:
             # the reference sample too: explanations read it beside the file loaded (issue 25)
             for sample in reference_sample.beside(path):  # .reference.csv / .parquet
                 shutil.copyfile(sample, folder / sample.name)  # the copy has the file's name
+            # an ONNX graph's external weights, where it names them (issue 24)
+            for weights in onnx_model.external_files(path):
+                relative = weights.relative_to(path.parent.resolve())
+                (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(weights, folder / relative)
         except OSError:
             self.drop_copy(folder)
             raise
