@@ -203,17 +203,23 @@ def _outcomes() -> Schema:
     form = {
         "type": "object",
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "a CSV file"},
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "a CSV file or an .xlsx workbook",
+            },
             "key": {"type": "string"},
             "outcome": {"type": "string"},
+            "sheet": {"type": "string", "description": "a workbook's sheet, by name"},
         },
         "required": ["file"],
     }
     return {
         "post": {
-            "summary": "Upload outcomes (a CSV) joined with the logged predictions by request "
-            "id (X-Request-Id, a scored file's 'request id'; '<id>-<n>': row n of a request) "
-            "or by an input column; the owner's, as /log.csv (issue 26)",
+            "summary": "Upload outcomes (a CSV or a workbook) joined with the logged "
+            "predictions by request id (X-Request-Id, a scored file's 'request id'; "
+            "'<id>-<n>': row n of a request) or by an input column; the owner's, as /log.csv "
+            "(issue 26)",
             "description": "For programs: 'Authorization: Bearer <token>' or the header "
             "'X-Winserve-Client: 1', as POST /jobs. An outcome uploaded again for the same "
             "key replaces the earlier one.",
