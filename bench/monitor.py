@@ -1,5 +1,5 @@
 """What the monitor page's figures cost (issue 26): ``python bench/monitor.py [--requests 50000]
-[--runs 5]``.
+[--runs 5] [--server]``.
 
 Writes a prediction log of ``--requests`` one-row requests spread over the last 7 days (four
 number inputs and a category, a class answer, latencies, 3 % errors) and a few events into a
@@ -10,8 +10,10 @@ for the default period (the last week), each step with the CPU time of this proc
 - ``summary.summarize_file`` (requests, errors, latency per day, class shares), and the same
   over the last 2 days (per hour) and as a regressor (percentiles of the answers);
 - ``events.read_file`` (the timeline);
-- ``drift.logged_columns`` + ``drift.drift`` against a 2,000-row reference (the drift table,
-  there before this issue's charts: for comparison).
+- ``drift.logged_sample`` + ``drift.drift`` against a 2,000-row reference (the drift table);
+- with ``--server``: the whole ``/monitor.json`` and ``/monitor`` page of a real server
+  (``python -m winserve`` serving tests' churn model with that log), the server process's
+  CPU time per request (psutil) and the wall time.
 
 Prints one line per step and the load average before and after.
 """
@@ -96,10 +98,38 @@ def measure(label: str, runs: int, step: Callable[[], Any]) -> None:
     print(f"{label:58s} cpu {best_cpu * 1000:7.1f} ms   wall {best_wall * 1000:7.1f} ms")
 
 
+def served(folder: Path, log: Path, runs: int) -> None:
+    """``/monitor.json`` and ``/monitor`` of a real server reading ``log``: the server's CPU
+    per request (its process's user + system time) and the wall time, best of ``runs``."""
+    import psutil
+    import requests
+
+    from tests.helpers import running_server
+    from tests.test_explain_server import churn_files
+
+    models = folder / "models"
+    models.mkdir()
+    churn_files(models)  # named churn, as the log's model; its reference sample beside it
+    with running_server([str(models), "--log-path", str(log)], cwd=folder) as server:
+        process = psutil.Process(server.proc.pid)
+        for page in ("monitor.json", "monitor"):
+            url = f"{server.url}/models/{MODEL}/{page}"
+            requests.get(url, timeout=60).raise_for_status()  # warm: imports, the reference
+            best_cpu = best_wall = float("inf")
+            for _ in range(runs):
+                cpu, wall = sum(process.cpu_times()[:2]), time.perf_counter()
+                requests.get(url, timeout=60).raise_for_status()
+                best_wall = min(best_wall, time.perf_counter() - wall)
+                best_cpu = min(best_cpu, sum(process.cpu_times()[:2]) - cpu)
+            label = f"a real server's GET /models/{MODEL}/{page}"
+            print(f"{label:58s} cpu {best_cpu * 1000:7.1f} ms   wall {best_wall * 1000:7.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--server", action="store_true", help="also time a real server's")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()}")
     now = time.time()
@@ -130,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         measure("events (the timeline)", runs, lambda: events.read_file(path, MODEL, week, now))
 
         def drifted() -> None:
-            logged, _ = drift.logged_columns(path, MODEL, week, now, COLUMNS)
+            logged, _, _ = drift.logged_sample(path, MODEL, week, now, COLUMNS)
             drift.drift(reference, logged, {"plan": "category"})
 
-        measure("drift: logged inputs and PSI (for comparison)", runs, drifted)
+        measure("drift: logged inputs (sampled) and PSI", runs, drifted)
+        if args.server:
+            served(Path(folder), path, runs)
     print(f"load average after: {os.getloadavg()}")
     return 0
 
