@@ -311,3 +311,21 @@ def test_drift_reads_one_request_in_k_of_a_busy_period_spread_over_it(
         assert min(found["x"]) < 200 and max(found["x"]) >= 600  # spread over the period
     monkeypatch.setattr(drift, "SAMPLE_REQUESTS", 10_000)
     assert drift.logged_sample(path, "a", MONDAY, MONDAY + 800, ["x"])[1:] == (400, 1)
+
+
+def test_old_events_are_pruned_with_the_log(tmp_path: Path) -> None:
+    conn = store.connect(tmp_path / "log.sqlite")
+    try:
+        events.prune(conn, MONDAY)  # no table yet: nothing to do, no error
+        events.write(
+            conn,
+            [
+                (events.MARK, MONDAY - 1, "m", 1, None, "loaded", ""),
+                (events.MARK, MONDAY + 1, "m", 2, None, "loaded", ""),
+            ],
+        )
+        events.prune(conn, MONDAY)
+        left = events.read(conn, "m", 0, MONDAY * 2)
+    finally:
+        conn.close()
+    assert [e.version for e in left] == [2]
