@@ -1,8 +1,8 @@
 """A model of images or tensors is not told to add a reference sample (issue 24): explanations
 and what-if curves cover table models, and every place that would have said "put a sample of
 the training rows beside the model" says that instead: the page's hint, ``/predict?explain=true``,
-``/whatif``, MLflow's ``/invocations`` and ``winserve check``'s line. A model of columns without
-a sample is still told how to make one.
+``/whatif``, MLflow's ``/invocations``, ``winserve check``'s line, and the monitor's drift
+section. A model of columns without a sample is still told how to make one.
 
 The graphs are ``tests/tensor_graphs.py``'s, served in this process (``local_client``).
 """
@@ -78,6 +78,9 @@ def test_an_image_model_is_told_explanations_cover_table_models(images: Any) -> 
     )
     assert explaining.reference_line(info).startswith(f"not used: {TABLES}")
     assert "reference" not in images.get("/").text
+    monitor = images.get("/monitor.json").json  # drift compares columns too
+    assert monitor["hint"].startswith("Drift against a reference sample covers table models")
+    assert "df.sample" not in images.get("/monitor").text
 
 
 def test_a_tensor_model_is_told_so_too(sequences: Any) -> None:

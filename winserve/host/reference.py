@@ -56,10 +56,11 @@ def beside(model_path: Path) -> list[Path]:
     return [p for p in (path_for(model_path), path_for(model_path, PARQUET)) if p.is_file()]
 
 
-def not_a_table(kinds: list[str]) -> str:
-    """Why a model that takes images or tensors has no explanations, and so no use for a
-    reference sample ("" for a model of columns): explanations cover table models (issue 24;
-    its page told such a model's owner to add a sample of rows, which would change nothing)."""
+def not_a_table(kinds: list[str], covers: str = "explanations and what-if curves cover") -> str:
+    """Why a model that takes images or tensors has no explanations (or drift: ``covers``),
+    and so no use for a reference sample ("" for a model of columns): they cover table models
+    (issue 24; its page told such a model's owner to add a sample of rows, which would change
+    nothing)."""
     if "image" in kinds:
         takes = "images"
     elif "tensor" in kinds:
@@ -67,8 +68,8 @@ def not_a_table(kinds: list[str]) -> str:
     else:
         return ""
     return (
-        "explanations and what-if curves cover table models (inputs that are columns of "
-        f"numbers, categories or text); this model takes {takes}"
+        f"{covers} table models (inputs that are columns of numbers, categories or text); "
+        f"this model takes {takes}"
     )
 
 

@@ -92,7 +92,10 @@ def monitor() -> Monitor:
     columns: tuple[drift.ColumnDrift, ...] = ()
     logged_rows = 0
     every = 1  # one logged request in ``every`` read for drift (drift.SAMPLE_REQUESTS)
-    if described is None:
+    if info.tensor_inputs:  # no sample would help (issue 24)
+        takes = [str(f.kind) for f in info.features]
+        hint = reference_sample.not_a_table(takes, "Drift against a reference sample covers")
+    elif described is None:
         hint = "This model has no reference sample to compare with: " + (
             reference_sample.how_to_make(source)
         )
