@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from tests.helpers import jobs_client
+from winserve.model_info import ModelSpec
 from winserve.predlog.drift import column_drift
 from winserve.predlog.events import ModelEvent
 from winserve.predlog.summary import DAY, HOUR, Bucket, Predictions, Summary
@@ -148,3 +151,22 @@ def test_the_sentence_on_top() -> None:
     assert said == "2 of 3 inputs have drifted since Mon 7 Dec 00:00 UTC: income ↑, plan."
     said = monitor(logged_rows=50, columns=(calm,), activity=activity).summary
     assert said == "No input has drifted since Mon 7 Dec 00:00 UTC."
+
+
+def test_a_long_timeline_keeps_its_list_folded(iris_forest: Path) -> None:
+    """The page rendered (Flask's test app, the model in this process) with 25 events: the
+    numbered list sits in a closed <details>, its 25 items numbered as the marks are."""
+    from flask import render_template
+
+    client = jobs_client(ModelSpec(str(iris_forest)))
+    many = tuple(
+        ModelEvent(MONDAY + i * 60, "restarted", None, f"replica 0: {i}") for i in range(25)
+    )
+    with client.application.test_request_context("/monitor"):
+        client.application.preprocess_request()
+        page = render_template(
+            "monitor.html", monitor=monitor(events=many), stable=0.1, shifted=0.25
+        )
+    assert "<summary>The 25 events, numbered as on the line</summary>" in page
+    assert page.count('<li data-kind="restarted">') == 25
+    assert "Mon 7 Dec 00:24:00 UTC</time>: replica restarted (replica 0: 24)" in page
