@@ -456,8 +456,11 @@ def test_windows_python_serves_an_image_onnx_model(clean_wine: None) -> None:
     """A small convolutional ONNX graph over 8 × 8 grey digits, built here on Linux and copied
     into the wine prefix with its card (``[inputs.image] kind = "image"``): Windows CPython's
     Pillow decodes a PNG sent as an upload and as base64 JSON, its onnxruntime answers, and the
-    answers equal onnxruntime's here on the same preprocessed pixels (issue 24)."""
+    answers equal onnxruntime's here on the same preprocessed pixels; a ZIP of them is scored
+    into a CSV by a job, its bad entry with its reason (issue 24)."""
     import base64
+    import csv
+    import io
 
     import numpy as np
 
@@ -517,6 +520,43 @@ def test_windows_python_serves_an_image_onnx_model(clean_wine: None) -> None:
         assert refused.status_code == 400 and "not an image file" in refused.text, refused.text
         page = requests.get(url + "/", timeout=TIMEOUT).text
         assert 'type="file"' in page and "image" in page
+
+        # a ZIP of the PNGs and one file that is not an image, scored into a CSV by a job
+        # (its files in Windows' %LOCALAPPDATA%, written and read by Windows CPython)
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as packed:
+            for i, png in enumerate(pngs):
+                packed.writestr(f"digits/{i}.png", png)
+            packed.writestr("notes.png", b"not a picture")
+        program = {"X-Winserve-Client": "tests"}
+        job = requests.post(
+            url + "/jobs",
+            files=[("file", ("digits.zip", archive.getvalue(), "application/zip"))],
+            headers=program,
+            timeout=TIMEOUT,
+        )
+        assert job.status_code == 202, job.text
+        links = job.json()
+
+        def ended() -> dict[str, Any] | None:
+            found: dict[str, Any] = requests.get(
+                links["status_url"], headers=program, timeout=TIMEOUT
+            ).json()
+            return found if found["state"] in ("done", "failed") else None
+
+        status = wait_until(ended, 120, 0.5)
+        assert (status["state"], status["scored_rows"], status["problem_count"]) == (
+            "done",
+            len(pngs),
+            1,
+        ), status
+        result = requests.get(links["result_url"], headers=program, timeout=TIMEOUT)
+        rows = list(csv.DictReader(io.StringIO(result.content.decode("utf-8-sig"))))
+        assert [r["file"] for r in rows] == [f"digits/{i}.png" for i in range(4)] + ["notes.png"]
+        assert [int(r["prediction"]) for r in rows[:4]] == labels
+        got = [[float(r[f"probability {c}"]) for c in range(10)] for r in rows[:4]]
+        np.testing.assert_allclose(got, probabilities, atol=tg.TOLERANCE, rtol=0)
+        assert rows[4]["prediction"] == "" and rows[4]["error"], rows[4]
         assert "Traceback" not in server.text
     finally:
         _kill_wine()
