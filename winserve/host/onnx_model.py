@@ -25,25 +25,23 @@ its dtype) or, where the card says ``kind = "image"``, an ``image`` feature with
 preprocessing (``winserve.host.images``); ``predict`` takes ``{name: array}``. Class names
 come from the graph (a classifier's labels), else a ``classes`` metadata entry (a JSON list
 or comma-separated names), else 0 … k-1; the card's ``[classes]`` names them on the page.
+
+This module makes the session and answers as an estimator; what the graph says of itself (its
+inputs as features, which output holds probabilities, its class labels) is read by
+``onnx_graph``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from winserve.errors import ModelLoadError
+from winserve.host import onnx_graph
 from winserve.host.torch_device import CPU, Placement, give_back_freed_memory, onnx_providers
 
 NEEDS = "serving an .onnx file needs onnxruntime and onnx: pip install onnxruntime onnx"
-FLOAT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
-INT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
-STRING_TYPE = "tensor(string)"
-LABEL_NAMES = ("label", "output_label")
-PROBA_NAMES = ("probabilities", "output_probability")
-CLASS_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s")
 
 
 def session_options(ort: Any, threads: int = 1) -> Any:
@@ -73,18 +71,20 @@ class OnnxModel:
         self._session = session
         self._inputs = list(session.get_inputs())
         self._outputs = [o.name for o in session.get_outputs()]
-        producers = _producers(proto.graph)
-        self._tensors = _tensor_mode(self._inputs, card)
+        producers = onnx_graph.producers_of(proto.graph)
+        self._tensors = onnx_graph.tensor_mode(self._inputs, card)
         self._per_column = not self._tensors and (
-            len(self._inputs) > 1 or _width(self._inputs[0]) == 1
+            len(self._inputs) > 1 or onnx_graph.width(self._inputs[0]) == 1
         )
         self._predict_output = self._outputs[0]
         self._proba_output = ""
         for output in session.get_outputs():
-            if output.type.startswith("seq(map(") or _is_probability(output.name, proto, producers):
+            if output.type.startswith("seq(map(") or onnx_graph.is_probability(
+                output.name, proto, producers
+            ):
                 self._proba_output = output.name
         for name in self._outputs:
-            if name in LABEL_NAMES:
+            if name in onnx_graph.LABEL_NAMES:
                 self._predict_output = name
         meta = {p.key: p.value for p in proto.metadata_props}
         self.description = str(proto.doc_string or meta.get("description", ""))
@@ -93,15 +93,15 @@ class OnnxModel:
             self.feature_names_in_ = [i.name for i in self._inputs]
             self.n_features_in_ = len(self._inputs)
             self.winserve_features = [
-                _tensor_feature(i, card.get(i.name, {})) for i in self._inputs
+                onnx_graph.tensor_feature(i, card.get(i.name, {})) for i in self._inputs
             ]
         elif self._per_column:
             self.feature_names_in_ = [i.name for i in self._inputs]
             self.n_features_in_ = len(self._inputs)
-            self.winserve_features = [_column(i, proto.graph) for i in self._inputs]
+            self.winserve_features = [onnx_graph.column(i, proto.graph) for i in self._inputs]
         else:
-            width = _width(self._inputs[0])
-            names = _metadata_names(meta.get("feature_names", ""), width)
+            width = onnx_graph.width(self._inputs[0])
+            names = onnx_graph.metadata_names(meta.get("feature_names", ""), width)
             if width is not None:
                 self.n_features_in_ = width
             if names:
@@ -121,7 +121,7 @@ class OnnxModel:
         import numpy as np
 
         if self._tensors:  # {name: array}, checked in the web process (issue 24)
-            dtypes = {**FLOAT_TYPES, **INT_TYPES}
+            dtypes = {**onnx_graph.FLOAT_TYPES, **onnx_graph.INT_TYPES}
             return {i.name: np.asarray(rows[i.name], dtype=dtypes[i.type]) for i in self._inputs}
         columns = getattr(rows, "columns", None)
         if self._per_column:
@@ -174,12 +174,12 @@ class OnnxClassifier(OnnxModel):
         import numpy as np
 
         super().__init__(proto, session, card)
-        self._has_label = self._predict_output in LABEL_NAMES
-        classes = _class_labels(proto.graph, [self._proba_output, self._predict_output])
+        self._has_label = self._predict_output in onnx_graph.LABEL_NAMES
+        classes = onnx_graph.class_labels(proto.graph, [self._proba_output, self._predict_output])
         if classes is None:
-            width = _proba_width(session, self._proba_output)
+            width = onnx_graph.proba_width(session, self._proba_output)
             # the graph's own names for its classes (issue 22), else their indices
-            named = _metadata_names(self._meta.get("classes", ""), width)
+            named = onnx_graph.metadata_names(self._meta.get("classes", ""), width)
             classes = named or (list(range(width)) if width else [])
         self.classes_ = np.asarray(classes)
 
@@ -205,152 +205,8 @@ class OnnxRegressor(OnnxModel):
     _estimator_type = "regressor"
 
 
-def _tensor_mode(inputs: list[Any], card: dict[str, dict[str, Any]]) -> bool:
-    """Whether the graph takes tensors rather than table columns (see the module's doc)."""
-    if any(i.name in card for i in inputs):
-        return True
-    if any(len(i.shape) >= 3 for i in inputs):
-        return True
-    return len(inputs) > 1 and any(len(i.shape) == 2 and _width(i) != 1 for i in inputs)
-
-
-def _tensor_feature(spec: Any, card: dict[str, Any]) -> dict[str, Any]:
-    """One input as a feature: its per-row shape and dtype; an image's preprocessing."""
-    dtype = {**FLOAT_TYPES, **INT_TYPES}.get(spec.type)
-    if dtype is None:
-        raise ModelLoadError(
-            f"input {spec.name!r} is a {spec.type} tensor; winserve feeds tensors of float, "
-            "double or integers"
-        )
-    shape = [d if isinstance(d, int) else None for d in list(spec.shape)[1:]]
-    _card_agrees(spec.name, shape, dtype, card)
-    kind = card.get("kind", "tensor")
-    if kind == "image":
-        from winserve.host import images
-
-        try:
-            image = images.prepare_spec(card, list(spec.shape), dtype)
-        except ValueError as exc:
-            raise ModelLoadError(f"[inputs.{spec.name}] in the model card: {exc}") from None
-        return {
-            "name": spec.name,
-            "kind": "image",
-            "shape": images.shape_of(image),
-            "dtype": dtype,
-            "image": image,
-        }
-    if kind != "tensor":
-        raise ModelLoadError(f"[inputs.{spec.name}] kind is image or tensor, not {kind!r}")
-    return {"name": spec.name, "kind": "tensor", "shape": shape, "dtype": dtype}
-
-
-def _card_agrees(name: str, shape: list[int | None], dtype: str, card: dict[str, Any]) -> None:
-    """The card's ``shape`` and ``dtype`` (written for files that do not declare them, issue
-    24) must not contradict the graph, which does: a card that says otherwise is refused."""
-    where = f"[inputs.{name}] in the model card"
-    if "dtype" in card and card["dtype"] != dtype:
-        raise ModelLoadError(f"{where}: dtype = {card['dtype']!r}, the graph says {dtype}")
-    given = card.get("shape")
-    if given is None:
-        return
-    fits = isinstance(given, list) and len(given) == len(shape)
-    fits = fits and all(d is None or g == -1 or g == d for g, d in zip(given, shape, strict=False))
-    if not fits:
-        shown = ["any" if d is None else d for d in shape]
-        raise ModelLoadError(f"{where}: shape = {given!r}, the graph says {shown}")
-
-
-def _producers(graph: Any) -> dict[str, Any]:
-    return {name: node for node in graph.node for name in node.output}
-
-
-def _is_probability(name: str, proto: Any, producers: dict[str, Any]) -> bool:
-    """skl2onnx's probability output, or an output computed by Softmax (through Identity)."""
-    if proto.producer_name == "skl2onnx" and name in PROBA_NAMES:
-        return True
-    node = producers.get(name)
-    while node is not None and node.op_type == "Identity":
-        node = producers.get(node.input[0])
-    return node is not None and node.op_type == "Softmax"
-
-
-def _class_labels(graph: Any, outputs: Sequence[str]) -> list[Any] | None:
-    """The class labels of the node that computes the outputs (a ZipMap, a classifier),
-    else of the first node that has any (a stacked model's inner ones come later)."""
-    producers = _producers(graph)
-    own = [producers[name] for name in outputs if name in producers]
-    for node in [*own, *graph.node]:
-        for attribute in node.attribute:
-            if attribute.name == "classlabels_strings" and attribute.strings:
-                return [s.decode("utf-8") for s in attribute.strings]
-            if attribute.name == "classlabels_int64s" and attribute.ints:
-                return [int(i) for i in attribute.ints]
-    return None
-
-
-def _proba_width(session: Any, name: str) -> int | None:
-    for output in session.get_outputs():
-        if output.name == name and len(output.shape) == 2 and isinstance(output.shape[1], int):
-            return int(output.shape[1])
-    return None
-
-
-def _width(spec: Any) -> int | None:
-    shape = list(spec.shape)
-    if len(shape) == 1:
-        return 1
-    if len(shape) == 2 and isinstance(shape[1], int):
-        return int(shape[1])
-    return None
-
-
 def _shape(spec: Any, rows: int) -> tuple[int, ...]:
     return (rows,) if len(spec.shape) == 1 else (rows, 1)
-
-
-def _metadata_names(raw: str, width: int | None) -> list[str]:
-    if not raw:
-        return []
-    try:
-        names = json.loads(raw)
-    except ValueError:
-        names = [n.strip() for n in raw.split(",")]
-    if not isinstance(names, list) or len(names) != width:
-        return []
-    return [str(n) for n in names]
-
-
-def _column(spec: Any, graph: Any) -> dict[str, Any]:
-    """How the page and the validation treat one per-column input."""
-    if spec.type != STRING_TYPE:
-        return {"name": spec.name, "kind": "number"}
-    for node in _consumers(spec.name, graph):
-        if node.op_type == "OneHotEncoder":
-            attributes = {a.name: a for a in node.attribute}
-            if "cats_strings" in attributes:
-                zeros = attributes["zeros"].i if "zeros" in attributes else 1
-                return {
-                    "name": spec.name,
-                    "kind": "category",
-                    "categories": [s.decode("utf-8") for s in attributes["cats_strings"].strings],
-                    "strict_categories": zeros == 0,  # zeros=0: an unknown value is an error
-                }
-    return {"name": spec.name, "kind": "string"}
-
-
-PASS_THROUGH = {"Identity", "Gather", "Reshape", "Cast", "Squeeze", "Unsqueeze", "Flatten"}
-
-
-def _consumers(name: str, graph: Any, depth: int = 4) -> list[Any]:
-    """Nodes that read ``name``, looking through selections and reshapes (skl2onnx puts a
-    Gather before a ColumnTransformer's encoder)."""
-    found = []
-    for node in graph.node:
-        if name in node.input:
-            found.append(node)
-            if node.op_type in PASS_THROUGH and depth > 0:
-                found.extend(_consumers(node.output[0], graph, depth - 1))
-    return found
 
 
 def _missing(value: Any) -> bool:
@@ -361,19 +217,19 @@ def _tensor(values: Any, spec: Any, where: str) -> Any:
     """``values`` as the dtype the graph's input takes, refusing what that dtype cannot hold."""
     import numpy as np
 
-    if spec.type == STRING_TYPE:
+    if spec.type == onnx_graph.STRING_TYPE:
         flat = np.asarray(values, dtype=object).ravel()
         if any(_missing(v) for v in flat):
             raise ValueError(
                 f"{where} is a string tensor in the ONNX graph, which cannot hold a missing value"
             )
         return np.array([str(v) for v in flat], dtype=object).reshape(np.shape(values))
-    if spec.type in FLOAT_TYPES:
+    if spec.type in onnx_graph.FLOAT_TYPES:
         try:
-            return np.asarray(values, dtype=np.float64).astype(FLOAT_TYPES[spec.type])
+            return np.asarray(values, dtype=np.float64).astype(onnx_graph.FLOAT_TYPES[spec.type])
         except (TypeError, ValueError):
             raise ValueError(f"{where} takes numbers (ONNX {spec.type})") from None
-    if spec.type in INT_TYPES:
+    if spec.type in onnx_graph.INT_TYPES:
         try:
             numbers = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
@@ -384,7 +240,7 @@ def _tensor(values: Any, spec: Any, where: str) -> Any:
             )
         if (numbers != np.round(numbers)).any():
             raise ValueError(f"{where} takes whole numbers (ONNX {spec.type})")
-        return numbers.astype(INT_TYPES[spec.type])
+        return numbers.astype(onnx_graph.INT_TYPES[spec.type])
     raise TypeError(f"{where} has ONNX type {spec.type}, which winserve does not feed")
 
 
@@ -447,7 +303,7 @@ def _wrapped(
     placement = placement or Placement(CPU, 1)
     try:
         proto = read()
-        threads = placement.threads if _takes_tensors(proto, card_inputs or {}) else 1
+        threads = placement.threads if onnx_graph.takes_tensors(proto, card_inputs or {}) else 1
         options = session_options(ort, threads)
         if _sharing(proto, placement):
             options.add_session_config_entry("session.disable_prepacking", "1")
@@ -456,7 +312,11 @@ def _wrapped(
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {where} as an ONNX graph: {reason}") from None
     inputs = session.get_inputs()
-    unknown = [i for i in inputs if i.type not in (*FLOAT_TYPES, *INT_TYPES, STRING_TYPE)]
+    unknown = [
+        i
+        for i in inputs
+        if i.type not in (*onnx_graph.FLOAT_TYPES, *onnx_graph.INT_TYPES, onnx_graph.STRING_TYPE)
+    ]
     if not inputs or unknown:
         types = ", ".join(f"{i.name}: {i.type}" for i in unknown) or "none"
         raise ModelLoadError(
@@ -464,9 +324,9 @@ def _wrapped(
             f"this one takes {types}"
         )
     names = [o.name for o in session.get_outputs()]
-    producers = _producers(proto.graph)
+    producers = onnx_graph.producers_of(proto.graph)
     probability = any(
-        o.type.startswith("seq(map(") or _is_probability(o.name, proto, producers)
+        o.type.startswith("seq(map(") or onnx_graph.is_probability(o.name, proto, producers)
         for o in session.get_outputs()
     )
     card = card_inputs or {}
@@ -495,25 +355,6 @@ def _sharing(proto: Any, placement: Placement) -> bool:
 
     external = any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer)
     return external and placement.replicas > 1 and placement.gpu is None
-
-
-def _takes_tensors(proto: Any, card: dict[str, dict[str, Any]]) -> bool:
-    """``_tensor_mode`` read from the graph itself, before its session exists (its threads
-    are chosen when the session is made)."""
-    stored = {i.name for i in proto.graph.initializer}
-    inputs = [
-        _Declared(i.name, [d.dim_value or None for d in i.type.tensor_type.shape.dim])
-        for i in proto.graph.input
-        if i.name not in stored
-    ]
-    return bool(inputs) and _tensor_mode(inputs, card)
-
-
-class _Declared:
-    """A graph input as ``_tensor_mode`` reads one (a name and a shape)."""
-
-    def __init__(self, name: str, shape: list[int | None]) -> None:
-        self.name, self.shape = name, shape
 
 
 def runtime_version() -> str:
