@@ -2,13 +2,17 @@
 
 ::
 
-    after_request hook ──► Entry (plain fields + references: the decoded request, the prediction)
-                              │ record_of (here, on the request thread, ~2 µs for one 30-column row)
+    after_request hook ──► Entry (plain fields + references: the decoded request, the prediction;
+                              │   or the native API's body and answer as bytes, issue 29)
+                              │ record_of (here, on the request thread, ~2 µs for one 30-column row;
+                              │   the bytes are kept as they are)
                               ▼
                            Record: a tuple of plain values (str, float, int, None, lists of them)
-                              │ pickled (bytes), queued, sent in batches (writer.py)
+                              │ pickled (bytes; one with bytes in it, with the sender's chunk),
+                              │ queued, sent in batches (writer.py)
                               ▼
-                           the writer process: JSON, float64 bytes, SQLite (store.py)
+                           the writer process: replayed (the bytes read into rows), JSON,
+                           float64 bytes, SQLite (store.py)
 
 A Record holds no reference into the request: at most MAX_ROWS_STORED of its rows (a uniform
 sample of a larger request, picked before any row is copied), so the queue's memory is bounded

@@ -19,6 +19,9 @@ so no lock): the queue may overshoot its bound by the few threads racing past th
 grow without bound. The queue holds bytes, not lists: the garbage collector does not track
 them, where a second of Records waiting (a few thousand lists) made each full collection of the
 web process twice as long (~80 against ~37 ms; gc.callbacks under bench/predlog.py's load).
+A native API request's Record is queued unpickled, a tuple of plain values and bytes only,
+which the collector stops tracking when it first looks at it (issue 29: its pickled copy cost
+the request thread page faults), and pickled with the sender's chunk.
 The SQLite and JSON work, ~44 µs a request, is the writer process's (process.py says
 why). When the writer falls behind, the pipe fills, the sender waits on it (not holding the
 GIL) and the queue fills: requests' entries are dropped and counted, never waited for. A writer

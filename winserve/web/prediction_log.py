@@ -5,16 +5,19 @@ the writer's queue after the response is made; the log's counters in ``/metrics`
 ::
 
     view: decode → service.predict ──► environ[PREDICTED] = (request, info, prediction)
+                                       (the native API: Predicted, with the body's bytes)
     after_request (every route; only prediction routes make entries):
         Entry(time, id, model, version, route, caller, latency, status, rows, refs)
-          └─► PredictionLog.put  (a tuple of plain values, pickled, queued; full: counted,
-                                  dropped; winserve/predlog/writer.py)
+          └─► PredictionLog.put  (a tuple of plain values, queued; full: counted, dropped;
+                                  winserve/predlog/writer.py)
 
-The views only keep references (no copies, no JSON); ``put`` keeps at most 100 rows of them as
-plain values, and the JSON and SQLite work is the log's writer process's (~14 µs of the web
-process's CPU per request here with ``put``, ~15-20 µs there, measured on a single
-30-column row; bench/RESULTS.md). A request refused before it predicted (a 400, a 503) is
-logged without rows.
+The views only keep references (no copies, no JSON). The native API's entry holds the body and
+the answer as their bytes (up to RAW_MAX each), which the writer process reads the rows from
+(record.replayed): nothing is walked or copied on the request thread (~5-7 µs of its CPU a
+request, where building the Record cost 13-16 µs; issue 29). Other routes, and larger bodies,
+keep at most 100 rows as plain values, picked here (record.record_of). The JSON and SQLite
+work is the writer process's. A request refused before it predicted (a 400, a 503) is logged
+without rows.
 """
 
 from __future__ import annotations
