@@ -27,17 +27,17 @@ when req/s does not. The machine's load average is printed beside the table. Eac
 answer for the PNG is checked against the network's own in-process answer before it is
 measured (a server that answers another class is reported, not timed).
 
-``--runs N`` goes N rounds over the servers (a drift in the machine's load falls on each; the
-targets use the medians); ``--threads N`` gives every server N torch/onnxruntime threads (0,
-the default: each its own default: torch's every core for Flask and LitServe, winserve's cores
-÷ replicas; winserve's model host also sets ``OMP_WAIT_POLICY=PASSIVE`` and onnxruntime's
-``allow_spinning=0``, see ``winserve.host.torch_files``). ``--requests N`` runs each level for
-a fixed number of requests instead of seconds (wrk has no such option: the level runs
-``N / (its c=1 rate)`` seconds, at least one). Writes the
-table to stdout and to ``bench/out/image_classifier.md``. Needs torch, onnxruntime, onnx,
-Pillow (winserve's ``torch`` extra and base), litserve (the ``bench`` extra; skipped, and
-said so, without it), wrk (Debian's ``wrk``) and psutil (the ``test`` extra). The server
-sub-commands are how the bench starts its baselines:
+``--workers N`` gives winserve N replicas (default 1). ``--runs N`` goes N rounds over the
+servers (a drift in the machine's load falls on each; the targets use the medians);
+``--threads N`` gives every server N torch/onnxruntime threads (0, the default: each its own
+default: torch's every core for Flask and LitServe, winserve's cores ÷ replicas; winserve's
+model host also sets ``OMP_WAIT_POLICY=PASSIVE`` and onnxruntime's ``allow_spinning=0``, see
+``winserve.host.torch_files``). ``--requests N`` runs each level for a fixed number of
+requests instead of seconds (wrk has no such option: the level runs ``N / (its c=1 rate)``
+seconds, at least one). Writes the table to stdout and to ``bench/out/image_classifier.md``.
+Needs torch, onnxruntime, onnx, Pillow (winserve's ``torch`` extra and base), litserve (the
+``bench`` extra; skipped, and said so, without it), wrk (Debian's ``wrk``) and psutil (the
+``test`` extra). The server sub-commands are how the bench starts its baselines:
 ``python bench/image_classifier.py serve-flask MODEL PORT THREADS`` and
 ``python bench/image_classifier.py serve-litserve MODEL PORT MAX_BATCH TIMEOUT THREADS``.
 """
@@ -70,6 +70,7 @@ FLASK_THREADS = 8  # waitress threads of the hand-written server (one per client
 # LitServe's image-classifier example batches up to 16 requests, waiting up to 10 ms for them;
 # at c=8 no more than 8 can come: 8 it is
 LITSERVE_BATCH, LITSERVE_TIMEOUT = 8, 0.01
+WORKERS = [1]  # winserve's replicas: main() sets it from --workers
 BOUNDARY = "winservebenchboundary24"
 SERVERS = ("winserve (TorchScript)", "winserve (ONNX)", "LitServe (batching)", "Flask (global)")
 CARD = f"""[inputs.x]
@@ -328,6 +329,8 @@ def command(
             str(folder / f"{model.stem}-{port}.predictions.sqlite"),
             "--intra-op-threads",
             str(threads),
+            "--workers",
+            str(WORKERS[0]),
         ]
     script = [sys.executable, str(Path(__file__).resolve())]
     if server.startswith("LitServe"):
@@ -510,6 +513,7 @@ def header(seconds: float, requests: int, cores: int, threads: int) -> str:
 
     length = f"{requests} requests a level" if requests else f"{seconds:g} s a level"
     length += f", {threads} torch/onnxruntime threads" if threads else ", default threads"
+    length += f", winserve --workers {WORKERS[0]}"
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (
         f"ResNet-18 shape, random weights, one 224×224 RGB PNG per request (multipart); {length}; "
@@ -529,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="each level's length")
     parser.add_argument("--requests", type=int, default=0, help="each level's requests instead")
     parser.add_argument("--runs", type=int, default=1, help="rounds over every server")
+    parser.add_argument("--workers", type=int, default=1, help="winserve's replicas (default 1)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -539,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "out" / "image_classifier.md")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))  # bench/run.py's helpers (free port, wrk's units, stop)
+    WORKERS[0] = options.workers
     servers = [s for s in SERVERS if not options.only or any(o in s for o in options.only)]
     skipped = []
     if not litserve_installed() and SERVERS[2] in servers:
