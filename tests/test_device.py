@@ -97,6 +97,31 @@ def test_the_setting_wins_over_the_cores_shared_by_the_replicas() -> None:
     assert torch_device.onnx_providers(torch_device.Placement("cpu", 1)) == ["CPUExecutionProvider"]
 
 
+def test_visible_gpus_are_counted_without_torch() -> None:
+    assert torch_device.visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == 2
+    assert torch_device.visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-8f0c"}) == 1
+    assert torch_device.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == 0
+    assert torch_device.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == 0
+
+
+def test_cuda_starts_one_replica_per_gpu_unless_workers_says_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from winserve import server
+
+    chosen = settings.load(cli.parse(["--device", "cuda"]), env={}, cwd=tmp_path)
+    make = server.backend_maker(chosen)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert torch_device.replicas_for("cuda", 1) == 2
+    assert torch_device.replicas_for("cuda", 3) == 3  # asked for: as many
+    assert torch_device.replicas_for("cuda:1", 1) == 1  # one GPU named
+    assert torch_device.replicas_for("cpu", 1) == 1
+    backend = make(ModelSpec(path="net.onnx", device="cuda"), 1)  # not started: no process
+    assert [r.replica for r in backend.health().replicas] == [0, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert torch_device.replicas_for("cuda", 1) == 1  # none: one, whose load says why
+
+
 # -- an ONNX graph: threads in its session, and no GPU here ------------------------------------
 
 

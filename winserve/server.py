@@ -118,6 +118,10 @@ def serving_where(settings: Settings, workers: int) -> str:
 
 
 def _pool(spec: ModelSpec, workers: int, settings: Settings) -> PoolBackend:
+    from winserve.host.torch_device import replicas_for
+
+    # device = "cuda" with one replica asked: one per visible GPU (issue 24)
+    workers = replicas_for(spec.device, workers)
     return PoolBackend(spec, workers=workers, **_queue_settings(settings))
 
 

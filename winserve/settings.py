@@ -551,10 +551,10 @@ class Settings:
     )
     device: str = _setting(
         "cpu",
-        "Where PyTorch and ONNX models run: cpu, cuda (the visible NVIDIA GPUs, replica i on "
-        "GPU i mod their count: set workers to the number of GPUs for one replica on each) or "
-        "cuda:N (that GPU). Needs a CUDA build of torch, or onnxruntime-gpu; without a GPU "
-        "the model fails to load, saying why. Other models run on the CPU.",
+        "Where PyTorch and ONNX models run: cpu, cuda (one replica on each visible NVIDIA GPU "
+        "when workers is 1; more workers: replica i on GPU i mod their count) or cuda:N (that "
+        "GPU). Needs a CUDA build of torch, or onnxruntime-gpu; without a GPU the model fails "
+        "to load, saying why. Other models run on the CPU.",
         to_device,
         cli="--device",
         metavar="DEVICE",

@@ -10,8 +10,10 @@ the model host.
               onnx_model: CUDAExecutionProvider(device_id=K) before the CPU one;
                           SessionOptions.intra_op_num_threads
 
-``cuda`` spreads the replicas over the visible GPUs, replica i on GPU i mod their count: as
-many replicas (``workers``) as GPUs puts one on each. ``cuda:N`` puts every replica on GPU N.
+``cuda`` spreads the replicas over the visible GPUs, replica i on GPU i mod their count; with
+``workers`` left at one, the pool starts one replica per visible GPU (``replicas_for``,
+counted in the web process without torch: ``CUDA_VISIBLE_DEVICES``, else ``nvidia-smi -L``).
+``cuda:N`` puts every replica on GPU N.
 Asked for a GPU where none is visible, the load fails with the reason (the model is
 ``failed``, its entry says why), never silently on the CPU.
 
@@ -25,15 +27,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
+import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from winserve.errors import ModelLoadError
 
 CPU = "cpu"
-PATTERN = re.compile(r"cpu|cuda(:\d{1,3})?")
 ONNX_CUDA = "CUDAExecutionProvider"
 
 
@@ -152,3 +154,30 @@ def give_back_freed_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):  # another C library (musl): no malloc_trim
         return
+
+
+def visible_gpus(env: Mapping[str, str] | None = None) -> int:
+    """The NVIDIA GPUs this machine shows, counted without importing torch (the web process
+    decides how many replicas to start): ``CUDA_VISIBLE_DEVICES`` where set (empty or -1:
+    none), else the lines ``nvidia-smi -L`` lists (Linux and Windows drivers install it), else
+    none."""
+    listed = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        devices = [d.strip() for d in listed.split(",") if d.strip()]
+        return 0 if not devices or devices[0] == "-1" else len(devices)
+    try:
+        found = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):  # no driver: no GPU
+        return 0
+    return sum(line.startswith("GPU ") for line in found.stdout.splitlines())
+
+
+def replicas_for(device: str, workers: int) -> int:
+    """``workers`` replicas; with ``device = "cuda"`` and one replica asked (the default), one
+    per visible GPU (issue 24: "one replica per device by default"). Without a GPU, the one
+    replica, whose load then says why it cannot run there."""
+    if device != "cuda" or workers != 1:
+        return workers
+    return max(1, visible_gpus())
