@@ -147,7 +147,9 @@ def test_loads_and_unloads_at_once_leave_only_listed_processes(tmp_path: Path) -
             wait_until(lambda: _index(url).get("const", {}).get("state") == "LOADING", 30, 0.01)
             assert _repository(url, "const", "unload").status_code == 200
             loading.join(150)
-            assert "const" not in _index(url)
+            # listed as Triton lists it, running nothing (issue 23: it left the index before)
+            unloaded = {"name": "const", "state": "UNAVAILABLE", "reason": "unloaded"}
+            assert _index(url)["const"] == unloaded
             assert _settled(pid, url) == (1, 1)
 
         # loads and unloads mixed: whatever the order, what runs is what is listed
