@@ -571,3 +571,19 @@ def test_a_local_replica_without_a_host_raises_host_gone_not_a_builtin() -> None
     failure = supervisor.start(replica, 1.0)
     assert isinstance(failure, supervisor.Failure) and failure.kind == "crash", failure
     assert replica.pid is None  # nothing was spawned
+
+
+def test_a_restarted_replica_keeps_its_last_error_and_says_when(pools: Any) -> None:
+    """A new user's finding (issue 23): /health said last_error "" right after a replica's
+    host died and was restarted, so nobody could see why it had restarted."""
+    model = FakeModel()
+    pool = pools(model)
+    replica = model.replicas[0]
+    assert pool.health().replicas[0].last_error == ""
+    assert pool.health().replicas[0].last_error_at == ""
+    replica.die()
+    wait_until(lambda: replica.restarts == 1 and replica.state == "ready", 5)
+    (health,) = pool.health().replicas
+    assert health.state == "ready" and health.last_error, health
+    assert health.last_error_at.endswith("+00:00"), health
+    assert pool.predict(row(1)).predictions == [answer(1)]

@@ -33,6 +33,7 @@ class ReplicaHealth:
     pid: int | None = None
     last_error: str = ""
     load_seconds: float = 0.0
+    last_error_at: str = ""  # when last_error happened, ISO 8601 UTC; "" when none did
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ supervisor and the pool.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ class Lifecycle:
         self.state: ReplicaState = "starting"
         self.restarts = 0
         self.last_error = ""
+        self.last_error_at = 0.0  # time.time() when last_error was recorded (0: never)
         self.started_at = 0.0
         self.load_seconds = 0.0
 
@@ -55,10 +57,12 @@ class Lifecycle:
 
     def mark(self, state: ReplicaState, error: str | None = None) -> None:
         """Set the state (and the reason for it, when given): set before anyone hears of a
-        failure, so that ``/health`` never lags behind an answer."""
+        failure, so that ``/health`` never lags behind an answer. The last error is kept, with
+        when it happened, until another replaces it: a restart does not erase it (issue 23,
+        a new user's finding: /health said last_error "" right after a crash)."""
         self.state = state
-        if error is not None:
-            self.last_error = error
+        if error:
+            self.last_error, self.last_error_at = error, time.time()
 
     def count_restart(self) -> None:
         self.restarts += 1
@@ -80,7 +84,15 @@ class Lifecycle:
             self.pid,
             self.last_error,
             round(self.load_seconds, 3),
+            _utc(self.last_error_at),
         )
+
+
+def _utc(moment: float) -> str:
+    """``time.time()`` as ISO 8601 UTC to the second; "" for never."""
+    if not moment:
+        return ""
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(timespec="seconds")
 
 
 class ReplicaRunner(Protocol):

@@ -155,7 +155,7 @@ class Supervisor:
                 runner.mark("failed", outcome.reason)
             hooks.started(runner, outcome)
             if not isinstance(outcome, Failure):
-                runner.mark("ready", "")
+                runner.mark("ready")  # the last error stays, with its time (issue 23)
                 hooks.changed()
                 hooks.serve(runner)
                 backoff.served(time.monotonic() - runner.started_at)
