@@ -57,6 +57,9 @@ def both_ways(body: Any, predictions: list[Any], probabilities: Any = None) -> t
     ("body", "predictions", "probabilities"),
     [
         ({"a": 1.5, "b": "u"}, ["x"], None),  # one record
+        ({"inputs": 1.5, "b": "u"}, ["x"], None),  # a column named "inputs" beside others
+        ({"a": 1.5}, ["x"], None),  # one column
+        ([{"a": [1, 2], "b": {"c": None}}], ["x"], None),  # values JSON nests
         ([{"a": 1, "b": None}, {"a": 2, "b": "v"}], ["x", "y"], [[0.25, 0.75], [1.0, 0.0]]),
         ([{"a": 1, "b": 2}, {"b": 3, "a": 4}], ["x", "y"], None),  # keys in another order
         ({"columns": ["b", "a"], "data": [[5, 6], [7, 8]]}, [0, 1], None),  # split

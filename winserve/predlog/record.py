@@ -23,6 +23,7 @@ costly part (~18 µs a request, profiled in the web process), is the writer proc
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -180,7 +181,13 @@ def replayed(record: Record) -> Record:
     request = None
     if body is not None:
         try:  # as bodies.json_body read it in the web process, which accepted it
-            request = native.decode(json.loads(body.decode("utf-8-sig")), False)
+            sent = json.loads(body.decode("utf-8-sig"))
+            found = _records_rows(sent) if len(prediction.predictions) <= MAX_ROWS_STORED else None
+            if found is not None:  # the usual body, every row kept: as record_of keeps it
+                labels, rows = found
+                kept = (labels, rows, prediction.predictions, prediction.probabilities, None)
+                return (*record[:LABELS], *kept, *record[PICKS + 1 :])
+            request = native.decode(sent, False)
         except Exception:  # not for a body the web process decoded; the outputs are kept
             request = None
     entry = Entry(record[TIME], record[REQUEST_ID], *record[MODEL:LABELS])._replace(
@@ -189,3 +196,24 @@ def replayed(record: Record) -> Record:
     built = record_of(entry, request is not None)
     # its rows and answers as read, every other field as the web process made it
     return (*record[:LABELS], *built[LABELS : PICKS + 1], *record[PICKS + 1 :])
+
+
+def _records_rows(sent: Any) -> tuple[tuple[str, ...], list[list[Any]]] | None:
+    """(column names, rows) of a body of records (one object, or a list of objects naming
+    the same columns), as ``input_rows`` takes them from the decoded request, without its
+    columns built and turned back into rows first (issue 29: the writer process's part of a
+    request); None for any other body (``native.decode`` then reads it)."""
+    if isinstance(sent, dict):
+        if "columns" in sent or "data" in sent or set(sent) == {"inputs"}:
+            return None  # a split body, or tensors (native.decode)
+        sent = [sent]
+    if not isinstance(sent, list) or not sent or not all(type(row) is dict for row in sent):
+        return None
+    keys = sent[0].keys()
+    names = tuple(keys)
+    if not names or any(row.keys() != keys for row in sent):
+        return None
+    if len(names) == 1:
+        return names, [[row[names[0]]] for row in sent]
+    pick = operator.itemgetter(*names)  # in the first row's order, as native.decode takes them
+    return names, [list(pick(row)) for row in sent]
