@@ -1,7 +1,17 @@
 """``python -m winserve``."""
 
 import multiprocessing
+import os
 import sys
+
+if getattr(sys.modules.get("winserve"), "__file__", None) is None:
+    # `-m` put the current folder first on sys.path, and a folder named `winserve` in it (a
+    # clone of winserve in the home folder, beside an editable install) was taken for the
+    # package: a namespace package without __version__ (issue 24). Drop the current folder
+    # (the spawned model hosts inherit sys.path) and import the installed package.
+    here = os.getcwd()
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    del sys.modules["winserve"]
 
 from winserve.cli import main
 

@@ -151,10 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     multiprocessing.freeze_support()
-    # `python -m winserve` puts the current folder first on sys.path; a console script puts
-    # its own bin folder there instead, so `--factory mymodule:build` would only work one way.
-    # Do as -m does (the spawned model host inherits sys.path, so it finds the module too).
-    here = os.getcwd()
-    if here not in sys.path:
-        sys.path.insert(0, here)
+    # The current folder is not put on sys.path here (it was, first, for `--factory
+    # mymodule:build`): the spawned model hosts inherit sys.path, so a folder named `winserve`
+    # in it (a clone of winserve in the home folder) was imported by every host instead of the
+    # installed package, and no model loaded (issue 24). host/loading.load_factory adds the
+    # current folder, at the end, only where a factory is resolved.
     sys.exit(main())

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import pickle
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +193,13 @@ def _own_version(model: Any) -> str:
 
 def load_factory(reference: str) -> Loaded:
     module_name, _, attr = reference.partition(":")
+    # `--factory mymodule:build` finds mymodule.py in the current folder (the host's is the
+    # server's), as `python -m winserve` would: added here, at the end, and not by the command
+    # line for the whole server, where a folder named `winserve` in it shadowed the installed
+    # package in every spawned host (issue 24)
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
     try:
         module = importlib.import_module(module_name)
         factory = getattr(module, attr)

@@ -1,0 +1,102 @@
+"""Starting winserve from a folder that holds a folder named ``winserve`` (issue 24, a new
+user's finding): a clone of winserve in the home folder, run from the home folder.
+
+The clone's root has no ``__init__.py``, so Python takes it for a namespace package named
+``winserve`` when the current folder is on ``sys.path`` ahead of where the installed package
+is found; with an editable install (setuptools' finder runs after the path finder) that is
+always. The console script used to put the current folder first on ``sys.path`` for
+``--factory``, and the spawned model hosts, which inherit it, each died with ``ImportError:
+cannot import name '__version__' from 'winserve'``; ``python -m winserve`` died at once.
+
+These run the installed winserve (no ``PYTHONPATH`` to this checkout): with a regular
+install the shadowing cannot happen and they pass either way; here (``pip install -e``) they
+fail without the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from tests.conftest import iris_frame
+from tests.helpers import server_env
+
+pytestmark = [pytest.mark.spawn, pytest.mark.timeout(180)]
+
+FACTORY_CODE = """\
+from sklearn.dummy import DummyClassifier
+
+
+def build():
+    return DummyClassifier(strategy="most_frequent").fit([[0.0], [1.0], [1.0]], [0, 1, 1])
+"""
+
+
+def installed_env() -> dict[str, str]:
+    """The tests' environment without ``PYTHONPATH``: winserve as the user has it installed."""
+    env = server_env()
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, env=installed_env(), capture_output=True, text=True, timeout=150
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home folder with a clone of winserve in it (``winserve/winserve/__init__.py``, no
+    ``__init__.py`` at the clone's root), a model file and a factory module."""
+    probe = run([sys.executable, "-c", "import winserve"], tmp_path)
+    if probe.returncode != 0:
+        pytest.skip("winserve is not installed in this interpreter (only on PYTHONPATH)")
+    clone = tmp_path / "winserve"
+    (clone / "winserve").mkdir(parents=True)
+    (clone / "winserve" / "__init__.py").write_text('"""a clone\'s package"""\n')
+    (clone / "pyproject.toml").write_text('[project]\nname = "winserve"\n')
+    frame, target = iris_frame()
+    joblib.dump(LogisticRegression(max_iter=500).fit(frame, target), tmp_path / "iris.joblib")
+    (tmp_path / "mybuild.py").write_text(FACTORY_CODE)
+    return tmp_path
+
+
+def console_script() -> Path:
+    folder = Path(sys.executable).parent
+    script = folder / ("winserve.exe" if os.name == "nt" else "winserve")
+    if not script.is_file():
+        pytest.skip(f"no winserve console script beside {sys.executable}")
+    return script
+
+
+def test_console_script_loads_the_model_beside_a_winserve_folder(home: Path) -> None:
+    done = run([str(console_script()), "check", "iris.joblib"], home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: the model loads and predicts" in done.stdout
+    assert "ImportError" not in done.stderr
+
+
+def test_python_m_winserve_beside_a_winserve_folder(home: Path) -> None:
+    version = run([sys.executable, "-m", "winserve", "--version"], home)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("winserve ")
+    done = run([sys.executable, "-m", "winserve", "check", "iris.joblib"], home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ImportError" not in done.stderr
+
+
+def test_a_factory_in_the_current_folder_still_loads(home: Path) -> None:
+    """Why the current folder was on sys.path: ``--factory mybuild:build`` finds mybuild.py
+    there, with the console script as with ``python -m`` (now added where the factory is
+    resolved, at the end of the model host's sys.path)."""
+    for command in ([str(console_script())], [sys.executable, "-m", "winserve"]):
+        done = run([*command, "check", "--factory", "mybuild:build"], home)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "DummyClassifier" in done.stdout
