@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,19 +67,6 @@ def test_classes_that_differ_leave_the_probabilities_out_and_say_so() -> None:
     assert found.agreement == 0.5 and found.measure == ""
     assert found.mean_difference is None
     assert "the classes differ ([0, 1] against [0, 1, 2])" in found.note
-
-
-def test_a_regressor_agrees_within_a_tenth_of_the_serving_versions_spread() -> None:
-    values = [float(v) for v in range(10)]  # standard deviation sqrt(8.25) = 2.87
-    spread = math.sqrt(sum((v - 4.5) ** 2 for v in values) / 10)
-    inside = [v + 0.09 * spread for v in values]
-    outside = [v + 0.11 * spread for v in values]
-    assert compare(Answers(values), Answers(inside), regression=True).agreement == 1.0
-    found = compare(Answers(values), Answers(outside), regression=True)
-    assert found.agreement == 0.0 and found.measure == "values"
-    assert found.max_difference == pytest.approx(0.11 * spread)
-    # a classifier's numeric labels are labels: equal or not, whatever the spread
-    assert compare(Answers([1, 2]), Answers([1, 3]), regression=False).agreement == 0.5
 
 
 def test_a_row_one_version_refuses_disagrees_and_one_both_refuse_is_left_out() -> None:
@@ -310,6 +296,12 @@ def test_a_model_that_disagrees_is_refused_and_kept_ready_for_the_owner(
         "not swapped" in r.getMessage() and "keeps serving" in r.getMessage()
         for r in caplog.records
     )
+    # the console says a regressor's rule with its value (issue 26): 2 * x0 + x1 on the rows
+    rule = f"(a value agrees within {check.tolerance:.3g}, half the standard deviation of "
+    assert check.tolerance is not None and check.tolerance > 5
+    assert any(
+        rule in r.getMessage() and "version 1's values" in r.getMessage() for r in caplog.records
+    )
     rows = entry.disagreements
     assert rows is not None and len(rows.rows) == ROWS
     assert rows.header == ("origin", "x0", "x1", "version_1", "version_2", "difference")
@@ -524,6 +516,7 @@ def test_the_page_the_csv_and_the_button(checked: Registry, folder: Path) -> Non
     stranger = {"REMOTE_ADDR": "10.1.2.3"}  # no token set: another computer is no owner
     page = client.get(f"{base}/", environ_base=stranger).get_data(as_text=True)
     assert "agreed with version 1 on only 0.0 %" in page and "anyway" not in page
+    assert "half the standard deviation of version 1&#39;s values on these rows" in page
     assert "The new model file was not swapped in, so version 1 keeps serving" in page
     for method, path in (("GET", "/swap/disagreements.csv"), ("POST", "/swap/force")):
         refused = client.open(f"{base}{path}", method=method, environ_base=stranger)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from winserve.backends.base import Health
-from winserve.models.checked_swap import percent, when_text
+from winserve.models.checked_swap import percent, tolerance_words, when_text
 from winserve.models.slots import Entry, Slot
 
 # What a model as a whole is, for the pages: its serving version's backend status, else
@@ -77,6 +77,7 @@ class SwapCheck:
     waiting: bool = False  # refused and kept ready: the owner may still force the swap
     note: str = ""  # why it was not checked, or why differences were not measured
     at: str = ""  # ISO 8601, UTC
+    tolerance: float | None = None  # a regressor's values this close agree (checked_swap)
 
     @property
     def checked(self) -> bool:
@@ -97,11 +98,16 @@ class SwapCheck:
             f"version {new} agreed with version {old} on {only}{percent(self.agreement)} "
             f"of {self.rows:,} rows"
         )
+        parts = []
+        if self.tolerance is not None:  # the rule, said where the figure is (issue 26)
+            parts.append(tolerance_words(self.tolerance, old))
         if self.mean_difference is not None and self.max_difference is not None:
-            said += (
-                f" ({self.measure} differ by {self.mean_difference:.3g} on average, "
-                f"{self.max_difference:.3g} at most)"
+            parts.append(
+                f"{self.measure} differ by {self.mean_difference:.3g} on average, "
+                f"{self.max_difference:.3g} at most"
             )
+        if parts:
+            said += f" ({'; '.join(parts)})"
         if self.forced:
             return said + f"; swapped on the owner's request (swap_when = {self.when})"
         if not self.swapped:  # the callers say that the old version keeps serving
@@ -120,6 +126,7 @@ class SwapCheck:
                 ("agreement", self.agreement),
                 ("mean_difference", self.mean_difference),
                 ("max_difference", self.max_difference),
+                ("tolerance", self.tolerance),
             )
         }
         return {

@@ -333,6 +333,7 @@ class Swap:
             waiting=not (passed or force),
             note=note,
             at=_now(),
+            tolerance=comparison.tolerance,
         )
         disagreeing = checked_swap.disagreeing_rows(
             rows.columns,
