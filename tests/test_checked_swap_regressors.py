@@ -4,18 +4,23 @@ rows within a tenth of the serving version's standard deviation). Real scikit-le
 fitted here on y = f(x) + noise (noise 8 % of y's spread, as the user's data), answer 560
 reference rows; ``checked_swap.compare`` and ``decide`` judge them as the registry does:
 an honest retrain (a forest with a new seed; a linear model refitted on a fresh sample) is
-accepted, a model trained on shuffled targets is refused."""
+accepted, a model trained on shuffled targets is refused. And the monitor's timeline says
+how a version came to serve: checked and agreed, or forced after the check refused it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.test_checked_swap import NAME, ROWS, ShiftedModel, new_file, registry_of, with_reference
+from winserve.models import swap
 from winserve.models.checked_swap import Answers, compare, decide
 from winserve.models.status import SwapCheck
+from winserve.predlog import events, store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -122,3 +127,88 @@ def test_the_sentence_says_the_rule() -> None:
     classifier = SwapCheck(3, 2, 10, 10, 0, 0.9, 0.1, 0.3, "probabilities", 0.95, False)
     assert "agrees within" not in classifier.sentence
     assert classifier.as_dict()["tolerance"] is None
+
+
+# -- the timeline: how a version came to serve ------------------------------------------------
+
+
+@pytest.fixture
+def noted() -> Iterator[list[events.Event]]:
+    """The events noted meanwhile (as the prediction log would receive them)."""
+    found: list[events.Event] = []
+    stop = events.listen(found.append)
+    yield found
+    stop()
+
+
+def loaded_events(found: list[events.Event], tmp_path: Path) -> list[events.ModelEvent]:
+    """``found`` written to a log and read back as the monitor page reads them."""
+    conn = store.connect(tmp_path / "events.sqlite")
+    try:
+        events.write(conn, found)
+        return events.read(conn, NAME, 0, found[-1][1] + 1)
+    finally:
+        conn.close()
+
+
+def test_the_timeline_says_a_version_was_checked_or_forced(
+    model: ShiftedModel, folder: Path, tmp_path: Path, noted: list[events.Event]
+) -> None:
+    registry = registry_of(model, with_reference(folder))
+    try:
+        assert registry.load(NAME, folder / f"{NAME}.joblib")
+        assert registry.load(NAME, new_file(folder, b"close retrain"))  # passes the check
+        assert not registry.load(NAME, new_file(folder, b"bad labels"))  # refused
+        assert registry.force_swap(NAME) == ""  # the owner's button
+    finally:
+        registry.close()
+    said = [(e.kind, e.version, e.words, e.detail) for e in loaded_events(noted, tmp_path)]
+    assert said == [
+        ("loaded", 1, "version 1 loaded", said[0][3]),  # a first version is never checked
+        ("loaded", 2, "version 2 loaded: checked, agreed 100.0 % with version 1", said[1][3]),
+        ("swap_refused", 3, "swap refused", said[2][3]),
+        (
+            "loaded",
+            3,
+            "version 3 loaded: forced by the owner after the check refused it (agreed 0.0 %)",
+            said[3][3],
+        ),
+    ]
+    assert all(d.startswith(f"{NAME}.joblib, loaded in ") for d in (said[1][3], said[3][3]))
+    assert said[2][3].startswith(f"version 3 agreed with version 2 on only 0.0 % of {ROWS} rows")
+
+
+def test_the_timeline_says_a_version_was_not_checked_and_old_details_read_as_before(
+    model: ShiftedModel, folder: Path, tmp_path: Path, noted: list[events.Event]
+) -> None:
+    registry = registry_of(model, folder, when="always")  # no reference sample, no log
+    try:
+        assert registry.load(NAME, folder / f"{NAME}.joblib")
+        assert registry.load(NAME, new_file(folder, b"bad labels"))
+    finally:
+        registry.close()
+    # a detail noted before this change (no "how"), and one holding the separator itself
+    events.note("loaded", NAME, 7, detail="old.joblib, loaded in 1.0 s")
+    events.note("load_failed", NAME, detail=f"odd{events.HOW_END}reason")
+    found = loaded_events(noted, tmp_path)
+    assert [e.words for e in found] == [
+        "version 1 loaded",
+        f"version 2 loaded: not checked against version 1: {swap.NOTHING_TO_COMPARE}",
+        "version 7 loaded",
+        "load failed",
+    ]
+    assert found[2].detail == "old.joblib, loaded in 1.0 s" and found[3].detail == "odd reason"
+    assert found[1].as_dict()["words"] == found[1].words
+
+
+@pytest.fixture
+def model() -> ShiftedModel:
+    return ShiftedModel()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    found = tmp_path / "models"
+    found.mkdir()
+    (found / f"{NAME}.joblib").write_bytes(b"version 1")
+    return found

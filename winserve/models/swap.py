@@ -18,7 +18,9 @@ kept and why said (issues 15, 22, 23).
       swap_rows.rows_to_check: the reference sample + the log's recent inputs
       swap_rows.ask: both versions answer them ─► checked_swap.compare ─► SwapCheck
         (entry.check: the console's line, /health, the page; entry.disagreements: the CSV)
-      swap_when met (or "always", or nothing to compare with) ─► _swap as above
+      swap_when met (or "always", or nothing to compare with) ─► _swap as above; its
+        "loaded" event on the monitor's timeline says how (_how): checked and agreed, forced
+        by the owner after a refusal, or not checked and why
       below it ─► the old version keeps serving (entry.reason says why); the new one is kept
         ready (Refused) for the owner's force (force(), the page's button, or a load through
         the repository API) until a newer file arrives, the serving file comes back,
@@ -201,7 +203,7 @@ class Swap:
             self._loader.drop_copy(new.folder)
             return False
         shown = path.name if path is not None else self._item
-        _loaded(entry.name, slot.version, new, shown)
+        _loaded(entry.name, slot.version, new, shown, _how(entry.check, slot.version))
         size = f", {size_text(new.info.file_size)}" if new.info.file_size else ""  # issue 24
         if old is None:
             log.info(
@@ -422,8 +424,9 @@ class Swap:
         return False
 
 
-def _loaded(name: str, version: int, new: Loaded, shown: str = "") -> None:
-    """The monitor page's timeline: version N of ``name`` serves (issue 26)."""
+def _loaded(name: str, version: int, new: Loaded, shown: str = "", how: str = "") -> None:
+    """The monitor page's timeline: version N of ``name`` serves (issue 26), and ``how``:
+    what its checked swap found."""
     said = f"{shown}, " if shown else ""
     events.note(
         "loaded",
@@ -431,7 +434,24 @@ def _loaded(name: str, version: int, new: Loaded, shown: str = "") -> None:
         version,
         sha256=new.info.sha256,
         detail=f"{said}loaded in {new.seconds:.1f} s",
+        how=how,
     )
+
+
+def _how(check: SwapCheck | None, version: int) -> str:
+    """How ``version`` came to serve, for the timeline (issue 26: a forced swap read as a
+    plain load after its refusal): "forced by the owner after the check refused it (agreed
+    64.6 %)", "checked, agreed 99.8 % with version 3", "not checked against version 3: …";
+    "" for a first version (never checked) or one the check is not about."""
+    if check is None or check.new_version != version:
+        return ""
+    if check.agreement is None:
+        return f"not checked against version {check.old_version}: {check.note}"
+    agreed = checked_swap.percent(check.agreement)
+    if check.forced:
+        return f"forced by the owner after the check refused it (agreed {agreed})"
+    when = " (swap_when = always)" if check.threshold is None else ""
+    return f"checked, agreed {agreed} with version {check.old_version}{when}"
 
 
 def _now() -> str:

@@ -18,7 +18,9 @@ A process-wide list of listeners, not an argument threaded through the registry,
 and every backend: an event is rare (a load, a restart after a back-off) and its senders sit
 below the web floor, which must not know the log. With no log open an event goes nowhere.
 A replica's restart is known by its file's SHA-256, not its name (a backend does not know the
-name it serves under): ``read`` finds it through the ``loaded`` events of that name.
+name it serves under): ``read`` finds it through the ``loaded`` events of that name. A
+``loaded`` event's ``how`` (what the checked swap found: "forced by the owner after the check
+refused it (agreed 64.6 %)") joins its words; it is stored ahead of the detail.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ KINDS = {
     "job": "CSV job",
 }
 MAX_DETAIL = 500  # characters of a reason kept (a traceback's last line is enough)
+# ends an event's ``how`` in its stored detail (issue 26: how a version came to serve): the
+# ASCII unit separator, which no text noted has (``note`` takes it out) or had before
+HOW_END = "\x1f"
+MAX_HOW = 200  # characters of it (a note on why a version was not checked is enough)
 MAX_READ = 1000  # the most recent events of a period shown
 
 # (MARK, time, model or None, version or None, sha256 or None, kind, detail)
@@ -88,9 +94,14 @@ def note(
     *,
     sha256: str | None = None,
     detail: str = "",
+    how: str = "",
 ) -> None:
     """Tell the listeners (the prediction log) that ``kind`` happened; never raises: an event
-    lost is a line missing on a page, never a load or a restart failed."""
+    lost is a line missing on a page, never a load or a restart failed. ``how`` joins the
+    event's words ("version 2 loaded: forced by the owner …"), ``detail`` follows them."""
+    detail = detail.replace(HOW_END, " ")
+    if how:  # kept in the detail column, before HOW_END (a log has no column for it)
+        detail = how[:MAX_HOW].replace(HOW_END, " ") + HOW_END + detail
     event: Event = (MARK, time.time(), model, version, sha256 or None, kind, detail[:MAX_DETAIL])
     with _lock:
         listeners = list(_listeners)
@@ -140,12 +151,14 @@ class ModelEvent:
     kind: str
     version: int | None
     detail: str
+    how: str = ""  # joins the words: how a version came to serve (``note``'s)
 
     @property
     def words(self) -> str:
         said = KINDS.get(self.kind, self.kind)
         if self.kind == "loaded" and self.version is not None:
-            return f"version {self.version} loaded"
+            how = f": {self.how}" if self.how else ""
+            return f"version {self.version} loaded{how}"
         if self.kind == "job" and self.version is not None:
             return f"CSV job on version {self.version}"
         return said
@@ -178,7 +191,12 @@ def read(conn: sqlite3.Connection, model: str, since: float, until: float) -> li
         if "no such table" in str(exc):
             return []
         raise
-    return [ModelEvent(float(t), str(k), v, str(d)) for t, k, v, d in reversed(rows)]
+    return [_event(float(t), str(k), v, str(d)) for t, k, v, d in reversed(rows)]
+
+
+def _event(at: float, kind: str, version: int | None, stored: str) -> ModelEvent:
+    how, end, detail = stored.partition(HOW_END)
+    return ModelEvent(at, kind, version, detail, how) if end else ModelEvent(at, kind, version, how)
 
 
 def read_file(path: Path, model: str, since: float, until: float) -> list[ModelEvent]:
