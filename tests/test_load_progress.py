@@ -174,8 +174,8 @@ def test_the_copys_bytes_reach_health_and_the_page_while_it_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A folder's model whose private copy is held after its first chunk: ``/health`` says
-    ``copying`` with the bytes read, its page and API answers (503) say so in words; then it
-    loads."""
+    ``copying`` with the bytes read, its page (a loading page, as one file's) and API answer
+    (503) say so in words; then it loads."""
     from tests.fakes import FakeModel
     from winserve.dataplane import DataPlane
     from winserve.models.registry import Registry
@@ -209,14 +209,24 @@ def test_the_copys_bytes_reach_health_and_the_page_while_it_is_made(
             3 * COPY_CHUNK,
         )
         assert progress["text"] == "copying 4 of 13 MB, 0 s"
-        page = client.get("/")  # the folder's only model: its page, 503 until it has loaded
-        assert page.status_code == 503
-        assert "big is not loaded yet (loading: copying 4 of 13 MB, 0 s)" in page.text
+        # the folder's only model: its page says how far as one file's does, and updates by
+        # itself (it was a 503 error page linking to itself, issue 24: changed on purpose)
+        for url in ("/", "/models/big/"):
+            page = client.get(url)
+            assert page.status_code == 200
+            assert "The model is loading: copying 4 of 13 MB, 0 s. This page" in page.text
+            assert 'data-has-model="no"' in page.text and "<h1>big</h1>" in page.text
+            assert "That did not work" not in page.text
+        status = client.get("/models/big/page-status").json
+        assert (status["key"], status["serving"]) == ("loading", False)
+        assert status["text"].startswith("The model is loading: copying 4 of 13 MB")
         answer = client.post("/models/big/predict", json=[{"x0": 1.0}]).json
         assert "loading: copying 4 of 13 MB" in answer["error"]["message"]
         go_on.set()
         wait_until(lambda: plane.health().ready, 10)
         assert "loading" not in client.get("/health").json["models"]["big"]
+        assert client.get("/models/big/page-status").json["serving"] is True
+        assert 'data-has-model="yes"' in client.get("/models/big/").text
     finally:
         go_on.set()
         registry.close()

@@ -110,6 +110,22 @@ def model_state() -> tuple[ModelInfo | None, Health]:
         return None, health
 
 
+def without_version() -> Health | None:
+    """The health of this request's model while it has no version (a folder's model loads
+    one at start, or when its file is new, and shows none until then): ``loading`` with how
+    far the load has gone, or ``failed`` with why; None when it has a version. Issue 24: its
+    page was a 503 error page that never updated, where one file's page says "The model is
+    loading: 14 MB, 1 s. This page updates by itself."."""
+    plane = held.plane()
+    name = held.model_name() or plane.default_name()
+    for model in plane.health().models if name is not None else ():
+        if model.name == name and model.version is None:
+            if model.loading:
+                return Health("loading", loading=model.progress)
+            return Health("failed", reason=model.reason)
+    return None
+
+
 def for_program() -> bool:
     """Whether the jobs routes answer in JSON: a program (a Bearer or X-Winserve-Client
     header), or a caller that asks for JSON first (issue 27)."""

@@ -33,7 +33,7 @@ from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
 from winserve.web import auth, csrf, held, image_page, jobs_pages, paths, swap_page, why_page
 from winserve.web.examples import Example, api_examples, openapi_outline
-from winserve.web.page import bp, model_state, page_state
+from winserve.web.page import bp, model_state, page_state, without_version
 from winserve.web.prediction_log import PREDICTED
 
 __all__ = ["bp", "jobs_pages", "swap_page"]  # CSV scoring and the checked swap's views too
@@ -108,8 +108,17 @@ def _page(
 @bp.get("/page-status")
 def status() -> ResponseReturnValue:
     """The status line for the page's script: the same words as the server renders."""
-    model = held.held()
-    health = model.health()
+    try:
+        model = held.held()
+    except ModelUnavailable:
+        # a folder's model loading its first version, or failed to (issue 24): the script of
+        # its loading page shows that, and reloads the page once it serves
+        versionless = without_version()
+        if versionless is None:
+            raise
+        health, version = versionless, 0
+    else:
+        health, version = model.health(), model.version
     state = page_state(health)
     return jsonify(
         {
@@ -117,7 +126,7 @@ def status() -> ResponseReturnValue:
             "key": state.key,
             "text": state.text,
             "serving": health.serving,
-            "version": model.version,
+            "version": version,
         }
     )
 
@@ -126,8 +135,33 @@ def status() -> ResponseReturnValue:
 def index() -> ResponseReturnValue:
     if held.model_name() is None and not held.plane().names_a_model():
         return _list_page()
-    info, health = model_state()
+    try:
+        info, health = model_state()
+    except ModelUnavailable:
+        loading = without_version()
+        if loading is None or loading.status != "loading":
+            raise  # failed: the error page says why, as before
+        return _loading_page(loading)
     return _page(info, health)
+
+
+def _loading_page(health: Health) -> ResponseReturnValue:
+    """The page of a model whose first version loads (issue 24): the status line says how
+    far, as one file's page does, and the page reloads itself once the model serves (its
+    script polls /page-status; without the script the page refreshes itself)."""
+    name = held.model_name() or held.plane().default_name() or "Model"
+    return render_template(
+        "index.html",
+        info=None,
+        health=health,
+        card=cards.ModelCard(title=name),  # its card is read with the version being loaded
+        card_notes=[],
+        fields=[],
+        errors={},
+        file_problem="",
+        swap_check=None,
+        image_fields=[],
+    )
 
 
 def _list_page() -> ResponseReturnValue:
