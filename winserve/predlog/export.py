@@ -1,6 +1,10 @@
 """The prediction log read back as CSV (issue 26): one line per stored row of each request, its
 inputs as a JSON object column → value (a request without rows, refused before it predicted,
-gets one line with the row's fields empty).
+gets one line with the row's fields empty). One model's log, or a folder's whole log (every
+model, told apart by the ``model`` column).
+
+A prediction of one value is the value itself, as a scored file has it (``leaves``, ``0.5``);
+one of several outputs, and the probabilities, are JSON (a list or an object in one cell).
 
 Reads on a connection of its own, ``query_only``, while the writer thread goes on writing (WAL:
 readers never block the writer, nor it them). Lines are produced as the rows are read, so a
@@ -43,7 +47,7 @@ SELECT r.time, r.request_id, r.model, r.version, r.sha256, r.route, r.method, r.
        r.token_name, r.latency_ms, r.status, r.n_rows, c.names, r.inputs, r.predictions,
        r.probabilities, r.sample
 FROM requests AS r LEFT JOIN column_sets AS c ON c.id = r.columns
-WHERE r.model = ? AND r.time >= ? AND r.time < ?
+WHERE (r.model = :model OR :model IS NULL) AND r.time >= :since AND r.time < :until
 ORDER BY r.id
 """
 CHUNK = 500
@@ -77,18 +81,31 @@ def _rows(
         yield (
             number,
             given,
-            safe_text(_dumps(answers[i])),
+            _cell(answers[i]),
             _dumps(shares[i]) if shares is not None else "",
         )
+
+
+def _cell(answer: object) -> object:
+    """A prediction as a CSV cell: one value as itself (a text made safe from spreadsheet
+    formulas), several (a list, an object) as JSON. The cell was JSON for every answer, so a
+    label read ``"leaves"`` in Excel (issue 26, a new user's finding)."""
+    if answer is None:
+        return ""
+    if isinstance(answer, str):
+        return safe_text(answer)
+    if isinstance(answer, int | float):  # bool too: written True/False, as pandas writes it
+        return answer
+    return safe_text(_dumps(answer))
 
 
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def csv_lines(path: Path, model: str, since: float, until: float) -> Iterator[str]:
-    """The log of ``model`` from ``since`` to ``until`` (Unix seconds) as CSV text, in
-    chunks. A log not written yet reads as the header alone."""
+def csv_lines(path: Path, model: str | None, since: float, until: float) -> Iterator[str]:
+    """The log of ``model`` (None: of every model, a folder's) from ``since`` to ``until``
+    (Unix seconds) as CSV text, in chunks. A log not written yet reads as the header alone."""
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")  # what Excel reads, on every OS
     out.writerow(HEADER)
@@ -98,7 +115,7 @@ def csv_lines(path: Path, model: str, since: float, until: float) -> Iterator[st
     conn = sqlite3.connect(path, timeout=1.0)
     try:
         conn.execute("PRAGMA query_only = ON")
-        cursor = conn.execute(QUERY, (model, since, until))
+        cursor = conn.execute(QUERY, {"model": model, "since": since, "until": until})
         while True:
             found = cursor.fetchmany(CHUNK)
             if not found:

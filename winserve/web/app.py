@@ -165,6 +165,8 @@ def create_app(
 
     @app.errorhandler(WinserveError)
     def winserve_error(error: WinserveError) -> ResponseReturnValue:
+        if isinstance(error, auth.Forbidden) and auth.wants_page():  # a browser (issue 26)
+            return auth.refusal_page(error)
         return _render(error)
 
     @app.errorhandler(HTTPException)

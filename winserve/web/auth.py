@@ -74,6 +74,7 @@ PATH_SAFE = "/?&=%:@!$'()*+,;~-._"
 # token is set and the caller sent none) is told only whether the server serves (issue 28)
 TELLING_ENDPOINTS = frozenset({"native.health", "native_model.health", "oip.model_ready"})
 STRANGER = "winserve.stranger"
+PAGE_ENDPOINTS = ("ui.", "ui_model.", "monitor_page.", "monitor_page_model.")
 TOKENS = "winserve.tokens"  # app.extensions: the TokenBook, only when tokens are required
 CALLER = "winserve.caller"  # the WSGI environ: the Caller a token or cookie named
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -128,6 +129,25 @@ def require_owner(what: str = "this") -> None:
         f"{what} is for the model's owner; the token of {who.name!r} is a user token (it may "
         "predict, explain, use the page and score files): ask the owner"
     )
+
+
+def wants_page() -> bool:
+    """Whether a refusal goes to a person's browser, which asks for HTML before JSON (a
+    program sends a Bearer token or X-Winserve-Client, or asks for JSON or ``*/*``)."""
+    headers = request.headers
+    if headers.get("X-Winserve-Client") or bearer(headers.get("Authorization", "")):
+        return False
+    accept = request.accept_mimetypes
+    return accept["text/html"] > accept["application/json"]
+
+
+def refusal_page(error: WinserveError) -> Response:
+    """The owner check's 403 as the pages' error page, its message the same (issue 26: a
+    colleague logged in on the page who opened the monitor read raw JSON)."""
+    page = render_template("message.html", title="That is the owner's", message=error.message)
+    response = Response(page, status=error.status, mimetype="text/html")
+    response.headers.update(error.headers)
+    return response
 
 
 def owner_only(view: View) -> View:
@@ -354,7 +374,8 @@ def install(app: Flask, token: str, tokens_file: Path | None = None) -> None:
             return None
         if identified(book) is not None:
             return None
-        if request.method == "GET" and (request.endpoint or "").startswith(("ui.", "ui_model.")):
+        # a page asks for the token; the monitor is a page too (issue 26)
+        if request.method == "GET" and (request.endpoint or "").startswith(PAGE_ENDPOINTS):
             return redirect(_login_url(), code=303)
         if bearer(request.headers.get("Authorization", "")):
             message = "the token sent is not this server's (ask whoever runs it for the right one)"

@@ -1,47 +1,40 @@
 """The monitor page (issue 26): for a period (the last week unless asked), the requests,
 errors, latency and answers per hour or day, the loads and restarts, and per input the drift
 of the inputs the prediction log kept against the model's reference sample; the owner's, as
-``/log.csv`` is.
+``/log.csv`` is. A folder of several models without a default has an index at ``/monitor``
+(web/monitor_index.py): each model's requests, its drift in a line, and its monitor's link.
 
 ::
 
     GET /monitor[.json]?since=…&until=…  (and /models/<name>/monitor[.json])
-        held model ─► its file (info.source) or the card's ``reference`` ─► reference.read
-                      (cached by path, size and mtime)                         │ frame
-        prediction log (SQLite, read-only) ─► drift.logged_sample ───────────► drift.drift
-                                           ─► summary.summarize_file (SQL)      │
-                                           ─► events.read_file                  │
-                                                  │                             ▼
-        monitor.html ◄─ monitor_view.Monitor (sentence, charts, as_dict) ◄──────┘
+        held model ─► monitor_drift.drift_of (reference sample vs logged inputs) ─┐
+        prediction log (SQLite, read-only) ─► summary.summarize_file (SQL)        │
+                                           ─► events.read_file                    │
+                                                  │                               ▼
+        monitor.html ◄─ monitor_view.Monitor (sentence, charts, as_dict) ◄────────┘
 
-The web process reads the reference file itself, with the model host's own reader
-(``winserve.host.reference.read``: the same columns, number conversion and fixed-seed
-sample), rather than asking the model host for it: the frame is needed only here, a
-page read by the owner now and then, and shipping 2,000 rows through the host's pipe would
-add a method to every backend for no gain. The file read is the one the model host read:
-the card's ``reference``, else ``<name>.reference.csv``/``.parquet`` beside the file loaded
-(``info.source``: the loader's private copy, made with its reference sample at load,
-models/loader.py), so a sample edited after the load is not compared until the model is.
+    GET /monitor[.json] in a folder of models ─► monitor_index.index ─► monitor_index.html
+
+The page is for people: its errors (a refused caller, a date that is not one) are a page too,
+as the model page's are (web/page.py); ``monitor.json`` answers in the native error shape.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from winserve.explaining import reference_of
-from winserve.host import reference as reference_sample
+from winserve.errors import WinserveError
 from winserve.model_info import ModelInfo
 from winserve.predlog import callers, drift, events, summary
 from winserve.predlog.writer import PredictionLog
-from winserve.web import held, outcomes
+from winserve.web import auth, held, monitor_index, outcomes, paths
 from winserve.web.monitor_charts import long_label
-from winserve.web.monitor_view import Monitor, clock, iso
+from winserve.web.monitor_drift import drift_of
+from winserve.web.monitor_view import Monitor, clock, counted, iso
 from winserve.web.prediction_log import KEY, _moment, _owner
 
 bp = Blueprint("monitor", __name__)  # monitor.json: for programs, in /openapi.json
@@ -49,33 +42,14 @@ page_bp = Blueprint("monitor_page", __name__)  # the page: for people, as the ui
 DEFAULT_DAYS = 7  # the period shown when none is asked for: the last week
 ONGOING = 300.0  # s: a period ending this close to now is "since …", not "from … to …"
 
-_cache: dict[tuple[str, int, int], dict[str, list[Any]]] = {}
-_cache_lock = threading.Lock()
 
-
-def _reference_path(info: ModelInfo, named: str) -> Path | None:
-    if named:
-        return Path(named)
-    if not info.source or not info.sha256:  # the built-in demo: no file
-        return None
-    found = reference_sample.beside(Path(info.source))
-    return found[0] if found else None
-
-
-def _reference_columns(path: Path, info: ModelInfo) -> dict[str, list[Any]]:
-    """The reference sample's columns as lists, read once per version of the file."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _cache_lock:
-        found = _cache.get(key)
-    if found is None:
-        features = [{"name": f.name, "kind": f.kind} for f in info.features]
-        frame = reference_sample.read(path, features)
-        found = {str(c): frame[c].tolist() for c in frame.columns}
-        with _cache_lock:
-            _cache.clear()  # one model's sample at a time is enough for an owner's page
-            _cache[key] = found
-    return found
+def period() -> tuple[datetime, datetime, bool]:
+    """The period this request asks for (default: the last week), and whether it is ongoing
+    (ends now)."""
+    now = datetime.now(UTC)
+    until = _moment("until", now)
+    since = _moment("since", datetime.fromtimestamp(now.timestamp() - DEFAULT_DAYS * 86_400, UTC))
+    return since, until, abs(until.timestamp() - now.timestamp()) < ONGOING
 
 
 def monitor() -> Monitor:
@@ -83,41 +57,8 @@ def monitor() -> Monitor:
     model = held.held()
     info = model.info()
     plog: PredictionLog | None = current_app.extensions.get(KEY)
-    now = datetime.now(UTC)
-    until = _moment("until", now)
-    since = _moment("since", datetime.fromtimestamp(now.timestamp() - DEFAULT_DAYS * 86_400, UTC))
-    described = reference_of(info)
-    source = info.source if info.sha256 else ""
-    hint = ""
-    columns: tuple[drift.ColumnDrift, ...] = ()
-    logged_rows = 0
-    every = 1  # one logged request in ``every`` read for drift (drift.SAMPLE_REQUESTS)
-    if info.tensor_inputs:  # no sample would help (issue 24)
-        takes = [str(f.kind) for f in info.features]
-        hint = reference_sample.not_a_table(takes, "Drift against a reference sample covers")
-    elif described is None:
-        hint = "This model has no reference sample to compare with: " + (
-            reference_sample.how_to_make(source)
-        )
-    elif described.get("problem"):
-        hint = str(described["problem"])
-    else:
-        path = _reference_path(info, model.card.reference)
-        if path is None or not path.is_file():
-            hint = "The reference sample is gone: " + reference_sample.how_to_make(source)
-        else:
-            try:
-                ref = _reference_columns(path, info)
-            except (ValueError, OSError) as exc:
-                hint = f"{path.name} cannot be used: {exc}"
-            else:
-                logged: dict[str, list[Any]] = {}
-                if plog is not None:
-                    logged, logged_rows, every = drift.logged_sample(
-                        plog.path, model.name, since.timestamp(), until.timestamp(), list(ref)
-                    )
-                kinds = {f.name: str(f.kind) for f in info.features}
-                columns = tuple(drift.drift(ref, logged, kinds))
+    since, until, ongoing = period()
+    found = drift_of(model, info, plog, since.timestamp(), until.timestamp())
     status = plog.status().to_dict() if plog is not None else None
     activity: summary.Summary | None = None
     happened: tuple[events.ModelEvent, ...] = ()
@@ -132,16 +73,16 @@ def monitor() -> Monitor:
         model.name,
         since,
         until,
-        logged_rows,
-        described,
-        hint,
+        found.logged_rows,
+        found.reference,
+        found.hint,
         plog is None,
-        columns,
+        found.columns,
         status,
         activity,
         happened,
-        abs(until.timestamp() - now.timestamp()) < ONGOING,
-        every,
+        ongoing,
+        found.every,
     )
 
 
@@ -155,13 +96,35 @@ def _labels(info: ModelInfo) -> bool:
 @page_bp.context_processor
 def _formats() -> dict[str, Any]:
     """What the monitor's template names its buckets and events with."""
-    return {"bucket_label": long_label, "iso": iso, "clock": clock}
+    return {"bucket_label": long_label, "iso": iso, "clock": clock, "counted": counted}
+
+
+@page_bp.app_context_processor
+def _monitor_link() -> dict[str, Any]:
+    """Whether the pages' navigation links the monitor: for an owner only (a user token's
+    caller would be refused it; issue 26, a new user found no link to it at all)."""
+    return {"monitor_link": auth.caller().is_owner}
+
+
+@page_bp.errorhandler(WinserveError)
+def page_error(error: WinserveError) -> ResponseReturnValue:
+    """The monitor page's errors are a page, as the model page's are (web/page.py): a user
+    token's caller logged in on the page read a 403 as raw JSON (issue 26)."""
+    page = render_template(
+        "message.html", title="The monitor cannot be shown", message=paths.public(error.message)
+    )
+    response = Response(page, status=error.status, mimetype="text/html")
+    response.headers.update(error.headers)
+    return response
 
 
 @page_bp.get("/monitor")
 def monitor_page() -> ResponseReturnValue:
     """The monitor page: the owner's (this computer, or whoever holds the token)."""
     _owner()
+    if monitor_index.is_index():  # a folder of several models: the index (issue 26)
+        found_index = monitor_index.index(*period())
+        return render_template("monitor_index.html", index=found_index)
     found = monitor()
     return render_template(
         "monitor.html",
@@ -175,8 +138,10 @@ def monitor_page() -> ResponseReturnValue:
 
 @bp.get("/monitor.json")
 def monitor_json() -> ResponseReturnValue:
-    """The monitor page's data as JSON."""
+    """The monitor page's data as JSON (a folder of several models: the index's)."""
     _owner()
+    if monitor_index.is_index():
+        return jsonify(monitor_index.index(*period()).as_dict())
     found = monitor()
     return jsonify(
         {

@@ -73,27 +73,12 @@ class Monitor:
             return f"No requests logged {self.period}."
         if not self.columns:
             return (
-                f"{requests} requests {self.period}; no reference sample to compare their "
-                "inputs with."
+                f"{counted(requests, 'request')} {self.period}; no reference sample to compare "
+                "their inputs with."
             )
         if not self.logged_rows:
             return f"No inputs were logged {self.period} (setting: log_inputs)."
-        arrows = {"up": " ↑", "down": " ↓"}
-        shifted = [
-            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "shifted"
-        ]
-        moderate = [
-            c.name + arrows.get(c.direction, "") for c in self.columns if c.words == "moderate"
-        ]
-        if shifted:
-            verb = "has" if len(shifted) == 1 else "have"
-            said = f"{len(shifted)} of {len(self.columns)} inputs {verb} drifted {self.period}: "
-            said += ", ".join(shifted)
-        else:
-            said = f"No input has drifted {self.period}"
-        if moderate:
-            said += f"; {len(moderate)} moved moderately: {', '.join(moderate)}"
-        return said + "."
+        return drifted(self.columns, self.period) + "."
 
     def charts(self) -> dict[str, Markup]:
         """The page's pictures (web/monitor_charts.py), each titled with what it shows; the
@@ -146,8 +131,7 @@ class Monitor:
                     self.events,
                     self.since.timestamp(),
                     self.until.timestamp(),
-                    f"{len(self.events)} loads, restarts and failures {self.period}, "
-                    "numbered as in the list below",
+                    f"{happenings(len(self.events))} {self.period}, numbered as in the list below",
                 )
             )
         for c in self.columns:
@@ -179,6 +163,35 @@ class Monitor:
             "activity": self.activity.as_dict() if self.activity is not None else None,
             "events": [e.as_dict() for e in self.events],
         }
+
+
+def counted(n: int, one: str, many: str = "") -> str:
+    """``1 request``, ``2 requests``: the monitor's counts agree with their nouns (issue 26:
+    the page said "1 loads, restarts and failures")."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def happenings(n: int) -> str:
+    """``1 load, restart or failure``, ``3 loads, restarts and failures``."""
+    return f"{n} " + ("load, restart or failure" if n == 1 else "loads, restarts and failures")
+
+
+def drifted(columns: tuple[drift.ColumnDrift, ...], period: str = "") -> str:
+    """How many inputs drifted and which (``1 of 4 inputs has drifted since …: spend ↑``), or
+    that none did; the monitor's sentence, and a folder's index's line per model."""
+    within = f" {period}" if period else ""
+    arrows = {"up": " ↑", "down": " ↓"}
+    shifted = [c.name + arrows.get(c.direction, "") for c in columns if c.words == "shifted"]
+    moderate = [c.name + arrows.get(c.direction, "") for c in columns if c.words == "moderate"]
+    if shifted:
+        verb = "has" if len(shifted) == 1 else "have"
+        said = f"{len(shifted)} of {counted(len(columns), 'input')} {verb} drifted{within}: "
+        said += ", ".join(shifted)
+    else:
+        said = f"No input has drifted{within}"
+    if moderate:
+        said += f"; {len(moderate)} moved moderately: {', '.join(moderate)}"
+    return said
 
 
 def _ms(value: float | None) -> str:

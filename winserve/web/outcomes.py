@@ -382,7 +382,12 @@ def refused(error: WinserveError) -> ResponseReturnValue:
         response.headers.update(error.headers)
         return response
     page = render_template(
-        "message.html", title="The outcomes were not stored", message=paths.public(error.message)
+        "message.html",
+        title="The outcomes were not stored",
+        message=paths.public(error.message),
+        # the form was the monitor's: back to it, not to the model page (issue 26)
+        back=f"{held.base()}/monitor#accuracy",
+        back_text="Back to the monitor",
     )
     answer = Response(page, status=error.status, mimetype="text/html")
     answer.headers.update(error.headers)

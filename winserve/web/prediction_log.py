@@ -218,7 +218,9 @@ def log_csv() -> ResponseReturnValue:
     plog: PredictionLog | None = current_app.extensions.get(KEY)
     if plog is None:
         raise BadRequest("the prediction log is off (setting: log)")
-    name = held.held().name  # 404 for a model not served
+    # a folder of several models, none the default: every model's log (issue 26)
+    every = held.model_name() is None and not held.plane().names_a_model()
+    name = None if every else held.held().name  # 404 for a model not served
     now = datetime.now(UTC)
     until = _moment("until", now)
     since = _moment("since", datetime.fromtimestamp(now.timestamp() - plog.days * 86_400, UTC))
@@ -227,5 +229,7 @@ def log_csv() -> ResponseReturnValue:
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}-log-{stamp}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name or "models"}-log-{stamp}.csv"'
+        },
     )
