@@ -3,7 +3,9 @@ processes: ``swap_when = "agree>=0.95"``; a retrain on the same data with anothe
 accepted, a model trained on shuffled labels dropped in is refused (the old version's
 answers continue, the console, /health and the page say so with the figures, the
 disagreeing rows download as CSV), the page's button swaps it in, and so does a load through
-the repository API."""
+the repository API. A forest regressor (the new user's case): retrained with a new seed it
+swaps in, on shuffled targets it is refused, and the monitor's timeline says how each version
+came to serve."""
 
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ def forest(path: Path, *, seed: int, shuffled: bool = False) -> Any:
     return model
 
 
-def health_of(url: str) -> dict[str, Any]:
-    found: dict[str, Any] = requests.get(f"{url}/health", timeout=10).json()["models"][NAME]
+def health_of(url: str, name: str = NAME) -> dict[str, Any]:
+    found: dict[str, Any] = requests.get(f"{url}/health", timeout=10).json()["models"][name]
     return found
 
 
@@ -59,11 +61,11 @@ def logged(url: str) -> int:
     return len(list(csv.DictReader(io.StringIO(got.text))))
 
 
-def checked_version(url: str, version: int) -> dict[str, Any]:
+def checked_version(url: str, version: int, name: str = NAME) -> dict[str, Any]:
     """/health's swap check of the new file ``version``, once it ended."""
 
     def ended() -> dict[str, Any] | None:
-        check: dict[str, Any] | None = health_of(url).get("swap_check")
+        check: dict[str, Any] | None = health_of(url, name).get("swap_check")
         return check if check is not None and check["version"] == version else None
 
     found: dict[str, Any] = wait_until(ended, 120, 0.2)
@@ -172,3 +174,75 @@ def test_always_swaps_and_reports(tmp_path: Path) -> None:
         assert check["swapped"] and check["checked"] and check["logged_rows"] >= len(rows)
         assert check["agreement"] < 0.95  # reported, not enforced
         wait_until(lambda: answers(url, rows)[1] == "3", 30)
+
+
+def regressor(path: Path, *, seed: int, shuffled: bool = False) -> Any:
+    """A 30-tree forest on y = f(x) + noise (tests/test_checked_swap_regressors.py's data,
+    its targets shuffled if asked), fitted with ``seed`` and written as a retrain script
+    would."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.test_checked_swap_regressors import TRAIN, forest, friedman
+
+    x, y = friedman(TRAIN, 1)
+    if shuffled:
+        y = np.random.default_rng(seed).permutation(y)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    model = forest(seed).fit(frame, y)
+    part = path.with_name(path.name + ".part")
+    joblib.dump(model, part)
+    os.replace(part, path)
+    return model
+
+
+def test_a_regressors_retrain_is_accepted_and_the_timeline_says_how_each_version_came(
+    tmp_path: Path,
+) -> None:
+    """The new user's case (issue 26): a forest regressor retrained with a new seed swaps in
+    under agree>=0.95, one trained on shuffled targets is refused; the sentence says the
+    rule; the monitor's timeline says which version was checked and which was forced."""
+    import pandas as pd
+
+    from tests.test_checked_swap_regressors import REFERENCE, friedman
+
+    name = "price"
+    folder = tmp_path / "models"
+    folder.mkdir()
+    regressor(folder / f"{name}.joblib", seed=1)
+    x, _ = friedman(REFERENCE, 99)
+    reference = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    reference.to_csv(folder / f"{name}.reference.csv", index=False)
+    rule = "half the standard deviation of version 1's values on these rows"
+    args = [str(folder), "--swap-when", "agree>=0.95", "--watch-seconds", str(WATCH)]
+    with running_server(args, cwd=tmp_path) as server:
+        url = server.url
+        regressor(folder / f"{name}.joblib", seed=2)
+        check = checked_version(url, 2, name)
+        assert check["swapped"] and check["measure"] == "values", check["message"]
+        assert check["agreement"] >= 0.95 and check["rows"] == REFERENCE
+        assert rule in check["message"] and check["tolerance"] > 0
+        server.wait_for_line(lambda s: "version 2 agreed with version 1" in s and rule in s, 10)
+
+        regressor(folder / f"{name}.joblib", seed=3, shuffled=True)
+        check = checked_version(url, 3, name)
+        assert not check["swapped"] and check["waiting"] and check["agreement"] < 0.6
+        page = requests.get(f"{url}/models/{name}/", timeout=30).text
+        assert "half the standard deviation of version 2&#39;s values on these rows" in page
+        loaded = requests.post(f"{url}/v2/repository/models/{name}/load", timeout=60)
+        assert loaded.status_code == 200, loaded.text
+        assert health_of(url, name)["version"] == 3
+
+        def timeline() -> list[str] | None:
+            got = requests.get(f"{url}/models/{name}/monitor.json", timeout=30)
+            assert got.status_code == 200, got.text
+            words = [e["words"] for e in got.json()["events"] if e["kind"] == "loaded"]
+            return words if len(words) == 3 else None  # the log writes every half second
+
+        words = wait_until(timeline, 30, 0.3)
+        assert words[0] == "version 1 loaded"
+        assert words[1].startswith("version 2 loaded: checked, agreed ")
+        assert words[1].endswith(" % with version 1")
+        assert words[2].startswith(
+            "version 3 loaded: forced by the owner after the check refused it (agreed "
+        )
