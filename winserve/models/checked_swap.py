@@ -15,19 +15,19 @@ serving version's on the same rows, and whether that is close enough to swap.
 Agreement is the share of rows both versions answer alike: equal labels for a classifier
 (and any model whose answers are not numbers); for a regressor, values within ``TOLERANCE``
 (a half) of the serving version's standard deviation on these rows. A retrain never gives
-the same floats, and a tenth (the first rule) refused honest ones: a 30-tree forest retrained
-with a new seed on y = f(x) + noise (noise 8 % of y's spread) moves 5-56 % of its rows by
-more than a tenth, 0-19 % by more than a quarter, and none by more than a half (its 95th
-percentile is 0.1-0.4 standard deviations); a model trained on shuffled targets (it answers
-about the mean) has only 29-41 % of its rows within a half, a model answering the mean itself
-38 % (a normal variable is within half its deviation of its mean that often). So at 0.95 a
-half accepts every honest retrain measured and refuses every model that ignores its inputs,
-with room on both sides (the issue's figures: tests/test_checked_swap_regressors.py). What it
-lets through: a regressor shifted by less than half a deviation on every row; the sentence's
-average difference shows such a shift. A row one version refuses and the other answers
-disagrees; a row both refuse is left out. The difference of a row is the largest absolute
-difference of its class probabilities (a classifier with ``predict_proba``, classes matched by
-label) or of its values (a regressor).
+the same floats, and a tenth (the first rule) refused honest ones: on y = f(x) + noise (noise
+8 % of y's spread; bench/swap_tolerance.py: three functions, three recipes) a 30-tree forest
+retrained with a new seed agrees on 46-96 % of the rows at a tenth, 84-100 % at a quarter,
+99-100 % at a half; a model that ignores its inputs (trained on shuffled targets, or the mean)
+on 29-42 % at a half, one without its most telling input on at most 53 %. So at 0.95 a half
+accepts every new-seed retrain measured and refuses every broken one, with room on both sides
+(tests/test_checked_swap_regressors.py). A weak model refitted on a fresh sample of a few
+hundred rows moves more (89-100 %): swap_when's share is the knob for it. What a half lets
+through: a version shifted by less than half a deviation on every row (the sentence's average
+difference shows it). A row one version refuses and the other answers disagrees; a row both
+refuse is left out. The difference of a row is the largest absolute difference of its class
+probabilities (a classifier with ``predict_proba``, classes matched by label) or of its values
+(a regressor).
 
 Everything here is a pure function of plain values (tests/test_checked_swap.py).
 """
