@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from winserve import __version__
+from winserve import __version__, tokens
 from winserve.load_progress import size_text
 from winserve.model_info import ModelInfo
 
 if TYPE_CHECKING:  # check.py imports this module: not the registry and the web side with it
     from winserve.dataplane import HealthSummary
+    from winserve.settings import Settings
 
 WIDTH = 10
 
@@ -91,13 +92,40 @@ def _missing(info: ModelInfo) -> list[str]:
     return [line("missing", f"refused in {_shorten(refused)}; taken in {_shorten(accepted)}")]
 
 
+def access(settings: Settings) -> str:
+    """Who may call, for the banner's ``access`` line (issue 26, a new user's finding: the
+    console never said that the tokens file was in force, so every caller needed a token and
+    the person at the console did not know why)."""
+    path = settings.tokens_file
+    try:
+        named = tokens.read(path) if path is not None else []
+    except tokens.TokensError as exc:  # read at start already; changed since
+        return f"{exc}"
+    owners = sum(x.role == tokens.OWNER for x in named)
+    parts = []
+    if named:
+        roles = ", ".join(
+            f"{n} {role}{'s' if n != 1 else ''}"
+            for n, role in ((owners, tokens.OWNER), (len(named) - owners, tokens.USER))
+            if n
+        )
+        word = "token" if len(named) == 1 else "tokens"
+        parts.append(f"{len(named)} named {word} ({roles}) in {path}")
+    if settings.token:
+        parts.append("the token setting (an owner)")
+    if not parts:
+        return "no token: anyone who can open the address (named tokens: winserve token add NAME)"
+    return " and ".join(parts) + "; every caller needs a token"
+
+
 def _size(info: ModelInfo) -> str:
     """The model file's size, before its load time (issue 24: a big model's wait explained)."""
     return f"{size_text(info.file_size)} " if info.file_size else ""
 
 
-def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
-    """The console's "serving" block; ``where``: where the replicas run (``serving_where``)."""
+def ready(info: ModelInfo, host: str, port: int, where: str, allowed: str = "") -> str:
+    """The console's "serving" block; ``where``: where the replicas run (``serving_where``);
+    ``allowed``: who may call (``access``)."""
     title = f"winserve {__version__} is serving {info.name}"
     if info.demo:
         title += " (the built-in DEMO model: give a model file to serve your own)"
@@ -108,6 +136,8 @@ def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
         line("loaded", f"{_size(info)}in {info.load_seconds:.2f} s, {where}"),
         line("open", local),
     ]
+    if allowed:
+        lines.append(line("access", allowed))
     if host not in {"127.0.0.1", "localhost", "::1"}:
         lines.append("")
         lines.append(
@@ -120,9 +150,9 @@ def ready(info: ModelInfo, host: str, port: int, where: str) -> str:
     return "\n".join(lines)
 
 
-def folder(summary: HealthSummary, host: str, port: int) -> str:
+def folder(summary: HealthSummary, host: str, port: int, allowed: str = "") -> str:
     """What a folder of models serves once the first loads have ended: each model's URL and
-    version, and the files that are not served, with why."""
+    version, and the files that are not served, with why; ``allowed``: who may call."""
     local, lan = urls(host, port)
     base = local.rstrip("/")
     lines = [f"winserve is serving a folder of models: {summary.folder}"]
@@ -141,6 +171,8 @@ def folder(summary: HealthSummary, host: str, port: int) -> str:
     if not summary.models:
         lines.append("  (no model files yet: .joblib, .pkl, .skops, .onnx, MLflow folders)")
     lines.append(line("open", local))
+    if allowed:
+        lines.append(line("access", allowed))
     lines += [line("network", url) for url in lan]
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)

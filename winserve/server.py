@@ -257,14 +257,17 @@ def serve(settings: Settings, *, out: TextIO | None = None, err: TextIO | None =
         registry.wait_loaded(settings.load_timeout + LOAD_GRACE + 30)
         if stopping.is_set():  # stopped while loading: nothing was served (issue 22)
             return
+        allowed = banner.access(settings)  # who may call: the tokens in force (issue 26)
         if settings.is_folder:
-            print(banner.folder(plane.health(), settings.host, port), file=out, flush=True)
+            print(banner.folder(plane.health(), settings.host, port, allowed), file=out, flush=True)
         else:
             info = _one_model_ready(registry, failure, err, banner.urls(settings.host, port)[0])
             if info is None:
                 return
             print(
-                banner.ready(info, settings.host, port, serving_where(settings, settings.workers)),
+                banner.ready(
+                    info, settings.host, port, serving_where(settings, settings.workers), allowed
+                ),
                 file=out,
                 flush=True,
             )
