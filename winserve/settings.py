@@ -506,7 +506,9 @@ class Settings:
         "always",
         "Before a changed file's new version serves, it answers the reference sample and the "
         "prediction log's recent inputs beside the serving version, and the agreement is "
-        'reported (console, /health, the page). "always" swaps whatever it is; '
+        "reported (console, /health, the page): a classifier's row agrees on its label, a "
+        "regressor's value within half the serving version's standard deviation on these "
+        'rows. "always" swaps whatever it is; '
         '"agree>=0.95" keeps the old version serving when fewer rows agree (the owner may '
         "still swap, on the page or with POST /v2/repository/models/NAME/load).",
         to_swap_when,
