@@ -82,3 +82,31 @@ def test_a_failed_first_load_keeps_its_error_page_and_the_status_says_why(
         status = client.get("/models/big2/page-status").json
         assert (status["status"], status["key"], status["serving"]) == ("failed", "failed", False)
         assert "the file is not a model" in status["text"]
+
+
+def test_the_progress_of_a_small_file_beside_a_big_one_is_its_own_size(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The console printed "loading in the model process… 5 s (14 MB)" for 4 kB files (a new
+    user's finding, issue 24): each load's size is its own file's, never the folder's."""
+    import logging
+
+    from winserve import load_progress
+
+    caplog.set_level(logging.INFO, logger="winserve")
+    (folder / "notes.bin").write_bytes(b"0" * 14_000_000)  # not a model: in the same folder
+    (folder / "big2.joblib").write_bytes(b"0" * 14_000_000)
+    model = FakeModel(load_seconds=2.0)
+    original = load_progress.TICK
+    load_progress.TICK = 0.5  # a progress line every half second (read when used)
+    try:
+        with served(folder, model) as (plane, client):
+            wait_until(lambda: all(m.progress for m in plane.health().models), 10)
+            loading = client.get("/health").json["models"]
+            sizes = {name: loading[name]["loading"]["size_bytes"] for name in ("small", "big2")}
+            assert sizes == {"small": 4096, "big2": 14_000_000}
+            wait_until(lambda: plane.health().ready, 20)
+    finally:
+        load_progress.TICK = original
+    told = {m.split(":")[0]: m for m in caplog.messages if "in the model process" in m}
+    assert told["small"].endswith("(4 kB)") and told["big2"].endswith("(14 MB)")
