@@ -11,9 +11,11 @@ for the default period (the last week), each step with the CPU time of this proc
   over the last 2 days (per hour) and as a regressor (percentiles of the answers);
 - ``events.read_file`` (the timeline);
 - ``drift.logged_sample`` + ``drift.drift`` against a 2,000-row reference (the drift table);
+- ``usage.per_model`` (a folder's monitor index: each model's requests, errors, last one);
 - with ``--server``: the whole ``/monitor.json`` and ``/monitor`` page of a real server
-  (``python -m winserve`` serving tests' churn model with that log), the server process's
-  CPU time per request (psutil) and the wall time.
+  (``python -m winserve`` serving tests' churn model with that log, and a second model so
+  that the bare ``/monitor`` is the folder's index), the server process's CPU time per
+  request (psutil) and the wall time; the index's too (its drift line compares churn).
 
 Prints one line per step and the load average before and after.
 """
@@ -33,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from winserve.backends.base import Prediction
-from winserve.predlog import drift, events, store, summary
+from winserve.predlog import drift, events, store, summary, usage
 from winserve.predlog.store import Entry
 from winserve.service import PredictRequest
 
@@ -106,14 +108,17 @@ def served(folder: Path, log: Path, runs: int) -> None:
 
     from tests.helpers import running_server
     from tests.test_explain_server import churn_files
+    from tests.test_models_folder import constant_model
 
     models = folder / "models"
     models.mkdir()
     churn_files(models)  # named churn, as the log's model; its reference sample beside it
+    # a second model: the bare /monitor is the folder's index (issue 26)
+    constant_model(models / "const.joblib", 7.0)
     with running_server([str(models), "--log-path", str(log)], cwd=folder) as server:
         process = psutil.Process(server.proc.pid)
-        for page in ("monitor.json", "monitor"):
-            url = f"{server.url}/models/{MODEL}/{page}"
+        for page in (f"models/{MODEL}/monitor.json", f"models/{MODEL}/monitor", "monitor.json"):
+            url = f"{server.url}/{page}"
             requests.get(url, timeout=60).raise_for_status()  # warm: imports, the reference
             best_cpu = best_wall = float("inf")
             for _ in range(runs):
@@ -121,7 +126,7 @@ def served(folder: Path, log: Path, runs: int) -> None:
                 requests.get(url, timeout=60).raise_for_status()
                 best_wall = min(best_wall, time.perf_counter() - wall)
                 best_cpu = min(best_cpu, sum(process.cpu_times()[:2]) - cpu)
-            label = f"a real server's GET /models/{MODEL}/{page}"
+            label = f"a real server's GET /{page}" + ("" if MODEL in page else " (index)")
             print(f"{label:58s} cpu {best_cpu * 1000:7.1f} ms   wall {best_wall * 1000:7.1f} ms")
 
 
@@ -164,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             drift.drift(reference, logged, {"plan": "category"})
 
         measure("drift: logged inputs (sampled) and PSI", runs, drifted)
+        measure(
+            "each model's requests (a folder's monitor index)",
+            runs,
+            lambda: usage.per_model(path, week, now),
+        )
         if args.server:
             served(Path(folder), path, runs)
     print(f"load average after: {os.getloadavg()}")
