@@ -161,7 +161,9 @@ def paths(info: ModelInfo | None) -> Schema:
         ),
         "/log.csv": get(
             "The prediction log from since to until, as CSV (the owner's: this computer when "
-            "no token is set, else an owner token; issue 26)",
+            "no token is set, else an owner token; issue 26); the bare /log.csv of a folder of "
+            "several models without a default: every model's, the model column telling them "
+            "apart",
             ok({"type": "string"}, media="text/csv"),
             NATIVE_ERROR,
             "winserve",
@@ -175,7 +177,9 @@ def paths(info: ModelInfo | None) -> Schema:
             "status and route, the answers per bucket (each class's share, or a regressor's "
             "p5/median/p95); 'events': loads, restarts, failed loads, refused swaps and CSV "
             "jobs in time order; 'accuracy': the outcomes uploaded, per week and version; "
-            "'callers': who used it (requests, errors and last seen per caller)",
+            "'callers': who used it (requests, errors and last seen per caller). The bare "
+            "/monitor.json of a folder of several models without a default is its index: "
+            "'models', each with its requests, errors, last request, drift in a line and links",
             ok(ANY_OBJECT),
             NATIVE_ERROR,
             "winserve",
