@@ -124,7 +124,8 @@ def monitor_page() -> ResponseReturnValue:
     _owner()
     if monitor_index.is_index():  # a folder of several models: the index (issue 26)
         found_index = monitor_index.index(*period())
-        return render_template("monitor_index.html", index=found_index)
+        # models: base.html's navigation as on the list of models (no one model's API)
+        return render_template("monitor_index.html", index=found_index, models=found_index.models)
     found = monitor()
     return render_template(
         "monitor.html",

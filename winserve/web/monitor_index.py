@@ -115,6 +115,8 @@ def _drift_line(name: str, since: float, until: float, plog: PredictionLog | Non
     except WinserveError:  # loading, failed, gone since the health was read
         return ""
     found = drift_of(model, info, plog, since, until)
+    if found.reference is None and not info.tensor_inputs:  # the how-to is the monitor's
+        return "No reference sample to compare with: its monitor says how to add one."
     if found.hint:
         return found.hint
     if not found.columns:
