@@ -225,3 +225,6 @@ def test_a_folders_monitor_lists_its_models_and_its_log_has_them_all(
         assert 'href="/monitor"' in listing
         model_page = requests.get(f"{url}/models/iris/", timeout=TIMEOUT).text
         assert 'href="/models/iris/monitor"' in model_page
+        # and from a model's monitor back to the index
+        own = requests.get(f"{url}/models/iris/monitor", timeout=TIMEOUT).text
+        assert '<a href="/monitor">Every model\'s monitor</a>' in own
