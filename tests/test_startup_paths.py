@@ -100,3 +100,58 @@ def test_a_factory_in_the_current_folder_still_loads(home: Path) -> None:
         done = run([*command, "check", "--factory", "mybuild:build"], home)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "DummyClassifier" in done.stdout
+
+
+# What a load that killed its host while Python started it says (issue 24): the condition of
+# the bug above, made on purpose in a script (a folder named winserve put first on sys.path
+# once winserve is imported, as cli.run did); the reason is read back from the real Loader.
+LOAD_SCRIPT = """\
+import sys
+from pathlib import Path
+
+import winserve
+from winserve.models.loader import Loader
+from winserve.server import backend_maker
+from winserve.settings import Settings
+
+sys.path.insert(0, sys.argv[1])  # holds a folder named winserve: the spawned host's package
+settings = Settings(load_timeout=60)
+loader = Loader(settings, backend_maker(settings))
+outcome = loader.load(
+    "iris", Path(sys.argv[2]), private=False, serving=None, shown=lambda *_: False
+)
+print("REASON", getattr(outcome, "reason", "loaded"))
+"""
+
+
+def test_a_host_that_dies_while_starting_says_why(home: Path) -> None:
+    from winserve.models import start_probe
+
+    script = home / "scripts" / "load.py"  # its folder is first on sys.path: not home
+    script.parent.mkdir()
+    script.write_text(LOAD_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(home), str(home / "iris.joblib")],
+        cwd=script.parent,
+        env=installed_env(),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    said = [x for x in done.stdout.splitlines() if x.startswith("REASON ")]
+    assert said, done.stdout + done.stderr
+    reason = said[0].removeprefix("REASON ")
+    assert start_probe.died_starting(reason), reason
+    assert reason.endswith(
+        ": ImportError: cannot import name '__version__' from 'winserve' (unknown location)"
+    ), reason
+
+
+def test_a_start_that_works_adds_nothing() -> None:
+    """The probe of this process's own start (which works): nothing to add to the reason."""
+    from winserve.models import start_probe
+
+    assert start_probe.probe() is None
+    reason = "the model process exited with code 1 while loading (EOFError)"
+    assert start_probe.explained(reason) == reason
+    assert start_probe.explained("the model file is not a model") == "the model file is not a model"

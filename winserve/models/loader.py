@@ -45,6 +45,7 @@ from winserve.host import reference as reference_sample
 from winserve.load_progress import LoadProgress, Tracker, size_of
 from winserve.model_file import Stamp, sha256_of, stamp
 from winserve.model_info import ModelInfo, ModelSpec
+from winserve.models import start_probe
 from winserve.platform import cache_dir
 from winserve.scoring.jobs import jobs_parent
 from winserve.settings import Settings
@@ -198,7 +199,9 @@ class Loader:
             if not kept:
                 backend.close()
                 self.drop_copy(folder)
-            reason = str(exc)
+            # a host that died while Python started it said why on the console only: the
+            # start done again, its stderr read (issue 24: "… (EOFError)" said nothing)
+            reason = start_probe.explained(str(exc))
             if folder is not None and path is not None:
                 reason = reason.replace(str(folder), str(path.parent))
             return NotLoaded(tried, reason, kept=kept)
