@@ -155,3 +155,21 @@ def test_a_start_that_works_adds_nothing() -> None:
     reason = "the model process exited with code 1 while loading (EOFError)"
     assert start_probe.explained(reason) == reason
     assert start_probe.explained("the model file is not a model") == "the model file is not a model"
+
+
+def test_check_says_why_a_host_died_while_starting(home: Path) -> None:
+    """``winserve check`` in the same condition: its FAILED line carries the ImportError."""
+    script = home / "scripts" / "check.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import sys\nfrom winserve import cli\n"
+        "sys.path.insert(0, sys.argv.pop(1))  # a folder named winserve first, as cli.run did\n"
+        "sys.exit(cli.main(['check', sys.argv[1]]))\n"
+    )
+    done = run([sys.executable, str(script), str(home), str(home / "iris.joblib")], script.parent)
+    assert done.returncode == 1
+    failed = [x for x in done.stdout.splitlines() if x.startswith("FAILED: ")]
+    assert failed and failed[0].endswith(
+        "while loading (EOFError): ImportError: cannot import name '__version__' from "
+        "'winserve' (unknown location)"
+    ), done.stdout

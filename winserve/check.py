@@ -13,6 +13,7 @@ from winserve import banner, card, explaining
 from winserve.backends import supervisor
 from winserve.backends.replica import Replica
 from winserve.model_info import ModelInfo
+from winserve.models import start_probe
 from winserve.server import model_spec
 from winserve.settings import Settings
 
@@ -35,7 +36,8 @@ def check(settings: Settings, out: TextIO | None = None) -> int:
             # asked): say so before the failure, not only when the sample passes (issue 22)
             for line in _card_problem(settings):
                 print(line, file=out)
-        return _fail(out, outcome.reason)
+        # a host that died while Python started it: why, from its start done again (issue 24)
+        return _fail(out, start_probe.explained(outcome.reason))
     info = ModelInfo.from_dict(outcome)
     for line in banner.describe_model(info):
         print(line, file=out)
