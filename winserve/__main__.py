@@ -9,8 +9,8 @@ if getattr(sys.modules.get("winserve"), "__file__", None) is None:
     # clone of winserve in the home folder, beside an editable install) was taken for the
     # package: a namespace package without __version__ (issue 24). Drop the current folder
     # (the spawned model hosts inherit sys.path) and import the installed package.
-    here = os.getcwd()
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    here = os.path.normcase(os.getcwd())  # Windows: C:\Users\x and c:\users\x are one
+    sys.path[:] = [p for p in sys.path if os.path.normcase(os.path.abspath(p or ".")) != here]
     del sys.modules["winserve"]
 
 from winserve.cli import main
