@@ -31,9 +31,11 @@ log = logging.getLogger("winserve")
 PROBE_SECONDS = 60.0
 # what the supervisor says of a host gone before it answered its load (backends/supervisor.py)
 DIED_STARTING = re.compile(r"(exited with code \d+|stopped answering) while loading \(\w+\)")
-# what a spawned host imports before winserve's code runs in it: the manager's server (its
-# process's target) and the model host (the manager's registered type)
-HOST_MODULES = ("winserve.backends.proxy", "winserve.host.model_host")
+# what a spawned host imports before winserve's code runs in it (spawn.prepare first runs the
+# module that started the server again, as __mp_main__: the console script imports
+# winserve.cli): the manager's server (its process's target), the model host (the manager's
+# registered type) and the watchdog (its initializer)
+HOST_MODULES = ("winserve.backends.proxy", "winserve.host.model_host", "winserve.host.watchdog")
 CODE = (
     "import pickle, sys\n"
     "from multiprocessing import spawn\n"
