@@ -13,8 +13,7 @@ from winserve.errors import BadRequest
 from winserve.protocols import native
 from winserve.request import Columns
 from winserve.settings import Settings
-from winserve.web.bodies import parse_json
-from winserve.web.responses import json_response
+from winserve.web.bodies import json_response, parse_json
 
 
 def test_no_view_or_hook_is_async() -> None:

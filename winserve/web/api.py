@@ -13,9 +13,8 @@ from winserve.dataplane import Description, Health, HealthSummary, ModelHealth, 
 from winserve.failures import public_reason
 from winserve.protocols import native
 from winserve.web import auth, held, paths, prediction_log, uploads
-from winserve.web.bodies import flag, json_body, json_body_and_bytes
+from winserve.web.bodies import flag, is_upload, json_body, json_body_and_bytes, json_response
 from winserve.web.prediction_log import PREDICTED, Predicted
-from winserve.web.responses import json_response
 
 bp = Blueprint("native", __name__)
 
@@ -34,7 +33,7 @@ def predict() -> ResponseReturnValue:
         scores = flag(req.args.get("scores"))
         explain = flag(req.args.get("explain"))
     raw = None
-    if uploads.is_upload(req):  # image files, one field per input (issue 24)
+    if is_upload(req):  # image files, one field per input (issue 24)
         images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])
         decoded = native.from_uploads(images, proba)
     else:

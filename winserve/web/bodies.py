@@ -1,11 +1,23 @@
-"""Reading request bodies: content type, size and JSON, each failure a 4xx that says why."""
+"""A view's bodies, in and out: the request's body read (content type, size, JSON; each
+failure a 4xx that says why) and the prediction's answer written as JSON.
+
+::
+
+    request ── is_upload? ── yes: winserve.web.uploads.files (image files, issue 24)
+                          └─ no:  json_body_and_bytes ── (parsed JSON, the bytes as sent)
+    the protocol's answer (plain data) ── json_response ──► Response (jsonify's bytes)
+
+One module for both ends of a prediction route (issue 23: a newcomer follows ``POST /predict``
+through fewer modules); an error's body is ``winserve.web.responses.error_response``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flask import Request
+from flask import Request, Response
+from flask.json.provider import DefaultJSONProvider
 
 from winserve.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -16,6 +28,29 @@ def _refuse_constant(name: str) -> Any:
 
 # json.loads with an argument makes a decoder per call; this one is made once (issue 14)
 _decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+# jsonify's own output (compact, ASCII, keys in order, Flask's default for other types, a
+# newline), from one encoder made once: jsonify makes one per call (issue 14). winserve never
+# runs Flask in debug mode, where jsonify would indent.
+_encode = json.JSONEncoder(
+    ensure_ascii=True,
+    sort_keys=False,
+    separators=(",", ":"),
+    default=DefaultJSONProvider.default,
+).encode
+
+
+def is_upload(request: Request) -> bool:
+    """Files sent as ``multipart/form-data`` (``winserve.web.uploads`` reads them)."""
+    return request.mimetype == "multipart/form-data"
+
+
+def json_response(body: Any) -> Response:
+    """``jsonify(body)``, byte for byte, for the prediction routes."""
+    # Flask's Response, as jsonify makes (the app's response_class, which winserve never
+    # changes: no proxy lookup for it; issue 14)
+    return Response(_encode(body) + "\n", mimetype="application/json")
 
 
 def raw_bytes(request: Request, max_bytes: int) -> bytes:

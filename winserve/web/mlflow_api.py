@@ -11,9 +11,8 @@ from flask.typing import ResponseReturnValue
 from winserve import __version__, explaining
 from winserve.protocols import mlflow
 from winserve.web import held
-from winserve.web.bodies import flag, json_body, raw_text
+from winserve.web.bodies import flag, json_body, json_response, raw_text
 from winserve.web.prediction_log import PREDICTED
-from winserve.web.responses import json_response
 
 bp = Blueprint("mlflow", __name__)
 

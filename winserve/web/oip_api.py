@@ -10,9 +10,8 @@ from winserve.dataplane import Held
 from winserve.errors import BadRequest, UnsupportedMediaType
 from winserve.protocols import oip
 from winserve.web import held
-from winserve.web.bodies import parse_json, raw_bytes
+from winserve.web.bodies import json_response, parse_json, raw_bytes
 from winserve.web.prediction_log import PREDICTED
-from winserve.web.responses import json_response
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
 BINARY_HEADER = "Inference-Header-Content-Length"

@@ -1,10 +1,11 @@
 """Image files uploaded to ``POST /predict`` as ``multipart/form-data`` (issue 24).
 
-Each file field is named after the model's image input; several files under one name are
-several rows. The body is read within ``max_body_mb`` first (``bodies.raw_bytes``), then parsed
-by werkzeug's own multipart parser from memory with the same limits, so an upload costs no
-more than a JSON body of its size. The files' bytes go to the model host untouched: images are
-decoded there (``winserve.host.images``), never in the web process.
+A view asks ``bodies.is_upload`` first. Each file field is named after the model's image
+input; several files under one name are several rows. The body is read within ``max_body_mb``
+first (``bodies.raw_bytes``), then parsed by werkzeug's own multipart parser from memory with
+the same limits, so an upload costs no more than a JSON body of its size. The files' bytes go
+to the model host untouched: images are decoded there (``winserve.host.images``), never in the
+web process.
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from winserve.errors import BadRequest, PayloadTooLarge
 from winserve.web.bodies import raw_bytes
 
 MAX_PARTS = 1000  # fields and files in one upload
-
-
-def is_upload(request: Request) -> bool:
-    return request.mimetype == "multipart/form-data"
 
 
 def files(request: Request, max_bytes: int) -> dict[str, list[bytes]]:
