@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 
 from winserve.errors import BadRequest
 from winserve.protocols import native
-from winserve.request import Columns
+from winserve.rows import Columns
 from winserve.settings import Settings
 from winserve.web.bodies import json_response, parse_json
 

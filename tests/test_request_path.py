@@ -16,9 +16,18 @@ import pytest
 from winserve.backends.proxy import PICKLE_PROTOCOL, wire_payload
 from winserve.host.inputs import MATRIX_BYTES, build_input
 from winserve.model_info import Feature, ModelInfo
-from winserve.payload import FLOAT32_MAX, WITHIN_FLOAT32, merge_payloads
 from winserve.protocols import mlflow, native
-from winserve.request import Columns, Matrix, PredictRequest, Rows, Tensors, Values
+from winserve.rows import (
+    FLOAT32_MAX,
+    WITHIN_FLOAT32,
+    Columns,
+    Matrix,
+    PredictRequest,
+    Rows,
+    Tensors,
+    Values,
+    merge_payloads,
+)
 from winserve.validate import prepare
 
 pytestmark = pytest.mark.timeout(60)

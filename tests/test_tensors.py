@@ -406,7 +406,7 @@ def _tensor_job(rows: int, width: int, dtype: str = "float32") -> Any:
 def test_tensors_merge_only_with_their_shape_and_within_the_byte_cap() -> None:
     from winserve.backends.pool import PoolBackend
     from winserve.model_info import ModelSpec
-    from winserve.payload import merge_payloads, row_count
+    from winserve.rows import merge_payloads, row_count
 
     pool = PoolBackend(
         ModelSpec(),
@@ -429,7 +429,7 @@ def test_tensors_merge_only_with_their_shape_and_within_the_byte_cap() -> None:
 
 
 def test_images_of_any_size_merge() -> None:
-    from winserve.payload import batch_key, merge_payloads, payload_bytes
+    from winserve.rows import batch_key, merge_payloads, payload_bytes
 
     first = {"tensors": {"image": [b"a" * 10]}}
     second = {"tensors": {"image": [b"b" * 20, b"c"]}}

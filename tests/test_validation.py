@@ -10,8 +10,8 @@ import pytest
 
 from winserve.errors import BadRequest, PayloadTooLarge
 from winserve.model_info import Feature, ModelInfo
-from winserve.payload import merge_payloads, row_count
 from winserve.protocols import native
+from winserve.rows import merge_payloads, row_count
 from winserve.service import prepare
 
 NUMERIC = ModelInfo(

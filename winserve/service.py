@@ -2,7 +2,7 @@
 
 ::
 
-    protocol / page / CSV job ── PredictRequest (winserve.request) ──► Service.predict
+    protocol / page / CSV job ── PredictRequest (winserve.rows) ──► Service.predict
         │ winserve.validate.prepare: checked against the ModelInfo taken for this request
         │ (cells converted by winserve.cells; problems name the row and the column)
         ▼
@@ -13,7 +13,7 @@
 ``check`` validates without predicting (the page, CSV scoring: bad rows are reported, not
 raised); ``explain`` and ``whatif`` check rows as ``predict`` does and ask the host for the
 explanation (issue 25). ``PredictRequest`` and ``Prepared`` are importable from here as well
-as from their own modules (``winserve.request``, ``winserve.validate``), for their callers.
+as from their own modules (``winserve.rows``, ``winserve.validate``), for their callers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from winserve.backends.base import Backend, Prediction, row_errors
 from winserve.errors import BadRequest, ModelFailed, ModelInputError, ModelUnavailable
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo
-from winserve.request import PredictRequest
+from winserve.rows import PredictRequest
 from winserve.validate import MAX_PROBLEMS_SHOWN, Prepared, prepare
 
 __all__ = ["PredictRequest", "Prepared", "Service", "failed_error", "prepare"]

@@ -18,7 +18,7 @@ no text, no null), its shape against the model's (the row and the expected shape
 error), and its range against the input's dtype (whole numbers within an integer type's
 range; a float32 input refuses numbers beyond float32, which would become infinities). The
 payload is ``{"tensors": {name: array | [image bytes, ...]}}``: the pool stacks payloads with
-the same per-row shapes into one call (``winserve.payload``); images are decoded and prepared
+the same per-row shapes into one call (``winserve.rows``); images are decoded and prepared
 in the model host (``winserve.host.images``), never here.
 """
 
@@ -30,8 +30,7 @@ from typing import Any
 
 from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
 from winserve.model_info import Feature, ModelInfo
-from winserve.payload import Payload
-from winserve.request import Columns, PredictRequest, Rows, Tensors, Values
+from winserve.rows import Columns, Payload, PredictRequest, Rows, Tensors, Values
 
 DATA_URL_MARK = ";base64,"
 MAX_SHAPE_SHOWN = 8

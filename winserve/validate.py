@@ -2,7 +2,7 @@
 
 ::
 
-    PredictRequest.data (winserve.request), ModelInfo (computed once at load)
+    PredictRequest.data (winserve.rows), ModelInfo (computed once at load)
         │ prepare()
         ├─ tensors / images ─────────────────────────► winserve.tensors ─► {"tensors": ...}
         ├─ Values → Columns (one input) or Rows; named Rows → Rows in the model's order
@@ -33,8 +33,18 @@ from winserve import tensors
 from winserve.cells import RowProblem, convert_column, is_missing
 from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
 from winserve.model_info import ModelInfo
-from winserve.payload import FLOAT32_MAX, WITHIN_FLOAT32, Payload
-from winserve.request import Columns, Matrix, PredictRequest, RowData, Rows, Tensors, Values
+from winserve.rows import (
+    FLOAT32_MAX,
+    WITHIN_FLOAT32,
+    Columns,
+    Matrix,
+    Payload,
+    PredictRequest,
+    RowData,
+    Rows,
+    Tensors,
+    Values,
+)
 
 MAX_PROBLEMS_SHOWN = 5
 NUMBER_TYPES = frozenset({int, float})

@@ -12,7 +12,7 @@ from winserve.host.answers import AskAnswer, ErrorRecord, PredictAnswer
 from winserve.load_progress import LoadProgress
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
-from winserve.payload import Payload
+from winserve.rows import Payload
 
 Status = Literal["loading", "ready", "degraded", "failed", "stopped"]
 ReplicaState = Literal["starting", "loading", "ready", "restarting", "failed", "stopped"]

@@ -22,7 +22,7 @@ from typing import Any
 from winserve.backends.base import Prediction, prediction_from
 from winserve.errors import ModelTimeout, WinserveError
 from winserve.host.answers import AskAnswer, ErrorRecord, Failed, Isolated, PredictAnswer
-from winserve.payload import Payload, batch_key, payload_bytes
+from winserve.rows import Payload, batch_key, payload_bytes
 
 log = logging.getLogger("winserve.pool")
 

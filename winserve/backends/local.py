@@ -15,7 +15,7 @@ from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.host import ModelHost
 from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload, row_count
+from winserve.rows import Payload, row_count
 
 log = logging.getLogger("winserve.model")
 

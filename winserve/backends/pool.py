@@ -58,7 +58,7 @@ from winserve.backends.supervisor import Failure, Hooks, Supervisor, call_failur
 from winserve.errors import ModelError, ModelUnavailable
 from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload, merge_payloads, row_count
+from winserve.rows import Payload, merge_payloads, row_count
 
 log = logging.getLogger("winserve.pool")
 

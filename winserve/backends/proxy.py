@@ -48,7 +48,7 @@ from winserve.backends.runner import HostGone
 from winserve.host import ModelHost
 from winserve.host.answers import AskAnswer, LoadAnswer, PredictAnswer
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
-from winserve.payload import WITHIN_FLOAT32
+from winserve.rows import WITHIN_FLOAT32
 
 # Unix: one poll(2) on the connection's descriptor. Connection.poll builds, registers and
 # closes a selector for each call, ~15 µs of Python per prediction (issue 14).

@@ -21,7 +21,7 @@ from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE, WITHIN_FLOAT32
 # The largest float32: a forest (or anything else casting to float32) turns a larger number
 # into an infinity, which scikit-learn's own check refuses (issue 22); one constant with the
 # web process's check of the same (winserve.validate, issue 23)
-from winserve.payload import FLOAT32_MAX
+from winserve.rows import FLOAT32_MAX
 
 
 def within(payload: dict[str, Any]) -> bool:

@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 from winserve.host.tensors import feed, takes_tensors
-from winserve.payload import WITHIN_FLOAT32
+from winserve.rows import WITHIN_FLOAT32
 
 __all__ = ["MATRIX_BYTES", "MATRIX_SHAPE", "WITHIN_FLOAT32", "all_finite_matrix", "build_input"]
 

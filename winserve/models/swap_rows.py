@@ -33,7 +33,7 @@ from winserve.model_info import ModelInfo
 from winserve.models.checked_swap import Answers
 from winserve.predlog.store import decode_inputs
 from winserve.predlog.writer import default_path
-from winserve.request import Columns
+from winserve.rows import Columns
 from winserve.service import PredictRequest, Service
 from winserve.settings import Settings
 

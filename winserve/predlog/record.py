@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from winserve.request import Columns, Matrix, Rows, Values
+from winserve.rows import Columns, Matrix, Rows, Values
 
 MAX_ROWS_STORED = 100  # of one request; a CSV job's sample will take the same bound
 

@@ -30,7 +30,7 @@ from typing import Any
 from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
 from winserve.model_info import ModelInfo
 from winserve.protocols import native
-from winserve.request import PredictRequest
+from winserve.rows import PredictRequest
 from winserve.spreadsheet import NA_VALUES
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")

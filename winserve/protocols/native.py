@@ -27,7 +27,7 @@ from typing import Any
 from winserve.backends.base import Prediction
 from winserve.errors import BadRequest, WinserveError
 from winserve.model_info import ModelInfo
-from winserve.request import Columns, PredictRequest, Rows, Tensors
+from winserve.rows import Columns, PredictRequest, Rows, Tensors
 
 
 def _records(rows: list[Any], proba: bool) -> PredictRequest:

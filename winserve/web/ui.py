@@ -28,7 +28,7 @@ from winserve.dataplane import Health, Held
 from winserve.errors import BadRequest, ModelUnavailable, WinserveError
 from winserve.failures import public_reason
 from winserve.model_info import ModelInfo
-from winserve.request import Columns, Matrix
+from winserve.rows import Columns, Matrix
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
 from winserve.web import auth, csrf, held, image_page, jobs_pages, paths, swap_page, why_page

@@ -49,7 +49,7 @@ from winserve.backends.runner import ReplicaRunner
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.payload import Payload
+from winserve.rows import Payload
 
 log = logging.getLogger("winserve.ray")
 

@@ -11,7 +11,7 @@ from typing import Any
 from winserve.errors import BadRequest, NotFound, shown
 from winserve.model_info import ModelInfo
 from winserve.protocols.oip.tensor_values import tensor_values
-from winserve.request import PredictRequest, Tensors
+from winserve.rows import PredictRequest, Tensors
 
 VERSION = "1"
 

@@ -1,0 +1,237 @@
+"""A request's rows, as records: as a protocol decoded them, and as they go to the model host.
+
+::
+
+    native / mlflow / oip / the page / a CSV job
+        │ decode the body
+    PredictRequest(data, proba, scores, cells)
+        data: Columns   {name: [value per row]}            records, MLflow "inputs" object
+              Rows      [[value, ...] per row] (+ names)   lists of values; a split body
+              Values    [value per row]                    a model with one input
+              Matrix    float64 ndarray [rows, columns]    an OIP tensor read as a whole
+              Tensors   {name: batch} or a batch           tensors and images (issue 24)
+        │ winserve.validate.prepare: checked against the model's ModelInfo
+    Payload {"matrix" | "columns" | "rows" | "tensors": …}  plain data, pickled to the host
+        │ the pool: batch_key, payload_bytes, merge_payloads; row_count splits the answer
+    backend ──► model host (winserve.host.inputs builds the model's input from the payload)
+
+One module for both records of the rows (issue 23: ``POST /predict`` through fewer modules;
+they were ``winserve.request`` and ``winserve.payload``).
+
+**Decoded.** The kinds are frozen: a step that reshapes the rows makes a new one (``validate``
+turns ``Values`` into ``Columns`` for a model with one input, named ``Rows`` into the model's
+order). What the caller asks of the answer (``proba``, ``scores``) and how the cells were
+read (``cells``: a CSV file's text) sit beside the rows and may be set by the view.
+
+**Sent.** Several requests' payloads merge into one model call (opportunistic batching), and
+the result is split back by row counts. Tensors (``{"tensors": {name: array | [image bytes,
+...]}}``, issue 24) merge only with tensors of the same per-row shapes and dtypes
+(``batch_key``), and a batch is capped in bytes as well as in rows (``payload_bytes``).
+
+A number matrix may carry ``WITHIN_FLOAT32: True``: the web process found every number finite
+and within float32's range while it built the matrix (``winserve.validate``), so the model host
+skips its own check of the same (issue 23: the finiteness of a row was checked twice). Merged
+payloads keep it only when every one of them had it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# ---- the rows as decoded ----
+
+
+@dataclass(frozen=True)
+class Columns:
+    """One list per column, under the sender's names (a row's values at the same index)."""
+
+    columns: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Lists of values: in the model's column order, or under ``names`` (a split body's
+    ``"columns"``: the service picks the model's columns out of them once it has checked
+    the names, so a body naming a million columns costs no million lists)."""
+
+    rows: list[list[Any]]
+    names: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Values:
+    """One plain value per row: the one input of a model that has one (a text model)."""
+
+    values: list[Any]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A numeric tensor decoded as a whole (OIP): float64, [rows, columns] in the model's
+    column order."""
+
+    matrix: Any
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """Tensors as a batch per input (``{"inputs": {name: rows}}``, or the rows of a model
+    with one input, or image files by input name): checked by ``winserve.tensors``."""
+
+    inputs: Any
+
+
+RowData = Columns | Rows | Values | Matrix | Tensors
+
+
+def _decoded_count(data: RowData) -> int:
+    """How many rows ``data`` holds as decoded (tensors: 0, known once they are read)."""
+    if isinstance(data, Columns):
+        return len(next(iter(data.columns.values()), []))
+    if isinstance(data, Rows):
+        return len(data.rows)
+    if isinstance(data, Values):
+        return len(data.values)
+    if isinstance(data, Matrix):
+        return int(data.matrix.shape[0])
+    return 0
+
+
+@dataclass(init=False)
+class PredictRequest:
+    """The rows of one request (``data``, one of the kinds above) and what is asked of them.
+
+    ``n_rows`` is the rows' count as decoded (given, or counted from ``data``); for tensors it
+    is set once they are read. The ``from_*`` constructors build the usual requests."""
+
+    data: RowData
+    proba: bool = False
+    scores: bool = False
+    # the values are a CSV file's cells: a column of kind "any" is typed as pd.read_csv
+    # types it (issue 22)
+    cells: bool = False
+    n_rows: int = 0
+
+    def __init__(
+        self,
+        data: RowData,
+        *,
+        proba: bool = False,
+        scores: bool = False,
+        cells: bool = False,
+        n_rows: int | None = None,
+    ) -> None:
+        self.data = data
+        self.proba, self.scores, self.cells = proba, scores, cells
+        self.n_rows = _decoded_count(data) if n_rows is None else n_rows
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
+        return cls(Columns(columns), proba=proba)
+
+    @classmethod
+    def from_rows(
+        cls, rows: list[list[Any]], proba: bool = False, names: list[str] | None = None
+    ) -> PredictRequest:
+        return cls(Rows(rows, names), proba=proba)
+
+    @classmethod
+    def from_values(cls, values: list[Any], proba: bool = False) -> PredictRequest:
+        return cls(Values(values), proba=proba)
+
+    @classmethod
+    def from_matrix(cls, matrix: Any, proba: bool = False) -> PredictRequest:
+        return cls(Matrix(matrix), proba=proba)
+
+    @classmethod
+    def from_inputs(cls, inputs: Any, proba: bool = False) -> PredictRequest:
+        return cls(Tensors(inputs), proba=proba)
+
+
+# ---- the rows as sent to the model host ----
+
+Payload = dict[str, Any]
+
+WITHIN_FLOAT32 = "matrix_within_float32"  # key of a matrix payload: checked finite, float32-sized
+FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
+
+
+def row_count(payload: Payload) -> int:
+    """How many rows ``payload`` carries (the pool splits a batch's answer by them)."""
+    if "tensors" in payload:
+        return len(next(iter(payload["tensors"].values()), []))
+    if "matrix" in payload:
+        return int(payload["matrix"].shape[0])
+    if "columns" in payload:
+        return len(next(iter(payload["columns"].values()), []))
+    return len(payload["rows"])
+
+
+def merge_payloads(payloads: list[Payload]) -> Payload:
+    """One payload holding every row of ``payloads``, in order (for a batched model call)."""
+    if len(payloads) == 1:
+        return payloads[0]
+    import numpy as np
+
+    first = payloads[0]
+    if "tensors" in first:  # the pool merges only payloads of one batch_key
+        return {
+            "tensors": {
+                name: _stacked([p["tensors"][name] for p in payloads]) for name in first["tensors"]
+            }
+        }
+    if all("matrix" in p for p in payloads):
+        merged: Payload = {"matrix": np.concatenate([p["matrix"] for p in payloads])}
+        if all(p.get(WITHIN_FLOAT32) for p in payloads):
+            merged[WITHIN_FLOAT32] = True
+        return merged
+    if all("columns" in p for p in payloads):
+        return {
+            "columns": {
+                name: [v for p in payloads for v in p["columns"][name]] for name in first["columns"]
+            }
+        }
+    return {"rows": [row for p in payloads for row in _rows(p)]}
+
+
+def batch_key(payload: Payload) -> Any:
+    """What payloads must share to go into one call: ``None`` for rows of a table (any of
+    them merge), each input's per-row shape and dtype for tensors (images: any size, they
+    are resized in the host)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return None
+    return tuple(
+        (name, "image") if isinstance(value, list) else (name, value.shape[1:], value.dtype.str)
+        for name, value in tensors.items()
+    )
+
+
+def payload_bytes(payload: Payload) -> int:
+    """About how many bytes ``payload`` carries to the model (tensors and images; 0 else)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return 0
+    return sum(
+        sum(map(len, value)) if isinstance(value, list) else int(value.nbytes)
+        for value in tensors.values()
+    )
+
+
+def _stacked(values: list[Any]) -> Any:
+    if isinstance(values[0], list):
+        return [item for value in values for item in value]
+    import numpy as np
+
+    return np.concatenate(values)
+
+
+def _rows(payload: Payload) -> list[Any]:
+    if "rows" in payload:
+        return list(payload["rows"])
+    if "matrix" in payload:
+        rows: list[Any] = payload["matrix"].tolist()
+        return rows
+    columns = list(payload["columns"].values())
+    return [list(row) for row in zip(*columns, strict=True)]
