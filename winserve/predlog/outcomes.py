@@ -30,8 +30,9 @@ as text (``accuracy.label_text``: ``1001`` and ``1001.0`` are the same key).
 No index on ``requests.request_id``: made by the first upload, it held the log's write lock
 for 0.5 s of CPU per million requests (1.2 s wall at load 7; the writer gives up after 1 s
 and its batch is lost), and every insert after it would pay for it; one pass over the
-requests without it costs about as much as making it (0.17 s against 0.19 s for 300,000
-requests, ``python bench/outcomes.py``) and locks nothing, at an upload that comes now and then.
+requests without it costs about as much as making it (0.17 s against 0.19 s of CPU for
+300,000 requests, load 10) and locks nothing, at an upload that comes now and then
+(``python bench/outcomes.py`` times the whole upload and the index beside it).
 
 Outcomes and their matches are kept as the log's entries are: deleted ``log_days`` after
 they were uploaded (an outcome) or predicted (a match), at the next upload.
