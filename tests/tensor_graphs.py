@@ -253,3 +253,64 @@ def conv_digits_graph() -> bytes:
         inits,
         ir_version=IR_FOR_WINDOWS,
     )
+
+
+# -- the page's tensor form (issue 24, tests/test_tensor_page.py): one graph per input layout --
+
+
+def row_sequence_graph() -> bytes:
+    """``seq`` ``[N, 5]`` float32 → three class probabilities (MatMul → Softmax)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = (np.arange(15, dtype=np.float32).reshape(5, 3) - 7) / 8
+    nodes = [
+        helper.make_node("MatMul", ["seq", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("seq", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+
+
+def grid_graph() -> bytes:
+    """``grid`` ``[N, 2, 3]`` float32 → one number per row (a regression: Flatten → MatMul)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = (np.arange(6, dtype=np.float32) - 2.5).reshape(6, 1) / 3
+    nodes = [
+        helper.make_node("Flatten", ["grid"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["y"]),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["N", 2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+
+
+VOCABULARY = 10  # the token ids token_graph takes: 0 … 9
+
+
+def token_graph() -> bytes:
+    """``tokens`` ``[N, T]`` int64 (T symbolic: any length) → four class probabilities: each
+    token's embedding (Gather), averaged over the sequence, MatMul → Softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    embedding = np.sin(np.arange(VOCABULARY * 3, dtype=np.float32)).reshape(VOCABULARY, 3)
+    weights = np.cos(np.arange(12, dtype=np.float32)).reshape(3, 4) * 2
+    nodes = [
+        helper.make_node("Gather", ["E", "tokens"], ["embedded"], axis=0),
+        helper.make_node("ReduceMean", ["embedded"], ["mean"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", "T"])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(embedding, "E"), numpy_helper.from_array(weights, "W")],
+    )

@@ -119,7 +119,8 @@ def answer(
     probabilities: list[float] | None,
     milliseconds: float,
 ) -> ImageAnswer:
-    """The answer as the page shows it: the class, the TOP classes by probability."""
+    """The answer as the page shows it: the class, the TOP classes by probability (a
+    tensor model's too, with no files: ``web.tensor_page``)."""
     bars: list[TopClass] = []
     if probabilities:
         ranked = sorted(zip(info.classes, probabilities, strict=False), key=lambda cp: -cp[1])

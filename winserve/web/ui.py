@@ -9,6 +9,8 @@ Server-rendered; the small script only refreshes the status line. CSV scoring is
     POST /            ─► the form's fields typed ─► Held.check ─► 400 naming each field, or
                          Held.predict_prepared ─► index.html with the answer (the prediction
                          log gets the request, issue 26)
+    POST / (tensors)  ─► the text areas of a model of tensors read as one row each (issue 24,
+                         winserve.web.tensor_page) ─► its value or top classes
     POST /image       ─► the image form's files (issue 24, winserve.web.image_page) ─► the top
                          classes and the image
     POST /why-panel, /whatif-panel ─► the charts of the form's row (winserve.web.why_page)
@@ -31,7 +33,17 @@ from winserve.model_info import ModelInfo
 from winserve.rows import Columns, Matrix
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
-from winserve.web import auth, csrf, held, image_page, jobs_pages, paths, swap_page, why_page
+from winserve.web import (
+    auth,
+    csrf,
+    held,
+    image_page,
+    jobs_pages,
+    paths,
+    swap_page,
+    tensor_page,
+    why_page,
+)
 from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.page import bp, model_state, page_state, without_version
 from winserve.web.prediction_log import PREDICTED
@@ -71,6 +83,7 @@ def _page(
     result: Result | None = None,
     why: Any = None,
     image: image_page.ImageAnswer | None = None,
+    tensor: image_page.ImageAnswer | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     model = held.held()
@@ -101,6 +114,9 @@ def _page(
         why_hint=why_page.hint(info) if info is not None and not why_page.available(info) else "",
         image_fields=image_fields,
         image=image,
+        # a model of tensors: a text area of numbers per input (issue 24, web.tensor_page)
+        tensor_fields=tensor_page.fields(card, info, values, errors),
+        tensor=tensor,
     )
     return page, status
 
@@ -220,6 +236,8 @@ def predict_form() -> ResponseReturnValue:
     info, health = model_state()
     if info is None or not health.serving:
         return _page(info, health, status=503)
+    if tensor_page.takes_tensors(info):  # its fields are text areas of numbers (issue 24)
+        return _predict_tensors(info, health)
     values = {f.name: request.form.get(f"f{i}", "") for i, f in enumerate(info.features)}
     if not info.features:
         raise BadRequest("this model declares no input columns; use the API")
@@ -254,6 +272,37 @@ def predict_form() -> ResponseReturnValue:
         else:
             why = _why(info, typed, prediction.predictions[0])
     return _page(info, health, values=values, result=result, why=why)
+
+
+def _predict_tensors(info: ModelInfo, health: Health) -> ResponseReturnValue:
+    """The form of a model of tensors (issue 24, winserve.web.tensor_page): each text area
+    read as its input's one row, sent as /predict's {"inputs": {name: [row]}}; an error is
+    shown under the field of the input it names."""
+    values, inputs, errors = tensor_page.read_form(info)
+    if errors:
+        return _page(info, health, values=values, errors=errors, status=400)
+    model = _served()
+    asked = PredictRequest.from_inputs(inputs, proba=info.has_proba)
+    started = time.perf_counter()
+    try:
+        prediction = model.predict_prepared(model.check(asked), info.has_proba)
+    except WinserveError as exc:  # a value out of its dtype's range, a wrong shape: 4xx
+        name, message = tensor_page.field_of(paths.public(exc.message), info)
+        health = model.health()
+        errors = {name: message} if name else {}
+        return _page(
+            info,
+            health,
+            values=values,
+            errors=errors,
+            form_error="" if name else message,
+            status=exc.status,
+        )
+    ms = (time.perf_counter() - started) * 1000
+    request.environ[PREDICTED] = (asked, info, prediction)  # the prediction log (issue 26)
+    probabilities = prediction.probabilities[0] if prediction.probabilities else None
+    shown = image_page.answer(_card(), info, {}, prediction.predictions[0], probabilities, ms)
+    return _page(info, health, values=values, tensor=shown)
 
 
 @bp.post("/image")
