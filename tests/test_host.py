@@ -192,7 +192,7 @@ def test_the_rows_a_batch_fails_on_are_found_in_the_same_call(form: str) -> None
 
 
 def test_answers_that_are_not_numbers_are_null_not_invalid_json() -> None:
-    from winserve.host.describe import plain
+    from winserve.host.inputs import plain
 
     assert plain(np.array([1.5, np.nan, np.inf, -np.inf])) == [1.5, None, None, None]
     assert plain(np.array([[0.25, np.nan]])) == [[0.25, None]]

@@ -42,7 +42,7 @@ Kinds = dict[str, dict[str, Any]]
 
 
 def plain_list(values: Any) -> list[Any]:
-    from winserve.host.describe import plain
+    from winserve.host.inputs import plain
 
     result = plain(values)
     return list(result) if isinstance(result, (list, tuple)) else [result]

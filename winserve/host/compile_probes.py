@@ -15,7 +15,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from winserve.host import describe
-from winserve.host.inputs import build_input
+from winserve.host.inputs import build_input, plain
 
 if TYPE_CHECKING:
     from winserve.host.compiled import CompiledModel
@@ -177,7 +177,7 @@ def frame(rows: list[dict[str, Any]], description: dict[str, Any]) -> Any:
 
 # -- verification -----------------------------------------------------------------------------
 def _typed(values: Any) -> list[tuple[str, Any]]:
-    return [(type(v).__name__, v) for v in describe.plain(values)]
+    return [(type(v).__name__, v) for v in plain(values)]
 
 
 def differences(
@@ -230,8 +230,8 @@ def _first(wrong: Any, want: Any, got: Any, what: str) -> str:
     index = int(np.flatnonzero(wrong)[0])
     return (
         f"{count:,} probe row{'s' if count > 1 else ''} answered differently: e.g. row {index + 1} "
-        f"scikit-learn {what} {describe.plain(want[index])!r}, onnxruntime "
-        f"{describe.plain(got[index])!r}"
+        f"scikit-learn {what} {plain(want[index])!r}, onnxruntime "
+        f"{plain(got[index])!r}"
     )
 
 

@@ -11,37 +11,9 @@ from typing import Any
 
 from winserve.host import columns
 from winserve.host.columns import MAX_CATEGORIES_LISTED
+from winserve.host.inputs import plain
 
-__all__ = ["MAX_CATEGORIES_LISTED", "describe", "plain", "sample_row"]
-
-
-def plain(value: Any) -> Any:
-    """numpy arrays and scalars (also inside object arrays) to builtins, recursively."""
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        kind = getattr(getattr(value, "dtype", None), "kind", "O")
-        if kind == "f" and not _all_finite(value):
-            # NaN and infinities are not JSON: a missing answer is null, as pandas writes it
-            import numpy as np
-
-            return plain(np.where(np.isfinite(value), value, None))
-        if kind in "biuf":
-            return tolist()  # numeric arrays: tolist() already gives builtins
-        value = tolist()
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        return item()
-    if isinstance(value, str) and type(value) is not str:
-        return str(value)
-    return value
-
-
-def _all_finite(array: Any) -> bool:
-    import numpy as np
-
-    return bool(np.isfinite(array).all())
+__all__ = ["MAX_CATEGORIES_LISTED", "describe", "sample_row"]
 
 
 def model_type(model: Any) -> str:

@@ -1,4 +1,9 @@
-"""Turn a validated payload (plain data from the web process) into what the model expects.
+"""The model's input and output at the host's edge: a validated payload (plain data from the
+web process) turned into what the model expects (``build_input``), and what the model answers
+turned back into plain data (``plain``: builtins, NaN as None), to pickle to the web process.
+
+The two conversions of one prediction, in one module with ``ModelHost`` the only other on the
+host's path (issue 23); ``describe``, ``columns`` and the compile probes use ``plain`` at load.
 
 Payload shapes (built by ``winserve.service``):
 - ``{"matrix": float64 ndarray}``: every column numeric, already in the model's column order
@@ -32,7 +37,14 @@ from typing import Any
 from winserve.host.tensors import feed, takes_tensors
 from winserve.rows import WITHIN_FLOAT32
 
-__all__ = ["MATRIX_BYTES", "MATRIX_SHAPE", "WITHIN_FLOAT32", "all_finite_matrix", "build_input"]
+__all__ = [
+    "MATRIX_BYTES",
+    "MATRIX_SHAPE",
+    "WITHIN_FLOAT32",
+    "all_finite_matrix",
+    "build_input",
+    "plain",
+]
 
 MATRIX_BYTES = "matrix_f64"  # a float64 matrix's bytes, C order
 MATRIX_SHAPE = "matrix_shape"
@@ -144,3 +156,32 @@ def build_input(
         numbers = all(f["kind"] == "number" for f in features)
         return np.array([columns[n] for n in names], dtype=np.float64 if numbers else object).T
     return np.asarray(payload["rows"])
+
+
+def plain(value: Any) -> Any:
+    """numpy arrays and scalars (also inside object arrays) to builtins, recursively."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        kind = getattr(getattr(value, "dtype", None), "kind", "O")
+        if kind == "f" and not _all_finite(value):
+            # NaN and infinities are not JSON: a missing answer is null, as pandas writes it
+            import numpy as np
+
+            return plain(np.where(np.isfinite(value), value, None))
+        if kind in "biuf":
+            return tolist()  # numeric arrays: tolist() already gives builtins
+        value = tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        return item()
+    if isinstance(value, str) and type(value) is not str:
+        return str(value)
+    return value
+
+
+def _all_finite(array: Any) -> bool:
+    import numpy as np
+
+    return bool(np.isfinite(array).all())

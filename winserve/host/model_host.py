@@ -23,9 +23,11 @@ it takes a missing value there (a NaN in the sample row): the page marks the col
 do not as required, and the web process refuses a missing value in them with the model's
 own reason, instead of sending it to a model that would fail.
 
-The parts of this, one concept each (issue 23): ``sample`` (the missing-value probe and the
-words of a failed sample prediction), ``isolate`` (the rows of a failed batch), ``float32``
-(a matrix against float32's range), ``answers`` (the records), ``why`` (explain, what-if).
+The parts of this, one concept each (issue 23): ``inputs`` (the payload made the model's input,
+its output made plain data: with this module, the whole of a prediction's path in the host),
+``sample`` (the missing-value probe and the words of a failed sample prediction), ``isolate``
+(the rows of a failed batch), ``float32`` (a matrix against float32's range), ``answers`` (the
+records), ``why`` (explain, what-if).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from winserve.host.answers import (
     error_record,
     failure,
 )
-from winserve.host.inputs import WITHIN_FLOAT32, build_input
+from winserve.host.inputs import WITHIN_FLOAT32, build_input, plain
 from winserve.host.tensors import takes_tensors
 from winserve.host.typical import typical_row, usual_ranges
 from winserve.model_info import ModelSpec
@@ -197,8 +199,8 @@ class ModelHost:
                 framed = self._model.predict(
                     build_input({"matrix": matrix}, self._features, True, False)
                 )
-                plain = self._model.predict(matrix)
-            return bool(np.array_equal(np.asarray(framed), np.asarray(plain)))
+                on_array = self._model.predict(matrix)
+            return bool(np.array_equal(np.asarray(framed), np.asarray(on_array)))
         except Exception:
             return False
 
@@ -278,7 +280,7 @@ class ModelHost:
         if not shape_ok:
             self._per_output = False
             return []
-        return [describe.plain(c) for c in classes]
+        return [plain(c) for c in classes]
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
         """The model's answer for the rows; when it raises on several rows, the rows that fail
@@ -334,14 +336,14 @@ class ModelHost:
             raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
-        predictions = describe.plain(self._model.predict(frame))
+        predictions = plain(self._model.predict(frame))
         probabilities = None
         if proba:
             raw = self._model.predict_proba(frame)
-            probabilities = _per_row(raw) if self._per_output else describe.plain(raw)
+            probabilities = _per_row(raw) if self._per_output else plain(raw)
         scored = None
         if scores and self._score_method:
-            scored = describe.plain(getattr(self._model, self._score_method)(frame))
+            scored = plain(getattr(self._model, self._score_method)(frame))
         return {
             "ok": True,
             "predictions": predictions,
@@ -353,7 +355,7 @@ class ModelHost:
 def _per_row(outputs: Any) -> list[Any]:
     """A multi-output classifier's predict_proba (one array per output, rows × classes) as
     one entry per row: that row's probabilities for each output."""
-    per_output = [describe.plain(each) for each in outputs]
+    per_output = [plain(each) for each in outputs]
     rows = len(per_output[0]) if per_output else 0
     return [[output[row] for output in per_output] for row in range(rows)]
 
