@@ -20,8 +20,9 @@ Named callers and roles (issue 26)::
 An owner may do everything; a user predicts, explains, uses the page and scores files. The
 owner's routes (the monitor, the log's export, the model repository, forcing a swap, outcome
 uploads) say so with ``@owner_only`` (or ``require_owner()``), which answers 403 naming the
-role needed (to a browser as a page, ``wants_page``; to a program in its JSON); ``tests/test_roles_server.py`` walks every route with every kind of caller, so a
-new route without a decision fails it.
+role needed (to a browser as a page, ``wants_page``; to a program in its JSON);
+``tests/test_roles_server.py`` walks every route with every kind of caller, so a new route
+without a decision fails it.
 """
 
 from __future__ import annotations
