@@ -26,6 +26,14 @@ The table counts, per process:
   ``ndarray.all`` (as in ``np.isfinite(m).all()``) or ``ndarray.max`` (the host's float32
   range check, ``np.abs(m).max()``).
 
+A second table splits each process's modules into the request's **own path** (what a newcomer
+follows from the view to the model and back: issue 23 asks for at most 8) and the **hooks
+every route runs** (``HOOKS``: the connection's bounds, the gate, the throttle, the Host check,
+auth, the request's id and metrics, the version it holds, the prediction log, the app's own
+glue), by module: ``web/held.py`` counts as a hook though the view calls its ``held()``
+(it is the hook that takes and releases the version), and a module of the own path a hook
+also calls (``dataplane``'s release) stays on the own path.
+
 These are counted from what ran, not written down, so a change to the request path moves them;
 ``--verbose`` lists every function and every counted call. NumPy's ufuncs (``np.isfinite``
 itself) are invisible to a profile hook; the ``.all()``/``.max()`` that follows them is not.
@@ -93,6 +101,20 @@ FINITE = {"builtins.sum", "math.isfinite", "ndarray.all", "ndarray.max"}
 # ForkingPickler), the JSON text of the body and of the answer
 BOUNDARY = {"pickle.dumps", "pickle.loads", "Pickler.dump", "ForkingPickler.dump"}
 JSON = {"JSONDecoder.decode", "JSONEncoder.encode"}
+# the modules of the hooks every route runs (Flask's before/after/teardown hooks, waitress's
+# channel and parser), by hook; the rest of what ran is the request's own path
+HOOKS = {
+    "connections": ("connections.py",),
+    "gate": ("web/gate.py",),
+    "throttle": ("web/throttle.py",),
+    "hosts": ("web/hosts.py",),
+    "auth": ("web/auth.py",),
+    "observe": ("web/observe.py",),
+    "held": ("web/held.py",),
+    "log": ("web/prediction_log.py", "predlog/record.py", "predlog/writer.py"),
+    "app": ("web/app.py",),
+}
+HOOK_MODULES = {module for modules in HOOKS.values() for module in modules}
 
 
 # ---- the hook, installed by the sitecustomize this script writes (web process and hosts) ----
@@ -236,6 +258,65 @@ def count(events: list[list[str]]) -> dict[str, Any]:
     }
 
 
+def split(found: dict[str, Any]) -> dict[str, Any]:
+    """``found`` (a process's ``count``) split into the request's own path and the hooks
+    every route runs: each side's modules and functions."""
+    own = sorted(m for m in found["modules"] if m not in HOOK_MODULES)
+    hooks = sorted(m for m in found["modules"] if m in HOOK_MODULES)
+    functions = [f for f in found["functions"] if f.split(":", 1)[0] not in HOOK_MODULES]
+    return {
+        "own": own,
+        "hooks": hooks,
+        "own_functions": len(functions),
+        "hook_functions": len(found["functions"]) - len(functions),
+    }
+
+
+def path_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The request's own path vs the hooks every route runs, per process and in all."""
+    head = (
+        "| request | process | own path: modules | own path: functions "
+        "| hooks every route runs: modules | hooks: functions |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|"]
+    for case, by_process in results.items():
+        own: set[str] = set()
+        hooks: set[str] = set()
+        sums = Counter[str]()
+        for process, found in by_process.items():
+            parts = split(found)
+            own |= {f"{process}:{m}" for m in parts["own"]}
+            hooks |= {f"{process}:{m}" for m in parts["hooks"]}
+            sums["own"] += parts["own_functions"]
+            sums["hook"] += parts["hook_functions"]
+            lines.append(
+                f"| {case} | {process} | {len(parts['own'])} | {parts['own_functions']} "
+                f"| {len(parts['hooks'])} | {parts['hook_functions']} |"
+            )
+        lines.append(
+            f"| {case} | **both** | **{len(own)}** | **{sums['own']}** | **{len(hooks)}** "
+            f"| **{sums['hook']}** |"
+        )
+    return "\n".join(lines)
+
+
+def path_lists(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Each case's own path, module by module, per process (the hooks' modules after)."""
+    out = []
+    for case, by_process in results.items():
+        out.append(f"{case}:")
+        for process, found in by_process.items():
+            parts = split(found)
+            out.append(f"  own path, {process}: " + ", ".join(_short(parts["own"])))
+            if parts["hooks"]:
+                out.append(f"  hooks, {process}: " + ", ".join(_short(parts["hooks"])))
+    return "\n".join(out)
+
+
+def _short(modules: list[str]) -> list[str]:
+    return [m.removesuffix(".py") for m in modules]
+
+
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     head = (
         "| request | process | winserve functions | modules | form changes | matrix copies "
@@ -286,6 +367,10 @@ def main() -> int:
         return 2
     results = trace()
     print(table(results))
+    print()
+    print(path_table(results))
+    print()
+    print(path_lists(results))
     if args.verbose:
         print(details(results))
     return 0

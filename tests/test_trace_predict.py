@@ -1,7 +1,10 @@
 """bench/trace_predict.py (issue 23): its counting, and the request path it measures.
 
 The real trace holds the request path to issue 23's promise: a single-row prediction, native
-or MLflow, checks finiteness once and copies its matrix at most once, across both processes.
+or MLflow, checks finiteness once and copies its matrix at most once, across both processes;
+and its path keeps the folds made for a newcomer to follow it: the model host's own path is
+``model_host`` + ``inputs``, the web process's passes neither ``web/uploads`` nor
+``web/responses`` for a JSON body.
 """
 
 from __future__ import annotations
@@ -55,12 +58,34 @@ def test_calls_are_counted_by_kind_and_only_from_winserve_code() -> None:
     assert found["finite"] == 1 and found["checks"] == ["validate.py:_bounds"]
 
 
+@pytest.mark.timeout(30)
+def test_the_own_path_and_the_hooks_every_route_runs_are_split_by_module() -> None:
+    trace = trace_module()
+    found = {
+        "modules": {"web/api.py", "web/gate.py", "predlog/writer.py", "rows.py", "web/held.py"},
+        "functions": {
+            "web/api.py:predict": 1,
+            "rows.py:row_count": 2,
+            "web/gate.py:Gate.verdict": 1,
+            "web/held.py:held": 1,
+            "predlog/writer.py:PredictionLog.put": 1,
+        },
+    }
+    parts = trace.split(found)
+    assert parts["own"] == ["rows.py", "web/api.py"]
+    assert parts["hooks"] == ["predlog/writer.py", "web/gate.py", "web/held.py"]
+    assert (parts["own_functions"], parts["hook_functions"]) == (2, 3)
+    table = trace.path_table({"POST /predict": {"web": {**found}}})
+    assert "| POST /predict | web | 2 | 2 | 3 | 3 |" in table
+
+
 @pytest.mark.spawn
 @pytest.mark.server
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="the trace arms with SIGUSR1")
 @pytest.mark.timeout(300)
 def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_once() -> None:
-    results = trace_module().trace()
+    trace = trace_module()
+    results = trace.trace()
     assert set(results) == {
         "POST /predict (1 record)",
         "POST /invocations (dataframe_split)",
@@ -72,3 +97,10 @@ def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_onc
         assert len(checks) == 1, (case, checks)
         assert sum(found["copies"] for found in by_process.values()) <= 1, case
         assert by_process["web"]["functions"] and by_process["model host"]["functions"], case
+        # issue 23's folds: the host's path is two modules, the body's read and the answer
+        # written in one (web/bodies)
+        host = trace.split(by_process["model host"])
+        assert host["own"] == ["host/inputs.py", "host/model_host.py"], (case, host)
+        web = trace.split(by_process["web"])
+        assert "web/bodies.py" in web["own"], (case, web)
+        assert not {"web/uploads.py", "web/responses.py"} & set(web["own"]), (case, web)
