@@ -5,10 +5,11 @@ A new user found that anything typed in such a model's form came back as "row 1,
 text is not a number (float32 expected)": the form was the table's, and sent its text as a
 string. Here three small ONNX graphs of ``tests/tensor_graphs.py`` (a row ``seq`` [N, 5]
 float32 the card declares a tensor, a ``grid`` [N, 2, 3] float32, ``tokens`` [N, T] int64 of
-any length) are served by one real server as a folder of models, their pages filled in real
-Chromium (tests/test_browser.py's fixtures and axe check), and the answers compared with
-onnxruntime's in this process on the same arrays. The reading of the text itself (spaces,
-commas, JSON, a spreadsheet's decimal comma; how many numbers) is checked without a server.
+any length, a tensor without a card: it has no columns to count) are served by one real
+server as a folder of models, their pages filled in real Chromium (tests/test_browser.py's
+fixtures and axe check), and the answers compared with onnxruntime's in this process on the
+same arrays. The reading of the text itself (spaces, commas, JSON, a spreadsheet's decimal
+comma; how many numbers) is checked without a server.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def marked(*marks: Any) -> Any:
 GRAPHS = {
     "seq": (tg.row_sequence_graph, 'title = "A row of five"\n[inputs.seq]\nkind = "tensor"\n'),
     "grid": (tg.grid_graph, ""),  # rank 3: a tensor without a card
-    "tokens": (tg.token_graph, '[inputs.tokens]\nkind = "tensor"\n'),  # [N, T]: the card says
+    "tokens": (tg.token_graph, ""),  # [N, T]: a sequence of any length, not a table
 }
 
 
@@ -271,3 +272,19 @@ def test_only_a_model_of_tensors_gets_text_areas() -> None:
     assert (field.field, field.value, field.label) == ("f0", "[1, 2, 3, 4, 5]", "x")
     assert tensor_page.fields(card, table) == tensor_page.fields(card, image) == []
     assert tensor_page.fields(card, None) == []
+
+
+def test_a_single_input_of_any_length_is_a_tensor() -> None:
+    """[N, T] (token ids, a signal) is a sequence: a tensor with a form; [N, 5] stays a table
+    of five number columns, [N, 1] one column."""
+    from types import SimpleNamespace
+
+    from winserve.host import onnx_graph
+
+    def graph(*dims: Any) -> list[Any]:
+        return [SimpleNamespace(name="x", shape=["N", *dims])]
+
+    assert onnx_graph.tensor_mode(graph("T"), {})
+    assert onnx_graph.tensor_mode(graph(None), {})
+    assert not onnx_graph.tensor_mode(graph(5), {})
+    assert not onnx_graph.tensor_mode(graph(1), {})

@@ -32,6 +32,11 @@ def tensor_mode(inputs: list[Any], card: dict[str, dict[str, Any]]) -> bool:
         return True
     if any(len(i.shape) >= 3 for i in inputs):
         return True
+    if len(inputs) == 1 and len(inputs[0].shape) == 2 and width(inputs[0]) is None:
+        # [N, T]: a sequence of any length (token ids, a signal), not a table, whose columns
+        # are counted; served as columns it had no features, no form and no sample
+        # prediction (issue 24, a new user's finding)
+        return True
     return len(inputs) > 1 and any(len(i.shape) == 2 and width(i) != 1 for i in inputs)
 
 

@@ -18,13 +18,14 @@ Missing values: NaN in a float input goes to the graph, which decides; a string 
 tensor cannot hold one, so a missing value there is refused with the input's name.
 
 Tensors (issue 24): a graph with an input of rank 3 or more (an image ``[N, 3, H, W]`` or
-``[N, H, W, C]``, a sequence of vectors ``[N, T, F]``), several inputs not all ``[N, 1]``, or an
-input the model card's ``[inputs.<name>]`` names, is served in tensor mode: each input is a
-``tensor`` feature (its per-row shape, ``None`` where the graph's dimension is symbolic, and
-its dtype) or, where the card says ``kind = "image"``, an ``image`` feature with its
-preprocessing (``winserve.host.images``); ``predict`` takes ``{name: array}``. Class names
-come from the graph (a classifier's labels), else a ``classes`` metadata entry (a JSON list
-or comma-separated names), else 0 … k-1; the card's ``[classes]`` names them on the page.
+``[N, H, W, C]``, a sequence of vectors ``[N, T, F]``), one input ``[N, T]`` of any length (token
+ids), several inputs not all ``[N, 1]``, or an input the model card's ``[inputs.<name>]`` names,
+is served in tensor mode: each input is a ``tensor`` feature (its per-row shape, ``None`` where
+the graph's dimension is symbolic, and its dtype) or, where the card says ``kind = "image"``, an
+``image`` feature with its preprocessing (``winserve.host.images``); ``predict`` takes
+``{name: array}``. Class names come from the graph (a classifier's labels), else a ``classes``
+metadata entry (a JSON list or comma-separated names), else 0 … k-1; the card's ``[classes]``
+names them on the page.
 
 This module makes the session and answers as an estimator; what the graph says of itself (its
 inputs as features, which output holds probabilities, its class labels) is read by
