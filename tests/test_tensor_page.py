@@ -221,6 +221,7 @@ def test_int64_numbers_stay_exact() -> None:
         ((2, 3), "1 2 x", "input 'x': 'x' is not a number (the 3rd value; numbers (float32)"),
         ((None, None), "1 2 3 4", "type it as JSON nested lists"),
         ((2, 3), "[[1, 2, 3]", "input 'x': not valid JSON"),
+        ((2, 3), "[" * 50_000, "input 'x': lists nested too deeply; expected nested lists"),
         ((2, 3), "", "input 'x' (shape [N, 2, 3]) is empty: type its numbers (float32)"),
     ],
 )

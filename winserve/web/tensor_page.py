@@ -180,6 +180,11 @@ def _json_row(text: str, feature: Feature) -> Any:
             f"input {feature.name!r}: not valid JSON ({exc.msg}, line {exc.lineno} column "
             f"{exc.colno}); expected nested lists of shape {_row_shape(feature)}"
         ) from None
+    except RecursionError:  # "[[[[…" nested thousands deep: json's own limit (a 500 before)
+        raise BadRequest(
+            f"input {feature.name!r}: lists nested too deeply; expected nested lists of shape "
+            f"{_row_shape(feature)}"
+        ) from None
     depth = _depth(value)
     # a batch of one, as /predict's "inputs" takes it ([[1, 2, 3, 4, 5]] for [N, 5]), is the
     # row it holds; a row has as many levels as the input's shape per row
