@@ -103,6 +103,8 @@ def test_typed_numbers_get_the_graphs_answer(
     hint = page.inner_text("#f0-help")
     feature_shape = {"seq": "[N, 5]", "grid": "[N, 2, 3]", "tokens": "[N, any]"}[name]
     assert feature_shape in hint and ("int64" if name == "tokens" else "float32") in hint
+    dtype = "int64" if name == "tokens" else "float32"
+    assert page.get_by_role("cell", name=f"tensor {dtype} {feature_shape}, required").count() == 1
     page.fill("#f0", typed)
     with page.expect_response(lambda r: r.request.method == "POST") as answered:
         page.get_by_role("button", name="Predict").click()

@@ -49,6 +49,7 @@ class TensorField:
     label: str
     help: str
     hint: str  # its dtype and shape, and how to type it
+    shape: str  # "float32 [N, 5]": the page's table of inputs says it
     field: str
     value: str
     error: str
@@ -86,6 +87,7 @@ def fields(
                 label=doc.label or feature.name,
                 help=doc.help,
                 hint=hint(feature),
+                shape=f"{feature.dtype} {shape_text(feature)}".strip(),
                 field=f"f{index}",
                 value=value,
                 error=(errors or {}).get(feature.name, ""),
