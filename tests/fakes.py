@@ -62,6 +62,7 @@ class FakeModel:
     whatif call's method and rows); ``replicas`` every replica made."""
 
     latency: float = 0.0  # seconds each call takes
+    row_latency: float = 0.0  # and seconds more for each of its rows (issue 29's chunk sizes)
     load_seconds: float = 0.0
     load_error: str = ""  # every start raises ModelLoadError with it
     refuse: float | None = None  # a row with this x0 is refused (400, ValueError)
@@ -191,10 +192,11 @@ class FakeReplica(Lifecycle):
             if self._ended.wait(timeout):
                 raise HostGone("killed")
             raise TimeoutError("no answer")
-        if model.latency:
-            if self._ended.wait(min(model.latency, timeout)):
+        latency = model.latency + model.row_latency * len(first)
+        if latency:
+            if self._ended.wait(min(latency, timeout)):
                 raise HostGone("killed")
-            if model.latency > timeout:
+            if latency > timeout:
                 raise TimeoutError("no answer")
         if model.crash in first and model.crashes < model.crash_times:  # at the call's end
             model.crashes += 1

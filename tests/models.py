@@ -120,6 +120,21 @@ def steady() -> ChaosModel:
     return ChaosModel(delay=0.3)
 
 
+class RowCostModel(ChaosModel):
+    """Each call costs 2 ms and 20 us a row (sleeping, as a model's compiled code would not
+    hold the GIL), and answers, for every row, how many rows the call carried: a CSV job's
+    result shows its chunk sizes (issue 29)."""
+
+    def predict(self, frame: Any) -> np.ndarray:
+        super().predict(frame)
+        time.sleep(0.002 + 20e-6 * len(frame))
+        return np.full(len(frame), float(len(frame)))
+
+
+def row_cost() -> RowCostModel:
+    return RowCostModel()
+
+
 # -- issue 12: a model that answers only realistic rows ------------------------------------------
 
 

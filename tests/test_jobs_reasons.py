@@ -197,9 +197,11 @@ def test_a_file_of_more_rows_than_are_explained_is_refused_before_any_model_call
     for name in ("predict_prepared", "explain"):
         real = getattr(Service, name)
 
-        def counted(self: Service, *args: Any, _real: Any = real, _name: str = name) -> Any:
+        def counted(
+            self: Service, *args: Any, _real: Any = real, _name: str = name, **options: Any
+        ) -> Any:
             calls.append(_name)
-            return _real(self, *args)
+            return _real(self, *args, **options)  # a job's chunk is a background call (#29)
 
         monkeypatch.setattr(Service, name, counted)
     rows = "\n".join(",".join(["1"] * 5) for _ in range(4))

@@ -118,8 +118,13 @@ class Service:
         )
         return {"curves": record["curves"], "classes": record.get("classes", [])}
 
-    def predict_prepared(self, prepared: Prepared, proba: bool, scores: bool = False) -> Prediction:
+    def predict_prepared(
+        self, prepared: Prepared, proba: bool, scores: bool = False, *, background: bool = False
+    ) -> Prediction:
+        """Predictions for rows ``check`` validated; ``background``: a scoring job's chunk,
+        which waits for every interactive call waiting (issue 29)."""
         info = self.info()
-        return self.backend.predict(
+        predict = self.backend.predict_background if background else self.backend.predict
+        return predict(
             prepared.payload, proba and info.has_proba, scores=scores and bool(info.score_method)
         )

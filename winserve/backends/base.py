@@ -94,6 +94,13 @@ class Backend(abc.ABC):
         """Predict for validated rows (``proba``: with class probabilities; ``scores``: with
         the model's scores); raises a ``WinserveError`` with its status."""
 
+    def predict_background(
+        self, payload: Payload, proba: bool = False, scores: bool = False
+    ) -> Prediction:
+        """``predict`` for a scoring job's chunk of rows: a backend with a queue lets every
+        interactive call waiting go first (issue 29: the pool); the others predict as usual."""
+        return self.predict(payload, proba, scores)
+
     @abc.abstractmethod
     def health(self) -> Health: ...
 

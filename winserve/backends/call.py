@@ -10,7 +10,8 @@
 probabilities and scores when it asked for them), or, when the host isolated failing rows
 (``ModelHost.predict``), the error of its own first bad row with every row's answer attached
 for CSV scoring (``backends.base.row_errors``). A call alone in its model call gets the
-call's error, as it always has.
+call's error, as it always has. A scoring job's chunk is a ``background`` call: the pool
+queues it apart and takes it only when no interactive call waits (issue 29).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Call:
         "_answered",
         "_claimed",
         "asked",
+        "background",
         "deadline",
         "error",
         "key",
@@ -62,8 +64,11 @@ class Call:
         deadline: float,
         timeout: float,
         scores: bool = False,
+        background: bool = False,
     ) -> None:
         self.payload, self.rows, self.proba, self.scores = payload, rows, proba, scores
+        # a scoring job's chunk: every interactive call waiting goes first (issue 29)
+        self.background = background
         self.deadline, self.timeout = deadline, timeout
         # tensors merge only with tensors of their per-row shapes, up to a size (issue 24)
         self.key, self.nbytes = batch_key(payload), payload_bytes(payload)

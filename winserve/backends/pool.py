@@ -6,10 +6,12 @@
     ────────────────                 ───────────                        ───────────────────
     predict(payload) ─► Call ┬► a replica is idle and nothing waits: the caller's own thread
          │                    │  makes the call (no hand-off between threads) ─► replica 0 ─ …
-         │                    └► queue (deque, bounded by max_queue)
+         │                    └► queue (deque, bounded by max_queue); a CSV job's chunk
+         │                       (predict_background) in a queue of its own
          │ waits on its call                 │
          │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
-         │                          take every call waiting (≤ max_batch_rows) ─► one call
+         │                          take every call waiting (≤ max_batch_rows) ─► one call;
+         │                          only when none waits, one job's chunk ─► a call alone
          ◄──── result / error ──── split the answer by rows          replica 1 ─ ModelHost
                                     call ran past timeout → kill, respawn (504 to its callers)
                                     process died → respawn with backoff; calls of a crashed
@@ -26,6 +28,12 @@ request in the pool. A lone request so costs no hand-off between threads (two wa
 14); as soon as requests keep each other company they queue and the dispatcher merges them,
 so batching under load is as it was. Restarts stay the dispatcher's: a caller's call that
 timed out or lost its host marks the replica and wakes the dispatcher.
+
+Interactive calls go first (issue 29): a CSV job's chunks (``predict_background``) wait in a
+queue of their own, which a dispatcher reads only when no interactive call waits, and a chunk
+is never merged with interactive calls (they would wait for its rows). A chunk running is not
+interrupted: a user waits at most the chunk in the model, which the job sizes to a few ms
+(``scoring.chunk_size``).
 
 Time spent queued belongs to the callers, never to the replica: a call that can no longer make
 its deadline is answered 504 without reaching the model, and only a model call that itself runs
@@ -101,6 +109,8 @@ class PoolBackend(Backend):
             make_replica(i, dataclasses.replace(spec, replica=i)) for i in range(workers)
         ]
         self._queue: collections.deque[Call] = collections.deque()
+        # scoring jobs' chunks, taken only when self._queue is empty (issue 29)
+        self._background: collections.deque[Call] = collections.deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -108,7 +118,7 @@ class PoolBackend(Backend):
         self._set = ReplicaSet(self._replicas, self._closing)
         self._threads: list[threading.Thread] = []
         self._busy: set[int] = set()  # replicas in a call (under self._cond)
-        self._inflight = 0  # requests inside predict() (under self._cond)
+        self._inflight = 0  # interactive requests inside predict() (under self._cond)
         self._started = False
         self.batch_rows = batch_rows_histogram()
 
@@ -141,8 +151,7 @@ class PoolBackend(Backend):
             self._closed.wait(STOP_SECONDS + KILL_JOIN_SECONDS + 1.0)
             return
         with self._cond:
-            pending = list(self._queue)
-            self._queue.clear()
+            pending = self._drain()
             self._cond.notify_all()
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
@@ -158,12 +167,18 @@ class PoolBackend(Backend):
         for thread in [*stoppers, *self._threads]:
             thread.join(timeout=max(0.0, end - time.monotonic()))
         with self._cond:  # calls of a call the stop cut short, put back for a retry
-            pending = list(self._queue)
-            self._queue.clear()
+            pending = self._drain()
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
         self._closed.set()
         self._set.notify()
+
+    def _drain(self) -> list[Call]:
+        """Every call queued, the queues emptied (under self._cond)."""
+        pending = [*self._queue, *self._background]
+        self._queue.clear()
+        self._background.clear()
+        return pending
 
     # -- web side ----------------------------------------------------------------------------
 
@@ -180,6 +195,22 @@ class PoolBackend(Backend):
         )
         return self._submit(call)
 
+    def predict_background(
+        self, payload: Payload, proba: bool = False, scores: bool = False
+    ) -> Prediction:
+        """A scoring job's chunk: queued apart, taken when no interactive call waits (issue 29)."""
+        now = time.monotonic()
+        call = Call(
+            payload,
+            row_count(payload),
+            proba,
+            now + self._timeout,
+            self._timeout,
+            scores=scores,
+            background=True,
+        )
+        return self._submit(call)
+
     def _submit(self, call: Call) -> Prediction:
         """Run ``call`` on a replica (at once from this thread when one is idle and nothing
         waits, else through the queue) and wait for its answer, within its deadline."""
@@ -187,21 +218,28 @@ class PoolBackend(Backend):
             raise ModelUnavailable("the server is shutting down")
         if not self._set.ready():
             raise self._set.unavailable()
+        background = call.background
         with self._cond:
-            if len(self._queue) >= self._max_queue:
+            waiting = len(self._queue) + len(self._background)
+            if waiting >= self._max_queue:
                 raise ModelUnavailable(
-                    f"{len(self._queue)} requests are already waiting (setting: max_queue)",
+                    f"{waiting} requests are already waiting (setting: max_queue)",
                     retry_after=1,
                 )
-            self._inflight += 1
+            self._inflight += not background
             # alone in the pool: call at once from this thread; with company, queue, so that
-            # the dispatcher merges the requests into one call as it always has
-            alone = self._inflight == 1 and not self._queue
+            # the dispatcher merges the requests into one call as it always has. A job's chunk
+            # waiting does not count as company (interactive calls go first, issue 29); a
+            # chunk goes at once only when nothing else is in the pool.
+            if background:
+                alone = not self._inflight and not self._queue and not self._background
+            else:
+                alone = self._inflight == 1 and not self._queue
             idle = self._idle_replica() if alone else None
             if idle is not None:
                 self._busy.add(idle.index)
             else:
-                self._queue.append(call)
+                (self._background if background else self._queue).append(call)
                 self._cond.notify_all()  # every dispatcher: a busy one would sit this one out
         try:
             if idle is not None:
@@ -212,7 +250,7 @@ class PoolBackend(Backend):
                 call.resolve(error=call.timed_out())
         finally:
             with self._cond:
-                self._inflight -= 1
+                self._inflight -= not background
         if call.error is not None:
             raise call.error
         assert call.result is not None
@@ -246,11 +284,16 @@ class PoolBackend(Backend):
                 self._busy.discard(replica.index)
                 # only when there is something to do (requests that queued meanwhile, a restart):
                 # waking the dispatchers after every lone call cost ≈ 6 % of the GIL at c=1
-                if self._queue or replica.state != "ready" or self._closing.is_set():
+                if (
+                    self._queue
+                    or self._background
+                    or replica.state != "ready"
+                    or self._closing.is_set()
+                ):
                     self._cond.notify_all()
 
     def health(self) -> Health:
-        return self._set.health(self._closing.is_set(), len(self._queue))
+        return self._set.health(self._closing.is_set(), len(self._queue) + len(self._background))
 
     def _retry_after(self) -> int:
         return self._set.retry_after()
@@ -303,17 +346,20 @@ class PoolBackend(Backend):
             self._cond.wait_for(lambda: replica.index not in self._busy, self._timeout + 1)
 
     def _take(self, replica: ReplicaRunner) -> list[Call]:
-        """Every call waiting, up to max_batch_rows (at least one); [] after an idle spell, or
-        while a caller is in a call on this replica. The replica is busy once calls are taken."""
+        """Every interactive call waiting, up to max_batch_rows (at least one), else one job's
+        chunk (issue 29); [] after an idle spell, or while a caller is in a call on this
+        replica. The replica is busy once calls are taken."""
         with self._cond:
-            if not self._queue or replica.index in self._busy:
+            if not (self._queue or self._background) or replica.index in self._busy:
                 self._cond.wait(IDLE_CHECK)
             if replica.index in self._busy or replica.state != "ready":
                 return []
             calls, rows = self._pop_batch([], 0)
+            if not calls:  # no interactive call waits: a job's chunk, alone in its call
+                calls, rows = self._pop_chunk()
             if calls:  # before any wait below: no caller may take the replica meanwhile
                 self._busy.add(replica.index)
-            if calls and self._batch_wait > 0 and not calls[0].solo:
+            if calls and self._batch_wait > 0 and not calls[0].solo and not calls[0].background:
                 end = time.monotonic() + self._batch_wait
                 while rows < self._max_batch_rows and (left := end - time.monotonic()) > 0:
                     self._cond.wait(left)
@@ -342,6 +388,20 @@ class PoolBackend(Backend):
             rows += call.rows
         return calls, rows
 
+    def _pop_chunk(self) -> tuple[list[Call], int]:
+        """The first job's chunk still wanted (under self._cond): one call, never merged (two
+        jobs' chunks together would make a user wait for both)."""
+        now = time.monotonic()
+        while self._background:
+            call = self._background.popleft()
+            if call.done:
+                continue
+            if call.deadline <= now:
+                call.resolve(error=call.timed_out())
+                continue
+            return [call], call.rows
+        return [], 0
+
     def _joins(self, calls: list[Call], call: Call) -> bool:
         """Whether ``call`` may go into the model call with ``calls``: tensors of the same
         per-row shapes, and the model call's tensors within ``max_batch_bytes`` (issue 24)."""
@@ -356,7 +416,8 @@ class PoolBackend(Backend):
                 call.resolve(error=ModelUnavailable("the server is shutting down"))
             return
         with self._cond:
-            self._queue.extendleft(reversed(calls))
+            self._queue.extendleft(reversed([c for c in calls if not c.background]))
+            self._background.extendleft(reversed([c for c in calls if c.background]))
             self._cond.notify_all()
 
     def _run(self, replica: ReplicaRunner, calls: list[Call]) -> Outcome:

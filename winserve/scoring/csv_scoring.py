@@ -4,7 +4,8 @@
 
     input.csv ──► sniff (separator, decimal mark, encoding: spreadsheet) ──► first line:
         the header (or, for a text model, maybe the first text) ──► columns.positions
-    rows ──► chunks: ``chunk_rows`` rows, or fewer once their cells cost ``chunk_bytes``
+    rows ──► chunks: the rows the scorer's ChunkSize asks for (the model's cost, issue 29;
+        at most ``chunk_rows``), or fewer once their cells cost ``chunk_bytes``
         ──► score_chunk: blank and ragged rows answered here, the others through the
             RowScorer ──► each line written with its added cells and request id
     scored.csv: the input's lines with prediction, probability, error and request id columns,
@@ -44,20 +45,27 @@ def _cost(cells: int, characters: int) -> int:
 
 
 def chunks(
-    reader: Rows, max_rows: int, max_bytes: int, first: tuple[int, list[str]] | None = None
+    reader: Rows,
+    max_rows: int | Callable[[], int],
+    max_bytes: int,
+    first: tuple[int, list[str]] | None = None,
 ) -> Iterator[Chunk]:
-    """Rows with their line numbers, ``max_rows`` at a time, or fewer once they cost
+    """Rows with their line numbers, ``max_rows`` at a time (or as many as ``max_rows()``
+    says when each chunk starts: the job's ChunkSize, issue 29), or fewer once they cost
     ``max_bytes``; ``first``: a row read already (a text file's first line, which is data)."""
+    rows_now = max_rows if callable(max_rows) else lambda: max_rows
     chunk: Chunk = [first] if first is not None else []
     size = 0
+    limit = rows_now()
     read = reader.characters
     for row in reader:
         chunk.append((reader.line_num, row))
         size += _cost(len(row), reader.characters - read)
         read = reader.characters
-        if len(chunk) >= max_rows or size >= max_bytes:
+        if len(chunk) >= limit or size >= max_bytes:
             yield chunk
             chunk, size = [], 0
+            limit = rows_now()
     if chunk:
         yield chunk
 
@@ -96,7 +104,7 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         writer.writerow([*header, *map(safe_text, added)])
         if scorer.reasons is not None:  # refused before any model call (issue 25)
             _within_explained(job, dialect, texts, first is not None)
-        for chunk in chunks(reader, bounds.chunk_rows, bounds.chunk_bytes, first):
+        for chunk in chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
             if scorer.closing.is_set():
                 break
             if texts:

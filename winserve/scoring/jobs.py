@@ -46,6 +46,7 @@ from pathlib import Path
 from winserve import explaining, scratch
 from winserve.errors import BadRequest, NotFound, PayloadTooLarge, WinserveError
 from winserve.platform import cache_dir
+from winserve.scoring.chunk_size import MOST_ROWS
 from winserve.scoring.csv_scoring import score_csv
 from winserve.scoring.images import score_images, takes_images
 from winserve.scoring.job import ScoringJob, State
@@ -121,7 +122,7 @@ class JobManager:
         *,
         max_rows: int,
         keep_seconds: float,
-        chunk_rows: int = 1000,
+        chunk_rows: int = MOST_ROWS,  # a cap: the model's cost sizes chunks (issue 29)
         chunk_bytes: int = CHUNK_BYTES,
         max_running: int = 2,
         max_bytes: int = 2048 << 20,
@@ -287,7 +288,7 @@ class JobManager:
         state: State = "failed"
         error = "the job was stopped"
         try:
-            scorer = RowScorer(self._service, job, self._closing)
+            scorer = RowScorer(self._service, job, self._closing, self.bounds.chunk_rows)
             if job.images:  # a ZIP of images, into a CSV (issue 24)
                 score_images(job, scorer, self.bounds, self._room)
             elif is_workbook(job.source):  # .xlsx (issue 27)

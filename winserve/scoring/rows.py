@@ -4,14 +4,16 @@
 
     rows of cells (picked and ordered by model input), their line numbers
         ──► Service.check: rows that break the model's inputs get their reason (row, column)
-        ──► Service.predict_prepared on the others, the same call as every API request, so
-            other users' requests interleave with a file's chunks
+        ──► Service.predict_prepared on the others, the same backend as every API request, as
+            a background call: other users' requests go before the chunk (issue 29)
               model restarting (503) ──► wait, up to UNAVAILABLE_WAIT
               timeout (504) ──► every row of the chunk gets the reason
               rows the model refused ──► the host isolated them (row_errors); blame names
                                          the cell to fix (issue 22)
         ──► the top reasons of each answered row, when the upload asked (reasons.py)
         ──► {position: prediction(s), probabilities, reasons, error}; the job's problems
+    the seconds of each chunk's model call ──► ``chunks`` (chunk_size.ChunkSize): the rows of
+        the next chunk, so that a chunk's call takes a few ms (issue 29)
 
 CSV files and workbooks go through the same ``RowScorer`` (csv_scoring, workbook_scoring).
 """
@@ -28,6 +30,7 @@ from winserve import blame
 from winserve.backends.base import row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
+from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.reasons import Reasons, count
@@ -38,8 +41,9 @@ UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before g
 
 @dataclass(frozen=True)
 class Bounds:
-    """How a file is read: ``chunk_rows`` rows at a time, or fewer once their cells cost
-    ``chunk_bytes`` (issue 13 item 6), and ``max_rows`` rows at most (setting max_csv_rows)."""
+    """How a file is read: at most ``chunk_rows`` rows at a time (the job's ``ChunkSize``
+    chooses how many, issue 29), or fewer once their cells cost ``chunk_bytes`` (issue 13
+    item 6), and ``max_rows`` rows at most (setting max_csv_rows)."""
 
     chunk_rows: int
     chunk_bytes: int
@@ -61,10 +65,18 @@ class RowScorer:
     """Scores one job's rows, chunk by chunk, through the model version's service: each
     row gets its added cells (see ``columns.added_columns``), and each row that got no
     prediction is counted in the job's problems with its line and reason. ``closing`` stops
-    the waiting for a restarting model when winserve stops."""
+    the waiting for a restarting model when winserve stops; ``chunks`` says how many rows the
+    next chunk should have (at most ``most_rows``)."""
 
-    def __init__(self, service: Service, job: ScoringJob, closing: threading.Event) -> None:
+    def __init__(
+        self,
+        service: Service,
+        job: ScoringJob,
+        closing: threading.Event,
+        most_rows: int = MOST_ROWS,
+    ) -> None:
         self.service = service
+        self.chunks = ChunkSize(most_rows)
         self.job = job
         self.closing = closing
         self.info = service.info()
@@ -103,7 +115,7 @@ class RowScorer:
                 prepared = self.service.check(_request([row], self.info), max_rows=1)
                 if prepared.problems:
                     return False
-                self.service.predict_prepared(prepared, False)
+                self.service.predict_prepared(prepared, False, background=True)
             except WinserveError:
                 return False
             return True
@@ -126,7 +138,13 @@ class RowScorer:
         failed: dict[int, WinserveError] = {}
         while True:
             try:
-                prediction = self.service.predict_prepared(prepared, bool(info.has_proba))
+                began = time.perf_counter()
+                prediction = self.service.predict_prepared(
+                    prepared, bool(info.has_proba), background=True
+                )
+                # the call's time as the job sees it: the model's, the hop's, and any wait
+                # behind users' requests (which makes the next chunks smaller while they come)
+                self.chunks.observe(len(rows), time.perf_counter() - began)
                 break
             except ModelUnavailable:
                 if time.monotonic() > waited_until or self.closing.is_set():

@@ -5,7 +5,8 @@ checks and calls as a CSV file's.
 
     input (.xlsx) ──► workbook.check (bounds) ──► workbook.table: the sheet and its header
         ──► columns.positions (said of the sheet's first row) ──► workbook.rows, by number
-        ──► chunks of ``chunk_rows`` non-blank rows ──► RowScorer ──► {row number: cells}
+        ──► chunks of non-blank rows (as many as the model's cost allows: ChunkSize, issue 29)
+            ──► RowScorer ──► {row number: cells}
         ──► workbook.write: the workbook with the added columns and an About sheet
 
 The results are kept by row number until the sheet is read to its end (the workbook is then
@@ -67,7 +68,7 @@ def score_workbook(job: ScoringJob, scorer: RowScorer, bounds: Bounds) -> None:
                 results[number] = empty
             else:
                 chunk.append((number, values))
-            if len(chunk) < bounds.chunk_rows:
+            if len(chunk) < scorer.chunks.rows():  # the model's cost decides (issue 29)
                 continue
         elif not chunk:  # the sheet ended with a full chunk, scored already
             break

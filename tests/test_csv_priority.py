@@ -1,0 +1,194 @@
+"""Other users keep their latency while a CSV file is scored (issue 29), with fake replicas and
+no process: the pool takes interactive calls before a job's chunks waiting, never merges a
+chunk with them, and a job sizes its chunks from the model's measured cost."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeModel, answer, row, rows
+from tests.helpers import wait_until
+from winserve.backends.pool import PoolBackend
+from winserve.scoring import chunk_size, jobs
+from winserve.scoring.chunk_size import ChunkSize
+from winserve.service import Service
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def pools() -> Iterator[list[PoolBackend]]:
+    made: list[PoolBackend] = []
+    yield made
+    for pool in made:
+        pool.close()
+
+
+def _ready(model: FakeModel, made: list[PoolBackend], **options: Any) -> PoolBackend:
+    pool = model.pool(**options)
+    made.append(pool)
+    pool.wait_ready(5)
+    return pool
+
+
+def _in_thread(target: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(target(*args)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+# -- the pool: interactive calls first --------------------------------------------------------
+
+
+def test_an_interactive_call_goes_before_the_chunks_waiting(pools: list[PoolBackend]) -> None:
+    model = FakeModel(latency=0.1)
+    pool = _ready(model, pools)
+    first, _ = _in_thread(pool.predict_background, rows(*range(10)))  # the chunk running
+    wait_until(lambda: model.calls == [10], 5, 0.005)
+    queued = []
+    for size in (11, 12):  # two more chunks wait behind it, in this order
+        queued.append(_in_thread(pool.predict_background, rows(*range(size))))
+        wait_until(lambda s=size: pool.health().queue_depth == s - 10, 5, 0.005)
+    users = []
+    for x0 in (100, 200):  # then two users' requests
+        users.append(_in_thread(pool.predict, row(x0)))
+        wait_until(lambda x=x0: pool.health().queue_depth == 2 + x // 100, 5, 0.005)
+    for thread, _ in [(first, None), *queued, *users]:
+        thread.join(10)
+    # the users' calls went first, merged together as before, and never with a chunk
+    assert model.calls == [10, 2, 11, 12], model.calls
+    assert [out[0].predictions for _, out in users] == [[answer(100)], [answer(200)]]
+    assert [len(out[0].predictions) for _, out in queued] == [11, 12]
+
+
+def test_a_user_waits_for_at_most_the_chunk_in_the_model(pools: list[PoolBackend]) -> None:
+    """Chunks keep coming back to back (a job's thread sends its next one at once); a user's
+    request arriving meanwhile is answered within about one chunk's call."""
+    model = FakeModel(latency=0.05)
+    pool = _ready(model, pools)
+    stop = threading.Event()
+
+    def job() -> None:
+        while not stop.is_set():
+            pool.predict_background(rows(*range(50)))
+
+    jobs_threads = [threading.Thread(target=job, daemon=True) for _ in range(2)]  # two jobs
+    for thread in jobs_threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(model.calls) >= 2, 5, 0.005)
+        waits = []
+        for x0 in range(5):
+            began = time.monotonic()
+            assert pool.predict(row(x0)).predictions == [answer(x0)]
+            waits.append(time.monotonic() - began)
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in jobs_threads:
+            thread.join(5)
+    # a chunk's call (50 ms) and the user's own (50 ms); behind the other job's chunk too
+    # without the priority (150 ms)
+    assert max(waits) < 0.14, waits
+    assert 1 in model.calls
+
+
+def test_a_chunk_alone_in_the_pool_is_called_at_once_and_answered(
+    pools: list[PoolBackend],
+) -> None:
+    model = FakeModel()
+    pool = _ready(model, pools)
+    assert pool.predict_background(rows(1, 2, 3)).predictions == [answer(1), answer(2), answer(3)]
+    assert model.calls == [3]
+
+
+# -- the chunk size ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixed", "per_row", "expected"),
+    [
+        (0.0015, 3e-6, (0.004 - 0.0015) / 3e-6),  # the demo's logistic regression: ~830
+        (0.010, 15e-6, 0.010 / 15e-6),  # a 200-tree forest: twice its fixed cost, ~670
+        (0.0003, 0.5e-6, (0.004 - 0.0003) / 0.5e-6),  # very cheap rows: ~7,400
+    ],
+)
+def test_the_chunk_size_follows_the_cost_measured(
+    fixed: float, per_row: float, expected: float
+) -> None:
+    sizes = ChunkSize()
+    seen = []
+    for _ in range(40):
+        seen.append(sizes.rows())
+        sizes.observe(seen[-1], fixed + per_row * seen[-1])
+    assert seen[0] == chunk_size.FIRST_ROWS
+    assert all(b <= 2 * a for a, b in itertools.pairwise(seen))  # grows gently
+    settled = seen[-10:]
+    assert 0.8 * expected <= statistics.mean(settled) <= 1.2 * expected, seen
+    assert sizes.fixed == pytest.approx(fixed) and sizes.per_row == pytest.approx(per_row)
+
+
+def test_the_chunk_size_adapts_when_the_cost_changes_and_stays_within_bounds() -> None:
+    sizes = ChunkSize(most=1600)
+    per_row = 2e-6
+    seen = []
+    for step in range(80):
+        if step == 40:  # the machine got busy: rows cost four times as much
+            per_row = 8e-6
+        seen.append(sizes.rows())
+        sizes.observe(seen[-1], 0.001 + per_row * seen[-1])
+    assert max(seen[25:40]) == 1600  # (4 - 1) ms / 2 us = 1,500, x 1.15 dithered: the cap
+    assert 0.8 * 375 <= statistics.mean(seen[-10:]) <= 1.2 * 375, seen[40:]
+    slow = ChunkSize()
+    for _ in range(10):
+        slow.observe(slow.rows(), 0.002 + 0.001 * slow.rows())  # 1 ms a row
+    assert chunk_size.LEAST_ROWS <= slow.rows() <= 1.15 * chunk_size.LEAST_ROWS
+    fixed = ChunkSize()
+    for _ in range(12):  # every call costs the same: chunks grow to the cap
+        fixed.observe(fixed.rows(), 0.3)
+    assert fixed.rows() >= 0.85 * chunk_size.MOST_ROWS
+
+
+def _score(model: FakeModel, folder: Path, lines: int) -> list[int]:
+    """A CSV job of ``lines`` rows scored through a pool of ``model``'s fake replicas; the
+    rows of each model call."""
+    pool = model.pool()
+    service = Service(pool, max_rows=100)
+    manager = jobs.JobManager(service, max_rows=100_000, keep_seconds=60, parent=folder)
+    try:
+        pool.wait_ready(5)
+        job = manager.new("rows.csv")
+        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(lines))
+        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
+        manager.start(job)
+        wait_until(lambda: job.state in ("done", "failed"), 50)
+        assert job.state == "done" and job.scored_rows == lines, job.status()
+        scored = job.result.read_text(encoding="utf-8-sig").splitlines()
+        assert scored[1].startswith("0,1,1.0,") and scored[8].startswith("0,1,1.0,")
+    finally:
+        manager.close()
+        pool.close()
+    assert sum(model.calls) == lines
+    return model.calls
+
+
+def test_a_job_sizes_its_chunks_from_the_models_cost(tmp_path: Path) -> None:
+    """Two models, the same file: the one whose rows cost four times as much gets chunks
+    about four times smaller, each call near the target (4 ms)."""
+    cheap = _score(FakeModel(latency=0.001, row_latency=4e-6), tmp_path / "a", 12_000)
+    dear = _score(FakeModel(latency=0.001, row_latency=16e-6), tmp_path / "b", 4_000)
+    assert cheap[0] == dear[0] == chunk_size.FIRST_ROWS
+    # (4 - 1) ms / 4 us = 750 rows, / 16 us = 190; the fake's waits overshoot a little
+    cheap_size, dear_size = statistics.median(cheap[4:-1]), statistics.median(dear[4:-1])
+    assert 400 <= cheap_size <= 1000, cheap
+    assert 100 <= dear_size <= 260, dear
+    assert cheap_size > 2.5 * dear_size
