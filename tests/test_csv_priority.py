@@ -125,7 +125,7 @@ def test_a_chunk_alone_in_the_pool_is_called_at_once_and_answered(
 def test_the_chunk_size_follows_the_cost_measured(
     fixed: float, per_row: float, expected: float
 ) -> None:
-    sizes = ChunkSize()
+    sizes = ChunkSize(most=10_000)
     seen = []
     for _ in range(40):
         seen.append(sizes.rows())
@@ -153,7 +153,7 @@ def test_the_chunk_size_adapts_when_the_cost_changes_and_stays_within_bounds() -
         slow.observe(slow.rows(), 0.002 + 0.001 * slow.rows())  # 1 ms a row
     assert chunk_size.LEAST_ROWS <= slow.rows() <= 1.15 * chunk_size.LEAST_ROWS
     fixed = ChunkSize()
-    for _ in range(12):  # every call costs the same: chunks grow to the cap
+    for _ in range(40):  # every call costs the same: chunks grow to the cap
         fixed.observe(fixed.rows(), 0.3)
     assert fixed.rows() >= 0.85 * chunk_size.MOST_ROWS
 

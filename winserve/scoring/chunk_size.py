@@ -5,16 +5,25 @@
     RowScorer._call ── each chunk's rows and the seconds its model call took ──► observe
         a line through the last WINDOW calls: seconds = fixed + per_row × rows (least squares)
     csv_scoring / workbook_scoring ◄── rows(): the rows whose call takes about TARGET_SECONDS,
-        or twice the fixed cost when that is more (a model whose every call is slow), between
-        LEAST_ROWS and the job's cap (setting-free: 10,000 rows), at most twice the last chunk
+        or SLOW_FACTOR times the fixed cost when that is more (a model whose every call is
+        slow), between LEAST_ROWS and the job's cap (MOST_ROWS: 1,000, the fixed size of
+        before), changing by at most STEP from one chunk to the next
 
 Why: the pool lets a user's request go before every chunk waiting (``backends.pool``), but it
 does not interrupt the chunk the model is computing, so a user waits for at most about one
 chunk's call. 1,000-row chunks made that 25 ms for a 200-tree forest, and a chunk so small
 that the call's fixed cost (the process hop, the model's own checks) dominates would cost the
 job its rows per second. A model whose every call costs more than half the target gets calls
-of twice its fixed cost: at least half of each call is rows, and a user waits about two of his
-own calls at most.
+of twice its fixed cost: a user, whose own call costs about that fixed cost, waits about two
+of his own calls at most for the chunk ahead of him.
+
+Measured (bench/csv_scoring.py, 100,000 rows, the team's 2-core machine at load 2-4): other
+users' p50 is set by CPU contention more than by the chunk ahead (the demo's is 4 ms with no
+job on that machine, 13-20 ms during one, whatever the chunk size from 250 to 4,000 rows), and
+chunks larger than 1,000 rows (up to 10,000 allowed) made the forest's users wait 35-100 %
+longer for +27 % rows/s; 1.5 times the fixed cost, -12 % rows/s and no better p50. So 1,000
+rows stays the most: the size only shrinks chunks of a model whose rows are dear (20 us a row:
+~150-row chunks of ~6 ms, where 1,000 rows made users wait 22 ms).
 
 The sizes alternate a little above and below the one wanted (``DITHER``), so that the line's
 two terms stay measurable while the job runs, and follow the model's cost when the machine
@@ -27,10 +36,12 @@ import collections
 
 TARGET_SECONDS = 0.004  # a chunk's model call, when the model's fixed cost allows it
 LEAST_ROWS = 64
-MOST_ROWS = 10_000
+MOST_ROWS = 1_000  # the chunk of before: larger ones measured no better (see above)
+SLOW_FACTOR = 2.0  # a slow model's chunk call, in its fixed costs
 FIRST_ROWS = 256  # before anything is measured: 14 ms for the 200-tree forest, 2 ms for the demo
 WINDOW = 16  # calls the line is fitted on
-DITHER = (0.85, 1.15)
+DITHER = (0.9, 1.1)
+STEP = 1.25  # the most a size changes from one chunk to the next (up or down)
 
 
 class ChunkSize:
@@ -54,6 +65,7 @@ class ChunkSize:
         self._next = min(max(first, self.least), self.most)
         self._turn = 0
         self._warm = False  # the first call was seen
+        self._settled: int | None = None  # the size before its dither
 
     def rows(self) -> int:
         return self._next
@@ -70,27 +82,38 @@ class ChunkSize:
         self.fixed, self.per_row = self._fit()
         if first:
             self._seen.clear()
-        budget = max(self.target, 2 * self.fixed)
+        budget = max(self.target, SLOW_FACTOR * self.fixed)
         # no measurable cost per row (a model whose calls cost the same whatever their rows):
         # larger chunks cost the users nothing more
         wanted = (budget - self.fixed) / self.per_row if self.per_row > 0 else float(self.most)
-        # growing at most twice per call: one quick call (noise) does not make a huge chunk
+        # a step at a time (STEP), after the first call: a noisy fit must not swing the sizes,
+        # since a user's wait grows with the sizes' spread as well as their mean (sizes of
+        # 64-2,000 rows around the same mean made the forest's other users wait 40 % longer)
+        if self._settled is not None:
+            wanted = min(max(wanted, self._settled / STEP), self._settled * STEP)
         size = max(self.least, min(self.most, 2 * rows, int(wanted)))
-        # dithered after the bounds: at the least or the most, sizes still differ
+        self._settled = size
+        # dithered after the bounds (at the least, sizes still differ); not at the most, where
+        # the chunks of a cheap model stay whole (the line's slope is then kept, _fit)
         self._turn ^= 1
-        self._next = max(self.least, min(self.most, 2 * rows, int(size * DITHER[self._turn])))
+        if size < self.most:
+            size = min(self.most, 2 * rows, int(size * DITHER[self._turn]))
+        self._next = max(self.least, size)
 
     def _fit(self) -> tuple[float, float]:
         """(fixed, per_row) seconds: the least-squares line through the calls seen. With one
-        size seen, every second is counted per row (errs on the small side: the next size
-        differs, and the line is measured); calls of several sizes that cost the same (or
+        size seen, the last line's slope is kept and the fixed cost follows the times; with
+        none before, every second is counted per row (errs on the small side: the next size
+        differs, and the line is measured). Calls of several sizes that cost the same (or
         less with more rows: noise) are all fixed cost."""
         count = len(self._seen)
         mean_rows = sum(r for r, _ in self._seen) / count
         mean_seconds = sum(s for _, s in self._seen) / count
         spread = sum((r - mean_rows) ** 2 for r, _ in self._seen)
         if not spread:
-            return 0.0, mean_seconds / mean_rows
+            if self._settled is None:
+                return 0.0, mean_seconds / mean_rows
+            return max(0.0, mean_seconds - self.per_row * mean_rows), self.per_row
         slope = sum((r - mean_rows) * (s - mean_seconds) for r, s in self._seen) / spread
         if slope <= 0:
             return mean_seconds, 0.0
