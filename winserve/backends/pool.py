@@ -33,7 +33,9 @@ Interactive calls go first (issue 29): a CSV job's chunks (``predict_background`
 queue of their own, which a dispatcher reads only when no interactive call waits, and a chunk
 is never merged with interactive calls (they would wait for its rows). A chunk running is not
 interrupted: a user waits at most the chunk in the model, which the job sizes to a few ms
-(``scoring.chunk_size``).
+(``scoring.chunk_size``). A chunk that has waited ``CHUNK_WAIT`` goes before the interactive
+calls: under a load that always has calls waiting, a job still moves (a chunk every
+``CHUNK_WAIT``) instead of its chunks timing out.
 
 Time spent queued belongs to the callers, never to the replica: a call that can no longer make
 its deadline is answered 504 without reaching the model, and only a model call that itself runs
@@ -75,6 +77,9 @@ IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
 # the most bytes of tensors and images one call takes (a batch is also capped in rows): 64
 # images of 224 × 224 × 3 float32 are 38 MB (issue 24)
 MAX_BATCH_BYTES = 64 * 2**20
+# the longest a job's chunk lets interactive calls go first (issue 29): a user waits behind
+# a chunk at most once in that time, and a job under a saturating load still gets a share
+CHUNK_WAIT = 0.25
 
 Outcome = Literal["ok", "timeout", "dead"]
 
@@ -354,7 +359,12 @@ class PoolBackend(Backend):
                 self._cond.wait(IDLE_CHECK)
             if replica.index in self._busy or replica.state != "ready":
                 return []
-            calls, rows = self._pop_batch([], 0)
+            calls: list[Call] = []
+            rows = 0
+            if self._background and self._starved():  # its turn, whoever waits
+                calls, rows = self._pop_chunk()
+            if not calls:
+                calls, rows = self._pop_batch([], 0)
             if not calls:  # no interactive call waits: a job's chunk, alone in its call
                 calls, rows = self._pop_chunk()
             if calls:  # before any wait below: no caller may take the replica meanwhile
@@ -387,6 +397,11 @@ class PoolBackend(Backend):
             calls.append(self._queue.popleft())
             rows += call.rows
         return calls, rows
+
+    def _starved(self) -> bool:
+        """Whether the first chunk waiting has let interactive calls go first long enough."""
+        first = self._background[0]
+        return time.monotonic() - (first.deadline - first.timeout) >= CHUNK_WAIT
 
     def _pop_chunk(self) -> tuple[list[Call], int]:
         """The first job's chunk still wanted (under self._cond): one call, never merged (two
