@@ -50,6 +50,12 @@ def served(folder: Path, model: FakeModel) -> Iterator[tuple[DataPlane, Any]]:
 def test_a_loading_models_page_says_how_far_and_updates_itself(folder: Path) -> None:
     model = FakeModel(load_seconds=3.0)
     with served(folder, model) as (plane, client):
+
+        def under_way() -> bool:  # registry.start() begins the loads in a thread of its own
+            entry = plane.health().model("big2")
+            return entry is not None and entry.progress is not None
+
+        wait_until(under_way, 10)
         page = client.get("/models/big2/")
         assert page.status_code == 200
         text = page.text
