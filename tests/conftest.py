@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pandas as pd
@@ -152,3 +153,25 @@ def array_regressor(models_dir: Path) -> Path:
     path = models_dir / "array.pkl"
     joblib.dump(LinearRegression().fit(x, y), path, compress=3)
     return path
+
+
+@pytest.fixture
+def logged_forest(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, Any]]:
+    """The app over a local host of the iris forest with a prediction log of its own (a
+    real writer, flushing every 50 ms): ``(client, log)``."""
+    from winserve.backends.local import LocalBackend
+    from winserve.model_info import ModelSpec
+    from winserve.predlog.writer import PredictionLog
+    from winserve.settings import Settings
+    from winserve.web import create_app
+
+    backend = LocalBackend(ModelSpec(str(iris_forest)))
+    backend.start()
+    backend.wait_ready(60)
+    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05)
+    plog.start()
+    app = create_app(Settings(), backend, prediction_log=plog)
+    yield app.test_client(), plog
+    plog.close()
+    close_jobs(app)
+    backend.close()

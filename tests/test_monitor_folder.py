@@ -14,7 +14,6 @@ import csv
 import html
 import io
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,13 @@ import pytest
 import requests
 
 from tests.conftest import iris_frame
-from tests.helpers import close_jobs, csrf_token, jobs_client, running_server, wait_until
+from tests.helpers import csrf_token, jobs_client, running_server, wait_until
 from tests.test_models_folder import IRIS_ROW, ROW, constant_model
 from tests.test_monitor_summary import MONDAY, fill
 from winserve import tokens
-from winserve.backends.local import LocalBackend
 from winserve.model_info import ModelSpec
 from winserve.predlog import events, export
 from winserve.predlog.writer import PredictionLog
-from winserve.settings import Settings
-from winserve.web import create_app
 from winserve.web.monitor_view import Monitor
 
 pytestmark = pytest.mark.timeout(120)
@@ -73,20 +69,6 @@ def test_a_one_value_prediction_is_itself_in_the_csv_and_several_are_json(
     every = _lines("".join(export.csv_lines(path, None, MONDAY, MONDAY + 60)))
     assert [line["model"] for line in every] == ["m"] * 5 + ["other", "m"]
     assert every[5]["prediction"] == "'=1+1"  # never a live formula in Excel
-
-
-@pytest.fixture
-def logged_forest(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, PredictionLog]]:
-    backend = LocalBackend(ModelSpec(str(iris_forest)))
-    backend.start()
-    backend.wait_ready(60)
-    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05)
-    plog.start()
-    app = create_app(Settings(), backend, prediction_log=plog)
-    yield app.test_client(), plog
-    plog.close()
-    close_jobs(app)
-    backend.close()
 
 
 def test_the_log_csv_of_a_served_model_has_its_label_unquoted(

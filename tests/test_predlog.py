@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,14 @@ import psutil
 import pytest
 
 from tests.conftest import iris_frame
-from tests.helpers import close_jobs, csrf_token, jobs_client, wait_until
+from tests.helpers import csrf_token, jobs_client, wait_until
 from winserve.backends.base import Prediction
-from winserve.backends.local import LocalBackend
 from winserve.model_info import ModelSpec
 from winserve.predlog import record, store
 from winserve.predlog.record import record_of
 from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog, default_path
 from winserve.service import PredictRequest
-from winserve.settings import Settings
-from winserve.web import create_app
 
 pytestmark = pytest.mark.timeout(60)
 NAME = "iris forest"
@@ -372,24 +369,10 @@ def test_an_unwritable_folder_is_reported_and_retried_and_never_raises(tmp_path:
 # -- the web layer ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def logged(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, PredictionLog]]:
-    backend = LocalBackend(ModelSpec(str(iris_forest)))
-    backend.start()
-    backend.wait_ready(60)
-    plog = PredictionLog(tmp_path / "log.sqlite", interval=0.05)
-    plog.start()
-    app = create_app(Settings(), backend, prediction_log=plog)
-    yield app.test_client(), plog
-    plog.close()
-    close_jobs(app)
-    backend.close()
-
-
 def test_every_prediction_route_is_logged_with_its_request_id(
-    logged: tuple[Any, PredictionLog],
+    logged_forest: tuple[Any, PredictionLog],
 ) -> None:
-    client, plog = logged
+    client, plog = logged_forest
     x, _ = iris_frame()
     records = x.iloc[:2].to_dict(orient="records")
     form = {f"f{i}": str(v) for i, v in enumerate(x.iloc[0])}
@@ -454,16 +437,16 @@ def test_every_prediction_route_is_logged_with_its_request_id(
     assert [r[2] for r in logged_rows[:3]] == [expected] * 3
 
 
-def test_other_routes_are_not_logged(logged: tuple[Any, PredictionLog]) -> None:
-    client, plog = logged
+def test_other_routes_are_not_logged(logged_forest: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged_forest
     for path in ("/health", "/model", "/", "/metrics", "/openapi.json"):
         assert client.get(path).status_code == 200
     time.sleep(0.3)
     assert plog.written == 0
 
 
-def test_metrics_and_health_show_the_log(logged: tuple[Any, PredictionLog]) -> None:
-    client, plog = logged
+def test_metrics_and_health_show_the_log(logged_forest: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged_forest
     x, _ = iris_frame()
     client.post("/predict", json=x.iloc[:1].to_dict(orient="records"))
     wait_until(lambda: plog.written == 1, 5)
@@ -473,8 +456,8 @@ def test_metrics_and_health_show_the_log(logged: tuple[Any, PredictionLog]) -> N
     assert client.get("/health").json["prediction_log"] == {"written": 1, "dropped": 0, "lost": 0}
 
 
-def test_log_csv_for_a_date_range_is_the_owners(logged: tuple[Any, PredictionLog]) -> None:
-    client, plog = logged
+def test_log_csv_for_a_date_range_is_the_owners(logged_forest: tuple[Any, PredictionLog]) -> None:
+    client, plog = logged_forest
     x, _ = iris_frame()
     sent = client.post("/predict", json=x.iloc[:3].to_dict(orient="records"))
     wait_until(lambda: plog.written == 1, 5)
