@@ -33,7 +33,7 @@ from winserve.models.loader import LOAD_GRACE, MakeBackend
 from winserve.models.registry import Registry
 from winserve.platform import IS_WINDOWS
 from winserve.predlog import events
-from winserve.predlog.writer import PredictionLog, default_path
+from winserve.predlog.writer import PredictionLog, log_file
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
 
@@ -188,10 +188,9 @@ def _close_backend_when_stopping(stopping: threading.Event, server: Any, backend
 
 def open_prediction_log(settings: Settings) -> PredictionLog | None:
     """The prediction log's writer, started (issue 26); None with ``log = false``."""
-    if not settings.log:
+    path = log_file(settings)
+    if path is None:
         return None
-    label = "demo" if settings.is_demo else settings.factory or "model"
-    path = settings.log_path or default_path(settings.model, label)
     writer = PredictionLog(
         path,
         days=settings.log_days,

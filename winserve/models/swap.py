@@ -49,6 +49,7 @@ from winserve.models.loader import Loaded, Loader, NotLoaded
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import SwapCheck
 from winserve.predlog import events
+from winserve.predlog.writer import log_file
 from winserve.service import Service
 from winserve.settings import Settings
 
@@ -96,7 +97,7 @@ class Swap:
         self._private = private  # each version loads from a private copy (registry.py)
         self._drain = drain
         self._threshold = checked_swap.parse_when(settings.swap_when)
-        self._log_file = swap_rows.log_file(settings)
+        self._log_file = log_file(settings)
         self._refused: dict[str, Refused] = {}  # by name, under the registry's lock
 
     def load(self, entry: Entry, path: Path | None, force: bool = False) -> bool:

@@ -32,10 +32,8 @@ from winserve.host import reference as reference_sample
 from winserve.model_info import ModelInfo
 from winserve.models.checked_swap import Answers
 from winserve.predlog.store import decode_inputs
-from winserve.predlog.writer import default_path
 from winserve.rows import Columns
 from winserve.service import PredictRequest, Service
-from winserve.settings import Settings
 
 log = logging.getLogger("winserve")
 
@@ -51,14 +49,6 @@ SELECT c.names, r.inputs FROM requests AS r JOIN column_sets AS c ON c.id = r.co
 WHERE r.model = ? AND r.status = 200 AND r.inputs IS NOT NULL
 ORDER BY r.id DESC
 """
-
-
-def log_file(settings: Settings) -> Path | None:
-    """The prediction log's file (None: the log is off), as the server opens it."""
-    if not settings.log:
-        return None
-    label = "demo" if settings.is_demo else settings.factory or "model"
-    return settings.log_path or default_path(settings.model, label)
 
 
 @dataclass(frozen=True)
