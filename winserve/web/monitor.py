@@ -35,7 +35,7 @@ from winserve.web import auth, held, monitor_index, outcomes, paths
 from winserve.web.monitor_charts import long_label
 from winserve.web.monitor_drift import drift_of
 from winserve.web.monitor_view import Monitor, clock, counted, iso
-from winserve.web.prediction_log import KEY, _moment, _owner
+from winserve.web.prediction_log import KEY, _moment, owner_only
 
 bp = Blueprint("monitor", __name__)  # monitor.json: for programs, in /openapi.json
 page_bp = Blueprint("monitor_page", __name__)  # the page: for people, as the ui blueprint's
@@ -121,7 +121,7 @@ def page_error(error: WinserveError) -> ResponseReturnValue:
 @page_bp.get("/monitor")
 def monitor_page() -> ResponseReturnValue:
     """The monitor page: the owner's (this computer, or whoever holds the token)."""
-    _owner()
+    owner_only()
     if monitor_index.is_index():  # a folder of several models: the index (issue 26)
         found_index = monitor_index.index(*period())
         # models: base.html's navigation as on the list of models (no one model's API)
@@ -140,7 +140,7 @@ def monitor_page() -> ResponseReturnValue:
 @bp.get("/monitor.json")
 def monitor_json() -> ResponseReturnValue:
     """The monitor page's data as JSON (a folder of several models: the index's)."""
-    _owner()
+    owner_only()
     if monitor_index.is_index():
         return jsonify(monitor_index.index(*period()).as_dict())
     found = monitor()

@@ -204,9 +204,9 @@ def _moment(name: str, default: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _owner() -> None:
+def owner_only() -> None:
     """The owner's only (``auth.require_owner``; issue 26): the log holds what colleagues
-    sent."""
+    sent. The log's export here and the monitor pages ask it."""
     auth.require_owner("the prediction log")
 
 
@@ -214,7 +214,7 @@ def _owner() -> None:
 def log_csv() -> ResponseReturnValue:
     """The log of this model from ``since`` to ``until`` as CSV: the owner's (this computer,
     or whoever holds the token)."""
-    _owner()
+    owner_only()
     plog: PredictionLog | None = current_app.extensions.get(KEY)
     if plog is None:
         raise BadRequest("the prediction log is off (setting: log)")
