@@ -27,12 +27,10 @@ from flask import current_app
 
 from winserve.errors import WinserveError
 from winserve.predlog import usage
-from winserve.predlog.summary import HOUR
 from winserve.predlog.writer import PredictionLog
 from winserve.web import held
-from winserve.web.monitor_charts import long_label
 from winserve.web.monitor_drift import drift_of
-from winserve.web.monitor_view import drifted
+from winserve.web.monitor_view import drifted, period_words
 from winserve.web.page import page_state
 from winserve.web.prediction_log import KEY
 
@@ -92,10 +90,7 @@ class Index:
 
     @property
     def period(self) -> str:
-        since = long_label(self.since.timestamp(), HOUR)
-        if self.ongoing:
-            return f"since {since} UTC"
-        return f"from {since} to {long_label(self.until.timestamp(), HOUR)} UTC"
+        return period_words(self.since, self.until, self.ongoing)
 
     def as_dict(self) -> dict[str, Any]:
         return {

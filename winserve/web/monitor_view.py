@@ -32,6 +32,15 @@ from winserve.web.monitor_charts import (
 PER = {HOUR: "hour", DAY: "day"}
 
 
+def period_words(since: datetime, until: datetime, ongoing: bool) -> str:
+    """``since Mon 30 Nov 14:05 UTC``, or ``from … to …`` for a period in the past: how a
+    model's monitor and the folder's index name their period."""
+    start = long_label(since.timestamp(), HOUR)
+    if ongoing:
+        return f"since {start} UTC"
+    return f"from {start} to {long_label(until.timestamp(), HOUR)} UTC"
+
+
 @dataclass(frozen=True)
 class Monitor:
     """What the page and ``monitor.json`` show of one model for one period."""
@@ -56,11 +65,7 @@ class Monitor:
 
     @property
     def period(self) -> str:
-        """``since Mon 30 Nov 14:05 UTC``, or ``from … to …`` for a period in the past."""
-        since = long_label(self.since.timestamp(), HOUR)
-        if self.ongoing:
-            return f"since {since} UTC"
-        return f"from {since} to {long_label(self.until.timestamp(), HOUR)} UTC"
+        return period_words(self.since, self.until, self.ongoing)
 
     @property
     def summary(self) -> str:
