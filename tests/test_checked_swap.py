@@ -25,7 +25,8 @@ from tests.helpers import wait_until
 from winserve.backends.runner import ReplicaRunner
 from winserve.host.answers import HostInfo, PredictAnswer
 from winserve.model_info import ModelSpec
-from winserve.models import checked_swap, swap
+from winserve.models import checked_swap
+from winserve.models import refused as kept_refused
 from winserve.models.checked_swap import Answers, compare, decide, parse_when
 from winserve.models.registry import Registry
 from winserve.models.status import SwapCheck
@@ -338,7 +339,7 @@ def test_a_load_the_owner_asks_for_swaps_the_refused_version_in(
 def test_the_refused_version_stops_after_a_while(
     checked: Registry, model: ShiftedModel, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(swap, "KEEP_REFUSED_SECONDS", 0.3)
+    monkeypatch.setattr(kept_refused, "KEEP_REFUSED_SECONDS", 0.3)
     assert not checked.load(NAME, new_file(folder, b"bad labels"))
     refused = replicas_of(model, b"bad labels")
     copies = {Path(r.spec.path).parent for r in refused}

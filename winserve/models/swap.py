@@ -22,19 +22,17 @@ kept and why said (issues 15, 22, 23).
         "loaded" event on the monitor's timeline says how (_how): checked and agreed, forced
         by the owner after a refusal, or not checked and why
       below it ─► the old version keeps serving (entry.reason says why); the new one is kept
-        ready (Refused) for the owner's force (force(), the page's button, or a load through
-        the repository API) until a newer file arrives, the serving file comes back,
+        ready (refused.py) for the owner's force (force(), the page's button, or a load
+        through the repository API) until a newer file arrives, the serving file comes back,
         KEEP_REFUSED_SECONDS pass, or winserve stops; then its replicas stop
       Left out: a shadow period (the new version answering live requests beside the old).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +44,7 @@ from winserve.model_file import stamp
 from winserve.models import checked_swap, swap_rows
 from winserve.models.checked_swap import DisagreeingRows
 from winserve.models.loader import Loaded, Loader, NotLoaded
+from winserve.models.refused import RefusedVersions
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import SwapCheck
 from winserve.predlog import events
@@ -56,20 +55,8 @@ from winserve.settings import Settings
 log = logging.getLogger("winserve")
 
 FIRST_TRIES = 5  # copies of a file that keeps changing, before a name's first version gives up
-# a refused version's replicas wait this long for the owner's force, then stop (issue 26):
-# long enough to look at the disagreeing rows, short enough not to hold its memory all day
-KEEP_REFUSED_SECONDS = 3600.0
 NOTHING_TO_COMPARE = "no reference sample or logged inputs"
 TENSORS = "its inputs are tensors or images, which the check does not compare"
-
-
-@dataclass
-class Refused:
-    """A new version the checked swap refused, kept ready for the owner's force."""
-
-    loaded: Loaded
-    path: Path | None
-    timer: threading.Timer | None = None
 
 
 class Swap:
@@ -98,15 +85,15 @@ class Swap:
         self._drain = drain
         self._threshold = checked_swap.parse_when(settings.swap_when)
         self._log_file = log_file(settings)
-        self._refused: dict[str, Refused] = {}  # by name, under the registry's lock
+        # refused new versions kept for the owner's force (issue 26)
+        self._refused = RefusedVersions(lock, stop, loader.drop_copy)
 
     def load(self, entry: Entry, path: Path | None, force: bool = False) -> bool:
         """Load ``path`` as the next version of ``entry`` (the caller holds its name's lock):
         swapped in once its sample prediction passed and the checked swap allows it (always
         with ``force``: the owner's load), else the reason kept; False then."""
         if force and path is not None:
-            with self._lock:
-                waiting = self._refused.get(entry.name)
+            waiting = self._refused.waiting(entry.name)
             if waiting is not None and waiting.loaded.tried == stamp(path):
                 return self.force(entry) == ""  # the refused file itself: no second load
         serving = entry.current.sha256 if entry.current is not None else None
@@ -242,20 +229,8 @@ class Swap:
         if check.swapped:
             log.info("%s: %s", entry.name, check.sentence)
             return self._swap(entry, path, new)
-        kept = Refused(new, path)
-        kept.timer = threading.Timer(KEEP_REFUSED_SECONDS, self._expire, args=(entry, kept))
-        kept.timer.daemon = True
-        with self._lock:
-            # under the lock: close() (after the stop is set) takes what is kept, or it is
-            # closed here; never kept after close() looked (its processes would outlive it)
-            stopping = self._stop.is_set()
-            if not stopping:
-                self._refused[entry.name] = kept
-                entry.reason = check.sentence
-        if stopping:
-            self._close_refused(kept)
-            return False
-        kept.timer.start()  # cancelled meanwhile (close, force): it returns at once
+        if not self._refused.keep(entry, new, path, check.sentence):
+            return False  # winserve is stopping: closed
         where = f"/models/{entry.name}" if self._many else ""
         log.error(
             "%s: not swapped: %s; version %d keeps serving (the disagreeing rows: "
@@ -352,19 +327,12 @@ class Swap:
     def force(self, entry: Entry) -> str:
         """The refused version of ``entry`` serves now, on the owner's word (the caller holds
         the name's lock); "" once it does, else why not."""
-        with self._lock:
-            kept = self._refused.pop(entry.name, None)
-            if kept is not None and entry.check is not None:
-                entry.check = dataclasses.replace(
-                    entry.check, swapped=True, forced=True, waiting=False
-                )
+        kept = self._refused.take(entry)
         if kept is None:
             return (
                 "no refused version is waiting to be swapped in (it stopped, or a newer file "
                 "was loaded); load the file again to check it again"
             )
-        if kept.timer is not None:
-            kept.timer.cancel()
         check = entry.check
         log.warning("%s: %s", entry.name, check.sentence if check is not None else "forced")
         if self._swap(entry, kept.path, kept.loaded):
@@ -372,48 +340,13 @@ class Swap:
         return "winserve is stopping"
 
     def discard(self, entry: Entry, why: str) -> None:
-        """The refused version of ``entry`` kept for a force, if any, stops (``why``: for
-        the console): a newer file, the serving one back, an unload, the file gone."""
-        with self._lock:
-            kept = self._refused.pop(entry.name, None)
-            if kept is not None and entry.check is not None:
-                entry.check = dataclasses.replace(entry.check, waiting=False)
-        if kept is not None:
-            log.info("%s: the refused version stops (%s)", entry.name, why)
-            self._close_refused(kept)
-
-    def _expire(self, entry: Entry, kept: Refused) -> None:
-        """The owner did not force the refused version in time: its replicas stop."""
-        with self._lock:
-            if self._refused.get(entry.name) is not kept:
-                return
-            del self._refused[entry.name]
-            if entry.check is not None:
-                entry.check = dataclasses.replace(entry.check, waiting=False)
-        log.info(
-            "%s: the refused version stops (not swapped in within %.0f minutes; a load through "
-            "POST /v2/repository/models/%s/load loads and serves the file)",
-            entry.name,
-            KEEP_REFUSED_SECONDS / 60,
-            entry.name,
-        )
-        self._close_refused(kept)
-
-    def _close_refused(self, kept: Refused) -> None:
-        if kept.timer is not None:
-            kept.timer.cancel()
-        kept.loaded.backend.close()
-        self._loader.drop_copy(kept.loaded.folder)
+        """The refused version of ``entry`` kept for a force, if any, stops (refused.py)."""
+        self._refused.discard(entry, why)
 
     def close(self) -> list[Loaded]:
         """At winserve's stop: the refused versions kept, for the caller to close (with the
         other backends, at once) and drop their copies."""
-        with self._lock:
-            kept, self._refused = list(self._refused.values()), {}
-        for one in kept:
-            if one.timer is not None:
-                one.timer.cancel()
-        return [one.loaded for one in kept]
+        return self._refused.close()
 
     def _failed(self, entry: Entry, reason: str) -> bool:
         keeps = (
