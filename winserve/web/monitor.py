@@ -31,7 +31,7 @@ from winserve.errors import WinserveError
 from winserve.model_info import ModelInfo
 from winserve.predlog import callers, drift, events, summary
 from winserve.predlog.writer import PredictionLog
-from winserve.web import auth, held, monitor_index, outcomes, paths
+from winserve.web import accuracy_section, auth, held, monitor_index, paths
 from winserve.web.monitor_charts import long_label
 from winserve.web.monitor_drift import drift_of
 from winserve.web.monitor_view import Monitor, clock, counted, iso
@@ -132,7 +132,7 @@ def monitor_page() -> ResponseReturnValue:
         monitor=found,
         stable=drift.STABLE,
         shifted=drift.SHIFTED,
-        accuracy=outcomes.accuracy(),  # the outcomes uploaded (web/outcomes.py)
+        accuracy=accuracy_section.accuracy(),  # the outcomes uploaded (web/outcomes.py)
         callers=_callers(found),  # who used it (predlog/callers.py)
     )
 
@@ -147,7 +147,7 @@ def monitor_json() -> ResponseReturnValue:
     return jsonify(
         {
             **found.as_dict(),
-            "accuracy": outcomes.accuracy().as_dict(),
+            "accuracy": accuracy_section.accuracy().as_dict(),
             "callers": [c.as_dict() for c in _callers(found)],
         }
     )
