@@ -28,9 +28,10 @@ from tests.helpers import csrf_token, jobs_client, wait_until
 from winserve.backends.base import Prediction
 from winserve.model_info import ModelSpec
 from winserve.predlog import record, store
+from winserve.predlog.location import default_path
 from winserve.predlog.record import record_of
 from winserve.predlog.store import Entry
-from winserve.predlog.writer import PredictionLog, default_path
+from winserve.predlog.writer import PredictionLog
 from winserve.service import PredictRequest
 
 pytestmark = pytest.mark.timeout(60)

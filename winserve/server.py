@@ -33,7 +33,8 @@ from winserve.models.loader import LOAD_GRACE, MakeBackend
 from winserve.models.registry import Registry
 from winserve.platform import IS_WINDOWS
 from winserve.predlog import events
-from winserve.predlog.writer import PredictionLog, log_file
+from winserve.predlog.location import log_file
+from winserve.predlog.writer import PredictionLog
 from winserve.settings import Settings
 from winserve.winconsole import install_close_handler
 

@@ -48,7 +48,7 @@ from winserve.models.refused import RefusedVersions
 from winserve.models.slots import Entry, Slot, new_slot
 from winserve.models.status import SwapCheck
 from winserve.predlog import events
-from winserve.predlog.writer import log_file
+from winserve.predlog.location import log_file
 from winserve.service import Service
 from winserve.settings import Settings
 

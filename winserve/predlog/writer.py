@@ -42,14 +42,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from winserve.predlog import process
 from winserve.predlog.process import Status
 from winserve.predlog.record import ANSWERS, Entry, Record, record_of
-
-if TYPE_CHECKING:
-    from winserve.settings import Settings
 
 log = logging.getLogger("winserve.predlog")
 
@@ -382,29 +378,3 @@ class PredictionLog:
                 self._ended_lost += self._status[1]
                 self._status = (0, 0, 0, "", False)
                 self._process = None
-
-
-def default_path(served: Path | None, label: str) -> Path:
-    """One log per model file or folder served (``label`` when none: the demo, a factory),
-    under the per-user data folder: the name says which, a hash of the full path keeps two
-    ``model.joblib`` in different folders apart."""
-    import hashlib
-    import re
-
-    from winserve.platform import data_dir
-
-    where = str(served.resolve()) if served is not None else label
-    stem = served.name if served is not None else label
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60] or "model"
-    digest = hashlib.sha256(where.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return data_dir() / "predictions" / f"{stem}-{digest}.sqlite"
-
-
-def log_file(settings: Settings) -> Path | None:
-    """The prediction log's file for these settings (None: the log is off): ``log_path``, else
-    the per-user one of the model or folder served. The server writes it; the checked swap
-    reads it."""
-    if not settings.log:
-        return None
-    label = "demo" if settings.is_demo else settings.factory or "model"
-    return settings.log_path or default_path(settings.model, label)
