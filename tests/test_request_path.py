@@ -68,6 +68,18 @@ def test_the_kinds_are_frozen() -> None:
     assert request.data == Rows([[1, 2]], ["a", "b"]) and request.n_rows == 1
 
 
+def test_a_request_is_made_whole_by_its_decoder() -> None:
+    """What the caller asks (proba, scores) is given to the decoder, not set afterwards; the
+    rows are counted as they are decoded (issue 23: a typed record, no code of its own)."""
+    scored = native.decode([[1, 2], [3, 4]], True, scores=True)
+    assert (scored.proba, scored.scores, scored.cells, scored.n_rows) == (True, True, False, 2)
+    plain = native.decode({"a": 1, "b": 2}, False)
+    assert (plain.proba, plain.scores, plain.n_rows) == (False, False, 1)
+    assert native.from_uploads({"image": [b"x"]}, False, True).scores
+    with pytest.raises(TypeError):  # what is asked is named, never a position
+        PredictRequest(Columns({"a": [1]}), 1, True)  # type: ignore[misc]
+
+
 @pytest.mark.parametrize(
     ("built", "expected"),
     [

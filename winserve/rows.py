@@ -4,7 +4,7 @@
 
     native / mlflow / oip / the page / a CSV job
         │ decode the body
-    PredictRequest(data, proba, scores, cells)
+    PredictRequest(data, n_rows, proba=, scores=, cells=)   a typed record, no code of its own
         data: Columns   {name: [value per row]}            records, MLflow "inputs" object
               Rows      [[value, ...] per row] (+ names)   lists of values; a split body
               Values    [value per row]                    a model with one input
@@ -21,7 +21,7 @@ they were ``winserve.request`` and ``winserve.payload``).
 **Decoded.** The kinds are frozen: a step that reshapes the rows makes a new one (``validate``
 turns ``Values`` into ``Columns`` for a model with one input, named ``Rows`` into the model's
 order). What the caller asks of the answer (``proba``, ``scores``) and how the cells were
-read (``cells``: a CSV file's text) sit beside the rows and may be set by the view.
+read (``cells``: a CSV file's text) sit beside the rows, given when the request is made.
 
 **Sent.** Several requests' payloads merge into one model call (opportunistic batching), and
 the result is split back by row counts. Tensors (``{"tensors": {name: array | [image bytes,
@@ -36,7 +36,7 @@ payloads keep it only when every one of them had it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 # ---- the rows as decoded ----
@@ -85,7 +85,7 @@ class Tensors:
 RowData = Columns | Rows | Values | Matrix | Tensors
 
 
-def _decoded_count(data: RowData) -> int:
+def count_rows(data: RowData) -> int:
     """How many rows ``data`` holds as decoded (tensors: 0, known once they are read)."""
     if isinstance(data, Columns):
         return len(next(iter(data.columns.values()), []))
@@ -98,55 +98,48 @@ def _decoded_count(data: RowData) -> int:
     return 0
 
 
-@dataclass(init=False)
+@dataclass(slots=True)
 class PredictRequest:
-    """The rows of one request (``data``, one of the kinds above) and what is asked of them.
+    """The rows of one request (``data``, one of the kinds above: the tag) and what is asked
+    of them.
 
-    ``n_rows`` is the rows' count as decoded (given, or counted from ``data``); for tensors it
-    is set once they are read. The ``from_*`` constructors build the usual requests."""
+    ``n_rows`` is the rows' count as decoded (tensors: 0 until ``validate`` has read them).
+    The protocols give it, having counted the rows as they decoded them; the ``from_*``
+    constructors count them. No ``__init__`` of its own: one is made per request, and
+    making it runs no winserve code (issue 23: ``PredictRequest.__init__`` was a step of every
+    ``POST /predict``; making one costs half what it did: bench/RESULTS.md, issue 29)."""
 
     data: RowData
+    n_rows: int
+    _: KW_ONLY
     proba: bool = False
     scores: bool = False
     # the values are a CSV file's cells: a column of kind "any" is typed as pd.read_csv
     # types it (issue 22)
     cells: bool = False
-    n_rows: int = 0
-
-    def __init__(
-        self,
-        data: RowData,
-        *,
-        proba: bool = False,
-        scores: bool = False,
-        cells: bool = False,
-        n_rows: int | None = None,
-    ) -> None:
-        self.data = data
-        self.proba, self.scores, self.cells = proba, scores, cells
-        self.n_rows = _decoded_count(data) if n_rows is None else n_rows
 
     @classmethod
     def from_columns(cls, columns: dict[str, list[Any]], proba: bool = False) -> PredictRequest:
-        return cls(Columns(columns), proba=proba)
+        data = Columns(columns)
+        return cls(data, count_rows(data), proba=proba)
 
     @classmethod
     def from_rows(
         cls, rows: list[list[Any]], proba: bool = False, names: list[str] | None = None
     ) -> PredictRequest:
-        return cls(Rows(rows, names), proba=proba)
+        return cls(Rows(rows, names), len(rows), proba=proba)
 
     @classmethod
     def from_values(cls, values: list[Any], proba: bool = False) -> PredictRequest:
-        return cls(Values(values), proba=proba)
+        return cls(Values(values), len(values), proba=proba)
 
     @classmethod
     def from_matrix(cls, matrix: Any, proba: bool = False) -> PredictRequest:
-        return cls(Matrix(matrix), proba=proba)
+        return cls(Matrix(matrix), int(matrix.shape[0]), proba=proba)
 
     @classmethod
     def from_inputs(cls, inputs: Any, proba: bool = False) -> PredictRequest:
-        return cls(Tensors(inputs), proba=proba)
+        return cls(Tensors(inputs), 0, proba=proba)
 
 
 # ---- the rows as sent to the model host ----

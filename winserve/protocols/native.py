@@ -27,22 +27,19 @@ from typing import Any
 from winserve.backends.base import Prediction
 from winserve.errors import BadRequest, WinserveError
 from winserve.model_info import ModelInfo
-from winserve.rows import Columns, PredictRequest, Rows, Tensors
+from winserve.rows import Columns, PredictRequest, Rows, Tensors, Values
 
 
-def _records(rows: list[Any], proba: bool) -> PredictRequest:
+def _records(rows: list[Any], proba: bool, scores: bool) -> PredictRequest:
     first = rows[0]
     keys = first.keys()
     if all(row.keys() == keys for row in rows):  # the usual body: every row names the same
         # zip/map: the loops over the columns run in C (issue 14)
         if len(rows) == 1:
             single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
-            return PredictRequest(Columns(single), proba=proba, n_rows=1)
-        return PredictRequest(
-            Columns({name: [row[name] for row in rows] for name in first}),
-            proba=proba,
-            n_rows=len(rows),
-        )
+            return PredictRequest(Columns(single), 1, proba=proba, scores=scores)
+        columns = {name: [row[name] for row in rows] for name in first}
+        return PredictRequest(Columns(columns), len(rows), proba=proba, scores=scores)
     names: list[str] = []
     seen: set[str] = set()
     for row in rows:
@@ -50,7 +47,7 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
             if key not in seen:
                 seen.add(key)
                 names.append(key)
-    columns: dict[str, list[Any]] = {name: [] for name in names}
+    by_name: dict[str, list[Any]] = {name: [] for name in names}
     for index, row in enumerate(rows):
         if len(row) != len(names):
             missing = [n for n in names if n not in row]
@@ -59,11 +56,11 @@ def _records(rows: list[Any], proba: bool) -> PredictRequest:
                 f"{'s' if len(missing) > 1 else ''} " + ", ".join(repr(n) for n in missing)
             )
         for name in names:
-            columns[name].append(row[name])
-    return PredictRequest(Columns(columns), proba=proba, n_rows=len(rows))
+            by_name[name].append(row[name])
+    return PredictRequest(Columns(by_name), len(rows), proba=proba, scores=scores)
 
 
-def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
+def _split(body: dict[str, Any], proba: bool, scores: bool) -> PredictRequest:
     columns, data = body.get("columns"), body.get("data")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise BadRequest('"columns" must be a list of column names')
@@ -80,13 +77,15 @@ def _split(body: dict[str, Any], proba: bool) -> PredictRequest:
             raise BadRequest(f'row {index + 1} has {got}; "columns" names {len(columns)}')
     # kept as rows under their names: the service picks the model's columns out of them once
     # it has checked the names (a body naming a million columns costs no million lists)
-    return PredictRequest(Rows(data, list(columns)), proba=proba, n_rows=len(data))
+    return PredictRequest(Rows(data, list(columns)), len(data), proba=proba, scores=scores)
 
 
-def decode(body: Any, proba: bool) -> PredictRequest:
+def decode(body: Any, proba: bool, scores: bool = False) -> PredictRequest:
+    """``body`` (parsed JSON) as the request it means; ``proba``, ``scores``: what the
+    caller asks of the answer (``?proba=true``, ``?scores=true``)."""
     if isinstance(body, dict):
-        if set(body) == {"inputs"}:  # tensors, batched per input (issue 24)
-            return PredictRequest(Tensors(body["inputs"]), proba=proba)
+        if set(body) == {"inputs"}:  # tensors, batched per input (issue 24); rows: 0 until read
+            return PredictRequest(Tensors(body["inputs"]), 0, proba=proba, scores=scores)
         if "columns" in body or "data" in body:
             # "index": what df.to_json(orient="split") writes; ignored, as MLflow's
             # /invocations ignores it (issue 22)
@@ -96,17 +95,17 @@ def decode(body: Any, proba: bool) -> PredictRequest:
                     'a split body has only "columns" and "data" (and "index", ignored); '
                     "unexpected: " + ", ".join(repr(k) for k in sorted(extra))
                 )
-            return _split(body, proba)
-        return _records([body], proba)
+            return _split(body, proba, scores)
+        return _records([body], proba, scores)
     if isinstance(body, list):
         if not body:
             raise BadRequest("no rows to predict: send at least one row")
         if all(isinstance(row, dict) for row in body):
-            return _records(body, proba)
+            return _records(body, proba, scores)
         if all(isinstance(row, list) for row in body):
-            return PredictRequest.from_rows(body, proba)
+            return PredictRequest(Rows(body), len(body), proba=proba, scores=scores)
         if not any(isinstance(row, (list, dict)) for row in body):
-            return PredictRequest.from_values(body, proba)
+            return PredictRequest(Values(body), len(body), proba=proba, scores=scores)
         raise BadRequest(
             "rows must be all objects or all lists, not a mix of both (or of plain values)"
         )
@@ -135,9 +134,11 @@ def decode_whatif(body: Any) -> tuple[PredictRequest, list[str]]:
     return request, list(dict.fromkeys(columns))
 
 
-def from_uploads(files: dict[str, list[bytes]], proba: bool) -> PredictRequest:
+def from_uploads(
+    files: dict[str, list[bytes]], proba: bool, scores: bool = False
+) -> PredictRequest:
     """Image files uploaded as multipart/form-data, by input name (issue 24)."""
-    return PredictRequest(Tensors(dict(files)), proba=proba)
+    return PredictRequest(Tensors(dict(files)), 0, proba=proba, scores=scores)
 
 
 def encode(

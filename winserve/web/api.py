@@ -35,11 +35,10 @@ def predict() -> ResponseReturnValue:
     raw = None
     if is_upload(req):  # image files, one field per input (issue 24)
         images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])
-        decoded = native.from_uploads(images, proba)
+        decoded = native.from_uploads(images, proba, scores)
     else:
         body, raw = json_body_and_bytes(req, current_app.config["WINSERVE_MAX_BODY"])
-        decoded = native.decode(body, proba)
-    decoded.scores = scores
+        decoded = native.decode(body, proba, scores)
     info = model.info()  # one snapshot of the model's description for this request
     if explain:  # 409 saying what file to add, before any model call (issue 25)
         explaining.require_reference(info)

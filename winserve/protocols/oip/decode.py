@@ -94,7 +94,7 @@ def _tensor_inputs(tensors: list[tuple[str, list[int], Any]], info: ModelInfo) -
             given[name] = np.array(values, dtype=object).reshape(shape)
         else:
             given[name] = values.reshape(shape)
-    return PredictRequest(Tensors(given))
+    return PredictRequest(Tensors(given), 0)  # rows: known once the tensors are read
 
 
 def _explain(body: dict[str, Any]) -> bool:
