@@ -1,7 +1,8 @@
 """The model's page (``/``): its card with the form, the answer with its explanation and
-what-if charts (issue 25), the list of a folder's models, and the API page (``/api``).
+what-if charts (issue 25), the list of a folder's models.
 Server-rendered; the small script only refreshes the status line. CSV scoring is
-``jobs_pages``; the blueprint, the status line's words and the error pages are ``page``.
+``jobs_pages``, the API page ``api_page``; the blueprint, the status line's words and the
+error pages are ``page``.
 
 ::
 
@@ -14,6 +15,9 @@ Server-rendered; the small script only refreshes the status line. CSV scoring is
     POST /image       ─► the image form's files (issue 24, winserve.web.image_page) ─► the top
                          classes and the image
     POST /why-panel, /whatif-panel ─► the charts of the form's row (winserve.web.why_page)
+
+All of it is the one page of a model and the fragments its script fetches; the API page
+(``/api``, for programs) is ``api_page``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from winserve.rows import Columns, Matrix
 from winserve.service import PredictRequest
 from winserve.spreadsheet import typed_number
 from winserve.web import (
+    api_page,
     auth,
     csrf,
     held,
@@ -44,11 +49,11 @@ from winserve.web import (
     tensor_page,
     why_page,
 )
-from winserve.web.examples import Example, api_examples, openapi_outline
 from winserve.web.page import bp, model_state, page_state, without_version
 from winserve.web.prediction_log import PREDICTED
 
-__all__ = ["bp", "jobs_pages", "swap_page"]  # CSV scoring and the checked swap's views too
+# CSV scoring, the checked swap's views and the API page are on the blueprint too
+__all__ = ["api_page", "bp", "jobs_pages", "swap_page"]
 
 
 @dataclass(frozen=True)
@@ -379,32 +384,3 @@ def why_panel() -> ResponseReturnValue:
     if only_whatif:
         return render_template("_whatif.html", whatifs=found["whatifs"])
     return render_template("_why.html", why=found)
-
-
-# -- API page ---------------------------------------------------------------------------------
-
-
-def _grouped(examples: list[Example]) -> list[tuple[str, list[Example]]]:
-    groups: dict[str, list[Example]] = {}
-    for example in examples:
-        groups.setdefault(example.protocol, []).append(example)
-    return list(groups.items())
-
-
-@bp.get("/api")
-def api_page() -> ResponseReturnValue:
-    info, health = model_state()
-    base = request.host_url.rstrip("/")
-    token = auth.tokens_required(current_app)  # the token setting or named ones (issue 26)
-    return render_template(
-        "api.html",
-        info=info,
-        health=health,
-        card=_card(),
-        groups=_grouped(
-            api_examples(info, _card(), base, token, held.base()) if info is not None else []
-        ),
-        outline=openapi_outline(info, base, token),
-        base=base,
-        token=token,
-    )
