@@ -190,12 +190,31 @@ def test_the_chunk_size_adapts_when_the_cost_changes_and_stays_within_bounds() -
     assert fixed.rows() >= 0.85 * chunk_size.MOST_ROWS
 
 
-def _score(model: FakeModel, folder: Path, lines: int) -> list[int]:
-    """A CSV job of ``lines`` rows scored through a pool of ``model``'s fake replicas; the
-    rows of each model call."""
+class ModelTime:
+    """A clock that moves only by the model's simulated calls: each call of ``rows`` rows
+    costs ``fixed + per_row * rows`` seconds. The job times its chunks by it, so the sizes it
+    chooses depend on the model's cost alone, not on the machine's timer slack or load (the
+    fake's real sleeps overshot on a busy machine, and the test failed after others)."""
+
+    def __init__(self, model: FakeModel, fixed: float, per_row: float) -> None:
+        self.model, self.fixed, self.per_row = model, fixed, per_row
+
+    def __call__(self) -> float:
+        with self.model.lock:
+            calls = list(self.model.calls)
+        return sum(self.fixed + self.per_row * rows for rows in calls)
+
+
+def _score(folder: Path, lines: int, per_row: float) -> list[int]:
+    """A CSV job of ``lines`` rows scored through a pool of fake replicas whose calls cost
+    1 ms and ``per_row`` a row (in the model's time, ``ModelTime``); the rows of each call."""
+    model = FakeModel()
     pool = model.pool()
     service = Service(pool, max_rows=100)
-    manager = jobs.JobManager(service, max_rows=100_000, keep_seconds=60, parent=folder)
+    clock = ModelTime(model, 0.001, per_row)
+    manager = jobs.JobManager(
+        service, max_rows=100_000, keep_seconds=60, parent=folder, clock=clock
+    )
     try:
         pool.wait_ready(5)
         job = manager.new("rows.csv")
@@ -216,12 +235,11 @@ def _score(model: FakeModel, folder: Path, lines: int) -> list[int]:
 def test_a_job_sizes_its_chunks_from_the_models_cost(tmp_path: Path) -> None:
     """Two models, the same file: the one whose rows cost four times as much gets chunks
     about four times smaller, each call near the target (4 ms)."""
-    cheap = _score(FakeModel(latency=0.001, row_latency=4e-6), tmp_path / "a", 12_000)
-    dear = _score(FakeModel(latency=0.001, row_latency=16e-6), tmp_path / "b", 4_000)
+    cheap = _score(tmp_path / "a", 12_000, 4e-6)
+    dear = _score(tmp_path / "b", 4_000, 16e-6)
     assert cheap[0] == dear[0] == chunk_size.FIRST_ROWS
-    # (4 - 1) ms / 4 us = 750 rows, / 16 us = 190; the fake's waits overshoot a little
+    # (4 - 1) ms / 4 us = 750 rows, / 16 us = 190 (the sizes dither 10 % around them)
     cheap_size, dear_size = statistics.median(cheap[4:-1]), statistics.median(dear[4:-1])
-    # (a busy machine's waits overshoot more: the sizes fall, their ratio stays)
-    assert 200 <= cheap_size <= 1000, cheap
-    assert 64 <= dear_size <= 260, dear
-    assert cheap_size > 2 * dear_size, (cheap, dear)
+    assert 0.85 * 750 <= cheap_size <= 1.15 * 750, cheap
+    assert 0.85 * 187.5 <= dear_size <= 1.15 * 187.5, dear
+    assert 3.4 < cheap_size / dear_size < 4.6, (cheap, dear)

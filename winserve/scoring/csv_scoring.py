@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from winserve.errors import BadRequest
-from winserve.scoring import columns, reasons
+from winserve.scoring import bulk, columns, reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.rows import Bounds, RowScorer
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
@@ -55,16 +55,20 @@ def chunks(
     ``max_bytes``; ``first``: a row read already (a text file's first line, which is data)."""
     rows_now = max_rows if callable(max_rows) else lambda: max_rows
     chunk: Chunk = [first] if first is not None else []
+    add = chunk.append
     size = 0
     limit = rows_now()
     read = reader.characters
     for row in reader:
-        chunk.append((reader.line_num, row))
-        size += _cost(len(row), reader.characters - read)
-        read = reader.characters
+        add((reader.line_num, row))
+        # _cost, written out: this runs for every row of the file (issue 29)
+        cells, characters = len(row), reader.characters - read
+        size += 8 * cells + characters + 56 * min(cells, max(0, characters - cells + 1))
+        read += characters
         if len(chunk) >= limit or size >= max_bytes:
             yield chunk
             chunk, size = [], 0
+            add = chunk.append
             limit = rows_now()
     if chunk:
         yield chunk
@@ -104,14 +108,17 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         writer.writerow([*header, *map(safe_text, added)])
         if scorer.reasons is not None:  # refused before any model call (issue 25)
             _within_explained(job, dialect, texts, first is not None)
+        width = len(header)
+        ids = job.row_ids()
         for chunk in chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
             if scorer.closing.is_set():
                 break
             if texts:
                 chunk = [(line, [separator.join(row)]) for line, row in chunk]
-                rows = len(chunk)
+                empty = [False] * len(chunk)
             else:
-                rows = sum(not blank(row) for _, row in chunk)
+                empty = [blank(row) for _, row in chunk]
+            rows = len(chunk) - sum(empty)
             if job.done_rows + rows > bounds.max_rows:
                 # the rest is only counted, for the message: still one read of the file
                 rows += sum(texts or not blank(row) for row in reader)
@@ -121,13 +128,19 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
                 )
             target.flush()
             room()
-            width = len(header)
-            scored = score_chunk(scorer, chunk, header, positions, texts)
-            for (line, _), (row, cells) in zip(chunk, scored, strict=True):
-                # a row of the wrong length is padded or cut so that columns line up;
-                # a blank row was not a prediction and gets no request id
-                ids = [""] if not texts and blank(row) else [safe_text(job.row_id(line))]
-                writer.writerow([*row[:width], *[""] * (width - len(row)), *cells, *ids])
+            scored = score_chunk(scorer, chunk, header, positions, texts, empty)
+            # a row of the wrong length is padded or cut so that columns line up; a blank
+            # row was not a prediction and gets no request id. One call writes the chunk.
+            writer.writerows(
+                [
+                    [
+                        *(row if len(row) == width else [*row[:width], *[""] * (width - len(row))]),
+                        *cells,
+                        "" if is_empty else ids(line),
+                    ]
+                    for (line, _), (row, cells), is_empty in zip(chunk, scored, empty, strict=True)
+                ]
+            )
             job.done_rows += rows
             job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
     if job.done_rows == 0 and not scorer.closing.is_set():
@@ -155,34 +168,60 @@ def score_chunk(
     header: list[str],
     positions: list[int],
     texts: bool = False,
+    empty: list[bool] | None = None,
 ) -> list[tuple[list[str], list[str]]]:
     """Each line of ``chunk`` with its added cells: a blank line gets empty ones, a line of
-    the wrong length its reason, the others what the model answered."""
+    the wrong length its reason, the others what the model answered. ``empty``: which lines
+    are blank, when the caller knows already."""
     info, job = scorer.info, scorer.job
     width = len(header)
     out: dict[int, list[str]] = {}
     usable: list[int] = []
-    blanks = 0
-    for index, (line, row) in enumerate(chunk):
-        if texts:  # one text per line, each as written ("" and "NA" are texts too)
-            usable.append(index)
-        elif blank(row):  # an empty line, or Excel's ";;;" for formatted empty cells
-            out[index] = scorer.error_cells("")
-            blanks += 1
-        elif len(row) != width:
-            reason = f"has {len(row)} values; the first line names {width} columns"
-            out[index] = scorer.error_cells(reason)
-            job.problem(line, reason)
-        else:
-            usable.append(index)
+    if empty is None:
+        empty = [not texts and blank(row) for _, row in chunk]
+    blanks = sum(empty)
+    if texts:  # one text per line, each as written ("" and "NA" are texts too)
+        usable = list(range(len(chunk)))
+    else:
+        for index, (line, row) in enumerate(chunk):
+            if empty[index]:  # an empty line, or Excel's ";;;" for formatted empty cells
+                out[index] = scorer.error_cells("")
+            elif len(row) != width:
+                reason = f"has {len(row)} values; the first line names {width} columns"
+                out[index] = scorer.error_cells(reason)
+                job.problem(line, reason)
+            else:
+                usable.append(index)
     if usable:
-        number = [f.kind in ("number", "any") for f in info.features] or [False] * len(positions)
-        # empty and NA cells become missing, as in read_csv
-        if texts:
-            rows = [[chunk[i][1][0]] for i in usable]
-        else:
-            rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
-        for position, cells in scorer.score(rows, [chunk[i][0] for i in usable]):
+        lines = [chunk[i][0] for i in usable]
+        answered = _numbers(scorer, [chunk[i][1] for i in usable], positions, lines)
+        if answered is None:
+            number = [f.kind in ("number", "any") for f in info.features] or [False] * len(
+                positions
+            )
+            # empty and NA cells become missing, as in read_csv
+            if texts:
+                rows = [[chunk[i][1][0]] for i in usable]
+            else:
+                rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
+            answered = scorer.score(rows, lines)
+        for position, cells in answered:
             out[usable[position]] = cells
     job.scored_rows += sum(1 for cells in out.values() if not cells[-1]) - blanks
     return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
+
+
+def _numbers(
+    scorer: RowScorer, rows: list[list[str]], positions: list[int], lines: list[int]
+) -> list[tuple[int, list[str]]] | None:
+    """The rows scored through one float64 matrix, when every input of the model is a number
+    and every cell a plain finite one written with a point (issue 29: most files); ``None``
+    otherwise, and they go cell by cell."""
+    dialect = scorer.job.dialect
+    if not scorer.info.all_numeric or not isinstance(dialect, Dialect) or dialect.decimal_comma:
+        return None
+    cells = bulk.picked(rows, positions)
+    matrix = bulk.number_matrix(cells)
+    if matrix is None:
+        return None
+    return scorer.score(cells, lines, matrix)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from winserve.scoring.workbook import Cells
-from winserve.spreadsheet import Dialect
+from winserve.spreadsheet import FORMULA_START, Dialect, safe_text
 
 MAX_PROBLEMS_KEPT = 1000
 # "choose": a workbook whose sheet to score the user picks from ``ScoringJob.sheets`` (issue 27)
@@ -68,6 +68,14 @@ class ScoringJob:
         number (its line in a CSV file, its row in a sheet), so outcomes can be joined later
         (issue 26 joins on it)."""
         return f"{self.request_id or self.id}-{row}"
+
+    def row_ids(self) -> Callable[[int], str]:
+        """``row_id`` as the scored copy writes it, a cell that never starts a formula
+        (``safe_text``): the prefix is looked at once, not at every row (issue 29)."""
+        prefix = f"{self.request_id or self.id}-"
+        if prefix.startswith(FORMULA_START):
+            return lambda row: safe_text(f"{prefix}{row}")
+        return lambda row: f"{prefix}{row}"
 
     @property
     def source(self) -> Path:

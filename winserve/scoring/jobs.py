@@ -127,8 +127,10 @@ class JobManager:
         max_running: int = 2,
         max_bytes: int = 2048 << 20,
         parent: Path | None = None,
+        clock: Callable[[], float] = time.perf_counter,  # times each chunk's call (issue 29)
     ) -> None:
         self._service = service
+        self._clock = clock
         self._keep = keep_seconds
         self.bounds = Bounds(chunk_rows, chunk_bytes, max_rows)  # how each file is read
         self._max_bytes = max_bytes
@@ -288,7 +290,9 @@ class JobManager:
         state: State = "failed"
         error = "the job was stopped"
         try:
-            scorer = RowScorer(self._service, job, self._closing, self.bounds.chunk_rows)
+            scorer = RowScorer(
+                self._service, job, self._closing, self.bounds.chunk_rows, self._clock
+            )
             if job.images:  # a ZIP of images, into a CSV (issue 24)
                 score_images(job, scorer, self.bounds, self._room)
             elif is_workbook(job.source):  # .xlsx (issue 27)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from winserve import blame
 from winserve.backends.base import row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
+from winserve.scoring import bulk
 from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
@@ -50,7 +51,7 @@ class Bounds:
     max_rows: int
 
 
-def _request(rows: list[list[Any]], info: ModelInfo) -> PredictRequest:
+def _request(rows: Sequence[Sequence[Any]], info: ModelInfo) -> PredictRequest:
     """Cells (already picked and ordered by model input) as a request for the service."""
     if info.features:
         request = PredictRequest.from_columns(
@@ -74,8 +75,10 @@ class RowScorer:
         job: ScoringJob,
         closing: threading.Event,
         most_rows: int = MOST_ROWS,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.service = service
+        self.clock = clock
         self.chunks = ChunkSize(most_rows)
         self.job = job
         self.closing = closing
@@ -89,10 +92,15 @@ class RowScorer:
     def error_cells(self, reason: str) -> list[str]:
         return error_cells(self.info, reason, self.reason_columns)
 
-    def score(self, rows: list[list[Any]], lines: list[int]) -> list[tuple[int, list[str]]]:
-        """Cells (prediction, probabilities, error) for each row, by position in ``rows``."""
+    def score(
+        self, rows: Sequence[Sequence[Any]], lines: list[int], matrix: Any = None
+    ) -> list[tuple[int, list[str]]]:
+        """Cells (prediction, probabilities, error) for each row, by position in ``rows``;
+        ``matrix``: the rows' numbers read already (``bulk.number_matrix``, issue 29), checked
+        as the service checks a matrix instead of cell by cell."""
         info, job = self.info, self.job
-        prepared = self.service.check(_request(rows, info), max_rows=len(rows))
+        request = _request(rows, info) if matrix is None else PredictRequest.from_matrix(matrix)
+        prepared = self.service.check(request, max_rows=len(rows))
         results: list[tuple[int, list[str]]] = []
         reasons: dict[int, list[str]] = {}
         for problem in prepared.problems:
@@ -128,7 +136,7 @@ class RowScorer:
         return [(i, self.error_cells(message)) for i in range(len(lines))]
 
     def _call(
-        self, rows: list[list[Any]], lines: list[int], prepared: Prepared
+        self, rows: Sequence[Sequence[Any]], lines: list[int], prepared: Prepared
     ) -> list[tuple[int, list[str]]]:
         """Predict the valid rows (``prepared``, validated already); when the model rejects
         some, the model host finds which in the same call and answers the others
@@ -138,13 +146,13 @@ class RowScorer:
         failed: dict[int, WinserveError] = {}
         while True:
             try:
-                began = time.perf_counter()
+                began = self.clock()
                 prediction = self.service.predict_prepared(
                     prepared, bool(info.has_proba), background=True
                 )
                 # the call's time as the job sees it: the model's, the hop's, and any wait
                 # behind users' requests (which makes the next chunks smaller while they come)
-                self.chunks.observe(len(rows), time.perf_counter() - began)
+                self.chunks.observe(len(rows), self.clock() - began)
                 break
             except ModelUnavailable:
                 if time.monotonic() > waited_until or self.closing.is_set():
@@ -159,13 +167,18 @@ class RowScorer:
                 prediction, failed = isolated.prediction, isolated.errors
                 if info.features and not info.text_input:  # name the cell to fix (issue 22)
                     failed = blame.name_columns(
-                        rows, failed, info.feature_names, self._answers_row()
+                        [list(row) for row in rows], failed, info.feature_names, self._answers_row()
                     )
                 break
         if job.log_sample is not None:  # the prediction log's sample of the job (issue 26)
             job.log_sample.add(
                 rows, lines, prediction.predictions, prediction.probabilities, failed
             )
+        shares = prediction.probabilities if info.has_proba else None
+        if not failed and self.reasons is None:  # the chunk's answers a column at a time
+            answered = bulk.answer_cells(prediction.predictions, shares, job.dialect)
+            if answered is not None:
+                return list(enumerate(answered))
         cells = []
         for index, value in enumerate(prediction.predictions):
             if index in failed:
@@ -179,6 +192,10 @@ class RowScorer:
             )
             values = value if isinstance(value, list) else [value]  # one per output
             written = [job.dialect.write_value(v) for v in values]
-            why = self.reasons.cells(rows[index], job.dialect) if self.reasons is not None else []
+            why = (
+                self.reasons.cells(list(rows[index]), job.dialect)
+                if self.reasons is not None
+                else []
+            )
             cells.append((index, [*written, *probabilities, *why, ""]))
         return cells

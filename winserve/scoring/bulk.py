@@ -1,0 +1,93 @@
+"""A chunk's numbers read, and its answers written, a column at a time (issue 29).
+
+::
+
+    csv_scoring.score_chunk ── the chunk's cells of a model whose every input is a number ──►
+        number_matrix: ONE np.array call, float64 [rows, inputs]; None when any cell is not a
+        plain finite number (empty, NA, an infinity, a word): that chunk then goes cell by
+        cell (winserve.cells), whose messages name the row and the column
+    RowScorer._call ── the model's answers for a chunk ──► answer_cells: each output's and
+        each class's column written at once (``written``), then a row's cells
+        [prediction(s), probabilities, error ""], as ``Dialect.write_value`` writes each value
+
+Why: a 100,000-row file of the demo model cost the web process 1.1-1.3 CPU s, a third of it
+spent converting cells one at a time (text → checked float → matrix) and writing each answer
+through ``write_value`` (bench/csv_scoring.py, bench/RESULTS.md "CSV scoring"). The results
+are the same: a number the cell-by-cell path would have read is the same float (NumPy parses
+a text as ``float()`` does, and a chunk with anything else is not read here), and a written
+value is the text ``write_value`` gives it.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+from winserve.scoring.workbook import Cells
+from winserve.spreadsheet import FORMULA_START, Dialect
+
+FORMULA_CHARACTERS = frozenset(FORMULA_START)
+
+
+def picked(rows: Sequence[Sequence[str]], positions: list[int]) -> list[tuple[str, ...]]:
+    """The cells at ``positions`` of each row, as a tuple per row (the loop runs in C)."""
+    if len(positions) == 1:
+        [position] = positions
+        return [(row[position],) for row in rows]
+    return list(map(operator.itemgetter(*positions), rows))
+
+
+def number_matrix(rows: Sequence[Sequence[Any]]) -> Any:
+    """The rows' cells as a float64 matrix when every one is a plain finite number (as text,
+    or a float); ``None`` otherwise (a missing value, an infinity, a word, a decimal comma):
+    those rows go cell by cell, which names each problem and hands NaN over as it should."""
+    import numpy as np
+
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
+def written(values: list[Any], dialect: Dialect | Cells) -> list[Any]:
+    """``dialect.write_value`` of each of ``values`` (one output's, or one class's, answers
+    for a chunk), a column at a time where the column allows it: finite floats by ``repr``
+    (``write_value``'s own text), and text, ints or labels once per distinct value."""
+    write = dialect.write_value
+    if not isinstance(dialect, Dialect) or not values:  # a workbook keeps typed values
+        return list(map(write, values))
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        total = sum(values)
+        if total - total == 0:  # every value finite (NaN or an infinity would not be)
+            texts = list(map(repr, values))
+            return [t.replace(".", ",") for t in texts] if dialect.decimal_comma else texts
+        return list(map(write, values))
+    if len(kinds) == 1 and kinds <= {str, int, bool}:  # labels: each distinct one written once
+        # (one kind only: 1 and True are one key of a dict, and would be written alike)
+        shown = {value: write(value) for value in set(values)}
+        return list(map(shown.__getitem__, values))
+    return list(map(write, values))
+
+
+def answer_cells(
+    predictions: list[Any],
+    probabilities: list[list[float]] | None,
+    dialect: Dialect | Cells,
+) -> list[list[Any]] | None:
+    """Each row's added cells (its prediction, probabilities, an empty error) for a chunk the
+    model answered whole, or ``None`` when its rows hold one prediction per output (a
+    multi-output model: row by row, as before)."""
+    if any(type(value) is list for value in predictions):
+        return None
+    columns = [written(predictions, dialect)]
+    if probabilities:
+        columns.extend(
+            written(list(shares), dialect) for shares in zip(*probabilities, strict=True)
+        )
+    columns.append([""] * len(predictions))
+    return list(map(list, zip(*columns, strict=True)))
