@@ -220,7 +220,7 @@ def test_a_matrix_with_nan_keeps_the_models_own_check(tmp_path: Path) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from winserve.backends.proxy import wire_payload
+    from winserve.backends.replica import wire_payload
 
     x, y = iris_frame()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)

@@ -18,7 +18,7 @@ from tests.fakes import FakeModel, answer, pids, row, rows
 from tests.helpers import at_once, wait_until
 from winserve.backends import supervisor
 from winserve.backends.base import row_errors
-from winserve.backends.call import Call, deliver
+from winserve.backends.batch import Call, deliver
 from winserve.backends.pool import CALLER_GRACE, PoolBackend
 from winserve.backends.replica import Replica
 from winserve.backends.runner import HostGone
@@ -101,6 +101,46 @@ def test_a_lone_caller_waits_for_no_batch(pools: Any) -> None:
         took.append(time.perf_counter() - began)
     assert max(took) < 0.1, took
     assert model.calls == [1] * 10
+
+
+def test_a_lone_call_is_made_by_its_callers_thread_and_counted_in_batch_rows(pools: Any) -> None:
+    """The lone call (issue 29): the caller's own thread calls the replica, the answer keeps
+    what was asked of it (no probabilities unless asked), and /metrics counts its rows."""
+    model = FakeModel()
+    pool = pools(model)
+    seen: list[str] = []
+    replica = model.replicas[0]
+    answered = replica.predict
+
+    def predict(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return answered(*args, **kwargs)
+
+    replica.predict = predict  # type: ignore[method-assign]
+    prediction = pool.predict(rows(1, 2, 3))
+    assert prediction.predictions == [answer(1), answer(2), answer(3)]
+    assert prediction.probabilities is None and prediction.scores is None
+    assert seen == [threading.current_thread().name]
+    counted = {s.name: s.value for m in pool.batch_rows.collect() for s in m.samples}
+    assert counted["winserve_batch_rows_sum"] == 3 and counted["winserve_batch_rows_count"] == 1
+
+
+def test_a_lone_call_refused_by_the_model_gets_its_400(pools: Any) -> None:
+    model = FakeModel(refuse=4)
+    pool = pools(model)
+    with pytest.raises(ModelInputError, match="the model rejected the input"):
+        pool.predict(row(4))
+    assert pool.predict(row(5)).predictions == [answer(5)]  # the replica was not restarted
+    assert model.replicas[0].restarts == 0
+
+
+def test_a_lone_call_that_crashes_its_host_is_retried_once_alone(pools: Any) -> None:
+    """A crash in the caller's own call makes it a queued call: retried once on the
+    restarted replica, answered; the replica restarted once."""
+    model = FakeModel(crash=6, crash_times=1)
+    pool = pools(model)
+    assert pool.predict(row(6)).predictions == [answer(6)]
+    assert model.crashes == 1 and model.replicas[0].restarts == 1
 
 
 @pytest.mark.parametrize("wait_ms", [150, 0])
@@ -413,7 +453,7 @@ def test_tensors_merge_only_with_their_own_shape_and_within_max_batch_bytes(
     assert max(wide) <= 3, wide
 
 
-# -- the supervisor (backends/supervisor.py) and the split of a batch's answer (backends/call.py)
+# -- the supervisor (backends/supervisor.py) and the split of a batch's answer (backends/batch.py)
 
 
 def test_a_crashed_batch_of_two_replicas_is_retried_on_the_one_still_up(pools: Any) -> None:

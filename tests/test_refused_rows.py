@@ -44,7 +44,7 @@ def _models_own_error(model: Any, frame: pd.DataFrame) -> str:
 def test_a_number_beyond_float32_gets_the_forests_own_error_with_its_column(
     forest: tuple[Path, Any, pd.DataFrame],
 ) -> None:
-    from winserve.backends.proxy import wire_payload
+    from winserve.backends.replica import wire_payload
 
     path, model, x = forest
     host = ModelHost()

@@ -397,39 +397,34 @@ def test_served_images_and_concurrent_requests_batched(server: str, digits_graph
 
 
 def _tensor_job(rows: int, width: int, dtype: str = "float32") -> Any:
-    from winserve.backends.call import Call
+    from winserve.backends.batch import Call
 
     payload = {"tensors": {"x": np.zeros((rows, width), dtype=dtype)}}
     return Call(payload, rows, False, deadline=1e12, timeout=30.0)
 
 
 def test_tensors_merge_only_with_their_shape_and_within_the_byte_cap() -> None:
-    from winserve.backends.pool import PoolBackend
-    from winserve.model_info import ModelSpec
-    from winserve.rows import merge_payloads, row_count
+    from winserve.backends.batch import merge_payloads, row_count
+    from winserve.backends.queues import Waiting
 
-    pool = PoolBackend(
-        ModelSpec(),
-        make_replica=lambda i, spec: None,
-        max_batch_bytes=3 * 4 * 10,  # type: ignore[arg-type,return-value]
-    )
+    waiting = Waiting(max_batch_rows=256, max_batch_bytes=3 * 4 * 10)
     same = [_tensor_job(1, 4), _tensor_job(2, 4)]
     other = [_tensor_job(1, 5), _tensor_job(1, 4, "int64"), _tensor_job(1, 4)]
-    pool._queue.extend([*same, *other])
-    jobs, rows = pool._pop_batch([], 0)
+    waiting.interactive.extend([*same, *other])
+    jobs, rows = waiting.take_batch([], 0)
     assert jobs == same and rows == 3  # [N, 5] waits for the next call
     merged = merge_payloads([j.payload for j in jobs])
     assert merged["tensors"]["x"].shape == (3, 4) and row_count(merged) == 3
-    assert pool._pop_batch([], 0)[0] == other[:1]  # alone: the next has another shape
-    assert pool._pop_batch([], 0)[0] == other[1:2]  # int64 does not go with float32
+    assert waiting.take_batch([], 0)[0] == other[:1]  # alone: the next has another shape
+    assert waiting.take_batch([], 0)[0] == other[1:2]  # int64 does not go with float32
     # bytes: 10 rows of 4 float32 are 160 bytes, over the 120 allowed with another job
-    pool._queue.extend([_tensor_job(2, 4), _tensor_job(10, 4)])
-    assert [j.rows for j in pool._pop_batch([], 0)[0]] == [1, 2]  # 48 bytes together
-    assert [j.rows for j in pool._pop_batch([], 0)[0]] == [10]  # alone, whatever its size
+    waiting.interactive.extend([_tensor_job(2, 4), _tensor_job(10, 4)])
+    assert [j.rows for j in waiting.take_batch([], 0)[0]] == [1, 2]  # 48 bytes together
+    assert [j.rows for j in waiting.take_batch([], 0)[0]] == [10]  # alone, whatever its size
 
 
 def test_images_of_any_size_merge() -> None:
-    from winserve.rows import batch_key, merge_payloads, payload_bytes
+    from winserve.backends.batch import batch_key, merge_payloads, payload_bytes
 
     first = {"tensors": {"image": [b"a" * 10]}}
     second = {"tensors": {"image": [b"b" * 20, b"c"]}}

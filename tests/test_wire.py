@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 
-from winserve.backends.proxy import PICKLE_PROTOCOL, wire_payload
+from winserve.backends.replica import PICKLE_PROTOCOL, wire_payload
 from winserve.host.inputs import MATRIX_BYTES, build_input
 
 FEATURES = [{"name": "a", "kind": "number"}, {"name": "b", "kind": "number"}]

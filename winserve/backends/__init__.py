@@ -3,7 +3,7 @@
 
 A pool's replica is any ``ReplicaRunner`` (``runner.py``): a spawned host (``replica.py``) or a
 lane to a Ray keeper (``ray/lane.py``), each kept by a ``Supervisor`` (``supervisor.py``); a
-request travels the pool as a ``Call`` (``call.py``)."""
+request that queues travels the pool as a ``Call`` (``batch.py``), in its queues (``queues.py``)."""
 
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth
 

@@ -11,11 +11,12 @@ import threading
 from typing import Any
 
 from winserve.backends.base import Backend, Health, Prediction, ReplicaHealth, prediction_from
+from winserve.backends.batch import row_count
 from winserve.errors import ModelLoadError, ModelUnavailable
 from winserve.host import ModelHost
 from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.rows import Payload, row_count
+from winserve.rows import Payload
 
 log = logging.getLogger("winserve.model")
 

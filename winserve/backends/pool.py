@@ -4,9 +4,9 @@
 
     waitress threads                 PoolBackend                        model hosts (spawn)
     ────────────────                 ───────────                        ───────────────────
-    predict(payload) ─► Call ┬► a replica is idle and nothing waits: the caller's own thread
-         │                    │  makes the call (no hand-off between threads) ─► replica 0 ─ …
-         │                    └► queue (deque, bounded by max_queue); a CSV job's chunk
+    predict(payload) ─┬► a replica is idle and nothing waits: the lone call; the caller's
+         │            │  own thread calls it (no Call, no hand-off) ─────────► replica 0 ─ …
+         │            └► Call ─► queue (queues.py, bounded by max_queue); a CSV job's chunk
          │                       (predict_background) in a queue of its own
          │ waits on its call                 │
          │ until its deadline     dispatcher thread per replica:         replica 0 ─ ModelHost
@@ -29,13 +29,15 @@ request in the pool. A lone request so costs no hand-off between threads (two wa
 so batching under load is as it was. Restarts stay the dispatcher's: a caller's call that
 timed out or lost its host marks the replica and wakes the dispatcher.
 
+The lone call is the common case (c=1, issue 29): a caller that finds an idle replica and
+nobody else in the pool calls ``ReplicaRunner.predict`` itself and turns its answer into the
+``Prediction``: no ``Call``, no batch key, no merge and no split (``bench/pool_call.py``
+measures it). Only when that call fails does it become a ``Call``, so that its failure is
+handled as a batch's is (a crash: retried once, alone, through the queue).
+
 Interactive calls go first (issue 29): a CSV job's chunks (``predict_background``) wait in a
-queue of their own, which a dispatcher reads only when no interactive call waits, and a chunk
-is never merged with interactive calls (they would wait for its rows). A chunk running is not
-interrupted: a user waits at most the chunk in the model, which the job sizes to a few ms
-(``scoring.chunk_size``). A chunk that has waited ``CHUNK_WAIT`` goes before the interactive
-calls: under a load that always has calls waiting, a job still moves (a chunk every
-``CHUNK_WAIT``) instead of its chunks timing out.
+queue of their own, which a dispatcher reads only when no interactive call waits; a chunk that
+has waited ``CHUNK_WAIT`` goes first (``queues.py``).
 
 Time spent queued belongs to the callers, never to the replica: a call that can no longer make
 its deadline is answered 504 without reaching the model, and only a model call that itself runs
@@ -45,22 +47,22 @@ work (issue 13).
 Each dispatcher thread runs its replica's ``Supervisor`` (``supervisor.py``: start, classify a
 failure, back off, restart), which hands the replica to ``_serve`` while it is ready; what the
 replicas share (the first load, the file they must all load, their health) is a ``ReplicaSet``
-(``replicas.py``); a request travels as a ``Call`` (``call.py``), which also splits a batch's
-answer by rows. A replica is any ``ReplicaRunner`` (``runner.py``): a local model host, a Ray
-lane, a test's fake.
+(``replicas.py``); a queued request travels as a ``Call`` (``batch.py``, which also merges a
+batch's rows and splits its answer); the queues are ``queues.Waiting``. A replica is any
+``ReplicaRunner`` (``runner.py``): a local model host, a Ray lane, a test's fake.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import threading
 import time
 from typing import Any, Literal
 
-from winserve.backends.base import Backend, Health, Prediction
-from winserve.backends.call import Call, deliver
+from winserve.backends.base import Backend, Health, Prediction, prediction_from
+from winserve.backends.batch import Call, deliver, merge_payloads, row_count
+from winserve.backends.queues import CHUNK_WAIT, Waiting
 from winserve.backends.replica import KILL_JOIN_SECONDS, STOP_SECONDS, Replica
 from winserve.backends.replicas import ReplicaSet
 from winserve.backends.runner import MakeReplica, ReplicaRunner
@@ -68,7 +70,7 @@ from winserve.backends.supervisor import Failure, Hooks, Supervisor, call_failur
 from winserve.errors import ModelError, ModelUnavailable
 from winserve.metrics import batch_rows_histogram
 from winserve.model_info import ModelInfo, ModelSpec
-from winserve.rows import Payload, merge_payloads, row_count
+from winserve.rows import Payload
 
 log = logging.getLogger("winserve.pool")
 
@@ -77,9 +79,8 @@ IDLE_CHECK = 0.1  # seconds between liveness checks of an idle replica
 # the most bytes of tensors and images one call takes (a batch is also capped in rows): 64
 # images of 224 × 224 × 3 float32 are 38 MB (issue 24)
 MAX_BATCH_BYTES = 64 * 2**20
-# the longest a job's chunk lets interactive calls go first (issue 29): a user waits behind
-# a chunk at most once in that time, and a job under a saturating load still gets a share
-CHUNK_WAIT = 0.25
+
+__all__ = ["CHUNK_WAIT", "MAX_BATCH_BYTES", "PoolBackend"]
 
 Outcome = Literal["ok", "timeout", "dead"]
 
@@ -104,7 +105,6 @@ class PoolBackend(Backend):
         self._timeout = timeout
         self._load_timeout = load_timeout
         self._max_batch_rows = max_batch_rows
-        self._max_batch_bytes = max_batch_bytes
         self._batch_wait = max_batch_wait_ms / 1000.0
         self._max_queue = max_queue
         # each replica knows how many share the machine (a PyTorch model's threads) and which
@@ -113,9 +113,7 @@ class PoolBackend(Backend):
         self._replicas = [
             make_replica(i, dataclasses.replace(spec, replica=i)) for i in range(workers)
         ]
-        self._queue: collections.deque[Call] = collections.deque()
-        # scoring jobs' chunks, taken only when self._queue is empty (issue 29)
-        self._background: collections.deque[Call] = collections.deque()
+        self._waiting = Waiting(max_batch_rows, max_batch_bytes)  # (under self._cond)
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -156,7 +154,7 @@ class PoolBackend(Backend):
             self._closed.wait(STOP_SECONDS + KILL_JOIN_SECONDS + 1.0)
             return
         with self._cond:
-            pending = self._drain()
+            pending = self._waiting.drain()
             self._cond.notify_all()
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
@@ -172,18 +170,11 @@ class PoolBackend(Backend):
         for thread in [*stoppers, *self._threads]:
             thread.join(timeout=max(0.0, end - time.monotonic()))
         with self._cond:  # calls of a call the stop cut short, put back for a retry
-            pending = self._drain()
+            pending = self._waiting.drain()
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
         self._closed.set()
         self._set.notify()
-
-    def _drain(self) -> list[Call]:
-        """Every call queued, the queues emptied (under self._cond)."""
-        pending = [*self._queue, *self._background]
-        self._queue.clear()
-        self._background.clear()
-        return pending
 
     # -- web side ----------------------------------------------------------------------------
 
@@ -194,68 +185,112 @@ class PoolBackend(Backend):
         return info
 
     def predict(self, payload: Payload, proba: bool = False, scores: bool = False) -> Prediction:
-        now = time.monotonic()
-        call = Call(
-            payload, row_count(payload), proba, now + self._timeout, self._timeout, scores=scores
-        )
-        return self._submit(call)
+        return self._predict(payload, proba, scores, False)
 
     def predict_background(
         self, payload: Payload, proba: bool = False, scores: bool = False
     ) -> Prediction:
         """A scoring job's chunk: queued apart, taken when no interactive call waits (issue 29)."""
-        now = time.monotonic()
-        call = Call(
-            payload,
-            row_count(payload),
-            proba,
-            now + self._timeout,
-            self._timeout,
-            scores=scores,
-            background=True,
+        return self._predict(payload, proba, scores, True)
+
+    def _predict(self, payload: Payload, proba: bool, scores: bool, background: bool) -> Prediction:
+        """The rows' prediction. Alone in the pool with a replica idle, this thread makes the
+        model call itself (the lone call: the usual one at c=1, issue 29); else the call
+        queues, and a dispatcher merges it with the others waiting. A job's chunk waiting
+        is no company for a user's call (users go first, issue 29); a chunk is alone only when
+        nothing else is in the pool."""
+        began = time.monotonic()
+        replica: ReplicaRunner | None = None
+        waiting = self._waiting
+        with self._cond:
+            if not (
+                self._inflight
+                or waiting.interactive
+                or (background and waiting.background)
+                or self._closing.is_set()
+            ):
+                for each in self._replicas:
+                    if each.state == "ready" and each.index not in self._busy:
+                        replica = each
+                        self._busy.add(each.index)
+                        self._inflight += not background
+                        break
+        if replica is None:  # company, or no replica ready: the queue decides
+            deadline = began + self._timeout
+            return self._submit(
+                Call(
+                    payload, row_count(payload), proba, deadline, self._timeout, scores, background
+                )
+            )
+        call = None
+        try:
+            record = replica.predict(payload, proba, timeout=self._timeout, scores=scores)
+        except Exception as exc:  # handled as a queued call's failure: a Call from here on
+            deadline = began + self._timeout
+            call = Call(
+                payload, row_count(payload), proba, deadline, self._timeout, scores, background
+            )
+            self._failed(replica, [call], exc)
+        finally:
+            with self._cond:
+                self._busy.discard(replica.index)
+                self._inflight -= call is None and not background
+                # only when there is something to do (requests that queued meanwhile, a restart):
+                # waking the dispatchers after every lone call cost ≈ 6 % of the GIL at c=1
+                waiting = self._waiting
+                if (
+                    waiting.interactive
+                    or waiting.background
+                    or replica.state != "ready"
+                    or self._closing.is_set()
+                ):
+                    self._cond.notify_all()
+        if call is not None:  # answered already, or retried alone through the queue (a crash)
+            try:
+                return self._answer(call)
+            finally:
+                with self._cond:
+                    self._inflight -= not background
+        if not record["ok"]:
+            self.batch_rows.observe(row_count(payload))
+            return prediction_from(record, log)
+        predictions = record["predictions"]
+        self.batch_rows.observe(len(predictions))  # the rows answered: the rows sent
+        return Prediction(
+            predictions,
+            record.get("probabilities") if proba else None,
+            record.get("scores") if scores else None,
         )
-        return self._submit(call)
 
     def _submit(self, call: Call) -> Prediction:
-        """Run ``call`` on a replica (at once from this thread when one is idle and nothing
-        waits, else through the queue) and wait for its answer, within its deadline."""
+        """Queue ``call`` for a dispatcher and wait for its answer, within its deadline."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
         if not self._set.ready():
             raise self._set.unavailable()
         background = call.background
+        waiting = self._waiting
         with self._cond:
-            waiting = len(self._queue) + len(self._background)
-            if waiting >= self._max_queue:
+            if len(waiting) >= self._max_queue:
                 raise ModelUnavailable(
-                    f"{waiting} requests are already waiting (setting: max_queue)",
+                    f"{len(waiting)} requests are already waiting (setting: max_queue)",
                     retry_after=1,
                 )
             self._inflight += not background
-            # alone in the pool: call at once from this thread; with company, queue, so that
-            # the dispatcher merges the requests into one call as it always has. A job's chunk
-            # waiting does not count as company (interactive calls go first, issue 29); a
-            # chunk goes at once only when nothing else is in the pool.
-            if background:
-                alone = not self._inflight and not self._queue and not self._background
-            else:
-                alone = self._inflight == 1 and not self._queue
-            idle = self._idle_replica() if alone else None
-            if idle is not None:
-                self._busy.add(idle.index)
-            else:
-                (self._background if background else self._queue).append(call)
-                self._cond.notify_all()  # every dispatcher: a busy one would sit this one out
+            waiting.put(call)
+            self._cond.notify_all()  # every dispatcher: a busy one would sit this one out
         try:
-            if idle is not None:
-                self._run_here(idle, call)
-            # from its deadline, not from now: a call of this thread's own that crashed late
-            # is retried in the queue, and its caller must not wait a whole timeout again
-            if not call.wait(max(0.0, call.deadline + CALLER_GRACE - time.monotonic())):
-                call.resolve(error=call.timed_out())
+            return self._answer(call)
         finally:
             with self._cond:
                 self._inflight -= not background
+
+    def _answer(self, call: Call) -> Prediction:
+        """``call``'s prediction once it has one (its error raised), within its deadline: from
+        the deadline, not from now, as a call of this thread's own that crashed late is retried
+        in the queue, and its caller must not wait a whole timeout again."""
+        if not call.wait(max(0.0, call.deadline + CALLER_GRACE - time.monotonic())):
+            call.resolve(error=call.timed_out())
         if call.error is not None:
             raise call.error
         assert call.result is not None
@@ -272,33 +307,8 @@ class PoolBackend(Backend):
         assert call.record is not None
         return call.record
 
-    def _idle_replica(self) -> ReplicaRunner | None:
-        """A ready replica nobody is calling (under self._cond)."""
-        for replica in self._replicas:
-            if replica.state == "ready" and replica.index not in self._busy:
-                return replica
-        return None
-
-    def _run_here(self, replica: ReplicaRunner, call: Call) -> None:
-        """The caller's own call on an idle replica; anything but an answer (a timeout, a dead
-        host) leaves the replica marked for its dispatcher, which restarts it."""
-        try:
-            self._run(replica, [call])
-        finally:
-            with self._cond:
-                self._busy.discard(replica.index)
-                # only when there is something to do (requests that queued meanwhile, a restart):
-                # waking the dispatchers after every lone call cost ≈ 6 % of the GIL at c=1
-                if (
-                    self._queue
-                    or self._background
-                    or replica.state != "ready"
-                    or self._closing.is_set()
-                ):
-                    self._cond.notify_all()
-
     def health(self) -> Health:
-        return self._set.health(self._closing.is_set(), len(self._queue) + len(self._background))
+        return self._set.health(self._closing.is_set(), len(self._waiting))
 
     def _retry_after(self) -> int:
         return self._set.retry_after()
@@ -354,76 +364,21 @@ class PoolBackend(Backend):
         """Every interactive call waiting, up to max_batch_rows (at least one), else one job's
         chunk (issue 29); [] after an idle spell, or while a caller is in a call on this
         replica. The replica is busy once calls are taken."""
+        waiting = self._waiting
         with self._cond:
-            if not (self._queue or self._background) or replica.index in self._busy:
+            if not waiting or replica.index in self._busy:
                 self._cond.wait(IDLE_CHECK)
             if replica.index in self._busy or replica.state != "ready":
                 return []
-            calls: list[Call] = []
-            rows = 0
-            if self._background and self._starved():  # its turn, whoever waits
-                calls, rows = self._pop_chunk()
-            if not calls:
-                calls, rows = self._pop_batch([], 0)
-            if not calls:  # no interactive call waits: a job's chunk, alone in its call
-                calls, rows = self._pop_chunk()
+            calls, rows = waiting.take()
             if calls:  # before any wait below: no caller may take the replica meanwhile
                 self._busy.add(replica.index)
             if calls and self._batch_wait > 0 and not calls[0].solo and not calls[0].background:
                 end = time.monotonic() + self._batch_wait
                 while rows < self._max_batch_rows and (left := end - time.monotonic()) > 0:
                     self._cond.wait(left)
-                    calls, rows = self._pop_batch(calls, rows)
+                    calls, rows = waiting.take_batch(calls, rows)
             return calls
-
-    def _pop_batch(self, calls: list[Call], rows: int) -> tuple[list[Call], int]:
-        now = time.monotonic()
-        while self._queue:
-            call = self._queue[0]
-            if call.done:  # its caller gave up
-                self._queue.popleft()
-                continue
-            if call.deadline <= now:
-                self._queue.popleft()
-                call.resolve(error=call.timed_out())
-                continue
-            if calls and (
-                call.solo
-                or calls[0].solo
-                or rows + call.rows > self._max_batch_rows
-                or not self._joins(calls, call)
-            ):
-                break
-            calls.append(self._queue.popleft())
-            rows += call.rows
-        return calls, rows
-
-    def _starved(self) -> bool:
-        """Whether the first chunk waiting has let interactive calls go first long enough."""
-        first = self._background[0]
-        return time.monotonic() - (first.deadline - first.timeout) >= CHUNK_WAIT
-
-    def _pop_chunk(self) -> tuple[list[Call], int]:
-        """The first job's chunk still wanted (under self._cond): one call, never merged (two
-        jobs' chunks together would make a user wait for both)."""
-        now = time.monotonic()
-        while self._background:
-            call = self._background.popleft()
-            if call.done:
-                continue
-            if call.deadline <= now:
-                call.resolve(error=call.timed_out())
-                continue
-            return [call], call.rows
-        return [], 0
-
-    def _joins(self, calls: list[Call], call: Call) -> bool:
-        """Whether ``call`` may go into the model call with ``calls``: tensors of the same
-        per-row shapes, and the model call's tensors within ``max_batch_bytes`` (issue 24)."""
-        if call.key != calls[0].key:
-            return False
-        taken = sum(c.nbytes for c in calls)
-        return not call.nbytes or taken + call.nbytes <= self._max_batch_bytes
 
     def _requeue(self, calls: list[Call]) -> None:
         if self._closing.is_set():  # nobody will take them: say so now, not at their deadline
@@ -431,13 +386,12 @@ class PoolBackend(Backend):
                 call.resolve(error=ModelUnavailable("the server is shutting down"))
             return
         with self._cond:
-            self._queue.extendleft(reversed([c for c in calls if not c.background]))
-            self._background.extendleft(reversed([c for c in calls if c.background]))
+            self._waiting.requeue(calls)
             self._cond.notify_all()
 
     def _run(self, replica: ReplicaRunner, calls: list[Call]) -> Outcome:
         payload = merge_payloads([c.payload for c in calls])
-        self.batch_rows.observe(row_count(payload))
+        self.batch_rows.observe(sum(c.rows for c in calls))
         proba = any(c.proba for c in calls)
         scores = any(c.scores for c in calls)
         # The model call's own deadline counts from now: time its calls spent queued is theirs
@@ -451,29 +405,34 @@ class PoolBackend(Backend):
                 return "ok"
             record = replica.predict(payload, proba, timeout=wait, scores=scores)
         except Exception as exc:
-            failure = call_failure(exc, replica, self._timeout)
-            if failure.kind == "crash":
-                # its calls are retried (after_crash): the reason says when it died
-                failure = Failure("crash", f"{failure.reason} during a prediction")
-            # marked before anyone hears of it: health must not lag
-            replica.mark("restarting", failure.reason)
-            if failure.kind == "timeout":
-                for call in calls:
-                    call.resolve(error=call.timed_out())
-                return "timeout"
-            if failure.kind == "crash":
-                self._after_crash(calls)
-                return "dead"
-            # a broken reply: never trust this connection again
-            log.exception("replica %d: unexpected reply failure", replica.index)
-            for call in calls:
-                call.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
-            return "dead"
+            return self._failed(replica, calls, exc)
         # An answer, or an error: for the rows the model rejected, the host found which in the
         # same call and answered the others (ModelHost.predict), so a bad request in a batch
         # fails alone without another call
         deliver(calls, record)
         return "ok"
+
+    def _failed(self, replica: ReplicaRunner, calls: list[Call], exc: Exception) -> Outcome:
+        """A model call on ``replica`` raised ``exc``: the replica is marked for a restart, its
+        calls answered (a timeout, a broken reply) or retried (a crash)."""
+        failure = call_failure(exc, replica, self._timeout)
+        if failure.kind == "crash":
+            # its calls are retried (after_crash): the reason says when it died
+            failure = Failure("crash", f"{failure.reason} during a prediction")
+        # marked before anyone hears of it: health must not lag
+        replica.mark("restarting", failure.reason)
+        if failure.kind == "timeout":
+            for call in calls:
+                call.resolve(error=call.timed_out())
+            return "timeout"
+        if failure.kind == "crash":
+            self._after_crash(calls)
+            return "dead"
+        # a broken reply: never trust this connection again
+        log.error("replica %d: unexpected reply failure", replica.index, exc_info=exc)
+        for call in calls:
+            call.resolve(error=ModelError(f"the model call failed: {type(exc).__name__}"))
+        return "dead"
 
     def _after_crash(self, calls: list[Call]) -> None:
         """Calls of a crashed model call get one more try each, alone, on a fresh replica."""

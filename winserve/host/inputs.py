@@ -8,7 +8,7 @@ host's path (issue 23); ``describe``, ``columns`` and the compile probes use ``p
 Payload shapes (built by ``winserve.service``):
 - ``{"matrix": float64 ndarray}``: every column numeric, already in the model's column order
   (a missing value is NaN); from the web process it comes as ``{MATRIX_BYTES: its buffer,
-  MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.proxy``), copied
+  MATRIX_SHAPE: (rows, columns)}``, cheaper to pickle (``winserve.backends.replica``), copied
   once here into the array the model gets; with ``WITHIN_FLOAT32: True`` when the web
   process found every number finite and within float32's range (``winserve.validate``);
 - ``{"columns": {name: [values...]}}``: mixed kinds, one list per column (a missing value is

@@ -1,17 +1,27 @@
-"""``Call``: one request's rows on their way through the pool, and the split of a batch's answer.
+"""A batch: the calls that share one model call, their rows merged in and the answer split out.
 
 ::
 
-    PoolBackend.predict ─► Call(payload, rows, deadline) ─► queue ─► a batch of Calls
-         │ call.wait(deadline)                                           │ one model call
-         ◄── call.resolve(Prediction | error) ◄── deliver(calls, answer) ◄┘ (host answer record)
+    PoolBackend ─► Call(payload, rows, deadline) ─► queues.Waiting ─► a batch of Calls
+         │ call.wait(deadline)                                          │ merge_payloads
+         │                                                              ▼ one model call
+         ◄── call.resolve(Prediction | error) ◄── deliver(calls, answer) (host answer record)
+
+A request that finds an idle replica and nobody else in the pool makes its model call itself,
+with no ``Call`` (``PoolBackend.predict``: the lone call, issue 29); everything that queues is
+a ``Call``. What a batch may hold: rows of a table merge with any other rows; tensors only
+with tensors of the same per-row shapes and dtypes (``batch_key``), up to a size in bytes
+(``payload_bytes``, issue 24); the pool caps a batch in rows too.
 
 ``deliver`` gives each call its own rows of the batch's answer: its predictions (and
 probabilities and scores when it asked for them), or, when the host isolated failing rows
 (``ModelHost.predict``), the error of its own first bad row with every row's answer attached
 for CSV scoring (``backends.base.row_errors``). A call alone in its model call gets the
-call's error, as it always has. A scoring job's chunk is a ``background`` call: the pool
-queues it apart and takes it only when no interactive call waits (issue 29).
+call's error, as it always has.
+
+A number matrix may carry ``WITHIN_FLOAT32`` (the web process checked it finite, issue 23):
+merged payloads keep it only when every one of them had it. The pool's batching helpers lived
+in ``winserve.rows`` until issue 23 moved them here, beside their one user.
 """
 
 from __future__ import annotations
@@ -23,18 +33,19 @@ from typing import Any
 from winserve.backends.base import Prediction, prediction_from
 from winserve.errors import ModelTimeout, WinserveError
 from winserve.host.answers import AskAnswer, ErrorRecord, Failed, Isolated, PredictAnswer
-from winserve.rows import Payload, batch_key, payload_bytes
+from winserve.rows import WITHIN_FLOAT32, Payload
 
 log = logging.getLogger("winserve.pool")
 
 
 class Call:
-    """One request's rows on their way to a replica, and the answer once there is one.
+    """One queued request's rows on their way to a replica, and the answer once there is one.
 
     The first ``resolve`` wins (the dispatcher's answer, or the caller's own timeout). Its
     caller waits on a lock held from the start and released by that ``resolve``: a
     ``threading.Event`` (a Condition, a lock made for each wait, ``notify_all``) cost the web
-    process more per request than the queue itself (issue 14)."""
+    process more per request than the queue itself (issue 14). A scoring job's chunk is a
+    ``background`` call: the pool queues it apart (``queues.py``, issue 29)."""
 
     __slots__ = (
         "_answered",
@@ -102,12 +113,98 @@ class Call:
         )
 
 
+# ---- the rows in: one payload for the model call ----
+
+
+def row_count(payload: Payload) -> int:
+    """How many rows ``payload`` carries (a batch's answer is split back by them)."""
+    if "tensors" in payload:
+        return len(next(iter(payload["tensors"].values()), []))
+    if "matrix" in payload:
+        return int(payload["matrix"].shape[0])
+    if "columns" in payload:
+        return len(next(iter(payload["columns"].values()), []))
+    return len(payload["rows"])
+
+
+def merge_payloads(payloads: list[Payload]) -> Payload:
+    """One payload holding every row of ``payloads``, in order (for a batched model call)."""
+    if len(payloads) == 1:
+        return payloads[0]
+    import numpy as np
+
+    first = payloads[0]
+    if "tensors" in first:  # the pool merges only payloads of one batch_key
+        return {
+            "tensors": {
+                name: _stacked([p["tensors"][name] for p in payloads]) for name in first["tensors"]
+            }
+        }
+    if all("matrix" in p for p in payloads):
+        merged: Payload = {"matrix": np.concatenate([p["matrix"] for p in payloads])}
+        if all(p.get(WITHIN_FLOAT32) for p in payloads):
+            merged[WITHIN_FLOAT32] = True
+        return merged
+    if all("columns" in p for p in payloads):
+        return {
+            "columns": {
+                name: [v for p in payloads for v in p["columns"][name]] for name in first["columns"]
+            }
+        }
+    return {"rows": [row for p in payloads for row in _rows(p)]}
+
+
+def batch_key(payload: Payload) -> Any:
+    """What payloads must share to go into one call: ``None`` for rows of a table (any of
+    them merge), each input's per-row shape and dtype for tensors (images: any size, they
+    are resized in the host)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return None
+    return tuple(
+        (name, "image") if isinstance(value, list) else (name, value.shape[1:], value.dtype.str)
+        for name, value in tensors.items()
+    )
+
+
+def payload_bytes(payload: Payload) -> int:
+    """About how many bytes ``payload`` carries to the model (tensors and images; 0 else)."""
+    tensors = payload.get("tensors")
+    if tensors is None:
+        return 0
+    return sum(
+        sum(map(len, value)) if isinstance(value, list) else int(value.nbytes)
+        for value in tensors.values()
+    )
+
+
+def _stacked(values: list[Any]) -> Any:
+    if isinstance(values[0], list):
+        return [item for value in values for item in value]
+    import numpy as np
+
+    return np.concatenate(values)
+
+
+def _rows(payload: Payload) -> list[Any]:
+    if "rows" in payload:
+        return list(payload["rows"])
+    if "matrix" in payload:
+        rows: list[Any] = payload["matrix"].tolist()
+        return rows
+    columns = list(payload["columns"].values())
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+# ---- the answer out: each call's rows ----
+
+
 def deliver(calls: list[Call], record: PredictAnswer) -> None:
     """Split one model call's answer back into each call's rows. After an error, a call with
     a row the host isolated as failing gets that row's error (a call alone in the model call
     gets the call's, as it always has), with the answers of its rows attached for CSV scoring
     (``row_errors``); the other calls get their predictions."""
-    if len(calls) == 1 and record["ok"]:  # the usual call at low load: nothing to split
+    if len(calls) == 1 and record["ok"]:  # one call queued alone: nothing to split
         call = calls[0]
         call.resolve(
             Prediction(
