@@ -23,21 +23,15 @@
 Every wait is bounded: a caller waits at most ``timeout`` (+ a small grace) from the moment it
 queued; a dispatcher's call at most ``timeout`` from the moment it is made; a load at most
 ``load_timeout``; ``close`` a few seconds, whatever the hosts do. One thread at a time talks to
-a replica's host (``_busy``): its dispatcher, or a caller that found it idle and no other
-request in the pool. A lone request so costs no hand-off between threads (two wake-ups; issue
-14); as soon as requests keep each other company they queue and the dispatcher merges them,
-so batching under load is as it was. Restarts stay the dispatcher's: a caller's call that
-timed out or lost its host marks the replica and wakes the dispatcher.
-
-The lone call is the common case (c=1, issue 29): a caller that finds an idle replica and
-nobody else in the pool calls ``ReplicaRunner.predict`` itself and turns its answer into the
-``Prediction``: no ``Call``, no batch key, no merge and no split (``bench/pool_call.py``
-measures it). Only when that call fails does it become a ``Call``, so that its failure is
-handled as a batch's is (a crash: retried once, alone, through the queue).
-
-Interactive calls go first (issue 29): a CSV job's chunks (``predict_background``) wait in a
-queue of their own, which a dispatcher reads only when no interactive call waits; a chunk that
-has waited ``CHUNK_WAIT`` goes first (``queues.py``).
+a replica's host (``_busy``): its dispatcher, or a caller that found it idle and nobody else in
+the pool. That lone call is the common case (c=1, issues 14, 29): the caller calls
+``ReplicaRunner.predict`` itself and builds the ``Prediction`` (no ``Call``, no hand-off
+between threads, no batch key, merge or split; ``bench/pool_call.py`` measures it); only a
+failure makes it a ``Call``, handled as a batch's (a crash: retried once, alone, queued). As
+soon as requests keep each other company they queue and the dispatcher merges them. Restarts
+stay the dispatcher's: a caller's call that timed out or lost its host marks the replica and
+wakes the dispatcher. A CSV job's chunks wait in a queue of their own, after users' calls
+(``queues.py``, issue 29).
 
 Time spent queued belongs to the callers, never to the replica: a call that can no longer make
 its deadline is answered 504 without reaching the model, and only a model call that itself runs
@@ -158,17 +152,7 @@ class PoolBackend(Backend):
             self._cond.notify_all()
         for call in pending:
             call.resolve(error=ModelUnavailable("the server is shutting down"))
-        # All hosts are asked at once; one frozen or holding the GIL is killed after
-        # STOP_SECONDS, so closing takes seconds, whatever the hosts do (issue 13).
-        stoppers = [
-            threading.Thread(target=r.stop, name=f"winserve-stop-{r.index}", daemon=True)
-            for r in self._replicas
-        ]
-        for thread in stoppers:
-            thread.start()
-        end = time.monotonic() + STOP_SECONDS + KILL_JOIN_SECONDS
-        for thread in [*stoppers, *self._threads]:
-            thread.join(timeout=max(0.0, end - time.monotonic()))
+        self._set.stop(self._threads, STOP_SECONDS + KILL_JOIN_SECONDS)
         with self._cond:  # calls of a call the stop cut short, put back for a retry
             pending = self._waiting.drain()
         for call in pending:

@@ -116,6 +116,20 @@ class ReplicaSet:
                 self._changed.wait(IDLE_CHECK)
         return False
 
+    def stop(self, threads: list[threading.Thread], seconds: float) -> None:
+        """Stop every replica, and join ``threads`` (their dispatchers), within ``seconds``.
+        All hosts are asked at once; one frozen or holding the GIL is killed after
+        ``STOP_SECONDS``, so closing takes seconds, whatever the hosts do (issue 13)."""
+        stoppers = [
+            threading.Thread(target=r.stop, name=f"winserve-stop-{r.index}", daemon=True)
+            for r in self.replicas
+        ]
+        for thread in stoppers:
+            thread.start()
+        end = time.monotonic() + seconds
+        for thread in [*stoppers, *threads]:
+            thread.join(timeout=max(0.0, end - time.monotonic()))
+
     def hold(self, replica: ReplicaRunner, held: bool) -> None:
         """``replica`` waits for the loaded model file to come back (or no longer does)."""
         with self._changed:
