@@ -81,19 +81,16 @@ class Held:
     registry counts it in flight until ``DataPlane.release``, so a new version that starts
     serving meanwhile takes the next requests and this one is not stopped under it."""
 
-    __slots__ = ("_progress", "_slot")
+    __slots__ = ("_progress", "_service", "_slot", "name", "version")
 
     def __init__(self, slot: Slot, progress: Callable[[str], LoadProgress | None]) -> None:
         self._slot = slot
+        self._service = slot.service
         self._progress = progress  # the registry's: how far a load of this name has gone
-
-    @property
-    def name(self) -> str:
-        return self._slot.name
-
-    @property
-    def version(self) -> int:
-        return self._slot.version
+        # a version's name and number never change: plain fields, not properties (the
+        # prediction log reads them on every request; issue 29)
+        self.name: str = slot.name
+        self.version: int = slot.version
 
     @property
     def sha256(self) -> str:
@@ -114,7 +111,7 @@ class Held:
     def info(self) -> ModelInfo:
         """The model's description (``ModelFailed``/``ModelUnavailable`` when there is none);
         a view takes it once and checks every call of its request against it."""
-        return self._slot.service.info()
+        return self._service.info()
 
     def health(self) -> Health:
         """Its backend's health; while it loads, with how far the load has gone (issue 24)."""
@@ -122,23 +119,23 @@ class Held:
 
     def infer(self, request: PredictRequest, info: ModelInfo | None = None) -> Answer:
         """``request``'s prediction, checked against ``info`` (default: the current one)."""
-        info = info or self._slot.service.info()
-        return Answer(self._slot.service.predict(request, info), info, self._slot.version)
+        info = info or self._service.info()
+        return Answer(self._service.predict(request, info), info, self.version)
 
     def check(self, request: PredictRequest) -> Prepared:
         """Validate without predicting: bad rows are reported, not raised (the page)."""
-        return self._slot.service.check(request)
+        return self._service.check(request)
 
     def predict_prepared(self, prepared: Prepared, proba: bool) -> Prediction:
-        return self._slot.service.predict_prepared(prepared, proba)
+        return self._service.predict_prepared(prepared, proba)
 
     def explain(self, request: PredictRequest, info: ModelInfo | None = None) -> list[Any]:
-        return self._slot.service.explain(request, info)
+        return self._service.explain(request, info)
 
     def whatif(
         self, request: PredictRequest, columns: list[str], info: ModelInfo | None = None
     ) -> dict[str, Any]:
-        return self._slot.service.whatif(request, columns, info)
+        return self._service.whatif(request, columns, info)
 
 
 class DataPlane:

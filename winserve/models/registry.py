@@ -177,11 +177,17 @@ class Registry:
     def acquire(self, name: str | None = None) -> Slot:
         """The version serving ``name`` (None: the default model), counted in flight until
         ``release``: it is not stopped under the request."""
-        name = self.default_name() if name is None else name
         with self._lock:
-            entry = self._entries.get(name) if name is not None else None
+            if name is None and not self._many:
+                # one model file: its only entry, found without asking default_name (issue 29:
+                # the bare routes' every request made two calls for it)
+                entry = next(iter(self._entries.values()), None)
+                name = entry.name if entry is not None else None
+            else:
+                name = self.default_name() if name is None else name
+                entry = self._entries.get(name) if name is not None else None
             if entry is None or entry.removed:
-                raise NotFound(self._no_such(name if name is not None else None))
+                raise NotFound(self._no_such(name))
             slot = entry.current
             if slot is None:
                 if entry.reason and not entry.loading:  # failed, not loading (issue 22)

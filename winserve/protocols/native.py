@@ -33,11 +33,11 @@ from winserve.rows import Columns, PredictRequest, Rows, Tensors, Values
 def _records(rows: list[Any], proba: bool, scores: bool) -> PredictRequest:
     first = rows[0]
     keys = first.keys()
-    if all(row.keys() == keys for row in rows):  # the usual body: every row names the same
+    if len(rows) == 1:  # the usual body: one row
         # zip/map: the loops over the columns run in C (issue 14)
-        if len(rows) == 1:
-            single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
-            return PredictRequest(Columns(single), 1, proba=proba, scores=scores)
+        single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
+        return PredictRequest(Columns(single), 1, proba=proba, scores=scores)
+    if all(row.keys() == keys for row in rows):  # every row names the same columns
         columns = {name: [row[name] for row in rows] for name in first}
         return PredictRequest(Columns(columns), len(rows), proba=proba, scores=scores)
     names: list[str] = []
@@ -100,11 +100,14 @@ def decode(body: Any, proba: bool, scores: bool = False) -> PredictRequest:
     if isinstance(body, list):
         if not body:
             raise BadRequest("no rows to predict: send at least one row")
-        if all(isinstance(row, dict) for row in body):
+        # the rows' types, found in C (map): parsed JSON holds dicts and lists, never their
+        # subclasses (issue 29: two generator expressions ran on every list body)
+        kinds = set(map(type, body))
+        if kinds == {dict}:
             return _records(body, proba, scores)
-        if all(isinstance(row, list) for row in body):
+        if kinds == {list}:
             return PredictRequest(Rows(body), len(body), proba=proba, scores=scores)
-        if not any(isinstance(row, (list, dict)) for row in body):
+        if not kinds & {list, dict}:
             return PredictRequest(Values(body), len(body), proba=proba, scores=scores)
         raise BadRequest(
             "rows must be all objects or all lists, not a mix of both (or of plain values)"

@@ -43,6 +43,8 @@ _encode = json.JSONEncoder(
 
 def is_upload(request: Request) -> bool:
     """Files sent as ``multipart/form-data`` (``winserve.web.uploads`` reads them)."""
+    if request.environ.get("CONTENT_TYPE") == "application/json":  # the usual: no parsing
+        return False
     return request.mimetype == "multipart/form-data"
 
 
