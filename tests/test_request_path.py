@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from winserve.backends.proxy import PICKLE_PROTOCOL, wire_payload
+from winserve.backends.batch import merge_payloads
+from winserve.backends.replica import PICKLE_PROTOCOL, wire_payload
 from winserve.host.inputs import MATRIX_BYTES, build_input
 from winserve.model_info import Feature, ModelInfo
 from winserve.protocols import mlflow, native
@@ -26,7 +27,6 @@ from winserve.rows import (
     Rows,
     Tensors,
     Values,
-    merge_payloads,
 )
 from winserve.validate import prepare
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from winserve.backends.batch import merge_payloads, row_count
 from winserve.errors import BadRequest, PayloadTooLarge
 from winserve.model_info import Feature, ModelInfo
 from winserve.protocols import native
-from winserve.rows import merge_payloads, row_count
 from winserve.service import prepare
 
 NUMERIC = ModelInfo(

@@ -12,7 +12,7 @@
               Tensors   {name: batch} or a batch           tensors and images (issue 24)
         │ winserve.validate.prepare: checked against the model's ModelInfo
     Payload {"matrix" | "columns" | "rows" | "tensors": …}  plain data, pickled to the host
-        │ the pool: batch_key, payload_bytes, merge_payloads; row_count splits the answer
+        │ the pool merges payloads into one model call (``winserve.backends.batch``)
     backend ──► model host (winserve.host.inputs builds the model's input from the payload)
 
 One module for both records of the rows (issue 23: ``POST /predict`` through fewer modules;
@@ -24,9 +24,9 @@ order). What the caller asks of the answer (``proba``, ``scores``) and how the c
 read (``cells``: a CSV file's text) sit beside the rows, given when the request is made.
 
 **Sent.** Several requests' payloads merge into one model call (opportunistic batching), and
-the result is split back by row counts. Tensors (``{"tensors": {name: array | [image bytes,
-...]}}``, issue 24) merge only with tensors of the same per-row shapes and dtypes
-(``batch_key``), and a batch is capped in bytes as well as in rows (``payload_bytes``).
+the result is split back by row counts: the pool's concern (``winserve.backends.batch``, where
+issue 23 moved the helpers that did it here). Tensors (``{"tensors": {name: array | [image
+bytes, ...]}}``, issue 24) merge only with tensors of the same per-row shapes and dtypes.
 
 A number matrix may carry ``WITHIN_FLOAT32: True``: the web process found every number finite
 and within float32's range while it built the matrix (``winserve.validate``), so the model host
@@ -148,83 +148,3 @@ Payload = dict[str, Any]
 
 WITHIN_FLOAT32 = "matrix_within_float32"  # key of a matrix payload: checked finite, float32-sized
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
-
-
-def row_count(payload: Payload) -> int:
-    """How many rows ``payload`` carries (the pool splits a batch's answer by them)."""
-    if "tensors" in payload:
-        return len(next(iter(payload["tensors"].values()), []))
-    if "matrix" in payload:
-        return int(payload["matrix"].shape[0])
-    if "columns" in payload:
-        return len(next(iter(payload["columns"].values()), []))
-    return len(payload["rows"])
-
-
-def merge_payloads(payloads: list[Payload]) -> Payload:
-    """One payload holding every row of ``payloads``, in order (for a batched model call)."""
-    if len(payloads) == 1:
-        return payloads[0]
-    import numpy as np
-
-    first = payloads[0]
-    if "tensors" in first:  # the pool merges only payloads of one batch_key
-        return {
-            "tensors": {
-                name: _stacked([p["tensors"][name] for p in payloads]) for name in first["tensors"]
-            }
-        }
-    if all("matrix" in p for p in payloads):
-        merged: Payload = {"matrix": np.concatenate([p["matrix"] for p in payloads])}
-        if all(p.get(WITHIN_FLOAT32) for p in payloads):
-            merged[WITHIN_FLOAT32] = True
-        return merged
-    if all("columns" in p for p in payloads):
-        return {
-            "columns": {
-                name: [v for p in payloads for v in p["columns"][name]] for name in first["columns"]
-            }
-        }
-    return {"rows": [row for p in payloads for row in _rows(p)]}
-
-
-def batch_key(payload: Payload) -> Any:
-    """What payloads must share to go into one call: ``None`` for rows of a table (any of
-    them merge), each input's per-row shape and dtype for tensors (images: any size, they
-    are resized in the host)."""
-    tensors = payload.get("tensors")
-    if tensors is None:
-        return None
-    return tuple(
-        (name, "image") if isinstance(value, list) else (name, value.shape[1:], value.dtype.str)
-        for name, value in tensors.items()
-    )
-
-
-def payload_bytes(payload: Payload) -> int:
-    """About how many bytes ``payload`` carries to the model (tensors and images; 0 else)."""
-    tensors = payload.get("tensors")
-    if tensors is None:
-        return 0
-    return sum(
-        sum(map(len, value)) if isinstance(value, list) else int(value.nbytes)
-        for value in tensors.values()
-    )
-
-
-def _stacked(values: list[Any]) -> Any:
-    if isinstance(values[0], list):
-        return [item for value in values for item in value]
-    import numpy as np
-
-    return np.concatenate(values)
-
-
-def _rows(payload: Payload) -> list[Any]:
-    if "rows" in payload:
-        return list(payload["rows"])
-    if "matrix" in payload:
-        rows: list[Any] = payload["matrix"].tolist()
-        return rows
-    columns = list(payload["columns"].values())
-    return [list(row) for row in zip(*columns, strict=True)]

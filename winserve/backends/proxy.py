@@ -156,13 +156,3 @@ def forget(manager: HostManager, proxy: HostProxy | None) -> None:
         cancel()
     if manager.address is not None:
         BaseProxy._address_to_local.pop(manager.address, None)  # type: ignore[attr-defined]
-
-
-def __getattr__(name: str) -> Any:
-    """``wire_payload`` and ``PICKLE_PROTOCOL`` live in ``replica.py`` since issue 23 put one
-    call's path there; importers of the old place keep working until they move."""
-    if name in ("wire_payload", "PICKLE_PROTOCOL"):
-        from winserve.backends import replica
-
-        return getattr(replica, name)
-    raise AttributeError(name)
