@@ -238,3 +238,17 @@ def test_a_matrix_with_nan_keeps_the_models_own_check(tmp_path: Path) -> None:
         assert not failed["ok"] and failed["error"]["input_error"]
         assert "Input X contains" in failed["error"]["message"]
         assert [row for row, _ in failed["isolated"]["errors"]] == [1]
+
+
+def test_answers_come_back_as_builtins_whatever_their_numpy_type() -> None:
+    """``plain`` (the host's last step, issue 23): text labels, numbers and object arrays come
+    back as Python's own types (pickled to the web process, written as JSON there)."""
+    from winserve.host.inputs import plain
+
+    labels = plain(np.array(["setosa", "virginica"]))
+    assert labels == ["setosa", "virginica"] and all(type(v) is str for v in labels)
+    assert type(plain(np.str_("setosa"))) is str
+    mixed = plain(np.array([np.int64(1), "a", np.float32(0.5), None], dtype=object))
+    assert mixed == [1, "a", 0.5, None] and [type(v) for v in mixed[:3]] == [int, str, float]
+    assert plain(np.array([[1.5, np.inf]])) == [[1.5, None]]
+    assert plain(np.array([1, 2], dtype=np.int32)) == [1, 2]

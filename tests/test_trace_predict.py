@@ -3,7 +3,7 @@
 The real trace holds the request path to issue 23's promise: a single-row prediction, native
 or MLflow, checks finiteness once and copies its matrix at most once, across both processes;
 and its path keeps the folds made for a newcomer to follow it: the model host's own path is
-``model_host`` + ``inputs``, the web process's passes neither ``web/uploads`` nor
+``inputs`` (its ``Predictor``), the web process's passes neither ``web/uploads`` nor
 ``web/responses`` for a JSON body.
 """
 
@@ -97,10 +97,10 @@ def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_onc
         assert len(checks) == 1, (case, checks)
         assert sum(found["copies"] for found in by_process.values()) <= 1, case
         assert by_process["web"]["functions"] and by_process["model host"]["functions"], case
-        # issue 23's folds: the host's path is two modules, the body's read and the answer
+        # issue 23's folds: the host's path is one module, the body's read and the answer
         # written in one (web/bodies)
         host = trace.split(by_process["model host"])
-        assert host["own"] == ["host/inputs.py", "host/model_host.py"], (case, host)
+        assert host["own"] == ["host/inputs.py"], (case, host)
         web = trace.split(by_process["web"])
         assert "web/bodies.py" in web["own"], (case, web)
         assert not {"web/uploads.py", "web/responses.py"} & set(web["own"]), (case, web)

@@ -350,9 +350,11 @@ class PoolBackend(Backend):
         replica. The replica is busy once calls are taken."""
         waiting = self._waiting
         with self._cond:
-            if not waiting or replica.index in self._busy:
+            if not (waiting.interactive or waiting.background) or replica.index in self._busy:
                 self._cond.wait(IDLE_CHECK)
             if replica.index in self._busy or replica.state != "ready":
+                return []
+            if not (waiting.interactive or waiting.background):  # an idle spell
                 return []
             calls, rows = waiting.take()
             if calls:  # before any wait below: no caller may take the replica meanwhile

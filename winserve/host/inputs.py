@@ -1,9 +1,19 @@
-"""The model's input and output at the host's edge: a validated payload (plain data from the
-web process) turned into what the model expects (``build_input``), and what the model answers
-turned back into plain data (``plain``: builtins, NaN as None), to pickle to the web process.
+"""One prediction in the model host: the payload made the model's input, the model called, its
+output made plain data, the answer record.
 
-The two conversions of one prediction, in one module with ``ModelHost`` the only other on the
-host's path (issue 23); ``describe``, ``columns`` and the compile probes use ``plain`` at load.
+::
+
+    web process ── payload (plain data; a matrix as raw bytes + shape) ──► Predictor.predict
+        build_input: the model's input (the matrix copied once, as the model may write to it)
+        _answer:     model.predict / predict_proba / the score method, under scikit-learn's
+                     assume_finite when the web process checked the numbers (issue 23: once)
+        plain:       builtins, NaN as None ──► Predicted | Failed (``host.answers``)
+        a call that raised on several rows: the failing rows isolated (``isolate``)
+
+The whole of a prediction's path in the host, in one module (issue 23: a newcomer follows it
+through one file); ``ModelHost`` (``model_host.py``) is a ``Predictor`` that loads and describes
+the model it predicts with. ``describe``, ``columns`` and the compile probes use ``plain`` at
+load.
 
 Payload shapes (built by ``winserve.service``):
 - ``{"matrix": float64 ndarray}``: every column numeric, already in the model's column order
@@ -31,9 +41,15 @@ model fitted on a list of documents gets a list of strings.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import sys
+import warnings
+from collections.abc import Callable
 from typing import Any
 
+from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
 from winserve.host.tensors import feed, takes_tensors
 from winserve.rows import WITHIN_FLOAT32
 
@@ -41,10 +57,15 @@ __all__ = [
     "MATRIX_BYTES",
     "MATRIX_SHAPE",
     "WITHIN_FLOAT32",
+    "Predictor",
     "all_finite_matrix",
     "build_input",
+    "finite_switch",
     "plain",
+    "quiet_feature_names",
 ]
+
+FEATURE_NAMES_WARNING = "X does not have valid feature names"
 
 MATRIX_BYTES = "matrix_f64"  # a float64 matrix's bytes, C order
 MATRIX_SHAPE = "matrix_shape"
@@ -158,6 +179,144 @@ def build_input(
     return np.asarray(payload["rows"])
 
 
+class Predictor:
+    """What a prediction needs of the loaded model, set by ``ModelHost`` at load, and the
+    prediction itself. Not thread-safe by contract: one caller at a time."""
+
+    _model: Any
+    _features: list[dict[str, Any]]
+    _names_known: bool
+    _arrays_ok: bool
+    _text_input: bool
+    _records_input: bool  # a DictVectorizer first: rows as dicts (issue 22)
+    _tensors: bool  # the model takes tensors or images (issue 24)
+    _score_method: str
+    _per_output: bool  # predict_proba answers one array per output (issue 22)
+    _quiet_in: object  # the filter list quiet_feature_names() went into
+    _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
+
+    def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
+        """The model's answer for the rows; when it raises on several rows, the rows that fail
+        are found in this same call (``_isolate``) and the others answered."""
+        if self._model is None:
+            return failure("NotLoaded", "no model loaded")
+        try:
+            return self._answer(payload, proba, scores)
+        except Exception as exc:
+            failed = error_record(exc)
+        from winserve.host import isolate  # it reads this module's names: imported when used
+
+        count, part = isolate.parts(payload)
+        if count < 2:
+            return failed
+        asked = scores and bool(self._score_method)
+        isolated = isolate.isolate(count, part, self._answer, proba, asked, failed["error"])
+        if not isolated["errors"]:  # every part answered: no row is the problem
+            return {
+                "ok": True,
+                "predictions": isolated["predictions"],
+                "probabilities": isolated.get("probabilities"),
+                "scores": isolated.get("scores"),
+            }
+        failed["isolated"] = isolated
+        return failed
+
+    def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> Predicted:
+        frame = build_input(
+            payload,
+            self._features,
+            self._names_known,
+            self._arrays_ok,
+            self._text_input,
+            self._records_input,
+            self._tensors,
+        )
+        if self._arrays_ok and warnings.filters is not self._quiet_in:
+            self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
+        try:
+            # a matrix the web process marked (issue 23) needs no second look (float32.py)
+            if self._finite_context is not None and (
+                payload.get(WITHIN_FLOAT32) or _within_float32(payload)
+            ):
+                with self._finite_context():
+                    return self._outputs(frame, proba, scores)
+            return self._outputs(frame, proba, scores)
+        except INPUT_ERRORS as exc:
+            from winserve.host import float32
+
+            beyond = float32.beyond([str(f["name"]) for f in self._features], payload)
+            if not beyond:
+                raise
+            # scikit-learn names neither the row nor the column of a number too large for
+            # float32 ("Input X contains infinity or a value too large …"): name the column,
+            # the row is named by whoever isolates it (issue 22)
+            raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
+
+    def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
+        predictions = plain(self._model.predict(frame))
+        probabilities = None
+        if proba:
+            raw = self._model.predict_proba(frame)
+            probabilities = _per_row(raw) if self._per_output else plain(raw)
+        scored = None
+        if scores and self._score_method:
+            scored = plain(getattr(self._model, self._score_method)(frame))
+        return {
+            "ok": True,
+            "predictions": predictions,
+            "probabilities": probabilities,
+            "scores": scored,
+        }
+
+
+def _within_float32(payload: dict[str, Any]) -> bool:
+    from winserve.host import float32  # it reads this module's names: imported when used
+
+    return float32.within(payload)
+
+
+def _per_row(outputs: Any) -> list[Any]:
+    """A multi-output classifier's predict_proba (one array per output, rows × classes) as
+    one entry per row: that row's probabilities for each output."""
+    per_output = [plain(each) for each in outputs]
+    rows = len(per_output[0]) if per_output else 0
+    return [[output[row] for output in per_output] for row in range(rows)]
+
+
+def finite_switch() -> Callable[[], contextlib.AbstractContextManager[Any]] | None:
+    """scikit-learn's own switch for skipping its NaN/infinity check of each input, for a
+    number matrix already known to hold neither (checked in the host, ~4 us): the check is
+    ~0.2 ms of the 0.7 ms a one-row predict of a scaler + logistic regression pipeline costs
+    (scikit-learn 1.9, measured; issue 14). Any other input keeps the check, and so the
+    model's own error for a NaN it refuses. None when scikit-learn is not loaded (a model
+    without it, e.g. ONNX), which the switch would not concern."""
+    sklearn = sys.modules.get("sklearn")
+    config_context = getattr(sklearn, "config_context", None)
+    if config_context is None:
+        return None
+    # a partial, not a function of ours: one Python call less per prediction (issue 23)
+    switch: Callable[[], contextlib.AbstractContextManager[Any]] = functools.partial(
+        config_context, assume_finite=True
+    )
+    return switch
+
+
+def quiet_feature_names() -> object:
+    """Ignore scikit-learn's "X does not have valid feature names" warning in this process,
+    and return the filter list it went into.
+
+    A model answering a plain array exactly as a DataFrame (checked at load) gets arrays, and
+    scikit-learn warns on every call that they have no column names. The filter goes in once,
+    at load, not per call: ``warnings.catch_warnings()`` around each predict copied the filter
+    list, added the filter and put the list back, ~3.5 µs a call (issue 14). The caller keeps
+    the list returned and installs again when ``warnings.filters`` is another list: a
+    ``catch_warnings()`` that ends (pytest's around each test, when the host runs in the web
+    process; the load's own probes) puts back the list it had copied.
+    """
+    warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
+    return warnings.filters
+
+
 def plain(value: Any) -> Any:
     """numpy arrays and scalars (also inside object arrays) to builtins, recursively."""
     tolist = getattr(value, "tolist", None)
@@ -168,8 +327,10 @@ def plain(value: Any) -> Any:
             import numpy as np
 
             return plain(np.where(np.isfinite(value), value, None))
-        if kind in "biuf":
-            return tolist()  # numeric arrays: tolist() already gives builtins
+        if kind in "biufU":
+            # numbers and text (a classifier's labels): tolist() already gives builtins, no
+            # second call per row (issue 23)
+            return tolist()
         value = tolist()
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]

@@ -23,11 +23,12 @@ it takes a missing value there (a NaN in the sample row): the page marks the col
 do not as required, and the web process refuses a missing value in them with the model's
 own reason, instead of sending it to a model that would fail.
 
-The parts of this, one concept each (issue 23): ``inputs`` (the payload made the model's input,
-its output made plain data: with this module, the whole of a prediction's path in the host),
-``sample`` (the missing-value probe and the words of a failed sample prediction), ``isolate``
-(the rows of a failed batch), ``float32`` (a matrix against float32's range), ``answers`` (the
-records), ``why`` (explain, what-if).
+The parts of this, one concept each (issue 23): this module loads and describes the model;
+``inputs`` predicts with it (``Predictor``: the payload made the model's input, the model
+called, its output made plain data: the whole of a prediction's path in the host); ``sample``
+(the missing-value probe and the words of a failed sample prediction), ``isolate`` (the rows
+of a failed batch), ``float32`` (a matrix against float32's range), ``answers`` (the records),
+``why`` (explain, what-if).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -43,27 +43,29 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, float32, isolate, loading, sample
+from winserve.host import describe, loading, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
-    INPUT_ERRORS,
     HostInfo,
     LoadAnswer,
-    PredictAnswer,
-    Predicted,
     error_record,
     failure,
 )
-from winserve.host.inputs import WITHIN_FLOAT32, build_input, plain
+from winserve.host.inputs import (
+    Predictor,
+    build_input,
+    finite_switch,
+    plain,
+    quiet_feature_names,
+)
 from winserve.host.tensors import takes_tensors
 from winserve.host.typical import typical_row, usual_ranges
 from winserve.model_info import ModelSpec
 
-FEATURE_NAMES_WARNING = "X does not have valid feature names"
 
-
-class ModelHost:
-    """One model, loaded once. Not thread-safe by contract: one caller at a time."""
+class ModelHost(Predictor):
+    """One model, loaded once and described; its predictions are ``Predictor``'s
+    (``inputs.py``). Not thread-safe by contract: one caller at a time."""
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -186,7 +188,7 @@ class ModelHost:
             self._arrays_ok = self._same_on_arrays()
         if self._arrays_ok:  # checked equivalent: the warning is moot, for every call
             self._quiet_in = quiet_feature_names()
-        self._finite_context = _finite_context()
+        self._finite_context = finite_switch()
 
     def _same_on_arrays(self) -> bool:
         """Whether the model answers a plain array exactly as it answers a DataFrame."""
@@ -281,118 +283,6 @@ class ModelHost:
             self._per_output = False
             return []
         return [plain(c) for c in classes]
-
-    def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
-        """The model's answer for the rows; when it raises on several rows, the rows that fail
-        are found in this same call (``_isolate``) and the others answered."""
-        if self._model is None:
-            return failure("NotLoaded", "no model loaded")
-        try:
-            return self._answer(payload, proba, scores)
-        except Exception as exc:
-            failed = error_record(exc)
-        count, part = isolate.parts(payload)
-        if count < 2:
-            return failed
-        asked = scores and bool(self._score_method)
-        isolated = isolate.isolate(count, part, self._answer, proba, asked, failed["error"])
-        if not isolated["errors"]:  # every part answered: no row is the problem
-            return {
-                "ok": True,
-                "predictions": isolated["predictions"],
-                "probabilities": isolated.get("probabilities"),
-                "scores": isolated.get("scores"),
-            }
-        failed["isolated"] = isolated
-        return failed
-
-    def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> Predicted:
-        frame = build_input(
-            payload,
-            self._features,
-            self._names_known,
-            self._arrays_ok,
-            self._text_input,
-            self._records_input,
-            self._tensors,
-        )
-        if self._arrays_ok and warnings.filters is not self._quiet_in:
-            self._quiet_in = quiet_feature_names()  # someone's catch_warnings() ended
-        try:
-            # a matrix the web process marked (issue 23) needs no second look (float32.py)
-            if self._finite_context is not None and (
-                payload.get(WITHIN_FLOAT32) or float32.within(payload)
-            ):
-                with self._finite_context():
-                    return self._outputs(frame, proba, scores)
-            return self._outputs(frame, proba, scores)
-        except INPUT_ERRORS as exc:
-            beyond = float32.beyond([str(f["name"]) for f in self._features], payload)
-            if not beyond:
-                raise
-            # scikit-learn names neither the row nor the column of a number too large for
-            # float32 ("Input X contains infinity or a value too large …"): name the column,
-            # the row is named by whoever isolates it (issue 22)
-            raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
-
-    def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
-        predictions = plain(self._model.predict(frame))
-        probabilities = None
-        if proba:
-            raw = self._model.predict_proba(frame)
-            probabilities = _per_row(raw) if self._per_output else plain(raw)
-        scored = None
-        if scores and self._score_method:
-            scored = plain(getattr(self._model, self._score_method)(frame))
-        return {
-            "ok": True,
-            "predictions": predictions,
-            "probabilities": probabilities,
-            "scores": scored,
-        }
-
-
-def _per_row(outputs: Any) -> list[Any]:
-    """A multi-output classifier's predict_proba (one array per output, rows × classes) as
-    one entry per row: that row's probabilities for each output."""
-    per_output = [plain(each) for each in outputs]
-    rows = len(per_output[0]) if per_output else 0
-    return [[output[row] for output in per_output] for row in range(rows)]
-
-
-def _finite_context() -> Callable[[], contextlib.AbstractContextManager[Any]] | None:
-    """scikit-learn's own switch for skipping its NaN/infinity check of each input, for a
-    number matrix already known to hold neither (checked in the host, ~4 us): the check is
-    ~0.2 ms of the 0.7 ms a one-row predict of a scaler + logistic regression pipeline costs
-    (scikit-learn 1.9, measured; issue 14). Any other input keeps the check, and so the
-    model's own error for a NaN it refuses. None when scikit-learn is not loaded (a model
-    without it, e.g. ONNX), which the switch would not concern."""
-    sklearn = sys.modules.get("sklearn")
-    config_context = getattr(sklearn, "config_context", None)
-    if config_context is None:
-        return None
-
-    def assume_finite() -> contextlib.AbstractContextManager[Any]:
-        context: contextlib.AbstractContextManager[Any] = config_context(assume_finite=True)
-        return context
-
-    return assume_finite
-
-
-def quiet_feature_names() -> object:
-    """Ignore scikit-learn's "X does not have valid feature names" warning in this process,
-    and return the filter list it went into.
-
-    A model answering a plain array exactly as a DataFrame (checked at load) gets arrays, and
-    scikit-learn warns on every call that they have no column names. The filter goes in once,
-    at load, not per call: ``warnings.catch_warnings()`` around each predict copied the filter
-    list, added the filter and put the list back, ~3.5 µs a call (issue 14). The caller keeps
-    the list returned and installs again when ``warnings.filters`` is another list: a
-    ``catch_warnings()`` that ends (pytest's around each test, when the host runs in the web
-    process; the load's own probes) puts back the list it had copied.
-    """
-    warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
-    return warnings.filters
 
 
 def describe_text(loaded: loading.Loaded) -> str:
