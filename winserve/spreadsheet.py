@@ -98,6 +98,7 @@ class Rows:
 
     def __init__(self, file: Any, delimiter: str) -> None:
         self.characters = 0
+        self.line = ""  # the last line read, as written (a scored row may be copied from it)
         self._reader = csv.reader(self._lines(file), delimiter=delimiter)
 
     def _lines(self, file: Any) -> Iterator[str]:
@@ -114,6 +115,7 @@ class Rows:
                     "(is this a CSV file?)"
                 )
             self.characters += len(line)
+            self.line = line
             yield line
 
     def __iter__(self) -> Rows:

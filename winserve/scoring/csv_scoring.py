@@ -7,7 +7,10 @@
     rows ──► chunks: the rows the scorer's ChunkSize asks for (the model's cost, issue 29;
         at most ``chunk_rows``), or fewer once their cells cost ``chunk_bytes``
         ──► score_chunk: blank and ragged rows answered here, the others through the
-            RowScorer ──► each line written with its added cells and request id
+            RowScorer (a chunk of plain numbers as one matrix: bulk.py) ──► each line copied
+            as the file wrote it, its added cells and request id after it (``_copied``; csv
+            writes the chunk instead when a line is blank, ragged or not one line of the
+            file, or an added cell needs quotes)
     scored.csv: the input's lines with prediction, probability, error and request id columns,
         written in the file's own dialect (UTF-8), so it opens where the file came from
 
@@ -53,25 +56,42 @@ def chunks(
     """Rows with their line numbers, ``max_rows`` at a time (or as many as ``max_rows()``
     says when each chunk starts: the job's ChunkSize, issue 29), or fewer once they cost
     ``max_bytes``; ``first``: a row read already (a text file's first line, which is data)."""
+    for chunk, _ in _chunks(reader, max_rows, max_bytes, first):
+        yield chunk
+
+
+def _chunks(
+    reader: Rows,
+    max_rows: int | Callable[[], int],
+    max_bytes: int,
+    first: tuple[int, list[str]] | None = None,
+) -> Iterator[tuple[Chunk, list[str | None]]]:
+    """``chunks``, each with its rows' lines as written (``None`` for a row that is not one
+    line of the file: a quoted cell holding a line break, or ``first``)."""
     rows_now = max_rows if callable(max_rows) else lambda: max_rows
     chunk: Chunk = [first] if first is not None else []
-    add = chunk.append
+    written: list[str | None] = [None] if first is not None else []
+    add, keep = chunk.append, written.append
     size = 0
     limit = rows_now()
     read = reader.characters
+    last = reader.line_num
     for row in reader:
-        add((reader.line_num, row))
+        number = reader.line_num
+        add((number, row))
+        keep(reader.line if number == last + 1 else None)
+        last = number
         # _cost, written out: this runs for every row of the file (issue 29)
         cells, characters = len(row), reader.characters - read
         size += 8 * cells + characters + 56 * min(cells, max(0, characters - cells + 1))
         read += characters
         if len(chunk) >= limit or size >= max_bytes:
-            yield chunk
-            chunk, size = [], 0
-            add = chunk.append
+            yield chunk, written
+            chunk, written, size = [], [], 0
+            add, keep = chunk.append, written.append
             limit = rows_now()
     if chunk:
-        yield chunk
+        yield chunk, written
 
 
 def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable[[], None]) -> None:
@@ -110,7 +130,7 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
             _within_explained(job, dialect, texts, first is not None)
         width = len(header)
         ids = job.row_ids()
-        for chunk in chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
+        for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
             if scorer.closing.is_set():
                 break
             if texts:
@@ -129,6 +149,14 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
             target.flush()
             room()
             scored = score_chunk(scorer, chunk, header, positions, texts, empty)
+            copied = (
+                None if texts else _copied(chunk, scored, empty, written, width, ids, separator)
+            )
+            if copied is not None:
+                target.write(copied)
+                job.done_rows += rows
+                job.read_bytes = source.buffer.tell()
+                continue
             # a row of the wrong length is padded or cut so that columns line up; a blank
             # row was not a prediction and gets no request id. One call writes the chunk.
             writer.writerows(
@@ -146,6 +174,40 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
     if job.done_rows == 0 and not scorer.closing.is_set():
         raise BadRequest("the file has no rows under its first line")
     job.total_rows = job.done_rows
+
+
+def _copied(
+    chunk: Chunk,
+    scored: list[tuple[list[str], list[str]]],
+    empty: list[bool],
+    written: list[str | None],
+    width: int,
+    ids: Callable[[int], str],
+    separator: str,
+) -> str | None:
+    """The chunk's scored lines as text: each line as the file wrote it, then the cells
+    winserve adds (issue 29: the user's cells were parsed and written again by csv, a third
+    of the writing's cost). ``None`` when a line is not that simple (a blank or ragged one,
+    one spread over several lines) or an added cell would need quotes (a separator, a
+    quote or a line break in it): the chunk is then written by csv, as before."""
+    if any(empty) or None in written:
+        return None
+    if len(set(map(len, (row for row, _ in scored)))) != 1 or len(scored[0][0]) != width:
+        return None
+    added = [
+        separator.join([*cells, ids(line)])
+        for (line, _), (_, cells) in zip(chunk, scored, strict=True)
+    ]
+    text = "\n".join(added)  # one scan of the chunk's added cells for what needs quotes
+    per_line = len(scored[0][1])  # the separators between a line's added cells and its id
+    if '"' in text or "\r" in text or text.count("\n") != len(added) - 1:
+        return None
+    if text.count(separator) != per_line * len(added):
+        return None
+    lines = [line.rstrip("\r\n") for line in written if line is not None]
+    return "".join(
+        [f"{line}{separator}{cells}\r\n" for line, cells in zip(lines, added, strict=True)]
+    )
 
 
 def _within_explained(job: ScoringJob, dialect: Dialect, texts: bool, first_is_data: bool) -> None:
