@@ -41,10 +41,11 @@ def blank(row: list[str]) -> bool:
 def _cost(cells: int, characters: int) -> int:
     """About what a row read by csv holds in memory, from its number of cells and of
     characters (counting every cell would cost as much as reading the file): a pointer per
-    cell, the characters, and a string object for each cell that is not empty, of which there
-    are at most as many as characters that are not separators (empty cells are all the one
-    shared "")."""
-    return 8 * cells + characters + 56 * min(cells, max(0, characters - cells + 1))
+    cell, the characters twice (the cells, and the line as written, kept to be copied into
+    the result: ``_copied``), and a string object for each cell that is not empty, of which
+    there are at most as many as characters that are not separators (empty cells are all the
+    one shared "")."""
+    return 8 * cells + 2 * characters + 56 * min(cells, max(0, characters - cells + 1))
 
 
 def chunks(
@@ -83,7 +84,7 @@ def _chunks(
         last = number
         # _cost, written out: this runs for every row of the file (issue 29)
         cells, characters = len(row), reader.characters - read
-        size += 8 * cells + characters + 56 * min(cells, max(0, characters - cells + 1))
+        size += 8 * cells + 2 * characters + 56 * min(cells, max(0, characters - cells + 1))
         read += characters
         if len(chunk) >= limit or size >= max_bytes:
             yield chunk, written
