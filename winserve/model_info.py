@@ -86,11 +86,11 @@ class ModelInfo:
     # "onnxruntime (compiled, verified on N rows …)" / why compiling fell back (issue 16)
     runtime: str = "scikit-learn"
 
-    @property
+    # cached: every request asks (the record is frozen, so the answers never change)
+    @functools.cached_property
     def n_features(self) -> int:
         return len(self.features)
 
-    # cached: every request asks (the record is frozen, so the answers never change)
     @functools.cached_property
     def all_numeric(self) -> bool:
         return bool(self.features) and all(f.kind == "number" for f in self.features)

@@ -167,6 +167,8 @@ def _named_rows(data: Rows, info: ModelInfo) -> Rows:
     )
     if positional and set(names) != set(info.feature_names):
         return plain  # a model fitted without names takes them in the order given
+    if names == info.feature_names:  # the usual: the model's columns, in its order
+        return plain
     check_names(names, info)
     index = {name: position for position, name in enumerate(names)}
     picks = [index[name] for name in info.feature_names]
@@ -248,7 +250,8 @@ def _texts_only(columns: dict[str, list[Any]], problems: list[RowProblem]) -> No
 
 
 def _full_rows(rows: list[Any], width: int) -> bool:
-    return all(type(row) is list and len(row) == width for row in rows)
+    # map: the loops run in C (issue 29: a generator expression per request)
+    return set(map(type, rows)) == {list} and set(map(len, rows)) == {width}
 
 
 def _numbers_only(values: list[list[Any]], *, transpose: bool) -> Any:

@@ -34,6 +34,8 @@ from winserve.rows import PredictRequest
 from winserve.spreadsheet import NA_VALUES
 
 INPUT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+INPUT_SET = frozenset(INPUT_KEYS)
+SPLIT_KEYS = frozenset({"columns", "data"})
 ERROR_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -130,8 +132,11 @@ def predict_method(params: Any, info: ModelInfo) -> str:
     folder = info.extra.get("mlflow") or {}
     default = str(folder.get("predict_fn") or "predict")
     default = default if default in PREDICT_METHODS else "predict"
-    schema = {str(p.get("name")): p for p in folder.get("params") or () if isinstance(p, dict)}
-    if not schema or params is None:
+    declared_params = folder.get("params")
+    if not declared_params or params is None:  # the usual: no params schema, or no params
+        return default
+    schema = {str(p.get("name")): p for p in declared_params if isinstance(p, dict)}
+    if not schema:
         return default
     if not isinstance(params, dict):
         raise InvalidParameter(
@@ -163,20 +168,21 @@ def _decode_rows(body: Any) -> PredictRequest:
         )
     if not isinstance(body, dict):
         raise BadRequest(f"The input must be a JSON dictionary; received {type(body).__name__}.")
-    given = [k for k in INPUT_KEYS if k in body]
-    unknown = sorted(set(body) - set(INPUT_KEYS) - {"params"})
-    if len(given) != 1 or unknown:
+    fields = body.keys() - {"params"}  # set operations in C (issue 29: a POST /invocations
+    if len(fields) != 1 or not fields <= INPUT_SET:  # ran a comprehension for them)
         raise BadRequest(
             "The input must be a JSON dictionary with exactly one of the input "
             f"fields {set(INPUT_KEYS)}. Received dictionary with input fields: "
             f"{sorted(body)}."
         )
-    key = given[0]
+    (key,) = fields
     value = body[key]
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise BadRequest('"dataframe_split" must be an object with "columns" and "data"')
-        return native.decode({k: v for k, v in value.items() if k in ("columns", "data")}, False)
+        if not value.keys() <= SPLIT_KEYS:  # anything else ("index", ...) is ignored
+            value = {k: v for k, v in value.items() if k in SPLIT_KEYS}
+        return native.decode(value, False)
     if key == "dataframe_records" and not (
         isinstance(value, list) and value and all(isinstance(r, dict) for r in value)
     ):
