@@ -53,7 +53,7 @@ from winserve.models.checked_swap import DisagreeingRows
 from winserve.models.registry import Registry, Slot
 from winserve.models.status import SwapCheck
 from winserve.scoring.jobs import JobManager
-from winserve.service import PredictRequest, Prepared
+from winserve.service import PredictRequest, Prepared, WhatIf
 from winserve.settings import Settings
 
 # the records the data plane hands out, named here so that views import them from one place
@@ -134,7 +134,7 @@ class Held:
 
     def whatif(
         self, request: PredictRequest, columns: list[str], info: ModelInfo | None = None
-    ) -> dict[str, Any]:
+    ) -> WhatIf:
         return self._service.whatif(request, columns, info)
 
 
@@ -222,7 +222,7 @@ class DataPlane:
 
     def whatif(
         self, name: str | None, version: str | None, request: PredictRequest, columns: list[str]
-    ) -> dict[str, Any]:
+    ) -> WhatIf:
         """One row's prediction as each of ``columns`` sweeps its reference range (issue 25)."""
         held = self._hold(name, version)
         try:

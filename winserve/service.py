@@ -18,7 +18,7 @@ as from their own modules (``winserve.rows``, ``winserve.validate``), for their 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from winserve.backends.base import Backend, Prediction, row_errors
 from winserve.errors import BadRequest, ModelFailed, ModelInputError, ModelUnavailable
@@ -27,7 +27,16 @@ from winserve.model_info import ModelInfo
 from winserve.rows import PredictRequest
 from winserve.validate import MAX_PROBLEMS_SHOWN, Prepared, prepare
 
-__all__ = ["PredictRequest", "Prepared", "Service", "failed_error", "prepare"]
+__all__ = ["PredictRequest", "Prepared", "Service", "WhatIf", "failed_error", "prepare"]
+
+
+class WhatIf(TypedDict):
+    """One row's what-if (issue 25): a curve per input swept over its reference range
+    (``{column, kind, values, predictions, probabilities?}``), and the classes of the
+    probabilities."""
+
+    curves: list[dict[str, Any]]
+    classes: list[Any]
 
 
 def failed_error(reason: str, retry_after: int = 2) -> ModelFailed:
@@ -103,7 +112,7 @@ class Service:
 
     def whatif(
         self, request: PredictRequest, columns: list[str], info: ModelInfo | None = None
-    ) -> dict[str, Any]:
+    ) -> WhatIf:
         """One row's prediction as each of ``columns`` (all when empty) sweeps its reference
         range (issue 25): ``{"curves": [...], "classes": [...]}``."""
         from winserve import explaining

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
 from winserve.model_info import ModelInfo
@@ -214,7 +214,14 @@ def decode_csv(text: str) -> Invocation:
     return Invocation(request)
 
 
-def encode(predictions: list[Any], explanations: list[Any] | None = None) -> dict[str, Any]:
+class MlflowAnswer(TypedDict, total=False):
+    """MLflow's answer to ``/invocations``; ``explanations`` is winserve's own (issue 25)."""
+
+    predictions: Required[list[Any]]
+    explanations: list[Any]
+
+
+def encode(predictions: list[Any], explanations: list[Any] | None = None) -> MlflowAnswer:
     """MLflow's answer; with ``explanations`` (issue 25) they go beside the predictions."""
     if explanations is None:
         return {"predictions": predictions}

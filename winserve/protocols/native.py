@@ -22,12 +22,26 @@ or ``score_samples``) with ``?scores=true``. Errors:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from winserve.backends.base import Prediction
 from winserve.errors import BadRequest, WinserveError
 from winserve.model_info import ModelInfo
 from winserve.rows import Columns, PredictRequest, Rows, Tensors, Values
+
+
+class NativeAnswer(TypedDict, total=False):
+    """The answer of ``POST /predict``: the predictions, and what ``?proba``, ``?scores``
+    and ``?explain`` add (or why the model cannot give it)."""
+
+    predictions: Required[list[Any]]
+    classes: list[Any]
+    probabilities: list[Any] | None
+    probabilities_unavailable: str
+    scores_from: str
+    scores: list[Any] | None
+    scores_unavailable: str
+    explanations: list[Any]
 
 
 def _records(rows: list[Any], proba: bool, scores: bool) -> PredictRequest:
@@ -147,8 +161,8 @@ def from_uploads(
 
 def encode(
     prediction: Prediction, info: ModelInfo, proba: bool, scores: bool = False
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"predictions": prediction.predictions}
+) -> NativeAnswer:
+    body: NativeAnswer = {"predictions": prediction.predictions}
     if proba:
         per_output = info.extra.get("output_classes")
         if per_output and not info.has_proba:  # one list per output, in each (issue 22)
