@@ -10,7 +10,9 @@ Issue 29 (c=1 is the common case) and issue 23 (a short path): one single-row
                      └─ CPU of THIS process per call (time.process_time), best of --runs
 
 plus the winserve functions one call runs in this process (``sys.setprofile``), by module:
-the backend's own steps, the thing issue 23 asks to shorten. CPU time, not wall clock: the
+the backend's own steps, the thing issue 23 asks to shorten; and the queued path: 32 callers
+at once on a fake replica whose model call takes 1 ms (a sleep: no CPU), CPU per request and
+the rows per model call the dispatcher formed. CPU time, not wall clock: the
 machine is shared, and the host's own work is not this process's. Best of N runs, as noise
 only ever adds.
 """
@@ -44,6 +46,8 @@ ROW = np.array([[5.1, 3.5, 1.4, 0.2]])
 class InstantReplica(Lifecycle):
     """A replica whose "host" answers at once: what is left is the pool's own cost."""
 
+    latency = 0.0  # seconds of a model call, slept (no CPU of this process)
+
     def start(self, load_timeout: float) -> HostInfo:
         self.loaded_since(time.monotonic())
         return {
@@ -59,7 +63,10 @@ class InstantReplica(Lifecycle):
     def predict(
         self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
     ) -> PredictAnswer:
-        return {"ok": True, "predictions": [0], "probabilities": None, "scores": None}
+        if self.latency:
+            time.sleep(self.latency)
+        rows = len(payload["matrix"])
+        return {"ok": True, "predictions": [0] * rows, "probabilities": None, "scores": None}
 
     def ask(
         self, name: str, payload: dict[str, Any], options: dict[str, Any], timeout: float
@@ -81,6 +88,45 @@ class InstantReplica(Lifecycle):
 
 def make_instant(index: int, spec: ModelSpec) -> ReplicaRunner:
     return InstantReplica(index, spec)
+
+
+class SlowReplica(InstantReplica):
+    latency = 0.001
+
+
+def make_slow(index: int, spec: ModelSpec) -> ReplicaRunner:
+    return SlowReplica(index, spec)
+
+
+def queued(callers: int, calls: int, runs: int) -> None:
+    """``callers`` threads at once, ``calls`` each: CPU per request, best of ``runs``."""
+    pool = PoolBackend(ModelSpec(), make_replica=make_slow)
+    pool.start()
+    pool.wait_ready(60)
+    payload = {"matrix": ROW}
+
+    def work() -> None:
+        for _ in range(calls):
+            pool.predict(payload)
+
+    best = float("inf")
+    try:
+        for _ in range(runs):
+            threads = [threading.Thread(target=work) for _ in range(callers)]
+            began = time.process_time()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            best = min(best, (time.process_time() - began) / (callers * calls))
+    finally:
+        pool.close()
+    sums = {s.name: s.value for m in pool.batch_rows.collect() for s in m.samples}
+    mean = sums["winserve_batch_rows_sum"] / max(1.0, sums["winserve_batch_rows_count"])
+    print(
+        f"queued, {callers} callers, fake replica (1 ms a call): {best * 1e6:.1f} µs CPU per "
+        f"request (best of {runs} × {callers * calls}), {mean:.1f} rows per model call"
+    )
 
 
 def cpu_per_call(pool: PoolBackend, calls: int, runs: int) -> float:
@@ -139,11 +185,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--real", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--callers", type=int, default=32)
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
     measure(
         "fake replica", PoolBackend(ModelSpec(), make_replica=make_instant), args.calls, args.runs
     )
+    queued(args.callers, args.calls // 20, args.runs)
     if args.real:
         spec = ModelSpec(str(ensure_demo_model()))
         measure("real replica (demo model)", PoolBackend(spec), args.calls // 4, args.runs)

@@ -81,8 +81,12 @@ class Call:
         # a scoring job's chunk: every interactive call waiting goes first (issue 29)
         self.background = background
         self.deadline, self.timeout = deadline, timeout
-        # tensors merge only with tensors of their per-row shapes, up to a size (issue 24)
-        self.key, self.nbytes = batch_key(payload), payload_bytes(payload)
+        # tensors merge only with tensors of their per-row shapes, up to a size (issue 24);
+        # rows of a table with any other rows (no call made for them: issue 29)
+        if "tensors" in payload:
+            self.key, self.nbytes = batch_key(payload), payload_bytes(payload)
+        else:
+            self.key, self.nbytes = None, 0
         self.result: Prediction | None = None
         self.error: WinserveError | None = None
         self.solo = self.retried = False

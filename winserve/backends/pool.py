@@ -250,7 +250,10 @@ class PoolBackend(Backend):
         """Queue ``call`` for a dispatcher and wait for its answer, within its deadline."""
         if self._closing.is_set():
             raise ModelUnavailable("the server is shutting down")
-        if not self._set.ready():
+        for replica in self._replicas:  # a loop, not ReplicaSet.ready()'s genexpr (issue 29)
+            if replica.state == "ready":
+                break
+        else:
             raise self._set.unavailable()
         background = call.background
         waiting = self._waiting
