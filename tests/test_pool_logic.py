@@ -438,8 +438,9 @@ def test_tensors_merge_only_with_their_own_shape_and_within_max_batch_bytes(
     pools: Any,
 ) -> None:
     """Issue 24: a call holds tensors of one per-row shape only, and at most max_batch_bytes of
-    them; every request gets its own rows' answers."""
-    model = FakeModel(latency=0.03)
+    them; every request gets its own rows' answers. (0.1 s a call: the first, alone, holds
+    the replica while the other callers queue, however slowly a busy machine starts them.)"""
+    model = FakeModel(latency=0.1)
     pool = pools(model, max_batch_bytes=3 * 4 * 100)  # three rows of 100 float32
     payloads = [
         {"tensors": {"x": np.full((1, 100) if i % 2 else (1, 2, 5), i, dtype=np.float32)}}
