@@ -107,8 +107,7 @@ def served(folder: Path, log: Path, runs: int) -> None:
     import requests
 
     from tests.helpers import running_server
-    from tests.test_explain_server import churn_files
-    from tests.test_models_folder import constant_model
+    from tests.model_files import churn_files, constant_model
 
     models = folder / "models"
     models.mkdir()

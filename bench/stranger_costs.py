@@ -72,8 +72,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the winserve tree to run")
     args = parser.parse_args()
-    from tests.helpers import running_server, server_env
-    from tests.test_bounds import spooled_bytes
+    from tests.helpers import running_server, server_env, spooled_bytes
 
     with tempfile.TemporaryDirectory() as scratch:
         temp = Path(scratch) / "temp"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import http.server
 import importlib.util
+import json
 import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from winserve.backends.base import Backend
     from winserve.model_info import ModelSpec
 
@@ -316,3 +320,51 @@ def page_on_another_port(body: bytes) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a program that cannot be told to bind port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON records, a missing value as null."""
+    loaded: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return loaded
+
+
+def spooled_bytes(pid: int, folder: Path) -> int:
+    """Bytes in the files under ``folder`` that process ``pid`` holds open, counted through
+    /proc (Linux): waitress spools a body to an unnamed temporary file (O_TMPFILE), which no
+    listing of the folder shows."""
+    total = 0
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in list(fds.iterdir()) if fds.exists() else []:
+        with contextlib.suppress(OSError):  # closed while we looked
+            if os.readlink(fd).startswith(str(folder)):
+                total += fd.stat().st_size
+    return total
+
+
+EXPLAINED_TOLERANCE = 1e-9  # exact enumeration: the contributions add up to rounding
+
+
+def check_explanations(model: Any, frame: pd.DataFrame, explanations: list[Any]) -> None:
+    """``explanations`` (one per row of ``frame``, as /predict?explain=true answers) name the
+    user's columns and the class ``model`` predicts, start from a baseline and add up to that
+    class's probability, which is the model's own."""
+    import pytest
+
+    probabilities = model.predict_proba(frame)
+    predicted = model.predict(frame)
+    classes = list(model.classes_)
+    assert len(explanations) == len(frame)
+    for i, found in enumerate(explanations):
+        assert list(found["contributions"]) == list(frame.columns)  # the user's columns
+        assert found["class"] == predicted[i]
+        expected = probabilities[i, classes.index(predicted[i])]
+        assert found["output"] == pytest.approx(expected, abs=EXPLAINED_TOLERANCE)
+        total = found["baseline"] + sum(found["contributions"].values())
+        assert total == pytest.approx(found["output"], abs=EXPLAINED_TOLERANCE)

@@ -15,11 +15,11 @@ from typing import Any
 
 import joblib
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn import metrics as sk
 
-from tests.test_predlog import entry
+from tests.log_entries import entry
+from tests.model_files import customer_model
 from winserve.backends.base import Prediction
 from winserve.predlog import accuracy, outcomes, store
 from winserve.predlog.accuracy import Joined
@@ -29,38 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 
 MONDAY = datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp()  # ISO week 2026-W49
 WEEK = 7 * 86_400.0
-
-
-# -- models shared with tests/test_outcomes_server.py ------------------------------------------
-
-
-def customers(rows: int, seed: int) -> pd.DataFrame:
-    """Rows with an id the models ignore, and two numbers they use."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "customer_id": np.arange(1000, 1000 + rows),
-            "a": rng.normal(size=rows).round(3),
-            "b": rng.normal(size=rows).round(3),
-        }
-    )
-
-
-def customer_model(regressor: bool = False) -> Any:
-    """A pipeline that takes customer_id and drops it (so the log keeps it, as a key), a
-    logistic regression on a and b (classes 0 and 1), or a linear regression."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    frame = customers(200, 0)
-    noise = np.random.default_rng(1).normal(scale=0.8, size=len(frame))
-    target: Any = frame.a + frame.b + noise
-    if not regressor:
-        target = (target > 0).astype(int)
-    step = LinearRegression() if regressor else LogisticRegression()
-    columns = ColumnTransformer([("numbers", "passthrough", ["a", "b"])])  # the id dropped
-    return Pipeline([("columns", columns), ("model", step)]).fit(frame, target)
 
 
 # -- the metrics --------------------------------------------------------------------------------

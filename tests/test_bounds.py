@@ -7,8 +7,6 @@ size) and ends with a normal request answered in time.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
 import threading
 import time
@@ -19,7 +17,7 @@ import psutil
 import pytest
 import requests
 
-from tests.helpers import ServerProcess, running_server, server_env
+from tests.helpers import ServerProcess, running_server, server_env, spooled_bytes
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn]
 
@@ -76,19 +74,6 @@ class PeakMemory:
     @property
     def grew_mb(self) -> float:
         return (self.peak - self.idle) / (1024 * 1024)
-
-
-def spooled_bytes(pid: int, folder: Path) -> int:
-    """Bytes in the files under ``folder`` that process ``pid`` holds open, counted through
-    /proc (Linux): waitress spools a body to an unnamed temporary file (O_TMPFILE), which no
-    listing of the folder shows."""
-    total = 0
-    fds = Path(f"/proc/{pid}/fd")
-    for fd in list(fds.iterdir()) if fds.exists() else []:
-        with contextlib.suppress(OSError):  # closed while we looked
-            if os.readlink(fd).startswith(str(folder)):
-                total += fd.stat().st_size
-    return total
 
 
 def test_a_form_bomb_on_the_login_page_costs_little(guarded: ServerProcess) -> None:

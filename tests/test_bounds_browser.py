@@ -1,5 +1,5 @@
 """Bounded before authorised (issue 28, part A) in a real browser: Debian's Chromium through
-Playwright, as in tests/test_browser.py (whose fixtures are used), against a folder of models
+Playwright, as in tests/chromium.py (whose fixtures are used), against a folder of models
 served with a token.
 
 - A page on another port of the same host is the same *site* to a browser: it gets the
@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests import test_browser
+from tests import chromium
 from tests.helpers import page_on_another_port, running_server
-from tests.test_models_folder import ROW, constant_model
+from tests.model_files import ROW, constant_model
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.timeout(240)]
 

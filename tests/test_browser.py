@@ -20,71 +20,16 @@ import numpy as np
 import pytest
 import requests
 
+from tests import chromium
 from tests.conftest import iris_frame
-from tests.helpers import ROOT, model_hosts, running_server, wait_until
+from tests.helpers import free_port, model_hosts, running_server, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
-SHOTS = ROOT / "test-output" / "screenshots"
 TOKEN = "browser-test-token-1"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-
-
-def _chromium() -> str:
-    found = os.environ.get("WINSERVE_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        if os.environ.get("CI") and sys.platform.startswith("linux"):
-            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
-        pytest.skip("no chromium on this machine (set WINSERVE_CHROMIUM to its path)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(20_000)
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
-    opened.on(
-        "console",
-        lambda m: problems.append(m.text) if m.type == "error" and "503" not in m.text else None,
-    )
-    yield opened
-    context.close()
-    assert not [p for p in problems if "script error" in p or "Content Security" in p], problems
-
-
-def shot(page: Any, name: str) -> None:
-    """Keep a screenshot of the page as it is, after checking that it is styled and that
-    axe-core (the accessibility rules browsers' audit tools use) finds nothing wrong."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    # a page that reloads itself (a job's page, once done) may be found by its selector before
-    # its stylesheet is applied: judge it once loaded (the load event waits for stylesheets)
-    page.wait_for_load_state("load")
-    # winserve.css sets the body's margin to 0 (a browser's default is 8px): the page is styled
-    assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px", name
-    violations = [
-        f"{v['id']} ({v['impact']}): {v['help']}: {[n['html'][:120] for n in v['nodes'][:3]]}"
-        for v in Axe().run(page).response["violations"]
-    ]
-    assert not violations, (name, violations)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 
 @pytest.fixture(scope="module")
@@ -323,17 +268,8 @@ def test_the_page_during_a_model_restart(page: Any, tmp_path: Path) -> None:
         assert len(model_hosts(server.proc.pid)) == 1
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_page_while_loading_then_ready(page: Any, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     args = ["--factory", "tests.models:slow_loading_chaos", "--port", str(port)]
     with running_server(args, cwd=tmp_path, ready=False) as server:
         url = f"http://127.0.0.1:{port}"

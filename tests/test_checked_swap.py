@@ -5,10 +5,10 @@ new version that answers like the serving one swaps in, one that does not is ref
 timeout or the stop (its replicas never leak), a first version is never checked, and a model
 with no reference sample and no logged inputs swaps as before, saying it was not checked.
 
-The fake replicas (tests/fakes.py) answer ``2 * x0 + x1``; here a version whose file starts
-with ``bad`` adds 100 (a model "trained on shuffled labels"), one starting with ``close``
-adds a little (a retrain with another seed). ``test_checked_swap_server.py`` runs the same
-with real models, processes and a server."""
+The fake replicas (tests/fakes.py, tests/swap_helpers.py) answer ``2 * x0 + x1``; a version
+whose file starts with ``bad`` adds 100 (a model "trained on shuffled labels"), one starting
+with ``close`` adds a little (a retrain with another seed). ``test_checked_swap_server.py``
+runs the same with real models, processes and a server."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
+from tests import swap_helpers
 from tests.fakes import FakeModel, FakeReplica
 from tests.helpers import wait_until
-from winserve.backends.runner import ReplicaRunner
-from winserve.host.answers import HostInfo, PredictAnswer
+from tests.swap_helpers import NAME, ROWS, ShiftedModel, new_file, registry_of, with_reference
+from winserve.host.answers import HostInfo
 from winserve.model_info import ModelSpec
 from winserve.models import checked_swap
 from winserve.models import refused as kept_refused
@@ -35,9 +36,6 @@ from winserve.predlog import store
 from winserve.settings import Settings, to_swap_when
 
 pytestmark = pytest.mark.timeout(30)
-
-NAME = "churn"
-ROWS = 40
 
 
 # -- the comparison: pure functions -----------------------------------------------------------
@@ -181,50 +179,8 @@ def test_each_version_is_asked_as_a_request_and_refuses_rows_one_by_one() -> Non
 # -- the registry's decision, with fake replicas ------------------------------------------------
 
 
-class ShiftedReplica(FakeReplica):
-    """A fake replica whose answers move by what its file says (see the module docstring)."""
-
-    def predict(
-        self, payload: dict[str, Any], proba: bool, timeout: float, scores: bool = False
-    ) -> PredictAnswer:
-        answer = super().predict(payload, proba, timeout, scores)
-        head = Path(self.spec.path).read_bytes()[:5]
-        shift = 100.0 if head.startswith(b"bad") else 0.01 if head.startswith(b"close") else 0
-        if answer["ok"] and shift:
-            return {**answer, "predictions": [p + shift for p in answer["predictions"]]}
-        return answer
-
-
-class ShiftedModel(FakeModel):
-    def make_replica(self, index: int, spec: ModelSpec) -> ReplicaRunner:
-        replica = ShiftedReplica(index, spec, self)
-        with self.lock:
-            self.replicas.append(replica)
-        return replica
-
-
-@pytest.fixture
-def model() -> ShiftedModel:
-    return ShiftedModel()
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    found = tmp_path / "models"
-    found.mkdir()
-    (found / f"{NAME}.joblib").write_bytes(b"version 1")
-    return found
-
-
-def with_reference(folder: Path) -> Path:
-    lines = ["x0,x1", *(f"{i},{i % 3}" for i in range(ROWS))]
-    (folder / f"{NAME}.reference.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def registry_of(model: FakeModel, folder: Path, when: str = "agree>=0.95", **more: Any) -> Registry:
-    settings = Settings(**{"model": folder, "log": False, "swap_when": when, **more})
-    return Registry(settings, model.make_backend)
+model = swap_helpers.model  # the fixtures: the fake replicas and a folder of one model
+folder = swap_helpers.folder
 
 
 @pytest.fixture
@@ -248,12 +204,6 @@ def replicas_of(model: FakeModel, content: bytes) -> list[FakeReplica]:
         for r in model.replicas
         if Path(r.spec.path).exists() and Path(r.spec.path).read_bytes() == content
     ]
-
-
-def new_file(folder: Path, content: bytes) -> Path:
-    path = folder / f"{NAME}.joblib"
-    path.write_bytes(content)
-    return path
 
 
 def test_the_first_version_is_never_checked(checked: Registry) -> None:

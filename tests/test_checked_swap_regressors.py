@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_checked_swap import NAME, ROWS, ShiftedModel, new_file, registry_of, with_reference
+from tests import swap_helpers
+from tests.model_files import REFERENCE, TRAIN, forest, friedman
+from tests.swap_helpers import (
+    NAME,
+    ROWS,
+    ShiftedModel,
+    new_file,
+    registry_of,
+    with_reference,
+)
 from winserve.models import swap
 from winserve.models.checked_swap import Answers, compare, decide
 from winserve.models.status import SwapCheck
@@ -24,28 +33,8 @@ from winserve.predlog import events, store
 
 pytestmark = pytest.mark.timeout(60)
 
-TRAIN = 1000
-REFERENCE = 560  # the user's reference rows
-NOISE = 0.08  # of y's standard deviation
-
-
-def friedman(rows: int, seed: int) -> tuple[Any, Any]:
-    """Friedman's first function of 10 inputs (5 unused), its noise NOISE of y's spread."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(size=(rows, 10))
-    f = (
-        10 * np.sin(np.pi * x[:, 0] * x[:, 1])
-        + 20 * (x[:, 2] - 0.5) ** 2
-        + 10 * x[:, 3]
-        + 5 * x[:, 4]
-    )
-    return x, f + rng.normal(scale=NOISE * f.std(), size=rows)
-
-
-def forest(seed: int) -> Any:
-    from sklearn.ensemble import RandomForestRegressor
-
-    return RandomForestRegressor(n_estimators=30, random_state=seed)
+model = swap_helpers.model  # the fixtures: the fake replicas and a folder of one model
+folder = swap_helpers.folder
 
 
 def linear(seed: int) -> Any:
@@ -199,16 +188,3 @@ def test_the_timeline_says_a_version_was_not_checked_and_old_details_read_as_bef
     ]
     assert found[2].detail == "old.joblib, loaded in 1.0 s" and found[3].detail == "odd reason"
     assert found[1].as_dict()["words"] == found[1].words
-
-
-@pytest.fixture
-def model() -> ShiftedModel:
-    return ShiftedModel()
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    found = tmp_path / "models"
-    found.mkdir()
-    (found / f"{NAME}.joblib").write_bytes(b"version 1")
-    return found

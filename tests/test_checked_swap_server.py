@@ -177,13 +177,13 @@ def test_always_swaps_and_reports(tmp_path: Path) -> None:
 
 
 def regressor(path: Path, *, seed: int, shuffled: bool = False) -> Any:
-    """A 30-tree forest on y = f(x) + noise (tests/test_checked_swap_regressors.py's data,
+    """A 30-tree forest on y = f(x) + noise (tests/model_files.py's friedman data,
     its targets shuffled if asked), fitted with ``seed`` and written as a retrain script
     would."""
     import numpy as np
     import pandas as pd
 
-    from tests.test_checked_swap_regressors import TRAIN, forest, friedman
+    from tests.model_files import TRAIN, forest, friedman
 
     x, y = friedman(TRAIN, 1)
     if shuffled:
@@ -204,7 +204,7 @@ def test_a_regressors_retrain_is_accepted_and_the_timeline_says_how_each_version
     rule; the monitor's timeline says which version was checked and which was forced."""
     import pandas as pd
 
-    from tests.test_checked_swap_regressors import REFERENCE, friedman
+    from tests.model_files import REFERENCE, friedman
 
     name = "price"
     folder = tmp_path / "models"

@@ -10,7 +10,7 @@ from statistics import NormalDist
 import pytest
 
 from tests.helpers import jobs_client
-from tests.test_predlog import entry
+from tests.log_entries import entry
 from winserve.backends.base import Prediction
 from winserve.model_info import ModelSpec
 from winserve.predlog import drift, store

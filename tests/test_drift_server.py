@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests import zoo
-from tests.helpers import running_server, wait_until
-from tests.test_explain_server import churn_files, records
+from tests.helpers import records, running_server, wait_until
+from tests.model_files import churn_files
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 

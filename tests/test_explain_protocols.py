@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from tests import zoo
-from tests.helpers import ServerProcess, running_server
-from tests.test_explain_server import check_explanations, churn_files, records
+from tests.helpers import ServerProcess, check_explanations, records, running_server
+from tests.model_files import churn_files
 from winserve.protocols import mlflow
 
 TOLERANCE = 1e-9  # exact enumeration: the same numbers through every protocol

@@ -3,10 +3,8 @@ hosts, a pipeline with categories and missing values and its ``churn.reference.c
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
@@ -15,40 +13,12 @@ import pytest
 import requests
 
 from tests import zoo
-from tests.helpers import running_server, wait_until
+from tests.helpers import check_explanations, records, running_server, wait_until
+from tests.model_files import churn_files
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 
-TOLERANCE = 1e-9  # exact enumeration: the contributions add up to rounding
 WATCH = 0.5
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON records, a missing value as null."""
-    loaded: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return loaded
-
-
-def churn_files(folder: Path, name: str = "churn", seed: int = 11) -> Any:
-    case = zoo.imputer_pipeline()
-    joblib.dump(case.model, folder / f"{name}.joblib")
-    reference = zoo._mixed_frame(300, np.random.default_rng(seed))
-    reference.to_csv(folder / f"{name}.reference.csv", index=False)
-    return case
-
-
-def check_explanations(model: Any, frame: pd.DataFrame, explanations: list[Any]) -> None:
-    probabilities = model.predict_proba(frame)
-    predicted = model.predict(frame)
-    classes = list(model.classes_)
-    assert len(explanations) == len(frame)
-    for i, found in enumerate(explanations):
-        assert list(found["contributions"]) == list(frame.columns)  # the user's columns
-        assert found["class"] == predicted[i]
-        expected = probabilities[i, classes.index(predicted[i])]
-        assert found["output"] == pytest.approx(expected, abs=TOLERANCE)
-        total = found["baseline"] + sum(found["contributions"].values())
-        assert total == pytest.approx(found["output"], abs=TOLERANCE)
 
 
 def test_predict_explains_each_row_and_whatif_sweeps_the_reference(tmp_path: Path) -> None:

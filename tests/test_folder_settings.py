@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.helpers import running_server
-from tests.test_models_folder import ROW, constant_model
+from tests.model_files import ROW, constant_model
 from winserve import settings
 
 FOLDER_FILE = 'default_model = "seven"\nthreads = 5\n'

@@ -1,7 +1,7 @@
 """The page's image field (issue 24) in a real browser: the digits ONNX classifier of
 ``tests/tensor_graphs.py`` (8 × 8 grey images, no download) served by a real server, a PNG of a
 digit chosen, dropped or pasted, and the top classes the page shows compared with the graph's
-own answer in this process. Debian's Chromium through Playwright, as in tests/test_browser.py
+own answer in this process. Debian's Chromium through Playwright, as in tests/chromium.py
 (whose fixtures and axe check are used)."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import requests
 
+from tests import chromium
 from tests import tensor_graphs as tg
-from tests import test_browser
 from tests.helpers import csrf_token, running_server
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
-shot = test_browser.shot
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.spawn, pytest.mark.timeout(240)]
 

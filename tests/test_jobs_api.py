@@ -24,7 +24,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from tests import test_browser
+from tests import chromium
 from tests.helpers import (
     csrf_token,
     job_ended,
@@ -32,7 +32,7 @@ from tests.helpers import (
     page_on_another_port,
     running_server,
 )
-from tests.test_models_folder import constant_model
+from tests.model_files import constant_model
 
 ROWS = b"a,b\n1,2\n\n3,x\n4,5\n"  # line 3 blank, line 4 refused
 PROGRAM = {"X-Winserve-Client": "1"}
@@ -266,8 +266,8 @@ def test_the_api_pages_jobs_examples_score_a_file(tmp_path: Path, token: str) ->
 
 # -- another site, in real Chromium -----------------------------------------------------------
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
 
 OTHER_SITE = """<!doctype html><title>another page</title>
 <form id="forged" method="post" action="%(jobs)s" enctype="multipart/form-data">

@@ -17,7 +17,7 @@ import requests
 
 from tests import csv_server
 from tests.helpers import model_hosts, running_server, wait_until
-from tests.test_models_folder import constant_model
+from tests.model_files import constant_model
 from winserve.scoring import jobs
 
 THIRD = 1 / 3  # written as 0.3333333333333333: a result six times the size of its "1,2" rows

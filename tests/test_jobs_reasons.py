@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import iris_frame
-from tests.helpers import JOB_CLIENTS, job_ended, jobs_client, local_client
+from tests.helpers import JOB_CLIENTS, csrf_token, job_ended, jobs_client, local_client
 from winserve.model_info import ModelSpec
 from winserve.scoring import reasons
 from winserve.service import Service
@@ -54,9 +54,7 @@ def _linear() -> tuple[Any, pd.DataFrame]:
 
 def _upload(client: FlaskClient, body: bytes, name: str = "rows.csv", **fields: str) -> Any:
     page = client.get("/").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert token, "the page has no CSRF field"
-    data = {"csrf_token": token.group(1), "file": (io.BytesIO(body), name), **fields}
+    data = {"csrf_token": csrf_token(page), "file": (io.BytesIO(body), name), **fields}
     return client.post("/jobs", data=data, content_type="multipart/form-data")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import joblib
 import pytest
 import requests
 
-from tests.helpers import running_server, wait_until
+from tests.helpers import free_port, running_server, wait_until
 from tests.models import ChaosModel
 from winserve import load_progress
 from winserve.backends.base import Health
@@ -49,13 +48,6 @@ class SlowBig:
 
     def __reduce__(self) -> tuple[Any, tuple[bytes, float]]:
         return (slow_big, (self.payload, self.seconds))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- what the progress says ---------------------------------------------------------------------
@@ -255,7 +247,7 @@ def test_one_big_model_shows_its_size_and_seconds_while_it_loads(
     big_model: Path, tmp_path: Path
 ) -> None:
     size = big_model.stat().st_size
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running_server([str(big_model), "--port", str(port)], cwd=tmp_path, ready=False) as server:
 
@@ -306,7 +298,7 @@ def test_a_folder_lists_a_big_model_loading_with_its_size(big_model: Path, tmp_p
     (folder / "big.joblib").write_bytes(big_model.read_bytes())
     joblib.dump(ChaosModel(), folder / "fast.joblib")
     size = (folder / "big.joblib").stat().st_size
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running_server([str(folder), "--port", str(port)], cwd=tmp_path, ready=False) as server:
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import iris_frame
 from tests.helpers import close_jobs, jobs_client, local_client, running_server, wait_until
+from tests.model_files import constant_model
 from winserve import tools
 from winserve.card import FeatureDoc, ModelCard
 from winserve.model_info import Feature, ModelInfo, ModelSpec
@@ -448,14 +449,6 @@ def test_with_a_token_mcp_needs_it(iris_folder: Path, tmp_path: Path) -> None:
         result = answer.json()["result"]
         assert result["isError"] is True and "'note'" in result["content"][0]["text"]
         assert requests.get(f"{server.url}/tools.json", timeout=10).status_code == 401
-
-
-def constant_model(path: Path, value: float) -> None:
-    """A regressor on columns a, b answering ``value``: each version is told apart."""
-    from sklearn.dummy import DummyRegressor
-
-    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]})
-    joblib.dump(DummyRegressor(strategy="constant", constant=value).fit(frame, [0, 0]), path)
 
 
 @pytest.mark.server

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import requests
 from tests import zoo
 from tests.conftest import PIP_CACHE
 from tests.contracts import FormatContract, Served
-from tests.helpers import running_server, server_env, winserve_check
+from tests.helpers import free_port, running_server, server_env, winserve_check
 
 yaml = pytest.importorskip("yaml")
 
@@ -151,16 +150,10 @@ def _mlflow_env(python: Path, folder: Path) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def mlflow_serving(python: Path, folder: Path, work: Path) -> Iterator[str]:
     """`mlflow models serve` on ``folder``: it started offline in about 18 s here."""
-    port = _free_port()
+    port = free_port()
     log = (work / f"mlflow-serve-{port}.log").open("w")
     command = [str(python), "-m", "mlflow", "models", "serve", "-m", str(folder)]
     proc = subprocess.Popen(

@@ -1,6 +1,6 @@
 """A folder of models in a real browser (issue 15): the list page at ``/``, a model's own page
 with its form and CSV scoring under ``/models/<name>/``, and the page seeing a new version.
-Debian's Chromium through Playwright, as in tests/test_browser.py (whose fixtures are used)."""
+Debian's Chromium through Playwright, as in tests/chromium.py (whose fixtures are used)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests import test_browser
+from tests import chromium
 from tests.helpers import running_server, wait_until
-from tests.test_models_folder import ROW, constant_model
+from tests.model_files import ROW, constant_model
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
-shot = test_browser.shot
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.timeout(240)]
 

@@ -11,33 +11,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import joblib
-import pandas as pd
 import pytest
 import requests
 
 from tests.helpers import csrf_token, running_server, wait_until
+from tests.model_files import IRIS_ROW, ROW, constant_model
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 
-IRIS_ROW = {
-    "sepal length (cm)": 5.0,
-    "sepal width (cm)": 3.0,
-    "petal length (cm)": 1.5,
-    "petal width (cm)": 0.2,
-}
-ROW = {"a": 1.0, "b": 2.0}
 WATCH = 0.5
-
-
-def constant_model(path: Path, value: float) -> Path:
-    """A regressor on columns a, b that answers ``value``: each version is told apart."""
-    from sklearn.dummy import DummyRegressor
-
-    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]})
-    model = DummyRegressor(strategy="constant", constant=value).fit(frame, [0.0, 0.0])
-    joblib.dump(model, path)
-    return path
 
 
 def predict(url: str, model: str, row: dict[str, float] | None = None) -> requests.Response:

@@ -2,7 +2,7 @@
 its prediction log, requests sent (one input shifted, a few refused), the model's process
 killed (its replica restarts), the model file replaced (version 2 loads beside version 1),
 then ``/models/churn/monitor`` opened in Debian's Chromium through Playwright and checked by
-axe (tests/test_browser.py's fixtures): the sentence on top, each chart's text alternative
+axe (tests/chromium.py's fixtures): the sentence on top, each chart's text alternative
 (its title and the table beside it), the restart and the reload on the timeline; and
 ``monitor.json`` with the same figures."""
 
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import requests
 
-from tests import test_browser, zoo
-from tests.helpers import model_hosts, running_server, wait_until
-from tests.test_explain_server import churn_files, records
+from tests import chromium, zoo
+from tests.helpers import model_hosts, records, running_server, wait_until
+from tests.model_files import churn_files
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
-shot = test_browser.shot
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.spawn, pytest.mark.timeout(240)]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import jobs_client
+from tests.log_entries import MONDAY
 from winserve.model_info import ModelSpec
 from winserve.predlog.drift import column_drift
 from winserve.predlog.events import ModelEvent
@@ -22,7 +23,6 @@ from winserve.web.monitor_view import Monitor
 pytestmark = pytest.mark.timeout(30)
 
 SVG = "{http://www.w3.org/2000/svg}"
-MONDAY = 1_796_601_600.0  # 2026-12-07 00:00 UTC
 
 
 def parsed(svg: str, title: str) -> ET.Element:

@@ -22,8 +22,8 @@ import requests
 
 from tests.conftest import iris_frame
 from tests.helpers import csrf_token, jobs_client, running_server, wait_until
-from tests.test_models_folder import IRIS_ROW, ROW, constant_model
-from tests.test_monitor_summary import MONDAY, fill
+from tests.log_entries import MONDAY, fill
+from tests.model_files import IRIS_ROW, ROW, constant_model
 from winserve import tokens
 from winserve.model_info import ModelSpec
 from winserve.predlog import events, export

@@ -17,7 +17,7 @@ import requests
 
 from tests import zoo
 from tests.helpers import job_ended, running_server, wait_until
-from tests.test_explain_server import churn_files
+from tests.model_files import churn_files
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 

@@ -5,7 +5,6 @@ kind, the share of each class and a regressor's percentiles per bucket; and the 
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import time
@@ -15,42 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.log_entries import MONDAY, fill
 from winserve.predlog import drift, events, jobs, store, summary
 from winserve.predlog.record import Entry
 from winserve.predlog.writer import PredictionLog
 
 pytestmark = pytest.mark.timeout(60)
-
-MONDAY = 1_796_601_600.0  # 2026-12-07 00:00 UTC, a Monday (a clock hour and a UTC day)
-INSERT = (
-    "INSERT INTO requests (request_id, time, model, route, method, latency_ms, status, "
-    "n_rows, kind, predictions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def fill(
-    path: Path,
-    rows: list[tuple[float, str, float, int, list[object] | None]],
-    *,
-    route: str = "/predict",
-    kind: str = "request",
-) -> None:
-    """Requests (time, model, latency, status, predictions) inserted as the writer would."""
-    conn = store.connect(path)
-    try:
-        conn.executemany(
-            INSERT,
-            [
-                (f"r{i}", t, m, route, "POST", ms, st, len(p or []), kind, _json(p))
-                for i, (t, m, ms, st, p) in enumerate(rows)
-            ],
-        )
-    finally:
-        conn.close()
-
-
-def _json(predictions: list[object] | None) -> str | None:
-    return None if predictions is None else json.dumps(predictions)
 
 
 def rank(values: list[float], q: int) -> float:

@@ -16,9 +16,8 @@ import pytest
 import requests
 from sklearn.metrics import f1_score
 
-from tests.helpers import csrf_token, job_ended, running_server, wait_until
-from tests.test_accuracy import customer_model, customers
-from tests.test_explain_server import records
+from tests.helpers import csrf_token, job_ended, records, running_server, wait_until
+from tests.model_files import customer_model, customers
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240)]
 

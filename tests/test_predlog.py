@@ -10,12 +10,10 @@ import json
 import os
 import pickle
 import sqlite3
-import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +23,17 @@ import pytest
 
 from tests.conftest import iris_frame
 from tests.helpers import csrf_token, jobs_client, wait_until
+from tests.log_entries import entry, unwritable
 from winserve.backends.base import Prediction
 from winserve.model_info import ModelSpec
 from winserve.predlog import record, store
 from winserve.predlog.location import default_path
 from winserve.predlog.record import record_of
-from winserve.predlog.store import Entry
 from winserve.predlog.writer import PredictionLog
 from winserve.service import PredictRequest
 
 pytestmark = pytest.mark.timeout(60)
 NAME = "iris forest"
-
-
-def entry(i: int, request: Any = None, prediction: Any = None, **fields: Any) -> Entry:
-    values: dict[str, Any] = {
-        "time": time.time(),
-        "request_id": f"r{i}",
-        "model": "m",
-        "version": 1,
-        "sha256": "ab" * 32,
-        "route": "/predict",
-        "method": "POST",
-        "caller": "127.0.0.1",
-        "latency_ms": 1.5,
-        "status": 200,
-        "n_rows": None if prediction is None else len(prediction.predictions),
-        "request": request,
-        "names": ["a", "b"],
-        "prediction": prediction,
-    }
-    values.update(fields)
-    return Entry(**values)
 
 
 def stored(path: Path, sql: str, *args: Any) -> list[Any]:
@@ -329,23 +306,6 @@ def test_a_record_keeps_plain_values_and_no_more_rows_than_it_stores() -> None:
         entry(3, PredictRequest.from_columns(columns), Prediction([0] * n)), False, label_set
     )
     assert quiet[record.LABELS] is None and quiet[record.ROWS] is None
-
-
-def unwritable(folder: Path) -> Callable[[], None]:
-    """Make ``folder`` one the log cannot be written in; return what makes it writable again.
-    Read-only modes where they bind (not as root, who writes anyway; not on Windows), else a
-    file where the folder should be (what a mistyped log_path or a full volume gives too)."""
-    if sys.platform != "win32" and os.geteuid() != 0:
-        folder.mkdir()
-        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        return lambda: folder.chmod(stat.S_IRWXU)
-    folder.write_text("not a folder")
-
-    def restore() -> None:
-        folder.unlink()
-        folder.mkdir()
-
-    return restore
 
 
 def test_an_unwritable_folder_is_reported_and_retried_and_never_raises(tmp_path: Path) -> None:

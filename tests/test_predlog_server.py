@@ -19,7 +19,7 @@ import requests
 
 from tests.conftest import iris_frame
 from tests.helpers import running_server, server_env, wait_until
-from tests.test_predlog import unwritable
+from tests.log_entries import unwritable
 from winserve.predlog.process import GRACE, NAME
 
 pytestmark = [pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(180)]

@@ -17,7 +17,7 @@ import requests
 
 from tests import csv_server
 from tests.helpers import model_hosts, running_server, server_env, wait_until
-from tests.test_models_folder import ROW, constant_model
+from tests.model_files import ROW, constant_model
 
 TOKEN = "race-token-28"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

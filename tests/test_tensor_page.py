@@ -6,7 +6,7 @@ text is not a number (float32 expected)": the form was the table's, and sent its
 string. Here three small ONNX graphs of ``tests/tensor_graphs.py`` (a row ``seq`` [N, 5]
 float32 the card declares a tensor, a ``grid`` [N, 2, 3] float32, ``tokens`` [N, T] int64 of
 any length, a tensor without a card: it has no columns to count) are served by one real
-server as a folder of models, their pages filled in real Chromium (tests/test_browser.py's
+server as a folder of models, their pages filled in real Chromium (tests/chromium.py's
 fixtures and axe check), and the answers compared with onnxruntime's in this process on the
 same arrays. The reading of the text itself (spaces, commas, JSON, a spreadsheet's decimal
 comma; how many numbers) is checked without a server.
@@ -23,16 +23,16 @@ import numpy as np
 import pytest
 import requests
 
+from tests import chromium
 from tests import tensor_graphs as tg
-from tests import test_browser
 from tests.helpers import csrf_token, running_server
 from winserve.errors import BadRequest
 from winserve.model_info import Feature
 from winserve.web import tensor_page
 
-browser = test_browser.browser  # one Chromium per module, a page per test
-page = test_browser.page
-shot = test_browser.shot
+browser = chromium.browser  # one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 SERVED = (pytest.mark.server, pytest.mark.spawn, pytest.mark.timeout(240))
 

@@ -1,7 +1,7 @@
 """Why this answer and what if on the page (issue 25), in a real browser: a DataFrame pipeline
 with a category column and its ``churn.reference.csv`` beside it, served with a model that has
 no reference sample, in one folder. Debian's Chromium through Playwright, as in
-tests/test_browser.py (whose fixtures and axe check are used)."""
+tests/chromium.py (whose fixtures and axe check are used)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 import requests
 
-from tests import test_browser, zoo
+from tests import chromium, zoo
 from tests.helpers import running_server
-from tests.test_models_folder import constant_model
+from tests.model_files import constant_model
 
-browser = test_browser.browser  # the fixtures: one Chromium per module, a page per test
-page = test_browser.page
-shot = test_browser.shot
+browser = chromium.browser  # the fixtures: one Chromium per module, a page per test
+page = chromium.page
+shot = chromium.shot
 
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.spawn, pytest.mark.timeout(240)]
 
@@ -216,6 +216,4 @@ def test_a_regressor_is_explained_in_its_own_units_without_javascript(
         assert opened.locator("#whatif figure").count() == 3
         assert "Prediction as tenure changes" in opened.inner_text("#whatif")
         # axe needs the page's JavaScript, which this context has turned off: a picture only
-        opened.screenshot(
-            path=str(test_browser.SHOTS / "33-regressor-no-script.png"), full_page=True
-        )
+        opened.screenshot(path=str(chromium.SHOTS / "33-regressor-no-script.png"), full_page=True)
