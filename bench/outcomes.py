@@ -37,7 +37,7 @@ from winserve.service import PredictRequest
 MODEL = "churn"
 SHA = "ab" * 32
 BATCH = 2000
-# the design not taken (predlog/outcomes.py's docstring): an index made by the first upload
+# the design not taken (predlog/outcome_matches.py's docstring): an index made by the first upload
 INDEX = "CREATE INDEX requests_request_id ON requests (request_id)"
 
 

@@ -30,7 +30,7 @@ rebuilds them): drift reads ``inputs`` by model and time; accuracy joins outcome
 ``request_id`` and the row (``sample``'s, else the position), or on a key column inside
 ``inputs``, per ``sha256``, at upload, into tables of its own (``outcomes.py``). Only
 ``time`` is indexed: each index is work on every insert; an upload by request id reads the
-requests in one pass rather than index them (``outcomes.py`` says why). A NaN (a missing
+requests in one pass rather than index them (``outcome_matches.py`` says why). A NaN (a missing
 value) is stored as JSON's null (as NaN in float64 bytes).
 """
 

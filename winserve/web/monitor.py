@@ -132,7 +132,7 @@ def monitor_page() -> ResponseReturnValue:
         monitor=found,
         stable=drift.STABLE,
         shifted=drift.SHIFTED,
-        accuracy=accuracy_section.accuracy(),  # the outcomes uploaded (web/outcomes.py)
+        accuracy=accuracy_section.accuracy(),  # of the outcomes uploaded (POST /outcomes)
         callers=_callers(found),  # who used it (predlog/callers.py)
     )
 

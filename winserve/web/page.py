@@ -3,8 +3,8 @@ line's words, and how an error is shown (issue 23: split from ui.py).
 
 ::
 
-    request ─► a view of ``bp`` (ui.py: the model's page, its form and answer, the model list,
-               the API page; jobs_pages.py: CSV scoring)
+    request ─► a view of ``bp`` (ui.py: the model's page, its form and answer, the model list;
+               api_page.py: the API page; jobs_pages.py: CSV scoring; swap_page.py)
       model_state() ─► held.held(), this request's version ─► (ModelInfo | None, Health)
       page_state(health) ─► the status line, in words for people (/page-status says the same)
       a WinserveError ─► page_error: a message page for people; the native JSON error for a
