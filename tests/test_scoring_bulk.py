@@ -82,3 +82,17 @@ def test_cells_are_picked_by_position() -> None:
     rows = [["id1", "5.1", "x", "3.5"], ["id2", "4.9", "y", "3.0"]]
     assert bulk.picked(rows, [1, 3]) == [("5.1", "3.5"), ("4.9", "3.0")]
     assert bulk.picked(rows, [3]) == [("3.5",), ("3.0",)]
+
+
+def test_decimal_commas_become_the_floats_read_number_gives() -> None:
+    texts = [("5,1", "3", ",5", "-1,25e3"), ("+2,0", "10", "0,001", "7")]
+    read = bulk.comma_numbers(texts)
+    assert read is not None
+    matrix, cells = read
+    assert cells == [tuple(COMMA.read_number(c) for c in row) for row in texts]
+    assert matrix.tolist() == [[float(COMMA.read_number(c)) for c in row] for row in texts]
+
+
+@pytest.mark.parametrize("cell", ["", "NA", "5.1", "5,", " 5,1", "1,2,3", "1,5e400", "5\n6", "x"])
+def test_a_decimal_comma_chunk_with_anything_else_goes_cell_by_cell(cell: str) -> None:
+    assert bulk.comma_numbers([("1,5", "2"), ("3,5", cell)]) is None

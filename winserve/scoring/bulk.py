@@ -5,7 +5,9 @@
     csv_scoring.score_chunk ── the chunk's cells of a model whose every input is a number ──►
         number_matrix: ONE np.array call, float64 [rows, inputs]; None when any cell is not a
         plain finite number (empty, NA, an infinity, a word): that chunk then goes cell by
-        cell (winserve.cells), whose messages name the row and the column
+        cell (winserve.cells), whose messages name the row and the column;
+        comma_numbers: the same for a file of decimal commas (``5,1``), the chunk's cells
+        checked by one regular expression and their commas made points at once
     RowScorer._call ── the model's answers for a chunk ──► answer_cells: each output's and
         each class's column written at once (``written``), then a row's cells
         [prediction(s), probabilities, error ""], as ``Dialect.write_value`` writes each value
@@ -20,7 +22,9 @@ value is the text ``write_value`` gives it.
 
 from __future__ import annotations
 
+import itertools
 import operator
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +32,9 @@ from winserve.scoring.workbook import Cells
 from winserve.spreadsheet import FORMULA_START, Dialect
 
 FORMULA_CHARACTERS = frozenset(FORMULA_START)
+# a cell Dialect.read_number turns into a number (spreadsheet.DECIMAL_COMMA), or a whole number
+COMMA_NUMBER = r"[+-]?(?:\d*,\d+|\d+)(?:[eE][+-]?\d+)?"
+COMMA_CELLS = re.compile(rf"(?:{COMMA_NUMBER}\n)*{COMMA_NUMBER}")
 
 
 def picked(rows: Sequence[Sequence[str]], positions: list[int]) -> list[tuple[str, ...]]:
@@ -51,6 +58,24 @@ def number_matrix(rows: Sequence[Sequence[Any]]) -> Any:
     if matrix.ndim != 2 or not np.isfinite(matrix).all():
         return None
     return matrix
+
+
+def comma_numbers(rows: Sequence[Sequence[str]]) -> tuple[Any, list[tuple[str, ...]]] | None:
+    """A file written with decimal commas (``5,1``): the rows' cells as ``Dialect.read_number``
+    reads them (``5.1``) and their float64 matrix, when every cell is a plain number with a
+    decimal comma or none (checked by one regular expression over the chunk, not one call a
+    cell); ``None`` otherwise (a point, a space, a missing value: cell by cell)."""
+    if not rows:
+        return None
+    width = len(rows[0])
+    text = "\n".join(itertools.chain.from_iterable(rows))
+    if not COMMA_CELLS.fullmatch(text) or text.count("\n") != len(rows) * width - 1:
+        return None
+    cells = text.replace(",", ".").split("\n")
+    matrix = number_matrix([cells])
+    if matrix is None:
+        return None
+    return matrix.reshape(len(rows), width), list(zip(*[iter(cells)] * width, strict=True))
 
 
 def written(values: list[Any], dialect: Dialect | Cells) -> list[Any]:

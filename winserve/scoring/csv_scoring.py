@@ -278,13 +278,19 @@ def _numbers(
     scorer: RowScorer, rows: list[list[str]], positions: list[int], lines: list[int]
 ) -> list[tuple[int, list[str]]] | None:
     """The rows scored through one float64 matrix, when every input of the model is a number
-    and every cell a plain finite one written with a point (issue 29: most files); ``None``
-    otherwise, and they go cell by cell."""
+    and every cell a plain finite one (with a decimal comma in a file so written; issue 29:
+    most files); ``None`` otherwise, and they go cell by cell."""
     dialect = scorer.job.dialect
-    if not scorer.info.all_numeric or not isinstance(dialect, Dialect) or dialect.decimal_comma:
+    if not scorer.info.all_numeric or not isinstance(dialect, Dialect):
         return None
     cells = bulk.picked(rows, positions)
-    matrix = bulk.number_matrix(cells)
+    if dialect.decimal_comma:
+        read = bulk.comma_numbers(cells)
+        if read is None:
+            return None
+        matrix, cells = read
+    else:
+        matrix = bulk.number_matrix(cells)
     if matrix is None:
         return None
     return scorer.score(cells, lines, matrix)
