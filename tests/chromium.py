@@ -77,3 +77,12 @@ def shot(page: Any, name: str) -> None:
     assert not violations, (name, violations)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def top_classes(page: Any) -> list[tuple[str, float]]:
+    """The top classes the page's answer shows (an image's, a tensor's): each bar's label and
+    probability, in the page's order."""
+    bars = page.eval_on_selector_all(
+        "#top-classes rect", "rs => rs.map(r => [r.dataset.label, r.dataset.probability])"
+    )
+    return [(label, float(p)) for label, p in bars]

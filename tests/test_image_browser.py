@@ -47,13 +47,6 @@ def expected_top(png: bytes, k: int = 5) -> list[tuple[str, float]]:
     return [(NAMES.get(str(c), str(c)), float(probabilities[0][c])) for c in order]
 
 
-def shown_top(page: Any) -> list[tuple[str, float]]:
-    bars = page.eval_on_selector_all(
-        "#top-classes rect", "rs => rs.map(r => [r.dataset.label, r.dataset.probability])"
-    )
-    return [(label, float(p)) for label, p in bars]
-
-
 def _assert_same(shown: list[tuple[str, float]], expected: list[tuple[str, float]]) -> None:
     assert [label for label, _ in shown] == [label for label, _ in expected]
     assert [p for _, p in shown] == pytest.approx([p for _, p in expected], abs=1e-5)
@@ -76,7 +69,7 @@ def test_a_png_chosen_on_the_page_shows_the_models_top_classes(
     page.wait_for_selector("#prediction")
     expected = expected_top(png)
     assert page.inner_text("#prediction") == expected[0][0] == "Seven"
-    _assert_same(shown_top(page), expected)
+    _assert_same(chromium.top_classes(page), expected)
     scored = page.get_attribute("img.image-scored", "src") or ""
     assert base64.b64decode(scored.split(",", 1)[1]) == png  # the image shown is the one sent
     title = page.locator("#top-classes title").text_content() or ""
@@ -110,7 +103,7 @@ def test_a_dropped_and_a_pasted_png_are_scored(page: Any, digits_server: str) ->
         with page.expect_navigation():  # the answer is a new page, not the last one's
             page.get_by_role("button", name="Predict").click()
         page.wait_for_selector("#prediction")
-        _assert_same(shown_top(page), expected_top(png))
+        _assert_same(chromium.top_classes(page), expected_top(png))
 
 
 def test_a_file_that_is_not_an_image_is_refused_on_the_page(

@@ -71,13 +71,6 @@ def in_process(name: str, row: Any) -> np.ndarray:
     return np.asarray(out[0])
 
 
-def shown_bars(page: Any) -> list[tuple[str, float]]:
-    bars = page.eval_on_selector_all(
-        "#top-classes rect", "rs => rs.map(r => [r.dataset.label, r.dataset.probability])"
-    )
-    return [(label, float(p)) for label, p in bars]
-
-
 def assert_same_classes(shown: list[tuple[str, float]], probabilities: np.ndarray) -> None:
     order = np.argsort(-probabilities, kind="stable")
     assert [label for label, _ in shown] == [str(c) for c in order]
@@ -116,7 +109,7 @@ def test_typed_numbers_get_the_graphs_answer(
         assert page.locator("#top-classes").count() == 0
     else:
         assert page.inner_text("#prediction") == str(int(expected.argmax()))
-        assert_same_classes(shown_bars(page), expected)
+        assert_same_classes(chromium.top_classes(page), expected)
     assert page.input_value("#f0") == typed  # what was typed stays, to change and try again
     shot(page, f"tensor-{name}-answer")  # styled, and axe finds nothing wrong
 
