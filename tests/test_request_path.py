@@ -39,7 +39,7 @@ FEATURES = [{"name": "a", "kind": "number"}, {"name": "b", "kind": "number"}]
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ({"a": 1, "b": 2}, Columns),
+        ({"a": 1, "b": 2}, Rows),  # one record: a row under its names (issue 29)
         ([{"a": 1, "b": 2}, {"b": 3, "a": 4}], Columns),
         ({"columns": ["b", "a"], "data": [[1, 2]]}, Rows),
         ([[1, 2], [3, 4]], Rows),

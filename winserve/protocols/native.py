@@ -47,10 +47,13 @@ class NativeAnswer(TypedDict, total=False):
 def _records(rows: list[Any], proba: bool, scores: bool) -> PredictRequest:
     first = rows[0]
     keys = first.keys()
-    if len(rows) == 1:  # the usual body: one row
-        # zip/map: the loops over the columns run in C (issue 14)
-        single = dict(zip(keys, map(list, zip(first.values(), strict=True)), strict=True))
-        return PredictRequest(Columns(single), 1, proba=proba, scores=scores)
+    if len(rows) == 1:  # the usual body: one row, kept a row under its names, as a split
+        # body's are: validate takes it as it is when the names are the model's, in its order
+        # (a list per column, turned back into a row, cost a third more CPU: bench/RESULTS.md,
+        # issue 29)
+        return PredictRequest(
+            Rows([list(first.values())], list(keys)), 1, proba=proba, scores=scores
+        )
     if all(row.keys() == keys for row in rows):  # every row names the same columns
         columns = {name: [row[name] for row in rows] for name in first}
         return PredictRequest(Columns(columns), len(rows), proba=proba, scores=scores)
