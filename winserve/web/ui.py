@@ -1,8 +1,7 @@
 """The model's page (``/``): its card with the form, the answer with its explanation and
-what-if charts (issue 25), the list of a folder's models.
-Server-rendered; the small script only refreshes the status line. CSV scoring is
-``jobs_pages``, the API page ``api_page``; the blueprint, the status line's words and the
-error pages are ``page``.
+what-if charts (issue 25), and the list of a folder's models. Server-rendered; the small
+script only refreshes the status line. CSV scoring is ``jobs_pages``; the blueprint, the
+status line's words and the error pages are ``page``.
 
 ::
 
