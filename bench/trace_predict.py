@@ -30,9 +30,9 @@ A second table splits each process's modules into the request's **own path** (wh
 follows from the view to the model and back: issue 23 asks for at most 8) and the **hooks
 every route runs** (``HOOKS``: the connection's bounds, the gate, the throttle, the Host check,
 auth, the request's id and metrics, the version it holds, the prediction log, the app's own
-glue), by module: ``web/held.py`` counts as a hook though the view calls its ``held()``
-(it is the hook that takes and releases the version), and a module of the own path a hook
-also calls (``dataplane``'s release) stays on the own path.
+glue and its dispatch of those hooks), by module: ``web/held.py`` counts as a hook though the
+view calls its ``held()`` (it is the hook that takes and releases the version), and a module
+of the own path a hook also calls (``dataplane``'s release) stays on the own path.
 
 These are counted from what ran, not written down, so a change to the request path moves them;
 ``--verbose`` lists every function and every counted call. NumPy's ufuncs (``np.isfinite``
@@ -112,7 +112,8 @@ HOOKS = {
     "observe": ("web/observe.py",),
     "held": ("web/held.py",),
     "log": ("web/prediction_log.py", "predlog/record.py", "predlog/writer.py"),
-    "app": ("web/app.py",),
+    # the app's glue, and its per-request dispatch specialised for those hooks (issue 29)
+    "app": ("web/app.py", "web/dispatch.py"),
 }
 HOOK_MODULES = {module for modules in HOOKS.values() for module in modules}
 

@@ -104,3 +104,15 @@ def test_one_prediction_checks_finiteness_once_and_copies_its_matrix_at_most_onc
         web = trace.split(by_process["web"])
         assert "web/bodies.py" in web["own"], (case, web)
         assert not {"web/uploads.py", "web/responses.py"} & set(web["own"]), (case, web)
+        # a request is a typed record made without winserve code, and the model's
+        # description answers from fields and cached properties (issue 23): neither module
+        # runs anything per request
+        assert not {"rows.py", "model_info.py"} & set(web["own"]), (case, web)
+        # one registry call per request: the version taken (and given back at the end, which
+        # may fall after the traced window)
+        registry = [f for f in by_process["web"]["functions"] if f.startswith("models/")]
+        acquire, release = (
+            "models/registry.py:Registry.acquire",
+            "models/registry.py:Registry.release",
+        )
+        assert acquire in registry and set(registry) <= {acquire, release}, (case, registry)
