@@ -46,7 +46,7 @@ from typing import Any
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from winserve.platform import IS_WINDOWS
 
@@ -56,6 +56,9 @@ WINDOWS_SELECT_SOCKETS = 512  # CPython's FD_SETSIZE on Windows (Modules/selectm
 WAITRESS_OWN_SOCKETS = 2  # the listening socket and the trigger's (wake-up) socket
 EVICT_AFTER = 1.0  # seconds a connection may read its request before it can be evicted
 CLOSE_GRACE = 5.0  # seconds a 408 may take to leave before the socket is closed regardless
+# a first body chunk up to this size leaves with the response's head in one send (issue 29);
+# a larger one is sent after it, as waitress does, rather than copied to be joined
+ONE_SEND_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,50 @@ def _answer(status: str, message: str) -> bytes:
     return head.encode() + body
 
 
+class _Held:
+    """A channel's stand-in while a task writes its response's first part: what it writes is
+    kept (``parts``); everything else is the channel's."""
+
+    def __init__(self, channel: Any) -> None:
+        self.parts: list[bytes] = []
+        self._channel = channel
+
+    def write_soon(self, data: bytes) -> int:
+        self.parts.append(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+class OneSendTask(WSGITask):  # type: ignore[misc]  # waitress is untyped
+    """waitress's WSGI task, sending a response's head and its first body chunk together:
+    waitress sends each at once (``send_bytes`` is 1): two ``send`` calls, two packets and
+    two reads for the client, for a small JSON answer (issue 29). The head is waitress's
+    own, built by its ``write`` with the channel's ``write_soon`` held back for that call."""
+
+    channel: Any  # waitress's, set in its __init__
+
+    def write(self, data: bytes) -> None:
+        if self.wrote_header or not self.complete or len(data) > ONE_SEND_BYTES:
+            super().write(data)
+            return
+        channel = self.channel
+        held = _Held(channel)
+        self.channel = held
+        try:
+            super().write(data)  # waitress's own: the head built, the body cut to its length
+        finally:
+            self.channel = channel
+        if held.parts:
+            channel.write_soon(b"".join(held.parts))
+
+
 class BoundedChannel(HTTPChannel):  # type: ignore[misc]  # waitress is untyped
     """waitress's channel with a clock on the request it is reading."""
 
     server: BoundedServer
+    task_class = OneSendTask
 
     def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
         super().__init__(server, sock, addr, adj, map=map)

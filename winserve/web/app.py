@@ -23,6 +23,7 @@ from winserve.predlog.writer import PredictionLog
 from winserve.protocols import mlflow, native, oip
 from winserve.settings import Settings
 from winserve.web import held, mcp, paths
+from winserve.web.dispatch import WinserveFlask
 from winserve.web.responses import error_response
 
 error_log = logging.getLogger("winserve.error")
@@ -81,15 +82,6 @@ def _from_http(exc: HTTPException) -> WinserveError:
         if allowed:
             error.headers["Allow"] = ", ".join(allowed)
     return error
-
-
-class WinserveFlask(Flask):
-    """Flask, minus a per-hook cost winserve does not use: Flask asks ``inspect`` of every
-    view and hook, on every request, whether it is a coroutine (~7 checks per prediction,
-    ~15 µs; issue 14). winserve has no async views or hooks (tests/test_hot_path.py checks)."""
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        return func
 
 
 def create_app(

@@ -1,0 +1,177 @@
+"""``WinserveFlask``: Flask, its per-request dispatch specialised for winserve's fixed hooks.
+
+Every request runs the same hooks (hosts, auth, gate, observe, held, the prediction log), and
+Flask finds them anew each time: the request's blueprints worked out from its endpoint, a dict
+looked up per blueprint per kind of hook, each hook asked whether it is a coroutine, a signal
+sent six times to no receiver, a null session made. None of that changes once the app has
+answered its first request (Flask refuses new hooks from then on), so here it is worked out
+once per endpoint and kept (issue 29)::
+
+    waitress ─► Flask.wsgi_app ─► full_dispatch_request
+                                    ├─ preprocess_request: Hooks(endpoint).url_values, .before
+                                    ├─ dispatch_request: the view (Flask's own)
+                                    └─ finalize_request ─► process_response: after_this_request
+                                                           functions, Hooks(endpoint).after
+                                  RequestContext.pop ─► do_teardown_request: .teardown
+
+The order is Flask's own: the app's hooks and each blueprint's, outermost first before the
+view, innermost first after it; after-request and teardown functions in reverse order of
+registration. A signal is still sent when something listens to it. The specialisation is
+written against Flask 3.0 and 3.1 (it reads the request context's ``after_this_request``
+list as Flask does); under any other version the app dispatches with Flask's own methods.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from itertools import chain
+from typing import Any, NamedTuple
+
+from flask import Flask, Request, Response, request_finished, request_started
+from flask.globals import request_ctx
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.signals import request_tearing_down
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+# the Flask versions whose dispatch this specialises (their process_response reads the request
+# context's _after_request_functions, and their hooks live in the dicts read below)
+SPECIALISED = ("3.0.", "3.1.")
+_UNSET: Any = object()  # do_teardown_request's "find the exception yourself"
+
+
+def specialised(flask_version: str | None = None) -> bool:
+    """Whether this Flask is one the specialised dispatch was written against."""
+    found = flask_version if flask_version is not None else version("flask")
+    return found.startswith(SPECIALISED)
+
+
+class Hooks(NamedTuple):
+    """The functions Flask runs around one endpoint's view, in the order it runs them."""
+
+    url_values: tuple[Callable[..., Any], ...]
+    before: tuple[Callable[..., Any], ...]
+    after: tuple[Callable[..., Any], ...]
+    teardown: tuple[Callable[..., Any], ...]
+
+
+def hooks_of(app: Flask, blueprints: list[str]) -> Hooks:
+    """What Flask's preprocess_request, process_response and do_teardown_request would run
+    for a request of these blueprints (innermost first, as ``Request.blueprints``)."""
+    outer_first = (None, *reversed(blueprints))
+    inner_first = (*blueprints, None)
+    return Hooks(
+        tuple(f for n in outer_first for f in app.url_value_preprocessors.get(n, ())),
+        tuple(f for n in outer_first for f in app.before_request_funcs.get(n, ())),
+        tuple(f for n in inner_first for f in reversed(app.after_request_funcs.get(n, []))),
+        tuple(f for n in inner_first for f in reversed(app.teardown_request_funcs.get(n, []))),
+    )
+
+
+class NoSessions(SecureCookieSessionInterface):
+    """winserve keeps nothing in Flask's session (its login cookie is its own, auth.py): every
+    request gets the same null session, which refuses writes, instead of a new one each."""
+
+    def __init__(self) -> None:
+        self._null: SessionMixin | None = None
+
+    def make_null_session(self, app: Flask) -> Any:
+        if self._null is None:
+            self._null = super().make_null_session(app)
+        return self._null
+
+
+class WinserveFlask(Flask):
+    """Flask, minus per-request costs winserve does not use (issue 14, issue 29): the
+    coroutine check of every view and hook (winserve has no async ones; tests/test_hot_path.py
+    checks), and finding the hooks anew for each request (see the module's docstring)."""
+
+    session_interface = NoSessions()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hooks: dict[str | None, Hooks] = {}  # by endpoint; only once setup is finished
+        self._specialised = specialised()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return func
+
+    def hooks_for(self, req: Request) -> Hooks:
+        """The hooks of this request's endpoint (worked out once the app is set up)."""
+        endpoint = req.endpoint
+        found = self._hooks.get(endpoint)
+        if found is None:
+            found = hooks_of(self, req.blueprints)
+            if self._got_first_request:  # no hook can be added from now on (Flask refuses)
+                self._hooks[endpoint] = found
+        return found
+
+    def full_dispatch_request(self) -> Response:
+        if not self._specialised:
+            return super().full_dispatch_request()
+        self._got_first_request = True
+        try:
+            if request_started.receivers:
+                request_started.send(self, _async_wrapper=self.ensure_sync)
+            rv = self.preprocess_request()
+            if rv is None:
+                rv = self.dispatch_request()
+        except Exception as e:
+            rv = self.handle_user_exception(e)
+        return self.finalize_request(rv)
+
+    def finalize_request(
+        self, rv: ResponseReturnValue | HTTPException, from_error_handler: bool = False
+    ) -> Response:
+        if not self._specialised or request_finished.receivers:
+            return super().finalize_request(rv, from_error_handler)
+        response = self.make_response(rv)
+        try:
+            response = self.process_response(response)
+        except Exception:
+            if not from_error_handler:
+                raise
+            self.logger.exception("Request finalizing failed with an error while handling an error")
+        return response
+
+    def preprocess_request(self) -> ResponseReturnValue | None:
+        if not self._specialised:
+            return super().preprocess_request()
+        req = request_ctx.request
+        hooks = self.hooks_for(req)
+        if hooks.url_values:
+            endpoint, values = req.endpoint, req.view_args
+            for url_func in hooks.url_values:
+                url_func(endpoint, values)
+        for before in hooks.before:
+            rv = before()
+            if rv is not None:
+                return rv  # type: ignore[no-any-return]
+        return None
+
+    def process_response(self, response: Response) -> Response:
+        if not self._specialised:
+            return super().process_response(response)
+        ctx = request_ctx._get_current_object()  # type: ignore[attr-defined]
+        for func in chain(ctx._after_request_functions, self.hooks_for(ctx.request).after):
+            response = func(response)
+        session = ctx._session
+        if not self.session_interface.is_null_session(session):
+            self.session_interface.save_session(self, session, response)
+        return response
+
+    def do_teardown_request(self, exc: BaseException | None = _UNSET) -> None:
+        if not self._specialised:
+            if exc is _UNSET:
+                super().do_teardown_request()
+            else:
+                super().do_teardown_request(exc)
+            return
+        if exc is _UNSET:
+            exc = sys.exc_info()[1]
+        for func in self.hooks_for(request_ctx.request).teardown:
+            func(exc)
+        if request_tearing_down.receivers:
+            request_tearing_down.send(self, _async_wrapper=self.ensure_sync, exc=exc)
