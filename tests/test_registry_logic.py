@@ -471,3 +471,36 @@ def test_a_file_written_while_it_is_copied_is_tried_again(
         assert "kept changing" in status.reason and status.state == "failed"
     finally:
         never.close()
+
+
+def test_the_bare_routes_model_is_found_in_one_call(model: FakeModel, model_file: Path) -> None:
+    """``acquire()`` without a name (the bare routes): one file's only model, found without
+    asking ``default_name`` (issue 29), with the same answers as before: its own name once it
+    is unloaded; in a folder, its only model, else a 404 naming the setting."""
+    one = Registry(Settings(model=model_file), model.make_backend)
+    try:
+        assert one.load(NAME, model_file)
+        slot = one.acquire()
+        assert (slot.name, slot.inflight) == (NAME, 1)
+        one.release(slot)
+        one.unload(NAME)
+        with pytest.raises(NotFound, match=f"no model named '{NAME}'"):
+            one.acquire()
+    finally:
+        one.close()
+    folder = Registry(Settings(model=model_file.parent), model.make_backend)
+    try:
+        assert folder.load(NAME, model_file)
+        only = folder.acquire()  # a folder of one: its only model
+        assert only.name == NAME
+        folder.release(only)
+        other = model_file.parent / "other.joblib"
+        other.write_bytes(b"another model")
+        assert folder.load("other", other)
+        with pytest.raises(NotFound, match="serves several models"):
+            folder.acquire()
+        named = folder.acquire("other")
+        assert named.name == "other"
+        folder.release(named)
+    finally:
+        folder.close()
