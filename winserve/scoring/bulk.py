@@ -111,8 +111,10 @@ def answer_cells(
         return None
     columns = [written(predictions, dialect)]
     if probabilities:
+        # a class's column by index, not zip(*rows): that made an iterator a row (issue 29)
         columns.extend(
-            written(list(shares), dialect) for shares in zip(*probabilities, strict=True)
+            written([shares[k] for shares in probabilities], dialect)
+            for k in range(len(probabilities[0]))
         )
     columns.append([""] * len(predictions))
     return list(map(list, zip(*columns, strict=True)))

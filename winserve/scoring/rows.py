@@ -2,7 +2,8 @@
 
 ::
 
-    rows of cells (picked and ordered by model input), their line numbers
+    rows of cells (picked and ordered by model input), their line numbers, and for a chunk of
+    plain numbers its float64 matrix read already (bulk.py, issue 29)
         ──► Service.check: rows that break the model's inputs get their reason (row, column)
         ──► Service.predict_prepared on the others, the same backend as every API request, as
             a background call: other users' requests go before the chunk (issue 29)
@@ -12,6 +13,7 @@
                                          the cell to fix (issue 22)
         ──► the top reasons of each answered row, when the upload asked (reasons.py)
         ──► {position: prediction(s), probabilities, reasons, error}; the job's problems
+            (a chunk answered whole: written a column at a time, bulk.answer_cells)
     the seconds of each chunk's model call ──► ``chunks`` (chunk_size.ChunkSize): the rows of
         the next chunk, so that a chunk's call takes a few ms (issue 29)
 
