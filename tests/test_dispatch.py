@@ -153,6 +153,56 @@ def test_another_flask_dispatches_with_flasks_own_methods(monkeypatch: pytest.Mo
     assert calls == flask_calls and hooks_for
 
 
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTP_HOST": "127.0.0.1:8000"},
+        {"HTTP_HOST": "LocalHost:8000", "QUERY_STRING": "proba=true&x=%C3%A9"},
+        {"HTTP_HOST": "b\u00fccher.example", "PATH_INFO": "/outer/inner/view/\u00c3\u00a9"},
+        {"SCRIPT_NAME": "/prefix", "wsgi.url_scheme": "https", "SERVER_PORT": "443"},
+        {"HTTP_CONNECTION": "keep-alive, Upgrade", "HTTP_UPGRADE": "websocket"},
+        {"HTTP_HOST": "[::1]:9000", "PATH_INFO": "/plain", "REQUEST_METHOD": "POST"},
+    ],
+)
+def test_url_adapters_are_flasks(environ: dict[str, str]) -> None:
+    """The adapter made from the kept host part matches Flask's own, field by field, for the
+    first request of a Host and the later ones."""
+    from werkzeug.test import EnvironBuilder
+
+    def adapter_of(app: Flask, env: dict[str, Any]) -> tuple[Any, ...]:
+        request = app.request_class(env)
+        made = app.create_url_adapter(request)
+        assert made is not None
+        fields = ("server_name", "script_name", "subdomain", "url_scheme", "path_info")
+        return (
+            *(getattr(made, f) for f in fields),
+            made.default_method,
+            made.query_args,
+            request.host,
+        )
+
+    base = EnvironBuilder(path="/outer/inner/view/x").get_environ()
+    for path in ("/outer/inner/view/x", "/plain"):
+        env = {**base, "PATH_INFO": path, **environ}
+        theirs = adapter_of(hooked_app(Flask, []), dict(env))
+        ours = hooked_app(WinserveFlask, [])
+        for _ in range(3):
+            assert adapter_of(ours, dict(env)) == theirs
+
+
+def test_a_redirect_names_the_requests_own_host() -> None:
+    app = WinserveFlask(__name__)
+
+    @app.get("/folder/")
+    def folder() -> str:
+        return "folder"
+
+    client = app.test_client()
+    for host in ("one.example", "two.example:8080", "one.example"):
+        moved = client.get("/folder", headers={"Host": host})
+        assert moved.status_code == 308 and moved.headers["Location"] == f"http://{host}/folder/"
+
+
 def test_the_null_session_refuses_writes() -> None:
     from flask import session
 

@@ -35,17 +35,36 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask.signals import request_tearing_down
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import MapAdapter
 
 # the Flask versions whose dispatch this specialises (their process_response reads the request
 # context's _after_request_functions, and their hooks live in the dicts read below)
 SPECIALISED = ("3.0.", "3.1.")
 _UNSET: Any = object()  # do_teardown_request's "find the exception yourself"
+# URL adapters kept, by what of the environ Flask's depends on besides the path, method and
+# query (the Host header, mostly): any client may send any Host, so bounded
+ADAPTERS_KEPT = 64
+# what of the WSGI environ werkzeug's bind_to_environ reads, besides the path, method and query
+ADAPTER_KEYS = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_CONNECTION",
+    "HTTP_UPGRADE",
+    "SCRIPT_NAME",
+)
 
 
 def specialised(flask_version: str | None = None) -> bool:
     """Whether this Flask is one the specialised dispatch was written against."""
     found = flask_version if flask_version is not None else version("flask")
     return found.startswith(SPECIALISED)
+
+
+def _decoded(text: str) -> str:
+    """A WSGI string (bytes as latin-1) as werkzeug reads it: UTF-8, bad bytes replaced."""
+    return text.encode("latin1").decode(errors="replace")
 
 
 class Hooks(NamedTuple):
@@ -93,6 +112,7 @@ class WinserveFlask(Flask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hooks: dict[str | None, Hooks] = {}  # by endpoint; only once setup is finished
+        self._adapters: dict[tuple[Any, ...], tuple[str, MapAdapter]] = {}
         self._specialised = specialised()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +127,43 @@ class WinserveFlask(Flask):
             if self._got_first_request:  # no hook can be added from now on (Flask refuses)
                 self._hooks[endpoint] = found
         return found
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """Flask's adapter, its host part (the Host header's name, checked and IDNA-encoded,
+        ~5 µs) worked out once per Host header seen (and the rest of what werkzeug reads);
+        the path, method and query are the request's own, decoded as werkzeug does."""
+        config = self.config
+        if (
+            request is None
+            or not self._specialised
+            or config["SERVER_NAME"] is not None
+            or config.get("TRUSTED_HOSTS") is not None
+            or self.url_map.host_matching
+            or self.subdomain_matching
+        ):
+            return super().create_url_adapter(request)
+        environ = request.environ
+        key = tuple(environ.get(k) for k in ADAPTER_KEYS)
+        known = self._adapters.get(key)
+        if known is None:
+            adapter = super().create_url_adapter(request)  # a bad Host: 400, as Flask's
+            if adapter is not None and len(self._adapters) < ADAPTERS_KEPT:
+                self._adapters[key] = (request.host, adapter)
+            return adapter
+        host, adapter = known
+        request.host = host  # type: ignore[misc]  # as Flask's sets it (a cached property)
+        path = environ.get("PATH_INFO")
+        query = environ.get("QUERY_STRING")
+        return MapAdapter(
+            self.url_map,
+            adapter.server_name,
+            adapter.script_name,
+            adapter.subdomain,
+            adapter.url_scheme,
+            _decoded(path) if path is not None else "/",
+            environ["REQUEST_METHOD"],
+            _decoded(query) if query is not None else None,
+        )
 
     def full_dispatch_request(self) -> Response:
         if not self._specialised:
