@@ -6,7 +6,8 @@
         │ decode the body
     PredictRequest(data, n_rows, proba=, scores=, cells=)   a typed record, no code of its own
         data: Columns   {name: [value per row]}            records, MLflow "inputs" object
-              Rows      [[value, ...] per row] (+ names)   lists of values; a split body
+              Rows      [[value, ...] per row] (+ names)   lists of values; a split body;
+                                                           one record (its row, its names)
               Values    [value per row]                    a model with one input
               Matrix    float64 ndarray [rows, columns]    an OIP tensor read as a whole
               Tensors   {name: batch} or a batch           tensors and images (issue 24)
