@@ -190,6 +190,58 @@ def test_url_adapters_are_flasks(environ: dict[str, str]) -> None:
             assert adapter_of(ours, dict(env)) == theirs
 
 
+def routed_app(cls: type[Flask]) -> Flask:
+    """Routes of every kind a match can end in: found (with values), a redirect to the path
+    with a slash, 404 and 405; a url_value_preprocessor pops a value, as held.py does."""
+    app = cls(__name__)
+    taken: list[Any] = []
+
+    @app.url_value_preprocessor
+    def take(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and "model" in values:
+            taken.append(values.pop("model"))
+
+    @app.route("/models/<model>/predict", methods=["POST"])
+    def predict() -> str:
+        return f"predict {taken[-1]}"
+
+    @app.get("/items/<int:n>")
+    def item(n: int) -> str:
+        return f"item {n + 1}"
+
+    @app.get("/folder/")
+    def folder() -> str:
+        return "folder"
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/models/iris/predict"),
+        ("POST", "/models/b%C3%BCcher/predict"),
+        ("POST", "/models/a%2Fb/predict"),
+        ("GET", "/models/iris/predict"),
+        ("GET", "/items/41"),
+        ("HEAD", "/items/41"),
+        ("GET", "/items/x"),
+        ("GET", "/folder"),
+        ("GET", "/folder/"),
+        ("GET", "/nowhere"),
+    ],
+)
+def test_routes_found_again_are_found_as_werkzeug_finds_them(method: str, path: str) -> None:
+    answers: dict[str, list[tuple[int, bytes, str | None]]] = {}
+    for cls in (Flask, WinserveFlask):
+        client = routed_app(cls).test_client()
+        answers[cls.__name__] = [
+            (r.status_code, r.data, r.headers.get("Location"))
+            for r in (client.open(path, method=method) for _ in range(4))
+        ]
+    assert answers["WinserveFlask"] == answers["Flask"]
+
+
 def test_a_redirect_names_the_requests_own_host() -> None:
     app = WinserveFlask(__name__)
 
