@@ -6,7 +6,10 @@ output made plain data, the answer record.
     web process ── payload (plain data; a matrix as raw bytes + shape) ──► Predictor.predict
         build_input: the model's input (the matrix copied once, as the model may write to it)
         _answer:     model.predict / predict_proba / the score method, under scikit-learn's
-                     assume_finite when the web process checked the numbers (issue 23: once)
+                     assume_finite when the web process checked the numbers (issue 23: once);
+                     with probabilities, one predict_proba call gives the labels too where
+                     the model's class is one whose predict is their argmax (``labels``,
+                     issue 29)
         plain:       builtins, NaN as None ──► Predicted | Failed (``host.answers``)
         a call that raised on several rows: the failing rows isolated (``isolate``)
 
@@ -193,6 +196,8 @@ class Predictor:
     _score_method: str
     _per_output: bool  # predict_proba answers one array per output (issue 22)
     _quiet_in: object  # the filter list quiet_feature_names() went into
+    # predict's labels from predict_proba's answer, when checked the same at load (issue 29)
+    _derive: Callable[[Any], Any] | None
     _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
@@ -253,10 +258,18 @@ class Predictor:
             raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
-        predictions = plain(self._model.predict(frame))
+        if proba and self._derive is not None:
+            # one model call for both (issue 29): this model's predict is, in its source,
+            # the argmax of these probabilities, and said the same on the load's rows
+            # (``host.labels``); a row it cannot be sure of asks predict, as before
+            raw = self._model.predict_proba(frame)
+            labels = self._derive(raw)
+            predictions = plain(self._model.predict(frame) if labels is None else labels)
+        else:
+            predictions = plain(self._model.predict(frame))
+            raw = self._model.predict_proba(frame) if proba else None
         probabilities = None
         if proba:
-            raw = self._model.predict_proba(frame)
             probabilities = _per_row(raw) if self._per_output else plain(raw)
         scored = None
         if scores and self._score_method:

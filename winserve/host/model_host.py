@@ -28,13 +28,16 @@ The parts of this, one concept each (issue 23): this module loads and describes 
 called, its output made plain data: the whole of a prediction's path in the host); ``sample``
 (the missing-value probe and the words of a failed sample prediction), ``isolate`` (the rows
 of a failed batch), ``float32`` (a matrix against float32's range), ``answers`` (the records),
-``why`` (explain, what-if).
+``why`` (explain, what-if), ``labels`` (a classifier's labels taken from its probabilities
+where its class's predict is their argmax, checked at load on the sample and reference rows:
+one model call instead of two, issue 29).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 import warnings
@@ -43,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, loading, sample
+from winserve.host import describe, labels, loading, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
     HostInfo,
@@ -61,6 +64,9 @@ from winserve.host.inputs import (
 from winserve.host.tensors import takes_tensors
 from winserve.host.typical import typical_row, usual_ranges
 from winserve.model_info import ModelSpec
+
+LOG = logging.getLogger(__name__)
+LABEL_CHECK_ROWS = 500  # reference rows the labels from probabilities are checked on (#29)
 
 
 class ModelHost(Predictor):
@@ -83,6 +89,7 @@ class ModelHost(Predictor):
         self._info: dict[str, Any] = {}
         self._quiet_in: object = None  # the filter list quiet_feature_names() went into
         self._finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+        self._derive: Callable[[Any], Any] | None = None  # labels from probabilities (#29)
         self._reference: reference_sample.Reference | None = None  # issue 25
         self._model_path = ""
 
@@ -128,7 +135,52 @@ class ModelHost(Predictor):
             sample.probe_missing(self._features, self._sample_row, self.predict)
             info["features"] = self._features
             self._load_reference(spec, info)
+            self._check_labels(info)
         return info
+
+    def _check_labels(self, info: dict[str, Any]) -> None:
+        """Whether a call asking for probabilities can take the labels from them
+        (``host.labels``, issue 29): only for a class on its list, and only when the sample
+        row and the reference rows get the same answers, to the byte, both ways."""
+        self._derive = None
+        derive = labels.derivation(self._model)
+        on = derive is not None and self._labels_agree(derive)
+        self._derive = derive if on else None
+        info["extra"]["labels_from"] = "predict_proba" if on else "predict"
+
+    def _labels_agree(self, derive: Callable[[Any], Any]) -> bool:
+        derived: list[bool] = []
+
+        def counted(raw: Any) -> Any:
+            out = derive(raw)
+            derived.append(out is not None)
+            return out
+
+        payloads = [{"columns": {k: [v] for k, v in self._sample_row.items()}}]
+        frame = self._reference.frame if self._reference is not None else None
+        if frame is not None and len(frame):
+            rows = frame.head(LABEL_CHECK_ROWS)
+            payloads.append(
+                {"columns": {f["name"]: rows[f["name"]].tolist() for f in self._features}}
+            )
+        for payload in payloads:
+            answers = []
+            for way in (None, counted):
+                self._derive = way
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        got = self._answer(payload, True, False)
+                    # repr tells "1", 1, 1.0 and True apart, as the JSON sent would
+                    answers.append(repr([got["predictions"], got["probabilities"]]))
+                except Exception as exc:
+                    answers.append(f"raised {type(exc).__name__}")
+            self._derive = None
+            if answers[0] != answers[1]:
+                # not alarming: the model keeps its two calls, as every model did before
+                LOG.debug("labels from probabilities stay off: they differ from predict's")
+                return False
+        return any(derived)
 
     def _load_reference(self, spec: ModelSpec, info: dict[str, Any]) -> None:
         """The reference sample beside the model file, for explanations (issue 25); what it
@@ -176,6 +228,7 @@ class ModelHost(Predictor):
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model
+        self._derive = None  # until _check_labels finds it safe for this model (issue 29)
         self._description = description = describe.describe(loaded.model, self._pins)
         self._records_input = description["records_input"]
         self._features = description["features"]

@@ -1,0 +1,200 @@
+"""A classifier's labels from its probabilities (issue 29, ``winserve.host.labels``): for the
+classes on the list, one ``predict_proba`` call answers a request for probabilities, and the
+answers are the two-call way's to the byte; anything else keeps the two calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from tests.label_models import OwnPredictForest, frame, save, trained
+from winserve.backends.pool import PoolBackend
+from winserve.host import ModelHost, labels
+from winserve.host.inputs import plain
+from winserve.model_info import ModelSpec
+
+pytestmark = pytest.mark.timeout(120)
+
+ROWS = 400  # rows asked for, beyond the 200 the load checked on
+
+# (estimator, labels, in a pipeline after the zoo's encoder)
+CASES = [
+    ("forest", "str", False),
+    ("forest", "int", False),
+    ("forest", "bool", False),
+    ("forest", "two", False),  # two outputs
+    ("extra_trees", "int", False),
+    ("extra_trees", "str", False),
+    ("tree", "str", False),
+    ("tree", "int", False),
+    ("tree", "two", False),
+    ("extra_tree", "bool", False),
+    ("boosting", "int", False),
+    ("boosting", "str", False),
+    ("boosting", "bool", False),
+    ("forest", "str", True),
+    ("forest", "int", True),
+    ("boosting", "str", True),
+]
+
+
+def _columns(rows: Any) -> dict[str, Any]:
+    return {"columns": {c: rows[c].tolist() for c in rows.columns}}
+
+
+def _loaded(path: Path) -> ModelHost:
+    host = ModelHost()
+    record = host.load(ModelSpec(str(path)))
+    assert record["ok"], record
+    return host
+
+
+def _as_sent(answer: dict[str, Any]) -> str:
+    """The answer as the web process gets it, to the byte (types included: "1" ≠ 1 ≠ True)."""
+    assert answer["ok"], answer
+    return json.dumps([answer["predictions"], answer["probabilities"]])
+
+
+def _own(model: Any, rows: Any) -> list[Any]:
+    """The model's own predict, in process, as plain data."""
+    return plain(model.predict(rows))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("maker", "kind", "pipeline"), CASES)
+def test_one_call_answers_as_two_calls(
+    tmp_path: Path, maker: str, kind: str, pipeline: bool
+) -> None:
+    model, columns = trained(maker, kind, pipeline)
+    path = save(model, columns, tmp_path, f"{maker}_{kind}")
+    host = _loaded(path)
+    assert host.info()["extra"]["labels_from"] == "predict_proba"
+    rows = frame(ROWS, 11)[columns]
+    payloads = [_columns(rows), _columns(rows.head(1))]
+    if not pipeline:
+        payloads.append({"matrix": rows.to_numpy(dtype=np.float64)})
+    for payload in payloads:
+        one = host.predict(payload, True)
+        derive, host._derive = host._derive, None
+        two = host.predict(payload, True)
+        host._derive = derive
+        assert _as_sent(one) == _as_sent(two)
+        asked = rows.head(len(one["predictions"]))
+        assert json.dumps(one["predictions"]) == json.dumps(_own(joblib.load(path), asked))
+    first = one["predictions"][0]
+    expected = {"str": str, "int": int, "bool": bool, "two": list}[kind]
+    assert type(first) is expected  # a str label stays str, an int int, a bool bool
+
+
+def test_the_labels_come_from_the_one_predict_proba_call(tmp_path: Path) -> None:
+    """With the model's predict made to fail after load, a request with probabilities still
+    answers (it never called predict); one without asks predict as before."""
+    model, columns = trained("forest", "str")
+    host = _loaded(save(model, columns, tmp_path, "forest"))
+    rows = _columns(frame(50, 5)[columns])
+    expected = host.predict(rows, True)
+
+    def no_predict(X: Any) -> Any:
+        raise RuntimeError("predict was called")
+
+    host._model.predict = no_predict
+    assert _as_sent(host.predict(rows, True)) == _as_sent(expected)
+    assert not host.predict(rows, False)["ok"]
+
+
+def test_a_subclass_keeps_its_own_predict(tmp_path: Path) -> None:
+    model, columns = trained("own_predict", "str")
+    host = _loaded(save(model, columns, tmp_path, "own"))
+    assert host.info()["extra"]["labels_from"] == "predict"
+    rows = frame(100, 5)[columns]
+    answer = host.predict(_columns(rows), True)
+    own = _own(model, rows)
+    assert answer["predictions"] == own
+    argmax = plain(model.classes_.take(np.argmax(model.predict_proba(rows), axis=1)))
+    assert own != argmax  # its predict is not the argmax: the test can tell them apart
+
+
+def test_a_model_the_check_disagrees_with_keeps_two_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A class put on the list whose predict is not the argmax of its probabilities (a
+    uniform dummy draws at random): the load's check on the reference rows turns it off."""
+    from sklearn.dummy import DummyClassifier
+
+    monkeypatch.setitem(labels.ALLOWED, ("sklearn.dummy", "DummyClassifier"), "forest")
+    rows = frame(300, 0)[["size", "rooms"]]
+    model = DummyClassifier(strategy="uniform", random_state=0).fit(rows, np.arange(300) % 3)
+    assert labels.derivation(model) is not None  # on the list: only the check stops it
+    host = _loaded(save(model, ["size", "rooms"], tmp_path, "dummy"))
+    assert host.info()["extra"]["labels_from"] == "predict" and host._derive is None
+    asked = frame(40, 5)[["size", "rooms"]]
+    assert host.predict(_columns(asked), True)["predictions"] == _own(model, asked)
+
+
+def test_not_on_the_list() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rows = frame(100, 0)[["size", "rooms"]]
+    label = np.arange(100) % 2
+    assert labels.derivation(LogisticRegression().fit(rows, label)) is None
+    assert labels.derivation(OwnPredictForest(n_estimators=3).fit(rows, label)) is None
+    forest, _ = trained("forest", "str")
+    assert labels.derivation(forest) is not None
+    forest.predict_proba = forest.predict_proba  # set on the object: not the class's own
+    assert labels.derivation(forest) is None
+
+
+@pytest.fixture
+def pools() -> Iterator[list[PoolBackend]]:
+    started: list[PoolBackend] = []
+    yield started
+    for pool in started:
+        pool.close()
+
+
+@pytest.mark.spawn
+@pytest.mark.parametrize(
+    ("maker", "kind", "pipeline", "way"),
+    [
+        ("forest", "str", True, "predict_proba"),
+        ("boosting", "int", False, "predict_proba"),
+        ("own_predict", "str", False, "predict"),
+    ],
+)
+def test_spawned_host_answers_as_the_model(
+    tmp_path: Path, pools: list[PoolBackend], maker: str, kind: str, pipeline: bool, way: str
+) -> None:
+    """In a real spawned model host: the page's and CSV's kind of call (probabilities) gives
+    the model's own predict and predict_proba, to the byte."""
+    model, columns = trained(maker, kind, pipeline)
+    pool = PoolBackend(ModelSpec(str(save(model, columns, tmp_path, maker))))
+    pools.append(pool)
+    pool.start()
+    info = pool.wait_ready(60)
+    assert info.extra["labels_from"] == way
+    rows = frame(ROWS, 11)[columns]
+    result = pool.predict(_columns(rows), True)
+    assert json.dumps(result.predictions) == json.dumps(_own(model, rows))
+    assert json.dumps(result.probabilities) == json.dumps(plain(model.predict_proba(rows)))
+
+
+def test_rows_it_cannot_be_sure_of_ask_predict() -> None:
+    """A boosting's near tie and a multi-output tree's row without a value above zero (its
+    padding columns could win predict's argmax) give None: the call asks predict."""
+    classes = np.array(["a", "b", "c"])
+    sure = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    assert labels._boosting(classes, sure).tolist() == ["b", "a"]
+    tie = np.array([[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])
+    assert labels._boosting(classes, tie) is None
+    assert labels._boosting(classes[:2], np.array([[0.5, 0.5]])) is None
+    outputs = [np.array([0, 1]), np.array([5, 6, 7])]
+    fine = [np.array([[0.3, 0.7]]), np.array([[0.1, 0.1, 0.8]])]
+    assert labels._per_output(outputs, fine, 2, True).tolist() == [[1, 7]]
+    empty = [np.array([[0.3, 0.7]]), np.array([[0.0, 0.0, 0.0]])]
+    assert labels._per_output(outputs, empty, 2, True) is None
+    assert labels._per_output(outputs, empty, 2, False).tolist() == [[1, 5]]  # a forest's
