@@ -405,3 +405,19 @@ def test_answers_of_every_kind_are_sent_whole(tmp_path: Path) -> None:
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_the_app_cpu_bench_measures_the_real_app(tmp_path: Path) -> None:
+    """bench/app_cpu.py serves its POST /predict through the whole app (hooks, view, the
+    prediction log's hook), and counts the calls of one request."""
+    from tests.helpers import bench_script
+
+    bench = bench_script("app_cpu")
+    app, body = bench.make_app(tmp_path, True)
+    base = bench.environ(body, {})
+    status, data = bench.call(app, base, body)
+    assert status.startswith("200") and data == b'{"predictions":[0]}\n'
+    assert bench.per_call(app, base, body, 20) > 0
+    counted = bench.calls_by_package(app, base, body)
+    assert counted["winserve"] > 0 and counted["flask"] > 0
+    assert app.extensions["winserve.prediction_log"].entries == 22  # every request logged
