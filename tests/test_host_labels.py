@@ -138,13 +138,18 @@ def test_a_model_the_check_disagrees_with_keeps_two_calls(
 
 def test_not_on_the_list() -> None:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     rows = frame(100, 0)[["size", "rooms"]]
     label = np.arange(100) % 2
     assert labels.derivation(LogisticRegression().fit(rows, label)) is None
     assert labels.derivation(OwnPredictForest(n_estimators=3).fit(rows, label)) is None
+    scaled = make_pipeline(StandardScaler(), OwnPredictForest(n_estimators=3)).fit(rows, label)
+    assert labels.derivation(scaled) is None  # a pipeline: its final step's class decides
     forest, _ = trained("forest", "str")
     assert labels.derivation(forest) is not None
+    assert labels.derivation(make_pipeline(StandardScaler(), forest)) is not None
     forest.predict_proba = forest.predict_proba  # set on the object: not the class's own
     assert labels.derivation(forest) is None
 

@@ -6,7 +6,8 @@ exactly that (issue 29: one model call where there were two).
     ModelHost load ─► derivation(model): the model's exact class (or a Pipeline's final
                       step's) on ALLOWED? ─► Derive | None
                    ─► the sample and reference rows answered both ways (ModelHost._check_labels)
-                      ─► the same JSON ─► Predictor._derive = Derive   else None (two calls)
+                      ─► the same answers (types too) ─► Predictor._derive = Derive
+                                                         else None (two calls, as before)
     Predictor._outputs, probabilities asked:
         raw = model.predict_proba(X) ─► Derive(raw) ─► labels, as model.predict(X) gives them
                                                     └► None (a row it cannot be sure of)
@@ -15,7 +16,8 @@ exactly that (issue 29: one model call where there were two).
 When a request asks for probabilities (every CSV chunk, the page, ``?proba=true``), the host
 called ``predict`` and ``predict_proba``: for a 200-tree forest ~7 ms fixed each, plus the
 rows. The classes below compute ``predict`` from the same numbers ``predict_proba`` returns,
-read in scikit-learn's source (1.9.1; ``pyproject.toml`` allows >= 1.3):
+read in scikit-learn's source (1.3.2, 1.5.2 and 1.9.1: ``pyproject.toml`` allows >= 1.3, the
+Windows lane pins 1.5.2):
 
 - ``RandomForestClassifier``, ``ExtraTreesClassifier`` (``ForestClassifier.predict``): it
   calls ``self.predict_proba(X)`` and takes ``classes_`` at the argmax, per output into an
@@ -106,6 +108,8 @@ def _kind(model: Any) -> str | None:
     import importlib
 
     for (module, name), kind in ALLOWED.items():
+        if type(model).__name__ != name:
+            continue  # no module imported for a class not even named so
         listed = getattr(importlib.import_module(module), name, None)
         if listed is not None and type(model) is listed:
             return kind
