@@ -15,7 +15,7 @@ import pytest
 
 from tests.label_models import OwnPredictForest, frame, save, trained
 from winserve.backends.pool import PoolBackend
-from winserve.host import ModelHost, labels
+from winserve.host import ModelHost, forest_proba, labels
 from winserve.host.inputs import plain
 from winserve.model_info import ModelSpec
 
@@ -74,16 +74,20 @@ def test_one_call_answers_as_two_calls(
     path = save(model, columns, tmp_path, f"{maker}_{kind}")
     host = _loaded(path)
     assert host.info()["extra"]["labels_from"] == "predict_proba"
+    forest = maker in ("forest", "extra_trees") and not pipeline
+    assert host.info()["extra"]["forest_summed"] == forest  # host.forest_proba
     rows = frame(ROWS, 11)[columns]
     payloads = [_columns(rows), _columns(rows.head(1))]
     if not pipeline:
         payloads.append({"matrix": rows.to_numpy(dtype=np.float64)})
     for payload in payloads:
-        one = host.predict(payload, True)
-        derive, host._derive = host._derive, None
-        two = host.predict(payload, True)
-        host._derive = derive
+        one, alone = host.predict(payload, True), host.predict(payload, False)
+        kept = host._derive, host._summed
+        host._derive = host._summed = None  # the model's own predict and predict_proba
+        two, two_alone = host.predict(payload, True), host.predict(payload, False)
+        host._derive, host._summed = kept
         assert _as_sent(one) == _as_sent(two)
+        assert _as_sent(alone) == _as_sent(two_alone)
         asked = rows.head(len(one["predictions"]))
         assert json.dumps(one["predictions"]) == json.dumps(_own(joblib.load(path), asked))
     first = one["predictions"][0]
@@ -91,20 +95,48 @@ def test_one_call_answers_as_two_calls(
     assert type(first) is expected  # a str label stays str, an int int, a bool bool
 
 
+def _fails(X: Any) -> Any:
+    raise RuntimeError("the model's own method was called")
+
+
 def test_the_labels_come_from_the_one_predict_proba_call(tmp_path: Path) -> None:
-    """With the model's predict made to fail after load, a request with probabilities still
+    """With the boosting's predict made to fail after load, a request with probabilities still
     answers (it never called predict); one without asks predict as before."""
-    model, columns = trained("forest", "str")
-    host = _loaded(save(model, columns, tmp_path, "forest"))
+    model, columns = trained("boosting", "int")
+    host = _loaded(save(model, columns, tmp_path, "boosting"))
     rows = _columns(frame(50, 5)[columns])
     expected = host.predict(rows, True)
-
-    def no_predict(X: Any) -> Any:
-        raise RuntimeError("predict was called")
-
-    host._model.predict = no_predict
+    host._model.predict = _fails
     assert _as_sent(host.predict(rows, True)) == _as_sent(expected)
     assert not host.predict(rows, False)["ok"]
+
+
+def test_a_forest_sums_its_trees_in_the_host(tmp_path: Path) -> None:
+    """A forest's answers, labels alone or with probabilities, come from its trees summed in
+    the host (neither its predict nor its predict_proba is called), identical to its own."""
+    model, columns = trained("forest", "two")
+    host = _loaded(save(model, columns, tmp_path, "forest"))
+    rows = _columns(frame(50, 5)[columns])
+    expected = host.predict(rows, True), host.predict(rows, False)
+    host._model.predict = host._model.predict_proba = _fails
+    assert _as_sent(host.predict(rows, True)) == _as_sent(expected[0])
+    assert _as_sent(host.predict(rows, False)) == _as_sent(expected[1])
+    host._derive = None  # off: the model's own methods again
+    assert not host.predict(rows, True)["ok"]
+
+
+def test_only_an_exact_forest_of_exact_trees_in_one_job_is_summed() -> None:
+    forest, _ = trained("forest", "str")
+    assert forest_proba.summed(forest) is not None
+    forest.n_jobs = 2  # the order of additions would be the threads'
+    assert forest_proba.summed(forest) is None
+    forest.n_jobs = None
+    forest.estimators_[3].predict_proba = _fails  # a tree's own, set on the object
+    assert forest_proba.summed(forest) is None
+    own, _ = trained("own_predict", "str")
+    assert forest_proba.summed(own) is None
+    tree, _ = trained("tree", "str")
+    assert forest_proba.summed(tree) is None
 
 
 def test_a_subclass_keeps_its_own_predict(tmp_path: Path) -> None:
@@ -167,6 +199,7 @@ def pools() -> Iterator[list[PoolBackend]]:
     ("maker", "kind", "pipeline", "way"),
     [
         ("forest", "str", True, "predict_proba"),
+        ("forest", "int", False, "predict_proba"),
         ("boosting", "int", False, "predict_proba"),
         ("own_predict", "str", False, "predict"),
     ],
@@ -186,6 +219,8 @@ def test_spawned_host_answers_as_the_model(
     result = pool.predict(_columns(rows), True)
     assert json.dumps(result.predictions) == json.dumps(_own(model, rows))
     assert json.dumps(result.probabilities) == json.dumps(plain(model.predict_proba(rows)))
+    alone = pool.predict(_columns(rows.head(1)), False)  # the lone /predict row
+    assert json.dumps(alone.predictions) == json.dumps(_own(model, rows.head(1)))
 
 
 def test_rows_it_cannot_be_sure_of_ask_predict() -> None:

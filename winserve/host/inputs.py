@@ -9,7 +9,7 @@ output made plain data, the answer record.
                      assume_finite when the web process checked the numbers (issue 23: once);
                      with probabilities, one predict_proba call gives the labels too where
                      the model's class is one whose predict is their argmax (``labels``,
-                     issue 29)
+                     issue 29); a forest's summed without joblib (``forest_proba``)
         plain:       builtins, NaN as None ──► Predicted | Failed (``host.answers``)
         a call that raised on several rows: the failing rows isolated (``isolate``)
 
@@ -198,11 +198,14 @@ class Predictor:
     _quiet_in: object  # the filter list quiet_feature_names() went into
     # predict's labels from predict_proba's answer, when checked the same at load (issue 29)
     _derive: Callable[[Any], Any] | None
+    # a forest's predict_proba without joblib's per-tree wrapper, checked at load (issue 29)
+    _summed: Callable[[Any], Any] | None
     _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
-        """The model's answer for the rows; when it raises on several rows, the rows that fail
-        are found in this same call (``_isolate``) and the others answered."""
+        """The model's answer for the rows; when it raises on several rows, each call merged
+        into them is answered alone and the rows that fail are found in this same call
+        (``isolate.refused``): a call refused as a whole gets the model's error (issue 23)."""
         if self._model is None:
             return failure("NotLoaded", "no model loaded")
         try:
@@ -211,20 +214,8 @@ class Predictor:
             failed = error_record(exc)
         from winserve.host import isolate  # it reads this module's names: imported when used
 
-        count, part = isolate.parts(payload)
-        if count < 2:
-            return failed
         asked = scores and bool(self._score_method)
-        isolated = isolate.isolate(count, part, self._answer, proba, asked, failed["error"])
-        if not isolated["errors"]:  # every part answered: no row is the problem
-            return {
-                "ok": True,
-                "predictions": isolated["predictions"],
-                "probabilities": isolated.get("probabilities"),
-                "scores": isolated.get("scores"),
-            }
-        failed["isolated"] = isolated
-        return failed
+        return isolate.refused(payload, self._answer, proba, asked, failed)
 
     def _answer(self, payload: dict[str, Any], proba: bool, scores: bool) -> Predicted:
         frame = build_input(
@@ -258,11 +249,16 @@ class Predictor:
             raise ValueError(f"{str(exc).strip()} ({beyond})") from exc
 
     def _outputs(self, frame: Any, proba: bool, scores: bool) -> Predicted:
-        if proba and self._derive is not None:
+        if self._derive is not None and (proba or self._summed is not None):
             # one model call for both (issue 29): this model's predict is, in its source,
             # the argmax of these probabilities, and said the same on the load's rows
-            # (``host.labels``); a row it cannot be sure of asks predict, as before
-            raw = self._model.predict_proba(frame)
+            # (``host.labels``); a row it cannot be sure of asks predict, as before. A
+            # forest's probabilities summed here (``host.forest_proba``) cost less than its
+            # predict: labels alone come that way too
+            if self._summed is not None:
+                raw = self._summed(frame)
+            else:
+                raw = self._model.predict_proba(frame)
             labels = self._derive(raw)
             predictions = plain(self._model.predict(frame) if labels is None else labels)
         else:

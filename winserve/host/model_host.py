@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, labels, loading, sample
+from winserve.host import describe, forest_proba, labels, loading, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
     HostInfo,
@@ -90,6 +90,7 @@ class ModelHost(Predictor):
         self._quiet_in: object = None  # the filter list quiet_feature_names() went into
         self._finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
         self._derive: Callable[[Any], Any] | None = None  # labels from probabilities (#29)
+        self._summed: Callable[[Any], Any] | None = None  # a forest's, without joblib (#29)
         self._reference: reference_sample.Reference | None = None  # issue 25
         self._model_path = ""
 
@@ -141,14 +142,26 @@ class ModelHost(Predictor):
     def _check_labels(self, info: dict[str, Any]) -> None:
         """Whether a call asking for probabilities can take the labels from them
         (``host.labels``, issue 29): only for a class on its list, and only when the sample
-        row and the reference rows get the same answers, to the byte, both ways."""
-        self._derive = None
+        row and the reference rows get the same answers, to the byte, both ways. A forest's
+        probabilities are summed in the host (``host.forest_proba``) when that too answers
+        the same; then labels alone come from them as well (its predict's own way)."""
+        self._derive = self._summed = None
         derive = labels.derivation(self._model)
-        on = derive is not None and self._labels_agree(derive)
+        summed = forest_proba.summed(self._model) if derive is not None else None
+        on = False
+        for candidate in (summed, None) if summed is not None else (None,):
+            if derive is not None and self._labels_agree(derive, candidate):
+                on, self._summed = True, candidate
+                break
         self._derive = derive if on else None
         info["extra"]["labels_from"] = "predict_proba" if on else "predict"
+        info["extra"]["forest_summed"] = self._summed is not None
 
-    def _labels_agree(self, derive: Callable[[Any], Any]) -> bool:
+    def _labels_agree(
+        self, derive: Callable[[Any], Any], summed: Callable[[Any], Any] | None
+    ) -> bool:
+        """Whether the rows get the same answers, labels alone and with probabilities, from
+        the model's own predict and predict_proba as from ``derive`` (after ``summed``)."""
         derived: list[bool] = []
 
         def counted(raw: Any) -> Any:
@@ -163,19 +176,19 @@ class ModelHost(Predictor):
             payloads.append(
                 {"columns": {f["name"]: rows[f["name"]].tolist() for f in self._features}}
             )
-        for payload in payloads:
+        for payload, proba in [(p, asked) for p in payloads for asked in (True, False)]:
             answers = []
-            for way in (None, counted):
-                self._derive = way
+            for way, summing in ((None, None), (counted, summed)):
+                self._derive, self._summed = way, summing
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        got = self._answer(payload, True, False)
+                        got = self._answer(payload, proba, False)
                     # repr tells "1", 1, 1.0 and True apart, as the JSON sent would
                     answers.append(repr([got["predictions"], got["probabilities"]]))
                 except Exception as exc:
                     answers.append(f"raised {type(exc).__name__}")
-            self._derive = None
+            self._derive = self._summed = None
             if answers[0] != answers[1]:
                 # not alarming: the model keeps its two calls, as every model did before
                 LOG.debug("labels from probabilities stay off: they differ from predict's")
@@ -228,7 +241,7 @@ class ModelHost(Predictor):
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model
-        self._derive = None  # until _check_labels finds it safe for this model (issue 29)
+        self._derive = self._summed = None  # until _check_labels finds them safe (issue 29)
         self._description = description = describe.describe(loaded.model, self._pins)
         self._records_input = description["records_input"]
         self._features = description["features"]
