@@ -188,3 +188,27 @@ def test_the_timeline_says_a_version_was_not_checked_and_old_details_read_as_bef
     ]
     assert found[2].detail == "old.joblib, loaded in 1.0 s" and found[3].detail == "odd reason"
     assert found[1].as_dict()["words"] == found[1].words
+
+
+def test_too_few_distinct_rows_are_not_judged_and_do_not_refuse() -> None:
+    """The same row sent five times, no reference sample: the serving version's values have
+    no spread, so "within half of it" would call an honest retrain 0 % alike and refuse it
+    under agree>=0.95. The check says it cannot judge, and the swap goes on."""
+    same = compare(Answers([212.5] * 5), Answers([213.1] * 5), regression=True)
+    assert same.agreement is None and not same.judged and decide(same, 0.95)
+    assert "cannot be judged on so few distinct rows" in same.note
+    assert "take 1 distinct value " in same.note and "differ by 0.6 on average" in same.note
+    check = SwapCheck(
+        2, 1, same.rows, 0, 5, same.agreement, same.mean_difference, same.max_difference,
+        same.measure, 0.95, decide(same, 0.95), note=same.note, tolerance=same.tolerance,
+    )  # fmt: skip
+    assert check.sentence.startswith("version 2 was not checked against version 1: a regressor")
+    assert "0.0 %" not in check.sentence and check.as_dict()["checked"] is False
+    # four distinct values: still too few for a scale; five are judged as before
+    four = compare(Answers([1.0, 2.0, 3.0, 4.0]), Answers([1.0, 2.0, 3.0, 4.0]), regression=True)
+    assert four.agreement is None and "take 4 distinct values" in four.note
+    five = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert compare(Answers(five), Answers(five), regression=True).agreement == 1.0
+    # a classifier's labels need no scale: one label sent five times is judged
+    labels = compare(Answers(["a"] * 5), Answers(["b"] * 5), regression=False)
+    assert labels.agreement == 0.0 and not decide(labels, 0.95)

@@ -29,6 +29,16 @@ refuse is left out. The difference of a row is the largest absolute difference o
 probabilities (a classifier with ``predict_proba``, classes matched by label) or of its values
 (a regressor).
 
+A regressor's rule needs a scale: when the serving version's answers on the rows checked
+take fewer than ``MIN_DISTINCT`` distinct values (the same row logged five times, and no
+reference sample), their spread is 0 or a guess, and "within half of it" would call an honest
+retrain 0 % alike and refuse it. Then the agreement is not judged (``Comparison.judged``
+False, ``agreement`` None): the swap is not refused on it, and the note says why and how far
+the values moved. No other scale is honest here: a fixed one is in the model's units, which
+winserve does not know, and the new version's spread is what is being checked. A reference
+sample gives the rows a scale (its rows come first), so a model with one is judged. A
+multi-output regressor's answers (lists) are compared as before.
+
 Everything here is a pure function of plain values (tests/test_checked_swap.py).
 """
 
@@ -44,6 +54,8 @@ ALWAYS = "always"
 # deviation on the rows compared (issue 26: a tenth refused honest retrains; see the module
 # docstring for the figures behind a half)
 TOLERANCE = 0.5
+# fewer distinct values of the serving version than this give no scale (see the docstring)
+MIN_DISTINCT = 5
 # how the page, the console and /health say it (``tolerance_words``)
 TOLERANCE_WORDS = "half the standard deviation of version {old}'s values on these rows"
 
@@ -85,11 +97,12 @@ class Comparison:
     measure: str  # "probabilities", "values" or "" (labels only)
     note: str = ""  # why the differences are not measured, when they are not
     tolerance: float | None = None  # a regressor's: values this close agree
+    judged: bool = True  # False: too few distinct values to judge a regressor (note says)
 
     @property
     def agreement(self) -> float | None:
-        """The share of rows answered alike (None: no row to compare)."""
-        return self.agreeing / self.rows if self.rows else None
+        """The share of rows answered alike (None: no row to compare, or not judged)."""
+        return self.agreeing / self.rows if self.rows and self.judged else None
 
     @property
     def mean_difference(self) -> float | None:
@@ -151,10 +164,11 @@ def compare(old: Answers, new: Answers, *, regression: bool) -> Comparison:
     n = len(old.labels)
     if len(new.labels) != n:
         raise ValueError(f"{len(new.labels)} answers against {n}: the rows differ")
-    tolerance = 0.0
+    tolerance, distinct = 0.0, 0
     if regression:
         answered = [v for i, v in enumerate(old.labels) if i not in old.refused]
         tolerance = TOLERANCE * _spread(answered)
+        distinct = len(_distinct(answered))
     measure, note, order = "", "", None
     if old.probabilities is not None and new.probabilities is not None:
         order = _class_order(old.classes, new.classes)
@@ -195,6 +209,11 @@ def compare(old: Answers, new: Answers, *, regression: bool) -> Comparison:
             agreeing += 1
         else:
             disagreeing.append(i)
+    # distinct 0: no number at all (a multi-output regressor's lists), compared as before
+    judged = not regression or not rows or not distinct
+    judged = judged or (distinct >= MIN_DISTINCT and tolerance > 0)
+    if not judged:
+        note = _unjudged(distinct, rows, differences) + (f"; {note}" if note else "")
     return Comparison(
         rows,
         agreeing,
@@ -203,6 +222,28 @@ def compare(old: Answers, new: Answers, *, regression: bool) -> Comparison:
         measure,
         note,
         tolerance if regression else None,
+        judged,
+    )
+
+
+def _distinct(values: Sequence[Any]) -> set[float]:
+    """The distinct finite numbers of ``values``."""
+    return {n for n in (_number(v) for v in values) if n is not None and math.isfinite(n)}
+
+
+def _unjudged(distinct: int, rows: int, differences: Sequence[float | None]) -> str:
+    """Why a regressor's agreement is not judged, and how far its values moved."""
+    found = [d for d in differences if d is not None]
+    moved = (
+        f"; the values differ by {sum(found) / len(found):.3g} on average, {max(found):.3g} at most"
+        if found
+        else ""
+    )
+    values = "value" if distinct == 1 else "values"
+    return (
+        f"a regressor's agreement cannot be judged on so few distinct rows: the serving "
+        f"version's answers to the {rows:,} rows checked take {distinct} distinct {values} "
+        f"(at least {MIN_DISTINCT} give a scale; a reference sample gives one){moved}"
     )
 
 
