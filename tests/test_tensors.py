@@ -430,7 +430,10 @@ def test_images_of_any_size_merge() -> None:
     second = {"tensors": {"image": [b"b" * 20, b"c"]}}
     assert batch_key(first) == batch_key(second)
     assert payload_bytes(second) == 21
-    assert merge_payloads([first, second]) == {"tensors": {"image": [b"a" * 10, b"b" * 20, b"c"]}}
+    assert merge_payloads([first, second]) == {
+        "tensors": {"image": [b"a" * 10, b"b" * 20, b"c"]},
+        "call_starts": [0, 1],  # where each call's rows start (issue 23)
+    }
     assert batch_key({"matrix": np.zeros((1, 2))}) is None  # tables merge as before
 
 

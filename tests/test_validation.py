@@ -142,9 +142,11 @@ def test_payloads_merge_and_count() -> None:
     merged = merge_payloads([one, two])
     assert merged["matrix"].tolist() == [[1, 2], [3, 4], [5, 6]] and row_count(merged) == 3
     cols = merge_payloads([{"columns": {"a": [1]}}, {"columns": {"a": [2, 3]}}])
-    assert cols == {"columns": {"a": [1, 2, 3]}} and row_count(cols) == 3
+    # each call's first row rides along: the host answers each alone if the batch fails
+    assert cols == {"columns": {"a": [1, 2, 3]}, "call_starts": [0, 1]} and row_count(cols) == 3
     rows = merge_payloads([{"rows": [[1]]}, one])
-    assert rows == {"rows": [[1], [1.0, 2.0]]}
+    assert rows == {"rows": [[1], [1.0, 2.0]], "call_starts": [0, 1]}
+    assert merged["call_starts"] == [0, 1] and merge_payloads([two]) is two  # alone: as sent
 
 
 def test_encode_adds_classes_with_probabilities() -> None:

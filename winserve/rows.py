@@ -148,4 +148,7 @@ class PredictRequest:
 Payload = dict[str, Any]
 
 WITHIN_FLOAT32 = "matrix_within_float32"  # key of a matrix payload: checked finite, float32-sized
+# key of a payload the pool merged from several calls: each call's first row, in order (a lone
+# call has none). The host answers each call alone when the batch fails (host.isolate, issue 23)
+CALL_STARTS = "call_starts"
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)

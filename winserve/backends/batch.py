@@ -16,8 +16,10 @@ with tensors of the same per-row shapes and dtypes (``batch_key``), up to a size
 ``deliver`` gives each call its own rows of the batch's answer: its predictions (and
 probabilities and scores when it asked for them), or, when the host isolated failing rows
 (``ModelHost.predict``), the error of its own first bad row with every row's answer attached
-for CSV scoring (``backends.base.row_errors``). A call alone in its model call gets the
-call's error, as it always has.
+for CSV scoring (``backends.base.row_errors``), or, for a call the model refused as a whole
+though each of its rows passes alone, the model's error for it (issue 23: never answers the
+model gave other rows, not its). A call alone in its model call gets the call's error, as it
+always has. ``merge_payloads`` tells the host where each call's rows start (``CALL_STARTS``).
 
 A number matrix may carry ``WITHIN_FLOAT32`` (the web process checked it finite, issue 23):
 merged payloads keep it only when every one of them had it. The pool's batching helpers lived
@@ -33,7 +35,7 @@ from typing import Any
 from winserve.backends.base import Prediction, prediction_from
 from winserve.errors import ModelTimeout, WinserveError
 from winserve.host.answers import AskAnswer, ErrorRecord, Failed, Isolated, PredictAnswer
-from winserve.rows import WITHIN_FLOAT32, Payload
+from winserve.rows import CALL_STARTS, WITHIN_FLOAT32, Payload
 
 log = logging.getLogger("winserve.pool")
 
@@ -132,9 +134,21 @@ def row_count(payload: Payload) -> int:
 
 
 def merge_payloads(payloads: list[Payload]) -> Payload:
-    """One payload holding every row of ``payloads``, in order (for a batched model call)."""
+    """One payload holding every row of ``payloads``, in order (for a batched model call),
+    with each one's first row (``CALL_STARTS``): when the model refuses the batch, the host
+    answers each call alone (``host.isolate``, issue 23)."""
     if len(payloads) == 1:
         return payloads[0]
+    merged = _merged(payloads)
+    starts, start = [], 0
+    for payload in payloads:
+        starts.append(start)
+        start += row_count(payload)
+    merged[CALL_STARTS] = starts
+    return merged
+
+
+def _merged(payloads: list[Payload]) -> Payload:
     import numpy as np
 
     first = payloads[0]
@@ -204,9 +218,11 @@ def _rows(payload: Payload) -> list[Any]:
 
 
 def deliver(calls: list[Call], record: PredictAnswer) -> None:
-    """Split one model call's answer back into each call's rows. After an error, a call with
-    a row the host isolated as failing gets that row's error (a call alone in the model call
-    gets the call's, as it always has), with the answers of its rows attached for CSV scoring
+    """Split one model call's answer back into each call's rows. After an error, a call the
+    model refused as a whole, though none of its rows fails alone (``isolated["refused"]``,
+    issue 23), gets the model's own error for it, no rows attached; a call with a row the host
+    isolated as failing gets that row's error (a call alone in the model call gets the
+    call's, as it always has), with the answers of its rows attached for CSV scoring
     (``row_errors``); the other calls get their predictions."""
     if len(calls) == 1 and record["ok"]:  # one call queued alone: nothing to split
         call = calls[0]
@@ -220,7 +236,7 @@ def deliver(calls: list[Call], record: PredictAnswer) -> None:
         return
     if record["ok"]:
         predictions, probabilities = record["predictions"], record.get("probabilities")
-        scores, failed = record.get("scores"), {}
+        scores, failed, refused = record.get("scores"), {}, {}
     else:
         isolated = record.get("isolated")
         if isolated is None:  # one row, or an error not about rows (no model loaded)
@@ -230,9 +246,14 @@ def deliver(calls: list[Call], record: PredictAnswer) -> None:
         predictions, probabilities = isolated["predictions"], isolated.get("probabilities")
         scores = isolated.get("scores")
         failed = dict(isolated["errors"])
+        refused = dict(isolated.get("refused") or ())
     start = 0
     for call in calls:
         end = start + call.rows
+        if start in refused:  # refused as a whole: the model's error, not rows answered alone
+            call.resolve(error=error_of({"ok": False, "error": refused[start]}))
+            start = end
+            continue
         mine: Isolated = {
             "predictions": predictions[start:end],
             "probabilities": (

@@ -62,7 +62,7 @@ from winserve.host.answers import AskAnswer, HostInfo, LoadAnswer, PredictAnswer
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
 from winserve.model_info import ModelSpec
 from winserve.platform import adopt_child
-from winserve.rows import WITHIN_FLOAT32
+from winserve.rows import CALL_STARTS, WITHIN_FLOAT32
 
 KILL_JOIN_SECONDS = 5.0  # a SIGKILLed process is gone in milliseconds; this is the bound
 STOP_SECONDS = 1.0  # a host asked to exit that is still there after this is killed
@@ -262,7 +262,7 @@ def wire_payload(payload: dict[str, Any]) -> dict[str, Any]:
     matrix = payload.get("matrix")
     if (
         matrix is None
-        or not set(payload) <= {"matrix", WITHIN_FLOAT32}
+        or not set(payload) <= {"matrix", WITHIN_FLOAT32, CALL_STARTS}
         or getattr(matrix, "dtype", None) != "float64"
         or matrix.ndim != 2
     ):
@@ -271,4 +271,6 @@ def wire_payload(payload: dict[str, Any]) -> dict[str, Any]:
     sent = {MATRIX_BYTES: raw, MATRIX_SHAPE: matrix.shape}
     if payload.get(WITHIN_FLOAT32):
         sent[WITHIN_FLOAT32] = True
+    if CALL_STARTS in payload:  # a merged batch's calls (host.isolate, issue 23)
+        sent[CALL_STARTS] = payload[CALL_STARTS]
     return sent

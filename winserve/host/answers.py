@@ -6,8 +6,8 @@
                                             | Failed    {"ok": False, "error": ErrorRecord}
     ModelHost.predict(…)  ──► PredictAnswer = Predicted {"ok": True, "predictions", …}
                                             | Failed    (+ "isolated": the rows that failed,
-                                                         each with its error, and the others'
-                                                         answers)
+                                                         each with its error, the calls refused
+                                                         as a whole, and the others' answers)
     ModelHost.explain / .whatif ──► AskAnswer (host.why: {"ok": True, …} | Failed)
 
 They are ``TypedDict``s, i.e. plain dicts at run time: they pickle across the manager's
@@ -47,6 +47,10 @@ class Isolated(TypedDict):
     probabilities: NotRequired[list[Any] | None]
     scores: NotRequired[list[Any] | None]
     errors: list[tuple[int, ErrorRecord]]
+    # a merged batch's calls the model refused as a whole though none of their rows fails
+    # alone: (the call's first row, the model's error for the call alone); their rows' answers
+    # stay None (issue 23: never the answers of rows the model was not asked as sent)
+    refused: NotRequired[list[tuple[int, ErrorRecord]]]
 
 
 class Predicted(TypedDict):

@@ -1,14 +1,22 @@
-"""The rows of a failed batch: which rows the model fails on, each with its own error, and the
-others' answers, found in the same call (issue 14).
+"""The rows of a failed batch: which calls and rows the model fails on, each with its own
+error, and the others' answers, found in the same call (issues 14, 23).
 
 ::
 
     ModelHost.predict(payload) raised on a payload of n ≥ 2 rows
-      parts(payload) ─► n, part(lo, hi): rows lo:hi as the web process would have sent them alone
-      isolate(n, part, answer, …): halve each failing part, answer(part) for each half
-        ─► Isolated {"predictions": [... None where a row failed], "probabilities", "scores",
-                     "errors": [(row, ErrorRecord), ...]}
-      no row fails alone ─► the call answers every row (the batch as a whole was the problem)
+      refused(payload, answer, …, failed):
+        parts(payload) ─► n, part(lo, hi): rows lo:hi as the web process would have sent them
+        the calls merged into it (CALL_STARTS; a lone call or a CSV chunk: one call)
+          several calls: each call answered alone, its rows in one model call, as if it had
+                         come alone ─► its answers are the model's own for it
+          a call that fails alone: isolate(rows, part, answer, …): halve each failing part
+            some rows fail alone ─► those rows' errors, the others' answers
+            none does ─► the model's error for the call ("refused"), no row answered: the
+                         model refused these rows together, and answers it gave other
+                         groupings of them are not its answer to this call (issue 23)
+        ─► Predicted (every call passed alone) | Failed + Isolated {"predictions": [... None
+           where a row failed], "probabilities", "scores", "errors": [(row, ErrorRecord)],
+           "refused": [(call's first row, ErrorRecord)]} | Failed (a lone call refused)
 
 The one way winserve isolates bad rows: the pool answers each request of a batch from it, CSV
 scoring each line.
@@ -20,14 +28,104 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from winserve.host.answers import ErrorRecord, Isolated, Predicted, error_record, row_error
+from winserve.host.answers import (
+    ErrorRecord,
+    Failed,
+    Isolated,
+    PredictAnswer,
+    Predicted,
+    error_record,
+    row_error,
+)
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
 from winserve.host.tensors import parts as tensor_parts
+from winserve.rows import CALL_STARTS
 
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see isolate)
 
 Part = Callable[[int, int], dict[str, Any]]
 Answer = Callable[[dict[str, Any], bool, bool], Predicted]
+
+
+def refused(
+    payload: dict[str, Any], answer: Answer, proba: bool, scores: bool, failed: Failed
+) -> PredictAnswer:
+    """What the host answers for ``payload`` when the model raised ``failed`` on it as a
+    whole: each call merged into it answered alone, and the rows of a call failing alone
+    isolated (``isolate``), a call none of whose rows fails alone refused with the model's
+    error for it (issue 23). ``answer`` is the host's own call (it raises); ``scores``: the
+    model has a score method and it was asked. One deadline (``ISOLATE_SECONDS``) for all:
+    past it, a call not yet answered gets the batch's error."""
+    count, part = parts(payload)
+    if count < 2:
+        return failed
+    end = time.perf_counter() + ISOLATE_SECONDS
+    starts = list(payload.get(CALL_STARTS) or [0])
+    predictions: list[Any] = [None] * count
+    probabilities: list[Any] | None = [None] * count if proba else None
+    scored: list[Any] | None = [None] * count if scores else None
+    errors: list[tuple[int, ErrorRecord]] = []
+    refusals: list[tuple[int, ErrorRecord]] = []
+    for lo, hi in zip(starts, [*starts[1:], count], strict=True):
+        error = failed["error"]
+        if len(starts) > 1:  # a lone call is the batch: it failed already
+            if time.perf_counter() > end:
+                refusals.append((lo, error))
+                continue
+            try:
+                answered = answer(part(lo, hi), proba, scores)
+            except Exception as exc:
+                error = error_record(exc)["error"]
+            else:
+                _fill(predictions, probabilities, scored, lo, hi, answered)
+                continue
+        if hi - lo == 1:  # one row: its error is the row's
+            errors.append((lo, row_error(error)))
+            continue
+        found = isolate(hi - lo, _shifted(part, lo), answer, proba, scores, error, end)
+        if not found["errors"]:
+            refusals.append((lo, error))
+            continue
+        _fill(predictions, probabilities, scored, lo, hi, found)
+        errors.extend((lo + row, record) for row, record in found["errors"])
+    if not errors and not refusals:  # each call answered alone: each its own answers
+        return {
+            "ok": True,
+            "predictions": predictions,
+            "probabilities": probabilities,
+            "scores": scored,
+        }
+    if not errors and len(starts) == 1:  # a lone call refused as a whole: the model's error
+        return failed
+    isolated: Isolated = {
+        "predictions": predictions,
+        "probabilities": probabilities,
+        "scores": scored,
+        "errors": errors,
+    }
+    if refusals:
+        isolated["refused"] = refusals
+    failed["isolated"] = isolated
+    return failed
+
+
+def _shifted(part: Part, offset: int) -> Part:
+    return lambda lo, hi: part(offset + lo, offset + hi)
+
+
+def _fill(
+    predictions: list[Any],
+    probabilities: list[Any] | None,
+    scored: list[Any] | None,
+    lo: int,
+    hi: int,
+    answered: Predicted | Isolated,
+) -> None:
+    predictions[lo:hi] = answered["predictions"]
+    if probabilities is not None:
+        probabilities[lo:hi] = answered.get("probabilities") or [None] * (hi - lo)
+    if scored is not None:
+        scored[lo:hi] = answered.get("scores") or [None] * (hi - lo)
 
 
 def isolate(
@@ -37,6 +135,7 @@ def isolate(
     proba: bool,
     scores: bool,
     error: ErrorRecord,
+    end: float | None = None,
 ) -> Isolated:
     """Which of ``count`` rows the model fails on, by halving the parts that fail, and the
     answers of all the others: every row's prediction (``None`` where it failed) and
@@ -45,12 +144,14 @@ def isolate(
 
     k bad rows among n cost about 2k·log2(n/k) calls; once ``ISOLATE_SECONDS`` are spent, the
     rows of a part still failing get that part's error, so a batch of many bad rows cannot
-    keep the host past its deadline."""
+    keep the host past its deadline (``end``, a ``time.perf_counter`` time: that budget from
+    now when not given)."""
     predictions: list[Any] = [None] * count
     probabilities: list[Any] | None = [None] * count if proba else None
     scored: list[Any] | None = [None] * count if scores else None
     errors: list[tuple[int, ErrorRecord]] = []
-    end = time.perf_counter() + ISOLATE_SECONDS
+    if end is None:
+        end = time.perf_counter() + ISOLATE_SECONDS
     failing = [(0, count, error)]  # parts known to fail, with the error they raised
     while failing:
         lo, hi, error = failing.pop()
