@@ -1,6 +1,7 @@
 """A classifier's labels from its probabilities (issue 29, ``winserve.host.labels``): for the
 classes on the list, one ``predict_proba`` call answers a request for probabilities, and the
-answers are the two-call way's to the byte; anything else keeps the two calls."""
+answers are the two-call way's to the byte; anything else keeps the two calls. A forest's
+probabilities are its trees summed in the host (``winserve.host.forest_proba``), to the bit."""
 
 from __future__ import annotations
 
