@@ -6,7 +6,7 @@
         convert_column(feature, values, problems)
             kind "number"   → float (a missing value: NaN; an infinity refused)
             kind "bool"     → True / False (true/false/1/0/yes/no as text too)
-            kind "datetime" → ISO text, as pd.to_datetime reads it (issue 22)
+            kind "datetime" → ISO text, the column's dates read with ONE format (dates.py)
             kind "string"/"category" → text (a number refused where the encoder takes text)
             kind "any"      → as sent; CSV cells typed as pd.read_csv types the column
         ──► the converted column, and a RowProblem (row, column, why) per refused value
@@ -149,9 +149,10 @@ def _takes_only_text(feature: Feature) -> bool:
 
 
 def to_datetime(value: Any) -> Any:
-    """A value of a ``kind = "datetime"`` column (issue 22) as ``pd.to_datetime`` reads it,
-    passed on as ISO text (missing: NaN, NaT to the model). A time with a zone is converted
-    to UTC and its zone dropped, so one column never mixes zones (pandas refuses that)."""
+    """One value of a ``kind = "datetime"`` column (issue 22) as ``pd.to_datetime`` reads it
+    alone (a request's column is read with one format: dates.py), passed on as ISO text
+    (missing: NaN, NaT to the model). A time with a zone is converted to UTC and its zone
+    dropped, so one column never mixes zones (pandas refuses that)."""
     if is_missing(value) or (isinstance(value, str) and not value.strip()):
         return MISSING
     if not isinstance(value, (str, datetime.date, datetime.time)):
@@ -251,6 +252,10 @@ def convert_column(
 ) -> list[Any]:
     if feature.kind == "any":
         return _as_sent(feature, values, problems, cells)
+    if feature.kind == "datetime":  # one format for the whole column (a new user's trial)
+        from winserve.dates import datetime_column
+
+        return datetime_column(feature, values, problems)
     out: list[Any] = []
     kind = feature.kind
     required = feature.required
@@ -260,8 +265,6 @@ def convert_column(
                 converted = _to_number(value)
             elif kind == "bool":
                 converted = _to_bool(value)
-            elif kind == "datetime":
-                converted = to_datetime(value)
             else:
                 converted = _to_text(value, feature, max_text)
             if required and is_missing(converted):
