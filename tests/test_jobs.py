@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import threading
 import time
 from dataclasses import replace
@@ -97,6 +98,17 @@ def test_a_file_without_the_model_columns_fails_with_the_names() -> None:
     assert status["state"] == "failed"
     assert "the CSV has no columns 'a', 'b'" in status["error"]
     assert status["error"].endswith("it names 'x', 'y'")
+    # its result: 409, saying it failed and why (it read "has not finished", 400)
+    where = f"/jobs/{status['id']}/result.csv"
+    result = client.get(where, headers={"Accept": "application/json"})  # a program
+    body = json.loads(result.get_data(as_text=True))
+    assert result.status_code == 409 and body["error"]["code"] == "job_failed", body
+    said = body["error"]["message"]
+    assert said == f"this job failed, so it has no result: {status['error']}"
+    page = client.get(where)  # a browser: the error page says the same
+    assert page.status_code == 409 and "this job failed, so it has no result" in page.get_data(
+        as_text=True
+    )
 
 
 def test_excel_csv_from_a_decimal_comma_locale_comes_back_the_same_way() -> None:

@@ -18,7 +18,7 @@ from flask import current_app, jsonify, redirect, render_template, request, send
 from flask.typing import ResponseReturnValue
 
 from winserve.dataplane import JobsOf
-from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge
+from winserve.errors import BadRequest, ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.scoring import reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.jobs import JobManager
@@ -26,6 +26,15 @@ from winserve.web import csrf, held, image_page, job_log, observe
 from winserve.web.page import bp, for_program, model_state
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class JobFailed(WinserveError):
+    """A failed job's result asked for: it will never have one (a new user's trial: it read
+    "has not finished", 400, and the client polled on). 409: the request is sound, the job's
+    state refuses it; the message carries the status's reason."""
+
+    status = 409
+    code = "job_failed"
 
 
 def _jobs() -> JobManager:
@@ -123,6 +132,8 @@ def job_status(job_id: str) -> ResponseReturnValue:
 @bp.get("/jobs/<job_id>/result.xlsx")  # a workbook's (issue 27)
 def job_result(job_id: str) -> ResponseReturnValue:
     job = _job_owner(job_id).jobs.get(job_id)
+    if job.state == "failed":
+        raise JobFailed(f"this job failed, so it has no result: {job.error}")
     if job.state != "done":
         raise BadRequest("this job has not finished; its result is not ready")
     mimetype = XLSX_TYPE if job.kind == "xlsx" else "text/csv"
