@@ -113,7 +113,22 @@ def test_unknown_route_and_method(forest: FlaskClient) -> None:
 
 def test_proba_switch_is_checked(forest: FlaskClient) -> None:
     response = forest.post("/predict?proba=maybe", json=[[5, 3, 1, 0]])
-    assert response.status_code == 400 and "true or false" in response.json["error"]["message"]
+    assert response.status_code == 400
+    # the message names the parameter (a new user's trial: it did not say which)
+    said = "the query parameter 'proba' takes true or false, got 'maybe'"
+    assert response.json["error"]["message"] == said
+    for name in ("scores", "explain"):
+        response = forest.post(f"/predict?proba=1&{name}=2", json=[[5, 3, 1, 0]])
+        assert response.status_code == 400
+        assert (
+            f"the query parameter {name!r} takes true or false, got '2'"
+            in response.json["error"]["message"]
+        )
+    mlflow = forest.post("/invocations?explain=maybe", json={"inputs": [[5, 3, 1, 0]]})
+    assert mlflow.status_code == 400 and mlflow.json["error_code"] == "BAD_REQUEST"
+    assert mlflow.json["message"] == (
+        "the query parameter 'explain' takes true or false, got 'maybe'"
+    )
 
 
 def test_model_errors_are_sorted_into_input_and_model_faults(chaos: FlaskClient) -> None:

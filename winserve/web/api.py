@@ -29,9 +29,9 @@ def predict() -> ResponseReturnValue:
     model = held.held()
     proba = scores = explain = False
     if req.environ.get("QUERY_STRING"):  # most calls have none: no query parsing
-        proba = flag(req.args.get("proba"))
-        scores = flag(req.args.get("scores"))
-        explain = flag(req.args.get("explain"))
+        proba = flag(req.args, "proba")
+        scores = flag(req.args, "scores")
+        explain = flag(req.args, "explain")
     raw = None
     if is_upload(req):  # image files, one field per input (issue 24)
         images = uploads.files(req, current_app.config["WINSERVE_MAX_BODY"])

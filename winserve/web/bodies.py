@@ -14,6 +14,7 @@ through fewer modules); an error's body is ``winserve.web.responses.error_respon
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Request, Response
@@ -140,12 +141,15 @@ def parse_json(text: str) -> Any:
         raise BadRequest(str(exc)) from None
 
 
-def flag(value: str | None) -> bool:
-    """A query-string switch: ?proba=true, ?proba=1, ?proba (empty) are on."""
+def flag(args: Mapping[str, str], name: str) -> bool:
+    """The query-string switch ``name`` of ``args``: ?proba=true, ?proba=1, ?proba (empty)
+    are on; a value that is neither is refused naming the parameter (a new user's trial:
+    "expected true or false, got 'maybe'" did not say which)."""
+    value = args.get(name)
     if value is None:
         return False
     if value.strip().lower() in {"", "1", "true", "yes", "on"}:
         return True
     if value.strip().lower() in {"0", "false", "no", "off"}:
         return False
-    raise BadRequest(f"expected true or false, got {value!r}")
+    raise BadRequest(f"the query parameter {name!r} takes true or false, got {value!r}")

@@ -34,7 +34,7 @@ def invocations() -> ResponseReturnValue:
     # params.explain or ?explain=true (a CSV body has no params): winserve's own (issue 25)
     explain = invocation.explain
     if req.environ.get("QUERY_STRING") and "explain" in req.args:
-        explain = flag(req.args.get("explain"))
+        explain = flag(req.args, "explain")
     info = model.info()  # one snapshot of the model's description for this request
     method = mlflow.predict_method(invocation.params, info)
     if method == "predict_proba" and not info.has_proba:
