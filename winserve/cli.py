@@ -81,7 +81,7 @@ def token_command(args: Sequence[str], cwd: Path | None = None) -> int:
     of the tokens file a server started here would read."""
     from winserve import tokens
 
-    parser = _Parser(prog="winserve token", description="Named tokens for callers (issue 26).")
+    parser = _Parser(prog="winserve token", description="Named tokens for callers.")
     parser.add_argument("--tokens-file", type=Path, metavar="FILE", help="default: as serving")
     actions = parser.add_subparsers(dest="action", required=True, metavar="add|list|remove")
     add = actions.add_parser("add", help="make a token for NAME and print it once")

@@ -57,7 +57,7 @@ RESERVED = frozenset({SINGLE_NAME, LOCAL_NAME})
 FILE_NAME = "tokens.toml"
 RECHECK_SECONDS = 1.0  # how often a running server looks whether the file changed
 HEADER = (
-    "# winserve's named tokens (issue 26): only a salted SHA-256 of each token is kept here.\n"
+    "# winserve's named tokens: only a salted SHA-256 of each token is kept here.\n"
     "# Add one: winserve token add NAME [--owner]; remove one: winserve token remove NAME\n"
 )
 

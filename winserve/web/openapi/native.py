@@ -104,7 +104,7 @@ def paths(info: ModelInfo | None) -> Schema:
                         "description": "also return each row's explanation: how much each input "
                         "column moved the prediction (a classifier's: the probability of its "
                         "predicted class) from the average over the model's reference sample "
-                        "(<name>.reference.csv); 409 when the model has none (issue 25)",
+                        "(<name>.reference.csv); 409 when the model has none",
                     },
                 ],
                 "requestBody": {
@@ -161,7 +161,7 @@ def paths(info: ModelInfo | None) -> Schema:
         ),
         "/log.csv": get(
             "The prediction log from since to until, as CSV (the owner's: this computer when "
-            "no token is set, else an owner token; issue 26); the bare /log.csv of a folder of "
+            "no token is set, else an owner token); the bare /log.csv of a folder of "
             "several models without a default: every model's, the model column telling them "
             "apart",
             ok({"type": "string"}, media="text/csv"),
@@ -172,7 +172,7 @@ def paths(info: ModelInfo | None) -> Schema:
         "/monitor.json": get(
             "Drift of each input from since to until against the reference sample: the "
             "population stability index per column, its words and bins (the owner's, as "
-            "/log.csv; issue 26); 'summary': the page's sentence; 'activity': requests, "
+            "/log.csv); 'summary': the page's sentence; 'activity': requests, "
             "errors and latency p50/p95 per hour (a period of up to 2 days) or day, errors by "
             "status and route, the answers per bucket (each class's share, or a regressor's "
             "p5/median/p95); 'events': loads, restarts, failed loads, refused swaps and CSV "
@@ -222,8 +222,8 @@ def _outcomes() -> Schema:
         "post": {
             "summary": "Upload outcomes (a CSV or a workbook) joined with the logged "
             "predictions by request id (X-Request-Id, a scored file's 'request id'; "
-            "'<id>-<n>': row n of a request) or by an input column; the owner's, as /log.csv "
-            "(issue 26)",
+            "'<id>-<n>': row n of a request) or by an input column; the owner's, as "
+            "/log.csv",
             "description": "For programs: 'Authorization: Bearer <token>' or the header "
             "'X-Winserve-Client: 1', as POST /jobs. An outcome uploaded again for the same "
             "key replaces the earlier one.",
