@@ -162,6 +162,10 @@ def test_regressor_without_column_names(regressor: FlaskClient, array_regressor:
 
 def test_metadata_health_and_versions(forest: FlaskClient) -> None:
     assert forest.get("/v2").json["name"] == "winserve"
+    # the model repository extension is served (/v2/repository/...): the metadata says so
+    assert forest.get("/v2").json["extensions"] == ["model_repository"]
+    index = forest.post("/v2/repository/index", headers={"X-Winserve-Client": "1"})
+    assert index.status_code == 200 and index.json[0]["state"] == "READY"
     assert forest.get("/v2/health/live").json == {"live": True}
     assert forest.get("/v2/health/ready").json == {"ready": True}
     assert forest.get(f"/v2/models/{Q}/ready").json == {"name": NAME, "ready": True}

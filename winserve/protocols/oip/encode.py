@@ -102,8 +102,14 @@ def encode(
     return body
 
 
+# The protocol's extensions served (its server metadata lists them; Triton's names): the model
+# repository (web/models.py: index, load, unload). Binary tensor data is not listed: winserve
+# reads binary inputs but always answers in JSON (a new user's trial: the list was empty).
+EXTENSIONS = ("model_repository",)
+
+
 def server_metadata() -> dict[str, Any]:
-    return {"name": "winserve", "version": __version__, "extensions": []}
+    return {"name": "winserve", "version": __version__, "extensions": list(EXTENSIONS)}
 
 
 def _class_datatype(info: ModelInfo) -> str:
