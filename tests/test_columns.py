@@ -191,6 +191,8 @@ def test_check_says_which_kinds_it_does_not_know_and_how_to_pin_them(tmp_path: P
     assert len(warnings) == 2, done.stdout  # signed and spend; the dropped note is moot
     assert "column 'signed': read by a FunctionTransformer" in warnings[0]
     assert '[features.signed] kind = "category"' in warnings[0]
+    # every kind a card may pin, "datetime" too (a new user's trial: it was left out)
+    assert '(or "number", "text", "bool", "datetime")' in warnings[0]
     assert "date_function.toml" in warnings[0]
     assert done.stdout.rstrip().splitlines()[-1].startswith("OK")
 

@@ -114,6 +114,8 @@ def _kinds_not_declared(settings: Settings, info: ModelInfo) -> list[str]:
     sent, and the card can pin it. Columns the model drops are left out: their kind is moot."""
     sidecar = card.sidecar_for(settings.model)
     where = sidecar.name if sidecar is not None and not settings.factory else "the model card"
+    # every kind a card may pin, from the card's own list (the hint left "datetime" out)
+    others = ", ".join(f'"{k}"' for k in card.CARD_KINDS if k != "category")
     lines = []
     for feature in info.features:
         if feature.kind != "any" or feature.kind_note.startswith("dropped"):
@@ -125,7 +127,7 @@ def _kinds_not_declared(settings: Settings, info: ModelInfo) -> list[str]:
                 f"column {feature.name!r}: {why}, so it is passed as sent (JSON values as "
                 "typed, CSV cells as pd.read_csv types the column); if the model needs one "
                 f'kind there, pin it in {where}: [features.{feature.name}] kind = "category" '
-                '(or "number", "text", "bool")',
+                f"(or {others})",
             )
         )
     return lines
