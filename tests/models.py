@@ -183,3 +183,37 @@ class CompiledErrorModel(ChaosModel):
 
 def compiled_error() -> CompiledErrorModel:
     return CompiledErrorModel()
+
+
+# -- issue 23: a model that refuses a batch whose rows each pass alone ----------------------------
+
+
+class OneDateFormatModel(ChaosModel):
+    """Reads column ``signup`` as pandas' ``to_datetime`` does, in the format of the batch's
+    first date: a batch whose dates are written two ways ("09.03.2023", "2021-05-03") is
+    refused, though each row alone passes. Answers ``a + b`` (ChaosModel: -1 in ``a`` is a
+    truly bad row)."""
+
+    feature_names_in_ = np.array(["a", "b", "signup"], dtype=object)
+    n_features_in_ = 3
+    winserve_features = (
+        *ChaosModel.winserve_features,
+        {"name": "signup", "kind": "string"},
+    )
+
+    def predict(self, frame: Any) -> np.ndarray:
+        import re
+
+        dates = [str(v) for v in frame["signup"]]
+        first = re.sub(r"\d+", "9", dates[0])
+        for row, date in enumerate(dates):
+            if re.sub(r"\d+", "9", date) != first:
+                raise ValueError(
+                    f"time data {date!r} doesn't match the format of {dates[0]!r}, "
+                    f"at position {row}"
+                )
+        return super().predict(frame)
+
+
+def one_date_format() -> OneDateFormatModel:
+    return OneDateFormatModel()
