@@ -95,3 +95,17 @@ def test_the_app_reads_a_requests_dates_with_one_format(tmp_path: Path) -> None:
         "row 3, column 'when': expected a date and time written as the column's other dates "
         "are (DD.MM.YYYY, e.g. '09.03.2023'), got '2023-03-09'"
     ) in bad.json["error"]["message"]
+
+
+def test_a_reference_samples_dates_are_read_with_one_format(tmp_path: Path) -> None:
+    """The reference sample (explanations, drift) reads its date column as a request does."""
+    from winserve.host import reference
+
+    path = tmp_path / "months.reference.csv"
+    path.write_text("when,spend\n09.03.2023,40\n29.09.2022,50\n", encoding="utf-8")
+    features = [{"name": "when", "kind": "datetime"}, {"name": "spend", "kind": "number"}]
+    frame = reference.read(path, features)
+    assert frame["when"].tolist() == ["2023-03-09T00:00:00", "2022-09-29T00:00:00"]
+    path.write_text("when,spend\n09.03.2023,40\n29.09.2022,50\n2022-09-30,1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"row 3, column 'when': .*\(DD\.MM\.YYYY"):
+        reference.read(path, features)

@@ -140,16 +140,18 @@ def read(path: Path, features: list[dict[str, Any]]) -> Any:
 
 def _datetimes(column: Any, name: str) -> Any:
     """A ``kind = "datetime"`` column as the request path hands it to the model (ISO text,
-    ``winserve.cells.to_datetime``): an explanation mixes the row's values with the sample's in
-    one column, and a model parsing dates with one format refused the mix (a new user's trial)."""
-    from winserve.cells import to_datetime
+    ``winserve.dates.datetime_column``, one format for the whole column: read cell by cell,
+    09.03.2023 beside 29.09.2022 was 3 September): an explanation mixes the row's values with
+    the sample's in one column, and a model parsing dates with one format refused the mix (a
+    new user's trial)."""
+    from winserve.cells import RowProblem
+    from winserve.dates import datetime_column
+    from winserve.model_info import Feature
 
-    values = column.tolist()
-    for row, value in enumerate(values):
-        try:
-            values[row] = to_datetime(value)
-        except ValueError as exc:
-            raise ValueError(f"column {name!r}, row {row + 1}: {exc}") from None
+    problems: list[RowProblem] = []
+    values = datetime_column(Feature(name=name, kind="datetime"), column.tolist(), problems)
+    if problems:
+        raise ValueError(str(problems[0]))
     return column.__class__(values, index=column.index, dtype=object, name=column.name)
 
 
