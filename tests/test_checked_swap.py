@@ -448,6 +448,30 @@ def test_logged_inputs_are_compared_too(model: ShiftedModel, folder: Path, tmp_p
         registry.close()
 
 
+def test_one_logged_row_sent_five_times_gives_no_scale_and_does_not_refuse(
+    model: ShiftedModel, folder: Path, tmp_path: Path
+) -> None:
+    """A new user's trial: the same row sent 5 times, no reference sample; the serving
+    version's values had no spread, so a retrain read "agreed on 0.0 %" and agree>=0.95
+    refused it. The check says it cannot judge so few distinct rows, and the swap goes on."""
+    log = _log_file(tmp_path / "log.sqlite", [(NAME, 200, ["x0", "x1"], [[3.0, 1.0]] * 5)])
+    registry = registry_of(model, folder, log=True, log_path=log)  # no reference sample
+    try:
+        assert registry.load(NAME, folder / f"{NAME}.joblib")
+        assert registry.load(NAME, new_file(folder, b"close retrain"))
+        assert serving(registry) == 2
+        check = registry.entry(NAME).check
+        assert check is not None and check.swapped and not check.checked and check.rows == 5
+        assert check.sentence.startswith(
+            "version 2 was not checked against version 1: a regressor's agreement cannot be "
+            "judged on so few distinct rows: the serving version's answers to the 5 rows "
+            "checked take 1 distinct value"
+        )
+        assert "0.0 %" not in check.sentence and "differ by 0.01 on average" in check.sentence
+    finally:
+        registry.close()
+
+
 # -- the page's view of it: Flask's test client over the same fake registry ------------------
 
 
