@@ -1,7 +1,8 @@
-"""Classifiers for the labels-from-probabilities tests (issue 29, ``winserve.host.labels``):
-the allow-listed classes trained on the zoo's rows with string, integer and bool labels, and a
-subclass with its own ``predict``. In a module of their own so a spawned model host can
-unpickle them (a test module's classes would drag the test's imports into it)."""
+"""Models for the labels-from-probabilities tests (issue 29, ``winserve.host.labels`` and
+``forest_proba``): the allow-listed classes trained on the zoo's rows with string, integer and
+bool labels, regression forests, and subclasses with their own ``predict``. In a module of
+their own so a spawned model host can unpickle them (a test module's classes would drag the
+test's imports into it)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
-from tests.zoo import _city_frame, _city_label, _city_pipeline
+from tests.zoo import _city_frame, _city_label, _city_pipeline, _city_price
 
 TRAIN = 300
 NUMBERS = ["size", "rooms"]
@@ -31,6 +34,13 @@ class OwnPredictForest(RandomForestClassifier):
 
     def predict(self, X: Any) -> Any:
         return self.classes_.take(np.argmin(self.predict_proba(X), axis=1), axis=0)
+
+
+class OwnPredictRegressor(RandomForestRegressor):
+    """A regression forest whose predict is its own (the mean plus one)."""
+
+    def predict(self, X: Any) -> Any:
+        return super().predict(X) + 1.0
 
 
 def frame(n: int, seed: int) -> pd.DataFrame:
@@ -45,6 +55,10 @@ def _labels(kind: str, rows: pd.DataFrame) -> Any:
         return np.digitize(rows["size"] + rng.normal(0, 10, len(rows)), [55.0, 85.0])
     if kind == "bool":
         return np.asarray(rows["size"] + rng.normal(0, 10, len(rows)) > 70)
+    if kind == "price":  # a regression's target
+        return _city_price(rows, rng)
+    if kind == "prices":  # two targets
+        return np.column_stack([_city_price(rows, rng), rows["rooms"] * 2.5])
     if kind == "two":  # two outputs: an int and an int of other classes
         first = np.digitize(rows["size"] + rng.normal(0, 10, len(rows)), [55.0, 85.0])
         return np.column_stack([first, (rows["rooms"] > 2).astype(int) * 7])
@@ -58,6 +72,9 @@ MAKERS: dict[str, Callable[[], Any]] = {
     "extra_tree": lambda: ExtraTreeClassifier(max_depth=5, random_state=0),
     "boosting": lambda: HistGradientBoostingClassifier(max_iter=15, random_state=0),
     "own_predict": lambda: OwnPredictForest(n_estimators=10, random_state=0),
+    "regression_forest": lambda: RandomForestRegressor(n_estimators=25, random_state=0),
+    "regression_extra_trees": lambda: ExtraTreesRegressor(n_estimators=25, random_state=0),
+    "own_regression": lambda: OwnPredictRegressor(n_estimators=10, random_state=0),
 }
 
 

@@ -187,6 +187,33 @@ def test_not_on_the_list() -> None:
     assert labels.derivation(forest) is None
 
 
+@pytest.mark.parametrize(
+    ("maker", "kind", "summed"),
+    [
+        ("regression_forest", "price", True),
+        ("regression_forest", "prices", True),  # two outputs
+        ("regression_extra_trees", "price", True),
+        ("own_regression", "price", False),  # a subclass keeps its own predict
+    ],
+)
+def test_a_regression_forest_sums_its_trees_in_the_host(
+    tmp_path: Path, maker: str, kind: str, summed: bool
+) -> None:
+    model, columns = trained(maker, kind)
+    host = _loaded(save(model, columns, tmp_path, maker))
+    assert host.info()["extra"]["forest_summed"] is summed
+    assert (host._summed_predict is not None) is summed
+    rows = frame(ROWS, 11)[columns]
+    for payload in (_columns(rows), _columns(rows.head(1)), {"matrix": rows.to_numpy()}):
+        answer = host.predict(payload, False)
+        asked = rows.head(len(answer["predictions"]))
+        assert json.dumps(answer["predictions"]) == json.dumps(_own(model, asked))
+    if summed:
+        host._model.predict = _fails  # answered without the model's own predict
+        assert host.predict(_columns(rows), False)["ok"]
+        assert forest_proba.summed_predict(host._model) is None  # set on the object
+
+
 @pytest.fixture
 def pools() -> Iterator[list[PoolBackend]]:
     started: list[PoolBackend] = []

@@ -200,6 +200,7 @@ class Predictor:
     _derive: Callable[[Any], Any] | None
     # a forest's predict_proba without joblib's per-tree wrapper, checked at load (issue 29)
     _summed: Callable[[Any], Any] | None
+    _summed_predict: Callable[[Any], Any] | None  # a regression forest's, the same way
     _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
@@ -262,7 +263,8 @@ class Predictor:
             labels = self._derive(raw)
             predictions = plain(self._model.predict(frame) if labels is None else labels)
         else:
-            predictions = plain(self._model.predict(frame))
+            predict = self._summed_predict or self._model.predict
+            predictions = plain(predict(frame))
             raw = self._model.predict_proba(frame) if proba else None
         probabilities = None
         if proba:

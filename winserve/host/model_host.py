@@ -91,6 +91,7 @@ class ModelHost(Predictor):
         self._finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
         self._derive: Callable[[Any], Any] | None = None  # labels from probabilities (#29)
         self._summed: Callable[[Any], Any] | None = None  # a forest's, without joblib (#29)
+        self._summed_predict: Callable[[Any], Any] | None = None  # a regression forest's
         self._reference: reference_sample.Reference | None = None  # issue 25
         self._model_path = ""
 
@@ -145,7 +146,7 @@ class ModelHost(Predictor):
         row and the reference rows get the same answers, to the byte, both ways. A forest's
         probabilities are summed in the host (``host.forest_proba``) when that too answers
         the same; then labels alone come from them as well (its predict's own way)."""
-        self._derive = self._summed = None
+        self._derive = self._summed = self._summed_predict = None
         derive = labels.derivation(self._model)
         summed = forest_proba.summed(self._model) if derive is not None else None
         on = False
@@ -155,7 +156,47 @@ class ModelHost(Predictor):
                 break
         self._derive = derive if on else None
         info["extra"]["labels_from"] = "predict_proba" if on else "predict"
-        info["extra"]["forest_summed"] = self._summed is not None
+        regression = forest_proba.summed_predict(self._model)
+        if regression is not None and self._regression_agrees(regression):
+            self._summed_predict = regression
+        summing = self._summed is not None or self._summed_predict is not None
+        info["extra"]["forest_summed"] = summing
+
+    def _check_payloads(self) -> list[dict[str, Any]]:
+        """The sample row, and the reference sample's first rows when there is one."""
+        payloads = [{"columns": {k: [v] for k, v in self._sample_row.items()}}]
+        frame = self._reference.frame if self._reference is not None else None
+        if frame is not None and len(frame):
+            rows = frame.head(LABEL_CHECK_ROWS)
+            payloads.append(
+                {"columns": {f["name"]: rows[f["name"]].tolist() for f in self._features}}
+            )
+        return payloads
+
+    def _regression_agrees(self, summed: Callable[[Any], Any]) -> bool:
+        """Whether a regression forest's trees summed here answer the check's rows exactly
+        as its own predict (``host.forest_proba``, issue 29)."""
+        for payload in self._check_payloads():
+            self._summed_predict = None
+            own = self._answered(payload, False)
+            self._summed_predict = summed
+            ours = self._answered(payload, False)
+            self._summed_predict = None
+            if own != ours:
+                LOG.debug("a regression forest's own predict kept: the sums differ")
+                return False
+        return True
+
+    def _answered(self, payload: dict[str, Any], proba: bool) -> str:
+        """The answer to ``payload`` as text that tells apart what its JSON would ("1", 1,
+        1.0, True), or the error it raised: what the load's checks compare (issue 29)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                got = self._answer(payload, proba, False)
+            return repr([got["predictions"], got["probabilities"]])
+        except Exception as exc:
+            return f"raised {type(exc).__name__}"
 
     def _labels_agree(
         self, derive: Callable[[Any], Any], summed: Callable[[Any], Any] | None
@@ -169,27 +210,14 @@ class ModelHost(Predictor):
             derived.append(out is not None)
             return out
 
-        payloads = [{"columns": {k: [v] for k, v in self._sample_row.items()}}]
-        frame = self._reference.frame if self._reference is not None else None
-        if frame is not None and len(frame):
-            rows = frame.head(LABEL_CHECK_ROWS)
-            payloads.append(
-                {"columns": {f["name"]: rows[f["name"]].tolist() for f in self._features}}
-            )
+        payloads = self._check_payloads()
         for payload, proba in [(p, asked) for p in payloads for asked in (True, False)]:
-            answers = []
-            for way, summing in ((None, None), (counted, summed)):
-                self._derive, self._summed = way, summing
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        got = self._answer(payload, proba, False)
-                    # repr tells "1", 1, 1.0 and True apart, as the JSON sent would
-                    answers.append(repr([got["predictions"], got["probabilities"]]))
-                except Exception as exc:
-                    answers.append(f"raised {type(exc).__name__}")
             self._derive = self._summed = None
-            if answers[0] != answers[1]:
+            own = self._answered(payload, proba)
+            self._derive, self._summed = counted, summed
+            ours = self._answered(payload, proba)
+            self._derive = self._summed = None
+            if own != ours:
                 # not alarming: the model keeps its two calls, as every model did before
                 LOG.debug("labels from probabilities stay off: they differ from predict's")
                 return False
@@ -241,7 +269,8 @@ class ModelHost(Predictor):
 
     def _use(self, loaded: loading.Loaded) -> None:
         self._model = loaded.model
-        self._derive = self._summed = None  # until _check_labels finds them safe (issue 29)
+        # until _check_labels finds them safe for this model (issue 29)
+        self._derive = self._summed = self._summed_predict = None
         self._description = description = describe.describe(loaded.model, self._pins)
         self._records_input = description["records_input"]
         self._features = description["features"]
