@@ -158,6 +158,8 @@ def paths(info: ModelInfo | None = None) -> Schema:
                 NATIVE_ERROR,
                 "jobs",
                 parameters=[JOB_ID],
+                description="400 while the job is queued or running; 409 'job_failed' when it "
+                "failed, with the reason its status gives (it has no result).",
             )
             for kind, media, upload in results
         },
