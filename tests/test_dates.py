@@ -6,6 +6,7 @@ then a real model behind the app (JSON rows and a CSV body)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,36 @@ def test_a_reference_samples_dates_are_read_with_one_format(tmp_path: Path) -> N
     path.write_text("when,spend\n09.03.2023,40\n29.09.2022,50\n2022-09-30,1\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"row 3, column 'when': .*\(DD\.MM\.YYYY"):
         reference.read(path, features)
+
+
+def test_a_csv_job_reads_its_dates_with_its_first_chunks_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file is checked chunk by chunk: a second chunk showing day first ("29.09.2022") would
+    read its "09.03.2023" as 9 March while the first chunk's was 3 September. The first
+    chunk's format holds for the file: the same text is the same date on every line, and a
+    cell in another format is refused naming the column's format."""
+    import io
+
+    from tests.helpers import csrf_token, job_ended, jobs_client
+
+    case = month_model()
+    (path,) = zoo.save(case, tmp_path)
+    client = jobs_client(ModelSpec(path, kinds={"when": "datetime"}))
+    manager = client.application.extensions["winserve.scoring.jobs"]
+    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=2))
+    text = "when,spend\n09.03.2023,40\n10.04.2023,40\n29.09.2022,40\n09.03.2023,40\n"
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    data = {"csrf_token": token, "file": (io.BytesIO(text.encode()), "rows.csv")}
+    sent = client.post("/jobs", data=data, content_type="multipart/form-data")
+    job = sent.headers["Location"].rsplit("/", 1)[-1]
+    status = job_ended(client, f"/jobs/{job}/status", 30)
+    assert status["state"] == "done", status
+    with client.get(f"/jobs/{job}/result.csv") as result:
+        lines = result.get_data().decode("utf-8-sig").splitlines()
+    scored = {i: line.split(",") for i, line in enumerate(lines)}
+    assert scored[1][2] == scored[4][2] == "late"  # 3 September on both lines, never 9 March
+    assert scored[2][2] == "late"  # 4 October
+    assert scored[3][2] == ""
+    assert "(MM.DD.YYYY, e.g. '29.09.2022')" not in lines[3]
+    assert "written as the column's other dates are (MM.DD.YYYY" in lines[3]

@@ -17,11 +17,17 @@ Why one format: read cell by cell, pandas guesses each cell's format alone, so i
 written one way; "29.09.2022" shows it is day first, so "09.03.2023" is 9 March. A column that
 never shows (every day 12 or less) gets a single reading, month first, as ``pd.to_datetime``
 reads a column. A cell the chosen format does not read is refused, never read another way.
+A CSV job or workbook is read chunk by chunk: its first chunk's format for a column is pinned
+for the rest of the file (``pinned``, scoring/rows.py), so a later chunk that would show day
+first never reads the file's dates two ways; its cells in another format are refused.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from winserve.cells import (
@@ -35,6 +41,8 @@ from winserve.cells import (
 from winserve.model_info import Feature
 
 ISO = "ISO8601"
+# a file's formats by column, while one of its chunks is checked (``pinned``); None: a request
+_PINNED: ContextVar[dict[str, str] | None] = ContextVar("winserve_date_formats", default=None)
 MAX_GUESSED = 20  # distinct cells a format is guessed from (each guess costs ~20 µs)
 # strftime's codes as a person reads them, for the message of a refused cell
 SAID = {
@@ -112,6 +120,32 @@ def column_format(texts: list[str]) -> tuple[str | None, Any]:
     return (best if best_count else None), best_read
 
 
+@contextmanager
+def pinned(formats: dict[str, str]) -> Iterator[None]:
+    """While a file's chunk is checked: each date column read with the format in ``formats``
+    (by column name), and a column's first format kept there for the next chunks."""
+    token = _PINNED.set(formats)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+def _column_read(name: str, texts: list[str]) -> tuple[str | None, Any]:
+    """``column_format``, or the format the file's earlier chunks pinned for ``name``."""
+    formats = _PINNED.get()
+    if formats is None:
+        return column_format(texts)
+    if name in formats:
+        import pandas as pd
+
+        return formats[name], _read(pd.Series(texts, dtype=object), formats[name])
+    fmt, read = column_format(texts)
+    if fmt is not None:
+        formats[name] = fmt
+    return fmt, read
+
+
 def said(fmt: str) -> str:
     """A format as a person reads it: "DD.MM.YYYY", "ISO 8601 (YYYY-MM-DD, hh:mm after a T)"."""
     if fmt == ISO:
@@ -141,7 +175,7 @@ def datetime_column(feature: Feature, values: list[Any], problems: list[RowProbl
         except ValueError as exc:
             problems.append(RowProblem(index, feature.name, str(exc)))
     if texts:
-        fmt, read = column_format(list(texts.values()))
+        fmt, read = _column_read(feature.name, list(texts.values()))
         example = next((t for t, ok in zip(texts.values(), read.notna(), strict=True) if ok), "")
         for (index, text), stamp in zip(texts.items(), read, strict=True):
             if stamp is not None and stamp == stamp:  # NaT != NaT

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from winserve import blame
+from winserve import blame, dates
 from winserve.backends.base import row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
@@ -81,6 +81,8 @@ class RowScorer:
     ) -> None:
         self.service = service
         self.clock = clock
+        # each date column's format, pinned by the first chunk that has its dates (dates.py)
+        self.date_formats: dict[str, str] = {}
         self.chunks = ChunkSize(most_rows)
         self.job = job
         self.closing = closing
@@ -102,7 +104,8 @@ class RowScorer:
         as the service checks a matrix instead of cell by cell."""
         info, job = self.info, self.job
         request = _request(rows, info) if matrix is None else PredictRequest.from_matrix(matrix)
-        prepared = self.service.check(request, max_rows=len(rows))
+        with dates.pinned(self.date_formats):  # one date format per column for the whole file
+            prepared = self.service.check(request, max_rows=len(rows))
         results: list[tuple[int, list[str]]] = []
         reasons: dict[int, list[str]] = {}
         for problem in prepared.problems:
@@ -122,7 +125,8 @@ class RowScorer:
     def _answers_row(self) -> Callable[[list[Any]], bool]:
         def answers(row: list[Any]) -> bool:
             try:
-                prepared = self.service.check(_request([row], self.info), max_rows=1)
+                with dates.pinned(self.date_formats):
+                    prepared = self.service.check(_request([row], self.info), max_rows=1)
                 if prepared.problems:
                     return False
                 self.service.predict_prepared(prepared, False, background=True)
