@@ -22,6 +22,7 @@ from winserve.backends.base import row_errors
 from winserve.backends.pool import PoolBackend
 from winserve.errors import ModelInputError
 from winserve.model_info import ModelSpec
+from winserve.rows import CALL_STARTS
 
 pytestmark = [pytest.mark.spawn, pytest.mark.timeout(180)]
 
@@ -129,3 +130,28 @@ def test_a_server_answers_a_refused_batch_400_and_reports_its_rows_in_a_csv_job(
         for row in scored:  # reported, not scored one by one with its own date reading
             assert row["prediction"] == "", row
             assert "doesn't match the format" in row["error"], row
+
+
+def test_a_call_the_deadline_leaves_unasked_gets_no_other_calls_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ``ISOLATE_SECONDS``, a merged call not yet asked alone is told so (a 500), not
+    given the batch's error, which names another call's rows (in-process host: no spawn)."""
+    from winserve.host import isolate
+    from winserve.host.model_host import ModelHost
+
+    host = ModelHost()
+    assert host.load(ModelSpec(factory=MODEL))["ok"]
+    merged = _call([1.0, 2.0], [GERMAN, ISO])
+    merged[CALL_STARTS] = [0, 1]  # two calls merged, as the pool sends them
+    assert host.predict(merged, False) == {
+        "ok": True,
+        "predictions": [2.0, 3.0],
+        "probabilities": None,
+        "scores": None,
+    }
+    monkeypatch.setattr(isolate, "ISOLATE_SECONDS", -1.0)
+    answer = host.predict(merged, False)
+    assert not answer["ok"] and "isolated" in answer
+    assert answer["isolated"]["predictions"] == [None, None]
+    assert answer["isolated"].get("refused") == [(0, isolate.UNTRIED), (1, isolate.UNTRIED)]

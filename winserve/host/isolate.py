@@ -43,6 +43,17 @@ from winserve.rows import CALL_STARTS
 
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see isolate)
 
+# a merged call the deadline left unasked alone: its rows may be fine (issue 23)
+UNTRIED: ErrorRecord = {
+    "type": "BatchRefused",
+    "message": (
+        "the model refused the batch this request shared with others, and there was no time "
+        "left to ask it alone; send it again"
+    ),
+    "input_error": False,
+    "traceback": "",
+}
+
 Part = Callable[[int, int], dict[str, Any]]
 Answer = Callable[[dict[str, Any], bool, bool], Predicted]
 
@@ -55,7 +66,8 @@ def refused(
     isolated (``isolate``), a call none of whose rows fails alone refused with the model's
     error for it (issue 23). ``answer`` is the host's own call (it raises); ``scores``: the
     model has a score method and it was asked. One deadline (``ISOLATE_SECONDS``) for all:
-    past it, a call not yet answered gets the batch's error."""
+    past it, a call not yet asked alone gets ``UNTRIED`` (a 500 saying so), not the batch's
+    error, which may be another user's rows' (issue 23)."""
     count, part = parts(payload)
     if count < 2:
         return failed
@@ -69,8 +81,8 @@ def refused(
     for lo, hi in zip(starts, [*starts[1:], count], strict=True):
         error = failed["error"]
         if len(starts) > 1:  # a lone call is the batch: it failed already
-            if time.perf_counter() > end:
-                refusals.append((lo, error))
+            if time.perf_counter() > end:  # not the batch's error: it may be another call's
+                refusals.append((lo, UNTRIED))
                 continue
             try:
                 answered = answer(part(lo, hi), proba, scores)
