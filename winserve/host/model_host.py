@@ -67,6 +67,7 @@ from winserve.model_info import ModelSpec
 
 LOG = logging.getLogger(__name__)
 LABEL_CHECK_ROWS = 500  # reference rows the labels from probabilities are checked on (#29)
+RAISED = "raised "  # an answer of the load's checks that was an error
 
 
 class ModelHost(Predictor):
@@ -176,6 +177,7 @@ class ModelHost(Predictor):
     def _regression_agrees(self, summed: Callable[[Any], Any]) -> bool:
         """Whether a regression forest's trees summed here answer the check's rows exactly
         as its own predict (``host.forest_proba``, issue 29)."""
+        answered = False
         for payload in self._check_payloads():
             self._summed_predict = None
             own = self._answered(payload, False)
@@ -185,7 +187,8 @@ class ModelHost(Predictor):
             if own != ours:
                 LOG.debug("a regression forest's own predict kept: the sums differ")
                 return False
-        return True
+            answered = answered or not own.startswith(RAISED)
+        return answered  # rows that only raised (both ways) show nothing
 
     def _answered(self, payload: dict[str, Any], proba: bool) -> str:
         """The answer to ``payload`` as text that tells apart what its JSON would ("1", 1,
@@ -196,7 +199,7 @@ class ModelHost(Predictor):
                 got = self._answer(payload, proba, False)
             return repr([got["predictions"], got["probabilities"]])
         except Exception as exc:
-            return f"raised {type(exc).__name__}"
+            return f"{RAISED}{type(exc).__name__}"
 
     def _labels_agree(
         self, derive: Callable[[Any], Any], summed: Callable[[Any], Any] | None
