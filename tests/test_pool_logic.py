@@ -601,6 +601,33 @@ def test_a_batch_answer_is_split_by_rows_and_each_call_gets_its_own_rows_error()
     assert list(found.errors) == [0]  # its own first row, not the batch's fourth
 
 
+def test_a_call_the_model_refused_as_a_whole_gets_its_error_and_no_rows() -> None:
+    """Issue 23: the host answered each merged call alone; the second was refused as a whole
+    though none of its rows fails alone: the model's error for it, no row's answer attached
+    (CSV scoring reports every row), and the others their own answers."""
+    calls = [Call(row(1), 1, False, 1e12, 5.0), Call(rows(2, 3), 2, False, 1e12, 5.0)]
+    calls.append(Call(row(4), 1, False, 1e12, 5.0))
+    batch: ErrorRecord = {"type": "ValueError", "message": "the batch", "input_error": True}
+    whole: ErrorRecord = {"type": "ValueError", "message": "one format", "input_error": True}
+    deliver(
+        calls,
+        {
+            "ok": False,
+            "error": batch,
+            "isolated": {
+                "predictions": [2.0, None, None, 5.0],
+                "errors": [],
+                "refused": [(1, whole)],
+            },
+        },
+    )
+    first, second, third = calls
+    assert first.result is not None and first.result.predictions == [2.0]
+    assert third.result is not None and third.result.predictions == [5.0]
+    assert isinstance(second.error, ModelInputError) and "one format" in str(second.error)
+    assert row_errors(second.error) is None
+
+
 def test_a_local_replica_without_a_host_raises_host_gone_not_a_builtin() -> None:
     """``Replica`` (no process is spawned here): a call before any host, or a start after
     ``stop``, is ``HostGone``, which the supervisor classifies as a crash."""
