@@ -266,3 +266,15 @@ def test_rows_it_cannot_be_sure_of_ask_predict() -> None:
     empty = [np.array([[0.3, 0.7]]), np.array([[0.0, 0.0, 0.0]])]
     assert labels._per_output(outputs, empty, 2, True) is None
     assert labels._per_output(outputs, empty, 2, False).tolist() == [[1, 5]]  # a forest's
+
+
+def test_forest_sums_only_under_the_scikit_learn_releases_read() -> None:
+    """A later (or unparsable) scikit-learn release calls the forest's own predict_proba."""
+    from winserve.host import forest_proba
+
+    assert forest_proba._read_release("1.3.2")
+    assert forest_proba._read_release("1.9.1")
+    assert not forest_proba._read_release("1.10.0")
+    assert not forest_proba._read_release("2.0.0")
+    assert not forest_proba._read_release("1.2.2")
+    assert not forest_proba._read_release("nightly")

@@ -39,6 +39,9 @@ FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier")  # in sklearn.ensem
 TREES = ("DecisionTreeClassifier", "ExtraTreeClassifier")  # in sklearn.tree
 REGRESSION_FORESTS = ("RandomForestRegressor", "ExtraTreesRegressor")
 REGRESSION_TREES = ("DecisionTreeRegressor", "ExtraTreeRegressor")
+# the scikit-learn releases whose forest code was read (1.3.2, 1.5.2, 1.9.1: the same loop):
+# a later release may change it in ways the load's rows do not show, so it calls its own
+READ_RELEASES = ((1, 3), (1, 9))
 
 
 def summed(model: Any) -> Callable[[Any], Any] | None:
@@ -66,9 +69,12 @@ def _exact(
         "sklearn."
     ):
         return False  # nothing imported for a class not even named so
+    import sklearn
     import sklearn.ensemble
     import sklearn.tree
 
+    if not _read_release(str(sklearn.__version__)):
+        return False
     forests = {getattr(sklearn.ensemble, name) for name in forest_names}
     trees = {getattr(sklearn.tree, name) for name in tree_names}
     estimators = getattr(model, "estimators_", None)
@@ -115,3 +121,12 @@ def _predict(model: Any, X: Any) -> Any:
         y_hat += estimator.predict(X, check_input=False)
     y_hat /= len(model.estimators_)
     return y_hat
+
+
+def _read_release(version: str) -> bool:
+    """``version`` (scikit-learn's) is one of the releases whose forest code was read."""
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:  # not a release number ("1.x", "nightly")
+        return False
+    return READ_RELEASES[0] <= release <= READ_RELEASES[1]
