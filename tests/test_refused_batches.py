@@ -155,3 +155,46 @@ def test_a_call_the_deadline_leaves_unasked_gets_no_other_calls_error(
     assert not answer["ok"] and "isolated" in answer
     assert answer["isolated"]["predictions"] == [None, None]
     assert answer["isolated"].get("refused") == [(0, isolate.UNTRIED), (1, isolate.UNTRIED)]
+
+
+@pytest.mark.parametrize("dense_levels", [0, 2, 99])
+def test_many_merged_calls_each_get_what_they_get_alone(
+    monkeypatch: pytest.MonkeyPatch, dense_levels: int
+) -> None:
+    """Calls halved as groups of whole calls or asked one by one (``DENSE_LEVELS``): each
+    gets what it gets alone, whatever the mix (in-process host: no spawn)."""
+    from winserve.host import isolate
+    from winserve.host.model_host import ModelHost
+
+    monkeypatch.setattr(isolate, "DENSE_LEVELS", dense_levels)
+    host = ModelHost()
+    assert host.load(ModelSpec(factory=MODEL))["ok"]
+    calls = [
+        _call([1.0], [ISO]),
+        _call([2.0, 3.0], [GERMAN, GERMAN]),
+        _call([4.0, 5.0], [ISO, GERMAN]),  # refused as a whole
+        _call([6.0], [ISO]),
+        _call([7.0, -1.0, 8.0], [GERMAN] * 3),  # row 2 truly bad
+        _call([9.0], [GERMAN]),
+        _call([-1.0], [ISO]),  # one bad row
+        _call([10.0], [ISO]),
+    ]
+    merged: dict[str, Any] = {"columns": {k: [] for k in ("a", "b", "signup")}}
+    starts = []
+    for call in calls:
+        starts.append(len(merged["columns"]["a"]))
+        for name, values in call["columns"].items():
+            merged["columns"][name] += values
+    merged[CALL_STARTS] = starts
+    answer = host.predict(merged, False)
+    assert not answer["ok"]
+    isolated = answer["isolated"]
+    assert isolated["predictions"] == [
+        *[2.0, 3.0, 4.0, None, None, 7.0, 8.0, None, 9.0, 10.0, None, 11.0]
+    ]
+    assert [(row, e["message"]) for row, e in isolated["errors"]] == [
+        (7, "a must not be -1"),
+        (10, "a must not be -1"),
+    ]
+    refused = isolated.get("refused") or []
+    assert [(row, "doesn't match the format" in e["message"]) for row, e in refused] == [(3, True)]
