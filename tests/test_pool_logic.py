@@ -628,6 +628,23 @@ def test_a_call_the_model_refused_as_a_whole_gets_its_error_and_no_rows() -> Non
     assert row_errors(second.error) is None
 
 
+def test_rows_refused_alone_run_alone_next_time_and_never_change_an_answer() -> None:
+    """Issue 23: a call refused by the model without other calls' rows is remembered; the
+    next call of the same rows is ``solo`` (never merged, so it cannot fail a batch of good
+    calls); other rows merge as before."""
+    refused: ErrorRecord = {"type": "ValueError", "message": "bad", "input_error": True}
+    bug: ErrorRecord = {"type": "RuntimeError", "message": "bug", "input_error": False}
+    first = Call(row(-7.5), 1, False, 1e12, 5.0)
+    assert not first.solo
+    deliver([first], {"ok": False, "error": refused})
+    assert isinstance(first.error, ModelInputError)
+    assert Call(row(-7.5), 1, False, 1e12, 5.0).solo
+    assert not Call(row(-7.25), 1, False, 1e12, 5.0).solo
+    crashed = Call(row(-6.5), 1, False, 1e12, 5.0)
+    deliver([crashed], {"ok": False, "error": bug})  # not the rows' fault: not remembered
+    assert not Call(row(-6.5), 1, False, 1e12, 5.0).solo
+
+
 def test_a_local_replica_without_a_host_raises_host_gone_not_a_builtin() -> None:
     """``Replica`` (no process is spawned here): a call before any host, or a start after
     ``stop``, is ``HostGone``, which the supervisor classifies as a crash."""
