@@ -20,6 +20,8 @@ for CSV scoring (``backends.base.row_errors``), or, for a call the model refused
 though each of its rows passes alone, the model's error for it (issue 23: never answers the
 model gave other rows, not its). A call alone in its model call gets the call's error, as it
 always has. ``merge_payloads`` tells the host where each call's rows start (``CALL_STARTS``).
+A call whose own rows the model refused is remembered (``remember_refused``): the same rows
+come next time as a ``solo`` call, which cannot fail a batch of others (issue 23).
 
 A number matrix may carry ``WITHIN_FLOAT32`` (the web process checked it finite, issue 23):
 merged payloads keep it only when every one of them had it. The pool's batching helpers lived
