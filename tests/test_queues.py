@@ -85,8 +85,13 @@ def test_a_solo_call_is_never_merged() -> None:
     solo.solo = True
     for call in (before, solo, after):
         waiting.put(call)
-    assert waiting.take() == ([before], 1)
+    # the call behind it joins the batch before it (issue 23); the solo call goes next, alone
+    assert waiting.take() == ([before, after], 2)
     assert waiting.take() == ([solo], 1)
+    assert waiting.take() == ([], 0)
+    waiting.put(solo)
+    waiting.put(after)
+    assert waiting.take() == ([solo], 1)  # first in the queue: alone, first
     assert waiting.take() == ([after], 1)
 
 

@@ -79,26 +79,31 @@ class Waiting:
 
     def take_batch(self, calls: list[Call], rows: int) -> tuple[list[Call], int]:
         """``calls`` with the interactive calls waiting that may join them (up to
-        ``max_batch_rows``; a solo call alone)."""
+        ``max_batch_rows``; a solo call alone, the calls behind it joining others)."""
         now = time.monotonic()
         queue = self.interactive
-        while queue:
-            call = queue[0]
+        # solo calls met behind the batch's first stay in place, first for the next call: the
+        # calls behind them still merge (issue 23: one bad request's rows, refused lately and
+        # so solo, between each good one made every good one a model call of its own)
+        skipped = 0
+        while len(queue) > skipped:
+            call = queue[skipped]
             if call.done:  # its caller gave up
-                queue.popleft()
+                del queue[skipped]
                 continue
             if call.deadline <= now:
-                queue.popleft()
+                del queue[skipped]
                 call.resolve(error=call.timed_out())
                 continue
+            if calls and call.solo and not calls[0].solo:
+                skipped += 1
+                continue
             if calls and (
-                call.solo
-                or calls[0].solo
-                or rows + call.rows > self._max_rows
-                or not self._joins(calls, call)
+                calls[0].solo or rows + call.rows > self._max_rows or not self._joins(calls, call)
             ):
                 break
-            calls.append(queue.popleft())
+            del queue[skipped]
+            calls.append(call)
             rows += call.rows
         return calls, rows
 
