@@ -9,6 +9,8 @@ rows they answer; shared by the test modules and ``bench/`` scripts.
   forest regressor of the checked swap's regressor tests.
 - ``churn_files``: the zoo's churn pipeline (categories, missing values) and its
   ``.reference.csv``, for explanations and drift.
+- ``month_model``: a pipeline fitted on a ``datetime64[ns]`` column, read by the notebook's own
+  function (``MONTH_CODE``), for date columns.
 """
 
 from __future__ import annotations
@@ -102,3 +104,37 @@ def churn_files(folder: Path, name: str = "churn", seed: int = 11) -> Any:
     reference = zoo._mixed_frame(300, np.random.default_rng(seed))
     reference.to_csv(folder / f"{name}.reference.csv", index=False)
     return case
+
+
+MONTH_CODE = '''def month_of(frame):
+    """The notebook's own function: the month of a datetime64 column."""
+    return frame["when"].dt.month.to_numpy().reshape(-1, 1)
+'''
+
+
+def month_model() -> zoo.Case:
+    """A pipeline fitted on a ``datetime64[ns]`` column, read with ``.dt`` (issue 22)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(MONTH_CODE, namespace)  # as the notebook defined it: a function of __main__
+    rng = np.random.default_rng(7)
+    days = rng.integers(0, 700, 120)
+    train = pd.DataFrame(
+        {
+            "when": pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D"),
+            "spend": rng.normal(50, 20, 120),
+        }
+    ).astype({"when": "datetime64[ns]"})  # as the new user's frame (pandas 3 makes "us")
+    assert train["when"].dtype == "datetime64[ns]"
+    model = make_pipeline(
+        ColumnTransformer(
+            [("month", FunctionTransformer(namespace["month_of"]), ["when"])],
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(train, np.where(train["when"].dt.month > 6, "late", "early"))
+    return zoo.Case("months", model, train.head(5), code=MONTH_CODE)

@@ -20,6 +20,7 @@ import pytest
 
 from tests import zoo
 from tests.helpers import local_client, winserve_check
+from tests.model_files import month_model
 from winserve.card import parse
 from winserve.cells import typed_like_read_csv
 from winserve.host import describe
@@ -220,39 +221,6 @@ def test_a_dict_vectorizer_gets_dicts() -> None:
 
 
 # --- issue 22 follow-ups: a new user's trial from a fresh clone ---
-
-MONTH_CODE = '''def month_of(frame):
-    """The notebook's own function: the month of a datetime64 column."""
-    return frame["when"].dt.month.to_numpy().reshape(-1, 1)
-'''
-
-
-def month_model() -> zoo.Case:
-    """A pipeline fitted on a ``datetime64[ns]`` column, read with ``.dt`` (issue 22)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    exec(MONTH_CODE, namespace)  # as the notebook defined it: a function of __main__
-    rng = np.random.default_rng(7)
-    days = rng.integers(0, 700, 120)
-    train = pd.DataFrame(
-        {
-            "when": pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D"),
-            "spend": rng.normal(50, 20, 120),
-        }
-    ).astype({"when": "datetime64[ns]"})  # as the new user's frame (pandas 3 makes "us")
-    assert train["when"].dtype == "datetime64[ns]"
-    model = make_pipeline(
-        ColumnTransformer(
-            [("month", FunctionTransformer(namespace["month_of"]), ["when"])],
-            remainder="passthrough",
-        ),
-        LogisticRegression(max_iter=500),
-    ).fit(train, np.where(train["when"].dt.month > 6, "late", "early"))
-    return zoo.Case("months", model, train.head(5), code=MONTH_CODE)
 
 
 MONTH_CARD = '[example]\nwhen = "2024-05-01"\nspend = 40.0\n'

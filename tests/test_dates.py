@@ -14,7 +14,7 @@ import pytest
 
 from tests import zoo
 from tests.helpers import local_client
-from tests.test_columns import month_model
+from tests.model_files import month_model
 from winserve.cells import RowProblem
 from winserve.dates import datetime_column, said
 from winserve.model_info import Feature, ModelSpec
