@@ -17,6 +17,10 @@ process::
 
 A call that fails on several rows says which rows failed, each with its own error, and answers
 the others (``isolated``; absent when one row, or nothing but the call as a whole, failed).
+When the pool merged several requests into the call (``call_starts``), each request's rows go
+to the model together, as if it had come alone: a request whose rows fail only together gets
+the model's own error for all of them, never answers its rows got one by one
+(``isolate.refused``).
 
 At load, after the sample prediction, the host asks the model once per input column whether
 it takes a missing value there (a NaN in the sample row): the page marks the columns that
