@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_manager_listens_on_a_named_pipe_with_spawn() -> None:
-    from winserve.backends.proxy import HostManager
+    import pickle
+
+    from winserve.backends.proxy import HostManager, connect
 
     manager = HostManager(ctx=multiprocessing.get_context("spawn"))
     manager.start()
@@ -29,7 +31,17 @@ def test_the_manager_listens_on_a_named_pipe_with_spawn() -> None:
         assert str(manager.address).startswith("\\\\.\\pipe\\")
         assert manager._ctx.get_start_method() == "spawn"  # type: ignore[attr-defined]
         host = manager.ModelHost()  # type: ignore[attr-defined]
-        assert isinstance(host.pid(timeout=30), int)
+        # one call as a replica makes it (backends/replica.py): winserve's own connection to
+        # the host over the named pipe, the request as pickled bytes, the answer received
+        conn = connect(host, "pid", 30)
+        try:
+            conn.send_bytes(pickle.dumps((host._id, "pid", (), {})))
+            assert conn.poll(30), "the model host did not answer over the named pipe"
+            kind, pid = conn.recv()
+        finally:
+            conn.close()
+        assert kind == "#RETURN"
+        assert isinstance(pid, int) and pid != os.getpid()
     finally:
         manager.shutdown()
 
