@@ -64,6 +64,9 @@ class FakeModel:
     latency: float = 0.0  # seconds each call takes
     row_latency: float = 0.0  # and seconds more for each of its rows (issue 29's chunk sizes)
     load_seconds: float = 0.0
+    # an Event: a load also waits until the test sets it (a state seen while loading, with no
+    # race against the machine's speed); None: it does not
+    load_gate: threading.Event | None = None
     load_error: str = ""  # every start raises ModelLoadError with it
     refuse: float | None = None  # a row with this x0 is refused (400, ValueError)
     hang: float | None = None  # a call holding a row with this x0 never answers
@@ -138,6 +141,12 @@ class FakeReplica(Lifecycle):
             raise HostGone("the replica was stopped while its host started")
         if self.model.load_seconds > load_timeout:
             raise TimeoutError("load")
+        gate = self.model.load_gate
+        while gate is not None and not gate.wait(0.05):
+            if self._ended.is_set():
+                raise HostGone("the replica was stopped while its host started")
+            if time.monotonic() - began > load_timeout:
+                raise TimeoutError("load")
         if self.model.load_error:
             raise ModelLoadError(self.model.load_error)
         self.loaded_since(began)

@@ -14,6 +14,7 @@ summary, with fake replicas and no process (``tests/fakes.py``).
 from __future__ import annotations
 
 import ast
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,7 +161,7 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def started(models: Models, folder: Path) -> Iterator[tuple[DataPlane, FlaskClient]]:
     """A folder of two models whose second loads slowly, started, and the app over it."""
-    models["slow"].load_seconds = 3.0  # long enough to be seen on a busy machine
+    models["slow"].load_gate = threading.Event()  # it loads when the test says so
     registry = Registry(Settings(model=folder, workers=2), models.make_backend)
     _start(registry)
     plane = DataPlane(registry)
@@ -195,7 +196,7 @@ def test_not_ready_until_every_model_of_the_start_has_loaded(
     started: tuple[DataPlane, FlaskClient], models: Models
 ) -> None:
     plane, client = started
-    wait_until(lambda: plane.health().model("fast").serving, 5)  # type: ignore[union-attr]
+    wait_until(lambda: plane.health().model("fast").serving, 20)  # type: ignore[union-attr]
     summary = plane.health()
     assert summary.starting and summary.status == "loading" and not summary.ready
     slow = summary.model("slow")
@@ -216,6 +217,7 @@ def test_not_ready_until_every_model_of_the_start_has_loaded(
     assert client.get("/v2/models/slow/ready").status_code == 503
     assert client.post("/models/fast/predict", json=[{"x0": 1, "x1": 2}]).status_code == 200
 
+    models["slow"].load_gate.set()  # type: ignore[union-attr]  # the slow model's load ends
     wait_until(lambda: not plane.health().starting, 20)
     assert plane.health().ready  # one replica of each model serves: start is over
     # the second replica of a model may still be loading (degraded) for a moment
@@ -230,6 +232,7 @@ def test_every_page_renders_the_one_summary(
     started: tuple[DataPlane, FlaskClient], models: Models
 ) -> None:
     plane, client = started
+    models["slow"].load_gate.set()  # type: ignore[union-attr]  # no wait for its first load
     wait_until(lambda: plane.health().status == "ready", 20)  # every replica is up
     models["slow"].load_seconds = 1.5  # its restart takes a while: the asserts below see it down
     models["slow"].replicas[0].die()
