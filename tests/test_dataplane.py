@@ -197,6 +197,12 @@ def test_not_ready_until_every_model_of_the_start_has_loaded(
 ) -> None:
     plane, client = started
     wait_until(lambda: plane.health().model("fast").serving, 20)  # type: ignore[union-attr]
+
+    def slow_copied() -> bool:  # its file copied, its replicas started (the gate holds them)
+        progress = plane.health().model("slow").progress  # type: ignore[union-attr]
+        return progress is not None and not progress.copying
+
+    wait_until(slow_copied, 20)
     summary = plane.health()
     assert summary.starting and summary.status == "loading" and not summary.ready
     slow = summary.model("slow")
