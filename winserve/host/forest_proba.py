@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from winserve.host.labels import release
+
 __all__ = ["summed", "summed_predict"]
 
 FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier")  # in sklearn.ensemble
@@ -124,9 +126,6 @@ def _predict(model: Any, X: Any) -> Any:
 
 
 def _read_release(version: str) -> bool:
-    """``version`` (scikit-learn's) is one of the releases whose forest code was read."""
-    try:
-        release = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:  # not a release number ("1.x", "nightly")
-        return False
-    return READ_RELEASES[0] <= release <= READ_RELEASES[1]
+    """``version`` (scikit-learn's) is one of the releases whose forest code was read (one not
+    understood is not)."""
+    return READ_RELEASES[0] <= release(version) <= READ_RELEASES[1]

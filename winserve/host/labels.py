@@ -95,11 +95,17 @@ def derivation(model: Any) -> Derive | None:
 def _version() -> tuple[int, int]:
     import sklearn
 
+    return release(str(sklearn.__version__))
+
+
+def release(version: str) -> tuple[int, int]:
+    """A scikit-learn version's (major, minor); (0, 0) for one not understood: the careful way
+    (older than every release whose code was read)."""
     try:
-        major, minor = str(sklearn.__version__).split(".")[:2]
+        major, minor = version.split(".")[:2]
         return int(major), int(minor)
     except ValueError:
-        return (0, 0)  # a version not understood: the careful way
+        return (0, 0)
 
 
 def _kind(model: Any) -> str | None:
