@@ -122,12 +122,7 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
     seconds = time.perf_counter() - started
     cpu_after = cpu_by_role(web)
     done.set()
-    stop.set()
-    if answers.poll(30):
-        latencies.extend(answers.recv())
-    neighbour.join(10)
-    if neighbour.is_alive():
-        neighbour.kill()
+    latencies.extend(stop_other_user(neighbour, stop, answers))
     sampler.join(10)
     assert status["state"] == "done", status
     result = session.get(f"{url}/jobs/{job}/result.csv", timeout=120)
@@ -174,16 +169,21 @@ def start_other_user(url: str) -> tuple[Any, Any, Any]:
     return process, stop, answers
 
 
-def other_user_for(url: str, seconds: float) -> list[float]:
-    """The other user's latencies over ``seconds`` with nothing else running."""
-    process, stop, answers = start_other_user(url)
-    time.sleep(seconds)
+def stop_other_user(process: Any, stop: Any, answers: Any) -> list[float]:
+    """Stop the other user's process; the latencies (ms) it measured."""
     stop.set()
     latencies: list[float] = answers.recv() if answers.poll(30) else []
     process.join(10)
     if process.is_alive():
         process.kill()
-    return latencies or [float("nan")]
+    return latencies
+
+
+def other_user_for(url: str, seconds: float) -> list[float]:
+    """The other user's latencies over ``seconds`` with nothing else running."""
+    process, stop, answers = start_other_user(url)
+    time.sleep(seconds)
+    return stop_other_user(process, stop, answers) or [float("nan")]
 
 
 def cpu_by_role(web: psutil.Process) -> tuple[float, float]:
