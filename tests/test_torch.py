@@ -108,8 +108,9 @@ def net(folder: Path) -> Any:
     try:
         for card, kind in ((tg.DIGITS_CARD, "image"), (TENSOR_CARD, "tensor")):
             torch.export.save(program, str(folder / f"export_{kind}.pt2"))
-            with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; users have it
-                warnings.simplefilter("ignore", FutureWarning)
+            with warnings.catch_warnings():  # torch deprecates TorchScript; users have it
+                warnings.simplefilter("ignore", FutureWarning)  # 2.14
+                warnings.simplefilter("ignore", DeprecationWarning)  # 2.13
                 torch.jit.save(torch.jit.script(net), str(folder / f"script_{kind}.pt"))
             torch.save(net, folder / f"module_{kind}.pth")
             shutil.copyfile(code, folder / f"module_{kind}_code.py")
@@ -307,8 +308,9 @@ def test_a_network_ending_in_a_softmax_keeps_its_probabilities(
         net, torch.nn.Softmax(dim=1) if ending == "softmax" else torch.nn.LogSoftmax(dim=1)
     )
     path = folder / f"ends_{ending}.pt"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # torch deprecates TorchScript (2.13, 2.14 differently)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.trace(wrapped, torch.zeros(2, 1, 8, 8)), str(path))
     x, _ = _digits()
     batch = x[[11, 12]]
