@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
+from winserve.host.linear import Direct
 from winserve.host.tensors import feed, takes_tensors
 from winserve.rows import WITHIN_FLOAT32
 
@@ -201,6 +202,8 @@ class Predictor:
     # a forest's predict_proba without joblib's per-tree wrapper, checked at load (issue 29)
     _summed: Callable[[Any], Any] | None
     _summed_predict: Callable[[Any], Any] | None  # a regression forest's, the same way
+    # a linear model's arithmetic without its input checks, checked at load (issue 29)
+    _direct: Direct | None
     _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
@@ -235,6 +238,11 @@ class Predictor:
             if self._finite_context is not None and (
                 payload.get(WITHIN_FLOAT32) or _within_float32(payload)
             ):
+                if self._direct is not None:
+                    # a finite matrix, checked: a linear model's own arithmetic (linear.py)
+                    answered = self._direct(frame, proba)
+                    if answered is not None:
+                        return self._scored(frame, scores, plain(answered[0]), answered[1])
                 with self._finite_context():
                     return self._outputs(frame, proba, scores)
             return self._outputs(frame, proba, scores)
@@ -266,8 +274,13 @@ class Predictor:
             predict = self._summed_predict or self._model.predict
             predictions = plain(predict(frame))
             raw = self._model.predict_proba(frame) if proba else None
+        return self._scored(frame, scores, predictions, raw if proba else None)
+
+    def _scored(self, frame: Any, scores: bool, predictions: Any, raw: Any) -> Predicted:
+        """The answer record: ``predictions``, the probabilities ``raw`` (None: not asked)
+        and the scores when asked."""
         probabilities = None
-        if proba:
+        if raw is not None:
             probabilities = _per_row(raw) if self._per_output else plain(raw)
         scored = None
         if scores and self._score_method:

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, forest_proba, labels, loading, sample
+from winserve.host import describe, forest_proba, labels, linear, loading, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
     HostInfo,
@@ -97,6 +97,7 @@ class ModelHost(Predictor):
         self._derive: Callable[[Any], Any] | None = None  # labels from probabilities (#29)
         self._summed: Callable[[Any], Any] | None = None  # a forest's, without joblib (#29)
         self._summed_predict: Callable[[Any], Any] | None = None  # a regression forest's
+        self._direct: linear.Direct | None = None  # a linear model's arithmetic (#29)
         self._reference: reference_sample.Reference | None = None  # issue 25
         self._model_path = ""
 
@@ -143,6 +144,7 @@ class ModelHost(Predictor):
             info["features"] = self._features
             self._load_reference(spec, info)
             self._check_labels(info)
+            self._check_direct(info)
         return info
 
     def _check_labels(self, info: dict[str, Any]) -> None:
@@ -166,6 +168,47 @@ class ModelHost(Predictor):
             self._summed_predict = regression
         summing = self._summed is not None or self._summed_predict is not None
         info["extra"]["forest_summed"] = summing
+
+    def _check_direct(self, info: dict[str, Any]) -> None:
+        """Whether a linear model's finite matrices are answered by its arithmetic alone
+        (``host.linear``, issue 29): only where the sample row and the reference rows get
+        the same answers, to the byte, labels alone and with probabilities."""
+        self._direct = None
+        direct = linear.direct(self._model)
+        info["extra"]["linear_direct"] = False
+        if direct is None:
+            return
+        used: list[bool] = []
+
+        def counted(X: Any, proba: bool) -> Any:
+            out = direct(X, proba)
+            used.append(out is not None)
+            return out
+
+        # as a request and a CSV chunk bring them: one number matrix in the model's order
+        matrices = [m for m in map(self._as_matrix, self._check_payloads()) if m is not None]
+        for payload, proba in [(m, asked) for m in matrices for asked in (True, False)]:
+            own = self._answered(payload, proba)
+            self._direct = counted
+            ours = self._answered(payload, proba)
+            self._direct = None
+            if own != ours:
+                LOG.debug("a linear model's own predict kept: the answers differ")
+                return
+        self._direct = direct if any(used) else None
+        info["extra"]["linear_direct"] = self._direct is not None
+
+    def _as_matrix(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """A check payload's columns as one float64 matrix in the model's column order, or
+        None when a column is not numbers."""
+        import numpy as np
+
+        columns = payload["columns"]
+        try:
+            matrix = np.array([columns[f["name"]] for f in self._features], dtype=np.float64)
+        except (KeyError, ValueError, TypeError):
+            return None
+        return {"matrix": np.ascontiguousarray(matrix.T)}
 
     def _check_payloads(self) -> list[dict[str, Any]]:
         """The sample row, and the reference sample's first rows when there is one."""
