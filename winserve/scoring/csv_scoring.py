@@ -24,6 +24,8 @@ written, ``room()`` checks the scoring folder's size (setting max_jobs_mb).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 from winserve.errors import BadRequest
 from winserve.scoring import bulk, columns, reasons
@@ -32,6 +34,16 @@ from winserve.scoring.rows import Bounds, RowScorer
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 
 Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
+# the most a character of a line costs in _cost's terms (a cell per character: 8 + 2 + 56)
+PER_CHARACTER = 66
+
+
+class Scored(NamedTuple):
+    """A chunk sent to the model: its added cells to come, and what writing it needs (its
+    rows, their lines as written, which are blank, its row count, the bytes read by then)."""
+
+    cells: Future[list[tuple[list[str], list[str]]]]
+    chunk: tuple[Chunk, list[str | None], list[bool], int, int]
 
 
 def blank(row: list[str]) -> bool:
@@ -72,24 +84,34 @@ def _chunks(
     rows_now = max_rows if callable(max_rows) else lambda: max_rows
     chunk: Chunk = [first] if first is not None else []
     written: list[str | None] = [None] if first is not None else []
-    add, keep = chunk.append, written.append
     size = 0
     limit = rows_now()
-    read = reader.characters
-    last = reader.line_num
-    for row in reader:
-        number = reader.line_num
-        add((number, row))
-        keep(reader.line if number == last + 1 else None)
-        last = number
-        # _cost, written out: this runs for every row of the file (issue 29)
-        cells, characters = len(row), reader.characters - read
-        size += 8 * cells + 2 * characters + 56 * min(cells, max(0, characters - cells + 1))
-        read += characters
+    while True:
+        # many rows at once where their lines allow (Rows.block: no Python per row), each
+        # costing at most PER_CHARACTER bytes a character, so the block stays in the budget
+        block = reader.block(limit - len(chunk), max(1, (max_bytes - size) // PER_CHARACTER))
+        if block is not None:
+            number, rows, lines = block
+            if not rows:
+                break
+            chunk.extend(zip(range(number, number + len(rows)), rows, strict=True))
+            written.extend(lines)
+            cells, characters = sum(map(len, rows)), sum(map(len, lines))
+            # _cost of the block's rows together (never less than the sum of theirs)
+            size += 8 * cells + 2 * characters + 56 * min(cells, characters - cells + len(rows))
+        else:
+            last, read = reader.line_num, reader.characters
+            row = next(reader, None)
+            if row is None:
+                break
+            number = reader.line_num
+            chunk.append((number, row))
+            written.append(reader.line if number == last + 1 else None)
+            # a line of a block handed back was counted when the block was read: its length
+            size += _cost(len(row), max(reader.characters - read, len(reader.line)))
         if len(chunk) >= limit or size >= max_bytes:
             yield chunk, written
             chunk, written, size = [], [], 0
-            add, keep = chunk.append, written.append
             limit = rows_now()
     if chunk:
         yield chunk, written
@@ -131,47 +153,69 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
             _within_explained(job, dialect, texts, first is not None)
         width = len(header)
         ids = job.row_ids()
-        for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
-            if scorer.closing.is_set():
-                break
-            if texts:
-                chunk = [(line, [separator.join(row)]) for line, row in chunk]
-                empty = [False] * len(chunk)
-            else:
-                empty = [blank(row) for _, row in chunk]
-            rows = len(chunk) - sum(empty)
-            if job.done_rows + rows > bounds.max_rows:
-                # the rest is only counted, for the message: still one read of the file
-                rows += sum(texts or not blank(row) for row in reader)
-                raise BadRequest(
-                    f"the file has {job.done_rows + rows} rows, more than the "
-                    f"{bounds.max_rows} allowed (setting: max_csv_rows)"
-                )
+
+        def write(scored: Scored) -> None:
+            """A chunk's lines with their added cells into the result, in the file's order."""
+            chunk, written, empty, rows, read_bytes = scored.chunk
+            answered = scored.cells.result()  # its waits have deadlines (the model's timeout)
             target.flush()
             room()
-            scored = score_chunk(scorer, chunk, header, positions, texts, empty)
             copied = (
-                None if texts else _copied(chunk, scored, empty, written, width, ids, separator)
+                None if texts else _copied(chunk, answered, empty, written, width, ids, separator)
             )
             if copied is not None:
                 target.write(copied)
-                job.done_rows += rows
-                job.read_bytes = source.buffer.tell()
-                continue
-            # a row of the wrong length is padded or cut so that columns line up; a blank
-            # row was not a prediction and gets no request id. One call writes the chunk.
-            writer.writerows(
-                [
+            else:
+                # a row of the wrong length is padded or cut so that columns line up; a blank
+                # row was not a prediction and gets no request id. One call writes the chunk.
+                writer.writerows(
                     [
-                        *(row if len(row) == width else [*row[:width], *[""] * (width - len(row))]),
-                        *cells,
-                        "" if is_empty else ids(line),
+                        [
+                            *(
+                                row
+                                if len(row) == width
+                                else [*row[:width], *[""] * (width - len(row))]
+                            ),
+                            *cells,
+                            "" if is_empty else ids(line),
+                        ]
+                        for (line, _), (row, cells), is_empty in zip(
+                            chunk, answered, empty, strict=True
+                        )
                     ]
-                    for (line, _), (row, cells), is_empty in zip(chunk, scored, empty, strict=True)
-                ]
-            )
+                )
             job.done_rows += rows
-            job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
+            job.read_bytes = read_bytes
+
+        # The model scores a chunk (in `scoring`'s one thread) while this thread reads the
+        # next: the model host's share of the work overlaps this process's (issue 29). One
+        # chunk in flight at most: memory stays that of two chunks.
+        read_rows = 0
+        pending: Scored | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="winserve-chunk") as scoring:
+            for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
+                if scorer.closing.is_set():
+                    break
+                if texts:
+                    chunk = [(line, [separator.join(row)]) for line, row in chunk]
+                    empty = [False] * len(chunk)
+                else:
+                    empty = [blank(row) for _, row in chunk]
+                rows = len(chunk) - sum(empty)
+                if read_rows + rows > bounds.max_rows:
+                    # the rest is only counted, for the message: still one read of the file
+                    rows += sum(texts or not blank(row) for row in reader)
+                    raise BadRequest(
+                        f"the file has {read_rows + rows} rows, more than the "
+                        f"{bounds.max_rows} allowed (setting: max_csv_rows)"
+                    )
+                read_rows += rows
+                cells = scoring.submit(score_chunk, scorer, chunk, header, positions, texts, empty)
+                if pending is not None:
+                    write(pending)
+                pending = Scored(cells, (chunk, written, empty, rows, source.buffer.tell()))
+            if pending is not None:
+                write(pending)
     if job.done_rows == 0 and not scorer.closing.is_set():
         raise BadRequest("the file has no rows under its first line")
     job.total_rows = job.done_rows
