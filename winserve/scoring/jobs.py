@@ -46,6 +46,7 @@ from pathlib import Path
 from winserve import explaining, scratch
 from winserve.errors import BadRequest, NotFound, PayloadTooLarge, WinserveError
 from winserve.platform import cache_dir
+from winserve.scoring import handover
 from winserve.scoring.chunk_size import MOST_ROWS
 from winserve.scoring.csv_scoring import score_csv
 from winserve.scoring.images import score_images, takes_images
@@ -293,12 +294,13 @@ class JobManager:
             scorer = RowScorer(
                 self._service, job, self._closing, self.bounds.chunk_rows, self._clock
             )
-            if job.images:  # a ZIP of images, into a CSV (issue 24)
-                score_images(job, scorer, self.bounds, self._room)
-            elif is_workbook(job.source):  # .xlsx (issue 27)
-                score_workbook(job, scorer, self.bounds)
-            else:
-                score_csv(job, scorer, self.bounds, self._room)
+            with handover.job_running():  # users' requests wait less for the GIL
+                if job.images:  # a ZIP of images, into a CSV (issue 24)
+                    score_images(job, scorer, self.bounds, self._room)
+                elif is_workbook(job.source):  # .xlsx (issue 27)
+                    score_workbook(job, scorer, self.bounds)
+                else:
+                    score_csv(job, scorer, self.bounds, self._room)
             state, error = "done", ""
         except SheetChoice as exc:  # kept until a sheet is chosen, or the job expires
             job.sheets, state, error = exc.sheets, "choose", exc.message
