@@ -371,7 +371,10 @@ def test_installer_run_bat_and_uninstaller(wine_model: Path, clean_wine: None) -
         """Seconds to ready; then a prediction and the page, then the server is stopped."""
         try:
             started = time.monotonic()
-            wait_until(lambda: _health(url), 300, 0.5)
+            try:
+                wait_until(lambda: _health(url), 300, 0.5)
+            except AssertionError as exc:  # what run.bat printed says why
+                raise AssertionError(f"{exc}; run.bat printed:\n{process.text[-4000:]}") from exc
             seconds = time.monotonic() - started
             answer = requests.post(url + "/predict", json=[IRIS_ROW], timeout=TIMEOUT)
             assert answer.json() == {"predictions": ["virginica"]}, process.text
