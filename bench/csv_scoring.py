@@ -122,7 +122,7 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
     seconds = time.perf_counter() - started
     cpu_after = cpu_by_role(web)
     done.set()
-    latencies.extend(stop_other_user(neighbour, stop, answers))
+    latencies.extend(stop_other_user(neighbour, stop, answers) or [float("nan")])
     sampler.join(10)
     assert status["state"] == "done", status
     result = session.get(f"{url}/jobs/{job}/result.csv", timeout=120)
@@ -147,25 +147,32 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
 IDLE_SECONDS = 2.0  # the other user's requests measured before the upload, with no job
 
 
-def other_user(url: str, stop: Any, answers: Any) -> None:
-    """One /predict every 50 ms until ``stop``; the latencies (ms) sent back at the end."""
+def other_user(url: str, stop: Any, answers: Any, ready: Any) -> None:
+    """One /predict every 50 ms until ``stop``; the latencies (ms) sent back at the end;
+    ``ready`` set once the first is answered (that one is not counted: a new connection)."""
     row = [dict(zip(IRIS, (5.1, 3.5, 1.4, 0.2), strict=True))]
+    session = requests.Session()
+    session.post(url + "/predict", json=row, timeout=30).raise_for_status()
+    ready.set()
     latencies: list[float] = []
     while not stop.is_set():
         started = time.perf_counter()
-        requests.post(url + "/predict", json=row, timeout=30).raise_for_status()
+        session.post(url + "/predict", json=row, timeout=30).raise_for_status()
         latencies.append((time.perf_counter() - started) * 1000)
         time.sleep(0.05)
     answers.send(latencies)
 
 
 def start_other_user(url: str) -> tuple[Any, Any, Any]:
-    """The other user's process (spawned, as on Windows), its stop event and its answers."""
+    """The other user's process (spawned, as on Windows), its stop event and its answers;
+    returned once its first request is answered (a job shorter than a process's start would
+    otherwise see none)."""
     context = multiprocessing.get_context("spawn")
-    stop = context.Event()
+    stop, ready = context.Event(), context.Event()
     answers, theirs = context.Pipe(duplex=False)
-    process = context.Process(target=other_user, args=(url, stop, theirs), daemon=True)
+    process = context.Process(target=other_user, args=(url, stop, theirs, ready), daemon=True)
     process.start()
+    ready.wait(60)
     return process, stop, answers
 
 
