@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -189,6 +190,34 @@ def test_the_rows_a_batch_fails_on_are_found_in_the_same_call(form: str) -> None
     mixed = plain.predict({"rows": [[1, 2], ["x", 1], [3, 4]]}, False)
     assert mixed["isolated"]["predictions"] == [3.0, None, 7.0]
     assert [row for row, _ in mixed["isolated"]["errors"]] == [1]
+
+
+def test_a_row_asked_alone_is_not_called_position_0() -> None:
+    """pandas names a bad value's place in the rows it got ("…, at position 0"); a row the
+    host asked alone is named by its place in the request instead, so the message drops it."""
+    from winserve.host import isolate
+
+    values = ["2021-05-03", "x", "2021-05-04", "y"]
+
+    def answer(part: list[str], proba: bool, scores: bool) -> Any:
+        for position, value in enumerate(part):
+            if value in ("x", "y"):
+                raise ValueError(
+                    f"time data {value!r} doesn't match format, at position {position}"
+                )
+        return {"predictions": [1.0] * len(part)}
+
+    def part(lo: int, hi: int) -> list[str]:
+        return values[lo:hi]
+
+    first = {"type": "ValueError", "message": "time data 'x' doesn't match format, at position 1"}
+    found = isolate.isolate(4, part, answer, False, False, first)  # type: ignore[arg-type]
+    assert found["predictions"] == [1.0, None, 1.0, None]
+    messages = {row: error["message"] for row, error in found["errors"]}
+    assert messages == {
+        1: "time data 'x' doesn't match format",
+        3: "time data 'y' doesn't match format",
+    }
 
 
 def test_answers_that_are_not_numbers_are_null_not_invalid_json() -> None:

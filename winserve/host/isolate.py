@@ -27,6 +27,7 @@ scoring each line.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,9 @@ from winserve.rows import CALL_STARTS
 # 188 ms halving alone, 123 ms each call alone, 138 ms this; 3 bad 113, 156, 122; 1 bad 51,
 # 167 (estimated: 19 calls of 8 ms), 50
 DENSE_LEVELS = 2
+# where pandas names the failing value's place in the rows it was given ("time data 'x'
+# doesn't match format '%Y-%m-%d', at position 0"): for a row asked alone always 0
+ALONE_POSITION = re.compile(r",? at position 0\b")
 ISOLATE_SECONDS = 2.0  # finding the failing rows of a batch takes no longer (see isolate)
 
 # a merged call the deadline left unasked alone: its rows may be fine (issue 23)
@@ -201,7 +205,10 @@ def isolate(
     failing = [(0, count, error)]  # parts known to fail, with the error they raised
     while failing:
         lo, hi, error = failing.pop()
-        if hi - lo == 1 or time.perf_counter() > end:
+        if hi - lo == 1:
+            errors.append((lo, row_error(_alone(error))))
+            continue
+        if time.perf_counter() > end:
             errors.extend((row, row_error(error)) for row in range(lo, hi))
             continue
         middle = (lo + hi) // 2
@@ -222,6 +229,14 @@ def isolate(
         "scores": scored,
         "errors": sorted(errors, key=lambda item: item[0]),
     }
+
+
+def _alone(error: ErrorRecord) -> ErrorRecord:
+    """The error of a row asked alone, without the place in that one-row call which pandas
+    names ("…, at position 0"): the row is named by its request's count, not the call's."""
+    message = str(error.get("message", ""))
+    shorter = ALONE_POSITION.sub("", message)
+    return error if shorter == message else {**error, "message": shorter}
 
 
 def parts(payload: dict[str, Any]) -> tuple[int, Part]:
