@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from winserve.backends.pool import PoolBackend
@@ -174,6 +174,50 @@ def test_only_the_exact_classes_in_the_releases_read(monkeypatch: pytest.MonkeyP
     for release in ("1.7.2", "1.10.0", "nightly"):
         monkeypatch.setattr(sklearn, "__version__", release)
         assert linear.direct(LogisticRegression().fit(x, y)) is None
+
+
+def test_a_class_patched_by_other_code_keeps_its_own_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Code beside a model file (``<name>_code.py``) may patch scikit-learn's classes: a
+    clipped Ridge.predict or a clipped StandardScaler.transform is the model's answer, so the
+    arithmetic alone is not."""
+    x = np.random.default_rng(0).normal(size=(50, WIDTH))
+    ridge = Ridge().fit(x, x @ np.arange(1.0, WIDTH + 1))
+    scaled = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, x[:, 0] > 0)
+    assert linear.direct(ridge) is not None and linear.direct(scaled) is not None
+    own_predict, own_transform = Ridge.predict, StandardScaler.transform
+    monkeypatch.setattr(Ridge, "predict", lambda self, X: np.clip(own_predict(self, X), -5, 5))
+    assert linear.direct(ridge) is None
+    monkeypatch.setattr(
+        StandardScaler,
+        "transform",
+        lambda self, X, copy=None: np.clip(own_transform(self, X), -1, 1),
+    )
+    assert linear.direct(scaled) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(Pipeline, "predict", lambda self, X, **params: np.zeros(len(X)))
+    assert linear.direct(scaled) is None
+
+
+def test_the_load_checks_rows_far_from_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arithmetic that differs from the model's only far from its sample row (zeros here: no
+    reference sample) is caught at load: the check adds rows of every magnitude."""
+    x = np.random.default_rng(0).normal(size=(50, WIDTH))
+    path = tmp_path / "ridge.joblib"
+    joblib.dump(Ridge().fit(x, x @ np.arange(1.0, WIDTH + 1)), path)
+    assert _loaded(path).info()["extra"]["linear_direct"] is True
+    real = linear.direct
+
+    def clipped(model: Any) -> Any:  # a mistake the sample row alone would not show
+        run = real(model)
+        assert run is not None
+        return lambda X, proba: (np.clip(run(X, proba)[0], -50, 50), None)
+
+    monkeypatch.setattr(linear, "direct", clipped)
+    assert _loaded(path).info()["extra"]["linear_direct"] is False
 
 
 def test_only_a_float64_matrix_of_the_models_width() -> None:

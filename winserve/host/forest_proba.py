@@ -5,7 +5,7 @@ computes it, without joblib's wrapper around each tree (issue 29).
 
     ModelHost load ─► summed(model): an exact RandomForestClassifier / ExtraTreesClassifier
                       of exact DecisionTreeClassifier / ExtraTreeClassifier trees, one job?
-                   ─► the load's rows answered the same, to the byte (ModelHost._check_labels)
+                   ─► the load's rows answered the same, to the byte (shortcuts.check_labels)
                    ─► Predictor._summed: X ─► the forest's own X check ─► each tree's
                       predict_proba added in the forest's order ─► ÷ trees
 

@@ -5,7 +5,7 @@ exactly that (issue 29: one model call where there were two).
 
     ModelHost load ─► derivation(model): the model's exact class (or a Pipeline's final
                       step's) on ALLOWED? ─► Derive | None
-                   ─► the sample and reference rows answered both ways (ModelHost._check_labels)
+                   ─► the sample and reference rows answered both ways (shortcuts.check_labels)
                       ─► the same answers (types too) ─► Predictor._derive = Derive
                                                          else None (two calls, as before)
     Predictor._outputs, probabilities asked:

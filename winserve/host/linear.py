@@ -4,7 +4,7 @@
 
     ModelHost load ─► direct(model): an exact LogisticRegression, LinearRegression or Ridge,
                       alone or at the end of a Pipeline of exact StandardScalers?
-                   ─► the load's rows answered the same, to the byte (ModelHost._check_direct)
+                   ─► the load's rows answered the same, to the byte (shortcuts.check_direct)
                    ─► Predictor._direct = Direct
     Predictor._outputs, a float64 matrix known finite (checked in the host, ~4 µs):
         Direct(X, proba) ─► each scaler: X copied, − mean_, ÷ scale_
@@ -32,11 +32,12 @@ code in each for NumPy input):
 - ``LinearModel._decision_function`` (LinearRegression, Ridge ``predict``): ``X @ coef_ +
   intercept_`` for a vector of coefficients, ``X @ coef_.T + intercept_`` for a matrix.
 
-Only for the exact classes with these methods their class's own (a subclass may override
-any of it), on the releases read, for a C-ordered float64 matrix of the model's width; and
-only where the load found the answers identical both ways (labels alone and with
-probabilities); anything else calls the model's own methods. A NaN never gets here: such a
-matrix keeps scikit-learn's checks and their error.
+Only for the exact classes with these methods scikit-learn's own (a subclass may override
+any of it, and code beside a model file may patch a class), on the releases read, for a
+C-ordered float64 matrix of the model's width; and only where the load found the answers
+identical both ways (labels alone and with probabilities; ``host/shortcuts.py``); anything
+else calls the model's own methods. A NaN never gets here: such a matrix keeps scikit-learn's
+checks and their error.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def direct(model: Any) -> Direct | None:
     final = model
     if type(model) is Pipeline:
         steps = [step for _, step in model.steps]
-        if not steps or any(
-            type(s) is not StandardScaler or _own(s, "transform") for s in steps[:-1]
+        if (
+            not steps
+            or _changed(model, "predict", "predict_proba")
+            or any(type(s) is not StandardScaler or _changed(s, "transform") for s in steps[:-1])
         ):
             return None
         scalers, final = steps[:-1], steps[-1]
@@ -110,9 +113,20 @@ def direct(model: Any) -> Direct | None:
     return run
 
 
-def _own(model: Any, *methods: str) -> bool:
-    """Whether ``model`` overrides any of ``methods`` on itself (set on the instance)."""
-    return any(m in vars(model) for m in methods)
+def _changed(model: Any, *methods: str) -> bool:
+    """Whether any of ``methods`` is not scikit-learn's own for ``model``: set on the instance,
+    or its class's replaced by code of another module (a ``<name>_code.py`` beside a model file
+    may patch scikit-learn's classes; the load's rows might not show it)."""
+    cls = type(model)
+    for method in methods:
+        if method in vars(model):
+            return True
+        function = getattr(cls, method, None)
+        if function is not None and not str(getattr(function, "__module__", "")).startswith(
+            "sklearn."
+        ):
+            return True
+    return False
 
 
 def _classifier(model: Any) -> Direct | None:
@@ -121,7 +135,7 @@ def _classifier(model: Any) -> Direct | None:
     cls = type(model)
     if (
         cls is not LogisticRegression
-        or _own(model, "predict", "predict_proba", "decision_function")
+        or _changed(model, "predict", "predict_proba", "decision_function")
         or cls.decision_function.__qualname__ != "LinearClassifierMixin.decision_function"
         or cls.predict.__qualname__ != "LinearClassifierMixin.predict"
         or cls.predict_proba.__qualname__ != "LogisticRegression.predict_proba"
@@ -162,7 +176,7 @@ def _regressor(model: Any) -> Direct | None:
     cls = type(model)
     if (
         cls not in {getattr(sklearn.linear_model, name) for name in REGRESSORS}
-        or _own(model, "predict", "_decision_function")
+        or _changed(model, "predict", "_decision_function")
         or cls._decision_function.__qualname__ != "LinearModel._decision_function"
         or getattr(model, "coef_", None) is None
     ):
