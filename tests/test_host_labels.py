@@ -278,3 +278,26 @@ def test_forest_sums_only_under_the_scikit_learn_releases_read() -> None:
     assert not forest_proba._read_release("2.0.0")
     assert not forest_proba._read_release("1.2.2")
     assert not forest_proba._read_release("nightly")
+
+
+def test_a_class_patched_by_other_code_keeps_its_own_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Code beside a model file may patch scikit-learn's classes: then neither the labels from
+    probabilities nor the forest's sums stand in for the patched methods."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    forest, _ = trained("forest", "str")
+    assert labels.derivation(forest) is not None and forest_proba.summed(forest) is not None
+    own_predict = RandomForestClassifier.predict
+    monkeypatch.setattr(RandomForestClassifier, "predict", lambda self, X: own_predict(self, X))
+    assert labels.derivation(forest) is None
+    monkeypatch.undo()
+    own_tree = DecisionTreeClassifier.predict_proba
+    monkeypatch.setattr(
+        DecisionTreeClassifier, "predict_proba", lambda self, X, check_input=True: own_tree(self, X)
+    )
+    assert forest_proba.summed(forest) is None
+    monkeypatch.undo()
+    assert labels.derivation(forest) is not None and forest_proba.summed(forest) is not None

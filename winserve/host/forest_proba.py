@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from winserve.host.labels import release
+from winserve.host.labels import changed, release
 
 __all__ = ["summed", "summed_predict"]
 
@@ -82,10 +82,10 @@ def _exact(
     estimators = getattr(model, "estimators_", None)
     return not (
         type(model) not in forests
-        or method in vars(model)
+        or changed(model, method, "_validate_X_predict")
         or getattr(model, "n_jobs", None) not in (None, 1)
         or not estimators
-        or any(type(e) not in trees or method in vars(e) for e in estimators)
+        or any(type(e) not in trees or changed(e, method) for e in estimators)
         or not callable(getattr(model, "_validate_X_predict", None))
     )
 

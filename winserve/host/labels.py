@@ -46,7 +46,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ALLOWED", "MARGIN", "Derive", "derivation"]
+__all__ = ["ALLOWED", "MARGIN", "Derive", "changed", "derivation", "release"]
 
 Derive = Callable[[Any], Any]  # predict_proba's answer → predict's labels, or None
 
@@ -73,10 +73,12 @@ def derivation(model: Any) -> Derive | None:
         # Pipeline.predict and .predict_proba run the same transforms, then the final step's
         # predict / predict_proba: the final step decides
         steps = getattr(model, "steps", None)
-        return derivation(steps[-1][1]) if steps else None
+        if not steps or changed(model, "predict", "predict_proba"):
+            return None
+        return derivation(steps[-1][1])
     kind = _kind(model)
-    if kind is None or {"predict", "predict_proba"} & set(vars(model)):
-        return None  # not the class's own methods: one set on the object itself
+    if kind is None or changed(model, "predict", "predict_proba"):
+        return None  # not scikit-learn's own methods: set on the object, or its class patched
     if getattr(model, "classes_", None) is None:
         return None
     # classes_ and n_outputs_ read at each call, as predict reads them
@@ -96,6 +98,22 @@ def _version() -> tuple[int, int]:
     import sklearn
 
     return release(str(sklearn.__version__))
+
+
+def changed(model: Any, *methods: str) -> bool:
+    """Whether any of ``methods`` is not scikit-learn's own for ``model``: set on the instance,
+    or its class's replaced by code of another module (a ``<name>_code.py`` beside a model file
+    may patch scikit-learn's classes; the load's rows might not show it)."""
+    cls = type(model)
+    for method in methods:
+        if method in vars(model):
+            return True
+        function = getattr(cls, method, None)
+        if function is not None and not str(getattr(function, "__module__", "")).startswith(
+            "sklearn."
+        ):
+            return True
+    return False
 
 
 def release(version: str) -> tuple[int, int]:

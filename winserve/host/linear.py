@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from winserve.host.labels import release
+from winserve.host.labels import changed, release
 
 __all__ = ["Direct", "direct"]
 
@@ -77,8 +77,8 @@ def direct(model: Any) -> Direct | None:
         steps = [step for _, step in model.steps]
         if (
             not steps
-            or _changed(model, "predict", "predict_proba")
-            or any(type(s) is not StandardScaler or _changed(s, "transform") for s in steps[:-1])
+            or changed(model, "predict", "predict_proba")
+            or any(type(s) is not StandardScaler or changed(s, "transform") for s in steps[:-1])
         ):
             return None
         scalers, final = steps[:-1], steps[-1]
@@ -113,29 +113,13 @@ def direct(model: Any) -> Direct | None:
     return run
 
 
-def _changed(model: Any, *methods: str) -> bool:
-    """Whether any of ``methods`` is not scikit-learn's own for ``model``: set on the instance,
-    or its class's replaced by code of another module (a ``<name>_code.py`` beside a model file
-    may patch scikit-learn's classes; the load's rows might not show it)."""
-    cls = type(model)
-    for method in methods:
-        if method in vars(model):
-            return True
-        function = getattr(cls, method, None)
-        if function is not None and not str(getattr(function, "__module__", "")).startswith(
-            "sklearn."
-        ):
-            return True
-    return False
-
-
 def _classifier(model: Any) -> Direct | None:
     from sklearn.linear_model import LogisticRegression
 
     cls = type(model)
     if (
         cls is not LogisticRegression
-        or _changed(model, "predict", "predict_proba", "decision_function")
+        or changed(model, "predict", "predict_proba", "decision_function")
         or cls.decision_function.__qualname__ != "LinearClassifierMixin.decision_function"
         or cls.predict.__qualname__ != "LinearClassifierMixin.predict"
         or cls.predict_proba.__qualname__ != "LogisticRegression.predict_proba"
@@ -176,7 +160,7 @@ def _regressor(model: Any) -> Direct | None:
     cls = type(model)
     if (
         cls not in {getattr(sklearn.linear_model, name) for name in REGRESSORS}
-        or _changed(model, "predict", "_decision_function")
+        or changed(model, "predict", "_decision_function")
         or cls._decision_function.__qualname__ != "LinearModel._decision_function"
         or getattr(model, "coef_", None) is None
     ):
