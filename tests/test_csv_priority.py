@@ -244,3 +244,26 @@ def test_a_job_sizes_its_chunks_from_the_models_cost(tmp_path: Path) -> None:
     assert 0.85 * 750 <= cheap_size <= 1.15 * 750, cheap
     assert 0.85 * 187.5 <= dear_size <= 1.15 * 187.5, dear
     assert 3.4 < cheap_size / dear_size < 4.6, (cheap, dear)
+
+
+def test_a_failed_job_counts_only_the_rows_it_wrote(tmp_path: Path) -> None:
+    """The model scores a chunk while the next is read: when the job fails on a later chunk
+    (here: more rows than allowed), the rows scored but never written are not counted."""
+    model = FakeModel()
+    pool = model.pool()
+    manager = jobs.JobManager(
+        Service(pool, max_rows=100), max_rows=2_500, keep_seconds=60, parent=tmp_path
+    )
+    try:
+        pool.wait_ready(5)
+        job = manager.new("rows.csv")
+        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(6_000))
+        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
+        manager.start(job)
+        wait_until(lambda: job.state in ("done", "failed"), 30)
+        status = job.status()
+        assert job.state == "failed" and "more than the 2500 allowed" in status["error"], status
+        assert 0 < status["scored_rows"] <= status["done_rows"] <= 2_500, status
+    finally:
+        manager.close()
+        pool.close()

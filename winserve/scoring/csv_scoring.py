@@ -184,6 +184,11 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
                         )
                     ]
                 )
+            # counted as written: a chunk scored but not written (the job failed) is not
+            job.scored_rows += sum(
+                not (is_empty or cells[-1])
+                for (_, cells), is_empty in zip(answered, empty, strict=True)
+            )
             job.done_rows += rows
             job.read_bytes = read_bytes
 
@@ -286,7 +291,6 @@ def score_chunk(
     usable: list[int] = []
     if empty is None:
         empty = [not texts and blank(row) for _, row in chunk]
-    blanks = sum(empty)
     if texts:  # one text per line, each as written ("" and "NA" are texts too)
         usable = list(range(len(chunk)))
     else:
@@ -314,7 +318,6 @@ def score_chunk(
             answered = scorer.score(rows, lines)
         for position, cells in answered:
             out[usable[position]] = cells
-    job.scored_rows += sum(1 for cells in out.values() if not cells[-1]) - blanks
     return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
 
 
