@@ -7,7 +7,7 @@
                    ─► the load's rows answered the same, to the byte (shortcuts.check_direct)
                    ─► Predictor._direct = Direct
     Predictor._outputs, a float64 matrix known finite (checked in the host, ~4 µs):
-        Direct(X, proba) ─► each scaler: X copied, − mean_, ÷ scale_
+        Direct(X, proba) ─► each scaler: X − mean_, ÷ scale_ (a new array)
                          ─► X @ coef_.T + intercept_ ─► labels (argmax, or > 0) and, asked,
                             probabilities (softmax, or the binary sigmoid pair)
                          └► None (not such a matrix): the model's own predict, as before
@@ -21,9 +21,10 @@ within float32 (``host/float32.py``). This module does the arithmetic alone, in 
 steps on the same arrays, so the same bits (read in scikit-learn 1.8.0 and 1.9.1, the same
 code in each for NumPy input):
 
-- ``StandardScaler.transform``: X copied (``copy=True``; one that is not asked for is copied
-  here too: the caller's matrix is not ours to change), ``X -= mean_`` if ``with_mean``,
-  ``X /= scale_`` if ``with_std``; ``Pipeline.predict`` passes each step's output on.
+- ``StandardScaler.transform``: X copied (``copy=True``), ``X -= mean_`` if ``with_mean``,
+  ``X /= scale_`` if ``with_std``; here ``X - mean_`` and ``/ scale_`` into a new array (the
+  same operations, the same bits, the caller's matrix untouched); ``Pipeline.predict`` passes
+  each step's output on.
 - ``LinearClassifierMixin.decision_function``: ``X @ coef_.T + intercept_``, one column made
   a vector; ``predict``: ``classes_`` at ``scores > 0`` (a vector) or at the row's argmax.
 - ``LogisticRegression.predict_proba``: two classes, ``expit`` of the scores in place and
@@ -82,7 +83,7 @@ def direct(model: Any) -> Direct | None:
         ):
             return None
         scalers, final = steps[:-1], steps[-1]
-        if any(getattr(s, "mean_", None) is None and s.with_mean for s in scalers):
+        if not all(_float64(s) for s in scalers):
             return None
     width = getattr(model if not scalers else scalers[0], "n_features_in_", None)
     if not isinstance(width, int):
@@ -103,14 +104,30 @@ def direct(model: Any) -> Direct | None:
         ):
             return None
         for scaler in scalers:
-            X = X.copy()
+            # scikit-learn copies X, then subtracts and divides in place: the same operations
+            # on the same numbers give the same bits out of place (the caller's X untouched;
+            # no second copy of the matrix on its path, issue 29)
             if scaler.with_mean:
-                X -= scaler.mean_.astype(X.dtype)
-            if scaler.with_std:
-                X /= scaler.scale_.astype(X.dtype)
+                X = X - scaler.mean_
+                if scaler.with_std:
+                    X /= scaler.scale_
+            elif scaler.with_std:
+                X = X / scaler.scale_
         return answer(X, proba)
 
     return run
+
+
+def _float64(scaler: Any) -> bool:
+    """The scaler's mean and scale, as it uses them, are float64 vectors (``astype(X.dtype)``
+    is then no change for a float64 X)."""
+    import numpy as np
+
+    for name, used in (("mean_", scaler.with_mean), ("scale_", scaler.with_std)):
+        value = getattr(scaler, name, None)
+        if used and not (isinstance(value, np.ndarray) and value.dtype == np.float64):
+            return False
+    return True
 
 
 def _classifier(model: Any) -> Direct | None:
