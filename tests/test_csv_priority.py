@@ -247,8 +247,8 @@ def test_a_job_sizes_its_chunks_from_the_models_cost(tmp_path: Path) -> None:
 
 
 def test_a_failed_job_counts_only_the_rows_it_wrote(tmp_path: Path) -> None:
-    """The model scores a chunk while the next is read: when the job fails on a later chunk
-    (here: more rows than allowed), the rows scored but never written are not counted."""
+    """A job that fails on a later chunk (here: more rows than allowed) reports the rows it
+    scored and wrote, never more scored than done."""
     model = FakeModel()
     pool = model.pool()
     manager = jobs.JobManager(

@@ -24,8 +24,6 @@ written, ``room()`` checks the scoring folder's size (setting max_jobs_mb).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple
 
 from winserve.errors import BadRequest
 from winserve.scoring import bulk, columns, reasons
@@ -36,14 +34,6 @@ from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
 # the most a character of a line costs in _cost's terms (a cell per character: 8 + 2 + 56)
 PER_CHARACTER = 66
-
-
-class Scored(NamedTuple):
-    """A chunk sent to the model: its added cells to come, and what writing it needs (its
-    rows, their lines as written, which are blank, its row count, the bytes read by then)."""
-
-    cells: Future[list[tuple[list[str], list[str]]]]
-    chunk: tuple[Chunk, list[str | None], list[bool], int, int]
 
 
 def blank(row: list[str]) -> bool:
@@ -154,14 +144,27 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         width = len(header)
         ids = job.row_ids()
 
-        def write(scored: Scored) -> None:
-            """A chunk's lines with their added cells into the result, in the file's order."""
-            chunk, written, empty, rows, read_bytes = scored.chunk
-            answered = scored.cells.result()  # its waits have deadlines (the model's timeout)
+        for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
+            if scorer.closing.is_set():
+                break
+            if texts:
+                chunk = [(line, [separator.join(row)]) for line, row in chunk]
+                empty = [False] * len(chunk)
+            else:
+                empty = [blank(row) for _, row in chunk]
+            rows = len(chunk) - sum(empty)
+            if job.done_rows + rows > bounds.max_rows:
+                # the rest is only counted, for the message: still one read of the file
+                rows += sum(texts or not blank(row) for row in reader)
+                raise BadRequest(
+                    f"the file has {job.done_rows + rows} rows, more than the "
+                    f"{bounds.max_rows} allowed (setting: max_csv_rows)"
+                )
             target.flush()
             room()
+            scored = score_chunk(scorer, chunk, header, positions, texts, empty)
             copied = (
-                None if texts else _copied(chunk, answered, empty, written, width, ids, separator)
+                None if texts else _copied(chunk, scored, empty, written, width, ids, separator)
             )
             if copied is not None:
                 target.write(copied)
@@ -180,47 +183,17 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
                             "" if is_empty else ids(line),
                         ]
                         for (line, _), (row, cells), is_empty in zip(
-                            chunk, answered, empty, strict=True
+                            chunk, scored, empty, strict=True
                         )
                     ]
                 )
-            # counted as written: a chunk scored but not written (the job failed) is not
+            # counted once written: rows scored in a chunk that was not are not
             job.scored_rows += sum(
                 not (is_empty or cells[-1])
-                for (_, cells), is_empty in zip(answered, empty, strict=True)
+                for (_, cells), is_empty in zip(scored, empty, strict=True)
             )
             job.done_rows += rows
-            job.read_bytes = read_bytes
-
-        # The model scores a chunk (in `scoring`'s one thread) while this thread reads the
-        # next: the model host's share of the work overlaps this process's (issue 29). One
-        # chunk in flight at most: memory stays that of two chunks.
-        read_rows = 0
-        pending: Scored | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="winserve-chunk") as scoring:
-            for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
-                if scorer.closing.is_set():
-                    break
-                if texts:
-                    chunk = [(line, [separator.join(row)]) for line, row in chunk]
-                    empty = [False] * len(chunk)
-                else:
-                    empty = [blank(row) for _, row in chunk]
-                rows = len(chunk) - sum(empty)
-                if read_rows + rows > bounds.max_rows:
-                    # the rest is only counted, for the message: still one read of the file
-                    rows += sum(texts or not blank(row) for row in reader)
-                    raise BadRequest(
-                        f"the file has {read_rows + rows} rows, more than the "
-                        f"{bounds.max_rows} allowed (setting: max_csv_rows)"
-                    )
-                read_rows += rows
-                cells = scoring.submit(score_chunk, scorer, chunk, header, positions, texts, empty)
-                if pending is not None:
-                    write(pending)
-                pending = Scored(cells, (chunk, written, empty, rows, source.buffer.tell()))
-            if pending is not None:
-                write(pending)
+            job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
     if job.done_rows == 0 and not scorer.closing.is_set():
         raise BadRequest("the file has no rows under its first line")
     job.total_rows = job.done_rows
