@@ -78,18 +78,16 @@ class Shortcuts(Predictor):
             used.append(out is not None)
             return out
 
+        def switch(on: bool) -> None:
+            self._direct = counted if on else None
+
         # as a request and a CSV chunk bring them: one number matrix in the model's order;
         # and rows of every magnitude, for a model with no reference sample (one row of zeros)
         matrices = [m for m in map(self._as_matrix, self._check_payloads()) if m is not None]
         matrices.append({"matrix": _far_rows(len(self._features))})
-        for payload, proba in [(m, asked) for m in matrices for asked in (True, False)]:
-            own = self._answered(payload, proba)
-            self._direct = counted
-            ours = self._answered(payload, proba)
-            self._direct = None
-            if own != ours:
-                LOG.debug("a linear model's own predict kept: the answers differ")
-                return
+        if self._compared(matrices, (True, False), switch) is None:
+            LOG.debug("a linear model's own predict kept: the answers differ")
+            return
         self._direct = direct if any(used) else None
         info["extra"]["linear_direct"] = self._direct is not None
 
@@ -119,18 +117,16 @@ class Shortcuts(Predictor):
     def _regression_agrees(self, summed: Callable[[Any], Any]) -> bool:
         """Whether a regression forest's trees summed here answer the check's rows exactly
         as its own predict (``host.forest_proba``, issue 29)."""
-        answered = False
-        for payload in self._check_payloads():
-            self._summed_predict = None
-            own = self._answered(payload, False)
-            self._summed_predict = summed
-            ours = self._answered(payload, False)
-            self._summed_predict = None
-            if own != ours:
-                LOG.debug("a regression forest's own predict kept: the sums differ")
-                return False
-            answered = answered or not own.startswith(RAISED)
-        return answered  # rows that only raised (both ways) show nothing
+
+        def switch(on: bool) -> None:
+            self._summed_predict = summed if on else None
+
+        owns = self._compared(self._check_payloads(), (False,), switch)
+        if owns is None:
+            LOG.debug("a regression forest's own predict kept: the sums differ")
+            return False
+        # rows that only raised (both ways) show nothing
+        return any(not own.startswith(RAISED) for own in owns)
 
     def _answered(self, payload: dict[str, Any], proba: bool) -> str:
         """The answer to ``payload`` as text that tells apart what its JSON would ("1", 1,
@@ -155,18 +151,35 @@ class Shortcuts(Predictor):
             derived.append(out is not None)
             return out
 
-        payloads = self._check_payloads()
-        for payload, proba in [(p, asked) for p in payloads for asked in (True, False)]:
-            self._derive = self._summed = None
-            own = self._answered(payload, proba)
-            self._derive, self._summed = counted, summed
-            ours = self._answered(payload, proba)
-            self._derive = self._summed = None
-            if own != ours:
-                # not alarming: the model keeps its two calls, as every model did before
-                LOG.debug("labels from probabilities stay off: they differ from predict's")
-                return False
+        def switch(on: bool) -> None:
+            self._derive, self._summed = (counted, summed) if on else (None, None)
+
+        if self._compared(self._check_payloads(), (True, False), switch) is None:
+            # not alarming: the model keeps its two calls, as every model did before
+            LOG.debug("labels from probabilities stay off: they differ from predict's")
+            return False
         return any(derived)
+
+    def _compared(
+        self,
+        payloads: list[dict[str, Any]],
+        probas: tuple[bool, ...],
+        switch: Callable[[bool], None],
+    ) -> list[str] | None:
+        """The model's own answers to each payload, asked with each of ``probas``, when the
+        shortcut ``switch(True)`` turns on gives every one of them the same, to the byte
+        (``_answered``); None at the first that differs. The shortcut is left off."""
+        owns: list[str] = []
+        for payload, proba in [(p, asked) for p in payloads for asked in probas]:
+            switch(False)
+            own = self._answered(payload, proba)
+            switch(True)
+            ours = self._answered(payload, proba)
+            switch(False)
+            if own != ours:
+                return None
+            owns.append(own)
+        return owns
 
 
 def _far_rows(width: int) -> Any:
