@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import csv
 import itertools
 import re
@@ -161,15 +162,12 @@ class Rows:
             size += len(line)
         if not lines:
             return first, [], []
-        if '"' in "".join(lines):  # one C scan of the block
-            self._pending.extend(lines)
-            return None
-        try:
-            rows = list(csv.reader(lines, delimiter=self._delimiter))
-        except csv.Error:
-            self._pending.extend(lines)
-            return None
-        if len(rows) != len(lines):  # never for lines without quotes; if it were, row by row
+        rows: list[list[str]] | None = None
+        if '"' not in "".join(lines):  # one C scan of the block
+            with contextlib.suppress(csv.Error):
+                rows = list(csv.reader(lines, delimiter=self._delimiter))
+        # a quote, a line csv refuses, or (never without quotes) a row that is not one line
+        if rows is None or len(rows) != len(lines):
             self._pending.extend(lines)
             return None
         self._blocked += len(lines)

@@ -56,7 +56,6 @@ Direct = Callable[[Any, bool], "tuple[Any, Any] | None"]
 # the scikit-learn releases whose code was read (1.8.0, 1.9.1: the same arithmetic); 1.7 and
 # before chose between one-vs-rest and multinomial probabilities by ``multi_class``
 READ_RELEASES = ((1, 8), (1, 9))
-CLASSIFIER = "LogisticRegression"
 REGRESSORS = ("LinearRegression", "Ridge")
 
 

@@ -143,7 +143,6 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
             _within_explained(job, dialect, texts, first is not None)
         width = len(header)
         ids = job.row_ids()
-
         for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
             if scorer.closing.is_set():
                 break
