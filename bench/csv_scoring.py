@@ -122,7 +122,7 @@ def score(url: str, upload: Path, pid: int) -> dict[str, float]:
     seconds = time.perf_counter() - started
     cpu_after = cpu_by_role(web)
     done.set()
-    latencies.extend(stop_other_user(neighbour, stop, answers) or [float("nan")])
+    latencies.extend(stop_other_user(neighbour, stop, answers))
     sampler.join(10)
     assert status["state"] == "done", status
     result = session.get(f"{url}/jobs/{job}/result.csv", timeout=120)
@@ -183,14 +183,14 @@ def stop_other_user(process: Any, stop: Any, answers: Any) -> list[float]:
     process.join(10)
     if process.is_alive():
         process.kill()
-    return latencies
+    return latencies or [float("nan")]  # none answered: shown as nan
 
 
 def other_user_for(url: str, seconds: float) -> list[float]:
     """The other user's latencies over ``seconds`` with nothing else running."""
     process, stop, answers = start_other_user(url)
     time.sleep(seconds)
-    return stop_other_user(process, stop, answers) or [float("nan")]
+    return stop_other_user(process, stop, answers)
 
 
 def cpu_by_role(web: psutil.Process) -> tuple[float, float]:
