@@ -175,3 +175,12 @@ def logged_forest(tmp_path: Path, iris_forest: Path) -> Iterator[tuple[Any, Any]
     plog.close()
     close_jobs(app)
     backend.close()
+
+
+@pytest.fixture
+def pools() -> Iterator[list[Any]]:
+    """Pools a test starts (``PoolBackend``), closed after it."""
+    started: list[Any] = []
+    yield started
+    for pool in started:
+        pool.close()

@@ -21,21 +21,27 @@ connection raises it). Every wait is bounded, and ``kill``/``stop`` unblock a ca
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tests.helpers import wait_until
 from winserve.backends.pool import PoolBackend
 from winserve.backends.runner import HostGone, Lifecycle, ReplicaRunner
 from winserve.errors import ModelLoadError
 from winserve.host.answers import AskAnswer, ErrorRecord, HostInfo, Isolated, PredictAnswer
 from winserve.model_file import sha256_of
 from winserve.model_info import ModelSpec
+from winserve.scoring import jobs
+from winserve.scoring.job import ScoringJob
+from winserve.service import Service
 
 _pids = itertools.count(900_001)  # fake process ids: each start gets a new one
 
@@ -244,3 +250,38 @@ def _refused(index: int) -> ErrorRecord:
 def pids(model: FakeModel) -> set[int | None]:
     """The fake process ids of every replica made, as they are now."""
     return {r.pid for r in model.replicas}
+
+
+@contextlib.contextmanager
+def ended_job(
+    folder: Path,
+    lines: int,
+    within: float,
+    model: FakeModel | None = None,
+    *,
+    max_rows: int = 100_000,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[ScoringJob]:
+    """A CSV job of ``lines`` rows ("x0,x1", then "i % 7,1") through a pool of fake replicas
+    of ``model`` and a job manager of its own, run to its end (done or failed, ``within`` s);
+    yielded before the manager and the pool close, so its result is still there."""
+    model = model or FakeModel()
+    pool = model.pool()
+    manager = jobs.JobManager(
+        Service(pool, max_rows=100),
+        max_rows=max_rows,
+        keep_seconds=60,
+        parent=folder,
+        clock=clock,
+    )
+    try:
+        pool.wait_ready(5)
+        job = manager.new("rows.csv")
+        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(lines))
+        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
+        manager.start(job)
+        wait_until(lambda: job.state in ("done", "failed"), within)
+        yield job
+    finally:
+        manager.close()
+        pool.close()

@@ -8,29 +8,19 @@ import itertools
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes import FakeModel, answer, row, rows
+from tests.fakes import FakeModel, answer, ended_job, row, rows
 from tests.helpers import wait_until
 from winserve.backends import pool as pool_module
 from winserve.backends.pool import PoolBackend
-from winserve.scoring import chunk_size, jobs
+from winserve.scoring import chunk_size
 from winserve.scoring.chunk_size import ChunkSize
-from winserve.service import Service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def pools() -> Iterator[list[PoolBackend]]:
-    made: list[PoolBackend] = []
-    yield made
-    for pool in made:
-        pool.close()
 
 
 def _ready(model: FakeModel, made: list[PoolBackend], **options: Any) -> PoolBackend:
@@ -209,25 +199,10 @@ def _score(folder: Path, lines: int, per_row: float) -> list[int]:
     """A CSV job of ``lines`` rows scored through a pool of fake replicas whose calls cost
     1 ms and ``per_row`` a row (in the model's time, ``ModelTime``); the rows of each call."""
     model = FakeModel()
-    pool = model.pool()
-    service = Service(pool, max_rows=100)
-    clock = ModelTime(model, 0.001, per_row)
-    manager = jobs.JobManager(
-        service, max_rows=100_000, keep_seconds=60, parent=folder, clock=clock
-    )
-    try:
-        pool.wait_ready(5)
-        job = manager.new("rows.csv")
-        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(lines))
-        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
-        manager.start(job)
-        wait_until(lambda: job.state in ("done", "failed"), 50)
+    with ended_job(folder, lines, 50, model, clock=ModelTime(model, 0.001, per_row)) as job:
         assert job.state == "done" and job.scored_rows == lines, job.status()
         scored = job.result.read_text(encoding="utf-8-sig").splitlines()
         assert scored[1].startswith("0,1,1.0,") and scored[8].startswith("0,1,1.0,")
-    finally:
-        manager.close()
-        pool.close()
     assert sum(model.calls) == lines
     return model.calls
 
@@ -249,21 +224,7 @@ def test_a_job_sizes_its_chunks_from_the_models_cost(tmp_path: Path) -> None:
 def test_a_failed_job_counts_only_the_rows_it_wrote(tmp_path: Path) -> None:
     """A job that fails on a later chunk (here: more rows than allowed) reports the rows it
     scored and wrote, never more scored than done."""
-    model = FakeModel()
-    pool = model.pool()
-    manager = jobs.JobManager(
-        Service(pool, max_rows=100), max_rows=2_500, keep_seconds=60, parent=tmp_path
-    )
-    try:
-        pool.wait_ready(5)
-        job = manager.new("rows.csv")
-        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(6_000))
-        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
-        manager.start(job)
-        wait_until(lambda: job.state in ("done", "failed"), 30)
+    with ended_job(tmp_path, 6_000, 30, max_rows=2_500) as job:
         status = job.status()
         assert job.state == "failed" and "more than the 2500 allowed" in status["error"], status
         assert 0 < status["scored_rows"] <= status["done_rows"] <= 2_500, status
-    finally:
-        manager.close()
-        pool.close()

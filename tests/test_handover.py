@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import FakeModel
-from tests.helpers import wait_until
-from winserve.scoring import handover, jobs
-from winserve.service import Service
+from tests.fakes import ended_job
+from winserve.scoring import handover
 
 
 def test_short_while_any_job_runs_and_put_back_after_the_last() -> None:
@@ -51,26 +49,8 @@ def test_a_scoring_job_runs_with_the_short_interval(tmp_path: Path) -> None:
         seen.append(sys.getswitchinterval())
         return time.monotonic()
 
-    model = FakeModel()
-    pool = model.pool()
-    manager = jobs.JobManager(
-        Service(pool, max_rows=100),
-        max_rows=100_000,
-        keep_seconds=60,
-        parent=tmp_path,
-        clock=clock,
-    )
-    try:
-        pool.wait_ready(5)
-        job = manager.new("rows.csv")
-        text = "x0,x1\n" + "".join(f"{i % 7},1\n" for i in range(3_000))
-        manager.save(job, lambda path: path.write_text(text, encoding="utf-8"))
-        manager.start(job)
-        wait_until(lambda: job.state in ("done", "failed"), 30)
+    with ended_job(tmp_path, 3_000, 30, clock=clock) as job:
         assert job.state == "done", job.status()
-    finally:
-        manager.close()
-        pool.close()
     assert len(seen) >= 2 * 3  # two readings a chunk, several chunks
     assert set(seen) == {handover.JOB_SWITCH_SECONDS}
     assert sys.getswitchinterval() == found

@@ -6,7 +6,6 @@ probabilities are its trees summed in the host (``winserve.host.forest_proba``),
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,14 +211,6 @@ def test_a_regression_forest_sums_its_trees_in_the_host(
         host._model.predict = _fails  # answered without the model's own predict
         assert host.predict(_columns(rows), False)["ok"]
         assert forest_proba.summed_predict(host._model) is None  # set on the object
-
-
-@pytest.fixture
-def pools() -> Iterator[list[PoolBackend]]:
-    started: list[PoolBackend] = []
-    yield started
-    for pool in started:
-        pool.close()
 
 
 @pytest.mark.spawn

@@ -6,7 +6,6 @@ the model's own to the byte; anything else, and any other input, keeps the model
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,14 +230,6 @@ def test_only_a_float64_matrix_of_the_models_width() -> None:
     kept = x.copy()
     assert run(x, True) is not None
     assert np.array_equal(x, kept)  # the caller's matrix is left as it was
-
-
-@pytest.fixture
-def pools() -> Iterator[list[PoolBackend]]:
-    started: list[PoolBackend] = []
-    yield started
-    for pool in started:
-        pool.close()
 
 
 @pytest.mark.spawn
