@@ -180,6 +180,82 @@ def test_the_chunk_size_adapts_when_the_cost_changes_and_stays_within_bounds() -
     assert fixed.rows() >= 0.85 * chunk_size.MOST_ROWS
 
 
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sizes(sizes: ChunkSize, clock: Clock, users: list[int], steps: int, **kw: Any) -> list[int]:
+    """``steps`` chunks of a model whose calls cost 0.2 ms and 1.5 us a row (the demo's, as a
+    job's caller thread times them), each 2 ms apart; a user's call before each one while
+    ``kw["calling"]``."""
+    seen = []
+    for _ in range(steps):
+        if kw.get("calling"):
+            users[0] += 1
+        seen.append(sizes.rows())
+        sizes.observe(seen[-1], 0.0002 + 1.5e-6 * seen[-1])
+        clock.now += 0.002
+    return seen
+
+
+def test_while_users_call_a_jobs_chunks_are_cut_to_a_short_call() -> None:
+    """Users' calls wait for the chunk in the model and for the job's steps in the web
+    process: while they come, chunks are cut to a call of about 0.5 ms, and they get their
+    size back a second after the last."""
+    clock, users = Clock(), [0]
+    sizes = ChunkSize(most=1000, users=lambda: users[0], clock=clock)
+    alone = _sizes(sizes, clock, users, 30)
+    assert alone[-1] == 1000  # (4 - 0.2) ms / 1.5 us = 2,533: the cap
+    calling = _sizes(sizes, clock, users, 30, calling=True)
+    expected = (chunk_size.USERS_TARGET_SECONDS - 0.0002) / 1.5e-6  # 200 rows
+    # every other one a quarter larger, so that the slope stays measured
+    assert 0.9 * expected <= statistics.mean(calling[-10:]) <= 1.35 * expected, calling
+    assert len(set(calling[-10:])) > 1, calling
+    clock.now += chunk_size.USERS_SECONDS
+    assert _sizes(sizes, clock, users, 10)[-1] == 1000  # users gone: the size comes back
+
+
+def test_users_from_the_first_chunk_on_still_get_a_measured_size() -> None:
+    """A job started while users call: its first call's warm-up (counted per row: 35 us a
+    row here) must not keep its chunks at the least for the whole job."""
+    clock, users = Clock(), [0]
+    sizes = ChunkSize(most=1000, users=lambda: users[0], clock=clock)
+    users[0] += 1
+    first = sizes.rows()
+    sizes.observe(first, 0.009)  # the first call: the model warming up
+    seen = _sizes(sizes, clock, users, 40, calling=True)
+    assert seen[0] <= 1.25 * chunk_size.LEAST_ROWS, seen  # the first line drawn: small
+    expected = (chunk_size.USERS_TARGET_SECONDS - 0.0002) / 1.5e-6
+    assert statistics.mean(seen[-10:]) >= 0.9 * expected, seen
+
+
+def test_calls_that_cost_the_same_whatever_their_rows_on_a_busy_machine_do_not_grow_chunks() -> (
+    None
+):
+    """A model whose rows are dear (2 ms a call, 20 us a row) on a machine that gets busy:
+    the calls' times stop following their rows (waits), which once read as "no cost per
+    row" and let the chunks climb to the most (a 25 ms call ahead of every user)."""
+    sizes = ChunkSize(most=1000)
+    for _ in range(30):
+        rows = sizes.rows()
+        sizes.observe(rows, 0.002 + 20e-6 * rows)
+    settled = sizes.rows()
+    assert settled < 200  # (4 - 2) ms / 20 us = 100, dithered
+    seen = []
+    for _ in range(30):  # every call 6 ms, whatever its rows: noise
+        seen.append(sizes.rows())
+        sizes.observe(seen[-1], 0.006)
+    assert max(seen) < 2 * settled, seen
+    # the cost per row measured falls a STEP a window of calls at most
+    assert sizes.per_row > 20e-6 / chunk_size.STEP**2
+
+
 class ModelTime:
     """A clock that moves only by the model's simulated calls: each call of ``rows`` rows
     costs ``fixed + per_row * rows`` seconds. The job times its chunks by it, so the sizes it
@@ -228,3 +304,22 @@ def test_a_failed_job_counts_only_the_rows_it_wrote(tmp_path: Path) -> None:
         status = job.status()
         assert job.state == "failed" and "more than the 2500 allowed" in status["error"], status
         assert 0 < status["scored_rows"] <= status["done_rows"] <= 2_500, status
+
+
+def test_a_jobs_calls_run_ahead_of_its_writing_and_end_with_it(tmp_path: Path) -> None:
+    """The next chunk's model call is made by the job's caller thread while the last chunk
+    is written (scoring/ahead.py): the lines still come out in the file's order, a row the
+    model refuses still gets its own reason in its own line, and no caller thread outlives
+    the job."""
+    model = FakeModel(refuse=3.0)
+    with ended_job(tmp_path, 5_000, 30, model) as job:
+        assert job.state == "done", job.status()
+        lines = job.result.read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 5_001 and len(model.calls) > 5  # several chunks
+    for number, line in enumerate(lines[1:], start=2):
+        x0 = (number - 2) % 7
+        assert line.startswith(f"{x0},1,"), (number, line)
+        assert (x0 == 3) == bool(line.split(",")[-2]), (number, line)  # the error cell
+        assert line.endswith(f"-{number}"), line  # its own request id, in order
+    assert job.scored_rows == 5_000 - len([i for i in range(5_000) if i % 7 == 3])
+    assert not [t for t in threading.enumerate() if t.name.startswith("winserve-job-call")]

@@ -227,6 +227,19 @@ def test_answers_that_are_not_numbers_are_null_not_invalid_json() -> None:
     assert plain(np.array([[0.25, np.nan]])) == [[0.25, None]]
 
 
+def test_an_object_array_of_labels_is_answered_as_builtins() -> None:
+    """A classifier's string labels come as an object array: kept as they are when every item
+    is a builtin already (one check, not a call per row), converted item by item otherwise."""
+    from winserve.host.inputs import plain
+
+    labels = np.array(["setosa", "versicolor"] * 3, dtype=object)
+    assert plain(labels) == ["setosa", "versicolor"] * 3
+    mixed = plain(np.array([np.str_("a"), np.float64(0.5), np.int64(2), None, "b"], dtype=object))
+    assert mixed == ["a", 0.5, 2, None, "b"]
+    assert [type(v) for v in mixed] == [str, float, int, type(None), str]
+    assert plain(np.array([[np.str_("x")], ["y"]], dtype=object)) == [["x"], ["y"]]
+
+
 def test_a_model_fitted_on_a_number_array_gets_floats_in_its_sample_too(tmp_path: Path) -> None:
     """A FunctionTransformer(np.log1p) fails on an object array: the load-time sample must be
     built as real requests are, as floats."""

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from tests.csv_models import FORMULA_ERROR, FORMULA_LABELS
 from tests.helpers import csrf_token, job_ended, jobs_client
 from winserve.scoring import csv_scoring
+from winserve.scoring.scored_copy import ScoredCopy
 from winserve.spreadsheet import Dialect
 
 
@@ -305,13 +306,13 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
 
     monkeypatch.setattr(Dialect, "open", counting_open)
     seen: list[tuple[int, int]] = []
-    real_chunk = csv_scoring.score_chunk
+    real_write = ScoredCopy.write
 
-    def watched(scorer: Any, *more: Any) -> Any:
-        seen.append((scorer.job.percent, scorer.job.total_rows))
-        return real_chunk(scorer, *more)
+    def watched(copy: ScoredCopy, pending: Any) -> None:  # as each chunk is written
+        seen.append((copy.job.percent, copy.job.total_rows))
+        real_write(copy, pending)
 
-    monkeypatch.setattr(csv_scoring, "score_chunk", watched)
+    monkeypatch.setattr(ScoredCopy, "write", watched)
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(5000)]  # 40 KB, clear of 11, 13 …
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "done" and status["percent"] == 100

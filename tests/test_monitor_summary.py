@@ -208,6 +208,31 @@ def test_the_reservoir_keeps_each_row_equally_often_and_at_most_its_size() -> No
     assert all(abs(k - 1000) < 4.5 * math.sqrt(trials * 0.25 * 0.75) for k in kept), kept
 
 
+def test_the_reservoir_stays_uniform_over_many_chunks_with_refused_rows() -> None:
+    """Once full, the reservoir draws how many rows to pass over (Algorithm L) instead of a
+    draw per row: each row offered is still kept equally often, rows refused never."""
+    rows = [[str(i), "pro"] for i in range(60)]
+    refused = {i for i in range(60) if i % 9 in (0, 4)}  # two of each chunk of 9
+    kept = [0] * 60
+    trials = 3000
+    for seed in range(trials):
+        sample = jobs.Reservoir(["n", "plan"], [True, False], size=4, seed=seed)
+        for start in range(0, 60, 9):
+            part = rows[start : start + 9]
+            skip = {i - start for i in refused if start <= i < start + 9}
+            sample.add(part, list(range(start, start + len(part))), [0] * len(part), None, skip)
+        assert sample.seen == 60 - len(refused)
+        for line in sample.record(**RECORD)[17]:
+            kept[line] += 1
+    share = 4 / (60 - len(refused))
+    bound = 4.5 * math.sqrt(trials * share * (1 - share))
+    for line, count in enumerate(kept):
+        if line in refused:
+            assert count == 0, line
+        else:
+            assert abs(count - trials * share) < bound, (line, kept)
+
+
 def test_a_jobs_entry_holds_its_sample_as_numbers_and_is_not_a_request(tmp_path: Path) -> None:
     sample = jobs.Reservoir(["tenure", "plan"], [True, False], size=3, seed=1)
     sample.add(

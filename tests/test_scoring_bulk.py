@@ -96,3 +96,44 @@ def test_decimal_commas_become_the_floats_read_number_gives() -> None:
 @pytest.mark.parametrize("cell", ["", "NA", "5.1", "5,", " 5,1", "1,2,3", "1,5e400", "5\n6", "x"])
 def test_a_decimal_comma_chunk_with_anything_else_goes_cell_by_cell(cell: str) -> None:
     assert bulk.comma_numbers([("1,5", "2"), ("3,5", cell)]) is None
+
+
+# cells as a user's file may hold them: numbers of every form, and what is not one
+TOKENS = [
+    "1", "-1", "+1", "1.5", ".5", "5.", "1e5", "1E-5", "+.5e+3", "00012", "-0", "4.9e-324",
+    "1e-400", " 5", "5 ", "\t5", "\xa05", "\u30005", "\x0b5", "1_000", "0x10", "inf", "nan",
+    "-inf", "1e400", "NaN", "infinity", "", "NA", "1.5.", "--1", "1e", "e5", "1d5", "١٢",
+    "５", "\x1c5", "\x1f5", "\u200b5", "abc",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_lines_of_numbers_give_the_matrix_their_cells_give(separator: str) -> None:
+    """``line_matrix`` reads a line's numbers as ``number_matrix`` reads its cells, or leaves
+    the lines to it: never another float, never a number where the cells path refuses one."""
+    for token in TOKENS:
+        line = separator.join(["name", token, "2.5", "x"]) + "\r\n"
+        from_lines = bulk.line_matrix([line, line], separator, 4, [2, 1])
+        from_cells = bulk.number_matrix([("2.5", token)] * 2)
+        if from_lines is not None:
+            assert from_cells is not None, repr(token)
+            assert from_lines.tobytes() == from_cells.tobytes(), repr(token)
+
+
+def test_lines_that_are_not_whole_rows_of_numbers_are_left_to_the_rows() -> None:
+    good = ["a,1,2\n", "b,3,4\r\n", "c,5,6"]  # every line ending, and none
+    assert bulk.line_matrix(good, ",", 3, [2, 1]).tolist() == [[2, 1], [4, 3], [6, 5]]
+    assert bulk.line_matrix(["1\n", "2\n"], ",", 1, [0]).tolist() == [[1], [2]]
+    three: list[list[str | None]] = [
+        ["a,1,2\n", "b,3\n", "c,4,5,6\n"],  # ragged, though the separators add up
+        ["a,1,2\n", "\n"],  # a blank line
+        ["a,1,\n"],  # an empty cell: missing
+        ["a,1,nan\n"],  # not finite
+        ["a,1,2\n", None],  # a row that is not one line
+        [],
+    ]
+    for lines in three:
+        assert bulk.line_matrix(lines, ",", 3, [1, 2]) is None, lines
+    # a blank line of a one-column file (NumPy would skip it, and the rows would shift)
+    for lines in (["1\n", "\n", "3\n"], ["1\n", "  \n", "3\n"]):
+        assert bulk.line_matrix(lines, ",", 1, [0]) is None, lines

@@ -93,6 +93,15 @@ def first_line_too_long() -> str:
     )
 
 
+def _unreadable(exc: csv.Error, line: int) -> BadRequest:
+    if "field limit" in str(exc):
+        return BadRequest(
+            f"line {line} has a value longer than {_kb(FIRST_LINE_LIMIT)}, "
+            "the most a CSV cell may hold here"
+        )
+    return BadRequest(f"line {line} could not be read: {exc}")
+
+
 class Rows:
     """``csv.reader`` over bounded lines; a line csv cannot read is named in the error.
     ``characters``: how many have been read so far (what a chunk of rows costs is counted
@@ -142,13 +151,17 @@ class Rows:
                     return
             yield line
 
-    def block(self, count: int, characters: int) -> tuple[int, list[list[str]], list[str]] | None:
+    def block(
+        self, count: int, characters: int, parse: bool = True
+    ) -> tuple[int, list[list[str]] | None, list[str]] | None:
         """Up to ``count`` rows of at most about ``characters`` characters in all (one line at
         least), each one line of the file, read at once: (the first one's line number, the
         rows, their lines as written); no rows at the end of the file. ``None`` when a line
         holds a quote (a cell may then span lines) or one csv refuses: those lines are then
-        read row by row (``__next__``), which names a problem by its line. Call it between
-        rows only, as ``_chunks`` does."""
+        read row by row (``__next__``), which names a problem by its line. ``parse=False``:
+        the lines only (rows ``None``), for a reader of numbers that needs no cells (issue
+        29); ``parsed`` makes them rows if it cannot use them. Call it between rows only, as
+        ``_chunks`` does."""
         if self._pending:
             return None
         first = self.line_num + 1
@@ -164,6 +177,9 @@ class Rows:
             return first, [], []
         rows: list[list[str]] | None = None
         if '"' not in "".join(lines):  # one C scan of the block
+            if not parse:
+                self._blocked += len(lines)
+                return first, None, lines
             with contextlib.suppress(csv.Error):
                 rows = list(csv.reader(lines, delimiter=self._delimiter))
         # a quote, a line csv refuses, or (never without quotes) a row that is not one line
@@ -173,6 +189,20 @@ class Rows:
         self._blocked += len(lines)
         return first, rows, lines
 
+    def parsed(self, numbers: list[int], lines: list[str]) -> list[list[str]]:
+        """The rows of lines ``block(parse=False)`` gave (their line numbers: ``numbers``), as
+        ``block`` would have read them (lines without a quote: a row each); a line csv refuses
+        is named as ``__next__`` names it."""
+        try:
+            return list(csv.reader(lines, delimiter=self._delimiter))
+        except csv.Error:
+            for number, line in zip(numbers, lines, strict=True):
+                try:
+                    list(csv.reader([line], delimiter=self._delimiter))
+                except csv.Error as exc:
+                    raise _unreadable(exc, number) from None
+            raise
+
     def __iter__(self) -> Rows:
         return self
 
@@ -180,12 +210,11 @@ class Rows:
         try:
             return next(self._reader)
         except csv.Error as exc:
-            if "field limit" in str(exc):
-                raise BadRequest(
-                    f"line {self.line_num} has a value longer than {_kb(FIRST_LINE_LIMIT)}, "
-                    "the most a CSV cell may hold here"
-                ) from None
-            raise BadRequest(f"line {self.line_num} could not be read: {exc}") from None
+            raise _unreadable(exc, self.line_num) from None
+
+    @property
+    def delimiter(self) -> str:
+        return self._delimiter
 
     @property
     def line_num(self) -> int:

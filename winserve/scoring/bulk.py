@@ -26,7 +26,7 @@ import itertools
 import operator
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from winserve.scoring.workbook import Cells
 from winserve.spreadsheet import FORMULA_START, Dialect
@@ -35,6 +35,7 @@ FORMULA_CHARACTERS = frozenset(FORMULA_START)
 # a cell Dialect.read_number turns into a number (spreadsheet.DECIMAL_COMMA), or a whole number
 COMMA_NUMBER = r"[+-]?(?:\d*,\d+|\d+)(?:[eE][+-]?\d+)?"
 COMMA_CELLS = re.compile(rf"(?:{COMMA_NUMBER}\n)*{COMMA_NUMBER}")
+UNIT_SEPARATORS = re.compile("[\x1c-\x1f]")
 
 
 def picked(rows: Sequence[Sequence[str]], positions: list[int]) -> list[tuple[str, ...]]:
@@ -56,6 +57,42 @@ def number_matrix(rows: Sequence[Sequence[Any]]) -> Any:
     except (ValueError, TypeError, OverflowError):
         return None
     if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
+def line_matrix(
+    lines: Sequence[str | None], separator: str, width: int, positions: list[int]
+) -> Any:
+    """The float64 matrix of the cells at ``positions`` of ``lines`` (each a whole row of the
+    file as written, without quotes: ``Rows.block``), read by NumPy's parser in C with no
+    cell made a Python string (issue 29); ``None`` when any line is not ``width`` cells, or
+    any of those cells is not a plain finite number as ``number_matrix`` reads it (then the
+    lines are read as rows, and go as before). NumPy's parser reads a number as ``float()``
+    does; it refuses what ``number_matrix`` refuses but for the non-finite (checked here) and
+    cells padded with the characters 0x1c-0x1f, which ``float()`` takes for spaces (such
+    lines go as before too)."""
+    import numpy as np
+
+    if not lines or None in lines:
+        return None
+    whole = cast(Sequence[str], lines)
+    counts = set(map(operator.methodcaller("count", separator), whole))  # (a loop in C)
+    if counts != {width - 1} or UNIT_SEPARATORS.search("".join(whole)):
+        return None
+    try:
+        matrix = np.loadtxt(
+            whole,
+            dtype=np.float64,
+            delimiter=separator,
+            usecols=positions,
+            comments=None,
+            quotechar=None,
+            ndmin=2,
+        )
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if matrix.shape != (len(lines), len(positions)) or not np.isfinite(matrix).all():
         return None
     return matrix
 

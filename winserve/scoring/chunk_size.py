@@ -2,12 +2,15 @@
 
 ::
 
-    RowScorer._call ── each chunk's rows and the seconds its model call took ──► observe
+    RowScorer._predict ── each chunk's rows and the seconds its model call took ──► observe
         a line through the last WINDOW calls: seconds = fixed + per_row × rows (least squares)
     csv_scoring / workbook_scoring ◄── rows(): the rows whose call takes about TARGET_SECONDS,
         or SLOW_FACTOR times the fixed cost when that is more (a model whose every call is
         slow), between LEAST_ROWS and the job's cap (MOST_ROWS: 1,000, the fixed size of
-        before), shrinking by at most STEP and growing at most twice from one chunk to the next
+        before), changing by at most STEP from one chunk to the next (growing twice as fast
+        until a first line is drawn);
+        while users' calls come (Service.interactive_calls changed in the last USERS_SECONDS),
+        no more than the rows of a USERS_TARGET_SECONDS call (``users_rows``)
 
 Why: the pool lets a user's request go before every chunk waiting (``backends.pool``), but it
 does not interrupt the chunk the model is computing, so a user waits for at most about one
@@ -29,21 +32,46 @@ chunks, for 19-21,000 rows/s against 29-32,000 (-35 %: the fixed cost of the cal
 times the fixed cost kept the rows/s (-10 %) but not the users' p50 (14-16 ms): the trade is
 this module's to make, and its choice is the users'.
 
+While users come: since the next chunk's call is made while the last chunk is written (the
+job's caller thread, ``ahead.py``), a chunk's fixed cost is mostly hidden, and the job's web
+work (reading, writing) runs in steps as small as its chunks. Measured (the demo, 100,000 rows,
+a user every 10 ms from another process, 3 jobs; ``/predict`` p50 with no job 1.4-1.9 ms):
+1,000-row chunks, users' p50 6.2-6.9 ms (their wait in the pool 1.9 ms, in the web process
+3.3 ms); 250 rows, 3.8-4.9 ms (1.1 and 1.8); 128 rows, 2.9 ms; the job alone takes as long with
+250-row chunks as with 1,000 (0.45-0.46 s in process), 128 rows +15 %, 64 rows +55 %. So a
+chunk is cut to a call of about 0.5 ms while users' calls come, and keeps its size otherwise.
+
 The sizes alternate a little above and below the one wanted (``DITHER``), so that the line's
 two terms stay measurable while the job runs, and follow the model's cost when the machine
 gets busier or quieter.
+
+A busy machine: a call's time is the model's cost plus waits (users' calls, other processes),
+which only ever add. The line is drawn through the calls the least waited (``_fit``), a first
+line only through FIT_CALLS calls, the cost per row then moves a STEP a call at most, and the
+fixed cost is the least a call cost beyond its rows. Simulated (a model of 2 ms and 20 us a
+row, 40,000 rows, every other call waiting an exponential 4 ms on average, 2,000 jobs): jobs
+that made a 1,000-row chunk (a 22 ms call ahead of every user) 1,181 with the least-squares
+line through all the calls, 13 with this one; the median size 218 rows against 112 (100 wanted:
+(4 - 2) ms / 20 us).
 """
 
 from __future__ import annotations
 
 import collections
+import time
+from collections.abc import Callable
 
 TARGET_SECONDS = 0.004  # a chunk's model call, when the model's fixed cost allows it
+# while users' calls come (any in the last USERS_SECONDS): a chunk's call when the model's
+# fixed cost allows it (see "While users come" above)
+USERS_TARGET_SECONDS = 0.0005
+USERS_SECONDS = 1.0
 LEAST_ROWS = 64
 MOST_ROWS = 1_000  # the chunk of before: larger ones measured no better (see above)
 SLOW_FACTOR = 2.0  # a slow model's chunk call, in its fixed costs
 FIRST_ROWS = 256  # before anything is measured: 14 ms for the 200-tree forest, 2 ms for the demo
 WINDOW = 16  # calls the line is fitted on
+FIT_CALLS = 3  # the calls of two sizes at least a first line is drawn through (two: noise)
 DITHER = (0.9, 1.1)
 STEP = 1.25  # the most a size changes from one chunk to the next (up or down)
 
@@ -59,20 +87,50 @@ class ChunkSize:
         target: float = TARGET_SECONDS,
         least: int = LEAST_ROWS,
         first: int = FIRST_ROWS,
+        users: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.most = max(1, most)
         self.least = min(least, self.most)
         self.target = target
+        self._users = users  # a count of users' model calls (Service.interactive_calls)
+        self._clock = clock
+        self._users_seen = users()
+        self._users_until = float("-inf")  # users' calls came until about then
+        self._users_turn = 0
         self.fixed = 0.0  # seconds of a call whatever its rows (the last fit's)
         self.per_row = 0.0  # seconds per row (the last fit's)
         self._seen: collections.deque[tuple[int, float]] = collections.deque(maxlen=WINDOW)
         self._next = min(max(first, self.least), self.most)
         self._turn = 0
         self._warm = False  # the first call was seen
+        self._sized = False  # a line was drawn through calls of two sizes at least
         self._settled: int | None = None  # the size before its dither
 
     def rows(self) -> int:
+        """The next chunk's rows: those whose call takes about the target, fewer while
+        users' calls come (``users_rows``)."""
+        seen = self._users()
+        now = self._clock()
+        if seen != self._users_seen:
+            self._users_seen, self._users_until = seen, now + USERS_SECONDS
+        if now < self._users_until:
+            # every other chunk a quarter larger: at the least, sizes still differ, and the
+            # line's slope is measured (one size seen, a first call's warm-up counted per row
+            # kept 64-row chunks for a whole job)
+            self._users_turn ^= 1
+            size = min(self._next, self.users_rows())
+            return min(self.most, size + self._users_turn * max(1, size // 4))
         return self._next
+
+    def users_rows(self) -> int:
+        """The rows whose call takes about USERS_TARGET_SECONDS (or SLOW_FACTOR times the
+        fixed cost, when that is more), at least ``least``; nothing measured yet: the next
+        size."""
+        if not self._settled or self.per_row <= 0:
+            return self._next
+        budget = max(USERS_TARGET_SECONDS, SLOW_FACTOR * self.fixed)
+        return max(self.least, int((budget - self.fixed) / self.per_row))
 
     def observe(self, rows: int, seconds: float) -> None:
         """A chunk's model call of ``rows`` rows took ``seconds``: the next chunk's size."""
@@ -83,7 +141,23 @@ class ChunkSize:
         first = not self._seen and not self._warm
         self._warm = True
         self._seen.append((rows, seconds))
-        self.fixed, self.per_row = self._fit()
+        fixed, per_row = self._fit()
+        ready = len(self._seen) >= FIT_CALLS and len({r for r, _ in self._seen}) > 1
+        if self._sized:
+            if self.per_row > 0 and per_row > 0:
+                # a STEP a call: on a busy machine a window's slope is still noisy (the sizes
+                # differ by a fifth, the waits by more), and a slope near 0 let the sizes
+                # climb to the most ahead of every user
+                per_row = min(max(per_row, self.per_row / STEP), self.per_row * STEP)
+            if per_row > 0:
+                # waits only ever add to a call's time: the fixed cost is the least a call of
+                # the window cost beyond its rows, not their mean (which made a busy
+                # machine's chunks larger: twice a fixed cost full of waits)
+                fixed = max(0.0, min(s - per_row * r for r, s in self._seen))
+        elif not first and not ready:  # too few calls for a line: the first call's figures
+            fixed, per_row = self.fixed, self.per_row
+        self._sized = self._sized or ready
+        self.fixed, self.per_row = fixed, per_row
         if first:
             self._seen.clear()
         budget = max(self.target, SLOW_FACTOR * self.fixed)
@@ -93,9 +167,12 @@ class ChunkSize:
         # a step at a time (STEP), after the first call: a noisy fit must not swing the sizes,
         # since a user's wait grows with the sizes' spread as well as their mean (sizes of
         # 64-2,000 rows around the same mean made the forest's other users wait 40 % longer)
-        # Growing may go faster (twice, as below): the small sizes of a start cost calls.
+        # Until a first line is drawn, growing may go faster (twice): the small sizes of a
+        # start cost calls.
         if self._settled is not None:
-            wanted = min(max(wanted, self._settled / STEP), self._settled * 2)
+            wanted = min(
+                max(wanted, self._settled / STEP), self._settled * (STEP if self._sized else 2)
+            )
         elif first:  # one call measured: half its size at least, so the line can be drawn
             # (all of it counted per row, a forest's 256 rows made 64-row chunks, and 13 calls
             # to climb back to 1,000 rows)
@@ -110,20 +187,44 @@ class ChunkSize:
         self._next = max(self.least, size)
 
     def _fit(self) -> tuple[float, float]:
-        """(fixed, per_row) seconds: the least-squares line through the calls seen. With one
-        size seen, the last line's slope is kept and the fixed cost follows the times; with
-        none before, every second is counted per row (errs on the small side: the next size
-        differs, and the line is measured). Calls of several sizes that cost the same (or
-        less with more rows: noise) are all fixed cost."""
-        count = len(self._seen)
-        mean_rows = sum(r for r, _ in self._seen) / count
-        mean_seconds = sum(s for _, s in self._seen) / count
-        spread = sum((r - mean_rows) ** 2 for r, _ in self._seen)
-        if not spread:
+        """(fixed, per_row) seconds: the line under the calls seen. Waits (users' calls, a
+        busy machine) only ever add to a call's time, so the line is drawn through the calls
+        at or below the least-squares line of them all: the least waited (through all of them,
+        a few calls that waited made the slope anything, and an early slope near 0 let the
+        sizes climb to the most). With one size seen, the last line's slope is kept and the
+        fixed cost follows the times; with none before, every second is counted per row (errs
+        on the small side: the next size differs, and the line is measured). Calls of several
+        sizes that cost the same (or less with more rows) are all fixed cost, unless a cost
+        per row was measured before: then that is noise, and the cost per row stays."""
+        seen = list(self._seen)
+        line = _least_squares(seen)
+        if line is None:  # one size
+            mean_rows, mean_seconds = seen[0][0], sum(s for _, s in seen) / len(seen)
             if self._settled is None:
                 return 0.0, mean_seconds / mean_rows
             return max(0.0, mean_seconds - self.per_row * mean_rows), self.per_row
-        slope = sum((r - mean_rows) * (s - mean_seconds) for r, s in self._seen) / spread
+        fixed, slope = line
+        lower = _least_squares([(r, s) for r, s in seen if s <= fixed + slope * r])
+        if lower is not None:
+            fixed, slope = lower
         if slope <= 0:
-            return mean_seconds, 0.0
-        return max(0.0, mean_seconds - slope * mean_rows), slope
+            least = min(s for _, s in seen)
+            if self._sized and self.per_row > 0:
+                return max(0.0, least - self.per_row * min(r for r, _ in seen)), self.per_row
+            return least, 0.0
+        return max(0.0, fixed), slope
+
+
+def _least_squares(points: list[tuple[int, float]]) -> tuple[float, float] | None:
+    """(intercept, slope) of the least-squares line through (rows, seconds) points; ``None``
+    when they are of one size."""
+    if not points:
+        return None
+    count = len(points)
+    mean_rows = sum(r for r, _ in points) / count
+    mean_seconds = sum(s for _, s in points) / count
+    spread = sum((r - mean_rows) ** 2 for r, _ in points)
+    if not spread:
+        return None
+    slope = sum((r - mean_rows) * (s - mean_seconds) for r, s in points) / spread
+    return mean_seconds - slope * mean_rows, slope

@@ -4,13 +4,16 @@
 
     input.csv ──► sniff (separator, decimal mark, encoding: spreadsheet) ──► first line:
         the header (or, for a text model, maybe the first text) ──► columns.positions
-    rows ──► chunks: the rows the scorer's ChunkSize asks for (the model's cost, issue 29;
-        at most ``chunk_rows``), or fewer once their cells cost ``chunk_bytes``
-        ──► score_chunk: blank and ragged rows answered here, the others through the
-            RowScorer (a chunk of plain numbers as one matrix: bulk.py) ──► each line copied
-            as the file wrote it, its added cells and request id after it (``_copied``; csv
-            writes the chunk instead when a line is blank, ragged or not one line of the
-            file, or an added cell needs quotes)
+    rows ──► chunks: the rows the scorer's ChunkSize asks for (the model's cost, fewer while
+        users call; issue 29; at most ``chunk_rows``), or fewer once they cost ``chunk_bytes``
+        ├─► a model of numbers only, lines of plain numbers (most files): the lines' numbers
+        │   read by NumPy in C (``bulk.line_matrix``), no cell made a string
+        └─► otherwise score_chunk: blank and ragged rows answered here, the others through
+            the RowScorer (a chunk of plain numbers as one matrix: bulk.py)
+        ──► RowScorer.start: the chunk's model call begun on the job's caller thread
+            (ahead.py) while this thread writes the chunk before it
+        ──► ScoredCopy.write (scored_copy.py): each line copied as the file wrote it, its
+            added cells and request id after it
     scored.csv: the input's lines with prediction, probability, error and request id columns,
         written in the file's own dialect (UTF-8), so it opens where the file came from
 
@@ -23,15 +26,19 @@ written, ``room()`` checks the scoring folder's size (setting max_jobs_mb).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import csv
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
 from winserve.errors import BadRequest
 from winserve.scoring import bulk, columns, reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.rows import Bounds, RowScorer
+from winserve.scoring.scored_copy import UNREAD, Chunk, Pending, ScoredCopy
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
 
-Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
 # the most a character of a line costs in _cost's terms (a cell per character: 8 + 2 + 56)
 PER_CHARACTER = 66
 
@@ -68,27 +75,37 @@ def _chunks(
     max_rows: int | Callable[[], int],
     max_bytes: int,
     first: tuple[int, list[str]] | None = None,
+    parse: bool = True,
 ) -> Iterator[tuple[Chunk, list[str | None]]]:
     """``chunks``, each with its rows' lines as written (``None`` for a row that is not one
-    line of the file: a quoted cell holding a line break, or ``first``)."""
+    line of the file: a quoted cell holding a line break, or ``first``). ``parse=False``:
+    lines read as a block are not made rows (their row is ``UNREAD``: ``filled`` makes them
+    rows), for a chunk of numbers read from its lines (issue 29)."""
     rows_now = max_rows if callable(max_rows) else lambda: max_rows
     chunk: Chunk = [first] if first is not None else []
     written: list[str | None] = [None] if first is not None else []
     size = 0
     limit = rows_now()
+    separator = reader.delimiter
     while True:
         # many rows at once where their lines allow (Rows.block: no Python per row), each
         # costing at most PER_CHARACTER bytes a character, so the block stays in the budget
-        block = reader.block(limit - len(chunk), max(1, (max_bytes - size) // PER_CHARACTER))
+        block = reader.block(limit - len(chunk), max(1, (max_bytes - size) // PER_CHARACTER), parse)
         if block is not None:
             number, rows, lines = block
-            if not rows:
+            if not lines:
                 break
-            chunk.extend(zip(range(number, number + len(rows)), rows, strict=True))
+            numbers = range(number, number + len(lines))
+            if rows is None:
+                chunk.extend(zip(numbers, itertools.repeat(UNREAD)))
+                characters = sum(map(len, lines))
+                cells = "".join(lines).count(separator) + len(lines)
+            else:
+                chunk.extend(zip(numbers, rows, strict=True))
+                cells, characters = sum(map(len, rows)), sum(map(len, lines))
             written.extend(lines)
-            cells, characters = sum(map(len, rows)), sum(map(len, lines))
             # _cost of the block's rows together (never less than the sum of theirs)
-            size += 8 * cells + 2 * characters + 56 * min(cells, characters - cells + len(rows))
+            size += 8 * cells + 2 * characters + 56 * min(cells, characters - cells + len(lines))
         else:
             last, read = reader.line_num, reader.characters
             row = next(reader, None)
@@ -105,6 +122,19 @@ def _chunks(
             limit = rows_now()
     if chunk:
         yield chunk, written
+
+
+def filled(reader: Rows, chunk: Chunk, written: list[str | None]) -> Chunk:
+    """``chunk`` with its ``UNREAD`` rows read from their lines."""
+    unread = [i for i, (_, row) in enumerate(chunk) if row is UNREAD]
+    if not unread:
+        return chunk
+    lines = [written[i] or "" for i in unread]
+    rows = reader.parsed([chunk[i][0] for i in unread], lines)
+    chunk = list(chunk)
+    for i, row in zip(unread, rows, strict=True):
+        chunk[i] = (chunk[i][0], row)
+    return chunk
 
 
 def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable[[], None]) -> None:
@@ -142,94 +172,113 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         if scorer.reasons is not None:  # refused before any model call (issue 25)
             _within_explained(job, dialect, texts, first is not None)
         width = len(header)
-        ids = job.row_ids()
-        for chunk, written in _chunks(reader, scorer.chunks.rows, bounds.chunk_bytes, first):
+        copy = ScoredCopy(job, reader, writer, target, room, width, texts)
+        read_rows = 0  # rows read so far (done_rows counts them once written)
+        # the chunk whose model call is under way while the next one is read (issue 29)
+        pending: Pending | None = None
+        # a model of numbers only, a file of points: blocks of lines read by NumPy (issue 29)
+        from_lines = info.all_numeric and not texts and not dialect.decimal_comma and first is None
+        for chunk, written in _chunks(
+            reader, scorer.chunks.rows, bounds.chunk_bytes, first, parse=not from_lines
+        ):
             if scorer.closing.is_set():
                 break
+            started = (
+                _numbers_from_lines(scorer, chunk, written, width, positions, separator)
+                if from_lines
+                else None
+            )
+            if started is not None:
+                read_rows += len(chunk)
+                if read_rows > bounds.max_rows:
+                    _too_many(read_rows, reader, texts, bounds)
+                if pending is not None:
+                    copy.write(pending)
+                pending = Pending(
+                    chunk,
+                    written,
+                    [False] * len(chunk),
+                    len(chunk),
+                    started,
+                    source.buffer.tell(),
+                    whole=True,
+                )
+                continue
+            chunk = filled(reader, chunk, written)
             if texts:
                 chunk = [(line, [separator.join(row)]) for line, row in chunk]
                 empty = [False] * len(chunk)
             else:
                 empty = [blank(row) for _, row in chunk]
             rows = len(chunk) - sum(empty)
-            if job.done_rows + rows > bounds.max_rows:
-                # the rest is only counted, for the message: still one read of the file
-                rows += sum(texts or not blank(row) for row in reader)
-                raise BadRequest(
-                    f"the file has {job.done_rows + rows} rows, more than the "
-                    f"{bounds.max_rows} allowed (setting: max_csv_rows)"
-                )
-            target.flush()
-            room()
+            read_rows += rows
+            if read_rows > bounds.max_rows:
+                _too_many(read_rows, reader, texts, bounds)
             scored = score_chunk(scorer, chunk, header, positions, texts, empty)
-            copied = (
-                None if texts else _copied(chunk, scored, empty, written, width, ids, separator)
-            )
-            if copied is not None:
-                target.write(copied)
-            else:
-                # a row of the wrong length is padded or cut so that columns line up; a blank
-                # row was not a prediction and gets no request id. One call writes the chunk.
-                writer.writerows(
-                    [
-                        [
-                            *(
-                                row
-                                if len(row) == width
-                                else [*row[:width], *[""] * (width - len(row))]
-                            ),
-                            *cells,
-                            "" if is_empty else ids(line),
-                        ]
-                        for (line, _), (row, cells), is_empty in zip(
-                            chunk, scored, empty, strict=True
-                        )
-                    ]
-                )
-            # counted once written: rows scored in a chunk that was not are not
-            job.scored_rows += sum(
-                not (is_empty or cells[-1])
-                for (_, cells), is_empty in zip(scored, empty, strict=True)
-            )
-            job.done_rows += rows
-            job.read_bytes = source.buffer.tell()  # the decoder reads ahead: ≤ 8 KB more
+            if pending is not None:
+                copy.write(pending)
+            pending = Pending(chunk, written, empty, rows, scored, source.buffer.tell())
+        if pending is not None and not scorer.closing.is_set():
+            copy.write(pending)
     if job.done_rows == 0 and not scorer.closing.is_set():
         raise BadRequest("the file has no rows under its first line")
     job.total_rows = job.done_rows
 
 
-def _copied(
+def _too_many(read_rows: int, reader: Rows, texts: bool, bounds: Bounds) -> None:
+    """Refuse a file past ``bounds.max_rows``: the rest is only counted, for the message
+    (still one read of the file)."""
+    read_rows += sum(texts or not blank(row) for row in reader)
+    raise BadRequest(
+        f"the file has {read_rows} rows, more than the {bounds.max_rows} allowed "
+        "(setting: max_csv_rows)"
+    )
+
+
+def _numbers_from_lines(
+    scorer: RowScorer,
     chunk: Chunk,
-    scored: list[tuple[list[str], list[str]]],
-    empty: list[bool],
     written: list[str | None],
     width: int,
-    ids: Callable[[int], str],
+    positions: list[int],
     separator: str,
-) -> str | None:
-    """The chunk's scored lines as text: each line as the file wrote it, then the cells
-    winserve adds (issue 29: the user's cells were parsed and written again by csv, a third
-    of the writing's cost). ``None`` when a line is not that simple (a blank or ragged one,
-    one spread over several lines) or an added cell would need quotes (a separator, a
-    quote or a line break in it): the chunk is then written by csv, as before."""
-    if any(empty) or None in written:
+) -> Callable[[], list[tuple[list[str], list[str]]]] | None:
+    """A chunk of lines of plain numbers (``bulk.line_matrix``), its model call begun: the
+    function gives each line's added cells (its row ``UNREAD``, as ``_copied`` needs none);
+    ``None`` when a line is not that simple (the chunk is then read as rows)."""
+    matrix = bulk.line_matrix(written, separator, width, positions)
+    if matrix is None:
         return None
-    if len(set(map(len, (row for row, _ in scored)))) != 1 or len(scored[0][0]) != width:
-        return None
-    added = [
-        separator.join([*cells, ids(line)])
-        for (line, _), (_, cells) in zip(chunk, scored, strict=True)
-    ]
-    text = "\n".join(added)  # one scan of the chunk's added cells for what needs quotes
-    per_line = len(scored[0][1])  # the separators between a line's added cells and its id
-    if '"' in text or "\r" in text or text.count("\n") != len(added) - 1:
-        return None
-    if text.count(separator) != per_line * len(added):
-        return None
-    lines = [line.rstrip("\r\n") for line in written if line is not None]
-    return "".join(
-        [f"{line}{separator}{cells}\r\n" for line, cells in zip(lines, added, strict=True)]
-    )
+    cells = LineCells(written, separator, positions)
+    answered = scorer.start(cells, [line for line, _ in chunk], matrix)
+    return lambda: [(UNREAD, each) for each in answered()]
+
+
+class LineCells(Sequence[tuple[str, ...]]):
+    """The cells at ``positions`` of each of a chunk's lines, read from a line only when asked
+    for (the prediction log's sample, the reasons of a refused row)."""
+
+    def __init__(self, lines: list[str | None], separator: str, positions: list[int]) -> None:
+        self._lines = lines
+        self._separator = separator
+        self._pick = operator.itemgetter(*positions)
+        self._one = len(positions) == 1
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[str, ...]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        [row] = csv.reader([self._lines[index] or ""], delimiter=self._separator)
+        picked = self._pick(row)
+        return (picked,) if self._one else tuple(picked)
 
 
 def _within_explained(job: ScoringJob, dialect: Dialect, texts: bool, first_is_data: bool) -> None:
@@ -253,10 +302,11 @@ def score_chunk(
     positions: list[int],
     texts: bool = False,
     empty: list[bool] | None = None,
-) -> list[tuple[list[str], list[str]]]:
-    """Each line of ``chunk`` with its added cells: a blank line gets empty ones, a line of
-    the wrong length its reason, the others what the model answered. ``empty``: which lines
-    are blank, when the caller knows already."""
+) -> Callable[[], list[tuple[list[str], list[str]]]]:
+    """Each line of ``chunk`` with its added cells, from the function returned once the
+    model has answered (its call begun now: ``RowScorer.start``): a blank line gets empty
+    ones, a line of the wrong length its reason, the others what the model answered.
+    ``empty``: which lines are blank, when the caller knows already."""
     info, job = scorer.info, scorer.job
     width = len(header)
     out: dict[int, list[str]] = {}
@@ -275,10 +325,11 @@ def score_chunk(
                 job.problem(line, reason)
             else:
                 usable.append(index)
+    answered: Callable[[], list[list[str]]] = list
     if usable:
         lines = [chunk[i][0] for i in usable]
-        answered = _numbers(scorer, [chunk[i][1] for i in usable], positions, lines)
-        if answered is None:
+        started = _numbers(scorer, [chunk[i][1] for i in usable], positions, lines)
+        if started is None:
             number = [f.kind in ("number", "any") for f in info.features] or [False] * len(
                 positions
             )
@@ -287,15 +338,22 @@ def score_chunk(
                 rows = [[chunk[i][1][0]] for i in usable]
             else:
                 rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
-            answered = scorer.score(rows, lines)
-        for position, cells in answered:
-            out[usable[position]] = cells
-    return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
+            started = scorer.start(rows, lines)
+        answered = started
+
+    def cells() -> list[tuple[list[str], list[str]]]:
+        if len(usable) == len(chunk):  # every line answered by the model: in order
+            return [(row, each) for (_, row), each in zip(chunk, answered(), strict=True)]
+        for position, each in zip(usable, answered(), strict=True):
+            out[position] = each
+        return [(row, out[i]) for i, (_, row) in enumerate(chunk)]
+
+    return cells
 
 
 def _numbers(
     scorer: RowScorer, rows: list[list[str]], positions: list[int], lines: list[int]
-) -> list[tuple[int, list[str]]] | None:
+) -> Callable[[], list[list[str]]] | None:
     """The rows scored through one float64 matrix, when every input of the model is a number
     and every cell a plain finite one (with a decimal comma in a file so written; issue 29:
     most files); ``None`` otherwise, and they go cell by cell."""
@@ -312,4 +370,4 @@ def _numbers(
         matrix = bulk.number_matrix(cells)
     if matrix is None:
         return None
-    return scorer.score(cells, lines, matrix)
+    return scorer.start(cells, lines, matrix)

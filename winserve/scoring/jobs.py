@@ -290,6 +290,7 @@ class JobManager:
         job.state = "running"
         state: State = "failed"
         error = "the job was stopped"
+        scorer: RowScorer | None = None
         try:
             scorer = RowScorer(
                 self._service, job, self._closing, self.bounds.chunk_rows, self._clock
@@ -317,6 +318,8 @@ class JobManager:
             log.exception("scoring job %s failed", job.id)
             error = "an internal error stopped the job (see the log)"
         finally:
+            if scorer is not None:  # its caller thread, once its call is answered
+                scorer.close()
             # the upload is of no more use (unless a sheet is to be chosen), and a failed
             # job's result is never offered
             if state != "choose":

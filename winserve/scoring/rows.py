@@ -22,17 +22,19 @@ CSV files and workbooks go through the same ``RowScorer`` (csv_scoring, workbook
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from winserve import blame, dates
-from winserve.backends.base import row_errors
+from winserve.backends.base import Prediction, row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
 from winserve.scoring import bulk
+from winserve.scoring.ahead import Ahead
 from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
@@ -40,6 +42,20 @@ from winserve.scoring.reasons import Reasons, count
 from winserve.service import PredictRequest, Prepared, Service
 
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
+# the most the job thread waits for a chunk's answer from the caller thread: a restarting
+# model's wait, the longest call the settings allow (timeout ≤ 3600 s), and the calls that
+# name the cells of rows the model refused; the call's own deadlines end it well before
+CALL_WAIT = UNAVAILABLE_WAIT + 3 * 3600.0
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """A chunk's model call as the caller thread got it: the prediction and the rows the model
+    refused (position: error), or no prediction and why the whole chunk got none."""
+
+    prediction: Prediction | None
+    failed: dict[int, WinserveError] = field(default_factory=dict)
+    whole: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,8 @@ class RowScorer:
         self.clock = clock
         # each date column's format, pinned by the first chunk that has its dates (dates.py)
         self.date_formats: dict[str, str] = {}
-        self.chunks = ChunkSize(most_rows)
+        # smaller while users' calls come: users go first (issue 29)
+        self.chunks = ChunkSize(most_rows, users=lambda: service.interactive_calls)
         self.job = job
         self.closing = closing
         self.info = service.info()
@@ -92,6 +109,7 @@ class RowScorer:
         explained = job.explain and count(self.info) > 0
         self.reasons = Reasons(service, self.info, closing) if explained else None
         self.reason_columns = self.reasons.columns if self.reasons is not None else 0
+        self._ahead = Ahead()  # the chunks' calls, while this thread reads and writes
 
     def error_cells(self, reason: str) -> list[str]:
         return error_cells(self.info, reason, self.reason_columns)
@@ -102,25 +120,60 @@ class RowScorer:
         """Cells (prediction, probabilities, error) for each row, by position in ``rows``;
         ``matrix``: the rows' numbers read already (``bulk.number_matrix``, issue 29), checked
         as the service checks a matrix instead of cell by cell."""
+        return list(enumerate(self.start(rows, lines, matrix, ahead=False)()))
+
+    def start(
+        self,
+        rows: Sequence[Sequence[Any]],
+        lines: list[int],
+        matrix: Any = None,
+        *,
+        ahead: bool = True,
+    ) -> Callable[[], list[list[str]]]:
+        """``score``, in two steps: the rows are checked and their model call begun now (by
+        the job's caller thread, ``ahead``), and the function returned gives each row's cells,
+        in the rows' order, once the call has answered. Meanwhile the job thread reads the
+        next chunk and writes the last one (issue 29: the model and the web process each
+        worked while the other waited)."""
         info, job = self.info, self.job
         request = _request(rows, info) if matrix is None else PredictRequest.from_matrix(matrix)
         with dates.pinned(self.date_formats):  # one date format per column for the whole file
             prepared = self.service.check(request, max_rows=len(rows))
-        results: list[tuple[int, list[str]]] = []
-        reasons: dict[int, list[str]] = {}
+        refused: dict[int, list[str]] = {}
         for problem in prepared.problems:
             shown = f"column {problem.column!r}: " if problem.column else ""
-            reasons.setdefault(problem.row, []).append(shown + problem.message)
-        for row, texts in reasons.items():
+            refused.setdefault(problem.row, []).append(shown + problem.message)
+        results: list[list[str]] = [[] for _ in rows] if refused else []
+        for row, texts in refused.items():
             reason = "; ".join(texts)
             job.problem(lines[row], reason)
-            results.append((row, self.error_cells(reason)))
+            results[row] = self.error_cells(reason)
         good = prepared.good_rows
-        if good:
+        if not good:
+            return lambda: results
+        if not refused:  # the usual chunk: no copy of its rows
+            subset, subset_lines = rows, lines
+        else:
             subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
-            for position, cells in self._call(subset, subset_lines, prepared):
-                results.append((good[position], cells))
-        return results
+        if ahead:
+            called = self._ahead.submit(self._predict, subset, subset_lines, prepared)
+        else:
+            called = concurrent.futures.Future()
+            called.set_result(self._predict(subset, subset_lines, prepared))
+
+        def finish() -> list[list[str]]:
+            cells = self._cells(subset, subset_lines, called.result(CALL_WAIT))
+            if not refused:
+                return cells
+            for position, each in zip(good, cells, strict=True):
+                results[position] = each
+            return results
+
+        return finish
+
+    def close(self) -> None:
+        """End the caller thread (after its call, which has deadlines of its own)."""
+        self._ahead.close()
 
     def _answers_row(self) -> Callable[[list[Any]], bool]:
         def answers(row: list[Any]) -> bool:
@@ -136,20 +189,20 @@ class RowScorer:
 
         return answers
 
-    def _failed_whole(self, lines: list[int], message: str) -> list[tuple[int, list[str]]]:
+    def _failed_whole(self, lines: list[int], message: str) -> list[list[str]]:
         for line in lines:
             self.job.problem(line, message)
-        return [(i, self.error_cells(message)) for i in range(len(lines))]
+        return [self.error_cells(message) for _ in lines]
 
-    def _call(
+    def _predict(
         self, rows: Sequence[Sequence[Any]], lines: list[int], prepared: Prepared
-    ) -> list[tuple[int, list[str]]]:
-        """Predict the valid rows (``prepared``, validated already); when the model rejects
-        some, the model host finds which in the same call and answers the others
-        (``row_errors``), so each rejected line gets its own reason."""
-        info, job = self.info, self.job
+    ) -> Predicted:
+        """The model's answer for the valid rows (``prepared``, validated already); when the
+        model rejects some, the model host finds which in the same call and answers the
+        others (``row_errors``), so each rejected line gets its own reason. Runs on the
+        caller thread: the job's own state is left to ``_cells``."""
+        info = self.info
         waited_until = time.monotonic() + UNAVAILABLE_WAIT
-        failed: dict[int, WinserveError] = {}
         while True:
             try:
                 began = self.clock()
@@ -159,23 +212,32 @@ class RowScorer:
                 # the call's time as the job sees it: the model's, the hop's, and any wait
                 # behind users' requests (which makes the next chunks smaller while they come)
                 self.chunks.observe(len(rows), self.clock() - began)
-                break
+                return Predicted(prediction)
             except ModelUnavailable:
                 if time.monotonic() > waited_until or self.closing.is_set():
                     raise
                 time.sleep(0.5)
             except ModelTimeout as exc:
-                return self._failed_whole(lines, exc.message)
+                return Predicted(None, whole=exc.message)
             except (BadRequest, ModelError) as exc:
                 isolated = row_errors(exc)
                 if isolated is None:  # one row, or the call failed as a whole: every row's
-                    return self._failed_whole(lines, exc.message)
-                prediction, failed = isolated.prediction, isolated.errors
+                    return Predicted(None, whole=exc.message)
+                failed = isolated.errors
                 if info.features and not info.text_input:  # name the cell to fix (issue 22)
                     failed = blame.name_columns(
                         [list(row) for row in rows], failed, info.feature_names, self._answers_row()
                     )
-                break
+                return Predicted(isolated.prediction, failed)
+
+    def _cells(
+        self, rows: Sequence[Sequence[Any]], lines: list[int], predicted: Predicted
+    ) -> list[list[str]]:
+        """Each row's added cells from the model's answer, in order (on the job thread)."""
+        info, job = self.info, self.job
+        prediction, failed = predicted.prediction, predicted.failed
+        if prediction is None:
+            return self._failed_whole(lines, predicted.whole)
         if job.log_sample is not None:  # the prediction log's sample of the job (issue 26)
             job.log_sample.add(
                 rows, lines, prediction.predictions, prediction.probabilities, failed
@@ -184,12 +246,12 @@ class RowScorer:
         if not failed and self.reasons is None:  # the chunk's answers a column at a time
             answered = bulk.answer_cells(prediction.predictions, shares, job.dialect)
             if answered is not None:
-                return list(enumerate(answered))
+                return answered
         cells = []
         for index, value in enumerate(prediction.predictions):
             if index in failed:
                 job.problem(lines[index], failed[index].message)
-                cells.append((index, self.error_cells(failed[index].message)))
+                cells.append(self.error_cells(failed[index].message))
                 continue
             probabilities = (
                 [job.dialect.write_value(p) for p in prediction.probabilities[index]]
@@ -203,5 +265,5 @@ class RowScorer:
                 if self.reasons is not None
                 else []
             )
-            cells.append((index, [*written, *probabilities, *why, ""]))
+            cells.append([*written, *probabilities, *why, ""])
         return cells

@@ -1,0 +1,119 @@
+"""The scored copy of a CSV: each chunk's lines as the file wrote them, with the added cells.
+
+::
+
+    csv_scoring ── a chunk read, its model call begun (``Pending``) ──► ScoredCopy.write, once
+        the call has answered (the next chunk's is under way meanwhile: ahead.py)
+            each line copied as written, its added cells and request id after it (``_copied``:
+            one f-string a line; issue 29: the user's cells parsed and written again by csv
+            were a third of the writing's cost)
+            or, when a line is blank, ragged or not one line of the file, or an added cell
+            needs quotes: csv writes the chunk's rows (a row of the wrong length padded or cut
+            so that columns line up; a blank row gets no request id)
+        ──► the job's counts: rows written and scored, bytes read (progress)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from winserve.scoring.job import ScoringJob
+from winserve.spreadsheet import Rows
+
+Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
+UNREAD: list[str] = []  # a row whose line was not read into cells (csv_scoring._chunks)
+
+
+@dataclass
+class Pending:
+    """A chunk read, its model call begun: ``scored`` gives each line's row and added cells
+    once it has answered. ``whole``: every line is one row of ``width`` cells (known when the
+    chunk's numbers were read from its lines); ``read_bytes``: how far the file was read."""
+
+    chunk: Chunk
+    written: list[str | None]
+    empty: list[bool]
+    rows: int
+    scored: Callable[[], list[tuple[list[str], list[str]]]]
+    read_bytes: int
+    whole: bool = False
+
+
+@dataclass
+class ScoredCopy:
+    """Writes the chunks of one job's scored copy, in the file's order."""
+
+    job: ScoringJob
+    reader: Rows
+    writer: Any  # the dialect's csv writer on ``target``
+    target: TextIO
+    room: Callable[[], None]  # before each chunk: the scoring folder is not over its cap
+    width: int
+    texts: bool  # one text per line: written by csv
+
+    def __post_init__(self) -> None:
+        self.ids = self.job.row_ids()
+        self.separator = self.reader.delimiter
+
+    def write(self, pending: Pending) -> None:
+        """``pending``'s lines with their added cells, once its model call has answered."""
+        job, chunk, empty, width = self.job, pending.chunk, pending.empty, self.width
+        scored = pending.scored()
+        self.target.flush()
+        self.room()
+        copied = None if self.texts else self._copied(pending, scored)
+        if copied is not None:
+            self.target.write(copied)
+        else:
+            if any(row is UNREAD for row, _ in scored):  # csv writes rows: read their lines
+                rows = self.reader.parsed([n for n, _ in chunk], [w or "" for w in pending.written])
+                scored = [(row, cells) for row, (_, cells) in zip(rows, scored, strict=True)]
+            ids = self.ids
+            self.writer.writerows(
+                [
+                    [
+                        *(row if len(row) == width else [*row[:width], *[""] * (width - len(row))]),
+                        *cells,
+                        "" if is_empty else ids(line),
+                    ]
+                    for (line, _), (row, cells), is_empty in zip(chunk, scored, empty, strict=True)
+                ]
+            )
+        # counted once written: rows scored in a chunk that was not are not
+        job.scored_rows += sum(
+            not (is_empty or cells[-1]) for (_, cells), is_empty in zip(scored, empty, strict=True)
+        )
+        job.done_rows += pending.rows
+        job.read_bytes = pending.read_bytes  # the decoder reads ahead: ≤ 8 KB more
+
+    def _copied(self, pending: Pending, scored: list[tuple[list[str], list[str]]]) -> str | None:
+        """The chunk's scored lines as text: each line as the file wrote it, then the cells
+        winserve adds. ``None`` when a line is not that simple (a blank or ragged one, one
+        spread over several lines) or an added cell would need quotes (a separator, a quote
+        or a line break in it)."""
+        written, separator = pending.written, self.separator
+        if any(pending.empty) or None in written:
+            return None
+        if not pending.whole and (
+            len(set(map(len, (row for row, _ in scored)))) != 1 or len(scored[0][0]) != self.width
+        ):
+            return None
+        added = [separator.join(cells) for _, cells in scored]  # each ends in "" (no error)
+        text = "\n".join(added)  # one scan of the chunk's added cells for what needs quotes
+        per_line = len(scored[0][1]) - 1  # the separators between a line's added cells
+        if '"' in text or "\r" in text or text.count("\n") != len(added) - 1:
+            return None
+        if text.count(separator) != per_line * len(added):
+            return None
+        ids, ending = self.ids, "\r\n"
+        if any(c in ids(0) for c in (separator, '"', "\r", "\n")):  # a request id as sent
+            return None
+        return "".join(
+            [
+                f"{line.rstrip(ending)}{separator}{cells}{separator}{ids(number)}{ending}"
+                for (number, _), line, cells in zip(pending.chunk, written, added, strict=True)
+                if line is not None
+            ]
+        )
