@@ -1,6 +1,7 @@
 """A scored CSV copies each line of the file as it was written and adds winserve's cells after
-it (issue 29: the user's cells were parsed and written again); a line that is not one line
-of the file, or an added cell that needs quotes, is written by csv as before."""
+it (issue 29: the user's cells were parsed and written again); only a row that is not one line
+of the file, or longer than the first line, is written by csv, and an added cell that needs
+quotes gets them."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_each_line_is_copied_as_written_with_the_added_cells() -> None:
     ]
 
 
-def test_a_row_over_two_lines_and_a_blank_one_are_written_by_csv() -> None:
+def test_a_row_over_two_lines_is_written_by_csv_and_a_blank_one_padded() -> None:
     status, scored = _scored('id,a,b\r\n"two\r\nlines",2007,1\r\n\r\nr3,2009,1\r\n')
     rid = status["request_id"]
     assert status["scored_rows"] == 2, status
@@ -58,3 +59,22 @@ def test_a_row_over_two_lines_and_a_blank_one_are_written_by_csv() -> None:
         ["", "", "", "", "", ""],  # a blank line: no prediction, no request id
         ["r3", "2009", "1", "2010.0", "", f"{rid}-5"],
     ]
+
+
+def test_lines_beside_a_blank_or_ragged_one_keep_what_the_file_wrote() -> None:
+    """A chunk with a blank, short or long line was written by csv whole: every line of it
+    lost its quotes ("007" became 007) and a long line its cells past the first line's
+    columns. Now only what must be is written by csv."""
+    text = 'id,a,b\n"007",2007,1\n\n"r3",2009\n"r4",2010,1,"extra, cell",more\n"r5",2011,1\n'
+    status, scored = _scored(text)
+    rid = status["request_id"]
+    lines = scored.split("\r\n")
+    assert lines[1] == f'"007",2007,1,2008.0,,{rid}-2'  # quotes kept
+    assert lines[2] == ",,,,,"  # a blank line: empty cells, no request id
+    short = "has 2 values; the first line names 3 columns"
+    assert lines[3] == f'"r3",2009,,,{short},{rid}-4'  # padded, so the columns line up
+    long = "has 5 values; the first line names 3 columns"
+    # csv writes a long line: its first cells, the added ones, then the rest (kept)
+    assert lines[4] == f'r4,2010,1,,{long},{rid}-5,"extra, cell",more'
+    assert lines[5] == f'"r5",2011,1,2012.0,,{rid}-6'
+    assert status["scored_rows"] == 2 and status["problem_count"] == 2, status

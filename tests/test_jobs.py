@@ -355,6 +355,33 @@ def test_lines_too_long_for_a_csv_file_are_refused_with_a_sentence(text: str, ne
     assert "field larger than field limit" not in status["error"]
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            'a,b\n1,2\n3,"4\n5,6\n7,8\n',
+            "line 3 opens a quote that is never closed: lines 3 to 5, the rest of the file, "
+            "would be one value",
+        ),
+        ('a,b\n1,2\n3,"4', "line 3 opens a quote that is never closed (the file ends inside it)"),
+        ('a,"b\n1,2\n', "line 1 opens a quote that is never closed"),
+    ],
+)
+def test_a_quote_never_closed_fails_the_job_naming_its_line(text: str, needle: str) -> None:
+    """csv (not strict) closed such a quote at the end of the file: the rest of the file
+    became one cell of one row, and the job was "done" with rows silently gone (pandas'
+    read_csv refuses the file)."""
+    client = jobs_client()
+    status = _finished(client, _paste(client, text))
+    assert status["state"] == "failed" and needle in status["error"], status
+
+
+def test_quoted_values_over_several_lines_are_still_read() -> None:
+    client = jobs_client()
+    status = _finished(client, _paste(client, 'a,b,note\n1,2,"two\nlines"\n3,4,"say ""hi"""\n'))
+    assert status["state"] == "done" and status["total_rows"] == 2, status
+
+
 def _files(client: FlaskClient, status: dict[str, Any]) -> list[str]:
     job = client.application.extensions["winserve.scoring.jobs"].get(status["id"])
     return sorted(p.name for p in job.directory.iterdir())

@@ -118,6 +118,7 @@ class Rows:
         self._read = 0  # lines read from the file, either way
         self._blocked = 0  # lines read as blocks, which csv's own count does not include
         self._pending: collections.deque[str] = collections.deque()  # a block handed back
+        self._ended = False  # csv asked for a line past the file's last
         self._reader = csv.reader(self._lines(), delimiter=delimiter)
 
     def _next_line(self) -> str:
@@ -148,6 +149,7 @@ class Rows:
             else:
                 line = self._next_line()
                 if not line:
+                    self._ended = True
                     return
             yield line
 
@@ -207,10 +209,26 @@ class Rows:
         return self
 
     def __next__(self) -> list[str]:
+        start = self.line_num + 1
         try:
-            return next(self._reader)
+            row = next(self._reader)
         except csv.Error as exc:
             raise _unreadable(exc, self.line_num) from None
+        if self._ended:
+            # csv asks for a line past the last one only inside a row: a quote opened and
+            # never closed, which csv (not strict) closes at the end of the file, the rest of
+            # the file read as one value; pd.read_csv refuses such a file
+            self._ended = False
+            swallowed = (
+                f": lines {start} to {self.line_num}, the rest of the file, would be one value"
+                if self.line_num > start
+                else " (the file ends inside it)"
+            )
+            raise BadRequest(
+                f"line {start} opens a quote that is never closed{swallowed}. Close the quote, "
+                'or write a quote inside a value as two ("")'
+            )
+        return row
 
     @property
     def delimiter(self) -> str:

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -56,29 +58,29 @@ class ScoredCopy:
     def __post_init__(self) -> None:
         self.ids = self.job.row_ids()
         self.separator = self.reader.delimiter
+        self._buffer = io.StringIO()  # a row's cells quoted by csv, where they need it
+        self._csv = csv.writer(self._buffer, delimiter=self.separator)
 
     def write(self, pending: Pending) -> None:
         """``pending``'s lines with their added cells, once its model call has answered."""
-        job, chunk, empty, width = self.job, pending.chunk, pending.empty, self.width
+        job, chunk, empty = self.job, pending.chunk, pending.empty
         scored = pending.scored()
         self.target.flush()
         self.room()
         copied = None if self.texts else self._copied(pending, scored)
-        if copied is not None:
-            self.target.write(copied)
-        else:
-            if any(row is UNREAD for row, _ in scored):  # csv writes rows: read their lines
+        if copied is None and not self.texts:
+            if any(row is UNREAD for row, _ in scored):  # read the lines into rows
                 rows = self.reader.parsed([n for n, _ in chunk], [w or "" for w in pending.written])
                 scored = [(row, cells) for row, (_, cells) in zip(rows, scored, strict=True)]
+            copied = self._row_by_row(pending, scored)
+        if copied is not None:
+            self.target.write(copied)
+        else:  # one text per line: each written by csv as the one cell of its row
             ids = self.ids
             self.writer.writerows(
                 [
-                    [
-                        *(row if len(row) == width else [*row[:width], *[""] * (width - len(row))]),
-                        *cells,
-                        "" if is_empty else ids(line),
-                    ]
-                    for (line, _), (row, cells), is_empty in zip(chunk, scored, empty, strict=True)
+                    [*row, *cells, ids(line)]
+                    for (line, _), (row, cells) in zip(chunk, scored, strict=True)
                 ]
             )
         # counted once written: rows scored in a chunk that was not are not
@@ -87,6 +89,44 @@ class ScoredCopy:
         )
         job.done_rows += pending.rows
         job.read_bytes = pending.read_bytes  # the decoder reads ahead: ≤ 8 KB more
+
+    def _row_by_row(self, pending: Pending, scored: list[tuple[list[str], list[str]]]) -> str:
+        """A chunk ``_copied`` cannot copy whole, a line at a time: each line the file wrote
+        on one line is copied as written (a blank or short one padded with empty cells, so
+        that the added columns line up), with the added cells after it, quoted where they
+        need it; csv writes only a row spread over several lines (its cells quoted as csv
+        quotes them) and a row of more cells than the first line names, whose cells past
+        the first line's go after the added ones (they were cut: issue 29's review)."""
+        separator, width, ids, ending = self.separator, self.width, self.ids, "\r\n"
+        texts = []
+        for (number, _), line, (row, cells), is_empty in zip(
+            pending.chunk, pending.written, scored, pending.empty, strict=True
+        ):
+            added = self._cells([*cells, "" if is_empty else ids(number)])
+            if line is None or len(row) > width:
+                user = self._cells([*row[:width], *[""] * (width - len(row))])
+                extra = separator + self._cells(row[width:]) if len(row) > width else ""
+                texts.append(f"{user}{separator}{added}{extra}{ending}")
+                continue
+            # a blank line is one empty cell to csv ([] in the rows: no cell at all)
+            padding = separator * (width - max(1, len(row)))
+            texts.append(f"{line.rstrip(ending)}{padding}{separator}{added}{ending}")
+        return "".join(texts)
+
+    def _cells(self, cells: list[str]) -> str:
+        """Cells as csv writes them in the file's dialect, without the line's end."""
+        text = self.separator.join(cells)
+        if (
+            '"' in text
+            or "\r" in text
+            or "\n" in text
+            or text.count(self.separator) != max(0, len(cells) - 1)
+        ):
+            self._buffer.seek(0)
+            self._buffer.truncate()
+            self._csv.writerow(cells)
+            text = self._buffer.getvalue().rstrip("\r\n")
+        return text
 
     def _copied(self, pending: Pending, scored: list[tuple[list[str], list[str]]]) -> str | None:
         """The chunk's scored lines as text: each line as the file wrote it, then the cells
