@@ -81,7 +81,7 @@ def test_a_single_object_is_one_row() -> None:
         ([[1, 2, 3]], "row 1: has 3 values; the model expects 2 ('a', 'b')"),
         ([], "no rows to predict"),
         ({"columns": ["a", "a"], "data": [[1, 2]]}, "column names appear more than once: 'a'"),
-        ({"columns": ["a", "b"], "data": [[1]]}, 'row 1 has 1 values; "columns" names 2'),
+        ({"columns": ["a", "b"], "data": [[1]]}, 'row 1 has 1 value; "columns" names 2'),
         ({"columns": "a", "data": []}, '"columns" must be a list of column names'),
         ({"columns": ["a", "b"], "data": [], "extra": 1}, "unexpected: 'extra'"),
         ([[1, 2], {"a": 1}], "not a mix of both"),
@@ -183,6 +183,19 @@ def test_a_missing_value_the_model_refuses_names_row_column_and_the_models_reaso
         _prepare([[1, 2], [3, None]], REQUIRED_B)
     assert caught.value.message == (
         "row 2, column 'b': missing value, which the model does not accept in this column "
+        "(it said: NaN!)"
+    )
+
+
+def test_a_row_of_the_wrong_length_is_its_only_problem() -> None:
+    """Its values are not read into the model's columns: it was also listed as missing a
+    value in each column the model needs one in (a tester's 6 values to a 5-input model)."""
+    with pytest.raises(BadRequest) as caught:
+        _prepare([[1, 2, 3], [1, 2], [4], [5, None]], REQUIRED_B)
+    assert caught.value.message == (
+        "row 1: has 3 values; the model expects 2 ('a', 'b'); "
+        "row 3: has 1 value; the model expects 2 ('a', 'b'); "
+        "row 4, column 'b': missing value, which the model does not accept in this column "
         "(it said: NaN!)"
     )
 

@@ -21,6 +21,11 @@ _LONG_QUOTED = re.compile(
 )
 
 
+def value_count(count: int) -> str:
+    """``"1 value"``, ``"3 values"``: a row's length in a message."""
+    return f"{count} value" if count == 1 else f"{count} values"
+
+
 def shown(name: object) -> str:
     """``name`` quoted for a message: ``'churn'``, or ``'xxxx…' (4,194,304 characters)``."""
     text = str(name)

@@ -31,7 +31,7 @@ from typing import Any
 
 from winserve import tensors
 from winserve.cells import RowProblem, convert_column, is_missing
-from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch
+from winserve.errors import BadRequest, PayloadTooLarge, SchemaMismatch, value_count
 from winserve.model_info import ModelInfo
 from winserve.rows import (
     FLOAT32_MAX,
@@ -132,6 +132,9 @@ def prepare(
     columns = {
         f.name: convert_column(f, raw[f.name], problems, max_text, cells) for f in info.features
     }
+    whole = {p.row for p in problems if not p.column}
+    if whole:  # a row of the wrong length: that is its problem, not its columns' (all empty)
+        problems = [p for p in problems if not (p.column and p.row in whole)]
     bad = {p.row for p in problems}
     if bad and not partial:
         shown = "; ".join(str(p) for p in sorted(problems)[:MAX_PROBLEMS_SHOWN])
@@ -225,7 +228,7 @@ def _columns_by_position(
     bad = set()
     for index, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            got = value_count(len(row)) if isinstance(row, list) else type(row).__name__
             problems.append(
                 RowProblem(
                     index, "", f"has {got}; the model expects {width} ({expected_names(info)})"

@@ -27,7 +27,13 @@ import io
 from dataclasses import dataclass
 from typing import Any, Required, TypedDict
 
-from winserve.errors import BadRequest, SchemaMismatch, UnsupportedMediaType, WinserveError
+from winserve.errors import (
+    BadRequest,
+    SchemaMismatch,
+    UnsupportedMediaType,
+    WinserveError,
+    value_count,
+)
 from winserve.model_info import ModelInfo
 from winserve.protocols import native
 from winserve.rows import PredictRequest
@@ -206,7 +212,7 @@ def decode_csv(text: str) -> Invocation:
     for number, row in enumerate(data, start=2):
         if len(row) != len(header):
             raise BadRequest(
-                f"CSV line {number} has {len(row)} values; the header names {len(header)}"
+                f"CSV line {number} has {value_count(len(row))}; the header names {len(header)}"
             )
     cells = [[_cell(v) for v in row] for row in data]
     request = native.decode({"columns": header, "data": cells}, False)

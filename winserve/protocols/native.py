@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Any, Required, TypedDict
 
 from winserve.backends.base import Prediction
-from winserve.errors import BadRequest, WinserveError
+from winserve.errors import BadRequest, WinserveError, value_count
 from winserve.model_info import ModelInfo
 from winserve.rows import Columns, PredictRequest, Rows, Tensors, Values
 
@@ -91,7 +91,7 @@ def _split(body: dict[str, Any], proba: bool, scores: bool) -> PredictRequest:
         )
     for index, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
-            got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+            got = value_count(len(row)) if isinstance(row, list) else f"a {type(row).__name__}"
             raise BadRequest(f'row {index + 1} has {got}; "columns" names {len(columns)}')
     # kept as rows under their names: the service picks the model's columns out of them once
     # it has checked the names (a body naming a million columns costs no million lists)

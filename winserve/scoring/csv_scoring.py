@@ -32,7 +32,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
-from winserve.errors import BadRequest
+from winserve.errors import BadRequest, value_count
 from winserve.scoring import bulk, columns, reasons
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.rows import Bounds, RowScorer
@@ -320,7 +320,7 @@ def score_chunk(
             if empty[index]:  # an empty line, or Excel's ";;;" for formatted empty cells
                 out[index] = scorer.error_cells("")
             elif len(row) != width:
-                reason = f"has {len(row)} values; the first line names {width} columns"
+                reason = f"has {value_count(len(row))}; the first line names {width} columns"
                 out[index] = scorer.error_cells(reason)
                 job.problem(line, reason)
             else:
