@@ -151,4 +151,7 @@ WITHIN_FLOAT32 = "matrix_within_float32"  # key of a matrix payload: checked fin
 # key of a payload the pool merged from several calls: each call's first row, in order (a lone
 # call has none). The host answers each call alone when the batch fails (host.isolate, issue 23)
 CALL_STARTS = "call_starts"
+# key of a CSV job's chunk: answer with the rows' cells as text in this dialect, {"separator":
+# ",", "decimal_comma": False} (host.answer_text, issue 29)
+TEXTS = "texts"
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)

@@ -23,6 +23,9 @@ class Prediction:
     predictions: list[Any]
     probabilities: list[list[float]] | None = None
     scores: list[Any] | None = None  # the model's decision_function or score_samples
+    # a CSV job's chunk: each row's prediction and probabilities as the file's cells, rows
+    # joined by "\n", written by the model host (host.answer_text; probabilities then None)
+    texts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,12 @@ def prediction_from(record: PredictAnswer, log: Any = None) -> Prediction:
     call that failed on some rows only (the host isolated them, ``ModelHost.predict``) raises
     the call's error with every row's answer attached: ``row_errors`` reads it."""
     if record["ok"]:
-        return Prediction(record["predictions"], record.get("probabilities"), record.get("scores"))
+        return Prediction(
+            record["predictions"],
+            record.get("probabilities"),
+            record.get("scores"),
+            record.get("texts"),
+        )
     error = error_from(record["error"], log)
     isolated = record.get("isolated")
     if isolated is not None:

@@ -239,6 +239,7 @@ def deliver(calls: list[Call], record: PredictAnswer) -> None:
                 record["predictions"],
                 record.get("probabilities") if call.proba else None,
                 record.get("scores") if call.scores else None,
+                record.get("texts"),
             )
         )
         return

@@ -244,6 +244,7 @@ class PoolBackend(Backend):
             predictions,
             record.get("probabilities") if proba else None,
             record.get("scores") if scores else None,
+            record.get("texts"),
         )
 
     def _submit(self, call: Call) -> Prediction:

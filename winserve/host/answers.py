@@ -58,6 +58,9 @@ class Predicted(TypedDict):
     predictions: list[Any]
     probabilities: NotRequired[list[Any] | None]
     scores: NotRequired[list[Any] | None]
+    # a CSV job's chunk: each row's prediction and probabilities as the file's cells, the rows
+    # joined by "\n" (host.answer_text; the probabilities then left out)
+    texts: NotRequired[str]
 
 
 class Failed(TypedDict):

@@ -52,10 +52,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from winserve.host.answer_text import as_text
 from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
 from winserve.host.linear import Direct
 from winserve.host.tensors import feed, takes_tensors
-from winserve.rows import WITHIN_FLOAT32
+from winserve.rows import TEXTS, WITHIN_FLOAT32
 
 __all__ = [
     "MATRIX_BYTES",
@@ -213,9 +214,12 @@ class Predictor:
         if self._model is None:
             return failure("NotLoaded", "no model loaded")
         try:
-            return self._answer(payload, proba, scores)
+            answer = self._answer(payload, proba, scores)
         except Exception as exc:
             failed = error_record(exc)
+        else:
+            asked = payload.get(TEXTS)  # a CSV job's chunk, to be written (issue 29)
+            return answer if asked is None else as_text(answer, asked)
         from winserve.host import isolate  # it reads this module's names: imported when used
 
         asked = scores and bool(self._score_method)

@@ -27,12 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from winserve import blame, dates
 from winserve.backends.base import Prediction, row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
+from winserve.rows import TEXTS
 from winserve.scoring import bulk
 from winserve.scoring.ahead import Ahead
 from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
@@ -40,6 +41,7 @@ from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
 from winserve.scoring.reasons import Reasons, count
 from winserve.service import PredictRequest, Prepared, Service
+from winserve.spreadsheet import Dialect
 
 UNAVAILABLE_WAIT = 120.0  # how long a job waits for a restarting model before giving up
 # the most the job thread waits for a chunk's answer from the caller thread: a restarting
@@ -129,12 +131,14 @@ class RowScorer:
         matrix: Any = None,
         *,
         ahead: bool = True,
+        texts: bool = False,
     ) -> Callable[[], list[list[str]]]:
         """``score``, in two steps: the rows are checked and their model call begun now (by
         the job's caller thread, ``ahead``), and the function returned gives each row's cells,
         in the rows' order, once the call has answered. Meanwhile the job thread reads the
         next chunk and writes the last one (issue 29: the model and the web process each
-        worked while the other waited)."""
+        worked while the other waited). ``texts``: the model host writes the answers as the
+        file's cells (``host.answer_text``), where the answer allows."""
         info, job = self.info, self.job
         request = _request(rows, info) if matrix is None else PredictRequest.from_matrix(matrix)
         with dates.pinned(self.date_formats):  # one date format per column for the whole file
@@ -144,8 +148,8 @@ class RowScorer:
             shown = f"column {problem.column!r}: " if problem.column else ""
             refused.setdefault(problem.row, []).append(shown + problem.message)
         results: list[list[str]] = [[] for _ in rows] if refused else []
-        for row, texts in refused.items():
-            reason = "; ".join(texts)
+        for row, messages in refused.items():
+            reason = "; ".join(messages)
             job.problem(lines[row], reason)
             results[row] = self.error_cells(reason)
         good = prepared.good_rows
@@ -155,6 +159,13 @@ class RowScorer:
             subset, subset_lines = rows, lines
         else:
             subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
+        dialect = job.dialect
+        if texts and self.reasons is None and isinstance(dialect, Dialect):
+            # the model host writes the answers as the file's cells (host.answer_text)
+            prepared.payload[TEXTS] = {
+                "separator": dialect.delimiter,
+                "decimal_comma": dialect.decimal_comma,
+            }
         if ahead:
             called = self._ahead.submit(self._predict, subset, subset_lines, prepared)
         else:
@@ -238,6 +249,14 @@ class RowScorer:
         prediction, failed = predicted.prediction, predicted.failed
         if prediction is None:
             return self._failed_whole(lines, predicted.whole)
+        if prediction.texts is not None and isinstance(job.dialect, Dialect):
+            # written by the model host: each row's cells, then the error's (none)
+            ending = job.dialect.delimiter
+            cells = [f"{text}{ending}".split(ending) for text in prediction.texts.split("\n")]
+            if job.log_sample is not None:
+                read_back = TextShares(cells, job.dialect) if info.has_proba else None
+                job.log_sample.add(rows, lines, prediction.predictions, read_back, failed)
+            return cells
         if job.log_sample is not None:  # the prediction log's sample of the job (issue 26)
             job.log_sample.add(
                 rows, lines, prediction.predictions, prediction.probabilities, failed
@@ -267,3 +286,28 @@ class RowScorer:
             )
             cells.append([*written, *probabilities, *why, ""])
         return cells
+
+
+class TextShares(Sequence[list[float]]):
+    """The class probabilities of rows answered as text (``host.answer_text``), read back from
+    their cells only for the rows asked for (the prediction log's sample keeps a few): the
+    floats the host wrote, as ``repr`` writes a float exactly."""
+
+    def __init__(self, cells: list[list[str]], dialect: Dialect) -> None:
+        self._cells = cells
+        self._comma = dialect.decimal_comma
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    @overload
+    def __getitem__(self, index: int) -> list[float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[float]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        shares = self._cells[index][1:-1]  # after the prediction, before the error
+        return [float(c.replace(",", ".") if self._comma else c) for c in shares]
