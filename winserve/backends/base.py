@@ -26,6 +26,7 @@ class Prediction:
     # a CSV job's chunk: each row's prediction and probabilities as the file's cells, rows
     # joined by "\n", written by the model host (host.answer_text; probabilities then None)
     texts: str | None = None
+    seconds: float | None = None  # the model host's own time for the call, when it said
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def prediction_from(record: PredictAnswer, log: Any = None) -> Prediction:
             record.get("probabilities"),
             record.get("scores"),
             record.get("texts"),
+            record.get("seconds"),
         )
     error = error_from(record["error"], log)
     isolated = record.get("isolated")

@@ -240,6 +240,7 @@ def deliver(calls: list[Call], record: PredictAnswer) -> None:
                 record.get("probabilities") if call.proba else None,
                 record.get("scores") if call.scores else None,
                 record.get("texts"),
+                record.get("seconds"),
             )
         )
         return

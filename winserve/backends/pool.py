@@ -245,6 +245,7 @@ class PoolBackend(Backend):
             record.get("probabilities") if proba else None,
             record.get("scores") if scores else None,
             record.get("texts"),
+            record.get("seconds"),
         )
 
     def _submit(self, call: Call) -> Prediction:

@@ -61,6 +61,8 @@ class Predicted(TypedDict):
     # a CSV job's chunk: each row's prediction and probabilities as the file's cells, the rows
     # joined by "\n" (host.answer_text; the probabilities then left out)
     texts: NotRequired[str]
+    # seconds the model host took for the call, its own (a CSV job sizes its chunks by it)
+    seconds: NotRequired[float]
 
 
 class Failed(TypedDict):

@@ -48,6 +48,7 @@ import contextlib
 import functools
 import math
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -213,13 +214,17 @@ class Predictor:
         (``isolate.refused``): a call refused as a whole gets the model's error (issue 23)."""
         if self._model is None:
             return failure("NotLoaded", "no model loaded")
+        began = time.perf_counter()
         try:
             answer = self._answer(payload, proba, scores)
         except Exception as exc:
             failed = error_record(exc)
         else:
             asked = payload.get(TEXTS)  # a CSV job's chunk, to be written (issue 29)
-            return answer if asked is None else as_text(answer, asked)
+            if asked is not None:
+                answer = as_text(answer, asked)
+            answer["seconds"] = time.perf_counter() - began
+            return answer
         from winserve.host import isolate  # it reads this module's names: imported when used
 
         asked = scores and bool(self._score_method)

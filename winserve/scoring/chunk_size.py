@@ -2,7 +2,8 @@
 
 ::
 
-    RowScorer._predict ── each chunk's rows and the seconds its model call took ──► observe
+    RowScorer._predict ── each chunk's rows and the seconds its model call took (the model
+        host's own clock: the wait for the web process's GIL is not the model's) ──► observe
         a line through the last WINDOW calls: seconds = fixed + per_row × rows (least squares)
     csv_scoring / workbook_scoring ◄── rows(): the rows whose call takes about TARGET_SECONDS,
         or SLOW_FACTOR times the fixed cost when that is more (a model whose every call is
