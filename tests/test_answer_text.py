@@ -93,7 +93,7 @@ def _scored(
     real, real_cells = rows_module.RowScorer.start, rows_module.RowScorer._cells
 
     def start(scorer: Any, *args: Any, **options: Any) -> Any:
-        options["texts"] = texts and options.get("texts", False)
+        options["as_text"] = texts and options.get("as_text", False)
         return real(scorer, *args, **options)
 
     def cells(scorer: Any, rows: Any, lines: Any, predicted: Any) -> Any:

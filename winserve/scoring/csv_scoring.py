@@ -250,7 +250,7 @@ def _numbers_from_lines(
     if matrix is None:
         return None
     cells = LineCells(written, separator, positions)
-    answered = scorer.start(cells, [line for line, _ in chunk], matrix, texts=True)
+    answered = scorer.start(cells, [line for line, _ in chunk], matrix, as_text=True)
     return lambda: [(UNREAD, each) for each in answered()]
 
 
@@ -338,7 +338,7 @@ def score_chunk(
                 rows = [[chunk[i][1][0]] for i in usable]
             else:
                 rows = job.dialect.read_inputs((chunk[i][1] for i in usable), positions, number)
-            started = scorer.start(rows, lines, texts=True)
+            started = scorer.start(rows, lines, as_text=True)
         answered = started
 
     def cells() -> list[tuple[list[str], list[str]]]:
@@ -370,4 +370,4 @@ def _numbers(
         matrix = bulk.number_matrix(cells)
     if matrix is None:
         return None
-    return scorer.start(cells, lines, matrix, texts=True)
+    return scorer.start(cells, lines, matrix, as_text=True)

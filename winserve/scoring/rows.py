@@ -131,13 +131,13 @@ class RowScorer:
         matrix: Any = None,
         *,
         ahead: bool = True,
-        texts: bool = False,
+        as_text: bool = False,
     ) -> Callable[[], list[list[str]]]:
         """``score``, in two steps: the rows are checked and their model call begun now (by
         the job's caller thread, ``ahead``), and the function returned gives each row's cells,
         in the rows' order, once the call has answered. Meanwhile the job thread reads the
         next chunk and writes the last one (issue 29: the model and the web process each
-        worked while the other waited). ``texts``: the model host writes the answers as the
+        worked while the other waited). ``as_text``: the model host writes the answers as the
         file's cells (``host.answer_text``), where the answer allows."""
         info, job = self.info, self.job
         request = _request(rows, info) if matrix is None else PredictRequest.from_matrix(matrix)
@@ -160,7 +160,7 @@ class RowScorer:
         else:
             subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
         dialect = job.dialect
-        if texts and self.reasons is None and isinstance(dialect, Dialect):
+        if as_text and self.reasons is None and isinstance(dialect, Dialect):
             # the model host writes the answers as the file's cells (host.answer_text)
             prepared.payload[TEXTS] = {
                 "separator": dialect.delimiter,
