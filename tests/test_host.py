@@ -294,3 +294,28 @@ def test_answers_come_back_as_builtins_whatever_their_numpy_type() -> None:
     assert mixed == [1, "a", 0.5, None] and [type(v) for v in mixed[:3]] == [int, str, float]
     assert plain(np.array([[1.5, np.inf]])) == [[1.5, None]]
     assert plain(np.array([1, 2], dtype=np.int32)) == [1, 2]
+
+
+def test_a_model_whose_probabilities_write_to_its_arrays_is_not_memory_mapped(
+    tmp_path: Path,
+) -> None:
+    """libsvm's predict_proba takes the model's arrays as writable buffers: memory-mapped from
+    an uncompressed joblib file (read-only), SVC(probability=True) answered every row with
+    "buffer source array is read-only" (a tester's). Its labels answer, so the load checks its
+    probabilities too, and loads it again into private memory."""
+
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.9 deprecates probability
+        model = SVC(probability=True, random_state=0).fit(x, y)
+    path = tmp_path / "svc.joblib"
+    joblib.dump(model, path)  # uncompressed: memory-mapped where the model allows it
+    host, record = _load(ModelSpec(str(path)))
+    assert record["ok"] and not record["info"]["mmap"], record
+    rows = x.to_numpy()[:5]
+    answer = host.predict({"matrix": rows}, True)
+    assert answer["ok"], answer
+    assert answer["probabilities"] == model.predict_proba(x.iloc[:5]).tolist()

@@ -130,9 +130,10 @@ class ModelHost(Shortcuts):
         self._use(loaded)
         info = self._describe(loaded)
         self._sample(info, spec.example)
-        if info["sample_error"] and loaded.mmap:
+        if loaded.mmap and (info["sample_error"] or self._proba_fails(info)):
             # A memory-mapped array is read-only; a model that writes to its own arrays in
-            # predict() fails only that way. Load it again into private memory.
+            # predict() or predict_proba() fails only that way (SVC(probability=True): "buffer
+            # source array is read-only", every row). Load it again into private memory.
             loaded = loading.load(dataclasses.replace(spec, mmap=False))
             loading.single_threaded(loaded.model)
             self._use(loaded)
@@ -145,6 +146,13 @@ class ModelHost(Shortcuts):
             self.check_labels(info)
             self.check_direct(info)
         return info
+
+    def _proba_fails(self, info: dict[str, Any]) -> bool:
+        """Whether the model's probabilities fail for the sample row its labels answered."""
+        if not info.get("has_proba") or not self._features:
+            return False
+        row = {k: [v] for k, v in self._sample_row.items()}
+        return not self.predict({"columns": row}, True)["ok"]
 
     def _load_reference(self, spec: ModelSpec, info: dict[str, Any]) -> None:
         """The reference sample beside the model file, for explanations (issue 25); what it
