@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import csrf_token, job_ended, jobs_client
+from winserve.scoring.scored_copy import field_end
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,7 +75,25 @@ def test_lines_beside_a_blank_or_ragged_one_keep_what_the_file_wrote() -> None:
     short = "has 2 values; the first line names 3 columns"
     assert lines[3] == f'"r3",2009,,,{short},{rid}-4'  # padded, so the columns line up
     long = "has 5 values; the first line names 3 columns"
-    # csv writes a long line: its first cells, the added ones, then the rest (kept)
-    assert lines[4] == f'r4,2010,1,,{long},{rid}-5,"extra, cell",more'
+    # a long line: its first cells as written, the added ones, then the rest (kept)
+    assert lines[4] == f'"r4",2010,1,,{long},{rid}-5,"extra, cell",more'
     assert lines[5] == f'"r5",2011,1,2012.0,,{rid}-6'
     assert status["scored_rows"] == 2 and status["problem_count"] == 2, status
+
+
+@pytest.mark.parametrize(
+    ("line", "cells", "end"),
+    [
+        ("a,b,c", 2, 3),
+        ('"a,b",c,d', 1, 5),  # a separator inside quotes is part of the cell
+        ('"say ""hi"", x",c', 1, 15),  # "" is a quote inside a quoted cell
+        ('5" tv,b,c', 1, 5),  # a quote inside an unquoted cell opens nothing
+        ("a,b", 2, -1),
+        ("", 1, -1),
+    ],
+)
+def test_where_a_cell_ends_is_found_as_csv_reads_the_line(line: str, cells: int, end: int) -> None:
+    assert field_end(line, ",", cells) == end
+    if end >= 0:  # the cells before it are the ones csv reads
+        first = next(csv.reader([line[:end]]))
+        assert first == next(csv.reader([line]))[:cells]

@@ -94,15 +94,25 @@ class ScoredCopy:
         """A chunk ``_copied`` cannot copy whole, a line at a time: each line the file wrote
         on one line is copied as written (a blank or short one padded with empty cells, so
         that the added columns line up), with the added cells after it, quoted where they
-        need it; csv writes only a row spread over several lines (its cells quoted as csv
-        quotes them) and a row of more cells than the first line names, whose cells past
-        the first line's go after the added ones (they were cut: issue 29's review)."""
+        need it; a row of more cells than the first line names keeps its first cells as
+        written, and its others go after the added ones (they were cut: issue 29's review);
+        csv writes only a row spread over several lines (its cells quoted as csv quotes
+        them)."""
         separator, width, ids, ending = self.separator, self.width, self.ids, "\r\n"
         texts = []
         for (number, _), line, (row, cells), is_empty in zip(
             pending.chunk, pending.written, scored, pending.empty, strict=True
         ):
             added = self._cells([*cells, "" if is_empty else ids(number)])
+            if (
+                line is not None
+                and len(row) > width
+                and (cut := field_end(line, separator, width)) >= 0
+            ):
+                # a long line: its first cells as written, the rest after the added ones
+                rest = line[cut + 1 :].rstrip(ending)
+                texts.append(f"{line[:cut]}{separator}{added}{separator}{rest}{ending}")
+                continue
             if line is None or len(row) > width:
                 user = self._cells([*row[:width], *[""] * (width - len(row))])
                 extra = separator + self._cells(row[width:]) if len(row) > width else ""
@@ -157,3 +167,30 @@ class ScoredCopy:
                 if line is not None
             ]
         )
+
+
+def field_end(line: str, separator: str, cells: int) -> int:
+    """Where the ``cells``-th cell of ``line`` ends (the index of the separator after it), as
+    csv reads the line: a quote opens a quoted cell only as a cell's first character, and
+    ``""`` inside one is a quote; -1 when the line has no such separator."""
+    count, quoted, start, index = 0, False, True, 0
+    while index < len(line):
+        char = line[index]
+        if quoted:
+            if char == '"':
+                if line.startswith('"', index + 1):  # "" inside a quoted cell
+                    index += 2
+                    continue
+                quoted = False
+        elif char == separator:
+            count += 1
+            if count == cells:
+                return index
+            start = True
+            index += 1
+            continue
+        elif char == '"' and start:
+            quoted = True
+        start = False
+        index += 1
+    return -1
