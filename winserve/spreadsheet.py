@@ -304,6 +304,15 @@ class Dialect:
         return safe_text(text, self.decimal_comma)
 
 
+def plain_cells(text: str, separator: str, lines: int, separators: int) -> bool:
+    """Whether ``text``, ``lines`` lines joined by "\\n" of ``separators`` separators each,
+    is plain cells csv would write without quotes: no quote, no line break inside a cell,
+    no separator inside one."""
+    if '"' in text or "\r" in text or text.count("\n") != lines - 1:
+        return False
+    return text.count(separator) == separators * lines
+
+
 def safe_text(text: str, decimal_comma: bool = False) -> str:
     """``text`` as a cell a spreadsheet shows as it is: a leading ``'`` when it would start a
     formula (``=``, ``+``, ``-``, ``@``, tab, CR), except a plain number such as ``-1.5``."""

@@ -30,7 +30,7 @@ def as_text(answer: Predicted, asked: dict[str, Any]) -> Predicted:
     """``answer`` with ``texts`` (and no ``probabilities``), or as it is when its rows cannot be
     written as plain separated cells."""
     from winserve.scoring.bulk import written
-    from winserve.spreadsheet import Dialect
+    from winserve.spreadsheet import Dialect, plain_cells
 
     predictions = answer["predictions"]
     probabilities = answer.get("probabilities")
@@ -46,9 +46,7 @@ def as_text(answer: Predicted, asked: dict[str, Any]) -> Predicted:
         )
     text = "\n".join(map(separator.join, zip(*columns, strict=True)))
     # a cell that would need quotes (a separator, a quote or a line break in a label)
-    if '"' in text or "\r" in text or text.count("\n") != len(predictions) - 1:
-        return answer
-    if text.count(separator) != (len(columns) - 1) * len(predictions):
+    if not plain_cells(text, separator, len(predictions), len(columns) - 1):
         return answer
     plain: Predicted = {"ok": True, "predictions": predictions, "texts": text}
     if "scores" in answer:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from winserve.scoring.job import ScoringJob
-from winserve.spreadsheet import Rows
+from winserve.spreadsheet import Rows, plain_cells
 
 Chunk = list[tuple[int, list[str]]]  # rows with their line numbers
 UNREAD: list[str] = []  # a row whose line was not read into cells (csv_scoring._chunks)
@@ -58,6 +58,8 @@ class ScoredCopy:
     def __post_init__(self) -> None:
         self.ids = self.job.row_ids()
         self.separator = self.reader.delimiter
+        # a request id as sent (its prefix is every row's): copied only where it needs no quotes
+        self._plain_ids = plain_cells(self.ids(0), self.separator, 1, 0)
         self._buffer = io.StringIO()  # a row's cells quoted by csv, where they need it
         self._csv = csv.writer(self._buffer, delimiter=self.separator)
 
@@ -126,12 +128,7 @@ class ScoredCopy:
     def _cells(self, cells: list[str]) -> str:
         """Cells as csv writes them in the file's dialect, without the line's end."""
         text = self.separator.join(cells)
-        if (
-            '"' in text
-            or "\r" in text
-            or "\n" in text
-            or text.count(self.separator) != max(0, len(cells) - 1)
-        ):
+        if not plain_cells(text, self.separator, 1, max(0, len(cells) - 1)):
             self._buffer.seek(0)
             self._buffer.truncate()
             self._csv.writerow(cells)
@@ -153,13 +150,9 @@ class ScoredCopy:
         added = [separator.join(cells) for _, cells in scored]  # each ends in "" (no error)
         text = "\n".join(added)  # one scan of the chunk's added cells for what needs quotes
         per_line = len(scored[0][1]) - 1  # the separators between a line's added cells
-        if '"' in text or "\r" in text or text.count("\n") != len(added) - 1:
-            return None
-        if text.count(separator) != per_line * len(added):
+        if not self._plain_ids or not plain_cells(text, separator, len(added), per_line):
             return None
         ids, ending = self.ids, "\r\n"
-        if any(c in ids(0) for c in (separator, '"', "\r", "\n")):  # a request id as sent
-            return None
         return "".join(
             [
                 f"{line.rstrip(ending)}{separator}{cells}{separator}{ids(number)}{ending}"
