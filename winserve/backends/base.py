@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from winserve.errors import ModelError, ModelInputError, WinserveError
-from winserve.host.answers import AskAnswer, ErrorRecord, PredictAnswer
+from winserve.host.answers import AskAnswer, ErrorRecord, PredictAnswer, Predicted
 from winserve.load_progress import LoadProgress
 from winserve.metrics import Histogram
 from winserve.model_info import ModelInfo
@@ -122,18 +122,24 @@ class Backend(abc.ABC):
         """Stop every process this backend started; idempotent."""
 
 
+def answered(record: Predicted, proba: bool = True, scores: bool = True) -> Prediction:
+    """A model host's answer as a ``Prediction``: its probabilities and scores only where the
+    call asked for them."""
+    return Prediction(
+        record["predictions"],
+        record.get("probabilities") if proba else None,
+        record.get("scores") if scores else None,
+        record.get("texts"),
+        record.get("seconds"),
+    )
+
+
 def prediction_from(record: PredictAnswer, log: Any = None) -> Prediction:
     """Turn a model-host answer record into a ``Prediction`` or the error it stands for. A
     call that failed on some rows only (the host isolated them, ``ModelHost.predict``) raises
     the call's error with every row's answer attached: ``row_errors`` reads it."""
     if record["ok"]:
-        return Prediction(
-            record["predictions"],
-            record.get("probabilities"),
-            record.get("scores"),
-            record.get("texts"),
-            record.get("seconds"),
-        )
+        return answered(record)
     error = error_from(record["error"], log)
     isolated = record.get("isolated")
     if isolated is not None:

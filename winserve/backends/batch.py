@@ -35,7 +35,7 @@ import pickle
 import threading
 from typing import Any
 
-from winserve.backends.base import Prediction, prediction_from
+from winserve.backends.base import Prediction, answered, prediction_from
 from winserve.errors import ModelTimeout, WinserveError
 from winserve.host.answers import AskAnswer, ErrorRecord, Failed, Isolated, PredictAnswer
 from winserve.rows import CALL_STARTS, WITHIN_FLOAT32, Payload
@@ -234,15 +234,7 @@ def deliver(calls: list[Call], record: PredictAnswer) -> None:
     (``row_errors``); the other calls get their predictions."""
     if len(calls) == 1 and record["ok"]:  # one call queued alone: nothing to split
         call = calls[0]
-        call.resolve(
-            Prediction(
-                record["predictions"],
-                record.get("probabilities") if call.proba else None,
-                record.get("scores") if call.scores else None,
-                record.get("texts"),
-                record.get("seconds"),
-            )
-        )
+        call.resolve(answered(record, call.proba, call.scores))
         return
     if record["ok"]:
         predictions, probabilities = record["predictions"], record.get("probabilities")

@@ -54,7 +54,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from winserve.backends.base import Backend, Health, Prediction, prediction_from
+from winserve.backends.base import Backend, Health, Prediction, answered, prediction_from
 from winserve.backends.batch import Call, deliver, merge_payloads, row_count
 from winserve.backends.queues import CHUNK_WAIT, Waiting
 from winserve.backends.replica import KILL_JOIN_SECONDS, STOP_SECONDS, Replica
@@ -238,15 +238,8 @@ class PoolBackend(Backend):
         if not record["ok"]:
             self.batch_rows.observe(row_count(payload))
             return prediction_from(record, log)
-        predictions = record["predictions"]
-        self.batch_rows.observe(len(predictions))  # the rows answered: the rows sent
-        return Prediction(
-            predictions,
-            record.get("probabilities") if proba else None,
-            record.get("scores") if scores else None,
-            record.get("texts"),
-            record.get("seconds"),
-        )
+        self.batch_rows.observe(len(record["predictions"]))  # the rows answered: the rows sent
+        return answered(record, proba, scores)
 
     def _submit(self, call: Call) -> Prediction:
         """Queue ``call`` for a dispatcher and wait for its answer, within its deadline."""
