@@ -183,41 +183,29 @@ def score_csv(job: ScoringJob, scorer: RowScorer, bounds: Bounds, room: Callable
         ):
             if scorer.closing.is_set():
                 break
-            started = (
-                _numbers_from_lines(scorer, chunk, written, width, positions, separator)
-                if from_lines
-                else None
-            )
-            if started is not None:
-                read_rows += len(chunk)
-                if read_rows > bounds.max_rows:
-                    _too_many(read_rows, reader, texts, bounds)
-                if pending is not None:
-                    copy.write(pending)
-                pending = Pending(
-                    chunk,
-                    written,
-                    [False] * len(chunk),
-                    len(chunk),
-                    started,
-                    source.buffer.tell(),
-                    whole=True,
-                )
-                continue
-            chunk = filled(reader, chunk, written)
-            if texts:
-                chunk = [(line, [separator.join(row)]) for line, row in chunk]
+            matrix = bulk.line_matrix(written, separator, width, positions) if from_lines else None
+            if matrix is not None:  # every line a row of plain numbers: none blank
                 empty = [False] * len(chunk)
             else:
-                empty = [blank(row) for _, row in chunk]
+                chunk = filled(reader, chunk, written)
+                if texts:
+                    chunk = [(line, [separator.join(row)]) for line, row in chunk]
+                    empty = [False] * len(chunk)
+                else:
+                    empty = [blank(row) for _, row in chunk]
             rows = len(chunk) - sum(empty)
             read_rows += rows
-            if read_rows > bounds.max_rows:
+            if read_rows > bounds.max_rows:  # before the chunk's model call
                 _too_many(read_rows, reader, texts, bounds)
-            scored = score_chunk(scorer, chunk, header, positions, texts, empty)
+            scored = (
+                score_chunk(scorer, chunk, header, positions, texts, empty)
+                if matrix is None
+                else _lines_scored(scorer, chunk, written, matrix, separator, positions)
+            )
             if pending is not None:
                 copy.write(pending)
-            pending = Pending(chunk, written, empty, rows, scored, source.buffer.tell())
+            whole = matrix is not None
+            pending = Pending(chunk, written, empty, rows, scored, source.buffer.tell(), whole)
         if pending is not None and not scorer.closing.is_set():
             copy.write(pending)
     if job.done_rows == 0 and not scorer.closing.is_set():
@@ -235,20 +223,17 @@ def _too_many(read_rows: int, reader: Rows, texts: bool, bounds: Bounds) -> None
     )
 
 
-def _numbers_from_lines(
+def _lines_scored(
     scorer: RowScorer,
     chunk: Chunk,
     written: list[str | None],
-    width: int,
-    positions: list[int],
+    matrix: Any,
     separator: str,
-) -> Callable[[], list[tuple[list[str], list[str]]]] | None:
-    """A chunk of lines of plain numbers (``bulk.line_matrix``), its model call begun: the
-    function gives each line's added cells (its row ``UNREAD``, as ``_copied`` needs none);
-    ``None`` when a line is not that simple (the chunk is then read as rows)."""
-    matrix = bulk.line_matrix(written, separator, width, positions)
-    if matrix is None:
-        return None
+    positions: list[int],
+) -> Callable[[], list[tuple[list[str], list[str]]]]:
+    """A chunk of lines of plain numbers, read into ``matrix`` by ``bulk.line_matrix``, its
+    model call begun: the function gives each line's added cells (its row ``UNREAD``, as
+    ``_copied`` needs none)."""
     cells = LineCells(written, separator, positions)
     answered = scorer.start(cells, [line for line, _ in chunk], matrix, as_text=True)
     return lambda: [(UNREAD, each) for each in answered()]
