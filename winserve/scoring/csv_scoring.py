@@ -29,12 +29,13 @@ from __future__ import annotations
 import csv
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from winserve.errors import BadRequest, value_count
 from winserve.scoring import bulk, columns, reasons
 from winserve.scoring.job import ScoringJob
+from winserve.scoring.lazy import Lazy
 from winserve.scoring.rows import Bounds, RowScorer
 from winserve.scoring.scored_copy import UNREAD, Chunk, Pending, ScoredCopy
 from winserve.spreadsheet import Dialect, Rows, safe_text, sniff
@@ -239,7 +240,7 @@ def _lines_scored(
     return lambda: [(UNREAD, each) for each in answered()]
 
 
-class LineCells(Sequence[tuple[str, ...]]):
+class LineCells(Lazy[tuple[str, ...]]):
     """The cells at ``positions`` of each of a chunk's lines, read from a line only when asked
     for (the prediction log's sample, the reasons of a refused row)."""
 
@@ -252,15 +253,7 @@ class LineCells(Sequence[tuple[str, ...]]):
     def __len__(self) -> int:
         return len(self._lines)
 
-    @overload
-    def __getitem__(self, index: int) -> tuple[str, ...]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[str, ...]]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _item(self, index: int) -> tuple[str, ...]:
         [row] = csv.reader([self._lines[index] or ""], delimiter=self._separator)
         picked = self._pick(row)
         return (picked,) if self._one else tuple(picked)

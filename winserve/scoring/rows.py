@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 from winserve import blame, dates
 from winserve.backends.base import Prediction, row_errors
@@ -39,6 +39,7 @@ from winserve.scoring.ahead import Ahead
 from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
 from winserve.scoring.columns import error_cells
 from winserve.scoring.job import ScoringJob
+from winserve.scoring.lazy import Lazy
 from winserve.scoring.reasons import Reasons, count
 from winserve.service import PredictRequest, Prepared, Service
 from winserve.spreadsheet import Dialect
@@ -51,7 +52,7 @@ CALL_WAIT = UNAVAILABLE_WAIT + 3 * 3600.0
 
 
 @dataclass(frozen=True)
-class Predicted:
+class ChunkAnswer:
     """A chunk's model call as the caller thread got it: the prediction and the rows the model
     refused (position: error), or no prediction and why the whole chunk got none."""
 
@@ -207,7 +208,7 @@ class RowScorer:
 
     def _predict(
         self, rows: Sequence[Sequence[Any]], lines: list[int], prepared: Prepared
-    ) -> Predicted:
+    ) -> ChunkAnswer:
         """The model's answer for the valid rows (``prepared``, validated already); when the
         model rejects some, the model host finds which in the same call and answers the
         others (``row_errors``), so each rejected line gets its own reason. Runs on the
@@ -226,32 +227,32 @@ class RowScorer:
                 # else the call's as seen here
                 seconds = prediction.seconds
                 self.chunks.observe(len(rows), seconds or self.clock() - began)
-                return Predicted(prediction)
+                return ChunkAnswer(prediction)
             except ModelUnavailable:
                 if time.monotonic() > waited_until or self.closing.is_set():
                     raise
                 time.sleep(0.5)
             except ModelTimeout as exc:
-                return Predicted(None, whole=exc.message)
+                return ChunkAnswer(None, whole=exc.message)
             except (BadRequest, ModelError) as exc:
                 isolated = row_errors(exc)
                 if isolated is None:  # one row, or the call failed as a whole: every row's
-                    return Predicted(None, whole=exc.message)
+                    return ChunkAnswer(None, whole=exc.message)
                 failed = isolated.errors
                 if info.features and not info.text_input:  # name the cell to fix (issue 22)
                     failed = blame.name_columns(
                         [list(row) for row in rows], failed, info.feature_names, self._answers_row()
                     )
-                return Predicted(isolated.prediction, failed)
+                return ChunkAnswer(isolated.prediction, failed)
 
     def _cells(
-        self, rows: Sequence[Sequence[Any]], lines: list[int], predicted: Predicted
+        self, rows: Sequence[Sequence[Any]], lines: list[int], answer: ChunkAnswer
     ) -> list[list[str]]:
         """Each row's added cells from the model's answer, in order (on the job thread)."""
         info, job = self.info, self.job
-        prediction, failed = predicted.prediction, predicted.failed
+        prediction, failed = answer.prediction, answer.failed
         if prediction is None:
-            return self._failed_whole(lines, predicted.whole)
+            return self._failed_whole(lines, answer.whole)
         if prediction.texts is not None and isinstance(job.dialect, Dialect):
             # written by the model host: each row's cells, then the error's (none)
             ending = job.dialect.delimiter
@@ -291,7 +292,7 @@ class RowScorer:
         return cells
 
 
-class TextShares(Sequence[list[float]]):
+class TextShares(Lazy[list[float]]):
     """The class probabilities of rows answered as text (``host.answer_text``), read back from
     their cells only for the rows asked for (the prediction log's sample keeps a few): the
     floats the host wrote, as ``repr`` writes a float exactly."""
@@ -303,14 +304,6 @@ class TextShares(Sequence[list[float]]):
     def __len__(self) -> int:
         return len(self._cells)
 
-    @overload
-    def __getitem__(self, index: int) -> list[float]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[list[float]]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _item(self, index: int) -> list[float]:
         shares = self._cells[index][1:-1]  # after the prediction, before the error
         return [float(c.replace(",", ".") if self._comma else c) for c in shares]
