@@ -415,10 +415,21 @@ def test_installer_run_bat_and_uninstaller(wine_model: Path, clean_wine: None) -
 def test_run_bat_without_any_python_says_what_to_install(tmp_path: Path, clean_wine: None) -> None:
     """The zip's first run on a PC without Python (wine has no py launcher and no python)."""
     shutil.copy(ROOT / "run.bat", tmp_path / "run.bat")
-    run = WineProcess(
-        ["cmd", "/c", windows_path(tmp_path / "run.bat")], tmp_path, wine_env(), stdin=b"\r\n"
-    )
-    assert run.wait(300) == 1, run.text
+
+    def start(**env: str) -> WineProcess:
+        batch = windows_path(tmp_path / "run.bat")
+        return WineProcess(["cmd", "/c", batch], tmp_path, wine_env(**env), stdin=b"\r\n")
+
+    run = start()
+    code = run.wait(300)
+    if code == 1 and not run.output:
+        # run.bat prints before it ends, on every path: nothing at all means wine ran no
+        # batch file (seen once in CI, right after the installer's test; not seen again in
+        # 12 runs here). Once more, with wine's own errors shown this time.
+        _kill_wine()
+        run = start(WINEDEBUG="-all,err+all")
+        code = run.wait(300)
+    assert code == 1, run.text
     assert "winserve needs Python 3.11 or newer, and none was found" in run.text
     assert "setup.exe" in run.text and "Microsoft Store" in run.text
 
