@@ -7,6 +7,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import threading
 import time
 from dataclasses import replace
@@ -69,6 +70,10 @@ def test_rows_the_model_rejects_are_isolated_and_the_rest_scored() -> None:
     assert "a must not be -1" in scored[1500]["error"]
     page = client.get(f"/jobs/{status['id']}").get_data(as_text=True)
     assert "<td>5</td>" in page and "<td>1502</td>" in page  # line numbers, header is line 1
+    # the job's time as people read it: a short job is not "0.0 s"
+    took = re.search(r"Done: 2,498 of 2,500 rows scored in ([^<]*)\.", page)
+    assert took is not None and took.group(1).endswith(" s"), page
+    assert abs(float(took.group(1)[:-2]) - status["seconds"]) <= 0.06, (took.group(1), status)
 
 
 def test_each_rejected_line_gets_its_own_reason_from_one_isolating_call() -> None:

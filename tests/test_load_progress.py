@@ -25,7 +25,7 @@ from tests.helpers import free_port, running_server, wait_until
 from tests.models import ChaosModel
 from winserve import load_progress
 from winserve.backends.base import Health
-from winserve.load_progress import LoadProgress, Tracker, size_text
+from winserve.load_progress import LoadProgress, Tracker, duration_text, size_text
 from winserve.models.loader import COPY_CHUNK, Loader
 from winserve.settings import Settings
 
@@ -65,6 +65,20 @@ class SlowBig:
 )
 def test_sizes_read_as_people_say_them(size: int, text: str) -> None:
     assert size_text(size) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.004, "less than 0.01 s"),
+        (0.16, "0.16 s"),
+        (0.996, "1.0 s"),
+        (12.34, "12.3 s"),
+        (125.0, "2 min 5 s"),
+    ],
+)
+def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text
 
 
 def test_the_words_of_each_phase() -> None:

@@ -62,6 +62,18 @@ def seconds_text(seconds: float) -> str:
     return f"{whole} s"
 
 
+def duration_text(seconds: float) -> str:
+    """How long a job took, as its page and the log say it: 0.16 s (a short job was shown
+    "0.0 s"), 12.3 s, 2 min 5 s."""
+    if seconds < 0.01:
+        return "less than 0.01 s"
+    if seconds < 0.995:  # what rounds to 1.00 is said 1.0
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return seconds_text(seconds)
+
+
 def size_of(path: Path | None) -> int:
     """The bytes a load reads: a file's size, a folder's files (an MLflow model); 0 without a
     file (a factory, the demo) or when it cannot be read."""

@@ -19,6 +19,7 @@ import time
 
 from flask import current_app, request
 
+from winserve.load_progress import duration_text
 from winserve.model_info import ModelInfo
 from winserve.predlog import events
 from winserve.predlog.jobs import Reservoir
@@ -69,7 +70,7 @@ def follow(job: ScoringJob, info: ModelInfo) -> None:
         )
         said = (
             f"{job.filename}: {job.done_rows:,} rows, {job.problem_count:,} not scored, "
-            f"{job.seconds:.1f} s"
+            f"{duration_text(job.seconds)}"
         )
         if job.state != "done":
             said += f"; failed: {job.error}"

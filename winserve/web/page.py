@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from winserve.dataplane import Health
 from winserve.errors import ModelUnavailable, PayloadTooLarge, WinserveError
 from winserve.failures import public_reason
-from winserve.load_progress import size_text
+from winserve.load_progress import duration_text, size_text
 from winserve.model_info import ModelInfo, sample_failed
 from winserve.web import csrf, held, paths
 
@@ -97,6 +97,7 @@ def page_helpers() -> dict[str, Any]:
         "model_base": held.base(),
         "models_listed": listed,
         "size_text": size_text,  # a model file's size, as the console says it (issue 24)
+        "duration_text": duration_text,  # a job's time
     }
 
 
