@@ -31,15 +31,16 @@ MIXED = [
 
 
 def _one_at_a_time(text: str) -> list[tuple[int, list[str], str | None]]:
-    """What csv alone gives: each row with its line number, and its line when it is one."""
+    """What csv alone gives: each row with the number of its first line, and its line when it
+    is one."""
     lines = io.StringIO(text, newline="").readlines()
     reader = csv.reader(iter(lines))
     out = []
     last = 0
     for row in reader:
-        number = reader.line_num
-        out.append((number, row, lines[number - 1] if number == last + 1 else None))
-        last = number
+        number = last + 1
+        out.append((number, row, lines[number - 1] if reader.line_num == number else None))
+        last = reader.line_num
     return out
 
 

@@ -56,10 +56,25 @@ def test_a_row_over_two_lines_is_written_by_csv_and_a_blank_one_padded() -> None
     assert status["scored_rows"] == 2, status
     assert list(csv.reader(io.StringIO(scored))) == [
         ["id", "a", "b", "prediction", "error", "request id"],
-        ["two\r\nlines", "2007", "1", "2008.0", "", f"{rid}-3"],
+        ["two\r\nlines", "2007", "1", "2008.0", "", f"{rid}-2"],  # named by its first line
         ["", "", "", "", "", ""],  # a blank line: no prediction, no request id
         ["r3", "2009", "1", "2010.0", "", f"{rid}-5"],
     ]
+
+
+def test_a_row_over_several_lines_is_named_by_its_first_line() -> None:
+    """Where the user looks for it, as the message of a quote never closed names it too."""
+    client = jobs_client()
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    text = 'id,a,b\r\nr1,2007,1\r\n"three\r\nline\r\nnote",-1,1\r\nr4,2009,1\r\n'
+    data = {"csrf_token": token, "file": (io.BytesIO(text.encode()), "rows.csv")}
+    response = client.post("/jobs", data=data, content_type="multipart/form-data")
+    job = response.headers["Location"].rsplit("/", 1)[-1]
+    status = job_ended(client, f"/jobs/{job}/status", 30)
+    assert status["state"] == "done" and status["problem_count"] == 1, status
+    page = client.get(f"/jobs/{job}").get_data(as_text=True)
+    assert "<td>3</td>" in page and "<td>5</td>" not in page, page
+    assert "a must not be -1" in page
 
 
 def test_lines_beside_a_blank_or_ragged_one_keep_what_the_file_wrote() -> None:

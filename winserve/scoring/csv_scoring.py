@@ -112,9 +112,11 @@ def _chunks(
             row = next(reader, None)
             if row is None:
                 break
-            number = reader.line_num
+            # a row is numbered by its first line (a quoted cell may span several, and the
+            # unterminated quote's message names where it opens too)
+            number = last + 1
             chunk.append((number, row))
-            written.append(reader.line if number == last + 1 else None)
+            written.append(reader.line if reader.line_num == number else None)
             # a line of a block handed back was counted when the block was read: its length
             size += _cost(len(row), max(reader.characters - read, len(reader.line)))
         if len(chunk) >= limit or size >= max_bytes:
