@@ -111,13 +111,18 @@ def test_answers_are_the_models_own_to_the_byte(tmp_path: Path, kind: str) -> No
     assert host.info()["extra"]["linear_direct"] is True
     classifier = hasattr(model, "predict_proba")
     rows = _rows(400, 11)
-    for asked in (rows, rows[1:2]):
+    # a request's rows, one row, a job's chunk (column-major: rows.COLUMN_MAJOR), each
+    # answered as the model answers that same matrix
+    for asked in (rows, rows[1:2], np.asfortranarray(rows)):
         for proba in (True, False) if classifier else (False,):
-            got = host.predict({"matrix": asked.copy()}, proba)
+            got = host.predict({"matrix": asked.copy(order="K")}, proba)
             assert _sent(got) == _own(model, asked, proba)
     # and it is the arithmetic that answered: the model's own methods are not called
     host._model.predict = host._model.predict_proba = _fails
     assert _sent(host.predict({"matrix": rows.copy()}, classifier)) == _own(model, rows, classifier)
+    fortran = np.asfortranarray(rows)
+    answered = host.predict({"matrix": fortran.copy(order="F")}, classifier)
+    assert _sent(answered) == _own(model, fortran, classifier)
 
 
 def test_a_regressor_asked_for_probabilities_keeps_its_own_error(tmp_path: Path) -> None:
@@ -225,7 +230,8 @@ def test_only_a_float64_matrix_of_the_models_width() -> None:
     assert run is not None
     assert run(x.astype(np.float32), False) is None
     assert run(x[:, :3].copy(), False) is None
-    assert run(np.asfortranarray(x), False) is None
+    assert run(x[::2], False) is None  # neither row- nor column-major
+    assert run(np.asfortranarray(x), False) is not None  # a job's chunk (rows.COLUMN_MAJOR)
     assert run(pd.DataFrame(x), False) is None
     kept = x.copy()
     assert run(x, True) is not None

@@ -301,7 +301,7 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
     client = jobs_client()
     manager = client.application.extensions["winserve.scoring.jobs"]
     # rows per chunk: many steps of progress
-    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=100))
+    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=200))
     opened: list[str] = []
     real_open = Dialect.open
 
@@ -324,7 +324,7 @@ def test_the_file_is_read_once_and_progress_follows_the_bytes_read(
     assert status["total_rows"] == status["done_rows"] == status["scored_rows"] == 5000
     assert opened == ["input.csv"]  # read once (a comma-separated file is sniffed from line 1)
     percents = [percent for percent, _ in seen]
-    assert len(seen) == 50 and percents == sorted(percents), percents
+    assert len(seen) == 25 and percents == sorted(percents), percents
     assert percents[0] == 0 and 0 < percents[-1] < 100 and len(set(percents)) >= 4, percents
     assert {total for _, total in seen} == {0}  # not counted before it is scored
 
@@ -335,7 +335,7 @@ def test_a_file_past_max_csv_rows_is_refused_with_its_row_count(
     """Found out while reading (chunks of 100 here): the message still says how many rows."""
     client = jobs_client(max_csv_rows=200)
     manager = client.application.extensions["winserve.scoring.jobs"]
-    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=100))
+    monkeypatch.setattr(manager, "bounds", replace(manager.bounds, chunk_rows=200))
     lines = ["a,b"] + [f"{2000 + i},1" for i in range(250)] + ["", "1,1"]
     status = _finished(client, _submit(client, "\n".join(lines) + "\n"))
     assert status["state"] == "failed"

@@ -154,4 +154,8 @@ CALL_STARTS = "call_starts"
 # key of a CSV job's chunk: answer with the rows' cells as text in this dialect, {"separator":
 # ",", "decimal_comma": False} (host.answer_text, issue 29)
 TEXTS = "texts"
+# key of a job's chunk of numbers: the host lays its matrix out column by column, as
+# pandas.read_csv holds a file's numbers, so a linear model's last float digits are the
+# notebook's (scoring.chunk_size: "In step with the notebook")
+COLUMN_MAJOR = "column_major"
 FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)

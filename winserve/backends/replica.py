@@ -62,7 +62,7 @@ from winserve.host.answers import AskAnswer, HostInfo, LoadAnswer, PredictAnswer
 from winserve.host.inputs import MATRIX_BYTES, MATRIX_SHAPE
 from winserve.model_info import ModelSpec
 from winserve.platform import adopt_child
-from winserve.rows import CALL_STARTS, TEXTS, WITHIN_FLOAT32
+from winserve.rows import CALL_STARTS, COLUMN_MAJOR, TEXTS, WITHIN_FLOAT32
 
 KILL_JOIN_SECONDS = 5.0  # a SIGKILLed process is gone in milliseconds; this is the bound
 STOP_SECONDS = 1.0  # a host asked to exit that is still there after this is killed
@@ -262,7 +262,7 @@ def wire_payload(payload: dict[str, Any]) -> dict[str, Any]:
     matrix = payload.get("matrix")
     if (
         matrix is None
-        or not set(payload) <= {"matrix", WITHIN_FLOAT32, CALL_STARTS, TEXTS}
+        or not set(payload) <= {"matrix", WITHIN_FLOAT32, CALL_STARTS, TEXTS, COLUMN_MAJOR}
         or getattr(matrix, "dtype", None) != "float64"
         or matrix.ndim != 2
     ):
@@ -275,4 +275,6 @@ def wire_payload(payload: dict[str, Any]) -> dict[str, Any]:
         sent[CALL_STARTS] = payload[CALL_STARTS]
     if TEXTS in payload:  # a CSV job's chunk, answered as text (host.answer_text)
         sent[TEXTS] = payload[TEXTS]
+    if payload.get(COLUMN_MAJOR):  # a job's chunk: laid out as the notebook's (host.inputs)
+        sent[COLUMN_MAJOR] = True
     return sent

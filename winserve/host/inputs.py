@@ -57,7 +57,7 @@ from winserve.host.answer_text import as_text
 from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
 from winserve.host.linear import Direct
 from winserve.host.tensors import feed, takes_tensors
-from winserve.rows import TEXTS, WITHIN_FLOAT32
+from winserve.rows import COLUMN_MAJOR, TEXTS, WITHIN_FLOAT32
 
 __all__ = [
     "MATRIX_BYTES",
@@ -148,8 +148,13 @@ def build_input(
         # the one copy of the matrix on its way (issue 23): the model may write into its
         # input, as it could into an unpickled array, and the payload must stay as sent for
         # the rows retried alone when a batch fails (ModelHost._isolate)
-        flat = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64).copy()
-        payload = {"matrix": flat.reshape(payload[MATRIX_SHAPE])}
+        # A job's chunk is copied column by column (the same one copy), as pandas.read_csv
+        # holds a file's numbers: a linear model's last digits are then the notebook's
+        sent = np.frombuffer(payload[MATRIX_BYTES], dtype=np.float64)
+        shaped = sent.reshape(payload[MATRIX_SHAPE])
+        payload = {"matrix": shaped.copy(order="F" if payload.get(COLUMN_MAJOR) else "C")}
+    elif payload.get(COLUMN_MAJOR) and "matrix" in payload:  # not through a pipe
+        payload = {"matrix": np.asfortranarray(payload["matrix"])}
     matrix = payload.get("matrix")
     if matrix is not None and not (records_input or text_input) and (not names_known or arrays_ok):
         return matrix  # the usual call: no list of names made for it (issue 29)

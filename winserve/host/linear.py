@@ -35,9 +35,10 @@ code in each for NumPy input):
 
 Only for the exact classes with these methods scikit-learn's own (a subclass may override
 any of it, and code beside a model file may patch a class), on the releases read, for a
-C-ordered float64 matrix of the model's width; and only where the load found the answers
-identical both ways (labels alone and with probabilities; ``host/shortcuts.py``); anything
-else calls the model's own methods. A NaN never gets here: such a matrix keeps scikit-learn's
+float64 matrix of the model's width, row- or column-major (a job's chunks:
+``rows.COLUMN_MAJOR``); and only where the load found the answers identical both ways, in
+both layouts (labels alone and with probabilities; ``host/shortcuts.py``); anything else
+calls the model's own methods. A NaN never gets here: such a matrix keeps scikit-learn's
 checks and their error.
 """
 
@@ -99,7 +100,7 @@ def direct(model: Any) -> Direct | None:
             or X.dtype != np.float64
             or X.ndim != 2
             or X.shape[1] != width
-            or not X.flags.c_contiguous
+            or not (X.flags.c_contiguous or X.flags.f_contiguous)
         ):
             return None
         for scaler in scalers:

@@ -85,6 +85,11 @@ class Shortcuts(Predictor):
         # and rows of every magnitude, for a model with no reference sample (one row of zeros)
         matrices = [m for m in map(self._as_matrix, self._check_payloads()) if m is not None]
         matrices.append({"matrix": _far_rows(len(self._features))})
+        # and column-major, as a job's chunks come (rows.COLUMN_MAJOR): BLAS rounds the two
+        # layouts differently, each must be scikit-learn's own
+        import numpy as np
+
+        matrices += [{"matrix": np.asfortranarray(m["matrix"])} for m in list(matrices)]
         if self._compared(matrices, (True, False), switch) is None:
             LOG.debug("a linear model's own predict kept: the answers differ")
             return

@@ -33,7 +33,7 @@ from winserve import blame, dates
 from winserve.backends.base import Prediction, row_errors
 from winserve.errors import BadRequest, ModelError, ModelTimeout, ModelUnavailable, WinserveError
 from winserve.model_info import ModelInfo
-from winserve.rows import TEXTS
+from winserve.rows import COLUMN_MAJOR, TEXTS
 from winserve.scoring import bulk
 from winserve.scoring.ahead import Ahead
 from winserve.scoring.chunk_size import MOST_ROWS, ChunkSize
@@ -160,6 +160,8 @@ class RowScorer:
             subset, subset_lines = rows, lines
         else:
             subset, subset_lines = [rows[i] for i in good], [lines[i] for i in good]
+        if "matrix" in prepared.payload:  # laid out as the notebook's (chunk_size.py)
+            prepared.payload[COLUMN_MAJOR] = True
         dialect = job.dialect
         if as_text and self.reasons is None and isinstance(dialect, Dialect):
             # the model host writes the answers as the file's cells (host.answer_text)
