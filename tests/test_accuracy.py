@@ -492,6 +492,12 @@ def test_a_regressors_outcomes_give_mae_and_rmse_and_a_text_is_refused(
         "line 3: the outcome 'lots' is not a number; this model is a regressor, its outcomes "
         "are numbers"
     )
+    # a row over several lines (a quoted note with a line break) is named by its first line
+    spread = sent('request id;note;outcome\nr0;;3\nr1;"two\nlines";lots\n')
+    assert spread.status_code == 400
+    assert spread.json["error"]["message"].startswith("line 3: the outcome 'lots' is not"), (
+        spread.json
+    )
     # semicolons and a decimal comma, as Excel writes them in much of Europe; a row whose
     # outcome is not known yet is skipped
     good = sent("request id;outcome\nr0;3\nr1;1,5\nr2;\n")

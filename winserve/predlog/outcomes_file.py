@@ -82,8 +82,16 @@ def _csv_rows(
     numbers are read (a decimal comma)."""
     dialect = sniff(path, candidates, numbers)
     with dialect.open(path) as file:
-        rows = dialect.reader(file)
-        yield ((rows.line_num, row) for row in rows), dialect.read_number
+        yield _by_first_line(dialect.reader(file)), dialect.read_number
+
+
+def _by_first_line(rows: Any) -> Iterator[Numbered]:
+    """Each row with its first line (a quoted cell may span several), as a scoring job
+    numbers the rows of the file it scores."""
+    last = rows.line_num
+    for row in rows:
+        yield last + 1, row
+        last = rows.line_num
 
 
 def _cell(value: Any) -> str:
