@@ -56,14 +56,16 @@ line through all the calls, 13 with this one; the median size 218 rows against 1
 (4 - 2) ms / 20 us).
 
 In step with the notebook: BLAS computes a matrix product a few rows at a time (4 here,
-AVX-512), and a row's last float digits depend on where its block starts. A job's chunks
-are column-major (``rows.COLUMN_MAJOR``: as ``pandas.read_csv`` holds a file's numbers) and
-a multiple of ALIGN rows, so each chunk starts on a block boundary of the notebook's whole
-file: measured on a 5,000 x 12 file, ``predict`` and ``predict_proba`` of a binary
-LogisticRegression, a LinearRegression and a Ridge equal ``model.predict(pd.read_csv(f))``
-on every row in chunks of any multiple of 4 rows tried (4 to 1,008) and differ on 6-32 rows in
-chunks of 250 or 731 (row-major chunks: 1,606-3,059 rows differ in their last digits). Rows a
-job leaves out (blank, refused) shift the rows after them in their chunk: those may differ.
+AVX-512), and the last rows of a matrix that make no whole block are computed otherwise, to
+other last float digits. A job's chunks are column-major (``rows.COLUMN_MAJOR``: as
+``pandas.read_csv`` holds a file's numbers) and a multiple of ALIGN rows, so no chunk but the
+last has such rows, and the last has those of the notebook's whole file: measured on a
+5,000 and a 4,000 x 12 file, ``predict`` and ``predict_proba`` of a binary LogisticRegression, a
+LinearRegression, a Ridge, LDA, GaussianNB, SGD, an MLP, PCA + LogisticRegression and
+PolynomialFeatures + Lasso equal ``model.predict(pd.read_csv(f))`` on every row in chunks of
+any multiple of 4 rows tried (4 to 1,008); in chunks of 250 or 731, 6-32 rows differ, and
+row-major chunks of 1,000, 43-3,059 rows. A blank or refused row leaves its chunk up to 3 such
+rows, and as many at the file's end.
 """
 
 from __future__ import annotations
