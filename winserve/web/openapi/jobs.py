@@ -25,10 +25,20 @@ JOB_STATUS: Schema = {
     "properties": {
         "id": {"type": "string"},
         "state": {"enum": ["queued", "running", "done", "failed", "choose"]},
-        "total_rows": {"type": "integer"},
-        "done_rows": {"type": "integer"},
-        "scored_rows": {"type": "integer"},
-        "percent": {"type": "integer"},
+        "total_rows": {
+            "type": "integer",
+            "description": "the file's rows, known once it is read to its end (0 until then: "
+            "the file is read once, as it is scored)",
+        },
+        "done_rows": {"type": "integer", "description": "rows written to the result so far"},
+        "scored_rows": {"type": "integer", "description": "rows the model answered"},
+        "percent": {"type": "integer", "description": "the share of the file's bytes read"},
+        "seconds": {"type": "number", "description": "the job's time so far, or in all"},
+        "file": {"type": "string", "description": "the uploaded file's name"},
+        "read_as": {
+            "type": "string",
+            "description": "once done: how the file was read (separator, decimal mark, encoding)",
+        },
         "problem_count": {"type": "integer"},
         "error": {"type": "string"},
         "request_id": {"type": "string"},
