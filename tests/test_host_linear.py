@@ -21,6 +21,7 @@ from winserve.backends.pool import PoolBackend
 from winserve.host import ModelHost, linear
 from winserve.host.inputs import plain
 from winserve.model_info import ModelSpec
+from winserve.rows import CALL_STARTS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -224,6 +225,29 @@ def test_the_load_checks_rows_far_from_the_sample(
     assert _loaded(path).info()["extra"]["linear_direct"] is False
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_rows_answer_does_not_depend_on_the_rows_batched_with_it(
+    tmp_path: Path, kind: str
+) -> None:
+    """The pool merges users' calls into one (CALL_STARTS): each call's rows are answered as
+    that call alone, to the last digit (in one product, BLAS rounded a row by its place)."""
+    model = _trained(kind)
+    host = _loaded(_save(model, tmp_path))
+    classifier = hasattr(model, "predict_proba")
+    rows = _rows(96, 5)
+    starts = [0, 1, 2, 5, 6, 13, 14, 15, 40, 41, 90, 95]  # calls of 1 to 49 rows
+    ends = [*starts[1:], len(rows)]
+    merged = host.predict({"matrix": rows.copy(), CALL_STARTS: starts}, classifier)
+    alone = [
+        host.predict({"matrix": rows[a:b].copy()}, classifier)
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    assert merged["predictions"] == [p for answer in alone for p in answer["predictions"]]
+    if classifier:
+        shares = [p for answer in alone for p in answer["probabilities"]]
+        assert merged["probabilities"] == shares
+
+
 def test_only_a_float64_matrix_of_the_models_width() -> None:
     x = np.random.default_rng(0).normal(size=(50, WIDTH))
     run = linear.direct(make_pipeline(StandardScaler(), LogisticRegression()).fit(x, x[:, 0] > 0))
@@ -252,3 +276,28 @@ def test_spawned_host_answers_as_the_model(tmp_path: Path, pools: list[PoolBacke
     assert json.dumps([result.predictions, result.probabilities]) == _own(model, rows, True)
     alone = pool.predict({"matrix": rows[5:6]}, False)
     assert json.dumps([alone.predictions, None]) == _own(model, rows[5:6], False)
+
+
+@pytest.mark.spawn
+def test_concurrent_users_each_get_their_rows_answer_alone(
+    tmp_path: Path, pools: list[PoolBackend]
+) -> None:
+    """16 users at once through the pool (which batches them): every answer is the one the
+    row gets alone, to the last digit, whoever it was batched with."""
+    import concurrent.futures
+
+    model = _trained("linear regression")
+    pool = PoolBackend(ModelSpec(str(_save(model, tmp_path))))
+    pools.append(pool)
+    pool.start()
+    pool.wait_ready(60)
+    rows = _rows(320, 17)
+    wanted = [json.loads(_own(model, rows[i : i + 1], False))[0][0] for i in range(len(rows))]
+
+    def asked(i: int) -> Any:
+        return pool.predict({"matrix": rows[i : i + 1].copy()}, False).predictions[0]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as users:
+        got = list(users.map(asked, range(len(rows))))
+    differing = [i for i, (g, w) in enumerate(zip(got, wanted, strict=True)) if g != w]
+    assert not differing, f"{len(differing)} rows differ from the row alone: {differing[:5]}"

@@ -53,11 +53,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from winserve.host import linear
 from winserve.host.answer_text import as_text
 from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
 from winserve.host.linear import Direct
 from winserve.host.tensors import feed, takes_tensors
-from winserve.rows import COLUMN_MAJOR, TEXTS, WITHIN_FLOAT32
+from winserve.rows import CALL_STARTS, COLUMN_MAJOR, TEXTS, WITHIN_FLOAT32
 
 __all__ = [
     "MATRIX_BYTES",
@@ -254,7 +255,10 @@ class Predictor:
             ):
                 if self._direct is not None:
                     # a finite matrix, checked: a linear model's own arithmetic (linear.py)
-                    answered = self._direct(frame, proba)
+                    # each call of a merged batch apart: a user's last digits never
+                    # depend on the others' rows (linear.by_call)
+                    starts = payload.get(CALL_STARTS)
+                    answered = linear.by_call(self._direct, frame, proba, starts)
                     if answered is not None:
                         return self._scored(frame, scores, plain(answered[0]), answered[1])
                 with self._finite_context():
