@@ -9,6 +9,7 @@ import csv
 import io
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.helpers import csrf_token, job_ended, jobs_client
@@ -50,16 +51,20 @@ def test_each_line_is_copied_as_written_with_the_added_cells() -> None:
     ]
 
 
-def test_a_row_over_two_lines_is_written_by_csv_and_a_blank_one_padded() -> None:
+def test_a_row_over_two_lines_is_written_by_csv_and_an_empty_one_kept_empty() -> None:
     status, scored = _scored('id,a,b\r\n"two\r\nlines",2007,1\r\n\r\nr3,2009,1\r\n')
     rid = status["request_id"]
     assert status["scored_rows"] == 2, status
     assert list(csv.reader(io.StringIO(scored))) == [
         ["id", "a", "b", "prediction", "error", "request id"],
         ["two\r\nlines", "2007", "1", "2008.0", "", f"{rid}-2"],  # named by its first line
-        ["", "", "", "", "", ""],  # a blank line: no prediction, no request id
+        [],  # an empty line stays empty: no prediction, no request id
         ["r3", "2009", "1", "2010.0", "", f"{rid}-5"],
     ]
+    # read_csv skips it in both files: the copy's rows pair up with the file's by position
+    source = pd.read_csv(io.StringIO('id,a,b\r\n"two\r\nlines",2007,1\r\n\r\nr3,2009,1\r\n'))
+    copy = pd.read_csv(io.StringIO(scored))
+    assert list(copy["id"]) == list(source["id"]) and len(copy) == 2
 
 
 def test_a_row_over_several_lines_is_named_by_its_first_line() -> None:
@@ -86,7 +91,7 @@ def test_lines_beside_a_blank_or_ragged_one_keep_what_the_file_wrote() -> None:
     rid = status["request_id"]
     lines = scored.split("\r\n")
     assert lines[1] == f'"007",2007,1,2008.0,,{rid}-2'  # quotes kept
-    assert lines[2] == ",,,,,"  # a blank line: empty cells, no request id
+    assert lines[2] == ""  # an empty line stays empty: no prediction, no request id
     short = "has 2 values; the first line names 3 columns"
     assert lines[3] == f'"r3",2009,,,{short},{rid}-4'  # padded, so the columns line up
     long = "has 5 values; the first line names 3 columns"

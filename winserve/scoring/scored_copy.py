@@ -94,10 +94,11 @@ class ScoredCopy:
 
     def _row_by_row(self, pending: Pending, scored: list[tuple[list[str], list[str]]]) -> str:
         """A chunk ``_copied`` cannot copy whole, a line at a time: each line the file wrote
-        on one line is copied as written (a blank or short one padded with empty cells, so
-        that the added columns line up), with the added cells after it, quoted where they
-        need it; a row of more cells than the first line names keeps its first cells as
-        written, and its others go after the added ones (they were cut: issue 29's review);
+        on one line is copied as written (a short one padded with empty cells, so that the
+        added columns line up; an empty one stays empty), with the added cells after it,
+        quoted where they need it; a row of more cells than the first line names keeps its
+        first cells as written, and its others go after the added ones (they were cut:
+        issue 29's review);
         csv writes only a row spread over several lines (its cells quoted as csv quotes
         them)."""
         separator, width, ids, ending = self.separator, self.width, self.ids, "\r\n"
@@ -120,8 +121,13 @@ class ScoredCopy:
                 extra = separator + self._cells(row[width:]) if len(row) > width else ""
                 texts.append(f"{user}{separator}{added}{extra}{ending}")
                 continue
-            # a blank line is one empty cell to csv ([] in the rows: no cell at all)
-            padding = separator * (width - max(1, len(row)))
+            if not row:
+                # an empty line stays empty: read_csv skips it in the file and in the copy
+                # alike, so their rows still pair up by position (padded, it read as a row
+                # of missing values, one more than the file's)
+                texts.append(ending)
+                continue
+            padding = separator * (width - len(row))
             texts.append(f"{line.rstrip(ending)}{padding}{separator}{added}{ending}")
         return "".join(texts)
 
