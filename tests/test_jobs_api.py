@@ -96,9 +96,15 @@ def test_without_the_header_an_upload_still_needs_the_form_value() -> None:
     client = jobs_client()
     as_json = _upload(client, {"Accept": "application/json"})
     assert as_json.status_code == 403 and as_json.json["error"]["code"] == "csrf_failed"
-    assert "did not come from this page" in as_json.json["error"]["message"]
+    # a program that forgot the header is told which one (curl -F file=@rows.csv)
+    assert "'X-Winserve-Client: 1'" in as_json.json["error"]["message"]
     as_page = _upload(client, {})
     assert as_page.status_code == 403 and as_page.mimetype == "text/html"
+    assert "X-Winserve-Client: 1" in as_page.get_data(as_text=True)
+    client.get("/")  # a browser that had the page: its form value is missing or stale
+    stale = _upload(client, {"Accept": "application/json"})
+    assert stale.status_code == 403
+    assert "did not come from this page" in stale.json["error"]["message"]
 
 
 def test_the_client_header_from_another_sites_page_is_refused() -> None:

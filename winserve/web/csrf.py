@@ -75,6 +75,12 @@ def check() -> None:
         )
     browser = request.cookies.get(COOKIE, "")
     given = request.form.get(FIELD, "")
+    if not browser and not given:  # neither a page's form nor a program saying it is one
+        raise CsrfFailed(
+            "this request came from no page of this server: a program sends the header "
+            f"'{CLIENT_HEADER}: 1' (or 'Authorization: Bearer <token>' when a token is set); "
+            "a page: reload it and try again"
+        )
     if not browser or not hmac.compare_digest(given.encode(), _expected(browser).encode()):
         raise CsrfFailed(
             "the form has expired or did not come from this page; reload the page and try again"
