@@ -565,7 +565,8 @@ class Settings:
         0,
         "Threads one call of a PyTorch or ONNX tensor model may use in each replica. 0: the "
         "cores divided by the replicas (a table ONNX graph: one). Lower it when the machine "
-        "is shared: threads that wait for a busy core cost CPU time.",
+        "is shared: threads that wait for a busy core cost CPU time. For other models, the "
+        "OpenMP threads of a call (HistGradientBoosting, LightGBM, XGBoost); 0: one.",
         _int_in(0, 1024),
         cli="--intra-op-threads",
     )

@@ -247,6 +247,11 @@ def load(spec: ModelSpec) -> Loaded:
     return loaded
 
 
+def own_threads(spec: ModelSpec) -> bool:
+    """Whether the model's file sets its threads itself (PyTorch and ONNX: ``_placement``)."""
+    return bool(spec.path) and Path(spec.path).suffix.lower() in (".pt2", ".pt", ".pth", ".onnx")
+
+
 def _placement(spec: ModelSpec) -> Placement | None:
     """Where a PyTorch or ONNX file runs (the settings device and intra_op_threads, issue 24);
     None for other files, which run on the CPU whatever the setting."""

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from winserve.errors import ModelLoadError
-from winserve.host import describe, linear, loading, sample
+from winserve.host import describe, linear, loading, openmp, sample
 from winserve.host import reference as reference_sample
 from winserve.host.answers import (
     HostInfo,
@@ -127,6 +127,8 @@ class ModelHost(Shortcuts):
         self._pins = dict(spec.kinds)
         loaded = loading.load(spec)
         loading.single_threaded(loaded.model)
+        if not loading.own_threads(spec):  # torch and ONNX files have their own
+            openmp.limit(spec.intra_op_threads or 1)
         self._use(loaded)
         info = self._describe(loaded)
         self._sample(info, spec.example)
