@@ -56,7 +56,6 @@ from typing import Any
 from winserve.host import linear
 from winserve.host.answer_text import as_text
 from winserve.host.answers import INPUT_ERRORS, PredictAnswer, Predicted, error_record, failure
-from winserve.host.linear import Direct
 from winserve.host.tensors import feed, takes_tensors
 from winserve.rows import CALL_STARTS, COLUMN_MAJOR, TEXTS, WITHIN_FLOAT32
 
@@ -211,7 +210,7 @@ class Predictor:
     _summed: Callable[[Any], Any] | None
     _summed_predict: Callable[[Any], Any] | None  # a regression forest's, the same way
     # a linear model's arithmetic without its input checks, checked at load (issue 29)
-    _direct: Direct | None
+    _direct: linear.Direct | None
     _finite_context: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     def predict(self, payload: dict[str, Any], proba: bool, scores: bool = False) -> PredictAnswer:
