@@ -106,3 +106,21 @@ def test_a_crashed_batch_goes_back_first_in_order_and_drain_empties_both() -> No
     waiting.put(chunk)
     assert waiting.drain() == [*crashed[:2], queued, crashed[2], chunk]
     assert not waiting
+
+
+def test_tensors_of_alternating_shapes_merge_by_shape_each_first_in_line_kept() -> None:
+    """Calls of two shapes queued in turn: each model call takes the first call waiting and
+    the calls of its shape behind it; the others keep their order for the next (every call
+    was a model call of its own when a shape in between stopped the merging)."""
+    waiting = Waiting(max_batch_rows=256, max_batch_bytes=1 << 20)
+
+    def tensor(shape: tuple[int, ...]) -> Call:
+        payload = {"tensors": {"x": np.zeros((1, *shape), dtype=np.float32)}}
+        return Call(payload, 1, False, time.monotonic() + 30.0, 30.0)
+
+    calls = [tensor((100,) if i % 2 else (2, 5)) for i in range(6)]
+    for call in calls:
+        waiting.put(call)
+    assert waiting.take() == ([calls[0], calls[2], calls[4]], 3)
+    assert waiting.take() == ([calls[1], calls[3], calls[5]], 3)
+    assert waiting.take() == ([], 0)

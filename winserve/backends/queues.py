@@ -98,9 +98,15 @@ class Waiting:
             if calls and call.solo and not calls[0].solo:
                 skipped += 1
                 continue
-            if calls and (
-                calls[0].solo or rows + call.rows > self._max_rows or not self._joins(calls, call)
-            ):
+            if calls and (calls[0].solo or rows + call.rows > self._max_rows):
+                break
+            if calls and call.key != calls[0].key:
+                # tensors of another shape stay in place, first for the next call: the calls
+                # of this shape behind them still merge (shapes that alternated in the queue
+                # made every call a model call of its own)
+                skipped += 1
+                continue
+            if calls and not self._joins(calls, call):
                 break
             del queue[skipped]
             calls.append(call)
