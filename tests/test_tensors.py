@@ -412,13 +412,14 @@ def test_tensors_merge_only_with_their_shape_and_within_the_byte_cap() -> None:
     other = [_tensor_job(1, 5), _tensor_job(1, 4, "int64"), _tensor_job(1, 4)]
     waiting.interactive.extend([*same, *other])
     jobs, rows = waiting.take_batch([], 0)
-    assert jobs == same and rows == 3  # [N, 5] waits for the next call
+    # [N, 5] and int64 wait for the next calls, in place; the [N, 4] float32 behind them joins
+    assert jobs == [*same, other[2]] and rows == 4
     merged = merge_payloads([j.payload for j in jobs])
-    assert merged["tensors"]["x"].shape == (3, 4) and row_count(merged) == 3
+    assert merged["tensors"]["x"].shape == (4, 4) and row_count(merged) == 4
     assert waiting.take_batch([], 0)[0] == other[:1]  # alone: the next has another shape
     assert waiting.take_batch([], 0)[0] == other[1:2]  # int64 does not go with float32
     # bytes: 10 rows of 4 float32 are 160 bytes, over the 120 allowed with another job
-    waiting.interactive.extend([_tensor_job(2, 4), _tensor_job(10, 4)])
+    waiting.interactive.extend([_tensor_job(1, 4), _tensor_job(2, 4), _tensor_job(10, 4)])
     assert [j.rows for j in waiting.take_batch([], 0)[0]] == [1, 2]  # 48 bytes together
     assert [j.rows for j in waiting.take_batch([], 0)[0]] == [10]  # alone, whatever its size
 
