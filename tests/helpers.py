@@ -81,6 +81,24 @@ def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+def page_job(session: Any, url: str, name: str, data: bytes) -> tuple[dict[str, Any], bytes]:
+    """A file scored through a real server's page (its form, as a browser sends it): the
+    job's final status and its result's bytes (``session``: a ``requests.Session``)."""
+    token = csrf_token(session.get(url + "/", timeout=30).text)
+    answer = session.post(
+        url + "/jobs",
+        data={"csrf_token": token},
+        files={"file": (name, data, "text/csv")},
+        headers={"Origin": url},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert answer.status_code == 303, answer.text
+    job = url + answer.headers["Location"]
+    status = job_ended(session, f"{job}/status")
+    return status, session.get(f"{job}/result.csv", timeout=30).content
+
+
 def job_ended(
     client: Any,
     status_url: str,

@@ -31,6 +31,7 @@ from tests.helpers import (
     job_ended,
     jobs_client,
     local_client,
+    page_job,
     running_server,
 )
 from winserve.model_info import ModelSpec
@@ -235,18 +236,6 @@ def test_a_real_server_scores_excel_files_with_gaps_as_read_csv_reads_them(
         session = requests.Session()
         for dialect in (DIALECTS[4], DIALECTS[5]):  # German Excel CSV; Unicode Text
             data = _file(dialect)
-            token = csrf_token(session.get(server.url + "/", timeout=30).text)
-            answer = session.post(
-                server.url + "/jobs",
-                data={"csrf_token": token},
-                files={"file": ("Tabelle1.csv", data, "text/csv")},
-                headers={"Origin": server.url},
-                allow_redirects=False,
-                timeout=60,
-            )
-            assert answer.status_code == 303, answer.text
-            job = server.url + answer.headers["Location"]
-            status = job_ended(session, f"{job}/status")
+            status, scored = page_job(session, server.url, "Tabelle1.csv", data)
             assert status["state"] == "done" and status["problem_count"] == 0, status
-            scored = session.get(f"{job}/result.csv", timeout=30).content
             _compare(scored, dialect, *_expected(model, data, dialect))

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.helpers import csrf_token, job_ended, jobs_client, running_server
+from tests.helpers import csrf_token, job_ended, jobs_client, page_job, running_server
 from winserve.model_info import ModelSpec
 
 pytestmark = pytest.mark.timeout(180)
@@ -115,21 +115,9 @@ def test_a_job_through_the_model_process_has_the_notebooks_digits(
     data, saved = files
     path, model = saved["linear regression"]
     with running_server([str(path)], cwd=path.parent) as server:
-        session = requests.Session()
-        token = csrf_token(session.get(server.url + "/", timeout=30).text)
-        answer = session.post(
-            server.url + "/jobs",
-            data={"csrf_token": token},
-            files={"file": ("rows.csv", data, "text/csv")},
-            headers={"Origin": server.url},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert answer.status_code == 303, answer.text
-        job = server.url + answer.headers["Location"]
-        status = job_ended(session, f"{job}/status", 60)
+        status, scored = page_job(requests.Session(), server.url, "rows.csv", data)
         assert status["state"] == "done" and status["problem_count"] == 0, status
-        got = _scored(session.get(f"{job}/result.csv", timeout=30).content.decode("utf-8-sig"))
+        got = _scored(scored.decode("utf-8-sig"))
     differing = _differing(got, _notebook(model, data))
     assert not differing, f"{len(differing)} rows differ, the first {differing[:5]}"
 
