@@ -133,9 +133,7 @@ class Waiting:
         return time.monotonic() - (first.deadline - first.timeout) >= CHUNK_WAIT
 
     def _joins(self, calls: list[Call], call: Call) -> bool:
-        """Whether ``call`` may go into the model call with ``calls``: tensors of the same
-        per-row shapes, and the model call's tensors within ``max_batch_bytes`` (issue 24)."""
-        if call.key != calls[0].key:
-            return False
+        """Whether ``call``, of the same per-row shapes as ``calls`` (``take_batch`` checked),
+        keeps the model call's tensors within ``max_batch_bytes`` (issue 24)."""
         taken = sum(c.nbytes for c in calls)
         return not call.nbytes or taken + call.nbytes <= self._max_bytes
